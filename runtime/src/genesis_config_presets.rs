@@ -1,0 +1,135 @@
+//! Genesis presets: `dev` (one validator) and `local` (Alice, Bob and Charlie).
+//!
+//! Every preset issues exactly [`GENESIS_SUPPLY`] BLY, split 40 % mining-reward pool, 20 %
+//! foundation, 15 % team and 25 % community. The well-known development accounts are funded out
+//! of the community share, so the split of the whole supply stays exact.
+
+use crate::{
+	configs::accounts, currency::*, AccountId, BalancesConfig, RuntimeGenesisConfig, SessionConfig,
+	SessionKeys, StakingConfig, SudoConfig,
+};
+use alloc::{string::String, vec, vec::Vec};
+use frame_support::build_struct_json_patch;
+use serde_json::Value;
+use sp_consensus_aura::sr25519::AuthorityId as AuraId;
+use sp_consensus_grandpa::AuthorityId as GrandpaId;
+use sp_genesis_builder::{self, PresetId};
+use sp_keyring::{Ed25519Keyring, Sr25519Keyring};
+
+/// BLY given to each well-known development account (Alice … Ferdie).
+pub const DEV_ACCOUNT_ENDOWMENT: Balance = 1_000_000 * BLY;
+/// BLY each genesis validator bonds.
+pub const VALIDATOR_BOND: Balance = 100_000 * BLY;
+
+use crate::Balance;
+
+/// A validator's stash and its session keys.
+pub struct GenesisValidator {
+	pub stash: AccountId,
+	pub aura: AuraId,
+	pub grandpa: GrandpaId,
+}
+
+impl GenesisValidator {
+	fn from_keyring(sr: Sr25519Keyring, ed: Ed25519Keyring) -> Self {
+		Self { stash: sr.to_account_id(), aura: sr.public().into(), grandpa: ed.public().into() }
+	}
+}
+
+/// Balances at genesis: the four named allocations, with `endowed` paid out of the community share.
+pub fn genesis_balances(endowed: &[AccountId]) -> Vec<(AccountId, Balance)> {
+	let share = |percent: u128| GENESIS_SUPPLY / 100 * percent;
+	let to_endowed = DEV_ACCOUNT_ENDOWMENT.saturating_mul(endowed.len() as u128);
+	let mut balances = vec![
+		(accounts::mining_pool(), share(MINING_POOL_PERCENT)),
+		(accounts::foundation(), share(FOUNDATION_PERCENT)),
+		(accounts::team(), share(TEAM_PERCENT)),
+		(accounts::community(), share(COMMUNITY_PERCENT).saturating_sub(to_endowed)),
+	];
+	balances.extend(endowed.iter().cloned().map(|a| (a, DEV_ACCOUNT_ENDOWMENT)));
+	balances
+}
+
+fn blyan_genesis(
+	validators: Vec<GenesisValidator>,
+	endowed: Vec<AccountId>,
+	sudo: Option<AccountId>,
+) -> Value {
+	let validator_count = validators.len() as u32;
+	build_struct_json_patch!(RuntimeGenesisConfig {
+		balances: BalancesConfig { balances: genesis_balances(&endowed) },
+		session: SessionConfig {
+			keys: validators
+				.iter()
+				.map(|v| {
+					(
+						v.stash.clone(),
+						v.stash.clone(),
+						SessionKeys { aura: v.aura.clone(), grandpa: v.grandpa.clone() },
+					)
+				})
+				.collect::<Vec<_>>(),
+		},
+		staking: StakingConfig {
+			validator_count,
+			minimum_validator_count: 1,
+			stakers: validators
+				.iter()
+				.map(|v| {
+					(
+						v.stash.clone(),
+						v.stash.clone(),
+						VALIDATOR_BOND,
+						pallet_staking::StakerStatus::<AccountId>::Validator,
+					)
+				})
+				.collect::<Vec<_>>(),
+		},
+		sudo: SudoConfig { key: sudo },
+	})
+}
+
+/// The well-known development accounts, each funded with [`DEV_ACCOUNT_ENDOWMENT`].
+pub fn dev_accounts() -> Vec<AccountId> {
+	Sr25519Keyring::well_known().map(|k| k.to_account_id()).collect()
+}
+
+/// One validator (Alice), sudo for development.
+pub fn development_config_genesis() -> Value {
+	blyan_genesis(
+		vec![GenesisValidator::from_keyring(Sr25519Keyring::Alice, Ed25519Keyring::Alice)],
+		dev_accounts(),
+		Some(Sr25519Keyring::Alice.to_account_id()),
+	)
+}
+
+/// Three validators on one machine (Alice, Bob, Charlie); no sudo.
+pub fn local_config_genesis() -> Value {
+	blyan_genesis(
+		vec![
+			GenesisValidator::from_keyring(Sr25519Keyring::Alice, Ed25519Keyring::Alice),
+			GenesisValidator::from_keyring(Sr25519Keyring::Bob, Ed25519Keyring::Bob),
+			GenesisValidator::from_keyring(Sr25519Keyring::Charlie, Ed25519Keyring::Charlie),
+		],
+		dev_accounts(),
+		None,
+	)
+}
+
+/// The JSON patch of preset `id`, if there is one.
+pub fn get_preset(id: &PresetId) -> Option<Vec<u8>> {
+	let patch = match id.as_ref() {
+		sp_genesis_builder::DEV_RUNTIME_PRESET => development_config_genesis(),
+		sp_genesis_builder::LOCAL_TESTNET_RUNTIME_PRESET => local_config_genesis(),
+		_ => return None,
+	};
+	serde_json::to_string(&patch).ok().map(String::into_bytes)
+}
+
+/// Names of the presets this runtime offers.
+pub fn preset_names() -> Vec<PresetId> {
+	vec![
+		PresetId::from(sp_genesis_builder::DEV_RUNTIME_PRESET),
+		PresetId::from(sp_genesis_builder::LOCAL_TESTNET_RUNTIME_PRESET),
+	]
+}

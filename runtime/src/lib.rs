@@ -1,0 +1,157 @@
+//! The Blyan runtime.
+//!
+//! Proof-of-stake block production (Aura slots among the validators elected by `pallet-staking`),
+//! GRANDPA finality with equivocation reporting into offences and slashing, and the BLY token
+//! (`pallet-balances`) whose transaction fees are partly burned and partly paid to the block author.
+#![cfg_attr(not(feature = "std"), no_std)]
+// `construct_runtime` expands to a deep type.
+#![recursion_limit = "256"]
+
+#[cfg(feature = "std")]
+include!(concat!(env!("OUT_DIR"), "/wasm_binary.rs"));
+
+extern crate alloc;
+
+pub mod apis;
+pub mod configs;
+pub mod genesis_config_presets;
+#[cfg(test)]
+mod tests;
+
+use sp_runtime::{generic, impl_opaque_keys};
+use sp_version::RuntimeVersion;
+
+pub use blyan_primitives::{
+	currency, time, AccountId, Balance, BlockNumber, Hash, Moment, Nonce, Signature,
+};
+pub use frame_support::traits::Get;
+pub use pallet_balances::Call as BalancesCall;
+pub use sp_runtime::{Perbill, Permill};
+
+/// Opaque types: what the node sees of blocks without knowing the runtime's call types.
+pub mod opaque {
+	use super::*;
+	use sp_runtime::traits::{BlakeTwo256, Hash as HashT};
+
+	pub use sp_runtime::OpaqueExtrinsic as UncheckedExtrinsic;
+
+	/// Opaque block header type.
+	pub type Header = generic::Header<BlockNumber, BlakeTwo256>;
+	/// Opaque block type.
+	pub type Block = generic::Block<Header, UncheckedExtrinsic>;
+	/// Opaque block identifier type.
+	pub type BlockId = generic::BlockId<Block>;
+	/// Opaque block hash type.
+	pub type Hash = <BlakeTwo256 as HashT>::Output;
+}
+
+impl_opaque_keys! {
+	/// Session keys of a validator: one for block production, one for finality votes.
+	pub struct SessionKeys {
+		pub aura: Aura,
+		pub grandpa: Grandpa,
+	}
+}
+
+#[sp_version::runtime_version]
+pub const VERSION: RuntimeVersion = RuntimeVersion {
+	spec_name: alloc::borrow::Cow::Borrowed("blyan"),
+	impl_name: alloc::borrow::Cow::Borrowed("blyan-node"),
+	authoring_version: 1,
+	// Bump on every change of runtime logic; a runtime upgrade needs a higher value.
+	spec_version: 100,
+	impl_version: 1,
+	apis: apis::RUNTIME_API_VERSIONS,
+	transaction_version: 1,
+	system_version: 1,
+};
+
+/// Block header type.
+pub type Header = generic::Header<BlockNumber, sp_runtime::traits::BlakeTwo256>;
+/// Block type.
+pub type Block = generic::Block<Header, UncheckedExtrinsic>;
+/// The address format for referring to accounts.
+pub type Address = sp_runtime::MultiAddress<AccountId, ()>;
+
+/// Checks every signed transaction goes through, in order.
+pub type TxExtension = (
+	frame_system::CheckNonZeroSender<Runtime>,
+	frame_system::CheckSpecVersion<Runtime>,
+	frame_system::CheckTxVersion<Runtime>,
+	frame_system::CheckGenesis<Runtime>,
+	frame_system::CheckEra<Runtime>,
+	frame_system::CheckNonce<Runtime>,
+	frame_system::CheckWeight<Runtime>,
+	pallet_transaction_payment::ChargeTransactionPayment<Runtime>,
+	frame_system::WeightReclaim<Runtime>,
+);
+
+/// Unchecked extrinsic type as expected by this runtime.
+pub type UncheckedExtrinsic =
+	generic::UncheckedExtrinsic<Address, RuntimeCall, Signature, TxExtension>;
+/// The payload being signed in transactions.
+pub type SignedPayload = generic::SignedPayload<RuntimeCall, TxExtension>;
+
+/// Storage migrations to run on the next runtime upgrade.
+type Migrations = ();
+
+/// Executive: dispatches blocks and extrinsics to the pallets.
+pub type Executive = frame_executive::Executive<
+	Runtime,
+	Block,
+	frame_system::ChainContext<Runtime>,
+	Runtime,
+	AllPalletsWithSystem,
+	Migrations,
+>;
+
+#[frame_support::runtime]
+mod runtime {
+	#[runtime::runtime]
+	#[runtime::derive(
+		RuntimeCall,
+		RuntimeEvent,
+		RuntimeError,
+		RuntimeOrigin,
+		RuntimeFreezeReason,
+		RuntimeHoldReason,
+		RuntimeSlashReason,
+		RuntimeLockId,
+		RuntimeTask,
+		RuntimeViewFunction
+	)]
+	pub struct Runtime;
+
+	#[runtime::pallet_index(0)]
+	pub type System = frame_system;
+	#[runtime::pallet_index(1)]
+	pub type Timestamp = pallet_timestamp;
+	#[runtime::pallet_index(2)]
+	pub type Balances = pallet_balances;
+	#[runtime::pallet_index(3)]
+	pub type TransactionPayment = pallet_transaction_payment;
+
+	// Consensus. `Authorship` must come before `Session` and `Staking` so that block authors are
+	// known when sessions rotate; `Aura` after `Session` so it sees the new authority set.
+	#[runtime::pallet_index(10)]
+	pub type Authorship = pallet_authorship;
+	#[runtime::pallet_index(11)]
+	pub type Staking = pallet_staking;
+	#[runtime::pallet_index(12)]
+	pub type Offences = pallet_offences;
+	#[runtime::pallet_index(13)]
+	pub type Historical = pallet_session::historical;
+	#[runtime::pallet_index(14)]
+	pub type Session = pallet_session;
+	#[runtime::pallet_index(15)]
+	pub type Aura = pallet_aura;
+	#[runtime::pallet_index(16)]
+	pub type Grandpa = pallet_grandpa;
+
+	#[runtime::pallet_index(20)]
+	pub type Utility = pallet_utility;
+	// Development only: the `dev` preset sets a key, `local` leaves it empty. Governance replaces it.
+	#[runtime::pallet_index(30)]
+	pub type Sudo = pallet_sudo;
+}
+
