@@ -42,3 +42,16 @@ pub fn local_chain_spec() -> Result<ChainSpec, String> {
 		.with_properties(properties())
 		.build())
 }
+
+/// Four validators (Alice, Bob, Charlie, Dave): tolerates one of them failing.
+pub fn local4_chain_spec() -> Result<ChainSpec, String> {
+	Ok(ChainSpec::builder(wasm()?, None)
+		.with_name("Blyan Local Testnet (4 validators)")
+		.with_id("blyan_local4")
+		.with_chain_type(ChainType::Local)
+		.with_genesis_config_preset_name(
+			blyan_runtime::genesis_config_presets::LOCAL4_TESTNET_RUNTIME_PRESET,
+		)
+		.with_properties(properties())
+		.build())
+}

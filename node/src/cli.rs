@@ -39,7 +39,11 @@ pub enum Subcommand {
 
 /// The `blyan-node` command line.
 #[derive(Debug, clap::Parser)]
-#[command(propagate_version = true, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(
+	propagate_version = true,
+	args_conflicts_with_subcommands = true,
+	subcommand_negates_reqs = true
+)]
 pub struct Cli {
 	/// A subcommand; without one the node runs.
 	#[command(subcommand)]

@@ -88,7 +88,10 @@ mod tests {
 
 	#[test]
 	fn genesis_split_adds_up_to_the_whole_supply() {
-		assert_eq!(MINING_POOL_PERCENT + FOUNDATION_PERCENT + TEAM_PERCENT + COMMUNITY_PERCENT, 100);
+		assert_eq!(
+			MINING_POOL_PERCENT + FOUNDATION_PERCENT + TEAM_PERCENT + COMMUNITY_PERCENT,
+			100
+		);
 		assert_eq!(GENESIS_SUPPLY, 1_000_000_000_000_000_000_000);
 	}
 }

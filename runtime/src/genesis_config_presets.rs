@@ -1,4 +1,5 @@
-//! Genesis presets: `dev` (one validator) and `local` (Alice, Bob and Charlie).
+//! Genesis presets: `dev` (one validator), `local` (Alice, Bob and Charlie) and `local4` (the same
+//! plus Dave: the smallest set in which GRANDPA tolerates one faulty validator).
 //!
 //! Every preset issues exactly [`GENESIS_SUPPLY`] BLY, split 40 % mining-reward pool, 20 %
 //! foundation, 15 % team and 25 % community. The well-known development accounts are funded out
@@ -116,11 +117,30 @@ pub fn local_config_genesis() -> Value {
 	)
 }
 
+/// Preset id of the four-validator local network.
+pub const LOCAL4_TESTNET_RUNTIME_PRESET: &str = "local4_testnet";
+
+/// Four validators (Alice, Bob, Charlie, Dave); no sudo. GRANDPA needs `n - (n-1)/3` votes, so
+/// this is the smallest network that keeps finalizing with one validator down.
+pub fn local4_config_genesis() -> Value {
+	blyan_genesis(
+		vec![
+			GenesisValidator::from_keyring(Sr25519Keyring::Alice, Ed25519Keyring::Alice),
+			GenesisValidator::from_keyring(Sr25519Keyring::Bob, Ed25519Keyring::Bob),
+			GenesisValidator::from_keyring(Sr25519Keyring::Charlie, Ed25519Keyring::Charlie),
+			GenesisValidator::from_keyring(Sr25519Keyring::Dave, Ed25519Keyring::Dave),
+		],
+		dev_accounts(),
+		None,
+	)
+}
+
 /// The JSON patch of preset `id`, if there is one.
 pub fn get_preset(id: &PresetId) -> Option<Vec<u8>> {
 	let patch = match id.as_ref() {
 		sp_genesis_builder::DEV_RUNTIME_PRESET => development_config_genesis(),
 		sp_genesis_builder::LOCAL_TESTNET_RUNTIME_PRESET => local_config_genesis(),
+		LOCAL4_TESTNET_RUNTIME_PRESET => local4_config_genesis(),
 		_ => return None,
 	};
 	serde_json::to_string(&patch).ok().map(String::into_bytes)
@@ -131,5 +151,6 @@ pub fn preset_names() -> Vec<PresetId> {
 	vec![
 		PresetId::from(sp_genesis_builder::DEV_RUNTIME_PRESET),
 		PresetId::from(sp_genesis_builder::LOCAL_TESTNET_RUNTIME_PRESET),
+		PresetId::from(LOCAL4_TESTNET_RUNTIME_PRESET),
 	]
 }

@@ -154,4 +154,3 @@ mod runtime {
 	#[runtime::pallet_index(30)]
 	pub type Sudo = pallet_sudo;
 }
-

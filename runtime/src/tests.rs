@@ -18,10 +18,11 @@ use sp_runtime::{
 /// Deep-merges a genesis preset patch into the default genesis config, as the node does.
 fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
 	match (base, patch) {
-		(serde_json::Value::Object(base), serde_json::Value::Object(patch)) =>
+		(serde_json::Value::Object(base), serde_json::Value::Object(patch)) => {
 			for (k, v) in patch {
 				merge(base.entry(k).or_insert(serde_json::Value::Null), v);
-			},
+			}
+		}
 		(base, patch) => *base = patch,
 	}
 }
@@ -31,7 +32,8 @@ fn genesis(preset: &str) -> sp_io::TestExternalities {
 	let patch: serde_json::Value = serde_json::from_slice(&patch).expect("preset is json");
 	let mut config = serde_json::to_value(RuntimeGenesisConfig::default()).expect("default config");
 	merge(&mut config, patch);
-	let config: RuntimeGenesisConfig = serde_json::from_value(config).expect("valid genesis config");
+	let config: RuntimeGenesisConfig =
+		serde_json::from_value(config).expect("valid genesis config");
 	let storage = config.build_storage().expect("genesis storage builds");
 	storage.into()
 }
@@ -47,7 +49,12 @@ fn start_block(n: u32, slot: u64) {
 	pallet_timestamp::Pallet::<Runtime>::set_timestamp(slot * crate::time::SLOT_DURATION);
 }
 
-fn signed(signer: Sr25519Keyring, nonce: u32, call: RuntimeCall, tip: Balance) -> UncheckedExtrinsic {
+fn signed(
+	signer: Sr25519Keyring,
+	nonce: u32,
+	call: RuntimeCall,
+	tip: Balance,
+) -> UncheckedExtrinsic {
 	let tx_ext: TxExtension = (
 		frame_system::CheckNonZeroSender::new(),
 		frame_system::CheckSpecVersion::new(),
@@ -89,10 +96,13 @@ fn genesis_allocation_is_split_40_20_15_25() {
 		assert_eq!(free(&accounts::foundation()), pct(20));
 		assert_eq!(free(&accounts::team()), pct(15));
 		// Development accounts are paid from the community share; together they are 25 %.
-		let dev: Balance = presets::dev_accounts().iter().map(|a| {
-			// Validators' bonds are held, not spent: the total balance still counts them.
-			<Balances as Inspect<AccountId>>::total_balance(a)
-		}).sum();
+		let dev: Balance = presets::dev_accounts()
+			.iter()
+			.map(|a| {
+				// Validators' bonds are held, not spent: the total balance still counts them.
+				<Balances as Inspect<AccountId>>::total_balance(a)
+			})
+			.sum();
 		assert_eq!(free(&accounts::community()) + dev, pct(25));
 	});
 }
@@ -108,10 +118,11 @@ fn local_preset_has_no_sudo_and_dev_preset_has_alice() {
 #[test]
 fn staking_elects_the_genesis_validators() {
 	genesis("local_testnet").execute_with(|| {
-		let expected: Vec<AccountId> = [Sr25519Keyring::Alice, Sr25519Keyring::Bob, Sr25519Keyring::Charlie]
-			.iter()
-			.map(|k| k.to_account_id())
-			.collect();
+		let expected: Vec<AccountId> =
+			[Sr25519Keyring::Alice, Sr25519Keyring::Bob, Sr25519Keyring::Charlie]
+				.iter()
+				.map(|k| k.to_account_id())
+				.collect();
 		let mut session = pallet_session::Validators::<Runtime>::get();
 		session.sort();
 		let mut want = expected.clone();
@@ -169,7 +180,9 @@ fn transfer_pays_a_fee_that_is_split_between_burn_and_block_author() {
 			.into_iter()
 			.find_map(|r| match r.event {
 				RuntimeEvent::TransactionPayment(
-					pallet_transaction_payment::Event::TransactionFeePaid { actual_fee, tip, .. },
+					pallet_transaction_payment::Event::TransactionFeePaid {
+						actual_fee, tip, ..
+					},
 				) => Some((actual_fee, tip)),
 				_ => None,
 			})
@@ -186,4 +199,3 @@ fn transfer_pays_a_fee_that_is_split_between_burn_and_block_author() {
 		assert_eq!(pallet_balances::TotalIssuance::<Runtime>::get(), issuance_before - burned);
 	});
 }
-

@@ -12,8 +12,7 @@ use crate::{
 	RuntimeHoldReason, RuntimeOrigin, RuntimeTask, Session, SessionKeys, Staking, System, VERSION,
 };
 use frame_support::{
-	derive_impl,
-	parameter_types,
+	derive_impl, parameter_types,
 	traits::{ConstBool, ConstU128, ConstU32, ConstU64, ConstU8, KeyOwnerProofSystem},
 	weights::{
 		constants::{RocksDbWeight, WEIGHT_REF_TIME_PER_SECOND},
@@ -209,12 +208,14 @@ impl pallet_staking::Config for Runtime {
 	type CurrencyBalance = Balance;
 	type UnixTime = pallet_timestamp::Pallet<Runtime>;
 	type CurrencyToVote = sp_staking::currency_to_vote::U128CurrencyToVote;
-	type ElectionProvider = frame_election_provider_support::onchain::OnChainExecution<OnChainSeqPhragmen>;
+	type ElectionProvider =
+		frame_election_provider_support::onchain::OnChainExecution<OnChainSeqPhragmen>;
 	type GenesisElectionProvider = Self::ElectionProvider;
 	type NominationsQuota = pallet_staking::FixedNominationsQuota<16>;
 	type HistoryDepth = HistoryDepth;
 	// Inflation not paid to validators goes to the mining-reward pool.
-	type RewardRemainder = frame_support::traits::tokens::imbalance::ResolveTo<MiningPoolAccount, Balances>;
+	type RewardRemainder =
+		frame_support::traits::tokens::imbalance::ResolveTo<MiningPoolAccount, Balances>;
 	type RuntimeEvent = RuntimeEvent;
 	// Slashed stake is burned.
 	type Slash = ();
@@ -304,4 +305,3 @@ pub mod accounts {
 		CommunityPalletId::get().into_account_truncating()
 	}
 }
-

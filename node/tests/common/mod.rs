@@ -1,0 +1,328 @@
+//! Helpers for tests that run the real `blyan-node` binary on loopback.
+//!
+//! Every node is a child process on free 127.0.0.1 ports with its own base path; it is killed
+//! (SIGKILL, by PID) and reaped when its handle drops, so a failing test leaves nothing behind.
+#![allow(dead_code)]
+
+use std::{
+	net::TcpListener,
+	path::{Path, PathBuf},
+	process::{Child, Command, Stdio},
+	time::{Duration, Instant},
+};
+
+use blyan_runtime::{
+	AccountId, Balance, RuntimeCall, SignedPayload, TxExtension, UncheckedExtrinsic,
+};
+use codec::{Decode, Encode};
+use serde_json::{json, Value};
+use sp_core::H256;
+use sp_keyring::Sr25519Keyring;
+use sp_runtime::generic::Era;
+
+/// Path of the node binary: `$BLYAN_NODE_BIN`, else the one cargo built for this test run.
+pub fn node_binary() -> PathBuf {
+	if let Some(path) = std::env::var_os("BLYAN_NODE_BIN") {
+		return PathBuf::from(path);
+	}
+	match option_env!("CARGO_BIN_EXE_blyan-node") {
+		Some(path) => PathBuf::from(path),
+		None => panic!("set BLYAN_NODE_BIN to the blyan-node binary"),
+	}
+}
+
+/// A free TCP port on 127.0.0.1 (the listener is closed before the port is handed out).
+pub fn free_port() -> u16 {
+	TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
+}
+
+/// Total BLY issuance in the state of block `at`.
+pub fn total_issuance_key() -> String {
+	format!(
+		"0x{}",
+		hex::encode(pallet_balances::TotalIssuance::<blyan_runtime::Runtime>::hashed_key())
+	)
+}
+
+/// A running node process.
+pub struct Node {
+	pub name: String,
+	pub child: Option<Child>,
+	pub rpc_port: u16,
+	pub p2p_port: u16,
+	pub prometheus_port: u16,
+	pub base_path: PathBuf,
+	pub log: PathBuf,
+	args: Vec<String>,
+}
+
+impl Node {
+	/// Starts `blyan-node` with `args` plus loopback ports and a base path under `dir`.
+	pub fn start(name: &str, dir: &Path, args: &[&str]) -> Node {
+		let base_path = dir.join(name);
+		std::fs::create_dir_all(&base_path).expect("base path");
+		let mut node = Node {
+			name: name.into(),
+			child: None,
+			rpc_port: free_port(),
+			p2p_port: free_port(),
+			prometheus_port: free_port(),
+			log: dir.join(format!("{name}.log")),
+			base_path,
+			args: args.iter().map(|s| s.to_string()).collect(),
+		};
+		node.spawn();
+		node
+	}
+
+	fn spawn(&mut self) {
+		let log = std::fs::OpenOptions::new()
+			.create(true)
+			.append(true)
+			.open(&self.log)
+			.expect("log file");
+		let child = Command::new(node_binary())
+			.args(&self.args)
+			.arg("--base-path")
+			.arg(&self.base_path)
+			.args(["--rpc-port", &self.rpc_port.to_string()])
+			.args(["--port", &self.p2p_port.to_string()])
+			.args(["--prometheus-port", &self.prometheus_port.to_string()])
+			.args(["--no-mdns", "--no-telemetry", "--listen-addr"])
+			.arg(format!("/ip4/127.0.0.1/tcp/{}", self.p2p_port))
+			.stdout(Stdio::null())
+			.stderr(log)
+			.spawn()
+			.expect("spawn blyan-node");
+		self.child = Some(child);
+	}
+
+	/// SIGKILL, as a crash or power loss would.
+	pub fn kill(&mut self) {
+		if let Some(mut child) = self.child.take() {
+			let _ = child.kill();
+			let _ = child.wait();
+		}
+	}
+
+	/// Starts the process again with the same ports and base path.
+	pub fn restart(&mut self) {
+		self.kill();
+		self.spawn();
+	}
+
+	pub fn is_running(&mut self) -> bool {
+		matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+	}
+
+	pub fn rpc_url(&self) -> String {
+		format!("http://127.0.0.1:{}", self.rpc_port)
+	}
+
+	pub fn rpc(&self) -> Rpc {
+		Rpc { port: self.rpc_port }
+	}
+
+	/// The last lines of the node's log, for failure messages.
+	pub fn log_tail(&self) -> String {
+		let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+		let lines: Vec<&str> = text.lines().collect();
+		lines[lines.len().saturating_sub(40)..].join("\n")
+	}
+
+	/// Peer address of this node for `--bootnodes`.
+	pub fn multiaddr(&self, peer_id: &str) -> String {
+		format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", self.p2p_port, peer_id)
+	}
+}
+
+impl Drop for Node {
+	fn drop(&mut self) {
+		self.kill();
+	}
+}
+
+/// JSON-RPC over HTTP to one node. A blocking client on `std::net` keeps the tests free of the
+/// client features of jsonrpsee/hyper, which would otherwise rebuild much of the node for tests.
+pub struct Rpc {
+	pub port: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heads {
+	pub best: u32,
+	pub finalized: u32,
+}
+
+fn parse_number(header: &serde_json::Value) -> Option<u32> {
+	let hex = header.get("number")?.as_str()?.trim_start_matches("0x");
+	u32::from_str_radix(hex, 16).ok()
+}
+
+impl Rpc {
+	/// Calls `method`; `Err` carries the node's error object (or the transport failure) as text.
+	pub fn call<R: serde::de::DeserializeOwned>(
+		&self,
+		method: &str,
+		params: Value,
+	) -> Result<R, String> {
+		use std::io::{Read, Write};
+		let body =
+			json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+		let mut stream =
+			std::net::TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
+		stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+		write!(
+			stream,
+			"POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+			body.len()
+		)
+		.map_err(|e| e.to_string())?;
+		let mut response = String::new();
+		stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
+		let json_body = response.split_once("\r\n\r\n").map(|(_, b)| b).ok_or("no HTTP body")?;
+		let mut reply: Value =
+			serde_json::from_str(json_body).map_err(|e| format!("{e}: {json_body}"))?;
+		if let Some(err) = reply.get("error") {
+			return Err(err.to_string());
+		}
+		serde_json::from_value(reply["result"].take()).map_err(|e| e.to_string())
+	}
+
+	pub fn heads(&self) -> Option<Heads> {
+		let best: serde_json::Value = self.call("chain_getHeader", json!([])).ok()?;
+		let fin_hash: String = self.call("chain_getFinalizedHead", json!([])).ok()?;
+		let fin: serde_json::Value = self.call("chain_getHeader", json!([fin_hash])).ok()?;
+		Some(Heads { best: parse_number(&best)?, finalized: parse_number(&fin)? })
+	}
+
+	pub fn block_hash(&self, n: u32) -> Option<H256> {
+		let h: Option<String> = self.call("chain_getBlockHash", json!([n])).ok()?;
+		let bytes = hex::decode(h?.trim_start_matches("0x")).ok()?;
+		Some(H256::from_slice(&bytes))
+	}
+
+	pub fn finalized_hash(&self) -> Option<H256> {
+		let h: String = self.call("chain_getFinalizedHead", json!([])).ok()?;
+		let bytes = hex::decode(h.trim_start_matches("0x")).ok()?;
+		Some(H256::from_slice(&bytes))
+	}
+
+	/// Free balance of `who` in the state of block `at` (the best block when `None`).
+	pub fn free_balance(&self, who: &AccountId, at: Option<H256>) -> Option<Balance> {
+		let key = frame_system::Account::<blyan_runtime::Runtime>::hashed_key_for(who);
+		let key = format!("0x{}", hex::encode(key));
+		let at = at.map(|h| format!("{h:?}"));
+		let raw: Option<String> = self.call("state_getStorage", json!([key, at])).ok()?;
+		let Some(raw) = raw else { return Some(0) };
+		let bytes = hex::decode(raw.trim_start_matches("0x")).ok()?;
+		let info = frame_system::AccountInfo::<
+			blyan_runtime::Nonce,
+			pallet_balances::AccountData<Balance>,
+		>::decode(&mut &bytes[..])
+		.ok()?;
+		Some(info.data.free)
+	}
+
+	/// Total BLY issuance in the state of block `at` (best block when `None`).
+	pub fn total_issuance(&self, at: Option<H256>) -> Option<Balance> {
+		let at = at.map(|h| format!("{h:?}"));
+		let raw: Option<String> =
+			self.call("state_getStorage", json!([total_issuance_key(), at])).ok()?;
+		let bytes = hex::decode(raw?.trim_start_matches("0x")).ok()?;
+		Balance::decode(&mut &bytes[..]).ok()
+	}
+
+	pub fn nonce(&self, who: &AccountId) -> Option<u32> {
+		let ss58 = sp_core::crypto::Ss58Codec::to_ss58check(who);
+		self.call("system_accountNextIndex", json!([ss58])).ok()
+	}
+
+	/// Waits until `pred` holds for this node's heads, or fails with `what` after `timeout`.
+	pub fn wait_for(
+		&self,
+		what: &str,
+		timeout: Duration,
+		pred: impl Fn(Heads) -> bool,
+	) -> Result<Heads, String> {
+		let start = Instant::now();
+		let mut last = None;
+		while start.elapsed() < timeout {
+			if let Some(h) = self.heads() {
+				last = Some(h);
+				if pred(h) {
+					return Ok(h);
+				}
+			}
+			std::thread::sleep(Duration::from_millis(250));
+		}
+		Err(format!("timed out after {timeout:?} waiting for {what}; last heads: {last:?}"))
+	}
+
+	/// Signs `call` as `signer` for this chain (immortal era) and returns the encoded extrinsic.
+	pub fn sign(&self, signer: Sr25519Keyring, nonce: u32, call: RuntimeCall) -> Vec<u8> {
+		let genesis = self.block_hash(0).expect("genesis hash");
+		let version: serde_json::Value =
+			self.call("state_getRuntimeVersion", json!([])).expect("runtime version");
+		let spec_version = version["specVersion"].as_u64().expect("specVersion") as u32;
+		let tx_version = version["transactionVersion"].as_u64().expect("transactionVersion") as u32;
+		let tx_ext: TxExtension = (
+			frame_system::CheckNonZeroSender::new(),
+			frame_system::CheckSpecVersion::new(),
+			frame_system::CheckTxVersion::new(),
+			frame_system::CheckGenesis::new(),
+			frame_system::CheckEra::from(Era::Immortal),
+			frame_system::CheckNonce::from(nonce),
+			frame_system::CheckWeight::new(),
+			pallet_transaction_payment::ChargeTransactionPayment::from(0),
+			frame_system::WeightReclaim::new(),
+		);
+		let implicit = ((), spec_version, tx_version, genesis, genesis, (), (), (), ());
+		let payload = SignedPayload::from_raw(call.clone(), tx_ext.clone(), implicit);
+		let signature = payload.using_encoded(|p| signer.sign(p));
+		UncheckedExtrinsic::new_signed(
+			call,
+			signer.to_account_id().into(),
+			signature.into(),
+			tx_ext,
+		)
+		.encode()
+	}
+
+	/// Submits an encoded extrinsic; returns its hash or the node's error message.
+	pub fn submit(&self, xt: &[u8]) -> Result<String, String> {
+		let hex = format!("0x{}", hex::encode(xt));
+		self.call::<String>("author_submitExtrinsic", json!([hex])).map_err(|e| e.to_string())
+	}
+}
+
+/// A fresh temporary directory for a test's base paths and logs.
+pub fn test_dir(name: &str) -> tempfile::TempDir {
+	tempfile::Builder::new().prefix(&format!("blyan-{name}-")).tempdir().expect("tempdir")
+}
+
+/// The node's peer id for a node-key file, as the node itself derives it.
+pub fn peer_id_of(node_key_file: &Path) -> String {
+	let out = Command::new(node_binary())
+		.args(["key", "inspect-node-key", "--file"])
+		.arg(node_key_file)
+		.output()
+		.expect("run key inspect-node-key");
+	assert!(out.status.success(), "inspect-node-key: {}", String::from_utf8_lossy(&out.stderr));
+	String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Writes a fixed ed25519 node key (hex) to `dir/name.key`.
+pub fn write_node_key(dir: &Path, name: &str, byte: u8) -> PathBuf {
+	let path = dir.join(format!("{name}.key"));
+	std::fs::write(&path, hex::encode([byte; 32])).expect("node key");
+	path
+}
+
+/// Node tests share two cores: they take this lock so only one network runs at a time.
+pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes [`SERIAL`], also after another test panicked while holding it.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+	SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,105 @@
+//! Validator networks on loopback: finality, a validator killed with SIGKILL, restart and catch-up.
+//!
+//! GRANDPA needs more than two thirds of the voters (`n - (n-1)/3`): three validators finalize only
+//! when all three vote, four tolerate one fault. Both are tested: the three-validator `local`
+//! network keeps producing blocks while one validator is down and resumes finality once it is
+//! back; the four-validator `local4` network keeps finalizing with one validator down.
+
+mod common;
+
+use std::{path::Path, time::Duration};
+
+use common::*;
+
+const STARTUP: Duration = Duration::from_secs(240);
+const PROGRESS: Duration = Duration::from_secs(120);
+
+const VALIDATORS: [&str; 4] = ["alice", "bob", "charlie", "dave"];
+
+/// Starts `count` validators of `chain`; the first is every other's bootnode.
+fn start_network(dir: &Path, chain: &str, count: usize) -> Vec<Node> {
+	let key = write_node_key(dir, "alice", 1);
+	let alice_peer = peer_id_of(&key);
+	let key_arg = key.to_string_lossy().to_string();
+	let mut nodes = vec![Node::start(
+		"alice",
+		dir,
+		&["--chain", chain, "--alice", "--validator", "--node-key-file", &key_arg],
+	)];
+	let boot = nodes[0].multiaddr(&alice_peer);
+	for name in &VALIDATORS[1..count] {
+		let flag = format!("--{name}");
+		nodes.push(Node::start(
+			name,
+			dir,
+			&["--chain", chain, &flag, "--validator", "--bootnodes", &boot],
+		));
+	}
+	nodes
+}
+
+fn all_finalize(nodes: &[Node], at_least: u32, timeout: Duration) {
+	for n in nodes {
+		n.rpc()
+			.wait_for(&format!("{} to finalize #{at_least}", n.name), timeout, |h| {
+				h.finalized >= at_least
+			})
+			.unwrap_or_else(|e| panic!("{e}\n--- {} log ---\n{}", n.name, n.log_tail()));
+	}
+}
+
+#[test]
+fn three_validators_finalize_survive_a_kill_and_the_killed_one_catches_up() {
+	let _serial = serial();
+	let dir = test_dir("local3");
+	let mut nodes = start_network(dir.path(), "local", 3);
+	all_finalize(&nodes, 3, STARTUP);
+
+	// Remember what Charlie had finalized, then crash it.
+	let charlie_heads = nodes[2].rpc().heads().expect("charlie heads");
+	let charlie_block = nodes[2].rpc().block_hash(charlie_heads.finalized).expect("hash");
+	nodes[2].kill();
+
+	// Alice and Bob keep authoring their slots.
+	let alice = nodes[0].rpc();
+	let at_kill = alice.heads().expect("alice heads");
+	alice
+		.wait_for("block production without charlie", PROGRESS, |h| h.best >= at_kill.best + 4)
+		.unwrap_or_else(|e| panic!("{e}\n{}", nodes[0].log_tail()));
+
+	// Charlie restarts from its base path: its blocks are still there and it catches up.
+	nodes[2].restart();
+	let charlie = nodes[2].rpc();
+	charlie
+		.wait_for("charlie to restart", STARTUP, |h| h.best >= charlie_heads.finalized)
+		.unwrap_or_else(|e| panic!("{e}\n{}", nodes[2].log_tail()));
+	assert_eq!(
+		charlie.block_hash(charlie_heads.finalized),
+		Some(charlie_block),
+		"charlie lost or changed a finalized block across kill -9"
+	);
+	let target = alice.heads().expect("alice heads").best + 2;
+	all_finalize(&nodes, target, PROGRESS);
+	for n in &mut nodes {
+		assert!(n.is_running(), "{} exited\n{}", n.name, n.log_tail());
+	}
+}
+
+#[test]
+fn four_validators_keep_finalizing_with_one_killed() {
+	let _serial = serial();
+	let dir = test_dir("local4");
+	let mut nodes = start_network(dir.path(), "local4", 4);
+	all_finalize(&nodes, 3, STARTUP);
+
+	nodes[3].kill();
+	let alice = nodes[0].rpc();
+	let at_kill = alice.heads().expect("alice heads");
+	alice
+		.wait_for("finality without dave", PROGRESS, |h| h.finalized >= at_kill.finalized + 5)
+		.unwrap_or_else(|e| panic!("{e}\n{}", nodes[0].log_tail()));
+
+	nodes[3].restart();
+	let target = alice.heads().expect("alice heads").finalized + 2;
+	all_finalize(&nodes, target, STARTUP);
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): set-up, formatting, lints, then every test of the workspace:
+# runtime tests on the native runtime, and process tests against the real blyan-node binary.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$BLYAN_ROOT"
+
+"$BLYAN_ROOT/scripts/setup.sh"
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+
+echo "== cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace --locked "$@"
