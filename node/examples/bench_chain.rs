@@ -62,7 +62,7 @@ fn throughput(total: usize) -> Result<(usize, f64, f64), String> {
 		&["--dev", "--pool-limit", "100000", "--pool-kbytes", "200000"],
 	);
 	let rpc = node.rpc();
-	rpc.wait_for("block 1", Duration::from_secs(300), |h| h.best >= 1)?;
+	node.wait_for("block 1", Duration::from_secs(300), |h| h.best >= 1)?;
 
 	let senders = [
 		Sr25519Keyring::Alice,
@@ -117,7 +117,7 @@ fn finality_latency(samples: usize) -> Result<Vec<f64>, String> {
 	let key = write_node_key(dir.path(), "alice", 1);
 	let peer = peer_id_of(&key);
 	let key_arg = key.to_string_lossy().to_string();
-	let alice = Node::start(
+	let mut alice = Node::start(
 		"alice",
 		dir.path(),
 		&["--chain", "local", "--alice", "--validator", "--node-key-file", &key_arg],
@@ -134,7 +134,7 @@ fn finality_latency(samples: usize) -> Result<Vec<f64>, String> {
 		&["--chain", "local", "--charlie", "--validator", "--bootnodes", &boot],
 	);
 	let rpc = alice.rpc();
-	rpc.wait_for("finality on the 3-validator network", Duration::from_secs(300), |h| {
+	alice.wait_for("finality on the 3-validator network", Duration::from_secs(300), |h| {
 		h.finalized >= 3
 	})?;
 

@@ -33,10 +33,9 @@ fn main() {
 fn run() -> Result<(), String> {
 	let dir = test_dir("demo");
 	println!("▶ starting blyan-node --dev (logs: {})", dir.path().join("dev.log").display());
-	let node = Node::start("dev", dir.path(), &["--dev"]);
+	let mut node = Node::start("dev", dir.path(), &["--dev"]);
 	let rpc = node.rpc();
-	rpc.wait_for("the first block", Duration::from_secs(300), |h| h.best >= 1)
-		.map_err(|e| format!("{e}\n{}", node.log_tail()))?;
+	node.wait_for("the first block", Duration::from_secs(300), |h| h.best >= 1)?;
 	println!("  RPC on {}, Prometheus on 127.0.0.1:{}", node.rpc_url(), node.prometheus_port);
 
 	let props: serde_json::Value = rpc.call("system_properties", json!([]))?;

@@ -28,6 +28,7 @@ pub fn development_chain_spec() -> Result<ChainSpec, String> {
 		.with_id("blyan_dev")
 		.with_chain_type(ChainType::Development)
 		.with_genesis_config_preset_name(sp_genesis_builder::DEV_RUNTIME_PRESET)
+		.with_protocol_id("bly")
 		.with_properties(properties())
 		.build())
 }
@@ -39,6 +40,7 @@ pub fn local_chain_spec() -> Result<ChainSpec, String> {
 		.with_id("blyan_local")
 		.with_chain_type(ChainType::Local)
 		.with_genesis_config_preset_name(sp_genesis_builder::LOCAL_TESTNET_RUNTIME_PRESET)
+		.with_protocol_id("bly")
 		.with_properties(properties())
 		.build())
 }
@@ -52,6 +54,7 @@ pub fn local4_chain_spec() -> Result<ChainSpec, String> {
 		.with_genesis_config_preset_name(
 			blyan_runtime::genesis_config_presets::LOCAL4_TESTNET_RUNTIME_PRESET,
 		)
+		.with_protocol_id("bly")
 		.with_properties(properties())
 		.build())
 }

@@ -120,7 +120,8 @@ pub fn run() -> sc_cli::Result<()> {
 		}
 		None => {
 			let runner = cli.create_runner(&cli.run)?;
-			runner.run_node_until_exit(|config| async move {
+			runner.run_node_until_exit(|mut config| async move {
+				require_rpc_ports(&mut config)?;
 				match config.network.network_backend {
 					sc_network::config::NetworkBackendType::Libp2p => service::new_full::<
 						sc_network::NetworkWorker<
@@ -137,4 +138,26 @@ pub fn run() -> sc_cli::Result<()> {
 			})
 		}
 	}
+}
+
+/// Makes the RPC server listen where it was asked to, or not at all.
+///
+/// Upstream, a busy RPC port makes the server fall back to a random port and carry on, so wallets,
+/// workers and scripts configured for the port would reach another process or nothing. Here a
+/// busy required address is an error that names it.
+fn require_rpc_ports(config: &mut sc_service::Configuration) -> sc_cli::Result<()> {
+	for endpoint in config.rpc.addr.iter_mut().flatten() {
+		endpoint.retry_random_port = false;
+		if endpoint.is_optional {
+			continue;
+		}
+		if let Err(e) = std::net::TcpListener::bind(endpoint.listen_addr) {
+			return Err(sc_cli::Error::Input(format!(
+				"cannot listen for RPC on {}: {e}; is another node running? Choose a free port \
+				 with --rpc-port",
+				endpoint.listen_addr
+			)));
+		}
+	}
+	Ok(())
 }

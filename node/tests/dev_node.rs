@@ -19,12 +19,12 @@ fn dev_node(dir: &std::path::Path) -> Node {
 fn dev_node_produces_and_finalizes_blocks_and_reports_bly() {
 	let _serial = serial();
 	let dir = test_dir("dev-finality");
-	let node = dev_node(dir.path());
+	let mut node = dev_node(dir.path());
 	let rpc = node.rpc();
 
-	let heads = rpc
+	let heads = node
 		.wait_for("3 finalized blocks", STARTUP, |h| h.finalized >= 3)
-		.unwrap_or_else(|e| panic!("{e}\n--- node log ---\n{}", node.log_tail()));
+		.unwrap_or_else(|e| panic!("{e}"));
 	assert!(heads.best >= heads.finalized);
 
 	let props: serde_json::Value = rpc.call("system_properties", json!([])).unwrap();
@@ -44,10 +44,9 @@ fn dev_node_produces_and_finalizes_blocks_and_reports_bly() {
 fn signed_transfer_lands_and_malformed_extrinsic_is_refused() {
 	let _serial = serial();
 	let dir = test_dir("dev-transfer");
-	let node = dev_node(dir.path());
+	let mut node = dev_node(dir.path());
 	let rpc = node.rpc();
-	rpc.wait_for("block 1", STARTUP, |h| h.best >= 1)
-		.unwrap_or_else(|e| panic!("{e}\n--- node log ---\n{}", node.log_tail()));
+	node.wait_for("block 1", STARTUP, |h| h.best >= 1).unwrap_or_else(|e| panic!("{e}"));
 
 	let bob = Sr25519Keyring::Bob.to_account_id();
 	let ferdie = Sr25519Keyring::Ferdie;
@@ -108,7 +107,7 @@ fn busy_rpc_port_is_a_clear_error() {
 	let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
 	let port = taken.local_addr().unwrap().port();
 	let mut child = Command::new(node_binary())
-		.args(["--dev", "--no-mdns", "--no-prometheus", "--port", &free_port().to_string()])
+		.args(["--dev", "--no-mdns", "--no-prometheus", "--listen-addr", "/ip4/127.0.0.1/tcp/0"])
 		.arg("--base-path")
 		.arg(dir.path())
 		.args(["--rpc-port", &port.to_string()])

@@ -18,6 +18,7 @@ pub mod genesis_config_presets;
 #[cfg(test)]
 mod tests;
 
+use alloc::vec::Vec;
 use sp_runtime::{generic, impl_opaque_keys};
 use sp_version::RuntimeVersion;
 

@@ -86,7 +86,6 @@ impl Node {
 			.arg("--base-path")
 			.arg(&self.base_path)
 			.args(["--rpc-port", &self.rpc_port.to_string()])
-			.args(["--port", &self.p2p_port.to_string()])
 			.args(["--prometheus-port", &self.prometheus_port.to_string()])
 			.args(["--no-mdns", "--no-telemetry", "--listen-addr"])
 			.arg(format!("/ip4/127.0.0.1/tcp/{}", self.p2p_port))
@@ -128,6 +127,40 @@ impl Node {
 		let text = std::fs::read_to_string(&self.log).unwrap_or_default();
 		let lines: Vec<&str> = text.lines().collect();
 		lines[lines.len().saturating_sub(40)..].join("\n")
+	}
+
+	/// Waits until `pred` holds for this node's heads; fails at once if the process has exited,
+	/// or after `timeout`, with the end of the node's log.
+	pub fn wait_for(
+		&mut self,
+		what: &str,
+		timeout: Duration,
+		pred: impl Fn(Heads) -> bool,
+	) -> Result<Heads, String> {
+		let rpc = self.rpc();
+		let start = Instant::now();
+		let mut last = None;
+		while start.elapsed() < timeout {
+			if !self.is_running() {
+				return Err(format!(
+					"{} exited while waiting for {what}\n{}",
+					self.name,
+					self.log_tail()
+				));
+			}
+			if let Some(h) = rpc.heads() {
+				last = Some(h);
+				if pred(h) {
+					return Ok(h);
+				}
+			}
+			std::thread::sleep(Duration::from_millis(250));
+		}
+		Err(format!(
+			"timed out after {timeout:?} waiting for {what}; last heads: {last:?}\n--- {} log ---\n{}",
+			self.name,
+			self.log_tail()
+		))
 	}
 
 	/// Peer address of this node for `--bootnodes`.
@@ -236,27 +269,6 @@ impl Rpc {
 	pub fn nonce(&self, who: &AccountId) -> Option<u32> {
 		let ss58 = sp_core::crypto::Ss58Codec::to_ss58check(who);
 		self.call("system_accountNextIndex", json!([ss58])).ok()
-	}
-
-	/// Waits until `pred` holds for this node's heads, or fails with `what` after `timeout`.
-	pub fn wait_for(
-		&self,
-		what: &str,
-		timeout: Duration,
-		pred: impl Fn(Heads) -> bool,
-	) -> Result<Heads, String> {
-		let start = Instant::now();
-		let mut last = None;
-		while start.elapsed() < timeout {
-			if let Some(h) = self.heads() {
-				last = Some(h);
-				if pred(h) {
-					return Ok(h);
-				}
-			}
-			std::thread::sleep(Duration::from_millis(250));
-		}
-		Err(format!("timed out after {timeout:?} waiting for {what}; last heads: {last:?}"))
 	}
 
 	/// Signs `call` as `signer` for this chain (immortal era) and returns the encoded extrinsic.
