@@ -123,16 +123,25 @@ fn finality_latency(samples: usize) -> Result<Vec<f64>, String> {
 		&["--chain", "local", "--alice", "--validator", "--node-key-file", &key_arg],
 	);
 	let boot = alice.multiaddr(&peer);
-	let _bob = Node::start(
-		"bob",
-		dir.path(),
-		&["--chain", "local", "--bob", "--validator", "--bootnodes", &boot],
-	);
-	let _charlie = Node::start(
-		"charlie",
-		dir.path(),
-		&["--chain", "local", "--charlie", "--validator", "--bootnodes", &boot],
-	);
+	let mut others = Vec::new();
+	for (i, name) in ["bob", "charlie"].into_iter().enumerate() {
+		let key = write_node_key(dir.path(), name, i as u8 + 2).to_string_lossy().to_string();
+		let flag = format!("--{name}");
+		others.push(Node::start(
+			name,
+			dir.path(),
+			&[
+				"--chain",
+				"local",
+				&flag,
+				"--validator",
+				"--node-key-file",
+				&key,
+				"--bootnodes",
+				&boot,
+			],
+		));
+	}
 	let rpc = alice.rpc();
 	alice.wait_for("finality on the 3-validator network", Duration::from_secs(300), |h| {
 		h.finalized >= 3

@@ -16,24 +16,25 @@ const PROGRESS: Duration = Duration::from_secs(120);
 
 const VALIDATORS: [&str; 4] = ["alice", "bob", "charlie", "dave"];
 
-/// Starts `count` validators of `chain`; the first is every other's bootnode.
+/// Starts `count` validators of `chain`, each with its own node key; the first is every other's
+/// bootnode.
 fn start_network(dir: &Path, chain: &str, count: usize) -> Vec<Node> {
-	let key = write_node_key(dir, "alice", 1);
-	let alice_peer = peer_id_of(&key);
-	let key_arg = key.to_string_lossy().to_string();
-	let mut nodes = vec![Node::start(
-		"alice",
-		dir,
-		&["--chain", chain, "--alice", "--validator", "--node-key-file", &key_arg],
-	)];
-	let boot = nodes[0].multiaddr(&alice_peer);
-	for name in &VALIDATORS[1..count] {
+	let mut nodes: Vec<Node> = Vec::new();
+	let mut boot = String::new();
+	for (i, name) in VALIDATORS[..count].iter().enumerate() {
+		let key = write_node_key(dir, name, i as u8 + 1);
+		let key_arg = key.to_string_lossy().to_string();
 		let flag = format!("--{name}");
-		nodes.push(Node::start(
-			name,
-			dir,
-			&["--chain", chain, &flag, "--validator", "--bootnodes", &boot],
-		));
+		let mut args =
+			vec!["--chain", chain, flag.as_str(), "--validator", "--node-key-file", &key_arg];
+		if i > 0 {
+			args.extend(["--bootnodes", boot.as_str()]);
+		}
+		let node = Node::start(name, dir, &args);
+		if i == 0 {
+			boot = node.multiaddr(&peer_id_of(&key));
+		}
+		nodes.push(node);
 	}
 	nodes
 }

@@ -207,13 +207,17 @@ impl Rpc {
 		stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
 		write!(
 			stream,
-			"POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+			"POST / HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+			self.port,
 			body.len()
 		)
 		.map_err(|e| e.to_string())?;
 		let mut response = String::new();
 		stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
-		let json_body = response.split_once("\r\n\r\n").map(|(_, b)| b).ok_or("no HTTP body")?;
+		let (head, json_body) = response.split_once("\r\n\r\n").ok_or("no HTTP body")?;
+		if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+			return Err(format!("HTTP error: {}", head.lines().next().unwrap_or_default()));
+		}
 		let mut reply: Value =
 			serde_json::from_str(json_body).map_err(|e| format!("{e}: {json_body}"))?;
 		if let Some(err) = reply.get("error") {
