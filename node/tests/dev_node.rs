@@ -135,6 +135,36 @@ fn busy_rpc_port_is_a_clear_error() {
 	drop(taken);
 }
 
+#[test]
+fn build_spec_reports_bly_and_purge_chain_removes_the_database() {
+	let _serial = serial();
+	let out = Command::new(node_binary())
+		.args(["build-spec", "--chain", "local", "--raw", "--disable-default-bootnode"])
+		.output()
+		.expect("run build-spec");
+	assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+	let spec: serde_json::Value = serde_json::from_slice(&out.stdout).expect("chain spec json");
+	assert_eq!(spec["id"], "blyan_local");
+	assert_eq!(spec["protocolId"], "bly");
+	assert_eq!(spec["properties"]["tokenSymbol"], "BLY");
+	assert!(spec["genesis"]["raw"]["top"].as_object().is_some_and(|top| !top.is_empty()));
+
+	// Run a dev node on a base path, stop it, purge: the database is gone, the keys stay.
+	let dir = test_dir("purge");
+	let mut node = Node::start("dev", dir.path(), &["--dev"]);
+	node.wait_for("block 2", STARTUP, |h| h.best >= 2).unwrap_or_else(|e| panic!("{e}"));
+	node.kill();
+	let db = node.base_path.join("chains/blyan_dev/paritydb");
+	assert!(db.exists(), "ParityDB at {}", db.display());
+	let out = Command::new(node_binary())
+		.args(["purge-chain", "--dev", "-y", "--base-path"])
+		.arg(&node.base_path)
+		.output()
+		.expect("run purge-chain");
+	assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+	assert!(!db.join("full").exists(), "database still there after purge-chain");
+}
+
 fn http_get(port: u16, path: &str) -> String {
 	use std::io::{Read, Write};
 	let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");

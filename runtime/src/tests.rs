@@ -199,3 +199,95 @@ fn transfer_pays_a_fee_that_is_split_between_burn_and_block_author() {
 		assert_eq!(pallet_balances::TotalIssuance::<Runtime>::get(), issuance_before - burned);
 	});
 }
+
+#[test]
+fn grandpa_equivocation_is_reported_as_an_offence_and_the_validator_slashed() {
+	use frame_support::{dispatch::GetDispatchInfo, traits::KeyOwnerProofSystem};
+	use sp_consensus_grandpa::{Equivocation, EquivocationProof, KEY_TYPE};
+	use sp_keyring::Ed25519Keyring;
+	use sp_runtime::traits::Dispatchable;
+
+	genesis("local_testnet").execute_with(|| {
+		start_block(1, 1);
+		let offender = Ed25519Keyring::Charlie;
+		let stash = Sr25519Keyring::Charlie.to_account_id();
+		let set_id = pallet_grandpa::CurrentSetId::<Runtime>::get();
+		let round = 1;
+
+		// Charlie prevotes for two different blocks in the same round: an equivocation.
+		let signed_prevote = |byte: u8| {
+			let prevote = finality_grandpa::Prevote {
+				target_hash: sp_core::H256::repeat_byte(byte),
+				target_number: 1u32,
+			};
+			let payload = sp_consensus_grandpa::localized_payload(
+				round,
+				set_id,
+				&finality_grandpa::Message::<sp_core::H256, u32>::Prevote(prevote.clone()),
+			);
+			(prevote, offender.sign(&payload).into())
+		};
+		let proof = EquivocationProof::new(
+			set_id,
+			Equivocation::Prevote(finality_grandpa::Equivocation {
+				round_number: round,
+				identity: offender.public().into(),
+				first: signed_prevote(1),
+				second: signed_prevote(2),
+			}),
+		);
+		let key_owner_proof = crate::Historical::prove((
+			KEY_TYPE,
+			sp_consensus_grandpa::AuthorityId::from(offender.public()),
+		))
+		.expect("charlie holds a grandpa key this session");
+
+		let call = RuntimeCall::Grandpa(pallet_grandpa::Call::report_equivocation_unsigned {
+			equivocation_proof: Box::new(proof),
+			key_owner_proof,
+		});
+		assert!(call.get_dispatch_info().call_weight.ref_time() > 0);
+		call.dispatch(crate::RuntimeOrigin::none()).expect("valid equivocation report");
+
+		let events: Vec<RuntimeEvent> = System::events().into_iter().map(|r| r.event).collect();
+		assert!(
+			events.iter().any(|e| matches!(
+				e,
+				RuntimeEvent::Offences(pallet_offences::Event::Offence { .. })
+			)),
+			"offence recorded: {events:?}"
+		);
+		assert!(
+			events.iter().any(|e| matches!(
+				e,
+				RuntimeEvent::Staking(pallet_staking::Event::SlashReported { validator, fraction, .. })
+					if *validator == stash && !fraction.is_zero()
+			)),
+			"slash reported: {events:?}"
+		);
+		// The slash is deferred by SlashDeferDuration eras so governance can cancel an unjust one.
+		let defer = <Runtime as pallet_staking::Config>::SlashDeferDuration::get();
+		let unapplied = pallet_staking::UnappliedSlashes::<Runtime>::get(defer + 1);
+		let slash = unapplied.iter().find(|s| s.validator == stash).expect("slash scheduled");
+		assert!(slash.own > 0 && slash.own <= presets::VALIDATOR_BOND);
+
+		// The same report again is refused: an offence is punished once.
+		let replay = RuntimeCall::Grandpa(pallet_grandpa::Call::report_equivocation_unsigned {
+			equivocation_proof: Box::new(EquivocationProof::new(
+				set_id,
+				Equivocation::Prevote(finality_grandpa::Equivocation {
+					round_number: round,
+					identity: offender.public().into(),
+					first: signed_prevote(1),
+					second: signed_prevote(2),
+				}),
+			)),
+			key_owner_proof: crate::Historical::prove((
+				KEY_TYPE,
+				sp_consensus_grandpa::AuthorityId::from(offender.public()),
+			))
+			.expect("proof"),
+		});
+		assert!(replay.dispatch(crate::RuntimeOrigin::none()).is_err());
+	});
+}
