@@ -56,7 +56,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn throughput(total: usize) -> Result<(usize, f64, f64), String> {
 	let dir = test_dir("bench-dev");
-	let node = Node::start(
+	let mut node = Node::start(
 		"dev",
 		dir.path(),
 		&["--dev", "--pool-limit", "100000", "--pool-kbytes", "200000"],
