@@ -54,13 +54,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 	sorted[idx.min(sorted.len() - 1)]
 }
 
-fn throughput(total: usize) -> Result<(usize, f64, f64), String> {
+fn throughput(total: usize) -> Result<Throughput, String> {
 	let dir = test_dir("bench-dev");
-	let mut node = Node::start(
-		"dev",
-		dir.path(),
-		&["--dev", "--pool-limit", "100000", "--pool-kbytes", "200000"],
-	);
+	// BENCH_NODE_ARGS: extra flags for the dev node (e.g. `--pool-type single-state`).
+	let extra = std::env::var("BENCH_NODE_ARGS").unwrap_or_default();
+	let mut args = vec!["--dev", "--pool-limit", "100000", "--pool-kbytes", "200000"];
+	args.extend(extra.split_whitespace());
+	let mut node = Node::start("dev", dir.path(), &args);
 	let rpc = node.rpc();
 	node.wait_for("block 1", Duration::from_secs(300), |h| h.best >= 1)?;
 
@@ -94,53 +94,97 @@ fn throughput(total: usize) -> Result<(usize, f64, f64), String> {
 		"submitted {accepted}/{} in {submit_secs:.1} s; waiting for inclusion…",
 		signed.len()
 	);
+	// Wait until every transfer is in a block, or the pool is empty and nothing moves any more
+	// (transactions the pool accepted and later dropped are reported, not waited for).
 	let deadline = Instant::now() + Duration::from_secs(600);
+	let mut last_total = 0u32;
+	let mut stalled_since = Instant::now();
 	loop {
-		let done = senders
+		let nonces: Vec<u32> = senders
 			.iter()
-			.all(|s| chain_nonce(&rpc, &s.to_account_id(), None) >= Some(per_sender as u32));
-		if done {
+			.map(|s| chain_nonce(&rpc, &s.to_account_id(), None).unwrap_or(0))
+			.collect();
+		let total: u32 = nonces.iter().sum();
+		if nonces.iter().all(|n| *n >= per_sender as u32) {
+			break;
+		}
+		if total != last_total {
+			last_total = total;
+			stalled_since = Instant::now();
+		}
+		let pending: Vec<serde_json::Value> =
+			rpc.call("author_pendingExtrinsics", json!([])).unwrap_or_default();
+		if pending.is_empty() && stalled_since.elapsed() > Duration::from_secs(5) {
+			eprintln!(
+				"pool empty with {total} of {} transfers on chain",
+				senders.len() * per_sender
+			);
 			break;
 		}
 		if Instant::now() > deadline {
 			return Err("transfers not included within 10 minutes".into());
 		}
-		std::thread::sleep(Duration::from_millis(100));
+		std::thread::sleep(Duration::from_millis(200));
 	}
-	let secs = started.elapsed().as_secs_f64();
-	let blocks = rpc.heads().ok_or("heads")?.best - start_block;
-	Ok((accepted, secs, blocks as f64))
+	// Count transfers per block (every extrinsic but the timestamp inherent).
+	let end_block = rpc.heads().ok_or("heads")?.best;
+	let mut per_block = Vec::new();
+	for n in start_block + 1..=end_block {
+		let hash = rpc.block_hash(n).ok_or("block hash")?;
+		let block: serde_json::Value = rpc.call("chain_getBlock", json!([format!("{hash:?}")]))?;
+		let count =
+			block["block"]["extrinsics"].as_array().map_or(0, |x| x.len().saturating_sub(1));
+		if count > 0 {
+			per_block.push(count);
+		}
+	}
+	let included: usize = per_block.iter().sum();
+	let busiest = per_block.iter().copied().max().unwrap_or(0);
+	let secs = per_block.len() as f64 * blyan_runtime::time::MILLISECS_PER_BLOCK as f64 / 1000.0;
+	Ok(Throughput {
+		submitted: accepted,
+		included,
+		blocks: per_block.len(),
+		busiest,
+		chain_secs: secs,
+	})
 }
 
-fn finality_latency(samples: usize) -> Result<Vec<f64>, String> {
+struct Throughput {
+	submitted: usize,
+	included: usize,
+	blocks: usize,
+	busiest: usize,
+	chain_secs: f64,
+}
+
+fn finality_latency(samples: usize, gossip_ms: Option<&str>) -> Result<Vec<f64>, String> {
 	let dir = test_dir("bench-local");
 	let key = write_node_key(dir.path(), "alice", 1);
 	let peer = peer_id_of(&key);
 	let key_arg = key.to_string_lossy().to_string();
-	let mut alice = Node::start(
-		"alice",
-		dir.path(),
-		&["--chain", "local", "--alice", "--validator", "--node-key-file", &key_arg],
-	);
+	let gossip: Vec<&str> = gossip_ms.map(|ms| vec!["--grandpa-gossip-ms", ms]).unwrap_or_default();
+	let mut alice_args =
+		vec!["--chain", "local", "--alice", "--validator", "--node-key-file", &key_arg];
+	alice_args.extend(&gossip);
+	let mut alice = Node::start("alice", dir.path(), &alice_args);
 	let boot = alice.multiaddr(&peer);
 	let mut others = Vec::new();
 	for (i, name) in ["bob", "charlie"].into_iter().enumerate() {
 		let key = write_node_key(dir.path(), name, i as u8 + 2).to_string_lossy().to_string();
 		let flag = format!("--{name}");
-		others.push(Node::start(
-			name,
-			dir.path(),
-			&[
-				"--chain",
-				"local",
-				&flag,
-				"--validator",
-				"--node-key-file",
-				&key,
-				"--bootnodes",
-				&boot,
-			],
-		));
+		let mut args = vec![
+			"--chain",
+			"local",
+			&flag,
+			"--validator",
+			"--node-key-file",
+			&key,
+			"--bootnodes",
+			&boot,
+		];
+		args.extend(&gossip);
+		others.push(Node::start(name, dir.path(), &args));
 	}
 	let rpc = alice.rpc();
 	alice.wait_for("finality on the 3-validator network", Duration::from_secs(300), |h| {
@@ -174,21 +218,23 @@ fn finality_latency(samples: usize) -> Result<Vec<f64>, String> {
 }
 
 fn main() {
-	let transfers = env_usize("BENCH_TRANSFERS", 2000);
+	let transfers = env_usize("BENCH_TRANSFERS", 3000);
 	let samples = env_usize("BENCH_SAMPLES", 40);
 	let machine = format!(
 		"{} cores, {}",
 		std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
 		std::env::var("BLYAN_NODE_PROFILE").unwrap_or_else(|_| "node build: unknown".into())
 	);
-	let (accepted, secs, blocks) = match throughput(transfers) {
+	let tp = match throughput(transfers) {
 		Ok(r) => r,
 		Err(e) => {
 			eprintln!("throughput run failed: {e}");
 			std::process::exit(1);
 		}
 	};
-	let lat = match finality_latency(samples) {
+	// Unset: the node's default `--grandpa-gossip-ms`.
+	let gossip = std::env::var("BENCH_GRANDPA_GOSSIP_MS").ok();
+	let lat = match finality_latency(samples, gossip.as_deref()) {
 		Ok(r) => r,
 		Err(e) => {
 			eprintln!("latency run failed: {e}");
@@ -198,9 +244,17 @@ fn main() {
 	println!("| metric | value |");
 	println!("|---|---|");
 	println!("| machine | {machine} |");
-	println!("| transfers submitted (dev node, 6 senders) | {accepted} |");
-	println!("| transfers/s accepted into blocks | {:.0} |", accepted as f64 / secs);
-	println!("| blocks used | {blocks} |");
+	println!("| transfers submitted (dev node, 6 senders) | {} |", tp.submitted);
+	println!("| transfers included | {} in {} blocks |", tp.included, tp.blocks);
+	println!(
+		"| accepted by the pool but never included | {} |",
+		tp.submitted.saturating_sub(tp.included)
+	);
+	println!(
+		"| transfers/s accepted into blocks (included ÷ block time of those blocks) | {:.0} |",
+		tp.included as f64 / tp.chain_secs
+	);
+	println!("| most transfers in one block | {} |", tp.busiest);
 	println!("| submission → finalization p50 (3 validators) | {:.2} s |", percentile(&lat, 0.5));
 	println!("| submission → finalization p99 (3 validators) | {:.2} s |", percentile(&lat, 0.99));
 	println!("| samples | {} |", lat.len());

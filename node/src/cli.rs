@@ -52,4 +52,10 @@ pub struct Cli {
 	/// Options of the running node.
 	#[clap(flatten)]
 	pub run: sc_cli::RunCmd,
+
+	/// GRANDPA gossip period in milliseconds. Finality rounds last a few periods, so it bounds
+	/// finality latency from below; it must stay above the validators' typical message latency.
+	#[arg(long, value_name = "MS", default_value_t = crate::service::DEFAULT_GRANDPA_GOSSIP_MS,
+		value_parser = clap::value_parser!(u64).range(20..=5_000))]
+	pub grandpa_gossip_ms: u64,
 }
