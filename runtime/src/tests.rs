@@ -3,17 +3,13 @@
 use crate::{
 	configs::accounts, currency::*, genesis_config_presets as presets, AccountId, Balances,
 	Executive, Runtime, RuntimeCall, RuntimeEvent, RuntimeGenesisConfig, SignedPayload, System,
-	TxExtension, UncheckedExtrinsic,
+	UncheckedExtrinsic,
 };
 use codec::Encode;
 use frame_support::traits::fungible::Inspect;
 use sp_consensus_aura::{Slot, AURA_ENGINE_ID};
 use sp_keyring::Sr25519Keyring;
-use sp_runtime::{
-	generic::{DigestItem, Era},
-	traits::Header as _,
-	BuildStorage,
-};
+use sp_runtime::{generic::DigestItem, traits::Header as _, BuildStorage};
 
 /// Deep-merges a genesis preset patch into the default genesis config, as the node does.
 fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
@@ -55,17 +51,7 @@ fn signed(
 	call: RuntimeCall,
 	tip: Balance,
 ) -> UncheckedExtrinsic {
-	let tx_ext: TxExtension = (
-		frame_system::CheckNonZeroSender::new(),
-		frame_system::CheckSpecVersion::new(),
-		frame_system::CheckTxVersion::new(),
-		frame_system::CheckGenesis::new(),
-		frame_system::CheckEra::from(Era::Immortal),
-		frame_system::CheckNonce::from(nonce),
-		frame_system::CheckWeight::new(),
-		pallet_transaction_payment::ChargeTransactionPayment::from(tip),
-		frame_system::WeightReclaim::new(),
-	);
+	let tx_ext = crate::tx_extension(nonce, tip);
 	let payload = SignedPayload::new(call.clone(), tx_ext.clone()).expect("implicit data");
 	let signature = payload.using_encoded(|p| signer.sign(p));
 	UncheckedExtrinsic::new_signed(call, signer.to_account_id().into(), signature.into(), tx_ext)
@@ -227,25 +213,27 @@ fn grandpa_equivocation_is_reported_as_an_offence_and_the_validator_slashed() {
 			);
 			(prevote, offender.sign(&payload).into())
 		};
-		let proof = EquivocationProof::new(
-			set_id,
-			Equivocation::Prevote(finality_grandpa::Equivocation {
-				round_number: round,
-				identity: offender.public().into(),
-				first: signed_prevote(1),
-				second: signed_prevote(2),
-			}),
-		);
-		let key_owner_proof = crate::Historical::prove((
-			KEY_TYPE,
-			sp_consensus_grandpa::AuthorityId::from(offender.public()),
-		))
-		.expect("charlie holds a grandpa key this session");
-
-		let call = RuntimeCall::Grandpa(pallet_grandpa::Call::report_equivocation_unsigned {
-			equivocation_proof: Box::new(proof),
-			key_owner_proof,
-		});
+		let report = || {
+			let equivocation_proof = EquivocationProof::new(
+				set_id,
+				Equivocation::Prevote(finality_grandpa::Equivocation {
+					round_number: round,
+					identity: offender.public().into(),
+					first: signed_prevote(1),
+					second: signed_prevote(2),
+				}),
+			);
+			let key_owner_proof = crate::Historical::prove((
+				KEY_TYPE,
+				sp_consensus_grandpa::AuthorityId::from(offender.public()),
+			))
+			.expect("charlie holds a grandpa key this session");
+			RuntimeCall::Grandpa(pallet_grandpa::Call::report_equivocation_unsigned {
+				equivocation_proof: Box::new(equivocation_proof),
+				key_owner_proof,
+			})
+		};
+		let call = report();
 		assert!(call.get_dispatch_info().call_weight.ref_time() > 0);
 		call.dispatch(crate::RuntimeOrigin::none()).expect("valid equivocation report");
 
@@ -272,22 +260,7 @@ fn grandpa_equivocation_is_reported_as_an_offence_and_the_validator_slashed() {
 		assert!(slash.own > 0 && slash.own <= presets::VALIDATOR_BOND);
 
 		// The same report again is refused: an offence is punished once.
-		let replay = RuntimeCall::Grandpa(pallet_grandpa::Call::report_equivocation_unsigned {
-			equivocation_proof: Box::new(EquivocationProof::new(
-				set_id,
-				Equivocation::Prevote(finality_grandpa::Equivocation {
-					round_number: round,
-					identity: offender.public().into(),
-					first: signed_prevote(1),
-					second: signed_prevote(2),
-				}),
-			)),
-			key_owner_proof: crate::Historical::prove((
-				KEY_TYPE,
-				sp_consensus_grandpa::AuthorityId::from(offender.public()),
-			))
-			.expect("proof"),
-		});
+		let replay = report();
 		assert!(replay.dispatch(crate::RuntimeOrigin::none()).is_err());
 	});
 }

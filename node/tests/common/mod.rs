@@ -11,14 +11,11 @@ use std::{
 	time::{Duration, Instant},
 };
 
-use blyan_runtime::{
-	AccountId, Balance, RuntimeCall, SignedPayload, TxExtension, UncheckedExtrinsic,
-};
+use blyan_runtime::{AccountId, Balance, RuntimeCall, SignedPayload, UncheckedExtrinsic};
 use codec::{Decode, Encode};
 use serde_json::{json, Value};
 use sp_core::H256;
 use sp_keyring::Sr25519Keyring;
-use sp_runtime::generic::Era;
 
 /// Path of the node binary: `$BLYAN_NODE_BIN`, else the one cargo built for this test run.
 pub fn node_binary() -> PathBuf {
@@ -282,17 +279,7 @@ impl Rpc {
 			self.call("state_getRuntimeVersion", json!([])).expect("runtime version");
 		let spec_version = version["specVersion"].as_u64().expect("specVersion") as u32;
 		let tx_version = version["transactionVersion"].as_u64().expect("transactionVersion") as u32;
-		let tx_ext: TxExtension = (
-			frame_system::CheckNonZeroSender::new(),
-			frame_system::CheckSpecVersion::new(),
-			frame_system::CheckTxVersion::new(),
-			frame_system::CheckGenesis::new(),
-			frame_system::CheckEra::from(Era::Immortal),
-			frame_system::CheckNonce::from(nonce),
-			frame_system::CheckWeight::new(),
-			pallet_transaction_payment::ChargeTransactionPayment::from(0),
-			frame_system::WeightReclaim::new(),
-		);
+		let tx_ext = blyan_runtime::tx_extension(nonce, 0);
 		let implicit = ((), spec_version, tx_version, genesis, genesis, (), (), (), ());
 		let payload = SignedPayload::from_raw(call.clone(), tx_ext.clone(), implicit);
 		let signature = payload.using_encoded(|p| signer.sign(p));
