@@ -10,7 +10,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use blyan_runtime::{currency::MILLI_BLY, RuntimeCall};
-use codec::Decode;
 use common::*;
 use serde_json::json;
 use sp_keyring::Sr25519Keyring;
@@ -24,26 +23,6 @@ fn transfer(to: &Sr25519Keyring) -> RuntimeCall {
 		dest: to.to_account_id().into(),
 		value: MILLI_BLY,
 	})
-}
-
-/// On-chain nonce of `who` in block `at` (not counting the pool, unlike `system_accountNextIndex`).
-fn chain_nonce(
-	rpc: &Rpc,
-	who: &blyan_runtime::AccountId,
-	at: Option<sp_core::H256>,
-) -> Option<u32> {
-	let key = frame_system::Account::<blyan_runtime::Runtime>::hashed_key_for(who);
-	let at = at.map(|h| format!("{h:?}"));
-	let raw: Option<String> =
-		rpc.call("state_getStorage", json!([format!("0x{}", hex::encode(key)), at])).ok()?;
-	let Some(raw) = raw else { return Some(0) };
-	let bytes = hex::decode(raw.trim_start_matches("0x")).ok()?;
-	let info = frame_system::AccountInfo::<
-		blyan_runtime::Nonce,
-		pallet_balances::AccountData<blyan_runtime::Balance>,
-	>::decode(&mut &bytes[..])
-	.ok()?;
-	Some(info.nonce)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -102,7 +81,7 @@ fn throughput(total: usize) -> Result<Throughput, String> {
 	loop {
 		let nonces: Vec<u32> = senders
 			.iter()
-			.map(|s| chain_nonce(&rpc, &s.to_account_id(), None).unwrap_or(0))
+			.map(|s| rpc.chain_nonce(&s.to_account_id(), None).unwrap_or(0))
 			.collect();
 		let total: u32 = nonces.iter().sum();
 		if nonces.iter().all(|n| *n >= per_sender as u32) {
@@ -160,32 +139,9 @@ struct Throughput {
 
 fn finality_latency(samples: usize, gossip_ms: Option<&str>) -> Result<Vec<f64>, String> {
 	let dir = test_dir("bench-local");
-	let key = write_node_key(dir.path(), "alice", 1);
-	let peer = peer_id_of(&key);
-	let key_arg = key.to_string_lossy().to_string();
 	let gossip: Vec<&str> = gossip_ms.map(|ms| vec!["--grandpa-gossip-ms", ms]).unwrap_or_default();
-	let mut alice_args =
-		vec!["--chain", "local", "--alice", "--validator", "--node-key-file", &key_arg];
-	alice_args.extend(&gossip);
-	let mut alice = Node::start("alice", dir.path(), &alice_args);
-	let boot = alice.multiaddr(&peer);
-	let mut others = Vec::new();
-	for (i, name) in ["bob", "charlie"].into_iter().enumerate() {
-		let key = write_node_key(dir.path(), name, i as u8 + 2).to_string_lossy().to_string();
-		let flag = format!("--{name}");
-		let mut args = vec![
-			"--chain",
-			"local",
-			&flag,
-			"--validator",
-			"--node-key-file",
-			&key,
-			"--bootnodes",
-			&boot,
-		];
-		args.extend(&gossip);
-		others.push(Node::start(name, dir.path(), &args));
-	}
+	let mut nodes = start_network(dir.path(), "local", 3, &gossip);
+	let alice = &mut nodes[0];
 	let rpc = alice.rpc();
 	alice.wait_for("finality on the 3-validator network", Duration::from_secs(300), |h| {
 		h.finalized >= 3
@@ -195,13 +151,13 @@ fn finality_latency(samples: usize, gossip_ms: Option<&str>) -> Result<Vec<f64>,
 	let who = ferdie.to_account_id();
 	let mut latencies = Vec::new();
 	for i in 0..samples {
-		let nonce = chain_nonce(&rpc, &who, None).ok_or("nonce")?;
+		let nonce = rpc.chain_nonce(&who, None).ok_or("nonce")?;
 		let xt = rpc.sign(ferdie, nonce, transfer(&Sr25519Keyring::Eve));
 		let t0 = Instant::now();
 		rpc.submit(&xt)?;
 		loop {
 			let fin = rpc.finalized_hash().ok_or("finalized")?;
-			if chain_nonce(&rpc, &who, Some(fin)) > Some(nonce) {
+			if rpc.chain_nonce(&who, Some(fin)) > Some(nonce) {
 				break;
 			}
 			if t0.elapsed() > Duration::from_secs(60) {

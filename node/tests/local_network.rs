@@ -7,37 +7,12 @@
 
 mod common;
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
 use common::*;
 
 const STARTUP: Duration = Duration::from_secs(240);
 const PROGRESS: Duration = Duration::from_secs(120);
-
-const VALIDATORS: [&str; 4] = ["alice", "bob", "charlie", "dave"];
-
-/// Starts `count` validators of `chain`, each with its own node key; the first is every other's
-/// bootnode.
-fn start_network(dir: &Path, chain: &str, count: usize) -> Vec<Node> {
-	let mut nodes: Vec<Node> = Vec::new();
-	let mut boot = String::new();
-	for (i, name) in VALIDATORS[..count].iter().enumerate() {
-		let key = write_node_key(dir, name, i as u8 + 1);
-		let key_arg = key.to_string_lossy().to_string();
-		let flag = format!("--{name}");
-		let mut args =
-			vec!["--chain", chain, flag.as_str(), "--validator", "--node-key-file", &key_arg];
-		if i > 0 {
-			args.extend(["--bootnodes", boot.as_str()]);
-		}
-		let node = Node::start(name, dir, &args);
-		if i == 0 {
-			boot = node.multiaddr(&peer_id_of(&key));
-		}
-		nodes.push(node);
-	}
-	nodes
-}
 
 fn all_finalize(nodes: &mut [Node], at_least: u32, timeout: Duration) {
 	for n in nodes {
@@ -50,7 +25,7 @@ fn all_finalize(nodes: &mut [Node], at_least: u32, timeout: Duration) {
 fn three_validators_finalize_survive_a_kill_and_the_killed_one_catches_up() {
 	let _serial = serial();
 	let dir = test_dir("local3");
-	let mut nodes = start_network(dir.path(), "local", 3);
+	let mut nodes = start_network(dir.path(), "local", 3, &[]);
 	all_finalize(&mut nodes, 3, STARTUP);
 
 	// Remember what Charlie had finalized, then crash it.
@@ -87,7 +62,7 @@ fn three_validators_finalize_survive_a_kill_and_the_killed_one_catches_up() {
 fn four_validators_keep_finalizing_with_one_killed() {
 	let _serial = serial();
 	let dir = test_dir("local4");
-	let mut nodes = start_network(dir.path(), "local4", 4);
+	let mut nodes = start_network(dir.path(), "local4", 4, &[]);
 	all_finalize(&mut nodes, 3, STARTUP);
 
 	nodes[3].kill();

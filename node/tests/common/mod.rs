@@ -41,6 +41,37 @@ pub fn total_issuance_key() -> String {
 	)
 }
 
+/// What `System.Account` stores for an account.
+pub type AccountInfo =
+	frame_system::AccountInfo<blyan_runtime::Nonce, pallet_balances::AccountData<Balance>>;
+
+/// Validators of the `local`/`local4` presets, in the order their networks start them.
+pub const VALIDATORS: [&str; 4] = ["alice", "bob", "charlie", "dave"];
+
+/// Starts the first `count` validators of `chain` under `dir`, each with its own node key and
+/// `extra` flags; the first is every other's bootnode.
+pub fn start_network(dir: &Path, chain: &str, count: usize, extra: &[&str]) -> Vec<Node> {
+	let mut nodes: Vec<Node> = Vec::new();
+	let mut boot = String::new();
+	for (i, name) in VALIDATORS[..count].iter().enumerate() {
+		let key = write_node_key(dir, name, i as u8 + 1);
+		let key_arg = key.to_string_lossy().to_string();
+		let flag = format!("--{name}");
+		let mut args =
+			vec!["--chain", chain, flag.as_str(), "--validator", "--node-key-file", &key_arg];
+		if i > 0 {
+			args.extend(["--bootnodes", boot.as_str()]);
+		}
+		args.extend(extra);
+		let node = Node::start(name, dir, &args);
+		if i == 0 {
+			boot = node.multiaddr(&peer_id_of(&key));
+		}
+		nodes.push(node);
+	}
+	nodes
+}
+
 /// A running node process.
 pub struct Node {
 	pub name: String,
@@ -242,20 +273,27 @@ impl Rpc {
 		Some(H256::from_slice(&bytes))
 	}
 
-	/// Free balance of `who` in the state of block `at` (the best block when `None`).
-	pub fn free_balance(&self, who: &AccountId, at: Option<H256>) -> Option<Balance> {
+	/// `System.Account` of `who` in the state of block `at` (the best block when `None`); the
+	/// default (zero) record for an account that does not exist.
+	pub fn account(&self, who: &AccountId, at: Option<H256>) -> Option<AccountInfo> {
 		let key = frame_system::Account::<blyan_runtime::Runtime>::hashed_key_for(who);
 		let key = format!("0x{}", hex::encode(key));
 		let at = at.map(|h| format!("{h:?}"));
 		let raw: Option<String> = self.call("state_getStorage", json!([key, at])).ok()?;
-		let Some(raw) = raw else { return Some(0) };
+		let Some(raw) = raw else { return Some(AccountInfo::default()) };
 		let bytes = hex::decode(raw.trim_start_matches("0x")).ok()?;
-		let info = frame_system::AccountInfo::<
-			blyan_runtime::Nonce,
-			pallet_balances::AccountData<Balance>,
-		>::decode(&mut &bytes[..])
-		.ok()?;
-		Some(info.data.free)
+		AccountInfo::decode(&mut &bytes[..]).ok()
+	}
+
+	/// Free balance of `who` in the state of block `at` (the best block when `None`).
+	pub fn free_balance(&self, who: &AccountId, at: Option<H256>) -> Option<Balance> {
+		self.account(who, at).map(|info| info.data.free)
+	}
+
+	/// On-chain nonce of `who` in block `at` (unlike `system_accountNextIndex`, not counting the
+	/// transaction pool).
+	pub fn chain_nonce(&self, who: &AccountId, at: Option<H256>) -> Option<u32> {
+		self.account(who, at).map(|info| info.nonce)
 	}
 
 	/// Total BLY issuance in the state of block `at` (best block when `None`).
