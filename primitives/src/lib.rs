@@ -82,6 +82,8 @@ pub mod time {
 	pub const SESSIONS_PER_ERA: u32 = 6;
 }
 
+pub mod pol;
+
 #[cfg(test)]
 mod tests {
 	use super::currency::*;

@@ -1,0 +1,942 @@
+//! # Training jobs
+//!
+//! Workers register with a bond (held BLY) and their capabilities. A creator posts a job with
+//! its reward held in escrow and a *commitment* to a held-out validation set, so that no miner
+//! can train on it. A worker claims the job (a lease), commits to a hash of its result, the
+//! creator reveals the validation set, the worker reveals the result (new layers and its
+//! claimed validation score), and the job goes to Proof-of-Learning verification through
+//! [`VerificationProvider`]. Verification settles the job through [`JobSettlement`].
+//!
+//! Missed deadlines are processed by `on_initialize` from a per-block queue, at most
+//! `MaxExpiriesPerBlock` jobs a block:
+//! - an open job past its deadline is refunded;
+//! - a claim whose lease ends without a commitment: the worker loses `lease_slash` of its bond
+//!   and the job reopens;
+//! - a creator who does not reveal the validation set in time forfeits the reward to the worker;
+//! - a worker who does not reveal its result in time loses `lease_slash` of its bond and the
+//!   creator is refunded (the validation set is public by then, so the job cannot reopen).
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+pub use pallet::*;
+
+#[cfg(feature = "runtime-benchmarks")]
+mod benchmarking;
+#[cfg(test)]
+mod mock;
+#[cfg(test)]
+mod tests;
+pub mod weights;
+pub use weights::WeightInfo;
+
+use alloc::vec::Vec;
+use blyan_primitives::pol::{
+	Backend, CandidateVersion, Cid, DatasetId, JobId, JobSettlement, LayerDeltas, ModelId,
+	ModelRegistry, Parents, Score, SemVer, VerificationProvider, VerificationRequest, VersionId,
+	VersionStatus,
+};
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use frame_support::{
+	pallet_prelude::*,
+	traits::{
+		fungible::{Inspect, InspectHold, Mutate, MutateHold},
+		tokens::{Fortitude, Precision, Restriction},
+	},
+};
+use frame_system::pallet_prelude::*;
+use scale_info::TypeInfo;
+use sp_core::H256;
+use sp_runtime::{
+	traits::{BlakeTwo256, Hash as _, Saturating, Zero},
+	DispatchError, DispatchResult, Perbill,
+};
+
+/// Balance type of the pallet's currency.
+pub type BalanceOf<T> =
+	<<T as Config>::Currency as Inspect<<T as frame_system::Config>::AccountId>>::Balance;
+
+/// Longest hyper-parameter document (JSON) a job may carry.
+pub const MAX_HYPERPARAMS_LEN: u32 = 1024;
+/// How many blocks past its due block an expiry may be pushed when that block's queue is full.
+pub const EXPIRY_SPILL_BLOCKS: u32 = 16;
+
+/// What a worker can run.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct Capabilities {
+	pub backends: BoundedVec<Backend, ConstU32<3>>,
+	/// Accelerator (or host) memory available for a job, in MiB.
+	pub memory_mb: u32,
+}
+
+/// A registered worker.
+#[derive(Clone, PartialEq, Eq, Encode, Decode, MaxEncodedLen, TypeInfo, Debug)]
+pub struct WorkerInfo<Balance, BlockNumber> {
+	/// Held under [`HoldReason::WorkerBond`].
+	pub bond: Balance,
+	pub capabilities: Capabilities,
+	/// Set by `unbond_worker`: the bond can be withdrawn from this block on.
+	pub unbonding_until: Option<BlockNumber>,
+}
+
+/// What a creator asks for.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct JobSpec<BlockNumber> {
+	/// The accepted version to train from; the result's parent.
+	pub base_version: VersionId,
+	/// The training dataset (its owner earns a share of an accepted job).
+	pub dataset: DatasetId,
+	/// `blake2_256(SCALE(validation_cid, salt))`: binds the held-out set without showing it.
+	pub validation_commitment: H256,
+	/// Hyper-parameters (JSON).
+	pub hyperparams: BoundedVec<u8, ConstU32<MAX_HYPERPARAMS_LEN>>,
+	/// Seed of every random choice in training, for bit-exact re-runs.
+	pub seed: u64,
+	pub backend: Backend,
+	/// Least worker memory the job needs, in MiB.
+	pub min_memory_mb: u32,
+	/// Last block at which the job can be claimed and its result committed.
+	pub deadline: BlockNumber,
+	/// Blocks a claim lasts before the worker must commit.
+	pub lease: BlockNumber,
+	/// Least relative loss reduction to count; the chain's default if `None`.
+	pub min_improvement: Option<Perbill>,
+}
+
+/// The held-out validation set, once the creator reveals it.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct ValidationSet {
+	pub cid: Cid,
+	pub salt: [u8; 32],
+}
+
+/// What a worker reveals: the new layers and its own score of them.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct JobResult {
+	pub semver: SemVer,
+	pub layers: LayerDeltas,
+	pub weight_root: H256,
+	/// Validation loss of the result on the revealed set, fixed-point (see [`Score`]).
+	pub claimed_score: Score,
+}
+
+/// Where a job is. Finished jobs are removed; their end is in the events.
+#[derive(Clone, PartialEq, Eq, Encode, Decode, MaxEncodedLen, TypeInfo, Debug)]
+pub enum JobStatus<AccountId> {
+	/// Waiting for a worker.
+	Open,
+	/// Leased to a worker, who must commit by the stage deadline.
+	Claimed { worker: AccountId },
+	/// The worker committed; the creator must reveal the validation set by the stage deadline.
+	Committed { worker: AccountId, result_hash: H256 },
+	/// The validation set is public; the worker must reveal its result by the stage deadline.
+	ValidationRevealed { worker: AccountId, result_hash: H256 },
+	/// The result is a candidate version under Proof-of-Learning verification.
+	Verifying { worker: AccountId, candidate: VersionId, claimed_score: Score },
+}
+
+/// A posted job.
+#[derive(Clone, PartialEq, Eq, Encode, Decode, MaxEncodedLen, TypeInfo, Debug)]
+pub struct Job<AccountId, Balance, BlockNumber> {
+	pub creator: AccountId,
+	pub model: ModelId,
+	pub spec: JobSpec<BlockNumber>,
+	/// Escrowed reward, held on the creator under [`HoldReason::JobEscrow`].
+	pub reward: Balance,
+	/// The threshold in force for this job.
+	pub min_improvement: Perbill,
+	pub status: JobStatus<AccountId>,
+	/// The block at which the current stage times out (unused while verifying).
+	pub stage_deadline: BlockNumber,
+	/// Revealed validation set.
+	pub validation: Option<ValidationSet>,
+}
+
+impl<AccountId, Balance, BlockNumber> Job<AccountId, Balance, BlockNumber> {
+	/// The worker holding the job, if any.
+	pub fn worker(&self) -> Option<&AccountId> {
+		match &self.status {
+			JobStatus::Open => None,
+			JobStatus::Claimed { worker } |
+			JobStatus::Committed { worker, .. } |
+			JobStatus::ValidationRevealed { worker, .. } |
+			JobStatus::Verifying { worker, .. } => Some(worker),
+		}
+	}
+}
+
+/// The pallet's parameters; governance owns them.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct JobParams<Balance, BlockNumber> {
+	/// Threshold for jobs that set none (1 % by default).
+	pub min_improvement: Perbill,
+	/// Least reward a job may escrow.
+	pub min_reward: Balance,
+	/// Least bond to register and to claim.
+	pub min_worker_bond: Balance,
+	/// Blocks between `unbond_worker` and `withdraw_worker`.
+	pub unbonding_period: BlockNumber,
+	/// Longest lease a job may ask for.
+	pub max_lease: BlockNumber,
+	/// Blocks the creator has to reveal the validation set, and then the worker its result.
+	pub reveal_window: BlockNumber,
+	/// Share of a worker's bond slashed for a lapsed lease or a withheld result.
+	pub lease_slash: Perbill,
+}
+
+/// `blake2_256(SCALE(cid, salt))`: the commitment a creator posts for its validation set.
+pub fn validation_commitment(cid: &Cid, salt: &[u8; 32]) -> H256 {
+	BlakeTwo256::hash(&(cid, salt).encode())
+}
+
+/// `blake2_256(SCALE(job, worker, result, salt))`: the commitment a worker posts for its result.
+/// Binding the worker and job means a commitment cannot be replayed by anyone else.
+pub fn result_commitment<AccountId: Encode>(
+	job: JobId,
+	worker: &AccountId,
+	result: &JobResult,
+	salt: &[u8; 32],
+) -> H256 {
+	BlakeTwo256::hash(&(job, worker, result, salt).encode())
+}
+
+#[frame_support::pallet]
+pub mod pallet {
+	use super::*;
+
+	#[pallet::pallet]
+	pub struct Pallet<T>(_);
+
+	/// Why the pallet holds funds.
+	#[pallet::composite_enum]
+	pub enum HoldReason {
+		/// A worker's bond, slashable for lapsed leases and refuted claims.
+		WorkerBond,
+		/// A job's reward, until the job settles.
+		JobEscrow,
+	}
+
+	#[pallet::config]
+	pub trait Config: frame_system::Config {
+		type Currency: Mutate<Self::AccountId>
+			+ MutateHold<Self::AccountId, Reason = Self::RuntimeHoldReason>;
+		type RuntimeHoldReason: From<HoldReason>;
+		/// Models, versions and datasets.
+		type Registry: ModelRegistry<Self::AccountId>;
+		/// Proof-of-Learning, which settles jobs back through [`JobSettlement`].
+		type Verification: VerificationProvider<Self::AccountId>;
+		/// Who may change [`Params`] (root now; governance later).
+		type ParamsOrigin: EnsureOrigin<Self::RuntimeOrigin>;
+		/// [`Params`] until changed.
+		type DefaultParams: Get<JobParams<BalanceOf<Self>, BlockNumberFor<Self>>>;
+		/// Most jobs a worker holds at once.
+		#[pallet::constant]
+		type MaxActiveJobsPerWorker: Get<u32>;
+		/// Most unfinished jobs a creator has at once.
+		#[pallet::constant]
+		type MaxJobsPerCreator: Get<u32>;
+		/// Most expiries processed in one block.
+		#[pallet::constant]
+		type MaxExpiriesPerBlock: Get<u32>;
+		type WeightInfo: WeightInfo;
+	}
+
+	#[pallet::storage]
+	pub type Params<T: Config> = StorageValue<
+		_,
+		JobParams<BalanceOf<T>, BlockNumberFor<T>>,
+		ValueQuery,
+		T::DefaultParams,
+	>;
+
+	#[pallet::storage]
+	pub type Workers<T: Config> = StorageMap<
+		_,
+		Blake2_128Concat,
+		T::AccountId,
+		WorkerInfo<BalanceOf<T>, BlockNumberFor<T>>,
+		OptionQuery,
+	>;
+
+	/// The jobs each worker holds (claimed, committed, revealing or verifying).
+	#[pallet::storage]
+	pub type WorkerJobs<T: Config> = StorageMap<
+		_,
+		Blake2_128Concat,
+		T::AccountId,
+		BoundedVec<JobId, T::MaxActiveJobsPerWorker>,
+		ValueQuery,
+	>;
+
+	#[pallet::storage]
+	pub type NextJobId<T> = StorageValue<_, JobId, ValueQuery>;
+
+	#[pallet::storage]
+	pub type Jobs<T: Config> = StorageMap<
+		_,
+		Blake2_128Concat,
+		JobId,
+		Job<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>,
+		OptionQuery,
+	>;
+
+	/// Unfinished jobs per creator (bounded by `MaxJobsPerCreator`).
+	#[pallet::storage]
+	pub type CreatorJobCount<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, u32, ValueQuery>;
+
+	/// Jobs whose current stage times out at a block.
+	#[pallet::storage]
+	pub type Expiries<T: Config> = StorageMap<
+		_,
+		Twox64Concat,
+		BlockNumberFor<T>,
+		BoundedVec<JobId, T::MaxExpiriesPerBlock>,
+		ValueQuery,
+	>;
+
+	#[pallet::event]
+	#[pallet::generate_deposit(pub(super) fn deposit_event)]
+	pub enum Event<T: Config> {
+		WorkerRegistered { worker: T::AccountId, bond: BalanceOf<T> },
+		CapabilitiesUpdated { worker: T::AccountId },
+		WorkerUnbonding { worker: T::AccountId, until: BlockNumberFor<T> },
+		WorkerWithdrawn { worker: T::AccountId, bond: BalanceOf<T> },
+		JobPosted {
+			job: JobId,
+			creator: T::AccountId,
+			model: ModelId,
+			base_version: VersionId,
+			reward: BalanceOf<T>,
+			deadline: BlockNumberFor<T>,
+		},
+		JobCancelled { job: JobId },
+		JobClaimed { job: JobId, worker: T::AccountId, lease_until: BlockNumberFor<T> },
+		ResultCommitted { job: JobId, worker: T::AccountId, reveal_by: BlockNumberFor<T> },
+		ValidationRevealed { job: JobId, cid: Cid, salt: [u8; 32], reveal_by: BlockNumberFor<T> },
+		/// The result is a candidate version and goes to verification.
+		ResultRevealed {
+			job: JobId,
+			worker: T::AccountId,
+			candidate: VersionId,
+			claimed_score: Score,
+		},
+		/// An open job passed its deadline; the reward went back to the creator.
+		JobExpired { job: JobId },
+		/// A claim lapsed without a commitment; the worker was slashed and the job reopened.
+		LeaseExpired { job: JobId, worker: T::AccountId, slashed: BalanceOf<T>, reopened: bool },
+		/// The creator did not reveal the validation set in time; the reward went to the worker.
+		CreatorForfeited { job: JobId, worker: T::AccountId, amount: BalanceOf<T> },
+		/// The worker did not reveal its result in time; it was slashed and the creator refunded.
+		ResultWithheld { job: JobId, worker: T::AccountId, slashed: BalanceOf<T> },
+		/// Verification confirmed the improvement; the worker received `to_miner`.
+		JobAccepted { job: JobId, worker: T::AccountId, to_miner: BalanceOf<T> },
+		/// Verification refuted the claim; the worker was slashed and the creator refunded.
+		JobRejected { job: JobId, worker: T::AccountId, slashed: BalanceOf<T> },
+		/// Verification reached no verdict; the creator was refunded.
+		JobVoided { job: JobId },
+		ParamsSet { params: JobParams<BalanceOf<T>, BlockNumberFor<T>> },
+	}
+
+	#[pallet::error]
+	pub enum Error<T> {
+		/// The account is registered as a worker already.
+		AlreadyWorker,
+		/// The account is not a registered worker.
+		NotWorker,
+		/// The bond is below `min_worker_bond`.
+		BondTooLow,
+		/// The account cannot afford the bond or the reward.
+		InsufficientBalance,
+		/// A worker must offer at least one backend, each once.
+		BadCapabilities,
+		/// The worker is unbonding and cannot take jobs.
+		Unbonding,
+		/// The worker still holds jobs.
+		HasActiveJobs,
+		/// The worker has not called `unbond_worker`.
+		NotUnbonding,
+		/// The unbonding period has not passed.
+		StillUnbonding,
+		/// No job with this id.
+		UnknownJob,
+		/// The job is not in the stage this call needs.
+		WrongStage,
+		/// Only the job's creator may do this.
+		NotCreator,
+		/// Only the job's worker may do this.
+		NotJobWorker,
+		/// The base version does not exist.
+		UnknownVersion,
+		/// The base version is not accepted.
+		BaseNotAccepted,
+		/// The dataset does not exist.
+		UnknownDataset,
+		/// The reward is below `min_reward`.
+		RewardTooLow,
+		/// The deadline is not in the future.
+		DeadlineInPast,
+		/// The lease must be between 1 and `max_lease` blocks.
+		BadLease,
+		/// A job's minimum improvement must be above zero.
+		BadMinImprovement,
+		/// The creator has `MaxJobsPerCreator` unfinished jobs.
+		TooManyJobs,
+		/// The worker holds `MaxActiveJobsPerWorker` jobs.
+		TooManyActiveJobs,
+		/// A creator cannot work on its own job.
+		OwnJob,
+		/// The worker lacks the job's backend or memory.
+		Incapable,
+		/// The job's deadline has passed.
+		DeadlinePassed,
+		/// The revealed data does not match the commitment.
+		CommitmentMismatch,
+		/// Every block in reach has a full expiry queue; try again later.
+		ExpiryQueueFull,
+		/// An identifier counter is exhausted.
+		IdsExhausted,
+	}
+
+	#[pallet::hooks]
+	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
+		fn on_initialize(now: BlockNumberFor<T>) -> Weight {
+			let due = Expiries::<T>::take(now);
+			let count = due.len() as u32;
+			for job in due {
+				Self::expire(job, now);
+			}
+			T::WeightInfo::on_initialize(count)
+		}
+	}
+
+	#[pallet::call]
+	impl<T: Config> Pallet<T> {
+		/// Registers the caller as a worker, holding `bond`.
+		#[pallet::call_index(0)]
+		#[pallet::weight(T::WeightInfo::register_worker())]
+		pub fn register_worker(
+			origin: OriginFor<T>,
+			capabilities: Capabilities,
+			bond: BalanceOf<T>,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			ensure!(!Workers::<T>::contains_key(&who), Error::<T>::AlreadyWorker);
+			check_capabilities::<T>(&capabilities)?;
+			ensure!(bond >= Params::<T>::get().min_worker_bond, Error::<T>::BondTooLow);
+			ensure!(
+				T::Currency::can_hold(&HoldReason::WorkerBond.into(), &who, bond),
+				Error::<T>::InsufficientBalance
+			);
+			T::Currency::hold(&HoldReason::WorkerBond.into(), &who, bond)?;
+			Workers::<T>::insert(&who, WorkerInfo { bond, capabilities, unbonding_until: None });
+			Self::deposit_event(Event::WorkerRegistered { worker: who, bond });
+			Ok(())
+		}
+
+		/// Replaces the caller's declared capabilities.
+		#[pallet::call_index(1)]
+		#[pallet::weight(T::WeightInfo::update_capabilities())]
+		pub fn update_capabilities(
+			origin: OriginFor<T>,
+			capabilities: Capabilities,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			check_capabilities::<T>(&capabilities)?;
+			Workers::<T>::try_mutate(&who, |w| {
+				let worker = w.as_mut().ok_or(Error::<T>::NotWorker)?;
+				worker.capabilities = capabilities;
+				Ok::<_, DispatchError>(())
+			})?;
+			Self::deposit_event(Event::CapabilitiesUpdated { worker: who });
+			Ok(())
+		}
+
+		/// Stops taking jobs; the bond can be withdrawn after the unbonding period.
+		#[pallet::call_index(2)]
+		#[pallet::weight(T::WeightInfo::unbond_worker())]
+		pub fn unbond_worker(origin: OriginFor<T>) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let mut worker = Workers::<T>::get(&who).ok_or(Error::<T>::NotWorker)?;
+			ensure!(worker.unbonding_until.is_none(), Error::<T>::Unbonding);
+			ensure!(WorkerJobs::<T>::get(&who).is_empty(), Error::<T>::HasActiveJobs);
+			let until = frame_system::Pallet::<T>::block_number()
+				.saturating_add(Params::<T>::get().unbonding_period);
+			worker.unbonding_until = Some(until);
+			Workers::<T>::insert(&who, worker);
+			Self::deposit_event(Event::WorkerUnbonding { worker: who, until });
+			Ok(())
+		}
+
+		/// Releases the bond of an unbonded worker and forgets it.
+		#[pallet::call_index(3)]
+		#[pallet::weight(T::WeightInfo::withdraw_worker())]
+		pub fn withdraw_worker(origin: OriginFor<T>) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let worker = Workers::<T>::get(&who).ok_or(Error::<T>::NotWorker)?;
+			let until = worker.unbonding_until.ok_or(Error::<T>::NotUnbonding)?;
+			ensure!(frame_system::Pallet::<T>::block_number() >= until, Error::<T>::StillUnbonding);
+			let bond = T::Currency::release_all(
+				&HoldReason::WorkerBond.into(),
+				&who,
+				Precision::BestEffort,
+			)?;
+			Workers::<T>::remove(&who);
+			WorkerJobs::<T>::remove(&who);
+			Self::deposit_event(Event::WorkerWithdrawn { worker: who, bond });
+			Ok(())
+		}
+
+		/// Posts a training job, holding `reward` in escrow until it settles.
+		#[pallet::call_index(4)]
+		#[pallet::weight(T::WeightInfo::post_job())]
+		pub fn post_job(
+			origin: OriginFor<T>,
+			spec: JobSpec<BlockNumberFor<T>>,
+			reward: BalanceOf<T>,
+		) -> DispatchResult {
+			let creator = ensure_signed(origin)?;
+			let params = Params::<T>::get();
+			let now = frame_system::Pallet::<T>::block_number();
+			let base = T::Registry::version(spec.base_version).ok_or(Error::<T>::UnknownVersion)?;
+			ensure!(base.status == VersionStatus::Accepted, Error::<T>::BaseNotAccepted);
+			ensure!(T::Registry::dataset_owner(spec.dataset).is_some(), Error::<T>::UnknownDataset);
+			ensure!(reward >= params.min_reward, Error::<T>::RewardTooLow);
+			ensure!(spec.deadline > now, Error::<T>::DeadlineInPast);
+			ensure!(
+				!spec.lease.is_zero() && spec.lease <= params.max_lease,
+				Error::<T>::BadLease
+			);
+			ensure!(
+				spec.min_improvement.is_none_or(|p| !p.is_zero()),
+				Error::<T>::BadMinImprovement
+			);
+			let open = CreatorJobCount::<T>::get(&creator);
+			ensure!(open < T::MaxJobsPerCreator::get(), Error::<T>::TooManyJobs);
+			ensure!(
+				T::Currency::can_hold(&HoldReason::JobEscrow.into(), &creator, reward),
+				Error::<T>::InsufficientBalance
+			);
+			let job = NextJobId::<T>::get();
+			let next = job.checked_add(1).ok_or(Error::<T>::IdsExhausted)?;
+			let expires = Self::free_expiry_slot(spec.deadline)?;
+
+			T::Currency::hold(&HoldReason::JobEscrow.into(), &creator, reward)?;
+			Expiries::<T>::try_append(expires, job).map_err(|_| Error::<T>::ExpiryQueueFull)?;
+			NextJobId::<T>::put(next);
+			CreatorJobCount::<T>::insert(&creator, open.saturating_add(1));
+			let deadline = spec.deadline;
+			let base_version = spec.base_version;
+			Jobs::<T>::insert(
+				job,
+				Job {
+					creator: creator.clone(),
+					model: base.model,
+					min_improvement: spec.min_improvement.unwrap_or(params.min_improvement),
+					spec,
+					reward,
+					status: JobStatus::Open,
+					stage_deadline: expires,
+					validation: None,
+				},
+			);
+			Self::deposit_event(Event::JobPosted {
+				job,
+				creator,
+				model: base.model,
+				base_version,
+				reward,
+				deadline,
+			});
+			Ok(())
+		}
+
+		/// Withdraws an unclaimed job and refunds its reward.
+		#[pallet::call_index(5)]
+		#[pallet::weight(T::WeightInfo::cancel_job())]
+		pub fn cancel_job(origin: OriginFor<T>, job: JobId) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let info = Jobs::<T>::get(job).ok_or(Error::<T>::UnknownJob)?;
+			ensure!(info.creator == who, Error::<T>::NotCreator);
+			ensure!(info.status == JobStatus::Open, Error::<T>::WrongStage);
+			Self::refund_and_remove(job, &info);
+			Self::deposit_event(Event::JobCancelled { job });
+			Ok(())
+		}
+
+		/// Leases an open job to the calling worker until `min(now + lease, deadline)`.
+		#[pallet::call_index(6)]
+		#[pallet::weight(T::WeightInfo::claim_job())]
+		pub fn claim_job(origin: OriginFor<T>, job: JobId) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let mut info = Jobs::<T>::get(job).ok_or(Error::<T>::UnknownJob)?;
+			ensure!(info.status == JobStatus::Open, Error::<T>::WrongStage);
+			let now = frame_system::Pallet::<T>::block_number();
+			ensure!(now < info.spec.deadline, Error::<T>::DeadlinePassed);
+			ensure!(info.creator != who, Error::<T>::OwnJob);
+			let worker = Workers::<T>::get(&who).ok_or(Error::<T>::NotWorker)?;
+			ensure!(worker.unbonding_until.is_none(), Error::<T>::Unbonding);
+			ensure!(worker.bond >= Params::<T>::get().min_worker_bond, Error::<T>::BondTooLow);
+			ensure!(
+				worker.capabilities.backends.contains(&info.spec.backend) &&
+					worker.capabilities.memory_mb >= info.spec.min_memory_mb,
+				Error::<T>::Incapable
+			);
+			let mut active = WorkerJobs::<T>::get(&who);
+			active.try_push(job).map_err(|_| Error::<T>::TooManyActiveJobs)?;
+			let lease_until = now.saturating_add(info.spec.lease).min(info.spec.deadline);
+			let expires = Self::free_expiry_slot(lease_until)?;
+
+			Expiries::<T>::try_append(expires, job).map_err(|_| Error::<T>::ExpiryQueueFull)?;
+			WorkerJobs::<T>::insert(&who, active);
+			info.status = JobStatus::Claimed { worker: who.clone() };
+			info.stage_deadline = expires;
+			Jobs::<T>::insert(job, info);
+			Self::deposit_event(Event::JobClaimed { job, worker: who, lease_until: expires });
+			Ok(())
+		}
+
+		/// Commits to the result (see [`result_commitment`]) before the lease ends.
+		#[pallet::call_index(7)]
+		#[pallet::weight(T::WeightInfo::commit_result())]
+		pub fn commit_result(origin: OriginFor<T>, job: JobId, result_hash: H256) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let mut info = Jobs::<T>::get(job).ok_or(Error::<T>::UnknownJob)?;
+			match &info.status {
+				JobStatus::Claimed { worker } => ensure!(*worker == who, Error::<T>::NotJobWorker),
+				_ => return Err(Error::<T>::WrongStage.into()),
+			}
+			let reveal_by = Self::free_expiry_slot(Self::window_end())?;
+
+			Expiries::<T>::try_append(reveal_by, job).map_err(|_| Error::<T>::ExpiryQueueFull)?;
+			info.status = JobStatus::Committed { worker: who.clone(), result_hash };
+			info.stage_deadline = reveal_by;
+			Jobs::<T>::insert(job, info);
+			Self::deposit_event(Event::ResultCommitted { job, worker: who, reveal_by });
+			Ok(())
+		}
+
+		/// The creator reveals the held-out validation set after the worker has committed.
+		#[pallet::call_index(8)]
+		#[pallet::weight(T::WeightInfo::reveal_validation())]
+		pub fn reveal_validation(
+			origin: OriginFor<T>,
+			job: JobId,
+			cid: Cid,
+			salt: [u8; 32],
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let mut info = Jobs::<T>::get(job).ok_or(Error::<T>::UnknownJob)?;
+			ensure!(info.creator == who, Error::<T>::NotCreator);
+			let (worker, result_hash) = match &info.status {
+				JobStatus::Committed { worker, result_hash } => (worker.clone(), *result_hash),
+				_ => return Err(Error::<T>::WrongStage.into()),
+			};
+			ensure!(
+				validation_commitment(&cid, &salt) == info.spec.validation_commitment,
+				Error::<T>::CommitmentMismatch
+			);
+			let reveal_by = Self::free_expiry_slot(Self::window_end())?;
+
+			Expiries::<T>::try_append(reveal_by, job).map_err(|_| Error::<T>::ExpiryQueueFull)?;
+			info.status = JobStatus::ValidationRevealed { worker, result_hash };
+			info.stage_deadline = reveal_by;
+			info.validation = Some(ValidationSet { cid: cid.clone(), salt });
+			Jobs::<T>::insert(job, info);
+			Self::deposit_event(Event::ValidationRevealed { job, cid, salt, reveal_by });
+			Ok(())
+		}
+
+		/// The worker reveals its committed result; it becomes a candidate version and goes to
+		/// Proof-of-Learning verification.
+		#[pallet::call_index(9)]
+		#[pallet::weight(T::WeightInfo::reveal_result(result.layers.len() as u32))]
+		pub fn reveal_result(
+			origin: OriginFor<T>,
+			job: JobId,
+			result: JobResult,
+			salt: [u8; 32],
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let mut info = Jobs::<T>::get(job).ok_or(Error::<T>::UnknownJob)?;
+			match &info.status {
+				JobStatus::ValidationRevealed { worker, result_hash } => {
+					ensure!(*worker == who, Error::<T>::NotJobWorker);
+					ensure!(
+						result_commitment(job, &who, &result, &salt) == *result_hash,
+						Error::<T>::CommitmentMismatch
+					);
+				},
+				_ => return Err(Error::<T>::WrongStage.into()),
+			}
+			let candidate = CandidateVersion {
+				model: info.model,
+				parents: Parents::truncate_from(alloc::vec![info.spec.base_version]),
+				semver: result.semver,
+				layers: result.layers,
+				weight_root: result.weight_root,
+			};
+			T::Registry::check_candidate(&candidate)?;
+
+			let version = T::Registry::propose_candidate(&who, candidate)?;
+			T::Verification::start_verification(
+				job,
+				VerificationRequest {
+					creator: info.creator.clone(),
+					miner: who.clone(),
+					dataset: info.spec.dataset,
+					base_version: info.spec.base_version,
+					candidate_version: version,
+					claimed_score: result.claimed_score,
+					min_improvement: info.min_improvement,
+				},
+			)?;
+			info.status = JobStatus::Verifying {
+				worker: who.clone(),
+				candidate: version,
+				claimed_score: result.claimed_score,
+			};
+			Jobs::<T>::insert(job, info);
+			Self::deposit_event(Event::ResultRevealed {
+				job,
+				worker: who,
+				candidate: version,
+				claimed_score: result.claimed_score,
+			});
+			Ok(())
+		}
+
+		/// Replaces the pallet's parameters.
+		#[pallet::call_index(10)]
+		#[pallet::weight(T::WeightInfo::set_params())]
+		pub fn set_params(
+			origin: OriginFor<T>,
+			params: JobParams<BalanceOf<T>, BlockNumberFor<T>>,
+		) -> DispatchResult {
+			T::ParamsOrigin::ensure_origin(origin)?;
+			ensure!(!params.min_improvement.is_zero(), Error::<T>::BadMinImprovement);
+			ensure!(
+				!params.max_lease.is_zero() && !params.reveal_window.is_zero(),
+				Error::<T>::BadLease
+			);
+			Params::<T>::put(params.clone());
+			Self::deposit_event(Event::ParamsSet { params });
+			Ok(())
+		}
+	}
+}
+
+fn check_capabilities<T: Config>(capabilities: &Capabilities) -> DispatchResult {
+	let backends = &capabilities.backends;
+	ensure!(!backends.is_empty(), Error::<T>::BadCapabilities);
+	for (i, backend) in backends.iter().enumerate() {
+		ensure!(!backends[..i].contains(backend), Error::<T>::BadCapabilities);
+	}
+	Ok(())
+}
+
+impl<T: Config> Pallet<T> {
+	fn window_end() -> BlockNumberFor<T> {
+		frame_system::Pallet::<T>::block_number().saturating_add(Params::<T>::get().reveal_window)
+	}
+
+	/// The first block from `at` on whose expiry queue has room.
+	fn free_expiry_slot(at: BlockNumberFor<T>) -> Result<BlockNumberFor<T>, DispatchError> {
+		let mut block = at;
+		for _ in 0..EXPIRY_SPILL_BLOCKS {
+			if (Expiries::<T>::decode_len(block).unwrap_or(0) as u32) < T::MaxExpiriesPerBlock::get()
+			{
+				return Ok(block);
+			}
+			block = block.saturating_add(1u32.into());
+		}
+		Err(Error::<T>::ExpiryQueueFull.into())
+	}
+
+	/// Slashes `share` of a worker's bond (burned); returns what was burned.
+	fn slash_worker(worker: &T::AccountId, share: Perbill) -> BalanceOf<T> {
+		let Some(mut info) = Workers::<T>::get(worker) else { return Zero::zero() };
+		let burned = T::Currency::burn_held(
+			&HoldReason::WorkerBond.into(),
+			worker,
+			share * info.bond,
+			Precision::BestEffort,
+			Fortitude::Force,
+		)
+		.unwrap_or_else(|_| Zero::zero());
+		info.bond = info.bond.saturating_sub(burned);
+		Workers::<T>::insert(worker, info);
+		burned
+	}
+
+	fn unassign(worker: &T::AccountId, job: JobId) {
+		WorkerJobs::<T>::mutate(worker, |jobs| jobs.retain(|j| *j != job));
+	}
+
+	fn forget_job(job: JobId, info: &Job<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>) {
+		if let Some(worker) = info.worker() {
+			Self::unassign(worker, job);
+		}
+		CreatorJobCount::<T>::mutate_exists(&info.creator, |count| {
+			*count = count.map(|c| c.saturating_sub(1)).filter(|c| *c > 0);
+		});
+		Jobs::<T>::remove(job);
+	}
+
+	fn refund_and_remove(job: JobId, info: &Job<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>) {
+		let _ = T::Currency::release(
+			&HoldReason::JobEscrow.into(),
+			&info.creator,
+			info.reward,
+			Precision::BestEffort,
+		);
+		Self::forget_job(job, info);
+	}
+
+	/// Pays up to `amount` of a job's escrow to `to`; returns what was paid.
+	fn pay_from_escrow(creator: &T::AccountId, to: &T::AccountId, amount: BalanceOf<T>) -> BalanceOf<T> {
+		if amount.is_zero() {
+			return amount;
+		}
+		T::Currency::transfer_on_hold(
+			&HoldReason::JobEscrow.into(),
+			creator,
+			to,
+			amount,
+			Precision::Exact,
+			Restriction::Free,
+			Fortitude::Force,
+		)
+		.unwrap_or_else(|_| Zero::zero())
+	}
+
+	/// Applies the timeout of a job's current stage, if it is still due.
+	fn expire(job: JobId, now: BlockNumberFor<T>) {
+		let Some(mut info) = Jobs::<T>::get(job) else { return };
+		if info.stage_deadline > now {
+			return; // the job moved on to a later stage; this entry is stale
+		}
+		let params = Params::<T>::get();
+		match info.status.clone() {
+			JobStatus::Open => {
+				Self::refund_and_remove(job, &info);
+				Self::deposit_event(Event::JobExpired { job });
+			},
+			JobStatus::Claimed { worker } => {
+				let slashed = Self::slash_worker(&worker, params.lease_slash);
+				Self::unassign(&worker, job);
+				let reopened = now < info.spec.deadline &&
+					Self::free_expiry_slot(info.spec.deadline)
+						.ok()
+						.and_then(|at| Expiries::<T>::try_append(at, job).ok().map(|_| at))
+						.map(|at| {
+							info.status = JobStatus::Open;
+							info.stage_deadline = at;
+							Jobs::<T>::insert(job, info.clone());
+						})
+						.is_some();
+				if !reopened {
+					info.status = JobStatus::Open;
+					Self::refund_and_remove(job, &info);
+				}
+				Self::deposit_event(Event::LeaseExpired { job, worker, slashed, reopened });
+			},
+			JobStatus::Committed { worker, .. } => {
+				let amount = Self::pay_from_escrow(&info.creator, &worker, info.reward);
+				// Whatever could not be paid (the worker's account could not receive) is refunded.
+				Self::refund_and_remove(job, &info);
+				Self::deposit_event(Event::CreatorForfeited { job, worker, amount });
+			},
+			JobStatus::ValidationRevealed { worker, .. } => {
+				let slashed = Self::slash_worker(&worker, params.lease_slash);
+				Self::refund_and_remove(job, &info);
+				Self::deposit_event(Event::ResultWithheld { job, worker, slashed });
+			},
+			JobStatus::Verifying { .. } => {},
+		}
+	}
+
+	fn verifying(
+		job: JobId,
+	) -> Result<(Job<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>, T::AccountId), DispatchError>
+	{
+		let info = Jobs::<T>::get(job).ok_or(Error::<T>::UnknownJob)?;
+		match &info.status {
+			JobStatus::Verifying { worker, .. } => {
+				let worker = worker.clone();
+				Ok((info, worker))
+			},
+			_ => Err(Error::<T>::WrongStage.into()),
+		}
+	}
+
+	/// Open jobs, oldest first, at most `max` (for the runtime API).
+	pub fn open_jobs(max: u32) -> Vec<JobId> {
+		let mut open: Vec<JobId> = Jobs::<T>::iter()
+			.filter(|(_, job)| job.status == JobStatus::Open)
+			.map(|(id, _)| id)
+			.collect();
+		open.sort_unstable();
+		open.truncate(max as usize);
+		open
+	}
+}
+
+impl<T: Config> JobSettlement<T::AccountId, BalanceOf<T>> for Pallet<T> {
+	fn escrow(job: JobId) -> Option<BalanceOf<T>> {
+		Jobs::<T>::get(job).map(|j| j.reward)
+	}
+
+	fn settle_accepted(job: JobId, payouts: &[(T::AccountId, BalanceOf<T>)]) -> DispatchResult {
+		let (info, worker) = Self::verifying(job)?;
+		let mut left = info.reward;
+		for (payee, amount) in payouts {
+			let paid = Self::pay_from_escrow(&info.creator, payee, (*amount).min(left));
+			left = left.saturating_sub(paid);
+		}
+		let to_miner = Self::pay_from_escrow(&info.creator, &worker, left);
+		// Release anything the miner could not receive rather than leave it held forever.
+		let _ = T::Currency::release(
+			&HoldReason::JobEscrow.into(),
+			&info.creator,
+			left.saturating_sub(to_miner),
+			Precision::BestEffort,
+		);
+		Self::forget_job(job, &info);
+		Self::deposit_event(Event::JobAccepted { job, worker, to_miner });
+		Ok(())
+	}
+
+	fn settle_rejected(job: JobId, slash: Perbill) -> Result<BalanceOf<T>, DispatchError> {
+		let (info, worker) = Self::verifying(job)?;
+		let slashed = Self::slash_worker(&worker, slash);
+		Self::refund_and_remove(job, &info);
+		Self::deposit_event(Event::JobRejected { job, worker, slashed });
+		Ok(slashed)
+	}
+
+	fn settle_void(job: JobId) -> DispatchResult {
+		let (info, _) = Self::verifying(job)?;
+		Self::refund_and_remove(job, &info);
+		Self::deposit_event(Event::JobVoided { job });
+		Ok(())
+	}
+
+	#[cfg(feature = "runtime-benchmarks")]
+	fn benchmark_verifying_job(
+		creator: &T::AccountId,
+		miner: &T::AccountId,
+	) -> (JobId, VerificationRequest<T::AccountId>) {
+		benchmarking::verifying_job::<T>(creator, miner)
+	}
+}

@@ -1,0 +1,605 @@
+//! Every call and error path of the jobs pallet, every timeout, and every settlement.
+use crate::{mock::*, *};
+use crate::{mock::Jobs, Jobs as JobsStore};
+use blyan_primitives::pol::{LayerDelta, SemVer};
+use frame_support::{assert_noop, assert_ok, traits::fungible::InspectHold};
+use pallet_model_registry::{Architecture, ShortText};
+use sp_runtime::TokenError;
+
+const CREATOR: AccountId = 1;
+const WORKER: AccountId = 2;
+const DATA_OWNER: AccountId = 3;
+const OTHER: AccountId = 4;
+const MODEL_OWNER: AccountId = 5;
+const REWARD: Balance = 200;
+const SALT: [u8; 32] = [7; 32];
+
+fn cid(s: &str) -> Cid {
+	Cid::truncate_from(s.as_bytes().to_vec())
+}
+
+fn caps(backends: &[Backend], memory_mb: u32) -> Capabilities {
+	Capabilities { backends: BoundedVec::truncate_from(backends.to_vec()), memory_mb }
+}
+
+/// A 2-layer model (root version 0, accepted) and a dataset (0) owned by `DATA_OWNER`.
+fn registry_fixture() {
+	let delta = |layer| LayerDelta { layer, cid: cid("bafyroot"), merkle_root: H256::zero() };
+	assert_ok!(Registry::register_model(
+		RuntimeOrigin::signed(MODEL_OWNER),
+		ShortText::truncate_from(b"m".to_vec()),
+		Architecture {
+			family: ShortText::truncate_from(b"mlp".to_vec()),
+			config_hash: H256::zero(),
+			config_cid: cid("bafycfg"),
+			layer_count: 2,
+		},
+		ShortText::truncate_from(b"MIT".to_vec()),
+		SemVer::new(1, 0, 0),
+		LayerDeltas::truncate_from(vec![delta(0), delta(1)]),
+		H256::zero(),
+	));
+	assert_ok!(Registry::register_dataset(
+		RuntimeOrigin::signed(DATA_OWNER),
+		cid("bafydata"),
+		H256::zero(),
+		1,
+		ShortText::default(),
+	));
+}
+
+fn validation_cid() -> Cid {
+	cid("bafyvalidation")
+}
+
+fn spec(deadline: u64) -> JobSpec<u64> {
+	JobSpec {
+		base_version: 0,
+		dataset: 0,
+		validation_commitment: validation_commitment(&validation_cid(), &SALT),
+		hyperparams: BoundedVec::truncate_from(b"{\"lr\":0.01}".to_vec()),
+		seed: 42,
+		backend: Backend::Cpu,
+		min_memory_mb: 1024,
+		deadline,
+		lease: 10,
+		min_improvement: None,
+	}
+}
+
+fn result() -> JobResult {
+	JobResult {
+		semver: SemVer::new(1, 1, 0),
+		layers: LayerDeltas::truncate_from(vec![LayerDelta {
+			layer: 1,
+			cid: cid("bafynew"),
+			merkle_root: H256::repeat_byte(1),
+		}]),
+		weight_root: H256::repeat_byte(2),
+		claimed_score: 900_000_000,
+	}
+}
+
+fn register(who: AccountId) {
+	assert_ok!(Jobs::register_worker(RuntimeOrigin::signed(who), caps(&[Backend::Cpu], 4096), MIN_BOND));
+}
+
+/// Registry, worker, and one posted job (id 0, deadline 100).
+fn posted() -> JobId {
+	registry_fixture();
+	register(WORKER);
+	assert_ok!(Jobs::post_job(RuntimeOrigin::signed(CREATOR), spec(100), REWARD));
+	0
+}
+
+/// Drives job 0 to `Verifying`.
+fn verifying() -> JobId {
+	let job = posted();
+	assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
+	let hash = result_commitment(job, &WORKER, &result(), &SALT);
+	assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash));
+	assert_ok!(Jobs::reveal_validation(RuntimeOrigin::signed(CREATOR), job, validation_cid(), SALT));
+	assert_ok!(Jobs::reveal_result(RuntimeOrigin::signed(WORKER), job, result(), SALT));
+	job
+}
+
+fn held(reason: HoldReason, who: AccountId) -> Balance {
+	Balances::balance_on_hold(&RuntimeHoldReason::Jobs(reason), &who)
+}
+
+fn free(who: AccountId) -> Balance {
+	Balances::free_balance(who)
+}
+
+#[test]
+fn register_worker_holds_the_bond() {
+	new_test_ext().execute_with(|| {
+		register(WORKER);
+		assert_eq!(held(HoldReason::WorkerBond, WORKER), MIN_BOND);
+		assert_eq!(free(WORKER), 1_000 - MIN_BOND);
+		System::assert_last_event(Event::WorkerRegistered { worker: WORKER, bond: MIN_BOND }.into());
+	});
+}
+
+#[test]
+fn register_worker_errors() {
+	new_test_ext().execute_with(|| {
+		let reg = |who, c, b| Jobs::register_worker(RuntimeOrigin::signed(who), c, b);
+		assert_noop!(reg(WORKER, caps(&[], 1), MIN_BOND), Error::<Test>::BadCapabilities);
+		assert_noop!(
+			reg(WORKER, caps(&[Backend::Cpu, Backend::Cpu], 1), MIN_BOND),
+			Error::<Test>::BadCapabilities
+		);
+		assert_noop!(reg(WORKER, caps(&[Backend::Cpu], 1), MIN_BOND - 1), Error::<Test>::BondTooLow);
+		assert_noop!(reg(WORKER, caps(&[Backend::Cpu], 1), 5_000), Error::<Test>::InsufficientBalance);
+		assert_noop!(reg(99, caps(&[Backend::Cpu], 1), MIN_BOND), Error::<Test>::InsufficientBalance);
+		register(WORKER);
+		assert_noop!(reg(WORKER, caps(&[Backend::Cpu], 1), MIN_BOND), Error::<Test>::AlreadyWorker);
+	});
+}
+
+#[test]
+fn update_capabilities_and_errors() {
+	new_test_ext().execute_with(|| {
+		let new = caps(&[Backend::Cuda, Backend::Cpu], 80_000);
+		assert_noop!(
+			Jobs::update_capabilities(RuntimeOrigin::signed(WORKER), new.clone()),
+			Error::<Test>::NotWorker
+		);
+		register(WORKER);
+		assert_noop!(
+			Jobs::update_capabilities(RuntimeOrigin::signed(WORKER), caps(&[], 1)),
+			Error::<Test>::BadCapabilities
+		);
+		assert_ok!(Jobs::update_capabilities(RuntimeOrigin::signed(WORKER), new.clone()));
+		assert_eq!(Workers::<Test>::get(WORKER).unwrap().capabilities, new);
+		System::assert_last_event(Event::CapabilitiesUpdated { worker: WORKER }.into());
+	});
+}
+
+#[test]
+fn unbond_and_withdraw_worker() {
+	new_test_ext().execute_with(|| {
+		let job = posted();
+		let unbond = || Jobs::unbond_worker(RuntimeOrigin::signed(WORKER));
+		let withdraw = || Jobs::withdraw_worker(RuntimeOrigin::signed(WORKER));
+		assert_noop!(Jobs::unbond_worker(RuntimeOrigin::signed(OTHER)), Error::<Test>::NotWorker);
+		assert_noop!(withdraw(), Error::<Test>::NotUnbonding);
+		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
+		assert_noop!(unbond(), Error::<Test>::HasActiveJobs);
+		// The lease lapses (block 11): the job leaves the worker.
+		run_to(11);
+		assert_ok!(unbond());
+		System::assert_last_event(Event::WorkerUnbonding { worker: WORKER, until: 21 }.into());
+		assert_noop!(unbond(), Error::<Test>::Unbonding);
+		assert_noop!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job), Error::<Test>::Unbonding);
+		assert_noop!(withdraw(), Error::<Test>::StillUnbonding);
+		run_to(21);
+		let bond = held(HoldReason::WorkerBond, WORKER);
+		assert_ok!(withdraw());
+		System::assert_last_event(Event::WorkerWithdrawn { worker: WORKER, bond }.into());
+		assert_eq!(held(HoldReason::WorkerBond, WORKER), 0);
+		assert!(Workers::<Test>::get(WORKER).is_none());
+		assert_noop!(withdraw(), Error::<Test>::NotWorker);
+	});
+}
+
+#[test]
+fn post_job_escrows_the_reward() {
+	new_test_ext().execute_with(|| {
+		let job = posted();
+		assert_eq!(held(HoldReason::JobEscrow, CREATOR), REWARD);
+		let info = JobsStore::<Test>::get(job).unwrap();
+		assert_eq!(info.status, JobStatus::Open);
+		assert_eq!(info.min_improvement, Perbill::from_percent(1));
+		assert_eq!(info.stage_deadline, 100);
+		assert_eq!(Expiries::<Test>::get(100).to_vec(), vec![job]);
+		assert_eq!(CreatorJobCount::<Test>::get(CREATOR), 1);
+		System::assert_last_event(
+			Event::JobPosted {
+				job,
+				creator: CREATOR,
+				model: 0,
+				base_version: 0,
+				reward: REWARD,
+				deadline: 100,
+			}
+			.into(),
+		);
+		assert_eq!(Jobs::open_jobs(10), vec![job]);
+	});
+}
+
+#[test]
+fn post_job_errors() {
+	new_test_ext().execute_with(|| {
+		registry_fixture();
+		let post = |s: JobSpec<u64>, r| Jobs::post_job(RuntimeOrigin::signed(CREATOR), s, r);
+		let with = |f: &dyn Fn(&mut JobSpec<u64>)| {
+			let mut s = spec(100);
+			f(&mut s);
+			s
+		};
+		assert_noop!(post(with(&|s| s.base_version = 9), REWARD), Error::<Test>::UnknownVersion);
+		assert_noop!(post(with(&|s| s.dataset = 9), REWARD), Error::<Test>::UnknownDataset);
+		assert_noop!(post(spec(100), 9), Error::<Test>::RewardTooLow);
+		assert_noop!(post(spec(1), REWARD), Error::<Test>::DeadlineInPast);
+		assert_noop!(post(with(&|s| s.lease = 0), REWARD), Error::<Test>::BadLease);
+		assert_noop!(post(with(&|s| s.lease = 51), REWARD), Error::<Test>::BadLease);
+		assert_noop!(
+			post(with(&|s| s.min_improvement = Some(Perbill::zero())), REWARD),
+			Error::<Test>::BadMinImprovement
+		);
+		assert_noop!(post(spec(100), 5_000), Error::<Test>::InsufficientBalance);
+		// A candidate base is not a valid starting point.
+		let candidate = blyan_primitives::pol::CandidateVersion {
+			model: 0,
+			parents: blyan_primitives::pol::Parents::truncate_from(vec![0]),
+			semver: SemVer::new(1, 0, 1),
+			layers: result().layers,
+			weight_root: H256::zero(),
+		};
+		assert_ok!(Registry::propose_version(RuntimeOrigin::signed(MODEL_OWNER), candidate));
+		assert_noop!(post(with(&|s| s.base_version = 1), REWARD), Error::<Test>::BaseNotAccepted);
+		for _ in 0..3 {
+			assert_ok!(post(spec(100), 10));
+		}
+		assert_noop!(post(spec(100), 10), Error::<Test>::TooManyJobs);
+		assert_noop!(
+			Jobs::post_job(frame_system::RawOrigin::None.into(), spec(100), REWARD),
+			sp_runtime::DispatchError::BadOrigin
+		);
+	});
+}
+
+#[test]
+fn expiry_queue_spills_to_the_next_block_and_then_refuses() {
+	new_test_ext().execute_with(|| {
+		registry_fixture();
+		// MaxExpiriesPerBlock = 2; three creators each post three jobs with the same deadline.
+		for creator in [1, 4, 6] {
+			for _ in 0..3 {
+				assert_ok!(Jobs::post_job(RuntimeOrigin::signed(creator), spec(100), 10));
+			}
+		}
+		assert_eq!(Expiries::<Test>::get(100).len(), 2);
+		assert_eq!(Expiries::<Test>::get(101).len(), 2);
+		assert_eq!(Expiries::<Test>::get(104).len(), 1);
+		assert_eq!(JobsStore::<Test>::get(8).unwrap().stage_deadline, 104);
+		run_to(104);
+		assert_eq!(JobsStore::<Test>::iter().count(), 0);
+		assert_eq!(held(HoldReason::JobEscrow, 1), 0);
+	});
+}
+
+#[test]
+fn cancel_job_refunds_before_claim_only() {
+	new_test_ext().execute_with(|| {
+		let job = posted();
+		assert_noop!(Jobs::cancel_job(RuntimeOrigin::signed(CREATOR), 9), Error::<Test>::UnknownJob);
+		assert_noop!(Jobs::cancel_job(RuntimeOrigin::signed(OTHER), job), Error::<Test>::NotCreator);
+		assert_ok!(Jobs::post_job(RuntimeOrigin::signed(CREATOR), spec(100), REWARD));
+		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), 1));
+		assert_noop!(Jobs::cancel_job(RuntimeOrigin::signed(CREATOR), 1), Error::<Test>::WrongStage);
+		assert_ok!(Jobs::cancel_job(RuntimeOrigin::signed(CREATOR), job));
+		System::assert_last_event(Event::JobCancelled { job }.into());
+		assert_eq!(held(HoldReason::JobEscrow, CREATOR), REWARD);
+		assert_eq!(CreatorJobCount::<Test>::get(CREATOR), 1);
+		// The stale expiry entry does nothing when its block comes.
+		run_to(100);
+		assert_eq!(free(CREATOR), 1_000 - REWARD);
+	});
+}
+
+#[test]
+fn claim_job_leases_and_its_errors() {
+	new_test_ext().execute_with(|| {
+		let job = posted();
+		let claim = |who, job| Jobs::claim_job(RuntimeOrigin::signed(who), job);
+		assert_noop!(claim(WORKER, 9), Error::<Test>::UnknownJob);
+		assert_noop!(claim(OTHER, job), Error::<Test>::NotWorker);
+		assert_ok!(Jobs::register_worker(RuntimeOrigin::signed(CREATOR), caps(&[Backend::Cpu], 4096), MIN_BOND));
+		assert_noop!(claim(CREATOR, job), Error::<Test>::OwnJob);
+		assert_ok!(Jobs::register_worker(RuntimeOrigin::signed(OTHER), caps(&[Backend::Cuda], 4096), MIN_BOND));
+		assert_noop!(claim(OTHER, job), Error::<Test>::Incapable);
+		assert_ok!(Jobs::update_capabilities(RuntimeOrigin::signed(OTHER), caps(&[Backend::Cpu], 512)));
+		assert_noop!(claim(OTHER, job), Error::<Test>::Incapable);
+
+		assert_ok!(claim(WORKER, job));
+		System::assert_last_event(Event::JobClaimed { job, worker: WORKER, lease_until: 11 }.into());
+		assert_eq!(WorkerJobs::<Test>::get(WORKER).to_vec(), vec![job]);
+		assert_noop!(claim(WORKER, job), Error::<Test>::WrongStage);
+
+		// MaxActiveJobsPerWorker = 2.
+		assert_ok!(Jobs::post_job(RuntimeOrigin::signed(CREATOR), spec(100), REWARD));
+		assert_ok!(Jobs::post_job(RuntimeOrigin::signed(CREATOR), spec(5), REWARD));
+		assert_ok!(claim(WORKER, 1));
+		assert_noop!(claim(WORKER, 2), Error::<Test>::TooManyActiveJobs);
+		// The lease never outlives the deadline.
+		assert_ok!(Jobs::update_capabilities(RuntimeOrigin::signed(OTHER), caps(&[Backend::Cpu], 4096)));
+		assert_ok!(claim(OTHER, 2));
+		assert_eq!(JobsStore::<Test>::get(2).unwrap().stage_deadline, 5);
+	});
+}
+
+#[test]
+fn claim_after_deadline_and_with_a_slashed_bond_fail() {
+	new_test_ext().execute_with(|| {
+		let job = posted();
+		// A claim at the deadline block itself: the expiry ran first, the job is gone.
+		run_to(100);
+		assert_noop!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job), Error::<Test>::UnknownJob);
+		// A job whose deadline is reached while still stored (queue spill) cannot be claimed.
+		assert_ok!(Jobs::post_job(RuntimeOrigin::signed(CREATOR), spec(105), REWARD));
+		JobsStore::<Test>::mutate(1, |j| j.as_mut().unwrap().spec.deadline = 100);
+		assert_noop!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), 1), Error::<Test>::DeadlinePassed);
+		// A worker slashed below the minimum bond may not claim.
+		Workers::<Test>::mutate(WORKER, |w| w.as_mut().unwrap().bond = MIN_BOND - 1);
+		assert_ok!(Jobs::post_job(RuntimeOrigin::signed(CREATOR), spec(150), REWARD));
+		assert_noop!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), 2), Error::<Test>::BondTooLow);
+	});
+}
+
+#[test]
+fn commit_reveal_validation_and_reveal_result_errors() {
+	new_test_ext().execute_with(|| {
+		let job = posted();
+		let hash = result_commitment(job, &WORKER, &result(), &SALT);
+		let commit = |who| Jobs::commit_result(RuntimeOrigin::signed(who), job, hash);
+		let reveal_v = |who, c: Cid, s| Jobs::reveal_validation(RuntimeOrigin::signed(who), job, c, s);
+		let reveal_r = |who, r, s| Jobs::reveal_result(RuntimeOrigin::signed(who), job, r, s);
+		assert_noop!(Jobs::commit_result(RuntimeOrigin::signed(WORKER), 9, hash), Error::<Test>::UnknownJob);
+		assert_noop!(commit(WORKER), Error::<Test>::WrongStage);
+		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
+		assert_noop!(commit(OTHER), Error::<Test>::NotJobWorker);
+		assert_noop!(reveal_v(CREATOR, validation_cid(), SALT), Error::<Test>::WrongStage);
+		assert_ok!(commit(WORKER));
+		System::assert_last_event(Event::ResultCommitted { job, worker: WORKER, reveal_by: 1 + REVEAL_WINDOW }.into());
+		assert_noop!(commit(WORKER), Error::<Test>::WrongStage);
+		assert_noop!(reveal_r(WORKER, result(), SALT), Error::<Test>::WrongStage);
+		assert_noop!(reveal_v(OTHER, validation_cid(), SALT), Error::<Test>::NotCreator);
+		assert_noop!(reveal_v(CREATOR, cid("bafyother"), SALT), Error::<Test>::CommitmentMismatch);
+		assert_noop!(reveal_v(CREATOR, validation_cid(), [0; 32]), Error::<Test>::CommitmentMismatch);
+		assert_ok!(reveal_v(CREATOR, validation_cid(), SALT));
+		assert_eq!(
+			JobsStore::<Test>::get(job).unwrap().validation,
+			Some(ValidationSet { cid: validation_cid(), salt: SALT })
+		);
+		assert_noop!(reveal_v(CREATOR, validation_cid(), SALT), Error::<Test>::WrongStage);
+		assert_noop!(reveal_r(OTHER, result(), SALT), Error::<Test>::NotJobWorker);
+		let mut inflated = result();
+		inflated.claimed_score = 1;
+		assert_noop!(reveal_r(WORKER, inflated, SALT), Error::<Test>::CommitmentMismatch);
+		assert_noop!(reveal_r(WORKER, result(), [1; 32]), Error::<Test>::CommitmentMismatch);
+		assert!(REQUESTS.with(|r| r.borrow().is_empty()));
+	});
+}
+
+#[test]
+fn reveal_result_with_an_invalid_version_is_refused_and_changes_nothing() {
+	new_test_ext().execute_with(|| {
+		let job = posted();
+		let mut bad = result();
+		bad.semver = SemVer::new(0, 1, 0); // not above the base's 1.0.0
+		let hash = result_commitment(job, &WORKER, &bad, &SALT);
+		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
+		assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash));
+		assert_ok!(Jobs::reveal_validation(RuntimeOrigin::signed(CREATOR), job, validation_cid(), SALT));
+		assert_noop!(
+			Jobs::reveal_result(RuntimeOrigin::signed(WORKER), job, bad, SALT),
+			pallet_model_registry::Error::<Test>::SemVerNotIncreasing
+		);
+	});
+}
+
+#[test]
+fn reveal_result_proposes_a_candidate_and_requests_verification() {
+	new_test_ext().execute_with(|| {
+		let job = verifying();
+		let info = JobsStore::<Test>::get(job).unwrap();
+		assert_eq!(
+			info.status,
+			JobStatus::Verifying { worker: WORKER, candidate: 1, claimed_score: 900_000_000 }
+		);
+		let version = pallet_model_registry::Versions::<Test>::get(1).unwrap();
+		assert_eq!(version.status, VersionStatus::Candidate);
+		assert_eq!(version.parents.to_vec(), vec![0]);
+		assert_eq!(version.proposer, WORKER);
+		let requests = REQUESTS.with(|r| r.borrow().clone());
+		assert_eq!(
+			requests,
+			vec![(
+				job,
+				VerificationRequest {
+					creator: CREATOR,
+					miner: WORKER,
+					dataset: 0,
+					base_version: 0,
+					candidate_version: 1,
+					claimed_score: 900_000_000,
+					min_improvement: Perbill::from_percent(1),
+				}
+			)]
+		);
+		// No timeout applies while verifying.
+		run_to(200);
+		assert!(JobsStore::<Test>::get(job).is_some());
+	});
+}
+
+#[test]
+fn lease_expiry_slashes_a_little_and_reopens() {
+	new_test_ext().execute_with(|| {
+		let job = posted();
+		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
+		let issuance = Balances::total_issuance();
+		run_to(11);
+		System::assert_last_event(
+			Event::LeaseExpired { job, worker: WORKER, slashed: 10, reopened: true }.into(),
+		);
+		assert_eq!(Balances::total_issuance(), issuance - 10);
+		assert_eq!(held(HoldReason::WorkerBond, WORKER), MIN_BOND - 10);
+		assert_eq!(Workers::<Test>::get(WORKER).unwrap().bond, MIN_BOND - 10);
+		assert!(WorkerJobs::<Test>::get(WORKER).is_empty());
+		let info = JobsStore::<Test>::get(job).unwrap();
+		assert_eq!((info.status, info.stage_deadline), (JobStatus::Open, 100));
+		// Another worker can take it.
+		register(OTHER);
+		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(OTHER), job));
+	});
+}
+
+#[test]
+fn lease_expiry_at_the_deadline_refunds() {
+	new_test_ext().execute_with(|| {
+		registry_fixture();
+		register(WORKER);
+		assert_ok!(Jobs::post_job(RuntimeOrigin::signed(CREATOR), spec(5), REWARD));
+		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), 0));
+		run_to(5);
+		System::assert_has_event(
+			Event::LeaseExpired { job: 0, worker: WORKER, slashed: 10, reopened: false }.into(),
+		);
+		assert!(JobsStore::<Test>::get(0).is_none());
+		assert_eq!(free(CREATOR), 1_000);
+		assert_eq!(CreatorJobCount::<Test>::get(CREATOR), 0);
+	});
+}
+
+#[test]
+fn creator_who_never_reveals_forfeits_to_the_miner() {
+	new_test_ext().execute_with(|| {
+		let job = posted();
+		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
+		let hash = result_commitment(job, &WORKER, &result(), &SALT);
+		assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash));
+		run_to(1 + REVEAL_WINDOW);
+		System::assert_last_event(Event::CreatorForfeited { job, worker: WORKER, amount: REWARD }.into());
+		assert_eq!(free(WORKER), 1_000 - MIN_BOND + REWARD);
+		assert_eq!(free(CREATOR), 1_000 - REWARD);
+		assert_eq!(held(HoldReason::JobEscrow, CREATOR), 0);
+		assert!(JobsStore::<Test>::get(job).is_none());
+		assert!(WorkerJobs::<Test>::get(WORKER).is_empty());
+	});
+}
+
+#[test]
+fn miner_who_withholds_its_result_is_slashed_and_the_creator_refunded() {
+	new_test_ext().execute_with(|| {
+		let job = posted();
+		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
+		let hash = result_commitment(job, &WORKER, &result(), &SALT);
+		assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash));
+		assert_ok!(Jobs::reveal_validation(RuntimeOrigin::signed(CREATOR), job, validation_cid(), SALT));
+		run_to(1 + REVEAL_WINDOW);
+		System::assert_last_event(Event::ResultWithheld { job, worker: WORKER, slashed: 10 }.into());
+		assert_eq!(free(CREATOR), 1_000);
+		assert_eq!(held(HoldReason::WorkerBond, WORKER), MIN_BOND - 10);
+	});
+}
+
+#[test]
+fn settle_accepted_pays_payouts_then_the_miner() {
+	new_test_ext().execute_with(|| {
+		let job = verifying();
+		assert_eq!(<Jobs as JobSettlement<_, _>>::escrow(job), Some(REWARD));
+		// OTHER gets 20, a payee that cannot exist (below ED of 1: amount 0) is skipped.
+		assert_ok!(<Jobs as JobSettlement<_, _>>::settle_accepted(job, &[(OTHER, 20), (DATA_OWNER, 10)]));
+		System::assert_last_event(Event::JobAccepted { job, worker: WORKER, to_miner: 170 }.into());
+		assert_eq!(free(OTHER), 1_020);
+		assert_eq!(free(DATA_OWNER), 1_010);
+		assert_eq!(free(WORKER), 1_000 - MIN_BOND + 170);
+		assert_eq!(free(CREATOR), 1_000 - REWARD);
+		assert_eq!(held(HoldReason::JobEscrow, CREATOR), 0);
+		assert!(JobsStore::<Test>::get(job).is_none());
+		assert_eq!(CreatorJobCount::<Test>::get(CREATOR), 0);
+		assert_noop!(<Jobs as JobSettlement<_, _>>::settle_accepted(job, &[]), Error::<Test>::UnknownJob);
+	});
+}
+
+#[test]
+fn settle_accepted_never_pays_more_than_the_escrow() {
+	new_test_ext().execute_with(|| {
+		let job = verifying();
+		assert_ok!(<Jobs as JobSettlement<_, _>>::settle_accepted(job, &[(OTHER, 150), (DATA_OWNER, 150)]));
+		assert_eq!(free(OTHER), 1_150);
+		assert_eq!(free(DATA_OWNER), 1_050);
+		assert_eq!(free(WORKER), 1_000 - MIN_BOND);
+		assert_eq!(free(CREATOR), 1_000 - REWARD);
+	});
+}
+
+#[test]
+fn settle_rejected_slashes_and_refunds() {
+	new_test_ext().execute_with(|| {
+		let job = verifying();
+		let issuance = Balances::total_issuance();
+		assert_eq!(
+			<Jobs as JobSettlement<_, _>>::settle_rejected(job, Perbill::from_percent(50)),
+			Ok(50)
+		);
+		System::assert_last_event(Event::JobRejected { job, worker: WORKER, slashed: 50 }.into());
+		assert_eq!(Balances::total_issuance(), issuance - 50);
+		assert_eq!(free(CREATOR), 1_000);
+		assert_eq!(held(HoldReason::WorkerBond, WORKER), 50);
+		assert!(WorkerJobs::<Test>::get(WORKER).is_empty());
+	});
+}
+
+#[test]
+fn settle_void_refunds_without_slashing() {
+	new_test_ext().execute_with(|| {
+		let job = verifying();
+		assert_ok!(<Jobs as JobSettlement<_, _>>::settle_void(job));
+		System::assert_last_event(Event::JobVoided { job }.into());
+		assert_eq!(free(CREATOR), 1_000);
+		assert_eq!(held(HoldReason::WorkerBond, WORKER), MIN_BOND);
+	});
+}
+
+#[test]
+fn settlement_of_a_job_not_verifying_is_refused() {
+	new_test_ext().execute_with(|| {
+		let job = posted();
+		assert_noop!(<Jobs as JobSettlement<_, _>>::settle_void(job), Error::<Test>::WrongStage);
+		assert_noop!(
+			<Jobs as JobSettlement<_, _>>::settle_rejected(job, Perbill::one()),
+			Error::<Test>::WrongStage
+		);
+	});
+}
+
+#[test]
+fn set_params_needs_root_and_sane_values() {
+	new_test_ext().execute_with(|| {
+		let mut params = DefaultParams::get();
+		params.min_improvement = Perbill::from_percent(5);
+		assert_noop!(
+			Jobs::set_params(RuntimeOrigin::signed(CREATOR), params.clone()),
+			sp_runtime::DispatchError::BadOrigin
+		);
+		let mut zero = params.clone();
+		zero.min_improvement = Perbill::zero();
+		assert_noop!(Jobs::set_params(RuntimeOrigin::root(), zero), Error::<Test>::BadMinImprovement);
+		let mut no_window = params.clone();
+		no_window.reveal_window = 0;
+		assert_noop!(Jobs::set_params(RuntimeOrigin::root(), no_window), Error::<Test>::BadLease);
+		assert_ok!(Jobs::set_params(RuntimeOrigin::root(), params.clone()));
+		assert_eq!(Params::<Test>::get(), params);
+		// New jobs take the new default.
+		registry_fixture();
+		assert_ok!(Jobs::post_job(RuntimeOrigin::signed(CREATOR), spec(100), REWARD));
+		assert_eq!(JobsStore::<Test>::get(0).unwrap().min_improvement, Perbill::from_percent(5));
+	});
+}
+
+#[test]
+fn hold_errors_surface_as_named_errors_not_token_errors() {
+	new_test_ext().execute_with(|| {
+		registry_fixture();
+		// The whole free balance cannot be held (the account must stay alive).
+		let result = Jobs::post_job(RuntimeOrigin::signed(CREATOR), spec(100), 1_000);
+		assert_noop!(result, Error::<Test>::InsufficientBalance);
+		assert_ne!(result, Err(TokenError::FundsUnavailable.into()));
+	});
+}

@@ -1,0 +1,561 @@
+//! # Model registry
+//!
+//! Models, datasets and the versions of each model. Versions form a DAG: every version but a
+//! model's root has one or two parents and stores only the layers it changed (its *delta
+//! blocks*: per layer an IPFS CID and a Merkle root over that layer's tensors) plus a root over
+//! the whole weight set. [`Pallet::resolve_layers`] rebuilds the full layer set of any version
+//! from its nearest ancestors.
+//!
+//! A version is born `Candidate`. Only Proof-of-Learning, through
+//! [`blyan_primitives::pol::VersionAcceptance`], moves it to `Accepted` or `Rejected`; the one
+//! exception is a model's root version, accepted at registration because there is nothing to
+//! improve on yet.
+//!
+//! Calls: [`Pallet::register_model`], [`Pallet::propose_version`], [`Pallet::register_dataset`].
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+pub use pallet::*;
+
+#[cfg(feature = "runtime-benchmarks")]
+mod benchmarking;
+#[cfg(test)]
+mod mock;
+#[cfg(test)]
+mod tests;
+pub mod weights;
+pub use weights::WeightInfo;
+
+use alloc::{collections::BTreeSet, vec::Vec};
+use blyan_primitives::pol::{
+	CandidateVersion, Cid, DatasetId, LayerDelta, LayerDeltas, LayerIndex, ModelId, ModelRegistry,
+	Parents, SemVer, VersionAcceptance, VersionId, VersionStatus, VersionSummary, MAX_LAYERS,
+};
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use frame_support::{pallet_prelude::*, BoundedVec};
+use frame_system::pallet_prelude::*;
+use scale_info::TypeInfo;
+use sp_core::H256;
+use sp_runtime::{DispatchError, DispatchResult};
+
+/// A short human-readable text (name, licence identifier, architecture family).
+pub type ShortText = BoundedVec<u8, ConstU32<64>>;
+
+/// What a model is: enough for a worker to instantiate it before loading weights.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct Architecture {
+	/// Model family, e.g. `mlp`, `llama`.
+	pub family: ShortText,
+	/// blake2-256 of the family's configuration document.
+	pub config_hash: H256,
+	/// IPFS CID of that configuration document.
+	pub config_cid: Cid,
+	/// Number of weight layers; every version resolves to exactly this many.
+	pub layer_count: LayerIndex,
+}
+
+/// A registered model.
+#[derive(Clone, PartialEq, Eq, Encode, Decode, MaxEncodedLen, TypeInfo, Debug)]
+pub struct ModelInfo<AccountId> {
+	pub owner: AccountId,
+	pub name: ShortText,
+	pub architecture: Architecture,
+	/// SPDX licence identifier of the weights.
+	pub licence: ShortText,
+	/// The version registered with the model; it holds every layer.
+	pub root_version: VersionId,
+	/// How many versions (root included) the model has.
+	pub version_count: u32,
+}
+
+/// One node of a model's version DAG. Its layers are in [`VersionLayers`].
+#[derive(Clone, PartialEq, Eq, Encode, Decode, MaxEncodedLen, TypeInfo, Debug)]
+pub struct VersionInfo<AccountId, BlockNumber> {
+	pub model: ModelId,
+	pub parents: Parents,
+	pub semver: SemVer,
+	/// Merkle root over the full weight set of this version.
+	pub weight_root: H256,
+	pub status: VersionStatus,
+	pub proposer: AccountId,
+	pub created_at: BlockNumber,
+}
+
+/// A registered dataset. Its owner is the data contributor paid a share of accepted jobs.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct DatasetInfo<AccountId> {
+	pub owner: AccountId,
+	pub cid: Cid,
+	/// blake2-256 of the dataset's bytes, to check a download against.
+	pub content_hash: H256,
+	pub size_bytes: u64,
+	pub licence: ShortText,
+}
+
+/// One layer of a resolved version: which version last changed it, and its delta block.
+#[derive(Clone, PartialEq, Eq, Encode, Decode, TypeInfo, Debug)]
+pub struct ResolvedLayer {
+	pub source_version: VersionId,
+	pub delta: LayerDelta,
+}
+
+/// Why a set of layers cannot be resolved.
+#[derive(Clone, PartialEq, Eq, Encode, Decode, TypeInfo, Debug)]
+pub enum ResolveError {
+	UnknownVersion,
+	/// The ancestry walk exceeded the bound it is given (a very long lineage).
+	LineageTooLong,
+	/// Some layer is provided by no ancestor (cannot happen for versions stored by this pallet).
+	MissingLayer(LayerIndex),
+}
+
+#[frame_support::pallet]
+pub mod pallet {
+	use super::*;
+
+	#[pallet::pallet]
+	pub struct Pallet<T>(_);
+
+	#[pallet::config]
+	pub trait Config: frame_system::Config {
+		/// Most models one account may own.
+		#[pallet::constant]
+		type MaxModelsPerOwner: Get<u32>;
+		/// Most datasets one account may own.
+		#[pallet::constant]
+		type MaxDatasetsPerOwner: Get<u32>;
+		/// Most versions one model may have (root included).
+		#[pallet::constant]
+		type MaxVersionsPerModel: Get<u32>;
+		type WeightInfo: WeightInfo;
+	}
+
+	#[pallet::storage]
+	pub type NextModelId<T> = StorageValue<_, ModelId, ValueQuery>;
+
+	#[pallet::storage]
+	pub type Models<T: Config> =
+		StorageMap<_, Blake2_128Concat, ModelId, ModelInfo<T::AccountId>, OptionQuery>;
+
+	/// How many models each account owns (bounded by `MaxModelsPerOwner`).
+	#[pallet::storage]
+	pub type ModelsOwned<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, u32, ValueQuery>;
+
+	#[pallet::storage]
+	pub type NextVersionId<T> = StorageValue<_, VersionId, ValueQuery>;
+
+	#[pallet::storage]
+	pub type Versions<T: Config> = StorageMap<
+		_,
+		Blake2_128Concat,
+		VersionId,
+		VersionInfo<T::AccountId, BlockNumberFor<T>>,
+		OptionQuery,
+	>;
+
+	/// The delta blocks of each version: the layers it changed, ascending by layer index.
+	#[pallet::storage]
+	pub type VersionLayers<T> = StorageMap<_, Blake2_128Concat, VersionId, LayerDeltas, ValueQuery>;
+
+	/// A model's versions by SemVer; a SemVer is used once per model.
+	#[pallet::storage]
+	pub type VersionBySemVer<T> =
+		StorageDoubleMap<_, Blake2_128Concat, ModelId, Blake2_128Concat, SemVer, VersionId>;
+
+	#[pallet::storage]
+	pub type NextDatasetId<T> = StorageValue<_, DatasetId, ValueQuery>;
+
+	#[pallet::storage]
+	pub type Datasets<T: Config> =
+		StorageMap<_, Blake2_128Concat, DatasetId, DatasetInfo<T::AccountId>, OptionQuery>;
+
+	/// How many datasets each account owns (bounded by `MaxDatasetsPerOwner`).
+	#[pallet::storage]
+	pub type DatasetsOwned<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, u32, ValueQuery>;
+
+	#[pallet::event]
+	#[pallet::generate_deposit(pub(super) fn deposit_event)]
+	pub enum Event<T: Config> {
+		/// A model was registered with its root version (accepted).
+		ModelRegistered { model: ModelId, owner: T::AccountId, root_version: VersionId },
+		/// A candidate version was proposed.
+		VersionProposed {
+			model: ModelId,
+			version: VersionId,
+			semver: SemVer,
+			parents: Parents,
+			proposer: T::AccountId,
+		},
+		/// Proof-of-Learning accepted a version.
+		VersionAccepted { model: ModelId, version: VersionId },
+		/// Proof-of-Learning rejected a version.
+		VersionRejected { model: ModelId, version: VersionId },
+		/// A dataset was registered.
+		DatasetRegistered { dataset: DatasetId, owner: T::AccountId },
+	}
+
+	#[pallet::error]
+	pub enum Error<T> {
+		/// No model with this id.
+		UnknownModel,
+		/// No version with this id.
+		UnknownVersion,
+		/// The caller does not own the model.
+		NotModelOwner,
+		/// The account owns `MaxModelsPerOwner` models already.
+		TooManyModels,
+		/// The account owns `MaxDatasetsPerOwner` datasets already.
+		TooManyDatasets,
+		/// The model has `MaxVersionsPerModel` versions already.
+		TooManyVersions,
+		/// A model needs at least one layer and at most the protocol maximum.
+		BadLayerCount,
+		/// A root version must provide every layer `0..layer_count` exactly once.
+		IncompleteRootVersion,
+		/// Layer indices must be strictly ascending and below the model's layer count.
+		BadLayerIndex,
+		/// A version that changes no layer.
+		NoLayers,
+		/// A version needs one or two distinct parents.
+		BadParents,
+		/// A parent belongs to another model.
+		ParentOfOtherModel,
+		/// A parent was rejected; nothing may build on it.
+		RejectedParent,
+		/// The SemVer must be greater than every parent's.
+		SemVerNotIncreasing,
+		/// The model already has a version with this SemVer.
+		SemVerTaken,
+		/// A CID must not be empty.
+		EmptyCid,
+		/// The version is not a candidate (already accepted or rejected).
+		NotCandidate,
+		/// An identifier counter is exhausted.
+		IdsExhausted,
+	}
+
+	#[pallet::call]
+	impl<T: Config> Pallet<T> {
+		/// Registers a model and its root version, which must hold every layer. The root version
+		/// is accepted at once: it is the baseline later versions must improve on.
+		#[pallet::call_index(0)]
+		#[pallet::weight(T::WeightInfo::register_model(root_layers.len() as u32))]
+		pub fn register_model(
+			origin: OriginFor<T>,
+			name: ShortText,
+			architecture: Architecture,
+			licence: ShortText,
+			semver: SemVer,
+			root_layers: LayerDeltas,
+			weight_root: H256,
+		) -> DispatchResult {
+			let owner = ensure_signed(origin)?;
+			ensure!(
+				architecture.layer_count > 0 && u32::from(architecture.layer_count) <= MAX_LAYERS,
+				Error::<T>::BadLayerCount
+			);
+			ensure!(!architecture.config_cid.is_empty(), Error::<T>::EmptyCid);
+			check_layers::<T>(&root_layers, architecture.layer_count)?;
+			ensure!(
+				root_layers.len() == usize::from(architecture.layer_count),
+				Error::<T>::IncompleteRootVersion
+			);
+			let owned = ModelsOwned::<T>::get(&owner);
+			ensure!(owned < T::MaxModelsPerOwner::get(), Error::<T>::TooManyModels);
+			let model = NextModelId::<T>::get();
+			let next_model = model.checked_add(1).ok_or(Error::<T>::IdsExhausted)?;
+			let version = NextVersionId::<T>::get();
+			let next_version = version.checked_add(1).ok_or(Error::<T>::IdsExhausted)?;
+
+			NextModelId::<T>::put(next_model);
+			NextVersionId::<T>::put(next_version);
+			ModelsOwned::<T>::insert(&owner, owned.saturating_add(1));
+			Models::<T>::insert(
+				model,
+				ModelInfo {
+					owner: owner.clone(),
+					name,
+					architecture,
+					licence,
+					root_version: version,
+					version_count: 1,
+				},
+			);
+			Versions::<T>::insert(
+				version,
+				VersionInfo {
+					model,
+					parents: Parents::default(),
+					semver,
+					weight_root,
+					status: VersionStatus::Accepted,
+					proposer: owner.clone(),
+					created_at: frame_system::Pallet::<T>::block_number(),
+				},
+			);
+			VersionLayers::<T>::insert(version, root_layers);
+			VersionBySemVer::<T>::insert(model, semver, version);
+			Self::deposit_event(Event::ModelRegistered { model, owner, root_version: version });
+			Ok(())
+		}
+
+		/// Proposes a candidate version of a model the caller owns (for example a merge of two
+		/// versions). It stays a candidate until Proof-of-Learning decides.
+		#[pallet::call_index(1)]
+		#[pallet::weight(T::WeightInfo::propose_version(candidate.layers.len() as u32))]
+		pub fn propose_version(
+			origin: OriginFor<T>,
+			candidate: CandidateVersion,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let model = Models::<T>::get(candidate.model).ok_or(Error::<T>::UnknownModel)?;
+			ensure!(model.owner == who, Error::<T>::NotModelOwner);
+			Self::insert_candidate(&who, candidate)?;
+			Ok(())
+		}
+
+		/// Registers a dataset; the caller becomes its owner (the data contributor).
+		#[pallet::call_index(2)]
+		#[pallet::weight(T::WeightInfo::register_dataset())]
+		pub fn register_dataset(
+			origin: OriginFor<T>,
+			cid: Cid,
+			content_hash: H256,
+			size_bytes: u64,
+			licence: ShortText,
+		) -> DispatchResult {
+			let owner = ensure_signed(origin)?;
+			ensure!(!cid.is_empty(), Error::<T>::EmptyCid);
+			let owned = DatasetsOwned::<T>::get(&owner);
+			ensure!(owned < T::MaxDatasetsPerOwner::get(), Error::<T>::TooManyDatasets);
+			let dataset = NextDatasetId::<T>::get();
+			let next = dataset.checked_add(1).ok_or(Error::<T>::IdsExhausted)?;
+
+			NextDatasetId::<T>::put(next);
+			DatasetsOwned::<T>::insert(&owner, owned.saturating_add(1));
+			Datasets::<T>::insert(
+				dataset,
+				DatasetInfo { owner: owner.clone(), cid, content_hash, size_bytes, licence },
+			);
+			Self::deposit_event(Event::DatasetRegistered { dataset, owner });
+			Ok(())
+		}
+	}
+}
+
+/// Layer indices strictly ascending, each below `layer_count`, CIDs non-empty, at least one.
+fn check_layers<T: Config>(layers: &LayerDeltas, layer_count: LayerIndex) -> DispatchResult {
+	ensure!(!layers.is_empty(), Error::<T>::NoLayers);
+	let mut previous: Option<LayerIndex> = None;
+	for delta in layers.iter() {
+		ensure!(delta.layer < layer_count, Error::<T>::BadLayerIndex);
+		ensure!(previous.is_none_or(|p| p < delta.layer), Error::<T>::BadLayerIndex);
+		ensure!(!delta.cid.is_empty(), Error::<T>::EmptyCid);
+		previous = Some(delta.layer);
+	}
+	Ok(())
+}
+
+impl<T: Config> Pallet<T> {
+	/// Every check `insert_candidate` makes, without writing.
+	fn check_candidate_inner(
+		candidate: &CandidateVersion,
+	) -> Result<ModelInfo<T::AccountId>, DispatchError> {
+		let model = Models::<T>::get(candidate.model).ok_or(Error::<T>::UnknownModel)?;
+		ensure!(model.version_count < T::MaxVersionsPerModel::get(), Error::<T>::TooManyVersions);
+		check_layers::<T>(&candidate.layers, model.architecture.layer_count)?;
+		let parents = &candidate.parents;
+		ensure!(!parents.is_empty(), Error::<T>::BadParents);
+		ensure!(parents.len() < 2 || parents[0] != parents[1], Error::<T>::BadParents);
+		for parent in parents.iter() {
+			let info = Versions::<T>::get(parent).ok_or(Error::<T>::UnknownVersion)?;
+			ensure!(info.model == candidate.model, Error::<T>::ParentOfOtherModel);
+			ensure!(info.status != VersionStatus::Rejected, Error::<T>::RejectedParent);
+			ensure!(info.semver < candidate.semver, Error::<T>::SemVerNotIncreasing);
+		}
+		ensure!(
+			!VersionBySemVer::<T>::contains_key(candidate.model, candidate.semver),
+			Error::<T>::SemVerTaken
+		);
+		ensure!(NextVersionId::<T>::get().checked_add(1).is_some(), Error::<T>::IdsExhausted);
+		Ok(model)
+	}
+
+	fn insert_candidate(
+		proposer: &T::AccountId,
+		candidate: CandidateVersion,
+	) -> Result<VersionId, DispatchError> {
+		let mut model = Self::check_candidate_inner(&candidate)?;
+		let version = NextVersionId::<T>::get();
+		NextVersionId::<T>::put(version.saturating_add(1));
+		model.version_count = model.version_count.saturating_add(1);
+		Models::<T>::insert(candidate.model, model);
+		VersionBySemVer::<T>::insert(candidate.model, candidate.semver, version);
+		Versions::<T>::insert(
+			version,
+			VersionInfo {
+				model: candidate.model,
+				parents: candidate.parents.clone(),
+				semver: candidate.semver,
+				weight_root: candidate.weight_root,
+				status: VersionStatus::Candidate,
+				proposer: proposer.clone(),
+				created_at: frame_system::Pallet::<T>::block_number(),
+			},
+		);
+		VersionLayers::<T>::insert(version, candidate.layers);
+		Self::deposit_event(Event::VersionProposed {
+			model: candidate.model,
+			version,
+			semver: candidate.semver,
+			parents: candidate.parents,
+			proposer: proposer.clone(),
+		});
+		Ok(version)
+	}
+
+	fn decide(version: VersionId, status: VersionStatus) -> DispatchResult {
+		Versions::<T>::try_mutate(version, |maybe| {
+			let info = maybe.as_mut().ok_or(Error::<T>::UnknownVersion)?;
+			ensure!(info.status == VersionStatus::Candidate, Error::<T>::NotCandidate);
+			info.status = status;
+			let model = info.model;
+			Self::deposit_event(match status {
+				VersionStatus::Accepted => Event::VersionAccepted { model, version },
+				_ => Event::VersionRejected { model, version },
+			});
+			Ok(())
+		})
+	}
+
+	/// The full layer set of `version`: for each layer, the delta block of the nearest version
+	/// on its ancestry (the version itself first, then breadth-first, first parent before
+	/// second) that changed it. Visits at most `max_visits` versions.
+	pub fn resolve_layers(
+		version: VersionId,
+		max_visits: u32,
+	) -> Result<Vec<ResolvedLayer>, ResolveError> {
+		let info = Versions::<T>::get(version).ok_or(ResolveError::UnknownVersion)?;
+		let model = Models::<T>::get(info.model).ok_or(ResolveError::UnknownVersion)?;
+		let count = usize::from(model.architecture.layer_count);
+		let mut resolved: Vec<Option<ResolvedLayer>> = alloc::vec![None; count];
+		let mut missing = count;
+		let mut queue = alloc::collections::VecDeque::from([version]);
+		let mut seen = BTreeSet::from([version]);
+		let mut visits = 0u32;
+		while let Some(current) = queue.pop_front() {
+			if missing == 0 {
+				break;
+			}
+			visits = visits.saturating_add(1);
+			if visits > max_visits {
+				return Err(ResolveError::LineageTooLong);
+			}
+			for delta in VersionLayers::<T>::get(current) {
+				if let Some(slot @ None) = resolved.get_mut(usize::from(delta.layer)) {
+					*slot = Some(ResolvedLayer { source_version: current, delta });
+					missing = missing.saturating_sub(1);
+				}
+			}
+			if let Some(node) = Versions::<T>::get(current) {
+				for parent in node.parents {
+					if seen.insert(parent) {
+						queue.push_back(parent);
+					}
+				}
+			}
+		}
+		resolved
+			.into_iter()
+			.enumerate()
+			.map(|(i, layer)| layer.ok_or(ResolveError::MissingLayer(i as LayerIndex)))
+			.collect()
+	}
+
+	/// Ancestors of `version` (itself first), breadth-first, at most `max` of them.
+	pub fn lineage(version: VersionId, max: u32) -> Vec<(VersionId, SemVer, VersionStatus)> {
+		let mut out = Vec::new();
+		let mut queue = alloc::collections::VecDeque::from([version]);
+		let mut seen = BTreeSet::from([version]);
+		while let Some(current) = queue.pop_front() {
+			if out.len() >= max as usize {
+				break;
+			}
+			let Some(node) = Versions::<T>::get(current) else { continue };
+			out.push((current, node.semver, node.status));
+			for parent in node.parents {
+				if seen.insert(parent) {
+					queue.push_back(parent);
+				}
+			}
+		}
+		out
+	}
+}
+
+impl<T: Config> ModelRegistry<T::AccountId> for Pallet<T> {
+	fn version(version: VersionId) -> Option<VersionSummary> {
+		Versions::<T>::get(version).map(|v| VersionSummary {
+			model: v.model,
+			semver: v.semver,
+			status: v.status,
+		})
+	}
+
+	fn dataset_owner(dataset: DatasetId) -> Option<T::AccountId> {
+		Datasets::<T>::get(dataset).map(|d| d.owner)
+	}
+
+	fn check_candidate(candidate: &CandidateVersion) -> DispatchResult {
+		Self::check_candidate_inner(candidate).map(|_| ())
+	}
+
+	fn propose_candidate(
+		proposer: &T::AccountId,
+		candidate: CandidateVersion,
+	) -> Result<VersionId, DispatchError> {
+		Self::insert_candidate(proposer, candidate)
+	}
+
+	#[cfg(feature = "runtime-benchmarks")]
+	fn benchmark_fixture(owner: &T::AccountId) -> (VersionId, DatasetId) {
+		let layers = benchmarking::layers(MAX_LAYERS as LayerIndex, MAX_LAYERS);
+		let version = NextVersionId::<T>::get();
+		let dataset = NextDatasetId::<T>::get();
+		let origin = frame_system::RawOrigin::Signed(owner.clone());
+		let _ = Self::register_model(
+			origin.clone().into(),
+			ShortText::default(),
+			benchmarking::architecture(MAX_LAYERS as LayerIndex),
+			ShortText::default(),
+			SemVer::new(1, 0, 0),
+			layers,
+			H256::zero(),
+		);
+		let _ = Self::register_dataset(
+			origin.into(),
+			benchmarking::cid(),
+			H256::zero(),
+			0,
+			ShortText::default(),
+		);
+		(version, dataset)
+	}
+}
+
+impl<T: Config> VersionAcceptance for Pallet<T> {
+	fn accept(version: VersionId) -> DispatchResult {
+		Self::decide(version, VersionStatus::Accepted)
+	}
+
+	fn reject(version: VersionId) -> DispatchResult {
+		Self::decide(version, VersionStatus::Rejected)
+	}
+}

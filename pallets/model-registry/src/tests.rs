@@ -1,0 +1,297 @@
+//! Every call and every error path of the registry, and layer resolution over a DAG.
+use crate::{mock::*, *};
+use frame_support::{assert_noop, assert_ok};
+
+const OWNER: u64 = 1;
+const OTHER: u64 = 2;
+
+fn text(s: &str) -> ShortText {
+	ShortText::truncate_from(s.as_bytes().to_vec())
+}
+
+fn cid(s: &str) -> Cid {
+	Cid::truncate_from(s.as_bytes().to_vec())
+}
+
+fn delta(layer: LayerIndex, tag: &str) -> LayerDelta {
+	LayerDelta { layer, cid: cid(tag), merkle_root: H256::repeat_byte(layer as u8) }
+}
+
+fn deltas(list: &[(LayerIndex, &str)]) -> LayerDeltas {
+	LayerDeltas::truncate_from(list.iter().map(|(l, t)| delta(*l, t)).collect())
+}
+
+fn arch(layer_count: LayerIndex) -> Architecture {
+	Architecture {
+		family: text("mlp"),
+		config_hash: H256::repeat_byte(9),
+		config_cid: cid("bafyconfig"),
+		layer_count,
+	}
+}
+
+/// Registers a 3-layer model; returns its root version.
+fn model(owner: u64) -> VersionId {
+	let root = NextVersionId::<Test>::get();
+	assert_ok!(Registry::register_model(
+		RuntimeOrigin::signed(owner),
+		text("tiny"),
+		arch(3),
+		text("MIT"),
+		SemVer::new(1, 0, 0),
+		deltas(&[(0, "r0"), (1, "r1"), (2, "r2")]),
+		H256::repeat_byte(7),
+	));
+	root
+}
+
+fn candidate(
+	parents: &[VersionId],
+	semver: SemVer,
+	layers: &[(LayerIndex, &str)],
+) -> CandidateVersion {
+	CandidateVersion {
+		model: 0,
+		parents: Parents::truncate_from(parents.to_vec()),
+		semver,
+		layers: deltas(layers),
+		weight_root: H256::repeat_byte(8),
+	}
+}
+
+#[test]
+fn register_model_stores_an_accepted_root_version() {
+	new_test_ext().execute_with(|| {
+		let root = model(OWNER);
+		let info = Models::<Test>::get(0).unwrap();
+		assert_eq!((info.owner, info.root_version, info.version_count), (OWNER, root, 1));
+		let version = Versions::<Test>::get(root).unwrap();
+		assert_eq!(version.status, VersionStatus::Accepted);
+		assert!(version.parents.is_empty());
+		assert_eq!(VersionLayers::<Test>::get(root).len(), 3);
+		assert_eq!(VersionBySemVer::<Test>::get(0, SemVer::new(1, 0, 0)), Some(root));
+		System::assert_last_event(
+			Event::ModelRegistered { model: 0, owner: OWNER, root_version: root }.into(),
+		);
+	});
+}
+
+#[test]
+fn register_model_errors() {
+	new_test_ext().execute_with(|| {
+		let call = |a: Architecture, l: LayerDeltas| {
+			Registry::register_model(
+				RuntimeOrigin::signed(OWNER),
+				text("m"),
+				a,
+				text("MIT"),
+				SemVer::new(1, 0, 0),
+				l,
+				H256::zero(),
+			)
+		};
+		assert_noop!(call(arch(0), deltas(&[(0, "a")])), Error::<Test>::BadLayerCount);
+		assert_noop!(
+			call(arch(MAX_LAYERS as u16 + 1), deltas(&[(0, "a")])),
+			Error::<Test>::BadLayerCount
+		);
+		let mut no_cid = arch(1);
+		no_cid.config_cid = Cid::default();
+		assert_noop!(call(no_cid, deltas(&[(0, "a")])), Error::<Test>::EmptyCid);
+		assert_noop!(call(arch(2), deltas(&[(0, "a")])), Error::<Test>::IncompleteRootVersion);
+		assert_noop!(call(arch(2), deltas(&[])), Error::<Test>::NoLayers);
+		assert_noop!(call(arch(2), deltas(&[(1, "a"), (0, "b")])), Error::<Test>::BadLayerIndex);
+		assert_noop!(call(arch(2), deltas(&[(0, "a"), (0, "b")])), Error::<Test>::BadLayerIndex);
+		assert_noop!(call(arch(2), deltas(&[(0, "a"), (2, "b")])), Error::<Test>::BadLayerIndex);
+		assert_noop!(call(arch(2), deltas(&[(0, "a"), (1, "")])), Error::<Test>::EmptyCid);
+		model(OWNER);
+		model(OWNER);
+		assert_noop!(call(arch(1), deltas(&[(0, "a")])), Error::<Test>::TooManyModels);
+		assert_noop!(
+			Registry::register_model(
+				frame_system::RawOrigin::None.into(),
+				text("m"),
+				arch(1),
+				text("MIT"),
+				SemVer::new(1, 0, 0),
+				deltas(&[(0, "a")]),
+				H256::zero(),
+			),
+			sp_runtime::DispatchError::BadOrigin
+		);
+	});
+}
+
+#[test]
+fn propose_version_stores_a_candidate_delta() {
+	new_test_ext().execute_with(|| {
+		let root = model(OWNER);
+		assert_ok!(Registry::propose_version(
+			RuntimeOrigin::signed(OWNER),
+			candidate(&[root], SemVer::new(1, 1, 0), &[(1, "v1")])
+		));
+		let v = Versions::<Test>::get(1).unwrap();
+		assert_eq!(v.status, VersionStatus::Candidate);
+		assert_eq!(VersionLayers::<Test>::get(1).len(), 1);
+		assert_eq!(Models::<Test>::get(0).unwrap().version_count, 2);
+		System::assert_last_event(
+			Event::VersionProposed {
+				model: 0,
+				version: 1,
+				semver: SemVer::new(1, 1, 0),
+				parents: Parents::truncate_from(vec![root]),
+				proposer: OWNER,
+			}
+			.into(),
+		);
+	});
+}
+
+#[test]
+fn propose_version_errors() {
+	new_test_ext().execute_with(|| {
+		let root = model(OWNER);
+		let propose = |who, c| Registry::propose_version(RuntimeOrigin::signed(who), c);
+		let mut unknown = candidate(&[root], SemVer::new(1, 1, 0), &[(0, "a")]);
+		unknown.model = 9;
+		assert_noop!(propose(OWNER, unknown), Error::<Test>::UnknownModel);
+		assert_noop!(
+			propose(OTHER, candidate(&[root], SemVer::new(1, 1, 0), &[(0, "a")])),
+			Error::<Test>::NotModelOwner
+		);
+		assert_noop!(
+			propose(OWNER, candidate(&[], SemVer::new(1, 1, 0), &[(0, "a")])),
+			Error::<Test>::BadParents
+		);
+		assert_noop!(
+			propose(OWNER, candidate(&[root, root], SemVer::new(1, 1, 0), &[(0, "a")])),
+			Error::<Test>::BadParents
+		);
+		assert_noop!(
+			propose(OWNER, candidate(&[42], SemVer::new(1, 1, 0), &[(0, "a")])),
+			Error::<Test>::UnknownVersion
+		);
+		assert_noop!(
+			propose(OWNER, candidate(&[root], SemVer::new(1, 0, 0), &[(0, "a")])),
+			Error::<Test>::SemVerNotIncreasing
+		);
+		assert_noop!(
+			propose(OWNER, candidate(&[root], SemVer::new(1, 1, 0), &[])),
+			Error::<Test>::NoLayers
+		);
+		assert_noop!(
+			propose(OWNER, candidate(&[root], SemVer::new(1, 1, 0), &[(3, "a")])),
+			Error::<Test>::BadLayerIndex
+		);
+		// Another model's version cannot be a parent.
+		let other_root = model(OTHER);
+		assert_noop!(
+			propose(OWNER, candidate(&[other_root], SemVer::new(1, 1, 0), &[(0, "a")])),
+			Error::<Test>::ParentOfOtherModel
+		);
+		assert_ok!(propose(OWNER, candidate(&[root], SemVer::new(1, 1, 0), &[(0, "a")])));
+		assert_noop!(
+			propose(OWNER, candidate(&[root], SemVer::new(1, 1, 0), &[(0, "b")])),
+			Error::<Test>::SemVerTaken
+		);
+		// A rejected version cannot be built on.
+		assert_ok!(<Registry as VersionAcceptance>::reject(2));
+		assert_noop!(
+			propose(OWNER, candidate(&[2], SemVer::new(1, 2, 0), &[(0, "b")])),
+			Error::<Test>::RejectedParent
+		);
+		assert_ok!(propose(OWNER, candidate(&[root], SemVer::new(1, 2, 0), &[(0, "b")])));
+		assert_ok!(propose(OWNER, candidate(&[root], SemVer::new(1, 3, 0), &[(0, "c")])));
+		// MaxVersionsPerModel = 4 (root + 3).
+		assert_noop!(
+			propose(OWNER, candidate(&[root], SemVer::new(1, 4, 0), &[(0, "d")])),
+			Error::<Test>::TooManyVersions
+		);
+	});
+}
+
+#[test]
+fn register_dataset_and_its_errors() {
+	new_test_ext().execute_with(|| {
+		let reg = |who, c: &str| {
+			Registry::register_dataset(
+				RuntimeOrigin::signed(who),
+				cid(c),
+				H256::zero(),
+				10,
+				text("CC0"),
+			)
+		};
+		assert_noop!(reg(OWNER, ""), Error::<Test>::EmptyCid);
+		assert_ok!(reg(OWNER, "bafydata"));
+		assert_eq!(Datasets::<Test>::get(0).unwrap().owner, OWNER);
+		assert_eq!(<Registry as ModelRegistry<u64>>::dataset_owner(0), Some(OWNER));
+		assert_eq!(<Registry as ModelRegistry<u64>>::dataset_owner(1), None);
+		System::assert_last_event(Event::DatasetRegistered { dataset: 0, owner: OWNER }.into());
+		assert_ok!(reg(OWNER, "bafydata2"));
+		assert_noop!(reg(OWNER, "bafydata3"), Error::<Test>::TooManyDatasets);
+		assert_ok!(reg(OTHER, "bafydata3"));
+	});
+}
+
+#[test]
+fn only_candidates_are_accepted_or_rejected_once() {
+	new_test_ext().execute_with(|| {
+		let root = model(OWNER);
+		assert_noop!(<Registry as VersionAcceptance>::accept(root), Error::<Test>::NotCandidate);
+		assert_noop!(<Registry as VersionAcceptance>::accept(99), Error::<Test>::UnknownVersion);
+		let v = <Registry as ModelRegistry<u64>>::propose_candidate(
+			&OTHER,
+			candidate(&[root], SemVer::new(1, 1, 0), &[(0, "a")]),
+		)
+		.unwrap();
+		assert_eq!(Versions::<Test>::get(v).unwrap().proposer, OTHER);
+		assert_ok!(<Registry as VersionAcceptance>::accept(v));
+		System::assert_last_event(Event::VersionAccepted { model: 0, version: v }.into());
+		assert_noop!(<Registry as VersionAcceptance>::reject(v), Error::<Test>::NotCandidate);
+		assert_eq!(
+			<Registry as ModelRegistry<u64>>::version(v).map(|s| s.status),
+			Some(VersionStatus::Accepted)
+		);
+	});
+}
+
+#[test]
+fn resolve_layers_takes_the_nearest_ancestor_per_layer_across_a_merge() {
+	new_test_ext().execute_with(|| {
+		let root = model(OWNER);
+		let propose = |c| Registry::propose_version(RuntimeOrigin::signed(OWNER), c);
+		// root ─ a (changes layer 1) ─┐
+		//      └ b (changes 1 and 2) ─┴ merge (changes 0; first parent a)
+		assert_ok!(propose(candidate(&[root], SemVer::new(1, 1, 0), &[(1, "a1")])));
+		assert_ok!(propose(candidate(&[root], SemVer::new(1, 2, 0), &[(1, "b1"), (2, "b2")])));
+		assert_ok!(propose(candidate(&[1, 2], SemVer::new(2, 0, 0), &[(0, "m0")])));
+		let layers = Registry::resolve_layers(3, 16).unwrap();
+		let got: Vec<_> = layers.iter().map(|l| (l.source_version, l.delta.cid.to_vec())).collect();
+		assert_eq!(got, vec![(3, b"m0".to_vec()), (1, b"a1".to_vec()), (2, b"b2".to_vec())]);
+		assert_eq!(
+			Registry::resolve_layers(root, 16).unwrap()[2].delta.cid.to_vec(),
+			b"r2".to_vec()
+		);
+		assert_eq!(Registry::resolve_layers(9, 16), Err(ResolveError::UnknownVersion));
+		assert_eq!(Registry::resolve_layers(3, 1), Err(ResolveError::LineageTooLong));
+		let lineage: Vec<_> = Registry::lineage(3, 10).into_iter().map(|(v, ..)| v).collect();
+		assert_eq!(lineage, vec![3, 1, 2, 0]);
+		assert_eq!(Registry::lineage(3, 2).len(), 2);
+	});
+}
+
+#[test]
+fn check_candidate_matches_propose_candidate_without_writing() {
+	new_test_ext().execute_with(|| {
+		let root = model(OWNER);
+		let bad = candidate(&[root], SemVer::new(0, 9, 0), &[(0, "a")]);
+		assert_noop!(
+			<Registry as ModelRegistry<u64>>::check_candidate(&bad),
+			Error::<Test>::SemVerNotIncreasing
+		);
+		let good = candidate(&[root], SemVer::new(1, 1, 0), &[(0, "a")]);
+		assert_ok!(<Registry as ModelRegistry<u64>>::check_candidate(&good));
+		assert_eq!(NextVersionId::<Test>::get(), 1);
+	});
+}

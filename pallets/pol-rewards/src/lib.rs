@@ -1,0 +1,874 @@
+//! # Proof-of-Learning rewards
+//!
+//! A revealed job result is verified by a committee of bonded verifiers, drawn stake-weighted
+//! with randomness from a block after the reveal (so unknown when the job was claimed, and not
+//! chosen by the miner). Each member evaluates the base and the candidate version on the
+//! revealed validation set, commits to the two fixed-point scores, then reveals them. At least
+//! two thirds of the committee revealing the same pair decide:
+//!
+//! - **accepted** (the candidate improves the base by the job's threshold and the miner's
+//!   claimed score is exactly the quorum's): the registry accepts the version; from the escrow,
+//!   `verifier_fee` goes to the quorum in equal parts, `dataset_share` to the dataset owner and
+//!   the rest to the miner; the miner earns points, paid from the mining pool's epoch budget in
+//!   proportion to its share of the epoch's accepted improvement;
+//! - **rejected**: the registry rejects the version, `miner_slash` of the miner's bond is burned
+//!   and the escrow returns to the creator.
+//!
+//! Members outside the quorum, and silent members, lose `verifier_penalty` of their bond
+//! (burned). Without a quorum the committee is redrawn once; if the second committee has none
+//! either, the job is refunded and nobody but silent members is slashed.
+//!
+//! Phases advance on their deadlines from a per-block queue (bounded per block), or early when
+//! every member has acted.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+pub use pallet::*;
+
+#[cfg(feature = "runtime-benchmarks")]
+mod benchmarking;
+#[cfg(test)]
+mod mock;
+#[cfg(test)]
+mod tests;
+pub mod weights;
+pub use weights::WeightInfo;
+
+use alloc::vec::Vec;
+use blyan_primitives::pol::{
+	JobId, JobSettlement, ModelRegistry, Score, VerificationProvider, VerificationRequest,
+	VersionAcceptance,
+};
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use frame_support::{
+	pallet_prelude::*,
+	traits::{
+		fungible::{Inspect, InspectHold, Mutate, MutateHold},
+		tokens::{Fortitude, Precision, Preservation},
+		Randomness,
+	},
+};
+use frame_system::pallet_prelude::*;
+use scale_info::TypeInfo;
+use sp_core::H256;
+use sp_runtime::{
+	traits::{BlakeTwo256, Hash as _, Saturating, UniqueSaturatedInto, Zero},
+	DispatchError, DispatchResult, Perbill,
+};
+
+pub type BalanceOf<T> =
+	<<T as Config>::Currency as Inspect<<T as frame_system::Config>::AccountId>>::Balance;
+
+/// Largest committee the protocol allows.
+pub const MAX_COMMITTEE: u32 = 16;
+/// How many blocks past its due block a phase deadline may be pushed when that block is full.
+pub const DEADLINE_SPILL_BLOCKS: u32 = 16;
+
+/// Index of a reward epoch (`block / epoch_length`).
+pub type EpochIndex = u32;
+
+/// A bonded verifier.
+#[derive(Clone, PartialEq, Eq, Encode, Decode, MaxEncodedLen, TypeInfo, Debug)]
+pub struct VerifierInfo<Balance, BlockNumber> {
+	/// Held under [`HoldReason::VerifierBond`]; the draw weight.
+	pub bond: Balance,
+	/// Set by `unregister_verifier`: the bond can be withdrawn from this block on.
+	pub unbonding_until: Option<BlockNumber>,
+}
+
+/// A committee seat and what its holder has sent.
+#[derive(Clone, PartialEq, Eq, Encode, Decode, MaxEncodedLen, TypeInfo, Debug)]
+pub struct Member<AccountId> {
+	pub verifier: AccountId,
+	pub commitment: Option<H256>,
+	/// Revealed `(base_score, candidate_score)`.
+	pub scores: Option<(Score, Score)>,
+}
+
+/// Phase of a verification round.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Encode, Decode, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub enum Phase {
+	/// Waiting for the block whose randomness draws the committee.
+	Drawing,
+	/// Members commit to their scores.
+	Commit,
+	/// Members reveal their scores.
+	Reveal,
+}
+
+/// The verification of one job.
+#[derive(Clone, PartialEq, Eq, Encode, Decode, MaxEncodedLen, TypeInfo, Debug)]
+pub struct Round<AccountId, BlockNumber> {
+	pub request: VerificationRequest<AccountId>,
+	/// 0 for the first committee, 1 after a redraw.
+	pub attempt: u8,
+	pub phase: Phase,
+	/// When the current phase ends.
+	pub deadline: BlockNumber,
+	pub committee: BoundedVec<Member<AccountId>, ConstU32<MAX_COMMITTEE>>,
+}
+
+/// Accepted improvement of one epoch, and what it pays.
+#[derive(Clone, PartialEq, Eq, Encode, Decode, MaxEncodedLen, TypeInfo, Debug)]
+pub struct EpochInfo<Balance> {
+	/// Sum of accepted improvements (Perbill parts) of all miners.
+	pub total_points: u64,
+	/// Paid out of the mining pool, shared in proportion to points.
+	pub budget: Balance,
+	/// Miners who have not claimed yet; the record goes when this reaches zero.
+	pub unclaimed: u32,
+}
+
+/// The pallet's parameters; governance owns them.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct PolParams<Balance, BlockNumber> {
+	/// Seats per committee (1..=MAX_COMMITTEE).
+	pub committee_size: u32,
+	/// Blocks between the reveal and the committee draw.
+	pub draw_delay: BlockNumber,
+	/// Blocks for members to commit.
+	pub commit_window: BlockNumber,
+	/// Blocks for members to reveal.
+	pub reveal_window: BlockNumber,
+	/// Share of the escrow paid to the quorum of an accepted job.
+	pub verifier_fee: Perbill,
+	/// Share of the escrow paid to the dataset owner of an accepted job.
+	pub dataset_share: Perbill,
+	/// Share of the miner's bond burned when its claim is refuted.
+	pub miner_slash: Perbill,
+	/// Share of a verifier's bond burned for a dissenting or missing reveal.
+	pub verifier_penalty: Perbill,
+	/// Least bond to register as a verifier.
+	pub min_verifier_bond: Balance,
+	/// Blocks between `unregister_verifier` and `withdraw_verifier`.
+	pub unbonding_period: BlockNumber,
+	/// Blocks per reward epoch.
+	pub epoch_length: BlockNumber,
+	/// Mining-pool budget shared by each epoch's accepted improvements.
+	pub epoch_budget: Balance,
+}
+
+/// `blake2_256(SCALE(job, attempt, verifier, base_score, candidate_score, salt))`: a verifier's
+/// commitment. The verifier and attempt are bound in, so a copied commitment cannot be revealed.
+pub fn score_commitment<AccountId: Encode>(
+	job: JobId,
+	attempt: u8,
+	verifier: &AccountId,
+	base_score: Score,
+	candidate_score: Score,
+	salt: &[u8; 32],
+) -> H256 {
+	BlakeTwo256::hash(&(job, attempt, verifier, base_score, candidate_score, salt).encode())
+}
+
+/// Relative loss reduction from `base` to `candidate` (zero if none).
+pub fn improvement(base: Score, candidate: Score) -> Perbill {
+	if base == 0 || candidate >= base {
+		return Perbill::zero();
+	}
+	Perbill::from_rational(base - candidate, base)
+}
+
+/// Seats that must agree: the smallest count that is at least two thirds of `n`.
+pub fn quorum(n: u32) -> u32 {
+	n.saturating_mul(2).saturating_add(2) / 3
+}
+
+#[frame_support::pallet]
+pub mod pallet {
+	use super::*;
+
+	#[pallet::pallet]
+	pub struct Pallet<T>(_);
+
+	#[pallet::composite_enum]
+	pub enum HoldReason {
+		/// A verifier's bond: its draw weight, slashable for dissent or silence.
+		VerifierBond,
+	}
+
+	#[pallet::config]
+	pub trait Config: frame_system::Config {
+		type Currency: Mutate<Self::AccountId>
+			+ MutateHold<Self::AccountId, Reason = Self::RuntimeHoldReason>;
+		type RuntimeHoldReason: From<HoldReason>;
+		/// Dataset owners, and the only way to accept or reject a version.
+		type Registry: ModelRegistry<Self::AccountId> + VersionAcceptance;
+		/// Settles the job (escrow and miner bond) once a verdict is reached.
+		type Jobs: JobSettlement<Self::AccountId, BalanceOf<Self>>;
+		/// Draws committees. Evaluated in the block after the reveal.
+		type Randomness: Randomness<Self::Hash, BlockNumberFor<Self>>;
+		/// The account epoch rewards are paid from.
+		type MiningPool: Get<Self::AccountId>;
+		/// Who may change [`Params`] (root now; governance later).
+		type ParamsOrigin: EnsureOrigin<Self::RuntimeOrigin>;
+		/// [`Params`] until changed.
+		type DefaultParams: Get<PolParams<BalanceOf<Self>, BlockNumberFor<Self>>>;
+		/// Most registered verifiers (the draw is linear in this).
+		#[pallet::constant]
+		type MaxVerifiers: Get<u32>;
+		/// Most rounds one verifier sits on at once.
+		#[pallet::constant]
+		type MaxAssignmentsPerVerifier: Get<u32>;
+		/// Most phase deadlines processed in one block.
+		#[pallet::constant]
+		type MaxDeadlinesPerBlock: Get<u32>;
+		type WeightInfo: WeightInfo;
+	}
+
+	#[pallet::storage]
+	pub type Params<T: Config> = StorageValue<
+		_,
+		PolParams<BalanceOf<T>, BlockNumberFor<T>>,
+		ValueQuery,
+		T::DefaultParams,
+	>;
+
+	#[pallet::storage]
+	pub type Verifiers<T: Config> = StorageMap<
+		_,
+		Blake2_128Concat,
+		T::AccountId,
+		VerifierInfo<BalanceOf<T>, BlockNumberFor<T>>,
+		OptionQuery,
+	>;
+
+	/// Verifiers that can be drawn (registered and not unbonding).
+	#[pallet::storage]
+	pub type ActiveVerifiers<T: Config> =
+		StorageValue<_, BoundedVec<T::AccountId, T::MaxVerifiers>, ValueQuery>;
+
+	/// Rounds each verifier sits on.
+	#[pallet::storage]
+	pub type Assignments<T: Config> = StorageMap<
+		_,
+		Blake2_128Concat,
+		T::AccountId,
+		BoundedVec<JobId, T::MaxAssignmentsPerVerifier>,
+		ValueQuery,
+	>;
+
+	#[pallet::storage]
+	pub type Rounds<T: Config> = StorageMap<
+		_,
+		Blake2_128Concat,
+		JobId,
+		Round<T::AccountId, BlockNumberFor<T>>,
+		OptionQuery,
+	>;
+
+	/// Rounds whose phase ends at a block.
+	#[pallet::storage]
+	pub type Deadlines<T: Config> = StorageMap<
+		_,
+		Twox64Concat,
+		BlockNumberFor<T>,
+		BoundedVec<JobId, T::MaxDeadlinesPerBlock>,
+		ValueQuery,
+	>;
+
+	#[pallet::storage]
+	pub type Epochs<T: Config> =
+		StorageMap<_, Twox64Concat, EpochIndex, EpochInfo<BalanceOf<T>>, OptionQuery>;
+
+	/// Accepted improvement points of each miner in each epoch, until claimed.
+	#[pallet::storage]
+	pub type EpochPoints<T: Config> = StorageDoubleMap<
+		_,
+		Twox64Concat,
+		EpochIndex,
+		Blake2_128Concat,
+		T::AccountId,
+		u64,
+		OptionQuery,
+	>;
+
+	#[pallet::event]
+	#[pallet::generate_deposit(pub(super) fn deposit_event)]
+	pub enum Event<T: Config> {
+		VerifierRegistered { verifier: T::AccountId, bond: BalanceOf<T> },
+		VerifierUnbonding { verifier: T::AccountId, until: BlockNumberFor<T> },
+		VerifierWithdrawn { verifier: T::AccountId, bond: BalanceOf<T> },
+		/// A revealed result awaits its committee draw.
+		VerificationRequested { job: JobId, draw_at: BlockNumberFor<T> },
+		/// A committee was drawn; members commit by `commit_by`.
+		CommitteeDrawn {
+			job: JobId,
+			attempt: u8,
+			committee: Vec<T::AccountId>,
+			commit_by: BlockNumberFor<T>,
+		},
+		ScoresCommitted { job: JobId, verifier: T::AccountId },
+		/// Commitments are closed; members reveal by `reveal_by`.
+		RevealPhase { job: JobId, reveal_by: BlockNumberFor<T> },
+		ScoresRevealed {
+			job: JobId,
+			verifier: T::AccountId,
+			base_score: Score,
+			candidate_score: Score,
+		},
+		/// A quorum decided. `improvement` is the quorum's, `accepted` the verdict.
+		Verified {
+			job: JobId,
+			accepted: bool,
+			base_score: Score,
+			candidate_score: Score,
+			improvement: Perbill,
+			claimed_score: Score,
+		},
+		/// A verifier lost part of its bond for a dissenting or missing reveal.
+		VerifierPenalised { job: JobId, verifier: T::AccountId, amount: BalanceOf<T> },
+		/// No quorum. With `redraw` a new committee will be drawn, otherwise the job is refunded.
+		NoQuorum { job: JobId, redraw: bool },
+		/// A miner earned improvement points in an epoch.
+		PointsEarned { epoch: EpochIndex, miner: T::AccountId, points: u64 },
+		EpochRewardPaid { epoch: EpochIndex, miner: T::AccountId, amount: BalanceOf<T> },
+		ParamsSet { params: PolParams<BalanceOf<T>, BlockNumberFor<T>> },
+	}
+
+	#[pallet::error]
+	pub enum Error<T> {
+		AlreadyVerifier,
+		NotVerifier,
+		/// The bond is below `min_verifier_bond`.
+		BondTooLow,
+		/// The account cannot afford the bond.
+		InsufficientBalance,
+		/// `MaxVerifiers` are registered already.
+		TooManyVerifiers,
+		/// The verifier is unbonding already.
+		Unbonding,
+		/// The verifier still sits on committees.
+		HasAssignments,
+		/// The verifier has not called `unregister_verifier`.
+		NotUnbonding,
+		/// The unbonding period has not passed.
+		StillUnbonding,
+		/// The job is being verified already.
+		AlreadyVerifying,
+		/// No verification round for this job.
+		UnknownRound,
+		/// The round is not in the phase this call needs.
+		WrongPhase,
+		/// The caller is not on this round's committee.
+		NotOnCommittee,
+		/// The caller has committed already.
+		AlreadyCommitted,
+		/// The caller did not commit.
+		NotCommitted,
+		/// The caller has revealed already.
+		AlreadyRevealed,
+		/// The revealed scores and salt do not match the commitment.
+		CommitmentMismatch,
+		/// The epoch is not over.
+		EpochNotOver,
+		/// The miner has no unclaimed points in that epoch.
+		NothingToClaim,
+		/// The mining pool cannot pay this reward now.
+		PoolExhausted,
+		/// Parameters out of range (committee size, windows, shares adding up over 100 %).
+		BadParams,
+		/// Every block in reach has a full deadline queue; try again later.
+		DeadlineQueueFull,
+	}
+
+	#[pallet::hooks]
+	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
+		fn on_initialize(now: BlockNumberFor<T>) -> Weight {
+			let due = Deadlines::<T>::take(now);
+			let count = due.len() as u32;
+			for job in due {
+				Self::advance(job, now);
+			}
+			T::WeightInfo::on_initialize(count)
+		}
+	}
+
+	#[pallet::call]
+	impl<T: Config> Pallet<T> {
+		/// Registers the caller as a verifier, holding `bond` (its weight in committee draws).
+		#[pallet::call_index(0)]
+		#[pallet::weight(T::WeightInfo::register_verifier())]
+		pub fn register_verifier(origin: OriginFor<T>, bond: BalanceOf<T>) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			ensure!(!Verifiers::<T>::contains_key(&who), Error::<T>::AlreadyVerifier);
+			ensure!(bond >= Params::<T>::get().min_verifier_bond, Error::<T>::BondTooLow);
+			ensure!(
+				T::Currency::can_hold(&HoldReason::VerifierBond.into(), &who, bond),
+				Error::<T>::InsufficientBalance
+			);
+			let mut active = ActiveVerifiers::<T>::get();
+			active.try_push(who.clone()).map_err(|_| Error::<T>::TooManyVerifiers)?;
+
+			T::Currency::hold(&HoldReason::VerifierBond.into(), &who, bond)?;
+			ActiveVerifiers::<T>::put(active);
+			Verifiers::<T>::insert(&who, VerifierInfo { bond, unbonding_until: None });
+			Self::deposit_event(Event::VerifierRegistered { verifier: who, bond });
+			Ok(())
+		}
+
+		/// Leaves the draw; the bond can be withdrawn after the unbonding period.
+		#[pallet::call_index(1)]
+		#[pallet::weight(T::WeightInfo::unregister_verifier())]
+		pub fn unregister_verifier(origin: OriginFor<T>) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let mut info = Verifiers::<T>::get(&who).ok_or(Error::<T>::NotVerifier)?;
+			ensure!(info.unbonding_until.is_none(), Error::<T>::Unbonding);
+			ensure!(Assignments::<T>::get(&who).is_empty(), Error::<T>::HasAssignments);
+			let until = frame_system::Pallet::<T>::block_number()
+				.saturating_add(Params::<T>::get().unbonding_period);
+			ActiveVerifiers::<T>::mutate(|active| active.retain(|v| *v != who));
+			info.unbonding_until = Some(until);
+			Verifiers::<T>::insert(&who, info);
+			Self::deposit_event(Event::VerifierUnbonding { verifier: who, until });
+			Ok(())
+		}
+
+		/// Releases the bond of an unbonded verifier and forgets it.
+		#[pallet::call_index(2)]
+		#[pallet::weight(T::WeightInfo::withdraw_verifier())]
+		pub fn withdraw_verifier(origin: OriginFor<T>) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let info = Verifiers::<T>::get(&who).ok_or(Error::<T>::NotVerifier)?;
+			let until = info.unbonding_until.ok_or(Error::<T>::NotUnbonding)?;
+			ensure!(frame_system::Pallet::<T>::block_number() >= until, Error::<T>::StillUnbonding);
+			let bond = T::Currency::release_all(
+				&HoldReason::VerifierBond.into(),
+				&who,
+				Precision::BestEffort,
+			)?;
+			Verifiers::<T>::remove(&who);
+			Assignments::<T>::remove(&who);
+			Self::deposit_event(Event::VerifierWithdrawn { verifier: who, bond });
+			Ok(())
+		}
+
+		/// A committee member commits to its scores (see [`score_commitment`]).
+		#[pallet::call_index(3)]
+		#[pallet::weight(T::WeightInfo::commit_scores())]
+		pub fn commit_scores(origin: OriginFor<T>, job: JobId, commitment: H256) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let mut round = Rounds::<T>::get(job).ok_or(Error::<T>::UnknownRound)?;
+			ensure!(round.phase == Phase::Commit, Error::<T>::WrongPhase);
+			let seat = round
+				.committee
+				.iter_mut()
+				.find(|m| m.verifier == who)
+				.ok_or(Error::<T>::NotOnCommittee)?;
+			ensure!(seat.commitment.is_none(), Error::<T>::AlreadyCommitted);
+			seat.commitment = Some(commitment);
+			let everyone = round.committee.iter().all(|m| m.commitment.is_some());
+			if everyone {
+				// Nobody is left to wait for: open reveals now.
+				let reveal_by = Self::free_slot(Self::after(Params::<T>::get().reveal_window))?;
+				Deadlines::<T>::try_append(reveal_by, job)
+					.map_err(|_| Error::<T>::DeadlineQueueFull)?;
+				round.phase = Phase::Reveal;
+				round.deadline = reveal_by;
+				Self::deposit_event(Event::ScoresCommitted { job, verifier: who });
+				Self::deposit_event(Event::RevealPhase { job, reveal_by });
+			} else {
+				Self::deposit_event(Event::ScoresCommitted { job, verifier: who });
+			}
+			Rounds::<T>::insert(job, round);
+			Ok(())
+		}
+
+		/// A committee member reveals the scores it committed to. The last reveal decides the
+		/// round at once.
+		#[pallet::call_index(4)]
+		#[pallet::weight(T::WeightInfo::reveal_scores())]
+		pub fn reveal_scores(
+			origin: OriginFor<T>,
+			job: JobId,
+			base_score: Score,
+			candidate_score: Score,
+			salt: [u8; 32],
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let mut round = Rounds::<T>::get(job).ok_or(Error::<T>::UnknownRound)?;
+			ensure!(round.phase == Phase::Reveal, Error::<T>::WrongPhase);
+			let attempt = round.attempt;
+			let seat = round
+				.committee
+				.iter_mut()
+				.find(|m| m.verifier == who)
+				.ok_or(Error::<T>::NotOnCommittee)?;
+			let commitment = seat.commitment.ok_or(Error::<T>::NotCommitted)?;
+			ensure!(seat.scores.is_none(), Error::<T>::AlreadyRevealed);
+			ensure!(
+				score_commitment(job, attempt, &who, base_score, candidate_score, &salt) ==
+					commitment,
+				Error::<T>::CommitmentMismatch
+			);
+			seat.scores = Some((base_score, candidate_score));
+			Self::deposit_event(Event::ScoresRevealed {
+				job,
+				verifier: who,
+				base_score,
+				candidate_score,
+			});
+			let committed = round.committee.iter().filter(|m| m.commitment.is_some());
+			if committed.clone().all(|m| m.scores.is_some()) {
+				Self::tally(job, round, frame_system::Pallet::<T>::block_number());
+			} else {
+				Rounds::<T>::insert(job, round);
+			}
+			Ok(())
+		}
+
+		/// Pays `miner` its share of a finished epoch's budget. Anyone may call it.
+		#[pallet::call_index(5)]
+		#[pallet::weight(T::WeightInfo::claim_epoch_reward())]
+		pub fn claim_epoch_reward(
+			origin: OriginFor<T>,
+			epoch: EpochIndex,
+			miner: T::AccountId,
+		) -> DispatchResult {
+			ensure_signed(origin)?;
+			ensure!(epoch < Self::current_epoch(), Error::<T>::EpochNotOver);
+			let points = EpochPoints::<T>::get(epoch, &miner).ok_or(Error::<T>::NothingToClaim)?;
+			let mut info = Epochs::<T>::get(epoch).ok_or(Error::<T>::NothingToClaim)?;
+			let amount = Perbill::from_rational(points, info.total_points.max(1)) * info.budget;
+			T::Currency::transfer(&T::MiningPool::get(), &miner, amount, Preservation::Preserve)
+				.map_err(|_| Error::<T>::PoolExhausted)?;
+			EpochPoints::<T>::remove(epoch, &miner);
+			info.unclaimed = info.unclaimed.saturating_sub(1);
+			if info.unclaimed == 0 {
+				Epochs::<T>::remove(epoch);
+			} else {
+				Epochs::<T>::insert(epoch, info);
+			}
+			Self::deposit_event(Event::EpochRewardPaid { epoch, miner, amount });
+			Ok(())
+		}
+
+		/// Replaces the pallet's parameters.
+		#[pallet::call_index(6)]
+		#[pallet::weight(T::WeightInfo::set_params())]
+		pub fn set_params(
+			origin: OriginFor<T>,
+			params: PolParams<BalanceOf<T>, BlockNumberFor<T>>,
+		) -> DispatchResult {
+			T::ParamsOrigin::ensure_origin(origin)?;
+			ensure!(
+				(1..=MAX_COMMITTEE).contains(&params.committee_size) &&
+					!params.draw_delay.is_zero() &&
+					!params.commit_window.is_zero() &&
+					!params.reveal_window.is_zero() &&
+					!params.epoch_length.is_zero() &&
+					params.verifier_fee.deconstruct().saturating_add(params.dataset_share.deconstruct()) <=
+						Perbill::one().deconstruct(),
+				Error::<T>::BadParams
+			);
+			Params::<T>::put(params.clone());
+			Self::deposit_event(Event::ParamsSet { params });
+			Ok(())
+		}
+	}
+}
+
+impl<T: Config> Pallet<T> {
+	fn after(blocks: BlockNumberFor<T>) -> BlockNumberFor<T> {
+		frame_system::Pallet::<T>::block_number().saturating_add(blocks)
+	}
+
+	/// The epoch the current block belongs to.
+	pub fn current_epoch() -> EpochIndex {
+		let length = Params::<T>::get().epoch_length.max(1u32.into());
+		(frame_system::Pallet::<T>::block_number() / length).unique_saturated_into()
+	}
+
+	/// The first block from `at` on whose deadline queue has room.
+	fn free_slot(at: BlockNumberFor<T>) -> Result<BlockNumberFor<T>, DispatchError> {
+		let mut block = at;
+		for _ in 0..DEADLINE_SPILL_BLOCKS {
+			if (Deadlines::<T>::decode_len(block).unwrap_or(0) as u32) <
+				T::MaxDeadlinesPerBlock::get()
+			{
+				return Ok(block);
+			}
+			block = block.saturating_add(1u32.into());
+		}
+		Err(Error::<T>::DeadlineQueueFull.into())
+	}
+
+	/// Queues `job` at the first free block from `at`; false if none is free.
+	fn schedule(job: JobId, at: BlockNumberFor<T>) -> Option<BlockNumberFor<T>> {
+		let block = Self::free_slot(at).ok()?;
+		Deadlines::<T>::try_append(block, job).ok().map(|_| block)
+	}
+
+	/// Moves a round whose phase deadline has come.
+	fn advance(job: JobId, now: BlockNumberFor<T>) {
+		let Some(mut round) = Rounds::<T>::get(job) else { return };
+		if round.deadline > now {
+			return; // moved on early; this entry is stale
+		}
+		match round.phase {
+			Phase::Drawing => Self::draw(job, round, now),
+			Phase::Commit => {
+				match Self::schedule(job, now.saturating_add(Params::<T>::get().reveal_window)) {
+					Some(reveal_by) => {
+						round.phase = Phase::Reveal;
+						round.deadline = reveal_by;
+						Rounds::<T>::insert(job, round);
+						Self::deposit_event(Event::RevealPhase { job, reveal_by });
+					},
+					// No room to schedule the reveal phase: decide on what is there (nothing is
+					// revealed, so this ends as no quorum, never as a wrong verdict).
+					None => Self::tally(job, round, now),
+				}
+			},
+			Phase::Reveal => Self::tally(job, round, now),
+		}
+	}
+
+	/// Draws the committee of a round, stake-weighted, without replacement.
+	fn draw(job: JobId, mut round: Round<T::AccountId, BlockNumberFor<T>>, now: BlockNumberFor<T>) {
+		let params = Params::<T>::get();
+		let max_assignments = T::MaxAssignmentsPerVerifier::get() as usize;
+		let mut pool: Vec<(T::AccountId, u128)> = ActiveVerifiers::<T>::get()
+			.into_iter()
+			.filter(|v| *v != round.request.miner && *v != round.request.creator)
+			.filter(|v| Assignments::<T>::decode_len(v).unwrap_or(0) < max_assignments)
+			.filter_map(|v| {
+				let bond: u128 = Verifiers::<T>::get(&v)?.bond.unique_saturated_into();
+				(bond > 0).then_some((v, bond))
+			})
+			.collect();
+		let (seed, _) = T::Randomness::random(&(b"bly/committee", job, round.attempt).encode());
+		let mut committee = Vec::new();
+		let seats = params.committee_size.min(MAX_COMMITTEE);
+		for seat in 0..seats {
+			let total: u128 = pool.iter().map(|(_, w)| *w).fold(0, u128::saturating_add);
+			if total == 0 {
+				break;
+			}
+			let digest = BlakeTwo256::hash(&(seed, seat).encode()).0;
+			let mut ticket =
+				u128::from_le_bytes(digest[..16].try_into().unwrap_or_default()) % total;
+			let index = pool
+				.iter()
+				.position(|(_, w)| {
+					if ticket < *w {
+						true
+					} else {
+						ticket -= *w;
+						false
+					}
+				})
+				.unwrap_or(0);
+			committee.push(pool.swap_remove(index).0);
+		}
+		let commit_by = Self::schedule(job, now.saturating_add(params.commit_window));
+		let (Some(commit_by), false) = (commit_by, committee.is_empty()) else {
+			// Nobody to ask (or no room to schedule): the job cannot be verified now.
+			Self::finish_without_verdict(job, &round);
+			return;
+		};
+		for verifier in &committee {
+			Assignments::<T>::mutate(verifier, |jobs| {
+				let _ = jobs.try_push(job);
+			});
+		}
+		round.committee = BoundedVec::truncate_from(
+			committee
+				.iter()
+				.cloned()
+				.map(|verifier| Member { verifier, commitment: None, scores: None })
+				.collect(),
+		);
+		round.phase = Phase::Commit;
+		round.deadline = commit_by;
+		let attempt = round.attempt;
+		Rounds::<T>::insert(job, round);
+		Self::deposit_event(Event::CommitteeDrawn { job, attempt, committee, commit_by });
+	}
+
+	fn penalise(job: JobId, verifier: &T::AccountId, share: Perbill) {
+		let Some(mut info) = Verifiers::<T>::get(verifier) else { return };
+		let amount = T::Currency::burn_held(
+			&HoldReason::VerifierBond.into(),
+			verifier,
+			share * info.bond,
+			Precision::BestEffort,
+			Fortitude::Force,
+		)
+		.unwrap_or_else(|_| Zero::zero());
+		info.bond = info.bond.saturating_sub(amount);
+		Verifiers::<T>::insert(verifier, info);
+		Self::deposit_event(Event::VerifierPenalised { job, verifier: verifier.clone(), amount });
+	}
+
+	fn release_committee(job: JobId, round: &Round<T::AccountId, BlockNumberFor<T>>) {
+		for member in round.committee.iter() {
+			Assignments::<T>::mutate_exists(&member.verifier, |jobs| {
+				if let Some(list) = jobs {
+					list.retain(|j| *j != job);
+					if list.is_empty() {
+						*jobs = None;
+					}
+				}
+			});
+		}
+	}
+
+	/// Decides a round from its reveals.
+	fn tally(job: JobId, round: Round<T::AccountId, BlockNumberFor<T>>, now: BlockNumberFor<T>) {
+		let params = Params::<T>::get();
+		Self::release_committee(job, &round);
+		// The most common revealed pair, and how many revealed it.
+		let mut best: Option<((Score, Score), u32)> = None;
+		for member in round.committee.iter() {
+			let Some(pair) = member.scores else { continue };
+			let count =
+				round.committee.iter().filter(|m| m.scores == Some(pair)).count() as u32;
+			if best.is_none_or(|(_, c)| count > c) {
+				best = Some((pair, count));
+			}
+		}
+		let size = round.committee.len() as u32;
+		match best.filter(|(_, count)| *count >= quorum(size)) {
+			Some(((base_score, candidate_score), _)) => {
+				let mut quorum_members = Vec::new();
+				for member in round.committee.iter() {
+					if member.scores == Some((base_score, candidate_score)) {
+						quorum_members.push(member.verifier.clone());
+					} else {
+						Self::penalise(job, &member.verifier, params.verifier_penalty);
+					}
+				}
+				let request = &round.request;
+				let gain = improvement(base_score, candidate_score);
+				let accepted = gain >= request.min_improvement &&
+					!gain.is_zero() && request.claimed_score == candidate_score;
+				if accepted {
+					Self::pay_accepted(job, request, &quorum_members, gain, &params, now);
+				} else {
+					let _ = T::Registry::reject(request.candidate_version);
+					let _ = T::Jobs::settle_rejected(job, params.miner_slash);
+				}
+				Self::deposit_event(Event::Verified {
+					job,
+					accepted,
+					base_score,
+					candidate_score,
+					improvement: gain,
+					claimed_score: request.claimed_score,
+				});
+				Rounds::<T>::remove(job);
+			},
+			None => {
+				for member in round.committee.iter().filter(|m| m.scores.is_none()) {
+					Self::penalise(job, &member.verifier, params.verifier_penalty);
+				}
+				if round.attempt == 0 {
+					let mut next = round.clone();
+					next.attempt = 1;
+					next.phase = Phase::Drawing;
+					next.committee = BoundedVec::default();
+					if let Some(at) = Self::schedule(job, now.saturating_add(params.draw_delay)) {
+						next.deadline = at;
+						Rounds::<T>::insert(job, next);
+						Self::deposit_event(Event::NoQuorum { job, redraw: true });
+						return;
+					}
+				}
+				Self::deposit_event(Event::NoQuorum { job, redraw: false });
+				Self::finish_without_verdict(job, &round);
+			},
+		}
+	}
+
+	fn finish_without_verdict(job: JobId, round: &Round<T::AccountId, BlockNumberFor<T>>) {
+		let _ = T::Registry::reject(round.request.candidate_version);
+		let _ = T::Jobs::settle_void(job);
+		Rounds::<T>::remove(job);
+	}
+
+	fn pay_accepted(
+		job: JobId,
+		request: &VerificationRequest<T::AccountId>,
+		quorum_members: &[T::AccountId],
+		gain: Perbill,
+		params: &PolParams<BalanceOf<T>, BlockNumberFor<T>>,
+		now: BlockNumberFor<T>,
+	) {
+		let escrow = T::Jobs::escrow(job).unwrap_or_else(Zero::zero);
+		let mut payouts = Vec::new();
+		let fee = params.verifier_fee * escrow;
+		let each = fee / (quorum_members.len() as u32).max(1).into();
+		for verifier in quorum_members {
+			payouts.push((verifier.clone(), each));
+		}
+		if let Some(owner) = T::Registry::dataset_owner(request.dataset) {
+			payouts.push((owner, params.dataset_share * escrow));
+		}
+		let _ = T::Registry::accept(request.candidate_version);
+		let _ = T::Jobs::settle_accepted(job, &payouts);
+
+		let length = params.epoch_length.max(1u32.into());
+		let epoch: EpochIndex = (now / length).unique_saturated_into();
+		let points = u64::from(gain.deconstruct());
+		let first = !EpochPoints::<T>::contains_key(epoch, &request.miner);
+		EpochPoints::<T>::mutate(epoch, &request.miner, |p| {
+			*p = Some(p.unwrap_or(0).saturating_add(points))
+		});
+		Epochs::<T>::mutate(epoch, |info| {
+			let info = info.get_or_insert(EpochInfo {
+				total_points: 0,
+				budget: params.epoch_budget,
+				unclaimed: 0,
+			});
+			info.total_points = info.total_points.saturating_add(points);
+			if first {
+				info.unclaimed = info.unclaimed.saturating_add(1);
+			}
+		});
+		Self::deposit_event(Event::PointsEarned { epoch, miner: request.miner.clone(), points });
+	}
+
+	/// Rounds `verifier` sits on where it still has to commit or reveal (for the runtime API).
+	pub fn pending_verifications(verifier: &T::AccountId) -> Vec<(JobId, Phase)> {
+		Assignments::<T>::get(verifier)
+			.into_iter()
+			.filter_map(|job| {
+				let round = Rounds::<T>::get(job)?;
+				let seat = round.committee.iter().find(|m| m.verifier == *verifier)?;
+				let pending = match round.phase {
+					Phase::Commit => seat.commitment.is_none(),
+					Phase::Reveal => seat.commitment.is_some() && seat.scores.is_none(),
+					Phase::Drawing => false,
+				};
+				pending.then_some((job, round.phase))
+			})
+			.collect()
+	}
+}
+
+impl<T: Config> VerificationProvider<T::AccountId> for Pallet<T> {
+	fn start_verification(job: JobId, request: VerificationRequest<T::AccountId>) -> DispatchResult {
+		ensure!(!Rounds::<T>::contains_key(job), Error::<T>::AlreadyVerifying);
+		// Drawn from a later block's randomness: neither the claimant nor the revealer knew it.
+		let at = Self::free_slot(Self::after(Params::<T>::get().draw_delay.max(1u32.into())))?;
+		Deadlines::<T>::try_append(at, job).map_err(|_| Error::<T>::DeadlineQueueFull)?;
+		Rounds::<T>::insert(
+			job,
+			Round {
+				request,
+				attempt: 0,
+				phase: Phase::Drawing,
+				deadline: at,
+				committee: BoundedVec::default(),
+			},
+		);
+		Self::deposit_event(Event::VerificationRequested { job, draw_at: at });
+		Ok(())
+	}
+}

@@ -1,0 +1,814 @@
+//! Calls and error paths of the PoL pallet, and the protocol's scenarios end to end across the
+//! registry, jobs and PoL pallets.
+use crate::{mock::*, *};
+use blyan_primitives::pol::{Backend, Cid, LayerDelta, LayerDeltas, SemVer, VersionStatus};
+use frame_support::{assert_noop, assert_ok, traits::fungible::InspectHold};
+use pallet_jobs::{
+	result_commitment, validation_commitment, Capabilities, JobResult, JobSpec,
+};
+use pallet_model_registry::{Architecture, ShortText};
+
+const CREATOR: AccountId = 1;
+const MINER: AccountId = 2;
+const DATA_OWNER: AccountId = 3;
+const MODEL_OWNER: AccountId = 5;
+const OUTSIDER: AccountId = 9;
+const V: [AccountId; 3] = [10, 11, 12];
+const REWARD: Balance = 500;
+const SALT: [u8; 32] = [7; 32];
+/// Loss of the base version on the validation set (1.0).
+const BASE: Score = SCORE;
+/// Loss of the candidate (0.9: a 10 % improvement).
+const CANDIDATE: Score = 900_000_000;
+const SCORE: Score = blyan_primitives::pol::SCORE_SCALE;
+
+fn cid(s: &str) -> Cid {
+	Cid::truncate_from(s.as_bytes().to_vec())
+}
+
+fn registry_fixture() {
+	let delta = |layer| LayerDelta { layer, cid: cid("bafyroot"), merkle_root: H256::zero() };
+	assert_ok!(Registry::register_model(
+		RuntimeOrigin::signed(MODEL_OWNER),
+		ShortText::truncate_from(b"m".to_vec()),
+		Architecture {
+			family: ShortText::truncate_from(b"mlp".to_vec()),
+			config_hash: H256::zero(),
+			config_cid: cid("bafycfg"),
+			layer_count: 2,
+		},
+		ShortText::truncate_from(b"MIT".to_vec()),
+		SemVer::new(1, 0, 0),
+		LayerDeltas::truncate_from(vec![delta(0), delta(1)]),
+		H256::zero(),
+	));
+	assert_ok!(Registry::register_dataset(
+		RuntimeOrigin::signed(DATA_OWNER),
+		cid("bafydata"),
+		H256::zero(),
+		1,
+		ShortText::default(),
+	));
+}
+
+/// Registry fixture, a bonded miner, and `verifiers` bonded with the minimum.
+fn setup(verifiers: &[AccountId]) {
+	registry_fixture();
+	assert_ok!(pallet_jobs::Pallet::<Test>::register_worker(
+		RuntimeOrigin::signed(MINER),
+		Capabilities { backends: BoundedVec::truncate_from(vec![Backend::Cpu]), memory_mb: 1024 },
+		MIN_WORKER_BOND,
+	));
+	for v in verifiers {
+		assert_ok!(Pol::register_verifier(RuntimeOrigin::signed(*v), MIN_VERIFIER_BOND));
+	}
+}
+
+fn job_result(semver: SemVer, claimed_score: Score) -> JobResult {
+	JobResult {
+		semver,
+		layers: LayerDeltas::truncate_from(vec![LayerDelta {
+			layer: 1,
+			cid: cid("bafynew"),
+			merkle_root: H256::repeat_byte(1),
+		}]),
+		weight_root: H256::repeat_byte(2),
+		claimed_score,
+	}
+}
+
+/// Posts, claims, commits and reveals a job whose miner claims `claimed`; returns its id.
+/// The committee is drawn at the next block.
+fn revealed_job(claimed: Score) -> JobId {
+	let job = pallet_jobs::NextJobId::<Test>::get();
+	let validation = cid("bafyvalidation");
+	assert_ok!(Jobs::post_job(
+		RuntimeOrigin::signed(CREATOR),
+		JobSpec {
+			base_version: 0,
+			dataset: 0,
+			validation_commitment: validation_commitment(&validation, &SALT),
+			hyperparams: BoundedVec::default(),
+			seed: 1,
+			backend: Backend::Cpu,
+			min_memory_mb: 0,
+			deadline: System::block_number() + 100,
+			lease: 10,
+			min_improvement: None,
+		},
+		REWARD,
+	));
+	let result = job_result(SemVer::new(1, 1 + job as u16, 0), claimed);
+	assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(MINER), job));
+	let hash = result_commitment(job, &MINER, &result, &SALT);
+	assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(MINER), job, hash));
+	assert_ok!(Jobs::reveal_validation(RuntimeOrigin::signed(CREATOR), job, validation, SALT));
+	assert_ok!(Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, SALT));
+	job
+}
+
+fn salt_of(v: AccountId) -> [u8; 32] {
+	[v as u8; 32]
+}
+
+fn commit(v: AccountId, job: JobId, base: Score, candidate: Score) {
+	let attempt = Rounds::<Test>::get(job).unwrap().attempt;
+	let hash = score_commitment(job, attempt, &v, base, candidate, &salt_of(v));
+	assert_ok!(Pol::commit_scores(RuntimeOrigin::signed(v), job, hash));
+}
+
+fn reveal(v: AccountId, job: JobId, base: Score, candidate: Score) {
+	assert_ok!(Pol::reveal_scores(RuntimeOrigin::signed(v), job, base, candidate, salt_of(v)));
+}
+
+fn committee(job: JobId) -> Vec<AccountId> {
+	let mut c: Vec<_> =
+		Rounds::<Test>::get(job).unwrap().committee.iter().map(|m| m.verifier).collect();
+	c.sort();
+	c
+}
+
+fn free(who: AccountId) -> Balance {
+	Balances::free_balance(who)
+}
+
+fn verifier_bond(who: AccountId) -> Balance {
+	Balances::balance_on_hold(&RuntimeHoldReason::Pol(HoldReason::VerifierBond), &who)
+}
+
+fn candidate_status(job: JobId) -> VersionStatus {
+	pallet_model_registry::Versions::<Test>::get(job + 1).unwrap().status
+}
+
+/// Every account's free + held balance adds up to the total issuance.
+fn assert_books_balance() {
+	let total: Balance = frame_system::Account::<Test>::iter()
+		.map(|(_, info)| info.data.free + info.data.reserved)
+		.sum();
+	assert_eq!(total, Balances::total_issuance());
+}
+
+#[test]
+fn honest_path_pays_miner_verifiers_dataset_owner_and_the_epoch_budget() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		let issuance = Balances::total_issuance();
+		let job = revealed_job(CANDIDATE);
+		System::assert_has_event(Event::VerificationRequested { job, draw_at: 2 }.into());
+		run_to(2);
+		assert_eq!(committee(job), V.to_vec());
+		assert_eq!(Pol::pending_verifications(&V[0]), vec![(job, Phase::Commit)]);
+		for v in V {
+			commit(v, job, BASE, CANDIDATE);
+		}
+		// Everyone committed: reveals open at once.
+		assert_eq!(Rounds::<Test>::get(job).unwrap().phase, Phase::Reveal);
+		assert_eq!(Pol::pending_verifications(&V[0]), vec![(job, Phase::Reveal)]);
+		for v in V {
+			reveal(v, job, BASE, CANDIDATE);
+		}
+		// The last reveal decided.
+		System::assert_has_event(
+			Event::Verified {
+				job,
+				accepted: true,
+				base_score: BASE,
+				candidate_score: CANDIDATE,
+				improvement: Perbill::from_percent(10),
+				claimed_score: CANDIDATE,
+			}
+			.into(),
+		);
+		assert!(Rounds::<Test>::get(job).is_none());
+		assert_eq!(candidate_status(job), VersionStatus::Accepted);
+		// Escrow 500: 10 % to the quorum (16 each, the odd 2 to the miner), 5 % to the data owner.
+		for v in V {
+			assert_eq!(free(v), 1_000 - MIN_VERIFIER_BOND + 16);
+			assert!(Assignments::<Test>::get(v).is_empty());
+		}
+		assert_eq!(free(DATA_OWNER), 1_000 + 25);
+		assert_eq!(free(MINER), 1_000 - MIN_WORKER_BOND + 427);
+		assert_eq!(free(CREATOR), CREATOR_FUNDS - REWARD);
+		assert!(pallet_jobs::Jobs::<Test>::get(job).is_none());
+		assert_eq!(Balances::total_issuance(), issuance);
+
+		// The epoch budget: the miner is the epoch's only earner.
+		assert_eq!(EpochPoints::<Test>::get(0, MINER), Some(100_000_000));
+		assert_noop!(
+			Pol::claim_epoch_reward(RuntimeOrigin::signed(OUTSIDER), 0, MINER),
+			Error::<Test>::EpochNotOver
+		);
+		run_to(EPOCH);
+		assert_ok!(Pol::claim_epoch_reward(RuntimeOrigin::signed(OUTSIDER), 0, MINER));
+		System::assert_last_event(
+			Event::EpochRewardPaid { epoch: 0, miner: MINER, amount: EPOCH_BUDGET }.into(),
+		);
+		assert_eq!(free(MINER), 1_000 - MIN_WORKER_BOND + 427 + EPOCH_BUDGET);
+		assert_eq!(free(MINING_POOL), 10_000 - EPOCH_BUDGET);
+		assert!(Epochs::<Test>::get(0).is_none());
+		assert_noop!(
+			Pol::claim_epoch_reward(RuntimeOrigin::signed(OUTSIDER), 0, MINER),
+			Error::<Test>::NothingToClaim
+		);
+		assert_eq!(Balances::total_issuance(), issuance);
+		assert_books_balance();
+	});
+}
+
+#[test]
+fn epoch_budget_is_shared_in_proportion_to_accepted_improvement() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		// Two accepted jobs of the same miner (10 % and 5 %) and the points add up.
+		for (candidate, points) in [(CANDIDATE, 100_000_000u64), (950_000_000, 50_000_000)] {
+			let job = revealed_job(candidate);
+			run_to(System::block_number() + 1);
+			for v in V {
+				commit(v, job, BASE, candidate);
+			}
+			for v in V {
+				reveal(v, job, BASE, candidate);
+			}
+			System::assert_has_event(
+				Event::PointsEarned { epoch: 0, miner: MINER, points }.into(),
+			);
+		}
+		let info = Epochs::<Test>::get(0).unwrap();
+		assert_eq!((info.total_points, info.unclaimed), (150_000_000, 1));
+		// A second earner's share is points / total.
+		EpochPoints::<Test>::insert(0, OUTSIDER, 50_000_000);
+		Epochs::<Test>::mutate(0, |i| {
+			let i = i.as_mut().unwrap();
+			i.total_points = 200_000_000;
+			i.unclaimed = 2;
+		});
+		run_to(EPOCH);
+		assert_ok!(Pol::claim_epoch_reward(RuntimeOrigin::signed(OUTSIDER), 0, OUTSIDER));
+		System::assert_last_event(
+			Event::EpochRewardPaid { epoch: 0, miner: OUTSIDER, amount: EPOCH_BUDGET / 4 }.into(),
+		);
+		assert_eq!(Epochs::<Test>::get(0).unwrap().unclaimed, 1);
+	});
+}
+
+#[test]
+fn inflated_claim_is_rejected_and_the_miner_slashed() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		let issuance = Balances::total_issuance();
+		// The miner claims 0.8, the verifiers all measure 0.9.
+		let job = revealed_job(800_000_000);
+		run_to(2);
+		for v in V {
+			commit(v, job, BASE, CANDIDATE);
+		}
+		for v in V {
+			reveal(v, job, BASE, CANDIDATE);
+		}
+		System::assert_has_event(
+			Event::Verified {
+				job,
+				accepted: false,
+				base_score: BASE,
+				candidate_score: CANDIDATE,
+				improvement: Perbill::from_percent(10),
+				claimed_score: 800_000_000,
+			}
+			.into(),
+		);
+		assert_eq!(candidate_status(job), VersionStatus::Rejected);
+		assert_eq!(free(CREATOR), CREATOR_FUNDS);
+		assert_eq!(free(MINER), 1_000 - MIN_WORKER_BOND);
+		assert_eq!(pallet_jobs::Workers::<Test>::get(MINER).unwrap().bond, 50);
+		assert_eq!(Balances::total_issuance(), issuance - 50);
+		// Verifiers who agreed are not penalised (nor paid: there is no reward to share).
+		for v in V {
+			assert_eq!(verifier_bond(v), MIN_VERIFIER_BOND);
+		}
+		assert_books_balance();
+	});
+}
+
+#[test]
+fn improvement_below_the_threshold_is_rejected() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		let candidate = 995_000_000; // 0.5 % < 1 %
+		let job = revealed_job(candidate);
+		run_to(2);
+		for v in V {
+			commit(v, job, BASE, candidate);
+		}
+		for v in V {
+			reveal(v, job, BASE, candidate);
+		}
+		assert_eq!(candidate_status(job), VersionStatus::Rejected);
+		assert_eq!(free(CREATOR), CREATOR_FUNDS);
+	});
+}
+
+#[test]
+fn a_copied_commitment_cannot_be_revealed_and_its_copier_is_penalised() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		let issuance = Balances::total_issuance();
+		let job = revealed_job(CANDIDATE);
+		run_to(2);
+		let [a, b, copier] = V;
+		commit(a, job, BASE, CANDIDATE);
+		commit(b, job, BASE, CANDIDATE);
+		// The copier submits a's commitment instead of evaluating.
+		let copied = Rounds::<Test>::get(job)
+			.unwrap()
+			.committee
+			.iter()
+			.find(|m| m.verifier == a)
+			.and_then(|m| m.commitment)
+			.unwrap();
+		assert_ok!(Pol::commit_scores(RuntimeOrigin::signed(copier), job, copied));
+		reveal(a, job, BASE, CANDIDATE);
+		reveal(b, job, BASE, CANDIDATE);
+		// a's reveal is public now; replaying it under the copier's name does not match.
+		assert_noop!(
+			Pol::reveal_scores(RuntimeOrigin::signed(copier), job, BASE, CANDIDATE, salt_of(a)),
+			Error::<Test>::CommitmentMismatch
+		);
+		assert!(Rounds::<Test>::get(job).is_some());
+		run_to(2 + REVEAL_WINDOW);
+		assert_eq!(candidate_status(job), VersionStatus::Accepted);
+		System::assert_has_event(
+			Event::VerifierPenalised { job, verifier: copier, amount: 10 }.into(),
+		);
+		assert_eq!(verifier_bond(copier), MIN_VERIFIER_BOND - 10);
+		assert_eq!(Verifiers::<Test>::get(copier).unwrap().bond, MIN_VERIFIER_BOND - 10);
+		// Escrow fee split between the two in the quorum: 25 each.
+		assert_eq!(free(a), 1_000 - MIN_VERIFIER_BOND + 25);
+		assert_eq!(free(copier), 1_000 - MIN_VERIFIER_BOND);
+		assert_eq!(Balances::total_issuance(), issuance - 10);
+		assert_books_balance();
+	});
+}
+
+#[test]
+fn a_dissenting_verifier_is_penalised_and_a_silent_one_too() {
+	new_test_ext().execute_with(|| {
+		setup(&[10, 11, 12, 13]);
+		assert_ok!(Pol::set_params(RuntimeOrigin::root(), {
+			let mut p = PolDefaults::get();
+			p.committee_size = 4;
+			p
+		}));
+		let job = revealed_job(CANDIDATE);
+		run_to(2);
+		// 10, 11, 12 agree (3 of 4 ≥ quorum 3), 13 never commits.
+		for v in [10, 11, 12] {
+			commit(v, job, BASE, CANDIDATE);
+		}
+		run_to(2 + COMMIT_WINDOW);
+		assert_eq!(Rounds::<Test>::get(job).unwrap().phase, Phase::Reveal);
+		assert_noop!(
+			Pol::reveal_scores(RuntimeOrigin::signed(13), job, BASE, CANDIDATE, salt_of(13)),
+			Error::<Test>::NotCommitted
+		);
+		reveal(10, job, BASE, CANDIDATE);
+		reveal(11, job, BASE, CANDIDATE);
+		// 12 reveals something else than 10 and 11, honestly committed to.
+		assert_eq!(Rounds::<Test>::get(job).unwrap().phase, Phase::Reveal);
+		let round = Rounds::<Test>::get(job).unwrap();
+		assert_eq!(round.committee.len(), 4);
+		// The committed members have all revealed once 12 does: that decides.
+		assert_ok!(Pol::reveal_scores(RuntimeOrigin::signed(12), job, BASE, CANDIDATE, salt_of(12)));
+		assert_eq!(candidate_status(job), VersionStatus::Accepted);
+		System::assert_has_event(Event::VerifierPenalised { job, verifier: 13, amount: 10 }.into());
+		assert_eq!(verifier_bond(12), MIN_VERIFIER_BOND);
+	});
+}
+
+#[test]
+fn dissent_outside_the_quorum_is_penalised() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		let job = revealed_job(CANDIDATE);
+		run_to(2);
+		commit(10, job, BASE, CANDIDATE);
+		commit(11, job, BASE, CANDIDATE);
+		commit(12, job, BASE, 700_000_000);
+		reveal(10, job, BASE, CANDIDATE);
+		reveal(11, job, BASE, CANDIDATE);
+		reveal(12, job, BASE, 700_000_000);
+		assert_eq!(candidate_status(job), VersionStatus::Accepted);
+		System::assert_has_event(Event::VerifierPenalised { job, verifier: 12, amount: 10 }.into());
+		assert_eq!(verifier_bond(10), MIN_VERIFIER_BOND);
+	});
+}
+
+#[test]
+fn split_committee_is_redrawn_once_then_refunded_without_slashing() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		let issuance = Balances::total_issuance();
+		let job = revealed_job(CANDIDATE);
+		run_to(2);
+		let split = |job| {
+			for (i, v) in V.into_iter().enumerate() {
+				commit(v, job, BASE, CANDIDATE + i as u64);
+			}
+			for (i, v) in V.into_iter().enumerate() {
+				reveal(v, job, BASE, CANDIDATE + i as u64);
+			}
+		};
+		split(job);
+		System::assert_has_event(Event::NoQuorum { job, redraw: true }.into());
+		let round = Rounds::<Test>::get(job).unwrap();
+		assert_eq!((round.attempt, round.phase), (1, Phase::Drawing));
+		run_to(round.deadline);
+		assert_eq!(committee(job), V.to_vec());
+		split(job);
+		System::assert_has_event(Event::NoQuorum { job, redraw: false }.into());
+		assert!(Rounds::<Test>::get(job).is_none());
+		assert!(pallet_jobs::Jobs::<Test>::get(job).is_none());
+		assert_eq!(candidate_status(job), VersionStatus::Rejected);
+		assert_eq!(free(CREATOR), CREATOR_FUNDS);
+		assert_eq!(pallet_jobs::Workers::<Test>::get(MINER).unwrap().bond, MIN_WORKER_BOND);
+		for v in V {
+			assert_eq!(verifier_bond(v), MIN_VERIFIER_BOND);
+		}
+		assert_eq!(Balances::total_issuance(), issuance);
+		assert_books_balance();
+	});
+}
+
+#[test]
+fn silence_after_a_redraw_penalises_only_the_silent() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		let job = revealed_job(CANDIDATE);
+		run_to(2);
+		// Nobody commits: no quorum, redraw; nobody again: refund.
+		run_to(2 + COMMIT_WINDOW + REVEAL_WINDOW);
+		System::assert_has_event(Event::NoQuorum { job, redraw: true }.into());
+		for v in V {
+			assert_eq!(verifier_bond(v), 90);
+		}
+		let round = Rounds::<Test>::get(job).unwrap();
+		run_to(round.deadline + COMMIT_WINDOW + REVEAL_WINDOW);
+		System::assert_has_event(Event::NoQuorum { job, redraw: false }.into());
+		assert_eq!(free(CREATOR), CREATOR_FUNDS);
+		for v in V {
+			assert_eq!(verifier_bond(v), 81);
+		}
+	});
+}
+
+#[test]
+fn no_eligible_verifier_refunds_the_job() {
+	new_test_ext().execute_with(|| {
+		// The only verifier is the miner itself, who may not judge its own work.
+		setup(&[]);
+		assert_ok!(Pol::register_verifier(RuntimeOrigin::signed(MINER), MIN_VERIFIER_BOND));
+		let job = revealed_job(CANDIDATE);
+		run_to(2);
+		assert!(Rounds::<Test>::get(job).is_none());
+		assert_eq!(free(CREATOR), CREATOR_FUNDS);
+		assert_eq!(candidate_status(job), VersionStatus::Rejected);
+		System::assert_has_event(pallet_jobs::Event::<Test>::JobVoided { job }.into());
+	});
+}
+
+#[test]
+fn committees_never_include_the_miner_or_creator() {
+	new_test_ext().execute_with(|| {
+		setup(&[10, 11, 12]);
+		assert_ok!(Pol::register_verifier(RuntimeOrigin::signed(MINER), MIN_VERIFIER_BOND));
+		assert_ok!(Pol::register_verifier(RuntimeOrigin::signed(CREATOR), MIN_VERIFIER_BOND));
+		for salt in 0..5 {
+			RANDOM_SALT.with(|s| s.set(salt));
+			let job = revealed_job(CANDIDATE);
+			run_to(System::block_number() + 1);
+			assert_eq!(committee(job), V.to_vec());
+			for v in V {
+				commit(v, job, BASE, CANDIDATE);
+			}
+			for v in V {
+				reveal(v, job, BASE, CANDIDATE);
+			}
+		}
+	});
+}
+
+#[test]
+fn draws_are_stake_weighted() {
+	new_test_ext().execute_with(|| {
+		// 10 bonds 700, 11..=17 bond 100 each: 10 holds half of the stake.
+		assert_ok!(Pol::register_verifier(RuntimeOrigin::signed(10), 700));
+		for v in 11..=17 {
+			assert_ok!(Pol::register_verifier(RuntimeOrigin::signed(v), 100));
+		}
+		let mut params = PolDefaults::get();
+		params.committee_size = 1;
+		assert_ok!(Pol::set_params(RuntimeOrigin::root(), params));
+		let request = |job| VerificationRequest {
+			creator: CREATOR,
+			miner: MINER,
+			dataset: 0,
+			base_version: 0,
+			candidate_version: 1 + job,
+			claimed_score: 0,
+			min_improvement: Perbill::from_percent(1),
+		};
+		let draws = 400;
+		let mut picked_10 = 0;
+		for job in 0..draws {
+			assert_ok!(<Pol as VerificationProvider<_>>::start_verification(job, request(job)));
+			run_to(System::block_number() + 1);
+			let c = committee(job);
+			assert_eq!(c.len(), 1);
+			picked_10 += (c[0] == 10) as u32;
+			Rounds::<Test>::remove(job);
+			let _ = Assignments::<Test>::clear(u32::MAX, None);
+		}
+		// Expected 200 of 400; a fair 1-in-8 draw would give 50.
+		assert!((160..=240).contains(&picked_10), "picked {picked_10} of {draws}");
+	});
+}
+
+#[test]
+fn register_verifier_and_its_errors() {
+	new_test_ext().execute_with(|| {
+		let reg = |v, b| Pol::register_verifier(RuntimeOrigin::signed(v), b);
+		assert_noop!(reg(10, MIN_VERIFIER_BOND - 1), Error::<Test>::BondTooLow);
+		assert_noop!(reg(10, 1_000), Error::<Test>::InsufficientBalance);
+		assert_ok!(reg(10, MIN_VERIFIER_BOND));
+		System::assert_last_event(
+			Event::VerifierRegistered { verifier: 10, bond: MIN_VERIFIER_BOND }.into(),
+		);
+		assert_eq!(verifier_bond(10), MIN_VERIFIER_BOND);
+		assert_noop!(reg(10, MIN_VERIFIER_BOND), Error::<Test>::AlreadyVerifier);
+		for v in 11..=17 {
+			assert_ok!(reg(v, MIN_VERIFIER_BOND));
+		}
+		// MaxVerifiers = 8.
+		assert_noop!(reg(18, MIN_VERIFIER_BOND), Error::<Test>::TooManyVerifiers);
+	});
+}
+
+#[test]
+fn unregister_and_withdraw_verifier() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		let unreg = |v| Pol::unregister_verifier(RuntimeOrigin::signed(v));
+		let withdraw = |v| Pol::withdraw_verifier(RuntimeOrigin::signed(v));
+		assert_noop!(unreg(OUTSIDER), Error::<Test>::NotVerifier);
+		assert_noop!(withdraw(OUTSIDER), Error::<Test>::NotVerifier);
+		assert_noop!(withdraw(10), Error::<Test>::NotUnbonding);
+		let job = revealed_job(CANDIDATE);
+		run_to(2);
+		assert_noop!(unreg(10), Error::<Test>::HasAssignments);
+		for v in V {
+			commit(v, job, BASE, CANDIDATE);
+		}
+		for v in V {
+			reveal(v, job, BASE, CANDIDATE);
+		}
+		assert_ok!(unreg(10));
+		System::assert_last_event(Event::VerifierUnbonding { verifier: 10, until: 12 }.into());
+		assert!(!ActiveVerifiers::<Test>::get().contains(&10));
+		assert_noop!(unreg(10), Error::<Test>::Unbonding);
+		assert_noop!(withdraw(10), Error::<Test>::StillUnbonding);
+		run_to(12);
+		assert_ok!(withdraw(10));
+		System::assert_last_event(
+			Event::VerifierWithdrawn { verifier: 10, bond: MIN_VERIFIER_BOND }.into(),
+		);
+		assert_eq!(verifier_bond(10), 0);
+		assert!(Verifiers::<Test>::get(10).is_none());
+	});
+}
+
+#[test]
+fn commit_scores_errors() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		let hash = H256::repeat_byte(1);
+		let commit_as = |v, job| Pol::commit_scores(RuntimeOrigin::signed(v), job, hash);
+		assert_noop!(commit_as(10, 0), Error::<Test>::UnknownRound);
+		let job = revealed_job(CANDIDATE);
+		assert_noop!(commit_as(10, job), Error::<Test>::WrongPhase);
+		run_to(2);
+		assert_noop!(commit_as(OUTSIDER, job), Error::<Test>::NotOnCommittee);
+		assert_ok!(commit_as(10, job));
+		System::assert_last_event(Event::ScoresCommitted { job, verifier: 10 }.into());
+		assert_noop!(commit_as(10, job), Error::<Test>::AlreadyCommitted);
+	});
+}
+
+#[test]
+fn reveal_scores_errors() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		let reveal_as = |v, job, c| Pol::reveal_scores(RuntimeOrigin::signed(v), job, BASE, c, salt_of(v));
+		assert_noop!(reveal_as(10, 0, CANDIDATE), Error::<Test>::UnknownRound);
+		let job = revealed_job(CANDIDATE);
+		run_to(2);
+		commit(10, job, BASE, CANDIDATE);
+		assert_noop!(reveal_as(10, job, CANDIDATE), Error::<Test>::WrongPhase);
+		commit(11, job, BASE, CANDIDATE);
+		commit(12, job, BASE, CANDIDATE);
+		assert_noop!(reveal_as(OUTSIDER, job, CANDIDATE), Error::<Test>::NotOnCommittee);
+		assert_noop!(reveal_as(10, job, CANDIDATE + 1), Error::<Test>::CommitmentMismatch);
+		assert_ok!(reveal_as(10, job, CANDIDATE));
+		assert_noop!(reveal_as(10, job, CANDIDATE), Error::<Test>::AlreadyRevealed);
+	});
+}
+
+#[test]
+fn claim_epoch_reward_errors_leave_points_in_place() {
+	new_test_ext().execute_with(|| {
+		EpochPoints::<Test>::insert(0, MINER, 10);
+		Epochs::<Test>::insert(0, EpochInfo { total_points: 10, budget: 50_000, unclaimed: 1 });
+		assert_noop!(
+			Pol::claim_epoch_reward(RuntimeOrigin::signed(MINER), 0, MINER),
+			Error::<Test>::EpochNotOver
+		);
+		run_to(EPOCH);
+		assert_noop!(
+			Pol::claim_epoch_reward(RuntimeOrigin::signed(MINER), 0, OUTSIDER),
+			Error::<Test>::NothingToClaim
+		);
+		// The pool holds 10 000; a 50 000 budget cannot be paid now, and nothing is lost.
+		assert_noop!(
+			Pol::claim_epoch_reward(RuntimeOrigin::signed(MINER), 0, MINER),
+			Error::<Test>::PoolExhausted
+		);
+		assert_eq!(EpochPoints::<Test>::get(0, MINER), Some(10));
+		assert_noop!(
+			Pol::claim_epoch_reward(frame_system::RawOrigin::None.into(), 0, MINER),
+			sp_runtime::DispatchError::BadOrigin
+		);
+	});
+}
+
+#[test]
+fn set_params_needs_root_and_sane_values() {
+	new_test_ext().execute_with(|| {
+		let good = PolDefaults::get();
+		assert_noop!(
+			Pol::set_params(RuntimeOrigin::signed(1), good.clone()),
+			sp_runtime::DispatchError::BadOrigin
+		);
+		let bad: [&dyn Fn(&mut PolParams<Balance, u64>); 7] = [
+			&|p| p.committee_size = 0,
+			&|p| p.committee_size = MAX_COMMITTEE + 1,
+			&|p| p.draw_delay = 0,
+			&|p| p.commit_window = 0,
+			&|p| p.reveal_window = 0,
+			&|p| p.epoch_length = 0,
+			&|p| {
+				p.verifier_fee = Perbill::from_percent(60);
+				p.dataset_share = Perbill::from_percent(41);
+			},
+		];
+		for change in bad {
+			let mut p = good.clone();
+			change(&mut p);
+			assert_noop!(Pol::set_params(RuntimeOrigin::root(), p), Error::<Test>::BadParams);
+		}
+		let mut p = good.clone();
+		p.committee_size = 5;
+		assert_ok!(Pol::set_params(RuntimeOrigin::root(), p.clone()));
+		assert_eq!(Params::<Test>::get(), p);
+		System::assert_last_event(Event::ParamsSet { params: p }.into());
+	});
+}
+
+#[test]
+fn start_verification_twice_is_refused() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		let job = revealed_job(CANDIDATE);
+		let request = Rounds::<Test>::get(job).unwrap().request;
+		assert_noop!(
+			<Pol as VerificationProvider<_>>::start_verification(job, request),
+			Error::<Test>::AlreadyVerifying
+		);
+	});
+}
+
+#[test]
+fn quorum_and_improvement_arithmetic() {
+	assert_eq!([1, 2, 3, 4, 5, 6, 16].map(quorum), [1, 2, 2, 3, 4, 4, 11]);
+	assert_eq!(improvement(SCORE, 900_000_000), Perbill::from_percent(10));
+	assert_eq!(improvement(SCORE, SCORE), Perbill::zero());
+	assert_eq!(improvement(SCORE, SCORE + 1), Perbill::zero());
+	assert_eq!(improvement(0, 0), Perbill::zero());
+}
+
+mod conservation {
+	//! Property: whatever the miner claims and the verifiers do, every job ends (settled or
+	//! refunded), nothing stays held for it, and the issuance changes by exactly the slashes
+	//! the events report (the PoL pallets mint nothing; epoch rewards move pool funds).
+	use super::*;
+	use proptest::prelude::*;
+
+	#[derive(Clone, Copy, Debug)]
+	enum Behaviour {
+		Honest,
+		Wrong,
+		Silent,
+		CommitOnly,
+	}
+
+	fn behaviour() -> impl Strategy<Value = Behaviour> {
+		prop_oneof![
+			3 => Just(Behaviour::Honest),
+			1 => Just(Behaviour::Wrong),
+			1 => Just(Behaviour::Silent),
+			1 => Just(Behaviour::CommitOnly),
+		]
+	}
+
+	fn slashed_in_events() -> Balance {
+		System::events()
+			.into_iter()
+			.map(|r| match r.event {
+				RuntimeEvent::Pol(Event::VerifierPenalised { amount, .. }) => amount,
+				RuntimeEvent::Jobs(pallet_jobs::Event::JobRejected { slashed, .. }) => slashed,
+				_ => 0,
+			})
+			.sum()
+	}
+
+	proptest! {
+		#![proptest_config(ProptestConfig::with_cases(64))]
+		#[test]
+		fn bly_is_conserved(
+			verifiers in 1usize..=6,
+			committee_size in 1u32..=5,
+			inflated in any::<bool>(),
+			gain_permille in 0u64..200,
+			behaviours in proptest::collection::vec(behaviour(), 6),
+			epoch_claim in any::<bool>(),
+		) {
+			new_test_ext().execute_with(|| {
+				let accounts: Vec<AccountId> = (10..10 + verifiers as u64).collect();
+				setup(&accounts);
+				let mut params = PolDefaults::get();
+				params.committee_size = committee_size;
+				assert_ok!(Pol::set_params(RuntimeOrigin::root(), params));
+				let issuance = Balances::total_issuance();
+				let truth = BASE - BASE / 1000 * gain_permille;
+				let claimed = if inflated { truth.saturating_sub(1) } else { truth };
+				let job = revealed_job(claimed);
+				for _attempt in 0..2 {
+					let Some(round) = Rounds::<Test>::get(job) else { break };
+					run_to(round.deadline);
+					let Some(round) = Rounds::<Test>::get(job) else { break };
+					let seats: Vec<AccountId> = round.committee.iter().map(|m| m.verifier).collect();
+					let act = |v: AccountId| behaviours[(v - 10) as usize];
+					let score = |v: AccountId| match act(v) {
+						Behaviour::Wrong => truth + v,
+						_ => truth,
+					};
+					for &v in &seats {
+						if !matches!(act(v), Behaviour::Silent) {
+							commit(v, job, BASE, score(v));
+						}
+					}
+					if let Some(r) = Rounds::<Test>::get(job) {
+						if r.phase == Phase::Commit {
+							run_to(r.deadline);
+						}
+					}
+					for &v in &seats {
+						if matches!(act(v), Behaviour::Honest | Behaviour::Wrong) &&
+							Rounds::<Test>::get(job).is_some_and(|r| r.attempt == round.attempt)
+						{
+							reveal(v, job, BASE, score(v));
+						}
+					}
+					if let Some(r) = Rounds::<Test>::get(job) {
+						if r.attempt == round.attempt {
+							run_to(r.deadline);
+						}
+					}
+				}
+				run_to(System::block_number() + 50);
+				assert!(Rounds::<Test>::get(job).is_none(), "round still open");
+				assert!(pallet_jobs::Jobs::<Test>::get(job).is_none(), "job still open");
+				assert_eq!(
+					Balances::balance_on_hold(
+						&RuntimeHoldReason::Jobs(pallet_jobs::HoldReason::JobEscrow),
+						&CREATOR
+					),
+					0
+				);
+				if epoch_claim && EpochPoints::<Test>::contains_key(0, MINER) {
+					run_to(EPOCH);
+					assert_ok!(Pol::claim_epoch_reward(RuntimeOrigin::signed(MINER), 0, MINER));
+				}
+				assert_eq!(Balances::total_issuance(), issuance - slashed_in_events());
+				assert_books_balance();
+			});
+		}
+	}
+}

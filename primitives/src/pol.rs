@@ -1,0 +1,221 @@
+//! The Proof-of-Learning protocol's shared vocabulary: identifiers, the record of a model version,
+//! and the traits that join the three protocol pallets without one importing another.
+//!
+//! ```text
+//!  model-registry ◄──ModelRegistry── jobs ──VerificationProvider──► pol-rewards
+//!        ▲                             ▲                                │
+//!        └────────VersionAcceptance────┼────────────────────────────────┤
+//!                                      └──────────JobSettlement─────────┘
+//! ```
+//! `docs/protocol.md` describes the states and the money flows.
+
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use scale_info::TypeInfo;
+use sp_core::{ConstU32, H256};
+use sp_runtime::{BoundedVec, DispatchError, DispatchResult, Perbill};
+
+/// A registered model (architecture + lineage of versions).
+pub type ModelId = u64;
+/// One version of a model: a node of its version DAG.
+pub type VersionId = u64;
+/// A registered dataset.
+pub type DatasetId = u64;
+/// A training job.
+pub type JobId = u64;
+/// Index of a layer within a model's weight set.
+pub type LayerIndex = u16;
+
+/// A validation loss as a fixed-point integer: `round(loss * SCORE_SCALE)`. Lower is better.
+/// Integers make verifier reveals comparable bit for bit, whatever float formatting a client uses.
+pub type Score = u64;
+/// Fixed-point scale of [`Score`]: nine decimal places.
+pub const SCORE_SCALE: u64 = 1_000_000_000;
+
+/// Longest IPFS CID accepted, in bytes of its string form (CIDv1 base32 of a sha2-256 is 59).
+pub const MAX_CID_LEN: u32 = 128;
+/// Most layers a model may have, and so most layers a version may change.
+pub const MAX_LAYERS: u32 = 512;
+/// A version has at most two parents (a merge).
+pub const MAX_PARENTS: u32 = 2;
+
+/// An IPFS content identifier in its string form (e.g. `bafy…`).
+pub type Cid = BoundedVec<u8, ConstU32<MAX_CID_LEN>>;
+
+/// Semantic version of a model version; ordered by (major, minor, patch).
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	PartialOrd,
+	Ord,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+	Default,
+)]
+pub struct SemVer {
+	pub major: u16,
+	pub minor: u16,
+	pub patch: u16,
+}
+
+impl SemVer {
+	pub const fn new(major: u16, minor: u16, patch: u16) -> Self {
+		Self { major, minor, patch }
+	}
+}
+
+/// One changed layer of a version ("delta block"): where its tensors are and what they hash to.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct LayerDelta {
+	/// Which layer this replaces.
+	pub layer: LayerIndex,
+	/// IPFS CID of the layer's serialized tensors.
+	pub cid: Cid,
+	/// Merkle root over the layer's tensors (leaf = blake2-256 of one tensor's bytes).
+	pub merkle_root: H256,
+}
+
+/// Layers changed by a version, strictly ascending by layer index.
+pub type LayerDeltas = BoundedVec<LayerDelta, ConstU32<MAX_LAYERS>>;
+/// Parents of a version: one, or two for a merge.
+pub type Parents = BoundedVec<VersionId, ConstU32<MAX_PARENTS>>;
+
+/// Where a version stands in Proof-of-Learning.
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+)]
+pub enum VersionStatus {
+	/// Proposed; not yet (or never to be) verified.
+	Candidate,
+	/// A verifier quorum confirmed the claimed improvement (or it is a model's root version).
+	Accepted,
+	/// Verification failed or was abandoned.
+	Rejected,
+}
+
+/// A new version as proposed: by a model owner, or by a miner revealing a job result.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct CandidateVersion {
+	pub model: ModelId,
+	pub parents: Parents,
+	pub semver: SemVer,
+	pub layers: LayerDeltas,
+	/// Merkle root over the whole weight set (leaves: the layers' roots in layer order).
+	pub weight_root: H256,
+}
+
+/// Compute backends a worker may offer and a job may require.
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+)]
+pub enum Backend {
+	/// burn's CPU (ndarray) backend: bit-exact across machines for a fixed seed.
+	Cpu,
+	/// burn's CUDA backend.
+	Cuda,
+	/// burn's wgpu backend.
+	Wgpu,
+}
+
+/// What the registry tells other pallets about a version.
+#[derive(Clone, PartialEq, Eq, Encode, Decode, TypeInfo, Debug)]
+pub struct VersionSummary {
+	pub model: ModelId,
+	pub semver: SemVer,
+	pub status: VersionStatus,
+}
+
+/// The model registry as the jobs pallet sees it.
+pub trait ModelRegistry<AccountId> {
+	/// A version's model, SemVer and status, if it exists.
+	fn version(version: VersionId) -> Option<VersionSummary>;
+	/// Owner (data contributor) of a dataset, if it exists.
+	fn dataset_owner(dataset: DatasetId) -> Option<AccountId>;
+	/// Checks a candidate without storing anything: the error `propose_candidate` would return.
+	fn check_candidate(candidate: &CandidateVersion) -> DispatchResult;
+	/// Stores a candidate version (status `Candidate`) proposed by `proposer`.
+	fn propose_candidate(
+		proposer: &AccountId,
+		candidate: CandidateVersion,
+	) -> Result<VersionId, DispatchError>;
+
+	/// Benchmarks: an accepted version and a dataset owned by `owner`, ready to train on.
+	#[cfg(feature = "runtime-benchmarks")]
+	fn benchmark_fixture(owner: &AccountId) -> (VersionId, DatasetId);
+}
+
+/// The only way a version's status leaves `Candidate`: used by the PoL pallet.
+pub trait VersionAcceptance {
+	fn accept(version: VersionId) -> DispatchResult;
+	fn reject(version: VersionId) -> DispatchResult;
+}
+
+/// What a verifier committee must check for one job.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct VerificationRequest<AccountId> {
+	pub creator: AccountId,
+	pub miner: AccountId,
+	pub dataset: DatasetId,
+	pub base_version: VersionId,
+	pub candidate_version: VersionId,
+	/// The miner's own score of the candidate on the revealed validation set.
+	pub claimed_score: Score,
+	/// Least relative loss reduction that counts as an improvement.
+	pub min_improvement: Perbill,
+}
+
+/// Hands a revealed job result to Proof-of-Learning verification.
+pub trait VerificationProvider<AccountId> {
+	/// Starts verifying `job`; the provider later calls back [`JobSettlement`].
+	fn start_verification(job: JobId, request: VerificationRequest<AccountId>) -> DispatchResult;
+}
+
+/// How a verified job is paid out; implemented by the jobs pallet, which holds the escrow and
+/// the miner's bond.
+pub trait JobSettlement<AccountId, Balance> {
+	/// The reward escrowed for a job under verification.
+	fn escrow(job: JobId) -> Option<Balance>;
+	/// Improvement confirmed: `payouts` are paid from the escrow (a payee that cannot receive
+	/// is skipped), the rest goes to the miner.
+	fn settle_accepted(job: JobId, payouts: &[(AccountId, Balance)]) -> DispatchResult;
+	/// Claim refuted: `slash` of the miner's bond is burned and the escrow returns to the creator.
+	fn settle_rejected(job: JobId, slash: Perbill) -> Result<Balance, DispatchError>;
+	/// No verdict could be reached: the escrow returns to the creator, nobody is slashed.
+	fn settle_void(job: JobId) -> DispatchResult;
+
+	/// Benchmarks: a job whose result is revealed and waiting for verification.
+	#[cfg(feature = "runtime-benchmarks")]
+	fn benchmark_verifying_job(
+		creator: &AccountId,
+		miner: &AccountId,
+	) -> (JobId, VerificationRequest<AccountId>);
+}
