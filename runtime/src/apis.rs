@@ -17,9 +17,14 @@ use sp_runtime::{
 use sp_version::RuntimeVersion;
 
 use super::{
-	AccountId, Aura, Balance, Block, Executive, Grandpa, Historical, InherentDataExt, Nonce,
-	Runtime, RuntimeCall, RuntimeGenesisConfig, SessionKeys, System, TransactionPayment, VERSION,
+	AccountId, Aura, Balance, Block, BlockNumber, Executive, Grandpa, Historical, InherentDataExt,
+	Jobs, Nonce, PolRewards, Registry, Runtime, RuntimeCall, RuntimeGenesisConfig, SessionKeys,
+	System, TransactionPayment, VERSION,
 };
+use blyan_primitives::pol::{JobId, SemVer, VersionId, VersionStatus};
+
+/// Most versions an ancestry walk of the registry API visits.
+const MAX_LINEAGE_VISITS: u32 = 10_000;
 
 impl_runtime_apis! {
 	impl sp_api::Core<Block> for Runtime {
@@ -198,6 +203,63 @@ impl_runtime_apis! {
 		}
 		fn query_length_to_fee(length: u32) -> Balance {
 			TransactionPayment::length_to_fee(length)
+		}
+	}
+
+	impl pallet_model_registry::runtime_api::ModelRegistryApi<Block, AccountId, BlockNumber> for Runtime {
+		fn version(
+			version: VersionId,
+		) -> Option<pallet_model_registry::VersionInfo<AccountId, BlockNumber>> {
+			pallet_model_registry::Versions::<Runtime>::get(version)
+		}
+		fn resolve_layers(
+			version: VersionId,
+		) -> Result<Vec<pallet_model_registry::ResolvedLayer>, pallet_model_registry::ResolveError> {
+			Registry::resolve_layers(version, MAX_LINEAGE_VISITS)
+		}
+		fn lineage(version: VersionId, max: u32) -> Vec<(VersionId, SemVer, VersionStatus)> {
+			Registry::lineage(version, max.min(MAX_LINEAGE_VISITS))
+		}
+	}
+
+	impl pallet_jobs::runtime_api::JobsApi<Block, AccountId, Balance, BlockNumber> for Runtime {
+		fn open_jobs(max: u32) -> Vec<JobId> {
+			Jobs::open_jobs(max)
+		}
+		fn job(job: JobId) -> Option<pallet_jobs::Job<AccountId, Balance, BlockNumber>> {
+			pallet_jobs::Jobs::<Runtime>::get(job)
+		}
+		fn worker_jobs(worker: AccountId) -> Vec<JobId> {
+			pallet_jobs::WorkerJobs::<Runtime>::get(worker).into_inner()
+		}
+	}
+
+	impl pallet_pol_rewards::runtime_api::PolRewardsApi<Block, AccountId, BlockNumber> for Runtime {
+		fn pending_verifications(verifier: AccountId) -> Vec<(JobId, pallet_pol_rewards::Phase)> {
+			PolRewards::pending_verifications(&verifier)
+		}
+		fn round(job: JobId) -> Option<pallet_pol_rewards::Round<AccountId, BlockNumber>> {
+			pallet_pol_rewards::Rounds::<Runtime>::get(job)
+		}
+	}
+
+	#[cfg(feature = "runtime-benchmarks")]
+	impl frame_benchmarking::Benchmark<Block> for Runtime {
+		fn benchmark_metadata(extra: bool) -> (
+			Vec<frame_benchmarking::BenchmarkList>,
+			Vec<frame_support::traits::StorageInfo>,
+		) {
+			use frame_benchmarking::BenchmarkList;
+			use frame_support::traits::StorageInfoTrait;
+			let mut list = Vec::<BenchmarkList>::new();
+			crate::benchmarks::list(&mut list, extra);
+			(list, crate::AllPalletsWithSystem::storage_info())
+		}
+
+		fn dispatch_benchmark(
+			config: frame_benchmarking::BenchmarkConfig,
+		) -> Result<Vec<frame_benchmarking::BenchmarkBatch>, alloc::string::String> {
+			crate::benchmarks::dispatch(&config)
 		}
 	}
 

@@ -13,6 +13,8 @@ include!(concat!(env!("OUT_DIR"), "/wasm_binary.rs"));
 extern crate alloc;
 
 pub mod apis;
+#[cfg(feature = "runtime-benchmarks")]
+mod benchmarks;
 pub mod configs;
 pub mod genesis_config_presets;
 #[cfg(test)]
@@ -60,7 +62,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	impl_name: alloc::borrow::Cow::Borrowed("blyan-node"),
 	authoring_version: 1,
 	// Bump on every change of runtime logic; a runtime upgrade needs a higher value.
-	spec_version: 100,
+	spec_version: 101,
 	impl_version: 1,
 	apis: apis::RUNTIME_API_VERSIONS,
 	transaction_version: 1,
@@ -170,4 +172,12 @@ mod runtime {
 	// Development only: the `dev` preset sets a key, `local` leaves it empty. Governance replaces it.
 	#[runtime::pallet_index(30)]
 	pub type Sudo = pallet_sudo;
+
+	// Proof-of-Learning.
+	#[runtime::pallet_index(40)]
+	pub type Registry = pallet_model_registry;
+	#[runtime::pallet_index(41)]
+	pub type Jobs = pallet_jobs;
+	#[runtime::pallet_index(42)]
+	pub type PolRewards = pallet_pol_rewards;
 }

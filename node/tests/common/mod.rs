@@ -330,11 +330,52 @@ impl Rpc {
 		.encode()
 	}
 
+	/// Decodes the value under a raw storage `key` at the best block; `None` if absent.
+	pub fn storage<T: Decode>(&self, key: &[u8]) -> Result<Option<T>, String> {
+		let key = format!("0x{}", hex::encode(key));
+		let raw: Option<String> = self.call("state_getStorage", json!([key]))?;
+		raw.map(|raw| {
+			let bytes = hex::decode(raw.trim_start_matches("0x")).map_err(|e| e.to_string())?;
+			T::decode(&mut &bytes[..]).map_err(|e| e.to_string())
+		})
+		.transpose()
+	}
+
+	/// Calls runtime API `method` (e.g. `JobsApi_job`) at the best block with SCALE `args`.
+	pub fn runtime_call<T: Decode>(&self, method: &str, args: impl Encode) -> Result<T, String> {
+		let data = format!("0x{}", hex::encode(args.encode()));
+		let raw: String = self.call("state_call", json!([method, data]))?;
+		let bytes = hex::decode(raw.trim_start_matches("0x")).map_err(|e| e.to_string())?;
+		T::decode(&mut &bytes[..]).map_err(|e| e.to_string())
+	}
+
+	/// Signs `call` as `signer` with its next nonce (pool included) and submits it.
+	pub fn send(&self, signer: Sr25519Keyring, call: RuntimeCall) -> Result<String, String> {
+		let nonce = self.nonce(&signer.to_account_id()).ok_or("no nonce")?;
+		self.submit(&self.sign(signer, nonce, call))
+	}
+
 	/// Submits an encoded extrinsic; returns its hash or the node's error message.
 	pub fn submit(&self, xt: &[u8]) -> Result<String, String> {
 		let hex = format!("0x{}", hex::encode(xt));
 		self.call::<String>("author_submitExtrinsic", json!([hex])).map_err(|e| e.to_string())
 	}
+}
+
+/// Polls `probe` every 250 ms until it yields a value, or fails after `timeout` naming `what`.
+pub fn wait_until<T>(
+	what: &str,
+	timeout: Duration,
+	mut probe: impl FnMut() -> Option<T>,
+) -> Result<T, String> {
+	let start = Instant::now();
+	while start.elapsed() < timeout {
+		if let Some(value) = probe() {
+			return Ok(value);
+		}
+		std::thread::sleep(Duration::from_millis(250));
+	}
+	Err(format!("timed out after {timeout:?} waiting for {what}"))
 }
 
 /// A fresh temporary directory for a test's base paths and logs.

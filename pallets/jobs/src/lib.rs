@@ -165,10 +165,10 @@ impl<AccountId, Balance, BlockNumber> Job<AccountId, Balance, BlockNumber> {
 	pub fn worker(&self) -> Option<&AccountId> {
 		match &self.status {
 			JobStatus::Open => None,
-			JobStatus::Claimed { worker } |
-			JobStatus::Committed { worker, .. } |
-			JobStatus::ValidationRevealed { worker, .. } |
-			JobStatus::Verifying { worker, .. } => Some(worker),
+			JobStatus::Claimed { worker }
+			| JobStatus::Committed { worker, .. }
+			| JobStatus::ValidationRevealed { worker, .. }
+			| JobStatus::Verifying { worker, .. } => Some(worker),
 		}
 	}
 }
@@ -252,12 +252,8 @@ pub mod pallet {
 	}
 
 	#[pallet::storage]
-	pub type Params<T: Config> = StorageValue<
-		_,
-		JobParams<BalanceOf<T>, BlockNumberFor<T>>,
-		ValueQuery,
-		T::DefaultParams,
-	>;
+	pub type Params<T: Config> =
+		StorageValue<_, JobParams<BalanceOf<T>, BlockNumberFor<T>>, ValueQuery, T::DefaultParams>;
 
 	#[pallet::storage]
 	pub type Workers<T: Config> = StorageMap<
@@ -308,10 +304,21 @@ pub mod pallet {
 	#[pallet::event]
 	#[pallet::generate_deposit(pub(super) fn deposit_event)]
 	pub enum Event<T: Config> {
-		WorkerRegistered { worker: T::AccountId, bond: BalanceOf<T> },
-		CapabilitiesUpdated { worker: T::AccountId },
-		WorkerUnbonding { worker: T::AccountId, until: BlockNumberFor<T> },
-		WorkerWithdrawn { worker: T::AccountId, bond: BalanceOf<T> },
+		WorkerRegistered {
+			worker: T::AccountId,
+			bond: BalanceOf<T>,
+		},
+		CapabilitiesUpdated {
+			worker: T::AccountId,
+		},
+		WorkerUnbonding {
+			worker: T::AccountId,
+			until: BlockNumberFor<T>,
+		},
+		WorkerWithdrawn {
+			worker: T::AccountId,
+			bond: BalanceOf<T>,
+		},
 		JobPosted {
 			job: JobId,
 			creator: T::AccountId,
@@ -320,10 +327,25 @@ pub mod pallet {
 			reward: BalanceOf<T>,
 			deadline: BlockNumberFor<T>,
 		},
-		JobCancelled { job: JobId },
-		JobClaimed { job: JobId, worker: T::AccountId, lease_until: BlockNumberFor<T> },
-		ResultCommitted { job: JobId, worker: T::AccountId, reveal_by: BlockNumberFor<T> },
-		ValidationRevealed { job: JobId, cid: Cid, salt: [u8; 32], reveal_by: BlockNumberFor<T> },
+		JobCancelled {
+			job: JobId,
+		},
+		JobClaimed {
+			job: JobId,
+			worker: T::AccountId,
+			lease_until: BlockNumberFor<T>,
+		},
+		ResultCommitted {
+			job: JobId,
+			worker: T::AccountId,
+			reveal_by: BlockNumberFor<T>,
+		},
+		ValidationRevealed {
+			job: JobId,
+			cid: Cid,
+			salt: [u8; 32],
+			reveal_by: BlockNumberFor<T>,
+		},
 		/// The result is a candidate version and goes to verification.
 		ResultRevealed {
 			job: JobId,
@@ -332,20 +354,47 @@ pub mod pallet {
 			claimed_score: Score,
 		},
 		/// An open job passed its deadline; the reward went back to the creator.
-		JobExpired { job: JobId },
+		JobExpired {
+			job: JobId,
+		},
 		/// A claim lapsed without a commitment; the worker was slashed and the job reopened.
-		LeaseExpired { job: JobId, worker: T::AccountId, slashed: BalanceOf<T>, reopened: bool },
+		LeaseExpired {
+			job: JobId,
+			worker: T::AccountId,
+			slashed: BalanceOf<T>,
+			reopened: bool,
+		},
 		/// The creator did not reveal the validation set in time; the reward went to the worker.
-		CreatorForfeited { job: JobId, worker: T::AccountId, amount: BalanceOf<T> },
+		CreatorForfeited {
+			job: JobId,
+			worker: T::AccountId,
+			amount: BalanceOf<T>,
+		},
 		/// The worker did not reveal its result in time; it was slashed and the creator refunded.
-		ResultWithheld { job: JobId, worker: T::AccountId, slashed: BalanceOf<T> },
+		ResultWithheld {
+			job: JobId,
+			worker: T::AccountId,
+			slashed: BalanceOf<T>,
+		},
 		/// Verification confirmed the improvement; the worker received `to_miner`.
-		JobAccepted { job: JobId, worker: T::AccountId, to_miner: BalanceOf<T> },
+		JobAccepted {
+			job: JobId,
+			worker: T::AccountId,
+			to_miner: BalanceOf<T>,
+		},
 		/// Verification refuted the claim; the worker was slashed and the creator refunded.
-		JobRejected { job: JobId, worker: T::AccountId, slashed: BalanceOf<T> },
+		JobRejected {
+			job: JobId,
+			worker: T::AccountId,
+			slashed: BalanceOf<T>,
+		},
 		/// Verification reached no verdict; the creator was refunded.
-		JobVoided { job: JobId },
-		ParamsSet { params: JobParams<BalanceOf<T>, BlockNumberFor<T>> },
+		JobVoided {
+			job: JobId,
+		},
+		ParamsSet {
+			params: JobParams<BalanceOf<T>, BlockNumberFor<T>>,
+		},
 	}
 
 	#[pallet::error]
@@ -513,10 +562,7 @@ pub mod pallet {
 			ensure!(T::Registry::dataset_owner(spec.dataset).is_some(), Error::<T>::UnknownDataset);
 			ensure!(reward >= params.min_reward, Error::<T>::RewardTooLow);
 			ensure!(spec.deadline > now, Error::<T>::DeadlineInPast);
-			ensure!(
-				!spec.lease.is_zero() && spec.lease <= params.max_lease,
-				Error::<T>::BadLease
-			);
+			ensure!(!spec.lease.is_zero() && spec.lease <= params.max_lease, Error::<T>::BadLease);
 			ensure!(
 				spec.min_improvement.is_none_or(|p| !p.is_zero()),
 				Error::<T>::BadMinImprovement
@@ -588,8 +634,8 @@ pub mod pallet {
 			ensure!(worker.unbonding_until.is_none(), Error::<T>::Unbonding);
 			ensure!(worker.bond >= Params::<T>::get().min_worker_bond, Error::<T>::BondTooLow);
 			ensure!(
-				worker.capabilities.backends.contains(&info.spec.backend) &&
-					worker.capabilities.memory_mb >= info.spec.min_memory_mb,
+				worker.capabilities.backends.contains(&info.spec.backend)
+					&& worker.capabilities.memory_mb >= info.spec.min_memory_mb,
 				Error::<T>::Incapable
 			);
 			let mut active = WorkerJobs::<T>::get(&who);
@@ -609,7 +655,11 @@ pub mod pallet {
 		/// Commits to the result (see [`result_commitment`]) before the lease ends.
 		#[pallet::call_index(7)]
 		#[pallet::weight(T::WeightInfo::commit_result())]
-		pub fn commit_result(origin: OriginFor<T>, job: JobId, result_hash: H256) -> DispatchResult {
+		pub fn commit_result(
+			origin: OriginFor<T>,
+			job: JobId,
+			result_hash: H256,
+		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			let mut info = Jobs::<T>::get(job).ok_or(Error::<T>::UnknownJob)?;
 			match &info.status {
@@ -676,7 +726,7 @@ pub mod pallet {
 						result_commitment(job, &who, &result, &salt) == *result_hash,
 						Error::<T>::CommitmentMismatch
 					);
-				},
+				}
 				_ => return Err(Error::<T>::WrongStage.into()),
 			}
 			let candidate = CandidateVersion {
@@ -754,7 +804,8 @@ impl<T: Config> Pallet<T> {
 	fn free_expiry_slot(at: BlockNumberFor<T>) -> Result<BlockNumberFor<T>, DispatchError> {
 		let mut block = at;
 		for _ in 0..EXPIRY_SPILL_BLOCKS {
-			if (Expiries::<T>::decode_len(block).unwrap_or(0) as u32) < T::MaxExpiriesPerBlock::get()
+			if (Expiries::<T>::decode_len(block).unwrap_or(0) as u32)
+				< T::MaxExpiriesPerBlock::get()
 			{
 				return Ok(block);
 			}
@@ -804,7 +855,11 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// Pays up to `amount` of a job's escrow to `to`; returns what was paid.
-	fn pay_from_escrow(creator: &T::AccountId, to: &T::AccountId, amount: BalanceOf<T>) -> BalanceOf<T> {
+	fn pay_from_escrow(
+		creator: &T::AccountId,
+		to: &T::AccountId,
+		amount: BalanceOf<T>,
+	) -> BalanceOf<T> {
 		if amount.is_zero() {
 			return amount;
 		}
@@ -831,12 +886,12 @@ impl<T: Config> Pallet<T> {
 			JobStatus::Open => {
 				Self::refund_and_remove(job, &info);
 				Self::deposit_event(Event::JobExpired { job });
-			},
+			}
 			JobStatus::Claimed { worker } => {
 				let slashed = Self::slash_worker(&worker, params.lease_slash);
 				Self::unassign(&worker, job);
-				let reopened = now < info.spec.deadline &&
-					Self::free_expiry_slot(info.spec.deadline)
+				let reopened = now < info.spec.deadline
+					&& Self::free_expiry_slot(info.spec.deadline)
 						.ok()
 						.and_then(|at| Expiries::<T>::try_append(at, job).ok().map(|_| at))
 						.map(|at| {
@@ -850,19 +905,19 @@ impl<T: Config> Pallet<T> {
 					Self::refund_and_remove(job, &info);
 				}
 				Self::deposit_event(Event::LeaseExpired { job, worker, slashed, reopened });
-			},
+			}
 			JobStatus::Committed { worker, .. } => {
 				let amount = Self::pay_from_escrow(&info.creator, &worker, info.reward);
 				// Whatever could not be paid (the worker's account could not receive) is refunded.
 				Self::refund_and_remove(job, &info);
 				Self::deposit_event(Event::CreatorForfeited { job, worker, amount });
-			},
+			}
 			JobStatus::ValidationRevealed { worker, .. } => {
 				let slashed = Self::slash_worker(&worker, params.lease_slash);
 				Self::refund_and_remove(job, &info);
 				Self::deposit_event(Event::ResultWithheld { job, worker, slashed });
-			},
-			JobStatus::Verifying { .. } => {},
+			}
+			JobStatus::Verifying { .. } => {}
 		}
 	}
 
@@ -875,7 +930,7 @@ impl<T: Config> Pallet<T> {
 			JobStatus::Verifying { worker, .. } => {
 				let worker = worker.clone();
 				Ok((info, worker))
-			},
+			}
 			_ => Err(Error::<T>::WrongStage.into()),
 		}
 	}
@@ -938,5 +993,27 @@ impl<T: Config> JobSettlement<T::AccountId, BalanceOf<T>> for Pallet<T> {
 		miner: &T::AccountId,
 	) -> (JobId, VerificationRequest<T::AccountId>) {
 		benchmarking::verifying_job::<T>(creator, miner)
+	}
+}
+
+/// What a worker asks the jobs pallet through the runtime.
+pub mod runtime_api {
+	use super::*;
+
+	sp_api::decl_runtime_apis! {
+		/// Job queries.
+		pub trait JobsApi<AccountId, Balance, BlockNumber>
+		where
+			AccountId: codec::Codec,
+			Balance: codec::Codec,
+			BlockNumber: codec::Codec,
+		{
+			/// Open jobs, oldest first, at most `max`.
+			fn open_jobs(max: u32) -> Vec<JobId>;
+			/// One job.
+			fn job(job: JobId) -> Option<Job<AccountId, Balance, BlockNumber>>;
+			/// The jobs a worker holds.
+			fn worker_jobs(worker: AccountId) -> Vec<JobId>;
+		}
 	}
 }

@@ -1,6 +1,6 @@
 //! Every call and error path of the jobs pallet, every timeout, and every settlement.
-use crate::{mock::*, *};
 use crate::{mock::Jobs, Jobs as JobsStore};
+use crate::{mock::*, *};
 use blyan_primitives::pol::{LayerDelta, SemVer};
 use frame_support::{assert_noop, assert_ok, traits::fungible::InspectHold};
 use pallet_model_registry::{Architecture, ShortText};
@@ -81,7 +81,11 @@ fn result() -> JobResult {
 }
 
 fn register(who: AccountId) {
-	assert_ok!(Jobs::register_worker(RuntimeOrigin::signed(who), caps(&[Backend::Cpu], 4096), MIN_BOND));
+	assert_ok!(Jobs::register_worker(
+		RuntimeOrigin::signed(who),
+		caps(&[Backend::Cpu], 4096),
+		MIN_BOND
+	));
 }
 
 /// Registry, worker, and one posted job (id 0, deadline 100).
@@ -98,7 +102,12 @@ fn verifying() -> JobId {
 	assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
 	let hash = result_commitment(job, &WORKER, &result(), &SALT);
 	assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash));
-	assert_ok!(Jobs::reveal_validation(RuntimeOrigin::signed(CREATOR), job, validation_cid(), SALT));
+	assert_ok!(Jobs::reveal_validation(
+		RuntimeOrigin::signed(CREATOR),
+		job,
+		validation_cid(),
+		SALT
+	));
 	assert_ok!(Jobs::reveal_result(RuntimeOrigin::signed(WORKER), job, result(), SALT));
 	job
 }
@@ -117,7 +126,9 @@ fn register_worker_holds_the_bond() {
 		register(WORKER);
 		assert_eq!(held(HoldReason::WorkerBond, WORKER), MIN_BOND);
 		assert_eq!(free(WORKER), 1_000 - MIN_BOND);
-		System::assert_last_event(Event::WorkerRegistered { worker: WORKER, bond: MIN_BOND }.into());
+		System::assert_last_event(
+			Event::WorkerRegistered { worker: WORKER, bond: MIN_BOND }.into(),
+		);
 	});
 }
 
@@ -130,9 +141,18 @@ fn register_worker_errors() {
 			reg(WORKER, caps(&[Backend::Cpu, Backend::Cpu], 1), MIN_BOND),
 			Error::<Test>::BadCapabilities
 		);
-		assert_noop!(reg(WORKER, caps(&[Backend::Cpu], 1), MIN_BOND - 1), Error::<Test>::BondTooLow);
-		assert_noop!(reg(WORKER, caps(&[Backend::Cpu], 1), 5_000), Error::<Test>::InsufficientBalance);
-		assert_noop!(reg(99, caps(&[Backend::Cpu], 1), MIN_BOND), Error::<Test>::InsufficientBalance);
+		assert_noop!(
+			reg(WORKER, caps(&[Backend::Cpu], 1), MIN_BOND - 1),
+			Error::<Test>::BondTooLow
+		);
+		assert_noop!(
+			reg(WORKER, caps(&[Backend::Cpu], 1), 5_000),
+			Error::<Test>::InsufficientBalance
+		);
+		assert_noop!(
+			reg(99, caps(&[Backend::Cpu], 1), MIN_BOND),
+			Error::<Test>::InsufficientBalance
+		);
 		register(WORKER);
 		assert_noop!(reg(WORKER, caps(&[Backend::Cpu], 1), MIN_BOND), Error::<Test>::AlreadyWorker);
 	});
@@ -276,11 +296,20 @@ fn expiry_queue_spills_to_the_next_block_and_then_refuses() {
 fn cancel_job_refunds_before_claim_only() {
 	new_test_ext().execute_with(|| {
 		let job = posted();
-		assert_noop!(Jobs::cancel_job(RuntimeOrigin::signed(CREATOR), 9), Error::<Test>::UnknownJob);
-		assert_noop!(Jobs::cancel_job(RuntimeOrigin::signed(OTHER), job), Error::<Test>::NotCreator);
+		assert_noop!(
+			Jobs::cancel_job(RuntimeOrigin::signed(CREATOR), 9),
+			Error::<Test>::UnknownJob
+		);
+		assert_noop!(
+			Jobs::cancel_job(RuntimeOrigin::signed(OTHER), job),
+			Error::<Test>::NotCreator
+		);
 		assert_ok!(Jobs::post_job(RuntimeOrigin::signed(CREATOR), spec(100), REWARD));
 		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), 1));
-		assert_noop!(Jobs::cancel_job(RuntimeOrigin::signed(CREATOR), 1), Error::<Test>::WrongStage);
+		assert_noop!(
+			Jobs::cancel_job(RuntimeOrigin::signed(CREATOR), 1),
+			Error::<Test>::WrongStage
+		);
 		assert_ok!(Jobs::cancel_job(RuntimeOrigin::signed(CREATOR), job));
 		System::assert_last_event(Event::JobCancelled { job }.into());
 		assert_eq!(held(HoldReason::JobEscrow, CREATOR), REWARD);
@@ -298,15 +327,28 @@ fn claim_job_leases_and_its_errors() {
 		let claim = |who, job| Jobs::claim_job(RuntimeOrigin::signed(who), job);
 		assert_noop!(claim(WORKER, 9), Error::<Test>::UnknownJob);
 		assert_noop!(claim(OTHER, job), Error::<Test>::NotWorker);
-		assert_ok!(Jobs::register_worker(RuntimeOrigin::signed(CREATOR), caps(&[Backend::Cpu], 4096), MIN_BOND));
+		assert_ok!(Jobs::register_worker(
+			RuntimeOrigin::signed(CREATOR),
+			caps(&[Backend::Cpu], 4096),
+			MIN_BOND
+		));
 		assert_noop!(claim(CREATOR, job), Error::<Test>::OwnJob);
-		assert_ok!(Jobs::register_worker(RuntimeOrigin::signed(OTHER), caps(&[Backend::Cuda], 4096), MIN_BOND));
+		assert_ok!(Jobs::register_worker(
+			RuntimeOrigin::signed(OTHER),
+			caps(&[Backend::Cuda], 4096),
+			MIN_BOND
+		));
 		assert_noop!(claim(OTHER, job), Error::<Test>::Incapable);
-		assert_ok!(Jobs::update_capabilities(RuntimeOrigin::signed(OTHER), caps(&[Backend::Cpu], 512)));
+		assert_ok!(Jobs::update_capabilities(
+			RuntimeOrigin::signed(OTHER),
+			caps(&[Backend::Cpu], 512)
+		));
 		assert_noop!(claim(OTHER, job), Error::<Test>::Incapable);
 
 		assert_ok!(claim(WORKER, job));
-		System::assert_last_event(Event::JobClaimed { job, worker: WORKER, lease_until: 11 }.into());
+		System::assert_last_event(
+			Event::JobClaimed { job, worker: WORKER, lease_until: 11 }.into(),
+		);
 		assert_eq!(WorkerJobs::<Test>::get(WORKER).to_vec(), vec![job]);
 		assert_noop!(claim(WORKER, job), Error::<Test>::WrongStage);
 
@@ -316,7 +358,10 @@ fn claim_job_leases_and_its_errors() {
 		assert_ok!(claim(WORKER, 1));
 		assert_noop!(claim(WORKER, 2), Error::<Test>::TooManyActiveJobs);
 		// The lease never outlives the deadline.
-		assert_ok!(Jobs::update_capabilities(RuntimeOrigin::signed(OTHER), caps(&[Backend::Cpu], 4096)));
+		assert_ok!(Jobs::update_capabilities(
+			RuntimeOrigin::signed(OTHER),
+			caps(&[Backend::Cpu], 4096)
+		));
 		assert_ok!(claim(OTHER, 2));
 		assert_eq!(JobsStore::<Test>::get(2).unwrap().stage_deadline, 5);
 	});
@@ -328,11 +373,17 @@ fn claim_after_deadline_and_with_a_slashed_bond_fail() {
 		let job = posted();
 		// A claim at the deadline block itself: the expiry ran first, the job is gone.
 		run_to(100);
-		assert_noop!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job), Error::<Test>::UnknownJob);
+		assert_noop!(
+			Jobs::claim_job(RuntimeOrigin::signed(WORKER), job),
+			Error::<Test>::UnknownJob
+		);
 		// A job whose deadline is reached while still stored (queue spill) cannot be claimed.
 		assert_ok!(Jobs::post_job(RuntimeOrigin::signed(CREATOR), spec(105), REWARD));
 		JobsStore::<Test>::mutate(1, |j| j.as_mut().unwrap().spec.deadline = 100);
-		assert_noop!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), 1), Error::<Test>::DeadlinePassed);
+		assert_noop!(
+			Jobs::claim_job(RuntimeOrigin::signed(WORKER), 1),
+			Error::<Test>::DeadlinePassed
+		);
 		// A worker slashed below the minimum bond may not claim.
 		Workers::<Test>::mutate(WORKER, |w| w.as_mut().unwrap().bond = MIN_BOND - 1);
 		assert_ok!(Jobs::post_job(RuntimeOrigin::signed(CREATOR), spec(150), REWARD));
@@ -346,20 +397,29 @@ fn commit_reveal_validation_and_reveal_result_errors() {
 		let job = posted();
 		let hash = result_commitment(job, &WORKER, &result(), &SALT);
 		let commit = |who| Jobs::commit_result(RuntimeOrigin::signed(who), job, hash);
-		let reveal_v = |who, c: Cid, s| Jobs::reveal_validation(RuntimeOrigin::signed(who), job, c, s);
+		let reveal_v =
+			|who, c: Cid, s| Jobs::reveal_validation(RuntimeOrigin::signed(who), job, c, s);
 		let reveal_r = |who, r, s| Jobs::reveal_result(RuntimeOrigin::signed(who), job, r, s);
-		assert_noop!(Jobs::commit_result(RuntimeOrigin::signed(WORKER), 9, hash), Error::<Test>::UnknownJob);
+		assert_noop!(
+			Jobs::commit_result(RuntimeOrigin::signed(WORKER), 9, hash),
+			Error::<Test>::UnknownJob
+		);
 		assert_noop!(commit(WORKER), Error::<Test>::WrongStage);
 		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
 		assert_noop!(commit(OTHER), Error::<Test>::NotJobWorker);
 		assert_noop!(reveal_v(CREATOR, validation_cid(), SALT), Error::<Test>::WrongStage);
 		assert_ok!(commit(WORKER));
-		System::assert_last_event(Event::ResultCommitted { job, worker: WORKER, reveal_by: 1 + REVEAL_WINDOW }.into());
+		System::assert_last_event(
+			Event::ResultCommitted { job, worker: WORKER, reveal_by: 1 + REVEAL_WINDOW }.into(),
+		);
 		assert_noop!(commit(WORKER), Error::<Test>::WrongStage);
 		assert_noop!(reveal_r(WORKER, result(), SALT), Error::<Test>::WrongStage);
 		assert_noop!(reveal_v(OTHER, validation_cid(), SALT), Error::<Test>::NotCreator);
 		assert_noop!(reveal_v(CREATOR, cid("bafyother"), SALT), Error::<Test>::CommitmentMismatch);
-		assert_noop!(reveal_v(CREATOR, validation_cid(), [0; 32]), Error::<Test>::CommitmentMismatch);
+		assert_noop!(
+			reveal_v(CREATOR, validation_cid(), [0; 32]),
+			Error::<Test>::CommitmentMismatch
+		);
 		assert_ok!(reveal_v(CREATOR, validation_cid(), SALT));
 		assert_eq!(
 			JobsStore::<Test>::get(job).unwrap().validation,
@@ -384,7 +444,12 @@ fn reveal_result_with_an_invalid_version_is_refused_and_changes_nothing() {
 		let hash = result_commitment(job, &WORKER, &bad, &SALT);
 		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
 		assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash));
-		assert_ok!(Jobs::reveal_validation(RuntimeOrigin::signed(CREATOR), job, validation_cid(), SALT));
+		assert_ok!(Jobs::reveal_validation(
+			RuntimeOrigin::signed(CREATOR),
+			job,
+			validation_cid(),
+			SALT
+		));
 		assert_noop!(
 			Jobs::reveal_result(RuntimeOrigin::signed(WORKER), job, bad, SALT),
 			pallet_model_registry::Error::<Test>::SemVerNotIncreasing
@@ -474,7 +539,9 @@ fn creator_who_never_reveals_forfeits_to_the_miner() {
 		let hash = result_commitment(job, &WORKER, &result(), &SALT);
 		assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash));
 		run_to(1 + REVEAL_WINDOW);
-		System::assert_last_event(Event::CreatorForfeited { job, worker: WORKER, amount: REWARD }.into());
+		System::assert_last_event(
+			Event::CreatorForfeited { job, worker: WORKER, amount: REWARD }.into(),
+		);
 		assert_eq!(free(WORKER), 1_000 - MIN_BOND + REWARD);
 		assert_eq!(free(CREATOR), 1_000 - REWARD);
 		assert_eq!(held(HoldReason::JobEscrow, CREATOR), 0);
@@ -490,9 +557,16 @@ fn miner_who_withholds_its_result_is_slashed_and_the_creator_refunded() {
 		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
 		let hash = result_commitment(job, &WORKER, &result(), &SALT);
 		assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash));
-		assert_ok!(Jobs::reveal_validation(RuntimeOrigin::signed(CREATOR), job, validation_cid(), SALT));
+		assert_ok!(Jobs::reveal_validation(
+			RuntimeOrigin::signed(CREATOR),
+			job,
+			validation_cid(),
+			SALT
+		));
 		run_to(1 + REVEAL_WINDOW);
-		System::assert_last_event(Event::ResultWithheld { job, worker: WORKER, slashed: 10 }.into());
+		System::assert_last_event(
+			Event::ResultWithheld { job, worker: WORKER, slashed: 10 }.into(),
+		);
 		assert_eq!(free(CREATOR), 1_000);
 		assert_eq!(held(HoldReason::WorkerBond, WORKER), MIN_BOND - 10);
 	});
@@ -504,7 +578,10 @@ fn settle_accepted_pays_payouts_then_the_miner() {
 		let job = verifying();
 		assert_eq!(<Jobs as JobSettlement<_, _>>::escrow(job), Some(REWARD));
 		// OTHER gets 20, a payee that cannot exist (below ED of 1: amount 0) is skipped.
-		assert_ok!(<Jobs as JobSettlement<_, _>>::settle_accepted(job, &[(OTHER, 20), (DATA_OWNER, 10)]));
+		assert_ok!(<Jobs as JobSettlement<_, _>>::settle_accepted(
+			job,
+			&[(OTHER, 20), (DATA_OWNER, 10)]
+		));
 		System::assert_last_event(Event::JobAccepted { job, worker: WORKER, to_miner: 170 }.into());
 		assert_eq!(free(OTHER), 1_020);
 		assert_eq!(free(DATA_OWNER), 1_010);
@@ -513,7 +590,10 @@ fn settle_accepted_pays_payouts_then_the_miner() {
 		assert_eq!(held(HoldReason::JobEscrow, CREATOR), 0);
 		assert!(JobsStore::<Test>::get(job).is_none());
 		assert_eq!(CreatorJobCount::<Test>::get(CREATOR), 0);
-		assert_noop!(<Jobs as JobSettlement<_, _>>::settle_accepted(job, &[]), Error::<Test>::UnknownJob);
+		assert_noop!(
+			<Jobs as JobSettlement<_, _>>::settle_accepted(job, &[]),
+			Error::<Test>::UnknownJob
+		);
 	});
 }
 
@@ -521,7 +601,10 @@ fn settle_accepted_pays_payouts_then_the_miner() {
 fn settle_accepted_never_pays_more_than_the_escrow() {
 	new_test_ext().execute_with(|| {
 		let job = verifying();
-		assert_ok!(<Jobs as JobSettlement<_, _>>::settle_accepted(job, &[(OTHER, 150), (DATA_OWNER, 150)]));
+		assert_ok!(<Jobs as JobSettlement<_, _>>::settle_accepted(
+			job,
+			&[(OTHER, 150), (DATA_OWNER, 150)]
+		));
 		assert_eq!(free(OTHER), 1_150);
 		assert_eq!(free(DATA_OWNER), 1_050);
 		assert_eq!(free(WORKER), 1_000 - MIN_BOND);
@@ -580,7 +663,10 @@ fn set_params_needs_root_and_sane_values() {
 		);
 		let mut zero = params.clone();
 		zero.min_improvement = Perbill::zero();
-		assert_noop!(Jobs::set_params(RuntimeOrigin::root(), zero), Error::<Test>::BadMinImprovement);
+		assert_noop!(
+			Jobs::set_params(RuntimeOrigin::root(), zero),
+			Error::<Test>::BadMinImprovement
+		);
 		let mut no_window = params.clone();
 		no_window.reveal_window = 0;
 		assert_noop!(Jobs::set_params(RuntimeOrigin::root(), no_window), Error::<Test>::BadLease);

@@ -559,3 +559,24 @@ impl<T: Config> VersionAcceptance for Pallet<T> {
 		Self::decide(version, VersionStatus::Rejected)
 	}
 }
+
+/// What clients (workers, wallets) ask the registry through the runtime.
+pub mod runtime_api {
+	use super::*;
+
+	sp_api::decl_runtime_apis! {
+		/// Model registry queries.
+		pub trait ModelRegistryApi<AccountId, BlockNumber>
+		where
+			AccountId: codec::Codec,
+			BlockNumber: codec::Codec,
+		{
+			/// A version's record.
+			fn version(version: VersionId) -> Option<VersionInfo<AccountId, BlockNumber>>;
+			/// The full layer set of a version: each layer from its nearest ancestor.
+			fn resolve_layers(version: VersionId) -> Result<Vec<ResolvedLayer>, ResolveError>;
+			/// The version and its ancestors, breadth-first, at most `max`.
+			fn lineage(version: VersionId, max: u32) -> Vec<(VersionId, SemVer, VersionStatus)>;
+		}
+	}
+}

@@ -124,8 +124,8 @@ impl pallet_pol_rewards::Config for Test {
 	type MiningPool = MiningPool;
 	type ParamsOrigin = EnsureRoot<AccountId>;
 	type DefaultParams = PolDefaults;
-	type MaxVerifiers = ConstU32<8>;
-	type MaxAssignmentsPerVerifier = ConstU32<2>;
+	type MaxVerifiers = ConstU32<24>;
+	type MaxAssignmentsPerVerifier = ConstU32<16>;
 	type MaxDeadlinesPerBlock = ConstU32<8>;
 	type WeightInfo = ();
 }

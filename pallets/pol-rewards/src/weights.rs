@@ -2,8 +2,11 @@
 #![allow(unused_parens)]
 #![allow(unused_imports)]
 
-use frame_support::{traits::Get, weights::{Weight, constants::RocksDbWeight}};
 use core::marker::PhantomData;
+use frame_support::{
+	traits::Get,
+	weights::{constants::RocksDbWeight, Weight},
+};
 
 /// Weight functions of `pallet_pol_rewards`.
 pub trait WeightInfo {
@@ -14,7 +17,8 @@ pub trait WeightInfo {
 	fn reveal_scores() -> Weight;
 	fn claim_epoch_reward() -> Weight;
 	fn set_params() -> Weight;
-	fn on_initialize(n: u32) -> Weight;
+	fn on_initialize_draw(n: u32) -> Weight;
+	fn on_initialize_tally(n: u32) -> Weight;
 }
 pub struct SubstrateWeight<T>(PhantomData<T>);
 impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
@@ -46,7 +50,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		Weight::from_parts(100_000_000, 10_000)
 			.saturating_add(T::DbWeight::get().reads_writes(10, 10))
 	}
-	fn on_initialize(n: u32) -> Weight {
+	fn on_initialize_draw(n: u32) -> Weight {
+		Weight::from_parts(100_000_000, 10_000)
+			.saturating_add(Weight::from_parts(50_000_000, 5_000).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads_writes(10, 10))
+	}
+	fn on_initialize_tally(n: u32) -> Weight {
 		Weight::from_parts(100_000_000, 10_000)
 			.saturating_add(Weight::from_parts(50_000_000, 5_000).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads_writes(10, 10))
@@ -81,7 +90,12 @@ impl WeightInfo for () {
 		Weight::from_parts(100_000_000, 10_000)
 			.saturating_add(RocksDbWeight::get().reads_writes(10, 10))
 	}
-	fn on_initialize(n: u32) -> Weight {
+	fn on_initialize_draw(n: u32) -> Weight {
+		Weight::from_parts(100_000_000, 10_000)
+			.saturating_add(Weight::from_parts(50_000_000, 5_000).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().reads_writes(10, 10))
+	}
+	fn on_initialize_tally(n: u32) -> Weight {
 		Weight::from_parts(100_000_000, 10_000)
 			.saturating_add(Weight::from_parts(50_000_000, 5_000).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads_writes(10, 10))

@@ -1,6 +1,7 @@
 //! Configuration of every pallet in the runtime.
 
 mod fees;
+mod pol;
 mod staking;
 
 pub use fees::{BlockAuthor, DealWithFees};

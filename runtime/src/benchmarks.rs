@@ -1,0 +1,26 @@
+//! The pallets `frame-omni-bencher` measures in this runtime (`scripts/bench-weights`).
+
+use alloc::{string::String, vec::Vec};
+use frame_benchmarking::{BenchmarkBatch, BenchmarkConfig, BenchmarkList};
+use frame_support::traits::WhitelistedStorageKeys;
+
+#[allow(unused_imports)]
+use crate::{Jobs, PolRewards, Registry, Runtime};
+
+frame_benchmarking::define_benchmarks!(
+	[pallet_model_registry, Registry]
+	[pallet_jobs, Jobs]
+	[pallet_pol_rewards, PolRewards]
+);
+
+pub fn list(list: &mut Vec<BenchmarkList>, extra: bool) {
+	frame_benchmarking::list_benchmarks!(list, extra);
+}
+
+pub fn dispatch(config: &BenchmarkConfig) -> Result<Vec<BenchmarkBatch>, String> {
+	let whitelist = crate::AllPalletsWithSystem::whitelisted_storage_keys();
+	let mut batches = Vec::<BenchmarkBatch>::new();
+	let params = (config, &whitelist);
+	frame_benchmarking::add_benchmarks!(params, batches);
+	Ok(batches)
+}
