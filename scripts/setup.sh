@@ -72,3 +72,15 @@ TOML
   rm -rf "${CARGO_TARGET_DIR:-$HOME/.cache/blyan/target}"/*/wbuild/*/target 2>/dev/null || true
 fi
 log "toolchain ready: native $(rustup run stable rustc --version | cut -d' ' -f2), wasm via debweb $(/usr/bin/rustc --version | cut -d' ' -f2)"
+
+# Node.js runs the Polkadot.js metadata check (scripts/polkadot-js), as wallets would.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  log "installing Node.js and npm"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+PJS="$ROOT/scripts/polkadot-js"
+if [ ! -f "$PJS/node_modules/.package-lock.json" ] || [ "$PJS/package-lock.json" -nt "$PJS/node_modules/.package-lock.json" ]; then
+  log "installing @polkadot/api for the metadata check"
+  (cd "$PJS" && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -1,4 +1,5 @@
-//! The main job for now: start a dev chain, show blocks being produced and finalized, and move BLY.
+//! The main job for now: start a dev chain, show blocks being produced and finalized, move BLY,
+//! and run one Proof-of-Learning job through registration, commit-reveal, verification and payout.
 //!
 //! Run through `scripts/demo.sh`, which builds the node and sets `BLYAN_NODE_BIN`.
 
@@ -122,6 +123,29 @@ fn run() -> Result<(), String> {
 		}
 		std::thread::sleep(Duration::from_millis(200));
 	}
-	println!("✔ done: blocks produced and finalized, BLY moved; stopping the node");
+	println!("▶ Proof-of-Learning: one training job, verified by a committee and paid");
+	let eve = Sr25519Keyring::Eve.to_account_id();
+	let eve_before = rpc.free_balance(&eve, None).ok_or("balance")?;
+	let outcome = pol::honest_job(&rpc, &mut |line| println!("  {line}"))
+		.map_err(|e| format!("{e}\n{}", node.log_tail()))?;
+	let eve_after = rpc.free_balance(&eve, None).ok_or("balance")?;
+	let layers: Vec<String> = outcome
+		.layer_sources
+		.iter()
+		.enumerate()
+		.map(|(layer, v)| format!("layer {layer} ← version {v}"))
+		.collect();
+	println!("  resolved layers of version 1.1.0: {}", layers.join(", "));
+	println!(
+		"  Eve (miner): free balance {} → {} (escrow share after her 100 BLY bond and fees); {} epoch points",
+		bly(eve_before),
+		bly(eve_after),
+		outcome.miner_points.unwrap_or_default()
+	);
+	println!("  Ferdie (dataset owner) received {}", bly(outcome.dataset_owner_paid));
+	if outcome.candidate.status != blyan_primitives::pol::VersionStatus::Accepted {
+		return Err("the honest job was not accepted".into());
+	}
+	println!("✔ done: blocks produced and finalized, BLY moved, a job verified and paid; stopping the node");
 	Ok(())
 }

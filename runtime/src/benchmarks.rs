@@ -14,13 +14,13 @@ frame_benchmarking::define_benchmarks!(
 );
 
 pub fn list(list: &mut Vec<BenchmarkList>, extra: bool) {
-	frame_benchmarking::list_benchmarks!(list, extra);
+	list_benchmarks!(list, extra);
 }
 
 pub fn dispatch(config: &BenchmarkConfig) -> Result<Vec<BenchmarkBatch>, String> {
 	let whitelist = crate::AllPalletsWithSystem::whitelisted_storage_keys();
 	let mut batches = Vec::<BenchmarkBatch>::new();
 	let params = (config, &whitelist);
-	frame_benchmarking::add_benchmarks!(params, batches);
+	add_benchmarks!(params, batches);
 	Ok(batches)
 }

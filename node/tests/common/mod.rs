@@ -4,6 +4,8 @@
 //! (SIGKILL, by PID) and reaped when its handle drops, so a failing test leaves nothing behind.
 #![allow(dead_code)]
 
+pub mod pol;
+
 use std::{
 	net::TcpListener,
 	path::{Path, PathBuf},
