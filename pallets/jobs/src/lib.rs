@@ -52,6 +52,9 @@ use sp_runtime::{
 	DispatchError, DispatchResult, Perbill,
 };
 
+/// A job as stored for runtime `T`.
+pub type JobOf<T> = Job<<T as frame_system::Config>::AccountId, BalanceOf<T>, BlockNumberFor<T>>;
+
 /// Balance type of the pallet's currency.
 pub type BalanceOf<T> =
 	<<T as Config>::Currency as Inspect<<T as frame_system::Config>::AccountId>>::Balance;
@@ -278,13 +281,7 @@ pub mod pallet {
 	pub type NextJobId<T> = StorageValue<_, JobId, ValueQuery>;
 
 	#[pallet::storage]
-	pub type Jobs<T: Config> = StorageMap<
-		_,
-		Blake2_128Concat,
-		JobId,
-		Job<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>,
-		OptionQuery,
-	>;
+	pub type Jobs<T: Config> = StorageMap<_, Blake2_128Concat, JobId, JobOf<T>, OptionQuery>;
 
 	/// Unfinished jobs per creator (bounded by `MaxJobsPerCreator`).
 	#[pallet::storage]
@@ -834,7 +831,7 @@ impl<T: Config> Pallet<T> {
 		WorkerJobs::<T>::mutate(worker, |jobs| jobs.retain(|j| *j != job));
 	}
 
-	fn forget_job(job: JobId, info: &Job<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>) {
+	fn forget_job(job: JobId, info: &JobOf<T>) {
 		if let Some(worker) = info.worker() {
 			Self::unassign(worker, job);
 		}
@@ -844,7 +841,7 @@ impl<T: Config> Pallet<T> {
 		Jobs::<T>::remove(job);
 	}
 
-	fn refund_and_remove(job: JobId, info: &Job<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>) {
+	fn refund_and_remove(job: JobId, info: &JobOf<T>) {
 		let _ = T::Currency::release(
 			&HoldReason::JobEscrow.into(),
 			&info.creator,
@@ -921,10 +918,7 @@ impl<T: Config> Pallet<T> {
 		}
 	}
 
-	fn verifying(
-		job: JobId,
-	) -> Result<(Job<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>, T::AccountId), DispatchError>
-	{
+	fn verifying(job: JobId) -> Result<(JobOf<T>, T::AccountId), DispatchError> {
 		let info = Jobs::<T>::get(job).ok_or(Error::<T>::UnknownJob)?;
 		match &info.status {
 			JobStatus::Verifying { worker, .. } => {

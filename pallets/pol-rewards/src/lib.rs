@@ -672,8 +672,10 @@ impl<T: Config> Pallet<T> {
 			.filter(|v| *v != round.request.miner && *v != round.request.creator)
 			.filter(|v| Assignments::<T>::decode_len(v).unwrap_or(0) < max_assignments)
 			.filter_map(|v| {
-				let bond: u128 = Verifiers::<T>::get(&v)?.bond.unique_saturated_into();
-				(bond > 0).then_some((v, bond))
+				let bond = Verifiers::<T>::get(&v)?.bond;
+				// Penalties can leave a bond below the minimum: such a verifier sits out.
+				let weight: u128 = bond.unique_saturated_into();
+				(bond >= params.min_verifier_bond && weight > 0).then_some((v, weight))
 			})
 			.collect();
 		let (seed, _) = T::Randomness::random(&(b"bly/committee", job, round.attempt).encode());

@@ -441,23 +441,46 @@ fn split_committee_is_redrawn_once_then_refunded_without_slashing() {
 }
 
 #[test]
-fn silence_after_a_redraw_penalises_only_the_silent() {
+fn silent_committees_are_penalised_and_fall_below_the_draw_minimum() {
 	new_test_ext().execute_with(|| {
 		setup(&V);
 		let job = revealed_job(CANDIDATE);
 		run_to(2);
-		// Nobody commits: no quorum, redraw; nobody again: refund.
+		// Nobody commits: no quorum, everyone penalised, a redraw is scheduled.
 		run_to(2 + COMMIT_WINDOW + REVEAL_WINDOW);
 		System::assert_has_event(Event::NoQuorum { job, redraw: true }.into());
 		for v in V {
 			assert_eq!(verifier_bond(v), 90);
+		}
+		// At 90 < 100 BLY nobody is eligible any more: the job is refunded, the miner unslashed.
+		let round = Rounds::<Test>::get(job).unwrap();
+		run_to(round.deadline);
+		assert!(Rounds::<Test>::get(job).is_none());
+		System::assert_has_event(pallet_jobs::Event::<Test>::JobVoided { job }.into());
+		assert_eq!(free(CREATOR), CREATOR_FUNDS);
+		assert_eq!(pallet_jobs::Workers::<Test>::get(MINER).unwrap().bond, MIN_WORKER_BOND);
+	});
+}
+
+#[test]
+fn a_silent_second_committee_ends_in_a_refund() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		let job = revealed_job(CANDIDATE);
+		run_to(2);
+		// The first committee splits (no penalty: all revealed), the second stays silent.
+		for (i, v) in V.into_iter().enumerate() {
+			commit(v, job, BASE, CANDIDATE + i as u64);
+		}
+		for (i, v) in V.into_iter().enumerate() {
+			reveal(v, job, BASE, CANDIDATE + i as u64);
 		}
 		let round = Rounds::<Test>::get(job).unwrap();
 		run_to(round.deadline + COMMIT_WINDOW + REVEAL_WINDOW);
 		System::assert_has_event(Event::NoQuorum { job, redraw: false }.into());
 		assert_eq!(free(CREATOR), CREATOR_FUNDS);
 		for v in V {
-			assert_eq!(verifier_bond(v), 81);
+			assert_eq!(verifier_bond(v), 90);
 		}
 	});
 }
@@ -657,7 +680,8 @@ fn set_params_needs_root_and_sane_values() {
 			Pol::set_params(RuntimeOrigin::signed(1), good.clone()),
 			sp_runtime::DispatchError::BadOrigin
 		);
-		let bad: [&dyn Fn(&mut PolParams<Balance, u64>); 7] = [
+		type Change = dyn Fn(&mut PolParams<Balance, u64>);
+		let bad: [&Change; 7] = [
 			&|p| p.committee_size = 0,
 			&|p| p.committee_size = MAX_COMMITTEE + 1,
 			&|p| p.draw_delay = 0,
