@@ -3,7 +3,6 @@ use crate::{mock::Jobs, Jobs as JobsStore};
 use crate::{mock::*, *};
 use blyan_primitives::pol::{LayerDelta, SemVer};
 use frame_support::{assert_noop, assert_ok, traits::fungible::InspectHold};
-use pallet_model_registry::{Architecture, ShortText};
 use sp_runtime::TokenError;
 
 const CREATOR: AccountId = 1;
@@ -24,28 +23,13 @@ fn caps(backends: &[Backend], memory_mb: u32) -> Capabilities {
 
 /// A 2-layer model (root version 0, accepted) and a dataset (0) owned by `DATA_OWNER`.
 fn registry_fixture() {
-	let delta = |layer| LayerDelta { layer, cid: cid("bafyroot"), merkle_root: H256::zero() };
-	assert_ok!(Registry::register_model(
-		RuntimeOrigin::signed(MODEL_OWNER),
-		ShortText::truncate_from(b"m".to_vec()),
-		Architecture {
-			family: ShortText::truncate_from(b"mlp".to_vec()),
-			config_hash: H256::zero(),
-			config_cid: cid("bafycfg"),
-			layer_count: 2,
-		},
-		ShortText::truncate_from(b"MIT".to_vec()),
-		SemVer::new(1, 0, 0),
-		LayerDeltas::truncate_from(vec![delta(0), delta(1)]),
-		H256::zero(),
-	));
-	assert_ok!(Registry::register_dataset(
-		RuntimeOrigin::signed(DATA_OWNER),
-		cid("bafydata"),
-		H256::zero(),
-		1,
-		ShortText::default(),
-	));
+	assert_eq!(
+		pallet_model_registry::testing::two_layer_model_and_dataset::<Test>(
+			MODEL_OWNER,
+			DATA_OWNER
+		),
+		Ok((0, 0))
+	);
 }
 
 fn validation_cid() -> Cid {
@@ -96,18 +80,30 @@ fn posted() -> JobId {
 	0
 }
 
-/// Drives job 0 to `Verifying`.
-fn verifying() -> JobId {
+/// Drives job 0 to `Committed`.
+fn committed() -> JobId {
 	let job = posted();
 	assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
 	let hash = result_commitment(job, &WORKER, &result(), &SALT);
 	assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash));
+	job
+}
+
+/// Drives job 0 to `ValidationRevealed`.
+fn validation_revealed() -> JobId {
+	let job = committed();
 	assert_ok!(Jobs::reveal_validation(
 		RuntimeOrigin::signed(CREATOR),
 		job,
 		validation_cid(),
 		SALT
 	));
+	job
+}
+
+/// Drives job 0 to `Verifying`.
+fn verifying() -> JobId {
+	let job = validation_revealed();
 	assert_ok!(Jobs::reveal_result(RuntimeOrigin::signed(WORKER), job, result(), SALT));
 	job
 }
@@ -534,10 +530,7 @@ fn lease_expiry_at_the_deadline_refunds() {
 #[test]
 fn creator_who_never_reveals_forfeits_to_the_miner() {
 	new_test_ext().execute_with(|| {
-		let job = posted();
-		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
-		let hash = result_commitment(job, &WORKER, &result(), &SALT);
-		assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash));
+		let job = committed();
 		run_to(1 + REVEAL_WINDOW);
 		System::assert_last_event(
 			Event::CreatorForfeited { job, worker: WORKER, amount: REWARD }.into(),
@@ -553,16 +546,7 @@ fn creator_who_never_reveals_forfeits_to_the_miner() {
 #[test]
 fn miner_who_withholds_its_result_is_slashed_and_the_creator_refunded() {
 	new_test_ext().execute_with(|| {
-		let job = posted();
-		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
-		let hash = result_commitment(job, &WORKER, &result(), &SALT);
-		assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash));
-		assert_ok!(Jobs::reveal_validation(
-			RuntimeOrigin::signed(CREATOR),
-			job,
-			validation_cid(),
-			SALT
-		));
+		let job = validation_revealed();
 		run_to(1 + REVEAL_WINDOW);
 		System::assert_last_event(
 			Event::ResultWithheld { job, worker: WORKER, slashed: 10 }.into(),

@@ -580,3 +580,43 @@ pub mod runtime_api {
 		}
 	}
 }
+
+/// Fixtures for the tests of pallets that build on the registry (feature `test-fixtures`).
+#[cfg(feature = "test-fixtures")]
+pub mod testing {
+	use super::*;
+
+	/// Registers a 2-layer model (its root version, 1.0.0, accepted) owned by `model_owner`,
+	/// and a dataset owned by `data_owner`; returns their ids.
+	pub fn two_layer_model_and_dataset<T: Config>(
+		model_owner: T::AccountId,
+		data_owner: T::AccountId,
+	) -> Result<(VersionId, DatasetId), DispatchError> {
+		let cid = |s: &str| Cid::truncate_from(s.as_bytes().to_vec());
+		let delta = |layer| LayerDelta { layer, cid: cid("bafyroot"), merkle_root: H256::zero() };
+		let version = NextVersionId::<T>::get();
+		let dataset = NextDatasetId::<T>::get();
+		Pallet::<T>::register_model(
+			frame_system::RawOrigin::Signed(model_owner).into(),
+			ShortText::truncate_from(b"m".to_vec()),
+			Architecture {
+				family: ShortText::truncate_from(b"mlp".to_vec()),
+				config_hash: H256::zero(),
+				config_cid: cid("bafycfg"),
+				layer_count: 2,
+			},
+			ShortText::truncate_from(b"MIT".to_vec()),
+			SemVer::new(1, 0, 0),
+			LayerDeltas::truncate_from(alloc::vec![delta(0), delta(1)]),
+			H256::zero(),
+		)?;
+		Pallet::<T>::register_dataset(
+			frame_system::RawOrigin::Signed(data_owner).into(),
+			cid("bafydata"),
+			H256::zero(),
+			1,
+			ShortText::default(),
+		)?;
+		Ok((version, dataset))
+	}
+}

@@ -4,7 +4,6 @@ use crate::{mock::*, *};
 use blyan_primitives::pol::{Backend, Cid, LayerDelta, LayerDeltas, SemVer, VersionStatus};
 use frame_support::{assert_noop, assert_ok, traits::fungible::InspectHold};
 use pallet_jobs::{result_commitment, validation_commitment, Capabilities, JobResult, JobSpec};
-use pallet_model_registry::{Architecture, ShortText};
 
 const CREATOR: AccountId = 1;
 const MINER: AccountId = 2;
@@ -24,29 +23,15 @@ fn cid(s: &str) -> Cid {
 	Cid::truncate_from(s.as_bytes().to_vec())
 }
 
+/// A 2-layer model (root version 0, accepted) and a dataset (0) owned by `DATA_OWNER`.
 fn registry_fixture() {
-	let delta = |layer| LayerDelta { layer, cid: cid("bafyroot"), merkle_root: H256::zero() };
-	assert_ok!(Registry::register_model(
-		RuntimeOrigin::signed(MODEL_OWNER),
-		ShortText::truncate_from(b"m".to_vec()),
-		Architecture {
-			family: ShortText::truncate_from(b"mlp".to_vec()),
-			config_hash: H256::zero(),
-			config_cid: cid("bafycfg"),
-			layer_count: 2,
-		},
-		ShortText::truncate_from(b"MIT".to_vec()),
-		SemVer::new(1, 0, 0),
-		LayerDeltas::truncate_from(vec![delta(0), delta(1)]),
-		H256::zero(),
-	));
-	assert_ok!(Registry::register_dataset(
-		RuntimeOrigin::signed(DATA_OWNER),
-		cid("bafydata"),
-		H256::zero(),
-		1,
-		ShortText::default(),
-	));
+	assert_eq!(
+		pallet_model_registry::testing::two_layer_model_and_dataset::<Test>(
+			MODEL_OWNER,
+			DATA_OWNER
+		),
+		Ok((0, 0))
+	);
 }
 
 /// Registry fixture, a bonded miner, and `verifiers` bonded with the minimum.
