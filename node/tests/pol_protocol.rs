@@ -28,7 +28,7 @@ fn a_training_job_is_verified_accepted_and_paid_on_a_dev_chain() {
 	assert_eq!(outcome.candidate.parents.to_vec(), vec![0]);
 	assert_eq!(outcome.layer_sources, vec![0, 1], "layer 0 from the root, layer 1 new");
 	assert_eq!(outcome.dataset_owner_paid, pol::REWARD / 20, "5 % dataset share");
-	assert_eq!(outcome.miner_points, Some(100_000_000), "10 % in Perbill parts");
+	assert_eq!(outcome.miner_points, Some(pol::REWARD / 10), "10 % improvement × the reward");
 	assert!(!outcome.job_left, "a settled job is removed");
 	assert!(!outcome.round_left, "a decided round is removed");
 }

@@ -38,8 +38,8 @@ pub struct JobOutcome {
 	pub layer_sources: Vec<u64>,
 	/// Change of Ferdie's (the dataset owner's) free balance at settlement.
 	pub dataset_owner_paid: Balance,
-	/// Eve's improvement points in the epoch.
-	pub miner_points: Option<u64>,
+	/// Eve's points in the epoch (improvement × reward).
+	pub miner_points: Option<u128>,
 	pub job_left: bool,
 	pub round_left: bool,
 }

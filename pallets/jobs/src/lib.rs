@@ -612,6 +612,7 @@ pub mod pallet {
 			let info = Jobs::<T>::get(job).ok_or(Error::<T>::UnknownJob)?;
 			ensure!(info.creator == who, Error::<T>::NotCreator);
 			ensure!(info.status == JobStatus::Open, Error::<T>::WrongStage);
+			Self::unschedule(job, info.stage_deadline);
 			Self::refund_and_remove(job, &info);
 			Self::deposit_event(Event::JobCancelled { job });
 			Ok(())
@@ -641,6 +642,7 @@ pub mod pallet {
 			let expires = Self::free_expiry_slot(lease_until)?;
 
 			Expiries::<T>::try_append(expires, job).map_err(|_| Error::<T>::ExpiryQueueFull)?;
+			Self::unschedule(job, info.stage_deadline);
 			WorkerJobs::<T>::insert(&who, active);
 			info.status = JobStatus::Claimed { worker: who.clone() };
 			info.stage_deadline = expires;
@@ -666,6 +668,7 @@ pub mod pallet {
 			let reveal_by = Self::free_expiry_slot(Self::window_end())?;
 
 			Expiries::<T>::try_append(reveal_by, job).map_err(|_| Error::<T>::ExpiryQueueFull)?;
+			Self::unschedule(job, info.stage_deadline);
 			info.status = JobStatus::Committed { worker: who.clone(), result_hash };
 			info.stage_deadline = reveal_by;
 			Jobs::<T>::insert(job, info);
@@ -696,6 +699,7 @@ pub mod pallet {
 			let reveal_by = Self::free_expiry_slot(Self::window_end())?;
 
 			Expiries::<T>::try_append(reveal_by, job).map_err(|_| Error::<T>::ExpiryQueueFull)?;
+			Self::unschedule(job, info.stage_deadline);
 			info.status = JobStatus::ValidationRevealed { worker, result_hash };
 			info.stage_deadline = reveal_by;
 			info.validation = Some(ValidationSet { cid: cid.clone(), salt });
@@ -748,6 +752,7 @@ pub mod pallet {
 					min_improvement: info.min_improvement,
 				},
 			)?;
+			Self::unschedule(job, info.stage_deadline);
 			info.status = JobStatus::Verifying {
 				worker: who.clone(),
 				candidate: version,
@@ -809,6 +814,22 @@ impl<T: Config> Pallet<T> {
 			block = block.saturating_add(1u32.into());
 		}
 		Err(Error::<T>::ExpiryQueueFull.into())
+	}
+
+	/// Drops the first entry of `job` from the expiry queue of block `at` (its stage ended
+	/// before timing out), so queues hold only live deadlines. The first: a new stage's entry
+	/// appended to the same block stays.
+	fn unschedule(job: JobId, at: BlockNumberFor<T>) {
+		Expiries::<T>::mutate_exists(at, |queue| {
+			if let Some(q) = queue {
+				if let Some(i) = q.iter().position(|j| *j == job) {
+					q.remove(i);
+				}
+				if q.is_empty() {
+					*queue = None;
+				}
+			}
+		});
 	}
 
 	/// Slashes `share` of a worker's bond (burned); returns what was burned.
@@ -905,8 +926,15 @@ impl<T: Config> Pallet<T> {
 			}
 			JobStatus::Committed { worker, .. } => {
 				let amount = Self::pay_from_escrow(&info.creator, &worker, info.reward);
-				// Whatever could not be paid (the worker's account could not receive) is refunded.
-				Self::refund_and_remove(job, &info);
+				// Whatever could not be paid (the worker's account could not receive) is refunded;
+				// only this job's part of the creator's escrow hold.
+				let _ = T::Currency::release(
+					&HoldReason::JobEscrow.into(),
+					&info.creator,
+					info.reward.saturating_sub(amount),
+					Precision::BestEffort,
+				);
+				Self::forget_job(job, &info);
 				Self::deposit_event(Event::CreatorForfeited { job, worker, amount });
 			}
 			JobStatus::ValidationRevealed { worker, .. } => {

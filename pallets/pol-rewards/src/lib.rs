@@ -112,8 +112,8 @@ pub struct Round<AccountId, BlockNumber> {
 /// Accepted improvement of one epoch, and what it pays.
 #[derive(Clone, PartialEq, Eq, Encode, Decode, MaxEncodedLen, TypeInfo, Debug)]
 pub struct EpochInfo<Balance> {
-	/// Sum of accepted improvements (Perbill parts) of all miners.
-	pub total_points: u64,
+	/// Sum of all miners' points: accepted improvement × escrowed reward.
+	pub total_points: u128,
 	/// Paid out of the mining pool, shared in proportion to points.
 	pub budget: Balance,
 	/// Miners who have not claimed yet; the record goes when this reaches zero.
@@ -265,6 +265,11 @@ pub mod pallet {
 	pub type Epochs<T: Config> =
 		StorageMap<_, Twox64Concat, EpochIndex, EpochInfo<BalanceOf<T>>, OptionQuery>;
 
+	/// Where epoch numbering starts: `(first block, its epoch index)`. Moved when
+	/// `epoch_length` changes, so that the change starts a new epoch.
+	#[pallet::storage]
+	pub type EpochBase<T: Config> = StorageValue<_, (BlockNumberFor<T>, EpochIndex), ValueQuery>;
+
 	/// Accepted improvement points of each miner in each epoch, until claimed.
 	#[pallet::storage]
 	pub type EpochPoints<T: Config> = StorageDoubleMap<
@@ -273,7 +278,7 @@ pub mod pallet {
 		EpochIndex,
 		Blake2_128Concat,
 		T::AccountId,
-		u64,
+		u128,
 		OptionQuery,
 	>;
 
@@ -343,7 +348,7 @@ pub mod pallet {
 		PointsEarned {
 			epoch: EpochIndex,
 			miner: T::AccountId,
-			points: u64,
+			points: u128,
 		},
 		EpochRewardPaid {
 			epoch: EpochIndex,
@@ -432,23 +437,34 @@ pub mod pallet {
 				Error::<T>::InsufficientBalance
 			);
 			let mut active = ActiveVerifiers::<T>::get();
+			// A full set admits a newcomer only by evicting the smallest bond below it, so the
+			// set cannot be squatted by minimum bonds.
+			let evicted =
+				if active.is_full() { Some(Self::evictable(&active, bond)?) } else { None };
+			if let Some((index, _)) = &evicted {
+				active.swap_remove(*index);
+			}
 			active.try_push(who.clone()).map_err(|_| Error::<T>::TooManyVerifiers)?;
 
 			T::Currency::hold(&HoldReason::VerifierBond.into(), &who, bond)?;
+			if let Some((_, verifier)) = evicted {
+				Self::start_unbonding(&verifier);
+			}
 			ActiveVerifiers::<T>::put(active);
 			Verifiers::<T>::insert(&who, VerifierInfo { bond, unbonding_until: None });
 			Self::deposit_event(Event::VerifierRegistered { verifier: who, bond });
 			Ok(())
 		}
 
-		/// Leaves the draw; the bond can be withdrawn after the unbonding period.
+		/// Leaves the draw at once; the bond can be withdrawn after the unbonding period, once
+		/// the rounds the verifier already sits on are decided.
 		#[pallet::call_index(1)]
 		#[pallet::weight(T::WeightInfo::unregister_verifier())]
 		pub fn unregister_verifier(origin: OriginFor<T>) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			let mut info = Verifiers::<T>::get(&who).ok_or(Error::<T>::NotVerifier)?;
 			ensure!(info.unbonding_until.is_none(), Error::<T>::Unbonding);
-			ensure!(Assignments::<T>::get(&who).is_empty(), Error::<T>::HasAssignments);
+			// Leaves the draw at once; rounds it already sits on still count on it.
 			let until = frame_system::Pallet::<T>::block_number()
 				.saturating_add(Params::<T>::get().unbonding_period);
 			ActiveVerifiers::<T>::mutate(|active| active.retain(|v| *v != who));
@@ -466,6 +482,7 @@ pub mod pallet {
 			let info = Verifiers::<T>::get(&who).ok_or(Error::<T>::NotVerifier)?;
 			let until = info.unbonding_until.ok_or(Error::<T>::NotUnbonding)?;
 			ensure!(frame_system::Pallet::<T>::block_number() >= until, Error::<T>::StillUnbonding);
+			ensure!(Assignments::<T>::get(&who).is_empty(), Error::<T>::HasAssignments);
 			let bond = T::Currency::release_all(
 				&HoldReason::VerifierBond.into(),
 				&who,
@@ -497,6 +514,7 @@ pub mod pallet {
 				let reveal_by = Self::free_slot(Self::after(Params::<T>::get().reveal_window))?;
 				Deadlines::<T>::try_append(reveal_by, job)
 					.map_err(|_| Error::<T>::DeadlineQueueFull)?;
+				Self::unschedule(job, round.deadline);
 				round.phase = Phase::Reveal;
 				round.deadline = reveal_by;
 				Self::deposit_event(Event::ScoresCommitted { job, verifier: who });
@@ -544,6 +562,7 @@ pub mod pallet {
 			});
 			let committed = round.committee.iter().filter(|m| m.commitment.is_some());
 			if committed.clone().all(|m| m.scores.is_some()) {
+				Self::unschedule(job, round.deadline);
 				Self::tally(job, round, frame_system::Pallet::<T>::block_number());
 			} else {
 				Rounds::<T>::insert(job, round);
@@ -598,6 +617,12 @@ pub mod pallet {
 						<= Perbill::one().deconstruct(),
 				Error::<T>::BadParams
 			);
+			let old = Params::<T>::get();
+			if old.epoch_length != params.epoch_length {
+				// The running epoch ends here; the next one starts now with the new length.
+				let next = Self::current_epoch().saturating_add(1);
+				EpochBase::<T>::put((frame_system::Pallet::<T>::block_number(), next));
+			}
 			Params::<T>::put(params.clone());
 			Self::deposit_event(Event::ParamsSet { params });
 			Ok(())
@@ -612,8 +637,61 @@ impl<T: Config> Pallet<T> {
 
 	/// The epoch the current block belongs to.
 	pub fn current_epoch() -> EpochIndex {
-		let length = Params::<T>::get().epoch_length.max(1u32.into());
-		(frame_system::Pallet::<T>::block_number() / length).unique_saturated_into()
+		Self::epoch_at(frame_system::Pallet::<T>::block_number(), &Params::<T>::get())
+	}
+
+	/// Epochs are counted from [`EpochBase`], which a change of `epoch_length` moves, so a new
+	/// length never renumbers past epochs.
+	fn epoch_at(
+		now: BlockNumberFor<T>,
+		params: &PolParams<BalanceOf<T>, BlockNumberFor<T>>,
+	) -> EpochIndex {
+		let (first_block, first_index) = EpochBase::<T>::get();
+		let length = params.epoch_length.max(1u32.into());
+		let since: EpochIndex = (now.saturating_sub(first_block) / length).unique_saturated_into();
+		first_index.saturating_add(since)
+	}
+
+	/// Drops the first entry of `job` from the deadline queue of block `at`.
+	fn unschedule(job: JobId, at: BlockNumberFor<T>) {
+		Deadlines::<T>::mutate_exists(at, |queue| {
+			if let Some(q) = queue {
+				if let Some(i) = q.iter().position(|j| *j == job) {
+					q.remove(i);
+				}
+				if q.is_empty() {
+					*queue = None;
+				}
+			}
+		});
+	}
+
+	/// In a full set, the member to evict for a newcomer bonding `bond`: the smallest bond, if
+	/// smaller than `bond`.
+	fn evictable(
+		active: &[T::AccountId],
+		bond: BalanceOf<T>,
+	) -> Result<(usize, T::AccountId), DispatchError> {
+		active
+			.iter()
+			.enumerate()
+			.map(|(i, v)| (i, v, Verifiers::<T>::get(v).map(|info| info.bond).unwrap_or_default()))
+			.min_by_key(|(_, _, b)| *b)
+			.filter(|(_, _, b)| *b < bond)
+			.map(|(i, v, _)| (i, v.clone()))
+			.ok_or(Error::<T>::TooManyVerifiers.into())
+	}
+
+	/// Marks a verifier as leaving (it is no longer in the draw set).
+	fn start_unbonding(verifier: &T::AccountId) {
+		let until = frame_system::Pallet::<T>::block_number()
+			.saturating_add(Params::<T>::get().unbonding_period);
+		Verifiers::<T>::mutate(verifier, |info| {
+			if let Some(info) = info {
+				info.unbonding_until = Some(until);
+			}
+		});
+		Self::deposit_event(Event::VerifierUnbonding { verifier: verifier.clone(), until });
 	}
 
 	/// The first block from `at` on whose deadline queue has room.
@@ -702,9 +780,12 @@ impl<T: Config> Pallet<T> {
 				.unwrap_or(0);
 			committee.push(pool.swap_remove(index).0);
 		}
-		let commit_by = Self::schedule(job, now.saturating_add(params.commit_window));
-		let (Some(commit_by), false) = (commit_by, committee.is_empty()) else {
-			// Nobody to ask (or no room to schedule): the job cannot be verified now.
+		let full = committee.len() as u32 == seats;
+		let commit_by =
+			if full { Self::schedule(job, now.saturating_add(params.commit_window)) } else { None };
+		let Some(commit_by) = commit_by else {
+			// Fewer eligible verifiers than seats (a smaller committee would need a smaller
+			// quorum to capture), or no room to schedule: the job cannot be verified now.
 			Self::finish_without_verdict(job, &round);
 			return;
 		};
@@ -738,8 +819,15 @@ impl<T: Config> Pallet<T> {
 		)
 		.unwrap_or_else(|_| Zero::zero());
 		info.bond = info.bond.saturating_sub(amount);
+		let below_minimum =
+			info.bond < Params::<T>::get().min_verifier_bond && info.unbonding_until.is_none();
 		Verifiers::<T>::insert(verifier, info);
 		Self::deposit_event(Event::VerifierPenalised { job, verifier: verifier.clone(), amount });
+		if below_minimum {
+			// Too little at stake to be drawn again: it leaves the set and may withdraw.
+			ActiveVerifiers::<T>::mutate(|active| active.retain(|v| v != verifier));
+			Self::start_unbonding(verifier);
+		}
 	}
 
 	fn release_committee(job: JobId, round: &Round<T::AccountId, BlockNumberFor<T>>) {
@@ -849,9 +937,9 @@ impl<T: Config> Pallet<T> {
 		let _ = T::Registry::accept(request.candidate_version);
 		let _ = T::Jobs::settle_accepted(job, &payouts);
 
-		let length = params.epoch_length.max(1u32.into());
-		let epoch: EpochIndex = (now / length).unique_saturated_into();
-		let points = u64::from(gain.deconstruct());
+		let epoch = Self::epoch_at(now, params);
+		// Improvement times the reward at stake: a large gain on a token job earns little.
+		let points: u128 = (gain * escrow).unique_saturated_into();
 		let first = !EpochPoints::<T>::contains_key(epoch, &request.miner);
 		EpochPoints::<T>::mutate(epoch, &request.miner, |p| {
 			*p = Some(p.unwrap_or(0).saturating_add(points))

@@ -176,7 +176,7 @@ fn honest_path_pays_miner_verifiers_dataset_owner_and_the_epoch_budget() {
 		assert_eq!(Balances::total_issuance(), issuance);
 
 		// The epoch budget: the miner is the epoch's only earner.
-		assert_eq!(EpochPoints::<Test>::get(0, MINER), Some(100_000_000));
+		assert_eq!(EpochPoints::<Test>::get(0, MINER), Some(50), "10 % of the 500 escrow");
 		assert_noop!(
 			Pol::claim_epoch_reward(RuntimeOrigin::signed(OUTSIDER), 0, MINER),
 			Error::<Test>::EpochNotOver
@@ -203,7 +203,8 @@ fn epoch_budget_is_shared_in_proportion_to_accepted_improvement() {
 	new_test_ext().execute_with(|| {
 		setup(&V);
 		// Two accepted jobs of the same miner (10 % and 5 %) and the points add up.
-		for (candidate, points) in [(CANDIDATE, 100_000_000u64), (950_000_000, 50_000_000)] {
+		// Points are improvement × escrow: 10 % and 5 % of 500.
+		for (candidate, points) in [(CANDIDATE, 50u128), (950_000_000, 25)] {
 			let job = revealed_job(candidate);
 			run_to(System::block_number() + 1);
 			for v in V {
@@ -215,12 +216,12 @@ fn epoch_budget_is_shared_in_proportion_to_accepted_improvement() {
 			System::assert_has_event(Event::PointsEarned { epoch: 0, miner: MINER, points }.into());
 		}
 		let info = Epochs::<Test>::get(0).unwrap();
-		assert_eq!((info.total_points, info.unclaimed), (150_000_000, 1));
+		assert_eq!((info.total_points, info.unclaimed), (75, 1));
 		// A second earner's share is points / total.
-		EpochPoints::<Test>::insert(0, OUTSIDER, 50_000_000);
+		EpochPoints::<Test>::insert(0, OUTSIDER, 25);
 		Epochs::<Test>::mutate(0, |i| {
 			let i = i.as_mut().unwrap();
-			i.total_points = 200_000_000;
+			i.total_points = 100;
 			i.unclaimed = 2;
 		});
 		run_to(EPOCH);
@@ -554,9 +555,29 @@ fn register_verifier_and_its_errors() {
 		);
 		assert_eq!(verifier_bond(10), MIN_VERIFIER_BOND);
 		assert_noop!(reg(10, MIN_VERIFIER_BOND), Error::<Test>::AlreadyVerifier);
-		// MaxVerifiers = 24.
-		ActiveVerifiers::<Test>::put(BoundedVec::truncate_from((100..124).collect::<Vec<_>>()));
-		assert_noop!(reg(11, MIN_VERIFIER_BOND), Error::<Test>::TooManyVerifiers);
+	});
+}
+
+#[test]
+fn a_full_verifier_set_admits_a_larger_bond_by_evicting_the_smallest() {
+	new_test_ext().execute_with(|| {
+		use frame_support::traits::fungible::Mutate;
+		// MaxVerifiers = 24, all at the minimum bond except account 30.
+		for v in 30..54u64 {
+			Balances::set_balance(&v, 1_000);
+			let bond = if v == 30 { 300 } else { MIN_VERIFIER_BOND };
+			assert_ok!(Pol::register_verifier(RuntimeOrigin::signed(v), bond));
+		}
+		let reg = |v, b| Pol::register_verifier(RuntimeOrigin::signed(v), b);
+		// Squatting with minimum bonds cannot lock others out, but equal bonds do not evict.
+		assert_noop!(reg(10, MIN_VERIFIER_BOND), Error::<Test>::TooManyVerifiers);
+		assert_ok!(reg(10, MIN_VERIFIER_BOND + 1));
+		let active = ActiveVerifiers::<Test>::get();
+		assert_eq!(active.len(), 24);
+		assert!(active.contains(&10) && active.contains(&30));
+		let evicted = (31..54u64).find(|v| !active.contains(v)).unwrap();
+		assert_eq!(Verifiers::<Test>::get(evicted).unwrap().unbonding_until, Some(11));
+		System::assert_has_event(Event::VerifierUnbonding { verifier: evicted, until: 11 }.into());
 	});
 }
 
@@ -571,19 +592,23 @@ fn unregister_and_withdraw_verifier() {
 		assert_noop!(withdraw(10), Error::<Test>::NotUnbonding);
 		let job = revealed_job(CANDIDATE);
 		run_to(2);
-		assert_noop!(unreg(10), Error::<Test>::HasAssignments);
+		// A busy verifier can leave the draw at once...
+		assert_ok!(unreg(10));
+		System::assert_last_event(Event::VerifierUnbonding { verifier: 10, until: 12 }.into());
+		assert!(!ActiveVerifiers::<Test>::get().contains(&10));
+		assert_noop!(unreg(10), Error::<Test>::Unbonding);
+		assert_noop!(withdraw(10), Error::<Test>::StillUnbonding);
+		// ...but keeps its bond at stake until the rounds it sits on are decided, even once the
+		// unbonding period is over (shortened here).
+		Verifiers::<Test>::mutate(10, |v| v.as_mut().unwrap().unbonding_until = Some(2));
+		assert_noop!(withdraw(10), Error::<Test>::HasAssignments);
 		for v in V {
 			commit(v, job, BASE, CANDIDATE);
 		}
 		for v in V {
 			reveal(v, job, BASE, CANDIDATE);
 		}
-		assert_ok!(unreg(10));
-		System::assert_last_event(Event::VerifierUnbonding { verifier: 10, until: 12 }.into());
-		assert!(!ActiveVerifiers::<Test>::get().contains(&10));
-		assert_noop!(unreg(10), Error::<Test>::Unbonding);
-		assert_noop!(withdraw(10), Error::<Test>::StillUnbonding);
-		run_to(12);
+		assert_eq!(candidate_status(job), VersionStatus::Accepted);
 		assert_ok!(withdraw(10));
 		System::assert_last_event(
 			Event::VerifierWithdrawn { verifier: 10, bond: MIN_VERIFIER_BOND }.into(),
