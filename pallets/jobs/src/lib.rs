@@ -7,8 +7,9 @@
 //! claimed validation score), and the job goes to Proof-of-Learning verification through
 //! [`VerificationProvider`]. Verification settles the job through [`JobSettlement`].
 //!
-//! Missed deadlines are processed by `on_initialize` from a per-block queue, at most
-//! `MaxExpiriesPerBlock` jobs a block:
+//! Missed deadlines are processed by `on_initialize` from an index of deadlines by block,
+//! at most `MaxExpiriesPerBlock` jobs a block (a busier block is finished in the next ones, so
+//! scheduling never fails and nobody's call is refused because others crowd a deadline):
 //! - an open job past its deadline is refunded;
 //! - a claim whose lease ends without a commitment: the worker loses `lease_slash` of its bond
 //!   and the job reopens;
@@ -61,8 +62,9 @@ pub type BalanceOf<T> =
 
 /// Longest hyper-parameter document (JSON) a job may carry.
 pub const MAX_HYPERPARAMS_LEN: u32 = 1024;
-/// How many blocks past its due block an expiry may be pushed when that block's queue is full.
-pub const EXPIRY_SPILL_BLOCKS: u32 = 16;
+/// Most blocks of the deadline index `on_initialize` looks at in one block (catching up after a
+/// backlog; normally it looks at one).
+pub const MAX_SCANNED_BLOCKS: u32 = 8;
 
 /// What a worker can run.
 #[derive(
@@ -288,15 +290,14 @@ pub mod pallet {
 	pub type CreatorJobCount<T: Config> =
 		StorageMap<_, Blake2_128Concat, T::AccountId, u32, ValueQuery>;
 
-	/// Jobs whose current stage times out at a block.
+	/// Jobs whose current stage times out at a block: one entry per live job.
 	#[pallet::storage]
-	pub type Expiries<T: Config> = StorageMap<
-		_,
-		Twox64Concat,
-		BlockNumberFor<T>,
-		BoundedVec<JobId, T::MaxExpiriesPerBlock>,
-		ValueQuery,
-	>;
+	pub type Expiries<T: Config> =
+		StorageDoubleMap<_, Twox64Concat, BlockNumberFor<T>, Twox64Concat, JobId, (), OptionQuery>;
+
+	/// The first block of [`Expiries`] not yet fully processed (zero: start at the current one).
+	#[pallet::storage]
+	pub type ExpiryCursor<T: Config> = StorageValue<_, BlockNumberFor<T>, ValueQuery>;
 
 	#[pallet::event]
 	#[pallet::generate_deposit(pub(super) fn deposit_event)]
@@ -448,8 +449,6 @@ pub mod pallet {
 		DeadlinePassed,
 		/// The revealed data does not match the commitment.
 		CommitmentMismatch,
-		/// Every block in reach has a full expiry queue; try again later.
-		ExpiryQueueFull,
 		/// An identifier counter is exhausted.
 		IdsExhausted,
 	}
@@ -457,12 +456,9 @@ pub mod pallet {
 	#[pallet::hooks]
 	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
 		fn on_initialize(now: BlockNumberFor<T>) -> Weight {
-			let due = Expiries::<T>::take(now);
-			let count = due.len() as u32;
-			for job in due {
-				Self::expire(job, now);
-			}
-			T::WeightInfo::on_initialize(count)
+			let (processed, scanned) = Self::process_expiries(now);
+			T::WeightInfo::on_initialize(processed)
+				.saturating_add(T::DbWeight::get().reads(scanned.into()))
 		}
 	}
 
@@ -572,10 +568,10 @@ pub mod pallet {
 			);
 			let job = NextJobId::<T>::get();
 			let next = job.checked_add(1).ok_or(Error::<T>::IdsExhausted)?;
-			let expires = Self::free_expiry_slot(spec.deadline)?;
+			let expires = spec.deadline;
 
 			T::Currency::hold(&HoldReason::JobEscrow.into(), &creator, reward)?;
-			Expiries::<T>::try_append(expires, job).map_err(|_| Error::<T>::ExpiryQueueFull)?;
+			Expiries::<T>::insert(expires, job, ());
 			NextJobId::<T>::put(next);
 			CreatorJobCount::<T>::insert(&creator, open.saturating_add(1));
 			let deadline = spec.deadline;
@@ -639,10 +635,9 @@ pub mod pallet {
 			let mut active = WorkerJobs::<T>::get(&who);
 			active.try_push(job).map_err(|_| Error::<T>::TooManyActiveJobs)?;
 			let lease_until = now.saturating_add(info.spec.lease).min(info.spec.deadline);
-			let expires = Self::free_expiry_slot(lease_until)?;
+			let expires = lease_until;
 
-			Expiries::<T>::try_append(expires, job).map_err(|_| Error::<T>::ExpiryQueueFull)?;
-			Self::unschedule(job, info.stage_deadline);
+			Self::reschedule(job, info.stage_deadline, expires);
 			WorkerJobs::<T>::insert(&who, active);
 			info.status = JobStatus::Claimed { worker: who.clone() };
 			info.stage_deadline = expires;
@@ -665,10 +660,10 @@ pub mod pallet {
 				JobStatus::Claimed { worker } => ensure!(*worker == who, Error::<T>::NotJobWorker),
 				_ => return Err(Error::<T>::WrongStage.into()),
 			}
-			let reveal_by = Self::free_expiry_slot(Self::window_end())?;
+			Self::ensure_in_time(&info)?;
+			let reveal_by = Self::window_end();
 
-			Expiries::<T>::try_append(reveal_by, job).map_err(|_| Error::<T>::ExpiryQueueFull)?;
-			Self::unschedule(job, info.stage_deadline);
+			Self::reschedule(job, info.stage_deadline, reveal_by);
 			info.status = JobStatus::Committed { worker: who.clone(), result_hash };
 			info.stage_deadline = reveal_by;
 			Jobs::<T>::insert(job, info);
@@ -696,10 +691,10 @@ pub mod pallet {
 				validation_commitment(&cid, &salt) == info.spec.validation_commitment,
 				Error::<T>::CommitmentMismatch
 			);
-			let reveal_by = Self::free_expiry_slot(Self::window_end())?;
+			Self::ensure_in_time(&info)?;
+			let reveal_by = Self::window_end();
 
-			Expiries::<T>::try_append(reveal_by, job).map_err(|_| Error::<T>::ExpiryQueueFull)?;
-			Self::unschedule(job, info.stage_deadline);
+			Self::reschedule(job, info.stage_deadline, reveal_by);
 			info.status = JobStatus::ValidationRevealed { worker, result_hash };
 			info.stage_deadline = reveal_by;
 			info.validation = Some(ValidationSet { cid: cid.clone(), salt });
@@ -730,6 +725,7 @@ pub mod pallet {
 				}
 				_ => return Err(Error::<T>::WrongStage.into()),
 			}
+			Self::ensure_in_time(&info)?;
 			let candidate = CandidateVersion {
 				model: info.model,
 				parents: Parents::truncate_from(alloc::vec![info.spec.base_version]),
@@ -802,34 +798,55 @@ impl<T: Config> Pallet<T> {
 		frame_system::Pallet::<T>::block_number().saturating_add(Params::<T>::get().reveal_window)
 	}
 
-	/// The first block from `at` on whose expiry queue has room.
-	fn free_expiry_slot(at: BlockNumberFor<T>) -> Result<BlockNumberFor<T>, DispatchError> {
-		let mut block = at;
-		for _ in 0..EXPIRY_SPILL_BLOCKS {
-			if (Expiries::<T>::decode_len(block).unwrap_or(0) as u32)
-				< T::MaxExpiriesPerBlock::get()
-			{
-				return Ok(block);
-			}
-			block = block.saturating_add(1u32.into());
-		}
-		Err(Error::<T>::ExpiryQueueFull.into())
+	/// A stage's action must come before its deadline, even if that deadline's processing is
+	/// running late.
+	fn ensure_in_time(info: &JobOf<T>) -> DispatchResult {
+		ensure!(
+			frame_system::Pallet::<T>::block_number() < info.stage_deadline,
+			Error::<T>::DeadlinePassed
+		);
+		Ok(())
 	}
 
-	/// Drops the first entry of `job` from the expiry queue of block `at` (its stage ended
-	/// before timing out), so queues hold only live deadlines. The first: a new stage's entry
-	/// appended to the same block stays.
+	/// Moves a job's entry in the deadline index from block `from` to block `to`.
+	fn reschedule(job: JobId, from: BlockNumberFor<T>, to: BlockNumberFor<T>) {
+		Expiries::<T>::remove(from, job);
+		Expiries::<T>::insert(to, job, ());
+	}
+
+	/// Drops a job's entry from the deadline index (its stage ended before timing out).
 	fn unschedule(job: JobId, at: BlockNumberFor<T>) {
-		Expiries::<T>::mutate_exists(at, |queue| {
-			if let Some(q) = queue {
-				if let Some(i) = q.iter().position(|j| *j == job) {
-					q.remove(i);
-				}
-				if q.is_empty() {
-					*queue = None;
-				}
+		Expiries::<T>::remove(at, job);
+	}
+
+	/// Expires due jobs, oldest deadline first, at most `MaxExpiriesPerBlock` of them, looking
+	/// at no more than `MAX_SCANNED_BLOCKS` blocks of the index. Returns (expired, blocks read).
+	fn process_expiries(now: BlockNumberFor<T>) -> (u32, u32) {
+		let budget = T::MaxExpiriesPerBlock::get();
+		let mut block = ExpiryCursor::<T>::get();
+		if block.is_zero() {
+			block = now;
+		}
+		let (mut processed, mut scanned) = (0u32, 0u32);
+		while block <= now && scanned < MAX_SCANNED_BLOCKS {
+			scanned.saturating_inc();
+			let room = budget.saturating_sub(processed) as usize;
+			let due: Vec<JobId> = Expiries::<T>::iter_key_prefix(block).take(room + 1).collect();
+			for job in due.iter().take(room) {
+				Expiries::<T>::remove(block, job);
+				Self::expire(*job, now);
+				processed.saturating_inc();
 			}
-		});
+			if due.len() > room {
+				break; // this block has more: go on from it next time
+			}
+			block = block.saturating_add(1u32.into());
+			if processed >= budget {
+				break;
+			}
+		}
+		ExpiryCursor::<T>::put(block);
+		(processed, scanned)
 	}
 
 	/// Slashes `share` of a worker's bond (burned); returns what was burned.
@@ -908,18 +925,13 @@ impl<T: Config> Pallet<T> {
 			JobStatus::Claimed { worker } => {
 				let slashed = Self::slash_worker(&worker, params.lease_slash);
 				Self::unassign(&worker, job);
-				let reopened = now < info.spec.deadline
-					&& Self::free_expiry_slot(info.spec.deadline)
-						.ok()
-						.and_then(|at| Expiries::<T>::try_append(at, job).ok().map(|_| at))
-						.map(|at| {
-							info.status = JobStatus::Open;
-							info.stage_deadline = at;
-							Jobs::<T>::insert(job, info.clone());
-						})
-						.is_some();
-				if !reopened {
-					info.status = JobStatus::Open;
+				let reopened = now < info.spec.deadline;
+				info.status = JobStatus::Open;
+				if reopened {
+					info.stage_deadline = info.spec.deadline;
+					Expiries::<T>::insert(info.spec.deadline, job, ());
+					Jobs::<T>::insert(job, info.clone());
+				} else {
 					Self::refund_and_remove(job, &info);
 				}
 				Self::deposit_event(Event::LeaseExpired { job, worker, slashed, reopened });

@@ -108,6 +108,13 @@ fn verifying() -> JobId {
 	job
 }
 
+/// Jobs whose stage times out at block `at`, ascending.
+fn due_at(at: u64) -> Vec<JobId> {
+	let mut jobs: Vec<JobId> = Expiries::<Test>::iter_key_prefix(at).collect();
+	jobs.sort();
+	jobs
+}
+
 fn held(reason: HoldReason, who: AccountId) -> Balance {
 	Balances::balance_on_hold(&RuntimeHoldReason::Jobs(reason), &who)
 }
@@ -209,7 +216,7 @@ fn post_job_escrows_the_reward() {
 		assert_eq!(info.status, JobStatus::Open);
 		assert_eq!(info.min_improvement, Perbill::from_percent(1));
 		assert_eq!(info.stage_deadline, 100);
-		assert_eq!(Expiries::<Test>::get(100).to_vec(), vec![job]);
+		assert_eq!(due_at(100), vec![job]);
 		assert_eq!(CreatorJobCount::<Test>::get(CREATOR), 1);
 		System::assert_last_event(
 			Event::JobPosted {
@@ -269,22 +276,46 @@ fn post_job_errors() {
 }
 
 #[test]
-fn expiry_queue_spills_to_the_next_block_and_then_refuses() {
+fn a_crowded_deadline_is_worked_off_over_the_next_blocks_and_never_refuses_a_call() {
 	new_test_ext().execute_with(|| {
 		registry_fixture();
+		register(WORKER);
 		// MaxExpiriesPerBlock = 2; three creators each post three jobs with the same deadline.
 		for creator in [1, 4, 6] {
 			for _ in 0..3 {
 				assert_ok!(Jobs::post_job(RuntimeOrigin::signed(creator), spec(100), 10));
 			}
 		}
-		assert_eq!(Expiries::<Test>::get(100).len(), 2);
-		assert_eq!(Expiries::<Test>::get(101).len(), 2);
-		assert_eq!(Expiries::<Test>::get(104).len(), 1);
-		assert_eq!(JobsStore::<Test>::get(8).unwrap().stage_deadline, 104);
+		assert_eq!(due_at(100).len(), 9);
+		// A job due at the crowded block can still be claimed (its lease lapses at 11 and it
+		// reopens, due at 100 again).
+		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), 0));
+		assert_eq!(due_at(100).len(), 8);
+		let open =
+			|| JobsStore::<Test>::iter().filter(|(_, j)| j.status == JobStatus::Open).count();
+		run_to(100);
+		assert_eq!(open(), 7, "two of nine expired at block 100");
 		run_to(104);
-		assert_eq!(JobsStore::<Test>::iter().count(), 0);
-		assert_eq!(held(HoldReason::JobEscrow, 1), 0);
+		assert_eq!(open(), 0, "two a block after that");
+		assert_eq!(ExpiryCursor::<Test>::get(), 105);
+		// Creator 4's escrow is back.
+		assert_eq!(held(HoldReason::JobEscrow, 4), 0);
+	});
+}
+
+#[test]
+fn a_stage_action_after_its_deadline_is_refused_even_if_its_expiry_is_late() {
+	new_test_ext().execute_with(|| {
+		let job = posted();
+		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
+		// The lease ends at 11; pretend its expiry has not been processed yet.
+		Expiries::<Test>::remove(11, job);
+		System::set_block_number(11);
+		let hash = result_commitment(job, &WORKER, &result(), &SALT);
+		assert_noop!(
+			Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash),
+			Error::<Test>::DeadlinePassed
+		);
 	});
 }
 
@@ -310,11 +341,11 @@ fn cancel_job_refunds_before_claim_only() {
 		System::assert_last_event(Event::JobCancelled { job }.into());
 		assert_eq!(held(HoldReason::JobEscrow, CREATOR), REWARD);
 		assert_eq!(CreatorJobCount::<Test>::get(CREATOR), 1);
-		// Cancelling and claiming took their entries out of block 100's queue: it holds only
+		// Cancelling and claiming took their entries out of block 100's index: it holds only
 		// job 1's deadline again after its lease lapses and it reopens.
-		assert!(Expiries::<Test>::get(100).is_empty());
+		assert!(due_at(100).is_empty());
 		run_to(11);
-		assert_eq!(Expiries::<Test>::get(100).to_vec(), vec![1]);
+		assert_eq!(due_at(100), vec![1]);
 		run_to(100);
 		System::assert_last_event(Event::JobExpired { job: 1 }.into());
 		assert_eq!(free(CREATOR), 1_000);
@@ -378,7 +409,8 @@ fn claim_after_deadline_and_with_a_slashed_bond_fail() {
 			Jobs::claim_job(RuntimeOrigin::signed(WORKER), job),
 			Error::<Test>::UnknownJob
 		);
-		// A job whose deadline is reached while still stored (queue spill) cannot be claimed.
+		// A job whose deadline is reached while still stored (expiry running late) cannot be
+		// claimed.
 		assert_ok!(Jobs::post_job(RuntimeOrigin::signed(CREATOR), spec(105), REWARD));
 		JobsStore::<Test>::mutate(1, |j| j.as_mut().unwrap().spec.deadline = 100);
 		assert_noop!(

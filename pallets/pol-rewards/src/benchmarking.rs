@@ -228,14 +228,15 @@ mod benchmarks {
 					committee: BoundedVec::default(),
 				},
 			);
-			Deadlines::<T>::try_append(at, job).expect("n is within MaxDeadlinesPerBlock");
+			Deadlines::<T>::insert(at, job, ());
 		}
 		frame_system::Pallet::<T>::set_block_number(at);
+		DeadlineCursor::<T>::put(at);
 		#[block]
 		{
 			Pallet::<T>::on_initialize(at);
 		}
-		assert!(Deadlines::<T>::get(at).is_empty());
+		assert!(Deadlines::<T>::iter_key_prefix(at).next().is_none());
 	}
 
 	/// `n` rounds decided at their reveal deadline (full committees, a third dissenting).
@@ -251,9 +252,10 @@ mod benchmarks {
 		// Drop the draws the jobs scheduled: these rounds are past drawing.
 		let _ = Deadlines::<T>::clear(u32::MAX, None);
 		for job in &jobs {
-			Deadlines::<T>::try_append(at, *job).expect("n is within MaxDeadlinesPerBlock");
+			Deadlines::<T>::insert(at, *job, ());
 		}
 		frame_system::Pallet::<T>::set_block_number(at);
+		DeadlineCursor::<T>::put(at);
 		#[block]
 		{
 			Pallet::<T>::on_initialize(at);

@@ -18,8 +18,9 @@
 //! (burned). Without a quorum the committee is redrawn once; if the second committee has none
 //! either, the job is refunded and nobody but silent members is slashed.
 //!
-//! Phases advance on their deadlines from a per-block queue (bounded per block), or early when
-//! every member has acted.
+//! Phases advance on their deadlines from an index of deadlines by block, a bounded number a
+//! block (a crowded block is finished in the next ones), or early when every member has acted.
+//! A commit or reveal after its phase's deadline is refused.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -62,8 +63,9 @@ pub type BalanceOf<T> =
 
 /// Largest committee the protocol allows.
 pub const MAX_COMMITTEE: u32 = 16;
-/// How many blocks past its due block a phase deadline may be pushed when that block is full.
-pub const DEADLINE_SPILL_BLOCKS: u32 = 16;
+/// Most blocks of the deadline index `on_initialize` looks at in one block (catching up after a
+/// backlog; normally it looks at one).
+pub const MAX_SCANNED_BLOCKS: u32 = 8;
 
 /// Index of a reward epoch (`block / epoch_length`).
 pub type EpochIndex = u32;
@@ -253,13 +255,12 @@ pub mod pallet {
 
 	/// Rounds whose phase ends at a block.
 	#[pallet::storage]
-	pub type Deadlines<T: Config> = StorageMap<
-		_,
-		Twox64Concat,
-		BlockNumberFor<T>,
-		BoundedVec<JobId, T::MaxDeadlinesPerBlock>,
-		ValueQuery,
-	>;
+	pub type Deadlines<T: Config> =
+		StorageDoubleMap<_, Twox64Concat, BlockNumberFor<T>, Twox64Concat, JobId, (), OptionQuery>;
+
+	/// The first block of [`Deadlines`] not yet fully processed (zero: start at the current one).
+	#[pallet::storage]
+	pub type DeadlineCursor<T: Config> = StorageValue<_, BlockNumberFor<T>, ValueQuery>;
 
 	#[pallet::storage]
 	pub type Epochs<T: Config> =
@@ -402,24 +403,17 @@ pub mod pallet {
 		PoolExhausted,
 		/// Parameters out of range (committee size, windows, shares adding up over 100 %).
 		BadParams,
-		/// Every block in reach has a full deadline queue; try again later.
-		DeadlineQueueFull,
+		/// The current phase's deadline has passed.
+		PhaseOver,
 	}
 
 	#[pallet::hooks]
 	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
 		fn on_initialize(now: BlockNumberFor<T>) -> Weight {
-			let due = Deadlines::<T>::take(now);
-			let (mut draws, mut others) = (0u32, 0u32);
-			for job in due {
-				// Stale entries are charged as the dearer kind: cheap to over-estimate.
-				match Self::advance(job, now) {
-					Some(Phase::Drawing) => draws.saturating_inc(),
-					_ => others.saturating_inc(),
-				}
-			}
+			let (draws, others, scanned) = Self::process_deadlines(now);
 			T::WeightInfo::on_initialize_draw(draws)
 				.saturating_add(T::WeightInfo::on_initialize_tally(others))
+				.saturating_add(T::DbWeight::get().reads(scanned.into()))
 		}
 	}
 
@@ -501,6 +495,8 @@ pub mod pallet {
 			let who = ensure_signed(origin)?;
 			let mut round = Rounds::<T>::get(job).ok_or(Error::<T>::UnknownRound)?;
 			ensure!(round.phase == Phase::Commit, Error::<T>::WrongPhase);
+			let now = frame_system::Pallet::<T>::block_number();
+			ensure!(now < round.deadline, Error::<T>::PhaseOver);
 			let seat = round
 				.committee
 				.iter_mut()
@@ -511,10 +507,8 @@ pub mod pallet {
 			let everyone = round.committee.iter().all(|m| m.commitment.is_some());
 			if everyone {
 				// Nobody is left to wait for: open reveals now.
-				let reveal_by = Self::free_slot(Self::after(Params::<T>::get().reveal_window))?;
-				Deadlines::<T>::try_append(reveal_by, job)
-					.map_err(|_| Error::<T>::DeadlineQueueFull)?;
-				Self::unschedule(job, round.deadline);
+				let reveal_by = now.saturating_add(Params::<T>::get().reveal_window);
+				Self::reschedule(job, round.deadline, reveal_by);
 				round.phase = Phase::Reveal;
 				round.deadline = reveal_by;
 				Self::deposit_event(Event::ScoresCommitted { job, verifier: who });
@@ -540,6 +534,10 @@ pub mod pallet {
 			let who = ensure_signed(origin)?;
 			let mut round = Rounds::<T>::get(job).ok_or(Error::<T>::UnknownRound)?;
 			ensure!(round.phase == Phase::Reveal, Error::<T>::WrongPhase);
+			ensure!(
+				frame_system::Pallet::<T>::block_number() < round.deadline,
+				Error::<T>::PhaseOver
+			);
 			let attempt = round.attempt;
 			let seat = round
 				.committee
@@ -652,18 +650,49 @@ impl<T: Config> Pallet<T> {
 		first_index.saturating_add(since)
 	}
 
-	/// Drops the first entry of `job` from the deadline queue of block `at`.
+	/// Drops a round's entry from the deadline index (its phase ended early).
 	fn unschedule(job: JobId, at: BlockNumberFor<T>) {
-		Deadlines::<T>::mutate_exists(at, |queue| {
-			if let Some(q) = queue {
-				if let Some(i) = q.iter().position(|j| *j == job) {
-					q.remove(i);
-				}
-				if q.is_empty() {
-					*queue = None;
+		Deadlines::<T>::remove(at, job);
+	}
+
+	/// Moves a round's entry in the deadline index from block `from` to block `to`.
+	fn reschedule(job: JobId, from: BlockNumberFor<T>, to: BlockNumberFor<T>) {
+		Deadlines::<T>::remove(from, job);
+		Deadlines::<T>::insert(to, job, ());
+	}
+
+	/// Advances due rounds, oldest deadline first, at most `MaxDeadlinesPerBlock` of them,
+	/// looking at no more than `MAX_SCANNED_BLOCKS` blocks of the index.
+	/// Returns (draws, other phase ends, blocks read).
+	fn process_deadlines(now: BlockNumberFor<T>) -> (u32, u32, u32) {
+		let budget = T::MaxDeadlinesPerBlock::get();
+		let mut block = DeadlineCursor::<T>::get();
+		if block.is_zero() {
+			block = now;
+		}
+		let (mut draws, mut others, mut scanned) = (0u32, 0u32, 0u32);
+		while block <= now && scanned < MAX_SCANNED_BLOCKS {
+			scanned.saturating_inc();
+			let room = budget.saturating_sub(draws.saturating_add(others)) as usize;
+			let due: Vec<JobId> = Deadlines::<T>::iter_key_prefix(block).take(room + 1).collect();
+			for job in due.iter().take(room) {
+				Deadlines::<T>::remove(block, job);
+				// Stale entries are charged as the dearer kind: cheap to over-estimate.
+				match Self::advance(*job, now) {
+					Some(Phase::Drawing) => draws.saturating_inc(),
+					_ => others.saturating_inc(),
 				}
 			}
-		});
+			if due.len() > room {
+				break; // this block has more: go on from it next time
+			}
+			block = block.saturating_add(1u32.into());
+			if draws.saturating_add(others) >= budget {
+				break;
+			}
+		}
+		DeadlineCursor::<T>::put(block);
+		(draws, others, scanned)
 	}
 
 	/// In a full set, the member to evict for a newcomer bonding `bond`: the smallest bond, if
@@ -694,24 +723,10 @@ impl<T: Config> Pallet<T> {
 		Self::deposit_event(Event::VerifierUnbonding { verifier: verifier.clone(), until });
 	}
 
-	/// The first block from `at` on whose deadline queue has room.
-	fn free_slot(at: BlockNumberFor<T>) -> Result<BlockNumberFor<T>, DispatchError> {
-		let mut block = at;
-		for _ in 0..DEADLINE_SPILL_BLOCKS {
-			if (Deadlines::<T>::decode_len(block).unwrap_or(0) as u32)
-				< T::MaxDeadlinesPerBlock::get()
-			{
-				return Ok(block);
-			}
-			block = block.saturating_add(1u32.into());
-		}
-		Err(Error::<T>::DeadlineQueueFull.into())
-	}
-
-	/// Queues `job` at the first free block from `at`; false if none is free.
-	fn schedule(job: JobId, at: BlockNumberFor<T>) -> Option<BlockNumberFor<T>> {
-		let block = Self::free_slot(at).ok()?;
-		Deadlines::<T>::try_append(block, job).ok().map(|_| block)
+	/// Enters `job` in the deadline index at block `at`.
+	fn schedule(job: JobId, at: BlockNumberFor<T>) -> BlockNumberFor<T> {
+		Deadlines::<T>::insert(at, job, ());
+		at
 	}
 
 	/// Moves a round whose phase deadline has come; returns the phase it ended.
@@ -724,17 +739,12 @@ impl<T: Config> Pallet<T> {
 		match phase {
 			Phase::Drawing => Self::draw(job, round, now),
 			Phase::Commit => {
-				match Self::schedule(job, now.saturating_add(Params::<T>::get().reveal_window)) {
-					Some(reveal_by) => {
-						round.phase = Phase::Reveal;
-						round.deadline = reveal_by;
-						Rounds::<T>::insert(job, round);
-						Self::deposit_event(Event::RevealPhase { job, reveal_by });
-					}
-					// No room to schedule the reveal phase: decide on what is there (nothing is
-					// revealed, so this ends as no quorum, never as a wrong verdict).
-					None => Self::tally(job, round, now),
-				}
+				let reveal_by =
+					Self::schedule(job, now.saturating_add(Params::<T>::get().reveal_window));
+				round.phase = Phase::Reveal;
+				round.deadline = reveal_by;
+				Rounds::<T>::insert(job, round);
+				Self::deposit_event(Event::RevealPhase { job, reveal_by });
 			}
 			Phase::Reveal => Self::tally(job, round, now),
 		}
@@ -780,15 +790,13 @@ impl<T: Config> Pallet<T> {
 				.unwrap_or(0);
 			committee.push(pool.swap_remove(index).0);
 		}
-		let full = committee.len() as u32 == seats;
-		let commit_by =
-			if full { Self::schedule(job, now.saturating_add(params.commit_window)) } else { None };
-		let Some(commit_by) = commit_by else {
+		if committee.len() as u32 != seats {
 			// Fewer eligible verifiers than seats (a smaller committee would need a smaller
-			// quorum to capture), or no room to schedule: the job cannot be verified now.
+			// quorum to capture): the job cannot be verified now.
 			Self::finish_without_verdict(job, &round);
 			return;
-		};
+		}
+		let commit_by = Self::schedule(job, now.saturating_add(params.commit_window));
 		for verifier in &committee {
 			Assignments::<T>::mutate(verifier, |jobs| {
 				let _ = jobs.try_push(job);
@@ -897,12 +905,10 @@ impl<T: Config> Pallet<T> {
 					next.attempt = 1;
 					next.phase = Phase::Drawing;
 					next.committee = BoundedVec::default();
-					if let Some(at) = Self::schedule(job, now.saturating_add(params.draw_delay)) {
-						next.deadline = at;
-						Rounds::<T>::insert(job, next);
-						Self::deposit_event(Event::NoQuorum { job, redraw: true });
-						return;
-					}
+					next.deadline = Self::schedule(job, now.saturating_add(params.draw_delay));
+					Rounds::<T>::insert(job, next);
+					Self::deposit_event(Event::NoQuorum { job, redraw: true });
+					return;
 				}
 				Self::deposit_event(Event::NoQuorum { job, redraw: false });
 				Self::finish_without_verdict(job, &round);
@@ -983,8 +989,7 @@ impl<T: Config> VerificationProvider<T::AccountId> for Pallet<T> {
 	) -> DispatchResult {
 		ensure!(!Rounds::<T>::contains_key(job), Error::<T>::AlreadyVerifying);
 		// Drawn from a later block's randomness: neither the claimant nor the revealer knew it.
-		let at = Self::free_slot(Self::after(Params::<T>::get().draw_delay.max(1u32.into())))?;
-		Deadlines::<T>::try_append(at, job).map_err(|_| Error::<T>::DeadlineQueueFull)?;
+		let at = Self::schedule(job, Self::after(Params::<T>::get().draw_delay.max(1u32.into())));
 		Rounds::<T>::insert(
 			job,
 			Round {

@@ -632,6 +632,11 @@ fn commit_scores_errors() {
 		assert_ok!(commit_as(10, job));
 		System::assert_last_event(Event::ScoresCommitted { job, verifier: 10 }.into());
 		assert_noop!(commit_as(10, job), Error::<Test>::AlreadyCommitted);
+		// Past the commit deadline, even before the deadline is processed, commits are refused.
+		let deadline = Rounds::<Test>::get(job).unwrap().deadline;
+		Deadlines::<Test>::remove(deadline, job);
+		System::set_block_number(deadline);
+		assert_noop!(commit_as(11, job), Error::<Test>::PhaseOver);
 	});
 }
 
