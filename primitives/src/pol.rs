@@ -158,9 +158,16 @@ pub trait ModelRegistry<AccountId> {
 	fn version(version: VersionId) -> Option<VersionSummary>;
 	/// Owner (data contributor) of a dataset, if it exists.
 	fn dataset_owner(dataset: DatasetId) -> Option<AccountId>;
-	/// Checks a candidate without storing anything: the error `propose_candidate` would return.
+	/// Checks a candidate without storing anything: the error `propose_candidate` would return
+	/// (a reserved SemVer is allowed, as there).
 	fn check_candidate(candidate: &CandidateVersion) -> DispatchResult;
-	/// Stores a candidate version (status `Candidate`) proposed by `proposer`.
+	/// Reserves `semver` in `model` for a result still to be revealed, so that nobody else can
+	/// take it meanwhile. It must be above `base`'s SemVer, unused and unreserved.
+	fn reserve_semver(model: ModelId, semver: SemVer, base: VersionId) -> DispatchResult;
+	/// Frees a reservation whose result will never be revealed.
+	fn release_semver(model: ModelId, semver: SemVer);
+	/// Stores a candidate version (status `Candidate`) proposed by `proposer`; a reserved SemVer
+	/// is accepted here (and the reservation consumed).
 	fn propose_candidate(
 		proposer: &AccountId,
 		candidate: CandidateVersion,

@@ -159,7 +159,11 @@ pub fn honest_job(rpc: &Rpc, say: &mut dyn FnMut(String)) -> Result<JobOutcome, 
 	say("Eve claims the job and commits to her result (layer 1 changed, claimed loss 0.9)".into());
 	send(rpc, Eve, pallet_jobs::Call::claim_job { job: 0 }.into())?;
 	let result_hash = pallet_jobs::result_commitment(0, &Eve.to_account_id(), &result, &SALT);
-	send(rpc, Eve, pallet_jobs::Call::commit_result { job: 0, result_hash }.into())?;
+	send(
+		rpc,
+		Eve,
+		pallet_jobs::Call::commit_result { job: 0, result_hash, semver: result.semver }.into(),
+	)?;
 	wait_until("Eve's commitment", TIMEOUT, || {
 		matches!(job(rpc, 0)?.status, pallet_jobs::JobStatus::Committed { .. }).then_some(())
 	})?;

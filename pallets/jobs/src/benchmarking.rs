@@ -100,7 +100,7 @@ fn revealed_validation<T: Config>(
 	let signed = |who: &T::AccountId| -> OriginFor<T> { RawOrigin::Signed(who.clone()).into() };
 	let hash = result_commitment(job, miner, &job_result(layers), &SALT);
 	Pallet::<T>::claim_job(signed(miner), job).expect("open job is claimable");
-	Pallet::<T>::commit_result(signed(miner), job, hash).expect("claimed job accepts a commit");
+	Pallet::<T>::commit_result(signed(miner), job, hash, job_result(layers).semver).expect("claimed job accepts a commit");
 	Pallet::<T>::reveal_validation(signed(creator), job, validation_cid(), SALT)
 		.expect("creator's reveal matches");
 	job
@@ -216,7 +216,7 @@ mod benchmarks {
 		Pallet::<T>::claim_job(RawOrigin::Signed(miner.clone()).into(), job)
 			.expect("open job is claimable");
 		#[extrinsic_call]
-		_(RawOrigin::Signed(miner), job, H256::repeat_byte(9));
+		_(RawOrigin::Signed(miner), job, H256::repeat_byte(9), SemVer::new(1, 1, 0));
 	}
 
 	#[benchmark]
@@ -227,7 +227,12 @@ mod benchmarks {
 		worker::<T>(&miner);
 		Pallet::<T>::claim_job(RawOrigin::Signed(miner.clone()).into(), job)
 			.expect("open job is claimable");
-		Pallet::<T>::commit_result(RawOrigin::Signed(miner).into(), job, H256::repeat_byte(9))
+		Pallet::<T>::commit_result(
+			RawOrigin::Signed(miner).into(),
+			job,
+			H256::repeat_byte(9),
+			SemVer::new(1, 1, 0),
+		)
 			.expect("claimed job accepts a commit");
 		#[extrinsic_call]
 		_(RawOrigin::Signed(creator), job, validation_cid(), SALT);

@@ -141,9 +141,10 @@ pub enum JobStatus<AccountId> {
 	/// Leased to a worker, who must commit by the stage deadline.
 	Claimed { worker: AccountId },
 	/// The worker committed; the creator must reveal the validation set by the stage deadline.
-	Committed { worker: AccountId, result_hash: H256 },
+	/// `semver` is reserved in the registry for the result.
+	Committed { worker: AccountId, result_hash: H256, semver: SemVer },
 	/// The validation set is public; the worker must reveal its result by the stage deadline.
-	ValidationRevealed { worker: AccountId, result_hash: H256 },
+	ValidationRevealed { worker: AccountId, result_hash: H256, semver: SemVer },
 	/// The result is a candidate version under Proof-of-Learning verification.
 	Verifying { worker: AccountId, candidate: VersionId, claimed_score: Score },
 }
@@ -336,6 +337,7 @@ pub mod pallet {
 		ResultCommitted {
 			job: JobId,
 			worker: T::AccountId,
+			semver: SemVer,
 			reveal_by: BlockNumberFor<T>,
 		},
 		ValidationRevealed {
@@ -449,6 +451,8 @@ pub mod pallet {
 		DeadlinePassed,
 		/// The revealed data does not match the commitment.
 		CommitmentMismatch,
+		/// The revealed result's SemVer is not the one reserved at commit.
+		SemVerMismatch,
 		/// An identifier counter is exhausted.
 		IdsExhausted,
 	}
@@ -646,13 +650,15 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Commits to the result (see [`result_commitment`]) before the lease ends.
+		/// Commits to the result (see [`result_commitment`]) before the lease ends, and reserves
+		/// the result's SemVer in the registry so that nobody can take it before the reveal.
 		#[pallet::call_index(7)]
 		#[pallet::weight(T::WeightInfo::commit_result())]
 		pub fn commit_result(
 			origin: OriginFor<T>,
 			job: JobId,
 			result_hash: H256,
+			semver: SemVer,
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			let mut info = Jobs::<T>::get(job).ok_or(Error::<T>::UnknownJob)?;
@@ -662,12 +668,14 @@ pub mod pallet {
 			}
 			Self::ensure_in_time(&info)?;
 			let reveal_by = Self::window_end();
+			// The last check, and the first write: the registry refuses a taken SemVer.
+			T::Registry::reserve_semver(info.model, semver, info.spec.base_version)?;
 
 			Self::reschedule(job, info.stage_deadline, reveal_by);
-			info.status = JobStatus::Committed { worker: who.clone(), result_hash };
+			info.status = JobStatus::Committed { worker: who.clone(), result_hash, semver };
 			info.stage_deadline = reveal_by;
 			Jobs::<T>::insert(job, info);
-			Self::deposit_event(Event::ResultCommitted { job, worker: who, reveal_by });
+			Self::deposit_event(Event::ResultCommitted { job, worker: who, semver, reveal_by });
 			Ok(())
 		}
 
@@ -683,8 +691,10 @@ pub mod pallet {
 			let who = ensure_signed(origin)?;
 			let mut info = Jobs::<T>::get(job).ok_or(Error::<T>::UnknownJob)?;
 			ensure!(info.creator == who, Error::<T>::NotCreator);
-			let (worker, result_hash) = match &info.status {
-				JobStatus::Committed { worker, result_hash } => (worker.clone(), *result_hash),
+			let (worker, result_hash, semver) = match &info.status {
+				JobStatus::Committed { worker, result_hash, semver } => {
+					(worker.clone(), *result_hash, *semver)
+				},
 				_ => return Err(Error::<T>::WrongStage.into()),
 			};
 			ensure!(
@@ -695,7 +705,7 @@ pub mod pallet {
 			let reveal_by = Self::window_end();
 
 			Self::reschedule(job, info.stage_deadline, reveal_by);
-			info.status = JobStatus::ValidationRevealed { worker, result_hash };
+			info.status = JobStatus::ValidationRevealed { worker, result_hash, semver };
 			info.stage_deadline = reveal_by;
 			info.validation = Some(ValidationSet { cid: cid.clone(), salt });
 			Jobs::<T>::insert(job, info);
@@ -716,8 +726,9 @@ pub mod pallet {
 			let who = ensure_signed(origin)?;
 			let mut info = Jobs::<T>::get(job).ok_or(Error::<T>::UnknownJob)?;
 			match &info.status {
-				JobStatus::ValidationRevealed { worker, result_hash } => {
+				JobStatus::ValidationRevealed { worker, result_hash, semver } => {
 					ensure!(*worker == who, Error::<T>::NotJobWorker);
+					ensure!(result.semver == *semver, Error::<T>::SemVerMismatch);
 					ensure!(
 						result_commitment(job, &who, &result, &salt) == *result_hash,
 						Error::<T>::CommitmentMismatch
@@ -936,7 +947,8 @@ impl<T: Config> Pallet<T> {
 				}
 				Self::deposit_event(Event::LeaseExpired { job, worker, slashed, reopened });
 			}
-			JobStatus::Committed { worker, .. } => {
+			JobStatus::Committed { worker, semver, .. } => {
+				T::Registry::release_semver(info.model, semver);
 				let amount = Self::pay_from_escrow(&info.creator, &worker, info.reward);
 				// Whatever could not be paid (the worker's account could not receive) is refunded;
 				// only this job's part of the creator's escrow hold.
@@ -949,7 +961,8 @@ impl<T: Config> Pallet<T> {
 				Self::forget_job(job, &info);
 				Self::deposit_event(Event::CreatorForfeited { job, worker, amount });
 			}
-			JobStatus::ValidationRevealed { worker, .. } => {
+			JobStatus::ValidationRevealed { worker, semver, .. } => {
+				T::Registry::release_semver(info.model, semver);
 				let slashed = Self::slash_worker(&worker, params.lease_slash);
 				Self::refund_and_remove(job, &info);
 				Self::deposit_event(Event::ResultWithheld { job, worker, slashed });

@@ -85,7 +85,7 @@ fn committed() -> JobId {
 	let job = posted();
 	assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
 	let hash = result_commitment(job, &WORKER, &result(), &SALT);
-	assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash));
+	assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash, result().semver));
 	job
 }
 
@@ -313,7 +313,7 @@ fn a_stage_action_after_its_deadline_is_refused_even_if_its_expiry_is_late() {
 		System::set_block_number(11);
 		let hash = result_commitment(job, &WORKER, &result(), &SALT);
 		assert_noop!(
-			Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash),
+			Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash, result().semver),
 			Error::<Test>::DeadlinePassed
 		);
 	});
@@ -429,12 +429,12 @@ fn commit_reveal_validation_and_reveal_result_errors() {
 	new_test_ext().execute_with(|| {
 		let job = posted();
 		let hash = result_commitment(job, &WORKER, &result(), &SALT);
-		let commit = |who| Jobs::commit_result(RuntimeOrigin::signed(who), job, hash);
+		let commit = |who| Jobs::commit_result(RuntimeOrigin::signed(who), job, hash, result().semver);
 		let reveal_v =
 			|who, c: Cid, s| Jobs::reveal_validation(RuntimeOrigin::signed(who), job, c, s);
 		let reveal_r = |who, r, s| Jobs::reveal_result(RuntimeOrigin::signed(who), job, r, s);
 		assert_noop!(
-			Jobs::commit_result(RuntimeOrigin::signed(WORKER), 9, hash),
+			Jobs::commit_result(RuntimeOrigin::signed(WORKER), 9, hash, result().semver),
 			Error::<Test>::UnknownJob
 		);
 		assert_noop!(commit(WORKER), Error::<Test>::WrongStage);
@@ -443,7 +443,12 @@ fn commit_reveal_validation_and_reveal_result_errors() {
 		assert_noop!(reveal_v(CREATOR, validation_cid(), SALT), Error::<Test>::WrongStage);
 		assert_ok!(commit(WORKER));
 		System::assert_last_event(
-			Event::ResultCommitted { job, worker: WORKER, reveal_by: 1 + REVEAL_WINDOW }.into(),
+			Event::ResultCommitted {
+				job,
+				worker: WORKER,
+				semver: result().semver,
+				reveal_by: 1 + REVEAL_WINDOW,
+			}.into(),
 		);
 		assert_noop!(commit(WORKER), Error::<Test>::WrongStage);
 		assert_noop!(reveal_r(WORKER, result(), SALT), Error::<Test>::WrongStage);
@@ -469,24 +474,55 @@ fn commit_reveal_validation_and_reveal_result_errors() {
 }
 
 #[test]
-fn reveal_result_with_an_invalid_version_is_refused_and_changes_nothing() {
+fn the_result_semver_is_checked_and_reserved_at_commit() {
 	new_test_ext().execute_with(|| {
 		let job = posted();
-		let mut bad = result();
-		bad.semver = SemVer::new(0, 1, 0); // not above the base's 1.0.0
-		let hash = result_commitment(job, &WORKER, &bad, &SALT);
 		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
-		assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash));
+		let hash = result_commitment(job, &WORKER, &result(), &SALT);
+		let commit = |semver| Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash, semver);
+		// Not above the base's 1.0.0.
+		assert_noop!(
+			commit(SemVer::new(0, 1, 0)),
+			pallet_model_registry::Error::<Test>::SemVerNotIncreasing
+		);
+		assert_ok!(commit(result().semver));
+		assert!(pallet_model_registry::ReservedSemVers::<Test>::contains_key(0, result().semver));
+		// The model owner cannot take it meanwhile.
+		let candidate = blyan_primitives::pol::CandidateVersion {
+			model: 0,
+			parents: blyan_primitives::pol::Parents::truncate_from(vec![0]),
+			semver: result().semver,
+			layers: result().layers,
+			weight_root: H256::zero(),
+		};
+		assert_noop!(
+			Registry::propose_version(RuntimeOrigin::signed(MODEL_OWNER), candidate),
+			pallet_model_registry::Error::<Test>::SemVerReserved
+		);
+		// Another job on the same model cannot commit to it either.
+		assert_ok!(Jobs::post_job(RuntimeOrigin::signed(CREATOR), spec(100), REWARD));
+		register(OTHER);
+		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(OTHER), 1));
+		assert_noop!(
+			Jobs::commit_result(RuntimeOrigin::signed(OTHER), 1, hash, result().semver),
+			pallet_model_registry::Error::<Test>::SemVerReserved
+		);
+		// A reveal must carry the reserved SemVer.
 		assert_ok!(Jobs::reveal_validation(
 			RuntimeOrigin::signed(CREATOR),
 			job,
 			validation_cid(),
 			SALT
 		));
+		let mut other = result();
+		other.semver = SemVer::new(2, 0, 0);
 		assert_noop!(
-			Jobs::reveal_result(RuntimeOrigin::signed(WORKER), job, bad, SALT),
-			pallet_model_registry::Error::<Test>::SemVerNotIncreasing
+			Jobs::reveal_result(RuntimeOrigin::signed(WORKER), job, other, SALT),
+			Error::<Test>::SemVerMismatch
 		);
+		// Withholding the result frees the SemVer.
+		run_to(1 + 2 * REVEAL_WINDOW);
+		assert!(!pallet_model_registry::ReservedSemVers::<Test>::contains_key(0, result().semver));
 	});
 }
 

@@ -168,6 +168,12 @@ pub mod pallet {
 	pub type VersionBySemVer<T> =
 		StorageDoubleMap<_, Blake2_128Concat, ModelId, Blake2_128Concat, SemVer, VersionId>;
 
+	/// SemVers held for job results committed but not yet revealed (see
+	/// [`ModelRegistry::reserve_semver`]); a model owner cannot take them.
+	#[pallet::storage]
+	pub type ReservedSemVers<T> =
+		StorageDoubleMap<_, Blake2_128Concat, ModelId, Blake2_128Concat, SemVer, ()>;
+
 	#[pallet::storage]
 	pub type NextDatasetId<T> = StorageValue<_, DatasetId, ValueQuery>;
 
@@ -233,6 +239,8 @@ pub mod pallet {
 		SemVerNotIncreasing,
 		/// The model already has a version with this SemVer.
 		SemVerTaken,
+		/// A committed job result holds this SemVer.
+		SemVerReserved,
 		/// A CID must not be empty.
 		EmptyCid,
 		/// The version is not a candidate (already accepted or rejected).
@@ -317,6 +325,10 @@ pub mod pallet {
 			let who = ensure_signed(origin)?;
 			let model = Models::<T>::get(candidate.model).ok_or(Error::<T>::UnknownModel)?;
 			ensure!(model.owner == who, Error::<T>::NotModelOwner);
+			ensure!(
+				!ReservedSemVers::<T>::contains_key(candidate.model, candidate.semver),
+				Error::<T>::SemVerReserved
+			);
 			Self::insert_candidate(&who, candidate)?;
 			Ok(())
 		}
@@ -398,6 +410,7 @@ impl<T: Config> Pallet<T> {
 		model.version_count = model.version_count.saturating_add(1);
 		Models::<T>::insert(candidate.model, model);
 		VersionBySemVer::<T>::insert(candidate.model, candidate.semver, version);
+		ReservedSemVers::<T>::remove(candidate.model, candidate.semver);
 		Versions::<T>::insert(
 			version,
 			VersionInfo {
@@ -515,6 +528,20 @@ impl<T: Config> ModelRegistry<T::AccountId> for Pallet<T> {
 
 	fn check_candidate(candidate: &CandidateVersion) -> DispatchResult {
 		Self::check_candidate_inner(candidate).map(|_| ())
+	}
+
+	fn reserve_semver(model: ModelId, semver: SemVer, base: VersionId) -> DispatchResult {
+		let base = Versions::<T>::get(base).ok_or(Error::<T>::UnknownVersion)?;
+		ensure!(base.model == model, Error::<T>::ParentOfOtherModel);
+		ensure!(base.semver < semver, Error::<T>::SemVerNotIncreasing);
+		ensure!(!VersionBySemVer::<T>::contains_key(model, semver), Error::<T>::SemVerTaken);
+		ensure!(!ReservedSemVers::<T>::contains_key(model, semver), Error::<T>::SemVerReserved);
+		ReservedSemVers::<T>::insert(model, semver, ());
+		Ok(())
+	}
+
+	fn release_semver(model: ModelId, semver: SemVer) {
+		ReservedSemVers::<T>::remove(model, semver);
 	}
 
 	fn propose_candidate(

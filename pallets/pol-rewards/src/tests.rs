@@ -84,7 +84,7 @@ fn revealed_job(claimed: Score) -> JobId {
 	let result = job_result(SemVer::new(1, 1 + job as u16, 0), claimed);
 	assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(MINER), job));
 	let hash = result_commitment(job, &MINER, &result, &SALT);
-	assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(MINER), job, hash));
+	assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(MINER), job, hash, result.semver));
 	assert_ok!(Jobs::reveal_validation(RuntimeOrigin::signed(CREATOR), job, validation, SALT));
 	assert_ok!(Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, SALT));
 	job
