@@ -100,7 +100,8 @@ fn revealed_validation<T: Config>(
 	let signed = |who: &T::AccountId| -> OriginFor<T> { RawOrigin::Signed(who.clone()).into() };
 	let hash = result_commitment(job, miner, &job_result(layers), &SALT);
 	Pallet::<T>::claim_job(signed(miner), job).expect("open job is claimable");
-	Pallet::<T>::commit_result(signed(miner), job, hash, job_result(layers).semver).expect("claimed job accepts a commit");
+	Pallet::<T>::commit_result(signed(miner), job, hash, job_result(layers).semver)
+		.expect("claimed job accepts a commit");
 	Pallet::<T>::reveal_validation(signed(creator), job, validation_cid(), SALT)
 		.expect("creator's reveal matches");
 	job
@@ -233,7 +234,7 @@ mod benchmarks {
 			H256::repeat_byte(9),
 			SemVer::new(1, 1, 0),
 		)
-			.expect("claimed job accepts a commit");
+		.expect("claimed job accepts a commit");
 		#[extrinsic_call]
 		_(RawOrigin::Signed(creator), job, validation_cid(), SALT);
 	}
@@ -260,20 +261,18 @@ mod benchmarks {
 		Ok(())
 	}
 
-	/// `n` lapsed leases: each slashes a worker and reopens its job.
+	/// `n` withheld results, the dearest timeout: each slashes a worker, frees a reserved
+	/// SemVer, refunds an escrow and removes the job.
 	#[benchmark]
 	fn on_initialize(n: Linear<0, { T::MaxExpiriesPerBlock::get() }>) {
 		let mut due = Zero::zero();
 		for i in 0..n {
 			let creator: T::AccountId = account("creator", i, 0);
 			let miner: T::AccountId = account("miner", i, 0);
-			let job = open_job::<T>(&creator);
-			worker::<T>(&miner);
-			Pallet::<T>::claim_job(RawOrigin::Signed(miner).into(), job)
-				.expect("open job is claimable");
+			let job = revealed_validation::<T>(&creator, &miner, 1);
 			due = Jobs::<T>::get(job).map(|j| j.stage_deadline).unwrap_or(due);
 		}
-		// All leases end at the same block, where the index cursor stands.
+		// All reveal windows end at the same block, where the index cursor stands.
 		frame_system::Pallet::<T>::set_block_number(due);
 		ExpiryCursor::<T>::put(due);
 		#[block]
@@ -281,6 +280,7 @@ mod benchmarks {
 			Pallet::<T>::on_initialize(due);
 		}
 		assert!(Expiries::<T>::iter_key_prefix(due).next().is_none());
+		assert_eq!(Jobs::<T>::iter().count(), 0);
 	}
 
 	impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);

@@ -459,6 +459,17 @@ pub mod pallet {
 
 	#[pallet::hooks]
 	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
+		fn integrity_test() {
+			let p = T::DefaultParams::get();
+			assert!(T::MaxExpiriesPerBlock::get() > 0, "expiries must be processed");
+			assert!(T::MaxActiveJobsPerWorker::get() > 0 && T::MaxJobsPerCreator::get() > 0);
+			assert!(!p.min_improvement.is_zero(), "a zero threshold accepts anything");
+			assert!(
+				!p.max_lease.is_zero() && !p.reveal_window.is_zero(),
+				"windows must be non-zero"
+			);
+		}
+
 		fn on_initialize(now: BlockNumberFor<T>) -> Weight {
 			let (processed, scanned) = Self::process_expiries(now);
 			T::WeightInfo::on_initialize(processed)
@@ -694,7 +705,7 @@ pub mod pallet {
 			let (worker, result_hash, semver) = match &info.status {
 				JobStatus::Committed { worker, result_hash, semver } => {
 					(worker.clone(), *result_hash, *semver)
-				},
+				}
 				_ => return Err(Error::<T>::WrongStage.into()),
 			};
 			ensure!(

@@ -429,7 +429,8 @@ fn commit_reveal_validation_and_reveal_result_errors() {
 	new_test_ext().execute_with(|| {
 		let job = posted();
 		let hash = result_commitment(job, &WORKER, &result(), &SALT);
-		let commit = |who| Jobs::commit_result(RuntimeOrigin::signed(who), job, hash, result().semver);
+		let commit =
+			|who| Jobs::commit_result(RuntimeOrigin::signed(who), job, hash, result().semver);
 		let reveal_v =
 			|who, c: Cid, s| Jobs::reveal_validation(RuntimeOrigin::signed(who), job, c, s);
 		let reveal_r = |who, r, s| Jobs::reveal_result(RuntimeOrigin::signed(who), job, r, s);
@@ -448,7 +449,8 @@ fn commit_reveal_validation_and_reveal_result_errors() {
 				worker: WORKER,
 				semver: result().semver,
 				reveal_by: 1 + REVEAL_WINDOW,
-			}.into(),
+			}
+			.into(),
 		);
 		assert_noop!(commit(WORKER), Error::<Test>::WrongStage);
 		assert_noop!(reveal_r(WORKER, result(), SALT), Error::<Test>::WrongStage);

@@ -67,7 +67,8 @@ pub struct ModelInfo<AccountId> {
 	pub licence: ShortText,
 	/// The version registered with the model; it holds every layer.
 	pub root_version: VersionId,
-	/// How many versions (root included) the model has.
+	/// How many versions (root included) the model has, counting SemVers reserved for job
+	/// results still to be revealed.
 	pub version_count: u32,
 }
 
@@ -381,7 +382,12 @@ impl<T: Config> Pallet<T> {
 		candidate: &CandidateVersion,
 	) -> Result<ModelInfo<T::AccountId>, DispatchError> {
 		let model = Models::<T>::get(candidate.model).ok_or(Error::<T>::UnknownModel)?;
-		ensure!(model.version_count < T::MaxVersionsPerModel::get(), Error::<T>::TooManyVersions);
+		// A reserved SemVer already holds its version slot.
+		let reserved = ReservedSemVers::<T>::contains_key(candidate.model, candidate.semver);
+		ensure!(
+			reserved || model.version_count < T::MaxVersionsPerModel::get(),
+			Error::<T>::TooManyVersions
+		);
 		check_layers::<T>(&candidate.layers, model.architecture.layer_count)?;
 		let parents = &candidate.parents;
 		ensure!(!parents.is_empty(), Error::<T>::BadParents);
@@ -407,10 +413,11 @@ impl<T: Config> Pallet<T> {
 		let mut model = Self::check_candidate_inner(&candidate)?;
 		let version = NextVersionId::<T>::get();
 		NextVersionId::<T>::put(version.saturating_add(1));
-		model.version_count = model.version_count.saturating_add(1);
+		if ReservedSemVers::<T>::take(candidate.model, candidate.semver).is_none() {
+			model.version_count = model.version_count.saturating_add(1);
+		}
 		Models::<T>::insert(candidate.model, model);
 		VersionBySemVer::<T>::insert(candidate.model, candidate.semver, version);
-		ReservedSemVers::<T>::remove(candidate.model, candidate.semver);
 		Versions::<T>::insert(
 			version,
 			VersionInfo {
@@ -536,12 +543,24 @@ impl<T: Config> ModelRegistry<T::AccountId> for Pallet<T> {
 		ensure!(base.semver < semver, Error::<T>::SemVerNotIncreasing);
 		ensure!(!VersionBySemVer::<T>::contains_key(model, semver), Error::<T>::SemVerTaken);
 		ensure!(!ReservedSemVers::<T>::contains_key(model, semver), Error::<T>::SemVerReserved);
+		let mut info = Models::<T>::get(model).ok_or(Error::<T>::UnknownModel)?;
+		// The reservation takes its version slot now, so a full model refuses the commit
+		// rather than the reveal.
+		ensure!(info.version_count < T::MaxVersionsPerModel::get(), Error::<T>::TooManyVersions);
+		info.version_count = info.version_count.saturating_add(1);
+		Models::<T>::insert(model, info);
 		ReservedSemVers::<T>::insert(model, semver, ());
 		Ok(())
 	}
 
 	fn release_semver(model: ModelId, semver: SemVer) {
-		ReservedSemVers::<T>::remove(model, semver);
+		if ReservedSemVers::<T>::take(model, semver).is_some() {
+			Models::<T>::mutate(model, |info| {
+				if let Some(info) = info {
+					info.version_count = info.version_count.saturating_sub(1);
+				}
+			});
+		}
 	}
 
 	fn propose_candidate(

@@ -295,3 +295,43 @@ fn check_candidate_matches_propose_candidate_without_writing() {
 		assert_eq!(NextVersionId::<Test>::get(), 1);
 	});
 }
+
+#[test]
+fn a_reserved_semver_holds_a_version_slot_until_used_or_released() {
+	new_test_ext().execute_with(|| {
+		let root = model(OWNER);
+		let reg = <Registry as ModelRegistry<u64>>::reserve_semver;
+		assert_noop!(reg(0, SemVer::new(0, 9, 0), root), Error::<Test>::SemVerNotIncreasing);
+		assert_noop!(reg(0, SemVer::new(1, 0, 0), root), Error::<Test>::SemVerNotIncreasing);
+		assert_noop!(reg(0, SemVer::new(1, 1, 0), 7), Error::<Test>::UnknownVersion);
+		assert_ok!(reg(0, SemVer::new(1, 1, 0), root));
+		assert_noop!(reg(0, SemVer::new(1, 1, 0), root), Error::<Test>::SemVerReserved);
+		assert_eq!(Models::<Test>::get(0).unwrap().version_count, 2);
+		// The owner cannot take it.
+		assert_noop!(
+			Registry::propose_version(
+				RuntimeOrigin::signed(OWNER),
+				candidate(&[root], SemVer::new(1, 1, 0), &[(0, "a")])
+			),
+			Error::<Test>::SemVerReserved
+		);
+		// MaxVersionsPerModel = 4: root + two reservations + one candidate fill it.
+		assert_ok!(reg(0, SemVer::new(1, 2, 0), root));
+		assert_ok!(Registry::propose_version(
+			RuntimeOrigin::signed(OWNER),
+			candidate(&[root], SemVer::new(1, 3, 0), &[(0, "b")])
+		));
+		assert_noop!(reg(0, SemVer::new(1, 4, 0), root), Error::<Test>::TooManyVersions);
+		// A reserved SemVer is still proposable through the trait when the model is full.
+		assert_ok!(<Registry as ModelRegistry<u64>>::propose_candidate(
+			&OTHER,
+			candidate(&[root], SemVer::new(1, 1, 0), &[(0, "c")])
+		));
+		assert_eq!(Models::<Test>::get(0).unwrap().version_count, 4);
+		assert!(!ReservedSemVers::<Test>::contains_key(0, SemVer::new(1, 1, 0)));
+		// Releasing frees the slot.
+		<Registry as ModelRegistry<u64>>::release_semver(0, SemVer::new(1, 2, 0));
+		assert_eq!(Models::<Test>::get(0).unwrap().version_count, 3);
+		assert_ok!(reg(0, SemVer::new(1, 4, 0), root));
+	});
+}

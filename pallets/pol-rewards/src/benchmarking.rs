@@ -91,6 +91,7 @@ fn reveal_phase<T: Config>(
 			phase: Phase::Reveal,
 			deadline,
 			committee: BoundedVec::truncate_from(committee),
+			draw_retries: 0,
 		},
 	);
 	(job, members[agree - 1].clone(), base, candidate)
@@ -226,6 +227,7 @@ mod benchmarks {
 					phase: Phase::Drawing,
 					deadline: at,
 					committee: BoundedVec::default(),
+					draw_retries: 0,
 				},
 			);
 			Deadlines::<T>::insert(at, job, ());

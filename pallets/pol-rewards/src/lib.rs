@@ -9,8 +9,8 @@
 //! - **accepted** (the candidate improves the base by the job's threshold and the miner's
 //!   claimed score is exactly the quorum's): the registry accepts the version; from the escrow,
 //!   `verifier_fee` goes to the quorum in equal parts, `dataset_share` to the dataset owner and
-//!   the rest to the miner; the miner earns points, paid from the mining pool's epoch budget in
-//!   proportion to its share of the epoch's accepted improvement;
+//!   the rest to the miner; the miner earns points (improvement × reward), paid from the mining
+//!   pool's epoch budget in proportion to its share of the epoch's points;
 //! - **rejected**: the registry rejects the version, `miner_slash` of the miner's bond is burned
 //!   and the escrow returns to the creator.
 //!
@@ -67,7 +67,11 @@ pub const MAX_COMMITTEE: u32 = 16;
 /// backlog; normally it looks at one).
 pub const MAX_SCANNED_BLOCKS: u32 = 8;
 
-/// Index of a reward epoch (`block / epoch_length`).
+/// How often a draw short of eligible verifiers is tried again (every `reveal_window` blocks)
+/// before the job is refunded.
+pub const MAX_DRAW_RETRIES: u8 = 6;
+
+/// Index of a reward epoch, counted from [`EpochBase`] in steps of `epoch_length`.
 pub type EpochIndex = u32;
 
 /// A bonded verifier.
@@ -109,6 +113,8 @@ pub struct Round<AccountId, BlockNumber> {
 	/// When the current phase ends.
 	pub deadline: BlockNumber,
 	pub committee: BoundedVec<Member<AccountId>, ConstU32<MAX_COMMITTEE>>,
+	/// Draws put off because too few verifiers were eligible (at most `MAX_DRAW_RETRIES`).
+	pub draw_retries: u8,
 }
 
 /// Accepted improvement of one epoch, and what it pays.
@@ -340,6 +346,11 @@ pub mod pallet {
 			verifier: T::AccountId,
 			amount: BalanceOf<T>,
 		},
+		/// Too few verifiers were eligible for a full committee; the draw is tried again.
+		DrawPostponed {
+			job: JobId,
+			retry_at: BlockNumberFor<T>,
+		},
 		/// No quorum. With `redraw` a new committee will be drawn, otherwise the job is refunded.
 		NoQuorum {
 			job: JobId,
@@ -369,7 +380,7 @@ pub mod pallet {
 		BondTooLow,
 		/// The account cannot afford the bond.
 		InsufficientBalance,
-		/// `MaxVerifiers` are registered already.
+		/// `MaxVerifiers` are registered already and the bond is not above the smallest of theirs.
 		TooManyVerifiers,
 		/// The verifier is unbonding already.
 		Unbonding,
@@ -409,6 +420,20 @@ pub mod pallet {
 
 	#[pallet::hooks]
 	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
+		fn integrity_test() {
+			let p = T::DefaultParams::get();
+			assert!(T::MaxDeadlinesPerBlock::get() > 0, "deadlines must be processed");
+			assert!(T::MaxVerifiers::get() > 0 && T::MaxAssignmentsPerVerifier::get() > 0);
+			assert!((1..=MAX_COMMITTEE).contains(&p.committee_size), "committee size");
+			assert!(
+				!p.draw_delay.is_zero()
+					&& !p.commit_window.is_zero()
+					&& !p.reveal_window.is_zero()
+					&& !p.epoch_length.is_zero(),
+				"windows and epoch length must be non-zero"
+			);
+		}
+
 		fn on_initialize(now: BlockNumberFor<T>) -> Weight {
 			let (draws, others, scanned) = Self::process_deadlines(now);
 			T::WeightInfo::on_initialize_draw(draws)
@@ -507,8 +532,9 @@ pub mod pallet {
 			let everyone = round.committee.iter().all(|m| m.commitment.is_some());
 			if everyone {
 				// Nobody is left to wait for: open reveals now.
-				let reveal_by = now.saturating_add(Params::<T>::get().reveal_window);
-				Self::reschedule(job, round.deadline, reveal_by);
+				Self::unschedule(job, round.deadline);
+				let reveal_by =
+					Self::schedule(job, now.saturating_add(Params::<T>::get().reveal_window));
 				round.phase = Phase::Reveal;
 				round.deadline = reveal_by;
 				Self::deposit_event(Event::ScoresCommitted { job, verifier: who });
@@ -655,12 +681,6 @@ impl<T: Config> Pallet<T> {
 		Deadlines::<T>::remove(at, job);
 	}
 
-	/// Moves a round's entry in the deadline index from block `from` to block `to`.
-	fn reschedule(job: JobId, from: BlockNumberFor<T>, to: BlockNumberFor<T>) {
-		Deadlines::<T>::remove(from, job);
-		Deadlines::<T>::insert(to, job, ());
-	}
-
 	/// Advances due rounds, oldest deadline first, at most `MaxDeadlinesPerBlock` of them,
 	/// looking at no more than `MAX_SCANNED_BLOCKS` blocks of the index.
 	/// Returns (draws, other phase ends, blocks read).
@@ -677,10 +697,10 @@ impl<T: Config> Pallet<T> {
 			let due: Vec<JobId> = Deadlines::<T>::iter_key_prefix(block).take(room + 1).collect();
 			for job in due.iter().take(room) {
 				Deadlines::<T>::remove(block, job);
-				// Stale entries are charged as the dearer kind: cheap to over-estimate.
+				// Stale entries are charged as draws, the dearer kind: cheap to over-estimate.
 				match Self::advance(*job, now) {
-					Some(Phase::Drawing) => draws.saturating_inc(),
-					_ => others.saturating_inc(),
+					Some(Phase::Commit | Phase::Reveal) => others.saturating_inc(),
+					_ => draws.saturating_inc(),
 				}
 			}
 			if due.len() > room {
@@ -724,7 +744,9 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// Enters `job` in the deadline index at block `at`.
+	/// Never at or before the current block, which the cursor may have passed already.
 	fn schedule(job: JobId, at: BlockNumberFor<T>) -> BlockNumberFor<T> {
+		let at = at.max(Self::after(1u32.into()));
 		Deadlines::<T>::insert(at, job, ());
 		at
 	}
@@ -792,8 +814,16 @@ impl<T: Config> Pallet<T> {
 		}
 		if committee.len() as u32 != seats {
 			// Fewer eligible verifiers than seats (a smaller committee would need a smaller
-			// quorum to capture): the job cannot be verified now.
-			Self::finish_without_verdict(job, &round);
+			// quorum to capture): wait for verifiers to free up or join, then give up.
+			if round.draw_retries < MAX_DRAW_RETRIES {
+				round.draw_retries = round.draw_retries.saturating_add(1);
+				round.deadline = Self::schedule(job, now.saturating_add(params.reveal_window));
+				let retry_at = round.deadline;
+				Rounds::<T>::insert(job, round);
+				Self::deposit_event(Event::DrawPostponed { job, retry_at });
+			} else {
+				Self::finish_without_verdict(job, &round);
+			}
 			return;
 		}
 		let commit_by = Self::schedule(job, now.saturating_add(params.commit_window));
@@ -905,6 +935,7 @@ impl<T: Config> Pallet<T> {
 					next.attempt = 1;
 					next.phase = Phase::Drawing;
 					next.committee = BoundedVec::default();
+					next.draw_retries = 0;
 					next.deadline = Self::schedule(job, now.saturating_add(params.draw_delay));
 					Rounds::<T>::insert(job, next);
 					Self::deposit_event(Event::NoQuorum { job, redraw: true });
@@ -998,6 +1029,7 @@ impl<T: Config> VerificationProvider<T::AccountId> for Pallet<T> {
 				phase: Phase::Drawing,
 				deadline: at,
 				committee: BoundedVec::default(),
+				draw_retries: 0,
 			},
 		);
 		Self::deposit_event(Event::VerificationRequested { job, draw_at: at });

@@ -439,8 +439,13 @@ fn silent_committees_are_penalised_and_fall_below_the_draw_minimum() {
 			assert_eq!(verifier_bond(v), 90);
 		}
 		// At 90 < 100 BLY nobody is eligible any more: the job is refunded, the miner unslashed.
+		// The draw is put off MAX_DRAW_RETRIES times, then the job is refunded.
 		let round = Rounds::<Test>::get(job).unwrap();
 		run_to(round.deadline);
+		System::assert_has_event(
+			Event::DrawPostponed { job, retry_at: round.deadline + REVEAL_WINDOW }.into(),
+		);
+		run_to(round.deadline + MAX_DRAW_RETRIES as u64 * REVEAL_WINDOW);
 		assert!(Rounds::<Test>::get(job).is_none());
 		System::assert_has_event(pallet_jobs::Event::<Test>::JobVoided { job }.into());
 		assert_eq!(free(CREATOR), CREATOR_FUNDS);
@@ -478,11 +483,27 @@ fn no_eligible_verifier_refunds_the_job() {
 		setup(&[]);
 		assert_ok!(Pol::register_verifier(RuntimeOrigin::signed(MINER), MIN_VERIFIER_BOND));
 		let job = revealed_job(CANDIDATE);
-		run_to(2);
+		run_to(2 + MAX_DRAW_RETRIES as u64 * REVEAL_WINDOW);
 		assert!(Rounds::<Test>::get(job).is_none());
 		assert_eq!(free(CREATOR), CREATOR_FUNDS);
 		assert_eq!(candidate_status(job), VersionStatus::Rejected);
 		System::assert_has_event(pallet_jobs::Event::<Test>::JobVoided { job }.into());
+	});
+}
+
+#[test]
+fn a_draw_short_of_verifiers_waits_for_them() {
+	new_test_ext().execute_with(|| {
+		setup(&V[..2]);
+		let job = revealed_job(CANDIDATE);
+		run_to(2);
+		System::assert_has_event(Event::DrawPostponed { job, retry_at: 2 + REVEAL_WINDOW }.into());
+		assert!(committee(job).is_empty());
+		// A third verifier joins; the next try draws a full committee.
+		assert_ok!(Pol::register_verifier(RuntimeOrigin::signed(V[2]), MIN_VERIFIER_BOND));
+		run_to(2 + REVEAL_WINDOW);
+		assert_eq!(committee(job), V.to_vec());
+		assert_eq!(Rounds::<Test>::get(job).unwrap().phase, Phase::Commit);
 	});
 }
 
