@@ -82,7 +82,9 @@ fn reveal_phase<T: Config>(
 			let _ = jobs.try_push(job);
 		});
 	}
-	let deadline = frame_system::Pallet::<T>::block_number().saturating_add(1u32.into());
+	// A round waiting for its last reveal is open for long; a complete one is due next block.
+	let open_for: u32 = if all_revealed { 1 } else { 1000 };
+	let deadline = frame_system::Pallet::<T>::block_number().saturating_add(open_for.into());
 	Rounds::<T>::insert(
 		job,
 		Round {
