@@ -62,8 +62,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn register_worker() -> Weight {
 		// Proof size measured: `61`
 		// Proof size estimated: `3604`
-		// Minimum execution time: 43_835_000 picoseconds.
-		Weight::from_parts(46_991_000, 3604)
+		// Minimum execution time: 47_291_000 picoseconds.
+		Weight::from_parts(50_025_000, 3604)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -72,8 +72,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn update_capabilities() -> Weight {
 		// Proof size measured: `104`
 		// Proof size estimated: `3542`
-		// Minimum execution time: 7_161_000 picoseconds.
-		Weight::from_parts(7_892_000, 3542)
+		// Minimum execution time: 7_862_000 picoseconds.
+		Weight::from_parts(8_513_000, 3542)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -86,8 +86,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn unbond_worker() -> Weight {
 		// Proof size measured: `104`
 		// Proof size estimated: `3642`
-		// Minimum execution time: 10_485_000 picoseconds.
-		Weight::from_parts(11_227_000, 3642)
+		// Minimum execution time: 11_097_000 picoseconds.
+		Weight::from_parts(12_008_000, 3642)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -100,8 +100,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn withdraw_worker() -> Weight {
 		// Proof size measured: `201`
 		// Proof size estimated: `3604`
-		// Minimum execution time: 36_865_000 picoseconds.
-		Weight::from_parts(39_309_000, 3604)
+		// Minimum execution time: 38_988_000 picoseconds.
+		Weight::from_parts(41_643_000, 3604)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -117,84 +117,94 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::NextJobId` (r:1 w:1)
 	/// Proof: `Jobs::NextJobId` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
-	/// Storage: `Jobs::Expiries` (r:1 w:1)
-	/// Proof: `Jobs::Expiries` (`max_values`: None, `max_size`: Some(269), added: 2744, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::Jobs` (r:0 w:1)
-	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1416), added: 3891, mode: `MaxEncodedLen`)
+	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1422), added: 3897, mode: `MaxEncodedLen`)
+	/// Storage: `Jobs::Expiries` (r:0 w:1)
+	/// Proof: `Jobs::Expiries` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
 	fn post_job() -> Weight {
 		// Proof size measured: `579`
 		// Proof size estimated: `3757`
-		// Minimum execution time: 57_296_000 picoseconds.
-		Weight::from_parts(62_184_000, 3757)
-			.saturating_add(T::DbWeight::get().reads(7_u64))
+		// Minimum execution time: 60_912_000 picoseconds.
+		Weight::from_parts(65_308_000, 3757)
+			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `Jobs::Jobs` (r:1 w:1)
-	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1416), added: 3891, mode: `MaxEncodedLen`)
-	/// Storage: `Jobs::Expiries` (r:1 w:1)
-	/// Proof: `Jobs::Expiries` (`max_values`: None, `max_size`: Some(269), added: 2744, mode: `MaxEncodedLen`)
+	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1422), added: 3897, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::CreatorJobCount` (r:1 w:1)
 	/// Proof: `Jobs::CreatorJobCount` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
+	/// Storage: `Jobs::Expiries` (r:0 w:1)
+	/// Proof: `Jobs::Expiries` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
 	fn cancel_job() -> Weight {
-		// Proof size measured: `1455`
-		// Proof size estimated: `4881`
-		// Minimum execution time: 40_460_000 picoseconds.
-		Weight::from_parts(43_666_000, 4881)
-			.saturating_add(T::DbWeight::get().reads(4_u64))
+		// Proof size measured: `1447`
+		// Proof size estimated: `4887`
+		// Minimum execution time: 43_395_000 picoseconds.
+		Weight::from_parts(46_940_000, 4887)
+			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `Jobs::Jobs` (r:1 w:1)
-	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1416), added: 3891, mode: `MaxEncodedLen`)
+	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1422), added: 3897, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::Workers` (r:1 w:0)
 	/// Proof: `Jobs::Workers` (`max_values`: None, `max_size`: Some(77), added: 2552, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::Params` (r:1 w:0)
 	/// Proof: `Jobs::Params` (`max_values`: Some(1), `max_size`: Some(52), added: 547, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::WorkerJobs` (r:1 w:1)
 	/// Proof: `Jobs::WorkerJobs` (`max_values`: None, `max_size`: Some(177), added: 2652, mode: `MaxEncodedLen`)
-	/// Storage: `Jobs::Expiries` (r:2 w:2)
-	/// Proof: `Jobs::Expiries` (`max_values`: None, `max_size`: Some(269), added: 2744, mode: `MaxEncodedLen`)
+	/// Storage: `Jobs::Expiries` (r:0 w:2)
+	/// Proof: `Jobs::Expiries` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
 	fn claim_job() -> Weight {
-		// Proof size measured: `1419`
-		// Proof size estimated: `6478`
-		// Minimum execution time: 23_184_000 picoseconds.
-		Weight::from_parts(24_847_000, 6478)
-			.saturating_add(T::DbWeight::get().reads(6_u64))
+		// Proof size measured: `1427`
+		// Proof size estimated: `4887`
+		// Minimum execution time: 21_653_000 picoseconds.
+		Weight::from_parts(23_786_000, 4887)
+			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `Jobs::Jobs` (r:1 w:1)
-	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1416), added: 3891, mode: `MaxEncodedLen`)
+	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1422), added: 3897, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::Params` (r:1 w:0)
 	/// Proof: `Jobs::Params` (`max_values`: Some(1), `max_size`: Some(52), added: 547, mode: `MaxEncodedLen`)
-	/// Storage: `Jobs::Expiries` (r:2 w:2)
-	/// Proof: `Jobs::Expiries` (`max_values`: None, `max_size`: Some(269), added: 2744, mode: `MaxEncodedLen`)
-	fn commit_result() -> Weight {
-		// Proof size measured: `1427`
-		// Proof size estimated: `6478`
-		// Minimum execution time: 17_346_000 picoseconds.
-		Weight::from_parts(18_958_000, 6478)
-			.saturating_add(T::DbWeight::get().reads(4_u64))
-			.saturating_add(T::DbWeight::get().writes(3_u64))
-	}
-	/// Storage: `Jobs::Jobs` (r:1 w:1)
-	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1416), added: 3891, mode: `MaxEncodedLen`)
-	/// Storage: `Jobs::Params` (r:1 w:0)
-	/// Proof: `Jobs::Params` (`max_values`: Some(1), `max_size`: Some(52), added: 547, mode: `MaxEncodedLen`)
-	/// Storage: `Jobs::Expiries` (r:2 w:2)
-	/// Proof: `Jobs::Expiries` (`max_values`: None, `max_size`: Some(269), added: 2744, mode: `MaxEncodedLen`)
-	fn reveal_validation() -> Weight {
-		// Proof size measured: `1459`
-		// Proof size estimated: `6478`
-		// Minimum execution time: 18_288_000 picoseconds.
-		Weight::from_parts(20_000_000, 6478)
-			.saturating_add(T::DbWeight::get().reads(4_u64))
-			.saturating_add(T::DbWeight::get().writes(3_u64))
-	}
-	/// Storage: `Jobs::Jobs` (r:1 w:1)
-	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1416), added: 3891, mode: `MaxEncodedLen`)
+	/// Storage: `Registry::Versions` (r:1 w:0)
+	/// Proof: `Registry::Versions` (`max_values`: None, `max_size`: Some(124), added: 2599, mode: `MaxEncodedLen`)
+	/// Storage: `Registry::VersionBySemVer` (r:1 w:0)
+	/// Proof: `Registry::VersionBySemVer` (`max_values`: None, `max_size`: Some(54), added: 2529, mode: `MaxEncodedLen`)
+	/// Storage: `Registry::ReservedSemVers` (r:1 w:1)
+	/// Proof: `Registry::ReservedSemVers` (`max_values`: None, `max_size`: Some(46), added: 2521, mode: `MaxEncodedLen`)
 	/// Storage: `Registry::Models` (r:1 w:1)
 	/// Proof: `Registry::Models` (`max_values`: None, `max_size`: Some(430), added: 2905, mode: `MaxEncodedLen`)
+	/// Storage: `Jobs::Expiries` (r:0 w:2)
+	/// Proof: `Jobs::Expiries` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
+	fn commit_result() -> Weight {
+		// Proof size measured: `1955`
+		// Proof size estimated: `4887`
+		// Minimum execution time: 32_488_000 picoseconds.
+		Weight::from_parts(35_253_000, 4887)
+			.saturating_add(T::DbWeight::get().reads(6_u64))
+			.saturating_add(T::DbWeight::get().writes(5_u64))
+	}
+	/// Storage: `Jobs::Jobs` (r:1 w:1)
+	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1422), added: 3897, mode: `MaxEncodedLen`)
+	/// Storage: `Jobs::Params` (r:1 w:0)
+	/// Proof: `Jobs::Params` (`max_values`: Some(1), `max_size`: Some(52), added: 547, mode: `MaxEncodedLen`)
+	/// Storage: `Jobs::Expiries` (r:0 w:2)
+	/// Proof: `Jobs::Expiries` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
+	fn reveal_validation() -> Weight {
+		// Proof size measured: `1420`
+		// Proof size estimated: `4887`
+		// Minimum execution time: 15_824_000 picoseconds.
+		Weight::from_parts(18_037_000, 4887)
+			.saturating_add(T::DbWeight::get().reads(2_u64))
+			.saturating_add(T::DbWeight::get().writes(3_u64))
+	}
+	/// Storage: `Jobs::Jobs` (r:1 w:1)
+	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1422), added: 3897, mode: `MaxEncodedLen`)
+	/// Storage: `Registry::Models` (r:1 w:1)
+	/// Proof: `Registry::Models` (`max_values`: None, `max_size`: Some(430), added: 2905, mode: `MaxEncodedLen`)
+	/// Storage: `Registry::ReservedSemVers` (r:1 w:1)
+	/// Proof: `Registry::ReservedSemVers` (`max_values`: None, `max_size`: Some(46), added: 2521, mode: `MaxEncodedLen`)
 	/// Storage: `Registry::Versions` (r:1 w:1)
 	/// Proof: `Registry::Versions` (`max_values`: None, `max_size`: Some(124), added: 2599, mode: `MaxEncodedLen`)
 	/// Storage: `Registry::VersionBySemVer` (r:1 w:1)
@@ -202,127 +212,135 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Registry::NextVersionId` (r:1 w:1)
 	/// Proof: `Registry::NextVersionId` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Rounds` (r:1 w:1)
-	/// Proof: `PolRewards::Rounds` (`max_values`: None, `max_size`: Some(1443), added: 3918, mode: `MaxEncodedLen`)
+	/// Proof: `PolRewards::Rounds` (`max_values`: None, `max_size`: Some(1444), added: 3919, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Params` (r:1 w:0)
 	/// Proof: `PolRewards::Params` (`max_values`: Some(1), `max_size`: Some(72), added: 567, mode: `MaxEncodedLen`)
-	/// Storage: `PolRewards::Deadlines` (r:1 w:1)
-	/// Proof: `PolRewards::Deadlines` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
-	/// Storage: `Jobs::Expiries` (r:1 w:1)
-	/// Proof: `Jobs::Expiries` (`max_values`: None, `max_size`: Some(269), added: 2744, mode: `MaxEncodedLen`)
+	/// Storage: `Jobs::Expiries` (r:0 w:1)
+	/// Proof: `Jobs::Expiries` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
 	/// Storage: `Registry::VersionLayers` (r:0 w:1)
 	/// Proof: `Registry::VersionLayers` (`max_values`: None, `max_size`: Some(83994), added: 86469, mode: `MaxEncodedLen`)
+	/// Storage: `PolRewards::Deadlines` (r:0 w:1)
+	/// Proof: `PolRewards::Deadlines` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
 	/// The range of component `l` is `[1, 512]`.
 	fn reveal_result(l: u32, ) -> Weight {
-		// Proof size measured: `2130`
-		// Proof size estimated: `4908`
-		// Minimum execution time: 51_317_000 picoseconds.
-		Weight::from_parts(39_512_045, 4908)
-			.saturating_add(Weight::from_parts(634_722, 0).saturating_mul(l.into()))
-			.saturating_add(T::DbWeight::get().reads(9_u64))
-			.saturating_add(T::DbWeight::get().writes(9_u64))
+		// Proof size measured: `2159`
+		// Proof size estimated: `4909`
+		// Minimum execution time: 58_808_000 picoseconds.
+		Weight::from_parts(68_973_815, 4909)
+			.saturating_add(Weight::from_parts(855_260, 0).saturating_mul(l.into()))
+			.saturating_add(T::DbWeight::get().reads(8_u64))
+			.saturating_add(T::DbWeight::get().writes(10_u64))
 	}
 	/// Storage: `Jobs::Params` (r:0 w:1)
 	/// Proof: `Jobs::Params` (`max_values`: Some(1), `max_size`: Some(52), added: 547, mode: `MaxEncodedLen`)
 	fn set_params() -> Weight {
 		// Proof size measured: `0`
 		// Proof size estimated: `0`
-		// Minimum execution time: 3_255_000 picoseconds.
-		Weight::from_parts(3_596_000, 0)
+		// Minimum execution time: 3_365_000 picoseconds.
+		Weight::from_parts(4_767_000, 0)
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
-	/// Storage: `Jobs::Expiries` (r:2 w:2)
-	/// Proof: `Jobs::Expiries` (`max_values`: None, `max_size`: Some(269), added: 2744, mode: `MaxEncodedLen`)
+	/// Storage: `Jobs::ExpiryCursor` (r:1 w:1)
+	/// Proof: `Jobs::ExpiryCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
+	/// Storage: `Jobs::Expiries` (r:33 w:32)
+	/// Proof: `Jobs::Expiries` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::Jobs` (r:32 w:32)
-	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1416), added: 3891, mode: `MaxEncodedLen`)
+	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1422), added: 3897, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::Params` (r:1 w:0)
 	/// Proof: `Jobs::Params` (`max_values`: Some(1), `max_size`: Some(52), added: 547, mode: `MaxEncodedLen`)
+	/// Storage: `Registry::ReservedSemVers` (r:32 w:32)
+	/// Proof: `Registry::ReservedSemVers` (`max_values`: None, `max_size`: Some(46), added: 2521, mode: `MaxEncodedLen`)
+	/// Storage: `Registry::Models` (r:32 w:32)
+	/// Proof: `Registry::Models` (`max_values`: None, `max_size`: Some(430), added: 2905, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::Workers` (r:32 w:32)
 	/// Proof: `Jobs::Workers` (`max_values`: None, `max_size`: Some(77), added: 2552, mode: `MaxEncodedLen`)
-	/// Storage: `System::Account` (r:32 w:32)
+	/// Storage: `System::Account` (r:64 w:64)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
-	/// Storage: `Balances::Holds` (r:32 w:32)
+	/// Storage: `Balances::Holds` (r:64 w:64)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::WorkerJobs` (r:32 w:32)
 	/// Proof: `Jobs::WorkerJobs` (`max_values`: None, `max_size`: Some(177), added: 2652, mode: `MaxEncodedLen`)
+	/// Storage: `Jobs::CreatorJobCount` (r:32 w:32)
+	/// Proof: `Jobs::CreatorJobCount` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[0, 32]`.
 	fn on_initialize(n: u32, ) -> Weight {
-		// Proof size measured: `6 + n * (1598 ±0)`
-		// Proof size estimated: `5558 + n * (3891 ±0)`
-		// Minimum execution time: 2_013_000 picoseconds.
-		Weight::from_parts(2_143_000, 5558)
-			.saturating_add(Weight::from_parts(42_872_680, 0).saturating_mul(n.into()))
-			.saturating_add(T::DbWeight::get().reads(2_u64))
-			.saturating_add(T::DbWeight::get().reads((5_u64).saturating_mul(n.into())))
+		// Proof size measured: `499 + n * (2123 ±0)`
+		// Proof size estimated: `3493 + n * (5228 ±0)`
+		// Minimum execution time: 4_767_000 picoseconds.
+		Weight::from_parts(5_027_000, 3493)
+			.saturating_add(Weight::from_parts(97_634_682, 0).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads(3_u64))
+			.saturating_add(T::DbWeight::get().reads((11_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
-			.saturating_add(T::DbWeight::get().writes((5_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 3891).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().writes((11_u64).saturating_mul(n.into())))
+			.saturating_add(Weight::from_parts(0, 5228).saturating_mul(n.into()))
 	}
 }
 
 /// The same weights with RocksDB's database weights, for tests and mock runtimes.
 impl WeightInfo for () {
 	fn register_worker() -> Weight {
-		Weight::from_parts(46_991_000, 3604)
+		Weight::from_parts(50_025_000, 3604)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn update_capabilities() -> Weight {
-		Weight::from_parts(7_892_000, 3542)
+		Weight::from_parts(8_513_000, 3542)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn unbond_worker() -> Weight {
-		Weight::from_parts(11_227_000, 3642)
+		Weight::from_parts(12_008_000, 3642)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn withdraw_worker() -> Weight {
-		Weight::from_parts(39_309_000, 3604)
+		Weight::from_parts(41_643_000, 3604)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn post_job() -> Weight {
-		Weight::from_parts(62_184_000, 3757)
-			.saturating_add(RocksDbWeight::get().reads(7_u64))
+		Weight::from_parts(65_308_000, 3757)
+			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn cancel_job() -> Weight {
-		Weight::from_parts(43_666_000, 4881)
-			.saturating_add(RocksDbWeight::get().reads(4_u64))
+		Weight::from_parts(46_940_000, 4887)
+			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn claim_job() -> Weight {
-		Weight::from_parts(24_847_000, 6478)
-			.saturating_add(RocksDbWeight::get().reads(6_u64))
+		Weight::from_parts(23_786_000, 4887)
+			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn commit_result() -> Weight {
-		Weight::from_parts(18_958_000, 6478)
-			.saturating_add(RocksDbWeight::get().reads(4_u64))
-			.saturating_add(RocksDbWeight::get().writes(3_u64))
+		Weight::from_parts(35_253_000, 4887)
+			.saturating_add(RocksDbWeight::get().reads(6_u64))
+			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn reveal_validation() -> Weight {
-		Weight::from_parts(20_000_000, 6478)
-			.saturating_add(RocksDbWeight::get().reads(4_u64))
+		Weight::from_parts(18_037_000, 4887)
+			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn reveal_result(l: u32, ) -> Weight {
-		Weight::from_parts(39_512_045, 4908)
-			.saturating_add(Weight::from_parts(634_722, 0).saturating_mul(l.into()))
-			.saturating_add(RocksDbWeight::get().reads(9_u64))
-			.saturating_add(RocksDbWeight::get().writes(9_u64))
+		Weight::from_parts(68_973_815, 4909)
+			.saturating_add(Weight::from_parts(855_260, 0).saturating_mul(l.into()))
+			.saturating_add(RocksDbWeight::get().reads(8_u64))
+			.saturating_add(RocksDbWeight::get().writes(10_u64))
 	}
 	fn set_params() -> Weight {
-		Weight::from_parts(3_596_000, 0)
+		Weight::from_parts(4_767_000, 0)
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn on_initialize(n: u32, ) -> Weight {
-		Weight::from_parts(2_143_000, 5558)
-			.saturating_add(Weight::from_parts(42_872_680, 0).saturating_mul(n.into()))
-			.saturating_add(RocksDbWeight::get().reads(2_u64))
-			.saturating_add(RocksDbWeight::get().reads((5_u64).saturating_mul(n.into())))
+		Weight::from_parts(5_027_000, 3493)
+			.saturating_add(Weight::from_parts(97_634_682, 0).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().reads(3_u64))
+			.saturating_add(RocksDbWeight::get().reads((11_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
-			.saturating_add(RocksDbWeight::get().writes((5_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 3891).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().writes((11_u64).saturating_mul(n.into())))
+			.saturating_add(Weight::from_parts(0, 5228).saturating_mul(n.into()))
 	}
 }

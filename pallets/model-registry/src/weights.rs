@@ -62,14 +62,16 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn register_model(l: u32, ) -> Weight {
 		// Proof size measured: `6`
 		// Proof size estimated: `3517`
-		// Minimum execution time: 15_784_000 picoseconds.
-		Weight::from_parts(9_452_059, 3517)
-			.saturating_add(Weight::from_parts(367_082, 0).saturating_mul(l.into()))
+		// Minimum execution time: 16_244_000 picoseconds.
+		Weight::from_parts(12_753_343, 3517)
+			.saturating_add(Weight::from_parts(432_577, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
 	}
 	/// Storage: `Registry::Models` (r:1 w:1)
 	/// Proof: `Registry::Models` (`max_values`: None, `max_size`: Some(430), added: 2905, mode: `MaxEncodedLen`)
+	/// Storage: `Registry::ReservedSemVers` (r:1 w:0)
+	/// Proof: `Registry::ReservedSemVers` (`max_values`: None, `max_size`: Some(46), added: 2521, mode: `MaxEncodedLen`)
 	/// Storage: `Registry::Versions` (r:2 w:1)
 	/// Proof: `Registry::Versions` (`max_values`: None, `max_size`: Some(124), added: 2599, mode: `MaxEncodedLen`)
 	/// Storage: `Registry::VersionBySemVer` (r:1 w:1)
@@ -82,10 +84,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn propose_version(l: u32, ) -> Weight {
 		// Proof size measured: `738`
 		// Proof size estimated: `6188`
-		// Minimum execution time: 27_781_000 picoseconds.
-		Weight::from_parts(22_075_534, 6188)
-			.saturating_add(Weight::from_parts(340_910, 0).saturating_mul(l.into()))
-			.saturating_add(T::DbWeight::get().reads(5_u64))
+		// Minimum execution time: 33_120_000 picoseconds.
+		Weight::from_parts(27_336_166, 6188)
+			.saturating_add(Weight::from_parts(351_742, 0).saturating_mul(l.into()))
+			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `Registry::DatasetsOwned` (r:1 w:1)
@@ -97,8 +99,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn register_dataset() -> Weight {
 		// Proof size measured: `6`
 		// Proof size estimated: `3517`
-		// Minimum execution time: 8_923_000 picoseconds.
-		Weight::from_parts(9_785_000, 3517)
+		// Minimum execution time: 9_344_000 picoseconds.
+		Weight::from_parts(10_125_000, 3517)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -107,19 +109,19 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with RocksDB's database weights, for tests and mock runtimes.
 impl WeightInfo for () {
 	fn register_model(l: u32, ) -> Weight {
-		Weight::from_parts(9_452_059, 3517)
-			.saturating_add(Weight::from_parts(367_082, 0).saturating_mul(l.into()))
+		Weight::from_parts(12_753_343, 3517)
+			.saturating_add(Weight::from_parts(432_577, 0).saturating_mul(l.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
 	}
 	fn propose_version(l: u32, ) -> Weight {
-		Weight::from_parts(22_075_534, 6188)
-			.saturating_add(Weight::from_parts(340_910, 0).saturating_mul(l.into()))
-			.saturating_add(RocksDbWeight::get().reads(5_u64))
+		Weight::from_parts(27_336_166, 6188)
+			.saturating_add(Weight::from_parts(351_742, 0).saturating_mul(l.into()))
+			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn register_dataset() -> Weight {
-		Weight::from_parts(9_785_000, 3517)
+		Weight::from_parts(10_125_000, 3517)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}

@@ -61,8 +61,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn register_verifier() -> Weight {
 		// Proof size measured: `27448`
 		// Proof size estimated: `654798`
-		// Minimum execution time: 908_084_000 picoseconds.
-		Weight::from_parts(974_804_000, 654798)
+		// Minimum execution time: 983_357_000 picoseconds.
+		Weight::from_parts(1_184_098_000, 654798)
 			.saturating_add(T::DbWeight::get().reads(260_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -75,8 +75,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn unregister_verifier() -> Weight {
 		// Proof size measured: `9188`
 		// Proof size estimated: `9679`
-		// Minimum execution time: 23_395_000 picoseconds.
-		Weight::from_parts(31_688_000, 9679)
+		// Minimum execution time: 34_912_000 picoseconds.
+		Weight::from_parts(50_286_000, 9679)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -89,29 +89,27 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn withdraw_verifier() -> Weight {
 		// Proof size measured: `213`
 		// Proof size estimated: `3770`
-		// Minimum execution time: 41_643_000 picoseconds.
-		Weight::from_parts(44_126_000, 3770)
+		// Minimum execution time: 44_557_000 picoseconds.
+		Weight::from_parts(48_292_000, 3770)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	/// Storage: `PolRewards::Rounds` (r:1 w:1)
-	/// Proof: `PolRewards::Rounds` (`max_values`: None, `max_size`: Some(1443), added: 3918, mode: `MaxEncodedLen`)
+	/// Proof: `PolRewards::Rounds` (`max_values`: None, `max_size`: Some(1444), added: 3919, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Params` (r:1 w:0)
 	/// Proof: `PolRewards::Params` (`max_values`: Some(1), `max_size`: Some(72), added: 567, mode: `MaxEncodedLen`)
-	/// Storage: `PolRewards::Deadlines` (r:2 w:2)
-	/// Proof: `PolRewards::Deadlines` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
+	/// Storage: `PolRewards::Deadlines` (r:0 w:2)
+	/// Proof: `PolRewards::Deadlines` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
 	fn commit_scores() -> Weight {
-		// Proof size measured: `1429`
-		// Proof size estimated: `6222`
-		// Minimum execution time: 24_487_000 picoseconds.
-		Weight::from_parts(26_299_000, 6222)
-			.saturating_add(T::DbWeight::get().reads(4_u64))
+		// Proof size measured: `1384`
+		// Proof size estimated: `4909`
+		// Minimum execution time: 21_502_000 picoseconds.
+		Weight::from_parts(25_218_000, 4909)
+			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	/// Storage: `PolRewards::Rounds` (r:1 w:1)
-	/// Proof: `PolRewards::Rounds` (`max_values`: None, `max_size`: Some(1443), added: 3918, mode: `MaxEncodedLen`)
-	/// Storage: `PolRewards::Deadlines` (r:1 w:1)
-	/// Proof: `PolRewards::Deadlines` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
+	/// Proof: `PolRewards::Rounds` (`max_values`: None, `max_size`: Some(1444), added: 3919, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Params` (r:1 w:0)
 	/// Proof: `PolRewards::Params` (`max_values`: Some(1), `max_size`: Some(72), added: 567, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Assignments` (r:16 w:16)
@@ -125,7 +123,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `PolRewards::ActiveVerifiers` (r:1 w:1)
 	/// Proof: `PolRewards::ActiveVerifiers` (`max_values`: Some(1), `max_size`: Some(8194), added: 8689, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::Jobs` (r:1 w:1)
-	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1416), added: 3891, mode: `MaxEncodedLen`)
+	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1422), added: 3897, mode: `MaxEncodedLen`)
 	/// Storage: `Registry::Datasets` (r:1 w:0)
 	/// Proof: `Registry::Datasets` (`max_values`: None, `max_size`: Some(292), added: 2767, mode: `MaxEncodedLen`)
 	/// Storage: `Registry::Versions` (r:1 w:1)
@@ -140,12 +138,14 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `PolRewards::EpochPoints` (`max_values`: None, `max_size`: Some(76), added: 2551, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Epochs` (r:1 w:1)
 	/// Proof: `PolRewards::Epochs` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
+	/// Storage: `PolRewards::Deadlines` (r:0 w:1)
+	/// Proof: `PolRewards::Deadlines` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
 	fn reveal_scores() -> Weight {
-		// Proof size measured: `8330`
+		// Proof size measured: `8324`
 		// Proof size estimated: `47844`
-		// Minimum execution time: 724_798_000 picoseconds.
-		Weight::from_parts(755_675_000, 47844)
-			.saturating_add(T::DbWeight::get().reads(57_u64))
+		// Minimum execution time: 788_484_000 picoseconds.
+		Weight::from_parts(873_051_000, 47844)
+			.saturating_add(T::DbWeight::get().reads(56_u64))
 			.saturating_add(T::DbWeight::get().writes(54_u64))
 	}
 	/// Storage: `PolRewards::Params` (r:1 w:0)
@@ -161,8 +161,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn claim_epoch_reward() -> Weight {
 		// Proof size measured: `454`
 		// Proof size estimated: `6196`
-		// Minimum execution time: 48_042_000 picoseconds.
-		Weight::from_parts(50_616_000, 6196)
+		// Minimum execution time: 51_127_000 picoseconds.
+		Weight::from_parts(54_602_000, 6196)
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -171,15 +171,17 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn set_params() -> Weight {
 		// Proof size measured: `6`
 		// Proof size estimated: `1557`
-		// Minimum execution time: 4_817_000 picoseconds.
-		Weight::from_parts(5_278_000, 1557)
+		// Minimum execution time: 4_987_000 picoseconds.
+		Weight::from_parts(5_458_000, 1557)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
-	/// Storage: `PolRewards::Deadlines` (r:2 w:2)
-	/// Proof: `PolRewards::Deadlines` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
+	/// Storage: `PolRewards::DeadlineCursor` (r:1 w:1)
+	/// Proof: `PolRewards::DeadlineCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
+	/// Storage: `PolRewards::Deadlines` (r:17 w:32)
+	/// Proof: `PolRewards::Deadlines` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Rounds` (r:16 w:16)
-	/// Proof: `PolRewards::Rounds` (`max_values`: None, `max_size`: Some(1443), added: 3918, mode: `MaxEncodedLen`)
+	/// Proof: `PolRewards::Rounds` (`max_values`: None, `max_size`: Some(1444), added: 3919, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Params` (r:1 w:0)
 	/// Proof: `PolRewards::Params` (`max_values`: Some(1), `max_size`: Some(72), added: 567, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::ActiveVerifiers` (r:1 w:0)
@@ -192,21 +194,23 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `System::ParentHash` (`max_values`: Some(1), `max_size`: Some(32), added: 527, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[0, 16]`.
 	fn on_initialize_draw(n: u32, ) -> Weight {
-		// Proof size measured: `26740 + n * (147 ±0)`
-		// Proof size estimated: `712670 + n * (3918 ±21)`
-		// Minimum execution time: 6_940_000 picoseconds.
-		Weight::from_parts(441_170_483, 712670)
-			.saturating_add(Weight::from_parts(847_292_368, 0).saturating_mul(n.into()))
+		// Proof size measured: `26762 + n * (159 ±0)`
+		// Proof size estimated: `712670 + n * (3919 ±0)`
+		// Minimum execution time: 20_020_000 picoseconds.
+		Weight::from_parts(517_270_339, 712670)
+			.saturating_add(Weight::from_parts(924_589_707, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(354_u64))
-			.saturating_add(T::DbWeight::get().reads((16_u64).saturating_mul(n.into())))
+			.saturating_add(T::DbWeight::get().reads((17_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(10_u64))
-			.saturating_add(T::DbWeight::get().writes((12_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 3918).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().writes((14_u64).saturating_mul(n.into())))
+			.saturating_add(Weight::from_parts(0, 3919).saturating_mul(n.into()))
 	}
-	/// Storage: `PolRewards::Deadlines` (r:1 w:1)
-	/// Proof: `PolRewards::Deadlines` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
+	/// Storage: `PolRewards::DeadlineCursor` (r:1 w:1)
+	/// Proof: `PolRewards::DeadlineCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
+	/// Storage: `PolRewards::Deadlines` (r:17 w:16)
+	/// Proof: `PolRewards::Deadlines` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Rounds` (r:16 w:16)
-	/// Proof: `PolRewards::Rounds` (`max_values`: None, `max_size`: Some(1443), added: 3918, mode: `MaxEncodedLen`)
+	/// Proof: `PolRewards::Rounds` (`max_values`: None, `max_size`: Some(1444), added: 3919, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Params` (r:1 w:0)
 	/// Proof: `PolRewards::Params` (`max_values`: Some(1), `max_size`: Some(72), added: 567, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Assignments` (r:16 w:16)
@@ -220,7 +224,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `PolRewards::ActiveVerifiers` (r:1 w:1)
 	/// Proof: `PolRewards::ActiveVerifiers` (`max_values`: Some(1), `max_size`: Some(8194), added: 8689, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::Jobs` (r:16 w:16)
-	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1416), added: 3891, mode: `MaxEncodedLen`)
+	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1422), added: 3897, mode: `MaxEncodedLen`)
 	/// Storage: `Registry::Datasets` (r:16 w:0)
 	/// Proof: `Registry::Datasets` (`max_values`: None, `max_size`: Some(292), added: 2767, mode: `MaxEncodedLen`)
 	/// Storage: `Registry::Versions` (r:16 w:16)
@@ -237,15 +241,15 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `PolRewards::Epochs` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[0, 16]`.
 	fn on_initialize_tally(n: u32, ) -> Weight {
-		// Proof size measured: `5042 + n * (3530 ±0)`
+		// Proof size measured: `5045 + n * (3550 ±0)`
 		// Proof size estimated: `45470 + n * (5206 ±0)`
-		// Minimum execution time: 4_016_000 picoseconds.
-		Weight::from_parts(76_310_264, 45470)
-			.saturating_add(Weight::from_parts(597_432_642, 0).saturating_mul(n.into()))
-			.saturating_add(T::DbWeight::get().reads(32_u64))
-			.saturating_add(T::DbWeight::get().reads((11_u64).saturating_mul(n.into())))
+		// Minimum execution time: 6_961_000 picoseconds.
+		Weight::from_parts(103_108_344, 45470)
+			.saturating_add(Weight::from_parts(674_778_719, 0).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads(33_u64))
+			.saturating_add(T::DbWeight::get().reads((12_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(31_u64))
-			.saturating_add(T::DbWeight::get().writes((10_u64).saturating_mul(n.into())))
+			.saturating_add(T::DbWeight::get().writes((11_u64).saturating_mul(n.into())))
 			.saturating_add(Weight::from_parts(0, 5206).saturating_mul(n.into()))
 	}
 }
@@ -253,56 +257,56 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with RocksDB's database weights, for tests and mock runtimes.
 impl WeightInfo for () {
 	fn register_verifier() -> Weight {
-		Weight::from_parts(974_804_000, 654798)
+		Weight::from_parts(1_184_098_000, 654798)
 			.saturating_add(RocksDbWeight::get().reads(260_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn unregister_verifier() -> Weight {
-		Weight::from_parts(31_688_000, 9679)
+		Weight::from_parts(50_286_000, 9679)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn withdraw_verifier() -> Weight {
-		Weight::from_parts(44_126_000, 3770)
+		Weight::from_parts(48_292_000, 3770)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn commit_scores() -> Weight {
-		Weight::from_parts(26_299_000, 6222)
-			.saturating_add(RocksDbWeight::get().reads(4_u64))
+		Weight::from_parts(25_218_000, 4909)
+			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn reveal_scores() -> Weight {
-		Weight::from_parts(755_675_000, 47844)
-			.saturating_add(RocksDbWeight::get().reads(57_u64))
+		Weight::from_parts(873_051_000, 47844)
+			.saturating_add(RocksDbWeight::get().reads(56_u64))
 			.saturating_add(RocksDbWeight::get().writes(54_u64))
 	}
 	fn claim_epoch_reward() -> Weight {
-		Weight::from_parts(50_616_000, 6196)
+		Weight::from_parts(54_602_000, 6196)
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn set_params() -> Weight {
-		Weight::from_parts(5_278_000, 1557)
+		Weight::from_parts(5_458_000, 1557)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn on_initialize_draw(n: u32, ) -> Weight {
-		Weight::from_parts(441_170_483, 712670)
-			.saturating_add(Weight::from_parts(847_292_368, 0).saturating_mul(n.into()))
+		Weight::from_parts(517_270_339, 712670)
+			.saturating_add(Weight::from_parts(924_589_707, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(354_u64))
-			.saturating_add(RocksDbWeight::get().reads((16_u64).saturating_mul(n.into())))
+			.saturating_add(RocksDbWeight::get().reads((17_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(10_u64))
-			.saturating_add(RocksDbWeight::get().writes((12_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 3918).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().writes((14_u64).saturating_mul(n.into())))
+			.saturating_add(Weight::from_parts(0, 3919).saturating_mul(n.into()))
 	}
 	fn on_initialize_tally(n: u32, ) -> Weight {
-		Weight::from_parts(76_310_264, 45470)
-			.saturating_add(Weight::from_parts(597_432_642, 0).saturating_mul(n.into()))
-			.saturating_add(RocksDbWeight::get().reads(32_u64))
-			.saturating_add(RocksDbWeight::get().reads((11_u64).saturating_mul(n.into())))
+		Weight::from_parts(103_108_344, 45470)
+			.saturating_add(Weight::from_parts(674_778_719, 0).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().reads(33_u64))
+			.saturating_add(RocksDbWeight::get().reads((12_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(31_u64))
-			.saturating_add(RocksDbWeight::get().writes((10_u64).saturating_mul(n.into())))
+			.saturating_add(RocksDbWeight::get().writes((11_u64).saturating_mul(n.into())))
 			.saturating_add(Weight::from_parts(0, 5206).saturating_mul(n.into()))
 	}
 }
