@@ -750,3 +750,15 @@ fn hold_errors_surface_as_named_errors_not_token_errors() {
 		assert_ne!(result, Err(TokenError::FundsUnavailable.into()));
 	});
 }
+
+#[test]
+fn exhausted_job_ids_are_a_named_error() {
+	new_test_ext().execute_with(|| {
+		registry_fixture();
+		NextJobId::<Test>::put(JobId::MAX);
+		assert_noop!(
+			Jobs::post_job(RuntimeOrigin::signed(CREATOR), spec(100), REWARD),
+			Error::<Test>::IdsExhausted
+		);
+	});
+}

@@ -335,3 +335,33 @@ fn a_reserved_semver_holds_a_version_slot_until_used_or_released() {
 		assert_ok!(reg(0, SemVer::new(1, 4, 0), root));
 	});
 }
+
+#[test]
+fn exhausted_ids_are_a_named_error() {
+	new_test_ext().execute_with(|| {
+		NextModelId::<Test>::put(ModelId::MAX);
+		assert_noop!(
+			Registry::register_model(
+				RuntimeOrigin::signed(OWNER),
+				text("m"),
+				arch(1),
+				text("MIT"),
+				SemVer::new(1, 0, 0),
+				deltas(&[(0, "a")]),
+				H256::zero(),
+			),
+			Error::<Test>::IdsExhausted
+		);
+		NextDatasetId::<Test>::put(DatasetId::MAX);
+		assert_noop!(
+			Registry::register_dataset(
+				RuntimeOrigin::signed(OWNER),
+				cid("bafy"),
+				H256::zero(),
+				1,
+				text("CC0")
+			),
+			Error::<Test>::IdsExhausted
+		);
+	});
+}

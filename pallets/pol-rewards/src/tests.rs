@@ -873,3 +873,32 @@ mod conservation {
 		}
 	}
 }
+
+#[test]
+fn changing_the_epoch_length_ends_the_running_epoch_without_renumbering_past_ones() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		let job = revealed_job(CANDIDATE);
+		run_to(2);
+		for v in V {
+			commit(v, job, BASE, CANDIDATE);
+		}
+		for v in V {
+			reveal(v, job, BASE, CANDIDATE);
+		}
+		assert_eq!(EpochPoints::<Test>::get(0, MINER), Some(50));
+		// At block 50 of a 100-block epoch the length doubles: epoch 0 ends now, epoch 1 starts.
+		run_to(50);
+		let mut params = PolDefaults::get();
+		params.epoch_length = 2 * EPOCH;
+		assert_ok!(Pol::set_params(RuntimeOrigin::root(), params));
+		assert_eq!(EpochBase::<Test>::get(), (50, 1));
+		assert_eq!(Pol::current_epoch(), 1);
+		assert_ok!(Pol::claim_epoch_reward(RuntimeOrigin::signed(OUTSIDER), 0, MINER));
+		// Block 249 is still epoch 1 (50 + 200 starts epoch 2).
+		run_to(249);
+		assert_eq!(Pol::current_epoch(), 1);
+		run_to(250);
+		assert_eq!(Pol::current_epoch(), 2);
+	});
+}
