@@ -4,6 +4,8 @@
 //! timing without compiling the runtime.
 #![cfg_attr(not(feature = "std"), no_std)]
 
+extern crate alloc;
+
 use sp_runtime::{
 	traits::{IdentifyAccount, Verify},
 	MultiSignature,
@@ -82,6 +84,7 @@ pub mod time {
 	pub const SESSIONS_PER_ERA: u32 = 6;
 }
 
+pub mod deadlines;
 pub mod pol;
 
 #[cfg(test)]

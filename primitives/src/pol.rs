@@ -158,9 +158,6 @@ pub trait ModelRegistry<AccountId> {
 	fn version(version: VersionId) -> Option<VersionSummary>;
 	/// Owner (data contributor) of a dataset, if it exists.
 	fn dataset_owner(dataset: DatasetId) -> Option<AccountId>;
-	/// Checks a candidate without storing anything: the error `propose_candidate` would return
-	/// (a reserved SemVer is allowed, as there).
-	fn check_candidate(candidate: &CandidateVersion) -> DispatchResult;
 	/// Reserves `semver` in `model` for a result still to be revealed, so that nobody else can
 	/// take it meanwhile. It must be above `base`'s SemVer, unused and unreserved.
 	fn reserve_semver(model: ModelId, semver: SemVer, base: VersionId) -> DispatchResult;

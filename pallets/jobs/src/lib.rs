@@ -32,6 +32,7 @@ pub mod weights;
 pub use weights::WeightInfo;
 
 use alloc::vec::Vec;
+use blyan_primitives::deadlines::drain_due;
 use blyan_primitives::pol::{
 	Backend, CandidateVersion, Cid, DatasetId, JobId, JobSettlement, LayerDeltas, ModelId,
 	ModelRegistry, Parents, Score, SemVer, VerificationProvider, VerificationRequest, VersionId,
@@ -62,9 +63,6 @@ pub type BalanceOf<T> =
 
 /// Longest hyper-parameter document (JSON) a job may carry.
 pub const MAX_HYPERPARAMS_LEN: u32 = 1024;
-/// Most blocks of the deadline index `on_initialize` looks at in one block (catching up after a
-/// backlog; normally it looks at one).
-pub const MAX_SCANNED_BLOCKS: u32 = 8;
 
 /// What a worker can run.
 #[derive(
@@ -755,8 +753,7 @@ pub mod pallet {
 				layers: result.layers,
 				weight_root: result.weight_root,
 			};
-			T::Registry::check_candidate(&candidate)?;
-
+			// The first write: the registry checks the candidate before storing it.
 			let version = T::Registry::propose_candidate(&who, candidate)?;
 			T::Verification::start_verification(
 				job,
@@ -841,34 +838,21 @@ impl<T: Config> Pallet<T> {
 		Expiries::<T>::remove(at, job);
 	}
 
-	/// Expires due jobs, oldest deadline first, at most `MaxExpiriesPerBlock` of them, looking
-	/// at no more than `MAX_SCANNED_BLOCKS` blocks of the index. Returns (expired, blocks read).
+	/// Expires due jobs, oldest deadline first, at most `MaxExpiriesPerBlock` of them.
+	/// Returns (expired, blocks of the index read).
 	fn process_expiries(now: BlockNumberFor<T>) -> (u32, u32) {
-		let budget = T::MaxExpiriesPerBlock::get();
-		let mut block = ExpiryCursor::<T>::get();
-		if block.is_zero() {
-			block = now;
-		}
-		let (mut processed, mut scanned) = (0u32, 0u32);
-		while block <= now && scanned < MAX_SCANNED_BLOCKS {
-			scanned.saturating_inc();
-			let room = budget.saturating_sub(processed) as usize;
-			let due: Vec<JobId> = Expiries::<T>::iter_key_prefix(block).take(room + 1).collect();
-			for job in due.iter().take(room) {
+		let drained = drain_due(
+			ExpiryCursor::<T>::get(),
+			now,
+			T::MaxExpiriesPerBlock::get(),
+			|block, n| Expiries::<T>::iter_key_prefix(block).take(n).collect(),
+			|block, job| {
 				Expiries::<T>::remove(block, job);
-				Self::expire(*job, now);
-				processed.saturating_inc();
-			}
-			if due.len() > room {
-				break; // this block has more: go on from it next time
-			}
-			block = block.saturating_add(1u32.into());
-			if processed >= budget {
-				break;
-			}
-		}
-		ExpiryCursor::<T>::put(block);
-		(processed, scanned)
+				Self::expire(job, now);
+			},
+		);
+		ExpiryCursor::<T>::put(drained.cursor);
+		(drained.handled, drained.scanned)
 	}
 
 	/// Slashes `share` of a worker's bond (burned); returns what was burned.

@@ -378,7 +378,7 @@ fn check_layers<T: Config>(layers: &LayerDeltas, layer_count: LayerIndex) -> Dis
 
 impl<T: Config> Pallet<T> {
 	/// Every check `insert_candidate` makes, without writing.
-	fn check_candidate_inner(
+	fn check_candidate(
 		candidate: &CandidateVersion,
 	) -> Result<ModelInfo<T::AccountId>, DispatchError> {
 		let model = Models::<T>::get(candidate.model).ok_or(Error::<T>::UnknownModel)?;
@@ -410,7 +410,7 @@ impl<T: Config> Pallet<T> {
 		proposer: &T::AccountId,
 		candidate: CandidateVersion,
 	) -> Result<VersionId, DispatchError> {
-		let mut model = Self::check_candidate_inner(&candidate)?;
+		let mut model = Self::check_candidate(&candidate)?;
 		let version = NextVersionId::<T>::get();
 		NextVersionId::<T>::put(version.saturating_add(1));
 		if ReservedSemVers::<T>::take(candidate.model, candidate.semver).is_none() {
@@ -531,10 +531,6 @@ impl<T: Config> ModelRegistry<T::AccountId> for Pallet<T> {
 
 	fn dataset_owner(dataset: DatasetId) -> Option<T::AccountId> {
 		Datasets::<T>::get(dataset).map(|d| d.owner)
-	}
-
-	fn check_candidate(candidate: &CandidateVersion) -> DispatchResult {
-		Self::check_candidate_inner(candidate).map(|_| ())
 	}
 
 	fn reserve_semver(model: ModelId, semver: SemVer, base: VersionId) -> DispatchResult {

@@ -282,17 +282,18 @@ fn resolve_layers_takes_the_nearest_ancestor_per_layer_across_a_merge() {
 }
 
 #[test]
-fn check_candidate_matches_propose_candidate_without_writing() {
+fn propose_candidate_checks_before_it_writes() {
 	new_test_ext().execute_with(|| {
 		let root = model(OWNER);
 		let bad = candidate(&[root], SemVer::new(0, 9, 0), &[(0, "a")]);
 		assert_noop!(
-			<Registry as ModelRegistry<u64>>::check_candidate(&bad),
+			<Registry as ModelRegistry<u64>>::propose_candidate(&OTHER, bad),
 			Error::<Test>::SemVerNotIncreasing
 		);
-		let good = candidate(&[root], SemVer::new(1, 1, 0), &[(0, "a")]);
-		assert_ok!(<Registry as ModelRegistry<u64>>::check_candidate(&good));
 		assert_eq!(NextVersionId::<Test>::get(), 1);
+		let good = candidate(&[root], SemVer::new(1, 1, 0), &[(0, "a")]);
+		assert_ok!(<Registry as ModelRegistry<u64>>::propose_candidate(&OTHER, good));
+		assert_eq!(NextVersionId::<Test>::get(), 2);
 	});
 }
 

@@ -37,6 +37,7 @@ pub mod weights;
 pub use weights::WeightInfo;
 
 use alloc::vec::Vec;
+use blyan_primitives::deadlines::drain_due;
 use blyan_primitives::pol::{
 	JobId, JobSettlement, ModelRegistry, Score, VerificationProvider, VerificationRequest,
 	VersionAcceptance,
@@ -63,9 +64,6 @@ pub type BalanceOf<T> =
 
 /// Largest committee the protocol allows.
 pub const MAX_COMMITTEE: u32 = 16;
-/// Most blocks of the deadline index `on_initialize` looks at in one block (catching up after a
-/// backlog; normally it looks at one).
-pub const MAX_SCANNED_BLOCKS: u32 = 8;
 
 /// How often a draw short of eligible verifiers is tried again (every `reveal_window` blocks)
 /// before the job is refunded.
@@ -450,7 +448,8 @@ pub mod pallet {
 		pub fn register_verifier(origin: OriginFor<T>, bond: BalanceOf<T>) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			ensure!(!Verifiers::<T>::contains_key(&who), Error::<T>::AlreadyVerifier);
-			ensure!(bond >= Params::<T>::get().min_verifier_bond, Error::<T>::BondTooLow);
+			let params = Params::<T>::get();
+			ensure!(bond >= params.min_verifier_bond, Error::<T>::BondTooLow);
 			ensure!(
 				T::Currency::can_hold(&HoldReason::VerifierBond.into(), &who, bond),
 				Error::<T>::InsufficientBalance
@@ -467,7 +466,7 @@ pub mod pallet {
 
 			T::Currency::hold(&HoldReason::VerifierBond.into(), &who, bond)?;
 			if let Some((_, verifier)) = evicted {
-				Self::start_unbonding(&verifier);
+				Self::start_unbonding(&verifier, params.unbonding_period);
 			}
 			ActiveVerifiers::<T>::put(active);
 			Verifiers::<T>::insert(&who, VerifierInfo { bond, unbonding_until: None });
@@ -481,15 +480,10 @@ pub mod pallet {
 		#[pallet::weight(T::WeightInfo::unregister_verifier())]
 		pub fn unregister_verifier(origin: OriginFor<T>) -> DispatchResult {
 			let who = ensure_signed(origin)?;
-			let mut info = Verifiers::<T>::get(&who).ok_or(Error::<T>::NotVerifier)?;
+			let info = Verifiers::<T>::get(&who).ok_or(Error::<T>::NotVerifier)?;
 			ensure!(info.unbonding_until.is_none(), Error::<T>::Unbonding);
-			// Leaves the draw at once; rounds it already sits on still count on it.
-			let until = frame_system::Pallet::<T>::block_number()
-				.saturating_add(Params::<T>::get().unbonding_period);
-			ActiveVerifiers::<T>::mutate(|active| active.retain(|v| *v != who));
-			info.unbonding_until = Some(until);
-			Verifiers::<T>::insert(&who, info);
-			Self::deposit_event(Event::VerifierUnbonding { verifier: who, until });
+			// Rounds it already sits on still count on it.
+			Self::leave_draw(&who, Params::<T>::get().unbonding_period);
 			Ok(())
 		}
 
@@ -681,38 +675,25 @@ impl<T: Config> Pallet<T> {
 		Deadlines::<T>::remove(at, job);
 	}
 
-	/// Advances due rounds, oldest deadline first, at most `MaxDeadlinesPerBlock` of them,
-	/// looking at no more than `MAX_SCANNED_BLOCKS` blocks of the index.
-	/// Returns (draws, other phase ends, blocks read).
+	/// Advances due rounds, oldest deadline first, at most `MaxDeadlinesPerBlock` of them.
+	/// Returns (draws, other phase ends, blocks of the index read).
 	fn process_deadlines(now: BlockNumberFor<T>) -> (u32, u32, u32) {
-		let budget = T::MaxDeadlinesPerBlock::get();
-		let mut block = DeadlineCursor::<T>::get();
-		if block.is_zero() {
-			block = now;
-		}
-		let (mut draws, mut others, mut scanned) = (0u32, 0u32, 0u32);
-		while block <= now && scanned < MAX_SCANNED_BLOCKS {
-			scanned.saturating_inc();
-			let room = budget.saturating_sub(draws.saturating_add(others)) as usize;
-			let due: Vec<JobId> = Deadlines::<T>::iter_key_prefix(block).take(room + 1).collect();
-			for job in due.iter().take(room) {
+		let mut draws = 0u32;
+		let drained = drain_due(
+			DeadlineCursor::<T>::get(),
+			now,
+			T::MaxDeadlinesPerBlock::get(),
+			|block, n| Deadlines::<T>::iter_key_prefix(block).take(n).collect(),
+			|block, job| {
 				Deadlines::<T>::remove(block, job);
 				// Stale entries are charged as draws, the dearer kind: cheap to over-estimate.
-				match Self::advance(*job, now) {
-					Some(Phase::Commit | Phase::Reveal) => others.saturating_inc(),
-					_ => draws.saturating_inc(),
+				if !matches!(Self::advance(job, now), Some(Phase::Commit | Phase::Reveal)) {
+					draws.saturating_inc();
 				}
-			}
-			if due.len() > room {
-				break; // this block has more: go on from it next time
-			}
-			block = block.saturating_add(1u32.into());
-			if draws.saturating_add(others) >= budget {
-				break;
-			}
-		}
-		DeadlineCursor::<T>::put(block);
-		(draws, others, scanned)
+			},
+		);
+		DeadlineCursor::<T>::put(drained.cursor);
+		(draws, drained.handled.saturating_sub(draws), drained.scanned)
 	}
 
 	/// In a full set, the member to evict for a newcomer bonding `bond`: the smallest bond, if
@@ -731,10 +712,15 @@ impl<T: Config> Pallet<T> {
 			.ok_or(Error::<T>::TooManyVerifiers.into())
 	}
 
-	/// Marks a verifier as leaving (it is no longer in the draw set).
-	fn start_unbonding(verifier: &T::AccountId) {
-		let until = frame_system::Pallet::<T>::block_number()
-			.saturating_add(Params::<T>::get().unbonding_period);
+	/// Takes a verifier out of the draw set and starts its unbonding period.
+	fn leave_draw(verifier: &T::AccountId, unbonding_period: BlockNumberFor<T>) {
+		ActiveVerifiers::<T>::mutate(|active| active.retain(|v| v != verifier));
+		Self::start_unbonding(verifier, unbonding_period);
+	}
+
+	/// Marks a verifier, already out of the draw set, as leaving.
+	fn start_unbonding(verifier: &T::AccountId, unbonding_period: BlockNumberFor<T>) {
+		let until = frame_system::Pallet::<T>::block_number().saturating_add(unbonding_period);
 		Verifiers::<T>::mutate(verifier, |info| {
 			if let Some(info) = info {
 				info.unbonding_until = Some(until);
@@ -846,25 +832,28 @@ impl<T: Config> Pallet<T> {
 		Self::deposit_event(Event::CommitteeDrawn { job, attempt, committee, commit_by });
 	}
 
-	fn penalise(job: JobId, verifier: &T::AccountId, share: Perbill) {
+	/// Burns `verifier_penalty` of a verifier's bond; one left below the minimum leaves the draw.
+	fn penalise(
+		job: JobId,
+		verifier: &T::AccountId,
+		params: &PolParams<BalanceOf<T>, BlockNumberFor<T>>,
+	) {
 		let Some(mut info) = Verifiers::<T>::get(verifier) else { return };
 		let amount = T::Currency::burn_held(
 			&HoldReason::VerifierBond.into(),
 			verifier,
-			share * info.bond,
+			params.verifier_penalty * info.bond,
 			Precision::BestEffort,
 			Fortitude::Force,
 		)
 		.unwrap_or_else(|_| Zero::zero());
 		info.bond = info.bond.saturating_sub(amount);
-		let below_minimum =
-			info.bond < Params::<T>::get().min_verifier_bond && info.unbonding_until.is_none();
+		let below_minimum = info.bond < params.min_verifier_bond && info.unbonding_until.is_none();
 		Verifiers::<T>::insert(verifier, info);
 		Self::deposit_event(Event::VerifierPenalised { job, verifier: verifier.clone(), amount });
 		if below_minimum {
 			// Too little at stake to be drawn again: it leaves the set and may withdraw.
-			ActiveVerifiers::<T>::mutate(|active| active.retain(|v| v != verifier));
-			Self::start_unbonding(verifier);
+			Self::leave_draw(verifier, params.unbonding_period);
 		}
 	}
 
@@ -902,7 +891,7 @@ impl<T: Config> Pallet<T> {
 					if member.scores == Some((base_score, candidate_score)) {
 						quorum_members.push(member.verifier.clone());
 					} else {
-						Self::penalise(job, &member.verifier, params.verifier_penalty);
+						Self::penalise(job, &member.verifier, &params);
 					}
 				}
 				let request = &round.request;
@@ -928,7 +917,7 @@ impl<T: Config> Pallet<T> {
 			}
 			None => {
 				for member in round.committee.iter().filter(|m| m.scores.is_none()) {
-					Self::penalise(job, &member.verifier, params.verifier_penalty);
+					Self::penalise(job, &member.verifier, &params);
 				}
 				if round.attempt == 0 {
 					let mut next = round.clone();
