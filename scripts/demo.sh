@@ -1,12 +1,106 @@
 #!/usr/bin/env bash
-# The main job: builds everything, starts a dev chain on loopback and shows blocks being produced
-# and finalized and a BLY transfer with its fee. Ends by itself; exit code 0 on success.
+# The main job: builds everything, then runs one Proof-of-Learning training job for real on a
+# local dev chain and IPFS daemon, printing the story as it happens: a creator registers a model
+# and posts a job, a data owner publishes the training data, a miner claims, trains (loss falling),
+# commits, reveals; three verifiers re-evaluate it and the chain pays out. Ends by itself; exit 0
+# when the trained version was accepted and paid.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$BLYAN_ROOT"
 
 "$BLYAN_ROOT/scripts/setup.sh"
-echo "▶ building blyan-node (the first build takes ~40 min on 2 cores)"
-cargo build --locked -p blyan-node --bin blyan-node --example chain-demo
-export BLYAN_NODE_BIN="$CARGO_TARGET_DIR/debug/blyan-node"
-exec "$CARGO_TARGET_DIR/debug/examples/chain-demo"
+echo "▶ building blyan-node and blyan-worker (a first build takes ~40 min on 2 cores)"
+cargo build --locked -p blyan-node -p blyan-worker
+NODE="$CARGO_TARGET_DIR/debug/blyan-node"
+WORKER="$CARGO_TARGET_DIR/debug/blyan-worker"
+
+run_dir="$(mktemp -d -t blyan-demo.XXXXXX)"
+pids=()
+cleanup() {
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+	rm -rf "$run_dir"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+step() { printf '\n\033[1;32m▶ %s\033[0m\n' "$*"; }
+
+rpc_port=$(free_port)
+ipfs_port=$(( 20000 + RANDOM % 20000 ))
+export BLYAN_NODE="ws://127.0.0.1:$rpc_port" BLYAN_IPFS="http://127.0.0.1:$ipfs_port"
+
+step "starting a dev chain (blyan-node --dev, 1 s blocks) and an IPFS daemon, both on 127.0.0.1"
+"$NODE" --dev --base-path "$run_dir/node" --rpc-port "$rpc_port" --port "$(free_port)" \
+	--no-prometheus --no-telemetry >"$run_dir/node.log" 2>&1 &
+pids+=($!)
+"$BLYAN_ROOT/scripts/ipfs/daemon.sh" "$run_dir/ipfs" "$ipfs_port" >"$run_dir/ipfs.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 120); do grep -q "Daemon is ready" "$run_dir/ipfs.log" && break; sleep 0.5; done
+grep -q "Daemon is ready" "$run_dir/ipfs.log" || { cat "$run_dir/ipfs.log"; echo "IPFS did not start" >&2; exit 1; }
+echo "node pid ${pids[0]}, IPFS pid ${pids[1]}"
+
+w() { # w KEY STATE ARGS... : run the worker as a dev account
+	local key=$1 state=$2; shift 2
+	BLYAN_KEY="$key" BLYAN_STATE_DIR="$run_dir/state-$state" "$WORKER" "$@"
+}
+# w_bg NAME KEY ARGS... : a long-running role, its output prefixed by NAME
+w_bg() {
+	local name=$1 key=$2; shift 2
+	BLYAN_KEY="$key" BLYAN_STATE_DIR="$run_dir/state-$name" "$WORKER" "$@" \
+		> >(sed -u "s/^/[$name] /" | tee "$run_dir/$name.log") 2>&1 &
+	pids+=($!)
+}
+
+accounts=(//Alice //Ferdie //Eve //Bob //Charlie //Dave)
+step "balances before (Alice: creator, Ferdie: data owner, Eve: miner, Bob/Charlie/Dave: verifiers)"
+w //Alice alice balance "${accounts[@]}" | tee "$run_dir/before"
+
+step "Bob, Charlie and Dave bond 100 BLY each as verifiers; Eve bonds 100 BLY as a worker"
+for v in Bob Charlie Dave; do w "//$v" "${v,,}" register --verifier --bond 100; done
+w //Eve eve register --bond 100
+
+step "the miner and the verifiers start following the chain"
+w_bg miner-eve //Eve mine --jobs 1
+miner=$!
+verifiers=()
+for v in Bob Charlie Dave; do w_bg "verifier-${v,,}" "//$v" verify --rounds 1; verifiers+=($!); done
+
+step "Alice registers a model: a Qwen3-style transformer, random weights, each layer pinned to IPFS"
+model_out=$(w //Alice alice model-init --name tiny-qwen3 --arch tiny --seed 1)
+echo "$model_out"
+root_version=$(awk '{print $4}' <<<"$model_out")
+
+step "Ferdie publishes 64 KiB of training data (generated exercises: addition, reversal, sorting)"
+dataset=$(w //Ferdie ferdie dataset-publish --generate 64 --seed 1 | awk '{print $2}')
+echo "dataset $dataset"
+
+step "Alice posts a training job (reward 100 BLY, 60 AdamW steps); her validation set stays secret until Eve commits"
+w_bg creator-alice //Alice job-post --base-version "$root_version" --dataset "$dataset" --reward 100 \
+	--steps 60 --validation-generate 16 --validation-seed 2 --watch
+creator=$!
+
+wait "$creator"
+wait "$miner"
+for v in "${verifiers[@]}"; do wait "$v"; done
+
+step "balances after"
+w //Alice alice balance "${accounts[@]}" | tee "$run_dir/after"
+python3 - "$run_dir/before" "$run_dir/after" <<'PY'
+import re, sys
+def read(path):
+    out = {}
+    for line in open(path):
+        name, free, held = re.match(r"(\S+)\s+free\s+([\d.]+) BLY\s+held\s+([\d.]+) BLY", line).groups()
+        out[name] = (float(free), float(held))
+    return out
+before, after = read(sys.argv[1]), read(sys.argv[2])
+print("\nchange (free + held; fees included):")
+for name in before:
+    b, a = sum(before[name]), sum(after[name])
+    print(f"  {name:<10} {a - b:+12.4f} BLY")
+PY
+
+step "Eve's earnings, from chain events"
+w //Eve eve earnings --from 1
+grep -q "ACCEPTED" "$run_dir/creator-alice.log"
+step "done: the trained version was accepted and everyone paid"

@@ -84,3 +84,11 @@ if [ ! -f "$PJS/node_modules/.package-lock.json" ] || [ "$PJS/package-lock.json"
   log "installing @polkadot/api for the metadata check"
   (cd "$PJS" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# A local IPFS daemon for the demo and the worker's tests: js-ipfs serves kubo's HTTP RPC (kubo's
+# own installers download a binary at install time, which offline machines cannot).
+IPFS_DIR="$ROOT/scripts/ipfs"
+if [ ! -f "$IPFS_DIR/node_modules/.package-lock.json" ] || [ "$IPFS_DIR/package-lock.json" -nt "$IPFS_DIR/node_modules/.package-lock.json" ]; then
+  log "installing js-ipfs (npm, ~4 min once)"
+  (cd "$IPFS_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -154,7 +154,6 @@ pub fn honest_job(rpc: &Rpc, say: &mut dyn FnMut(String)) -> Result<JobOutcome, 
 			merkle_root: H256::repeat_byte(4),
 		}]),
 		weight_root: H256::repeat_byte(5),
-		claimed_score: CANDIDATE_SCORE,
 	};
 	say("Eve claims the job and commits to her result (layer 1 changed, claimed loss 0.9)".into());
 	send(rpc, Eve, pallet_jobs::Call::claim_job { job: 0 }.into())?;
@@ -174,7 +173,17 @@ pub fn honest_job(rpc: &Rpc, say: &mut dyn FnMut(String)) -> Result<JobOutcome, 
 		pallet_jobs::Call::reveal_validation { job: 0, cid: validation.clone(), salt: SALT }.into(),
 	)?;
 	wait_until("the validation set", TIMEOUT, || job(rpc, 0)?.validation)?;
-	send(rpc, Eve, pallet_jobs::Call::reveal_result { job: 0, result, salt: SALT }.into())?;
+	send(
+		rpc,
+		Eve,
+		pallet_jobs::Call::reveal_result {
+			job: 0,
+			result,
+			claimed_score: CANDIDATE_SCORE,
+			salt: SALT,
+		}
+		.into(),
+	)?;
 
 	let committee = wait_until("a committee", TIMEOUT, || {
 		let r = round(rpc, 0)?;

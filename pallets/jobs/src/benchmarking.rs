@@ -85,7 +85,6 @@ fn job_result(layers: u32) -> JobResult {
 				.collect(),
 		),
 		weight_root: H256::repeat_byte(2),
-		claimed_score: 1,
 	}
 }
 
@@ -113,8 +112,14 @@ pub(crate) fn verifying_job<T: Config>(
 	miner: &T::AccountId,
 ) -> (JobId, VerificationRequest<T::AccountId>) {
 	let job = revealed_validation::<T>(creator, miner, 1);
-	Pallet::<T>::reveal_result(RawOrigin::Signed(miner.clone()).into(), job, job_result(1), SALT)
-		.expect("committed result reveals");
+	Pallet::<T>::reveal_result(
+		RawOrigin::Signed(miner.clone()).into(),
+		job,
+		job_result(1),
+		1,
+		SALT,
+	)
+	.expect("committed result reveals");
 	let info = Jobs::<T>::get(job).expect("job exists");
 	let (candidate, claimed_score) = match info.status {
 		JobStatus::Verifying { candidate, claimed_score, .. } => (candidate, claimed_score),
@@ -245,7 +250,7 @@ mod benchmarks {
 		let miner: T::AccountId = whitelisted_caller();
 		let job = revealed_validation::<T>(&creator, &miner, l);
 		#[extrinsic_call]
-		_(RawOrigin::Signed(miner), job, job_result(l), SALT);
+		_(RawOrigin::Signed(miner), job, job_result(l), 1, SALT);
 		assert!(
 			Jobs::<T>::get(job).is_some_and(|j| matches!(j.status, JobStatus::Verifying { .. }))
 		);

@@ -119,7 +119,9 @@ pub struct ValidationSet {
 	pub salt: [u8; 32],
 }
 
-/// What a worker reveals: the new layers and its own score of them.
+/// The trained weights a worker commits to before the validation set is revealed, and reveals
+/// after it. The worker's score of them comes only with the reveal: it is measured on the
+/// validation set, which the worker must not know while it can still change its weights.
 #[derive(
 	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
 )]
@@ -127,8 +129,6 @@ pub struct JobResult {
 	pub semver: SemVer,
 	pub layers: LayerDeltas,
 	pub weight_root: H256,
-	/// Validation loss of the result on the revealed set, fixed-point (see [`Score`]).
-	pub claimed_score: Score,
 }
 
 /// Where a job is. Finished jobs are removed; their end is in the events.
@@ -722,14 +722,17 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// The worker reveals its committed result; it becomes a candidate version and goes to
-		/// Proof-of-Learning verification.
+		/// The worker reveals its committed result with its own score of it on the revealed
+		/// validation set (validation loss, fixed-point, see [`Score`]); the result becomes a
+		/// candidate version and goes to Proof-of-Learning verification, which must reproduce
+		/// that score exactly.
 		#[pallet::call_index(9)]
 		#[pallet::weight(T::WeightInfo::reveal_result(result.layers.len() as u32))]
 		pub fn reveal_result(
 			origin: OriginFor<T>,
 			job: JobId,
 			result: JobResult,
+			claimed_score: Score,
 			salt: [u8; 32],
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
@@ -763,22 +766,19 @@ pub mod pallet {
 					dataset: info.spec.dataset,
 					base_version: info.spec.base_version,
 					candidate_version: version,
-					claimed_score: result.claimed_score,
+					claimed_score,
 					min_improvement: info.min_improvement,
 				},
 			)?;
 			Self::unschedule(job, info.stage_deadline);
-			info.status = JobStatus::Verifying {
-				worker: who.clone(),
-				candidate: version,
-				claimed_score: result.claimed_score,
-			};
+			info.status =
+				JobStatus::Verifying { worker: who.clone(), candidate: version, claimed_score };
 			Jobs::<T>::insert(job, info);
 			Self::deposit_event(Event::ResultRevealed {
 				job,
 				worker: who,
 				candidate: version,
-				claimed_score: result.claimed_score,
+				claimed_score,
 			});
 			Ok(())
 		}

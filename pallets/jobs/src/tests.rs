@@ -60,9 +60,10 @@ fn result() -> JobResult {
 			merkle_root: H256::repeat_byte(1),
 		}]),
 		weight_root: H256::repeat_byte(2),
-		claimed_score: 900_000_000,
 	}
 }
+
+const CLAIMED: u64 = 900_000_000;
 
 fn register(who: AccountId) {
 	assert_ok!(Jobs::register_worker(
@@ -104,7 +105,7 @@ fn validation_revealed() -> JobId {
 /// Drives job 0 to `Verifying`.
 fn verifying() -> JobId {
 	let job = validation_revealed();
-	assert_ok!(Jobs::reveal_result(RuntimeOrigin::signed(WORKER), job, result(), SALT));
+	assert_ok!(Jobs::reveal_result(RuntimeOrigin::signed(WORKER), job, result(), CLAIMED, SALT));
 	job
 }
 
@@ -433,7 +434,8 @@ fn commit_reveal_validation_and_reveal_result_errors() {
 			|who| Jobs::commit_result(RuntimeOrigin::signed(who), job, hash, result().semver);
 		let reveal_v =
 			|who, c: Cid, s| Jobs::reveal_validation(RuntimeOrigin::signed(who), job, c, s);
-		let reveal_r = |who, r, s| Jobs::reveal_result(RuntimeOrigin::signed(who), job, r, s);
+		let reveal_r =
+			|who, r, s| Jobs::reveal_result(RuntimeOrigin::signed(who), job, r, CLAIMED, s);
 		assert_noop!(
 			Jobs::commit_result(RuntimeOrigin::signed(WORKER), 9, hash, result().semver),
 			Error::<Test>::UnknownJob
@@ -467,9 +469,9 @@ fn commit_reveal_validation_and_reveal_result_errors() {
 		);
 		assert_noop!(reveal_v(CREATOR, validation_cid(), SALT), Error::<Test>::WrongStage);
 		assert_noop!(reveal_r(OTHER, result(), SALT), Error::<Test>::NotJobWorker);
-		let mut inflated = result();
-		inflated.claimed_score = 1;
-		assert_noop!(reveal_r(WORKER, inflated, SALT), Error::<Test>::CommitmentMismatch);
+		let mut swapped = result();
+		swapped.weight_root = H256::repeat_byte(9);
+		assert_noop!(reveal_r(WORKER, swapped, SALT), Error::<Test>::CommitmentMismatch);
 		assert_noop!(reveal_r(WORKER, result(), [1; 32]), Error::<Test>::CommitmentMismatch);
 		assert!(REQUESTS.with(|r| r.borrow().is_empty()));
 	});
@@ -519,7 +521,7 @@ fn the_result_semver_is_checked_and_reserved_at_commit() {
 		let mut other = result();
 		other.semver = SemVer::new(2, 0, 0);
 		assert_noop!(
-			Jobs::reveal_result(RuntimeOrigin::signed(WORKER), job, other, SALT),
+			Jobs::reveal_result(RuntimeOrigin::signed(WORKER), job, other, CLAIMED, SALT),
 			Error::<Test>::SemVerMismatch
 		);
 		// Withholding the result frees the SemVer.

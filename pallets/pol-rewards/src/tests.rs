@@ -47,7 +47,7 @@ fn setup(verifiers: &[AccountId]) {
 	}
 }
 
-fn job_result(semver: SemVer, claimed_score: Score) -> JobResult {
+fn job_result(semver: SemVer) -> JobResult {
 	JobResult {
 		semver,
 		layers: LayerDeltas::truncate_from(vec![LayerDelta {
@@ -56,7 +56,6 @@ fn job_result(semver: SemVer, claimed_score: Score) -> JobResult {
 			merkle_root: H256::repeat_byte(1),
 		}]),
 		weight_root: H256::repeat_byte(2),
-		claimed_score,
 	}
 }
 
@@ -81,12 +80,12 @@ fn revealed_job(claimed: Score) -> JobId {
 		},
 		REWARD,
 	));
-	let result = job_result(SemVer::new(1, 1 + job as u16, 0), claimed);
+	let result = job_result(SemVer::new(1, 1 + job as u16, 0));
 	assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(MINER), job));
 	let hash = result_commitment(job, &MINER, &result, &SALT);
 	assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(MINER), job, hash, result.semver));
 	assert_ok!(Jobs::reveal_validation(RuntimeOrigin::signed(CREATOR), job, validation, SALT));
-	assert_ok!(Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, SALT));
+	assert_ok!(Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, claimed, SALT));
 	job
 }
 

@@ -1,0 +1,448 @@
+//! Chain role: the node, through subxt. The client is generated from the runtime's metadata
+//! (`worker/metadata/blyan.scale`, refreshed by `scripts/update-metadata`); other roles see only
+//! the typed queries and calls below.
+
+use std::time::Duration;
+
+use codec::Encode;
+use subxt::{
+	config::PolkadotConfig, transactions::TransactionStatus, tx::Payload, utils::AccountId32,
+	OnlineClient,
+};
+use subxt_signer::sr25519::Keypair;
+
+#[subxt::subxt(
+	runtime_metadata_path = "metadata/blyan.scale",
+	derive_for_all_types = "Clone, PartialEq, Eq",
+	// Commitments hash the SCALE bytes of a result, as the pallet does.
+	derive_for_type(path = "pallet_jobs::JobResult", derive = "::subxt::ext::codec::Encode", recursive),
+	attributes_for_type(path = "pallet_jobs::JobResult", attributes = "#[codec(crate = ::subxt::ext::codec)]", recursive)
+)]
+pub mod blyan {}
+
+pub use blyan::runtime_types::{
+	blyan_primitives::pol::{Backend, LayerDelta, SemVer, VersionStatus},
+	bounded_collections::bounded_vec::BoundedVec,
+	pallet_jobs::{Capabilities, Job, JobResult, JobSpec, JobStatus, WorkerInfo},
+	pallet_model_registry::{Architecture, DatasetInfo, ModelInfo, ResolvedLayer, VersionInfo},
+	pallet_pol_rewards::{Phase, Round, VerifierInfo},
+};
+pub use subxt::utils::H256;
+
+pub type Balance = u128;
+pub type BlockNumber = u32;
+pub type JobId = u64;
+pub type VersionId = u64;
+pub type ChainJob = Job<AccountId32, Balance, BlockNumber>;
+pub type ChainRound = Round<AccountId32, BlockNumber>;
+pub type Client = OnlineClient<PolkadotConfig>;
+
+/// 1 BLY in plancks (12 decimals).
+pub const BLY: Balance = 1_000_000_000_000;
+
+/// Formats plancks as BLY with 4 decimals.
+pub fn bly(amount: Balance) -> String {
+	let whole = amount / BLY;
+	let frac = (amount % BLY) / (BLY / 10_000);
+	format!("{whole}.{frac:04} BLY")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+	#[error("cannot reach the node at {url}: {reason} (is blyan-node running with --rpc-port?)")]
+	Unreachable { url: String, reason: String },
+	#[error("{call} was refused: {reason}")]
+	Refused { call: String, reason: String },
+	#[error("node RPC: {0}")]
+	Rpc(String),
+	#[error("the node's runtime does not match this worker ({0}); update blyan-worker")]
+	Incompatible(String),
+}
+
+impl ChainError {
+	/// A connection problem (retry after reconnecting) rather than a refusal.
+	pub fn is_connection(&self) -> bool {
+		match self {
+			ChainError::Unreachable { .. } => true,
+			ChainError::Rpc(reason) => {
+				let r = reason.to_lowercase();
+				r.contains("restart")
+					|| r.contains("connection")
+					|| r.contains("closed")
+					|| r.contains("background task")
+					|| r.contains("transport")
+			}
+			_ => false,
+		}
+	}
+}
+
+fn rpc<E: std::fmt::Display>(e: E) -> ChainError {
+	ChainError::Rpc(e.to_string())
+}
+
+/// `BoundedVec<u8>` from bytes.
+pub fn bytes(b: impl AsRef<[u8]>) -> BoundedVec<u8> {
+	BoundedVec(b.as_ref().to_vec())
+}
+
+/// `blake2_256(SCALE(cid, salt))`, as `pallet_jobs::validation_commitment`.
+pub fn validation_commitment(cid: &[u8], salt: &[u8; 32]) -> H256 {
+	H256(sp_crypto_hashing::blake2_256(&(cid.to_vec(), salt).encode()))
+}
+
+/// `blake2_256(SCALE(job, worker, result, salt))`, as `pallet_jobs::result_commitment`.
+pub fn result_commitment(
+	job: JobId,
+	worker: &AccountId32,
+	result: &JobResult,
+	salt: &[u8; 32],
+) -> H256 {
+	// The generated types implement subxt's re-exported codec; the SCALE bytes are the same.
+	let mut bytes = (job, worker.0).encode();
+	bytes.extend(subxt::ext::codec::Encode::encode(result));
+	bytes.extend_from_slice(salt);
+	H256(sp_crypto_hashing::blake2_256(&bytes))
+}
+
+/// `blake2_256(SCALE(job, attempt, verifier, base, candidate, salt))`, as
+/// `pallet_pol_rewards::score_commitment`.
+pub fn score_commitment(
+	job: JobId,
+	attempt: u8,
+	verifier: &AccountId32,
+	base: u64,
+	candidate: u64,
+	salt: &[u8; 32],
+) -> H256 {
+	H256(sp_crypto_hashing::blake2_256(&(job, attempt, verifier.0, base, candidate, salt).encode()))
+}
+
+/// A connection to one node, signing as one account.
+#[derive(Clone)]
+pub struct Chain {
+	url: String,
+	api: Client,
+	signer: Keypair,
+	account: AccountId32,
+}
+
+impl Chain {
+	/// Connects (bounded by `timeout`) and checks that the node runs a runtime this worker knows.
+	pub async fn connect(
+		url: &str,
+		signer: Keypair,
+		timeout: Duration,
+	) -> Result<Self, ChainError> {
+		let unreachable = |reason: String| ChainError::Unreachable { url: url.to_string(), reason };
+		let api = tokio::time::timeout(timeout, Client::from_insecure_url(url))
+			.await
+			.map_err(|_| unreachable(format!("no answer in {} s", timeout.as_secs())))?
+			.map_err(|e| unreachable(e.to_string()))?;
+		let account = signer.public_key().to_account_id();
+		let chain = Self { url: url.to_string(), api, signer, account };
+		// A query of each Blyan pallet: fails clearly if the node is some other chain.
+		let at = chain.at().await?;
+		at.storage()
+			.try_fetch(blyan::storage().jobs().next_job_id(), ())
+			.await
+			.map_err(|e| ChainError::Incompatible(e.to_string()))?;
+		Ok(chain)
+	}
+
+	pub fn url(&self) -> &str {
+		&self.url
+	}
+
+	pub fn account(&self) -> &AccountId32 {
+		&self.account
+	}
+
+	pub fn api(&self) -> &Client {
+		&self.api
+	}
+
+	async fn at(
+		&self,
+	) -> Result<
+		subxt::client::ClientAtBlock<
+			PolkadotConfig,
+			subxt::client::OnlineClientAtBlockImpl<PolkadotConfig>,
+		>,
+		ChainError,
+	> {
+		self.api.at_current_block().await.map_err(rpc)
+	}
+
+	/// The latest finalized block number.
+	pub async fn finalized_number(&self) -> Result<BlockNumber, ChainError> {
+		Ok(self.at().await?.block_number() as BlockNumber)
+	}
+
+	/// Waits for the next finalized block after `after` (polling; survives nothing, callers
+	/// reconnect on connection errors). Returns its number.
+	pub async fn next_finalized(
+		&self,
+		after: BlockNumber,
+		poll: Duration,
+	) -> Result<BlockNumber, ChainError> {
+		loop {
+			let now = self.finalized_number().await?;
+			if now > after {
+				return Ok(now);
+			}
+			tokio::time::sleep(poll).await;
+		}
+	}
+
+	/// Signs and submits `call`, and waits until it is in a finalized block and succeeded. A dispatch error is
+	/// returned as [`ChainError::Refused`] with the pallet's error name.
+	pub async fn submit<C: Payload>(&self, what: &str, call: &C) -> Result<(), ChainError> {
+		let refused = |reason: String| ChainError::Refused { call: what.to_string(), reason };
+		let mut txs = self.at().await?.transactions();
+		let mut progress =
+			txs.sign_and_submit_then_watch_default(call, &self.signer).await.map_err(|e| {
+				let text = e.to_string();
+				if text.to_lowercase().contains("invalid transaction")
+					|| text.contains("Inability to pay")
+				{
+					refused(text)
+				} else {
+					rpc(text)
+				}
+			})?;
+		while let Some(status) = progress.next().await {
+			match status.map_err(rpc)? {
+				// Roles read finalized state: wait until our own change is part of it.
+				TransactionStatus::InFinalizedBlock(in_block) => {
+					return in_block
+						.wait_for_success()
+						.await
+						.map(|_| ())
+						.map_err(|e| refused(e.to_string()));
+				}
+				TransactionStatus::Error { message } => return Err(rpc(message)),
+				TransactionStatus::Invalid { message } | TransactionStatus::Dropped { message } => {
+					return Err(refused(message))
+				}
+				_ => continue,
+			}
+		}
+		Err(rpc("the node stopped reporting on the transaction"))
+	}
+
+	// ---- runtime APIs ----
+
+	pub async fn open_jobs(&self, max: u32) -> Result<Vec<JobId>, ChainError> {
+		self.at()
+			.await?
+			.runtime_apis()
+			.call(blyan::runtime_apis().jobs_api().open_jobs(max))
+			.await
+			.map_err(rpc)
+	}
+
+	pub async fn job(&self, job: JobId) -> Result<Option<ChainJob>, ChainError> {
+		self.at()
+			.await?
+			.runtime_apis()
+			.call(blyan::runtime_apis().jobs_api().job(job))
+			.await
+			.map_err(rpc)
+	}
+
+	pub async fn worker_jobs(&self, who: &AccountId32) -> Result<Vec<JobId>, ChainError> {
+		self.at()
+			.await?
+			.runtime_apis()
+			.call(blyan::runtime_apis().jobs_api().worker_jobs(*who))
+			.await
+			.map_err(rpc)
+	}
+
+	pub async fn version(
+		&self,
+		version: VersionId,
+	) -> Result<Option<VersionInfo<AccountId32, BlockNumber>>, ChainError> {
+		self.at()
+			.await?
+			.runtime_apis()
+			.call(blyan::runtime_apis().model_registry_api().version(version))
+			.await
+			.map_err(rpc)
+	}
+
+	/// The full layer set of `version`, each layer from the version that last changed it.
+	pub async fn resolve_layers(
+		&self,
+		version: VersionId,
+	) -> Result<Vec<ResolvedLayer>, ChainError> {
+		self.at()
+			.await?
+			.runtime_apis()
+			.call(blyan::runtime_apis().model_registry_api().resolve_layers(version))
+			.await
+			.map_err(rpc)?
+			.map_err(|e| ChainError::Refused {
+				call: "resolve_layers".into(),
+				reason: format!("{e:?}"),
+			})
+	}
+
+	pub async fn pending_verifications(
+		&self,
+		who: &AccountId32,
+	) -> Result<Vec<(JobId, Phase)>, ChainError> {
+		self.at()
+			.await?
+			.runtime_apis()
+			.call(blyan::runtime_apis().pol_rewards_api().pending_verifications(*who))
+			.await
+			.map_err(rpc)
+	}
+
+	pub async fn round(&self, job: JobId) -> Result<Option<ChainRound>, ChainError> {
+		self.at()
+			.await?
+			.runtime_apis()
+			.call(blyan::runtime_apis().pol_rewards_api().round(job))
+			.await
+			.map_err(rpc)
+	}
+
+	// ---- storage ----
+
+	pub async fn model(&self, model: u64) -> Result<Option<ModelInfo<AccountId32>>, ChainError> {
+		let at = self.at().await?;
+		match at
+			.storage()
+			.try_fetch(blyan::storage().registry().models(), (model,))
+			.await
+			.map_err(rpc)?
+		{
+			Some(v) => Ok(Some(v.decode().map_err(rpc)?)),
+			None => Ok(None),
+		}
+	}
+
+	pub async fn dataset(
+		&self,
+		dataset: u64,
+	) -> Result<Option<DatasetInfo<AccountId32>>, ChainError> {
+		let at = self.at().await?;
+		match at
+			.storage()
+			.try_fetch(blyan::storage().registry().datasets(), (dataset,))
+			.await
+			.map_err(rpc)?
+		{
+			Some(v) => Ok(Some(v.decode().map_err(rpc)?)),
+			None => Ok(None),
+		}
+	}
+
+	pub async fn worker_info(
+		&self,
+		who: &AccountId32,
+	) -> Result<Option<WorkerInfo<Balance, BlockNumber>>, ChainError> {
+		let at = self.at().await?;
+		match at
+			.storage()
+			.try_fetch(blyan::storage().jobs().workers(), (*who,))
+			.await
+			.map_err(rpc)?
+		{
+			Some(v) => Ok(Some(v.decode().map_err(rpc)?)),
+			None => Ok(None),
+		}
+	}
+
+	pub async fn verifier_info(
+		&self,
+		who: &AccountId32,
+	) -> Result<Option<VerifierInfo<Balance, BlockNumber>>, ChainError> {
+		let at = self.at().await?;
+		match at
+			.storage()
+			.try_fetch(blyan::storage().pol_rewards().verifiers(), (*who,))
+			.await
+			.map_err(rpc)?
+		{
+			Some(v) => Ok(Some(v.decode().map_err(rpc)?)),
+			None => Ok(None),
+		}
+	}
+
+	/// `(free, reserved_or_held)` of `who`.
+	pub async fn balance(&self, who: &AccountId32) -> Result<(Balance, Balance), ChainError> {
+		let at = self.at().await?;
+		let info =
+			at.storage().fetch(blyan::storage().system().account(), (*who,)).await.map_err(rpc)?;
+		let info = info.decode().map_err(rpc)?;
+		Ok((info.data.free, info.data.reserved))
+	}
+
+	/// The next model id (= models registered so far).
+	pub async fn next_model_id(&self) -> Result<u64, ChainError> {
+		let at = self.at().await?;
+		let v = at
+			.storage()
+			.fetch(blyan::storage().registry().next_model_id(), ())
+			.await
+			.map_err(rpc)?;
+		v.decode().map_err(rpc)
+	}
+
+	pub async fn next_dataset_id(&self) -> Result<u64, ChainError> {
+		let at = self.at().await?;
+		let v = at
+			.storage()
+			.fetch(blyan::storage().registry().next_dataset_id(), ())
+			.await
+			.map_err(rpc)?;
+		v.decode().map_err(rpc)
+	}
+
+	pub async fn next_job_id(&self) -> Result<u64, ChainError> {
+		let at = self.at().await?;
+		let v = at.storage().fetch(blyan::storage().jobs().next_job_id(), ()).await.map_err(rpc)?;
+		v.decode().map_err(rpc)
+	}
+
+	/// Points of `miner` in `epoch` (accepted improvement × reward), if any.
+	pub async fn epoch_points(&self, epoch: u32, miner: &AccountId32) -> Result<u128, ChainError> {
+		let at = self.at().await?;
+		match at
+			.storage()
+			.try_fetch(blyan::storage().pol_rewards().epoch_points(), (epoch, *miner))
+			.await
+			.map_err(rpc)?
+		{
+			Some(v) => v.decode().map_err(rpc),
+			None => Ok(0),
+		}
+	}
+}
+
+/// Connects, retrying with backoff until `give_up` (a node being restarted is not an error).
+pub async fn connect_with_retry(
+	url: &str,
+	signer: &Keypair,
+	give_up: Duration,
+) -> Result<Chain, ChainError> {
+	let start = std::time::Instant::now();
+	let mut wait = Duration::from_millis(250);
+	loop {
+		match Chain::connect(url, signer.clone(), Duration::from_secs(10)).await {
+			Ok(chain) => return Ok(chain),
+			Err(e) if e.is_connection() && start.elapsed() < give_up => {
+				if start.elapsed() > Duration::from_secs(5) {
+					tracing::warn!("{e}; retrying in {:?}", wait);
+				}
+				tokio::time::sleep(wait).await;
+				wait = (wait * 2).min(Duration::from_secs(5));
+			}
+			Err(e) => return Err(e),
+		}
+	}
+}

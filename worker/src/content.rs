@@ -1,0 +1,145 @@
+//! What the registry points at, fetched from IPFS and checked against the chain: a model's
+//! configuration (its hash), a version's layers (each against its Merkle root), a dataset (its
+//! content hash). Joins the chain and storage roles for the trainer, verifier and creator.
+
+use crate::{
+	chain::{bytes, Chain, ChainError, LayerDelta, VersionId, H256},
+	ml::{
+		model::ModelConfig,
+		weights::{self, LayerTensors, WeightsError},
+	},
+	storage::{Ipfs, StorageError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContentError {
+	#[error(transparent)]
+	Chain(#[from] ChainError),
+	#[error(transparent)]
+	Storage(#[from] StorageError),
+	#[error("unknown {0}")]
+	Unknown(String),
+	#[error("layer {layer} (CID {cid}) does not match its on-chain Merkle root")]
+	LayerMismatch { layer: u16, cid: String },
+	#[error("{what} (CID {cid}) does not match its on-chain hash")]
+	HashMismatch { what: String, cid: String },
+	#[error(transparent)]
+	Weights(#[from] WeightsError),
+	#[error("model config: {0}")]
+	Config(String),
+}
+
+impl ContentError {
+	/// The content itself is bad (a miner's fault), as opposed to the network or node failing.
+	pub fn is_invalid_content(&self) -> bool {
+		matches!(
+			self,
+			ContentError::LayerMismatch { .. }
+				| ContentError::HashMismatch { .. }
+				| ContentError::Weights(_)
+				| ContentError::Config(_)
+		)
+	}
+}
+
+fn cid_str(cid: &[u8]) -> String {
+	String::from_utf8_lossy(cid).into_owned()
+}
+
+/// A model's configuration document, checked against the registry's `config_hash`.
+pub async fn model_config(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	model: u64,
+) -> Result<ModelConfig, ContentError> {
+	let info =
+		chain.model(model).await?.ok_or_else(|| ContentError::Unknown(format!("model {model}")))?;
+	let cid = cid_str(&info.architecture.config_cid.0);
+	let doc = ipfs.cat(&cid).await?;
+	if sp_crypto_hashing::blake2_256(&doc) != info.architecture.config_hash.0 {
+		return Err(ContentError::HashMismatch { what: format!("model {model} config"), cid });
+	}
+	let config: ModelConfig =
+		serde_json::from_slice(&doc).map_err(|e| ContentError::Config(e.to_string()))?;
+	config.validate().map_err(ContentError::Config)?;
+	if config.layer_count() != info.architecture.layer_count as usize {
+		return Err(ContentError::Config("layer count differs from the registry's".into()));
+	}
+	Ok(config)
+}
+
+/// Every layer of `version`, each fetched and checked against its Merkle root and layout.
+pub async fn version_layers(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	config: &ModelConfig,
+	version: VersionId,
+) -> Result<Vec<LayerTensors>, ContentError> {
+	let resolved = chain.resolve_layers(version).await?;
+	if resolved.len() != config.layer_count() {
+		return Err(ContentError::Config(format!(
+			"version {version} resolves to {} layers, the model has {}",
+			resolved.len(),
+			config.layer_count()
+		)));
+	}
+	let mut layers = Vec::with_capacity(resolved.len());
+	for (i, r) in resolved.iter().enumerate() {
+		layers.push(checked_layer(ipfs, config, i, &r.delta).await?);
+	}
+	Ok(layers)
+}
+
+/// One layer, fetched and checked.
+pub async fn checked_layer(
+	ipfs: &Ipfs,
+	config: &ModelConfig,
+	index: usize,
+	delta: &LayerDelta,
+) -> Result<LayerTensors, ContentError> {
+	let cid = cid_str(&delta.cid.0);
+	let mismatch = || ContentError::LayerMismatch { layer: delta.layer, cid: cid.clone() };
+	if delta.layer as usize != index {
+		return Err(mismatch());
+	}
+	let blob = ipfs.cat(&cid).await?;
+	let tensors = weights::decode_layer(index, &blob).map_err(|_| mismatch())?;
+	if weights::layer_root(&tensors) != delta.merkle_root.0 {
+		return Err(mismatch());
+	}
+	weights::check_layout(config, index, &tensors)?;
+	Ok(tensors)
+}
+
+/// A dataset's bytes, checked against its on-chain content hash.
+pub async fn dataset_bytes(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	dataset: u64,
+) -> Result<Vec<u8>, ContentError> {
+	let info = chain
+		.dataset(dataset)
+		.await?
+		.ok_or_else(|| ContentError::Unknown(format!("dataset {dataset}")))?;
+	let cid = cid_str(&info.cid.0);
+	let data = ipfs.cat(&cid).await?;
+	if sp_crypto_hashing::blake2_256(&data) != info.content_hash.0 {
+		return Err(ContentError::HashMismatch { what: format!("dataset {dataset}"), cid });
+	}
+	Ok(data)
+}
+
+/// Adds layers to IPFS (pinned, or with `only_hash` just their CIDs) and returns their deltas
+/// and the weight-set root over `all_roots` (the full set the result resolves to).
+pub async fn publish_layers(
+	ipfs: &Ipfs,
+	layers: &[(u16, Vec<u8>, [u8; 32])],
+	only_hash: bool,
+) -> Result<Vec<LayerDelta>, ContentError> {
+	let mut deltas = Vec::with_capacity(layers.len());
+	for (index, blob, root) in layers {
+		let cid = ipfs.add(blob.clone(), !only_hash, only_hash).await?;
+		deltas.push(LayerDelta { layer: *index, cid: bytes(cid), merkle_root: H256(*root) });
+	}
+	Ok(deltas)
+}

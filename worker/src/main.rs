@@ -1,0 +1,536 @@
+//! `blyan-worker`: the command line. Settings come from `--config` (TOML), then environment
+//! variables (`BLYAN_*`) and flags. Exit codes: 0 done, 1 failed, 2 bad usage or settings,
+//! 3 node unreachable or incompatible, 4 IPFS unreachable.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::{Context, Result};
+use blyan_worker::{
+	chain::{self, bly, blyan, Chain, ChainError},
+	config::{self, ConfigError, FileConfig, Settings},
+	creator,
+	ml::{data, model::ModelConfig, train::Hyperparams, TrainDevice},
+	report,
+	state::StateDir,
+	storage::{Ipfs, StorageError},
+	trainer::{Miner, MinerOptions, Misbehaviour},
+	verifier::{Verifier, VerifierOptions},
+};
+use clap::{Args, Parser, Subcommand};
+use tracing::{error, info, warn};
+
+#[derive(Parser)]
+#[command(
+	name = "blyan-worker",
+	version,
+	about = "Blyan miner: train, verify and pin models for Proof-of-Learning"
+)]
+struct Cli {
+	#[command(flatten)]
+	global: Global,
+	#[command(subcommand)]
+	command: Command,
+}
+
+#[derive(Args)]
+struct Global {
+	/// TOML file with any of: node, ipfs, key, key_file, state_dir, memory_mb.
+	#[arg(long, env = "BLYAN_CONFIG", global = true)]
+	config: Option<PathBuf>,
+	/// The node's WebSocket RPC.
+	#[arg(long, env = "BLYAN_NODE", global = true)]
+	node: Option<String>,
+	/// The IPFS daemon's HTTP RPC (kubo API).
+	#[arg(long, env = "BLYAN_IPFS", global = true)]
+	ipfs: Option<String>,
+	/// Signing key as a secret URI (`//Alice` on dev chains). Prefer --key-file elsewhere.
+	#[arg(long, env = "BLYAN_KEY", global = true, hide_env_values = true)]
+	key: Option<String>,
+	/// File holding the secret URI or mnemonic; must be mode 0600.
+	#[arg(long, env = "BLYAN_KEY_FILE", global = true)]
+	key_file: Option<PathBuf>,
+	/// Where salts, trained weights and progress are kept between runs.
+	#[arg(long, env = "BLYAN_STATE_DIR", global = true)]
+	state_dir: Option<PathBuf>,
+	/// Memory this worker offers (MiB).
+	#[arg(long, env = "BLYAN_MEMORY_MB", global = true)]
+	memory_mb: Option<u32>,
+	/// Seconds to keep retrying the node before giving up.
+	#[arg(long, default_value_t = 60, global = true)]
+	reconnect_secs: u64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+	/// Bond and declare capabilities as a worker (and/or as a verifier with --verifier).
+	Register {
+		/// Bond in BLY.
+		#[arg(long, default_value_t = 100)]
+		bond: u64,
+		/// Register as a verifier instead of a miner.
+		#[arg(long)]
+		verifier: bool,
+	},
+	/// Start unbonding (worker, or verifier with --verifier); withdraw after the unbonding period.
+	Unregister {
+		#[arg(long)]
+		verifier: bool,
+		/// Withdraw a bond whose unbonding period has passed.
+		#[arg(long)]
+		withdraw: bool,
+	},
+	/// Mine: claim training jobs that fit, train, commit, reveal.
+	Mine {
+		/// Exit after this many jobs have finished.
+		#[arg(long)]
+		jobs: Option<u32>,
+		/// TEST ONLY: misbehave so that verification catches it (the bond gets slashed).
+		#[arg(long, hide = true)]
+		misbehave: Option<Misbehaviour>,
+	},
+	/// Verify: evaluate assigned candidates and commit/reveal scores.
+	Verify {
+		/// Exit after revealing this many rounds.
+		#[arg(long)]
+		rounds: Option<u32>,
+	},
+	/// This account's bonds, jobs and verifications.
+	Status,
+	/// What this account earned and lost in BLY over a block range, with an ROI figure.
+	Earnings {
+		/// First block (default: the last 3600 blocks).
+		#[arg(long)]
+		from: Option<u32>,
+	},
+	/// Creator: register a model with freshly initialised weights.
+	ModelInit {
+		#[arg(long)]
+		name: String,
+		/// `tiny`, `m100`, or a path to a JSON model config.
+		#[arg(long, default_value = "tiny")]
+		arch: String,
+		#[arg(long, default_value_t = 1)]
+		seed: u64,
+		#[arg(long, default_value = "Apache-2.0")]
+		licence: String,
+	},
+	/// Creator or data owner: publish and register a dataset (a file, or the generated exercises).
+	DatasetPublish {
+		#[arg(long, conflicts_with = "generate")]
+		file: Option<PathBuf>,
+		/// Generate this many KiB of exercises with --seed.
+		#[arg(long)]
+		generate: Option<usize>,
+		#[arg(long, default_value_t = 1)]
+		seed: u64,
+		#[arg(long, default_value = "CC0-1.0")]
+		licence: String,
+	},
+	/// Creator: post a training job; with --watch, reveal the validation set when due and wait.
+	JobPost {
+		#[arg(long)]
+		base_version: u64,
+		#[arg(long)]
+		dataset: u64,
+		/// Validation set file; or --validation-generate KiB of exercises with --validation-seed.
+		#[arg(long)]
+		validation_file: Option<PathBuf>,
+		#[arg(long, default_value_t = 16)]
+		validation_generate: usize,
+		#[arg(long, default_value_t = 2)]
+		validation_seed: u64,
+		/// Reward in BLY, escrowed.
+		#[arg(long, default_value_t = 100)]
+		reward: u64,
+		#[arg(long, default_value_t = 60)]
+		steps: u32,
+		#[arg(long, default_value_t = 8)]
+		batch_size: usize,
+		#[arg(long, default_value_t = 64)]
+		seq_len: usize,
+		#[arg(long, default_value_t = 3e-3)]
+		learning_rate: f64,
+		#[arg(long, default_value_t = 7)]
+		seed: u64,
+		/// Blocks until claims close.
+		#[arg(long, default_value_t = 3600)]
+		deadline: u32,
+		/// Blocks a claim lasts.
+		#[arg(long, default_value_t = 600)]
+		lease: u32,
+		/// Required improvement in percent (chain default: 1).
+		#[arg(long)]
+		min_improvement: Option<u32>,
+		#[arg(long)]
+		watch: bool,
+	},
+	/// Creator: watch a posted job, reveal its validation set when due, wait for its end.
+	JobWatch { job: u64 },
+	/// Free and held BLY of accounts (SS58 addresses or dev secret URIs such as //Alice).
+	Balance { accounts: Vec<String> },
+	/// Write a new key file (mode 0600) from a secret URI read from stdin.
+	KeyImport { path: PathBuf },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Fatal {
+	#[error("{0}")]
+	Usage(String),
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+	if e.downcast_ref::<ConfigError>().is_some() || e.downcast_ref::<Fatal>().is_some() {
+		return 2;
+	}
+	if let Some(c) = e.downcast_ref::<ChainError>() {
+		return if matches!(c, ChainError::Refused { .. }) { 1 } else { 3 };
+	}
+	if e.downcast_ref::<StorageError>().is_some() {
+		return 4;
+	}
+	if let Some(c) = e.downcast_ref::<blyan_worker::content::ContentError>() {
+		return match c {
+			blyan_worker::content::ContentError::Chain(ChainError::Refused { .. }) => 1,
+			blyan_worker::content::ContentError::Chain(_) => 3,
+			blyan_worker::content::ContentError::Storage(_) => 4,
+			_ => 1,
+		};
+	}
+	1
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+	tracing_subscriber::fmt()
+		.with_env_filter(
+			tracing_subscriber::EnvFilter::try_from_env("BLYAN_LOG")
+				.unwrap_or_else(|_| "info".into()),
+		)
+		.with_target(false)
+		.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+		.with_writer(std::io::stderr)
+		.init();
+	let cli = Cli::parse();
+	match run(cli).await {
+		Ok(()) => ExitCode::SUCCESS,
+		Err(e) => {
+			error!("{e:#}");
+			ExitCode::from(exit_code(&e))
+		}
+	}
+}
+
+fn settings(g: &Global, file: &FileConfig) -> Settings {
+	let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+	Settings {
+		node: g.node.clone().or(file.node.clone()).unwrap_or_else(|| "ws://127.0.0.1:9944".into()),
+		ipfs: g
+			.ipfs
+			.clone()
+			.or(file.ipfs.clone())
+			.unwrap_or_else(|| "http://127.0.0.1:5001".into()),
+		state_dir: g
+			.state_dir
+			.clone()
+			.or(file.state_dir.clone())
+			.unwrap_or_else(|| home.join(".local/share/blyan-worker")),
+		memory_mb: g.memory_mb.or(file.memory_mb).unwrap_or(4096),
+		ipfs_timeout: Duration::from_secs(30),
+	}
+}
+
+async fn connect(g: &Global, file: &FileConfig, s: &Settings) -> Result<Chain> {
+	let key = config::load_key(
+		g.key.as_deref().or(file.key.as_deref()),
+		g.key_file.as_deref().or(file.key_file.as_deref()),
+	)?;
+	let chain =
+		chain::connect_with_retry(&s.node, &key, Duration::from_secs(g.reconnect_secs)).await?;
+	info!(account = %chain.account(), node = %s.node, "connected");
+	Ok(chain)
+}
+
+async fn ipfs(s: &Settings) -> Result<Ipfs> {
+	let ipfs = Ipfs::new(&s.ipfs, s.ipfs_timeout);
+	let version = ipfs.version().await?;
+	info!(url = %s.ipfs, "IPFS {version}");
+	Ok(ipfs)
+}
+
+/// Runs a role loop, reconnecting to the node when the connection drops (a restarted node).
+async fn with_reconnect<R>(
+	g: &Global,
+	file: &FileConfig,
+	s: &Settings,
+	role: &mut R,
+	set_chain: impl Fn(&mut R, Chain),
+	mut run: impl for<'a> FnMut(
+		&'a mut R,
+	)
+		-> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + 'a>>,
+) -> Result<()> {
+	loop {
+		match run(role).await {
+			Ok(()) => return Ok(()),
+			Err(e) => {
+				let connection =
+					e.downcast_ref::<ChainError>().is_some_and(ChainError::is_connection)
+						|| e.downcast_ref::<blyan_worker::content::ContentError>().is_some_and(
+							|c| matches!(c, blyan_worker::content::ContentError::Chain(ce) if ce.is_connection()),
+						) || e.to_string().to_lowercase().contains("connection");
+				let storage = e.downcast_ref::<StorageError>().is_some()
+					|| matches!(
+						e.downcast_ref::<blyan_worker::content::ContentError>(),
+						Some(blyan_worker::content::ContentError::Storage(_))
+					);
+				if connection {
+					warn!("lost the node ({e:#}); reconnecting");
+					let chain = connect(g, file, s).await?;
+					set_chain(role, chain);
+				} else if storage {
+					warn!("IPFS: {e:#}; retrying in 2 s");
+					tokio::time::sleep(Duration::from_secs(2)).await;
+				} else {
+					return Err(e);
+				}
+			}
+		}
+	}
+}
+
+async fn run(cli: Cli) -> Result<()> {
+	let g = &cli.global;
+	let file = FileConfig::load(g.config.as_deref())?;
+	let s = settings(g, &file);
+	let poll = Duration::from_millis(500);
+	match cli.command {
+		Command::KeyImport { path } => {
+			let mut secret = String::new();
+			std::io::stdin().read_line(&mut secret)?;
+			config::load_key(Some(secret.trim()), None)?;
+			config::write_key_file(&path, secret.trim())
+				.with_context(|| format!("writing {}", path.display()))?;
+			println!("key written to {} (mode 0600)", path.display());
+		}
+		Command::Balance { accounts } => {
+			// Read-only: any key will do to open the client.
+			let reader = config::load_key(Some("//blyan-balance-reader"), None)?;
+			let chain =
+				chain::connect_with_retry(&s.node, &reader, Duration::from_secs(g.reconnect_secs))
+					.await?;
+			for name in accounts {
+				let who: subxt::utils::AccountId32 = if name.starts_with("//") {
+					config::load_key(Some(&name), None)?.public_key().to_account_id()
+				} else {
+					name.parse().map_err(|_| {
+						Fatal::Usage(format!("{name}: not an SS58 address or //URI"))
+					})?
+				};
+				let (free, held) = chain.balance(&who).await?;
+				println!("{name:<10} free {:>22}   held {:>18}", bly(free), bly(held));
+			}
+		}
+		Command::Register { bond, verifier } => {
+			let chain = connect(g, &file, &s).await?;
+			let bond = bond as u128 * chain::BLY;
+			if verifier {
+				chain
+					.submit("register_verifier", &blyan::tx().pol_rewards().register_verifier(bond))
+					.await?;
+				println!("registered as a verifier with a bond of {}", bly(bond));
+			} else {
+				let mut backends = vec![chain::Backend::Cpu];
+				if TrainDevice::best() != TrainDevice::Cpu {
+					backends.push(chain::Backend::Cuda);
+				}
+				let caps = chain::Capabilities {
+					backends: chain::BoundedVec(backends),
+					memory_mb: s.memory_mb,
+				};
+				chain
+					.submit("register_worker", &blyan::tx().jobs().register_worker(caps, bond))
+					.await?;
+				println!("registered as a worker with a bond of {}", bly(bond));
+			}
+		}
+		Command::Unregister { verifier, withdraw } => {
+			let chain = connect(g, &file, &s).await?;
+			match (verifier, withdraw) {
+				(false, false) => {
+					chain.submit("unbond_worker", &blyan::tx().jobs().unbond_worker()).await?
+				}
+				(false, true) => {
+					chain.submit("withdraw_worker", &blyan::tx().jobs().withdraw_worker()).await?
+				}
+				(true, false) => {
+					chain
+						.submit(
+							"unregister_verifier",
+							&blyan::tx().pol_rewards().unregister_verifier(),
+						)
+						.await?
+				}
+				(true, true) => {
+					chain
+						.submit("withdraw_verifier", &blyan::tx().pol_rewards().withdraw_verifier())
+						.await?
+				}
+			}
+			println!("done");
+		}
+		Command::Mine { jobs, misbehave } => {
+			let chain = connect(g, &file, &s).await?;
+			let ipfs = ipfs(&s).await?;
+			if chain.worker_info(chain.account()).await?.is_none() {
+				return Err(Fatal::Usage(
+					"this account is not a registered worker: run `blyan-worker register` first"
+						.into(),
+				)
+				.into());
+			}
+			let state = StateDir::open(&s.state_dir)?;
+			let options = MinerOptions {
+				device: TrainDevice::best(),
+				memory_mb: s.memory_mb,
+				jobs,
+				misbehave,
+				poll,
+			};
+			let mut miner = Miner::new(chain, ipfs, state, options);
+			with_reconnect(g, &file, &s, &mut miner, Miner::set_chain, |m| Box::pin(m.run()))
+				.await?;
+		}
+		Command::Verify { rounds } => {
+			let chain = connect(g, &file, &s).await?;
+			let ipfs = ipfs(&s).await?;
+			if chain.verifier_info(chain.account()).await?.is_none() {
+				return Err(Fatal::Usage("this account is not a registered verifier: run `blyan-worker register --verifier` first".into()).into());
+			}
+			let state = StateDir::open(&s.state_dir)?;
+			let mut verifier = Verifier::new(chain, ipfs, state, VerifierOptions { poll, rounds });
+			with_reconnect(g, &file, &s, &mut verifier, Verifier::set_chain, |v| Box::pin(v.run()))
+				.await?;
+		}
+		Command::Status => {
+			let chain = connect(g, &file, &s).await?;
+			print!("{}", report::status(&chain).await?);
+		}
+		Command::Earnings { from } => {
+			let chain = connect(g, &file, &s).await?;
+			let to = chain.finalized_number().await?;
+			let from = from.unwrap_or(to.saturating_sub(3600)).max(1);
+			let e = report::earnings(&chain, chain.account(), from, to).await?;
+			let me = *chain.account();
+			let bonded = chain.worker_info(&me).await?.map_or(0, |w| w.bond)
+				+ chain.verifier_info(&me).await?.map_or(0, |v| v.bond);
+			print!("{}", report::format_earnings(&e, bonded));
+		}
+		Command::ModelInit { name, arch, seed, licence } => {
+			let model_config = match arch.as_str() {
+				"tiny" => ModelConfig::tiny(),
+				"m100" => ModelConfig::m100(),
+				path => serde_json::from_slice(
+					&std::fs::read(path).with_context(|| format!("reading {path}"))?,
+				)
+				.map_err(|e| Fatal::Usage(format!("model config {path}: {e}")))?,
+			};
+			model_config.validate().map_err(Fatal::Usage)?;
+			let chain = connect(g, &file, &s).await?;
+			let ipfs = ipfs(&s).await?;
+			let (model, version) =
+				creator::register_model(&chain, &ipfs, &name, &model_config, seed, &licence)
+					.await?;
+			info!(
+				model,
+				version,
+				params = model_config.parameter_count(),
+				layers = model_config.layer_count(),
+				"model registered; root weights pinned"
+			);
+			println!("model {model} root-version {version}");
+		}
+		Command::DatasetPublish { file: path, generate, seed, licence } => {
+			let bytes = match (path, generate) {
+				(Some(p), _) => {
+					std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?
+				}
+				(None, Some(kib)) => data::generate_corpus(seed, kib * 1024),
+				(None, None) => return Err(Fatal::Usage("give --file or --generate".into()).into()),
+			};
+			let chain = connect(g, &file, &s).await?;
+			let ipfs = ipfs(&s).await?;
+			let size = bytes.len();
+			let dataset = creator::register_dataset(&chain, &ipfs, bytes, &licence).await?;
+			info!(dataset, bytes = size, "dataset registered; content pinned");
+			println!("dataset {dataset}");
+		}
+		Command::JobPost {
+			base_version,
+			dataset,
+			validation_file,
+			validation_generate,
+			validation_seed,
+			reward,
+			steps,
+			batch_size,
+			seq_len,
+			learning_rate,
+			seed,
+			deadline,
+			lease,
+			min_improvement,
+			watch,
+		} => {
+			let validation = match validation_file {
+				Some(p) => std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?,
+				None => data::generate_corpus(validation_seed, validation_generate * 1024),
+			};
+			let hyperparams =
+				Hyperparams { steps, batch_size, seq_len, learning_rate, ..Default::default() };
+			hyperparams.validate().map_err(Fatal::Usage)?;
+			let chain = connect(g, &file, &s).await?;
+			let ipfs = ipfs(&s).await?;
+			let state = StateDir::open(&s.state_dir)?;
+			let request = creator::JobRequest {
+				base_version,
+				dataset,
+				validation,
+				hyperparams,
+				seed,
+				reward: reward as u128 * chain::BLY,
+				deadline_in: deadline,
+				lease,
+				min_improvement_percent: min_improvement,
+			};
+			let job = creator::post_job(&chain, &ipfs, &state, request).await?;
+			info!(job, reward = %bly(reward as u128 * chain::BLY), "job posted; reward escrowed; validation set kept local until a miner commits");
+			println!("job {job}");
+			if watch {
+				watch_job(&chain, &ipfs, &state, job, poll).await?;
+			}
+		}
+		Command::JobWatch { job } => {
+			let chain = connect(g, &file, &s).await?;
+			let ipfs = ipfs(&s).await?;
+			let state = StateDir::open(&s.state_dir)?;
+			watch_job(&chain, &ipfs, &state, job, poll).await?;
+		}
+	}
+	Ok(())
+}
+
+async fn watch_job(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	state: &StateDir,
+	job: u64,
+	poll: Duration,
+) -> Result<()> {
+	let end = creator::watch_job(chain, ipfs, state, job, poll).await?;
+	match end {
+		creator::JobEnd::Accepted { version } => println!("job {job} ACCEPTED: version {version}"),
+		creator::JobEnd::Rejected { version } => println!("job {job} REJECTED: version {version}"),
+		creator::JobEnd::Refunded => println!("job {job} ended without a verdict: refunded"),
+	}
+	Ok(())
+}

@@ -1,0 +1,90 @@
+//! The machine learning of the worker, on burn. Everything below is generic over burn's `Backend`;
+//! this module picks the concrete ones: training on the CPU (`NdArray`) or, with the `cuda`
+//! feature, on CUDA; evaluation for Proof-of-Learning always on the CPU, whose results are
+//! bit-exact for the same inputs, so every verifier computes the same score.
+
+pub mod data;
+pub mod model;
+pub mod train;
+pub mod weights;
+
+use burn::backend::{Autodiff, NdArray};
+
+use model::{ModelConfig, Transformer};
+use train::Hyperparams;
+use weights::{LayerTensors, WeightsError};
+
+/// The deterministic CPU backend (evaluation, and training by default).
+pub type CpuBackend = NdArray<f32>;
+#[cfg(feature = "cuda")]
+pub type CudaBackend = burn::backend::Cuda<f32, i32>;
+
+/// Where training runs; evaluation is always [`CpuBackend`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TrainDevice {
+	Cpu,
+	#[cfg(feature = "cuda")]
+	Cuda,
+}
+
+impl TrainDevice {
+	/// The best device this build can use.
+	pub fn best() -> Self {
+		#[cfg(feature = "cuda")]
+		{
+			Self::Cuda
+		}
+		#[cfg(not(feature = "cuda"))]
+		{
+			Self::Cpu
+		}
+	}
+}
+
+/// The initial (root) layers of a new model, deterministic in `seed`.
+pub fn init_layers(config: &ModelConfig, seed: u64) -> Vec<LayerTensors> {
+	let device = Default::default();
+	weights::export_layers(&Transformer::<CpuBackend>::init(config, seed, &device))
+}
+
+/// Trains from `layers` and returns the trained layers. `on_step(step, loss)` reports progress.
+pub fn train_layers(
+	config: &ModelConfig,
+	layers: &[LayerTensors],
+	train_data: &[i64],
+	hp: &Hyperparams,
+	seed: u64,
+	device: TrainDevice,
+	on_step: impl FnMut(u32, f32),
+) -> Result<Vec<LayerTensors>, WeightsError> {
+	match device {
+		TrainDevice::Cpu => {
+			type B = Autodiff<CpuBackend>;
+			let dev = Default::default();
+			let model = weights::import_layers::<B>(config, layers, &dev)?;
+			let trained = train::train(model, train_data, hp, seed, &dev, on_step);
+			Ok(weights::export_layers(&trained))
+		}
+		#[cfg(feature = "cuda")]
+		TrainDevice::Cuda => {
+			type B = Autodiff<CudaBackend>;
+			let dev = Default::default();
+			let model = weights::import_layers::<B>(config, layers, &dev)?;
+			let trained = train::train(model, train_data, hp, seed, &dev, on_step);
+			Ok(weights::export_layers(&trained))
+		}
+	}
+}
+
+/// The Proof-of-Learning evaluation: mean validation loss of `layers` on the CPU backend.
+/// `None` if the validation set holds less than one batch.
+pub fn evaluate_layers(
+	config: &ModelConfig,
+	layers: &[LayerTensors],
+	validation: &[i64],
+	hp: &Hyperparams,
+) -> Result<Option<f64>, WeightsError> {
+	let dev = Default::default();
+	let model = weights::import_layers::<CpuBackend>(config, layers, &dev)?;
+	Ok(train::evaluate(&model, validation, hp, &dev))
+}

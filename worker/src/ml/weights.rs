@@ -1,0 +1,317 @@
+//! Weights as the registry sees them: one safetensors file per layer (Hugging Face Qwen3 tensor
+//! names, `f32`, linear weights `[out, in]`), each under a Merkle root over its tensors, and a
+//! weight-set root over the layer roots.
+//!
+//! Layers: `0` = token embedding, `1..=n` = decoder block `i - 1`, `n + 1` = final norm and head.
+
+use std::collections::BTreeMap;
+
+use burn::{
+	module::Param,
+	nn::Linear,
+	tensor::{backend::Backend, Tensor, TensorData},
+};
+use rs_merkle::{Hasher, MerkleTree};
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+
+use super::model::{DecoderBlock, ModelConfig, Transformer};
+
+/// One named tensor, row-major `f32`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedTensor {
+	pub name: String,
+	pub shape: Vec<usize>,
+	pub values: Vec<f32>,
+}
+
+/// A layer's tensors, sorted by name.
+pub type LayerTensors = Vec<NamedTensor>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+	#[error("layer {layer}: not a safetensors file: {reason}")]
+	Format { layer: usize, reason: String },
+	#[error("layer {layer}: tensor {name}: {reason}")]
+	Tensor { layer: usize, name: String, reason: String },
+	#[error("layer {layer}: expected tensors {expected:?}, found {found:?}")]
+	Names { layer: usize, expected: Vec<String>, found: Vec<String> },
+	#[error("expected {expected} layers, got {got}")]
+	LayerCount { expected: usize, got: usize },
+}
+
+/// blake2-256, the chain's hash, for Merkle trees.
+#[derive(Clone)]
+pub struct Blake2;
+
+impl Hasher for Blake2 {
+	type Hash = [u8; 32];
+	fn hash(data: &[u8]) -> [u8; 32] {
+		sp_crypto_hashing::blake2_256(data)
+	}
+}
+
+/// Leaf of a tensor: `blake2(name ‖ 0 ‖ dims as u64 LE ‖ values as f32 LE)`.
+fn tensor_leaf(tensor: &NamedTensor) -> [u8; 32] {
+	let mut bytes = Vec::with_capacity(
+		tensor.name.len() + 1 + 8 * tensor.shape.len() + 4 * tensor.values.len(),
+	);
+	bytes.extend_from_slice(tensor.name.as_bytes());
+	bytes.push(0);
+	for dim in &tensor.shape {
+		bytes.extend_from_slice(&(*dim as u64).to_le_bytes());
+	}
+	for v in &tensor.values {
+		bytes.extend_from_slice(&v.to_le_bytes());
+	}
+	Blake2::hash(&bytes)
+}
+
+fn merkle_root(leaves: &[[u8; 32]]) -> [u8; 32] {
+	MerkleTree::<Blake2>::from_leaves(leaves).root().unwrap_or([0; 32])
+}
+
+/// The Merkle root the registry stores for a layer.
+pub fn layer_root(tensors: &LayerTensors) -> [u8; 32] {
+	merkle_root(&tensors.iter().map(tensor_leaf).collect::<Vec<_>>())
+}
+
+/// The registry's weight-set root: over the layer roots, in layer order.
+pub fn weight_root(layer_roots: &[[u8; 32]]) -> [u8; 32] {
+	merkle_root(layer_roots)
+}
+
+/// The safetensors bytes of a layer (deterministic: no metadata, tensors in name order).
+pub fn encode_layer(tensors: &LayerTensors) -> Vec<u8> {
+	let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+		.iter()
+		.map(|t| {
+			(
+				t.name.clone(),
+				t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+				t.shape.clone(),
+			)
+		})
+		.collect();
+	let views: BTreeMap<String, TensorView<'_>> = bytes
+		.iter()
+		.map(|(name, data, shape)| {
+			let view = TensorView::new(Dtype::F32, shape.clone(), data)
+				.expect("shape and byte length agree by construction");
+			(name.clone(), view)
+		})
+		.collect();
+	safetensors::serialize(views, None).expect("serialising in-memory f32 tensors cannot fail")
+}
+
+/// Parses a layer file; any malformed content is an error, never a panic.
+pub fn decode_layer(layer: usize, bytes: &[u8]) -> Result<LayerTensors, WeightsError> {
+	let file = SafeTensors::deserialize(bytes)
+		.map_err(|e| WeightsError::Format { layer, reason: e.to_string() })?;
+	let mut tensors = Vec::new();
+	for (name, view) in file.tensors() {
+		if view.dtype() != Dtype::F32 {
+			return Err(WeightsError::Tensor {
+				layer,
+				name,
+				reason: format!("dtype {:?}, expected F32", view.dtype()),
+			});
+		}
+		let values = view
+			.data()
+			.chunks_exact(4)
+			.map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+			.collect();
+		tensors.push(NamedTensor { name, shape: view.shape().to_vec(), values });
+	}
+	tensors.sort_by(|a, b| a.name.cmp(&b.name));
+	Ok(tensors)
+}
+
+/// Names and shapes each layer must have under `config`, sorted by name.
+pub fn expected_layout(config: &ModelConfig, layer: usize) -> Vec<(String, Vec<usize>)> {
+	let h = config.hidden_size;
+	let (q, kv, d) = (
+		config.num_attention_heads * config.head_dim,
+		config.num_key_value_heads * config.head_dim,
+		config.head_dim,
+	);
+	let n = config.num_hidden_layers;
+	let mut layout: Vec<(String, Vec<usize>)> = if layer == 0 {
+		vec![("model.embed_tokens.weight".into(), vec![config.vocab_size, h])]
+	} else if layer == n + 1 {
+		vec![
+			("lm_head.weight".into(), vec![config.vocab_size, h]),
+			("model.norm.weight".into(), vec![h]),
+		]
+	} else {
+		let p = format!("model.layers.{}", layer - 1);
+		vec![
+			(format!("{p}.input_layernorm.weight"), vec![h]),
+			(format!("{p}.mlp.down_proj.weight"), vec![h, config.intermediate_size]),
+			(format!("{p}.mlp.gate_proj.weight"), vec![config.intermediate_size, h]),
+			(format!("{p}.mlp.up_proj.weight"), vec![config.intermediate_size, h]),
+			(format!("{p}.post_attention_layernorm.weight"), vec![h]),
+			(format!("{p}.self_attn.k_norm.weight"), vec![d]),
+			(format!("{p}.self_attn.k_proj.weight"), vec![kv, h]),
+			(format!("{p}.self_attn.o_proj.weight"), vec![h, q]),
+			(format!("{p}.self_attn.q_norm.weight"), vec![d]),
+			(format!("{p}.self_attn.q_proj.weight"), vec![q, h]),
+			(format!("{p}.self_attn.v_proj.weight"), vec![kv, h]),
+		]
+	};
+	layout.sort();
+	layout
+}
+
+/// Checks a decoded layer against the layout its config requires.
+pub fn check_layout(
+	config: &ModelConfig,
+	layer: usize,
+	tensors: &LayerTensors,
+) -> Result<(), WeightsError> {
+	let expected = expected_layout(config, layer);
+	let found: Vec<(String, Vec<usize>)> =
+		tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+	if expected != found {
+		return Err(WeightsError::Names {
+			layer,
+			expected: expected.into_iter().map(|(n, s)| format!("{n}{s:?}")).collect(),
+			found: found.into_iter().map(|(n, s)| format!("{n}{s:?}")).collect(),
+		});
+	}
+	for t in tensors {
+		if t.values.iter().any(|v| !v.is_finite()) {
+			return Err(WeightsError::Tensor {
+				layer,
+				name: t.name.clone(),
+				reason: "non-finite value".into(),
+			});
+		}
+	}
+	Ok(())
+}
+
+fn values<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
+	tensor.into_data().convert::<f32>().into_vec::<f32>().expect("an f32 tensor converts to f32")
+}
+
+/// `[rows, cols]` row-major → `[cols, rows]` row-major (burn's linear `[in, out]` ↔ HF `[out, in]`).
+fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+	let mut out = vec![0.0; values.len()];
+	for r in 0..rows {
+		for c in 0..cols {
+			out[c * rows + r] = values[r * cols + c];
+		}
+	}
+	out
+}
+
+fn linear_out<B: Backend>(name: String, linear: &Linear<B>) -> NamedTensor {
+	let [d_in, d_out] = linear.weight.val().dims();
+	NamedTensor {
+		name,
+		shape: vec![d_out, d_in],
+		values: transpose(&values(linear.weight.val()), d_in, d_out),
+	}
+}
+
+fn vector<B: Backend>(name: String, param: &Param<Tensor<B, 1>>) -> NamedTensor {
+	let v = values(param.val());
+	NamedTensor { name, shape: vec![v.len()], values: v }
+}
+
+fn sorted(mut tensors: LayerTensors) -> LayerTensors {
+	tensors.sort_by(|a, b| a.name.cmp(&b.name));
+	tensors
+}
+
+/// Every layer of a model, as the registry stores them.
+pub fn export_layers<B: Backend>(model: &Transformer<B>) -> Vec<LayerTensors> {
+	let mut layers = Vec::with_capacity(model.layers.len() + 2);
+	let embed = model.embed_tokens.weight.val();
+	let shape = embed.dims().to_vec();
+	layers.push(vec![NamedTensor {
+		name: "model.embed_tokens.weight".into(),
+		shape,
+		values: values(embed),
+	}]);
+	for (i, block) in model.layers.iter().enumerate() {
+		let p = format!("model.layers.{i}");
+		let a = &block.self_attn;
+		layers.push(sorted(vec![
+			vector(format!("{p}.input_layernorm.weight"), &block.input_layernorm.gamma),
+			vector(
+				format!("{p}.post_attention_layernorm.weight"),
+				&block.post_attention_layernorm.gamma,
+			),
+			linear_out(format!("{p}.self_attn.q_proj.weight"), &a.q_proj),
+			linear_out(format!("{p}.self_attn.k_proj.weight"), &a.k_proj),
+			linear_out(format!("{p}.self_attn.v_proj.weight"), &a.v_proj),
+			linear_out(format!("{p}.self_attn.o_proj.weight"), &a.o_proj),
+			vector(format!("{p}.self_attn.q_norm.weight"), &a.q_norm.gamma),
+			vector(format!("{p}.self_attn.k_norm.weight"), &a.k_norm.gamma),
+			linear_out(format!("{p}.mlp.gate_proj.weight"), &block.mlp.gate_proj),
+			linear_out(format!("{p}.mlp.up_proj.weight"), &block.mlp.up_proj),
+			linear_out(format!("{p}.mlp.down_proj.weight"), &block.mlp.down_proj),
+		]));
+	}
+	layers.push(sorted(vec![
+		linear_out("lm_head.weight".into(), &model.lm_head),
+		vector("model.norm.weight".into(), &model.norm.gamma),
+	]));
+	layers
+}
+
+/// Builds a model from checked layers (see [`check_layout`]).
+pub fn import_layers<B: Backend>(
+	config: &ModelConfig,
+	layers: &[LayerTensors],
+	device: &B::Device,
+) -> Result<Transformer<B>, WeightsError> {
+	if layers.len() != config.layer_count() {
+		return Err(WeightsError::LayerCount { expected: config.layer_count(), got: layers.len() });
+	}
+	for (i, layer) in layers.iter().enumerate() {
+		check_layout(config, i, layer)?;
+	}
+	let find = |layer: usize, name: &str| -> &NamedTensor {
+		layers[layer].iter().find(|t| t.name == name).expect("layout checked above")
+	};
+	let vec1 = |t: &NamedTensor| {
+		Param::from_data(TensorData::new(t.values.clone(), [t.values.len()]), device)
+	};
+	let lin = |t: &NamedTensor, target: &mut Linear<B>| {
+		let (d_out, d_in) = (t.shape[0], t.shape[1]);
+		target.weight = Param::from_data(
+			TensorData::new(transpose(&t.values, d_out, d_in), [d_in, d_out]),
+			device,
+		);
+	};
+	// The skeleton's own values are all overwritten; seed 0 is arbitrary.
+	let mut model = Transformer::<B>::init(config, 0, device);
+	let embed = find(0, "model.embed_tokens.weight");
+	model.embed_tokens.weight = Param::from_data(
+		TensorData::new(embed.values.clone(), [embed.shape[0], embed.shape[1]]),
+		device,
+	);
+	for (i, block) in model.layers.iter_mut().enumerate() {
+		let (l, p) = (i + 1, format!("model.layers.{i}"));
+		let DecoderBlock { input_layernorm, self_attn, post_attention_layernorm, mlp } = block;
+		input_layernorm.gamma = vec1(find(l, &format!("{p}.input_layernorm.weight")));
+		post_attention_layernorm.gamma =
+			vec1(find(l, &format!("{p}.post_attention_layernorm.weight")));
+		self_attn.q_norm.gamma = vec1(find(l, &format!("{p}.self_attn.q_norm.weight")));
+		self_attn.k_norm.gamma = vec1(find(l, &format!("{p}.self_attn.k_norm.weight")));
+		lin(find(l, &format!("{p}.self_attn.q_proj.weight")), &mut self_attn.q_proj);
+		lin(find(l, &format!("{p}.self_attn.k_proj.weight")), &mut self_attn.k_proj);
+		lin(find(l, &format!("{p}.self_attn.v_proj.weight")), &mut self_attn.v_proj);
+		lin(find(l, &format!("{p}.self_attn.o_proj.weight")), &mut self_attn.o_proj);
+		lin(find(l, &format!("{p}.mlp.gate_proj.weight")), &mut mlp.gate_proj);
+		lin(find(l, &format!("{p}.mlp.up_proj.weight")), &mut mlp.up_proj);
+		lin(find(l, &format!("{p}.mlp.down_proj.weight")), &mut mlp.down_proj);
+	}
+	let last = config.num_hidden_layers + 1;
+	model.norm.gamma = vec1(find(last, "model.norm.weight"));
+	lin(find(last, "lm_head.weight"), &mut model.lm_head);
+	Ok(model)
+}

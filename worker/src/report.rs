@@ -1,0 +1,151 @@
+//! `status` and `earnings`: what this account does and has earned, from chain state and events.
+
+use anyhow::Result;
+use subxt::utils::AccountId32;
+
+use crate::chain::{self, bly, blyan, Chain, JobStatus};
+
+pub async fn status(chain: &Chain) -> Result<String> {
+	let me = *chain.account();
+	let (free, held) = chain.balance(&me).await?;
+	let mut out = format!(
+		"account   {me}\nbalance   {} free, {} held (bonds and escrow)\n",
+		bly(free),
+		bly(held)
+	);
+	match chain.worker_info(&me).await? {
+		Some(w) => {
+			out += &format!(
+				"worker    bond {}, {} MiB, backends {:?}{}\n",
+				bly(w.bond),
+				w.capabilities.memory_mb,
+				w.capabilities.backends.0,
+				w.unbonding_until
+					.map(|b| format!(", unbonding until block {b}"))
+					.unwrap_or_default()
+			)
+		}
+		None => out += "worker    not registered (blyan-worker register)\n",
+	}
+	match chain.verifier_info(&me).await? {
+		Some(v) => {
+			out += &format!(
+				"verifier  bond {}{}\n",
+				bly(v.bond),
+				v.unbonding_until
+					.map(|b| format!(", unbonding until block {b}"))
+					.unwrap_or_default()
+			)
+		}
+		None => out += "verifier  not registered (blyan-worker register --verifier)\n",
+	}
+	for job in chain.worker_jobs(&me).await? {
+		if let Some(info) = chain.job(job).await? {
+			let stage = match info.status {
+				JobStatus::Open => "open",
+				JobStatus::Claimed { .. } => "claimed: training",
+				JobStatus::Committed { .. } => "committed: awaiting the validation reveal",
+				JobStatus::ValidationRevealed { .. } => {
+					"validation revealed: evaluating, revealing"
+				}
+				JobStatus::Verifying { .. } => "verifying",
+			};
+			out += &format!("job {job:<5} {stage}, reward {}\n", bly(info.reward));
+		}
+	}
+	for (job, phase) in chain.pending_verifications(&me).await? {
+		out += &format!("verifying job {job}: {phase:?} phase\n");
+	}
+	Ok(out)
+}
+
+/// Income and losses of `who` over blocks `from..=to`.
+#[derive(Default, Debug)]
+pub struct Earnings {
+	pub mining: u128,
+	pub verifying: u128,
+	pub epoch_rewards: u128,
+	pub slashed: u128,
+	pub jobs_accepted: u32,
+	pub jobs_rejected: u32,
+	pub blocks: u32,
+}
+
+pub async fn earnings(chain: &Chain, who: &AccountId32, from: u32, to: u32) -> Result<Earnings> {
+	let mut e = Earnings { blocks: to.saturating_sub(from) + 1, ..Default::default() };
+	for n in from..=to {
+		let at = chain.api().at_block(n as u64).await?;
+		let events = at.events().fetch().await?;
+		let mut accepted_this_block = Vec::new();
+		for ev in events.find::<blyan::jobs::events::JobAccepted>() {
+			let ev = ev?;
+			if &ev.worker == who {
+				e.mining += ev.to_miner;
+				e.jobs_accepted += 1;
+			}
+			accepted_this_block.push(ev.job);
+		}
+		for ev in events.find::<blyan::jobs::events::JobRejected>() {
+			let ev = ev?;
+			if &ev.worker == who {
+				e.slashed += ev.slashed;
+				e.jobs_rejected += 1;
+			}
+		}
+		for ev in events.find::<blyan::jobs::events::LeaseExpired>() {
+			let ev = ev?;
+			if &ev.worker == who {
+				e.slashed += ev.slashed;
+			}
+		}
+		for ev in events.find::<blyan::pol_rewards::events::VerifierPenalised>() {
+			let ev = ev?;
+			if &ev.verifier == who {
+				e.slashed += ev.amount;
+			}
+		}
+		for ev in events.find::<blyan::pol_rewards::events::EpochRewardPaid>() {
+			let ev = ev?;
+			if &ev.miner == who {
+				e.epoch_rewards += ev.amount;
+			}
+		}
+		// Verifier fees and dataset shares are paid out of the escrow on hold in the verdict's
+		// block; the miner's own share is counted above.
+		if !accepted_this_block.is_empty() {
+			for ev in events.find::<blyan::balances::events::TransferOnHold>() {
+				let ev = ev?;
+				if &ev.dest == who
+					&& !events
+						.find::<blyan::jobs::events::JobAccepted>()
+						.flatten()
+						.any(|a| &a.worker == who)
+				{
+					e.verifying += ev.amount;
+				}
+			}
+		}
+	}
+	Ok(e)
+}
+
+pub fn format_earnings(e: &Earnings, bonded: u128) -> String {
+	let income = e.mining + e.verifying + e.epoch_rewards;
+	let net = income as i128 - e.slashed as i128;
+	let hours = e.blocks as f64 / 3600.0; // 1 s blocks
+	let per_hour = if hours > 0.0 { net as f64 / chain::BLY as f64 / hours } else { 0.0 };
+	let roi = if bonded > 0 { net as f64 / bonded as f64 * 100.0 } else { 0.0 };
+	format!(
+		"over {} blocks (~{:.2} h):\n  mining rewards   {} ({} jobs accepted, {} rejected)\n  verifier fees    {}\n  epoch rewards    {}\n  slashed          {}\n  net              {:.4} BLY  ({per_hour:.4} BLY/h, {roi:.2} % of the {} bonded)\n",
+		e.blocks,
+		hours,
+		bly(e.mining),
+		e.jobs_accepted,
+		e.jobs_rejected,
+		bly(e.verifying),
+		bly(e.epoch_rewards),
+		bly(e.slashed),
+		net as f64 / chain::BLY as f64,
+		bly(bonded),
+	)
+}

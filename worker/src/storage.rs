@@ -1,0 +1,146 @@
+//! Storage role: content-addressed blobs through the kubo HTTP RPC (`/api/v0`), which both kubo
+//! and js-ipfs serve. A thin client over reqwest: `ipfs-api-backend-hyper` cannot be resolved from
+//! crates.io any more (every version of its dependency `core2` is yanked) and its `add` fails
+//! against js-ipfs, which returns `Size` as a number.
+
+use std::time::Duration;
+
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+	#[error("IPFS RPC at {url} is unreachable ({reason}); is the daemon running?")]
+	Unreachable { url: String, reason: String },
+	#[error("IPFS timed out on {what} after {secs} s")]
+	Timeout { what: String, secs: u64 },
+	#[error("IPFS RPC {endpoint} answered {status}: {message}")]
+	Rpc { endpoint: String, status: u16, message: String },
+	#[error("IPFS RPC {endpoint}: unexpected answer: {answer}")]
+	Answer { endpoint: String, answer: String },
+}
+
+/// A kubo-RPC client bound to one daemon.
+#[derive(Clone, Debug)]
+pub struct Ipfs {
+	base: String,
+	http: reqwest::Client,
+	timeout: Duration,
+}
+
+impl Ipfs {
+	/// `url` is the RPC address, e.g. `http://127.0.0.1:5001`. Every call is bounded by `timeout`
+	/// (an unknown CID otherwise blocks until the client gives up).
+	pub fn new(url: &str, timeout: Duration) -> Self {
+		Self { base: url.trim_end_matches('/').to_string(), http: reqwest::Client::new(), timeout }
+	}
+
+	pub fn url(&self) -> &str {
+		&self.base
+	}
+
+	async fn call(
+		&self,
+		endpoint: &str,
+		query: &[(&str, &str)],
+		form: Option<Form>,
+	) -> Result<Vec<u8>, StorageError> {
+		let url = format!("{}/api/v0/{endpoint}", self.base);
+		let mut request = self.http.post(&url).query(query).timeout(self.timeout);
+		if let Some(form) = form {
+			request = request.multipart(form);
+		}
+		let what = format!(
+			"{endpoint} {}",
+			query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+		);
+		let response = request.send().await.map_err(|e| self.transport_error(e, &what))?;
+		let status = response.status();
+		let body = response.bytes().await.map_err(|e| self.transport_error(e, &what))?;
+		if !status.is_success() {
+			let message = serde_json::from_slice::<Value>(&body)
+				.ok()
+				.and_then(|v| v.get("Message").and_then(Value::as_str).map(str::to_string))
+				.unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+			return Err(StorageError::Rpc {
+				endpoint: endpoint.into(),
+				status: status.as_u16(),
+				message,
+			});
+		}
+		Ok(body.to_vec())
+	}
+
+	fn transport_error(&self, e: reqwest::Error, what: &str) -> StorageError {
+		if e.is_timeout() {
+			StorageError::Timeout { what: what.to_string(), secs: self.timeout.as_secs() }
+		} else {
+			StorageError::Unreachable { url: self.base.clone(), reason: e.to_string() }
+		}
+	}
+
+	fn json(endpoint: &str, body: &[u8]) -> Result<Value, StorageError> {
+		serde_json::from_slice(body).map_err(|_| StorageError::Answer {
+			endpoint: endpoint.into(),
+			answer: String::from_utf8_lossy(body).chars().take(200).collect(),
+		})
+	}
+
+	/// The daemon's version string (a liveness check).
+	pub async fn version(&self) -> Result<String, StorageError> {
+		let body = self.call("version", &[], None).await?;
+		let v = Self::json("version", &body)?;
+		v.get("Version")
+			.and_then(Value::as_str)
+			.map(str::to_string)
+			.ok_or(StorageError::Answer { endpoint: "version".into(), answer: v.to_string() })
+	}
+
+	/// Adds `bytes` and returns its CID (CIDv0, the daemon's default). With `pin` the daemon keeps
+	/// it; with `only_hash` it only computes the CID and stores nothing.
+	pub async fn add(
+		&self,
+		bytes: Vec<u8>,
+		pin: bool,
+		only_hash: bool,
+	) -> Result<String, StorageError> {
+		// js-ipfs refuses a part without a content type.
+		let part = Part::bytes(bytes)
+			.file_name("blob")
+			.mime_str("application/octet-stream")
+			.expect("a valid MIME type");
+		let form = Form::new().part("file", part);
+		let query = [
+			("pin", if pin { "true" } else { "false" }),
+			("only-hash", if only_hash { "true" } else { "false" }),
+		];
+		let body = self.call("add", &query, Some(form)).await?;
+		let v = Self::json("add", &body)?;
+		v.get("Hash")
+			.and_then(Value::as_str)
+			.map(str::to_string)
+			.ok_or(StorageError::Answer { endpoint: "add".into(), answer: v.to_string() })
+	}
+
+	/// The bytes under `cid`.
+	pub async fn cat(&self, cid: &str) -> Result<Vec<u8>, StorageError> {
+		self.call("cat", &[("arg", cid)], None).await
+	}
+
+	pub async fn pin_add(&self, cid: &str) -> Result<(), StorageError> {
+		self.call("pin/add", &[("arg", cid)], None).await.map(|_| ())
+	}
+
+	/// Whether `cid` is pinned on this daemon.
+	pub async fn is_pinned(&self, cid: &str) -> Result<bool, StorageError> {
+		match self.call("pin/ls", &[("arg", cid)], None).await {
+			Ok(body) => Ok(Self::json("pin/ls", &body)?
+				.get("Keys")
+				.and_then(Value::as_object)
+				.is_some_and(|k| !k.is_empty())),
+			// Both daemons answer 500 "not pinned" for a CID they hold unpinned or not at all.
+			Err(StorageError::Rpc { message, .. }) if message.contains("not pinned") => Ok(false),
+			Err(e) => Err(e),
+		}
+	}
+}

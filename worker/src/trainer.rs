@@ -1,0 +1,429 @@
+//! Miner role: follow finalized blocks, claim a training job that fits, train, commit, wait for
+//! the validation reveal, evaluate, publish the trained layers and reveal. Every step is driven by
+//! the job's on-chain status and the local state directory, so a restarted miner picks up where it
+//! stopped (and adopts jobs the chain says it holds) instead of claiming twice.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::{
+	chain::{
+		self, blyan, bytes, BoundedVec, Chain, ChainJob, JobId, JobResult, JobStatus, SemVer, H256,
+	},
+	content,
+	ml::{self, data, train::Hyperparams, weights, TrainDevice},
+	state::{self, StateDir},
+	storage::Ipfs,
+};
+
+/// Deliberate faults, for the tests that show the protocol catches them. Never use on a real
+/// network: they get the miner's bond slashed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Misbehaviour {
+	/// Claim a validation loss half of the one reached.
+	InflateScore,
+	/// Publish a changed layer 1 whose bytes do not match the Merkle root revealed for it.
+	CorruptLayer,
+}
+
+#[derive(Clone, Debug)]
+pub struct MinerOptions {
+	pub device: TrainDevice,
+	pub memory_mb: u32,
+	/// Stop after this many jobs have finished (accepted, rejected or lost); `None`: run forever.
+	pub jobs: Option<u32>,
+	pub misbehave: Option<Misbehaviour>,
+	pub poll: Duration,
+}
+
+/// A job this miner works on, as kept in `state_dir/mined/<job>.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct MinedJob {
+	job: JobId,
+	salt: [u8; 32],
+	/// Set once trained: the committed result (layer CIDs and roots, weight root).
+	result: Option<CommittedResult>,
+	claimed_score: Option<u64>,
+	candidate: Option<u64>,
+	finished: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CommittedResult {
+	semver: (u16, u16, u16),
+	/// `(layer, cid, merkle root)`.
+	layers: Vec<(u16, String, [u8; 32])>,
+	weight_root: [u8; 32],
+	committed: bool,
+}
+
+impl CommittedResult {
+	fn to_chain(&self) -> JobResult {
+		JobResult {
+			semver: SemVer { major: self.semver.0, minor: self.semver.1, patch: self.semver.2 },
+			layers: BoundedVec(
+				self.layers
+					.iter()
+					.map(|(layer, cid, root)| chain::LayerDelta {
+						layer: *layer,
+						cid: bytes(cid),
+						merkle_root: H256(*root),
+					})
+					.collect(),
+			),
+			weight_root: H256(self.weight_root),
+		}
+	}
+}
+
+pub struct Miner {
+	chain: Chain,
+	ipfs: Ipfs,
+	state: StateDir,
+	options: MinerOptions,
+}
+
+const KIND: &str = "mined";
+
+impl Miner {
+	pub fn new(chain: Chain, ipfs: Ipfs, state: StateDir, options: MinerOptions) -> Self {
+		Self { chain, ipfs, state, options }
+	}
+
+	pub fn set_chain(&mut self, chain: Chain) {
+		self.chain = chain;
+	}
+
+	fn load(&self, job: JobId) -> Result<Option<MinedJob>> {
+		Ok(self.state.load(KIND, &job.to_string())?)
+	}
+
+	fn save(&self, record: &MinedJob) -> Result<()> {
+		Ok(self.state.save(KIND, &record.job.to_string(), record)?)
+	}
+
+	fn finished_count(&self) -> Result<u32> {
+		let mut n = 0;
+		for id in self.state.list(KIND)? {
+			if self.state.load::<MinedJob>(KIND, &id)?.is_some_and(|r| r.finished.is_some()) {
+				n += 1;
+			}
+		}
+		Ok(n)
+	}
+
+	/// Runs until `options.jobs` jobs have finished (or forever). Returns on the first error; the
+	/// caller reconnects on connection errors and calls again.
+	pub async fn run(&mut self) -> Result<()> {
+		let mut last = 0;
+		loop {
+			if self.options.jobs.is_some_and(|n| self.finished_count().unwrap_or(0) >= n) {
+				return Ok(());
+			}
+			self.tick().await?;
+			last = self.chain.next_finalized(last, self.options.poll).await?;
+		}
+	}
+
+	/// One pass over this miner's jobs, then a claim if it is idle.
+	pub async fn tick(&mut self) -> Result<()> {
+		let me = *self.chain.account();
+		let held = self.chain.worker_jobs(&me).await?;
+		// Jobs the chain says are ours, including ones claimed before a crash.
+		for job in &held {
+			if self.load(*job)?.is_none() {
+				info!(job, "resuming job held on chain");
+				self.save(&MinedJob {
+					job: *job,
+					salt: state::salt(),
+					result: None,
+					claimed_score: None,
+					candidate: None,
+					finished: None,
+				})?;
+			}
+			self.advance(*job).await?;
+		}
+		// Jobs we worked on that the chain no longer lists for us: finished or lost.
+		for id in self.state.list(KIND)? {
+			let Ok(job) = id.parse::<JobId>() else { continue };
+			if held.contains(&job) {
+				continue;
+			}
+			let mut record = match self.load(job)? {
+				Some(r) if r.finished.is_none() => r,
+				_ => continue,
+			};
+			let outcome = self.outcome(&record).await?;
+			info!(job, "job finished: {outcome}");
+			record.finished = Some(outcome);
+			self.save(&record)?;
+		}
+		if held.is_empty()
+			&& self.options.jobs.is_none_or(|n| self.finished_count().unwrap_or(0) < n)
+		{
+			self.claim_one().await?;
+		}
+		Ok(())
+	}
+
+	async fn outcome(&self, record: &MinedJob) -> Result<String> {
+		if let Some(job) = self.chain.job(record.job).await? {
+			return Ok(match job.status {
+				JobStatus::Open => "lease lost: the job reopened for others".into(),
+				_ => "taken over by another worker".into(),
+			});
+		}
+		let Some(candidate) = record.candidate else {
+			return Ok("ended before a result was revealed".into());
+		};
+		let status = self.chain.version(candidate).await?.map(|v| v.status);
+		Ok(match status {
+			Some(chain::VersionStatus::Accepted) => {
+				format!("version {candidate} ACCEPTED, reward paid")
+			}
+			Some(chain::VersionStatus::Rejected) => {
+				format!("version {candidate} REJECTED, bond slashed")
+			}
+			_ => format!("version {candidate} left a candidate: no verdict, creator refunded"),
+		})
+	}
+
+	fn fits(&self, job: &ChainJob) -> bool {
+		let backend_ok = match job.spec.backend {
+			chain::Backend::Cpu => true,
+			chain::Backend::Cuda => cfg!(feature = "cuda"),
+			chain::Backend::Wgpu => false,
+		};
+		backend_ok
+			&& job.spec.min_memory_mb <= self.options.memory_mb
+			&& &job.creator != self.chain.account()
+			&& Hyperparams::from_json(&job.spec.hyperparams.0).is_ok()
+	}
+
+	async fn claim_one(&mut self) -> Result<()> {
+		for job_id in self.chain.open_jobs(32).await? {
+			let Some(job) = self.chain.job(job_id).await? else { continue };
+			if !matches!(job.status, JobStatus::Open) || !self.fits(&job) {
+				continue;
+			}
+			info!(job = job_id, reward = %chain::bly(job.reward), "claiming job");
+			// Recorded first: a crash between here and the claim is resolved by the chain's view.
+			self.save(&MinedJob {
+				job: job_id,
+				salt: state::salt(),
+				result: None,
+				claimed_score: None,
+				candidate: None,
+				finished: None,
+			})?;
+			match self.chain.submit("claim_job", &blyan::tx().jobs().claim_job(job_id)).await {
+				Ok(()) => {
+					info!(job = job_id, "claimed");
+					return Ok(());
+				}
+				Err(e) if e.is_connection() => return Err(e.into()),
+				Err(e) => {
+					warn!(job = job_id, "claim refused: {e}");
+					std::fs::remove_file(self.state.path(&[KIND, &format!("{job_id}.json")])).ok();
+				}
+			}
+		}
+		Ok(())
+	}
+
+	async fn advance(&mut self, job_id: JobId) -> Result<()> {
+		let Some(job) = self.chain.job(job_id).await? else { return Ok(()) };
+		let mut record = self.load(job_id)?.context("record saved above")?;
+		match &job.status {
+			JobStatus::Claimed { .. } => {
+				if record.result.is_none() {
+					let result = self.train(&job, job_id).await?;
+					record.result = Some(result);
+					self.save(&record)?;
+				}
+				let result = record.result.clone().expect("set above");
+				let hash = chain::result_commitment(
+					job_id,
+					self.chain.account(),
+					&result.to_chain(),
+					&record.salt,
+				);
+				let semver = result.to_chain().semver;
+				self.chain
+					.submit(
+						"commit_result",
+						&blyan::tx().jobs().commit_result(job_id, hash, semver),
+					)
+					.await?;
+				info!(
+					job = job_id,
+					"committed to the result (weights fixed, validation set still unknown)"
+				);
+				if let Some(r) = record.result.as_mut() {
+					r.committed = true;
+				}
+				self.save(&record)?;
+			}
+			JobStatus::Committed { .. } => {}
+			JobStatus::ValidationRevealed { .. } => self.reveal(&job, &mut record).await?,
+			JobStatus::Verifying { candidate, .. } => {
+				if record.candidate != Some(*candidate) {
+					info!(
+						job = job_id,
+						candidate,
+						"result is candidate version {candidate}; awaiting the committee"
+					);
+					record.candidate = Some(*candidate);
+					self.save(&record)?;
+				}
+			}
+			JobStatus::Open => {}
+		}
+		Ok(())
+	}
+
+	fn layer_file(&self, job: JobId, layer: u16) -> std::path::PathBuf {
+		self.state.path(&["weights", &job.to_string(), &format!("layer-{layer}.safetensors")])
+	}
+
+	/// Trains the job and stores the layers locally; returns the result to commit to.
+	async fn train(&self, job: &ChainJob, job_id: JobId) -> Result<CommittedResult> {
+		let hp = Hyperparams::from_json(&job.spec.hyperparams.0).map_err(|e| anyhow!(e))?;
+		let config = content::model_config(&self.chain, &self.ipfs, job.model).await?;
+		info!(
+			job = job_id,
+			params = config.parameter_count(),
+			"fetching base version {} and dataset {}",
+			job.spec.base_version,
+			job.spec.dataset
+		);
+		let base = content::version_layers(&self.chain, &self.ipfs, &config, job.spec.base_version)
+			.await?;
+		let train_data =
+			data::encode(&content::dataset_bytes(&self.chain, &self.ipfs, job.spec.dataset).await?);
+		let base_semver = self
+			.chain
+			.version(job.spec.base_version)
+			.await?
+			.context("base version vanished")?
+			.semver;
+
+		info!(job = job_id, steps = hp.steps, batch = hp.batch_size, seq = hp.seq_len, device = ?self.options.device, "training");
+		let bar = ProgressBar::new(hp.steps as u64);
+		bar.set_style(
+			ProgressStyle::with_template("{spinner} train [{bar:30}] {pos}/{len} {msg} ({eta})")
+				.expect("valid template"),
+		);
+		let (seed, device, steps) = (job.spec.seed, self.options.device, hp.steps);
+		let report_every = (steps / 10).max(1);
+		let bar2 = bar.clone();
+		let trained = tokio::task::spawn_blocking(move || {
+			ml::train_layers(&config, &base, &train_data, &hp, seed, device, |step, loss| {
+				bar2.set_position(step as u64);
+				bar2.set_message(format!("loss {loss:.4}"));
+				if step == 1 || step % report_every == 0 || step == steps {
+					info!(job = job_id, step, "training loss {loss:.4}");
+				}
+			})
+		})
+		.await??;
+		bar.finish_and_clear();
+
+		std::fs::create_dir_all(self.state.path(&["weights", &job_id.to_string()]))?;
+		let mut published = Vec::with_capacity(trained.len());
+		let mut roots = Vec::with_capacity(trained.len());
+		for (i, layer) in trained.iter().enumerate() {
+			let root = weights::layer_root(layer);
+			let mut blob = weights::encode_layer(layer);
+			if self.options.misbehave == Some(Misbehaviour::CorruptLayer) && i == 1 {
+				let mut corrupt = layer.clone();
+				corrupt[0].values[0] += 1.0;
+				blob = weights::encode_layer(&corrupt);
+				warn!(
+					job = job_id,
+					"MISBEHAVING: layer 1's bytes will not match its revealed root"
+				);
+			}
+			std::fs::write(self.layer_file(job_id, i as u16), &blob)?;
+			published.push((i as u16, blob, root));
+			roots.push(root);
+		}
+		// CIDs only: the layers go to IPFS after the validation reveal, with the result.
+		let deltas = content::publish_layers(&self.ipfs, &published, true).await?;
+		Ok(CommittedResult {
+			semver: (
+				base_semver.major,
+				base_semver.minor.saturating_add(1),
+				(job_id & 0xffff) as u16,
+			),
+			layers: deltas
+				.into_iter()
+				.map(|d| (d.layer, String::from_utf8_lossy(&d.cid.0).into_owned(), d.merkle_root.0))
+				.collect(),
+			weight_root: weights::weight_root(&roots),
+			committed: false,
+		})
+	}
+
+	/// Evaluates the committed layers on the revealed validation set, publishes them and reveals.
+	async fn reveal(&self, job: &ChainJob, record: &mut MinedJob) -> Result<()> {
+		let job_id = record.job;
+		let result = record.result.clone().context("a committed job has a result")?;
+		let hp = Hyperparams::from_json(&job.spec.hyperparams.0).map_err(|e| anyhow!(e))?;
+		if record.claimed_score.is_none() {
+			let validation =
+				job.validation.as_ref().context("revealed job has a validation set")?;
+			let validation =
+				data::encode(&self.ipfs.cat(&String::from_utf8_lossy(&validation.cid.0)).await?);
+			let config = content::model_config(&self.chain, &self.ipfs, job.model).await?;
+			// Score what was committed, read back from disk: the verifiers load the same bytes.
+			let mut layers = Vec::new();
+			for (layer, _, _) in &result.layers {
+				let blob = std::fs::read(self.layer_file(job_id, *layer))?;
+				layers.push(weights::decode_layer(*layer as usize, &blob)?);
+			}
+			let loss = tokio::task::spawn_blocking(move || {
+				ml::evaluate_layers(&config, &layers, &validation, &hp)
+			})
+			.await??
+			.context("validation set smaller than one batch")?;
+			let mut score = ml::train::score(loss);
+			info!(job = job_id, "validation loss of the trained model: {loss:.6}");
+			if self.options.misbehave == Some(Misbehaviour::InflateScore) {
+				score /= 2;
+				warn!(
+					job = job_id,
+					"MISBEHAVING: claiming a validation loss of {:.6}",
+					score as f64 / 1e9
+				);
+			}
+			record.claimed_score = Some(score);
+			self.save(record)?;
+		}
+		let mut published = Vec::new();
+		for (layer, _, root) in &result.layers {
+			published.push((*layer, std::fs::read(self.layer_file(job_id, *layer))?, *root));
+		}
+		let deltas = content::publish_layers(&self.ipfs, &published, false).await?;
+		for (d, (_, cid, _)) in deltas.iter().zip(&result.layers) {
+			if d.cid.0 != cid.as_bytes() {
+				return Err(anyhow!("IPFS gave layer {} another CID than at commit time", d.layer));
+			}
+		}
+		info!(job = job_id, layers = deltas.len(), "trained layers pinned to IPFS");
+		let claimed = record.claimed_score.expect("set above");
+		self.chain
+			.submit(
+				"reveal_result",
+				&blyan::tx().jobs().reveal_result(job_id, result.to_chain(), claimed, record.salt),
+			)
+			.await?;
+		info!(job = job_id, "revealed the result, claimed loss {:.6}", claimed as f64 / 1e9);
+		Ok(())
+	}
+}

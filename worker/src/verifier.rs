@@ -1,0 +1,220 @@
+//! Verifier role: for each verification this account sits on, fetch the base and candidate
+//! weights (every layer checked against its Merkle root), evaluate both on the revealed
+//! validation set on the deterministic CPU path, commit to the scores and reveal them.
+//! A candidate whose weights cannot be checked scores [`INVALID_SCORE`], so an honest quorum
+//! rejects it.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::{
+	chain::{self, blyan, Chain, JobId, Phase},
+	content,
+	ml::{self, data, train::Hyperparams},
+	state::{self, StateDir},
+	storage::Ipfs,
+};
+
+/// The score of a candidate that is not a valid model of its architecture (worst possible loss).
+pub const INVALID_SCORE: u64 = u64::MAX;
+
+#[derive(Clone, Debug)]
+pub struct VerifierOptions {
+	pub poll: Duration,
+	/// Stop after this many reveals; `None`: run forever.
+	pub rounds: Option<u32>,
+}
+
+/// One seat on a committee, as kept in `state_dir/verified/<job>-<attempt>.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Seat {
+	job: JobId,
+	attempt: u8,
+	base: u64,
+	candidate: u64,
+	salt: [u8; 32],
+	revealed: bool,
+}
+
+const KIND: &str = "verified";
+
+pub struct Verifier {
+	chain: Chain,
+	ipfs: Ipfs,
+	state: StateDir,
+	options: VerifierOptions,
+}
+
+impl Verifier {
+	pub fn new(chain: Chain, ipfs: Ipfs, state: StateDir, options: VerifierOptions) -> Self {
+		Self { chain, ipfs, state, options }
+	}
+
+	pub fn set_chain(&mut self, chain: Chain) {
+		self.chain = chain;
+	}
+
+	fn revealed_count(&self) -> Result<u32> {
+		let mut n = 0;
+		for id in self.state.list(KIND)? {
+			if self.state.load::<Seat>(KIND, &id)?.is_some_and(|s| s.revealed) {
+				n += 1;
+			}
+		}
+		Ok(n)
+	}
+
+	pub async fn run(&mut self) -> Result<()> {
+		let mut last = 0;
+		loop {
+			if self.options.rounds.is_some_and(|n| self.revealed_count().unwrap_or(0) >= n) {
+				return Ok(());
+			}
+			self.tick().await?;
+			last = self.chain.next_finalized(last, self.options.poll).await?;
+		}
+	}
+
+	pub async fn tick(&mut self) -> Result<()> {
+		let me = *self.chain.account();
+		for (job, phase) in self.chain.pending_verifications(&me).await? {
+			let Some(round) = self.chain.round(job).await? else { continue };
+			let Some(member) = round.committee.0.iter().find(|m| m.verifier == me) else {
+				continue;
+			};
+			let id = format!("{job}-{}", round.attempt);
+			match phase {
+				Phase::Commit if member.commitment.is_none() => {
+					let seat = match self.state.load::<Seat>(KIND, &id)? {
+						Some(seat) => seat,
+						None => {
+							let Some((base, candidate)) = self.scores(job, round.deadline).await?
+							else {
+								continue;
+							};
+							let seat = Seat {
+								job,
+								attempt: round.attempt,
+								base,
+								candidate,
+								salt: state::salt(),
+								revealed: false,
+							};
+							self.state.save(KIND, &id, &seat)?;
+							seat
+						}
+					};
+					let commitment = chain::score_commitment(
+						job,
+						seat.attempt,
+						&me,
+						seat.base,
+						seat.candidate,
+						&seat.salt,
+					);
+					self.chain
+						.submit(
+							"commit_scores",
+							&blyan::tx().pol_rewards().commit_scores(job, commitment),
+						)
+						.await?;
+					info!(job, "committed scores");
+				}
+				Phase::Reveal if member.commitment.is_some() && member.scores.is_none() => {
+					let mut seat = self.state.load::<Seat>(KIND, &id)?.with_context(|| {
+						format!("committed to job {job} but its scores are not in the state dir")
+					})?;
+					self.chain
+						.submit(
+							"reveal_scores",
+							&blyan::tx().pol_rewards().reveal_scores(
+								job,
+								seat.base,
+								seat.candidate,
+								seat.salt,
+							),
+						)
+						.await?;
+					info!(job, base = seat.base, candidate = seat.candidate, "revealed scores");
+					seat.revealed = true;
+					self.state.save(KIND, &id, &seat)?;
+				}
+				_ => {}
+			}
+		}
+		Ok(())
+	}
+
+	/// `(base_score, candidate_score)`, or `None` to try again next block (IPFS unavailable and
+	/// the commit window still open).
+	async fn scores(
+		&self,
+		job_id: JobId,
+		deadline: chain::BlockNumber,
+	) -> Result<Option<(u64, u64)>> {
+		let job = self.chain.job(job_id).await?.with_context(|| format!("job {job_id} is gone"))?;
+		let chain::JobStatus::Verifying { candidate, claimed_score, .. } = job.status else {
+			return Err(anyhow!("job {job_id} is not being verified"));
+		};
+		let hp = Hyperparams::from_json(&job.spec.hyperparams.0).map_err(|e| anyhow!(e))?;
+		let validation =
+			job.validation.as_ref().context("a verified job has its validation set revealed")?;
+		let config = content::model_config(&self.chain, &self.ipfs, job.model).await?;
+		let validation =
+			data::encode(&self.ipfs.cat(&String::from_utf8_lossy(&validation.cid.0)).await?);
+		let base = content::version_layers(&self.chain, &self.ipfs, &config, job.spec.base_version)
+			.await?;
+		let candidate_layers =
+			match content::version_layers(&self.chain, &self.ipfs, &config, candidate).await {
+				Ok(layers) => Some(layers),
+				Err(e) if e.is_invalid_content() => {
+					warn!(job = job_id, candidate, "candidate refused: {e}");
+					None
+				}
+				Err(e) => {
+					// Unavailable data is the miner's to serve: retry until the window nearly ends.
+					let now = self.chain.finalized_number().await?;
+					if now.saturating_add(3) < deadline {
+						warn!(job = job_id, "cannot fetch the candidate yet ({e}); retrying");
+						return Ok(None);
+					}
+					warn!(
+						job = job_id,
+						"candidate still unavailable near the deadline ({e}); scoring it invalid"
+					);
+					None
+				}
+			};
+		info!(
+			job = job_id,
+			candidate, "evaluating base and candidate on the validation set (CPU, deterministic)"
+		);
+		let (base_score, candidate_score) =
+			tokio::task::spawn_blocking(move || -> Result<(u64, u64)> {
+				let base = ml::evaluate_layers(&config, &base, &validation, &hp)?
+					.map_or(INVALID_SCORE, ml::train::score);
+				let candidate = match candidate_layers {
+					Some(layers) => ml::evaluate_layers(&config, &layers, &validation, &hp)?
+						.map_or(INVALID_SCORE, ml::train::score),
+					None => INVALID_SCORE,
+				};
+				Ok((base, candidate))
+			})
+			.await??;
+		info!(
+			job = job_id,
+			"base loss {:.6}, candidate loss {}, miner claimed {:.6}",
+			base_score as f64 / 1e9,
+			if candidate_score == INVALID_SCORE {
+				"INVALID".to_string()
+			} else {
+				format!("{:.6}", candidate_score as f64 / 1e9)
+			},
+			claimed_score as f64 / 1e9
+		);
+		Ok(Some((base_score, candidate_score)))
+	}
+}
