@@ -211,8 +211,14 @@ pub trait JobSettlement<AccountId, Balance> {
 	/// Improvement confirmed: `payouts` are paid from the escrow (a payee that cannot receive
 	/// is skipped), the rest goes to the miner.
 	fn settle_accepted(job: JobId, payouts: &[(AccountId, Balance)]) -> DispatchResult;
-	/// Claim refuted: `slash` of the miner's bond is burned and the escrow returns to the creator.
-	fn settle_rejected(job: JobId, slash: Perbill) -> Result<Balance, DispatchError>;
+	/// Claim refuted: `slash` of the miner's bond is taken; out of it `rewards` are paid (the
+	/// verifiers who caught the false claim, in order, as far as the slash reaches), the rest is
+	/// burned; the escrow returns to the creator. Returns the amount slashed.
+	fn settle_rejected(
+		job: JobId,
+		slash: Perbill,
+		rewards: &[(AccountId, Balance)],
+	) -> Result<Balance, DispatchError>;
 	/// No verdict could be reached: the escrow returns to the creator, nobody is slashed.
 	fn settle_void(job: JobId) -> DispatchResult;
 

@@ -381,10 +381,12 @@ pub mod pallet {
 			to_miner: BalanceOf<T>,
 		},
 		/// Verification refuted the claim; the worker was slashed and the creator refunded.
+		/// Of `slashed`, `burned` was destroyed and the rest paid to the verifiers.
 		JobRejected {
 			job: JobId,
 			worker: T::AccountId,
 			slashed: BalanceOf<T>,
+			burned: BalanceOf<T>,
 		},
 		/// Verification reached no verdict; the creator was refunded.
 		JobVoided {
@@ -856,12 +858,58 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// Slashes `share` of a worker's bond (burned); returns what was burned.
+	/// Takes `share` of the worker's bond: pays `rewards` out of it (as far as it reaches) and
+	/// burns the rest. Returns `(taken, burned)`.
+	fn slash_worker_paying(
+		worker: &T::AccountId,
+		share: Perbill,
+		rewards: &[(T::AccountId, BalanceOf<T>)],
+	) -> (BalanceOf<T>, BalanceOf<T>) {
+		let Some(info) = Workers::<T>::get(worker) else { return (Zero::zero(), Zero::zero()) };
+		let due = share * info.bond;
+		let mut paid: BalanceOf<T> = Zero::zero();
+		for (payee, amount) in rewards {
+			let amount = (*amount).min(due.saturating_sub(paid));
+			if amount.is_zero() {
+				continue;
+			}
+			let moved = T::Currency::transfer_on_hold(
+				&HoldReason::WorkerBond.into(),
+				worker,
+				payee,
+				amount,
+				Precision::BestEffort,
+				Restriction::Free,
+				Fortitude::Force,
+			)
+			.unwrap_or_else(|_| Zero::zero());
+			paid = paid.saturating_add(moved);
+		}
+		// The transfers lowered the hold; the record follows.
+		Workers::<T>::mutate(worker, |w| {
+			if let Some(w) = w {
+				w.bond = w.bond.saturating_sub(paid);
+			}
+		});
+		let burned = Self::burn_bond(worker, due.saturating_sub(paid));
+		(paid.saturating_add(burned), burned)
+	}
+
+	/// Burns `share` of the worker's bond; returns the amount burned.
 	fn slash_worker(worker: &T::AccountId, share: Perbill) -> BalanceOf<T> {
+		let bond = Workers::<T>::get(worker).map_or_else(Zero::zero, |w| w.bond);
+		Self::burn_bond(worker, share * bond)
+	}
+
+	fn burn_bond(worker: &T::AccountId, amount: BalanceOf<T>) -> BalanceOf<T> {
 		let Some(mut info) = Workers::<T>::get(worker) else { return Zero::zero() };
+		if amount.is_zero() {
+			return amount;
+		}
 		let burned = T::Currency::burn_held(
 			&HoldReason::WorkerBond.into(),
 			worker,
-			share * info.bond,
+			amount.min(info.bond),
 			Precision::BestEffort,
 			Fortitude::Force,
 		)
@@ -1014,11 +1062,15 @@ impl<T: Config> JobSettlement<T::AccountId, BalanceOf<T>> for Pallet<T> {
 		Ok(())
 	}
 
-	fn settle_rejected(job: JobId, slash: Perbill) -> Result<BalanceOf<T>, DispatchError> {
+	fn settle_rejected(
+		job: JobId,
+		slash: Perbill,
+		rewards: &[(T::AccountId, BalanceOf<T>)],
+	) -> Result<BalanceOf<T>, DispatchError> {
 		let (info, worker) = Self::verifying(job)?;
-		let slashed = Self::slash_worker(&worker, slash);
+		let (slashed, burned) = Self::slash_worker_paying(&worker, slash, rewards);
 		Self::refund_and_remove(job, &info);
-		Self::deposit_event(Event::JobRejected { job, worker, slashed });
+		Self::deposit_event(Event::JobRejected { job, worker, slashed, burned });
 		Ok(slashed)
 	}
 

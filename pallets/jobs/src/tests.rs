@@ -681,14 +681,49 @@ fn settle_rejected_slashes_and_refunds() {
 		let job = verifying();
 		let issuance = Balances::total_issuance();
 		assert_eq!(
-			<Jobs as JobSettlement<_, _>>::settle_rejected(job, Perbill::from_percent(50)),
+			<Jobs as JobSettlement<_, _>>::settle_rejected(job, Perbill::from_percent(50), &[]),
 			Ok(50)
 		);
-		System::assert_last_event(Event::JobRejected { job, worker: WORKER, slashed: 50 }.into());
+		System::assert_last_event(Event::JobRejected { job, worker: WORKER, slashed: 50, burned: 50 }.into());
 		assert_eq!(Balances::total_issuance(), issuance - 50);
 		assert_eq!(free(CREATOR), 1_000);
 		assert_eq!(held(HoldReason::WorkerBond, WORKER), 50);
 		assert!(WorkerJobs::<Test>::get(WORKER).is_empty());
+	});
+}
+
+#[test]
+fn settle_rejected_pays_rewards_out_of_the_slash_and_burns_the_rest() {
+	new_test_ext().execute_with(|| {
+		let job = verifying();
+		let issuance = Balances::total_issuance();
+		let (other, owner) = (free(OTHER), free(DATA_OWNER));
+		// A 50 slash: 20 to OTHER, the 40 asked for DATA_OWNER capped at the 30 left, nothing burned.
+		assert_eq!(
+			<Jobs as JobSettlement<_, _>>::settle_rejected(
+				job,
+				Perbill::from_percent(50),
+				&[(OTHER, 20), (DATA_OWNER, 40)]
+			),
+			Ok(50)
+		);
+		assert_eq!(free(OTHER), other + 20);
+		assert_eq!(free(DATA_OWNER), owner + 30);
+		assert_eq!(Balances::total_issuance(), issuance);
+		assert_eq!(held(HoldReason::WorkerBond, WORKER), MIN_BOND - 50);
+		assert_eq!(Workers::<Test>::get(WORKER).unwrap().bond, MIN_BOND - 50);
+		assert_eq!(free(CREATOR), 1_000);
+	});
+	new_test_ext().execute_with(|| {
+		let job = verifying();
+		let issuance = Balances::total_issuance();
+		// Rewards below the slash: the rest is burned.
+		assert_eq!(
+			<Jobs as JobSettlement<_, _>>::settle_rejected(job, Perbill::from_percent(50), &[(OTHER, 10)]),
+			Ok(50)
+		);
+		assert_eq!(Balances::total_issuance(), issuance - 40);
+		assert_eq!(Workers::<Test>::get(WORKER).unwrap().bond, MIN_BOND - 50);
 	});
 }
 
@@ -709,7 +744,7 @@ fn settlement_of_a_job_not_verifying_is_refused() {
 		let job = posted();
 		assert_noop!(<Jobs as JobSettlement<_, _>>::settle_void(job), Error::<Test>::WrongStage);
 		assert_noop!(
-			<Jobs as JobSettlement<_, _>>::settle_rejected(job, Perbill::one()),
+			<Jobs as JobSettlement<_, _>>::settle_rejected(job, Perbill::one(), &[]),
 			Error::<Test>::WrongStage
 		);
 	});

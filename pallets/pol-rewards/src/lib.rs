@@ -902,8 +902,10 @@ impl<T: Config> Pallet<T> {
 				if accepted {
 					Self::pay_accepted(job, request, &quorum_members, gain, &params, now);
 				} else {
+					// The verifiers who caught a false claim earn their fee out of the slash.
 					let _ = T::Registry::reject(request.candidate_version);
-					let _ = T::Jobs::settle_rejected(job, params.miner_slash);
+					let rewards = Self::verifier_fees(job, &quorum_members, &params);
+					let _ = T::Jobs::settle_rejected(job, params.miner_slash, &rewards);
 				}
 				Self::deposit_event(Event::Verified {
 					job,
@@ -942,6 +944,17 @@ impl<T: Config> Pallet<T> {
 		Rounds::<T>::remove(job);
 	}
 
+	/// `verifier_fee` of the job's escrow, split equally over the quorum.
+	fn verifier_fees(
+		job: JobId,
+		quorum_members: &[T::AccountId],
+		params: &PolParams<BalanceOf<T>, BlockNumberFor<T>>,
+	) -> Vec<(T::AccountId, BalanceOf<T>)> {
+		let escrow = T::Jobs::escrow(job).unwrap_or_else(Zero::zero);
+		let each = (params.verifier_fee * escrow) / (quorum_members.len() as u32).max(1).into();
+		quorum_members.iter().map(|v| (v.clone(), each)).collect()
+	}
+
 	fn pay_accepted(
 		job: JobId,
 		request: &VerificationRequest<T::AccountId>,
@@ -951,12 +964,7 @@ impl<T: Config> Pallet<T> {
 		now: BlockNumberFor<T>,
 	) {
 		let escrow = T::Jobs::escrow(job).unwrap_or_else(Zero::zero);
-		let mut payouts = Vec::new();
-		let fee = params.verifier_fee * escrow;
-		let each = fee / (quorum_members.len() as u32).max(1).into();
-		for verifier in quorum_members {
-			payouts.push((verifier.clone(), each));
-		}
+		let mut payouts = Self::verifier_fees(job, quorum_members, params);
 		if let Some(owner) = T::Registry::dataset_owner(request.dataset) {
 			payouts.push((owner, params.dataset_share * escrow));
 		}

@@ -239,6 +239,8 @@ fn inflated_claim_is_rejected_and_the_miner_slashed() {
 		let issuance = Balances::total_issuance();
 		// The miner claims 0.8, the verifiers all measure 0.9.
 		let job = revealed_job(800_000_000);
+		let verifiers_free_before: std::collections::BTreeMap<AccountId, Balance> =
+			V.iter().map(|v| (*v, free(*v))).collect();
 		run_to(2);
 		for v in V {
 			commit(v, job, BASE, CANDIDATE);
@@ -261,10 +263,13 @@ fn inflated_claim_is_rejected_and_the_miner_slashed() {
 		assert_eq!(free(CREATOR), CREATOR_FUNDS);
 		assert_eq!(free(MINER), 1_000 - MIN_WORKER_BOND);
 		assert_eq!(pallet_jobs::Workers::<Test>::get(MINER).unwrap().bond, 50);
-		assert_eq!(Balances::total_issuance(), issuance - 50);
-		// Verifiers who agreed are not penalised (nor paid: there is no reward to share).
+		// The verifiers who caught it earn their fee (10 % of the escrow, split) out of the
+		// slash; the rest of the slash is burned.
+		let each = REWARD / 10 / V.len() as Balance;
+		assert_eq!(Balances::total_issuance(), issuance - (50 - each * V.len() as Balance));
 		for v in V {
 			assert_eq!(verifier_bond(v), MIN_VERIFIER_BOND);
+			assert_eq!(free(v), verifiers_free_before[&v] + each);
 		}
 		assert_books_balance();
 	});
@@ -792,7 +797,7 @@ mod conservation {
 			.into_iter()
 			.map(|r| match r.event {
 				RuntimeEvent::Pol(Event::VerifierPenalised { amount, .. }) => amount,
-				RuntimeEvent::Jobs(pallet_jobs::Event::JobRejected { slashed, .. }) => slashed,
+				RuntimeEvent::Jobs(pallet_jobs::Event::JobRejected { burned, .. }) => burned,
 				_ => 0,
 			})
 			.sum()
