@@ -1,0 +1,291 @@
+//! A real network on loopback for the worker's tests: the `blyan-node` binary (dev chain, 1 s
+//! blocks), a js-ipfs daemon (kubo HTTP RPC) and `blyan-worker` processes for every role. Every
+//! process is killed by PID when its handle drops, and every wait is bounded.
+
+#![allow(dead_code)]
+
+use std::{
+	fs::File,
+	net::TcpListener,
+	path::{Path, PathBuf},
+	process::{Child, Command, ExitStatus, Stdio},
+	sync::{Mutex, MutexGuard},
+	time::{Duration, Instant},
+};
+
+use blyan_worker::chain::{self, Chain};
+use subxt::utils::AccountId32;
+
+/// The network tests share two cores: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> MutexGuard<'static, ()> {
+	SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn repo_root() -> PathBuf {
+	Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("worker/ is in the repository").to_path_buf()
+}
+
+pub fn worker_binary() -> PathBuf {
+	PathBuf::from(env!("CARGO_BIN_EXE_blyan-worker"))
+}
+
+/// `blyan-node` from `BLYAN_NODE_BIN` or next to the worker binary (one target dir).
+pub fn node_binary() -> PathBuf {
+	let path = std::env::var_os("BLYAN_NODE_BIN").map(PathBuf::from).unwrap_or_else(|| {
+		worker_binary().parent().expect("binary has a directory").join("blyan-node")
+	});
+	assert!(path.exists(), "{} is missing: run `cargo build -p blyan-node` first", path.display());
+	path
+}
+
+pub fn free_port() -> u16 {
+	TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A base port with the three after it free too (the IPFS daemon takes four).
+fn free_port_block() -> u16 {
+	loop {
+		let base = free_port();
+		if base < 65000 && (1..4).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+			return base;
+		}
+	}
+}
+
+/// A child process killed (SIGKILL) and reaped on drop.
+pub struct Proc {
+	pub name: String,
+	pub log: PathBuf,
+	child: Option<Child>,
+}
+
+impl Proc {
+	pub fn spawn(name: &str, mut command: Command, log: PathBuf) -> Self {
+		let out = File::create(&log).unwrap();
+		let child = command
+			.stdout(Stdio::from(out.try_clone().unwrap()))
+			.stderr(Stdio::from(out))
+			.spawn()
+			.unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+		Self { name: name.into(), log, child: Some(child) }
+	}
+
+	pub fn output(&self) -> String {
+		std::fs::read_to_string(&self.log).unwrap_or_default()
+	}
+
+	pub fn pid(&self) -> u32 {
+		self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+	}
+
+	/// Waits for the process to exit, at most `limit`.
+	pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+		let start = Instant::now();
+		let child = self.child.as_mut().expect("process running");
+		loop {
+			if let Some(status) = child.try_wait().unwrap() {
+				return status;
+			}
+			if start.elapsed() > limit {
+				panic!("{} still running after {limit:?}; its output:\n{}", self.name, self.output());
+			}
+			std::thread::sleep(Duration::from_millis(200));
+		}
+	}
+
+	/// Waits until the process has printed `text`, at most `limit`.
+	pub fn wait_for_output(&self, text: &str, limit: Duration) {
+		let start = Instant::now();
+		while !self.output().contains(text) {
+			if start.elapsed() > limit {
+				panic!("{} did not print {text:?} in {limit:?}; its output:\n{}", self.name, self.output());
+			}
+			std::thread::sleep(Duration::from_millis(200));
+		}
+	}
+
+	pub fn kill(&mut self) {
+		if let Some(mut child) = self.child.take() {
+			let _ = child.kill();
+			let _ = child.wait();
+		}
+	}
+}
+
+impl Drop for Proc {
+	fn drop(&mut self) {
+		self.kill();
+	}
+}
+
+pub struct Net {
+	pub dir: tempfile::TempDir,
+	pub rpc_port: u16,
+	p2p_port: u16,
+	pub ipfs_port: u16,
+	node: Option<Proc>,
+	_ipfs: Proc,
+	node_starts: u32,
+}
+
+impl Net {
+	/// A dev node and an IPFS daemon, both ready.
+	pub fn start() -> Self {
+		let dir = tempfile::Builder::new().prefix("blyan-worker-test").tempdir().unwrap();
+		let ipfs_port = free_port_block();
+		let mut ipfs_cmd = Command::new(repo_root().join("scripts/ipfs/daemon.sh"));
+		ipfs_cmd.arg(dir.path().join("ipfs")).arg(ipfs_port.to_string());
+		let ipfs = Proc::spawn("ipfs", ipfs_cmd, dir.path().join("ipfs.log"));
+		let mut net = Self {
+			rpc_port: free_port(),
+			p2p_port: free_port(),
+			ipfs_port,
+			node: None,
+			_ipfs: ipfs,
+			dir,
+			node_starts: 0,
+		};
+		net.start_node();
+		net._ipfs.wait_for_output("Daemon is ready", Duration::from_secs(90));
+		net
+	}
+
+	pub fn path(&self, name: &str) -> PathBuf {
+		self.dir.path().join(name)
+	}
+
+	pub fn node_url(&self) -> String {
+		format!("ws://127.0.0.1:{}", self.rpc_port)
+	}
+
+	pub fn ipfs_url(&self) -> String {
+		format!("http://127.0.0.1:{}", self.ipfs_port)
+	}
+
+	/// Starts the node on its database (a restart keeps the chain).
+	pub fn start_node(&mut self) {
+		self.node_starts += 1;
+		let mut cmd = Command::new(node_binary());
+		cmd.args(["--dev", "--no-prometheus", "--no-telemetry", "--base-path"])
+			.arg(self.path("node"))
+			.args(["--rpc-port", &self.rpc_port.to_string(), "--port", &self.p2p_port.to_string()]);
+		let node = Proc::spawn("blyan-node", cmd, self.path(&format!("node-{}.log", self.node_starts)));
+		node.wait_for_output("Running JSON-RPC server", Duration::from_secs(60));
+		self.node = Some(node);
+	}
+
+	/// `kill -9` of the node.
+	pub fn kill_node(&mut self) {
+		if let Some(mut node) = self.node.take() {
+			node.kill();
+		}
+	}
+
+	fn worker_command(&self, key: &str) -> Command {
+		let mut cmd = Command::new(worker_binary());
+		cmd.env("BLYAN_NODE", self.node_url())
+			.env("BLYAN_IPFS", self.ipfs_url())
+			.env("BLYAN_KEY", key)
+			.env("BLYAN_STATE_DIR", self.path(&format!("state{}", key.replace('/', "-"))))
+			.env("BLYAN_LOG", "info");
+		cmd
+	}
+
+	/// Runs a worker command to its end (at most 3 minutes); panics unless it succeeds.
+	pub fn run(&self, key: &str, args: &[&str]) -> String {
+		let mut cmd = self.worker_command(key);
+		cmd.args(args);
+		let name = format!("blyan-worker {} ({key})", args.join(" "));
+		let mut proc = Proc::spawn(&name, cmd, self.path(&format!("run-{}.log", free_port())));
+		let status = proc.wait(Duration::from_secs(180));
+		let out = proc.output();
+		assert!(status.success(), "{name} failed ({status}):\n{out}");
+		out
+	}
+
+	/// Starts a long-running worker command.
+	pub fn spawn(&self, name: &str, key: &str, args: &[&str]) -> Proc {
+		let mut cmd = self.worker_command(key);
+		cmd.args(args);
+		Proc::spawn(name, cmd, self.path(&format!("{name}.log")))
+	}
+
+	/// A client of the node (signing as a throw-away key; tests only read through it).
+	pub async fn chain(&self) -> Chain {
+		let key = blyan_worker::config::load_key(Some("//blyan-test-reader"), None).unwrap();
+		chain::connect_with_retry(&self.node_url(), &key, Duration::from_secs(60)).await.unwrap()
+	}
+}
+
+pub fn account(uri: &str) -> AccountId32 {
+	blyan_worker::config::load_key(Some(uri), None).unwrap().public_key().to_account_id()
+}
+
+/// Model, root version and dataset registered for a test.
+pub struct Fixture {
+	pub root_version: u64,
+	pub dataset: u64,
+}
+
+/// Bob, Charlie and Dave as verifiers; `miners` as workers; a tiny model by Alice and 64 KiB of
+/// training data by `data_owner`.
+pub fn fixture(net: &Net, miners: &[&str], data_owner: &str) -> Fixture {
+	for v in ["//Bob", "//Charlie", "//Dave"] {
+		net.run(v, &["register", "--verifier", "--bond", "100"]);
+	}
+	for m in miners {
+		net.run(m, &["register", "--bond", "100"]);
+	}
+	let out = net.run("//Alice", &["model-init", "--name", "tiny", "--arch", "tiny", "--seed", "1"]);
+	let line = out.lines().find(|l| l.starts_with("model ")).expect("model line");
+	let root_version = line.split_whitespace().nth(3).unwrap().parse().unwrap();
+	let out = net.run(data_owner, &["dataset-publish", "--generate", "64", "--seed", "1"]);
+	let dataset = out.lines().find(|l| l.starts_with("dataset ")).unwrap()[8..].trim().parse().unwrap();
+	Fixture { root_version, dataset }
+}
+
+/// Alice posts a job (100 BLY); returns its id.
+pub fn post_job(net: &Net, f: &Fixture, extra: &[&str]) -> u64 {
+	let (base, data) = (f.root_version.to_string(), f.dataset.to_string());
+	let mut args = vec!["job-post", "--base-version", &base, "--dataset", &data, "--reward", "100"];
+	args.extend_from_slice(extra);
+	let out = net.run("//Alice", &args);
+	out.lines().find(|l| l.starts_with("job ")).unwrap()[4..].trim().parse().unwrap()
+}
+
+/// The three verifiers, each stopping after one reveal.
+pub fn verifiers(net: &Net) -> Vec<Proc> {
+	["//Bob", "//Charlie", "//Dave"]
+		.iter()
+		.map(|v| net.spawn(&format!("verifier{}", v.replace('/', "-")), v, &["verify", "--rounds", "1"]))
+		.collect()
+}
+
+/// The creator watching `job` to its end; returns the watcher's output.
+pub fn watch(net: &Net, job: u64, limit: Duration) -> String {
+	let mut watcher = net.spawn(&format!("creator-watch-{job}"), "//Alice", &["job-watch", &job.to_string()]);
+	let status = watcher.wait(limit);
+	let out = watcher.output();
+	assert!(status.success(), "the creator's watch failed:\n{out}");
+	out
+}
+
+/// The version number in the watcher's `ACCEPTED: version N` / `REJECTED: version N` line.
+pub fn verdict(out: &str) -> (String, u64) {
+	let line = out
+		.lines()
+		.find(|l| l.contains("ACCEPTED") || l.contains("REJECTED"))
+		.unwrap_or_else(|| panic!("no verdict in:\n{out}"));
+	let verdict = if line.contains("ACCEPTED") { "ACCEPTED" } else { "REJECTED" };
+	(verdict.into(), line.rsplit(' ').next().unwrap().parse().unwrap())
+}
+
+pub async fn free(chain: &Chain, who: &str) -> u128 {
+	chain.balance(&account(who)).await.unwrap().0
+}
+
+pub const BLY: u128 = chain::BLY;
+/// Transaction fees on the dev chain are far below this per account and test.
+pub const FEES: u128 = BLY / 10;

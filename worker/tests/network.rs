@@ -1,0 +1,166 @@
+//! The Proof-of-Learning loop across real processes: `blyan-node`, a js-ipfs daemon and
+//! `blyan-worker` for the creator, miners and three verifiers, on 127.0.0.1.
+
+mod common;
+
+use std::time::Duration;
+
+use blyan_worker::chain::VersionStatus;
+use common::*;
+
+const JOB_LIMIT: Duration = Duration::from_secs(300);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_honest_job_is_accepted_and_everyone_is_paid_as_the_protocol_says() {
+	let _serial = serial();
+	let net = Net::start();
+	let f = fixture(&net, &["//Eve"], "//Ferdie");
+	let chain = net.chain().await;
+	let before: Vec<u128> = {
+		let mut v = Vec::new();
+		for who in ["//Eve", "//Ferdie", "//Bob", "//Charlie", "//Dave"] {
+			v.push(free(&chain, who).await);
+		}
+		v
+	};
+	let alice_held = chain.balance(&account("//Alice")).await.unwrap().1;
+
+	let mut verifiers = verifiers(&net);
+	let mut miner = net.spawn("miner-eve", "//Eve", &["mine", "--jobs", "1"]);
+	let job = post_job(&net, &f, &["--steps", "40"]);
+	let out = watch(&net, job, JOB_LIMIT);
+	let (verdict, version) = verdict(&out);
+	assert_eq!(verdict, "ACCEPTED", "{out}\n{}", miner.output());
+	assert!(miner.wait(Duration::from_secs(60)).success(), "{}", miner.output());
+	for v in verifiers.iter_mut() {
+		assert!(v.wait(Duration::from_secs(60)).success(), "{}", v.output());
+	}
+	// The miner's log shows real learning.
+	assert!(miner.output().contains("training loss"), "{}", miner.output());
+
+	let info = chain.version(version).await.unwrap().expect("the version exists");
+	assert_eq!(info.status, VersionStatus::Accepted);
+	assert!(chain.job(job).await.unwrap().is_none(), "the job is settled and gone");
+	// docs/protocol.md: 10 % to the quorum (3 × 3.333…), 5 % to the data owner, 85 % to the miner.
+	let after = [
+		free(&chain, "//Eve").await,
+		free(&chain, "//Ferdie").await,
+		free(&chain, "//Bob").await,
+		free(&chain, "//Charlie").await,
+		free(&chain, "//Dave").await,
+	];
+	let reward = 100 * BLY;
+	assert!(after[0] + FEES >= before[0] + reward * 85 / 100 && after[0] <= before[0] + reward * 85 / 100);
+	assert_eq!(after[1], before[1] + reward * 5 / 100, "the data owner sent nothing and got exactly 5 %");
+	for i in 2..5 {
+		let fee = reward / 10 / 3;
+		assert!(after[i] + FEES >= before[i] + fee && after[i] <= before[i] + fee, "verifier {i}");
+	}
+	assert_eq!(chain.balance(&account("//Alice")).await.unwrap().1, alice_held, "the escrow was paid out");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_miner_claiming_a_better_loss_than_it_reached_is_rejected_and_slashed() {
+	let _serial = serial();
+	let net = Net::start();
+	let f = fixture(&net, &["//Eve"], "//Ferdie");
+	let chain = net.chain().await;
+	let bob_before = free(&chain, "//Bob").await;
+	let alice_held = chain.balance(&account("//Alice")).await.unwrap().1;
+
+	let _verifiers = verifiers(&net);
+	let miner = net.spawn("miner-eve", "//Eve", &["mine", "--jobs", "1", "--misbehave", "inflate-score"]);
+	let job = post_job(&net, &f, &["--steps", "30"]);
+	let out = watch(&net, job, JOB_LIMIT);
+	assert_eq!(verdict(&out).0, "REJECTED", "{out}\n{}", miner.output());
+
+	let version = verdict(&out).1;
+	assert_eq!(chain.version(version).await.unwrap().unwrap().status, VersionStatus::Rejected);
+	// 20 % of Eve's 100 BLY bond taken; the verifiers' 10 % fee of the escrow paid out of it.
+	let eve = chain.worker_info(&account("//Eve")).await.unwrap().unwrap();
+	assert_eq!(eve.bond, 80 * BLY);
+	let fee = 100 * BLY / 10 / 3;
+	let bob_after = free(&chain, "//Bob").await;
+	assert!(bob_after + FEES >= bob_before + fee && bob_after <= bob_before + fee);
+	assert_eq!(chain.balance(&account("//Alice")).await.unwrap().1, alice_held, "escrow refunded");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_layer_that_does_not_match_its_merkle_root_is_refused_by_the_verifiers() {
+	let _serial = serial();
+	let net = Net::start();
+	let f = fixture(&net, &["//Eve"], "//Ferdie");
+	let chain = net.chain().await;
+
+	let verifiers = verifiers(&net);
+	let miner = net.spawn("miner-eve", "//Eve", &["mine", "--jobs", "1", "--misbehave", "corrupt-layer"]);
+	let job = post_job(&net, &f, &["--steps", "20"]);
+	let out = watch(&net, job, JOB_LIMIT);
+	assert_eq!(verdict(&out).0, "REJECTED", "{out}\n{}", miner.output());
+	for v in &verifiers {
+		assert!(
+			v.output().contains("does not match its on-chain Merkle root") && v.output().contains("INVALID"),
+			"{}",
+			v.output()
+		);
+	}
+	assert_eq!(chain.worker_info(&account("//Eve")).await.unwrap().unwrap().bond, 80 * BLY);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_mid_training_loses_its_lease_and_another_completes_the_job_once() {
+	let _serial = serial();
+	let net = Net::start();
+	let f = fixture(&net, &["//Eve", "//Ferdie"], "//Alice");
+	let chain = net.chain().await;
+	let (eve_before, ferdie_before) = (free(&chain, "//Eve").await, free(&chain, "//Ferdie").await);
+
+	let _verifiers = verifiers(&net);
+	let mut eve = net.spawn("miner-eve", "//Eve", &["mine", "--jobs", "1"]);
+	// A 40-block lease: long enough to train 60 steps, short enough to wait out.
+	let job = post_job(&net, &f, &["--steps", "60", "--lease", "40"]);
+	eve.wait_for_output("training loss", Duration::from_secs(120));
+	eve.kill();
+
+	let start = std::time::Instant::now();
+	loop {
+		let status = chain.job(job).await.unwrap().expect("job still there").status;
+		if matches!(status, blyan_worker::chain::JobStatus::Open) {
+			break;
+		}
+		assert!(start.elapsed() < Duration::from_secs(120), "the lease never expired");
+		tokio::time::sleep(Duration::from_secs(1)).await;
+	}
+	let mut ferdie = net.spawn("miner-ferdie", "//Ferdie", &["mine", "--jobs", "1"]);
+	let out = watch(&net, job, JOB_LIMIT);
+	assert_eq!(verdict(&out).0, "ACCEPTED", "{out}\n{}", ferdie.output());
+	assert!(ferdie.wait(Duration::from_secs(60)).success());
+
+	// Eve: 1 % lease slash, no reward. Ferdie: paid once.
+	assert_eq!(chain.worker_info(&account("//Eve")).await.unwrap().unwrap().bond, 99 * BLY);
+	assert!(free(&chain, "//Eve").await <= eve_before);
+	let ferdie_after = free(&chain, "//Ferdie").await;
+	let share = 100 * BLY * 85 / 100;
+	assert!(ferdie_after + FEES >= ferdie_before + share && ferdie_after <= ferdie_before + share);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_reconnects_when_the_node_restarts_and_carries_on() {
+	let _serial = serial();
+	let mut net = Net::start();
+	let f = fixture(&net, &["//Eve"], "//Ferdie");
+
+	let _verifiers = verifiers(&net);
+	let miner = net.spawn("miner-eve", "//Eve", &["mine", "--jobs", "1"]);
+	let job = post_job(&net, &f, &["--steps", "60"]);
+	miner.wait_for_output("training loss", Duration::from_secs(120));
+	net.kill_node();
+	std::thread::sleep(Duration::from_secs(2));
+	net.start_node();
+
+	let out = watch(&net, job, JOB_LIMIT);
+	assert_eq!(verdict(&out).0, "ACCEPTED", "{out}\n{}", miner.output());
+	assert!(miner.output().contains("reconnecting"), "{}", miner.output());
+	let chain = net.chain().await;
+	assert_eq!(chain.version(verdict(&out).1).await.unwrap().unwrap().status, VersionStatus::Accepted);
+}
