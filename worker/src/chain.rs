@@ -312,115 +312,79 @@ impl Chain {
 
 	// ---- storage ----
 
-	pub async fn model(&self, model: u64) -> Result<Option<ModelInfo<AccountId32>>, ChainError> {
+	/// A storage entry at the latest finalized block; `None` if absent (no default applied).
+	async fn get<A: subxt::storage::Address>(
+		&self,
+		addr: A,
+		key: A::KeyParts,
+	) -> Result<Option<A::Value>, ChainError> {
 		let at = self.at().await?;
-		match at
-			.storage()
-			.try_fetch(blyan::storage().registry().models(), (model,))
-			.await
-			.map_err(rpc)?
-		{
+		match at.storage().try_fetch(addr, key).await.map_err(rpc)? {
 			Some(v) => Ok(Some(v.decode().map_err(rpc)?)),
 			None => Ok(None),
 		}
+	}
+
+	/// A storage entry, its default when absent.
+	async fn get_or_default<A: subxt::storage::Address>(
+		&self,
+		addr: A,
+		key: A::KeyParts,
+	) -> Result<A::Value, ChainError> {
+		let at = self.at().await?;
+		at.storage().fetch(addr, key).await.map_err(rpc)?.decode().map_err(rpc)
+	}
+
+	pub async fn model(&self, model: u64) -> Result<Option<ModelInfo<AccountId32>>, ChainError> {
+		self.get(blyan::storage().registry().models(), (model,)).await
 	}
 
 	pub async fn dataset(
 		&self,
 		dataset: u64,
 	) -> Result<Option<DatasetInfo<AccountId32>>, ChainError> {
-		let at = self.at().await?;
-		match at
-			.storage()
-			.try_fetch(blyan::storage().registry().datasets(), (dataset,))
-			.await
-			.map_err(rpc)?
-		{
-			Some(v) => Ok(Some(v.decode().map_err(rpc)?)),
-			None => Ok(None),
-		}
+		self.get(blyan::storage().registry().datasets(), (dataset,)).await
 	}
 
 	pub async fn worker_info(
 		&self,
 		who: &AccountId32,
 	) -> Result<Option<WorkerInfo<Balance, BlockNumber>>, ChainError> {
-		let at = self.at().await?;
-		match at
-			.storage()
-			.try_fetch(blyan::storage().jobs().workers(), (*who,))
-			.await
-			.map_err(rpc)?
-		{
-			Some(v) => Ok(Some(v.decode().map_err(rpc)?)),
-			None => Ok(None),
-		}
+		self.get(blyan::storage().jobs().workers(), (*who,)).await
 	}
 
 	pub async fn verifier_info(
 		&self,
 		who: &AccountId32,
 	) -> Result<Option<VerifierInfo<Balance, BlockNumber>>, ChainError> {
-		let at = self.at().await?;
-		match at
-			.storage()
-			.try_fetch(blyan::storage().pol_rewards().verifiers(), (*who,))
-			.await
-			.map_err(rpc)?
-		{
-			Some(v) => Ok(Some(v.decode().map_err(rpc)?)),
-			None => Ok(None),
-		}
+		self.get(blyan::storage().pol_rewards().verifiers(), (*who,)).await
 	}
 
 	/// `(free, reserved_or_held)` of `who`.
 	pub async fn balance(&self, who: &AccountId32) -> Result<(Balance, Balance), ChainError> {
-		let at = self.at().await?;
-		let info =
-			at.storage().fetch(blyan::storage().system().account(), (*who,)).await.map_err(rpc)?;
-		let info = info.decode().map_err(rpc)?;
+		let info = self.get_or_default(blyan::storage().system().account(), (*who,)).await?;
 		Ok((info.data.free, info.data.reserved))
 	}
 
-	/// The next model id (= models registered so far).
+	/// The id the next registered model gets.
 	pub async fn next_model_id(&self) -> Result<u64, ChainError> {
-		let at = self.at().await?;
-		let v = at
-			.storage()
-			.fetch(blyan::storage().registry().next_model_id(), ())
-			.await
-			.map_err(rpc)?;
-		v.decode().map_err(rpc)
+		self.get_or_default(blyan::storage().registry().next_model_id(), ()).await
 	}
 
 	pub async fn next_dataset_id(&self) -> Result<u64, ChainError> {
-		let at = self.at().await?;
-		let v = at
-			.storage()
-			.fetch(blyan::storage().registry().next_dataset_id(), ())
-			.await
-			.map_err(rpc)?;
-		v.decode().map_err(rpc)
+		self.get_or_default(blyan::storage().registry().next_dataset_id(), ()).await
 	}
 
 	pub async fn next_job_id(&self) -> Result<u64, ChainError> {
-		let at = self.at().await?;
-		let v = at.storage().fetch(blyan::storage().jobs().next_job_id(), ()).await.map_err(rpc)?;
-		v.decode().map_err(rpc)
+		self.get_or_default(blyan::storage().jobs().next_job_id(), ()).await
 	}
 
 	/// Points of `miner` in `epoch` (accepted improvement × reward), if any.
 	pub async fn epoch_points(&self, epoch: u32, miner: &AccountId32) -> Result<u128, ChainError> {
-		let at = self.at().await?;
-		match at
-			.storage()
-			.try_fetch(blyan::storage().pol_rewards().epoch_points(), (epoch, *miner))
-			.await
-			.map_err(rpc)?
-		{
-			Some(v) => v.decode().map_err(rpc),
-			None => Ok(0),
-		}
+		Ok(self
+			.get(blyan::storage().pol_rewards().epoch_points(), (epoch, *miner))
+			.await?
+			.unwrap_or(0))
 	}
 }
 

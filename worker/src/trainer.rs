@@ -52,6 +52,19 @@ struct MinedJob {
 	finished: Option<String>,
 }
 
+impl MinedJob {
+	fn new(job: JobId) -> Self {
+		Self {
+			job,
+			salt: state::salt(),
+			result: None,
+			claimed_score: None,
+			candidate: None,
+			finished: None,
+		}
+	}
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct CommittedResult {
 	semver: (u16, u16, u16),
@@ -137,14 +150,7 @@ impl Miner {
 		for job in &held {
 			if self.load(*job)?.is_none() {
 				info!(job, "resuming job held on chain");
-				self.save(&MinedJob {
-					job: *job,
-					salt: state::salt(),
-					result: None,
-					claimed_score: None,
-					candidate: None,
-					finished: None,
-				})?;
+				self.save(&MinedJob::new(*job))?;
 			}
 			self.advance(*job).await?;
 		}
@@ -213,14 +219,7 @@ impl Miner {
 			}
 			info!(job = job_id, reward = %chain::bly(job.reward), "claiming job");
 			// Recorded first: a crash between here and the claim is resolved by the chain's view.
-			self.save(&MinedJob {
-				job: job_id,
-				salt: state::salt(),
-				result: None,
-				claimed_score: None,
-				candidate: None,
-				finished: None,
-			})?;
+			self.save(&MinedJob::new(job_id))?;
 			match self.chain.submit("claim_job", &blyan::tx().jobs().claim_job(job_id)).await {
 				Ok(()) => {
 					info!(job = job_id, "claimed");

@@ -12,7 +12,7 @@ const JOB_LIMIT: Duration = Duration::from_secs(300);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_honest_job_is_accepted_and_everyone_is_paid_as_the_protocol_says() {
-	let _serial = serial();
+	let _serial = serial().await;
 	let net = Net::start();
 	let f = fixture(&net, &["//Eve"], "//Ferdie");
 	let chain = net.chain().await;
@@ -50,18 +50,29 @@ async fn an_honest_job_is_accepted_and_everyone_is_paid_as_the_protocol_says() {
 		free(&chain, "//Dave").await,
 	];
 	let reward = 100 * BLY;
-	assert!(after[0] + FEES >= before[0] + reward * 85 / 100 && after[0] <= before[0] + reward * 85 / 100);
-	assert_eq!(after[1], before[1] + reward * 5 / 100, "the data owner sent nothing and got exactly 5 %");
+	assert!(
+		after[0] + FEES >= before[0] + reward * 85 / 100
+			&& after[0] <= before[0] + reward * 85 / 100
+	);
+	assert_eq!(
+		after[1],
+		before[1] + reward * 5 / 100,
+		"the data owner sent nothing and got exactly 5 %"
+	);
 	for i in 2..5 {
 		let fee = reward / 10 / 3;
 		assert!(after[i] + FEES >= before[i] + fee && after[i] <= before[i] + fee, "verifier {i}");
 	}
-	assert_eq!(chain.balance(&account("//Alice")).await.unwrap().1, alice_held, "the escrow was paid out");
+	assert_eq!(
+		chain.balance(&account("//Alice")).await.unwrap().1,
+		alice_held,
+		"the escrow was paid out"
+	);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_miner_claiming_a_better_loss_than_it_reached_is_rejected_and_slashed() {
-	let _serial = serial();
+	let _serial = serial().await;
 	let net = Net::start();
 	let f = fixture(&net, &["//Eve"], "//Ferdie");
 	let chain = net.chain().await;
@@ -69,7 +80,8 @@ async fn a_miner_claiming_a_better_loss_than_it_reached_is_rejected_and_slashed(
 	let alice_held = chain.balance(&account("//Alice")).await.unwrap().1;
 
 	let _verifiers = verifiers(&net);
-	let miner = net.spawn("miner-eve", "//Eve", &["mine", "--jobs", "1", "--misbehave", "inflate-score"]);
+	let miner =
+		net.spawn("miner-eve", "//Eve", &["mine", "--jobs", "1", "--misbehave", "inflate-score"]);
 	let job = post_job(&net, &f, &["--steps", "30"]);
 	let out = watch(&net, job, JOB_LIMIT);
 	assert_eq!(verdict(&out).0, "REJECTED", "{out}\n{}", miner.output());
@@ -87,19 +99,21 @@ async fn a_miner_claiming_a_better_loss_than_it_reached_is_rejected_and_slashed(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_layer_that_does_not_match_its_merkle_root_is_refused_by_the_verifiers() {
-	let _serial = serial();
+	let _serial = serial().await;
 	let net = Net::start();
 	let f = fixture(&net, &["//Eve"], "//Ferdie");
 	let chain = net.chain().await;
 
 	let verifiers = verifiers(&net);
-	let miner = net.spawn("miner-eve", "//Eve", &["mine", "--jobs", "1", "--misbehave", "corrupt-layer"]);
+	let miner =
+		net.spawn("miner-eve", "//Eve", &["mine", "--jobs", "1", "--misbehave", "corrupt-layer"]);
 	let job = post_job(&net, &f, &["--steps", "20"]);
 	let out = watch(&net, job, JOB_LIMIT);
 	assert_eq!(verdict(&out).0, "REJECTED", "{out}\n{}", miner.output());
 	for v in &verifiers {
 		assert!(
-			v.output().contains("does not match its on-chain Merkle root") && v.output().contains("INVALID"),
+			v.output().contains("does not match its on-chain Merkle root")
+				&& v.output().contains("INVALID"),
 			"{}",
 			v.output()
 		);
@@ -109,7 +123,7 @@ async fn a_layer_that_does_not_match_its_merkle_root_is_refused_by_the_verifiers
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_killed_mid_training_loses_its_lease_and_another_completes_the_job_once() {
-	let _serial = serial();
+	let _serial = serial().await;
 	let net = Net::start();
 	let f = fixture(&net, &["//Eve", "//Ferdie"], "//Alice");
 	let chain = net.chain().await;
@@ -146,7 +160,7 @@ async fn a_worker_killed_mid_training_loses_its_lease_and_another_completes_the_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_worker_reconnects_when_the_node_restarts_and_carries_on() {
-	let _serial = serial();
+	let _serial = serial().await;
 	let mut net = Net::start();
 	let f = fixture(&net, &["//Eve"], "//Ferdie");
 
@@ -162,5 +176,26 @@ async fn the_worker_reconnects_when_the_node_restarts_and_carries_on() {
 	assert_eq!(verdict(&out).0, "ACCEPTED", "{out}\n{}", miner.output());
 	assert!(miner.output().contains("reconnecting"), "{}", miner.output());
 	let chain = net.chain().await;
-	assert_eq!(chain.version(verdict(&out).1).await.unwrap().unwrap().status, VersionStatus::Accepted);
+	assert_eq!(
+		chain.version(verdict(&out).1).await.unwrap().unwrap().status,
+		VersionStatus::Accepted
+	);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_committed_metadata_is_the_runtimes() {
+	use codec::{Decode, Encode};
+	let _serial = serial().await;
+	let net = Net::start();
+	let chain = net.chain().await;
+	let at = chain.api().at_current_block().await.unwrap();
+	let raw = at
+		.runtime_apis()
+		.call_raw("Metadata_metadata_at_version", Some(&16u32.encode()))
+		.await
+		.unwrap();
+	let live = Option::<Vec<u8>>::decode(&mut &raw[..]).unwrap().expect("V16 metadata");
+	let committed =
+		std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/metadata/blyan.scale")).unwrap();
+	assert!(live == committed, "worker/metadata/blyan.scale is stale: run scripts/update-metadata");
 }

@@ -684,7 +684,9 @@ fn settle_rejected_slashes_and_refunds() {
 			<Jobs as JobSettlement<_, _>>::settle_rejected(job, Perbill::from_percent(50), &[]),
 			Ok(50)
 		);
-		System::assert_last_event(Event::JobRejected { job, worker: WORKER, slashed: 50, burned: 50 }.into());
+		System::assert_last_event(
+			Event::JobRejected { job, worker: WORKER, slashed: 50, burned: 50 }.into(),
+		);
 		assert_eq!(Balances::total_issuance(), issuance - 50);
 		assert_eq!(free(CREATOR), 1_000);
 		assert_eq!(held(HoldReason::WorkerBond, WORKER), 50);
@@ -719,7 +721,11 @@ fn settle_rejected_pays_rewards_out_of_the_slash_and_burns_the_rest() {
 		let issuance = Balances::total_issuance();
 		// Rewards below the slash: the rest is burned.
 		assert_eq!(
-			<Jobs as JobSettlement<_, _>>::settle_rejected(job, Perbill::from_percent(50), &[(OTHER, 10)]),
+			<Jobs as JobSettlement<_, _>>::settle_rejected(
+				job,
+				Perbill::from_percent(50),
+				&[(OTHER, 10)]
+			),
 			Ok(50)
 		);
 		assert_eq!(Balances::total_issuance(), issuance - 40);

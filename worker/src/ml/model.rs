@@ -267,12 +267,16 @@ impl<B: Backend> Transformer<B> {
 	pub fn forward(&self, tokens: Tensor<B, 2, Int>) -> Tensor<B, 3> {
 		let [batch, seq] = tokens.dims();
 		let device = tokens.device();
-		let mask = causal_mask::<B>(seq, &device);
-		let cos = self.rope_cos.clone().narrow(0, 0, seq);
-		let sin = self.rope_sin.clone().narrow(0, 0, seq);
+		let pos = Positions {
+			mask: causal_mask::<B>(seq, &device),
+			cos: self.rope_cos.clone().narrow(0, 0, seq),
+			sin: self.rope_sin.clone().narrow(0, 0, seq),
+			batch,
+			seq,
+		};
 		let mut x = self.embed_tokens.forward(tokens);
 		for block in &self.layers {
-			x = block.forward(x, &mask, &cos, &sin, batch, seq);
+			x = block.forward(x, &pos);
 		}
 		self.lm_head.forward(self.norm.forward(x))
 	}
@@ -302,24 +306,19 @@ fn apply_rope<B: Backend>(x: Tensor<B, 4>, cos: &Tensor<B, 2>, sin: &Tensor<B, 2
 	x * cos.clone().unsqueeze::<4>() + rotated * sin.clone().unsqueeze::<4>()
 }
 
+/// What every block of one forward pass shares: the causal mask and the RoPE tables for its
+/// sequence length.
+struct Positions<B: Backend> {
+	mask: Tensor<B, 2, Bool>,
+	cos: Tensor<B, 2>,
+	sin: Tensor<B, 2>,
+	batch: usize,
+	seq: usize,
+}
+
 impl<B: Backend> DecoderBlock<B> {
-	fn forward(
-		&self,
-		x: Tensor<B, 3>,
-		mask: &Tensor<B, 2, Bool>,
-		cos: &Tensor<B, 2>,
-		sin: &Tensor<B, 2>,
-		batch: usize,
-		seq: usize,
-	) -> Tensor<B, 3> {
-		let attn = self.self_attn.forward(
-			self.input_layernorm.forward(x.clone()),
-			mask,
-			cos,
-			sin,
-			batch,
-			seq,
-		);
+	fn forward(&self, x: Tensor<B, 3>, pos: &Positions<B>) -> Tensor<B, 3> {
+		let attn = self.self_attn.forward(self.input_layernorm.forward(x.clone()), pos);
 		let x = x + attn;
 		let mlp = self.mlp.forward(self.post_attention_layernorm.forward(x.clone()));
 		x + mlp
@@ -327,26 +326,19 @@ impl<B: Backend> DecoderBlock<B> {
 }
 
 impl<B: Backend> Attention<B> {
-	fn forward(
-		&self,
-		x: Tensor<B, 3>,
-		mask: &Tensor<B, 2, Bool>,
-		cos: &Tensor<B, 2>,
-		sin: &Tensor<B, 2>,
-		batch: usize,
-		seq: usize,
-	) -> Tensor<B, 3> {
+	fn forward(&self, x: Tensor<B, 3>, pos: &Positions<B>) -> Tensor<B, 3> {
 		let (heads, kv_heads, dim) = (self.num_heads, self.num_kv_heads, self.head_dim);
+		let (batch, seq) = (pos.batch, pos.seq);
 		let split = |t: Tensor<B, 3>, n: usize| t.reshape([batch, seq, n, dim]).swap_dims(1, 2);
 		let q = self.q_norm.forward(split(self.q_proj.forward(x.clone()), heads));
 		let k = self.k_norm.forward(split(self.k_proj.forward(x.clone()), kv_heads));
 		let v = split(self.v_proj.forward(x), kv_heads);
-		let q = apply_rope(q, cos, sin);
-		let k = repeat_kv(apply_rope(k, cos, sin), heads / kv_heads);
+		let q = apply_rope(q, &pos.cos, &pos.sin);
+		let k = repeat_kv(apply_rope(k, &pos.cos, &pos.sin), heads / kv_heads);
 		let v = repeat_kv(v, heads / kv_heads);
 
 		let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((dim as f32).sqrt());
-		let mask = mask.clone().unsqueeze::<4>().expand([batch, heads, seq, seq]);
+		let mask = pos.mask.clone().unsqueeze::<4>().expand([batch, heads, seq, seq]);
 		let weights = softmax(scores.mask_fill(mask, -1.0e9), 3);
 		let out = weights.matmul(v).swap_dims(1, 2).reshape([batch, seq, heads * dim]);
 		self.o_proj.forward(out)

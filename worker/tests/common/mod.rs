@@ -9,7 +9,6 @@ use std::{
 	net::TcpListener,
 	path::{Path, PathBuf},
 	process::{Child, Command, ExitStatus, Stdio},
-	sync::{Mutex, MutexGuard},
 	time::{Duration, Instant},
 };
 
@@ -17,14 +16,17 @@ use blyan_worker::chain::{self, Chain};
 use subxt::utils::AccountId32;
 
 /// The network tests share two cores: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-pub fn serial() -> MutexGuard<'static, ()> {
-	SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+	SERIAL.lock().await
 }
 
 fn repo_root() -> PathBuf {
-	Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("worker/ is in the repository").to_path_buf()
+	Path::new(env!("CARGO_MANIFEST_DIR"))
+		.parent()
+		.expect("worker/ is in the repository")
+		.to_path_buf()
 }
 
 pub fn worker_binary() -> PathBuf {
@@ -89,7 +91,11 @@ impl Proc {
 				return status;
 			}
 			if start.elapsed() > limit {
-				panic!("{} still running after {limit:?}; its output:\n{}", self.name, self.output());
+				panic!(
+					"{} still running after {limit:?}; its output:\n{}",
+					self.name,
+					self.output()
+				);
 			}
 			std::thread::sleep(Duration::from_millis(200));
 		}
@@ -100,7 +106,11 @@ impl Proc {
 		let start = Instant::now();
 		while !self.output().contains(text) {
 			if start.elapsed() > limit {
-				panic!("{} did not print {text:?} in {limit:?}; its output:\n{}", self.name, self.output());
+				panic!(
+					"{} did not print {text:?} in {limit:?}; its output:\n{}",
+					self.name,
+					self.output()
+				);
 			}
 			std::thread::sleep(Duration::from_millis(200));
 		}
@@ -171,7 +181,8 @@ impl Net {
 		cmd.args(["--dev", "--no-prometheus", "--no-telemetry", "--base-path"])
 			.arg(self.path("node"))
 			.args(["--rpc-port", &self.rpc_port.to_string(), "--port", &self.p2p_port.to_string()]);
-		let node = Proc::spawn("blyan-node", cmd, self.path(&format!("node-{}.log", self.node_starts)));
+		let node =
+			Proc::spawn("blyan-node", cmd, self.path(&format!("node-{}.log", self.node_starts)));
 		node.wait_for_output("Running JSON-RPC server", Duration::from_secs(60));
 		self.node = Some(node);
 	}
@@ -238,11 +249,13 @@ pub fn fixture(net: &Net, miners: &[&str], data_owner: &str) -> Fixture {
 	for m in miners {
 		net.run(m, &["register", "--bond", "100"]);
 	}
-	let out = net.run("//Alice", &["model-init", "--name", "tiny", "--arch", "tiny", "--seed", "1"]);
+	let out =
+		net.run("//Alice", &["model-init", "--name", "tiny", "--arch", "tiny", "--seed", "1"]);
 	let line = out.lines().find(|l| l.starts_with("model ")).expect("model line");
 	let root_version = line.split_whitespace().nth(3).unwrap().parse().unwrap();
 	let out = net.run(data_owner, &["dataset-publish", "--generate", "64", "--seed", "1"]);
-	let dataset = out.lines().find(|l| l.starts_with("dataset ")).unwrap()[8..].trim().parse().unwrap();
+	let dataset =
+		out.lines().find(|l| l.starts_with("dataset ")).unwrap()[8..].trim().parse().unwrap();
 	Fixture { root_version, dataset }
 }
 
@@ -259,13 +272,16 @@ pub fn post_job(net: &Net, f: &Fixture, extra: &[&str]) -> u64 {
 pub fn verifiers(net: &Net) -> Vec<Proc> {
 	["//Bob", "//Charlie", "//Dave"]
 		.iter()
-		.map(|v| net.spawn(&format!("verifier{}", v.replace('/', "-")), v, &["verify", "--rounds", "1"]))
+		.map(|v| {
+			net.spawn(&format!("verifier{}", v.replace('/', "-")), v, &["verify", "--rounds", "1"])
+		})
 		.collect()
 }
 
 /// The creator watching `job` to its end; returns the watcher's output.
 pub fn watch(net: &Net, job: u64, limit: Duration) -> String {
-	let mut watcher = net.spawn(&format!("creator-watch-{job}"), "//Alice", &["job-watch", &job.to_string()]);
+	let mut watcher =
+		net.spawn(&format!("creator-watch-{job}"), "//Alice", &["job-watch", &job.to_string()]);
 	let status = watcher.wait(limit);
 	let out = watcher.output();
 	assert!(status.success(), "the creator's watch failed:\n{out}");
