@@ -15,3 +15,10 @@ pub mod state;
 pub mod storage;
 pub mod trainer;
 pub mod verifier;
+
+/// Whether an error means the node connection is gone (reconnect and carry on) rather than a
+/// refusal or bad content.
+pub fn is_connection_error(e: &anyhow::Error) -> bool {
+	e.downcast_ref::<chain::ChainError>().is_some_and(chain::ChainError::is_connection)
+		|| matches!(e.downcast_ref::<content::ContentError>(), Some(content::ContentError::Chain(c)) if c.is_connection())
+}

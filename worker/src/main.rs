@@ -273,11 +273,7 @@ async fn with_reconnect<R>(
 		match run(role).await {
 			Ok(()) => return Ok(()),
 			Err(e) => {
-				let connection =
-					e.downcast_ref::<ChainError>().is_some_and(ChainError::is_connection)
-						|| e.downcast_ref::<blyan_worker::content::ContentError>().is_some_and(
-							|c| matches!(c, blyan_worker::content::ContentError::Chain(ce) if ce.is_connection()),
-						) || e.to_string().to_lowercase().contains("connection");
+				let connection = blyan_worker::is_connection_error(&e);
 				let storage = e.downcast_ref::<StorageError>().is_some()
 					|| matches!(
 						e.downcast_ref::<blyan_worker::content::ContentError>(),

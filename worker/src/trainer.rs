@@ -152,7 +152,12 @@ impl Miner {
 				info!(job, "resuming job held on chain");
 				self.save(&MinedJob::new(*job))?;
 			}
-			self.advance(*job).await?;
+			if let Err(e) = self.advance(*job).await {
+				if crate::is_connection_error(&e) {
+					return Err(e);
+				}
+				warn!(job, "{e:#}; retrying on the next block");
+			}
 		}
 		// Jobs we worked on that the chain no longer lists for us: finished or lost.
 		for id in self.state.list(KIND)? {

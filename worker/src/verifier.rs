@@ -78,72 +78,90 @@ impl Verifier {
 		}
 	}
 
+	/// One pass over this verifier's seats. A seat that fails (say, IPFS is down) is retried on
+	/// the next block; only a lost node connection ends the pass with an error.
 	pub async fn tick(&mut self) -> Result<()> {
 		let me = *self.chain.account();
 		for (job, phase) in self.chain.pending_verifications(&me).await? {
-			let Some(round) = self.chain.round(job).await? else { continue };
-			let Some(member) = round.committee.0.iter().find(|m| m.verifier == me) else {
-				continue;
-			};
-			let id = format!("{job}-{}", round.attempt);
-			match phase {
-				Phase::Commit if member.commitment.is_none() => {
-					let seat = match self.state.load::<Seat>(KIND, &id)? {
-						Some(seat) => seat,
-						None => {
-							let Some((base, candidate)) = self.scores(job, round.deadline).await?
-							else {
-								continue;
-							};
-							let seat = Seat {
-								job,
-								attempt: round.attempt,
-								base,
-								candidate,
-								salt: state::salt(),
-								revealed: false,
-							};
-							self.state.save(KIND, &id, &seat)?;
-							seat
-						}
-					};
-					let commitment = chain::score_commitment(
-						job,
-						seat.attempt,
-						&me,
-						seat.base,
-						seat.candidate,
-						&seat.salt,
-					);
-					self.chain
-						.submit(
-							"commit_scores",
-							&blyan::tx().pol_rewards().commit_scores(job, commitment),
-						)
-						.await?;
-					info!(job, "committed scores");
+			if let Err(e) = self.serve_seat(&me, job, phase).await {
+				if crate::is_connection_error(&e) {
+					return Err(e);
 				}
-				Phase::Reveal if member.commitment.is_some() && member.scores.is_none() => {
-					let mut seat = self.state.load::<Seat>(KIND, &id)?.with_context(|| {
-						format!("committed to job {job} but its scores are not in the state dir")
-					})?;
-					self.chain
-						.submit(
-							"reveal_scores",
-							&blyan::tx().pol_rewards().reveal_scores(
-								job,
-								seat.base,
-								seat.candidate,
-								seat.salt,
-							),
-						)
-						.await?;
-					info!(job, base = seat.base, candidate = seat.candidate, "revealed scores");
-					seat.revealed = true;
-					self.state.save(KIND, &id, &seat)?;
-				}
-				_ => {}
+				warn!(job, "{e:#}; retrying on the next block");
 			}
+		}
+		Ok(())
+	}
+
+	async fn serve_seat(
+		&mut self,
+		me: &subxt::utils::AccountId32,
+		job: JobId,
+		phase: Phase,
+	) -> Result<()> {
+		let me = *me;
+		let Some(round) = self.chain.round(job).await? else { return Ok(()) };
+		let Some(member) = round.committee.0.iter().find(|m| m.verifier == me) else {
+			return Ok(());
+		};
+		let id = format!("{job}-{}", round.attempt);
+		match phase {
+			Phase::Commit if member.commitment.is_none() => {
+				let seat = match self.state.load::<Seat>(KIND, &id)? {
+					Some(seat) => seat,
+					None => {
+						let Some((base, candidate)) = self.scores(job, round.deadline).await?
+						else {
+							return Ok(());
+						};
+						let seat = Seat {
+							job,
+							attempt: round.attempt,
+							base,
+							candidate,
+							salt: state::salt(),
+							revealed: false,
+						};
+						self.state.save(KIND, &id, &seat)?;
+						seat
+					}
+				};
+				let commitment = chain::score_commitment(
+					job,
+					seat.attempt,
+					&me,
+					seat.base,
+					seat.candidate,
+					&seat.salt,
+				);
+				self.chain
+					.submit(
+						"commit_scores",
+						&blyan::tx().pol_rewards().commit_scores(job, commitment),
+					)
+					.await?;
+				info!(job, "committed scores");
+			}
+			Phase::Reveal if member.commitment.is_some() && member.scores.is_none() => {
+				let mut seat = self.state.load::<Seat>(KIND, &id)?.with_context(|| {
+					format!("committed to job {job} but its scores are not in the state dir")
+				})?;
+				self.chain
+					.submit(
+						"reveal_scores",
+						&blyan::tx().pol_rewards().reveal_scores(
+							job,
+							seat.base,
+							seat.candidate,
+							seat.salt,
+						),
+					)
+					.await?;
+				info!(job, base = seat.base, candidate = seat.candidate, "revealed scores");
+				seat.revealed = true;
+				self.state.save(KIND, &id, &seat)?;
+			}
+			_ => {}
 		}
 		Ok(())
 	}

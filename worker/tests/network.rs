@@ -199,3 +199,27 @@ async fn the_committed_metadata_is_the_runtimes() {
 		std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/metadata/blyan.scale")).unwrap();
 	assert!(live == committed, "worker/metadata/blyan.scale is stale: run scripts/update-metadata");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_miner_restarted_from_its_state_dir_resumes_its_job_without_claiming_again() {
+	let _serial = serial().await;
+	let net = Net::start();
+	let f = fixture(&net, &["//Eve"], "//Ferdie");
+	let _verifiers = verifiers(&net);
+	let mut first = net.spawn("miner-eve", "//Eve", &["mine", "--jobs", "1"]);
+	let job = post_job(&net, &f, &["--steps", "60"]);
+	first.wait_for_output("training loss", Duration::from_secs(120));
+	first.kill();
+
+	let second = net.spawn("miner-eve-restarted", "//Eve", &["mine", "--jobs", "1"]);
+	let out = watch(&net, job, JOB_LIMIT);
+	assert_eq!(verdict(&out).0, "ACCEPTED", "{out}\n{}", second.output());
+	assert!(!second.output().contains("claiming job"), "claimed again:\n{}", second.output());
+	assert!(second.output().contains("committed to the result"), "{}", second.output());
+	let chain = net.chain().await;
+	assert_eq!(
+		chain.worker_info(&account("//Eve")).await.unwrap().unwrap().bond,
+		100 * BLY,
+		"no lease lost"
+	);
+}

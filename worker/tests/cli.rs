@@ -1,0 +1,101 @@
+//! What an operator sees when something is missing or wrong: a named problem and a distinct
+//! exit code (2 settings, 3 node, 4 IPFS), never a panic.
+
+mod common;
+
+use std::{os::unix::fs::PermissionsExt, process::Command};
+
+use common::*;
+
+fn worker(args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
+	let mut cmd = Command::new(worker_binary());
+	cmd.args(args).env_remove("BLYAN_KEY").env_remove("BLYAN_KEY_FILE").env_remove("BLYAN_NODE");
+	for (k, v) in envs {
+		cmd.env(k, v);
+	}
+	let out = cmd.output().unwrap();
+	let text =
+		format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+	assert!(!text.contains("panicked"), "{text}");
+	(out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn a_missing_or_unsafe_key_is_a_settings_error() {
+	let (code, text) = worker(&["status"], &[]);
+	assert_eq!(code, 2, "{text}");
+	assert!(text.contains("no signing key"), "{text}");
+
+	let dir = tempfile::tempdir().unwrap();
+	let file = dir.path().join("key");
+	std::fs::write(&file, "//Alice").unwrap();
+	std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+	let (code, text) = worker(&["status", "--key-file", file.to_str().unwrap()], &[]);
+	assert_eq!(code, 2, "{text}");
+	assert!(
+		text.contains("chmod 600") && !text.contains("//Alice"),
+		"the secret must not be echoed: {text}"
+	);
+
+	let (code, text) = worker(&["status", "--key", "not a key"], &[]);
+	assert_eq!(code, 2, "{text}");
+	assert!(text.contains("not a valid secret URI"), "{text}");
+}
+
+#[test]
+fn key_import_writes_an_owner_only_file() {
+	let dir = tempfile::tempdir().unwrap();
+	let file = dir.path().join("key");
+	let mut child = Command::new(worker_binary())
+		.args(["key-import", file.to_str().unwrap()])
+		.stdin(std::process::Stdio::piped())
+		.stdout(std::process::Stdio::piped())
+		.spawn()
+		.unwrap();
+	use std::io::Write;
+	child.stdin.take().unwrap().write_all(b"//Eve\n").unwrap();
+	assert!(child.wait().unwrap().success());
+	assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn an_unreachable_node_is_exit_code_3() {
+	let url = format!("ws://127.0.0.1:{}", free_port());
+	let (code, text) =
+		worker(&["status", "--key", "//Alice", "--node", &url, "--reconnect-secs", "1"], &[]);
+	assert_eq!(code, 3, "{text}");
+	assert!(text.contains("cannot reach the node"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_ipfs_daemon_is_exit_code_4() {
+	let _serial = serial().await;
+	let net = Net::start();
+	net.run("//Eve", &["register"]);
+	let ipfs = format!("http://127.0.0.1:{}", free_port());
+	let (code, text) = worker(
+		&["mine", "--key", "//Eve", "--node", &net.node_url(), "--ipfs", &ipfs],
+		&[("BLYAN_STATE_DIR", net.path("state-eve").to_str().unwrap())],
+	);
+	assert_eq!(code, 4, "{text}");
+	assert!(text.contains("IPFS RPC") && text.contains("unreachable"), "{text}");
+	// And a bad hyper-parameter set is refused before anything is sent.
+	let (code, text) = worker(
+		&[
+			"job-post",
+			"--key",
+			"//Alice",
+			"--node",
+			&net.node_url(),
+			"--base-version",
+			"0",
+			"--dataset",
+			"0",
+			"--steps",
+			"0",
+		],
+		&[],
+	);
+	assert_eq!(code, 2, "{text}");
+	assert!(text.contains("steps"), "{text}");
+}
