@@ -379,6 +379,38 @@ impl Chain {
 		self.get_or_default(blyan::storage().jobs().next_job_id(), ()).await
 	}
 
+	/// The reward epoch of the latest finalized block (as `pallet_pol_rewards::current_epoch`).
+	pub async fn current_epoch(&self) -> Result<u32, ChainError> {
+		let now = self.finalized_number().await?;
+		let (first_block, first_index) =
+			self.get_or_default(blyan::storage().pol_rewards().epoch_base(), ()).await?;
+		let params = self.get_or_default(blyan::storage().pol_rewards().params(), ()).await?;
+		let since = now.saturating_sub(first_block) / params.epoch_length.max(1);
+		Ok(first_index.saturating_add(since))
+	}
+
+	/// Ended epochs in which `miner` has unclaimed points.
+	pub async fn claimable_epochs(&self, miner: &AccountId32) -> Result<Vec<u32>, ChainError> {
+		let current = self.current_epoch().await?;
+		let at = self.at().await?;
+		let mut entries = at
+			.storage()
+			.iter(blyan::storage().pol_rewards().epoch_points(), ())
+			.await
+			.map_err(rpc)?;
+		let mut epochs = Vec::new();
+		while let Some(entry) = entries.next().await {
+			let entry = entry.map_err(rpc)?;
+			let (epoch, who): (u32, AccountId32) =
+				entry.key().map_err(rpc)?.decode().map_err(rpc)?;
+			if &who == miner && epoch < current {
+				epochs.push(epoch);
+			}
+		}
+		epochs.sort_unstable();
+		Ok(epochs)
+	}
+
 	/// Points of `miner` in `epoch` (accepted improvement × reward), if any.
 	pub async fn epoch_points(&self, epoch: u32, miner: &AccountId32) -> Result<u128, ChainError> {
 		Ok(self

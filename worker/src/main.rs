@@ -96,6 +96,9 @@ enum Command {
 	},
 	/// This account's bonds, jobs and verifications.
 	Status,
+	/// Claim this account's mining-pool share for every ended epoch it earned points in (`mine`
+	/// does this by itself once a minute).
+	ClaimRewards,
 	/// What this account earned and lost in BLY over a block range, with an ROI figure.
 	Earnings {
 		/// First block (default: the last 3600 blocks).
@@ -406,6 +409,11 @@ async fn run(cli: Cli) -> Result<()> {
 			let mut verifier = Verifier::new(chain, ipfs, state, VerifierOptions { poll, rounds });
 			with_reconnect(g, &file, &s, &mut verifier, Verifier::set_chain, |v| Box::pin(v.run()))
 				.await?;
+		}
+		Command::ClaimRewards => {
+			let chain = connect(g, &file, &s).await?;
+			let n = blyan_worker::trainer::claim_epoch_rewards(&chain).await?;
+			println!("claimed {n} epoch reward(s)");
 		}
 		Command::Status => {
 			let chain = connect(g, &file, &s).await?;

@@ -93,6 +93,21 @@ impl CommittedResult {
 	}
 }
 
+/// Claims `chain`'s account's share of the mining pool for every ended epoch in which it earned
+/// points; returns how many epochs were claimed.
+pub async fn claim_epoch_rewards(chain: &Chain) -> Result<u32> {
+	let me = *chain.account();
+	let mut claimed = 0;
+	for epoch in chain.claimable_epochs(&me).await? {
+		chain
+			.submit("claim_epoch_reward", &blyan::tx().pol_rewards().claim_epoch_reward(epoch, me))
+			.await?;
+		info!(epoch, "claimed the epoch reward from the mining pool");
+		claimed += 1;
+	}
+	Ok(claimed)
+}
+
 pub struct Miner {
 	chain: Chain,
 	ipfs: Ipfs,
@@ -132,12 +147,22 @@ impl Miner {
 	/// Runs until `options.jobs` jobs have finished (or forever). Returns on the first error; the
 	/// caller reconnects on connection errors and calls again.
 	pub async fn run(&mut self) -> Result<()> {
-		let mut last = 0;
+		let (mut last, mut next_claim_check): (u32, u32) = (0, 0);
 		loop {
 			if self.options.jobs.is_some_and(|n| self.finished_count().unwrap_or(0) >= n) {
 				return Ok(());
 			}
 			self.tick().await?;
+			// Epoch rewards: checked once a minute (1 s blocks), not every block.
+			if last >= next_claim_check {
+				next_claim_check = last.saturating_add(60);
+				if let Err(e) = claim_epoch_rewards(&self.chain).await {
+					if crate::is_connection_error(&e) {
+						return Err(e);
+					}
+					warn!("claiming epoch rewards: {e:#}");
+				}
+			}
 			last = self.chain.next_finalized(last, self.options.poll).await?;
 		}
 	}

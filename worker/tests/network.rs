@@ -223,3 +223,56 @@ async fn a_miner_restarted_from_its_state_dir_resumes_its_job_without_claiming_a
 		"no lease lost"
 	);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_accepted_miner_claims_its_epoch_reward_from_the_mining_pool() {
+	use blyan_worker::chain::blyan::{self, runtime_types};
+	let _serial = serial().await;
+	let net = Net::start();
+	// Epochs of 40 blocks (sudo, dev chain), so the one the job lands in ends during the test.
+	let alice = blyan_worker::chain::connect_with_retry(
+		&net.node_url(),
+		&blyan_worker::config::load_key(Some("//Alice"), None).unwrap(),
+		Duration::from_secs(60),
+	)
+	.await
+	.unwrap();
+	let at = alice.api().at_current_block().await.unwrap();
+	let mut params = at
+		.storage()
+		.fetch(blyan::storage().pol_rewards().params(), ())
+		.await
+		.unwrap()
+		.decode()
+		.unwrap();
+	params.epoch_length = 40;
+	let budget = params.epoch_budget;
+	let call = runtime_types::blyan_runtime::RuntimeCall::PolRewards(
+		runtime_types::pallet_pol_rewards::pallet::Call::set_params { params },
+	);
+	alice.submit("sudo set_params", &blyan::tx().sudo().sudo(call)).await.unwrap();
+
+	let f = fixture(&net, &["//Eve"], "//Ferdie");
+	let _verifiers = verifiers(&net);
+	let mut miner = net.spawn("miner-eve", "//Eve", &["mine", "--jobs", "1"]);
+	let job = post_job(&net, &f, &["--steps", "20"]);
+	assert_eq!(verdict(&watch(&net, job, JOB_LIMIT)).0, "ACCEPTED");
+	assert!(miner.wait(Duration::from_secs(60)).success());
+
+	let chain = net.chain().await;
+	let eve = account("//Eve");
+	let start = std::time::Instant::now();
+	while chain.claimable_epochs(&eve).await.unwrap().is_empty() {
+		assert!(start.elapsed() < Duration::from_secs(90), "the epoch never ended");
+		tokio::time::sleep(Duration::from_secs(2)).await;
+	}
+	let before = free(&chain, "//Eve").await;
+	let out = net.run("//Eve", &["claim-rewards"]);
+	assert!(out.contains("claimed 1 epoch reward"), "{out}");
+	// The only miner of its epoch: the whole epoch budget, less the claim's fee.
+	let after = free(&chain, "//Eve").await;
+	assert!(after + FEES >= before + budget && after <= before + budget, "{before} → {after}");
+	assert!(chain.claimable_epochs(&eve).await.unwrap().is_empty());
+	let out = net.run("//Eve", &["earnings", "--from", "1"]);
+	assert!(out.contains("1 jobs accepted"), "{out}");
+}
