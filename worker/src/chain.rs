@@ -36,6 +36,8 @@ pub type VersionId = u64;
 pub type ChainJob = Job<AccountId32, Balance, BlockNumber>;
 pub type ChainRound = Round<AccountId32, BlockNumber>;
 pub type Client = OnlineClient<PolkadotConfig>;
+/// The events of one submitted transaction.
+pub type Events = subxt::extrinsics::ExtrinsicEvents<PolkadotConfig>;
 
 /// 1 BLY in plancks (12 decimals).
 pub const BLY: Balance = 1_000_000_000_000;
@@ -158,6 +160,11 @@ impl Chain {
 		&self.account
 	}
 
+	/// First 8 bytes of the genesis hash, hex: names this chain in local state.
+	pub fn chain_tag(&self) -> String {
+		hex::encode(&self.api.genesis_hash().0[..8])
+	}
+
 	pub fn api(&self) -> &Client {
 		&self.api
 	}
@@ -197,7 +204,7 @@ impl Chain {
 
 	/// Signs and submits `call`, and waits until it is in a finalized block and succeeded. A dispatch error is
 	/// returned as [`ChainError::Refused`] with the pallet's error name.
-	pub async fn submit<C: Payload>(&self, what: &str, call: &C) -> Result<(), ChainError> {
+	pub async fn submit<C: Payload>(&self, what: &str, call: &C) -> Result<Events, ChainError> {
 		let refused = |reason: String| ChainError::Refused { call: what.to_string(), reason };
 		let mut txs = self.at().await?.transactions();
 		let mut progress =
@@ -215,11 +222,7 @@ impl Chain {
 			match status.map_err(rpc)? {
 				// Roles read finalized state: wait until our own change is part of it.
 				TransactionStatus::InFinalizedBlock(in_block) => {
-					return in_block
-						.wait_for_success()
-						.await
-						.map(|_| ())
-						.map_err(|e| refused(e.to_string()));
+					return in_block.wait_for_success().await.map_err(|e| refused(e.to_string()));
 				}
 				TransactionStatus::Error { message } => return Err(rpc(message)),
 				TransactionStatus::Invalid { message } | TransactionStatus::Dropped { message } => {

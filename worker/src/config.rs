@@ -9,7 +9,8 @@ use serde::Deserialize;
 use subxt_signer::{sr25519::Keypair, SecretUri};
 
 /// The optional TOML config file (`--config`); every key is also a flag and an environment variable.
-#[derive(Debug, Default, Deserialize)]
+/// (No `Debug`: it may hold the secret key.)
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
 	pub node: Option<String>,
@@ -37,8 +38,14 @@ impl FileConfig {
 		let Some(path) = path else { return Ok(Self::default()) };
 		let text = std::fs::read_to_string(path)
 			.map_err(|e| ConfigError::File { path: path.into(), reason: e.to_string() })?;
-		toml::from_str(&text)
-			.map_err(|e| ConfigError::File { path: path.into(), reason: e.to_string() })
+		let config: Self = toml::from_str(&text)
+			.map_err(|e| ConfigError::File { path: path.into(), reason: e.to_string() })?;
+		// A config file holding the secret itself is a key file: same rule.
+		if config.key.is_some() {
+			check_private(path)
+				.map_err(|reason| ConfigError::File { path: path.into(), reason })?;
+		}
+		Ok(config)
 	}
 }
 
@@ -65,18 +72,23 @@ pub fn load_key(uri: Option<&str>, file: Option<&Path>) -> Result<Keypair, Confi
 	Keypair::from_uri(&uri).map_err(|_| ConfigError::BadKey)
 }
 
-fn read_key_file(path: &Path) -> Result<String, ConfigError> {
-	let err = |reason: String| ConfigError::KeyFile { path: path.into(), reason };
-	let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+fn check_private(path: &Path) -> Result<(), String> {
+	let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
 	#[cfg(unix)]
 	{
 		use std::os::unix::fs::PermissionsExt;
 		let mode = meta.permissions().mode() & 0o777;
 		if mode & 0o077 != 0 {
-			return Err(err(format!("mode {mode:o} lets others read it; run chmod 600")));
+			return Err(format!("mode {mode:o} lets others read it; run chmod 600"));
 		}
 	}
 	let _ = meta;
+	Ok(())
+}
+
+fn read_key_file(path: &Path) -> Result<String, ConfigError> {
+	let err = |reason: String| ConfigError::KeyFile { path: path.into(), reason };
+	check_private(path).map_err(err)?;
 	std::fs::read_to_string(path).map_err(|e| err(e.to_string()))
 }
 

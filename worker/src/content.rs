@@ -87,6 +87,18 @@ pub async fn version_layers(
 	for (i, r) in resolved.iter().enumerate() {
 		layers.push(checked_layer(ipfs, config, i, &r.delta).await?);
 	}
+	// The version's weight root must be the root over exactly these layers.
+	let info = chain
+		.version(version)
+		.await?
+		.ok_or_else(|| ContentError::Unknown(format!("version {version}")))?;
+	let roots: Vec<[u8; 32]> = resolved.iter().map(|r| r.delta.merkle_root.0).collect();
+	if weights::weight_root(&roots) != info.weight_root.0 {
+		return Err(ContentError::HashMismatch {
+			what: format!("version {version}'s weight root"),
+			cid: "-".into(),
+		});
+	}
 	Ok(layers)
 }
 

@@ -38,14 +38,13 @@ pub async fn register_model(
 		.map(|(i, l)| (i as u16, weights::encode_layer(l), roots[i]))
 		.collect();
 	let deltas = content::publish_layers(ipfs, &blobs, false).await?;
-	let model = chain.next_model_id().await?;
 	let architecture = Architecture {
 		family: bytes(&config.family),
 		config_hash: H256(sp_crypto_hashing::blake2_256(&config_doc)),
 		config_cid: bytes(&config_cid),
 		layer_count: config.layer_count() as u16,
 	};
-	chain
+	let events = chain
 		.submit(
 			"register_model",
 			&blyan::tx().registry().register_model(
@@ -58,11 +57,10 @@ pub async fn register_model(
 			),
 		)
 		.await?;
-	let info = chain.model(model).await?.context("model registered above")?;
-	if info.owner != *chain.account() {
-		bail!("model id {model} was taken concurrently; look up your model by owner");
-	}
-	Ok((model, info.root_version))
+	let registered = events
+		.find_first::<blyan::registry::events::ModelRegistered>()
+		.context("no ModelRegistered event")??;
+	Ok((registered.model, registered.root_version))
 }
 
 /// Publishes a dataset (pinned) and registers it; returns its id.
@@ -75,14 +73,16 @@ pub async fn register_dataset(
 	let hash = sp_crypto_hashing::blake2_256(&data);
 	let size = data.len() as u64;
 	let cid = ipfs.add(data, true, false).await?;
-	let dataset = chain.next_dataset_id().await?;
-	chain
+	let events = chain
 		.submit(
 			"register_dataset",
 			&blyan::tx().registry().register_dataset(bytes(&cid), H256(hash), size, bytes(licence)),
 		)
 		.await?;
-	Ok(dataset)
+	let registered = events
+		.find_first::<blyan::registry::events::DatasetRegistered>()
+		.context("no DatasetRegistered event")??;
+	Ok(registered.dataset)
 }
 
 /// A posted job's secret half, kept in `state_dir/posted/<job>.json` until the reveal.
@@ -118,6 +118,15 @@ pub async fn post_job(
 	request: JobRequest,
 ) -> Result<JobId> {
 	request.hyperparams.validate().map_err(|e| anyhow!(e))?;
+	let windows = ml::data::evaluation_batches(
+		&ml::data::encode(&request.validation),
+		request.hyperparams.batch_size,
+		request.hyperparams.seq_len + 1,
+		1,
+	);
+	if windows.is_empty() {
+		bail!("the validation set is smaller than one evaluation batch (batch_size × (seq_len + 1) bytes)");
+	}
 	let validation_cid = ipfs.add(request.validation.clone(), false, true).await?;
 	let salt = state::salt();
 	let now = chain.finalized_number().await?;
@@ -135,20 +144,20 @@ pub async fn post_job(
 			blyan::runtime_types::sp_arithmetic::per_things::Perbill(p.min(100) * 10_000_000)
 		}),
 	};
-	let job = chain.next_job_id().await?;
-	let validation_file = state.path(&["posted", &format!("{job}.validation")]);
+	// The secret half is on disk before the job exists: losing it would forfeit the reward.
+	let pending = format!("pending-{}", hex::encode(&salt[..8]));
 	std::fs::create_dir_all(state.path(&["posted"]))?;
+	let validation_file = state.path(&["posted", &format!("{pending}.validation")]);
 	std::fs::write(&validation_file, &request.validation)?;
-	chain.submit("post_job", &blyan::tx().jobs().post_job(spec, request.reward)).await?;
-	let posted = chain.job(job).await?.context("job posted above")?;
-	if posted.creator != *chain.account() {
-		bail!("job id {job} was taken concurrently");
-	}
-	state.save(
-		"posted",
-		&job.to_string(),
-		&PostedJob { job, validation_file, validation_cid, salt, revealed: false },
-	)?;
+	let mut posted = PostedJob { job: 0, validation_file, validation_cid, salt, revealed: false };
+	state.save("posted", &pending, &posted)?;
+	let events =
+		chain.submit("post_job", &blyan::tx().jobs().post_job(spec, request.reward)).await?;
+	let job =
+		events.find_first::<blyan::jobs::events::JobPosted>().context("no JobPosted event")??.job;
+	posted.job = job;
+	state.save("posted", &job.to_string(), &posted)?;
+	std::fs::remove_file(state.path(&["posted", &format!("{pending}.json")])).ok();
 	Ok(job)
 }
 

@@ -22,3 +22,14 @@ pub fn is_connection_error(e: &anyhow::Error) -> bool {
 	e.downcast_ref::<chain::ChainError>().is_some_and(chain::ChainError::is_connection)
 		|| matches!(e.downcast_ref::<content::ContentError>(), Some(content::ContentError::Chain(c)) if c.is_connection())
 }
+
+/// Whether a role should reconnect and go on after `e`: a lost connection or any node RPC
+/// failure (a timeout, a node restarting), as opposed to a refusal, bad content or a local error.
+pub fn is_transient_error(e: &anyhow::Error) -> bool {
+	let chain_error =
+		e.downcast_ref::<chain::ChainError>().or(match e.downcast_ref::<content::ContentError>() {
+			Some(content::ContentError::Chain(c)) => Some(c),
+			_ => None,
+		});
+	matches!(chain_error, Some(chain::ChainError::Unreachable { .. } | chain::ChainError::Rpc(_)))
+}

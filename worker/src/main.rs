@@ -243,14 +243,22 @@ fn settings(g: &Global, file: &FileConfig) -> Settings {
 }
 
 async fn connect(g: &Global, file: &FileConfig, s: &Settings) -> Result<Chain> {
-	let key = config::load_key(
-		g.key.as_deref().or(file.key.as_deref()),
-		g.key_file.as_deref().or(file.key_file.as_deref()),
-	)?;
+	// Flags and environment first (a secret URI, then a key file), then the config file.
+	let key = match (&g.key, &g.key_file) {
+		(Some(uri), _) => config::load_key(Some(uri), None)?,
+		(None, Some(path)) => config::load_key(None, Some(path))?,
+		(None, None) => config::load_key(file.key.as_deref(), file.key_file.as_deref())?,
+	};
 	let chain =
 		chain::connect_with_retry(&s.node, &key, Duration::from_secs(g.reconnect_secs)).await?;
 	info!(account = %chain.account(), node = %s.node, "connected");
 	Ok(chain)
+}
+
+/// The state directory of this chain: records of one chain never meet another's (a reset dev
+/// chain reuses job ids).
+fn state_dir(s: &Settings, chain: &Chain) -> Result<StateDir> {
+	Ok(StateDir::open(&s.state_dir.join(chain.chain_tag()))?)
 }
 
 async fn ipfs(s: &Settings) -> Result<Ipfs> {
@@ -276,7 +284,7 @@ async fn with_reconnect<R>(
 		match run(role).await {
 			Ok(()) => return Ok(()),
 			Err(e) => {
-				let connection = blyan_worker::is_connection_error(&e);
+				let connection = blyan_worker::is_transient_error(&e);
 				let storage = e.downcast_ref::<StorageError>().is_some()
 					|| matches!(
 						e.downcast_ref::<blyan_worker::content::ContentError>(),
@@ -284,7 +292,16 @@ async fn with_reconnect<R>(
 					);
 				if connection {
 					warn!("lost the node ({e:#}); reconnecting");
-					let chain = connect(g, file, s).await?;
+					// Roles keep trying for as long as it takes: a restarted or upgraded node.
+					let chain = loop {
+						match connect(g, file, s).await {
+							Ok(chain) => break chain,
+							Err(e) if blyan_worker::is_transient_error(&e) => {
+								warn!("node still unreachable: {e:#}");
+							}
+							Err(e) => return Err(e),
+						}
+					};
 					set_chain(role, chain);
 				} else if storage {
 					warn!("IPFS: {e:#}; retrying in 2 s");
@@ -354,7 +371,7 @@ async fn run(cli: Cli) -> Result<()> {
 		}
 		Command::Unregister { verifier, withdraw } => {
 			let chain = connect(g, &file, &s).await?;
-			match (verifier, withdraw) {
+			let _events = match (verifier, withdraw) {
 				(false, false) => {
 					chain.submit("unbond_worker", &blyan::tx().jobs().unbond_worker()).await?
 				}
@@ -374,7 +391,7 @@ async fn run(cli: Cli) -> Result<()> {
 						.submit("withdraw_verifier", &blyan::tx().pol_rewards().withdraw_verifier())
 						.await?
 				}
-			}
+			};
 			println!("done");
 		}
 		Command::Mine { jobs, misbehave } => {
@@ -387,7 +404,7 @@ async fn run(cli: Cli) -> Result<()> {
 				)
 				.into());
 			}
-			let state = StateDir::open(&s.state_dir)?;
+			let state = state_dir(&s, &chain)?;
 			let options = MinerOptions {
 				device: TrainDevice::best(),
 				memory_mb: s.memory_mb,
@@ -405,7 +422,7 @@ async fn run(cli: Cli) -> Result<()> {
 			if chain.verifier_info(chain.account()).await?.is_none() {
 				return Err(Fatal::Usage("this account is not a registered verifier: run `blyan-worker register --verifier` first".into()).into());
 			}
-			let state = StateDir::open(&s.state_dir)?;
+			let state = state_dir(&s, &chain)?;
 			let mut verifier = Verifier::new(chain, ipfs, state, VerifierOptions { poll, rounds });
 			with_reconnect(g, &file, &s, &mut verifier, Verifier::set_chain, |v| Box::pin(v.run()))
 				.await?;
@@ -494,7 +511,7 @@ async fn run(cli: Cli) -> Result<()> {
 			hyperparams.validate().map_err(Fatal::Usage)?;
 			let chain = connect(g, &file, &s).await?;
 			let ipfs = ipfs(&s).await?;
-			let state = StateDir::open(&s.state_dir)?;
+			let state = state_dir(&s, &chain)?;
 			let request = creator::JobRequest {
 				base_version,
 				dataset,
@@ -516,7 +533,7 @@ async fn run(cli: Cli) -> Result<()> {
 		Command::JobWatch { job } => {
 			let chain = connect(g, &file, &s).await?;
 			let ipfs = ipfs(&s).await?;
-			let state = StateDir::open(&s.state_dir)?;
+			let state = state_dir(&s, &chain)?;
 			watch_job(&chain, &ipfs, &state, job, poll).await?;
 		}
 	}

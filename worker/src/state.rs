@@ -15,8 +15,15 @@ pub struct StateDir {
 }
 
 impl StateDir {
+	/// Opens (creating) the directory, readable by its owner only: it holds salts and the
+	/// creator's validation sets before their reveal.
 	pub fn open(root: &Path) -> std::io::Result<Self> {
 		fs::create_dir_all(root)?;
+		#[cfg(unix)]
+		{
+			use std::os::unix::fs::PermissionsExt;
+			fs::set_permissions(root, fs::Permissions::from_mode(0o700))?;
+		}
 		Ok(Self { root: root.to_path_buf() })
 	}
 
@@ -32,8 +39,15 @@ impl StateDir {
 		let dir = self.path(&[kind]);
 		fs::create_dir_all(&dir)?;
 		let tmp = dir.join(format!(".{id}.json.tmp"));
-		fs::write(&tmp, serde_json::to_vec_pretty(value).expect("plain records serialise"))?;
-		fs::rename(tmp, dir.join(format!("{id}.json")))
+		{
+			use std::io::Write;
+			let mut file = fs::File::create(&tmp)?;
+			file.write_all(&serde_json::to_vec_pretty(value).expect("plain records serialise"))?;
+			// On disk before the rename makes it the record: a power loss leaves old or new.
+			file.sync_all()?;
+		}
+		fs::rename(tmp, dir.join(format!("{id}.json")))?;
+		fs::File::open(&dir)?.sync_all()
 	}
 
 	pub fn load<T: DeserializeOwned>(&self, kind: &str, id: &str) -> std::io::Result<Option<T>> {

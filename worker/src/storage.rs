@@ -16,6 +16,8 @@ pub enum StorageError {
 	Timeout { what: String, secs: u64 },
 	#[error("IPFS RPC {endpoint} answered {status}: {message}")]
 	Rpc { endpoint: String, status: u16, message: String },
+	#[error("{0:?} is not a bare CID (paths and names are not content-addressed)")]
+	NotACid(String),
 	#[error("IPFS RPC {endpoint}: unexpected answer: {answer}")]
 	Answer { endpoint: String, answer: String },
 }
@@ -122,8 +124,12 @@ impl Ipfs {
 			.ok_or(StorageError::Answer { endpoint: "add".into(), answer: v.to_string() })
 	}
 
-	/// The bytes under `cid`.
+	/// The bytes under `cid`. Only a bare CID is accepted: a path (`/ipns/…`, DNSLink) names
+	/// content that can change, and on-chain references must be immutable.
 	pub async fn cat(&self, cid: &str) -> Result<Vec<u8>, StorageError> {
+		if !is_bare_cid(cid) {
+			return Err(StorageError::NotACid(cid.chars().take(80).collect()));
+		}
 		self.call("cat", &[("arg", cid)], None).await
 	}
 
@@ -143,4 +149,10 @@ impl Ipfs {
 			Err(e) => Err(e),
 		}
 	}
+}
+
+/// A CIDv0 (`Qm…`, base58) or a multibase CIDv1 (`b…`, base32; `z…`, base58): letters and digits
+/// only, of a plausible length.
+pub fn is_bare_cid(cid: &str) -> bool {
+	(10..=128).contains(&cid.len()) && cid.bytes().all(|b| b.is_ascii_alphanumeric())
 }

@@ -50,6 +50,10 @@ struct MinedJob {
 	claimed_score: Option<u64>,
 	candidate: Option<u64>,
 	finished: Option<String>,
+	/// The chain has shown the job as ours (claim included, or adopted after a restart). A
+	/// record whose claim never landed is dropped, not counted as a finished job.
+	#[serde(default)]
+	claimed: bool,
 }
 
 impl MinedJob {
@@ -61,6 +65,7 @@ impl MinedJob {
 			claimed_score: None,
 			candidate: None,
 			finished: None,
+			claimed: false,
 		}
 	}
 }
@@ -113,13 +118,17 @@ pub struct Miner {
 	ipfs: Ipfs,
 	state: StateDir,
 	options: MinerOptions,
+	/// Jobs this process will not try again: refused claims, jobs that do not fit.
+	skipped: std::collections::HashSet<JobId>,
+	/// Jobs finished before this run started (`--jobs` counts this run's only).
+	finished_before: Option<u32>,
 }
 
 const KIND: &str = "mined";
 
 impl Miner {
 	pub fn new(chain: Chain, ipfs: Ipfs, state: StateDir, options: MinerOptions) -> Self {
-		Self { chain, ipfs, state, options }
+		Self { chain, ipfs, state, options, skipped: Default::default(), finished_before: None }
 	}
 
 	pub fn set_chain(&mut self, chain: Chain) {
@@ -134,14 +143,22 @@ impl Miner {
 		Ok(self.state.save(KIND, &record.job.to_string(), record)?)
 	}
 
-	fn finished_count(&self) -> Result<u32> {
+	/// Jobs that ended while this miner held them (state dir total).
+	fn finished_total(&self) -> u32 {
 		let mut n = 0;
-		for id in self.state.list(KIND)? {
-			if self.state.load::<MinedJob>(KIND, &id)?.is_some_and(|r| r.finished.is_some()) {
-				n += 1;
+		for id in self.state.list(KIND).unwrap_or_default() {
+			if let Ok(Some(r)) = self.state.load::<MinedJob>(KIND, &id) {
+				n += u32::from(r.claimed && r.finished.is_some());
 			}
 		}
-		Ok(n)
+		n
+	}
+
+	/// Whether `--jobs` jobs have finished in this run.
+	fn done(&mut self) -> bool {
+		let total = self.finished_total();
+		let before = *self.finished_before.get_or_insert(total);
+		self.options.jobs.is_some_and(|n| total.saturating_sub(before) >= n)
 	}
 
 	/// Runs until `options.jobs` jobs have finished (or forever). Returns on the first error; the
@@ -149,7 +166,8 @@ impl Miner {
 	pub async fn run(&mut self) -> Result<()> {
 		let (mut last, mut next_claim_check): (u32, u32) = (0, 0);
 		loop {
-			if self.options.jobs.is_some_and(|n| self.finished_count().unwrap_or(0) >= n) {
+			// Never stop while the chain lists a job as ours: it would lapse and be slashed.
+			if self.done() && self.chain.worker_jobs(self.chain.account()).await?.is_empty() {
 				return Ok(());
 			}
 			self.tick().await?;
@@ -173,9 +191,17 @@ impl Miner {
 		let held = self.chain.worker_jobs(&me).await?;
 		// Jobs the chain says are ours, including ones claimed before a crash.
 		for job in &held {
-			if self.load(*job)?.is_none() {
-				info!(job, "resuming job held on chain");
-				self.save(&MinedJob::new(*job))?;
+			let mut record = match self.load(*job)? {
+				Some(record) => record,
+				None => {
+					info!(job, "resuming job held on chain");
+					MinedJob::new(*job)
+				}
+			};
+			if !record.claimed || record.finished.is_some() {
+				record.claimed = true;
+				record.finished = None;
+				self.save(&record)?;
 			}
 			if let Err(e) = self.advance(*job).await {
 				if crate::is_connection_error(&e) {
@@ -194,14 +220,17 @@ impl Miner {
 				Some(r) if r.finished.is_none() => r,
 				_ => continue,
 			};
+			if !record.claimed {
+				// The claim never landed (refused, or the process stopped before it was sent).
+				std::fs::remove_file(self.state.path(&[KIND, &format!("{job}.json")])).ok();
+				continue;
+			}
 			let outcome = self.outcome(&record).await?;
 			info!(job, "job finished: {outcome}");
 			record.finished = Some(outcome);
 			self.save(&record)?;
 		}
-		if held.is_empty()
-			&& self.options.jobs.is_none_or(|n| self.finished_count().unwrap_or(0) < n)
-		{
+		if held.is_empty() && !self.done() {
 			self.claim_one().await?;
 		}
 		Ok(())
@@ -229,35 +258,67 @@ impl Miner {
 		})
 	}
 
-	fn fits(&self, job: &ChainJob) -> bool {
+	/// Whether this miner can do `job`: backend, memory, and a model, data and hyper-parameters
+	/// that go together (a job that cannot run would lapse and cost the lease slash).
+	async fn fits(&self, job: &ChainJob) -> Result<Result<(), String>> {
 		let backend_ok = match job.spec.backend {
 			chain::Backend::Cpu => true,
 			chain::Backend::Cuda => cfg!(feature = "cuda"),
 			chain::Backend::Wgpu => false,
 		};
-		backend_ok
-			&& job.spec.min_memory_mb <= self.options.memory_mb
-			&& &job.creator != self.chain.account()
-			&& Hyperparams::from_json(&job.spec.hyperparams.0).is_ok()
+		if !backend_ok || job.spec.min_memory_mb > self.options.memory_mb {
+			return Ok(Err("needs a backend or memory this worker lacks".into()));
+		}
+		if &job.creator == self.chain.account() {
+			return Ok(Err("posted by this account".into()));
+		}
+		let hp = match Hyperparams::from_json(&job.spec.hyperparams.0) {
+			Ok(hp) => hp,
+			Err(e) => return Ok(Err(e)),
+		};
+		let config = match content::model_config(&self.chain, &self.ipfs, job.model).await {
+			Ok(config) => config,
+			Err(e) if e.is_invalid_content() => return Ok(Err(e.to_string())),
+			Err(e) => return Err(e.into()),
+		};
+		let Some(dataset) = self.chain.dataset(job.spec.dataset).await? else {
+			return Ok(Err("unknown dataset".into()));
+		};
+		Ok(hp.check_against(&config, Some(dataset.size_bytes as usize)))
 	}
 
 	async fn claim_one(&mut self) -> Result<()> {
 		for job_id in self.chain.open_jobs(32).await? {
+			if self.skipped.contains(&job_id) {
+				continue;
+			}
 			let Some(job) = self.chain.job(job_id).await? else { continue };
-			if !matches!(job.status, JobStatus::Open) || !self.fits(&job) {
+			if !matches!(job.status, JobStatus::Open) {
+				continue;
+			}
+			if let Err(reason) = self.fits(&job).await? {
+				info!(job = job_id, "skipping job: {reason}");
+				self.skipped.insert(job_id);
 				continue;
 			}
 			info!(job = job_id, reward = %chain::bly(job.reward), "claiming job");
 			// Recorded first: a crash between here and the claim is resolved by the chain's view.
 			self.save(&MinedJob::new(job_id))?;
 			match self.chain.submit("claim_job", &blyan::tx().jobs().claim_job(job_id)).await {
-				Ok(()) => {
+				Ok(_) => {
+					let mut record = MinedJob::new(job_id);
+					if let Some(saved) = self.load(job_id)? {
+						record = saved;
+					}
+					record.claimed = true;
+					self.save(&record)?;
 					info!(job = job_id, "claimed");
 					return Ok(());
 				}
 				Err(e) if e.is_connection() => return Err(e.into()),
 				Err(e) => {
 					warn!(job = job_id, "claim refused: {e}");
+					self.skipped.insert(job_id);
 					std::fs::remove_file(self.state.path(&[KIND, &format!("{job_id}.json")])).ok();
 				}
 			}
@@ -274,6 +335,10 @@ impl Miner {
 					let result = self.train(&job, job_id).await?;
 					record.result = Some(result);
 					self.save(&record)?;
+				}
+				if self.chain.finalized_number().await? >= job.stage_deadline {
+					warn!(job = job_id, "the lease ended before the result was ready");
+					return Ok(());
 				}
 				let result = record.result.clone().expect("set above");
 				let hash = chain::result_commitment(

@@ -18,8 +18,11 @@ use crate::{
 	storage::Ipfs,
 };
 
-/// The score of a candidate that is not a valid model of its architecture (worst possible loss).
-pub const INVALID_SCORE: u64 = u64::MAX;
+pub use crate::ml::train::INVALID_SCORE;
+
+/// Blocks before the commit deadline at which a candidate still unavailable is scored invalid:
+/// room left to evaluate the base and get the commitment finalized.
+const UNAVAILABLE_MARGIN: chain::BlockNumber = 30;
 
 #[derive(Clone, Debug)]
 pub struct VerifierOptions {
@@ -46,31 +49,42 @@ pub struct Verifier {
 	ipfs: Ipfs,
 	state: StateDir,
 	options: VerifierOptions,
+	/// Reveals recorded before this run (`--rounds` counts this run's only).
+	revealed_before: Option<u32>,
 }
 
 impl Verifier {
 	pub fn new(chain: Chain, ipfs: Ipfs, state: StateDir, options: VerifierOptions) -> Self {
-		Self { chain, ipfs, state, options }
+		Self { chain, ipfs, state, options, revealed_before: None }
 	}
 
 	pub fn set_chain(&mut self, chain: Chain) {
 		self.chain = chain;
 	}
 
-	fn revealed_count(&self) -> Result<u32> {
+	fn revealed_total(&self) -> u32 {
 		let mut n = 0;
-		for id in self.state.list(KIND)? {
-			if self.state.load::<Seat>(KIND, &id)?.is_some_and(|s| s.revealed) {
-				n += 1;
+		for id in self.state.list(KIND).unwrap_or_default() {
+			if let Ok(Some(seat)) = self.state.load::<Seat>(KIND, &id) {
+				n += u32::from(seat.revealed);
 			}
 		}
-		Ok(n)
+		n
 	}
 
+	/// Runs until `options.rounds` reveals were made in this run and no seat is pending (or
+	/// forever). Returns on the first connection error; the caller reconnects and calls again.
 	pub async fn run(&mut self) -> Result<()> {
 		let mut last = 0;
+		let total = self.revealed_total();
+		let before = *self.revealed_before.get_or_insert(total);
 		loop {
-			if self.options.rounds.is_some_and(|n| self.revealed_count().unwrap_or(0) >= n) {
+			if self
+				.options
+				.rounds
+				.is_some_and(|n| self.revealed_total().saturating_sub(before) >= n)
+				&& self.chain.pending_verifications(self.chain.account()).await?.is_empty()
+			{
 				return Ok(());
 			}
 			self.tick().await?;
@@ -177,12 +191,23 @@ impl Verifier {
 		let chain::JobStatus::Verifying { candidate, claimed_score, .. } = job.status else {
 			return Err(anyhow!("job {job_id} is not being verified"));
 		};
-		let hp = Hyperparams::from_json(&job.spec.hyperparams.0).map_err(|e| anyhow!(e))?;
 		let validation =
 			job.validation.as_ref().context("a verified job has its validation set revealed")?;
 		let config = content::model_config(&self.chain, &self.ipfs, job.model).await?;
 		let validation =
 			data::encode(&self.ipfs.cat(&String::from_utf8_lossy(&validation.cid.0)).await?);
+		// A job nobody can evaluate (its hyper-parameters do not fit the model, or its validation
+		// set is smaller than one batch) is scored invalid rather than left silent, which would
+		// cost every honest verifier its penalty.
+		let hp = match Hyperparams::from_json(&job.spec.hyperparams.0)
+			.and_then(|hp| hp.check_against(&config, None).map(|()| hp))
+		{
+			Ok(hp) => hp,
+			Err(e) => {
+				warn!(job = job_id, "job cannot be evaluated ({e}); scoring it invalid");
+				return Ok(Some((INVALID_SCORE, INVALID_SCORE)));
+			}
+		};
 		let base = content::version_layers(&self.chain, &self.ipfs, &config, job.spec.base_version)
 			.await?;
 		let candidate_layers =
@@ -195,7 +220,7 @@ impl Verifier {
 				Err(e) => {
 					// Unavailable data is the miner's to serve: retry until the window nearly ends.
 					let now = self.chain.finalized_number().await?;
-					if now.saturating_add(3) < deadline {
+					if now.saturating_add(UNAVAILABLE_MARGIN) < deadline {
 						warn!(job = job_id, "cannot fetch the candidate yet ({e}); retrying");
 						return Ok(None);
 					}

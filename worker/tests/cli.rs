@@ -39,7 +39,14 @@ fn a_missing_or_unsafe_key_is_a_settings_error() {
 
 	let (code, text) = worker(&["status", "--key", "not a key"], &[]);
 	assert_eq!(code, 2, "{text}");
-	assert!(text.contains("not a valid secret URI"), "{text}");
+	assert!(text.contains("not a valid secret URI") && !text.contains("not a key"), "{text}");
+
+	// A private file with a bad secret: refused, and the secret is not echoed.
+	std::fs::write(&file, "bottle wrong secret").unwrap();
+	std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+	let (code, text) = worker(&["status", "--key-file", file.to_str().unwrap()], &[]);
+	assert_eq!(code, 2, "{text}");
+	assert!(text.contains("not a valid secret URI") && !text.contains("bottle"), "{text}");
 }
 
 #[test]

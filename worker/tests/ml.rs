@@ -95,3 +95,29 @@ fn malformed_layers_are_errors_not_panics() {
 	.is_err());
 	assert!(Hyperparams::from_json(b"{").is_err());
 }
+
+#[test]
+fn a_loss_that_is_not_a_finite_number_scores_invalid_not_perfect() {
+	use blyan_worker::ml::train::INVALID_SCORE;
+	assert_eq!(score(f64::NAN), INVALID_SCORE);
+	assert_eq!(score(f64::INFINITY), INVALID_SCORE);
+	assert_eq!(score(-1.0), INVALID_SCORE);
+	assert_eq!(score(1.5), 1_500_000_000);
+	// Hyper-parameters that do not fit the model or the data are refused up front.
+	let config = ModelConfig::tiny();
+	let mut hp = hp();
+	hp.seq_len = config.max_position_embeddings + 1;
+	assert!(hp.check_against(&config, None).is_err());
+	assert!(self::hp().check_against(&config, Some(10)).is_err());
+	assert!(self::hp().check_against(&config, Some(10_000)).is_ok());
+}
+
+#[test]
+fn only_bare_cids_are_fetched() {
+	use blyan_worker::storage::is_bare_cid;
+	assert!(is_bare_cid("QmUrE2oLBVzNw435PZk1ktRQe2NB5xo2Pr3P38fGALixff"));
+	assert!(is_bare_cid("bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"));
+	assert!(!is_bare_cid("/ipns/k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8"));
+	assert!(!is_bare_cid("example.com"));
+	assert!(!is_bare_cid(""));
+}

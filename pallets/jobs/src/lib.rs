@@ -451,6 +451,9 @@ pub mod pallet {
 		DeadlinePassed,
 		/// The revealed data does not match the commitment.
 		CommitmentMismatch,
+		/// A revealed validation set must be a bare IPFS CID (letters and digits), not a path or
+		/// name whose content could change after miners and verifiers read it.
+		NotABareCid,
 		/// The revealed result's SemVer is not the one reserved at commit.
 		SemVerMismatch,
 		/// An identifier counter is exhausted.
@@ -702,6 +705,10 @@ pub mod pallet {
 			let who = ensure_signed(origin)?;
 			let mut info = Jobs::<T>::get(job).ok_or(Error::<T>::UnknownJob)?;
 			ensure!(info.creator == who, Error::<T>::NotCreator);
+			ensure!(
+				!cid.is_empty() && cid.iter().all(u8::is_ascii_alphanumeric),
+				Error::<T>::NotABareCid
+			);
 			let (worker, result_hash, semver) = match &info.status {
 				JobStatus::Committed { worker, result_hash, semver } => {
 					(worker.clone(), *result_hash, *semver)

@@ -458,6 +458,9 @@ fn commit_reveal_validation_and_reveal_result_errors() {
 		assert_noop!(reveal_r(WORKER, result(), SALT), Error::<Test>::WrongStage);
 		assert_noop!(reveal_v(OTHER, validation_cid(), SALT), Error::<Test>::NotCreator);
 		assert_noop!(reveal_v(CREATOR, cid("bafyother"), SALT), Error::<Test>::CommitmentMismatch);
+		// A mutable name is refused even if it is what the creator committed to.
+		assert_noop!(reveal_v(CREATOR, cid("/ipns/k51q"), SALT), Error::<Test>::NotABareCid);
+		assert_noop!(reveal_v(CREATOR, cid(""), SALT), Error::<Test>::NotABareCid);
 		assert_noop!(
 			reveal_v(CREATOR, validation_cid(), [0; 32]),
 			Error::<Test>::CommitmentMismatch

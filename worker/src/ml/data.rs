@@ -50,12 +50,18 @@ pub fn generate_corpus(seed: u64, bytes: usize) -> Vec<u8> {
 }
 
 /// `batch` windows of `window` tokens drawn at random offsets of `data` (training).
+/// Data shorter than `window` is repeated to fill it (callers refuse such data up front; this
+/// only keeps the function total).
 pub fn sample_batch(data: &[i64], rng: &mut ChaCha20Rng, batch: usize, window: usize) -> Vec<i64> {
-	let last = data.len().saturating_sub(window);
 	let mut out = Vec::with_capacity(batch * window);
+	if data.is_empty() {
+		out.resize(batch * window, 0);
+		return out;
+	}
+	let last = data.len().saturating_sub(window);
 	for _ in 0..batch {
 		let start = if last == 0 { 0 } else { rng.random_range(0..=last) };
-		out.extend_from_slice(&data[start..start + window]);
+		out.extend(data.iter().cycle().skip(start).take(window));
 	}
 	out
 }

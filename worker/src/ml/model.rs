@@ -91,8 +91,18 @@ impl ModelConfig {
 		if self.family != "qwen3" {
 			return fail("family must be \"qwen3\"");
 		}
-		if self.vocab_size == 0 || self.hidden_size == 0 || self.num_hidden_layers == 0 {
-			return fail("vocab_size, hidden_size and num_hidden_layers must be positive");
+		if self.vocab_size < crate::ml::data::VOCAB_SIZE {
+			return fail("vocab_size must cover the 256 byte tokens");
+		}
+		if self.hidden_size == 0 || self.num_hidden_layers == 0 || self.num_attention_heads == 0 {
+			return fail("hidden_size, num_hidden_layers and num_attention_heads must be positive");
+		}
+		if self.max_position_embeddings < 2 || self.intermediate_size == 0 {
+			return fail("max_position_embeddings must be at least 2, intermediate_size positive");
+		}
+		// Bounds a hostile config cannot exceed to exhaust a worker's memory.
+		if self.parameter_count() > 20_000_000_000 || self.max_position_embeddings > 1 << 20 {
+			return fail("model too large");
 		}
 		if self.num_key_value_heads == 0
 			|| !self.num_attention_heads.is_multiple_of(self.num_key_value_heads)

@@ -12,7 +12,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{data, model::Transformer};
+use super::{
+	data,
+	model::{ModelConfig, Transformer},
+};
 
 /// A job's hyper-parameters, the JSON in `JobSpec.hyperparams`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -56,6 +59,26 @@ impl Hyperparams {
 
 	pub fn to_json(&self) -> Vec<u8> {
 		serde_json::to_vec(self).expect("plain struct serialises")
+	}
+
+	/// Checks these hyper-parameters can run on `config` and the data at hand: every shape the
+	/// model cannot take is refused here rather than panicking inside burn.
+	pub fn check_against(
+		&self,
+		config: &ModelConfig,
+		train_len: Option<usize>,
+	) -> Result<(), String> {
+		self.validate()?;
+		if self.seq_len > config.max_position_embeddings {
+			return Err(format!(
+				"hyper-parameters: seq_len {} exceeds the model's {} positions",
+				self.seq_len, config.max_position_embeddings
+			));
+		}
+		if train_len.is_some_and(|len| len <= self.seq_len) {
+			return Err("the training data is shorter than one sequence".into());
+		}
+		Ok(())
 	}
 
 	pub fn validate(&self) -> Result<(), String> {
@@ -139,8 +162,16 @@ pub fn evaluate<B: Backend>(
 	Some(total / count as f64)
 }
 
-/// The chain's fixed-point score of a loss: `round(loss × 10⁹)`.
+/// The score of a model that cannot be evaluated (worst possible loss).
+pub const INVALID_SCORE: u64 = u64::MAX;
+
+/// The chain's fixed-point score of a loss: `round(loss × 10⁹)`. A loss that is not a finite
+/// non-negative number (diverged weights give NaN or ∞) scores [`INVALID_SCORE`]; casting NaN
+/// would give 0, a perfect score.
 pub fn score(loss: f64) -> u64 {
+	if !loss.is_finite() || loss < 0.0 || loss * 1e9 >= u64::MAX as f64 {
+		return INVALID_SCORE;
+	}
 	(loss * 1e9).round() as u64
 }
 
