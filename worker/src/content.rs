@@ -42,6 +42,16 @@ impl ContentError {
 	}
 }
 
+/// A model configuration document is a few hundred bytes.
+const MAX_CONFIG_BYTES: usize = 1 << 20;
+/// Validation sets are held in memory and evaluated on the CPU: bounded.
+pub const MAX_VALIDATION_BYTES: usize = 1 << 30;
+
+/// A job's revealed validation set.
+pub async fn validation_set(ipfs: &Ipfs, cid: &[u8]) -> Result<Vec<u8>, ContentError> {
+	Ok(ipfs.cat(&cid_str(cid), MAX_VALIDATION_BYTES).await?)
+}
+
 fn cid_str(cid: &[u8]) -> String {
 	String::from_utf8_lossy(cid).into_owned()
 }
@@ -55,7 +65,7 @@ pub async fn model_config(
 	let info =
 		chain.model(model).await?.ok_or_else(|| ContentError::Unknown(format!("model {model}")))?;
 	let cid = cid_str(&info.architecture.config_cid.0);
-	let doc = ipfs.cat(&cid).await?;
+	let doc = ipfs.cat(&cid, MAX_CONFIG_BYTES).await?;
 	if sp_crypto_hashing::blake2_256(&doc) != info.architecture.config_hash.0 {
 		return Err(ContentError::HashMismatch { what: format!("model {model} config"), cid });
 	}
@@ -114,7 +124,11 @@ pub async fn checked_layer(
 	if delta.layer as usize != index {
 		return Err(mismatch());
 	}
-	let blob = ipfs.cat(&cid).await?;
+	let blob = match ipfs.cat(&cid, weights::max_layer_bytes(config, index)).await {
+		// Bigger than any layer of this model can be: not this layer.
+		Err(StorageError::TooLarge { .. }) => return Err(mismatch()),
+		other => other?,
+	};
 	let tensors = weights::decode_layer(index, &blob).map_err(|_| mismatch())?;
 	if weights::layer_root(&tensors) != delta.merkle_root.0 {
 		return Err(mismatch());
@@ -134,7 +148,7 @@ pub async fn dataset_bytes(
 		.await?
 		.ok_or_else(|| ContentError::Unknown(format!("dataset {dataset}")))?;
 	let cid = cid_str(&info.cid.0);
-	let data = ipfs.cat(&cid).await?;
+	let data = ipfs.cat(&cid, info.size_bytes.try_into().unwrap_or(usize::MAX)).await?;
 	if sp_crypto_hashing::blake2_256(&data) != info.content_hash.0 {
 		return Err(ContentError::HashMismatch { what: format!("dataset {dataset}"), cid });
 	}

@@ -16,6 +16,8 @@ pub enum StorageError {
 	Timeout { what: String, secs: u64 },
 	#[error("IPFS RPC {endpoint} answered {status}: {message}")]
 	Rpc { endpoint: String, status: u16, message: String },
+	#[error("{cid} is larger than the {max_bytes} bytes expected of it")]
+	TooLarge { cid: String, max_bytes: usize },
 	#[error("{0:?} is not a bare CID (paths and names are not content-addressed)")]
 	NotACid(String),
 	#[error("IPFS RPC {endpoint}: unexpected answer: {answer}")]
@@ -124,13 +126,43 @@ impl Ipfs {
 			.ok_or(StorageError::Answer { endpoint: "add".into(), answer: v.to_string() })
 	}
 
-	/// The bytes under `cid`. Only a bare CID is accepted: a path (`/ipns/…`, DNSLink) names
-	/// content that can change, and on-chain references must be immutable.
-	pub async fn cat(&self, cid: &str) -> Result<Vec<u8>, StorageError> {
+	/// The bytes under `cid`, at most `max_bytes` (a CID on chain can name any amount of data;
+	/// reading stops, with an error, past what the caller expects). Only a bare CID is accepted:
+	/// a path (`/ipns/…`, DNSLink) names content that can change, and on-chain references must
+	/// be immutable.
+	pub async fn cat(&self, cid: &str, max_bytes: usize) -> Result<Vec<u8>, StorageError> {
 		if !is_bare_cid(cid) {
 			return Err(StorageError::NotACid(cid.chars().take(80).collect()));
 		}
-		self.call("cat", &[("arg", cid)], None).await
+		let url = format!("{}/api/v0/cat", self.base);
+		let what = format!("cat {cid}");
+		let mut response = self
+			.http
+			.post(&url)
+			.query(&[("arg", cid)])
+			.timeout(self.timeout)
+			.send()
+			.await
+			.map_err(|e| self.transport_error(e, &what))?;
+		if !response.status().is_success() {
+			let status = response.status().as_u16();
+			let body = response.bytes().await.unwrap_or_default();
+			return Err(StorageError::Rpc {
+				endpoint: "cat".into(),
+				status,
+				message: String::from_utf8_lossy(&body).chars().take(200).collect(),
+			});
+		}
+		let mut out = Vec::new();
+		while let Some(chunk) =
+			response.chunk().await.map_err(|e| self.transport_error(e, &what))?
+		{
+			if out.len() + chunk.len() > max_bytes {
+				return Err(StorageError::TooLarge { cid: cid.into(), max_bytes });
+			}
+			out.extend_from_slice(&chunk);
+		}
+		Ok(out)
 	}
 
 	pub async fn pin_add(&self, cid: &str) -> Result<(), StorageError> {

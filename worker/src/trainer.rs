@@ -12,7 +12,8 @@ use tracing::{info, warn};
 
 use crate::{
 	chain::{
-		self, blyan, bytes, BoundedVec, Chain, ChainJob, JobId, JobResult, JobStatus, SemVer, H256,
+		self, blyan, bytes, BoundedVec, Chain, ChainError, ChainJob, JobId, JobResult, JobStatus,
+		SemVer, H256,
 	},
 	content,
 	ml::{self, data, train::Hyperparams, weights, TrainDevice},
@@ -348,12 +349,32 @@ impl Miner {
 					&record.salt,
 				);
 				let semver = result.to_chain().semver;
-				self.chain
+				let committed = self
+					.chain
 					.submit(
 						"commit_result",
 						&blyan::tx().jobs().commit_result(job_id, hash, semver),
 					)
-					.await?;
+					.await;
+				match committed {
+					Ok(_) => {}
+					// Another version took this SemVer: nothing is committed yet, so take the next
+					// patch and commit again on the next block.
+					Err(ChainError::Refused { reason, .. })
+						if reason.contains("SemVerTaken") || reason.contains("SemVerReserved") =>
+					{
+						if let Some(r) = record.result.as_mut() {
+							r.semver.2 = r.semver.2.wrapping_add(1);
+							warn!(
+								job = job_id,
+								"SemVer taken; trying {}.{}.{}", r.semver.0, r.semver.1, r.semver.2
+							);
+						}
+						self.save(&record)?;
+						return Ok(());
+					}
+					Err(e) => return Err(e.into()),
+				}
 				info!(
 					job = job_id,
 					"committed to the result (weights fixed, validation set still unknown)"
@@ -473,7 +494,7 @@ impl Miner {
 			let validation =
 				job.validation.as_ref().context("revealed job has a validation set")?;
 			let validation =
-				data::encode(&self.ipfs.cat(&String::from_utf8_lossy(&validation.cid.0)).await?);
+				data::encode(&content::validation_set(&self.ipfs, &validation.cid.0).await?);
 			let config = content::model_config(&self.chain, &self.ipfs, job.model).await?;
 			// Score what was committed, read back from disk: the verifiers load the same bytes.
 			let mut layers = Vec::new();

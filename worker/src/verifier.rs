@@ -195,7 +195,7 @@ impl Verifier {
 			job.validation.as_ref().context("a verified job has its validation set revealed")?;
 		let config = content::model_config(&self.chain, &self.ipfs, job.model).await?;
 		let validation =
-			data::encode(&self.ipfs.cat(&String::from_utf8_lossy(&validation.cid.0)).await?);
+			data::encode(&content::validation_set(&self.ipfs, &validation.cid.0).await?);
 		// A job nobody can evaluate (its hyper-parameters do not fit the model, or its validation
 		// set is smaller than one batch) is scored invalid rather than left silent, which would
 		// cost every honest verifier its penalty.

@@ -198,6 +198,21 @@ async fn the_committed_metadata_is_the_runtimes() {
 	let committed =
 		std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/metadata/blyan.scale")).unwrap();
 	assert!(live == committed, "worker/metadata/blyan.scale is stale: run scripts/update-metadata");
+
+	// The IPFS client against the real daemon: pinned adds, bounded reads, bare CIDs only.
+	use blyan_worker::storage::{Ipfs, StorageError};
+	let ipfs = Ipfs::new(&net.ipfs_url(), Duration::from_secs(10));
+	let blob = vec![7u8; 300_000];
+	let only_hash = ipfs.add(blob.clone(), false, true).await.unwrap();
+	let cid = ipfs.add(blob.clone(), true, false).await.unwrap();
+	assert_eq!(only_hash, cid, "--only-hash gives the CID that adding gives");
+	assert!(ipfs.is_pinned(&cid).await.unwrap());
+	assert_eq!(ipfs.cat(&cid, blob.len()).await.unwrap(), blob);
+	assert!(matches!(ipfs.cat(&cid, blob.len() - 1).await, Err(StorageError::TooLarge { .. })));
+	assert!(matches!(
+		ipfs.cat(&format!("/ipfs/{cid}"), 1 << 20).await,
+		Err(StorageError::NotACid(_))
+	));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -163,6 +163,15 @@ pub fn expected_layout(config: &ModelConfig, layer: usize) -> Vec<(String, Vec<u
 	layout
 }
 
+/// The most bytes a layer's safetensors file can take: its `f32` values plus a generous header.
+pub fn max_layer_bytes(config: &ModelConfig, layer: usize) -> usize {
+	let values: usize = expected_layout(config, layer)
+		.iter()
+		.map(|(_, shape)| shape.iter().product::<usize>())
+		.sum();
+	values.saturating_mul(4).saturating_add(1 << 16)
+}
+
 /// Checks a decoded layer against the layout its config requires.
 pub fn check_layout(
 	config: &ModelConfig,
