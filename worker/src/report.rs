@@ -136,7 +136,7 @@ pub fn format_earnings(e: &Earnings, bonded: u128) -> String {
 	let per_hour = if hours > 0.0 { net as f64 / chain::BLY as f64 / hours } else { 0.0 };
 	let roi = if bonded > 0 { net as f64 / bonded as f64 * 100.0 } else { 0.0 };
 	format!(
-		"over {} blocks (~{:.2} h):\n  mining rewards   {} ({} jobs accepted, {} rejected)\n  verifier fees    {}\n  epoch rewards    {}\n  slashed          {}\n  net              {:.4} BLY  ({per_hour:.4} BLY/h, {roi:.2} % of the {} bonded)\n",
+		"over {} blocks (~{:.2} h):\n  mining rewards   {} ({} jobs accepted, {} rejected)\n  fees and shares  {}\n  epoch rewards    {}\n  slashed          {}\n  net              {:.4} BLY  ({per_hour:.4} BLY/h, {roi:.2} % of the {} bonded)\n",
 		e.blocks,
 		hours,
 		bly(e.mining),
