@@ -236,43 +236,31 @@ impl Chain {
 
 	// ---- runtime APIs ----
 
+	/// A runtime API call at the latest finalized block.
+	async fn call<P: subxt::runtime_apis::Payload>(
+		&self,
+		payload: P,
+	) -> Result<P::ReturnType, ChainError> {
+		self.at().await?.runtime_apis().call(payload).await.map_err(rpc)
+	}
+
 	pub async fn open_jobs(&self, max: u32) -> Result<Vec<JobId>, ChainError> {
-		self.at()
-			.await?
-			.runtime_apis()
-			.call(blyan::runtime_apis().jobs_api().open_jobs(max))
-			.await
-			.map_err(rpc)
+		self.call(blyan::runtime_apis().jobs_api().open_jobs(max)).await
 	}
 
 	pub async fn job(&self, job: JobId) -> Result<Option<ChainJob>, ChainError> {
-		self.at()
-			.await?
-			.runtime_apis()
-			.call(blyan::runtime_apis().jobs_api().job(job))
-			.await
-			.map_err(rpc)
+		self.call(blyan::runtime_apis().jobs_api().job(job)).await
 	}
 
 	pub async fn worker_jobs(&self, who: &AccountId32) -> Result<Vec<JobId>, ChainError> {
-		self.at()
-			.await?
-			.runtime_apis()
-			.call(blyan::runtime_apis().jobs_api().worker_jobs(*who))
-			.await
-			.map_err(rpc)
+		self.call(blyan::runtime_apis().jobs_api().worker_jobs(*who)).await
 	}
 
 	pub async fn version(
 		&self,
 		version: VersionId,
 	) -> Result<Option<VersionInfo<AccountId32, BlockNumber>>, ChainError> {
-		self.at()
-			.await?
-			.runtime_apis()
-			.call(blyan::runtime_apis().model_registry_api().version(version))
-			.await
-			.map_err(rpc)
+		self.call(blyan::runtime_apis().model_registry_api().version(version)).await
 	}
 
 	/// The full layer set of `version`, each layer from the version that last changed it.
@@ -280,12 +268,8 @@ impl Chain {
 		&self,
 		version: VersionId,
 	) -> Result<Vec<ResolvedLayer>, ChainError> {
-		self.at()
+		self.call(blyan::runtime_apis().model_registry_api().resolve_layers(version))
 			.await?
-			.runtime_apis()
-			.call(blyan::runtime_apis().model_registry_api().resolve_layers(version))
-			.await
-			.map_err(rpc)?
 			.map_err(|e| ChainError::Refused {
 				call: "resolve_layers".into(),
 				reason: format!("{e:?}"),
@@ -296,21 +280,11 @@ impl Chain {
 		&self,
 		who: &AccountId32,
 	) -> Result<Vec<(JobId, Phase)>, ChainError> {
-		self.at()
-			.await?
-			.runtime_apis()
-			.call(blyan::runtime_apis().pol_rewards_api().pending_verifications(*who))
-			.await
-			.map_err(rpc)
+		self.call(blyan::runtime_apis().pol_rewards_api().pending_verifications(*who)).await
 	}
 
 	pub async fn round(&self, job: JobId) -> Result<Option<ChainRound>, ChainError> {
-		self.at()
-			.await?
-			.runtime_apis()
-			.call(blyan::runtime_apis().pol_rewards_api().round(job))
-			.await
-			.map_err(rpc)
+		self.call(blyan::runtime_apis().pol_rewards_api().round(job)).await
 	}
 
 	// ---- storage ----
@@ -369,19 +343,6 @@ impl Chain {
 		Ok((info.data.free, info.data.reserved))
 	}
 
-	/// The id the next registered model gets.
-	pub async fn next_model_id(&self) -> Result<u64, ChainError> {
-		self.get_or_default(blyan::storage().registry().next_model_id(), ()).await
-	}
-
-	pub async fn next_dataset_id(&self) -> Result<u64, ChainError> {
-		self.get_or_default(blyan::storage().registry().next_dataset_id(), ()).await
-	}
-
-	pub async fn next_job_id(&self) -> Result<u64, ChainError> {
-		self.get_or_default(blyan::storage().jobs().next_job_id(), ()).await
-	}
-
 	/// The reward epoch of the latest finalized block (as `pallet_pol_rewards::current_epoch`).
 	pub async fn current_epoch(&self) -> Result<u32, ChainError> {
 		let now = self.finalized_number().await?;
@@ -412,14 +373,6 @@ impl Chain {
 		}
 		epochs.sort_unstable();
 		Ok(epochs)
-	}
-
-	/// Points of `miner` in `epoch` (accepted improvement × reward), if any.
-	pub async fn epoch_points(&self, epoch: u32, miner: &AccountId32) -> Result<u128, ChainError> {
-		Ok(self
-			.get(blyan::storage().pol_rewards().epoch_points(), (epoch, *miner))
-			.await?
-			.unwrap_or(0))
 	}
 }
 

@@ -155,8 +155,8 @@ pub async fn dataset_bytes(
 	Ok(data)
 }
 
-/// Adds layers to IPFS (pinned, or with `only_hash` just their CIDs) and returns their deltas
-/// and the weight-set root over `all_roots` (the full set the result resolves to).
+/// Adds `(layer, safetensors bytes, Merkle root)` to IPFS (pinned, or with `only_hash` just
+/// their CIDs) and returns their registry deltas.
 pub async fn publish_layers(
 	ipfs: &Ipfs,
 	layers: &[(u16, Vec<u8>, [u8; 32])],

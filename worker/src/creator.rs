@@ -157,7 +157,7 @@ pub async fn post_job(
 		events.find_first::<blyan::jobs::events::JobPosted>().context("no JobPosted event")??.job;
 	posted.job = job;
 	state.save("posted", &job.to_string(), &posted)?;
-	std::fs::remove_file(state.path(&["posted", &format!("{pending}.json")])).ok();
+	state.remove("posted", &pending).ok();
 	Ok(job)
 }
 

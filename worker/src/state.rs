@@ -60,6 +60,14 @@ impl StateDir {
 		}
 	}
 
+	/// Forgets a record (absent already is fine).
+	pub fn remove(&self, kind: &str, id: &str) -> std::io::Result<()> {
+		match fs::remove_file(self.path(&[kind, &format!("{id}.json")])) {
+			Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+			_ => Ok(()),
+		}
+	}
+
 	/// Ids of the records of `kind`.
 	pub fn list(&self, kind: &str) -> std::io::Result<Vec<String>> {
 		let dir = self.path(&[kind]);

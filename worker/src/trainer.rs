@@ -166,12 +166,11 @@ impl Miner {
 	/// caller reconnects on connection errors and calls again.
 	pub async fn run(&mut self) -> Result<()> {
 		let (mut last, mut next_claim_check): (u32, u32) = (0, 0);
+		self.done(); // Counts from here: jobs finished by earlier runs do not.
 		loop {
-			// Never stop while the chain lists a job as ours: it would lapse and be slashed.
-			if self.done() && self.chain.worker_jobs(self.chain.account()).await?.is_empty() {
+			if self.tick().await? {
 				return Ok(());
 			}
-			self.tick().await?;
 			// Epoch rewards: checked once a minute (1 s blocks), not every block.
 			if last >= next_claim_check {
 				next_claim_check = last.saturating_add(60);
@@ -186,8 +185,9 @@ impl Miner {
 		}
 	}
 
-	/// One pass over this miner's jobs, then a claim if it is idle.
-	pub async fn tick(&mut self) -> Result<()> {
+	/// One pass over this miner's jobs, then a claim if it is idle. Returns whether the miner is
+	/// finished: `--jobs` jobs done and none held (one held would lapse and be slashed).
+	pub async fn tick(&mut self) -> Result<bool> {
 		let me = *self.chain.account();
 		let held = self.chain.worker_jobs(&me).await?;
 		// Jobs the chain says are ours, including ones claimed before a crash.
@@ -223,7 +223,7 @@ impl Miner {
 			};
 			if !record.claimed {
 				// The claim never landed (refused, or the process stopped before it was sent).
-				std::fs::remove_file(self.state.path(&[KIND, &format!("{job}.json")])).ok();
+				self.state.remove(KIND, &job.to_string()).ok();
 				continue;
 			}
 			let outcome = self.outcome(&record).await?;
@@ -231,10 +231,14 @@ impl Miner {
 			record.finished = Some(outcome);
 			self.save(&record)?;
 		}
-		if held.is_empty() && !self.done() {
-			self.claim_one().await?;
+		if !held.is_empty() {
+			return Ok(false);
 		}
-		Ok(())
+		if self.done() {
+			return Ok(true);
+		}
+		self.claim_one().await?;
+		Ok(false)
 	}
 
 	async fn outcome(&self, record: &MinedJob) -> Result<String> {
@@ -320,7 +324,7 @@ impl Miner {
 				Err(e) => {
 					warn!(job = job_id, "claim refused: {e}");
 					self.skipped.insert(job_id);
-					std::fs::remove_file(self.state.path(&[KIND, &format!("{job_id}.json")])).ok();
+					self.state.remove(KIND, &job_id.to_string()).ok();
 				}
 			}
 		}

@@ -79,24 +79,28 @@ impl Verifier {
 		let total = self.revealed_total();
 		let before = *self.revealed_before.get_or_insert(total);
 		loop {
-			if self
-				.options
-				.rounds
-				.is_some_and(|n| self.revealed_total().saturating_sub(before) >= n)
-				&& self.chain.pending_verifications(self.chain.account()).await?.is_empty()
+			let seats_pending = self.tick().await?;
+			// Never stop with a seat pending: silence is penalised.
+			if !seats_pending
+				&& self
+					.options
+					.rounds
+					.is_some_and(|n| self.revealed_total().saturating_sub(before) >= n)
 			{
 				return Ok(());
 			}
-			self.tick().await?;
 			last = self.chain.next_finalized(last, self.options.poll).await?;
 		}
 	}
 
 	/// One pass over this verifier's seats. A seat that fails (say, IPFS is down) is retried on
 	/// the next block; only a lost node connection ends the pass with an error.
-	pub async fn tick(&mut self) -> Result<()> {
+	/// Returns whether any seat was pending at the start of the pass.
+	pub async fn tick(&mut self) -> Result<bool> {
 		let me = *self.chain.account();
-		for (job, phase) in self.chain.pending_verifications(&me).await? {
+		let pending = self.chain.pending_verifications(&me).await?;
+		let seats_pending = !pending.is_empty();
+		for (job, phase) in pending {
 			if let Err(e) = self.serve_seat(&me, job, phase).await {
 				if crate::is_connection_error(&e) {
 					return Err(e);
@@ -104,7 +108,7 @@ impl Verifier {
 				warn!(job, "{e:#}; retrying on the next block");
 			}
 		}
-		Ok(())
+		Ok(seats_pending)
 	}
 
 	async fn serve_seat(

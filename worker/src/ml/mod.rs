@@ -59,21 +59,28 @@ pub fn train_layers(
 ) -> Result<Vec<LayerTensors>, WeightsError> {
 	match device {
 		TrainDevice::Cpu => {
-			type B = Autodiff<CpuBackend>;
-			let dev = Default::default();
-			let model = weights::import_layers::<B>(config, layers, &dev)?;
-			let trained = train::train(model, train_data, hp, seed, &dev, on_step);
-			Ok(weights::export_layers(&trained))
+			train_on::<Autodiff<CpuBackend>>(config, layers, train_data, hp, seed, on_step)
 		}
 		#[cfg(feature = "cuda")]
 		TrainDevice::Cuda => {
-			type B = Autodiff<CudaBackend>;
-			let dev = Default::default();
-			let model = weights::import_layers::<B>(config, layers, &dev)?;
-			let trained = train::train(model, train_data, hp, seed, &dev, on_step);
-			Ok(weights::export_layers(&trained))
+			train_on::<Autodiff<CudaBackend>>(config, layers, train_data, hp, seed, on_step)
 		}
 	}
+}
+
+/// [`train_layers`] on backend `B`'s default device.
+fn train_on<B: burn::tensor::backend::AutodiffBackend>(
+	config: &ModelConfig,
+	layers: &[LayerTensors],
+	train_data: &[i64],
+	hp: &Hyperparams,
+	seed: u64,
+	on_step: impl FnMut(u32, f32),
+) -> Result<Vec<LayerTensors>, WeightsError> {
+	let device = Default::default();
+	let model = weights::import_layers::<B>(config, layers, &device)?;
+	let trained = train::train(model, train_data, hp, seed, &device, on_step);
+	Ok(weights::export_layers(&trained))
 }
 
 /// The Proof-of-Learning evaluation: mean validation loss of `layers` on the CPU backend.
