@@ -63,7 +63,7 @@ pub async fn status(chain: &Chain) -> Result<String> {
 #[derive(Default, Debug)]
 pub struct Earnings {
 	pub mining: u128,
-	pub verifying: u128,
+	pub fees_and_shares: u128,
 	pub epoch_rewards: u128,
 	pub slashed: u128,
 	pub jobs_accepted: u32,
@@ -73,17 +73,18 @@ pub struct Earnings {
 
 pub async fn earnings(chain: &Chain, who: &AccountId32, from: u32, to: u32) -> Result<Earnings> {
 	let mut e = Earnings { blocks: to.saturating_sub(from) + 1, ..Default::default() };
+	let mut paid_from_holds: i128 = 0;
 	for n in from..=to {
 		let at = chain.api().at_block(n as u64).await?;
 		let events = at.events().fetch().await?;
-		let mut accepted_this_block = Vec::new();
 		for ev in events.find::<blyan::jobs::events::JobAccepted>() {
 			let ev = ev?;
 			if &ev.worker == who {
 				e.mining += ev.to_miner;
 				e.jobs_accepted += 1;
+				// The miner's share also arrives as a transfer from the escrow (below).
+				paid_from_holds = paid_from_holds.saturating_sub(ev.to_miner as i128);
 			}
-			accepted_this_block.push(ev.job);
 		}
 		for ev in events.find::<blyan::jobs::events::JobRejected>() {
 			let ev = ev?;
@@ -110,27 +111,21 @@ pub async fn earnings(chain: &Chain, who: &AccountId32, from: u32, to: u32) -> R
 				e.epoch_rewards += ev.amount;
 			}
 		}
-		// Verifier fees and dataset shares are paid out of the escrow on hold in the verdict's
-		// block; the miner's own share is counted above.
-		if !accepted_this_block.is_empty() {
-			for ev in events.find::<blyan::balances::events::TransferOnHold>() {
-				let ev = ev?;
-				if &ev.dest == who
-					&& !events
-						.find::<blyan::jobs::events::JobAccepted>()
-						.flatten()
-						.any(|a| &a.worker == who)
-				{
-					e.verifying += ev.amount;
-				}
+		// Everything else paid out of a hold to this account: verifier fees (from the escrow of
+		// an accepted job or the slash of a refuted one), dataset shares, forfeited rewards.
+		for ev in events.find::<blyan::balances::events::TransferOnHold>() {
+			let ev = ev?;
+			if &ev.dest == who {
+				paid_from_holds += ev.amount as i128;
 			}
 		}
 	}
+	e.fees_and_shares = paid_from_holds.max(0) as u128;
 	Ok(e)
 }
 
 pub fn format_earnings(e: &Earnings, bonded: u128) -> String {
-	let income = e.mining + e.verifying + e.epoch_rewards;
+	let income = e.mining + e.fees_and_shares + e.epoch_rewards;
 	let net = income as i128 - e.slashed as i128;
 	let hours = e.blocks as f64 / 3600.0; // 1 s blocks
 	let per_hour = if hours > 0.0 { net as f64 / chain::BLY as f64 / hours } else { 0.0 };
@@ -142,7 +137,7 @@ pub fn format_earnings(e: &Earnings, bonded: u128) -> String {
 		bly(e.mining),
 		e.jobs_accepted,
 		e.jobs_rejected,
-		bly(e.verifying),
+		bly(e.fees_and_shares),
 		bly(e.epoch_rewards),
 		bly(e.slashed),
 		net as f64 / chain::BLY as f64,

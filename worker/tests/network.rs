@@ -94,6 +94,9 @@ async fn a_miner_claiming_a_better_loss_than_it_reached_is_rejected_and_slashed(
 	let fee = 100 * BLY / 10 / 3;
 	let bob_after = free(&chain, "//Bob").await;
 	assert!(bob_after + FEES >= bob_before + fee && bob_after <= bob_before + fee);
+	// Bob's earnings count the fee paid out of the slash.
+	let out = net.run("//Bob", &["earnings", "--from", "1"]);
+	assert!(out.contains(&format!("fees and shares  {}", blyan_worker::chain::bly(fee))), "{out}");
 	assert_eq!(chain.balance(&account("//Alice")).await.unwrap().1, alice_held, "escrow refunded");
 }
 
