@@ -85,6 +85,7 @@ pub mod time {
 }
 
 pub mod deadlines;
+pub mod params;
 pub mod pol;
 
 #[cfg(test)]

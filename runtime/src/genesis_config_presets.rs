@@ -6,8 +6,14 @@
 //! of the community share, so the split of the whole supply stays exact.
 
 use crate::{
-	configs::accounts, currency::*, AccountId, BalancesConfig, RuntimeGenesisConfig, SessionConfig,
-	SessionKeys, StakingConfig, SudoConfig,
+	configs::{
+		accounts,
+		governance::{TEAM_VESTING_CLIFF, TEAM_VESTING_LENGTH},
+		parameters::DEV_TIMINGS,
+	},
+	currency::*,
+	AccountId, BalancesConfig, GovernanceConfig, RuntimeGenesisConfig, SessionConfig, SessionKeys,
+	StakingConfig, SudoConfig, VestingConfig,
 };
 use alloc::{string::String, vec, vec::Vec};
 use frame_support::build_struct_json_patch;
@@ -51,10 +57,19 @@ pub fn genesis_balances(endowed: &[AccountId]) -> Vec<(AccountId, Balance)> {
 	balances
 }
 
+/// The team's allocation vests: all of it locked for [`TEAM_VESTING_CLIFF`], then released
+/// linearly over [`TEAM_VESTING_LENGTH`]. The team account is keyless, so whatever has vested
+/// leaves it only by a referendum (`balances.force_transfer` on the root track); the lock holds
+/// against that too.
+pub fn team_vesting() -> Vec<(AccountId, crate::BlockNumber, crate::BlockNumber, Balance)> {
+	vec![(accounts::team(), TEAM_VESTING_CLIFF, TEAM_VESTING_LENGTH, 0)]
+}
+
 fn blyan_genesis(
 	validators: Vec<GenesisValidator>,
 	endowed: Vec<AccountId>,
 	sudo: Option<AccountId>,
+	governance: GovernanceConfig,
 ) -> Value {
 	let validator_count = validators.len() as u32;
 	build_struct_json_patch!(RuntimeGenesisConfig {
@@ -87,6 +102,8 @@ fn blyan_genesis(
 				.collect::<Vec<_>>(),
 		},
 		sudo: SudoConfig { key: sudo },
+		vesting: VestingConfig { vesting: team_vesting() },
+		governance,
 	})
 }
 
@@ -95,12 +112,13 @@ pub fn dev_accounts() -> Vec<AccountId> {
 	Sr25519Keyring::well_known().map(|k| k.to_account_id()).collect()
 }
 
-/// One validator (Alice), sudo for development.
+/// One validator (Alice), sudo for development, referenda decided in blocks rather than days.
 pub fn development_config_genesis() -> Value {
 	blyan_genesis(
 		vec![GenesisValidator::from_keyring(Sr25519Keyring::Alice, Ed25519Keyring::Alice)],
 		dev_accounts(),
 		Some(Sr25519Keyring::Alice.to_account_id()),
+		GovernanceConfig { timings: Some(DEV_TIMINGS), ..Default::default() },
 	)
 }
 
@@ -114,6 +132,7 @@ pub fn local_config_genesis() -> Value {
 		],
 		dev_accounts(),
 		None,
+		GovernanceConfig::default(),
 	)
 }
 
@@ -132,6 +151,7 @@ pub fn local4_config_genesis() -> Value {
 		],
 		dev_accounts(),
 		None,
+		GovernanceConfig::default(),
 	)
 }
 

@@ -56,13 +56,29 @@ impl_opaque_keys! {
 	}
 }
 
+// Bump `spec_version` on every change of runtime logic; a runtime upgrade needs a higher value.
+// The version macro takes literals only, hence two copies: `next-spec-version` builds this same
+// runtime one `spec_version` higher (runtime/next: the code the runtime-upgrade test enacts).
+#[cfg(not(feature = "next-spec-version"))]
 #[sp_version::runtime_version]
 pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: alloc::borrow::Cow::Borrowed("blyan"),
 	impl_name: alloc::borrow::Cow::Borrowed("blyan-node"),
 	authoring_version: 1,
-	// Bump on every change of runtime logic; a runtime upgrade needs a higher value.
-	spec_version: 102,
+	spec_version: 103,
+	impl_version: 1,
+	apis: apis::RUNTIME_API_VERSIONS,
+	transaction_version: 1,
+	system_version: 1,
+};
+
+#[cfg(feature = "next-spec-version")]
+#[sp_version::runtime_version]
+pub const VERSION: RuntimeVersion = RuntimeVersion {
+	spec_name: alloc::borrow::Cow::Borrowed("blyan"),
+	impl_name: alloc::borrow::Cow::Borrowed("blyan-node"),
+	authoring_version: 1,
+	spec_version: 104,
 	impl_version: 1,
 	apis: apis::RUNTIME_API_VERSIONS,
 	transaction_version: 1,
@@ -149,6 +165,8 @@ mod runtime {
 	pub type Balances = pallet_balances;
 	#[runtime::pallet_index(3)]
 	pub type TransactionPayment = pallet_transaction_payment;
+	#[runtime::pallet_index(4)]
+	pub type Vesting = pallet_vesting;
 
 	// Consensus. `Authorship` must come before `Session` and `Staking` so that block authors are
 	// known when sessions rotate; `Aura` after `Session` so it sees the new authority set.
@@ -169,7 +187,8 @@ mod runtime {
 
 	#[runtime::pallet_index(20)]
 	pub type Utility = pallet_utility;
-	// Development only: the `dev` preset sets a key, `local` leaves it empty. Governance replaces it.
+	// Development only: the `dev` preset sets a key; `local`, `local4` and any chain spec
+	// without a key have no sudo, only governance.
 	#[runtime::pallet_index(30)]
 	pub type Sudo = pallet_sudo;
 
@@ -180,4 +199,16 @@ mod runtime {
 	pub type Jobs = pallet_jobs;
 	#[runtime::pallet_index(42)]
 	pub type PolRewards = pallet_pol_rewards;
+
+	// Governance.
+	#[runtime::pallet_index(50)]
+	pub type Preimage = pallet_preimage;
+	#[runtime::pallet_index(51)]
+	pub type Scheduler = pallet_scheduler;
+	#[runtime::pallet_index(52)]
+	pub type Referenda = pallet_referenda;
+	#[runtime::pallet_index(53)]
+	pub type ConvictionVoting = pallet_conviction_voting;
+	#[runtime::pallet_index(54)]
+	pub type Governance = pallet_governance;
 }

@@ -264,3 +264,340 @@ fn grandpa_equivocation_is_reported_as_an_offence_and_the_validator_slashed() {
 		assert!(replay.dispatch(crate::RuntimeOrigin::none()).is_err());
 	});
 }
+
+mod governance {
+	use super::*;
+	use crate::configs::{
+		governance::{TEAM_VESTING_CLIFF, TEAM_VESTING_LENGTH},
+		parameters::{JobDefaults, PolDefaults, DEV_TIMINGS},
+	};
+	use crate::{Governance, RuntimeOrigin};
+	use frame_support::{assert_noop, assert_ok};
+	use pallet_governance::Parameter as P;
+
+	/// Every default of the protocol pallets, as the parameter governance would set it.
+	fn defaults() -> Vec<pallet_governance::Parameter<Balance, crate::BlockNumber>> {
+		let j = JobDefaults::get();
+		let p = PolDefaults::get();
+		vec![
+			P::MinImprovement(j.min_improvement),
+			P::MinJobReward(j.min_reward),
+			P::MinWorkerBond(j.min_worker_bond),
+			P::WorkerUnbondingPeriod(j.unbonding_period),
+			P::MaxLease(j.max_lease),
+			P::ResultRevealWindow(j.reveal_window),
+			P::LeaseSlash(j.lease_slash),
+			P::CommitteeSize(p.committee_size),
+			P::CommitteeDrawDelay(p.draw_delay),
+			P::VerifierCommitWindow(p.commit_window),
+			P::VerifierRevealWindow(p.reveal_window),
+			P::VerifierFee(p.verifier_fee),
+			P::DatasetShare(p.dataset_share),
+			P::MinerSlash(p.miner_slash),
+			P::VerifierPenalty(p.verifier_penalty),
+			P::MinVerifierBond(p.min_verifier_bond),
+			P::VerifierUnbondingPeriod(p.unbonding_period),
+			P::EpochLength(p.epoch_length),
+			P::EpochBudget(p.epoch_budget),
+			P::PreparePeriod(DEV_TIMINGS.prepare_period),
+			P::DecisionPeriod(DEV_TIMINGS.decision_period),
+			P::ConfirmPeriod(DEV_TIMINGS.confirm_period),
+			P::MinEnactmentPeriod(DEV_TIMINGS.min_enactment_period),
+		]
+	}
+
+	#[test]
+	fn every_default_is_within_its_bounds_and_every_parameter_is_governable() {
+		genesis("local_testnet").execute_with(|| {
+			for p in defaults() {
+				assert_ok!(Governance::check_bounds(&p));
+			}
+			assert_eq!(
+				Governance::parameter_bounds().len(),
+				pallet_governance::ParameterKind::ALL.len()
+			);
+		});
+	}
+
+	#[test]
+	fn a_parameter_change_reaches_the_pallet_and_out_of_range_is_refused() {
+		genesis("development").execute_with(|| {
+			System::set_block_number(1);
+			let admin = || RuntimeOrigin::from(pallet_governance::Origin::ParameterAdmin);
+			assert_ok!(Governance::set_parameter(
+				admin(),
+				P::MinImprovement(sp_runtime::Perbill::from_percent(2))
+			));
+			assert_eq!(
+				pallet_jobs::Params::<Runtime>::get().min_improvement,
+				sp_runtime::Perbill::from_percent(2)
+			);
+			assert_noop!(
+				Governance::set_parameter(admin(), P::CommitteeSize(17)),
+				pallet_governance::Error::<Runtime>::AboveMaximum
+			);
+			// The bounds (≤ 50 % each) keep fee + share within the escrow.
+			assert_ok!(Governance::set_parameter(
+				admin(),
+				P::VerifierFee(sp_runtime::Perbill::from_percent(50))
+			));
+			assert_noop!(
+				Governance::set_parameter(
+					admin(),
+					P::DatasetShare(sp_runtime::Perbill::from_percent(51))
+				),
+				pallet_governance::Error::<Runtime>::AboveMaximum
+			);
+			assert_noop!(
+				Governance::set_parameter(
+					RuntimeOrigin::signed(Sr25519Keyring::Alice.to_account_id()),
+					P::CommitteeSize(5)
+				),
+				sp_runtime::DispatchError::BadOrigin
+			);
+		});
+	}
+
+	#[test]
+	fn dev_preset_has_short_referenda_and_local_the_long_defaults() {
+		genesis("development").execute_with(|| assert_eq!(Governance::timings(), DEV_TIMINGS));
+		genesis("local_testnet").execute_with(|| {
+			assert_eq!(Governance::timings().decision_period, 7 * crate::time::DAYS)
+		});
+	}
+
+	#[test]
+	fn tracks_follow_the_governed_timings() {
+		use pallet_referenda::TracksInfo;
+		genesis("development").execute_with(|| {
+			let tracks: Vec<_> = crate::configs::governance::BlyanTracks::tracks().collect();
+			assert_eq!(tracks.len(), 2);
+			assert!(tracks.iter().all(|t| t.info.decision_period == DEV_TIMINGS.decision_period));
+			assert_ok!(crate::configs::governance::BlyanTracks::check_integrity());
+			assert_ok!(Governance::set_parameter(RuntimeOrigin::root(), P::DecisionPeriod(50)));
+			assert!(crate::configs::governance::BlyanTracks::tracks()
+				.all(|t| t.info.decision_period == 50));
+		});
+	}
+
+	#[test]
+	fn team_allocation_is_locked_until_the_cliff_then_vests_linearly() {
+		use frame_support::traits::fungible::Inspect;
+		genesis("local_testnet").execute_with(|| {
+			let team = accounts::team();
+			let bob = Sr25519Keyring::Bob.to_account_id();
+			let allocation = GENESIS_SUPPLY / 100 * TEAM_PERCENT;
+			let force = |amount| {
+				pallet_balances::Pallet::<Runtime>::force_transfer(
+					RuntimeOrigin::root(),
+					team.clone().into(),
+					bob.clone().into(),
+					amount,
+				)
+			};
+			// Even a referendum (root) cannot move a locked planck before the cliff.
+			System::set_block_number(TEAM_VESTING_CLIFF);
+			assert_ok!(pallet_vesting::Pallet::<Runtime>::vest_other(
+				RuntimeOrigin::signed(bob.clone()),
+				team.clone().into()
+			));
+			assert!(force(BLY).is_err());
+			// Halfway through the linear part, half has vested.
+			System::set_block_number(TEAM_VESTING_CLIFF + TEAM_VESTING_LENGTH / 2);
+			assert_ok!(pallet_vesting::Pallet::<Runtime>::vest_other(
+				RuntimeOrigin::signed(bob.clone()),
+				team.clone().into()
+			));
+			let spendable = <Balances as Inspect<AccountId>>::reducible_balance(
+				&team,
+				frame_support::traits::tokens::Preservation::Expendable,
+				frame_support::traits::tokens::Fortitude::Polite,
+			);
+			let half = allocation / 2;
+			assert!(spendable.abs_diff(half) <= allocation / TEAM_VESTING_LENGTH as u128 + 1);
+			assert_ok!(force(spendable));
+			assert!(force(BLY).is_err());
+		});
+	}
+
+	#[test]
+	fn a_runtime_upgrade_of_the_largest_preimage_fits_what_the_scheduler_may_enact() {
+		use frame_support::dispatch::GetDispatchInfo;
+		use pallet_scheduler::WeightInfo as _;
+		type W = pallet_scheduler::weights::SubstrateWeight<Runtime>;
+		let call = RuntimeCall::System(frame_system::Call::set_code { code: vec![] });
+		let largest = pallet_preimage::MAX_SIZE;
+		let needed = W::service_agendas_base()
+			.saturating_add(W::service_agenda_base(50))
+			.saturating_add(W::service_task_fetched(largest))
+			.saturating_add(W::execute_dispatch_unsigned())
+			.saturating_add(call.get_dispatch_info().call_weight);
+		let limit = crate::configs::governance::MaximumSchedulerWeight::get();
+		assert!(needed.all_lte(limit), "set_code needs {needed:?}, the scheduler allows {limit:?}");
+	}
+}
+
+/// BLY economics over many random epochs: issuance moves only by minted inflation (at the
+/// governed rate and split), burned fees and slashes; no account is left as dust.
+mod economics {
+	use super::*;
+	use crate::{Governance, RuntimeOrigin, Staking};
+	use frame_support::{assert_ok, traits::Hooks};
+	use pallet_governance::Parameter as P;
+	use proptest::prelude::*;
+	use sp_runtime::Perbill;
+
+	const YEAR_MILLIS: u64 = 1_000 * 3_600 * 24 * 36_525 / 100;
+
+	#[derive(Debug, Clone)]
+	struct Epoch {
+		inflation_percent: u32,
+		validator_percent: u32,
+		hours: u64,
+		// (from, to, milli-BLY, tip in micro-BLY)
+		transfers: Vec<(usize, usize, u64, u64)>,
+	}
+
+	fn epoch() -> impl Strategy<Value = Epoch> {
+		(
+			0u32..=20,
+			0u32..=100,
+			1u64..=72,
+			proptest::collection::vec((0usize..6, 0usize..6, 1u64..5_000_000, 0u64..10_000), 0..4),
+		)
+			.prop_map(|(inflation_percent, validator_percent, hours, transfers)| Epoch {
+				inflation_percent,
+				validator_percent,
+				hours,
+				transfers,
+			})
+	}
+
+	fn issuance() -> Balance {
+		pallet_balances::TotalIssuance::<Runtime>::get()
+	}
+
+	fn run(epochs: Vec<Epoch>) {
+		genesis("local_testnet").execute_with(|| {
+			let keys = Sr25519Keyring::well_known().take(6).collect::<Vec<_>>();
+			let validators = pallet_session::Validators::<Runtime>::get();
+			let mut nonces = vec![0u32; keys.len()];
+			let mut now_ms: u64 = 1_000;
+			let mut block = 1u32;
+			start_block(block, now_ms / crate::time::SLOT_DURATION);
+			Staking::on_finalize(block); // the first era starts now
+			for e in epochs {
+				let before = issuance();
+				assert_ok!(Governance::set_parameter(
+					RuntimeOrigin::root(),
+					P::AnnualInflation(Perbill::from_percent(e.inflation_percent))
+				));
+				assert_ok!(Governance::set_parameter(
+					RuntimeOrigin::root(),
+					P::ValidatorRewardShare(Perbill::from_percent(e.validator_percent))
+				));
+
+				// Fees: the signer pays, 80 % of the base fee is burned, the rest and tips go
+				// to the author.
+				let mut burned: Balance = 0;
+				for (from, to, milli, tip) in &e.transfers {
+					let call = RuntimeCall::Balances(pallet_balances::Call::transfer_keep_alive {
+						dest: keys[*to].to_account_id().into(),
+						value: *milli as Balance * MILLI_BLY,
+					});
+					let xt = signed(keys[*from], nonces[*from], call, *tip as Balance * MICRO_BLY);
+					nonces[*from] += 1;
+					Executive::apply_extrinsic(xt).expect("valid").expect("dispatched");
+				}
+				for r in System::events() {
+					if let RuntimeEvent::TransactionPayment(
+						pallet_transaction_payment::Event::TransactionFeePaid {
+							actual_fee,
+							tip,
+							..
+						},
+					) = r.event
+					{
+						burned += (actual_fee - tip) * FEE_BURN_PERCENT as u128 / 100;
+					}
+				}
+				assert_eq!(issuance(), before - burned, "fees burn exactly 80 % of base fees");
+
+				// The era runs `hours`; validators earn points, then sessions roll to the next era.
+				for v in &validators {
+					<Staking as pallet_authorship::EventHandler<AccountId, u32>>::note_author(
+						v.clone(),
+					);
+				}
+				now_ms += e.hours * 3_600_000;
+				pallet_timestamp::Now::<Runtime>::put(now_ms);
+				let era = pallet_staking::ActiveEra::<Runtime>::get().unwrap();
+				let era_start = era.start.expect("era started");
+				let at_era_end = issuance();
+				for _ in 0..=2 * crate::time::SESSIONS_PER_ERA {
+					if pallet_staking::ActiveEra::<Runtime>::get().unwrap().index != era.index {
+						break;
+					}
+					pallet_session::Pallet::<Runtime>::rotate_session();
+				}
+				let (validator_payout, remainder) = System::events()
+					.into_iter()
+					.find_map(|r| match r.event {
+						RuntimeEvent::Staking(pallet_staking::Event::EraPaid {
+							validator_payout,
+							remainder,
+							..
+						}) => Some((validator_payout, remainder)),
+						_ => None,
+					})
+					.expect("era paid");
+				// Minted = rate × issuance × share of a year, split as governed.
+				let share_of_year = Perbill::from_rational(now_ms - era_start, YEAR_MILLIS);
+				let minted =
+					share_of_year * (Perbill::from_percent(e.inflation_percent) * at_era_end);
+				assert_eq!(validator_payout + remainder, minted);
+				assert_eq!(validator_payout, Perbill::from_percent(e.validator_percent) * minted);
+
+				// Validators claim their share.
+				let mut rewarded: Balance = 0;
+				for v in &validators {
+					assert_ok!(Staking::payout_stakers(
+						RuntimeOrigin::signed(keys[0].to_account_id()),
+						v.clone(),
+						era.index
+					));
+				}
+				for r in System::events() {
+					if let RuntimeEvent::Staking(pallet_staking::Event::Rewarded {
+						amount, ..
+					}) = r.event
+					{
+						rewarded += amount;
+					}
+				}
+				// Shares by points round down: at most a planck per validator stays unminted.
+				assert!(rewarded <= validator_payout);
+				assert!(validator_payout - rewarded <= validators.len() as Balance);
+				assert_eq!(issuance(), before - burned + remainder + rewarded);
+
+				// No account left between zero and the existential deposit.
+				for (who, info) in frame_system::Account::<Runtime>::iter() {
+					let total = info.data.free + info.data.reserved;
+					assert!(total == 0 || total >= EXISTENTIAL_DEPOSIT, "{who:?} holds dust");
+				}
+
+				block += 1;
+				start_block(block, now_ms / crate::time::SLOT_DURATION);
+				Staking::on_finalize(block);
+			}
+		});
+	}
+
+	proptest! {
+		#![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+		#[test]
+		fn issuance_grows_exactly_by_inflation_less_burns(epochs in proptest::collection::vec(epoch(), 1..5)) {
+			run(epochs);
+		}
+	}
+}

@@ -249,7 +249,8 @@ async fn an_accepted_miner_claims_its_epoch_reward_from_the_mining_pool() {
 	use blyan_worker::chain::blyan::{self, runtime_types};
 	let _serial = serial().await;
 	let net = Net::start();
-	// Epochs of 40 blocks (sudo, dev chain), so the one the job lands in ends during the test.
+	// Epochs of 40 blocks (a governance parameter, set through sudo on the dev chain), so the
+	// one the job lands in ends during the test.
 	let alice = blyan_worker::chain::connect_with_retry(
 		&net.node_url(),
 		&blyan_worker::config::load_key(Some("//Alice"), None).unwrap(),
@@ -258,19 +259,23 @@ async fn an_accepted_miner_claims_its_epoch_reward_from_the_mining_pool() {
 	.await
 	.unwrap();
 	let at = alice.api().at_current_block().await.unwrap();
-	let mut params = at
+	let budget = at
 		.storage()
 		.fetch(blyan::storage().pol_rewards().params(), ())
 		.await
 		.unwrap()
 		.decode()
-		.unwrap();
-	params.epoch_length = 40;
-	let budget = params.epoch_budget;
-	let call = runtime_types::blyan_runtime::RuntimeCall::PolRewards(
-		runtime_types::pallet_pol_rewards::pallet::Call::set_params { params },
+		.unwrap()
+		.epoch_budget;
+	let call = runtime_types::blyan_runtime::RuntimeCall::Governance(
+		runtime_types::pallet_governance::pallet::Call::set_parameter {
+			parameter: runtime_types::pallet_governance::Parameter::EpochLength(40),
+		},
 	);
-	alice.submit("sudo set_params", &blyan::tx().sudo().sudo(call)).await.unwrap();
+	alice.submit("sudo set_parameter", &blyan::tx().sudo().sudo(call)).await.unwrap();
+	let at = alice.api().at_current_block().await.unwrap();
+	let params = at.storage().fetch(blyan::storage().pol_rewards().params(), ()).await.unwrap();
+	assert_eq!(params.decode().unwrap().epoch_length, 40, "governance set the epoch length");
 
 	let f = fixture(&net, &["//Eve"], "//Ferdie");
 	let _verifiers = verifiers(&net);

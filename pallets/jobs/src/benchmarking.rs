@@ -256,16 +256,6 @@ mod benchmarks {
 		);
 	}
 
-	#[benchmark]
-	fn set_params() -> Result<(), BenchmarkError> {
-		let origin =
-			T::ParamsOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
-		let params = Params::<T>::get();
-		#[extrinsic_call]
-		_(origin as T::RuntimeOrigin, params);
-		Ok(())
-	}
-
 	/// `n` withheld results, the dearest timeout: each slashes a worker, frees a reserved
 	/// SemVer, refunds an escrow and removes the job.
 	#[benchmark]

@@ -33,6 +33,7 @@ pub use weights::WeightInfo;
 
 use alloc::vec::Vec;
 use blyan_primitives::deadlines::drain_due;
+use blyan_primitives::params::GovernedParams;
 use blyan_primitives::pol::{
 	Backend, CandidateVersion, Cid, DatasetId, JobId, JobSettlement, LayerDeltas, ModelId,
 	ModelRegistry, Parents, Score, SemVer, VerificationProvider, VerificationRequest, VersionId,
@@ -177,26 +178,8 @@ impl<AccountId, Balance, BlockNumber> Job<AccountId, Balance, BlockNumber> {
 	}
 }
 
-/// The pallet's parameters; governance owns them.
-#[derive(
-	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
-)]
-pub struct JobParams<Balance, BlockNumber> {
-	/// Threshold for jobs that set none (1 % by default).
-	pub min_improvement: Perbill,
-	/// Least reward a job may escrow.
-	pub min_reward: Balance,
-	/// Least bond to register and to claim.
-	pub min_worker_bond: Balance,
-	/// Blocks between `unbond_worker` and `withdraw_worker`.
-	pub unbonding_period: BlockNumber,
-	/// Longest lease a job may ask for.
-	pub max_lease: BlockNumber,
-	/// Blocks the creator has to reveal the validation set, and then the worker its result.
-	pub reveal_window: BlockNumber,
-	/// Share of a worker's bond slashed for a lapsed lease or a withheld result.
-	pub lease_slash: Perbill,
-}
+/// The pallet's parameters, set by governance (`pallet-governance` checks their bounds).
+pub use blyan_primitives::params::JobParams;
 
 /// `blake2_256(SCALE(cid, salt))`: the commitment a creator posts for its validation set.
 pub fn validation_commitment(cid: &Cid, salt: &[u8; 32]) -> H256 {
@@ -239,9 +222,7 @@ pub mod pallet {
 		type Registry: ModelRegistry<Self::AccountId>;
 		/// Proof-of-Learning, which settles jobs back through [`JobSettlement`].
 		type Verification: VerificationProvider<Self::AccountId>;
-		/// Who may change [`Params`] (root now; governance later).
-		type ParamsOrigin: EnsureOrigin<Self::RuntimeOrigin>;
-		/// [`Params`] until changed.
+		/// [`Params`] until governance changes them (through [`GovernedParams`]).
 		type DefaultParams: Get<JobParams<BalanceOf<Self>, BlockNumberFor<Self>>>;
 		/// Most jobs a worker holds at once.
 		#[pallet::constant]
@@ -791,24 +772,23 @@ pub mod pallet {
 			});
 			Ok(())
 		}
+	}
+}
 
-		/// Replaces the pallet's parameters.
-		#[pallet::call_index(10)]
-		#[pallet::weight(T::WeightInfo::set_params())]
-		pub fn set_params(
-			origin: OriginFor<T>,
-			params: JobParams<BalanceOf<T>, BlockNumberFor<T>>,
-		) -> DispatchResult {
-			T::ParamsOrigin::ensure_origin(origin)?;
-			ensure!(!params.min_improvement.is_zero(), Error::<T>::BadMinImprovement);
-			ensure!(
-				!params.max_lease.is_zero() && !params.reveal_window.is_zero(),
-				Error::<T>::BadLease
-			);
-			Params::<T>::put(params.clone());
-			Self::deposit_event(Event::ParamsSet { params });
-			Ok(())
-		}
+impl<T: Config> GovernedParams<JobParams<BalanceOf<T>, BlockNumberFor<T>>> for Pallet<T> {
+	fn params() -> JobParams<BalanceOf<T>, BlockNumberFor<T>> {
+		Params::<T>::get()
+	}
+
+	fn set_params(params: JobParams<BalanceOf<T>, BlockNumberFor<T>>) -> DispatchResult {
+		ensure!(!params.min_improvement.is_zero(), Error::<T>::BadMinImprovement);
+		ensure!(
+			!params.max_lease.is_zero() && !params.reveal_window.is_zero(),
+			Error::<T>::BadLease
+		);
+		Params::<T>::put(params.clone());
+		Self::deposit_event(Event::ParamsSet { params });
+		Ok(())
 	}
 }
 

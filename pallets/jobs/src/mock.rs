@@ -4,7 +4,6 @@ use crate::{self as pallet_jobs, JobParams};
 use blyan_primitives::pol::{JobId, VerificationProvider, VerificationRequest};
 use core::cell::RefCell;
 use frame_support::{derive_impl, parameter_types, traits::ConstU32};
-use frame_system::EnsureRoot;
 use sp_runtime::{BuildStorage, DispatchResult, Perbill};
 
 type Block = frame_system::mocking::MockBlock<Test>;
@@ -73,7 +72,6 @@ impl pallet_jobs::Config for Test {
 	type RuntimeHoldReason = RuntimeHoldReason;
 	type Registry = Registry;
 	type Verification = RecordingVerifier;
-	type ParamsOrigin = EnsureRoot<AccountId>;
 	type DefaultParams = DefaultParams;
 	type MaxActiveJobsPerWorker = ConstU32<2>;
 	type MaxJobsPerCreator = ConstU32<3>;

@@ -46,7 +46,6 @@ pub trait WeightInfo {
 	fn commit_result() -> Weight;
 	fn reveal_validation() -> Weight;
 	fn reveal_result(l: u32, ) -> Weight;
-	fn set_params() -> Weight;
 	fn on_initialize(n: u32, ) -> Weight;
 }
 
@@ -231,15 +230,6 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(T::DbWeight::get().reads(8_u64))
 			.saturating_add(T::DbWeight::get().writes(10_u64))
 	}
-	/// Storage: `Jobs::Params` (r:0 w:1)
-	/// Proof: `Jobs::Params` (`max_values`: Some(1), `max_size`: Some(52), added: 547, mode: `MaxEncodedLen`)
-	fn set_params() -> Weight {
-		// Proof size measured: `0`
-		// Proof size estimated: `0`
-		// Minimum execution time: 3_365_000 picoseconds.
-		Weight::from_parts(4_767_000, 0)
-			.saturating_add(T::DbWeight::get().writes(1_u64))
-	}
 	/// Storage: `Jobs::ExpiryCursor` (r:1 w:1)
 	/// Proof: `Jobs::ExpiryCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::Expiries` (r:33 w:32)
@@ -329,10 +319,6 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(855_260, 0).saturating_mul(l.into()))
 			.saturating_add(RocksDbWeight::get().reads(8_u64))
 			.saturating_add(RocksDbWeight::get().writes(10_u64))
-	}
-	fn set_params() -> Weight {
-		Weight::from_parts(4_767_000, 0)
-			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn on_initialize(n: u32, ) -> Weight {
 		Weight::from_parts(5_027_000, 3493)

@@ -193,16 +193,6 @@ mod benchmarks {
 		assert!(!EpochPoints::<T>::contains_key(0, &miner));
 	}
 
-	#[benchmark]
-	fn set_params() -> Result<(), BenchmarkError> {
-		let origin =
-			T::ParamsOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
-		let params = Params::<T>::get();
-		#[extrinsic_call]
-		_(origin as T::RuntimeOrigin, params);
-		Ok(())
-	}
-
 	/// `n` committee draws over a full verifier set.
 	#[benchmark]
 	fn on_initialize_draw(n: Linear<0, { T::MaxDeadlinesPerBlock::get() }>) {

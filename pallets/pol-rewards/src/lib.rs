@@ -38,11 +38,12 @@ pub use weights::WeightInfo;
 
 use alloc::vec::Vec;
 use blyan_primitives::deadlines::drain_due;
+use blyan_primitives::params::GovernedParams;
 use blyan_primitives::pol::{
 	JobId, JobSettlement, ModelRegistry, Score, VerificationProvider, VerificationRequest,
 	VersionAcceptance,
 };
-use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use codec::{Decode, Encode, MaxEncodedLen};
 use frame_support::{
 	pallet_prelude::*,
 	traits::{
@@ -126,36 +127,8 @@ pub struct EpochInfo<Balance> {
 	pub unclaimed: u32,
 }
 
-/// The pallet's parameters; governance owns them.
-#[derive(
-	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
-)]
-pub struct PolParams<Balance, BlockNumber> {
-	/// Seats per committee (1..=MAX_COMMITTEE).
-	pub committee_size: u32,
-	/// Blocks between the reveal and the committee draw.
-	pub draw_delay: BlockNumber,
-	/// Blocks for members to commit.
-	pub commit_window: BlockNumber,
-	/// Blocks for members to reveal.
-	pub reveal_window: BlockNumber,
-	/// Share of the escrow paid to the quorum of an accepted job.
-	pub verifier_fee: Perbill,
-	/// Share of the escrow paid to the dataset owner of an accepted job.
-	pub dataset_share: Perbill,
-	/// Share of the miner's bond burned when its claim is refuted.
-	pub miner_slash: Perbill,
-	/// Share of a verifier's bond burned for a dissenting or missing reveal.
-	pub verifier_penalty: Perbill,
-	/// Least bond to register as a verifier.
-	pub min_verifier_bond: Balance,
-	/// Blocks between `unregister_verifier` and `withdraw_verifier`.
-	pub unbonding_period: BlockNumber,
-	/// Blocks per reward epoch.
-	pub epoch_length: BlockNumber,
-	/// Mining-pool budget shared by each epoch's accepted improvements.
-	pub epoch_budget: Balance,
-}
+/// The pallet's parameters, set by governance (`pallet-governance` checks their bounds).
+pub use blyan_primitives::params::PolParams;
 
 /// `blake2_256(SCALE(job, attempt, verifier, base_score, candidate_score, salt))`: a verifier's
 /// commitment. The verifier and attempt are bound in, so a copied commitment cannot be revealed.
@@ -209,9 +182,7 @@ pub mod pallet {
 		type Randomness: Randomness<Self::Hash, BlockNumberFor<Self>>;
 		/// The account epoch rewards are paid from.
 		type MiningPool: Get<Self::AccountId>;
-		/// Who may change [`Params`] (root now; governance later).
-		type ParamsOrigin: EnsureOrigin<Self::RuntimeOrigin>;
-		/// [`Params`] until changed.
+		/// [`Params`] until governance changes them (through [`GovernedParams`]).
 		type DefaultParams: Get<PolParams<BalanceOf<Self>, BlockNumberFor<Self>>>;
 		/// Most registered verifiers (the draw is linear in this).
 		#[pallet::constant]
@@ -611,38 +582,6 @@ pub mod pallet {
 				Epochs::<T>::insert(epoch, info);
 			}
 			Self::deposit_event(Event::EpochRewardPaid { epoch, miner, amount });
-			Ok(())
-		}
-
-		/// Replaces the pallet's parameters.
-		#[pallet::call_index(6)]
-		#[pallet::weight(T::WeightInfo::set_params())]
-		pub fn set_params(
-			origin: OriginFor<T>,
-			params: PolParams<BalanceOf<T>, BlockNumberFor<T>>,
-		) -> DispatchResult {
-			T::ParamsOrigin::ensure_origin(origin)?;
-			ensure!(
-				(1..=MAX_COMMITTEE).contains(&params.committee_size)
-					&& !params.draw_delay.is_zero()
-					&& !params.commit_window.is_zero()
-					&& !params.reveal_window.is_zero()
-					&& !params.epoch_length.is_zero()
-					&& params
-						.verifier_fee
-						.deconstruct()
-						.saturating_add(params.dataset_share.deconstruct())
-						<= Perbill::one().deconstruct(),
-				Error::<T>::BadParams
-			);
-			let old = Params::<T>::get();
-			if old.epoch_length != params.epoch_length {
-				// The running epoch ends here; the next one starts now with the new length.
-				let next = Self::current_epoch().saturating_add(1);
-				EpochBase::<T>::put((frame_system::Pallet::<T>::block_number(), next));
-			}
-			Params::<T>::put(params.clone());
-			Self::deposit_event(Event::ParamsSet { params });
 			Ok(())
 		}
 	}
@@ -1050,5 +989,36 @@ pub mod runtime_api {
 			/// One verification round.
 			fn round(job: JobId) -> Option<Round<AccountId, BlockNumber>>;
 		}
+	}
+}
+
+impl<T: Config> GovernedParams<PolParams<BalanceOf<T>, BlockNumberFor<T>>> for Pallet<T> {
+	fn params() -> PolParams<BalanceOf<T>, BlockNumberFor<T>> {
+		Params::<T>::get()
+	}
+
+	fn set_params(params: PolParams<BalanceOf<T>, BlockNumberFor<T>>) -> DispatchResult {
+		ensure!(
+			(1..=MAX_COMMITTEE).contains(&params.committee_size)
+				&& !params.draw_delay.is_zero()
+				&& !params.commit_window.is_zero()
+				&& !params.reveal_window.is_zero()
+				&& !params.epoch_length.is_zero()
+				&& params
+					.verifier_fee
+					.deconstruct()
+					.saturating_add(params.dataset_share.deconstruct())
+					<= Perbill::one().deconstruct(),
+			Error::<T>::BadParams
+		);
+		let old = Params::<T>::get();
+		if old.epoch_length != params.epoch_length {
+			// The running epoch ends here; the next one starts now with the new length.
+			let next = Self::current_epoch().saturating_add(1);
+			EpochBase::<T>::put((frame_system::Pallet::<T>::block_number(), next));
+		}
+		Params::<T>::put(params.clone());
+		Self::deposit_event(Event::ParamsSet { params });
+		Ok(())
 	}
 }

@@ -6,7 +6,7 @@ use frame_support::{
 	derive_impl, parameter_types,
 	traits::{ConstU32, Hooks, Randomness},
 };
-use frame_system::{pallet_prelude::BlockNumberFor, EnsureRoot};
+use frame_system::pallet_prelude::BlockNumberFor;
 use pallet_jobs::JobParams;
 use sp_core::H256;
 use sp_runtime::{
@@ -67,7 +67,6 @@ impl pallet_jobs::Config for Test {
 	type RuntimeHoldReason = RuntimeHoldReason;
 	type Registry = Registry;
 	type Verification = Pol;
-	type ParamsOrigin = EnsureRoot<AccountId>;
 	type DefaultParams = JobDefaults;
 	type MaxActiveJobsPerWorker = ConstU32<4>;
 	type MaxJobsPerCreator = ConstU32<4>;
@@ -122,7 +121,6 @@ impl pallet_pol_rewards::Config for Test {
 	type Jobs = Jobs;
 	type Randomness = TestRandomness;
 	type MiningPool = MiningPool;
-	type ParamsOrigin = EnsureRoot<AccountId>;
 	type DefaultParams = PolDefaults;
 	type MaxVerifiers = ConstU32<24>;
 	type MaxAssignmentsPerVerifier = ConstU32<16>;

@@ -339,7 +339,7 @@ fn a_copied_commitment_cannot_be_revealed_and_its_copier_is_penalised() {
 fn a_dissenting_verifier_is_penalised_and_a_silent_one_too() {
 	new_test_ext().execute_with(|| {
 		setup(&[10, 11, 12, 13]);
-		assert_ok!(Pol::set_params(RuntimeOrigin::root(), {
+		assert_ok!(<Pol as GovernedParams<_>>::set_params({
 			let mut p = PolDefaults::get();
 			p.committee_size = 4;
 			p
@@ -542,7 +542,7 @@ fn draws_are_stake_weighted() {
 		}
 		let mut params = PolDefaults::get();
 		params.committee_size = 1;
-		assert_ok!(Pol::set_params(RuntimeOrigin::root(), params));
+		assert_ok!(<Pol as GovernedParams<_>>::set_params(params));
 		let request = |job| VerificationRequest {
 			creator: CREATOR,
 			miner: MINER,
@@ -713,13 +713,9 @@ fn claim_epoch_reward_errors_leave_points_in_place() {
 }
 
 #[test]
-fn set_params_needs_root_and_sane_values() {
+fn set_params_refuses_insane_values() {
 	new_test_ext().execute_with(|| {
 		let good = PolDefaults::get();
-		assert_noop!(
-			Pol::set_params(RuntimeOrigin::signed(1), good.clone()),
-			sp_runtime::DispatchError::BadOrigin
-		);
 		type Change = dyn Fn(&mut PolParams<Balance, u64>);
 		let bad: [&Change; 7] = [
 			&|p| p.committee_size = 0,
@@ -736,11 +732,11 @@ fn set_params_needs_root_and_sane_values() {
 		for change in bad {
 			let mut p = good.clone();
 			change(&mut p);
-			assert_noop!(Pol::set_params(RuntimeOrigin::root(), p), Error::<Test>::BadParams);
+			assert_noop!(<Pol as GovernedParams<_>>::set_params(p), Error::<Test>::BadParams);
 		}
 		let mut p = good.clone();
 		p.committee_size = 5;
-		assert_ok!(Pol::set_params(RuntimeOrigin::root(), p.clone()));
+		assert_ok!(<Pol as GovernedParams<_>>::set_params(p.clone()));
 		assert_eq!(Params::<Test>::get(), p);
 		System::assert_last_event(Event::ParamsSet { params: p }.into());
 	});
@@ -819,7 +815,7 @@ mod conservation {
 				setup(&accounts);
 				let mut params = PolDefaults::get();
 				params.committee_size = committee_size;
-				assert_ok!(Pol::set_params(RuntimeOrigin::root(), params));
+				assert_ok!(<Pol as GovernedParams<_>>::set_params(params));
 				let issuance = Balances::total_issuance();
 				let truth = BASE - BASE / 1000 * gain_permille;
 				let claimed = if inflated { truth.saturating_sub(1) } else { truth };
@@ -895,7 +891,7 @@ fn changing_the_epoch_length_ends_the_running_epoch_without_renumbering_past_one
 		run_to(50);
 		let mut params = PolDefaults::get();
 		params.epoch_length = 2 * EPOCH;
-		assert_ok!(Pol::set_params(RuntimeOrigin::root(), params));
+		assert_ok!(<Pol as GovernedParams<_>>::set_params(params));
 		assert_eq!(EpochBase::<Test>::get(), (50, 1));
 		assert_eq!(Pol::current_epoch(), 1);
 		assert_ok!(Pol::claim_epoch_reward(RuntimeOrigin::signed(OUTSIDER), 0, MINER));

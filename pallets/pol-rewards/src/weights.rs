@@ -42,7 +42,6 @@ pub trait WeightInfo {
 	fn commit_scores() -> Weight;
 	fn reveal_scores() -> Weight;
 	fn claim_epoch_reward() -> Weight;
-	fn set_params() -> Weight;
 	fn on_initialize_draw(n: u32, ) -> Weight;
 	fn on_initialize_tally(n: u32, ) -> Weight;
 }
@@ -166,16 +165,6 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
-	/// Storage: `PolRewards::Params` (r:1 w:1)
-	/// Proof: `PolRewards::Params` (`max_values`: Some(1), `max_size`: Some(72), added: 567, mode: `MaxEncodedLen`)
-	fn set_params() -> Weight {
-		// Proof size measured: `6`
-		// Proof size estimated: `1557`
-		// Minimum execution time: 4_987_000 picoseconds.
-		Weight::from_parts(5_458_000, 1557)
-			.saturating_add(T::DbWeight::get().reads(1_u64))
-			.saturating_add(T::DbWeight::get().writes(1_u64))
-	}
 	/// Storage: `PolRewards::DeadlineCursor` (r:1 w:1)
 	/// Proof: `PolRewards::DeadlineCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Deadlines` (r:17 w:32)
@@ -285,11 +274,6 @@ impl WeightInfo for () {
 		Weight::from_parts(54_602_000, 6196)
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
-	}
-	fn set_params() -> Weight {
-		Weight::from_parts(5_458_000, 1557)
-			.saturating_add(RocksDbWeight::get().reads(1_u64))
-			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn on_initialize_draw(n: u32, ) -> Weight {
 		Weight::from_parts(517_270_339, 712670)

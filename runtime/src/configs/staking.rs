@@ -1,18 +1,18 @@
 //! Validator rewards: inflation minted each era, split between validators and the mining pool.
+//!
+//! The rate and the split are governance parameters (`Governance::Economics`; 10 % a year and
+//! 50/50 by default): validators and nominators get their share through `pallet-staking`, the
+//! rest goes to the mining-reward pool (`RewardRemainder`), since the chain's rewards are for
+//! useful learning.
 
-use crate::Balance;
+use crate::{Balance, Runtime};
 use sp_runtime::Perbill;
-
-/// New BLY minted per year, as a share of total issuance (not compounded within the year).
-pub const ANNUAL_INFLATION: Perbill = Perbill::from_percent(10);
-/// Share of each era's inflation paid to validators and their nominators; the rest goes to the
-/// mining-reward pool (`RewardRemainder`), since the chain's rewards are for useful learning.
-pub const VALIDATOR_REWARD_SHARE: Perbill = Perbill::from_percent(50);
 
 /// Julian year in milliseconds.
 const MILLISECONDS_PER_YEAR: u64 = 1_000 * 3_600 * 24 * 36_525 / 100;
 
-/// [`sp_staking::EraPayout`] paying `ANNUAL_INFLATION` pro rata to the era's duration.
+/// [`sp_staking::EraPayout`] minting the annual inflation pro rata to the era's duration (not
+/// compounded within the year).
 pub struct BlyanEraPayout;
 impl sp_staking::EraPayout<Balance> for BlyanEraPayout {
 	fn era_payout(
@@ -20,9 +20,10 @@ impl sp_staking::EraPayout<Balance> for BlyanEraPayout {
 		total_issuance: Balance,
 		era_duration_millis: u64,
 	) -> (Balance, Balance) {
+		let economics = pallet_governance::Pallet::<Runtime>::economics();
 		let share_of_year = Perbill::from_rational(era_duration_millis, MILLISECONDS_PER_YEAR);
-		let minted = share_of_year * (ANNUAL_INFLATION * total_issuance);
-		let to_validators = VALIDATOR_REWARD_SHARE * minted;
+		let minted = share_of_year * (economics.annual_inflation * total_issuance);
+		let to_validators = economics.validator_share * minted;
 		(to_validators, minted.saturating_sub(to_validators))
 	}
 }
@@ -32,16 +33,38 @@ mod tests {
 	use super::*;
 	use sp_staking::EraPayout;
 
+	use pallet_governance::Parameter;
+
 	#[test]
 	fn a_year_of_eras_mints_the_annual_inflation() {
-		let issuance: Balance = crate::currency::GENESIS_SUPPLY;
-		let (validators, rest) = BlyanEraPayout::era_payout(0, issuance, MILLISECONDS_PER_YEAR);
-		assert_eq!(validators + rest, issuance / 10);
-		assert_eq!(validators, rest);
+		sp_io::TestExternalities::default().execute_with(|| {
+			let issuance: Balance = crate::currency::GENESIS_SUPPLY;
+			let (validators, rest) = BlyanEraPayout::era_payout(0, issuance, MILLISECONDS_PER_YEAR);
+			assert_eq!(validators + rest, issuance / 10);
+			assert_eq!(validators, rest);
+		});
 	}
 
 	#[test]
 	fn an_empty_era_mints_nothing() {
-		assert_eq!(BlyanEraPayout::era_payout(0, 1_000, 0), (0, 0));
+		sp_io::TestExternalities::default()
+			.execute_with(|| assert_eq!(BlyanEraPayout::era_payout(0, 1_000, 0), (0, 0)));
+	}
+
+	#[test]
+	fn governance_sets_the_rate_and_the_split() {
+		sp_io::TestExternalities::default().execute_with(|| {
+			let set = |p| {
+				pallet_governance::Pallet::<Runtime>::set_parameter(crate::RuntimeOrigin::root(), p)
+			};
+			frame_support::assert_ok!(set(Parameter::AnnualInflation(Perbill::from_percent(4))));
+			frame_support::assert_ok!(set(Parameter::ValidatorRewardShare(Perbill::from_percent(
+				25
+			))));
+			let issuance: Balance = crate::currency::GENESIS_SUPPLY;
+			let (validators, rest) = BlyanEraPayout::era_payout(0, issuance, MILLISECONDS_PER_YEAR);
+			assert_eq!(validators + rest, issuance / 25);
+			assert_eq!(validators * 3, rest);
+		});
 	}
 }

@@ -1,0 +1,29 @@
+//! Benchmark of `set_parameter` at its dearest: a change of the epoch length, which
+//! `pallet-pol-rewards` answers by starting a new epoch.
+#![cfg(feature = "runtime-benchmarks")]
+
+use super::*;
+use frame_benchmarking::v2::*;
+
+#[benchmarks]
+mod benchmarks {
+	use super::*;
+
+	#[benchmark]
+	fn set_parameter() -> Result<(), BenchmarkError> {
+		let origin =
+			T::AdminOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
+		let (_, max) = T::Bounds::bounds(ParameterKind::EpochLength)
+			.ok_or(BenchmarkError::Stop("epoch length is not governable"))?;
+		let ParameterValue::Blocks(length) = max else {
+			return Err(BenchmarkError::Stop("epoch length bounds are not in blocks"));
+		};
+		let parameter = Parameter::EpochLength(length);
+		#[extrinsic_call]
+		_(origin as T::RuntimeOrigin, parameter.clone());
+		assert_eq!(T::Pol::params().epoch_length, length);
+		Ok(())
+	}
+
+	impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);
+}

@@ -1,0 +1,494 @@
+//! # Governance of Blyan's parameters
+//!
+//! Token holders decide with polkadot-sdk's own machinery: `pallet-referenda` runs the polls,
+//! `pallet-conviction-voting` locks (never spends) the BLY behind each vote, `pallet-scheduler`
+//! enacts a passed proposal after its delay and `pallet-preimage` holds the proposed call. What is
+//! Blyan's is here:
+//!
+//! - **Every protocol and economic parameter in one place**, each with an inclusive range
+//!   ([`ParameterBounds`], the runtime's table). [`Pallet::set_parameter`] refuses a value outside
+//!   its range with [`Error::BelowMinimum`] / [`Error::AboveMaximum`] and changes nothing; a
+//!   referendum whose call is refused is over, its call never enacted.
+//! - The parameters of the protocol pallets stay in those pallets' storage; this pallet reaches
+//!   them through [`GovernedParams`] (no pallet imports another), so their own consistency checks
+//!   (e.g. verifier fee + dataset share ≤ 100 %) also apply.
+//! - The parameters no other pallet owns are stored here: inflation and its split
+//!   ([`Economics`]) and the periods of a referendum ([`Timings`]), which the runtime's referendum
+//!   tracks read. A dev chain starts with short periods from its genesis preset.
+//! - A custom origin, [`Origin::ParameterAdmin`], is what a referendum on the parameters track
+//!   dispatches with: it may change parameters but nothing else (a runtime upgrade needs the root
+//!   track, with stricter thresholds).
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+pub use pallet::*;
+
+#[cfg(feature = "runtime-benchmarks")]
+mod benchmarking;
+#[cfg(test)]
+mod mock;
+#[cfg(test)]
+mod tests;
+pub mod weights;
+pub use weights::WeightInfo;
+
+use alloc::vec::Vec;
+pub use blyan_primitives::params::{GovernedParams, JobParams, PolParams};
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use frame_support::{pallet_prelude::*, traits::EnsureOrigin};
+use frame_system::pallet_prelude::*;
+use scale_info::TypeInfo;
+use sp_runtime::{traits::AtLeast32BitUnsigned, Perbill};
+
+/// Inflation and where it goes.
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+	serde::Serialize,
+	serde::Deserialize,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct EconomicsParams {
+	/// New BLY minted per year, as a share of total issuance.
+	pub annual_inflation: Perbill,
+	/// Share of the inflation paid to validators and nominators; the rest goes to the
+	/// mining-reward pool.
+	pub validator_share: Perbill,
+}
+
+/// The periods of a referendum, in blocks, for every track.
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+	serde::Serialize,
+	serde::Deserialize,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ReferendumTimings<BlockNumber> {
+	/// Least time between submission and the start of the decision.
+	pub prepare_period: BlockNumber,
+	/// Longest time the vote may take before the referendum times out.
+	pub decision_period: BlockNumber,
+	/// How long the thresholds must hold before the referendum passes.
+	pub confirm_period: BlockNumber,
+	/// Least delay between passing and enactment.
+	pub min_enactment_period: BlockNumber,
+}
+
+/// A parameter's value, by unit; the bounds of a parameter are two of these.
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	PartialOrd,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+)]
+pub enum ParameterValue<Balance, BlockNumber> {
+	/// A share (of a bond, an escrow, the issuance …).
+	Share(Perbill),
+	/// An amount of BLY.
+	Amount(Balance),
+	/// A number of blocks.
+	Blocks(BlockNumber),
+	/// A count.
+	Count(u32),
+}
+
+/// Declares [`Parameter`] (a parameter with its new value) and [`ParameterKind`] (its name)
+/// from one list, so the two cannot drift apart.
+macro_rules! parameters {
+	($( $(#[$doc:meta])* $name:ident($ty:ty) as $unit:ident ),* $(,)?) => {
+		/// A Blyan parameter and a new value for it: the argument of [`Pallet::set_parameter`].
+		#[derive(
+			Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+			Debug,
+		)]
+		pub enum Parameter<Balance, BlockNumber> {
+			$( $(#[$doc])* $name($ty), )*
+		}
+
+		/// The name of a Blyan parameter (a [`Parameter`] without its value).
+		#[derive(
+			Clone, Copy, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen,
+			TypeInfo, Debug,
+		)]
+		pub enum ParameterKind {
+			$( $(#[$doc])* $name, )*
+		}
+
+		impl ParameterKind {
+			/// Every parameter, in declaration order.
+			pub const ALL: &'static [ParameterKind] = &[$(ParameterKind::$name),*];
+		}
+
+		impl<Balance: Copy, BlockNumber: Copy> Parameter<Balance, BlockNumber> {
+			/// Which parameter this is.
+			pub fn kind(&self) -> ParameterKind {
+				match self {
+					$( Parameter::$name(_) => ParameterKind::$name, )*
+				}
+			}
+
+			/// The new value, with its unit.
+			pub fn value(&self) -> ParameterValue<Balance, BlockNumber> {
+				match self {
+					$( Parameter::$name(v) => ParameterValue::$unit(*v), )*
+				}
+			}
+		}
+	};
+}
+
+parameters! {
+	// pallet-jobs
+	/// Least relative loss reduction a job accepts when its creator sets none.
+	MinImprovement(Perbill) as Share,
+	/// Least reward a job may escrow.
+	MinJobReward(Balance) as Amount,
+	/// Least bond of a training worker.
+	MinWorkerBond(Balance) as Amount,
+	/// Blocks a worker's bond stays held after it unbonds.
+	WorkerUnbondingPeriod(BlockNumber) as Blocks,
+	/// Longest lease a job may give its miner.
+	MaxLease(BlockNumber) as Blocks,
+	/// Blocks for the creator to reveal the validation set, and then the miner its result.
+	ResultRevealWindow(BlockNumber) as Blocks,
+	/// Share of a worker's bond slashed for a lapsed lease or a withheld result.
+	LeaseSlash(Perbill) as Share,
+	// pallet-pol-rewards
+	/// Verifiers per committee.
+	CommitteeSize(u32) as Count,
+	/// Blocks between a result's reveal and its committee draw.
+	CommitteeDrawDelay(BlockNumber) as Blocks,
+	/// Blocks for committee members to commit their scores.
+	VerifierCommitWindow(BlockNumber) as Blocks,
+	/// Blocks for committee members to reveal their scores.
+	VerifierRevealWindow(BlockNumber) as Blocks,
+	/// Share of an accepted job's escrow paid to its verifiers.
+	VerifierFee(Perbill) as Share,
+	/// Share of an accepted job's escrow paid to the owner of its dataset.
+	DatasetShare(Perbill) as Share,
+	/// Share of a miner's bond slashed when its claim is refuted.
+	MinerSlash(Perbill) as Share,
+	/// Share of a verifier's bond slashed for a dissenting or missing reveal.
+	VerifierPenalty(Perbill) as Share,
+	/// Least bond of a verifier.
+	MinVerifierBond(Balance) as Amount,
+	/// Blocks a verifier's bond stays held after it unregisters.
+	VerifierUnbondingPeriod(BlockNumber) as Blocks,
+	/// Blocks per reward epoch.
+	EpochLength(BlockNumber) as Blocks,
+	/// Mining-pool BLY shared by each epoch's accepted improvements.
+	EpochBudget(Balance) as Amount,
+	// Economics
+	/// New BLY per year, as a share of total issuance.
+	AnnualInflation(Perbill) as Share,
+	/// Share of inflation paid to validators; the rest goes to the mining pool.
+	ValidatorRewardShare(Perbill) as Share,
+	// Referenda
+	/// Least time between a referendum's submission and its decision.
+	PreparePeriod(BlockNumber) as Blocks,
+	/// Longest time a referendum may be decided over.
+	DecisionPeriod(BlockNumber) as Blocks,
+	/// How long a referendum's thresholds must hold for it to pass.
+	ConfirmPeriod(BlockNumber) as Blocks,
+	/// Least delay between a referendum passing and its enactment.
+	MinEnactmentPeriod(BlockNumber) as Blocks,
+}
+
+/// The inclusive range each parameter must lie in: the runtime's table.
+pub trait ParameterBounds<Balance, BlockNumber> {
+	/// `(min, max)` of `kind`, both in the parameter's unit; `None` if the parameter is not
+	/// governable on this chain.
+	fn bounds(
+		kind: ParameterKind,
+	) -> Option<(ParameterValue<Balance, BlockNumber>, ParameterValue<Balance, BlockNumber>)>;
+}
+
+/// Ensures the origin is [`Origin::ParameterAdmin`] (a passed referendum on the parameters track).
+pub struct EnsureParameterAdmin;
+impl<O> EnsureOrigin<O> for EnsureParameterAdmin
+where
+	O: Into<Result<Origin, O>> + From<Origin>,
+{
+	type Success = ();
+
+	fn try_origin(o: O) -> Result<(), O> {
+		o.into().map(|Origin::ParameterAdmin| ())
+	}
+
+	#[cfg(feature = "runtime-benchmarks")]
+	fn try_successful_origin() -> Result<O, ()> {
+		Ok(O::from(Origin::ParameterAdmin))
+	}
+}
+
+#[frame_support::pallet]
+pub mod pallet {
+	use super::*;
+
+	/// Balance type of the parameters.
+	pub type BalanceOf<T> = <T as Config>::Balance;
+	/// A parameter of this runtime.
+	pub type ParameterOf<T> = crate::Parameter<BalanceOf<T>, BlockNumberFor<T>>;
+	/// A parameter value of this runtime.
+	pub type ParameterValueOf<T> = crate::ParameterValue<BalanceOf<T>, BlockNumberFor<T>>;
+	/// `pallet-jobs`' parameters in this runtime.
+	pub type JobParamsOf<T> = JobParams<BalanceOf<T>, BlockNumberFor<T>>;
+	/// `pallet-pol-rewards`' parameters in this runtime.
+	pub type PolParamsOf<T> = PolParams<BalanceOf<T>, BlockNumberFor<T>>;
+
+	#[pallet::pallet]
+	pub struct Pallet<T>(_);
+
+	#[pallet::config]
+	pub trait Config: frame_system::Config {
+		/// Amounts of BLY.
+		type Balance: frame_support::Parameter
+			+ Member
+			+ AtLeast32BitUnsigned
+			+ Copy
+			+ MaxEncodedLen
+			+ Default;
+		/// `pallet-jobs`' parameters.
+		type Jobs: GovernedParams<JobParams<Self::Balance, BlockNumberFor<Self>>>;
+		/// `pallet-pol-rewards`' parameters.
+		type Pol: GovernedParams<PolParams<Self::Balance, BlockNumberFor<Self>>>;
+		/// The range of every parameter.
+		type Bounds: ParameterBounds<Self::Balance, BlockNumberFor<Self>>;
+		/// Who may change a parameter: root, or [`Origin::ParameterAdmin`].
+		type AdminOrigin: EnsureOrigin<Self::RuntimeOrigin>;
+		/// [`Economics`] until changed.
+		type DefaultEconomics: Get<EconomicsParams>;
+		/// [`Timings`] until changed.
+		type DefaultTimings: Get<ReferendumTimings<BlockNumberFor<Self>>>;
+		/// Weights of this pallet's calls.
+		type WeightInfo: WeightInfo;
+	}
+
+	/// The origin a passed referendum on the parameters track dispatches with.
+	#[pallet::origin]
+	#[derive(
+		PartialEq, Eq, Clone, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+	)]
+	pub enum Origin {
+		/// May change Blyan's parameters, nothing else.
+		ParameterAdmin,
+	}
+
+	/// Inflation and its split.
+	#[pallet::storage]
+	pub type Economics<T: Config> =
+		StorageValue<_, EconomicsParams, ValueQuery, T::DefaultEconomics>;
+
+	/// The periods of a referendum.
+	#[pallet::storage]
+	pub type Timings<T: Config> =
+		StorageValue<_, ReferendumTimings<BlockNumberFor<T>>, ValueQuery, T::DefaultTimings>;
+
+	#[pallet::genesis_config]
+	#[derive(frame_support::DefaultNoBound)]
+	pub struct GenesisConfig<T: Config> {
+		/// Overrides [`Config::DefaultEconomics`] (checked against the bounds).
+		pub economics: Option<EconomicsParams>,
+		/// Overrides [`Config::DefaultTimings`] (checked against the bounds); a dev chain
+		/// shortens them.
+		pub timings: Option<ReferendumTimings<BlockNumberFor<T>>>,
+	}
+
+	#[pallet::genesis_build]
+	impl<T: Config> BuildGenesisConfig for GenesisConfig<T> {
+		fn build(&self) {
+			// A chain spec outside the bounds is a mistake of its author: refuse to build it.
+			if let Some(e) = self.economics {
+				for p in economics_parameters::<T>(&e) {
+					Pallet::<T>::check_bounds(&p).expect("genesis economics out of bounds");
+				}
+				Economics::<T>::put(e);
+			}
+			if let Some(t) = self.timings {
+				for p in timing_parameters::<T>(&t) {
+					Pallet::<T>::check_bounds(&p)
+						.expect("genesis referendum timings out of bounds");
+				}
+				Timings::<T>::put(t);
+			}
+		}
+	}
+
+	#[pallet::event]
+	#[pallet::generate_deposit(pub(super) fn deposit_event)]
+	pub enum Event<T: Config> {
+		/// A parameter took a new value.
+		ParameterSet { parameter: ParameterOf<T> },
+	}
+
+	#[pallet::error]
+	pub enum Error<T> {
+		/// The value is below the parameter's minimum.
+		BelowMinimum,
+		/// The value is above the parameter's maximum.
+		AboveMaximum,
+		/// This chain has no bounds for the parameter, so it cannot be changed.
+		NotGovernable,
+	}
+
+	#[pallet::call]
+	impl<T: Config> Pallet<T> {
+		/// Sets one parameter, if its new value lies within its bounds.
+		///
+		/// Origin: [`Config::AdminOrigin`] (root, or a referendum on the parameters track).
+		/// Parameters of other pallets are also checked by that pallet (its error is returned).
+		#[pallet::call_index(0)]
+		#[pallet::weight(T::WeightInfo::set_parameter())]
+		pub fn set_parameter(origin: OriginFor<T>, parameter: ParameterOf<T>) -> DispatchResult {
+			T::AdminOrigin::ensure_origin(origin)?;
+			Self::check_bounds(&parameter)?;
+			Self::apply(&parameter)?;
+			Self::deposit_event(Event::ParameterSet { parameter });
+			Ok(())
+		}
+	}
+
+	#[pallet::extra_constants]
+	impl<T: Config> Pallet<T> {
+		/// Every governable parameter with its `(min, max)`, as clients show them.
+		#[pallet::constant_name(ParameterBounds)]
+		pub fn parameter_bounds() -> Vec<(ParameterKind, ParameterValueOf<T>, ParameterValueOf<T>)>
+		{
+			ParameterKind::ALL
+				.iter()
+				.filter_map(|kind| T::Bounds::bounds(*kind).map(|(min, max)| (*kind, min, max)))
+				.collect()
+		}
+	}
+
+	#[pallet::hooks]
+	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
+		#[cfg(feature = "std")]
+		fn integrity_test() {
+			// The defaults a chain starts from must be values governance could have set.
+			let e = economics_parameters::<T>(&T::DefaultEconomics::get());
+			let t = timing_parameters::<T>(&T::DefaultTimings::get());
+			for p in e.into_iter().chain(t) {
+				assert!(Self::check_bounds(&p).is_ok(), "default {:?} out of bounds", p);
+			}
+		}
+	}
+}
+
+/// `e` as the parameters that set it.
+fn economics_parameters<T: Config>(e: &EconomicsParams) -> [ParameterOf<T>; 2] {
+	[
+		Parameter::AnnualInflation(e.annual_inflation),
+		Parameter::ValidatorRewardShare(e.validator_share),
+	]
+}
+
+/// `t` as the parameters that set it.
+fn timing_parameters<T: Config>(t: &ReferendumTimings<BlockNumberFor<T>>) -> [ParameterOf<T>; 4] {
+	[
+		Parameter::PreparePeriod(t.prepare_period),
+		Parameter::DecisionPeriod(t.decision_period),
+		Parameter::ConfirmPeriod(t.confirm_period),
+		Parameter::MinEnactmentPeriod(t.min_enactment_period),
+	]
+}
+
+impl<T: Config> Pallet<T> {
+	/// Inflation and its split in force.
+	pub fn economics() -> EconomicsParams {
+		Economics::<T>::get()
+	}
+
+	/// Referendum periods in force.
+	pub fn timings() -> ReferendumTimings<BlockNumberFor<T>> {
+		Timings::<T>::get()
+	}
+
+	/// Whether `parameter`'s value lies within its bounds.
+	pub fn check_bounds(parameter: &ParameterOf<T>) -> DispatchResult {
+		let (min, max) = T::Bounds::bounds(parameter.kind()).ok_or(Error::<T>::NotGovernable)?;
+		let value = parameter.value();
+		// Bounds in another unit than the value are a broken table: refuse, never guess.
+		let same_unit =
+			|a: &ParameterValueOf<T>| core::mem::discriminant(a) == core::mem::discriminant(&value);
+		ensure!(same_unit(&min) && same_unit(&max), Error::<T>::NotGovernable);
+		ensure!(value >= min, Error::<T>::BelowMinimum);
+		ensure!(value <= max, Error::<T>::AboveMaximum);
+		Ok(())
+	}
+
+	/// Writes `parameter` where it lives.
+	fn apply(parameter: &ParameterOf<T>) -> DispatchResult {
+		use crate::Parameter::*;
+		let jobs = |f: &dyn Fn(&mut JobParamsOf<T>)| {
+			let mut p = T::Jobs::params();
+			f(&mut p);
+			T::Jobs::set_params(p)
+		};
+		let pol = |f: &dyn Fn(&mut PolParamsOf<T>)| {
+			let mut p = T::Pol::params();
+			f(&mut p);
+			T::Pol::set_params(p)
+		};
+		let economics = |f: &dyn Fn(&mut EconomicsParams)| {
+			Economics::<T>::mutate(|e| f(e));
+			Ok(())
+		};
+		let timings = |f: &dyn Fn(&mut ReferendumTimings<BlockNumberFor<T>>)| {
+			Timings::<T>::mutate(|t| f(t));
+			Ok(())
+		};
+		match *parameter {
+			MinImprovement(v) => jobs(&|p| p.min_improvement = v),
+			MinJobReward(v) => jobs(&|p| p.min_reward = v),
+			MinWorkerBond(v) => jobs(&|p| p.min_worker_bond = v),
+			WorkerUnbondingPeriod(v) => jobs(&|p| p.unbonding_period = v),
+			MaxLease(v) => jobs(&|p| p.max_lease = v),
+			ResultRevealWindow(v) => jobs(&|p| p.reveal_window = v),
+			LeaseSlash(v) => jobs(&|p| p.lease_slash = v),
+			CommitteeSize(v) => pol(&|p| p.committee_size = v),
+			CommitteeDrawDelay(v) => pol(&|p| p.draw_delay = v),
+			VerifierCommitWindow(v) => pol(&|p| p.commit_window = v),
+			VerifierRevealWindow(v) => pol(&|p| p.reveal_window = v),
+			VerifierFee(v) => pol(&|p| p.verifier_fee = v),
+			DatasetShare(v) => pol(&|p| p.dataset_share = v),
+			MinerSlash(v) => pol(&|p| p.miner_slash = v),
+			VerifierPenalty(v) => pol(&|p| p.verifier_penalty = v),
+			MinVerifierBond(v) => pol(&|p| p.min_verifier_bond = v),
+			VerifierUnbondingPeriod(v) => pol(&|p| p.unbonding_period = v),
+			EpochLength(v) => pol(&|p| p.epoch_length = v),
+			EpochBudget(v) => pol(&|p| p.epoch_budget = v),
+			AnnualInflation(v) => economics(&|e| e.annual_inflation = v),
+			ValidatorRewardShare(v) => economics(&|e| e.validator_share = v),
+			PreparePeriod(v) => timings(&|t| t.prepare_period = v),
+			DecisionPeriod(v) => timings(&|t| t.decision_period = v),
+			ConfirmPeriod(v) => timings(&|t| t.confirm_period = v),
+			MinEnactmentPeriod(v) => timings(&|t| t.min_enactment_period = v),
+		}
+	}
+}

@@ -1,0 +1,70 @@
+//! Parameters of the protocol pallets, and how governance reaches them.
+//!
+//! The structs live here so that `pallet-governance` can change one field of another pallet's
+//! parameters without importing that pallet; each pallet stores its own and implements
+//! [`GovernedParams`] to accept a new value after its own consistency checks.
+
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use scale_info::TypeInfo;
+use sp_runtime::{DispatchResult, Perbill};
+
+/// A pallet whose parameters governance sets.
+pub trait GovernedParams<Params> {
+	/// The parameters in force.
+	fn params() -> Params;
+	/// Replaces them, after the pallet's own consistency checks (which fail with the pallet's
+	/// error and change nothing).
+	fn set_params(params: Params) -> DispatchResult;
+}
+
+/// Parameters of `pallet-jobs`.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct JobParams<Balance, BlockNumber> {
+	/// Threshold for jobs that set none (1 % by default).
+	pub min_improvement: Perbill,
+	/// Least reward a job may escrow.
+	pub min_reward: Balance,
+	/// Least bond to register and to claim.
+	pub min_worker_bond: Balance,
+	/// Blocks between `unbond_worker` and `withdraw_worker`.
+	pub unbonding_period: BlockNumber,
+	/// Longest lease a job may ask for.
+	pub max_lease: BlockNumber,
+	/// Blocks the creator has to reveal the validation set, and then the worker its result.
+	pub reveal_window: BlockNumber,
+	/// Share of a worker's bond slashed for a lapsed lease or a withheld result.
+	pub lease_slash: Perbill,
+}
+
+/// Parameters of `pallet-pol-rewards`.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct PolParams<Balance, BlockNumber> {
+	/// Seats per committee (1..=MAX_COMMITTEE).
+	pub committee_size: u32,
+	/// Blocks between the reveal and the committee draw.
+	pub draw_delay: BlockNumber,
+	/// Blocks for members to commit.
+	pub commit_window: BlockNumber,
+	/// Blocks for members to reveal.
+	pub reveal_window: BlockNumber,
+	/// Share of the escrow paid to the quorum of an accepted job.
+	pub verifier_fee: Perbill,
+	/// Share of the escrow paid to the dataset owner of an accepted job.
+	pub dataset_share: Perbill,
+	/// Share of the miner's bond burned when its claim is refuted.
+	pub miner_slash: Perbill,
+	/// Share of a verifier's bond burned for a dissenting or missing reveal.
+	pub verifier_penalty: Perbill,
+	/// Least bond to register as a verifier.
+	pub min_verifier_bond: Balance,
+	/// Blocks between `unregister_verifier` and `withdraw_verifier`.
+	pub unbonding_period: BlockNumber,
+	/// Blocks per reward epoch.
+	pub epoch_length: BlockNumber,
+	/// Mining-pool budget shared by each epoch's accepted improvements.
+	pub epoch_budget: Balance,
+}

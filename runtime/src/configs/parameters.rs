@@ -1,0 +1,124 @@
+//! Every Blyan parameter in one place: the value a chain starts with and the range governance
+//! may move it in (`pallet-governance` refuses anything outside with `BelowMinimum` /
+//! `AboveMaximum`). The values themselves live in the pallet that uses them.
+//!
+//! | parameter | default | min | max |
+//! |---|---|---|---|
+//! | min improvement | 1 % | 0.1 % | 50 % |
+//! | min job reward | 1 BLY | 0.001 BLY | 1 M BLY |
+//! | min worker / verifier bond | 100 BLY | 1 BLY | 10 M BLY |
+//! | worker / verifier unbonding | 1 day | 1 min | 90 days |
+//! | max lease | 1 day | 1 min | 30 days |
+//! | result reveal window | 10 min | 10 blocks | 7 days |
+//! | lease slash | 1 % | 0 | 100 % |
+//! | committee size | 3 | 1 | 21 (`MAX_COMMITTEE`) |
+//! | committee draw delay | 1 block | 1 block | 1 h |
+//! | verifier commit / reveal window | 10 / 5 min | 10 blocks | 7 days |
+//! | verifier fee | 10 % | 0 | 50 % |
+//! | dataset share | 5 % | 0 | 50 % |
+//! | miner slash | 20 % | 1 % | 100 % |
+//! | verifier penalty | 2 % | 0 | 100 % |
+//! | epoch length | 1 h | 10 blocks | 30 days |
+//! | epoch budget | 5 000 BLY | 0 | 10 M BLY |
+//! | annual inflation | 10 % | 0 | 20 % |
+//! | validator share of inflation | 50 % | 0 | 100 % |
+//! | referendum prepare / decision / confirm / enactment | 1 h / 7 d / 1 d / 1 d | 1 / 10 / 1 / 1 blocks | 30 / 90 / 30 / 30 days |
+//!
+//! The `dev` preset shortens the referendum periods (see `genesis_config_presets`).
+
+use crate::{currency::*, time::*, Balance, BlockNumber};
+use frame_support::parameter_types;
+use pallet_governance::{
+	EconomicsParams, ParameterBounds, ParameterKind, ParameterValue, ReferendumTimings,
+};
+use pallet_jobs::JobParams;
+use pallet_pol_rewards::{PolParams, MAX_COMMITTEE};
+use sp_runtime::Perbill;
+
+parameter_types! {
+	pub JobDefaults: JobParams<Balance, BlockNumber> = JobParams {
+		min_improvement: Perbill::from_percent(1),
+		min_reward: BLY,
+		min_worker_bond: 100 * BLY,
+		unbonding_period: DAYS,
+		max_lease: DAYS,
+		reveal_window: 10 * MINUTES,
+		lease_slash: Perbill::from_percent(1),
+	};
+
+	pub PolDefaults: PolParams<Balance, BlockNumber> = PolParams {
+		committee_size: 3,
+		draw_delay: 1,
+		// Verifiers evaluate both versions in the commit window.
+		commit_window: 10 * MINUTES,
+		reveal_window: 5 * MINUTES,
+		verifier_fee: Perbill::from_percent(10),
+		dataset_share: Perbill::from_percent(5),
+		miner_slash: Perbill::from_percent(20),
+		verifier_penalty: Perbill::from_percent(2),
+		min_verifier_bond: 100 * BLY,
+		unbonding_period: DAYS,
+		epoch_length: HOURS,
+		// About the mining pool's share of inflation per hour (50 M BLY a year / 8 760 h).
+		epoch_budget: 5_000 * BLY,
+	};
+
+	pub EconomicsDefaults: EconomicsParams = EconomicsParams {
+		annual_inflation: Perbill::from_percent(10),
+		// The chain's rewards are for useful learning: half of inflation goes to the mining pool.
+		validator_share: Perbill::from_percent(50),
+	};
+
+	pub TimingDefaults: ReferendumTimings<BlockNumber> = ReferendumTimings {
+		prepare_period: HOURS,
+		decision_period: 7 * DAYS,
+		confirm_period: DAYS,
+		min_enactment_period: DAYS,
+	};
+}
+
+/// Referendum periods of the `dev` preset: a proposal passes in about 15 blocks.
+pub const DEV_TIMINGS: ReferendumTimings<BlockNumber> = ReferendumTimings {
+	prepare_period: 1,
+	decision_period: 20,
+	confirm_period: 2,
+	min_enactment_period: 1,
+};
+
+/// The ranges of the table above.
+pub struct BlyanBounds;
+impl ParameterBounds<Balance, BlockNumber> for BlyanBounds {
+	fn bounds(
+		kind: ParameterKind,
+	) -> Option<(ParameterValue<Balance, BlockNumber>, ParameterValue<Balance, BlockNumber>)> {
+		use ParameterKind::*;
+		use ParameterValue::{Amount, Blocks, Count, Share};
+		let percent =
+			|min, max| (Share(Perbill::from_percent(min)), Share(Perbill::from_percent(max)));
+		let amount = |min, max| (Amount(min), Amount(max));
+		let blocks = |min, max| (Blocks(min), Blocks(max));
+		Some(match kind {
+			MinImprovement => {
+				(Share(Perbill::from_perthousand(1)), Share(Perbill::from_percent(50)))
+			}
+			MinJobReward => amount(MILLI_BLY, 1_000_000 * BLY),
+			MinWorkerBond | MinVerifierBond => amount(BLY, 10_000_000 * BLY),
+			WorkerUnbondingPeriod | VerifierUnbondingPeriod => blocks(MINUTES, 90 * DAYS),
+			MaxLease => blocks(MINUTES, 30 * DAYS),
+			ResultRevealWindow | VerifierCommitWindow | VerifierRevealWindow => {
+				blocks(10, 7 * DAYS)
+			}
+			LeaseSlash | VerifierPenalty => percent(0, 100),
+			CommitteeSize => (Count(1), Count(MAX_COMMITTEE)),
+			CommitteeDrawDelay => blocks(1, HOURS),
+			VerifierFee | DatasetShare => percent(0, 50),
+			MinerSlash => percent(1, 100),
+			EpochLength => blocks(10, 30 * DAYS),
+			EpochBudget => amount(0, 10_000_000 * BLY),
+			AnnualInflation => percent(0, 20),
+			ValidatorRewardShare => percent(0, 100),
+			PreparePeriod | ConfirmPeriod | MinEnactmentPeriod => blocks(1, 30 * DAYS),
+			DecisionPeriod => blocks(10, 90 * DAYS),
+		})
+	}
+}
