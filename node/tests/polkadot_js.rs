@@ -1,7 +1,8 @@
 //! Polkadot.js (`@polkadot/api`) against a real `blyan-node --dev`: with nothing but the chain's
 //! metadata it reads every storage item of the protocol pallets and builds, signs and submits
-//! every one of their calls (`scripts/polkadot-js/check-metadata.mjs`); and it governs the chain —
-//! parameter referenda and a runtime upgrade (`scripts/polkadot-js/governance.mjs`).
+//! every one of their calls (`scripts/polkadot-js/check-metadata.mjs`); it governs the chain —
+//! parameter referenda and a runtime upgrade (`scripts/polkadot-js/governance.mjs`); and it uses
+//! the free tier (`scripts/polkadot-js/free-tier.mjs`).
 mod common;
 
 use std::{
@@ -95,4 +96,22 @@ fn polkadot_js_changes_a_parameter_by_referendum_and_upgrades_the_runtime() {
 	let version: serde_json::Value =
 		node.rpc().call("state_getRuntimeVersion", serde_json::json!([])).unwrap();
 	assert_eq!(version["specVersion"], spec_before + 1);
+}
+
+#[test]
+fn polkadot_js_sends_free_requests_feeless_within_quota_and_with_proof_of_work() {
+	let _guard = common::serial();
+	let dir = test_dir("pjs-free");
+	let mut node = Node::start("alice", dir.path(), &["--dev"]);
+	node.wait_for("block 2", Duration::from_secs(60), |h| h.best >= 2).unwrap();
+	let stdout = run_script(
+		"free-tier.mjs",
+		&[format!("ws://127.0.0.1:{}", node.rpc_port)],
+		Duration::from_secs(180),
+	);
+	assert!(stdout.contains("unsigned free request: included"), "{stdout}");
+	assert!(stdout.contains("the fresh account still holds 0 BLY"), "{stdout}");
+	assert!(stdout.contains("replay refused by the pool"), "{stdout}");
+	assert!(stdout.contains("Bob paid nothing for his five requests"), "{stdout}");
+	assert!(stdout.contains("sixth request refused by the pool"), "{stdout}");
 }

@@ -57,8 +57,9 @@ pub mod currency {
 	pub const COMMUNITY_PERCENT: u128 = 25;
 
 	/// Share of each transaction's base fee that is burned, in percent; the rest, and every tip,
-	/// goes to the block author.
-	pub const FEE_BURN_PERCENT: u32 = 80;
+	/// goes to the block author. All of it: fees are deflationary, and validators are paid from
+	/// inflation (staking rewards) and tips.
+	pub const FEE_BURN_PERCENT: u32 = 100;
 }
 
 /// Block and session timing.

@@ -68,3 +68,20 @@ pub struct PolParams<Balance, BlockNumber> {
 	/// Mining-pool budget shared by each epoch's accepted improvements.
 	pub epoch_budget: Balance,
 }
+
+/// Parameters of `pallet-free-tier`.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct FreeTierParams<BlockNumber> {
+	/// Free requests a day for an account with no trust.
+	pub min_daily_quota: u32,
+	/// Free requests a day at full trust.
+	pub max_daily_quota: u32,
+	/// Leading zero bits the proof of work of an untrusted account must have.
+	pub pow_difficulty: u32,
+	/// How many blocks back the block a proof of work is bound to may be.
+	pub pow_window: BlockNumber,
+	/// Free requests a block may hold, whoever sends them.
+	pub max_free_per_block: u32,
+}

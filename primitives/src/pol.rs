@@ -229,3 +229,17 @@ pub trait JobSettlement<AccountId, Balance> {
 		miner: &AccountId,
 	) -> (JobId, VerificationRequest<AccountId>);
 }
+
+/// Told of each useful contribution a Proof-of-Learning verdict records, so other pallets (the
+/// free tier's trust score) can count them without importing the protocol pallets.
+pub trait ContributionObserver<AccountId> {
+	/// `miner`'s claimed improvement was verified and its version accepted.
+	fn accepted_improvement(miner: &AccountId);
+	/// `verifier` revealed the scores the quorum agreed on.
+	fn honest_verification(verifier: &AccountId);
+}
+
+impl<AccountId> ContributionObserver<AccountId> for () {
+	fn accepted_improvement(_: &AccountId) {}
+	fn honest_verification(_: &AccountId) {}
+}

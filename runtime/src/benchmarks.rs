@@ -5,13 +5,14 @@ use frame_benchmarking::{BenchmarkBatch, BenchmarkConfig, BenchmarkList};
 use frame_support::traits::WhitelistedStorageKeys;
 
 #[allow(unused_imports)]
-use crate::{Governance, Jobs, PolRewards, Registry, Runtime};
+use crate::{FreeTier, Governance, Jobs, PolRewards, Registry, Runtime};
 
 frame_benchmarking::define_benchmarks!(
 	[pallet_model_registry, Registry]
 	[pallet_jobs, Jobs]
 	[pallet_pol_rewards, PolRewards]
 	[pallet_governance, Governance]
+	[pallet_free_tier, FreeTier]
 );
 
 pub fn list(list: &mut Vec<BenchmarkList>, extra: bool) {

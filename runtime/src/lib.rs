@@ -101,7 +101,12 @@ pub type TxExtension = (
 	frame_system::CheckEra<Runtime>,
 	frame_system::CheckNonce<Runtime>,
 	frame_system::CheckWeight<Runtime>,
-	pallet_transaction_payment::ChargeTransactionPayment<Runtime>,
+	// The fee extension, except that free-tier requests within quota pay nothing (and beyond it
+	// are refused in the pool). Same identifier and encoding as `ChargeTransactionPayment`.
+	pallet_free_tier::ChargeUnlessFree<
+		Runtime,
+		pallet_transaction_payment::ChargeTransactionPayment<Runtime>,
+	>,
 	frame_system::WeightReclaim<Runtime>,
 );
 
@@ -116,7 +121,7 @@ pub fn tx_extension(nonce: Nonce, tip: Balance) -> TxExtension {
 		frame_system::CheckEra::from(sp_runtime::generic::Era::Immortal),
 		frame_system::CheckNonce::from(nonce),
 		frame_system::CheckWeight::new(),
-		pallet_transaction_payment::ChargeTransactionPayment::from(tip),
+		pallet_transaction_payment::ChargeTransactionPayment::from(tip).into(),
 		frame_system::WeightReclaim::new(),
 	)
 }
@@ -199,6 +204,8 @@ mod runtime {
 	pub type Jobs = pallet_jobs;
 	#[runtime::pallet_index(42)]
 	pub type PolRewards = pallet_pol_rewards;
+	#[runtime::pallet_index(43)]
+	pub type FreeTier = pallet_free_tier;
 
 	// Governance.
 	#[runtime::pallet_index(50)]

@@ -269,7 +269,7 @@ mod governance {
 	use super::*;
 	use crate::configs::{
 		governance::{TEAM_VESTING_CLIFF, TEAM_VESTING_LENGTH},
-		parameters::{JobDefaults, PolDefaults, DEV_TIMINGS},
+		parameters::{FreeTierDefaults, JobDefaults, PolDefaults, DEV_TIMINGS},
 	};
 	use crate::{Governance, RuntimeOrigin};
 	use frame_support::{assert_noop, assert_ok};
@@ -279,6 +279,7 @@ mod governance {
 	fn defaults() -> Vec<pallet_governance::Parameter<Balance, crate::BlockNumber>> {
 		let j = JobDefaults::get();
 		let p = PolDefaults::get();
+		let f = FreeTierDefaults::get();
 		vec![
 			P::MinImprovement(j.min_improvement),
 			P::MinJobReward(j.min_reward),
@@ -299,6 +300,11 @@ mod governance {
 			P::VerifierUnbondingPeriod(p.unbonding_period),
 			P::EpochLength(p.epoch_length),
 			P::EpochBudget(p.epoch_budget),
+			P::MinDailyQuota(f.min_daily_quota),
+			P::MaxDailyQuota(f.max_daily_quota),
+			P::PowDifficulty(f.pow_difficulty),
+			P::PowWindow(f.pow_window),
+			P::MaxFreePerBlock(f.max_free_per_block),
 			P::PreparePeriod(DEV_TIMINGS.prepare_period),
 			P::DecisionPeriod(DEV_TIMINGS.decision_period),
 			P::ConfirmPeriod(DEV_TIMINGS.confirm_period),
@@ -497,8 +503,8 @@ mod economics {
 					P::ValidatorRewardShare(Perbill::from_percent(e.validator_percent))
 				));
 
-				// Fees: the signer pays, 80 % of the base fee is burned, the rest and tips go
-				// to the author.
+				// Fees: the signer pays, the base fee is burned (`FEE_BURN_PERCENT`), the rest
+				// and tips go to the author.
 				let mut burned: Balance = 0;
 				for (from, to, milli, tip) in &e.transfers {
 					let call = RuntimeCall::Balances(pallet_balances::Call::transfer_keep_alive {
@@ -521,7 +527,11 @@ mod economics {
 						burned += (actual_fee - tip) * FEE_BURN_PERCENT as u128 / 100;
 					}
 				}
-				assert_eq!(issuance(), before - burned, "fees burn exactly 80 % of base fees");
+				assert_eq!(
+					issuance(),
+					before - burned,
+					"fees burn exactly FEE_BURN_PERCENT of base fees"
+				);
 
 				// The era runs `hours`; validators earn points, then sessions roll to the next era.
 				for v in &validators {
@@ -599,5 +609,66 @@ mod economics {
 		fn issuance_grows_exactly_by_inflation_less_burns(epochs in proptest::collection::vec(epoch(), 1..5)) {
 			run(epochs);
 		}
+	}
+}
+
+mod free_tier {
+	use super::*;
+	use crate::{FreeTier, Governance, RuntimeOrigin};
+	use frame_support::assert_ok;
+	use pallet_governance::Parameter as P;
+	use sp_runtime::transaction_validity::{
+		InvalidTransaction, TransactionSource, TransactionValidityError,
+	};
+
+	fn ask() -> RuntimeCall {
+		RuntimeCall::FreeTier(pallet_free_tier::Call::request {
+			request: pallet_free_tier::FreeRequest {
+				version: 0,
+				prompt_hash: sp_core::H256::repeat_byte(9),
+				max_tokens: 32,
+			},
+			seal: None,
+		})
+	}
+
+	#[test]
+	fn a_free_request_within_quota_pays_nothing_and_beyond_it_never_reaches_a_block() {
+		genesis("local_testnet").execute_with(|| {
+			start_block(1, 1);
+			// Eve holds 1 M BLY (20 trust points); with a day's quota of at most 6 she gets 6.
+			assert_ok!(Governance::set_parameter(RuntimeOrigin::root(), P::MaxDailyQuota(10)));
+			let eve = Sr25519Keyring::Eve;
+			assert_eq!(FreeTier::trust_score(&eve.to_account_id()), 20);
+			let before = free(&eve.to_account_id());
+			let issuance = pallet_balances::TotalIssuance::<Runtime>::get();
+			for nonce in 0..6 {
+				Executive::apply_extrinsic(signed(eve, nonce, ask(), 0))
+					.expect("valid")
+					.expect("dispatched");
+			}
+			assert_eq!(free(&eve.to_account_id()), before, "no fee");
+			assert_eq!(pallet_balances::TotalIssuance::<Runtime>::get(), issuance);
+			// The seventh: refused by the pool and by the block builder alike.
+			let seventh = signed(eve, 6, ask(), 0);
+			let quota_spent = TransactionValidityError::Invalid(InvalidTransaction::Custom(
+				pallet_free_tier::codes::QUOTA_EXHAUSTED,
+			));
+			assert_eq!(
+				Executive::validate_transaction(
+					TransactionSource::External,
+					seventh.clone(),
+					System::parent_hash()
+				),
+				Err(quota_spent)
+			);
+			assert_eq!(Executive::apply_extrinsic(seventh), Err(quota_spent));
+			// Other calls still pay.
+			let remark = RuntimeCall::System(frame_system::Call::remark { remark: vec![1] });
+			Executive::apply_extrinsic(signed(eve, 6, remark, 0))
+				.expect("valid")
+				.expect("dispatched");
+			assert!(free(&eve.to_account_id()) < before);
+		});
 	}
 }

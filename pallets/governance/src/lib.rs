@@ -9,7 +9,7 @@
 //!   ([`ParameterBounds`], the runtime's table). [`Pallet::set_parameter`] refuses a value outside
 //!   its range with [`Error::BelowMinimum`] / [`Error::AboveMaximum`] and changes nothing; a
 //!   referendum whose call is refused is over, its call never enacted.
-//! - The parameters of the protocol pallets stay in those pallets' storage; this pallet reaches
+//! - The parameters of the protocol pallets and the free tier stay in those pallets' storage; this pallet reaches
 //!   them through [`GovernedParams`] (no pallet imports another), so their own consistency checks
 //!   (e.g. verifier fee + dataset share ≤ 100 %) also apply.
 //! - The parameters no other pallet owns are stored here: inflation and its split
@@ -34,7 +34,7 @@ pub mod weights;
 pub use weights::WeightInfo;
 
 use alloc::vec::Vec;
-pub use blyan_primitives::params::{GovernedParams, JobParams, PolParams};
+pub use blyan_primitives::params::{FreeTierParams, GovernedParams, JobParams, PolParams};
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use frame_support::{pallet_prelude::*, traits::EnsureOrigin};
 use frame_system::pallet_prelude::*;
@@ -208,6 +208,17 @@ parameters! {
 	AnnualInflation(Perbill) as Share,
 	/// Share of inflation paid to validators; the rest goes to the mining pool.
 	ValidatorRewardShare(Perbill) as Share,
+	// pallet-free-tier
+	/// Free requests a day for an account with no trust.
+	MinDailyQuota(u32) as Count,
+	/// Free requests a day at full trust.
+	MaxDailyQuota(u32) as Count,
+	/// Leading zero bits of an untrusted account's proof of work.
+	PowDifficulty(u32) as Count,
+	/// How many blocks back a proof of work's block may be.
+	PowWindow(BlockNumber) as Blocks,
+	/// Free requests one block may hold.
+	MaxFreePerBlock(u32) as Count,
 	// Referenda
 	/// Least time between a referendum's submission and its decision.
 	PreparePeriod(BlockNumber) as Blocks,
@@ -260,6 +271,8 @@ pub mod pallet {
 	pub type JobParamsOf<T> = JobParams<BalanceOf<T>, BlockNumberFor<T>>;
 	/// `pallet-pol-rewards`' parameters in this runtime.
 	pub type PolParamsOf<T> = PolParams<BalanceOf<T>, BlockNumberFor<T>>;
+	/// `pallet-free-tier`'s parameters in this runtime.
+	pub type FreeTierParamsOf<T> = FreeTierParams<BlockNumberFor<T>>;
 
 	#[pallet::pallet]
 	pub struct Pallet<T>(_);
@@ -277,6 +290,8 @@ pub mod pallet {
 		type Jobs: GovernedParams<JobParams<Self::Balance, BlockNumberFor<Self>>>;
 		/// `pallet-pol-rewards`' parameters.
 		type Pol: GovernedParams<PolParams<Self::Balance, BlockNumberFor<Self>>>;
+		/// `pallet-free-tier`'s parameters.
+		type FreeTier: GovernedParams<FreeTierParams<BlockNumberFor<Self>>>;
 		/// The range of every parameter.
 		type Bounds: ParameterBounds<Self::Balance, BlockNumberFor<Self>>;
 		/// Who may change a parameter: root, or [`Origin::ParameterAdmin`].
@@ -455,6 +470,11 @@ impl<T: Config> Pallet<T> {
 			f(&mut p);
 			T::Pol::set_params(p)
 		};
+		let free_tier = |f: &dyn Fn(&mut FreeTierParamsOf<T>)| {
+			let mut p = T::FreeTier::params();
+			f(&mut p);
+			T::FreeTier::set_params(p)
+		};
 		let economics = |f: &dyn Fn(&mut EconomicsParams)| {
 			Economics::<T>::mutate(|e| f(e));
 			Ok(())
@@ -483,6 +503,11 @@ impl<T: Config> Pallet<T> {
 			VerifierUnbondingPeriod(v) => pol(&|p| p.unbonding_period = v),
 			EpochLength(v) => pol(&|p| p.epoch_length = v),
 			EpochBudget(v) => pol(&|p| p.epoch_budget = v),
+			MinDailyQuota(v) => free_tier(&|p| p.min_daily_quota = v),
+			MaxDailyQuota(v) => free_tier(&|p| p.max_daily_quota = v),
+			PowDifficulty(v) => free_tier(&|p| p.pow_difficulty = v),
+			PowWindow(v) => free_tier(&|p| p.pow_window = v),
+			MaxFreePerBlock(v) => free_tier(&|p| p.max_free_per_block = v),
 			AnnualInflation(v) => economics(&|e| e.annual_inflation = v),
 			ValidatorRewardShare(v) => economics(&|e| e.validator_share = v),
 			PreparePeriod(v) => timings(&|t| t.prepare_period = v),

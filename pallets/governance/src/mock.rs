@@ -52,7 +52,18 @@ pub fn pol_defaults() -> PolParams<Balance, BlockNumber> {
 	}
 }
 
+pub fn free_tier_defaults() -> FreeTierParams<BlockNumber> {
+	FreeTierParams {
+		min_daily_quota: 5,
+		max_daily_quota: 500,
+		pow_difficulty: 20,
+		pow_window: 20,
+		max_free_per_block: 100,
+	}
+}
+
 thread_local! {
+	static FREE: RefCell<FreeTierParams<BlockNumber>> = RefCell::new(free_tier_defaults());
 	static JOBS: RefCell<JobParams<Balance, BlockNumber>> = RefCell::new(job_defaults());
 	static POL: RefCell<PolParams<Balance, BlockNumber>> = RefCell::new(pol_defaults());
 }
@@ -65,6 +76,18 @@ impl GovernedParams<JobParams<Balance, BlockNumber>> for MockJobs {
 	}
 	fn set_params(params: JobParams<Balance, BlockNumber>) -> DispatchResult {
 		JOBS.with(|p| *p.borrow_mut() = params);
+		Ok(())
+	}
+}
+
+/// Stand-in for `pallet-free-tier`.
+pub struct MockFreeTier;
+impl GovernedParams<FreeTierParams<BlockNumber>> for MockFreeTier {
+	fn params() -> FreeTierParams<BlockNumber> {
+		FREE.with(|p| p.borrow().clone())
+	}
+	fn set_params(params: FreeTierParams<BlockNumber>) -> DispatchResult {
+		FREE.with(|p| *p.borrow_mut() = params);
 		Ok(())
 	}
 }
@@ -103,6 +126,9 @@ impl ParameterBounds<Balance, BlockNumber> for MockBounds {
 			MinJobReward | MinWorkerBond | MinVerifierBond => Some((Amount(1), Amount(1_000_000))),
 			EpochBudget => Some((Amount(0), Amount(1_000_000))),
 			CommitteeSize => Some((Count(1), Count(21))),
+			MinDailyQuota | MaxDailyQuota => Some((Count(1), Count(10_000))),
+			PowDifficulty => Some((Count(8), Count(32))),
+			MaxFreePerBlock => Some((Count(1), Count(1_000))),
 			LeaseSlash | VerifierPenalty => pct(0, 100),
 			MinerSlash => pct(1, 100),
 			VerifierFee | DatasetShare => pct(0, 60),
@@ -134,6 +160,7 @@ impl pallet_governance::Config for Test {
 	type Balance = Balance;
 	type Jobs = MockJobs;
 	type Pol = MockPol;
+	type FreeTier = MockFreeTier;
 	type Bounds = MockBounds;
 	type AdminOrigin = EitherOfDiverse<EnsureRoot<u64>, EnsureParameterAdmin>;
 	type DefaultEconomics = DefaultEconomics;
@@ -144,6 +171,7 @@ impl pallet_governance::Config for Test {
 pub fn new_test_ext() -> sp_io::TestExternalities {
 	JOBS.with(|p| *p.borrow_mut() = job_defaults());
 	POL.with(|p| *p.borrow_mut() = pol_defaults());
+	FREE.with(|p| *p.borrow_mut() = free_tier_defaults());
 	let storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
 	let mut ext = sp_io::TestExternalities::new(storage);
 	ext.execute_with(|| System::set_block_number(1));

@@ -112,6 +112,22 @@ fn every_parameter_reaches_its_field_and_only_it() {
 			assert_eq!(MockJobs::params(), jobs, "{parameter:?}");
 			assert_eq!(MockPol::params(), pol, "{parameter:?}");
 		}
+		assert_ok!(set(r(), Parameter::MinDailyQuota(7)));
+		assert_ok!(set(r(), Parameter::MaxDailyQuota(700)));
+		assert_ok!(set(r(), Parameter::PowDifficulty(24)));
+		assert_ok!(set(r(), Parameter::PowWindow(30)));
+		assert_ok!(set(r(), Parameter::MaxFreePerBlock(40)));
+		assert_eq!(
+			MockFreeTier::params(),
+			FreeTierParams {
+				min_daily_quota: 7,
+				max_daily_quota: 700,
+				pow_difficulty: 24,
+				pow_window: 30,
+				max_free_per_block: 40
+			}
+		);
+		assert_noop!(set(r(), Parameter::PowDifficulty(7)), Error::<Test>::BelowMinimum);
 		assert_ok!(set(r(), Parameter::AnnualInflation(Perbill::from_percent(8))));
 		assert_ok!(set(r(), Parameter::ValidatorRewardShare(Perbill::from_percent(30))));
 		assert_eq!(

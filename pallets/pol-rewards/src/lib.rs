@@ -40,8 +40,8 @@ use alloc::vec::Vec;
 use blyan_primitives::deadlines::drain_due;
 use blyan_primitives::params::GovernedParams;
 use blyan_primitives::pol::{
-	JobId, JobSettlement, ModelRegistry, Score, VerificationProvider, VerificationRequest,
-	VersionAcceptance,
+	ContributionObserver, JobId, JobSettlement, ModelRegistry, Score, VerificationProvider,
+	VerificationRequest, VersionAcceptance,
 };
 use codec::{Decode, Encode, MaxEncodedLen};
 use frame_support::{
@@ -184,6 +184,8 @@ pub mod pallet {
 		type MiningPool: Get<Self::AccountId>;
 		/// [`Params`] until governance changes them (through [`GovernedParams`]).
 		type DefaultParams: Get<PolParams<BalanceOf<Self>, BlockNumberFor<Self>>>;
+		/// Told of accepted improvements and honest verifications (the free tier's trust).
+		type Contributions: ContributionObserver<Self::AccountId>;
 		/// Most registered verifiers (the draw is linear in this).
 		#[pallet::constant]
 		type MaxVerifiers: Get<u32>;
@@ -828,6 +830,7 @@ impl<T: Config> Pallet<T> {
 				let mut quorum_members = Vec::new();
 				for member in round.committee.iter() {
 					if member.scores == Some((base_score, candidate_score)) {
+						T::Contributions::honest_verification(&member.verifier);
 						quorum_members.push(member.verifier.clone());
 					} else {
 						Self::penalise(job, &member.verifier, &params);
@@ -839,6 +842,7 @@ impl<T: Config> Pallet<T> {
 					&& !gain.is_zero()
 					&& request.claimed_score == candidate_score;
 				if accepted {
+					T::Contributions::accepted_improvement(&request.miner);
 					Self::pay_accepted(job, request, &quorum_members, gain, &params, now);
 				} else {
 					// The verifiers who caught a false claim earn their fee out of the slash.

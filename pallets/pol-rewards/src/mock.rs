@@ -122,6 +122,7 @@ impl pallet_pol_rewards::Config for Test {
 	type Randomness = TestRandomness;
 	type MiningPool = MiningPool;
 	type DefaultParams = PolDefaults;
+	type Contributions = ();
 	type MaxVerifiers = ConstU32<24>;
 	type MaxAssignmentsPerVerifier = ConstU32<16>;
 	type MaxDeadlinesPerBlock = ConstU32<8>;

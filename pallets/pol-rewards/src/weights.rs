@@ -54,14 +54,14 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `PolRewards::Params` (r:1 w:0)
 	/// Proof: `PolRewards::Params` (`max_values`: Some(1), `max_size`: Some(72), added: 567, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::ActiveVerifiers` (r:1 w:1)
 	/// Proof: `PolRewards::ActiveVerifiers` (`max_values`: Some(1), `max_size`: Some(8194), added: 8689, mode: `MaxEncodedLen`)
 	fn register_verifier() -> Weight {
-		// Proof size measured: `27448`
+		// Proof size measured: `27449`
 		// Proof size estimated: `654798`
-		// Minimum execution time: 983_357_000 picoseconds.
-		Weight::from_parts(1_184_098_000, 654798)
+		// Minimum execution time: 890_757_000 picoseconds.
+		Weight::from_parts(930_968_000, 654798)
 			.saturating_add(T::DbWeight::get().reads(260_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -74,8 +74,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn unregister_verifier() -> Weight {
 		// Proof size measured: `9188`
 		// Proof size estimated: `9679`
-		// Minimum execution time: 34_912_000 picoseconds.
-		Weight::from_parts(50_286_000, 9679)
+		// Minimum execution time: 24_927_000 picoseconds.
+		Weight::from_parts(35_093_000, 9679)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -84,12 +84,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `PolRewards::Assignments` (r:1 w:1)
 	/// Proof: `PolRewards::Assignments` (`max_values`: None, `max_size`: Some(305), added: 2780, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	fn withdraw_verifier() -> Weight {
-		// Proof size measured: `213`
+		// Proof size measured: `214`
 		// Proof size estimated: `3770`
-		// Minimum execution time: 44_557_000 picoseconds.
-		Weight::from_parts(48_292_000, 3770)
+		// Minimum execution time: 39_409_000 picoseconds.
+		Weight::from_parts(41_463_000, 3770)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -102,8 +102,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn commit_scores() -> Weight {
 		// Proof size measured: `1384`
 		// Proof size estimated: `4909`
-		// Minimum execution time: 21_502_000 picoseconds.
-		Weight::from_parts(25_218_000, 4909)
+		// Minimum execution time: 19_089_000 picoseconds.
+		Weight::from_parts(21_282_000, 4909)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -113,12 +113,14 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `PolRewards::Params` (`max_values`: Some(1), `max_size`: Some(72), added: 567, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Assignments` (r:16 w:16)
 	/// Proof: `PolRewards::Assignments` (`max_values`: None, `max_size`: Some(305), added: 2780, mode: `MaxEncodedLen`)
+	/// Storage: `FreeTier::Contributions` (r:12 w:12)
+	/// Proof: `FreeTier::Contributions` (`max_values`: None, `max_size`: Some(60), added: 2535, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Verifiers` (r:5 w:5)
 	/// Proof: `PolRewards::Verifiers` (`max_values`: None, `max_size`: Some(69), added: 2544, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:18 w:18)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:6 w:6)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::ActiveVerifiers` (r:1 w:1)
 	/// Proof: `PolRewards::ActiveVerifiers` (`max_values`: Some(1), `max_size`: Some(8194), added: 8689, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::Jobs` (r:1 w:1)
@@ -140,12 +142,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `PolRewards::Deadlines` (r:0 w:1)
 	/// Proof: `PolRewards::Deadlines` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
 	fn reveal_scores() -> Weight {
-		// Proof size measured: `8324`
+		// Proof size measured: `8366`
 		// Proof size estimated: `47844`
-		// Minimum execution time: 788_484_000 picoseconds.
-		Weight::from_parts(873_051_000, 47844)
-			.saturating_add(T::DbWeight::get().reads(56_u64))
-			.saturating_add(T::DbWeight::get().writes(54_u64))
+		// Minimum execution time: 689_375_000 picoseconds.
+		Weight::from_parts(731_148_000, 47844)
+			.saturating_add(T::DbWeight::get().reads(68_u64))
+			.saturating_add(T::DbWeight::get().writes(66_u64))
 	}
 	/// Storage: `PolRewards::Params` (r:1 w:0)
 	/// Proof: `PolRewards::Params` (`max_values`: Some(1), `max_size`: Some(72), added: 567, mode: `MaxEncodedLen`)
@@ -160,8 +162,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn claim_epoch_reward() -> Weight {
 		// Proof size measured: `454`
 		// Proof size estimated: `6196`
-		// Minimum execution time: 51_127_000 picoseconds.
-		Weight::from_parts(54_602_000, 6196)
+		// Minimum execution time: 43_956_000 picoseconds.
+		Weight::from_parts(47_040_000, 6196)
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -185,9 +187,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn on_initialize_draw(n: u32, ) -> Weight {
 		// Proof size measured: `26762 + n * (159 ±0)`
 		// Proof size estimated: `712670 + n * (3919 ±0)`
-		// Minimum execution time: 20_020_000 picoseconds.
-		Weight::from_parts(517_270_339, 712670)
-			.saturating_add(Weight::from_parts(924_589_707, 0).saturating_mul(n.into()))
+		// Minimum execution time: 9_415_000 picoseconds.
+		Weight::from_parts(446_575_907, 712670)
+			.saturating_add(Weight::from_parts(753_685_120, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(354_u64))
 			.saturating_add(T::DbWeight::get().reads((17_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(10_u64))
@@ -204,12 +206,14 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `PolRewards::Params` (`max_values`: Some(1), `max_size`: Some(72), added: 567, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Assignments` (r:16 w:16)
 	/// Proof: `PolRewards::Assignments` (`max_values`: None, `max_size`: Some(305), added: 2780, mode: `MaxEncodedLen`)
+	/// Storage: `FreeTier::Contributions` (r:27 w:27)
+	/// Proof: `FreeTier::Contributions` (`max_values`: None, `max_size`: Some(60), added: 2535, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Verifiers` (r:5 w:5)
 	/// Proof: `PolRewards::Verifiers` (`max_values`: None, `max_size`: Some(69), added: 2544, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:48 w:48)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:21 w:21)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::ActiveVerifiers` (r:1 w:1)
 	/// Proof: `PolRewards::ActiveVerifiers` (`max_values`: Some(1), `max_size`: Some(8194), added: 8689, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::Jobs` (r:16 w:16)
@@ -230,15 +234,15 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `PolRewards::Epochs` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[0, 16]`.
 	fn on_initialize_tally(n: u32, ) -> Weight {
-		// Proof size measured: `5045 + n * (3550 ±0)`
+		// Proof size measured: `5087 + n * (3550 ±0)`
 		// Proof size estimated: `45470 + n * (5206 ±0)`
-		// Minimum execution time: 6_961_000 picoseconds.
-		Weight::from_parts(103_108_344, 45470)
-			.saturating_add(Weight::from_parts(674_778_719, 0).saturating_mul(n.into()))
-			.saturating_add(T::DbWeight::get().reads(33_u64))
-			.saturating_add(T::DbWeight::get().reads((12_u64).saturating_mul(n.into())))
-			.saturating_add(T::DbWeight::get().writes(31_u64))
-			.saturating_add(T::DbWeight::get().writes((11_u64).saturating_mul(n.into())))
+		// Minimum execution time: 6_149_000 picoseconds.
+		Weight::from_parts(107_860_938, 45470)
+			.saturating_add(Weight::from_parts(573_564_968, 0).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads(41_u64))
+			.saturating_add(T::DbWeight::get().reads((14_u64).saturating_mul(n.into())))
+			.saturating_add(T::DbWeight::get().writes(39_u64))
+			.saturating_add(T::DbWeight::get().writes((13_u64).saturating_mul(n.into())))
 			.saturating_add(Weight::from_parts(0, 5206).saturating_mul(n.into()))
 	}
 }
@@ -246,38 +250,38 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with RocksDB's database weights, for tests and mock runtimes.
 impl WeightInfo for () {
 	fn register_verifier() -> Weight {
-		Weight::from_parts(1_184_098_000, 654798)
+		Weight::from_parts(930_968_000, 654798)
 			.saturating_add(RocksDbWeight::get().reads(260_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn unregister_verifier() -> Weight {
-		Weight::from_parts(50_286_000, 9679)
+		Weight::from_parts(35_093_000, 9679)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn withdraw_verifier() -> Weight {
-		Weight::from_parts(48_292_000, 3770)
+		Weight::from_parts(41_463_000, 3770)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn commit_scores() -> Weight {
-		Weight::from_parts(25_218_000, 4909)
+		Weight::from_parts(21_282_000, 4909)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn reveal_scores() -> Weight {
-		Weight::from_parts(873_051_000, 47844)
-			.saturating_add(RocksDbWeight::get().reads(56_u64))
-			.saturating_add(RocksDbWeight::get().writes(54_u64))
+		Weight::from_parts(731_148_000, 47844)
+			.saturating_add(RocksDbWeight::get().reads(68_u64))
+			.saturating_add(RocksDbWeight::get().writes(66_u64))
 	}
 	fn claim_epoch_reward() -> Weight {
-		Weight::from_parts(54_602_000, 6196)
+		Weight::from_parts(47_040_000, 6196)
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn on_initialize_draw(n: u32, ) -> Weight {
-		Weight::from_parts(517_270_339, 712670)
-			.saturating_add(Weight::from_parts(924_589_707, 0).saturating_mul(n.into()))
+		Weight::from_parts(446_575_907, 712670)
+			.saturating_add(Weight::from_parts(753_685_120, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(354_u64))
 			.saturating_add(RocksDbWeight::get().reads((17_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(10_u64))
@@ -285,12 +289,12 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 3919).saturating_mul(n.into()))
 	}
 	fn on_initialize_tally(n: u32, ) -> Weight {
-		Weight::from_parts(103_108_344, 45470)
-			.saturating_add(Weight::from_parts(674_778_719, 0).saturating_mul(n.into()))
-			.saturating_add(RocksDbWeight::get().reads(33_u64))
-			.saturating_add(RocksDbWeight::get().reads((12_u64).saturating_mul(n.into())))
-			.saturating_add(RocksDbWeight::get().writes(31_u64))
-			.saturating_add(RocksDbWeight::get().writes((11_u64).saturating_mul(n.into())))
+		Weight::from_parts(107_860_938, 45470)
+			.saturating_add(Weight::from_parts(573_564_968, 0).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().reads(41_u64))
+			.saturating_add(RocksDbWeight::get().reads((14_u64).saturating_mul(n.into())))
+			.saturating_add(RocksDbWeight::get().writes(39_u64))
+			.saturating_add(RocksDbWeight::get().writes((13_u64).saturating_mul(n.into())))
 			.saturating_add(Weight::from_parts(0, 5206).saturating_mul(n.into()))
 	}
 }

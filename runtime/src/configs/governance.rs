@@ -13,7 +13,7 @@
 use super::parameters::{BlyanBounds, EconomicsDefaults, TimingDefaults};
 use super::RuntimeBlockWeights;
 use crate::{
-	currency::*, time::*, AccountId, Balance, Balances, BlockNumber, Jobs, OriginCaller,
+	currency::*, time::*, AccountId, Balance, Balances, BlockNumber, FreeTier, Jobs, OriginCaller,
 	PolRewards, Preimage, Referenda, Runtime, RuntimeCall, RuntimeEvent, RuntimeHoldReason,
 	RuntimeOrigin, System,
 };
@@ -208,6 +208,7 @@ impl pallet_governance::Config for Runtime {
 	type Balance = Balance;
 	type Jobs = Jobs;
 	type Pol = PolRewards;
+	type FreeTier = FreeTier;
 	type Bounds = BlyanBounds;
 	type AdminOrigin = EitherOfDiverse<EnsureRoot<AccountId>, EnsureParameterAdmin>;
 	type DefaultEconomics = EconomicsDefaults;

@@ -1,6 +1,7 @@
 //! Configuration of every pallet in the runtime.
 
 mod fees;
+mod free_tier;
 pub mod governance;
 pub mod parameters;
 mod pol;

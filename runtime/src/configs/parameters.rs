@@ -22,12 +22,17 @@
 //! | epoch budget | 5 000 BLY | 0 | 10 M BLY |
 //! | annual inflation | 10 % | 0 | 20 % |
 //! | validator share of inflation | 50 % | 0 | 100 % |
+//! | free requests a day at trust 0 / 100 | 5 / 500 | 1 / 1 | 10 000 / 10 000 |
+//! | proof-of-work difficulty | 20 bits (~1 M hashes) | 8 | 32 |
+//! | proof-of-work window | 20 blocks | 1 block | 1 h |
+//! | free requests per block | 100 | 1 | 1 000 |
 //! | referendum prepare / decision / confirm / enactment | 1 h / 7 d / 1 d / 1 d | 1 / 10 / 1 / 1 blocks | 30 / 90 / 30 / 30 days |
 //!
 //! The `dev` preset shortens the referendum periods (see `genesis_config_presets`).
 
 use crate::{currency::*, time::*, Balance, BlockNumber};
 use frame_support::parameter_types;
+use pallet_free_tier::FreeTierParams;
 use pallet_governance::{
 	EconomicsParams, ParameterBounds, ParameterKind, ParameterValue, ReferendumTimings,
 };
@@ -61,6 +66,17 @@ parameter_types! {
 		epoch_length: HOURS,
 		// About the mining pool's share of inflation per hour (50 M BLY a year / 8 760 h).
 		epoch_budget: 5_000 * BLY,
+	};
+
+	pub FreeTierDefaults: FreeTierParams<BlockNumber> = FreeTierParams {
+		min_daily_quota: 5,
+		max_daily_quota: 500,
+		// ~1 M blake2 hashes a request: a fraction of a second for a person, a real cost for
+		// a bot (docs/benchmarks.md).
+		pow_difficulty: 20,
+		pow_window: 20,
+		// A free request weighs ~1/1000 of a block: free traffic stays under a tenth of one.
+		max_free_per_block: 100,
 	};
 
 	pub EconomicsDefaults: EconomicsParams = EconomicsParams {
@@ -115,6 +131,10 @@ impl ParameterBounds<Balance, BlockNumber> for BlyanBounds {
 			MinerSlash => percent(1, 100),
 			EpochLength => blocks(10, 30 * DAYS),
 			EpochBudget => amount(0, 10_000_000 * BLY),
+			MinDailyQuota | MaxDailyQuota => (Count(1), Count(10_000)),
+			PowDifficulty => (Count(8), Count(32)),
+			PowWindow => blocks(1, HOURS),
+			MaxFreePerBlock => (Count(1), Count(1_000)),
 			AnnualInflation => percent(0, 20),
 			ValidatorRewardShare => percent(0, 100),
 			PreparePeriod | ConfirmPeriod | MinEnactmentPeriod => blocks(1, 30 * DAYS),

@@ -5,7 +5,8 @@
 use super::parameters::{JobDefaults, PolDefaults};
 use super::MiningPoolAccount;
 use crate::{
-	Balances, BlockNumber, Hash, Jobs, PolRewards, Registry, Runtime, RuntimeHoldReason, System,
+	Balances, BlockNumber, FreeTier, Hash, Jobs, PolRewards, Registry, Runtime, RuntimeHoldReason,
+	System,
 };
 use frame_support::traits::ConstU32;
 use sp_runtime::traits::{BlakeTwo256, Hash as _};
@@ -52,6 +53,7 @@ impl pallet_pol_rewards::Config for Runtime {
 	type Randomness = ParentHashRandomness;
 	type MiningPool = MiningPoolAccount;
 	type DefaultParams = PolDefaults;
+	type Contributions = FreeTier;
 	type MaxVerifiers = ConstU32<256>;
 	type MaxAssignmentsPerVerifier = ConstU32<32>;
 	type MaxDeadlinesPerBlock = ConstU32<16>;
