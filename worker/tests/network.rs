@@ -61,7 +61,12 @@ async fn an_honest_job_is_accepted_and_everyone_is_paid_as_the_protocol_says() {
 	);
 	for i in 2..5 {
 		let fee = reward / 10 / 3;
-		assert!(after[i] + FEES >= before[i] + fee && after[i] <= before[i] + fee, "verifier {i}");
+		assert!(
+			after[i] + FEES >= before[i] + fee && after[i] <= before[i] + fee,
+			"verifier {i}: before {}, after {}, fee {fee}",
+			before[i],
+			after[i]
+		);
 	}
 	assert_eq!(
 		chain.balance(&account("//Alice")).await.unwrap().1,
@@ -93,7 +98,10 @@ async fn a_miner_claiming_a_better_loss_than_it_reached_is_rejected_and_slashed(
 	assert_eq!(eve.bond, 80 * BLY);
 	let fee = 100 * BLY / 10 / 3;
 	let bob_after = free(&chain, "//Bob").await;
-	assert!(bob_after + FEES >= bob_before + fee && bob_after <= bob_before + fee);
+	assert!(
+		bob_after + FEES >= bob_before + fee && bob_after <= bob_before + fee,
+		"Bob: before {bob_before}, after {bob_after}, fee {fee}"
+	);
 	// Bob's earnings count the fee paid out of the slash.
 	let out = net.run("//Bob", &["earnings", "--from", "1"]);
 	assert!(out.contains(&format!("fees and shares  {}", blyan_worker::chain::bly(fee))), "{out}");
