@@ -148,15 +148,14 @@ impl Net {
 		let mut ipfs_cmd = Command::new(repo_root().join("scripts/ipfs/daemon.sh"));
 		ipfs_cmd.arg(dir.path().join("ipfs")).arg(ipfs_port.to_string());
 		let ipfs = Proc::spawn("ipfs", ipfs_cmd, dir.path().join("ipfs.log"));
-		let mut net = Self {
-			rpc_port: free_port(),
-			p2p_port: free_port(),
-			ipfs_port,
-			node: None,
-			_ipfs: ipfs,
-			dir,
-			node_starts: 0,
-		};
+		// The daemon binds its four ports only once it is up: keep the node's away from them.
+		let taken = ipfs_port..ipfs_port + 4;
+		let rpc_port = std::iter::repeat_with(free_port).find(|p| !taken.contains(p)).unwrap();
+		let p2p_port = std::iter::repeat_with(free_port)
+			.find(|p| !taken.contains(p) && *p != rpc_port)
+			.unwrap();
+		let mut net =
+			Self { rpc_port, p2p_port, ipfs_port, node: None, _ipfs: ipfs, dir, node_starts: 0 };
 		net.start_node();
 		net._ipfs.wait_for_output("Daemon is ready", Duration::from_secs(90));
 		net
