@@ -1,6 +1,6 @@
 //! [`ChargeUnlessFree`]: the runtime's fee extension, except for free requests within quota.
 
-use crate::{to_validity, Call, Config, Error, Pallet};
+use crate::{quota_tag, to_validity, Call, Config, Error, Pallet};
 use codec::{Decode, DecodeWithMemTracking, Encode};
 use core::marker::PhantomData;
 use frame_support::{
@@ -57,14 +57,14 @@ where
 	T::RuntimeCall: IsSubType<Call<T>>,
 	DispatchOriginOf<T::RuntimeCall>: AsSystemOriginSigner<T::AccountId>,
 {
-	/// `Some` for a signed free request: whether it is admitted now.
+	/// `Some` for a signed free request: whether it is admitted now, and the pool tag it holds.
 	fn free_request(
 		origin: &DispatchOriginOf<T::RuntimeCall>,
 		call: &T::RuntimeCall,
-	) -> Option<Result<(), Error<T>>> {
+	) -> Option<Result<alloc::vec::Vec<u8>, Error<T>>> {
 		let Some(Call::request { seal, .. }) = call.is_sub_type() else { return None };
 		let who = origin.as_system_origin_signer()?;
-		Some(Pallet::<T>::check(who, seal.as_ref()).map(|_| ()))
+		Some(Pallet::<T>::check(who, seal.as_ref()).map(|a| quota_tag(who, &a)))
 	}
 }
 
@@ -109,9 +109,12 @@ where
 		source: TransactionSource,
 	) -> ValidateResult<Self::Val, T::RuntimeCall> {
 		if let Some(admitted) = Self::free_request(&origin, call) {
-			admitted.map_err(to_validity)?;
-			// No fee, and the lowest priority: paying transactions go first.
-			return Ok((ValidTransaction::default(), Stage::Free, origin));
+			let tag = admitted.map_err(to_validity)?;
+			// No fee, and the lowest priority: paying transactions go first. The tag lets the
+			// pool hold one free request per account and quota slot, so nobody floods it with
+			// requests beyond the quota that would only be dropped at block building.
+			let validity = ValidTransaction { provides: alloc::vec![tag], ..Default::default() };
+			return Ok((validity, Stage::Free, origin));
 		}
 		let (validity, val, origin) = self.0.validate(
 			origin,

@@ -331,10 +331,11 @@ pub mod pallet {
 				return InvalidTransaction::Call.into();
 			};
 			Self::check_signature(requester, request, seal, signature).map_err(to_validity)?;
-			Self::check(requester, Some(seal)).map_err(to_validity)?;
+			let admission = Self::check(requester, Some(seal)).map_err(to_validity)?;
 			ValidTransaction::with_tag_prefix("BlyanFreeTier")
 				.priority(0)
 				.and_provides((requester, seal.block))
+				.and_provides(quota_tag(requester, &admission))
 				.longevity(Params::<T>::get().pow_window.unique_saturated_into())
 				.propagate(true)
 				.build()
@@ -359,6 +360,15 @@ pub(crate) fn to_validity<T>(error: Error<T>) -> TransactionValidityError {
 		_ => 0,
 	};
 	InvalidTransaction::Custom(code).into()
+}
+
+/// The pool tag of a free request: the account's next quota slot today. Two pending requests
+/// of one account claim the same slot, so the pool keeps one until a block takes it.
+pub(crate) fn quota_tag<AccountId: Encode, BlockNumber>(
+	who: &AccountId,
+	admission: &Admission<BlockNumber>,
+) -> alloc::vec::Vec<u8> {
+	(b"blyan/free-slot", who, admission.day, admission.used).encode()
 }
 
 /// What [`Pallet::check`] found: how much of the quota is used, and whether a seal is spent.

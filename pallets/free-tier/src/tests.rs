@@ -148,6 +148,22 @@ fn the_fee_extension_makes_admitted_requests_free_and_refuses_the_rest_in_the_po
 		let before = Balances::free_balance(&who);
 		let call = RuntimeCall::FreeTier(Call::request { request: ask(1), seal: None });
 		let info = call.get_dispatch_info();
+		// Two pending requests of one account claim the same quota slot: the pool keeps one.
+		let ext = Extension::from(pallet_transaction_payment::ChargeTransactionPayment::from(0));
+		let provides = |ext: &Extension| {
+			ext.validate_only(
+				RuntimeOrigin::signed(who.clone()),
+				&call,
+				&info,
+				100,
+				TransactionSource::External,
+				0,
+			)
+			.map(|(v, _, _)| v.provides)
+		};
+		let (first, second) = (provides(&ext), provides(&ext));
+		assert!(matches!(&first, Ok(tags) if tags.len() == 1));
+		assert_eq!(first, second);
 		for _ in 0..9 {
 			let ext =
 				Extension::from(pallet_transaction_payment::ChargeTransactionPayment::from(0));
