@@ -12,6 +12,7 @@
 // Prints what happens and exits non-zero on the first thing that does not go as described.
 import { ApiPromise, WsProvider } from '@polkadot/api';
 import { Keyring } from '@polkadot/keyring';
+import { submitOrFail } from './submit.mjs';
 import { u8aConcat, u8aToHex, stringToU8a, bnToU8a } from '@polkadot/util';
 import { blake2AsU8a, cryptoWaitReady, mnemonicGenerate } from '@polkadot/util-crypto';
 
@@ -97,21 +98,6 @@ log('ok: the free tier works from @polkadot/api');
 await api.disconnect();
 process.exit(0);
 
-// Sends `tx` (signed by `who`, or unsigned), waits for inclusion, fails on a dispatch error.
 function submit(tx, who, label) {
-  return new Promise((resolve) => {
-    const handler = ({ status, events, dispatchError }) => {
-      if (!status.isInBlock) return;
-      const sudid = events.find(({ event }) => api.events.sudo?.Sudid.is(event));
-      const error = dispatchError ?? (sudid && sudid.event.data[0].isErr ? sudid.event.data[0].asErr : undefined);
-      if (error) {
-        const meta = error.isModule ? api.registry.findMetaError(error.asModule) : undefined;
-        fail(`${label}: ${meta ? `${meta.section}.${meta.name}` : error.toString()}`);
-      }
-      log(`${label}: included`);
-      resolve(events);
-    };
-    const sent = who ? tx.signAndSend(who, { nonce: -1 }, handler) : tx.send(handler);
-    sent.catch((e) => fail(`${label}: ${e.message ?? e}`));
-  });
+  return submitOrFail(api, tx, who, label, { log, fail });
 }

@@ -15,6 +15,7 @@
 import { readFileSync } from 'node:fs';
 import { ApiPromise, WsProvider } from '@polkadot/api';
 import { Keyring } from '@polkadot/keyring';
+import { submitOrFail } from './submit.mjs';
 
 // Every event of every new block (filled below), kept for the checks and for failure reports.
 const seen = [];
@@ -157,19 +158,6 @@ async function until(what, check, seconds = 120) {
   fail(`timed out waiting for ${what}`);
 }
 
-// Signs `call` as `who`, waits for inclusion, fails on a dispatch error; returns the events.
 function send(call, who, label) {
-  return new Promise((resolve) => {
-    call
-      .signAndSend(who, { nonce: -1 }, ({ status, events, dispatchError }) => {
-        if (!status.isInBlock) return;
-        if (dispatchError) {
-          const why = dispatchError.isModule ? api.registry.findMetaError(dispatchError.asModule) : dispatchError.toString();
-          fail(`${label}: ${why.section ? `${why.section}.${why.name}` : why}`);
-        }
-        log(`${label}: included`);
-        resolve(events);
-      })
-      .catch((e) => fail(`${label}: ${e.message ?? e}`));
-  });
+  return submitOrFail(api, call, who, label, { log, fail });
 }

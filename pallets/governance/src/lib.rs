@@ -415,6 +415,13 @@ pub mod pallet {
 	}
 }
 
+/// Changes one field of the parameters `G` owns and hands them back through `G`'s own checks.
+fn update<P, G: GovernedParams<P>>(change: &dyn Fn(&mut P)) -> DispatchResult {
+	let mut params = G::params();
+	change(&mut params);
+	G::set_params(params)
+}
+
 /// `e` as the parameters that set it.
 fn economics_parameters<T: Config>(e: &EconomicsParams) -> [ParameterOf<T>; 2] {
 	[
@@ -460,21 +467,9 @@ impl<T: Config> Pallet<T> {
 	/// Writes `parameter` where it lives.
 	fn apply(parameter: &ParameterOf<T>) -> DispatchResult {
 		use crate::Parameter::*;
-		let jobs = |f: &dyn Fn(&mut JobParamsOf<T>)| {
-			let mut p = T::Jobs::params();
-			f(&mut p);
-			T::Jobs::set_params(p)
-		};
-		let pol = |f: &dyn Fn(&mut PolParamsOf<T>)| {
-			let mut p = T::Pol::params();
-			f(&mut p);
-			T::Pol::set_params(p)
-		};
-		let free_tier = |f: &dyn Fn(&mut FreeTierParamsOf<T>)| {
-			let mut p = T::FreeTier::params();
-			f(&mut p);
-			T::FreeTier::set_params(p)
-		};
+		let jobs = |f: &dyn Fn(&mut JobParamsOf<T>)| update::<_, T::Jobs>(f);
+		let pol = |f: &dyn Fn(&mut PolParamsOf<T>)| update::<_, T::Pol>(f);
+		let free_tier = |f: &dyn Fn(&mut FreeTierParamsOf<T>)| update::<_, T::FreeTier>(f);
 		let economics = |f: &dyn Fn(&mut EconomicsParams)| {
 			Economics::<T>::mutate(|e| f(e));
 			Ok(())
