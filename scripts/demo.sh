@@ -2,8 +2,10 @@
 # The main job: builds everything, then runs one Proof-of-Learning training job for real on a
 # local dev chain and IPFS daemon, printing the story as it happens: a creator registers a model
 # and posts a job, a data owner publishes the training data, a miner claims, trains (loss falling),
-# commits, reveals; three verifiers re-evaluate it and the chain pays out. Ends by itself; exit 0
-# when the trained version was accepted and paid.
+# commits, reveals; three verifiers re-evaluate it and the chain pays out. Then two servers serve
+# the accepted version as a two-stage pipeline, a gateway answers an OpenAI-style completion over
+# it and the servers settle the gateway's receipts. Ends by itself; exit 0 when the trained
+# version was accepted, paid, served and its receipts settled.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$BLYAN_ROOT"
@@ -103,4 +105,29 @@ PY
 step "Eve's earnings, from chain events"
 w //Eve eve earnings --from 1
 grep -q "ACCEPTED" "$run_dir/creator-alice.log"
-step "done: the trained version was accepted and everyone paid"
+version=$(grep "ACCEPTED" "$run_dir/creator-alice.log" | head -1 | awk '{print $NF}')
+
+step "inference: Charlie serves layers 0..2 and Dave layers 2..4 of version $version (each layer checked against its Merkle root), announced on chain"
+w_bg serve-charlie //Charlie serve --version "$version" --layers 0..2 --listen "127.0.0.1:$(free_port)" --settle-secs 2
+w_bg serve-dave //Dave serve --version "$version" --layers 2..4 --listen "127.0.0.1:$(free_port)" --settle-secs 2
+gateway_port=$(free_port)
+for _ in $(seq 1 120); do
+	grep -q "announced version" "$run_dir/serve-charlie.log" 2>/dev/null \
+		&& grep -q "announced version" "$run_dir/serve-dave.log" 2>/dev/null && break
+	sleep 0.5
+done
+
+step "Bob runs a gateway: routes from the chain's announcements, pays each server per token with signed receipts"
+w_bg gateway-bob //Bob gateway --version "$version" --listen "127.0.0.1:$gateway_port"
+for _ in $(seq 1 60); do grep -q "gateway for version" "$run_dir/gateway-bob.log" 2>/dev/null && break; sleep 0.5; done
+
+step "an OpenAI-style completion through the two-stage pipeline"
+request='{"model":"blyan-'"$version"'","prompt":"add 12 30 = ","max_tokens":12,"stop":"\n"}'
+echo "POST /v1/completions $request"
+curl -sf "http://127.0.0.1:$gateway_port/v1/completions" -H 'content-type: application/json' -d "$request" \
+	| python3 -c 'import json,sys; r=json.load(sys.stdin); print("answer:", repr(r["choices"][0]["text"]), "| usage:", r["usage"])'
+
+step "the servers settle Bob's receipts on chain"
+for _ in $(seq 1 60); do grep -q "settled " "$run_dir/serve-charlie.log" && grep -q "settled " "$run_dir/serve-dave.log" && break; sleep 0.5; done
+grep "settled " "$run_dir/serve-charlie.log" "$run_dir/serve-dave.log"
+step "done: the trained version was accepted, everyone paid, and the new version served and paid per token"

@@ -206,6 +206,8 @@ mod runtime {
 	pub type PolRewards = pallet_pol_rewards;
 	#[runtime::pallet_index(43)]
 	pub type FreeTier = pallet_free_tier;
+	#[runtime::pallet_index(44)]
+	pub type Inference = pallet_inference;
 
 	// Governance.
 	#[runtime::pallet_index(50)]

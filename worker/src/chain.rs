@@ -16,13 +16,20 @@ use subxt_signer::sr25519::Keypair;
 	derive_for_all_types = "Clone, PartialEq, Eq",
 	// Commitments hash the SCALE bytes of a result, as the pallet does.
 	derive_for_type(path = "pallet_jobs::JobResult", derive = "::subxt::ext::codec::Encode", recursive),
-	attributes_for_type(path = "pallet_jobs::JobResult", attributes = "#[codec(crate = ::subxt::ext::codec)]", recursive)
+	attributes_for_type(path = "pallet_jobs::JobResult", attributes = "#[codec(crate = ::subxt::ext::codec)]", recursive),
+	// Receipts are signed over their SCALE bytes and travel to servers as SCALE.
+	derive_for_type(path = "pallet_inference::SignedReceipt", derive = "::subxt::ext::codec::Encode, ::subxt::ext::codec::Decode", recursive),
+	attributes_for_type(path = "pallet_inference::SignedReceipt", attributes = "#[codec(crate = ::subxt::ext::codec)]", recursive)
 )]
 pub mod blyan {}
 
 pub use blyan::runtime_types::{
-	blyan_primitives::pol::{Backend, LayerDelta, SemVer, VersionStatus},
+	blyan_primitives::{
+		inference::{InferenceReceipt, LayerSpan},
+		pol::{Backend, LayerDelta, SemVer, VersionStatus},
+	},
 	bounded_collections::bounded_vec::BoundedVec,
+	pallet_inference::{Announcement, SignedReceipt},
 	pallet_jobs::{Capabilities, Job, JobResult, JobSpec, JobStatus, WorkerInfo},
 	pallet_model_registry::{Architecture, DatasetInfo, ModelInfo, ResolvedLayer, VersionInfo},
 	pallet_pol_rewards::{Phase, Round, VerifierInfo},
@@ -36,6 +43,10 @@ pub type VersionId = u64;
 pub type ChainJob = Job<AccountId32, Balance, BlockNumber>;
 pub type ChainRound = Round<AccountId32, BlockNumber>;
 pub type Client = OnlineClient<PolkadotConfig>;
+pub type ChainAnnouncement = Announcement<Balance, BlockNumber>;
+pub type Receipt = InferenceReceipt<AccountId32, Balance>;
+pub type ChainSignedReceipt = SignedReceipt<AccountId32, Balance, MultiSignature>;
+pub use blyan::runtime_types::sp_runtime::MultiSignature;
 /// The events of one submitted transaction.
 pub type Events = subxt::extrinsics::ExtrinsicEvents<PolkadotConfig>;
 
@@ -374,6 +385,91 @@ impl Chain {
 		epochs.sort_unstable();
 		Ok(epochs)
 	}
+
+	// ---- inference ----
+
+	/// The genesis hash: receipts are signed for one chain.
+	pub fn genesis_hash(&self) -> H256 {
+		self.api.genesis_hash()
+	}
+
+	/// Every server announcement with the block it was read at (callers drop expired ones).
+	pub async fn announcements(
+		&self,
+	) -> Result<(BlockNumber, Vec<(AccountId32, ChainAnnouncement)>), ChainError> {
+		let at = self.at().await?;
+		let now = at.block_number() as BlockNumber;
+		let mut entries =
+			at.storage().iter(blyan::storage().inference().servers(), ()).await.map_err(rpc)?;
+		let mut servers = Vec::new();
+		while let Some(entry) = entries.next().await {
+			let entry = entry.map_err(rpc)?;
+			let (who,): (AccountId32,) = entry.key().map_err(rpc)?.decode().map_err(rpc)?;
+			servers.push((who, entry.value().decode().map_err(rpc)?));
+		}
+		Ok((now, servers))
+	}
+
+	/// Announces (or renews) what this account serves.
+	#[allow(clippy::too_many_arguments)]
+	pub async fn announce(
+		&self,
+		version: VersionId,
+		layers: (u16, u16),
+		endpoint: &str,
+		price_per_token: Balance,
+		capacity: u32,
+		bond: Balance,
+	) -> Result<Events, ChainError> {
+		let call = blyan::tx().inference().announce(
+			version,
+			LayerSpan { start: layers.0, end: layers.1 },
+			bytes(endpoint),
+			price_per_token,
+			capacity,
+			bond,
+		);
+		self.submit("inference.announce", &call).await
+	}
+
+	/// Withdraws this account's announcement.
+	pub async fn withdraw_announcement(&self) -> Result<Events, ChainError> {
+		self.submit("inference.withdraw", &blyan::tx().inference().withdraw()).await
+	}
+
+	/// Settles receipts signed by clients for this account.
+	pub async fn settle(&self, receipts: Vec<ChainSignedReceipt>) -> Result<Events, ChainError> {
+		self.submit("inference.settle", &blyan::tx().inference().settle(BoundedVec(receipts))).await
+	}
+
+	/// Blocks an announcement lives (the runtime's constant).
+	pub async fn announcement_ttl(&self) -> Result<BlockNumber, ChainError> {
+		self.at()
+			.await?
+			.constants()
+			.entry(blyan::constants().inference().announcement_ttl())
+			.map_err(rpc)
+	}
+
+	/// Signs `receipt` as its client (this account).
+	pub fn sign_receipt(&self, receipt: Receipt) -> ChainSignedReceipt {
+		let signature = self.signer.sign(&receipt_payload(&self.genesis_hash(), &receipt));
+		SignedReceipt { receipt, signature: MultiSignature::Sr25519(signature.0) }
+	}
+
+	/// The highest receipt nonce settled for `client` at `server`.
+	pub async fn settled_nonce(
+		&self,
+		client: &AccountId32,
+		server: &AccountId32,
+	) -> Result<Option<u64>, ChainError> {
+		self.get(blyan::storage().inference().settled_nonce(), (*client, *server)).await
+	}
+}
+
+/// The bytes a client signs for a receipt (as `blyan_primitives::inference::receipt_payload`).
+pub fn receipt_payload(genesis: &H256, receipt: &Receipt) -> Vec<u8> {
+	(b"blyan/receipt", genesis, receipt).encode()
 }
 
 /// Connects, retrying with backoff until `give_up` (a node being restarted is not an error).

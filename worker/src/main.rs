@@ -9,6 +9,7 @@ use blyan_worker::{
 	chain::{self, bly, blyan, Chain, ChainError},
 	config::{self, ConfigError, FileConfig, Settings},
 	creator,
+	inference::service::{self, GatewayOptions, ServeOptions},
 	ml::{data, model::ModelConfig, train::Hyperparams, TrainDevice},
 	report,
 	state::StateDir,
@@ -173,6 +174,73 @@ enum Command {
 	Balance { accounts: Vec<String> },
 	/// Write a new key file (mode 0600) from a secret URI read from stdin.
 	KeyImport { path: PathBuf },
+	/// Serve layers of an accepted version: the stage protocol, and the OpenAI API if the span
+	/// is the whole model; announce on chain, take receipts and settle them.
+	Serve {
+		/// The accepted version.
+		#[arg(long)]
+		version: u64,
+		/// Registry layers held, START..END (0 = embedding, last = norm and head); default all.
+		#[arg(long, value_parser = blyan_worker::inference::service::parse_span)]
+		layers: Option<(usize, usize)>,
+		#[arg(long, default_value = "127.0.0.1:8080")]
+		listen: std::net::SocketAddr,
+		/// URL announced on chain (default http://LISTEN).
+		#[arg(long)]
+		public_url: Option<String>,
+		/// Price per token (in or out) in plancks.
+		#[arg(long, default_value_t = 1_000_000)]
+		price: u128,
+		/// Sessions served at once.
+		#[arg(long, default_value_t = 8)]
+		capacity: u32,
+		/// Bond in BLY.
+		#[arg(long, default_value_t = 100)]
+		bond: u64,
+		/// Do not announce on chain (a private server).
+		#[arg(long)]
+		no_announce: bool,
+		/// Refuse free-tier receipts.
+		#[arg(long)]
+		no_free: bool,
+		/// Seconds between settlements of receipts.
+		#[arg(long, default_value_t = 10)]
+		settle_secs: u64,
+		/// Milliseconds added before every chunk (simulates a slower device; tests, benchmarks).
+		#[arg(long, default_value_t = 0, hide = true)]
+		simulate_latency_ms: u64,
+	},
+	/// Answer the OpenAI API for a version by routing over the stages announced on chain,
+	/// paying each server with receipts signed by this account.
+	Gateway {
+		#[arg(long)]
+		version: u64,
+		#[arg(long, default_value = "127.0.0.1:8000")]
+		listen: std::net::SocketAddr,
+		/// Pay with free-tier receipts (counted against this account's daily quota).
+		#[arg(long)]
+		free: bool,
+		/// Sign no receipts.
+		#[arg(long, conflicts_with = "free")]
+		unpaid: bool,
+	},
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+	let term = async {
+		match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+			Ok(mut s) => {
+				s.recv().await;
+			}
+			Err(_) => std::future::pending::<()>().await,
+		}
+	};
+	tokio::select! {
+		_ = tokio::signal::ctrl_c() => {}
+		_ = term => {}
+	}
+	info!("shutting down");
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -529,6 +597,42 @@ async fn run(cli: Cli) -> Result<()> {
 			if watch {
 				watch_job(&chain, &ipfs, &state, job, poll).await?;
 			}
+		}
+		Command::Serve {
+			version,
+			layers,
+			listen,
+			public_url,
+			price,
+			capacity,
+			bond,
+			no_announce,
+			no_free,
+			settle_secs,
+			simulate_latency_ms,
+		} => {
+			let chain = connect(g, &file, &s).await?;
+			let ipfs = ipfs(&s).await?;
+			let opts = ServeOptions {
+				version,
+				layers,
+				listen,
+				public_url,
+				price_per_token: price,
+				capacity,
+				bond_bly: bond,
+				announce: !no_announce,
+				accept_free: !no_free,
+				settle_every: Duration::from_secs(settle_secs.max(1)),
+				simulate_latency: Duration::from_millis(simulate_latency_ms),
+			};
+			service::serve(chain, ipfs, opts, shutdown_signal()).await?;
+		}
+		Command::Gateway { version, listen, free, unpaid } => {
+			let chain = connect(g, &file, &s).await?;
+			let ipfs = ipfs(&s).await?;
+			let opts = GatewayOptions { version, listen, free, unpaid };
+			service::gateway(chain, ipfs, opts, shutdown_signal()).await?;
 		}
 		Command::JobWatch { job } => {
 			let chain = connect(g, &file, &s).await?;

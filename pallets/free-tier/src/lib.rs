@@ -43,6 +43,7 @@ pub use extension::ChargeUnlessFree;
 pub use weights::WeightInfo;
 
 use blyan_primitives::{
+	inference::FreeQuota,
 	params::GovernedParams,
 	pol::{ContributionObserver, VersionId},
 };
@@ -538,5 +539,36 @@ impl<T: Config> GovernedParams<FreeTierParams<BlockNumberFor<T>>> for Pallet<T> 
 		Params::<T>::put(params.clone());
 		Self::deposit_event(Event::ParamsSet { params });
 		Ok(())
+	}
+}
+
+/// Free requests answered off chain and settled by a server's receipts (`pallet-inference`)
+/// count against the same daily quota as [`Call::request`]. An account with no trust gets
+/// nothing this way: its free requests go through [`Call::request`] with a proof of work.
+impl<T: Config> FreeQuota<T::AccountId> for Pallet<T> {
+	fn consume(who: &T::AccountId, count: u32) -> DispatchResult {
+		if count == 0 {
+			return Ok(());
+		}
+		let score = Self::trust_score(who);
+		ensure!(!score.is_zero(), Error::<T>::ProofOfWorkRequired);
+		let quota = Self::quota(score, &Params::<T>::get());
+		let day = Self::today();
+		let usage = Usage::<T>::get(who);
+		let used = if usage.day == day { usage.used } else { 0 };
+		let used_today = used.checked_add(count).ok_or(Error::<T>::QuotaExhausted)?;
+		ensure!(used_today <= quota, Error::<T>::QuotaExhausted);
+		Usage::<T>::insert(who, DailyUsage { day, used: used_today });
+		Ok(())
+	}
+
+	fn remaining(who: &T::AccountId) -> u32 {
+		let score = Self::trust_score(who);
+		if score.is_zero() {
+			return 0;
+		}
+		let usage = Usage::<T>::get(who);
+		let used = if usage.day == Self::today() { usage.used } else { 0 };
+		Self::quota(score, &Params::<T>::get()).saturating_sub(used)
 	}
 }

@@ -3,6 +3,7 @@
 mod fees;
 mod free_tier;
 pub mod governance;
+mod inference;
 pub mod parameters;
 mod pol;
 mod staking;

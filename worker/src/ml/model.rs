@@ -198,12 +198,12 @@ impl Init {
 	}
 }
 
-fn rms_norm<B: Backend>(size: usize, eps: f64, device: &B::Device) -> RmsNorm<B> {
+pub(crate) fn rms_norm<B: Backend>(size: usize, eps: f64, device: &B::Device) -> RmsNorm<B> {
 	RmsNormConfig::new(size).with_epsilon(eps).init(device)
 }
 
 /// `cos`/`sin` tables in the rotate-half layout: frequency `i` at columns `i` and `i + d/2`.
-fn rope_tables<B: Backend>(
+pub(crate) fn rope_tables<B: Backend>(
 	config: &ModelConfig,
 	device: &B::Device,
 ) -> (Tensor<B, 2>, Tensor<B, 2>) {
@@ -307,7 +307,11 @@ fn causal_mask<B: Backend>(seq: usize, device: &B::Device) -> Tensor<B, 2, Bool>
 }
 
 /// `x·cos + rotate_half(x)·sin` on `[batch, heads, seq, head_dim]`.
-fn apply_rope<B: Backend>(x: Tensor<B, 4>, cos: &Tensor<B, 2>, sin: &Tensor<B, 2>) -> Tensor<B, 4> {
+pub(crate) fn apply_rope<B: Backend>(
+	x: Tensor<B, 4>,
+	cos: &Tensor<B, 2>,
+	sin: &Tensor<B, 2>,
+) -> Tensor<B, 4> {
 	let [b, h, s, d] = x.dims();
 	let half = d / 2;
 	let x1 = x.clone().slice([0..b, 0..h, 0..s, 0..half]);
@@ -356,7 +360,7 @@ impl<B: Backend> Attention<B> {
 }
 
 /// Grouped-query attention: each key/value head serves `n_rep` query heads.
-fn repeat_kv<B: Backend>(x: Tensor<B, 4>, n_rep: usize) -> Tensor<B, 4> {
+pub(crate) fn repeat_kv<B: Backend>(x: Tensor<B, 4>, n_rep: usize) -> Tensor<B, 4> {
 	if n_rep == 1 {
 		return x;
 	}

@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 
 use burn::{
 	module::Param,
-	nn::Linear,
+	nn::{Embedding, Linear, RmsNorm},
 	tensor::{backend::Backend, Tensor, TensorData},
 };
 use rs_merkle::{Hasher, MerkleTree};
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
-use super::model::{DecoderBlock, ModelConfig, Transformer};
+use super::model::{rms_norm, Attention, DecoderBlock, Mlp, ModelConfig, Transformer};
 
 /// One named tensor, row-major `f32`.
 #[derive(Clone, Debug, PartialEq)]
@@ -283,44 +283,92 @@ pub fn import_layers<B: Backend>(
 	for (i, layer) in layers.iter().enumerate() {
 		check_layout(config, i, layer)?;
 	}
-	let find = |layer: usize, name: &str| -> &NamedTensor {
-		layers[layer].iter().find(|t| t.name == name).expect("layout checked above")
-	};
-	let vec1 = |t: &NamedTensor| {
-		Param::from_data(TensorData::new(t.values.clone(), [t.values.len()]), device)
-	};
-	let lin = |t: &NamedTensor, target: &mut Linear<B>| {
-		let (d_out, d_in) = (t.shape[0], t.shape[1]);
-		target.weight = Param::from_data(
-			TensorData::new(transpose(&t.values, d_out, d_in), [d_in, d_out]),
-			device,
-		);
-	};
 	// The skeleton's own values are all overwritten; seed 0 is arbitrary.
 	let mut model = Transformer::<B>::init(config, 0, device);
-	let embed = find(0, "model.embed_tokens.weight");
-	model.embed_tokens.weight = Param::from_data(
-		TensorData::new(embed.values.clone(), [embed.shape[0], embed.shape[1]]),
-		device,
-	);
+	model.embed_tokens = import_embedding(&layers[0], device);
 	for (i, block) in model.layers.iter_mut().enumerate() {
-		let (l, p) = (i + 1, format!("model.layers.{i}"));
-		let DecoderBlock { input_layernorm, self_attn, post_attention_layernorm, mlp } = block;
-		input_layernorm.gamma = vec1(find(l, &format!("{p}.input_layernorm.weight")));
-		post_attention_layernorm.gamma =
-			vec1(find(l, &format!("{p}.post_attention_layernorm.weight")));
-		self_attn.q_norm.gamma = vec1(find(l, &format!("{p}.self_attn.q_norm.weight")));
-		self_attn.k_norm.gamma = vec1(find(l, &format!("{p}.self_attn.k_norm.weight")));
-		lin(find(l, &format!("{p}.self_attn.q_proj.weight")), &mut self_attn.q_proj);
-		lin(find(l, &format!("{p}.self_attn.k_proj.weight")), &mut self_attn.k_proj);
-		lin(find(l, &format!("{p}.self_attn.v_proj.weight")), &mut self_attn.v_proj);
-		lin(find(l, &format!("{p}.self_attn.o_proj.weight")), &mut self_attn.o_proj);
-		lin(find(l, &format!("{p}.mlp.gate_proj.weight")), &mut mlp.gate_proj);
-		lin(find(l, &format!("{p}.mlp.up_proj.weight")), &mut mlp.up_proj);
-		lin(find(l, &format!("{p}.mlp.down_proj.weight")), &mut mlp.down_proj);
+		*block = import_block(config, i, &layers[i + 1], device);
 	}
-	let last = config.num_hidden_layers + 1;
-	model.norm.gamma = vec1(find(last, "model.norm.weight"));
-	lin(find(last, "lm_head.weight"), &mut model.lm_head);
+	(model.norm, model.lm_head) =
+		import_head(config, &layers[config.num_hidden_layers + 1], device);
 	Ok(model)
+}
+
+fn find<'a>(layer: &'a LayerTensors, name: &str) -> &'a NamedTensor {
+	layer.iter().find(|t| t.name == name).expect("layout checked by the caller")
+}
+
+fn vec1<B: Backend>(t: &NamedTensor, device: &B::Device) -> Param<Tensor<B, 1>> {
+	Param::from_data(TensorData::new(t.values.clone(), [t.values.len()]), device)
+}
+
+fn lin<B: Backend>(t: &NamedTensor, device: &B::Device) -> Linear<B> {
+	let (d_out, d_in) = (t.shape[0], t.shape[1]);
+	Linear {
+		weight: Param::from_data(
+			TensorData::new(transpose(&t.values, d_out, d_in), [d_in, d_out]),
+			device,
+		),
+		bias: None,
+	}
+}
+
+fn norm<B: Backend>(config: &ModelConfig, t: &NamedTensor, device: &B::Device) -> RmsNorm<B> {
+	let mut norm = rms_norm(t.values.len(), config.rms_norm_eps, device);
+	norm.gamma = vec1(t, device);
+	norm
+}
+
+/// The embedding from a checked layer 0.
+pub fn import_embedding<B: Backend>(layer: &LayerTensors, device: &B::Device) -> Embedding<B> {
+	let t = find(layer, "model.embed_tokens.weight");
+	Embedding {
+		weight: Param::from_data(
+			TensorData::new(t.values.clone(), [t.shape[0], t.shape[1]]),
+			device,
+		),
+	}
+}
+
+/// Decoder block `block` from its checked layer (registry layer `block + 1`).
+pub fn import_block<B: Backend>(
+	config: &ModelConfig,
+	block: usize,
+	layer: &LayerTensors,
+	device: &B::Device,
+) -> DecoderBlock<B> {
+	let p = format!("model.layers.{block}");
+	let get = |name: &str| find(layer, &format!("{p}.{name}"));
+	DecoderBlock {
+		input_layernorm: norm(config, get("input_layernorm.weight"), device),
+		self_attn: Attention {
+			q_proj: lin(get("self_attn.q_proj.weight"), device),
+			k_proj: lin(get("self_attn.k_proj.weight"), device),
+			v_proj: lin(get("self_attn.v_proj.weight"), device),
+			o_proj: lin(get("self_attn.o_proj.weight"), device),
+			q_norm: norm(config, get("self_attn.q_norm.weight"), device),
+			k_norm: norm(config, get("self_attn.k_norm.weight"), device),
+			num_heads: config.num_attention_heads,
+			num_kv_heads: config.num_key_value_heads,
+			head_dim: config.head_dim,
+		},
+		post_attention_layernorm: norm(config, get("post_attention_layernorm.weight"), device),
+		mlp: Mlp {
+			gate_proj: lin(get("mlp.gate_proj.weight"), device),
+			up_proj: lin(get("mlp.up_proj.weight"), device),
+			down_proj: lin(get("mlp.down_proj.weight"), device),
+		},
+	}
+}
+
+/// The final norm and the head from the checked last layer.
+pub fn import_head<B: Backend>(
+	config: &ModelConfig,
+	layer: &LayerTensors,
+	device: &B::Device,
+) -> (RmsNorm<B>, Linear<B>) {
+	(
+		norm(config, find(layer, "model.norm.weight"), device),
+		lin(find(layer, "lm_head.weight"), device),
+	)
 }

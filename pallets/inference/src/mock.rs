@@ -1,0 +1,159 @@
+//! A runtime with balances, the free tier (for free receipts) and this pallet; a registry stub
+//! with accepted version 1 and candidate version 2. Accounts are sr25519 keys from a keystore so
+//! receipts are signed as a wallet would.
+use crate as pallet_inference;
+use crate::*;
+use blyan_primitives::{
+	params::FreeTierParams,
+	pol::{DatasetId, ModelId, SemVer, VersionSummary},
+};
+use frame_support::{derive_impl, parameter_types, traits::ConstU128};
+use sp_core::{crypto::KeyTypeId, sr25519};
+use sp_keystore::{testing::MemoryKeystore, KeystoreExt};
+use sp_runtime::{
+	traits::{IdentifyAccount, IdentityLookup},
+	AccountId32, BuildStorage, MultiSignature, MultiSigner,
+};
+
+type Block = frame_system::mocking::MockBlock<Test>;
+pub type AccountId = AccountId32;
+pub type Balance = u128;
+pub type BlockNumber = u64;
+
+frame_support::construct_runtime!(
+	pub enum Test {
+		System: frame_system,
+		Balances: pallet_balances,
+		FreeTier: pallet_free_tier,
+		Inference: pallet_inference,
+	}
+);
+
+#[derive_impl(frame_system::config_preludes::TestDefaultConfig)]
+impl frame_system::Config for Test {
+	type Block = Block;
+	type AccountId = AccountId;
+	type Lookup = IdentityLookup<AccountId>;
+	type AccountData = pallet_balances::AccountData<Balance>;
+}
+
+#[derive_impl(pallet_balances::config_preludes::TestDefaultConfig)]
+impl pallet_balances::Config for Test {
+	type Balance = Balance;
+	type ExistentialDeposit = ConstU128<1>;
+	type AccountStore = System;
+	type RuntimeHoldReason = RuntimeHoldReason;
+}
+
+parameter_types! {
+	pub const StakeUnit: Balance = 1_000;
+	pub const DayLength: BlockNumber = 100;
+	pub FreeDefaults: FreeTierParams<BlockNumber> = FreeTierParams {
+		min_daily_quota: 5,
+		max_daily_quota: 500,
+		pow_difficulty: 8,
+		pow_window: 10,
+		max_free_per_block: 50,
+	};
+}
+
+impl pallet_free_tier::Config for Test {
+	type Currency = Balances;
+	type Signature = MultiSignature;
+	type Signer = MultiSigner;
+	type StakeUnit = StakeUnit;
+	type DayLength = DayLength;
+	type DefaultParams = FreeDefaults;
+	type WeightInfo = ();
+}
+
+/// Version 1 is accepted, version 2 a candidate; nothing else exists.
+pub struct Registry;
+impl ModelRegistry<AccountId> for Registry {
+	fn version(version: VersionId) -> Option<VersionSummary> {
+		let status = match version {
+			1 => VersionStatus::Accepted,
+			2 => VersionStatus::Candidate,
+			_ => return None,
+		};
+		Some(VersionSummary { model: 0, semver: SemVer::new(1, 0, 0), status })
+	}
+	fn dataset_owner(_: DatasetId) -> Option<AccountId> {
+		None
+	}
+	fn reserve_semver(_: ModelId, _: SemVer, _: VersionId) -> DispatchResult {
+		Ok(())
+	}
+	fn release_semver(_: ModelId, _: SemVer) {}
+	fn propose_candidate(
+		_: &AccountId,
+		_: blyan_primitives::pol::CandidateVersion,
+	) -> Result<VersionId, sp_runtime::DispatchError> {
+		Ok(0)
+	}
+	#[cfg(feature = "runtime-benchmarks")]
+	fn benchmark_fixture(_: &AccountId) -> (VersionId, DatasetId) {
+		(1, 0)
+	}
+}
+
+pub const MIN_BOND: Balance = 100;
+pub const TTL: BlockNumber = 50;
+
+parameter_types! {
+	pub const MinServerBond: Balance = MIN_BOND;
+	pub const AnnouncementTtl: BlockNumber = TTL;
+	pub const MaxServers: u32 = 3;
+	pub const MaxEndpointLen: u32 = 64;
+	pub const MaxReceiptsPerBatch: u32 = 8;
+}
+
+impl pallet_inference::Config for Test {
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type Registry = Registry;
+	type FreeQuota = FreeTier;
+	type Signature = MultiSignature;
+	type Signer = MultiSigner;
+	type MinServerBond = MinServerBond;
+	type AnnouncementTtl = AnnouncementTtl;
+	type MaxServers = MaxServers;
+	type MaxEndpointLen = MaxEndpointLen;
+	type MaxReceiptsPerBatch = MaxReceiptsPerBatch;
+	type WeightInfo = ();
+}
+
+pub const KEY_TYPE: KeyTypeId = KeyTypeId(*b"infr");
+
+/// A fresh sr25519 key in the keystore, as an account, funded with `balance`.
+pub fn new_account(balance: Balance) -> (sr25519::Public, AccountId) {
+	let public = sp_io::crypto::sr25519_generate(KEY_TYPE, None);
+	let account: AccountId = MultiSigner::from(public).into_account();
+	if balance > 0 {
+		Balances::set_balance(&account, balance);
+	}
+	(public, account)
+}
+
+/// `public` signs `receipt` (as a client's wallet would).
+pub fn sign(
+	public: &sr25519::Public,
+	receipt: InferenceReceipt<AccountId, Balance>,
+) -> SignedReceipt<AccountId, Balance, MultiSignature> {
+	let payload = receipt_payload(&genesis(), &receipt);
+	let signature =
+		MultiSignature::from(sp_io::crypto::sr25519_sign(KEY_TYPE, public, &payload).unwrap());
+	SignedReceipt { receipt, signature }
+}
+
+pub fn genesis() -> H256 {
+	H256::from_slice(System::block_hash(0).as_ref())
+}
+
+pub fn new_test_ext() -> sp_io::TestExternalities {
+	let storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+	let mut ext = sp_io::TestExternalities::new(storage);
+	ext.register_extension(KeystoreExt::new(MemoryKeystore::new()));
+	ext.execute_with(|| System::set_block_number(1));
+	ext
+}

@@ -1,0 +1,310 @@
+use crate::{mock::*, *};
+use frame_support::{assert_noop, assert_ok, traits::fungible::InspectHold};
+
+fn endpoint(url: &str) -> BoundedVec<u8, MaxEndpointLen> {
+	url.as_bytes().to_vec().try_into().unwrap()
+}
+
+fn span(start: u16, end: u16) -> LayerSpan {
+	LayerSpan { start, end }
+}
+
+fn announce(server: &AccountId, bond: Balance) -> DispatchResult {
+	Inference::announce(
+		RuntimeOrigin::signed(server.clone()),
+		1,
+		span(0, 4),
+		endpoint("http://127.0.0.1:8080"),
+		10,
+		4,
+		bond,
+	)
+}
+
+fn receipt(
+	client: &AccountId,
+	server: &AccountId,
+	nonce: u64,
+	tokens: (u32, u32),
+) -> InferenceReceipt<AccountId, Balance> {
+	InferenceReceipt {
+		client: client.clone(),
+		server: server.clone(),
+		version: 1,
+		nonce,
+		tokens_in: tokens.0,
+		tokens_out: tokens.1,
+		price_per_token: 10,
+		free: false,
+	}
+}
+
+fn batch(
+	receipts: Vec<SignedReceipt<AccountId, Balance, sp_runtime::MultiSignature>>,
+) -> BoundedVec<SignedReceiptOf<Test>, MaxReceiptsPerBatch> {
+	receipts.try_into().unwrap()
+}
+
+fn held(who: &AccountId) -> Balance {
+	Balances::balance_on_hold(&RuntimeHoldReason::Inference(HoldReason::ServerBond), who)
+}
+
+#[test]
+fn announce_holds_the_bond_and_renewing_adjusts_it() {
+	new_test_ext().execute_with(|| {
+		let (_, server) = new_account(1_000);
+		assert_ok!(announce(&server, 300));
+		assert_eq!(held(&server), 300);
+		let a = Servers::<Test>::get(&server).unwrap();
+		assert_eq!((a.version, a.layers, a.capacity, a.expires_at), (1, span(0, 4), 4, 1 + TTL));
+
+		System::set_block_number(20);
+		assert_ok!(announce(&server, 150));
+		assert_eq!(held(&server), 150);
+		assert_eq!(Servers::<Test>::get(&server).unwrap().expires_at, 20 + TTL);
+		assert_eq!(Servers::<Test>::count(), 1);
+	});
+}
+
+#[test]
+fn bad_announcements_are_refused_and_change_nothing() {
+	new_test_ext().execute_with(|| {
+		let (_, server) = new_account(1_000);
+		let call = |version, layers, url: &str, capacity, bond| {
+			Inference::announce(
+				RuntimeOrigin::signed(server.clone()),
+				version,
+				layers,
+				endpoint(url),
+				10,
+				capacity,
+				bond,
+			)
+		};
+		let url = "http://127.0.0.1:1";
+		assert_noop!(call(2, span(0, 4), url, 1, 100), Error::<Test>::VersionNotAccepted);
+		assert_noop!(call(9, span(0, 4), url, 1, 100), Error::<Test>::VersionNotAccepted);
+		assert_noop!(call(1, span(3, 3), url, 1, 100), Error::<Test>::BadLayerSpan);
+		assert_noop!(call(1, span(0, 600), url, 1, 100), Error::<Test>::BadLayerSpan);
+		assert_noop!(call(1, span(0, 4), "ftp://x", 1, 100), Error::<Test>::BadEndpoint);
+		assert_noop!(call(1, span(0, 4), url, 0, 100), Error::<Test>::ZeroCapacity);
+		assert_noop!(call(1, span(0, 4), url, 1, 99), Error::<Test>::BondTooLow);
+		assert_noop!(call(1, span(0, 4), url, 1, 5_000), Error::<Test>::InsufficientBond);
+		for _ in 0..3 {
+			let (_, other) = new_account(1_000);
+			assert_ok!(announce(&other, 100));
+		}
+		assert_noop!(call(1, span(0, 4), url, 1, 100), Error::<Test>::TooManyServers);
+	});
+}
+
+#[test]
+fn withdraw_and_reap_release_the_bond() {
+	new_test_ext().execute_with(|| {
+		let (_, server) = new_account(1_000);
+		let (_, other) = new_account(1_000);
+		let (_, reaper) = new_account(10);
+		assert_ok!(announce(&server, 200));
+		assert_ok!(announce(&other, 200));
+		assert_ok!(Inference::withdraw(RuntimeOrigin::signed(server.clone())));
+		assert_eq!(held(&server), 0);
+		assert_noop!(
+			Inference::withdraw(RuntimeOrigin::signed(server.clone())),
+			Error::<Test>::NotAnnounced
+		);
+
+		assert_noop!(
+			Inference::reap(RuntimeOrigin::signed(reaper.clone()), other.clone()),
+			Error::<Test>::NotExpired
+		);
+		assert_eq!(Inference::live_servers().len(), 1);
+		System::set_block_number(1 + TTL);
+		assert!(Inference::live_servers().is_empty(), "expired announcements are not routed to");
+		assert_ok!(Inference::reap(RuntimeOrigin::signed(reaper), other.clone()));
+		assert_eq!((held(&other), Balances::free_balance(&other)), (0, 1_000));
+		assert_eq!(Servers::<Test>::count(), 0);
+	});
+}
+
+#[test]
+fn settle_pays_the_server_per_token() {
+	new_test_ext().execute_with(|| {
+		let (_, server) = new_account(1_000);
+		let (alice_key, alice) = new_account(10_000);
+		let (bob_key, bob) = new_account(10_000);
+		let receipts = batch(vec![
+			sign(&alice_key, receipt(&alice, &server, 1, (10, 20))),
+			sign(&bob_key, receipt(&bob, &server, 7, (5, 5))),
+			sign(&alice_key, receipt(&alice, &server, 2, (1, 1))),
+		]);
+		assert_ok!(Inference::settle(RuntimeOrigin::signed(server.clone()), receipts));
+		assert_eq!(Balances::free_balance(&alice), 10_000 - 320);
+		assert_eq!(Balances::free_balance(&bob), 10_000 - 100);
+		assert_eq!(Balances::free_balance(&server), 1_000 + 420);
+		assert_eq!(SettledNonce::<Test>::get(&alice, &server), Some(2));
+		assert_eq!(SettledNonce::<Test>::get(&bob, &server), Some(7));
+		System::assert_last_event(
+			Event::Settled { server, receipts: 3, paid: 420, free_requests: 0 }.into(),
+		);
+	});
+}
+
+#[test]
+fn a_receipt_cannot_be_settled_twice() {
+	new_test_ext().execute_with(|| {
+		let (_, server) = new_account(1_000);
+		let (key, client) = new_account(10_000);
+		let first = sign(&key, receipt(&client, &server, 1, (10, 10)));
+		assert_ok!(Inference::settle(
+			RuntimeOrigin::signed(server.clone()),
+			batch(vec![first.clone()])
+		));
+		assert_noop!(
+			Inference::settle(RuntimeOrigin::signed(server.clone()), batch(vec![first.clone()])),
+			Error::<Test>::ReceiptReplayed
+		);
+		// Nor twice in one batch, nor an older one later.
+		let second = sign(&key, receipt(&client, &server, 2, (1, 1)));
+		assert_noop!(
+			Inference::settle(
+				RuntimeOrigin::signed(server.clone()),
+				batch(vec![second.clone(), second.clone()])
+			),
+			Error::<Test>::ReceiptReplayed
+		);
+		assert_ok!(Inference::settle(RuntimeOrigin::signed(server.clone()), batch(vec![second])));
+		assert_eq!(Balances::free_balance(&client), 10_000 - 200 - 20);
+	});
+}
+
+#[test]
+fn a_receipt_cannot_be_settled_by_another_server() {
+	new_test_ext().execute_with(|| {
+		let (_, server) = new_account(1_000);
+		let (_, thief) = new_account(1_000);
+		let (key, client) = new_account(10_000);
+		let signed = sign(&key, receipt(&client, &server, 1, (10, 10)));
+		assert_noop!(
+			Inference::settle(RuntimeOrigin::signed(thief.clone()), batch(vec![signed.clone()])),
+			Error::<Test>::WrongServer
+		);
+		// Rewriting the server voids the client's signature.
+		let mut stolen = signed;
+		stolen.receipt.server = thief.clone();
+		assert_noop!(
+			Inference::settle(RuntimeOrigin::signed(thief), batch(vec![stolen])),
+			Error::<Test>::BadReceiptSignature
+		);
+	});
+}
+
+#[test]
+fn a_forged_receipt_is_refused_and_the_batch_with_it() {
+	new_test_ext().execute_with(|| {
+		let (_, server) = new_account(1_000);
+		let (key, client) = new_account(10_000);
+		let (other_key, _) = new_account(0);
+		let honest = sign(&key, receipt(&client, &server, 1, (1, 1)));
+		// Signed by a key that is not the client's.
+		let forged = sign(&other_key, receipt(&client, &server, 2, (1_000, 0)));
+		assert_noop!(
+			Inference::settle(RuntimeOrigin::signed(server.clone()), batch(vec![honest, forged])),
+			Error::<Test>::BadReceiptSignature
+		);
+		// Inflating the tokens of a genuine receipt voids it too.
+		let mut inflated = sign(&key, receipt(&client, &server, 3, (1, 1)));
+		inflated.receipt.tokens_out = 900;
+		assert_noop!(
+			Inference::settle(RuntimeOrigin::signed(server), batch(vec![inflated])),
+			Error::<Test>::BadReceiptSignature
+		);
+	});
+}
+
+#[test]
+fn a_client_that_cannot_pay_voids_the_batch() {
+	new_test_ext().execute_with(|| {
+		let (_, server) = new_account(1_000);
+		let (key, client) = new_account(100);
+		let signed = sign(&key, receipt(&client, &server, 1, (5, 5)));
+		// 100 owed, but the account must stay alive.
+		assert_noop!(
+			Inference::settle(RuntimeOrigin::signed(server.clone()), batch(vec![signed])),
+			Error::<Test>::ClientCannotPay
+		);
+		assert_noop!(
+			Inference::settle(RuntimeOrigin::signed(server), batch(vec![])),
+			Error::<Test>::EmptyBatch
+		);
+	});
+}
+
+#[test]
+fn free_receipts_count_against_the_free_tier_quota() {
+	new_test_ext().execute_with(|| {
+		let (_, server) = new_account(1_000);
+		// 1 000 BLY held = 1 trust point: quota 5 + 495/100 = 9 a day.
+		let (key, client) = new_account(1_000);
+		let free = |nonce| {
+			let mut r = receipt(&client, &server, nonce, (100, 100));
+			r.free = true;
+			r.price_per_token = 0;
+			sign(&key, r)
+		};
+		assert_eq!(pallet_free_tier::Pallet::<Test>::remaining(&client), 9);
+		assert_ok!(Inference::settle(
+			RuntimeOrigin::signed(server.clone()),
+			batch((1..=8).map(free).collect())
+		));
+		assert_eq!(Balances::free_balance(&client), 1_000, "free receipts cost nothing");
+		assert_eq!(pallet_free_tier::Pallet::<Test>::remaining(&client), 1);
+		assert_noop!(
+			Inference::settle(
+				RuntimeOrigin::signed(server.clone()),
+				batch(vec![free(9), free(10)])
+			),
+			Error::<Test>::FreeQuotaExhausted
+		);
+		assert_ok!(Inference::settle(RuntimeOrigin::signed(server.clone()), batch(vec![free(9)])));
+		assert_eq!(pallet_free_tier::Pallet::<Test>::remaining(&client), 0);
+
+		// A free receipt with a price is malformed; an account with no trust has no free quota.
+		let mut priced = receipt(&client, &server, 11, (1, 1));
+		priced.free = true;
+		assert_noop!(
+			Inference::settle(
+				RuntimeOrigin::signed(server.clone()),
+				batch(vec![sign(&key, priced)])
+			),
+			Error::<Test>::FreeReceiptPriced
+		);
+		let (poor_key, poor) = new_account(0);
+		let mut r = receipt(&poor, &server, 1, (1, 1));
+		r.free = true;
+		r.price_per_token = 0;
+		assert_noop!(
+			Inference::settle(RuntimeOrigin::signed(server), batch(vec![sign(&poor_key, r)])),
+			Error::<Test>::FreeQuotaExhausted
+		);
+	});
+}
+
+#[test]
+fn a_receipt_from_another_chain_is_refused() {
+	new_test_ext().execute_with(|| {
+		let (_, server) = new_account(1_000);
+		let (key, client) = new_account(10_000);
+		let r = receipt(&client, &server, 1, (1, 1));
+		let payload = receipt_payload(&H256::repeat_byte(9), &r);
+		let signature = sp_runtime::MultiSignature::from(
+			sp_io::crypto::sr25519_sign(KEY_TYPE, &key, &payload).unwrap(),
+		);
+		assert_noop!(
+			Inference::settle(
+				RuntimeOrigin::signed(server),
+				batch(vec![SignedReceipt { receipt: r, signature }])
+			),
+			Error::<Test>::BadReceiptSignature
+		);
+	});
+}

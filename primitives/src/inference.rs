@@ -1,0 +1,83 @@
+//! What the inference pallet shares with the worker and asks of the free tier: layer spans,
+//! receipts and the payload a client signs.
+
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use scale_info::TypeInfo;
+use sp_runtime::DispatchResult;
+
+use crate::pol::VersionId;
+
+/// A contiguous span of a version's registry layers, `[start, end)` (layer 0 is the embedding,
+/// the last one the final norm and head), served by one pipeline stage.
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+)]
+pub struct LayerSpan {
+	pub start: u16,
+	pub end: u16,
+}
+
+impl LayerSpan {
+	/// Whether the span is non-empty and within `layers`.
+	pub fn is_valid(&self, layers: u32) -> bool {
+		self.start < self.end && u32::from(self.end) <= layers
+	}
+}
+
+/// What a client signs for one request a server answered: the server is paid
+/// `(tokens_in + tokens_out) · price_per_token` from the client's balance, or, if `free`, the
+/// request counts against the client's free-tier quota. `nonce` orders a client's receipts to
+/// one server: each must be above the last one settled.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct InferenceReceipt<AccountId, Balance> {
+	pub client: AccountId,
+	pub server: AccountId,
+	pub version: VersionId,
+	pub nonce: u64,
+	pub tokens_in: u32,
+	pub tokens_out: u32,
+	pub price_per_token: Balance,
+	pub free: bool,
+}
+
+/// The bytes a client signs for `receipt` on the chain whose genesis hash is `genesis`
+/// (so a receipt cannot be settled on another Blyan chain).
+pub fn receipt_payload<AccountId: Encode, Balance: Encode>(
+	genesis: &sp_core::H256,
+	receipt: &InferenceReceipt<AccountId, Balance>,
+) -> alloc::vec::Vec<u8> {
+	(b"blyan/receipt", genesis, receipt).encode()
+}
+
+/// The free tier as the inference pallet sees it.
+pub trait FreeQuota<AccountId> {
+	/// Counts `count` free requests of `who` against today's quota, or refuses them all (no trust,
+	/// or not enough quota left) without writing anything.
+	fn consume(who: &AccountId, count: u32) -> DispatchResult;
+	/// Free requests `who` may still make today.
+	fn remaining(who: &AccountId) -> u32;
+}
+
+impl<AccountId> FreeQuota<AccountId> for () {
+	fn consume(_: &AccountId, count: u32) -> DispatchResult {
+		if count == 0 {
+			Ok(())
+		} else {
+			Err(sp_runtime::DispatchError::Other("no free tier"))
+		}
+	}
+	fn remaining(_: &AccountId) -> u32 {
+		0
+	}
+}

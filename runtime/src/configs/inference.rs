@@ -1,0 +1,26 @@
+//! Inference: servers announce the layer spans of accepted versions they serve (with a bond);
+//! clients pay per token through signed receipts the servers settle in batches; free receipts
+//! count against the free tier's quota.
+
+use crate::{
+	currency::BLY, time::HOURS, Balances, FreeTier, Registry, Runtime, RuntimeHoldReason, Signature,
+};
+use frame_support::traits::{ConstU128, ConstU32};
+
+impl pallet_inference::Config for Runtime {
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type Registry = Registry;
+	type FreeQuota = FreeTier;
+	type Signature = Signature;
+	type Signer = <Signature as sp_runtime::traits::Verify>::Signer;
+	/// 100 BLY: enough that spamming the server list costs, small for a GPU owner.
+	type MinServerBond = ConstU128<{ 100 * BLY }>;
+	/// Servers renew every hour or so (the worker renews at half this); a vanished server stops
+	/// being routed to within two hours.
+	type AnnouncementTtl = ConstU32<{ 2 * HOURS }>;
+	type MaxServers = ConstU32<1_024>;
+	type MaxEndpointLen = ConstU32<128>;
+	type MaxReceiptsPerBatch = ConstU32<256>;
+	type WeightInfo = pallet_inference::weights::SubstrateWeight<Runtime>;
+}

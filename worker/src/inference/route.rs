@@ -1,0 +1,350 @@
+//! Generation over a route: a chain of stages that covers a model's layers. The coordinator
+//! (a gateway, or a server holding the whole model) sends each chunk — the prompt, then one token
+//! at a time — through every stage, samples the next token from the last stage's logits, and
+//! keeps the schedule of chunks it sent. If a stage fails mid-generation it asks its
+//! [`RouteSource`] for a route avoiding that stage and replays the schedule on it (same chunks,
+//! same order, so every stage computes exactly what it would have), then goes on: the completion
+//! is identical to an uninterrupted one.
+
+use std::{
+	collections::HashSet,
+	sync::Arc,
+	time::{Duration, Instant},
+};
+
+use futures::future::BoxFuture;
+use rand::RngCore;
+
+use crate::ml::infer::{Activations, Sampler};
+
+use super::{
+	protocol::{self, ForwardRequest, SessionId},
+	stage::LocalStage,
+};
+
+/// How a coordinator reaches one stage.
+#[derive(Clone)]
+pub enum StageClient {
+	Local(Arc<LocalStage>),
+	Remote { endpoint: String, http: reqwest::Client },
+}
+
+/// One stage of a route, and what routing and payment need to know of it.
+#[derive(Clone)]
+pub struct Hop {
+	pub client: StageClient,
+	pub span: (usize, usize),
+	/// The server's account (for receipts), if it announced on chain.
+	pub server: Option<subxt::utils::AccountId32>,
+	pub price_per_token: u128,
+}
+
+impl Hop {
+	pub fn endpoint(&self) -> String {
+		match &self.client {
+			StageClient::Local(_) => "local".into(),
+			StageClient::Remote { endpoint, .. } => endpoint.clone(),
+		}
+	}
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HopError {
+	/// The stage no longer holds the session (restarted, or evicted it): replay.
+	#[error("{0}: session lost")]
+	SessionLost(String),
+	/// The stage refused the chunk itself (bad input): no other route will do better.
+	#[error("{endpoint}: refused: {reason}")]
+	Refused { endpoint: String, reason: String },
+	/// The stage is down, timed out or broke: route around it.
+	#[error("{endpoint}: {reason}")]
+	Failed { endpoint: String, reason: String },
+}
+
+impl StageClient {
+	pub async fn forward(&self, request: ForwardRequest) -> Result<Activations, HopError> {
+		match self {
+			StageClient::Local(stage) => {
+				let stage = stage.clone();
+				let position = request.position as usize;
+				tokio::task::spawn_blocking(move || {
+					stage.forward(request.session, position, request.input)
+				})
+				.await
+				.map_err(|e| HopError::Failed { endpoint: "local".into(), reason: e.to_string() })?
+				.map_err(|e| match e {
+					crate::ml::infer::StageError::Position { .. } => {
+						HopError::SessionLost("local".into())
+					}
+					other => {
+						HopError::Refused { endpoint: "local".into(), reason: other.to_string() }
+					}
+				})
+			}
+			StageClient::Remote { endpoint, http } => {
+				let failed =
+					|reason: String| HopError::Failed { endpoint: endpoint.clone(), reason };
+				let response = http
+					.post(format!("{endpoint}/v1/stage/forward"))
+					.header("content-type", "application/octet-stream")
+					.body(protocol::encode_request(&request))
+					.send()
+					.await
+					.map_err(|e| failed(e.to_string()))?;
+				let status = response.status();
+				let body = response.bytes().await.map_err(|e| failed(e.to_string()))?;
+				match status.as_u16() {
+					200 => protocol::decode_activations(&body).map_err(|e| failed(e.to_string())),
+					409 => Err(HopError::SessionLost(endpoint.clone())),
+					400..=499 => Err(HopError::Refused {
+						endpoint: endpoint.clone(),
+						reason: String::from_utf8_lossy(&body).into_owned(),
+					}),
+					_ => Err(failed(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)))),
+				}
+			}
+		}
+	}
+
+	/// Tells the stage the session is over (best effort).
+	pub async fn end(&self, session: SessionId) {
+		match self {
+			StageClient::Local(stage) => stage.end(&session),
+			StageClient::Remote { endpoint, http } => {
+				let _ = http
+					.post(format!("{endpoint}/v1/stage/end"))
+					.body(session.to_vec())
+					.timeout(Duration::from_secs(2))
+					.send()
+					.await;
+			}
+		}
+	}
+}
+
+/// A route: stages whose spans chain from layer 0 to the model's last layer.
+#[derive(Clone)]
+pub struct Route {
+	pub hops: Vec<Hop>,
+}
+
+impl Route {
+	pub fn describe(&self) -> String {
+		self.hops
+			.iter()
+			.map(|h| format!("{}[{}..{})", h.endpoint(), h.span.0, h.span.1))
+			.collect::<Vec<_>>()
+			.join(" → ")
+	}
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+	#[error("no route covers version {version}: {reason}")]
+	NoRoute { version: u64, reason: String },
+	#[error("{0}")]
+	Source(String),
+}
+
+/// Where routes come from: a fixed local stage, or the on-chain registry (see
+/// [`super::router::ChainRouter`]).
+pub trait RouteSource: Send + Sync {
+	/// A route for `version` avoiding the endpoints in `avoid`.
+	fn route<'a>(
+		&'a self,
+		version: u64,
+		avoid: &'a HashSet<String>,
+	) -> BoxFuture<'a, Result<Route, RouteError>>;
+	/// How a hop went (latency of a successful chunk, or a failure), for later choices.
+	fn report(&self, _endpoint: &str, _outcome: Result<Duration, ()>) {}
+}
+
+/// Always the same route: one local stage holding the whole model, or fixed stages (benchmarks,
+/// private deployments).
+pub struct FixedRoute(pub Route);
+
+impl FixedRoute {
+	pub fn local(stage: Arc<LocalStage>) -> Self {
+		let span = stage.model().span();
+		let hop = Hop { client: StageClient::Local(stage), span, server: None, price_per_token: 0 };
+		Self(Route { hops: vec![hop] })
+	}
+}
+
+impl RouteSource for FixedRoute {
+	fn route<'a>(
+		&'a self,
+		_: u64,
+		_: &'a HashSet<String>,
+	) -> BoxFuture<'a, Result<Route, RouteError>> {
+		let route = self.0.clone();
+		Box::pin(async move { Ok(route) })
+	}
+}
+
+/// What a client asks for.
+#[derive(Clone, Debug)]
+pub struct GenerateRequest {
+	pub prompt: Vec<u32>,
+	pub max_tokens: usize,
+	pub temperature: f32,
+	pub seed: u64,
+	/// Generation stops after any of these byte strings.
+	pub stop: Vec<Vec<u8>>,
+}
+
+/// What came out, and the stages that served it.
+#[derive(Clone, Debug)]
+pub struct Generation {
+	pub tokens: Vec<u32>,
+	/// `"stop"` or `"length"`, as OpenAI reports it.
+	pub finish_reason: &'static str,
+	/// Times the route was rebuilt mid-generation.
+	pub reroutes: u32,
+	/// Time to the first token.
+	pub first_token: Duration,
+	/// The stages that served it at the end: `(server, price per token)`, and their endpoints.
+	pub served_by: Vec<(Option<subxt::utils::AccountId32>, u128)>,
+	pub endpoints: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+	#[error(transparent)]
+	Route(#[from] RouteError),
+	#[error(transparent)]
+	Hop(HopError),
+	#[error("gave up after {0} reroutes")]
+	TooManyReroutes(u32),
+}
+
+/// Most route rebuilds within one generation.
+const MAX_REROUTES: u32 = 5;
+
+fn new_session() -> SessionId {
+	let mut id = [0u8; 16];
+	rand::rng().fill_bytes(&mut id);
+	id
+}
+
+/// Sends one chunk through every hop; the logits of its last position.
+async fn run_chunk(
+	source: &dyn RouteSource,
+	route: &Route,
+	session: SessionId,
+	position: usize,
+	chunk: &[u32],
+) -> Result<Vec<f32>, HopError> {
+	let mut x = Activations::Tokens(chunk.to_vec());
+	for hop in &route.hops {
+		let started = Instant::now();
+		let request = ForwardRequest { session, position: position as u32, input: x };
+		match hop.client.forward(request).await {
+			Ok(out) => {
+				source.report(&hop.endpoint(), Ok(started.elapsed()));
+				x = out;
+			}
+			Err(e) => {
+				if matches!(e, HopError::Failed { .. }) {
+					source.report(&hop.endpoint(), Err(()));
+				}
+				return Err(e);
+			}
+		}
+	}
+	match x {
+		Activations::Logits(l) => Ok(l),
+		_ => Err(HopError::Refused {
+			endpoint: route.hops.last().map(Hop::endpoint).unwrap_or_default(),
+			reason: "the route's last stage did not return logits".into(),
+		}),
+	}
+}
+
+/// Generates for `request` on routes from `source`, calling `on_token` for each new token.
+pub async fn generate(
+	source: &dyn RouteSource,
+	version: u64,
+	request: &GenerateRequest,
+	mut on_token: impl FnMut(u32),
+) -> Result<Generation, GenerateError> {
+	let started = Instant::now();
+	let mut avoid = HashSet::new();
+	let mut route = source.route(version, &avoid).await?;
+	let mut session = new_session();
+	let mut sampler = Sampler::new(request.temperature, request.seed);
+	// Chunks sent so far: the prompt, then each generated token but the last.
+	let mut schedule: Vec<Vec<u32>> = Vec::new();
+	let mut tokens: Vec<u32> = Vec::new();
+	let mut next_chunk = request.prompt.clone();
+	let (mut reroutes, mut first_token) = (0u32, None);
+	let mut finish_reason = "length";
+	// Set after a failure: the (new) route needs the schedule replayed on a new session.
+	let mut replay = false;
+	while tokens.len() < request.max_tokens {
+		let outcome = if replay {
+			session = new_session();
+			tracing::info!("replaying {} chunks on {}", schedule.len(), route.describe());
+			let mut position = 0usize;
+			let mut outcome = Ok(());
+			for chunk in &schedule {
+				if let Err(e) = run_chunk(source, &route, session, position, chunk).await {
+					outcome = Err(e);
+					break;
+				}
+				position += chunk.len();
+			}
+			outcome.map(|()| None)
+		} else {
+			let position: usize = schedule.iter().map(Vec::len).sum();
+			run_chunk(source, &route, session, position, &next_chunk).await.map(Some)
+		};
+		let logits = match outcome {
+			Ok(Some(logits)) => logits,
+			Ok(None) => {
+				replay = false;
+				continue;
+			}
+			Err(HopError::Refused { endpoint, reason }) => {
+				return Err(GenerateError::Hop(HopError::Refused { endpoint, reason }))
+			}
+			Err(e) => {
+				reroutes += 1;
+				if reroutes > MAX_REROUTES {
+					return Err(GenerateError::TooManyReroutes(reroutes - 1));
+				}
+				if let HopError::Failed { endpoint, reason } = &e {
+					tracing::warn!("stage {endpoint} failed ({reason}); rerouting");
+					avoid.insert(endpoint.clone());
+				}
+				for hop in &route.hops {
+					hop.client.end(session).await;
+				}
+				route = source.route(version, &avoid).await?;
+				replay = true;
+				continue;
+			}
+		};
+		let token = sampler.next(&logits);
+		first_token.get_or_insert_with(|| started.elapsed());
+		tokens.push(token);
+		on_token(token);
+		schedule.push(std::mem::replace(&mut next_chunk, vec![token]));
+		let text: Vec<u8> = tokens.iter().map(|t| (*t).min(255) as u8).collect();
+		if request.stop.iter().any(|s| !s.is_empty() && text.ends_with(s)) {
+			finish_reason = "stop";
+			break;
+		}
+	}
+	for hop in &route.hops {
+		hop.client.end(session).await;
+	}
+	Ok(Generation {
+		tokens,
+		finish_reason,
+		reroutes,
+		first_token: first_token.unwrap_or_default(),
+		served_by: route.hops.iter().map(|h| (h.server, h.price_per_token)).collect(),
+		endpoints: route.hops.iter().map(Hop::endpoint).collect(),
+	})
+}

@@ -1,0 +1,284 @@
+//! Routes from the on-chain registry: the live announcements of servers for a version, chained
+//! from layer 0 to the model's last layer. At each position the router prefers stages with free
+//! capacity, then low measured latency (probed with `/health` when unknown), then a higher bond;
+//! equally good stages take turns (round robin), and a stage that failed is avoided for a while.
+
+use std::{
+	collections::{HashMap, HashSet},
+	sync::{
+		atomic::{AtomicUsize, Ordering},
+		Mutex,
+	},
+	time::{Duration, Instant},
+};
+
+use futures::future::BoxFuture;
+use subxt::utils::AccountId32;
+
+use crate::chain::{Chain, ChainAnnouncement};
+
+use super::route::{Hop, Route, RouteError, RouteSource, StageClient};
+
+/// What the router has measured of an endpoint.
+#[derive(Clone, Copy, Debug, Default)]
+struct Measured {
+	/// Exponentially weighted latency of a chunk or probe.
+	latency: Option<Duration>,
+	/// Sessions it held / takes, from its last `/health`.
+	load: Option<(usize, usize)>,
+	/// Avoided until then after a failure.
+	avoid_until: Option<Instant>,
+}
+
+/// Live stages, each with the version it serves.
+type Versioned = Vec<(u64, Candidate)>;
+
+/// A stage some server announced.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+	pub server: AccountId32,
+	pub endpoint: String,
+	pub span: (usize, usize),
+	pub price_per_token: u128,
+	pub bond: u128,
+	pub capacity: u32,
+}
+
+pub struct ChainRouter {
+	chain: tokio::sync::RwLock<Chain>,
+	http: reqwest::Client,
+	measured: Mutex<HashMap<String, Measured>>,
+	/// Announcements and layer counts, refreshed at most every `refresh`.
+	cache: tokio::sync::Mutex<Option<(Instant, Versioned)>>,
+	layers: tokio::sync::Mutex<HashMap<u64, usize>>,
+	refresh: Duration,
+	turn: AtomicUsize,
+	/// How long a failed endpoint is avoided.
+	pub cooldown: Duration,
+}
+
+impl ChainRouter {
+	pub fn new(chain: Chain, http: reqwest::Client) -> Self {
+		Self {
+			chain: tokio::sync::RwLock::new(chain),
+			http,
+			measured: Mutex::new(HashMap::new()),
+			cache: tokio::sync::Mutex::new(None),
+			layers: tokio::sync::Mutex::new(HashMap::new()),
+			refresh: Duration::from_secs(2),
+			turn: AtomicUsize::new(0),
+			cooldown: Duration::from_secs(30),
+		}
+	}
+
+	/// Replaces the node connection (after a reconnect).
+	pub async fn set_chain(&self, chain: Chain) {
+		*self.chain.write().await = chain;
+	}
+
+	/// Live announcements: `(version, candidate)`.
+	pub async fn candidates(&self) -> Result<Vec<(u64, Candidate)>, RouteError> {
+		let mut cache = self.cache.lock().await;
+		if let Some((at, list)) = cache.as_ref() {
+			if at.elapsed() < self.refresh {
+				return Ok(list.clone());
+			}
+		}
+		let chain = self.chain.read().await;
+		let (now, servers) =
+			chain.announcements().await.map_err(|e| RouteError::Source(e.to_string()))?;
+		let list: Vec<(u64, Candidate)> = servers
+			.into_iter()
+			.filter(|(_, a)| a.expires_at > now)
+			.map(|(server, a): (AccountId32, ChainAnnouncement)| {
+				let endpoint =
+					String::from_utf8_lossy(&a.endpoint.0).trim_end_matches('/').to_string();
+				(
+					a.version,
+					Candidate {
+						server,
+						endpoint,
+						span: (a.layers.start as usize, a.layers.end as usize),
+						price_per_token: a.price_per_token,
+						bond: a.bond,
+						capacity: a.capacity,
+					},
+				)
+			})
+			.collect();
+		*cache = Some((Instant::now(), list.clone()));
+		Ok(list)
+	}
+
+	/// Registry layers of `version`'s model.
+	async fn layer_count(&self, version: u64) -> Result<usize, RouteError> {
+		if let Some(n) = self.layers.lock().await.get(&version) {
+			return Ok(*n);
+		}
+		let source = |e: crate::chain::ChainError| RouteError::Source(e.to_string());
+		let chain = self.chain.read().await;
+		let info = chain
+			.version(version)
+			.await
+			.map_err(source)?
+			.ok_or(RouteError::NoRoute { version, reason: "unknown version".into() })?;
+		let model = chain
+			.model(info.model)
+			.await
+			.map_err(source)?
+			.ok_or(RouteError::NoRoute { version, reason: "unknown model".into() })?;
+		let n = model.architecture.layer_count as usize;
+		self.layers.lock().await.insert(version, n);
+		Ok(n)
+	}
+
+	/// `GET /health` of an endpoint: latency and load.
+	async fn probe(&self, endpoint: &str) {
+		let started = Instant::now();
+		let health = self
+			.http
+			.get(format!("{endpoint}/health"))
+			.timeout(Duration::from_secs(2))
+			.send()
+			.await
+			.ok()
+			.filter(|r| r.status().is_success());
+		let load = match health {
+			Some(r) => r.json::<serde_json::Value>().await.ok().map(|v| {
+				(
+					v["sessions"].as_u64().unwrap_or(0) as usize,
+					v["capacity"].as_u64().unwrap_or(1) as usize,
+				)
+			}),
+			None => None,
+		};
+		let mut measured = self.measured.lock().expect("measured lock");
+		let m = measured.entry(endpoint.to_string()).or_default();
+		match load {
+			Some(load) => {
+				m.load = Some(load);
+				m.latency = Some(started.elapsed());
+			}
+			None => m.avoid_until = Some(Instant::now() + self.cooldown),
+		}
+	}
+
+	fn usable(&self, endpoint: &str, avoid: &HashSet<String>) -> bool {
+		if avoid.contains(endpoint) {
+			return false;
+		}
+		let measured = self.measured.lock().expect("measured lock");
+		measured
+			.get(endpoint)
+			.and_then(|m| m.avoid_until)
+			.is_none_or(|until| Instant::now() >= until)
+	}
+
+	/// Sort key: free capacity first, then latency (in 5 ms steps), then bond (higher first).
+	fn rank(&self, c: &Candidate) -> (bool, u128, std::cmp::Reverse<u128>) {
+		let measured = self.measured.lock().expect("measured lock");
+		let m = measured.get(&c.endpoint).copied().unwrap_or_default();
+		let full = m.load.is_some_and(|(sessions, capacity)| sessions >= capacity);
+		let latency = m.latency.map(|l| l.as_micros() / 5_000).unwrap_or(u128::MAX);
+		(full, latency, std::cmp::Reverse(c.bond))
+	}
+
+	/// The best chain of stages from `position` to `end`, depth first over ranked candidates.
+	fn chain_from(
+		&self,
+		candidates: &[Candidate],
+		position: usize,
+		end: usize,
+		avoid: &HashSet<String>,
+		turn: usize,
+	) -> Option<Vec<Candidate>> {
+		if position == end {
+			return Some(Vec::new());
+		}
+		let mut here: Vec<&Candidate> = candidates
+			.iter()
+			.filter(|c| c.span.0 == position && c.span.1 <= end && self.usable(&c.endpoint, avoid))
+			.collect();
+		here.sort_by_key(|c| self.rank(c));
+		// Rotate among the equally ranked best, so equivalent routes share the load.
+		if let Some(best) = here.first().map(|c| self.rank(c)) {
+			let ties = here.iter().take_while(|c| self.rank(c) == best).count();
+			here[..ties].rotate_left(turn % ties);
+		}
+		for c in here {
+			if let Some(mut rest) = self.chain_from(candidates, c.span.1, end, avoid, turn) {
+				rest.insert(0, c.clone());
+				return Some(rest);
+			}
+		}
+		None
+	}
+}
+
+impl RouteSource for ChainRouter {
+	fn route<'a>(
+		&'a self,
+		version: u64,
+		avoid: &'a HashSet<String>,
+	) -> BoxFuture<'a, Result<Route, RouteError>> {
+		Box::pin(async move {
+			let end = self.layer_count(version).await?;
+			let candidates: Vec<Candidate> = self
+				.candidates()
+				.await?
+				.into_iter()
+				.filter(|(v, _)| *v == version)
+				.map(|(_, c)| c)
+				.collect();
+			// Measure endpoints never measured (latency, load) before choosing.
+			let unmeasured: Vec<String> = {
+				let measured = self.measured.lock().expect("measured lock");
+				candidates
+					.iter()
+					.filter(|c| measured.get(&c.endpoint).is_none_or(|m| m.latency.is_none()))
+					.map(|c| c.endpoint.clone())
+					.collect()
+			};
+			futures::future::join_all(unmeasured.iter().map(|e| self.probe(e))).await;
+			let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+			let chosen = self.chain_from(&candidates, 0, end, avoid, turn).ok_or_else(|| {
+				RouteError::NoRoute {
+					version,
+					reason: format!(
+						"{} live stages announced, none chain from layer 0 to {end} avoiding {avoid:?}",
+						candidates.len()
+					),
+				}
+			})?;
+			Ok(Route {
+				hops: chosen
+					.into_iter()
+					.map(|c| Hop {
+						client: StageClient::Remote {
+							endpoint: c.endpoint,
+							http: self.http.clone(),
+						},
+						span: c.span,
+						server: Some(c.server),
+						price_per_token: c.price_per_token,
+					})
+					.collect(),
+			})
+		})
+	}
+
+	fn report(&self, endpoint: &str, outcome: Result<Duration, ()>) {
+		let mut measured = self.measured.lock().expect("measured lock");
+		let m = measured.entry(endpoint.to_string()).or_default();
+		match outcome {
+			Ok(latency) => {
+				m.latency = Some(match m.latency {
+					Some(old) => (old * 7 + latency) / 8,
+					None => latency,
+				});
+				m.avoid_until = None;
+			}
+			Err(()) => m.avoid_until = Some(Instant::now() + self.cooldown),
+		}
+	}
+}

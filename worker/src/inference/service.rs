@@ -1,0 +1,247 @@
+//! The two long-running inference commands: `serve` (hold a span of an accepted version's layers,
+//! announce it, take receipts and settle them) and `gateway` (answer the OpenAI API by routing
+//! over announced stages, paying each with signed receipts).
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::{bail, Context, Result};
+use tracing::{info, warn};
+
+use crate::{
+	chain::{Chain, VersionStatus, BLY},
+	content,
+	ml::infer::StageModel,
+	storage::Ipfs,
+};
+
+use super::{
+	receipts::{NonceClock, ReceiptBook},
+	route::{FixedRoute, RouteSource},
+	router::ChainRouter,
+	server::{self, AppState, Metrics, Payer},
+	stage::LocalStage,
+};
+
+pub struct ServeOptions {
+	pub version: u64,
+	/// Registry layers `[start, end)`; `None` = the whole model.
+	pub layers: Option<(usize, usize)>,
+	pub listen: SocketAddr,
+	/// The URL announced on chain; `http://<listen>` if `None`.
+	pub public_url: Option<String>,
+	pub price_per_token: u128,
+	pub capacity: u32,
+	pub bond_bly: u64,
+	pub announce: bool,
+	pub accept_free: bool,
+	pub settle_every: Duration,
+	/// Sleep before each chunk (simulates a slower device or link; tests and benchmarks).
+	pub simulate_latency: Duration,
+}
+
+/// Parses `START..END`.
+pub fn parse_span(text: &str) -> Result<(usize, usize), String> {
+	let (a, b) = text.split_once("..").ok_or("layers are START..END, e.g. 0..3")?;
+	let (a, b): (usize, usize) = (
+		a.trim().parse().map_err(|_| format!("bad start {a:?}"))?,
+		b.trim().parse().map_err(|_| format!("bad end {b:?}"))?,
+	);
+	if a >= b {
+		return Err(format!("empty span {a}..{b}"));
+	}
+	Ok((a, b))
+}
+
+/// Loads the span from IPFS (each layer checked against its on-chain Merkle root), serves it,
+/// announces it and settles receipts until `shutdown` resolves; then withdraws the announcement.
+pub async fn serve(
+	chain: Chain,
+	ipfs: Ipfs,
+	opts: ServeOptions,
+	shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+	let info = chain.version(opts.version).await?.context("unknown version")?;
+	if info.status != VersionStatus::Accepted {
+		bail!(
+			"version {} is not accepted ({:?}): only accepted versions are served",
+			opts.version,
+			info.status
+		);
+	}
+	let config = content::model_config(&chain, &ipfs, info.model).await?;
+	let total = config.layer_count();
+	let (start, end) = opts.layers.unwrap_or((0, total));
+	if end > total {
+		bail!("layers {start}..{end}: the model has {total}");
+	}
+	let resolved = chain.resolve_layers(opts.version).await?;
+	let mut layers = Vec::with_capacity(end - start);
+	for i in start..end {
+		let delta = &resolved.get(i).context("the registry resolved fewer layers")?.delta;
+		layers.push(content::checked_layer(&ipfs, &config, i, delta).await?);
+	}
+	info!(
+		version = opts.version,
+		"layers {start}..{end} of {total} loaded and checked against their Merkle roots"
+	);
+	let model = StageModel::new(&config, start, &layers, &Default::default())?;
+	let stage = Arc::new(
+		LocalStage::new(model, opts.capacity as usize).with_latency(opts.simulate_latency),
+	);
+	let book = Arc::new(ReceiptBook::new(
+		*chain.account(),
+		chain.genesis_hash(),
+		opts.price_per_token,
+		opts.accept_free,
+	));
+	let whole = start == 0 && end == total;
+	let state = Arc::new(AppState {
+		version: opts.version,
+		stage: Some(stage.clone()),
+		routes: whole.then(|| Arc::new(FixedRoute::local(stage.clone())) as Arc<dyn RouteSource>),
+		book: Some(book.clone()),
+		payer: None,
+		max_positions: config.max_position_embeddings,
+		metrics: Metrics::default(),
+	});
+	let listener = tokio::net::TcpListener::bind(opts.listen)
+		.await
+		.with_context(|| format!("cannot listen on {}", opts.listen))?;
+	let url = opts.public_url.clone().unwrap_or_else(|| {
+		format!("http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default())
+	});
+	println!("serving version {} layers {start}..{end} at {url}", opts.version);
+
+	let background = {
+		let (chain, book, url) = (chain.clone(), book.clone(), url.clone());
+		let span = (start as u16, end as u16);
+		let opts = (
+			opts.version,
+			opts.price_per_token,
+			opts.capacity,
+			opts.bond_bly,
+			opts.announce,
+			opts.settle_every,
+		);
+		tokio::spawn(async move { upkeep(chain, book, url, span, opts).await })
+	};
+	axum::serve(listener, server::router(state))
+		.with_graceful_shutdown(shutdown)
+		.await
+		.context("HTTP server")?;
+	background.abort();
+	// Leave cleanly: settle what is held, withdraw the announcement.
+	if let Err(e) = book.settle(&chain, 256).await {
+		warn!("final settlement: {e}");
+	}
+	if opts.announce {
+		match tokio::time::timeout(Duration::from_secs(20), chain.withdraw_announcement()).await {
+			Ok(Ok(_)) => println!("announcement withdrawn"),
+			Ok(Err(e)) => warn!("withdrawing the announcement: {e}"),
+			Err(_) => warn!("withdrawing the announcement timed out"),
+		}
+	}
+	Ok(())
+}
+
+/// Announces and renews at half the announcement's lifetime; settles receipts periodically.
+async fn upkeep(
+	chain: Chain,
+	book: Arc<ReceiptBook>,
+	url: String,
+	span: (u16, u16),
+	(version, price, capacity, bond_bly, announce, settle_every): (
+		u64,
+		u128,
+		u32,
+		u64,
+		bool,
+		Duration,
+	),
+) {
+	let mut renew_at = 0u32;
+	loop {
+		if announce {
+			match chain.finalized_number().await {
+				Ok(now) if now >= renew_at => {
+					let bond = u128::from(bond_bly) * BLY;
+					match chain.announce(version, span, &url, price, capacity, bond).await {
+						Ok(_) => {
+							let ttl = chain.announcement_ttl().await.unwrap_or(600);
+							renew_at = now + (ttl / 2).max(1);
+							println!("announced version {version} layers {}..{} at {url} (renewing at block {renew_at})", span.0, span.1);
+						}
+						Err(e) => warn!("announcing: {e}"),
+					}
+				}
+				Ok(_) => {}
+				Err(e) => warn!("node: {e}"),
+			}
+		}
+		match book.settle(&chain, 256).await {
+			Ok(0) => {}
+			Ok(n) => println!("settled {n} receipts"),
+			Err(e) => warn!("settling receipts: {e}"),
+		}
+		tokio::time::sleep(settle_every).await;
+	}
+}
+
+pub struct GatewayOptions {
+	pub version: u64,
+	pub listen: SocketAddr,
+	/// Pay with free-tier receipts.
+	pub free: bool,
+	/// Sign no receipts (a private gateway in front of one's own servers).
+	pub unpaid: bool,
+}
+
+/// Answers the OpenAI API for `version` over routes built from the chain until `shutdown`.
+pub async fn gateway(
+	chain: Chain,
+	ipfs: Ipfs,
+	opts: GatewayOptions,
+	shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+	let info = chain.version(opts.version).await?.context("unknown version")?;
+	let model = chain.model(info.model).await?.context("unknown model")?;
+	let http = reqwest::Client::builder()
+		.http2_prior_knowledge()
+		.timeout(Duration::from_secs(30))
+		.connect_timeout(Duration::from_secs(2))
+		.build()?;
+	let router = Arc::new(ChainRouter::new(chain.clone(), http.clone()));
+	let payer = (!opts.unpaid).then(|| {
+		Arc::new(Payer {
+			chain: chain.clone(),
+			nonces: NonceClock::default(),
+			free: opts.free,
+			http: reqwest::Client::new(),
+		})
+	});
+	let max_positions =
+		content::model_config(&chain, &ipfs, info.model).await?.max_position_embeddings;
+	let state = Arc::new(AppState {
+		version: opts.version,
+		stage: None,
+		routes: Some(router),
+		book: None,
+		payer,
+		max_positions,
+		metrics: Metrics::default(),
+	});
+	let listener = tokio::net::TcpListener::bind(opts.listen)
+		.await
+		.with_context(|| format!("cannot listen on {}", opts.listen))?;
+	println!(
+		"gateway for version {} ({} layers) at http://{}",
+		opts.version,
+		model.architecture.layer_count,
+		listener.local_addr()?
+	);
+	axum::serve(listener, server::router(state))
+		.with_graceful_shutdown(shutdown)
+		.await
+		.context("HTTP server")?;
+	Ok(())
+}

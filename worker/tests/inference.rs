@@ -1,0 +1,228 @@
+//! Inference across real processes on 127.0.0.1: `blyan-node`, a js-ipfs daemon, `blyan-worker
+//! serve` holding the whole tiny model or one of two pipeline stages (announced on chain), and
+//! `blyan-worker gateway` routing over the announcements and paying with receipts.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use blyan_worker::chain::{self, Chain, Receipt};
+use common::*;
+use serde_json::{json, Value};
+
+fn port_arg(port: u16) -> String {
+	format!("127.0.0.1:{port}")
+}
+
+async fn complete(http: &reqwest::Client, base: &str, body: Value) -> Value {
+	let response = http.post(format!("{base}/v1/completions")).json(&body).send().await.unwrap();
+	let status = response.status();
+	let value: Value = response.json().await.unwrap();
+	assert!(status.is_success(), "{base}: HTTP {status}: {value}");
+	value
+}
+
+fn tokens(completion: &Value) -> Vec<u64> {
+	completion["blyan"]["tokens"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap()).collect()
+}
+
+async fn health(http: &reqwest::Client, base: &str) -> Option<Value> {
+	let r = http.get(format!("{base}/health")).send().await.ok()?;
+	r.json().await.ok()
+}
+
+async fn signer(net: &Net, uri: &str) -> Chain {
+	let key = blyan_worker::config::load_key(Some(uri), None).unwrap();
+	chain::connect_with_retry(&net.node_url(), &key, Duration::from_secs(60)).await.unwrap()
+}
+
+fn refusal(result: Result<chain::Events, chain::ChainError>) -> String {
+	match result {
+		Ok(_) => panic!("the chain accepted what it must refuse"),
+		Err(e) => e.to_string(),
+	}
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pipeline_serves_what_one_server_does_survives_a_dead_stage_and_is_paid_once() {
+	let _serial = serial().await;
+	let net = Net::start();
+	let out =
+		net.run("//Alice", &["model-init", "--name", "tiny", "--arch", "tiny", "--seed", "1"]);
+	let line = out.lines().find(|l| l.starts_with("model ")).expect("model line");
+	let version: String = line.split_whitespace().nth(3).unwrap().to_string();
+
+	// One server with the whole model (not announced), and a two-stage pipeline whose second
+	// stage has a standby.
+	let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+	let (whole_url, gateway_url) =
+		(format!("http://127.0.0.1:{}", ports[0]), format!("http://127.0.0.1:{}", ports[4]));
+	let serve = |name: &str, key: &str, port: u16, extra: &[&str]| {
+		let listen = port_arg(port);
+		let mut args =
+			vec!["serve", "--version", &version, "--listen", &listen, "--settle-secs", "2"];
+		args.extend_from_slice(extra);
+		net.spawn(name, key, &args)
+	};
+	let whole = serve("whole", "//Ferdie", ports[0], &["--no-announce"]);
+	// Each chunk at the first stage takes 20 ms more: a generation lasts long enough to kill a
+	// stage in the middle of it.
+	let first = serve(
+		"stage-0-2",
+		"//Charlie",
+		ports[1],
+		&["--layers", "0..2", "--simulate-latency-ms", "20"],
+	);
+	let second = serve("stage-2-4", "//Dave", ports[2], &["--layers", "2..4"]);
+	let standby = serve("stage-2-4-standby", "//Eve", ports[3], &["--layers", "2..4"]);
+	let limit = Duration::from_secs(120);
+	whole.wait_for_output("serving version", limit);
+	for stage in [&first, &second, &standby] {
+		stage.wait_for_output("announced version", limit);
+	}
+	let gateway_listen = port_arg(ports[4]);
+	let gateway = net.spawn(
+		"gateway",
+		"//Bob",
+		&["gateway", "--version", &version, "--listen", &gateway_listen],
+	);
+	gateway.wait_for_output("gateway for version", limit);
+
+	let http = reqwest::Client::new();
+	let model = format!("blyan-{version}");
+	let models: Value =
+		http.get(format!("{gateway_url}/v1/models")).send().await.unwrap().json().await.unwrap();
+	assert_eq!(models["data"][0]["id"], model.as_str());
+
+	// 1. The pipeline and the single server give the same tokens (greedy, same prompt).
+	let request =
+		json!({ "model": model, "prompt": "add 12 30 = ", "max_tokens": 24, "temperature": 0 });
+	let alone = complete(&http, &whole_url, request.clone()).await;
+	let piped = complete(&http, &gateway_url, request).await;
+	assert_eq!(tokens(&alone).len(), 24);
+	assert_eq!(tokens(&alone), tokens(&piped), "single server: {alone}\npipeline: {piped}");
+	assert_eq!(piped["usage"]["prompt_tokens"], 12);
+	assert_eq!(piped["usage"]["completion_tokens"], 24);
+	// Seeded sampling is as reproducible as greedy decoding.
+	let sampled = json!({ "model": model, "prompt": "rev abc = ", "max_tokens": 16, "temperature": 0.8, "seed": 42 });
+	assert_eq!(
+		tokens(&complete(&http, &whole_url, sampled.clone()).await),
+		tokens(&complete(&http, &gateway_url, sampled).await)
+	);
+	// The chat endpoint of the single server.
+	let chat: Value = http
+		.post(format!("{whole_url}/v1/chat/completions"))
+		.json(&json!({ "messages": [{ "role": "user", "content": "hi" }], "max_tokens": 4 }))
+		.send()
+		.await
+		.unwrap()
+		.json()
+		.await
+		.unwrap();
+	assert_eq!(chat["object"], "chat.completion");
+	assert_eq!(chat["choices"][0]["message"]["role"], "assistant");
+
+	// 2. A stage killed in the middle of a streamed completion: the gateway reroutes to the
+	// standby, replays the prefix, and the completion is still the single server's.
+	let long =
+		json!({ "model": model, "prompt": "sort 3 1 2 = ", "max_tokens": 60, "temperature": 0 });
+	let expected = tokens(&complete(&http, &whole_url, long.clone()).await);
+	let mut stream_request = long.clone();
+	stream_request["stream"] = json!(true);
+	let mut response = http
+		.post(format!("{gateway_url}/v1/completions"))
+		.json(&stream_request)
+		.send()
+		.await
+		.unwrap();
+	assert!(response.status().is_success());
+	let (mut streamed, mut buffer, mut killed, mut done) = (Vec::new(), String::new(), None, false);
+	let mut stages = vec![(second, ports[2]), (standby, ports[3])];
+	let started = Instant::now();
+	while !done {
+		assert!(started.elapsed() < Duration::from_secs(60), "stream stalled: {streamed:?}");
+		let Some(chunk) = response.chunk().await.unwrap() else { break };
+		buffer.push_str(&String::from_utf8_lossy(&chunk));
+		while let Some(end) = buffer.find("\n\n") {
+			let event: String = buffer.drain(..end + 2).collect();
+			let data = event.trim().trim_start_matches("data:").trim();
+			if data == "[DONE]" {
+				done = true;
+				continue;
+			}
+			let value: Value = serde_json::from_str(data).unwrap();
+			assert!(value.get("error").is_none(), "{value}");
+			if let Some(t) = value["blyan"]["token"].as_u64() {
+				streamed.push(t);
+			}
+		}
+		if streamed.len() >= 5 && killed.is_none() {
+			// Kill whichever second stage holds the session.
+			for (i, (_, port)) in stages.iter().enumerate() {
+				let h = health(&http, &format!("http://127.0.0.1:{port}")).await.unwrap();
+				if h["sessions"].as_u64().unwrap() > 0 {
+					killed = Some(i);
+					break;
+				}
+			}
+			let i = killed.expect("one second stage holds the session");
+			stages[i].0.kill();
+		}
+	}
+	assert!(killed.is_some(), "the generation ended before a stage could be killed");
+	assert_eq!(streamed, expected, "a rerouted stream differs from the uninterrupted completion");
+	let metrics =
+		http.get(format!("{gateway_url}/metrics")).send().await.unwrap().text().await.unwrap();
+	assert!(
+		metrics.lines().any(|l| l.starts_with("blyan_reroutes_total ") && !l.ends_with(" 0")),
+		"{metrics}"
+	);
+
+	// 3. Receipts: the gateway (Bob) paid the first stage (Charlie), which settled them on chain.
+	let reader = net.chain().await;
+	let (bob, charlie) = (account("//Bob"), account("//Charlie"));
+	let started = Instant::now();
+	let settled = loop {
+		if let Some(n) = reader.settled_nonce(&bob, &charlie).await.unwrap() {
+			break n;
+		}
+		assert!(
+			started.elapsed() < Duration::from_secs(60),
+			"no receipt settled: {}",
+			first.output()
+		);
+		tokio::time::sleep(Duration::from_millis(500)).await;
+	};
+	assert!(first.output().contains("settled "), "{}", first.output());
+
+	// A receipt replayed, forged, or settled by another server is refused on chain. Alice plays
+	// the server here (the serving processes sign their own transactions).
+	let (client, server, other) = (
+		signer(&net, "//Bob").await,
+		signer(&net, "//Alice").await,
+		signer(&net, "//Ferdie").await,
+	);
+	let receipt = |nonce: u64, server: &str| Receipt {
+		client: bob,
+		server: account(server),
+		version: version.parse().unwrap(),
+		nonce,
+		tokens_in: 10,
+		tokens_out: 10,
+		price_per_token: 1_000,
+		free: false,
+	};
+	let signed = client.sign_receipt(receipt(settled + 1, "//Alice"));
+	server.settle(vec![signed.clone()]).await.unwrap();
+	assert_eq!(reader.settled_nonce(&bob, &account("//Alice")).await.unwrap(), Some(settled + 1));
+	let replayed = refusal(server.settle(vec![signed.clone()]).await);
+	assert!(replayed.contains("ReceiptReplayed"), "{replayed}");
+	let mut forged = client.sign_receipt(receipt(settled + 2, "//Alice"));
+	forged.receipt.tokens_out = 1_000_000;
+	let forged = refusal(server.settle(vec![forged]).await);
+	assert!(forged.contains("BadReceiptSignature"), "{forged}");
+	let theirs = client.sign_receipt(receipt(settled + 3, "//Alice"));
+	let stolen = refusal(other.settle(vec![theirs]).await);
+	assert!(stolen.contains("WrongServer"), "{stolen}");
+	drop((whole, first, gateway, stages));
+}
