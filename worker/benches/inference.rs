@@ -36,7 +36,7 @@ async fn start_stages(config: &ModelConfig, stages: usize) -> Route {
 	let mut hops = Vec::new();
 	for (a, b) in spans(config.layer_count(), stages) {
 		let model = StageModel::new(config, a, &layers[a..b], &Default::default()).unwrap();
-		let stage = Arc::new(LocalStage::new(model, 64));
+		let stage = LocalStage::start(model, 64, std::time::Duration::ZERO);
 		let state = Arc::new(AppState {
 			version: 1,
 			stage: Some(stage),

@@ -28,9 +28,22 @@ pub async fn register_model(
 	licence: &str,
 ) -> Result<(u64, u64)> {
 	config.validate().map_err(|e| anyhow!(e))?;
+	register_model_layers(chain, ipfs, name, config, &ml::init_layers(config, seed), licence).await
+}
+
+/// Registers a model whose root weights are `layers` (e.g. an imported checkpoint); returns
+/// `(model, root version)`.
+pub async fn register_model_layers(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	name: &str,
+	config: &ModelConfig,
+	layers: &[weights::LayerTensors],
+	licence: &str,
+) -> Result<(u64, u64)> {
+	config.validate().map_err(|e| anyhow!(e))?;
 	let config_doc = serde_json::to_vec_pretty(config)?;
 	let config_cid = ipfs.add(config_doc.clone(), true, false).await?;
-	let layers = ml::init_layers(config, seed);
 	let roots: Vec<[u8; 32]> = layers.iter().map(weights::layer_root).collect();
 	let blobs: Vec<(u16, Vec<u8>, [u8; 32])> = layers
 		.iter()

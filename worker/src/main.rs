@@ -106,13 +106,17 @@ enum Command {
 		#[arg(long)]
 		from: Option<u32>,
 	},
-	/// Creator: register a model with freshly initialised weights.
+	/// Creator: register a model with freshly initialised weights, or with the weights of a
+	/// Hugging Face Qwen3 checkpoint (--hf-dir).
 	ModelInit {
 		#[arg(long)]
 		name: String,
 		/// `tiny`, `m100`, or a path to a JSON model config.
 		#[arg(long, default_value = "tiny")]
 		arch: String,
+		/// A Hugging Face Qwen3 checkpoint directory (config.json and *.safetensors).
+		#[arg(long, conflicts_with_all = ["arch", "seed"])]
+		hf_dir: Option<PathBuf>,
 		#[arg(long, default_value_t = 1)]
 		seed: u64,
 		#[arg(long, default_value = "Apache-2.0")]
@@ -514,7 +518,24 @@ async fn run(cli: Cli) -> Result<()> {
 				+ chain.verifier_info(&me).await?.map_or(0, |v| v.bond);
 			print!("{}", report::format_earnings(&e, bonded));
 		}
-		Command::ModelInit { name, arch, seed, licence } => {
+		Command::ModelInit { name, licence, hf_dir: Some(dir), .. } => {
+			let (model_config, layers) = blyan_worker::ml::hf::load_checkpoint(&dir)
+				.map_err(|e| Fatal::Usage(format!("checkpoint {}: {e}", dir.display())))?;
+			let chain = connect(g, &file, &s).await?;
+			let ipfs = ipfs(&s).await?;
+			let (model, version) = creator::register_model_layers(
+				&chain,
+				&ipfs,
+				&name,
+				&model_config,
+				&layers,
+				&licence,
+			)
+			.await?;
+			info!(model, version, params = model_config.parameter_count(), "checkpoint registered");
+			println!("model {model} root-version {version}");
+		}
+		Command::ModelInit { name, arch, seed, licence, hf_dir: None } => {
 			let model_config = match arch.as_str() {
 				"tiny" => ModelConfig::tiny(),
 				"m100" => ModelConfig::m100(),

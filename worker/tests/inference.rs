@@ -6,7 +6,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use blyan_worker::chain::{self, Chain, Receipt};
+use blyan_worker::{
+	chain::{self, Chain, Receipt},
+	ml::{hf::save_checkpoint, init_layers, model::ModelConfig},
+};
 use common::*;
 use serde_json::{json, Value};
 
@@ -47,8 +50,13 @@ fn refusal(result: Result<chain::Events, chain::ChainError>) -> String {
 async fn a_pipeline_serves_what_one_server_does_survives_a_dead_stage_and_is_paid_once() {
 	let _serial = serial().await;
 	let net = Net::start();
-	let out =
-		net.run("//Alice", &["model-init", "--name", "tiny", "--arch", "tiny", "--seed", "1"]);
+	// The model comes from a Hugging Face Qwen3 checkpoint (two safetensors shards) written here.
+	let checkpoint = net.path("hf-checkpoint");
+	std::fs::create_dir_all(&checkpoint).unwrap();
+	let config = ModelConfig::tiny();
+	save_checkpoint(&checkpoint, &config, &init_layers(&config, 1), 2, false, false).unwrap();
+	let hf_dir = checkpoint.display().to_string();
+	let out = net.run("//Alice", &["model-init", "--name", "tiny", "--hf-dir", &hf_dir]);
 	let line = out.lines().find(|l| l.starts_with("model ")).expect("model line");
 	let version: String = line.split_whitespace().nth(3).unwrap().to_string();
 
@@ -108,6 +116,38 @@ async fn a_pipeline_serves_what_one_server_does_survives_a_dead_stage_and_is_pai
 	assert_eq!(
 		tokens(&complete(&http, &whole_url, sampled.clone()).await),
 		tokens(&complete(&http, &gateway_url, sampled).await)
+	);
+	// Concurrent requests (batched at each stage) give what each gives alone.
+	let prompts: Vec<String> = (0..6).map(|i| format!("add {i} {} = ", 7 * i)).collect();
+	let ask = |base: String, prompt: String| {
+		let http = http.clone();
+		let body = json!({ "model": model, "prompt": prompt, "max_tokens": 12, "temperature": 0 });
+		async move { tokens(&complete(&http, &base, body).await) }
+	};
+	let together =
+		futures::future::join_all(prompts.iter().map(|p| ask(gateway_url.clone(), p.clone())))
+			.await;
+	for (prompt, got) in prompts.iter().zip(together) {
+		assert_eq!(got, ask(whole_url.clone(), prompt.clone()).await, "{prompt}");
+	}
+	// ... and the first stage (20 ms a batch) did run them in batches.
+	let metrics = http
+		.get(format!("http://127.0.0.1:{}/metrics", ports[1]))
+		.send()
+		.await
+		.unwrap()
+		.text()
+		.await
+		.unwrap();
+	let counter = |name: &str| -> f64 {
+		metrics
+			.lines()
+			.find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+			.unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
+	};
+	assert!(
+		counter("blyan_stage_batches_total ") < counter("blyan_stage_chunks_total "),
+		"no chunk was batched with another:\n{metrics}"
 	);
 	// The chat endpoint of the single server.
 	let chat: Value = http

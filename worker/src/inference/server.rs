@@ -147,6 +147,12 @@ async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
 	if let Some(stage) = &s.stage {
 		let st = stage.stats();
 		metric("blyan_stage_chunks_total", "counter", "Chunks run.", st.chunks as f64);
+		metric(
+			"blyan_stage_batches_total",
+			"counter",
+			"Batches run (chunks / batches = mean batch).",
+			st.batches as f64,
+		);
 		metric("blyan_stage_positions_total", "counter", "Positions run.", st.positions as f64);
 		metric("blyan_stage_errors_total", "counter", "Chunks refused.", st.errors as f64);
 		metric("blyan_stage_evictions_total", "counter", "Sessions evicted.", st.evicted as f64);

@@ -85,9 +85,7 @@ pub async fn serve(
 		"layers {start}..{end} of {total} loaded and checked against their Merkle roots"
 	);
 	let model = StageModel::new(&config, start, &layers, &Default::default())?;
-	let stage = Arc::new(
-		LocalStage::new(model, opts.capacity as usize).with_latency(opts.simulate_latency),
-	);
+	let stage = LocalStage::start(model, opts.capacity as usize, opts.simulate_latency);
 	let book = Arc::new(ReceiptBook::new(
 		*chain.account(),
 		chain.genesis_hash(),

@@ -1,59 +1,79 @@
 //! A local pipeline stage: a span of layers and the KV caches of the sessions passing through it.
-//! Sessions are bounded (`capacity`); the least recently used one is dropped to admit a new one,
-//! and its coordinator replays it if it comes back. Forward passes run on blocking threads so
-//! concurrent requests proceed in parallel and never stall the HTTP server.
+//!
+//! Chunks arriving while the model is busy are **batched**: one thread runs the model, and each
+//! time it finishes a batch it takes every chunk that queued meanwhile (one per session, up to
+//! [`MAX_BATCH`]) as the next one (`StageModel::forward_batch`: projections and MLPs over all rows
+//! at once, attention per session). A lone request runs at once, alone. Sessions are bounded
+//! (`capacity`); the least recently used one is dropped to admit a new one, and its coordinator
+//! replays it if it comes back.
 
 use std::{
-	collections::HashMap,
-	sync::{Arc, Mutex},
+	collections::{HashMap, HashSet},
+	sync::{mpsc, Arc, Condvar, Mutex},
 	time::{Duration, Instant},
 };
 
 use crate::ml::{
-	infer::{Activations, KvCache, StageError, StageModel},
+	infer::{Activations, Chunk, KvCache, StageError, StageModel},
 	CpuBackend,
 };
 
 use super::protocol::SessionId;
 
-struct Session {
-	cache: Arc<Mutex<KvCache<CpuBackend>>>,
-	last_used: Instant,
-}
+/// Most chunks in one batch.
+pub const MAX_BATCH: usize = 32;
 
 /// Counters for `/metrics`.
 #[derive(Default, Clone, Copy, Debug)]
 pub struct StageStats {
 	pub chunks: u64,
+	pub batches: u64,
 	pub positions: u64,
 	pub errors: u64,
 	pub evicted: u64,
 	pub busy_micros: u64,
 }
 
+type Reply = mpsc::Sender<Result<Activations, StageError>>;
+
+struct Pending {
+	session: SessionId,
+	position: usize,
+	input: Activations,
+	reply: Reply,
+}
+
 pub struct LocalStage {
 	model: StageModel<CpuBackend>,
 	capacity: usize,
-	sessions: Mutex<HashMap<SessionId, Session>>,
-	stats: Mutex<StageStats>,
 	latency: Duration,
+	sessions: Mutex<HashMap<SessionId, (KvCacheSlot, Instant)>>,
+	queue: Mutex<Vec<Pending>>,
+	queued: Condvar,
+	stats: Mutex<StageStats>,
 }
 
+/// A session's cache; taken out while a batch runs on it.
+type KvCacheSlot = Option<KvCache<CpuBackend>>;
+
 impl LocalStage {
-	pub fn new(model: StageModel<CpuBackend>, capacity: usize) -> Self {
-		Self {
+	/// Starts the stage's model thread.
+	pub fn start(model: StageModel<CpuBackend>, capacity: usize, latency: Duration) -> Arc<Self> {
+		let stage = Arc::new(Self {
 			model,
 			capacity: capacity.max(1),
+			latency,
 			sessions: Mutex::new(HashMap::new()),
+			queue: Mutex::new(Vec::new()),
+			queued: Condvar::new(),
 			stats: Mutex::new(StageStats::default()),
-			latency: Duration::ZERO,
-		}
-	}
-
-	/// Adds `latency` before every chunk: a slower device or link, for tests and benchmarks.
-	pub fn with_latency(mut self, latency: Duration) -> Self {
-		self.latency = latency;
-		self
+		});
+		let runner = stage.clone();
+		std::thread::Builder::new()
+			.name("stage-model".into())
+			.spawn(move || runner.run())
+			.expect("a thread can be spawned");
+		stage
 	}
 
 	pub fn model(&self) -> &StageModel<CpuBackend> {
@@ -72,66 +92,141 @@ impl LocalStage {
 		*self.stats.lock().expect("stats lock")
 	}
 
-	/// Runs one chunk of `session` (blocking: call from a blocking thread).
+	/// Runs one chunk of `session` (blocking until its batch is done: call from a blocking
+	/// thread).
 	pub fn forward(
 		&self,
 		session: SessionId,
 		position: usize,
 		input: Activations,
 	) -> Result<Activations, StageError> {
-		let cache = {
-			let mut sessions = self.sessions.lock().expect("sessions lock");
-			if !sessions.contains_key(&session) {
-				if position != 0 {
-					drop(sessions);
-					self.stats.lock().expect("stats lock").errors += 1;
-					return Err(StageError::Position { cached: 0, position });
-				}
-				if sessions.len() >= self.capacity {
-					let oldest = sessions
-						.iter()
-						.min_by_key(|(_, s)| s.last_used)
-						.map(|(id, _)| *id)
-						.expect("capacity is at least one");
-					sessions.remove(&oldest);
-					self.stats.lock().expect("stats lock").evicted += 1;
-				}
-				sessions.insert(
-					session,
-					Session {
-						cache: Arc::new(Mutex::new(self.model.new_cache())),
-						last_used: Instant::now(),
-					},
-				);
-			}
-			let entry = sessions.get_mut(&session).expect("inserted above");
-			entry.last_used = Instant::now();
-			entry.cache.clone()
-		};
-		if !self.latency.is_zero() {
-			std::thread::sleep(self.latency);
-		}
-		let started = Instant::now();
-		let rows = match &input {
-			Activations::Tokens(t) => t.len(),
-			Activations::Hidden { rows, .. } => *rows,
-			Activations::Logits(_) => 0,
-		};
-		let result = self.model.forward(&mut cache.lock().expect("cache lock"), position, input);
-		let mut stats = self.stats.lock().expect("stats lock");
-		match &result {
-			Ok(_) => {
-				stats.chunks += 1;
-				stats.positions += rows as u64;
-				stats.busy_micros += started.elapsed().as_micros() as u64;
-			}
-			Err(_) => stats.errors += 1,
-		}
-		result
+		let (reply, result) = mpsc::channel();
+		self.queue.lock().expect("queue lock").push(Pending { session, position, input, reply });
+		self.queued.notify_one();
+		result.recv().unwrap_or(Err(StageError::Stopped))
 	}
 
 	/// Forgets a finished session.
 	pub fn end(&self, session: &SessionId) {
 		self.sessions.lock().expect("sessions lock").remove(session);
+	}
+
+	/// The model thread: batch after batch of whatever queued.
+	fn run(&self) {
+		loop {
+			let batch = {
+				let mut queue = self.queue.lock().expect("queue lock");
+				while queue.is_empty() {
+					queue = self.queued.wait(queue).expect("queue lock");
+				}
+				// One chunk per session (its next one waits for this one), oldest first.
+				let mut seen = HashSet::new();
+				let mut batch = Vec::new();
+				let mut rest = Vec::new();
+				for p in queue.drain(..) {
+					if batch.len() < MAX_BATCH && seen.insert(p.session) {
+						batch.push(p);
+					} else {
+						rest.push(p);
+					}
+				}
+				*queue = rest;
+				batch
+			};
+			self.run_batch(batch);
+		}
+	}
+
+	fn run_batch(&self, batch: Vec<Pending>) {
+		if !self.latency.is_zero() {
+			std::thread::sleep(self.latency);
+		}
+		// Take each session's cache out (creating or refusing as needed).
+		let mut work = Vec::new();
+		for p in batch {
+			match self.take_cache(p.session, p.position) {
+				Ok(cache) => work.push((p, cache)),
+				Err(e) => {
+					self.stats.lock().expect("stats lock").errors += 1;
+					let _ = p.reply.send(Err(e));
+				}
+			}
+		}
+		if work.is_empty() {
+			return;
+		}
+		let started = Instant::now();
+		let positions: u64 = work
+			.iter()
+			.map(|(p, _)| match &p.input {
+				Activations::Tokens(t) => t.len() as u64,
+				Activations::Hidden { rows, .. } => *rows as u64,
+				Activations::Logits(_) => 0,
+			})
+			.sum();
+		let mut caches: Vec<KvCache<CpuBackend>> = Vec::with_capacity(work.len());
+		let mut requests = Vec::with_capacity(work.len());
+		for (p, cache) in work {
+			caches.push(cache);
+			requests.push(p);
+		}
+		let chunks = caches
+			.iter_mut()
+			.zip(requests.iter_mut())
+			.map(|(cache, p)| Chunk {
+				cache,
+				position: p.position,
+				input: std::mem::replace(&mut p.input, Activations::Tokens(Vec::new())),
+			})
+			.collect();
+		let results = self.model.forward_batch(chunks);
+		{
+			let mut stats = self.stats.lock().expect("stats lock");
+			stats.batches += 1;
+			stats.busy_micros += started.elapsed().as_micros() as u64;
+			for r in &results {
+				match r {
+					Ok(_) => stats.chunks += 1,
+					Err(_) => stats.errors += 1,
+				}
+			}
+			stats.positions += positions;
+		}
+		// Caches go back (a session ended meanwhile is simply not restored).
+		let mut sessions = self.sessions.lock().expect("sessions lock");
+		for ((p, cache), result) in requests.into_iter().zip(caches).zip(results) {
+			if let Some(slot) = sessions.get_mut(&p.session) {
+				slot.0 = Some(cache);
+			}
+			let _ = p.reply.send(result);
+		}
+	}
+
+	fn take_cache(
+		&self,
+		session: SessionId,
+		position: usize,
+	) -> Result<KvCache<CpuBackend>, StageError> {
+		let mut sessions = self.sessions.lock().expect("sessions lock");
+		if !sessions.contains_key(&session) {
+			if position != 0 {
+				return Err(StageError::Position { cached: 0, position });
+			}
+			if sessions.len() >= self.capacity {
+				let oldest = sessions
+					.iter()
+					.filter(|(_, (cache, _))| cache.is_some())
+					.min_by_key(|(_, (_, used))| *used)
+					.map(|(id, _)| *id);
+				if let Some(oldest) = oldest {
+					sessions.remove(&oldest);
+					self.stats.lock().expect("stats lock").evicted += 1;
+				}
+			}
+			sessions.insert(session, (Some(self.model.new_cache()), Instant::now()));
+		}
+		let slot = sessions.get_mut(&session).expect("inserted above");
+		slot.1 = Instant::now();
+		slot.0.take().ok_or(StageError::Position { cached: 0, position })
 	}
 }

@@ -41,6 +41,8 @@ pub enum StageError {
 	Position { cached: usize, position: usize },
 	#[error("context of {0} positions exceeds the model's maximum")]
 	TooLong(usize),
+	#[error("the stage's model thread stopped")]
+	Stopped,
 }
 
 impl Activations {
@@ -143,62 +145,139 @@ impl<B: Backend> StageModel<B> {
 		position: usize,
 		input: Activations,
 	) -> Result<Activations, StageError> {
+		let mut results = self.forward_batch(vec![Chunk { cache, position, input }]);
+		results.pop().expect("one result per chunk")
+	}
+
+	/// Runs chunks of different sessions as one batch: the projections and MLPs of all their
+	/// rows in one matrix product each, attention per session against its own cache. Every row
+	/// is computed exactly as it would be alone (same operations, same order of summation), so a
+	/// session's results do not depend on what it was batched with. One result per chunk, in
+	/// order; a bad chunk fails alone.
+	pub fn forward_batch(&self, chunks: Vec<Chunk<'_, B>>) -> Vec<Result<Activations, StageError>> {
+		let mut results: Vec<Option<Result<Activations, StageError>>> =
+			chunks.iter().map(|_| None).collect();
+		let mut live: Vec<(usize, Row<'_, B>)> = Vec::new();
+		for (i, chunk) in chunks.into_iter().enumerate() {
+			match self.prepare(chunk) {
+				Ok(row) => live.push((i, row)),
+				Err(e) => results[i] = Some(Err(e)),
+			}
+		}
+		if !live.is_empty() {
+			let mut x = Tensor::cat(live.iter().map(|(_, r)| r.x.clone()).collect(), 1);
+			for (b, block) in self.blocks.iter().enumerate() {
+				x = block_forward(block, x, b, &mut live);
+			}
+			let mut offset = 0;
+			let mut outputs = Vec::with_capacity(live.len());
+			for (_, row) in live.iter_mut() {
+				row.cache.positions = row.position + row.rows;
+				outputs.push(x.clone().narrow(1, offset, row.rows));
+				offset += row.rows;
+			}
+			if let Some((norm, lm_head)) = &self.head {
+				// The last position of every chunk, through the head together.
+				let lasts: Vec<Tensor<B, 3>> = outputs
+					.into_iter()
+					.map(|o| {
+						let n = o.dims()[1];
+						o.narrow(1, n - 1, 1)
+					})
+					.collect();
+				let count = lasts.len();
+				let logits = lm_head.forward(norm.forward(Tensor::cat(lasts, 1)));
+				for (j, (i, _)) in live.iter().enumerate().take(count) {
+					let row = logits.clone().narrow(1, j, 1);
+					results[*i] = Some(Ok(Activations::Logits(values(row))));
+				}
+			} else {
+				for ((i, row), out) in live.iter().zip(outputs) {
+					results[*i] =
+						Some(Ok(Activations::Hidden { rows: row.rows, values: values(out) }));
+				}
+			}
+		}
+		results.into_iter().map(|r| r.expect("every chunk has a result")).collect()
+	}
+
+	/// Checks a chunk and turns it into rows of hidden states (embedding them if this stage
+	/// holds the embedding), with its positions' RoPE tables and causal mask.
+	fn prepare<'a>(&self, chunk: Chunk<'a, B>) -> Result<Row<'a, B>, StageError> {
+		let Chunk { cache, position, input } = chunk;
 		if position > cache.positions {
 			return Err(StageError::Position { cached: cache.positions, position });
 		}
+		let h = self.config.hidden_size;
+		let rows = match &input {
+			Activations::Tokens(t) => t.len(),
+			Activations::Hidden { rows, .. } => *rows,
+			Activations::Logits(_) => 0,
+		};
+		match (&self.embed, &input) {
+			(Some(_), Activations::Tokens(_)) | (None, Activations::Hidden { .. }) => {}
+			(Some(_), other) => {
+				return Err(StageError::WrongInput { expected: "tokens", got: other.kind() })
+			}
+			(None, other) => {
+				return Err(StageError::WrongInput { expected: "hidden states", got: other.kind() })
+			}
+		}
+		if rows == 0 {
+			return Err(StageError::Empty);
+		}
+		if position + rows > self.config.max_position_embeddings {
+			return Err(StageError::TooLong(position + rows));
+		}
+		let x: Tensor<B, 3> = match input {
+			Activations::Tokens(tokens) => {
+				if let Some(t) = tokens.iter().find(|t| **t as usize >= self.config.vocab_size) {
+					return Err(StageError::Token(*t));
+				}
+				let ids: Vec<i64> = tokens.iter().map(|t| *t as i64).collect();
+				let ids =
+					Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, rows]), &self.device);
+				self.embed.as_ref().expect("checked above").forward(ids)
+			}
+			Activations::Hidden { values, .. } => {
+				if values.len() != rows * h {
+					return Err(StageError::Width { expected: h, got: values.len() / rows });
+				}
+				Tensor::from_data(TensorData::new(values, [1, rows, h]), &self.device)
+			}
+			Activations::Logits(_) => unreachable!("refused above"),
+		};
 		if position < cache.positions {
 			cache.truncate(position);
 		}
-		let h = self.config.hidden_size;
-		let mut x: Tensor<B, 3> = if let Some(embed) = &self.embed {
-			let Activations::Tokens(tokens) = input else {
-				return Err(StageError::WrongInput { expected: "tokens", got: input.kind() });
-			};
-			if tokens.is_empty() {
-				return Err(StageError::Empty);
-			}
-			if let Some(t) = tokens.iter().find(|t| **t as usize >= self.config.vocab_size) {
-				return Err(StageError::Token(*t));
-			}
-			let ids: Vec<i64> = tokens.iter().map(|t| *t as i64).collect();
-			let len = ids.len();
-			let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, len]), &self.device);
-			embed.forward(ids)
-		} else {
-			let Activations::Hidden { rows, values } = input else {
-				return Err(StageError::WrongInput {
-					expected: "hidden states",
-					got: input.kind(),
-				});
-			};
-			if rows == 0 {
-				return Err(StageError::Empty);
-			}
-			if values.len() != rows * h {
-				return Err(StageError::Width { expected: h, got: values.len() / rows });
-			}
-			Tensor::from_data(TensorData::new(values, [1, rows, h]), &self.device)
-		};
-		let [_, seq, _] = x.dims();
-		let total = position + seq;
-		if total > self.config.max_position_embeddings {
-			return Err(StageError::TooLong(total));
-		}
-		let cos = self.rope_cos.clone().narrow(0, position, seq);
-		let sin = self.rope_sin.clone().narrow(0, position, seq);
-		let mask = chunk_mask::<B>(position, seq, &self.device);
-		for (block, cached) in self.blocks.iter().zip(cache.blocks.iter_mut()) {
-			x = block_forward(block, x, &cos, &sin, &mask, cached);
-		}
-		cache.positions = total;
-		if let Some((norm, lm_head)) = &self.head {
-			let last = x.narrow(1, seq - 1, 1);
-			let logits = lm_head.forward(norm.forward(last));
-			Ok(Activations::Logits(values(logits)))
-		} else {
-			Ok(Activations::Hidden { rows: seq, values: values(x) })
-		}
+		Ok(Row {
+			x,
+			rows,
+			position,
+			cos: self.rope_cos.clone().narrow(0, position, rows),
+			sin: self.rope_sin.clone().narrow(0, position, rows),
+			mask: chunk_mask::<B>(position, rows, &self.device),
+			cache,
+		})
 	}
+}
+
+/// One chunk of a batch: a session's cache, where the chunk starts, its input.
+pub struct Chunk<'a, B: Backend> {
+	pub cache: &'a mut KvCache<B>,
+	pub position: usize,
+	pub input: Activations,
+}
+
+/// A checked chunk inside a batch.
+struct Row<'a, B: Backend> {
+	x: Tensor<B, 3>,
+	rows: usize,
+	position: usize,
+	cos: Tensor<B, 2>,
+	sin: Tensor<B, 2>,
+	mask: Tensor<B, 2, Bool>,
+	cache: &'a mut KvCache<B>,
 }
 
 impl<B: Backend> KvCache<B> {
@@ -226,58 +305,58 @@ fn chunk_mask<B: Backend>(position: usize, seq: usize, device: &B::Device) -> Te
 	Tensor::from_data(TensorData::new(masked, [seq, width]), device)
 }
 
+/// Decoder block `index` over the rows of a whole batch `[1, rows, hidden]`.
 fn block_forward<B: Backend>(
 	block: &DecoderBlock<B>,
 	x: Tensor<B, 3>,
-	cos: &Tensor<B, 2>,
-	sin: &Tensor<B, 2>,
-	mask: &Tensor<B, 2, Bool>,
-	cache: &mut Option<BlockCache<B>>,
+	index: usize,
+	batch: &mut [(usize, Row<'_, B>)],
 ) -> Tensor<B, 3> {
-	let attn = attention_forward(
-		&block.self_attn,
-		block.input_layernorm.forward(x.clone()),
-		cos,
-		sin,
-		mask,
-		cache,
-	);
+	let attn =
+		attention_forward(&block.self_attn, block.input_layernorm.forward(x.clone()), index, batch);
 	let x = x + attn;
 	let normed = block.post_attention_layernorm.forward(x.clone());
 	let gate = burn::tensor::activation::silu(block.mlp.gate_proj.forward(normed.clone()));
 	x + block.mlp.down_proj.forward(gate * block.mlp.up_proj.forward(normed))
 }
 
-/// The model's attention, with keys and values appended to the session's cache.
+/// The model's attention: projections over the whole batch, then per chunk RoPE at its own
+/// positions and attention over its session's cache (to which its keys and values are added).
 fn attention_forward<B: Backend>(
 	a: &Attention<B>,
 	x: Tensor<B, 3>,
-	cos: &Tensor<B, 2>,
-	sin: &Tensor<B, 2>,
-	mask: &Tensor<B, 2, Bool>,
-	cache: &mut Option<BlockCache<B>>,
+	index: usize,
+	batch: &mut [(usize, Row<'_, B>)],
 ) -> Tensor<B, 3> {
 	let (heads, kv_heads, dim) = (a.num_heads, a.num_kv_heads, a.head_dim);
-	let [batch, seq, _] = x.dims();
-	let split = |t: Tensor<B, 3>, n: usize| t.reshape([batch, seq, n, dim]).swap_dims(1, 2);
-	let q = a.q_norm.forward(split(a.q_proj.forward(x.clone()), heads));
-	let k = a.k_norm.forward(split(a.k_proj.forward(x.clone()), kv_heads));
-	let v = split(a.v_proj.forward(x), kv_heads);
-	let q = apply_rope(q, cos, sin);
-	let k = apply_rope(k, cos, sin);
-	let (keys, values) = match cache.take() {
-		Some(c) => (Tensor::cat(vec![c.keys, k], 2), Tensor::cat(vec![c.values, v], 2)),
-		None => (k, v),
-	};
-	*cache = Some(BlockCache { keys: keys.clone(), values: values.clone() });
-	let width = keys.dims()[2];
-	let keys = repeat_kv(keys, heads / kv_heads);
-	let values = repeat_kv(values, heads / kv_heads);
-	let scores = q.matmul(keys.swap_dims(2, 3)).div_scalar((dim as f32).sqrt());
-	let mask = mask.clone().unsqueeze::<4>().expand([batch, heads, seq, width]);
-	let weights = softmax(scores.mask_fill(mask, -1.0e9), 3);
-	let out = weights.matmul(values).swap_dims(1, 2).reshape([batch, seq, heads * dim]);
-	a.o_proj.forward(out)
+	let (q_all, k_all, v_all) =
+		(a.q_proj.forward(x.clone()), a.k_proj.forward(x.clone()), a.v_proj.forward(x));
+	let mut outs = Vec::with_capacity(batch.len());
+	let mut offset = 0;
+	for (_, row) in batch.iter_mut() {
+		let seq = row.rows;
+		let split = |t: &Tensor<B, 3>, n: usize| {
+			t.clone().narrow(1, offset, seq).reshape([1, seq, n, dim]).swap_dims(1, 2)
+		};
+		let q = apply_rope(a.q_norm.forward(split(&q_all, heads)), &row.cos, &row.sin);
+		let k = apply_rope(a.k_norm.forward(split(&k_all, kv_heads)), &row.cos, &row.sin);
+		let v = split(&v_all, kv_heads);
+		let cache = &mut row.cache.blocks[index];
+		let (keys, values) = match cache.take() {
+			Some(c) => (Tensor::cat(vec![c.keys, k], 2), Tensor::cat(vec![c.values, v], 2)),
+			None => (k, v),
+		};
+		*cache = Some(BlockCache { keys: keys.clone(), values: values.clone() });
+		let width = keys.dims()[2];
+		let keys = repeat_kv(keys, heads / kv_heads);
+		let values = repeat_kv(values, heads / kv_heads);
+		let scores = q.matmul(keys.swap_dims(2, 3)).div_scalar((dim as f32).sqrt());
+		let mask = row.mask.clone().unsqueeze::<4>().expand([1, heads, seq, width]);
+		let weights = softmax(scores.mask_fill(mask, -1.0e9), 3);
+		outs.push(weights.matmul(values).swap_dims(1, 2).reshape([1, seq, heads * dim]));
+		offset += seq;
+	}
+	a.o_proj.forward(Tensor::cat(outs, 1))
 }
 
 /// How the next token is picked from logits: greedy at temperature 0, otherwise sampled from
@@ -394,6 +473,75 @@ mod tests {
 		assert_eq!(cached.len(), full.len());
 		for (c, f) in cached.iter().zip(&full) {
 			assert!((c - f).abs() < 1e-4, "cached {c} vs full {f}");
+		}
+	}
+
+	#[test]
+	fn a_batch_computes_each_session_exactly_as_alone() {
+		let config = ModelConfig::tiny();
+		let layers = init_layers(&config, 4);
+		let dev = Default::default();
+		for (start, end) in [(0, 4), (0, 2), (2, 4)] {
+			let stage =
+				StageModel::<CpuBackend>::new(&config, start, &layers[start..end], &dev).unwrap();
+			let input = |s: usize, len: usize| {
+				if start == 0 {
+					Activations::Tokens((0..len).map(|i| ((s * 31 + i * 7) % 256) as u32).collect())
+				} else {
+					let values = (0..len * config.hidden_size)
+						.map(|i| ((s + i) % 13) as f32 * 0.1 - 0.6)
+						.collect();
+					Activations::Hidden { rows: len, values }
+				}
+			};
+			// Three sessions with prompts of different lengths, then two single-row steps.
+			let schedule: Vec<Vec<usize>> = vec![vec![5, 9, 2], vec![1, 1, 1], vec![1, 1, 1]];
+			let mut alone: Vec<_> = (0..3).map(|_| stage.new_cache()).collect();
+			let mut batched: Vec<_> = (0..3).map(|_| stage.new_cache()).collect();
+			let mut positions = [0usize; 3];
+			for (step, lens) in schedule.iter().enumerate() {
+				let expected: Vec<_> = (0..3)
+					.map(|s| {
+						stage
+							.forward(&mut alone[s], positions[s], input(s + step * 3, lens[s]))
+							.unwrap()
+					})
+					.collect();
+				let chunks = batched
+					.iter_mut()
+					.enumerate()
+					.map(|(s, cache)| Chunk {
+						cache,
+						position: positions[s],
+						input: input(s + step * 3, lens[s]),
+					})
+					.collect();
+				let got: Vec<_> =
+					stage.forward_batch(chunks).into_iter().map(Result::unwrap).collect();
+				let bits = |a: &Activations| match a {
+					Activations::Hidden { values, .. } | Activations::Logits(values) => {
+						values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+					}
+					Activations::Tokens(_) => unreachable!(),
+				};
+				for s in 0..3 {
+					assert_eq!(
+						bits(&got[s]),
+						bits(&expected[s]),
+						"span {start}..{end} step {step} session {s}"
+					);
+					positions[s] += lens[s];
+				}
+			}
+			// A bad chunk fails alone.
+			let mut c1 = stage.new_cache();
+			let mut c2 = stage.new_cache();
+			let results = stage.forward_batch(vec![
+				Chunk { cache: &mut c1, position: 3, input: input(0, 1) },
+				Chunk { cache: &mut c2, position: 0, input: input(0, 2) },
+			]);
+			assert!(matches!(results[0], Err(StageError::Position { .. })));
+			assert!(results[1].is_ok());
 		}
 	}
 

@@ -4,6 +4,7 @@
 //! bit-exact for the same inputs, so every verifier computes the same score.
 
 pub mod data;
+pub mod hf;
 pub mod infer;
 pub mod model;
 pub mod train;

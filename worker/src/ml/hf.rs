@@ -1,0 +1,272 @@
+//! Hugging Face Qwen3 checkpoints: a directory with `config.json` and one or more
+//! `*.safetensors` files (a single `model.safetensors` or shards), tensors in `f32`, `bf16` or
+//! `f16` under Hugging Face's Qwen3 names. They become the registry's layers (embedding, one per
+//! decoder block, final norm with head) in `f32`; a checkpoint with tied embeddings gets its head
+//! from the embedding.
+//!
+//! The models' tokenizer stays byte-level: a checkpoint trained with another tokenizer loads and
+//! runs, but its token ids are read as bytes.
+
+use std::{collections::BTreeMap, path::Path};
+
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+use serde::Deserialize;
+
+use super::{
+	model::ModelConfig,
+	weights::{check_layout, LayerTensors, NamedTensor, WeightsError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+	#[error("{path}: {reason}")]
+	Io { path: String, reason: String },
+	#[error("config.json: {0}")]
+	Config(String),
+	#[error("{file}: {reason}")]
+	Format { file: String, reason: String },
+	#[error("tensor {0} is not part of a Qwen3 model")]
+	UnknownTensor(String),
+	#[error("tensor {0} appears twice")]
+	Duplicate(String),
+	#[error(transparent)]
+	Weights(#[from] WeightsError),
+}
+
+/// The fields of a Hugging Face `config.json` a Qwen3 model needs.
+#[derive(Deserialize)]
+struct HfConfig {
+	model_type: Option<String>,
+	vocab_size: usize,
+	hidden_size: usize,
+	num_hidden_layers: usize,
+	num_attention_heads: usize,
+	num_key_value_heads: Option<usize>,
+	head_dim: Option<usize>,
+	intermediate_size: usize,
+	max_position_embeddings: usize,
+	rope_theta: Option<f64>,
+	rms_norm_eps: Option<f64>,
+	#[serde(default)]
+	tie_word_embeddings: bool,
+}
+
+fn io(path: &Path, e: impl ToString) -> CheckpointError {
+	CheckpointError::Io { path: path.display().to_string(), reason: e.to_string() }
+}
+
+/// Reads a checkpoint directory into a model config and its registry layers (each checked
+/// against the layout the config requires).
+pub fn load_checkpoint(dir: &Path) -> Result<(ModelConfig, Vec<LayerTensors>), CheckpointError> {
+	let config_path = dir.join("config.json");
+	let raw = std::fs::read(&config_path).map_err(|e| io(&config_path, e))?;
+	let hf: HfConfig =
+		serde_json::from_slice(&raw).map_err(|e| CheckpointError::Config(e.to_string()))?;
+	if hf.model_type.as_deref() != Some("qwen3") {
+		return Err(CheckpointError::Config(format!(
+			"model_type {:?}: only \"qwen3\" checkpoints are supported",
+			hf.model_type
+		)));
+	}
+	if hf.num_attention_heads == 0 {
+		return Err(CheckpointError::Config("num_attention_heads is 0".into()));
+	}
+	let config = ModelConfig {
+		family: "qwen3".into(),
+		vocab_size: hf.vocab_size,
+		hidden_size: hf.hidden_size,
+		num_hidden_layers: hf.num_hidden_layers,
+		num_attention_heads: hf.num_attention_heads,
+		num_key_value_heads: hf.num_key_value_heads.unwrap_or(hf.num_attention_heads),
+		head_dim: hf.head_dim.unwrap_or(hf.hidden_size / hf.num_attention_heads),
+		intermediate_size: hf.intermediate_size,
+		max_position_embeddings: hf.max_position_embeddings,
+		rope_theta: hf.rope_theta.unwrap_or(1_000_000.0) as f32,
+		rms_norm_eps: hf.rms_norm_eps.unwrap_or(1e-6),
+	};
+	config.validate().map_err(CheckpointError::Config)?;
+
+	let mut files: Vec<_> = std::fs::read_dir(dir)
+		.map_err(|e| io(dir, e))?
+		.filter_map(|entry| entry.ok().map(|e| e.path()))
+		.filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+		.collect();
+	files.sort();
+	if files.is_empty() {
+		return Err(io(dir, "no .safetensors file"));
+	}
+	let n = config.num_hidden_layers;
+	let mut layers: Vec<BTreeMap<String, NamedTensor>> = vec![BTreeMap::new(); n + 2];
+	for file in &files {
+		let bytes = std::fs::read(file).map_err(|e| io(file, e))?;
+		let format =
+			|reason: String| CheckpointError::Format { file: file.display().to_string(), reason };
+		let st = SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
+		for (name, view) in st.tensors() {
+			// Rotary frequencies some exports include are recomputed from the config.
+			if name.ends_with("rotary_emb.inv_freq") {
+				continue;
+			}
+			let layer =
+				layer_of(&name, n).ok_or_else(|| CheckpointError::UnknownTensor(name.clone()))?;
+			let values =
+				to_f32(view.dtype(), view.data()).map_err(|r| format(format!("{name}: {r}")))?;
+			let tensor = NamedTensor { name: name.clone(), shape: view.shape().to_vec(), values };
+			if layers[layer].insert(name.clone(), tensor).is_some() {
+				return Err(CheckpointError::Duplicate(name));
+			}
+		}
+	}
+	if hf.tie_word_embeddings && !layers[n + 1].contains_key("lm_head.weight") {
+		if let Some(embed) = layers[0].get("model.embed_tokens.weight") {
+			let head = NamedTensor { name: "lm_head.weight".into(), ..embed.clone() };
+			layers[n + 1].insert(head.name.clone(), head);
+		}
+	}
+	let layers: Vec<LayerTensors> = layers.into_iter().map(|l| l.into_values().collect()).collect();
+	for (i, layer) in layers.iter().enumerate() {
+		check_layout(&config, i, layer)?;
+	}
+	Ok((config, layers))
+}
+
+/// Writes `layers` as a Hugging Face Qwen3 checkpoint: `config.json` and `shards`
+/// safetensors files, tensors in `f32` or `bf16`, the head left out if `tie` (it is then the
+/// embedding). The inverse of [`load_checkpoint`].
+pub fn save_checkpoint(
+	dir: &Path,
+	config: &ModelConfig,
+	layers: &[LayerTensors],
+	shards: usize,
+	bf16: bool,
+	tie: bool,
+) -> Result<(), CheckpointError> {
+	let hf = serde_json::json!({
+		"architectures": ["Qwen3ForCausalLM"],
+		"model_type": "qwen3",
+		"vocab_size": config.vocab_size,
+		"hidden_size": config.hidden_size,
+		"num_hidden_layers": config.num_hidden_layers,
+		"num_attention_heads": config.num_attention_heads,
+		"num_key_value_heads": config.num_key_value_heads,
+		"head_dim": config.head_dim,
+		"intermediate_size": config.intermediate_size,
+		"max_position_embeddings": config.max_position_embeddings,
+		"rope_theta": config.rope_theta,
+		"rms_norm_eps": config.rms_norm_eps,
+		"tie_word_embeddings": tie,
+		"torch_dtype": if bf16 { "bfloat16" } else { "float32" },
+	});
+	let config_path = dir.join("config.json");
+	std::fs::write(&config_path, hf.to_string()).map_err(|e| io(&config_path, e))?;
+	let tensors: Vec<&NamedTensor> =
+		layers.iter().flatten().filter(|t| !(tie && t.name == "lm_head.weight")).collect();
+	let per_shard = tensors.len().div_ceil(shards.max(1)).max(1);
+	for (i, chunk) in tensors.chunks(per_shard).enumerate() {
+		let data: Vec<(String, Vec<u8>, Vec<usize>)> = chunk
+			.iter()
+			.map(|t| {
+				let bytes = if bf16 {
+					t.values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect()
+				} else {
+					t.values.iter().flat_map(|v| v.to_le_bytes()).collect()
+				};
+				(t.name.clone(), bytes, t.shape.clone())
+			})
+			.collect();
+		let dtype = if bf16 { Dtype::BF16 } else { Dtype::F32 };
+		let views: Vec<(String, TensorView<'_>)> = data
+			.iter()
+			.map(|(n, b, s)| {
+				(n.clone(), TensorView::new(dtype, s.clone(), b).expect("shape and bytes agree"))
+			})
+			.collect();
+		let name = format!("model-{:05}-of-{:05}.safetensors", i + 1, shards);
+		let path = dir.join(name);
+		safetensors::serialize_to_file(views, None, &path).map_err(|e| io(&path, e))?;
+	}
+	Ok(())
+}
+
+/// The registry layer a Hugging Face tensor name belongs to.
+fn layer_of(name: &str, blocks: usize) -> Option<usize> {
+	match name {
+		"model.embed_tokens.weight" => Some(0),
+		"model.norm.weight" | "lm_head.weight" => Some(blocks + 1),
+		_ => {
+			let rest = name.strip_prefix("model.layers.")?;
+			let (index, _) = rest.split_once('.')?;
+			let index: usize = index.parse().ok()?;
+			(index < blocks).then_some(index + 1)
+		}
+	}
+}
+
+fn to_f32(dtype: Dtype, data: &[u8]) -> Result<Vec<f32>, String> {
+	Ok(match dtype {
+		Dtype::F32 => {
+			data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+		}
+		Dtype::BF16 => {
+			data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
+		}
+		Dtype::F16 => {
+			data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
+		}
+		other => return Err(format!("dtype {other:?}; expected F32, BF16 or F16")),
+	})
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use crate::ml::init_layers;
+
+	#[test]
+	fn a_sharded_f32_checkpoint_loads_exactly() {
+		let dir = tempfile::tempdir().unwrap();
+		let config = ModelConfig::tiny();
+		let layers = init_layers(&config, 11);
+		save_checkpoint(dir.path(), &config, &layers, 3, false, false).unwrap();
+		let (loaded_config, loaded) = load_checkpoint(dir.path()).unwrap();
+		assert_eq!(loaded_config, config);
+		assert_eq!(loaded, layers);
+	}
+
+	#[test]
+	fn a_bf16_checkpoint_with_tied_embeddings_loads_rounded_with_the_head_from_the_embedding() {
+		let dir = tempfile::tempdir().unwrap();
+		let config = ModelConfig::tiny();
+		let layers = init_layers(&config, 12);
+		save_checkpoint(dir.path(), &config, &layers, 1, true, true).unwrap();
+		let (_, loaded) = load_checkpoint(dir.path()).unwrap();
+		let round = |v: f32| half::bf16::from_f32(v).to_f32();
+		let embed = &loaded[0][0];
+		assert_eq!(embed.values, layers[0][0].values.iter().map(|v| round(*v)).collect::<Vec<_>>());
+		let last = loaded.last().unwrap();
+		let head = last.iter().find(|t| t.name == "lm_head.weight").unwrap();
+		assert_eq!(head.values, embed.values);
+	}
+
+	#[test]
+	fn bad_checkpoints_are_errors() {
+		let dir = tempfile::tempdir().unwrap();
+		assert!(matches!(load_checkpoint(dir.path()), Err(CheckpointError::Io { .. })));
+		let config = ModelConfig::tiny();
+		let mut layers = init_layers(&config, 13);
+		save_checkpoint(dir.path(), &config, &layers, 1, false, false).unwrap();
+		// Another architecture.
+		let raw = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+		std::fs::write(dir.path().join("config.json"), raw.replace("\"qwen3\"", "\"llama\""))
+			.unwrap();
+		assert!(matches!(load_checkpoint(dir.path()), Err(CheckpointError::Config(_))));
+		// A tensor missing (the head, untied).
+		let dir = tempfile::tempdir().unwrap();
+		layers.last_mut().unwrap().retain(|t| t.name != "lm_head.weight");
+		save_checkpoint(dir.path(), &config, &layers, 1, false, false).unwrap();
+		assert!(matches!(load_checkpoint(dir.path()), Err(CheckpointError::Weights(_))));
+		// Not safetensors.
+		std::fs::write(dir.path().join("zz.safetensors"), b"garbage").unwrap();
+		assert!(matches!(load_checkpoint(dir.path()), Err(CheckpointError::Format { .. })));
+	}
+}
