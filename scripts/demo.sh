@@ -12,15 +12,20 @@ cd "$BLYAN_ROOT"
 
 "$BLYAN_ROOT/scripts/setup.sh"
 echo "▶ building blyan-node and blyan-worker (a first build takes ~40 min on 2 cores)"
-cargo build --locked -p blyan-node -p blyan-worker
+# Built as the tests build them (same features), so the demo and ./scripts/test.sh share one build.
+cargo test --workspace --locked --no-run
 NODE="$CARGO_TARGET_DIR/debug/blyan-node"
 WORKER="$CARGO_TARGET_DIR/debug/blyan-worker"
 
 run_dir="$(mktemp -d -t blyan-demo.XXXXXX)"
 pids=()
 cleanup() {
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+	# Last started first, each waited for: servers withdraw their announcements while the node
+	# still runs.
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+		kill "${pids[i]}" 2>/dev/null || true
+		wait "${pids[i]}" 2>/dev/null || true
+	done
 	rm -rf "$run_dir"
 }
 trap cleanup EXIT
