@@ -227,6 +227,9 @@ enum Command {
 		/// Sign no receipts.
 		#[arg(long, conflicts_with = "free")]
 		unpaid: bool,
+		/// Most plancks per token paid to a stage; stages asking more are never used.
+		#[arg(long, default_value_t = 100_000_000)]
+		max_price: u128,
 	},
 }
 
@@ -649,10 +652,11 @@ async fn run(cli: Cli) -> Result<()> {
 			};
 			service::serve(chain, ipfs, opts, shutdown_signal()).await?;
 		}
-		Command::Gateway { version, listen, free, unpaid } => {
+		Command::Gateway { version, listen, free, unpaid, max_price } => {
 			let chain = connect(g, &file, &s).await?;
 			let ipfs = ipfs(&s).await?;
-			let opts = GatewayOptions { version, listen, free, unpaid };
+			let opts =
+				GatewayOptions { version, listen, free, unpaid, max_price_per_token: max_price };
 			service::gateway(chain, ipfs, opts, shutdown_signal()).await?;
 		}
 		Command::JobWatch { job } => {

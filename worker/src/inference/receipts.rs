@@ -4,7 +4,7 @@
 //! last, at least its price) and settles what it holds in batches with one `inference.settle`.
 
 use std::{
-	collections::HashMap,
+	collections::{HashMap, HashSet},
 	sync::Mutex,
 	time::{SystemTime, UNIX_EPOCH},
 };
@@ -46,6 +46,8 @@ pub enum ReceiptError {
 	FreeRefused,
 	#[error("too many receipts pending")]
 	Full,
+	#[error("this client's receipts were refused on chain before")]
+	ClientRefused,
 }
 
 /// A server's receipts awaiting settlement.
@@ -62,10 +64,21 @@ pub struct ReceiptBook {
 #[derive(Default)]
 struct BookState {
 	pending: Vec<ChainSignedReceipt>,
-	last_nonce: HashMap<[u8; 32], u64>,
+	/// `(client, nonce)` of the pending receipts.
+	pending_nonces: HashSet<([u8; 32], u64)>,
+	/// Pending receipts per client.
+	per_client: HashMap<[u8; 32], usize>,
+	/// Highest nonce settled per client: anything at or below is a replay.
+	settled_nonce: HashMap<[u8; 32], u64>,
+	/// Clients whose receipts the chain refused: no more of theirs are taken (each refusal cost
+	/// this server a transaction fee).
+	refused_clients: HashSet<[u8; 32]>,
 	settled: u64,
 	refused: u64,
 }
+
+/// Most receipts of one client held unsettled.
+pub const MAX_PENDING_PER_CLIENT: usize = 1_000;
 
 /// What `/metrics` shows of the book.
 #[derive(Clone, Copy, Debug, Default)]
@@ -122,14 +135,20 @@ impl ReceiptBook {
 			});
 		}
 		let mut state = self.state.lock().expect("book lock");
-		let last = state.last_nonce.get(&r.client.0).copied().unwrap_or(0);
-		if r.nonce <= last {
+		let client = r.client.0;
+		if state.refused_clients.contains(&client) {
+			return Err(ReceiptError::ClientRefused);
+		}
+		let last = state.settled_nonce.get(&client).copied().unwrap_or(0);
+		if r.nonce <= last || state.pending_nonces.contains(&(client, r.nonce)) {
 			return Err(ReceiptError::Replayed { nonce: r.nonce, last });
 		}
-		if state.pending.len() >= self.max_pending {
+		let mine = state.per_client.get(&client).copied().unwrap_or(0);
+		if state.pending.len() >= self.max_pending || mine >= MAX_PENDING_PER_CLIENT {
 			return Err(ReceiptError::Full);
 		}
-		state.last_nonce.insert(r.client.0, r.nonce);
+		state.pending_nonces.insert((client, r.nonce));
+		state.per_client.insert(client, mine + 1);
 		let receipt = r.clone();
 		state.pending.push(signed);
 		Ok(receipt)
@@ -144,7 +163,7 @@ impl ReceiptBook {
 	/// (say a client cannot pay), each receipt is settled alone and the refused ones dropped.
 	/// Returns how many were settled.
 	pub async fn settle(&self, chain: &Chain, batch: usize) -> Result<usize, ChainError> {
-		let taken: Vec<ChainSignedReceipt> = {
+		let mut taken: Vec<ChainSignedReceipt> = {
 			let mut state = self.state.lock().expect("book lock");
 			let n = state.pending.len().min(batch);
 			state.pending.drain(..n).collect()
@@ -152,21 +171,35 @@ impl ReceiptBook {
 		if taken.is_empty() {
 			return Ok(0);
 		}
+		// Receipts may arrive out of order; the chain wants each client's nonces increasing.
+		taken.sort_by_key(|s| (s.receipt.client.0, s.receipt.nonce));
 		let count = taken.len();
-		let result = match chain.settle(taken.clone()).await {
-			Ok(_) => Ok(count),
+		match chain.settle(taken.clone()).await {
+			Ok(_) => {
+				self.done(&taken, true);
+				Ok(count)
+			}
 			Err(ChainError::Refused { reason, .. }) => {
 				tracing::warn!("batch of {count} receipts refused ({reason}); settling one by one");
 				let mut settled = 0;
 				for (i, receipt) in taken.iter().enumerate() {
+					let client = receipt.receipt.client.0;
+					if self.state.lock().expect("book lock").refused_clients.contains(&client) {
+						self.done(std::slice::from_ref(receipt), false);
+						continue;
+					}
 					match chain.settle(vec![receipt.clone()]).await {
-						Ok(_) => settled += 1,
+						Ok(_) => {
+							self.done(std::slice::from_ref(receipt), true);
+							settled += 1;
+						}
 						Err(ChainError::Refused { reason, .. }) => {
 							tracing::warn!(
-								"receipt nonce {} dropped: {reason}",
+								"receipt nonce {} dropped, and its client refused from now on: {reason}",
 								receipt.receipt.nonce
 							);
-							self.state.lock().expect("book lock").refused += 1;
+							self.state.lock().expect("book lock").refused_clients.insert(client);
+							self.done(std::slice::from_ref(receipt), false);
 						}
 						Err(e) => {
 							self.requeue(taken[i..].to_vec());
@@ -180,11 +213,29 @@ impl ReceiptBook {
 				self.requeue(taken);
 				Err(e)
 			}
-		};
-		if let Ok(n) = result {
-			self.state.lock().expect("book lock").settled += n as u64;
 		}
-		result
+	}
+
+	/// Receipts that left the book: settled on chain, or dropped.
+	fn done(&self, receipts: &[ChainSignedReceipt], settled: bool) {
+		let mut state = self.state.lock().expect("book lock");
+		for s in receipts {
+			let (client, nonce) = (s.receipt.client.0, s.receipt.nonce);
+			state.pending_nonces.remove(&(client, nonce));
+			if let Some(n) = state.per_client.get_mut(&client) {
+				*n = n.saturating_sub(1);
+				if *n == 0 {
+					state.per_client.remove(&client);
+				}
+			}
+			if settled {
+				let last = state.settled_nonce.entry(client).or_insert(0);
+				*last = (*last).max(nonce);
+				state.settled += 1;
+			} else {
+				state.refused += 1;
+			}
+		}
 	}
 
 	fn requeue(&self, receipts: Vec<ChainSignedReceipt>) {
@@ -192,5 +243,61 @@ impl ReceiptBook {
 		let rest = std::mem::take(&mut state.pending);
 		state.pending = receipts;
 		state.pending.extend(rest);
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use crate::chain::receipt_payload;
+	use subxt_signer::sr25519::dev;
+
+	fn signed(nonce: u64, server: &AccountId32, price: u128, tamper: bool) -> Vec<u8> {
+		let client = dev::bob();
+		let mut receipt = Receipt {
+			client: client.public_key().to_account_id(),
+			server: *server,
+			version: 1,
+			nonce,
+			tokens_in: 3,
+			tokens_out: 4,
+			price_per_token: price,
+			free: false,
+		};
+		let signature = client.sign(&receipt_payload(&H256([1; 32]), &receipt));
+		if tamper {
+			receipt.tokens_out = 400;
+		}
+		codec::Encode::encode(&ChainSignedReceipt {
+			receipt,
+			signature: MultiSignature::Sr25519(signature.0),
+		})
+	}
+
+	#[test]
+	fn a_server_takes_its_own_signed_receipts_once_in_any_order() {
+		let server = dev::charlie().public_key().to_account_id();
+		let other = dev::dave().public_key().to_account_id();
+		let book = ReceiptBook::new(server, H256([1; 32]), 10, true);
+		assert!(book.accept(&signed(5, &server, 10, false)).is_ok());
+		assert!(book.accept(&signed(3, &server, 10, false)).is_ok(), "out of order is fine");
+		assert!(matches!(
+			book.accept(&signed(5, &server, 10, false)),
+			Err(ReceiptError::Replayed { .. })
+		));
+		assert_eq!(
+			book.accept(&signed(6, &other, 10, false)).unwrap_err(),
+			ReceiptError::WrongServer
+		);
+		assert_eq!(
+			book.accept(&signed(7, &server, 10, true)).unwrap_err(),
+			ReceiptError::BadSignature
+		);
+		assert!(matches!(
+			book.accept(&signed(8, &server, 9, false)),
+			Err(ReceiptError::Underpriced { .. })
+		));
+		assert_eq!(book.accept(b"junk").unwrap_err(), ReceiptError::Malformed);
+		assert_eq!(book.stats().pending, 2);
 	}
 }

@@ -76,6 +76,10 @@ impl StageClient {
 					crate::ml::infer::StageError::Position { .. } => {
 						HopError::SessionLost("local".into())
 					}
+					e @ (crate::ml::infer::StageError::Busy
+					| crate::ml::infer::StageError::Stopped) => {
+						HopError::Failed { endpoint: "local".into(), reason: e.to_string() }
+					}
 					other => {
 						HopError::Refused { endpoint: "local".into(), reason: other.to_string() }
 					}
@@ -92,14 +96,20 @@ impl StageClient {
 					.await
 					.map_err(|e| failed(e.to_string()))?;
 				let status = response.status();
-				let body = response.bytes().await.map_err(|e| failed(e.to_string()))?;
+				// Read at most MAX_RESPONSE_BYTES: a stage cannot make us buffer without bound.
+				let mut response = response;
+				let mut body = Vec::new();
+				while let Some(chunk) = response.chunk().await.map_err(|e| failed(e.to_string()))? {
+					if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+						return Err(failed("answer larger than any stage answer can be".into()));
+					}
+					body.extend_from_slice(&chunk);
+				}
 				match status.as_u16() {
 					200 => protocol::decode_activations(&body).map_err(|e| failed(e.to_string())),
 					409 => Err(HopError::SessionLost(endpoint.clone())),
-					400..=499 => Err(HopError::Refused {
-						endpoint: endpoint.clone(),
-						reason: String::from_utf8_lossy(&body).into_owned(),
-					}),
+					// The coordinator checked the input already (prompt length, token range): a
+					// remote stage refusing it is a bad or overloaded stage, routed around.
 					_ => Err(failed(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)))),
 				}
 			}
@@ -218,6 +228,9 @@ pub enum GenerateError {
 	TooManyReroutes(u32),
 }
 
+/// Largest stage answer read: hidden states of 2 048 positions of width 8 192 in f32.
+const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
 /// Most route rebuilds within one generation.
 const MAX_REROUTES: u32 = 5;
 
@@ -254,10 +267,15 @@ async fn run_chunk(
 	}
 	match x {
 		Activations::Logits(l) => Ok(l),
-		_ => Err(HopError::Refused {
-			endpoint: route.hops.last().map(Hop::endpoint).unwrap_or_default(),
-			reason: "the route's last stage did not return logits".into(),
-		}),
+		// A stage answering the wrong kind is broken: route around it.
+		_ => {
+			let endpoint = route.hops.last().map(Hop::endpoint).unwrap_or_default();
+			source.report(&endpoint, Err(()));
+			Err(HopError::Failed {
+				endpoint,
+				reason: "the last stage did not return logits".into(),
+			})
+		}
 	}
 }
 

@@ -55,10 +55,12 @@ pub struct ChainRouter {
 	turn: AtomicUsize,
 	/// How long a failed endpoint is avoided.
 	pub cooldown: Duration,
+	/// Stages asking more per token are never used (the gateway signs receipts at their price).
+	pub max_price_per_token: u128,
 }
 
 impl ChainRouter {
-	pub fn new(chain: Chain, http: reqwest::Client) -> Self {
+	pub fn new(chain: Chain, http: reqwest::Client, max_price_per_token: u128) -> Self {
 		Self {
 			chain: tokio::sync::RwLock::new(chain),
 			http,
@@ -68,6 +70,7 @@ impl ChainRouter {
 			refresh: Duration::from_secs(2),
 			turn: AtomicUsize::new(0),
 			cooldown: Duration::from_secs(30),
+			max_price_per_token,
 		}
 	}
 
@@ -183,7 +186,9 @@ impl ChainRouter {
 		(full, latency, std::cmp::Reverse(c.bond))
 	}
 
-	/// The best chain of stages from `position` to `end`, depth first over ranked candidates.
+	/// The best chain of stages from `position` to `end`, depth first over ranked candidates;
+	/// `dead` remembers positions from which `end` cannot be reached (so the search is linear
+	/// in the announcements, whatever spans are announced).
 	fn chain_from(
 		&self,
 		candidates: &[Candidate],
@@ -191,9 +196,13 @@ impl ChainRouter {
 		end: usize,
 		avoid: &HashSet<String>,
 		turn: usize,
+		dead: &mut HashSet<usize>,
 	) -> Option<Vec<Candidate>> {
 		if position == end {
 			return Some(Vec::new());
+		}
+		if dead.contains(&position) {
+			return None;
 		}
 		let mut here: Vec<&Candidate> = candidates
 			.iter()
@@ -206,11 +215,12 @@ impl ChainRouter {
 			here[..ties].rotate_left(turn % ties);
 		}
 		for c in here {
-			if let Some(mut rest) = self.chain_from(candidates, c.span.1, end, avoid, turn) {
+			if let Some(mut rest) = self.chain_from(candidates, c.span.1, end, avoid, turn, dead) {
 				rest.insert(0, c.clone());
 				return Some(rest);
 			}
 		}
+		dead.insert(position);
 		None
 	}
 }
@@ -227,7 +237,7 @@ impl RouteSource for ChainRouter {
 				.candidates()
 				.await?
 				.into_iter()
-				.filter(|(v, _)| *v == version)
+				.filter(|(v, c)| *v == version && c.price_per_token <= self.max_price_per_token)
 				.map(|(_, c)| c)
 				.collect();
 			// Measure endpoints never measured (latency, load) before choosing.
@@ -235,21 +245,28 @@ impl RouteSource for ChainRouter {
 				let measured = self.measured.lock().expect("measured lock");
 				candidates
 					.iter()
-					.filter(|c| measured.get(&c.endpoint).is_none_or(|m| m.latency.is_none()))
+					// Never measured, and not avoided after a failure (a dead one is not re-probed).
+					.filter(|c| {
+						measured
+							.get(&c.endpoint)
+							.is_none_or(|m| m.latency.is_none() && m.avoid_until.is_none())
+					})
 					.map(|c| c.endpoint.clone())
 					.collect()
 			};
 			futures::future::join_all(unmeasured.iter().map(|e| self.probe(e))).await;
 			let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-			let chosen = self.chain_from(&candidates, 0, end, avoid, turn).ok_or_else(|| {
-				RouteError::NoRoute {
-					version,
-					reason: format!(
+			let mut dead = HashSet::new();
+			let chosen =
+				self.chain_from(&candidates, 0, end, avoid, turn, &mut dead).ok_or_else(|| {
+					RouteError::NoRoute {
+						version,
+						reason: format!(
 						"{} live stages announced, none chain from layer 0 to {end} avoiding {avoid:?}",
 						candidates.len()
 					),
-				}
-			})?;
+					}
+				})?;
 			Ok(Route {
 				hops: chosen
 					.into_iter()

@@ -192,6 +192,8 @@ pub struct GatewayOptions {
 	pub free: bool,
 	/// Sign no receipts (a private gateway in front of one's own servers).
 	pub unpaid: bool,
+	/// Most plancks per token this gateway pays a stage; dearer stages are not routed to.
+	pub max_price_per_token: u128,
 }
 
 /// Answers the OpenAI API for `version` over routes built from the chain until `shutdown`.
@@ -208,7 +210,7 @@ pub async fn gateway(
 		.timeout(Duration::from_secs(30))
 		.connect_timeout(Duration::from_secs(2))
 		.build()?;
-	let router = Arc::new(ChainRouter::new(chain.clone(), http.clone()));
+	let router = Arc::new(ChainRouter::new(chain.clone(), http.clone(), opts.max_price_per_token));
 	let payer = (!opts.unpaid).then(|| {
 		Arc::new(Payer {
 			chain: chain.clone(),

@@ -4,8 +4,9 @@
 //! time it finishes a batch it takes every chunk that queued meanwhile (one per session, up to
 //! [`MAX_BATCH`]) as the next one (`StageModel::forward_batch`: projections and MLPs over all rows
 //! at once, attention per session). A lone request runs at once, alone. Sessions are bounded
-//! (`capacity`); the least recently used one is dropped to admit a new one, and its coordinator
-//! replays it if it comes back.
+//! (`capacity`): the least recently used one is dropped to admit a new one if it has been idle
+//! for 30 s (its coordinator replays it if it comes back); otherwise the stage is busy (HTTP 429)
+//! and the coordinator routes elsewhere.
 
 use std::{
 	collections::{HashMap, HashSet},
@@ -22,6 +23,8 @@ use super::protocol::SessionId;
 
 /// Most chunks in one batch.
 pub const MAX_BATCH: usize = 32;
+/// A session unused this long may be dropped to admit a new one.
+const IDLE_EVICTION: Duration = Duration::from_secs(30);
 
 /// Counters for `/metrics`.
 #[derive(Default, Clone, Copy, Debug)]
@@ -133,7 +136,12 @@ impl LocalStage {
 				*queue = rest;
 				batch
 			};
-			self.run_batch(batch);
+			// A panic in a batch must not stop the stage: its requests get an error (their reply
+			// channels drop), their sessions are replayed, and the next batch runs.
+			let run = std::panic::AssertUnwindSafe(|| self.run_batch(batch));
+			if std::panic::catch_unwind(run).is_err() {
+				tracing::error!("a batch panicked; its requests failed");
+			}
 		}
 	}
 
@@ -213,20 +221,43 @@ impl LocalStage {
 				return Err(StageError::Position { cached: 0, position });
 			}
 			if sessions.len() >= self.capacity {
+				// Only a session idle for a while makes room; active ones are never cut off (a
+				// full stage says so, and the coordinator routes elsewhere).
 				let oldest = sessions
 					.iter()
-					.filter(|(_, (cache, _))| cache.is_some())
+					.filter(|(_, (cache, used))| cache.is_some() && used.elapsed() >= IDLE_EVICTION)
 					.min_by_key(|(_, (_, used))| *used)
 					.map(|(id, _)| *id);
-				if let Some(oldest) = oldest {
-					sessions.remove(&oldest);
-					self.stats.lock().expect("stats lock").evicted += 1;
-				}
+				let oldest = oldest.ok_or(StageError::Busy)?;
+				sessions.remove(&oldest);
+				self.stats.lock().expect("stats lock").evicted += 1;
 			}
 			sessions.insert(session, (Some(self.model.new_cache()), Instant::now()));
 		}
 		let slot = sessions.get_mut(&session).expect("inserted above");
 		slot.1 = Instant::now();
 		slot.0.take().ok_or(StageError::Position { cached: 0, position })
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use crate::ml::{init_layers, model::ModelConfig};
+
+	#[test]
+	fn a_full_stage_refuses_new_sessions_instead_of_cutting_off_active_ones() {
+		let config = ModelConfig::tiny();
+		let layers = init_layers(&config, 1);
+		let model = StageModel::new(&config, 0, &layers, &Default::default()).unwrap();
+		let stage = LocalStage::start(model, 1, Duration::ZERO);
+		let tokens = || Activations::Tokens(vec![1, 2, 3]);
+		assert!(stage.forward([1; 16], 0, tokens()).is_ok());
+		assert_eq!(stage.forward([2; 16], 0, tokens()), Err(StageError::Busy));
+		// The active session goes on; once it ends there is room.
+		assert!(stage.forward([1; 16], 3, Activations::Tokens(vec![4])).is_ok());
+		stage.end(&[1; 16]);
+		assert!(stage.forward([2; 16], 0, tokens()).is_ok());
+		assert_eq!(stage.stats().chunks, 3);
 	}
 }

@@ -43,6 +43,8 @@ pub enum StageError {
 	TooLong(usize),
 	#[error("the stage's model thread stopped")]
 	Stopped,
+	#[error("the stage serves as many sessions as it can")]
+	Busy,
 }
 
 impl Activations {

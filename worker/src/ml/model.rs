@@ -74,15 +74,21 @@ impl ModelConfig {
 		self.num_hidden_layers + 2
 	}
 
+	/// Parameters of the model; saturates (a hostile config cannot wrap it past the size check).
 	pub fn parameter_count(&self) -> usize {
-		let (h, q, kv, f) = (
-			self.hidden_size,
-			self.num_attention_heads * self.head_dim,
-			self.num_key_value_heads * self.head_dim,
-			self.intermediate_size,
-		);
-		let block = 2 * h + 2 * self.head_dim + h * q + 2 * h * kv + q * h + 3 * h * f;
-		2 * self.vocab_size * h + h + self.num_hidden_layers * block
+		let sum = |terms: &[usize]| terms.iter().fold(0usize, |a, t| a.saturating_add(*t));
+		let mul = |terms: &[usize]| terms.iter().fold(1usize, |a, t| a.saturating_mul(*t));
+		let (h, d, f) = (self.hidden_size, self.head_dim, self.intermediate_size);
+		let (q, kv) = (mul(&[self.num_attention_heads, d]), mul(&[self.num_key_value_heads, d]));
+		let block = sum(&[
+			mul(&[2, h]),
+			mul(&[2, d]),
+			mul(&[h, q]),
+			mul(&[2, h, kv]),
+			mul(&[q, h]),
+			mul(&[3, h, f]),
+		]);
+		sum(&[mul(&[2, self.vocab_size, h]), h, mul(&[self.num_hidden_layers, block])])
 	}
 
 	/// Refuses shapes the model cannot run, instead of panicking inside burn.
