@@ -44,10 +44,25 @@ const alice = keyring.addFromUri('//Alice');
 const bob = keyring.addFromUri('//Bob');
 const charlie = keyring.addFromUri('//Charlie');
 
-// Every event of every new block, kept for the checks below.
+// Every event of every new block, kept for the checks below. Around the runtime upgrade,
+// @polkadot/api can fail to decode a block's events while it switches to the new runtime's
+// metadata (seen once in CI-like runs: "Unable to decode storage system.events"); reading them
+// again a moment later works, so each block is tried a few times before it is reported.
 await api.rpc.chain.subscribeNewHeads(async (header) => {
-  const events = await (await api.at(header.hash)).query.system.events();
-  for (const { event } of events) seen.push({ block: header.number.toNumber(), event });
+  const number = header.number.toNumber();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const events = await (await api.at(header.hash)).query.system.events();
+      for (const { event } of events) seen.push({ block: number, event });
+      return;
+    } catch (e) {
+      if (attempt === 5) {
+        log(`events of block #${number} could not be decoded: ${e.message.split('\n')[0].slice(0, 160)}`);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
 });
 
 const timings = (await api.query.governance.timings()).toJSON();
