@@ -416,6 +416,13 @@ impl<T: Config> Pallet<T> {
 		(now / day).unique_saturated_into()
 	}
 
+	/// Today's index and the free requests `who` used today.
+	fn used_today(who: &T::AccountId) -> (u32, u32) {
+		let day = Self::today();
+		let usage = Usage::<T>::get(who);
+		(day, if usage.day == day { usage.used } else { 0 })
+	}
+
 	/// Whether a free request from `who` with `seal` would be admitted now; reads only.
 	pub fn check(
 		who: &T::AccountId,
@@ -429,9 +436,7 @@ impl<T: Config> Pallet<T> {
 
 		let score = Self::trust_score(who);
 		let quota = Self::quota(score, &params);
-		let day = Self::today();
-		let usage = Usage::<T>::get(who);
-		let used = if usage.day == day { usage.used } else { 0 };
+		let (day, used) = Self::used_today(who);
 		ensure!(used < quota, Error::<T>::QuotaExhausted);
 
 		let seal_block = if score.is_zero() {
@@ -553,9 +558,7 @@ impl<T: Config> FreeQuota<T::AccountId> for Pallet<T> {
 		let score = Self::trust_score(who);
 		ensure!(!score.is_zero(), Error::<T>::ProofOfWorkRequired);
 		let quota = Self::quota(score, &Params::<T>::get());
-		let day = Self::today();
-		let usage = Usage::<T>::get(who);
-		let used = if usage.day == day { usage.used } else { 0 };
+		let (day, used) = Self::used_today(who);
 		let used_today = used.checked_add(count).ok_or(Error::<T>::QuotaExhausted)?;
 		ensure!(used_today <= quota, Error::<T>::QuotaExhausted);
 		Usage::<T>::insert(who, DailyUsage { day, used: used_today });
@@ -567,8 +570,6 @@ impl<T: Config> FreeQuota<T::AccountId> for Pallet<T> {
 		if score.is_zero() {
 			return 0;
 		}
-		let usage = Usage::<T>::get(who);
-		let used = if usage.day == Self::today() { usage.used } else { 0 };
-		Self::quota(score, &Params::<T>::get()).saturating_sub(used)
+		Self::quota(score, &Params::<T>::get()).saturating_sub(Self::used_today(who).1)
 	}
 }

@@ -164,14 +164,7 @@ impl LocalStage {
 			return;
 		}
 		let started = Instant::now();
-		let positions: u64 = work
-			.iter()
-			.map(|(p, _)| match &p.input {
-				Activations::Tokens(t) => t.len() as u64,
-				Activations::Hidden { rows, .. } => *rows as u64,
-				Activations::Logits(_) => 0,
-			})
-			.sum();
+		let positions: u64 = work.iter().map(|(p, _)| p.input.rows() as u64).sum();
 		let mut caches: Vec<KvCache<CpuBackend>> = Vec::with_capacity(work.len());
 		let mut requests = Vec::with_capacity(work.len());
 		for (p, cache) in work {

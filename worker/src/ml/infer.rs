@@ -48,6 +48,15 @@ pub enum StageError {
 }
 
 impl Activations {
+	/// Positions carried (logits: none; they are the answer, not a chunk).
+	pub fn rows(&self) -> usize {
+		match self {
+			Activations::Tokens(t) => t.len(),
+			Activations::Hidden { rows, .. } => *rows,
+			Activations::Logits(_) => 0,
+		}
+	}
+
 	fn kind(&self) -> &'static str {
 		match self {
 			Activations::Tokens(_) => "tokens",
@@ -187,9 +196,8 @@ impl<B: Backend> StageModel<B> {
 						o.narrow(1, n - 1, 1)
 					})
 					.collect();
-				let count = lasts.len();
 				let logits = lm_head.forward(norm.forward(Tensor::cat(lasts, 1)));
-				for (j, (i, _)) in live.iter().enumerate().take(count) {
+				for (j, (i, _)) in live.iter().enumerate() {
 					let row = logits.clone().narrow(1, j, 1);
 					results[*i] = Some(Ok(Activations::Logits(values(row))));
 				}
@@ -211,11 +219,7 @@ impl<B: Backend> StageModel<B> {
 			return Err(StageError::Position { cached: cache.positions, position });
 		}
 		let h = self.config.hidden_size;
-		let rows = match &input {
-			Activations::Tokens(t) => t.len(),
-			Activations::Hidden { rows, .. } => *rows,
-			Activations::Logits(_) => 0,
-		};
+		let rows = input.rows();
 		match (&self.embed, &input) {
 			(Some(_), Activations::Tokens(_)) | (None, Activations::Hidden { .. }) => {}
 			(Some(_), other) => {

@@ -14,7 +14,7 @@ use burn::{
 use rs_merkle::{Hasher, MerkleTree};
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
-use super::model::{rms_norm, Attention, DecoderBlock, Mlp, ModelConfig, Transformer};
+use super::model::{rms_norm, rope_tables, Attention, DecoderBlock, Mlp, ModelConfig, Transformer};
 
 /// One named tensor, row-major `f32`.
 #[derive(Clone, Debug, PartialEq)]
@@ -283,15 +283,19 @@ pub fn import_layers<B: Backend>(
 	for (i, layer) in layers.iter().enumerate() {
 		check_layout(config, i, layer)?;
 	}
-	// The skeleton's own values are all overwritten; seed 0 is arbitrary.
-	let mut model = Transformer::<B>::init(config, 0, device);
-	model.embed_tokens = import_embedding(&layers[0], device);
-	for (i, block) in model.layers.iter_mut().enumerate() {
-		*block = import_block(config, i, &layers[i + 1], device);
-	}
-	(model.norm, model.lm_head) =
-		import_head(config, &layers[config.num_hidden_layers + 1], device);
-	Ok(model)
+	// Built from the layers directly (no random skeleton drawn only to be overwritten).
+	let (norm, lm_head) = import_head(config, &layers[config.num_hidden_layers + 1], device);
+	let (rope_cos, rope_sin) = rope_tables(config, device);
+	Ok(Transformer {
+		embed_tokens: import_embedding(&layers[0], device),
+		layers: (0..config.num_hidden_layers)
+			.map(|i| import_block(config, i, &layers[i + 1], device))
+			.collect(),
+		norm,
+		lm_head,
+		rope_cos,
+		rope_sin,
+	})
 }
 
 fn find<'a>(layer: &'a LayerTensors, name: &str) -> &'a NamedTensor {
