@@ -9,6 +9,7 @@ pub mod chain;
 pub mod config;
 pub mod content;
 pub mod creator;
+pub mod federated;
 pub mod inference;
 pub mod ml;
 pub mod report;

@@ -1,0 +1,225 @@
+//! Federated rounds over HTTP on 127.0.0.1: an aggregator server and five participant clients,
+//! each its own task with its own connection.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use blyan_worker::federated::{
+	robust::Aggregation,
+	round::{Aggregator, Mode, RoundClient, RoundInfo, RoundOutcome},
+	secagg::{
+		encode_fixed, plain_sum, recover_secret, strip_self_mask, Participant, ParticipantId,
+		SecretKind,
+	},
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+const N: usize = 5;
+const THRESHOLD: u16 = 3;
+const LEN: usize = 4096;
+
+async fn start(phase_timeout: Duration) -> (Aggregator, String) {
+	let aggregator = Aggregator::new(phase_timeout);
+	let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+	let url = format!("http://{}", listener.local_addr().unwrap());
+	let app = aggregator.router();
+	tokio::spawn(async move { axum::serve(listener, app).await });
+	(aggregator, url)
+}
+
+fn info(round: u32, mode: Mode) -> RoundInfo {
+	RoundInfo {
+		round,
+		session: [round as u8; 32],
+		participants: (0..N as ParticipantId).collect(),
+		len: LEN as u32,
+		mode,
+	}
+}
+
+/// Updates of participant `i`: small values such as clipped model deltas.
+fn update(i: usize) -> Vec<f32> {
+	(0..LEN).map(|k| (((k * 7 + i * 13) % 101) as f32 - 50.0) * 1e-4 * (i as f32 + 1.0)).collect()
+}
+
+/// Participants who never send their masked input (after sharing keys and masking).
+async fn secure_round(
+	url: &str,
+	aggregator: &Aggregator,
+	round: u32,
+	drop_after_masking: &[ParticipantId],
+) -> (RoundOutcome, Vec<Vec<u64>>, Vec<Result<(Vec<ParticipantId>, Vec<f32>), String>>) {
+	let inputs: Vec<Vec<u64>> = (0..N).map(|i| encode_fixed(&update(i))).collect();
+	let running = {
+		let aggregator = aggregator.clone();
+		tokio::spawn(async move {
+			aggregator.run_round(info(round, Mode::Secure { threshold: THRESHOLD }), Duration::from_secs(3)).await
+		})
+	};
+	let mut tasks = Vec::new();
+	for (i, input) in inputs.iter().cloned().enumerate() {
+		let id = i as ParticipantId;
+		let drops = drop_after_masking.contains(&id);
+		let client = RoundClient::new(reqwest::Client::new(), url);
+		tasks.push(tokio::spawn(async move {
+			let mut rng = ChaCha20Rng::from_os_rng();
+			// The client learns the round from the aggregator.
+			let info = loop {
+				match client.info().await {
+					Ok(info) if info.round == round => break info,
+					_ => tokio::time::sleep(Duration::from_millis(20)).await,
+				}
+			};
+			let threshold = match info.mode {
+				Mode::Secure { threshold } => threshold as usize,
+				Mode::Plain(_) => unreachable!(),
+			};
+			let p = Participant::new(id, info.session, threshold, &mut rng);
+			if drops {
+				let adverts = client.advertise(round, &p).await.map_err(|e| e.to_string())?;
+				let (sharers, _) = client.share(round, &p, &adverts).await.map_err(|e| e.to_string())?;
+				let _masked = p.mask(&input, &sharers).unwrap();
+				return Err("dropped".to_string()); // gone before sending it
+			}
+			client.secure_round(round, &p, &input).await.map_err(|e| e.to_string())
+		}));
+	}
+	let mut results = Vec::new();
+	for t in tasks {
+		results.push(t.await.unwrap());
+	}
+	let outcome = running.await.unwrap().expect("the round completes");
+	(outcome, inputs, results)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secure_sum_is_exact_and_hides_each_update() {
+	let (aggregator, url) = start(Duration::from_secs(3)).await;
+	let (outcome, inputs, results) = secure_round(&url, &aggregator, 1, &[]).await;
+
+	// The sum equals the plain sum of the fixed-point updates to the last bit.
+	let expected = plain_sum(&inputs.iter().map(Vec::as_slice).collect::<Vec<_>>());
+	assert_eq!(outcome.sum_fixed.as_ref().unwrap(), &expected);
+	assert_eq!(outcome.contributors, (0..N as ParticipantId).collect::<Vec<_>>());
+	for r in &results {
+		let (contributors, mean) = r.as_ref().unwrap();
+		assert_eq!(contributors.len(), N);
+		assert_eq!(mean, &outcome.aggregate);
+	}
+	// And its mean is the plain mean of the updates (to the fixed-point resolution).
+	for k in (0..LEN).step_by(97) {
+		let plain = (0..N).map(|i| update(i)[k] as f64).sum::<f64>() / N as f64;
+		assert!((outcome.aggregate[k] as f64 - plain).abs() < 1e-6);
+	}
+
+	// What the aggregator saw does not give away any single update.
+	let t = &outcome.transcript;
+	for (id, masked) in &t.masked {
+		let x = &inputs[*id as usize];
+		// The self mask it can take off; the pairwise masks stay: what is left looks uniform
+		// in Z_2^64, while a real update is a small fixed-point number (|v| < 2^40).
+		let peeled = strip_self_mask(masked, *id, &t.revealed, THRESHOLD as usize).unwrap();
+		for candidate in [masked, &peeled] {
+			let small = candidate.iter().filter(|v| (**v as i64).unsigned_abs() < 1 << 40).count();
+			assert_eq!(small, 0, "participant {id}: {small} values look like an update");
+			assert!(candidate.iter().zip(x).all(|(a, b)| a != b));
+		}
+		// Its mask key was never revealed, so its pairwise masks cannot be rebuilt.
+		assert!(t.revealed.iter().all(|r| !(r.owner == *id && r.kind == SecretKind::MaskKey)));
+		assert!(recover_secret(&t.revealed, *id, SecretKind::MaskKey, THRESHOLD as usize).is_err());
+	}
+	// Every share went through the aggregator encrypted: none is a valid share in the clear.
+	assert_eq!(t.shares.len(), N * N);
+	println!(
+		"secure round, {N} participants × {LEN} values: {:?}, {} B in, {} B out",
+		outcome.elapsed, outcome.bytes_in, outcome.bytes_out
+	);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_participant_dropping_after_masking_is_recovered() {
+	let (aggregator, url) = start(Duration::from_secs(3)).await;
+	let (outcome, inputs, results) = secure_round(&url, &aggregator, 7, &[2]).await;
+	let expected = plain_sum(&[&inputs[0], &inputs[1], &inputs[3], &inputs[4]]);
+	assert_eq!(outcome.sum_fixed.as_ref().unwrap(), &expected);
+	assert_eq!(outcome.contributors, vec![0, 1, 3, 4]);
+	assert_eq!(results[2], Err("dropped".to_string()));
+	// Its mask key was rebuilt from the others' shares, its self seed never revealed.
+	let t = &outcome.transcript;
+	assert!(t.revealed.iter().any(|r| r.owner == 2 && r.kind == SecretKind::MaskKey));
+	assert!(t.revealed.iter().all(|r| !(r.owner == 2 && r.kind == SecretKind::SelfSeed)));
+
+	// Three gone leaves two, below the threshold: the round fails with a reason, nothing leaks.
+	let running = {
+		let aggregator = aggregator.clone();
+		tokio::spawn(async move {
+			aggregator.run_round(info(8, Mode::Secure { threshold: THRESHOLD }), Duration::from_millis(500)).await
+		})
+	};
+	let mut rng = ChaCha20Rng::seed_from_u64(3);
+	let clients: Vec<_> = (0..2).map(|_| Arc::new(RoundClient::new(reqwest::Client::new(), &url))).collect();
+	tokio::time::sleep(Duration::from_millis(50)).await;
+	let mut tasks = Vec::new();
+	for (i, c) in clients.iter().enumerate() {
+		let p = Participant::new(i as ParticipantId, [8; 32], THRESHOLD as usize, &mut rng);
+		let c = c.clone();
+		tasks.push(tokio::spawn(async move { c.secure_round(8, &p, &[0u64; LEN]).await }));
+	}
+	let err = running.await.unwrap().unwrap_err().to_string();
+	assert!(err.contains("2 of 3 participants advertised keys"), "{err}");
+	for t in tasks {
+		assert!(t.await.unwrap().is_err());
+	}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn robust_rules_hold_against_a_scaled_update_over_http() {
+	let (aggregator, url) = start(Duration::from_secs(3)).await;
+	let honest: Vec<Vec<f32>> = (0..N).map(update).collect();
+	let mut sent = honest.clone();
+	for v in &mut sent[4] {
+		*v *= 100.0;
+	}
+	let mut aggregates = BTreeMap::new();
+	for (round, rule) in [
+		(20, Aggregation::Mean),
+		(21, Aggregation::Median),
+		(22, Aggregation::TrimmedMean { trim: 1 }),
+		(23, Aggregation::MultiKrum { byzantine: 1, selected: 3 }),
+	] {
+		let running = {
+			let aggregator = aggregator.clone();
+			tokio::spawn(async move { aggregator.run_round(info(round, Mode::Plain(rule)), Duration::from_secs(3)).await })
+		};
+		tokio::time::sleep(Duration::from_millis(50)).await;
+		let mut tasks = Vec::new();
+		for (i, u) in sent.iter().cloned().enumerate() {
+			let client = RoundClient::new(reqwest::Client::new(), &url);
+			tasks.push(tokio::spawn(async move { client.plain_round(round, i as ParticipantId, u).await }));
+		}
+		let outcome = running.await.unwrap().unwrap();
+		for t in tasks {
+			assert_eq!(t.await.unwrap().unwrap().1, outcome.aggregate);
+		}
+		aggregates.insert(format!("{rule:?}"), outcome.aggregate);
+	}
+	// The stated bound: each coordinate of a robust aggregate stays within the range of the four
+	// honest updates; the plain mean is dragged out of it.
+	let range = |k: usize| {
+		let col = honest[..4].iter().map(|u| u[k]);
+		(col.clone().fold(f32::INFINITY, f32::min), col.fold(f32::NEG_INFINITY, f32::max))
+	};
+	for (rule, agg) in &aggregates {
+		let outside = (0..LEN)
+			.filter(|k| {
+				let (lo, hi) = range(*k);
+				agg[*k] < lo - 1e-6 || agg[*k] > hi + 1e-6
+			})
+			.count();
+		if rule == "Mean" {
+			assert!(outside > LEN / 2, "the plain mean stayed in range on {} values", LEN - outside);
+		} else {
+			assert_eq!(outside, 0, "{rule} left the honest range on {outside} values");
+		}
+	}
+}
