@@ -4,8 +4,10 @@
 # and posts a job, a data owner publishes the training data, a miner claims, trains (loss falling),
 # commits, reveals; three verifiers re-evaluate it and the chain pays out. Then two servers serve
 # the accepted version as a two-stage pipeline, a gateway answers an OpenAI-style completion over
-# it and the servers settle the gateway's receipts. Ends by itself; exit 0 when the trained
-# version was accepted, paid, served and its receipts settled.
+# it and the servers settle the gateway's receipts. Last, a federated job: three participants
+# train on their own data in two rounds of secure aggregation, an aggregator records the rounds
+# and the aggregated model is verified like any other. Ends by itself; exit 0 when the trained
+# version was accepted, paid, served and its receipts settled, and the federated one accepted.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$BLYAN_ROOT"
@@ -135,4 +137,31 @@ curl -sf "http://127.0.0.1:$gateway_port/v1/completions" -H 'content-type: appli
 step "the servers settle Bob's receipts on chain"
 for _ in $(seq 1 60); do grep -q "settled " "$run_dir/serve-charlie.log" && grep -q "settled " "$run_dir/serve-dave.log" && break; sleep 0.5; done
 grep "settled " "$run_dir/serve-charlie.log" "$run_dir/serve-dave.log"
-step "done: the trained version was accepted, everyone paid, and the new version served and paid per token"
+step "federated learning: Alice posts a job on version $root_version trained by Ferdie, Eve//stash and Ferdie//stash on data that never leave their machines (2 rounds of secure aggregation)"
+participants=(//Ferdie //Eve//stash //Ferdie//stash)
+# Three participants give little privacy whatever the noise: the demo adds little and raises budgets.
+for p in "${participants[@]}"; do w "$p" "fl${p//\//-}" fl-budget 10000000; done
+fl_job=$(w //Alice alice job-post --base-version "$root_version" --dataset "$dataset" --reward 100 \
+	--steps 20 --validation-generate 16 --validation-seed 2 --fl-rounds 2 \
+	--fl-participants "$(IFS=,; echo "${participants[*]}")" --fl-threshold 3 --fl-clip 20 \
+	--fl-noise 0.001 --fl-local-steps 20 | awk '/^job /{print $2}')
+echo "federated job $fl_job"
+fl=()
+i=0
+for p in "${participants[@]}"; do
+	i=$((i + 1))
+	w_bg "fl${p//\//-}" "$p" fl-participate --job "$fl_job" --data-generate 32 --data-seed $((10 + i)); fl+=($!)
+done
+w_bg aggregator-eve //Eve mine --jobs 1 --fl-listen "127.0.0.1:$(free_port)"
+aggregator=$!
+fl_verifiers=()
+for v in Bob Charlie Dave; do w_bg "fl-verifier-${v,,}" "//$v" verify --rounds 1; fl_verifiers+=($!); done
+# job-post kept the validation set and its salt in state-alice: the watch reveals them from there.
+w_bg alice //Alice job-watch "$fl_job"
+fl_creator=$!
+wait "$fl_creator"
+wait "$aggregator"
+for pid in "${fl[@]}" "${fl_verifiers[@]}"; do wait "$pid"; done
+grep -q "ACCEPTED" "$run_dir/alice.log"
+
+step "done: the trained version was accepted, everyone paid, the new version served and paid per token, and a federated job accepted from data that stayed home"

@@ -21,7 +21,7 @@ trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"
 
 echo "== benchmarks of the protocol pallets, each run once as a test"
-SKIP_WASM_BUILD=1 cargo test --locked -p pallet-model-registry -p pallet-jobs -p pallet-pol-rewards -p pallet-governance -p pallet-free-tier -p pallet-inference \
+SKIP_WASM_BUILD=1 cargo test --locked -p pallet-model-registry -p pallet-jobs -p pallet-pol-rewards -p pallet-governance -p pallet-free-tier -p pallet-inference -p pallet-federated \
 	--features runtime-benchmarks benchmarking 2>&1 | tee -a "$log"
 # One closing line over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }

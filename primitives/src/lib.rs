@@ -86,6 +86,7 @@ pub mod time {
 }
 
 pub mod deadlines;
+pub mod federated;
 pub mod inference;
 pub mod params;
 pub mod pol;

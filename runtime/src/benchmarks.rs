@@ -5,7 +5,7 @@ use frame_benchmarking::{BenchmarkBatch, BenchmarkConfig, BenchmarkList};
 use frame_support::traits::WhitelistedStorageKeys;
 
 #[allow(unused_imports)]
-use crate::{FreeTier, Governance, Inference, Jobs, PolRewards, Registry, Runtime};
+use crate::{Federated, FreeTier, Governance, Inference, Jobs, PolRewards, Registry, Runtime};
 
 frame_benchmarking::define_benchmarks!(
 	[pallet_model_registry, Registry]
@@ -14,6 +14,7 @@ frame_benchmarking::define_benchmarks!(
 	[pallet_governance, Governance]
 	[pallet_free_tier, FreeTier]
 	[pallet_inference, Inference]
+	[pallet_federated, Federated]
 );
 
 pub fn list(list: &mut Vec<BenchmarkList>, extra: bool) {

@@ -29,6 +29,7 @@ pub use blyan::runtime_types::{
 		pol::{Backend, LayerDelta, SemVer, VersionStatus},
 	},
 	bounded_collections::bounded_vec::BoundedVec,
+	pallet_federated::{Admission, AggregationRule, FederatedJob, FederatedSpec, Member},
 	pallet_inference::{Announcement, SignedReceipt},
 	pallet_jobs::{Capabilities, Job, JobResult, JobSpec, JobStatus, WorkerInfo},
 	pallet_model_registry::{Architecture, DatasetInfo, ModelInfo, ResolvedLayer, VersionInfo},
@@ -45,6 +46,8 @@ pub type ChainRound = Round<AccountId32, BlockNumber>;
 pub type Client = OnlineClient<PolkadotConfig>;
 pub type ChainAnnouncement = Announcement<Balance, BlockNumber>;
 pub type Receipt = InferenceReceipt<AccountId32, Balance>;
+pub type ChainFederatedJob = FederatedJob<AccountId32, Balance>;
+pub type ChainFederatedSpec = FederatedSpec<AccountId32, Balance>;
 pub type ChainSignedReceipt = SignedReceipt<AccountId32, Balance, MultiSignature>;
 pub use blyan::runtime_types::sp_runtime::MultiSignature;
 /// The events of one submitted transaction.
@@ -391,6 +394,78 @@ impl Chain {
 	/// The genesis hash: receipts are signed for one chain.
 	pub fn genesis_hash(&self) -> H256 {
 		self.api.genesis_hash()
+	}
+
+	// ---- federated jobs ----
+
+	/// A federated job's record, if `job` is federated.
+	pub async fn federated_job(&self, job: JobId) -> Result<Option<ChainFederatedJob>, ChainError> {
+		self.get(blyan::storage().federated().jobs(), (job,)).await
+	}
+
+	/// The IPFS CID of a recorded round's aggregate.
+	pub async fn federated_round(
+		&self,
+		job: JobId,
+		round: u32,
+	) -> Result<Option<String>, ChainError> {
+		Ok(self
+			.get(blyan::storage().federated().rounds(), (job, round))
+			.await?
+			.map(|r| String::from_utf8_lossy(&r.aggregate.0).into_owned()))
+	}
+
+	/// ε (thousandths) this account's data has spent, and its budget.
+	pub async fn privacy(&self, who: &AccountId32) -> Result<(u64, Option<u64>), ChainError> {
+		let spent =
+			self.get_or_default(blyan::storage().federated().privacy_spent(), (*who,)).await?;
+		let budget = self.get(blyan::storage().federated().privacy_budget(), (*who,)).await?;
+		Ok((spent, budget))
+	}
+
+	pub async fn federated_join(&self, job: JobId) -> Result<Events, ChainError> {
+		self.submit("federated.join", &blyan::tx().federated().join(job)).await
+	}
+
+	pub async fn set_privacy_budget(&self, budget_milli: u64) -> Result<Events, ChainError> {
+		self.submit(
+			"federated.set_privacy_budget",
+			&blyan::tx().federated().set_privacy_budget(budget_milli),
+		)
+		.await
+	}
+
+	pub async fn federated_set_endpoint(
+		&self,
+		job: JobId,
+		endpoint: &str,
+	) -> Result<Events, ChainError> {
+		self.submit(
+			"federated.set_endpoint",
+			&blyan::tx().federated().set_endpoint(job, bytes(endpoint)),
+		)
+		.await
+	}
+
+	pub async fn federated_record_round(
+		&self,
+		job: JobId,
+		round: u32,
+		aggregate_cid: &str,
+		contributors: Vec<u16>,
+	) -> Result<Events, ChainError> {
+		let call = blyan::tx().federated().record_round(
+			job,
+			round,
+			bytes(aggregate_cid),
+			BoundedVec(contributors),
+		);
+		self.submit("federated.record_round", &call).await
+	}
+
+	/// The id the next posted job will get.
+	pub async fn next_job_id(&self) -> Result<JobId, ChainError> {
+		self.get_or_default(blyan::storage().jobs().next_job_id(), ()).await
 	}
 
 	/// Every server announcement with the block it was read at (callers drop expired ones).

@@ -120,6 +120,8 @@ pub struct JobRequest {
 	/// Blocks a claim lasts.
 	pub lease: u32,
 	pub min_improvement_percent: Option<u32>,
+	/// Make the job federated (posted and configured in one `utility.batch_all`).
+	pub federated: Option<chain::ChainFederatedSpec>,
 }
 
 /// Posts a job. The validation set stays on this machine (only its CID, salted and hashed, goes on
@@ -164,8 +166,27 @@ pub async fn post_job(
 	std::fs::write(&validation_file, &request.validation)?;
 	let mut posted = PostedJob { job: 0, validation_file, validation_cid, salt, revealed: false };
 	state.save("posted", &pending, &posted)?;
-	let events =
-		chain.submit("post_job", &blyan::tx().jobs().post_job(spec, request.reward)).await?;
+	let events = match request.federated {
+		None => {
+			chain.submit("post_job", &blyan::tx().jobs().post_job(spec, request.reward)).await?
+		}
+		Some(federated) => {
+			use blyan::runtime_types::{
+				blyan_runtime::RuntimeCall, pallet_federated::pallet::Call as FederatedCall,
+				pallet_jobs::pallet::Call as JobsCall,
+			};
+			// All or nothing: if another job takes this id first, `create` fails (not its
+			// creator) and the post is undone with it.
+			let job = chain.next_job_id().await?;
+			let calls = vec![
+				RuntimeCall::Jobs(JobsCall::post_job { spec, reward: request.reward }),
+				RuntimeCall::Federated(FederatedCall::create { job, spec: federated }),
+			];
+			chain
+				.submit("post_job + federated.create", &blyan::tx().utility().batch_all(calls))
+				.await?
+		}
+	};
 	let job =
 		events.find_first::<blyan::jobs::events::JobPosted>().context("no JobPosted event")??.job;
 	posted.job = job;

@@ -14,7 +14,7 @@ use blyan_worker::{
 	report,
 	state::StateDir,
 	storage::{Ipfs, StorageError},
-	trainer::{Miner, MinerOptions, Misbehaviour},
+	trainer::{AggregatorOptions, Miner, MinerOptions, Misbehaviour},
 	verifier::{Verifier, VerifierOptions},
 };
 use clap::{Args, Parser, Subcommand};
@@ -88,7 +88,35 @@ enum Command {
 		/// TEST ONLY: misbehave so that verification catches it (the bond gets slashed).
 		#[arg(long, hide = true)]
 		misbehave: Option<Misbehaviour>,
+		/// Also aggregate federated jobs, taking participants' updates on this address.
+		#[arg(long)]
+		fl_listen: Option<std::net::SocketAddr>,
+		/// URL recorded on chain for participants (default http://FL_LISTEN).
+		#[arg(long, requires = "fl_listen")]
+		fl_public_url: Option<String>,
+		/// Seconds each step of a federated round waits for late participants.
+		#[arg(long, default_value_t = 60)]
+		fl_phase_secs: u64,
 	},
+	/// Take part in a federated job: join (its ε is charged to this account's privacy budget),
+	/// train on local data each round and send only a clipped, noised (and, in the secure mode,
+	/// masked) update to the aggregator.
+	FlParticipate {
+		#[arg(long)]
+		job: u64,
+		/// The local training data; or --data-generate KiB of exercises with --data-seed.
+		#[arg(long, conflicts_with = "data_generate")]
+		data_file: Option<PathBuf>,
+		#[arg(long)]
+		data_generate: Option<usize>,
+		#[arg(long, default_value_t = 1)]
+		data_seed: u64,
+		/// Refuse a job that spends more than this ε.
+		#[arg(long)]
+		max_epsilon: Option<f64>,
+	},
+	/// Set this account's privacy budget: the ε its data may spend over all federated jobs.
+	FlBudget { epsilon: f64 },
 	/// Verify: evaluate assigned candidates and commit/reveal scores.
 	Verify {
 		/// Exit after revealing this many rounds.
@@ -171,6 +199,8 @@ enum Command {
 		min_improvement: Option<u32>,
 		#[arg(long)]
 		watch: bool,
+		#[command(flatten)]
+		federated: FederatedArgs,
 	},
 	/// Creator: watch a posted job, reveal its validation set when due, wait for its end.
 	JobWatch { job: u64 },
@@ -234,6 +264,102 @@ enum Command {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
+/// `job-post` options that make the job federated (with --fl-rounds).
+#[derive(clap::Args, Debug)]
+struct FederatedArgs {
+	/// Make the job federated with this many rounds; the training dataset then only describes
+	/// the participants' data, which never leave their machines.
+	#[arg(long)]
+	fl_rounds: Option<u32>,
+	/// The participants (SS58 addresses or //URIs), comma-separated; or --fl-open-bond.
+	#[arg(long, value_delimiter = ',', conflicts_with = "fl_open_bond")]
+	fl_participants: Vec<String>,
+	/// An open call: anyone may join holding this bond (BLY).
+	#[arg(long)]
+	fl_open_bond: Option<u64>,
+	/// secure | mean | median | trimmed:K | krum:F:M
+	#[arg(long, default_value = "secure")]
+	fl_rule: String,
+	/// Secure mode: participants that must reach the end of a round (default 2n/3 + 1 of --fl-min).
+	#[arg(long)]
+	fl_threshold: Option<u16>,
+	/// Participants needed (default: all the named ones, or 3).
+	#[arg(long)]
+	fl_min: Option<u16>,
+	/// L2 norm each update is clipped to.
+	#[arg(long, default_value_t = 1.0)]
+	fl_clip: f64,
+	/// Gaussian noise multiplier σ.
+	#[arg(long, default_value_t = 1.0)]
+	fl_noise: f64,
+	/// δ = 10^-K.
+	#[arg(long, default_value_t = 5)]
+	fl_delta_exp: u8,
+	/// Local training steps per round.
+	#[arg(long, default_value_t = 20)]
+	fl_local_steps: u32,
+}
+
+fn parse_account(name: &str) -> Result<subxt::utils::AccountId32> {
+	if name.starts_with("//") {
+		Ok(config::load_key(Some(name), None)?.public_key().to_account_id())
+	} else {
+		name.parse()
+			.map_err(|_| Fatal::Usage(format!("{name}: not an SS58 address or //URI")).into())
+	}
+}
+
+impl FederatedArgs {
+	fn spec(&self) -> Result<Option<chain::ChainFederatedSpec>> {
+		use chain::{Admission, AggregationRule, BoundedVec};
+		let Some(rounds) = self.fl_rounds else { return Ok(None) };
+		let admission = match self.fl_open_bond {
+			Some(bond) => Admission::Open { bond: bond as u128 * chain::BLY },
+			None if self.fl_participants.is_empty() => {
+				return Err(Fatal::Usage("give --fl-participants or --fl-open-bond".into()).into())
+			}
+			None => Admission::Named(BoundedVec(
+				self.fl_participants.iter().map(|p| parse_account(p)).collect::<Result<_>>()?,
+			)),
+		};
+		let min = self.fl_min.unwrap_or(match &admission {
+			Admission::Named(n) => n.0.len() as u16,
+			Admission::Open { .. } => 3,
+		});
+		let bad_rule = || {
+			Fatal::Usage(format!(
+				"--fl-rule {}: expected secure, mean, median, trimmed:K or krum:F:M",
+				self.fl_rule
+			))
+		};
+		let parts: Vec<&str> = self.fl_rule.split(':').collect();
+		let num = |i: usize| parts.get(i).and_then(|v| v.parse::<u16>().ok()).ok_or_else(bad_rule);
+		let rule = match parts[0] {
+			"secure" => {
+				AggregationRule::Secure { threshold: self.fl_threshold.unwrap_or(2 * min / 3 + 1) }
+			}
+			"mean" => AggregationRule::Mean,
+			"median" => AggregationRule::Median,
+			"trimmed" => AggregationRule::TrimmedMean { trim: num(1)? },
+			"krum" => AggregationRule::MultiKrum { byzantine: num(1)?, selected: num(2)? },
+			_ => return Err(bad_rule().into()),
+		};
+		if !(self.fl_clip > 0.0 && self.fl_noise > 0.0) {
+			return Err(Fatal::Usage("--fl-clip and --fl-noise must be positive".into()).into());
+		}
+		Ok(Some(chain::ChainFederatedSpec {
+			rounds,
+			min_participants: min,
+			admission,
+			rule,
+			clip_norm_milli: (self.fl_clip * 1000.0).round() as u32,
+			noise_milli: (self.fl_noise * 1000.0).round() as u32,
+			delta_exp: self.fl_delta_exp,
+			local_steps: self.fl_local_steps,
+		}))
+	}
+}
+
 async fn shutdown_signal() {
 	let term = async {
 		match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -403,6 +529,36 @@ async fn run(cli: Cli) -> Result<()> {
 				.with_context(|| format!("writing {}", path.display()))?;
 			println!("key written to {} (mode 0600)", path.display());
 		}
+		Command::FlParticipate { job, data_file, data_generate, data_seed, max_epsilon } => {
+			let data = match (data_file, data_generate) {
+				(Some(p), _) => {
+					std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?
+				}
+				(None, Some(kib)) => data::generate_corpus(data_seed, kib * 1024),
+				(None, None) => {
+					return Err(Fatal::Usage("give --data-file or --data-generate".into()).into())
+				}
+			};
+			let chain = connect(g, &file, &s).await?;
+			let ipfs = ipfs(&s).await?;
+			let options = blyan_worker::federated::job::ParticipantOptions {
+				device: TrainDevice::best(),
+				data,
+				max_epsilon,
+				poll,
+			};
+			blyan_worker::federated::job::participate(&chain, &ipfs, job, options).await?;
+			println!("federated job {job}: all rounds done");
+		}
+		Command::FlBudget { epsilon } => {
+			if !(epsilon >= 0.0 && epsilon.is_finite()) {
+				return Err(Fatal::Usage("the budget is a non-negative ε".into()).into());
+			}
+			let chain = connect(g, &file, &s).await?;
+			chain.set_privacy_budget((epsilon * 1000.0).round() as u64).await?;
+			let (spent, _) = chain.privacy(chain.account()).await?;
+			println!("privacy budget ε = {epsilon}; spent so far ε = {:.3}", spent as f64 / 1000.0);
+		}
 		Command::Balance { accounts } => {
 			// Read-only: any key will do to open the client.
 			let reader = config::load_key(Some("//blyan-balance-reader"), None)?;
@@ -469,7 +625,7 @@ async fn run(cli: Cli) -> Result<()> {
 			};
 			println!("done");
 		}
-		Command::Mine { jobs, misbehave } => {
+		Command::Mine { jobs, misbehave, fl_listen, fl_public_url, fl_phase_secs } => {
 			let chain = connect(g, &file, &s).await?;
 			let ipfs = ipfs(&s).await?;
 			if chain.worker_info(chain.account()).await?.is_none() {
@@ -486,6 +642,11 @@ async fn run(cli: Cli) -> Result<()> {
 				jobs,
 				misbehave,
 				poll,
+				federated: fl_listen.map(|listen| AggregatorOptions {
+					listen,
+					public_url: fl_public_url,
+					phase_timeout: Duration::from_secs(fl_phase_secs),
+				}),
 			};
 			let mut miner = Miner::new(chain, ipfs, state, options);
 			with_reconnect(g, &file, &s, &mut miner, Miner::set_chain, |m| Box::pin(m.run()))
@@ -593,7 +754,9 @@ async fn run(cli: Cli) -> Result<()> {
 			lease,
 			min_improvement,
 			watch,
+			federated,
 		} => {
+			let federated = federated.spec()?;
 			let validation = match validation_file {
 				Some(p) => std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?,
 				None => data::generate_corpus(validation_seed, validation_generate * 1024),
@@ -614,6 +777,7 @@ async fn run(cli: Cli) -> Result<()> {
 				deadline_in: deadline,
 				lease,
 				min_improvement_percent: min_improvement,
+				federated,
 			};
 			let job = creator::post_job(&chain, &ipfs, &state, request).await?;
 			info!(job, reward = %bly(reward as u128 * chain::BLY), "job posted; reward escrowed; validation set kept local until a miner commits");

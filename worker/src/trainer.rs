@@ -15,7 +15,7 @@ use crate::{
 		self, blyan, bytes, BoundedVec, Chain, ChainError, ChainJob, JobId, JobResult, JobStatus,
 		SemVer, H256,
 	},
-	content,
+	content, federated,
 	ml::{self, data, train::Hyperparams, weights, TrainDevice},
 	state::{self, StateDir},
 	storage::Ipfs,
@@ -39,6 +39,18 @@ pub struct MinerOptions {
 	pub jobs: Option<u32>,
 	pub misbehave: Option<Misbehaviour>,
 	pub poll: Duration,
+	/// Aggregate federated jobs: serve their rounds here.
+	pub federated: Option<AggregatorOptions>,
+}
+
+/// Where a miner that aggregates federated jobs takes participants' updates.
+#[derive(Clone, Debug)]
+pub struct AggregatorOptions {
+	pub listen: std::net::SocketAddr,
+	/// URL recorded on chain for participants (default `http://LISTEN`).
+	pub public_url: Option<String>,
+	/// How long each step of a round waits for late participants.
+	pub phase_timeout: Duration,
 }
 
 /// A job this miner works on, as kept in `state_dir/mined/<job>.json`.
@@ -123,13 +135,43 @@ pub struct Miner {
 	skipped: std::collections::HashSet<JobId>,
 	/// Jobs finished before this run started (`--jobs` counts this run's only).
 	finished_before: Option<u32>,
+	/// The federated round server and its public URL, once started.
+	aggregator: Option<(federated::round::Aggregator, String)>,
 }
 
 const KIND: &str = "mined";
 
 impl Miner {
 	pub fn new(chain: Chain, ipfs: Ipfs, state: StateDir, options: MinerOptions) -> Self {
-		Self { chain, ipfs, state, options, skipped: Default::default(), finished_before: None }
+		Self {
+			chain,
+			ipfs,
+			state,
+			options,
+			skipped: Default::default(),
+			finished_before: None,
+			aggregator: None,
+		}
+	}
+
+	/// The federated round server, started on first use.
+	async fn aggregator(&mut self) -> Result<(federated::round::Aggregator, String)> {
+		if let Some(a) = &self.aggregator {
+			return Ok(a.clone());
+		}
+		let options = self.options.federated.clone().context("not aggregating federated jobs")?;
+		let aggregator = federated::round::Aggregator::new(options.phase_timeout);
+		let listener = tokio::net::TcpListener::bind(options.listen)
+			.await
+			.with_context(|| format!("cannot listen on {}", options.listen))?;
+		let url = options
+			.public_url
+			.unwrap_or_else(|| format!("http://{}", listener.local_addr().expect("bound")));
+		let app = aggregator.router();
+		tokio::spawn(async move { axum::serve(listener, app).await });
+		info!("federated rounds served at {url}");
+		self.aggregator = Some((aggregator, url));
+		Ok(self.aggregator.clone().expect("set above"))
 	}
 
 	pub fn set_chain(&mut self, chain: Chain) {
@@ -265,7 +307,7 @@ impl Miner {
 
 	/// Whether this miner can do `job`: backend, memory, and a model, data and hyper-parameters
 	/// that go together (a job that cannot run would lapse and cost the lease slash).
-	async fn fits(&self, job: &ChainJob) -> Result<Result<(), String>> {
+	async fn fits(&self, job_id: JobId, job: &ChainJob) -> Result<Result<(), String>> {
 		let backend_ok = match job.spec.backend {
 			chain::Backend::Cpu => true,
 			chain::Backend::Cuda => cfg!(feature = "cuda"),
@@ -286,6 +328,20 @@ impl Miner {
 			Err(e) if e.is_invalid_content() => return Ok(Err(e.to_string())),
 			Err(e) => return Err(e.into()),
 		};
+		if let Some(fed) = self.chain.federated_job(job_id).await? {
+			// The data are the participants': only the shape of a round's batch is checked.
+			if self.options.federated.is_none() {
+				return Ok(Err("federated job: aggregate it with `mine --fl-listen`".into()));
+			}
+			if fed.participants.0.len() < fed.spec.min_participants as usize {
+				return Ok(Err(format!(
+					"federated job: {} of {} participants have joined",
+					fed.participants.0.len(),
+					fed.spec.min_participants
+				)));
+			}
+			return Ok(hp.check_against(&config, None));
+		}
 		let Some(dataset) = self.chain.dataset(job.spec.dataset).await? else {
 			return Ok(Err("unknown dataset".into()));
 		};
@@ -301,9 +357,12 @@ impl Miner {
 			if !matches!(job.status, JobStatus::Open) {
 				continue;
 			}
-			if let Err(reason) = self.fits(&job).await? {
+			if let Err(reason) = self.fits(job_id, &job).await? {
 				info!(job = job_id, "skipping job: {reason}");
-				self.skipped.insert(job_id);
+				// A federated job may fill up with participants later: look again then.
+				if !reason.contains("participants have joined") {
+					self.skipped.insert(job_id);
+				}
 				continue;
 			}
 			info!(job = job_id, reward = %chain::bly(job.reward), "claiming job");
@@ -411,7 +470,7 @@ impl Miner {
 	}
 
 	/// Trains the job and stores the layers locally; returns the result to commit to.
-	async fn train(&self, job: &ChainJob, job_id: JobId) -> Result<CommittedResult> {
+	async fn train(&mut self, job: &ChainJob, job_id: JobId) -> Result<CommittedResult> {
 		let hp = Hyperparams::from_json(&job.spec.hyperparams.0).map_err(|e| anyhow!(e))?;
 		let config = content::model_config(&self.chain, &self.ipfs, job.model).await?;
 		info!(
@@ -423,15 +482,32 @@ impl Miner {
 		);
 		let base = content::version_layers(&self.chain, &self.ipfs, &config, job.spec.base_version)
 			.await?;
-		let train_data =
-			data::encode(&content::dataset_bytes(&self.chain, &self.ipfs, job.spec.dataset).await?);
 		let base_semver = self
 			.chain
 			.version(job.spec.base_version)
 			.await?
 			.context("base version vanished")?
 			.semver;
-
+		if let Some(fed) = self.chain.federated_job(job_id).await? {
+			let (aggregator, url) = self.aggregator().await?;
+			if fed.endpoint.as_ref().map(|e| e.0.as_slice()) != Some(url.as_bytes()) {
+				self.chain.federated_set_endpoint(job_id, &url).await?;
+				info!(job = job_id, "federated job: participants send their updates to {url}");
+			}
+			let phase = self.options.federated.as_ref().expect("aggregator started").phase_timeout;
+			let trained = federated::job::aggregate_rounds(
+				&self.chain,
+				&self.ipfs,
+				&aggregator,
+				job_id,
+				job,
+				phase,
+			)
+			.await?;
+			return self.store_result(job_id, base_semver, trained).await;
+		}
+		let train_data =
+			data::encode(&content::dataset_bytes(&self.chain, &self.ipfs, job.spec.dataset).await?);
 		info!(job = job_id, steps = hp.steps, batch = hp.batch_size, seq = hp.seq_len, device = ?self.options.device, "training");
 		let bar = ProgressBar::new(hp.steps as u64);
 		bar.set_style(
@@ -452,7 +528,17 @@ impl Miner {
 		})
 		.await??;
 		bar.finish_and_clear();
+		self.store_result(job_id, base_semver, trained).await
+	}
 
+	/// Writes trained layers to the state directory and computes their CIDs and roots: the
+	/// result to commit to.
+	async fn store_result(
+		&self,
+		job_id: JobId,
+		base_semver: SemVer,
+		trained: Vec<weights::LayerTensors>,
+	) -> Result<CommittedResult> {
 		std::fs::create_dir_all(self.state.path(&["weights", &job_id.to_string()]))?;
 		let mut published = Vec::with_capacity(trained.len());
 		let mut roots = Vec::with_capacity(trained.len());

@@ -53,7 +53,12 @@ async fn secure_round(
 	let running = {
 		let aggregator = aggregator.clone();
 		tokio::spawn(async move {
-			aggregator.run_round(info(round, Mode::Secure { threshold: THRESHOLD }), Duration::from_secs(3)).await
+			aggregator
+				.run_round(
+					info(round, Mode::Secure { threshold: THRESHOLD }),
+					Duration::from_secs(3),
+				)
+				.await
 		})
 	};
 	let mut tasks = Vec::new();
@@ -77,7 +82,8 @@ async fn secure_round(
 			let p = Participant::new(id, info.session, threshold, &mut rng);
 			if drops {
 				let adverts = client.advertise(round, &p).await.map_err(|e| e.to_string())?;
-				let (sharers, _) = client.share(round, &p, &adverts).await.map_err(|e| e.to_string())?;
+				let (sharers, _) =
+					client.share(round, &p, &adverts).await.map_err(|e| e.to_string())?;
 				let _masked = p.mask(&input, &sharers).unwrap();
 				return Err("dropped".to_string()); // gone before sending it
 			}
@@ -153,11 +159,17 @@ async fn a_participant_dropping_after_masking_is_recovered() {
 	let running = {
 		let aggregator = aggregator.clone();
 		tokio::spawn(async move {
-			aggregator.run_round(info(8, Mode::Secure { threshold: THRESHOLD }), Duration::from_millis(500)).await
+			aggregator
+				.run_round(
+					info(8, Mode::Secure { threshold: THRESHOLD }),
+					Duration::from_millis(500),
+				)
+				.await
 		})
 	};
 	let mut rng = ChaCha20Rng::seed_from_u64(3);
-	let clients: Vec<_> = (0..2).map(|_| Arc::new(RoundClient::new(reqwest::Client::new(), &url))).collect();
+	let clients: Vec<_> =
+		(0..2).map(|_| Arc::new(RoundClient::new(reqwest::Client::new(), &url))).collect();
 	tokio::time::sleep(Duration::from_millis(50)).await;
 	let mut tasks = Vec::new();
 	for (i, c) in clients.iter().enumerate() {
@@ -189,13 +201,17 @@ async fn robust_rules_hold_against_a_scaled_update_over_http() {
 	] {
 		let running = {
 			let aggregator = aggregator.clone();
-			tokio::spawn(async move { aggregator.run_round(info(round, Mode::Plain(rule)), Duration::from_secs(3)).await })
+			tokio::spawn(async move {
+				aggregator.run_round(info(round, Mode::Plain(rule)), Duration::from_secs(3)).await
+			})
 		};
 		tokio::time::sleep(Duration::from_millis(50)).await;
 		let mut tasks = Vec::new();
 		for (i, u) in sent.iter().cloned().enumerate() {
 			let client = RoundClient::new(reqwest::Client::new(), &url);
-			tasks.push(tokio::spawn(async move { client.plain_round(round, i as ParticipantId, u).await }));
+			tasks.push(tokio::spawn(async move {
+				client.plain_round(round, i as ParticipantId, u).await
+			}));
 		}
 		let outcome = running.await.unwrap().unwrap();
 		for t in tasks {
@@ -217,7 +233,11 @@ async fn robust_rules_hold_against_a_scaled_update_over_http() {
 			})
 			.count();
 		if rule == "Mean" {
-			assert!(outside > LEN / 2, "the plain mean stayed in range on {} values", LEN - outside);
+			assert!(
+				outside > LEN / 2,
+				"the plain mean stayed in range on {} values",
+				LEN - outside
+			);
 		} else {
 			assert_eq!(outside, 0, "{rule} left the honest range on {outside} values");
 		}

@@ -71,6 +71,17 @@ fn open_job<T: Config>(creator: &T::AccountId) -> JobId {
 	job
 }
 
+/// An open job of `creator`'s, claimed by `worker` if given (for pallets built on jobs).
+pub(crate) fn job_for<T: Config>(creator: &T::AccountId, claimant: Option<&T::AccountId>) -> JobId {
+	let job = open_job::<T>(creator);
+	if let Some(w) = claimant {
+		worker::<T>(w);
+		Pallet::<T>::claim_job(RawOrigin::Signed(w.clone()).into(), job)
+			.expect("a registered worker claims");
+	}
+	job
+}
+
 /// A result changing `layers` layers, above the fixture's 1.0.0.
 fn job_result(layers: u32) -> JobResult {
 	JobResult {

@@ -33,6 +33,7 @@ pub use weights::WeightInfo;
 
 use alloc::vec::Vec;
 use blyan_primitives::deadlines::drain_due;
+use blyan_primitives::federated::{CommitGate, JobInfo};
 use blyan_primitives::params::GovernedParams;
 use blyan_primitives::pol::{
 	Backend, CandidateVersion, Cid, DatasetId, JobId, JobSettlement, LayerDeltas, ModelId,
@@ -222,6 +223,8 @@ pub mod pallet {
 		type Registry: ModelRegistry<Self::AccountId>;
 		/// Proof-of-Learning, which settles jobs back through [`JobSettlement`].
 		type Verification: VerificationProvider<Self::AccountId>;
+		/// Asked before a result is committed (a federated job's rounds must be finished).
+		type CommitGate: CommitGate;
 		/// [`Params`] until governance changes them (through [`GovernedParams`]).
 		type DefaultParams: Get<JobParams<BalanceOf<Self>, BlockNumberFor<Self>>>;
 		/// Most jobs a worker holds at once.
@@ -662,6 +665,7 @@ pub mod pallet {
 				_ => return Err(Error::<T>::WrongStage.into()),
 			}
 			Self::ensure_in_time(&info)?;
+			T::CommitGate::may_commit(job)?;
 			let reveal_by = Self::window_end();
 			// The last check, and the first write: the registry refuses a taken SemVer.
 			T::Registry::reserve_semver(info.model, semver, info.spec.base_version)?;
@@ -1021,6 +1025,29 @@ impl<T: Config> Pallet<T> {
 		open.sort_unstable();
 		open.truncate(max as usize);
 		open
+	}
+}
+
+impl<T: Config> JobInfo<T::AccountId> for Pallet<T> {
+	fn creator(job: JobId) -> Option<T::AccountId> {
+		Jobs::<T>::get(job).map(|j| j.creator)
+	}
+
+	fn is_open(job: JobId) -> bool {
+		Jobs::<T>::get(job).is_some_and(|j| j.status == JobStatus::Open)
+	}
+
+	fn worker(job: JobId) -> Option<T::AccountId> {
+		Jobs::<T>::get(job).and_then(|j| j.worker().cloned())
+	}
+
+	fn exists(job: JobId) -> bool {
+		Jobs::<T>::contains_key(job)
+	}
+
+	#[cfg(feature = "runtime-benchmarks")]
+	fn benchmark_job(creator: &T::AccountId, worker: Option<&T::AccountId>) -> JobId {
+		benchmarking::job_for::<T>(creator, worker)
 	}
 }
 

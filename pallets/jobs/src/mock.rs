@@ -67,11 +67,29 @@ parameter_types! {
 	};
 }
 
+thread_local! {
+	/// Jobs whose result the gate refuses (as a federated job before its last round).
+	pub static GATED: RefCell<Vec<JobId>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A [`CommitGate`] refusing the jobs in [`GATED`].
+pub struct ClosedGate;
+impl blyan_primitives::federated::CommitGate for ClosedGate {
+	fn may_commit(job: JobId) -> sp_runtime::DispatchResult {
+		if GATED.with(|g| g.borrow().contains(&job)) {
+			Err(sp_runtime::DispatchError::Other("gated"))
+		} else {
+			Ok(())
+		}
+	}
+}
+
 impl pallet_jobs::Config for Test {
 	type Currency = Balances;
 	type RuntimeHoldReason = RuntimeHoldReason;
 	type Registry = Registry;
 	type Verification = RecordingVerifier;
+	type CommitGate = ClosedGate;
 	type DefaultParams = DefaultParams;
 	type MaxActiveJobsPerWorker = ConstU32<2>;
 	type MaxJobsPerCreator = ConstU32<3>;
@@ -92,6 +110,7 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
 	ext.execute_with(|| {
 		System::set_block_number(1);
 		REQUESTS.with(|r| r.borrow_mut().clear());
+		GATED.with(|g| g.borrow_mut().clear());
 	});
 	ext
 }

@@ -90,6 +90,22 @@ fn committed() -> JobId {
 	job
 }
 
+#[test]
+fn commit_waits_for_the_gate() {
+	new_test_ext().execute_with(|| {
+		let job = posted();
+		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
+		GATED.with(|g| g.borrow_mut().push(job));
+		let hash = result_commitment(job, &WORKER, &result(), &SALT);
+		assert_noop!(
+			Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash, result().semver),
+			sp_runtime::DispatchError::Other("gated")
+		);
+		GATED.with(|g| g.borrow_mut().clear());
+		assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash, result().semver));
+	});
+}
+
 /// Drives job 0 to `ValidationRevealed`.
 fn validation_revealed() -> JobId {
 	let job = committed();

@@ -67,6 +67,7 @@ impl pallet_jobs::Config for Test {
 	type RuntimeHoldReason = RuntimeHoldReason;
 	type Registry = Registry;
 	type Verification = Pol;
+	type CommitGate = ();
 	type DefaultParams = JobDefaults;
 	type MaxActiveJobsPerWorker = ConstU32<4>;
 	type MaxJobsPerCreator = ConstU32<4>;

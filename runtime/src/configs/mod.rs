@@ -1,5 +1,6 @@
 //! Configuration of every pallet in the runtime.
 
+mod federated;
 mod fees;
 mod free_tier;
 pub mod governance;

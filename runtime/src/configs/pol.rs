@@ -5,8 +5,8 @@
 use super::parameters::{JobDefaults, PolDefaults};
 use super::MiningPoolAccount;
 use crate::{
-	Balances, BlockNumber, FreeTier, Hash, Jobs, PolRewards, Registry, Runtime, RuntimeHoldReason,
-	System,
+	Balances, BlockNumber, Federated, FreeTier, Hash, Jobs, PolRewards, Registry, Runtime,
+	RuntimeHoldReason, System,
 };
 use frame_support::traits::ConstU32;
 use sp_runtime::traits::{BlakeTwo256, Hash as _};
@@ -23,6 +23,7 @@ impl pallet_jobs::Config for Runtime {
 	type RuntimeHoldReason = RuntimeHoldReason;
 	type Registry = Registry;
 	type Verification = PolRewards;
+	type CommitGate = Federated;
 	type DefaultParams = JobDefaults;
 	type MaxActiveJobsPerWorker = ConstU32<16>;
 	type MaxJobsPerCreator = ConstU32<64>;

@@ -54,9 +54,10 @@ pub fn sampled_gaussian_rdp(q: f64, sigma: f64, order: u32) -> f64 {
 	let mut ln_a = f64::NEG_INFINITY;
 	for k in 0..=order {
 		let kf = k as f64;
-		let term = ln_binomial(order, k) +
-			kf * ln_q + (alpha - kf) * ln_1mq +
-			(kf * kf - kf) / (2.0 * sigma * sigma);
+		let term = ln_binomial(order, k)
+			+ kf * ln_q
+			+ (alpha - kf) * ln_1mq
+			+ (kf * kf - kf) / (2.0 * sigma * sigma);
 		ln_a = ln_add(ln_a, term);
 	}
 	ln_a / (alpha - 1.0)
@@ -88,7 +89,7 @@ impl RdpAccountant {
 		if !(0.0..=1.0).contains(&q) {
 			return Err(AccountantError::SamplingRate(q));
 		}
-		if !(sigma > 0.0) || !sigma.is_finite() {
+		if sigma.is_nan() || sigma <= 0.0 || sigma.is_infinite() {
 			return Err(AccountantError::NoiseMultiplier(sigma));
 		}
 		for (r, order) in self.rdp.iter_mut().zip(&self.orders) {
@@ -169,8 +170,8 @@ mod tests {
 			let mut acc = RdpAccountant::new((2..=2000).collect()).unwrap();
 			acc.compose_gaussian(1.0, sigma, t).unwrap();
 			let (classic, _) = acc.epsilon_classic(delta).unwrap();
-			let real_opt = t as f64 / (2.0 * sigma * sigma) +
-				(2.0 * t as f64 * (1.0 / delta).ln()).sqrt() / sigma;
+			let real_opt = t as f64 / (2.0 * sigma * sigma)
+				+ (2.0 * t as f64 * (1.0 / delta).ln()).sqrt() / sigma;
 			let integer_opt = (2..=2000u32)
 				.map(|a| {
 					let a = a as f64;
@@ -187,8 +188,14 @@ mod tests {
 	#[test]
 	fn bad_parameters_are_named() {
 		let mut acc = RdpAccountant::new(default_orders()).unwrap();
-		assert_eq!(acc.compose_gaussian(1.5, 1.0, 1).unwrap_err(), AccountantError::SamplingRate(1.5));
-		assert_eq!(acc.compose_gaussian(1.0, 0.0, 1).unwrap_err(), AccountantError::NoiseMultiplier(0.0));
+		assert_eq!(
+			acc.compose_gaussian(1.5, 1.0, 1).unwrap_err(),
+			AccountantError::SamplingRate(1.5)
+		);
+		assert_eq!(
+			acc.compose_gaussian(1.0, 0.0, 1).unwrap_err(),
+			AccountantError::NoiseMultiplier(0.0)
+		);
 		assert_eq!(acc.epsilon(0.0).unwrap_err(), AccountantError::Delta(0.0));
 		assert_eq!(RdpAccountant::new(vec![1]).unwrap_err(), AccountantError::Orders);
 	}

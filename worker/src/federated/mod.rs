@@ -9,6 +9,7 @@
 
 pub mod accountant;
 pub mod dp;
+pub mod job;
 pub mod robust;
 pub mod round;
 pub mod secagg;

@@ -57,21 +57,29 @@ pub fn aggregate(updates: &[Vec<f32>], rule: Aggregation) -> Result<Vec<f32>, Ag
 		Aggregation::TrimmedMean { trim } => {
 			let trim = trim as usize;
 			if n <= 2 * trim {
-				return Err(AggregationError::TooFew { rule: "trimmed mean", need: 2 * trim, got: n });
+				return Err(AggregationError::TooFew {
+					rule: "trimmed mean",
+					need: 2 * trim,
+					got: n,
+				});
 			}
 			Ok(per_coordinate(updates, |sorted| {
 				let kept = &sorted[trim..sorted.len() - trim];
 				(kept.iter().map(|v| *v as f64).sum::<f64>() / kept.len() as f64) as f32
 			}))
-		},
+		}
 		Aggregation::MultiKrum { byzantine, selected } => {
 			let (f, m) = (byzantine as usize, selected as usize);
 			if n < 2 * f + 3 || m == 0 || m > n {
-				return Err(AggregationError::TooFew { rule: "Multi-Krum", need: 2 * f + 2, got: n });
+				return Err(AggregationError::TooFew {
+					rule: "Multi-Krum",
+					need: 2 * f + 2,
+					got: n,
+				});
 			}
 			let chosen = krum_selection(updates, f, m);
 			Ok(mean_of(chosen.iter().map(|i| &updates[*i])))
-		},
+		}
 	}
 }
 
@@ -165,7 +173,10 @@ mod tests {
 			let agg = aggregate(&attacked, rule).unwrap();
 			for (k, v) in agg.iter().enumerate() {
 				let (lo, hi) = honest_range(&honest, k);
-				assert!(*v >= lo - 1e-6 && *v <= hi + 1e-6, "{rule:?} coordinate {k}: {v} ∉ [{lo}, {hi}]");
+				assert!(
+					*v >= lo - 1e-6 && *v <= hi + 1e-6,
+					"{rule:?} coordinate {k}: {v} ∉ [{lo}, {hi}]"
+				);
 			}
 		}
 		assert!(!krum_selection(&attacked, 1, 3).contains(&3));
@@ -201,7 +212,10 @@ mod tests {
 			aggregate(&[vec![1.0], vec![1.0, 2.0]], Aggregation::Mean),
 			Err(AggregationError::Length { index: 1, .. })
 		));
-		assert_eq!(aggregate(&[vec![f32::NAN]], Aggregation::Median), Err(AggregationError::NotFinite(0)));
+		assert_eq!(
+			aggregate(&[vec![f32::NAN]], Aggregation::Median),
+			Err(AggregationError::NotFinite(0))
+		);
 		assert!(matches!(
 			aggregate(&[vec![1.0], vec![2.0]], Aggregation::TrimmedMean { trim: 1 }),
 			Err(AggregationError::TooFew { .. })

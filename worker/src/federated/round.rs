@@ -88,7 +88,8 @@ pub struct RoundOutcome {
 	/// Secure mode: the exact fixed-point sum.
 	pub sum_fixed: Option<Vec<u64>>,
 	pub transcript: Transcript,
-	/// Request and response bodies the aggregator took and gave this round.
+	/// Request and response bodies the aggregator took and gave until the aggregate was known
+	/// (the participants' downloads of it come after).
 	pub bytes_in: u64,
 	pub bytes_out: u64,
 	pub elapsed: Duration,
@@ -196,7 +197,9 @@ impl Aggregator {
 		};
 		{
 			let mut guard = self.shared.state.lock().expect("not poisoned");
-			if let Some(s) = guard.as_ref().filter(|s| !matches!(s.phase, Phase::Done | Phase::Failed)) {
+			if let Some(s) =
+				guard.as_ref().filter(|s| !matches!(s.phase, Phase::Done | Phase::Failed))
+			{
 				return Err(RoundError::Busy(s.info.round));
 			}
 			*guard = Some(RoundState {
@@ -234,7 +237,8 @@ impl Aggregator {
 			self.shared.phase.send_replace((round, phase));
 			match phase {
 				Phase::Done => {
-					let (transcript, (contributors, aggregate), sum) = outcome.expect("done has a result");
+					let (transcript, (contributors, aggregate), sum) =
+						outcome.expect("done has a result");
 					return Ok(RoundOutcome {
 						round,
 						contributors,
@@ -245,12 +249,12 @@ impl Aggregator {
 						bytes_out: self.shared.bytes_out.load(Ordering::Relaxed),
 						elapsed: started.elapsed(),
 					});
-				},
+				}
 				Phase::Failed => {
 					let reason = self.with_state(|s| s.failure.clone().unwrap_or_default());
 					return Err(RoundError::Failed { round, reason });
-				},
-				_ => {},
+				}
+				_ => {}
 			}
 		}
 	}
@@ -277,31 +281,41 @@ fn advance(s: &mut RoundState) -> (Phase, Option<Finished>) {
 	match s.phase {
 		Phase::Adverts => {
 			if s.adverts.len() < threshold {
-				return fail(s, format!("{} of {threshold} participants advertised keys", s.adverts.len()));
+				return fail(
+					s,
+					format!("{} of {threshold} participants advertised keys", s.adverts.len()),
+				);
 			}
 			s.phase = Phase::Shares;
-		},
+		}
 		Phase::Shares => {
 			s.sharers = s.adverts.values().filter(|a| s.shared.contains(&a.id)).copied().collect();
 			if s.sharers.len() < threshold {
-				return fail(s, format!("{} of {threshold} participants shared keys", s.sharers.len()));
+				return fail(
+					s,
+					format!("{} of {threshold} participants shared keys", s.sharers.len()),
+				);
 			}
 			let sharers: BTreeSet<_> = s.sharers.iter().map(|a| a.id).collect();
 			for shares in s.inbox.values_mut() {
 				shares.retain(|e| sharers.contains(&e.from));
 			}
 			s.phase = Phase::Masked;
-		},
+		}
 		Phase::Masked => {
 			s.survivors = s.masked.keys().copied().collect();
 			if s.survivors.len() < threshold {
-				return fail(s, format!("{} of {threshold} masked inputs arrived", s.survivors.len()));
+				return fail(
+					s,
+					format!("{} of {threshold} masked inputs arrived", s.survivors.len()),
+				);
 			}
 			s.phase = Phase::Reveal;
-		},
+		}
 		Phase::Reveal => {
 			let revealed: Vec<RevealedShare> = s.reveals.values().flatten().cloned().collect();
-			let sum = match unmask_sum(&s.sharers, &s.masked, &revealed, threshold, &s.info.session) {
+			let sum = match unmask_sum(&s.sharers, &s.masked, &revealed, threshold, &s.info.session)
+			{
 				Ok(sum) => sum,
 				Err(e) => return fail(s, e.to_string()),
 			};
@@ -315,8 +329,11 @@ fn advance(s: &mut RoundState) -> (Phase, Option<Finished>) {
 				masked: s.masked.clone(),
 				revealed,
 			};
-			return (Phase::Done, Some((transcript, s.result.clone().expect("just set"), Some(sum))));
-		},
+			return (
+				Phase::Done,
+				Some((transcript, s.result.clone().expect("just set"), Some(sum))),
+			);
+		}
 		Phase::Updates => {
 			let Mode::Plain(rule) = s.info.mode else { unreachable!("updates only in plain mode") };
 			let contributors: Vec<_> = s.updates.keys().copied().collect();
@@ -327,9 +344,12 @@ fn advance(s: &mut RoundState) -> (Phase, Option<Finished>) {
 			};
 			s.result = Some((contributors, agg));
 			s.phase = Phase::Done;
-			return (Phase::Done, Some((Transcript::default(), s.result.clone().expect("just set"), None)));
-		},
-		Phase::Done | Phase::Failed => {},
+			return (
+				Phase::Done,
+				Some((Transcript::default(), s.result.clone().expect("just set"), None)),
+			);
+		}
+		Phase::Done | Phase::Failed => {}
 	}
 	(s.phase, None)
 }
@@ -376,7 +396,7 @@ fn accept<T: Decode>(
 			drop(guard);
 			shared.posted.notify_one();
 			StatusCode::NO_CONTENT.into_response()
-		},
+		}
 		Err(why) => refuse(StatusCode::UNPROCESSABLE_ENTITY, why),
 	}
 }
@@ -397,15 +417,12 @@ async fn wait_then(
 	read: impl FnOnce(&RoundState) -> Result<Vec<u8>, String>,
 ) -> Response {
 	let mut rx = shared.phase.subscribe();
-	let reached = tokio::time::timeout(
-		shared.wait,
-		rx.wait_for(|(r, p)| *r != round || *p >= phase),
-	)
-	.await;
+	let reached =
+		tokio::time::timeout(shared.wait, rx.wait_for(|(r, p)| *r != round || *p >= phase)).await;
 	match reached {
 		Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, "the round has not got there yet"),
 		Ok(Err(_)) => return refuse(StatusCode::SERVICE_UNAVAILABLE, "aggregator stopped"),
-		Ok(Ok(_)) => {},
+		Ok(Ok(_)) => {}
 	}
 	let guard = shared.state.lock().expect("not poisoned");
 	let Some(s) = guard.as_ref().filter(|s| s.info.round == round) else {
@@ -418,7 +435,7 @@ async fn wait_then(
 		Ok(body) => {
 			drop(guard);
 			reply(&shared, StatusCode::OK, body)
-		},
+		}
 		Err(why) => refuse(StatusCode::UNPROCESSABLE_ENTITY, why),
 	}
 }
@@ -434,7 +451,11 @@ async fn info(State(shared): State<Arc<Shared>>) -> Response {
 	reply(&shared, StatusCode::OK, body)
 }
 
-async fn post_advert(State(shared): State<Arc<Shared>>, Path(round): Path<u32>, body: Bytes) -> Response {
+async fn post_advert(
+	State(shared): State<Arc<Shared>>,
+	Path(round): Path<u32>,
+	body: Bytes,
+) -> Response {
 	accept(&shared, round, Phase::Adverts, &body, |s, advert: KeyAdvert| {
 		check_participant(s, advert.id)?;
 		if s.adverts.insert(advert.id, advert).is_some() {
@@ -445,30 +466,42 @@ async fn post_advert(State(shared): State<Arc<Shared>>, Path(round): Path<u32>, 
 }
 
 async fn get_adverts(State(shared): State<Arc<Shared>>, Path(round): Path<u32>) -> Response {
-	wait_then(shared, round, Phase::Shares, |s| Ok(s.adverts.values().copied().collect::<Vec<_>>().encode()))
-		.await
+	wait_then(shared, round, Phase::Shares, |s| {
+		Ok(s.adverts.values().copied().collect::<Vec<_>>().encode())
+	})
+	.await
 }
 
-async fn post_shares(State(shared): State<Arc<Shared>>, Path(round): Path<u32>, body: Bytes) -> Response {
-	accept(&shared, round, Phase::Shares, &body, |s, (from, shares): (ParticipantId, Vec<EncryptedShare>)| {
-		if !s.adverts.contains_key(&from) {
-			return Err(format!("{from} advertised no keys"));
-		}
-		let targets: BTreeSet<_> = shares.iter().map(|e| e.to).collect();
-		if shares.iter().any(|e| e.from != from) ||
-			targets.len() != shares.len() ||
-			targets != s.adverts.keys().copied().collect()
-		{
-			return Err("one share for each advertised participant, from the sender".into());
-		}
-		if !s.shared.insert(from) {
-			return Err(format!("{from} shared twice"));
-		}
-		for e in shares {
-			s.inbox.entry(e.to).or_default().push(e);
-		}
-		Ok(())
-	})
+async fn post_shares(
+	State(shared): State<Arc<Shared>>,
+	Path(round): Path<u32>,
+	body: Bytes,
+) -> Response {
+	accept(
+		&shared,
+		round,
+		Phase::Shares,
+		&body,
+		|s, (from, shares): (ParticipantId, Vec<EncryptedShare>)| {
+			if !s.adverts.contains_key(&from) {
+				return Err(format!("{from} advertised no keys"));
+			}
+			let targets: BTreeSet<_> = shares.iter().map(|e| e.to).collect();
+			if shares.iter().any(|e| e.from != from)
+				|| targets.len() != shares.len()
+				|| targets != s.adverts.keys().copied().collect()
+			{
+				return Err("one share for each advertised participant, from the sender".into());
+			}
+			if !s.shared.insert(from) {
+				return Err(format!("{from} shared twice"));
+			}
+			for e in shares {
+				s.inbox.entry(e.to).or_default().push(e);
+			}
+			Ok(())
+		},
+	)
 }
 
 async fn get_inbox(
@@ -484,7 +517,11 @@ async fn get_inbox(
 	.await
 }
 
-async fn post_masked(State(shared): State<Arc<Shared>>, Path(round): Path<u32>, body: Bytes) -> Response {
+async fn post_masked(
+	State(shared): State<Arc<Shared>>,
+	Path(round): Path<u32>,
+	body: Bytes,
+) -> Response {
 	accept(&shared, round, Phase::Masked, &body, |s, (id, y): (ParticipantId, Vec<u64>)| {
 		if !s.sharers.iter().any(|a| a.id == id) {
 			return Err(format!("{id} is not among the sharers"));
@@ -503,19 +540,33 @@ async fn get_survivors(State(shared): State<Arc<Shared>>, Path(round): Path<u32>
 	wait_then(shared, round, Phase::Reveal, |s| Ok(s.survivors.encode())).await
 }
 
-async fn post_reveal(State(shared): State<Arc<Shared>>, Path(round): Path<u32>, body: Bytes) -> Response {
-	accept(&shared, round, Phase::Reveal, &body, |s, (id, shares): (ParticipantId, Vec<RevealedShare>)| {
-		if !s.survivors.contains(&id) {
-			return Err(format!("{id} is not a survivor"));
-		}
-		if s.reveals.insert(id, shares).is_some() {
-			return Err(format!("{id} revealed twice"));
-		}
-		Ok(())
-	})
+async fn post_reveal(
+	State(shared): State<Arc<Shared>>,
+	Path(round): Path<u32>,
+	body: Bytes,
+) -> Response {
+	accept(
+		&shared,
+		round,
+		Phase::Reveal,
+		&body,
+		|s, (id, shares): (ParticipantId, Vec<RevealedShare>)| {
+			if !s.survivors.contains(&id) {
+				return Err(format!("{id} is not a survivor"));
+			}
+			if s.reveals.insert(id, shares).is_some() {
+				return Err(format!("{id} revealed twice"));
+			}
+			Ok(())
+		},
+	)
 }
 
-async fn post_update(State(shared): State<Arc<Shared>>, Path(round): Path<u32>, body: Bytes) -> Response {
+async fn post_update(
+	State(shared): State<Arc<Shared>>,
+	Path(round): Path<u32>,
+	body: Bytes,
+) -> Response {
 	accept(&shared, round, Phase::Updates, &body, |s, (id, update): (ParticipantId, Vec<u32>)| {
 		check_participant(s, id)?;
 		let update = floats(&update);
@@ -597,7 +648,11 @@ impl RoundClient {
 		self.get("/fl/round").await
 	}
 
-	pub async fn advertise(&self, round: u32, p: &Participant) -> Result<Vec<KeyAdvert>, ClientError> {
+	pub async fn advertise(
+		&self,
+		round: u32,
+		p: &Participant,
+	) -> Result<Vec<KeyAdvert>, ClientError> {
 		self.post(&format!("/fl/{round}/advert"), p.advert().encode()).await?;
 		self.get(&format!("/fl/{round}/adverts")).await
 	}
@@ -614,7 +669,12 @@ impl RoundClient {
 		self.get(&format!("/fl/{round}/inbox/{}", p.id())).await
 	}
 
-	pub async fn send_masked(&self, round: u32, id: ParticipantId, masked: Vec<u64>) -> Result<(), ClientError> {
+	pub async fn send_masked(
+		&self,
+		round: u32,
+		id: ParticipantId,
+		masked: Vec<u64>,
+	) -> Result<(), ClientError> {
 		self.post(&format!("/fl/{round}/masked"), (id, masked).encode()).await
 	}
 

@@ -168,7 +168,9 @@ fn share_nonce(from: ParticipantId, to: ParticipantId) -> Nonce {
 	*Nonce::from_slice(&n)
 }
 
-fn check_ids<'a>(ids: impl Iterator<Item = &'a ParticipantId>) -> Result<BTreeSet<ParticipantId>, SecAggError> {
+fn check_ids<'a>(
+	ids: impl Iterator<Item = &'a ParticipantId>,
+) -> Result<BTreeSet<ParticipantId>, SecAggError> {
 	let mut seen = BTreeSet::new();
 	for id in ids {
 		if !seen.insert(*id) {
@@ -237,12 +239,16 @@ impl Participant {
 			return Err(SecAggError::BadThreshold { threshold: self.threshold, n: adverts.len() });
 		}
 		if adverts.len() < self.threshold {
-			return Err(SecAggError::TooFewParticipants { have: adverts.len(), need: self.threshold });
+			return Err(SecAggError::TooFewParticipants {
+				have: adverts.len(),
+				need: self.threshold,
+			});
 		}
 		let sharks = Sharks(self.threshold as u8);
 		// Shares are drawn at x = 1, 2, …; participant `id` holds x = id + 1.
 		let highest = *ids.last().expect("checked non-empty") as usize + 1;
-		let mask_shares: Vec<Share> = sharks.dealer(&self.mask_sk.to_bytes()).take(highest).collect();
+		let mask_shares: Vec<Share> =
+			sharks.dealer(&self.mask_sk.to_bytes()).take(highest).collect();
 		let seed_shares: Vec<Share> = sharks.dealer(&self.self_seed).take(highest).collect();
 		adverts
 			.iter()
@@ -427,7 +433,13 @@ mod tests {
 			.map(|i| Participant::new(i as ParticipantId, session, threshold, &mut rng))
 			.collect();
 		let inputs = (0..n)
-			.map(|i| encode_fixed(&(0..len).map(|k| (i as f32 + 1.0) * 0.01 - k as f32 * 1e-3).collect::<Vec<_>>()))
+			.map(|i| {
+				encode_fixed(
+					&(0..len)
+						.map(|k| (i as f32 + 1.0) * 0.01 - k as f32 * 1e-3)
+						.collect::<Vec<_>>(),
+				)
+			})
 			.collect();
 		(parts, inputs)
 	}

@@ -1,0 +1,297 @@
+//! Federated jobs on a live chain: the participant role (join, train locally, send a clipped and
+//! noised update each round) and the aggregator side the miner runs for a federated job it holds
+//! (run the rounds, pin each aggregate to IPFS, record it on chain, return the final weights
+//! for the ordinary commit / reveal / verification path).
+//!
+//! The global model of round `r` is the base version plus the aggregates of rounds `0..r`, each
+//! added in f32 in the same order by everyone: participants and the aggregator hold the same bits,
+//! and anyone can rebuild them from the base and the aggregates pinned on IPFS.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use subxt::utils::AccountId32;
+use tracing::{info, warn};
+
+use crate::{
+	chain::{Admission, AggregationRule, Chain, ChainFederatedJob, ChainJob, JobId},
+	content,
+	ml::{self, train::Hyperparams, weights::LayerTensors, TrainDevice},
+	storage::Ipfs,
+};
+
+use super::{
+	accountant, dp,
+	robust::Aggregation,
+	round::{Aggregator, Mode, RoundClient, RoundInfo},
+	secagg::{encode_fixed, Participant, ParticipantId, SessionId},
+};
+
+/// Every value of a model's layers, in layer then tensor order.
+pub fn flatten(layers: &[LayerTensors]) -> Vec<f32> {
+	layers.iter().flatten().flat_map(|t| t.values.iter().copied()).collect()
+}
+
+/// Adds `delta` (in [`flatten`] order) to `layers`.
+pub fn add_delta(layers: &mut [LayerTensors], delta: &[f32]) -> Result<()> {
+	let total: usize = layers.iter().flatten().map(|t| t.values.len()).sum();
+	if total != delta.len() {
+		bail!("an update of {} values for a model of {total}", delta.len());
+	}
+	let mut rest = delta;
+	for t in layers.iter_mut().flatten() {
+		let (mine, tail) = rest.split_at(t.values.len());
+		for (v, d) in t.values.iter_mut().zip(mine) {
+			*v += *d;
+		}
+		rest = tail;
+	}
+	Ok(())
+}
+
+/// The round's mode from the job's rule.
+pub fn mode(rule: &AggregationRule) -> Mode {
+	match *rule {
+		AggregationRule::Secure { threshold } => Mode::Secure { threshold },
+		AggregationRule::Mean => Mode::Plain(Aggregation::Mean),
+		AggregationRule::Median => Mode::Plain(Aggregation::Median),
+		AggregationRule::TrimmedMean { trim } => Mode::Plain(Aggregation::TrimmedMean { trim }),
+		AggregationRule::MultiKrum { byzantine, selected } => {
+			Mode::Plain(Aggregation::MultiKrum { byzantine, selected })
+		}
+	}
+}
+
+/// Binds a round's keys and ciphertexts to this chain, job and round.
+pub fn session(chain: &Chain, job: JobId, round: u32) -> SessionId {
+	sp_crypto_hashing::blake2_256(&codec::Encode::encode(&(
+		b"blyan/fl",
+		chain.genesis_hash().0,
+		job,
+		round,
+	)))
+}
+
+/// The job's tight ε (what the accountant proves) and the chain's charge, both as f64.
+pub fn epsilons(fed: &ChainFederatedJob) -> Result<(f64, f64)> {
+	let sigma = fed.spec.noise_milli as f64 / 1000.0;
+	let delta = 10f64.powi(-(fed.spec.delta_exp as i32));
+	let tight = accountant::federated_epsilon(fed.spec.rounds as u64, sigma, delta)?;
+	Ok((tight, fed.epsilon_milli as f64 / 1000.0))
+}
+
+/// The base version's layers and the job's hyper-parameters with `local_steps` steps.
+async fn base_model(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	job: &ChainJob,
+	local_steps: u32,
+) -> Result<(ml::model::ModelConfig, Vec<LayerTensors>, Hyperparams)> {
+	let config = content::model_config(chain, ipfs, job.model).await?;
+	let layers = content::version_layers(chain, ipfs, &config, job.spec.base_version).await?;
+	let mut hp = Hyperparams::from_json(&job.spec.hyperparams.0).map_err(|e| anyhow!(e))?;
+	hp.steps = local_steps;
+	Ok((config, layers, hp))
+}
+
+/// Participant options.
+pub struct ParticipantOptions {
+	pub device: TrainDevice,
+	/// The local training data: never leaves this process except as a clipped, noised update.
+	pub data: Vec<u8>,
+	/// Refuse a job whose ε (as the chain charges it) is above this.
+	pub max_epsilon: Option<f64>,
+	pub poll: Duration,
+}
+
+/// Takes part in federated job `job` to its last round.
+pub async fn participate(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	job_id: JobId,
+	options: ParticipantOptions,
+) -> Result<()> {
+	let me: AccountId32 = *chain.account();
+	let fed = chain.federated_job(job_id).await?.context("not a federated job")?;
+	let job = chain.job(job_id).await?.context("the job is gone")?;
+	let (tight, charged) = epsilons(&fed)?;
+	info!(
+		job = job_id,
+		"privacy: ε = {tight:.3} (RDP accountant, δ = 1e-{}), the chain charges ε = {charged:.3}",
+		fed.spec.delta_exp
+	);
+	if let Some(max) = options.max_epsilon {
+		if charged > max {
+			bail!("the job spends ε = {charged:.3}, above --max-epsilon {max}");
+		}
+	}
+	let index = match fed.participants.0.iter().position(|m| m.who == me) {
+		Some(i) => i,
+		None => {
+			if let Admission::Named(named) = &fed.spec.admission {
+				if !named.0.contains(&me) {
+					bail!("this account is not among the job's named participants");
+				}
+			}
+			let events = chain.federated_join(job_id).await?;
+			let joined = events
+				.find_first::<crate::chain::blyan::federated::events::Joined>()
+				.context("no Joined event")??;
+			info!(
+				job = job_id,
+				index = joined.index,
+				"joined; this account's data has now spent ε = {:.3}",
+				joined.spent_milli as f64 / 1000.0
+			);
+			joined.index as usize
+		}
+	};
+	let (config, mut global, hp) = base_model(chain, ipfs, &job, fed.spec.local_steps).await?;
+	let data = ml::data::encode(&options.data);
+	hp.check_against(&config, Some(options.data.len())).map_err(|e| anyhow!("local data: {e}"))?;
+
+	let endpoint = loop {
+		match chain.federated_job(job_id).await?.context("the job was closed")?.endpoint {
+			Some(e) => break String::from_utf8_lossy(&e.0).into_owned(),
+			None => tokio::time::sleep(options.poll).await,
+		}
+	};
+	info!(job = job_id, "aggregator at {endpoint}");
+	let client = RoundClient::new(reqwest::Client::new(), &endpoint);
+	let secure = matches!(fed.spec.rule, AggregationRule::Secure { .. });
+	let clip = fed.spec.clip_norm_milli as f64 / 1000.0;
+	let noise_std = dp::participant_noise_std(
+		clip,
+		fed.spec.noise_milli as f64 / 1000.0,
+		secure,
+		fed.spec.min_participants as usize,
+	);
+	let mut rng = ChaCha20Rng::from_os_rng();
+	// A restarted participant resumes at the first round not yet recorded.
+	let first = chain.federated_job(job_id).await?.context("the job was closed")?.rounds_done;
+	replay_rounds(chain, ipfs, job_id, &mut global, first).await?;
+	for round in first..fed.spec.rounds {
+		let info = loop {
+			match client.info().await {
+				Ok(info) if info.round == round => break info,
+				Ok(info) if info.round > round => {
+					bail!("round {round} ran without this participant")
+				}
+				_ => tokio::time::sleep(Duration::from_millis(200)).await,
+			}
+		};
+		if info.session != session(chain, job_id, round) {
+			bail!("the aggregator's round {round} is not bound to this job and chain");
+		}
+		let base = global.clone();
+		let seed = job.spec.seed ^ ((round as u64) << 32) ^ index as u64;
+		let (cfg, hp2, device) = (config.clone(), hp.clone(), options.device);
+		let data2 = data.clone();
+		let trained = tokio::task::spawn_blocking(move || {
+			ml::train_layers(&cfg, &base, &data2, &hp2, seed, device, |_, _| {})
+		})
+		.await??;
+		let mut update: Vec<f32> =
+			flatten(&trained).iter().zip(flatten(&global)).map(|(t, g)| t - g).collect();
+		let norm = dp::clip(&mut update, clip);
+		dp::add_gaussian_noise(&mut update, noise_std, &mut rng);
+		info!(
+			job = job_id,
+			round, "local update: norm {norm:.4} clipped to {clip}, noise std {noise_std:.5}"
+		);
+		let (contributors, aggregate) = if secure {
+			let threshold = match info.mode {
+				Mode::Secure { threshold } => threshold as usize,
+				Mode::Plain(_) => bail!("the aggregator runs a plain round for a secure job"),
+			};
+			let p = Participant::new(index as ParticipantId, info.session, threshold, &mut rng);
+			client.secure_round(round, &p, &encode_fixed(&update)).await?
+		} else {
+			client.plain_round(round, index as ParticipantId, update).await?
+		};
+		add_delta(&mut global, &aggregate)?;
+		info!(job = job_id, round, contributors = contributors.len(), "round aggregated");
+	}
+	info!(job = job_id, "all {} rounds done", fed.spec.rounds);
+	Ok(())
+}
+
+/// Runs federated job `job_id`'s remaining rounds as its aggregator and returns the final
+/// weights. Rounds recorded before a restart are replayed from their pinned aggregates.
+pub async fn aggregate_rounds(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	aggregator: &Aggregator,
+	job_id: JobId,
+	job: &ChainJob,
+	phase_timeout: Duration,
+) -> Result<Vec<LayerTensors>> {
+	let fed = chain.federated_job(job_id).await?.context("not a federated job")?;
+	let (_, mut global, _) = base_model(chain, ipfs, job, fed.spec.local_steps).await?;
+	let len = flatten(&global).len();
+	replay_rounds(chain, ipfs, job_id, &mut global, fed.rounds_done).await?;
+	let participants: Vec<ParticipantId> = (0..fed.participants.0.len() as ParticipantId).collect();
+	for round in fed.rounds_done..fed.spec.rounds {
+		let info = RoundInfo {
+			round,
+			session: session(chain, job_id, round),
+			participants: participants.clone(),
+			len: len as u32,
+			mode: mode(&fed.spec.rule),
+		};
+		info!(job = job_id, round, participants = participants.len(), "round open");
+		let outcome = match aggregator.run_round(info, phase_timeout).await {
+			Ok(o) => o,
+			Err(e) => {
+				warn!(job = job_id, round, "{e}");
+				return Err(e.into());
+			}
+		};
+		let cid = ipfs.add(encode_update(&outcome.aggregate), true, false).await?;
+		chain.federated_record_round(job_id, round, &cid, outcome.contributors.clone()).await?;
+		add_delta(&mut global, &outcome.aggregate)?;
+		info!(
+			job = job_id,
+			round,
+			contributors = outcome.contributors.len(),
+			norm = dp::l2_norm(&outcome.aggregate),
+			"round recorded: aggregate {cid} ({:.2} s, {} B in, {} B out)",
+			outcome.elapsed.as_secs_f64(),
+			outcome.bytes_in,
+			outcome.bytes_out
+		);
+	}
+	Ok(global)
+}
+
+/// Adds the pinned aggregates of rounds `0..upto` to the base model: the global model a restarted
+/// aggregator or participant resumes from.
+async fn replay_rounds(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	job_id: JobId,
+	global: &mut [LayerTensors],
+	upto: u32,
+) -> Result<()> {
+	let len = flatten(global).len();
+	for round in 0..upto {
+		let cid = chain.federated_round(job_id, round).await?.context("recorded round missing")?;
+		let bytes = ipfs.cat(&cid, len * 4).await?;
+		add_delta(global, &decode_update(&bytes, len)?)?;
+	}
+	Ok(())
+}
+
+/// An aggregate as pinned on IPFS: little-endian f32s.
+pub fn encode_update(values: &[f32]) -> Vec<u8> {
+	values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+pub fn decode_update(bytes: &[u8], len: usize) -> Result<Vec<f32>> {
+	if bytes.len() != len * 4 {
+		bail!("an aggregate of {} bytes for a model of {len} values", bytes.len());
+	}
+	Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
+}
