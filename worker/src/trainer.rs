@@ -473,15 +473,6 @@ impl Miner {
 	async fn train(&mut self, job: &ChainJob, job_id: JobId) -> Result<CommittedResult> {
 		let hp = Hyperparams::from_json(&job.spec.hyperparams.0).map_err(|e| anyhow!(e))?;
 		let config = content::model_config(&self.chain, &self.ipfs, job.model).await?;
-		info!(
-			job = job_id,
-			params = config.parameter_count(),
-			"fetching base version {} and dataset {}",
-			job.spec.base_version,
-			job.spec.dataset
-		);
-		let base = content::version_layers(&self.chain, &self.ipfs, &config, job.spec.base_version)
-			.await?;
 		let base_semver = self
 			.chain
 			.version(job.spec.base_version)
@@ -506,6 +497,15 @@ impl Miner {
 			.await?;
 			return self.store_result(job_id, base_semver, trained).await;
 		}
+		info!(
+			job = job_id,
+			params = config.parameter_count(),
+			"fetching base version {} and dataset {}",
+			job.spec.base_version,
+			job.spec.dataset
+		);
+		let base = content::version_layers(&self.chain, &self.ipfs, &config, job.spec.base_version)
+			.await?;
 		let train_data =
 			data::encode(&content::dataset_bytes(&self.chain, &self.ipfs, job.spec.dataset).await?);
 		info!(job = job_id, steps = hp.steps, batch = hp.batch_size, seq = hp.seq_len, device = ?self.options.device, "training");

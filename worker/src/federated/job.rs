@@ -257,10 +257,9 @@ pub async fn aggregate_rounds(
 			round,
 			contributors = outcome.contributors.len(),
 			norm = dp::l2_norm(&outcome.aggregate),
-			"round recorded: aggregate {cid} ({:.2} s, {} B in, {} B out)",
+			"round recorded: aggregate {cid} ({:.2} s with local training, {} B of updates and shares received)",
 			outcome.elapsed.as_secs_f64(),
-			outcome.bytes_in,
-			outcome.bytes_out
+			outcome.bytes_in
 		);
 	}
 	Ok(global)
