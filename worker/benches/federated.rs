@@ -43,6 +43,7 @@ async fn round(
 		participants: (0..n as ParticipantId).collect(),
 		len: len as u32,
 		mode,
+		min_contributors: (2 * n / 3 + 1) as u16,
 	};
 	let started = Instant::now();
 	let running = {

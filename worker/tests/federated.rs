@@ -34,6 +34,7 @@ fn info(round: u32, mode: Mode) -> RoundInfo {
 		participants: (0..N as ParticipantId).collect(),
 		len: LEN as u32,
 		mode,
+		min_contributors: THRESHOLD,
 	}
 }
 
@@ -241,5 +242,75 @@ async fn robust_rules_hold_against_a_scaled_update_over_http() {
 		} else {
 			assert_eq!(outside, 0, "{rule} left the honest range on {outside} values");
 		}
+	}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_aggregator_takes_only_well_formed_reveals() {
+	use codec::Encode;
+	let (aggregator, url) = start(Duration::from_secs(3)).await;
+	let round = 30;
+	let mut info = info(round, Mode::Secure { threshold: 2 });
+	info.participants = vec![0, 1, 2];
+	info.min_contributors = 2;
+	let running = {
+		let aggregator = aggregator.clone();
+		tokio::spawn(async move { aggregator.run_round(info, Duration::from_secs(3)).await })
+	};
+	tokio::time::sleep(Duration::from_millis(50)).await;
+	let mut rng = ChaCha20Rng::seed_from_u64(5);
+	let inputs: Vec<Vec<u64>> = (0..3).map(|i| encode_fixed(&update(i))).collect();
+	let mut honest = Vec::new();
+	for i in 0..2 {
+		let p = Participant::new(i, [round as u8; 32], 2, &mut rng);
+		let client = RoundClient::new(reqwest::Client::new(), &url);
+		let input = inputs[i as usize].clone();
+		honest.push(tokio::spawn(async move { client.secure_round(round, &p, &input).await }));
+	}
+	// Participant 2 runs the steps itself and first reveals a share too few, then one twice.
+	let p = Participant::new(2, [round as u8; 32], 2, &mut rng);
+	let client = RoundClient::new(reqwest::Client::new(), &url);
+	let adverts = client.advertise(round, &p).await.unwrap();
+	let (sharers, held) = client.share(round, &p, &adverts).await.unwrap();
+	client.send_masked(round, 2, p.mask(&inputs[2], &sharers).unwrap()).await.unwrap();
+	let http = reqwest::Client::new();
+	let survivors: Vec<ParticipantId> = loop {
+		let r = http.get(format!("{url}/fl/{round}/survivors")).send().await.unwrap();
+		if r.status().is_success() {
+			break codec::Decode::decode(&mut &r.bytes().await.unwrap()[..]).unwrap();
+		}
+	};
+	let good = p.unmask(&held, &sharers, &survivors).unwrap();
+	let post = |shares: Vec<blyan_worker::federated::secagg::RevealedShare>| {
+		let http = http.clone();
+		let url = url.clone();
+		async move {
+			http.post(format!("{url}/fl/{round}/reveal"))
+				.body((2 as ParticipantId, shares).encode())
+				.send()
+				.await
+				.unwrap()
+				.status()
+				.as_u16()
+		}
+	};
+	assert_eq!(post(good[1..].to_vec()).await, 422, "a share missing");
+	let mut twice = good.clone();
+	twice.push(good[0].clone());
+	assert_eq!(post(twice).await, 422, "a share twice");
+	let mut moved = good.clone();
+	moved[0].share[0] = 1; // another participant's x
+	assert_eq!(post(moved).await, 422, "a share at someone else's x");
+	assert_eq!(post(good.clone()).await, 204);
+	// A second reveal is refused: as a duplicate, or as too late once the round has ended.
+	assert!(matches!(post(good).await, 409 | 422), "a second reveal");
+
+	let outcome = running.await.unwrap().expect("the round completes");
+	assert_eq!(
+		outcome.sum_fixed.unwrap(),
+		plain_sum(&inputs.iter().map(Vec::as_slice).collect::<Vec<_>>())
+	);
+	for h in honest {
+		h.await.unwrap().unwrap();
 	}
 }

@@ -17,7 +17,7 @@
 //!   ([`Pallet::record_round`]). `pallet-jobs` lets it commit a result only after the last round
 //!   ([`CommitGate`]); validation, verification, payment and slashing are those of any job.
 //! - Once the job is gone from `pallet-jobs`, anyone may [`Pallet::close`] it: bonds return, and if
-//!   no round ever ran the ε charged is given back.
+//!   no aggregator ever served it the ε charged is given back.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -312,12 +312,14 @@ pub mod pallet {
 		NoPrivacy,
 		/// This account is not among the named participants.
 		NotNamed,
-		/// `MaxParticipants` have joined already.
+		/// `MaxParticipants` have joined already, or, for secure aggregation, `2·threshold − 1`
+		/// (the threshold must stay a majority of the participants).
 		JobFull,
 		/// This account has joined already.
 		AlreadyJoined,
-		/// Rounds have started: nobody can join any more.
-		RoundsStarted,
+		/// Joins close when the job is claimed (its aggregator fixes the participant list then),
+		/// cancelled or expired.
+		JoinsClosed,
 		/// The job's ε would take this participant beyond its privacy budget.
 		PrivacyBudgetExceeded,
 		/// Only the worker holding the job (its aggregator) may do this.
@@ -333,8 +335,6 @@ pub mod pallet {
 		JobStillLive,
 		/// The job's result cannot be committed before its last round.
 		RoundsUnfinished,
-		/// The job is gone from the jobs pallet (cancelled, expired or settled).
-		JobGone,
 	}
 
 	#[pallet::call]
@@ -351,7 +351,10 @@ pub mod pallet {
 			ensure!((1..=T::MaxRounds::get()).contains(&spec.rounds), Error::<T>::BadRounds);
 			let min = spec.min_participants as u32;
 			let rule_ok = match spec.rule {
-				AggregationRule::Secure { threshold } => threshold >= 2,
+				// A majority of whoever joins: at most 2·threshold − 1 may.
+				AggregationRule::Secure { threshold } => {
+					threshold >= 2 && min < 2 * threshold as u32
+				}
 				AggregationRule::MultiKrum { selected, .. } => selected >= 1,
 				_ => true,
 			};
@@ -363,8 +366,12 @@ pub mod pallet {
 				let mut sorted = named.clone().into_inner();
 				sorted.sort();
 				sorted.dedup();
+				let most = match spec.rule {
+					AggregationRule::Secure { threshold } => 2 * threshold as usize - 1,
+					_ => usize::MAX,
+				};
 				ensure!(
-					sorted.len() == named.len() && named.len() as u32 >= min,
+					sorted.len() == named.len() && named.len() as u32 >= min && named.len() <= most,
 					Error::<T>::BadNamedParticipants
 				);
 			}
@@ -386,15 +393,15 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Joins `job` before its first round: the job's ε is charged to the caller's privacy
-		/// budget (refused if it would exceed it); an open call's bond is held.
+		/// Joins `job` while it is open (before an aggregator claims it): the job's ε is charged
+		/// to the caller's privacy budget (refused if it would exceed it); an open call's bond is
+		/// held.
 		#[pallet::call_index(1)]
 		#[pallet::weight(T::WeightInfo::join())]
 		pub fn join(origin: OriginFor<T>, job: JobId) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			let mut info = Jobs::<T>::get(job).ok_or(Error::<T>::UnknownJob)?;
-			ensure!(T::Jobs::exists(job), Error::<T>::JobGone);
-			ensure!(info.rounds_done == 0, Error::<T>::RoundsStarted);
+			ensure!(T::Jobs::is_open(job), Error::<T>::JoinsClosed);
 			ensure!(!info.participants.iter().any(|m| m.who == who), Error::<T>::AlreadyJoined);
 			let bond = match &info.spec.admission {
 				Admission::Named(named) => {
@@ -407,6 +414,9 @@ pub mod pallet {
 				.checked_add(info.epsilon_milli)
 				.filter(|s| *s <= Self::privacy_budget(&who))
 				.ok_or(Error::<T>::PrivacyBudgetExceeded)?;
+			if let AggregationRule::Secure { threshold } = info.spec.rule {
+				ensure!(info.participants.len() + 1 < 2 * threshold as usize, Error::<T>::JobFull);
+			}
 			let index = info.participants.len() as ParticipantIndex;
 			info.participants
 				.try_push(Member { who: who.clone(), bond })
@@ -490,7 +500,7 @@ pub mod pallet {
 		}
 
 		/// Closes a federated job whose `pallet-jobs` job is gone: bonds are released, round
-		/// records removed, and if no round ran, the ε charged is given back.
+		/// records removed, and if no aggregator ever served it, the ε charged is given back.
 		#[pallet::call_index(5)]
 		#[pallet::weight(T::WeightInfo::close(T::MaxParticipants::get(), T::MaxRounds::get()))]
 		pub fn close(origin: OriginFor<T>, job: JobId) -> DispatchResult {
@@ -498,7 +508,9 @@ pub mod pallet {
 			let info = Jobs::<T>::get(job).ok_or(Error::<T>::UnknownJob)?;
 			ensure!(!T::Jobs::exists(job), Error::<T>::JobStillLive);
 
-			let refund = info.rounds_done == 0;
+			// Once an aggregator has served the job, a round may have run (and released data)
+			// without being recorded: only a job never served gives ε back.
+			let refund = info.rounds_done == 0 && info.endpoint.is_none();
 			for member in &info.participants {
 				if !member.bond.is_zero() {
 					let _ = T::Currency::release(

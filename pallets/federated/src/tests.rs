@@ -75,6 +75,21 @@ fn create_checks_everything_first() {
 		bad(|s| s.rounds = 11, Error::<Test>::BadRounds);
 		bad(|s| s.rule = AggregationRule::Secure { threshold: 1 }, Error::<Test>::BadRule);
 		bad(|s| s.rule = AggregationRule::Secure { threshold: 4 }, Error::<Test>::BadRule);
+		// Secure with threshold 2 admits at most 3: a minimum of 4 is refused, and so are 4 named.
+		bad(
+			|s| {
+				s.rule = AggregationRule::Secure { threshold: 2 };
+				s.min_participants = 4;
+			},
+			Error::<Test>::BadRule,
+		);
+		bad(
+			|s| {
+				s.rule = AggregationRule::Secure { threshold: 2 };
+				s.min_participants = 2;
+			},
+			Error::<Test>::BadNamedParticipants,
+		);
 		bad(
 			|s| s.rule = AggregationRule::MultiKrum { byzantine: 1, selected: 2 },
 			Error::<Test>::BadRule,
@@ -135,13 +150,27 @@ fn join_charges_epsilon_and_refuses_beyond_the_budget() {
 #[test]
 fn open_call_holds_a_bond_and_fills_up() {
 	new_test_ext().execute_with(|| {
-		created(Admission::Open { bond: 500 });
+		post_job(JOB, CREATOR);
+		let mut plain = spec(Admission::Open { bond: 500 });
+		plain.rule = AggregationRule::Median;
+		assert_ok!(Federated::create(RuntimeOrigin::signed(CREATOR), JOB, plain));
 		for p in P..P + 8 {
 			assert_ok!(Federated::join(RuntimeOrigin::signed(p), JOB));
 			assert_eq!(Balances::balance_on_hold(&HoldReason::ParticipantBond.into(), &p), 500);
 		}
 		assert_noop!(Federated::join(RuntimeOrigin::signed(P + 8), JOB), Error::<Test>::JobFull);
 		assert_noop!(Federated::join(RuntimeOrigin::signed(1), JOB + 9), Error::<Test>::UnknownJob);
+	});
+}
+
+#[test]
+fn a_secure_job_admits_fewer_than_twice_its_threshold() {
+	new_test_ext().execute_with(|| {
+		created(Admission::Open { bond: 500 }); // threshold 3: at most 5
+		for p in P..P + 5 {
+			assert_ok!(Federated::join(RuntimeOrigin::signed(p), JOB));
+		}
+		assert_noop!(Federated::join(RuntimeOrigin::signed(P + 5), JOB), Error::<Test>::JobFull);
 	});
 }
 
@@ -170,10 +199,10 @@ fn only_the_aggregator_records_rounds_in_order() {
 		assert_noop!(Federated::may_commit(JOB), Error::<Test>::RoundsUnfinished);
 		assert_ok!(record(AGGREGATOR, 0, &[0, 1, 2, 3]));
 		assert_eq!(Rounds::<Test>::get(JOB, 0).unwrap().contributors.len(), 4);
-		// Once rounds have started nobody joins.
+		// Once the aggregator holds the job nobody joins.
 		assert_noop!(
 			Federated::join(RuntimeOrigin::signed(P + 7), JOB),
-			Error::<Test>::RoundsStarted
+			Error::<Test>::JoinsClosed
 		);
 		assert_ok!(record(AGGREGATOR, 1, &[0, 2, 3]));
 		assert_noop!(Federated::may_commit(JOB), Error::<Test>::RoundsUnfinished);
@@ -200,7 +229,10 @@ fn close_releases_bonds_and_refunds_epsilon_only_if_nothing_ran() {
 			Error::<Test>::JobStillLive
 		);
 		end_job(JOB); // cancelled before any round
-		assert_noop!(Federated::join(RuntimeOrigin::signed(P + 3), JOB), Error::<Test>::JobGone);
+		assert_noop!(
+			Federated::join(RuntimeOrigin::signed(P + 3), JOB),
+			Error::<Test>::JoinsClosed
+		);
 		assert_ok!(Federated::close(RuntimeOrigin::signed(P + 5), JOB));
 		for p in P..P + 3 {
 			assert_eq!(Balances::balance_on_hold(&HoldReason::ParticipantBond.into(), &p), 0);
@@ -208,7 +240,17 @@ fn close_releases_bonds_and_refunds_epsilon_only_if_nothing_ran() {
 		}
 		assert!(Jobs::<Test>::get(JOB).is_none());
 
-		// A job whose rounds ran keeps the ε spent.
+		// A job an aggregator served keeps the ε spent, even with no round recorded.
+		joined_and_claimed(3);
+		let endpoint: BoundedVec<u8, MaxEndpointLen> = b"http://a".to_vec().try_into().unwrap();
+		assert_ok!(Federated::set_endpoint(RuntimeOrigin::signed(AGGREGATOR), JOB, endpoint));
+		end_job(JOB);
+		assert_ok!(Federated::close(RuntimeOrigin::signed(CREATOR), JOB));
+		assert_eq!(PrivacySpent::<Test>::get(P), 9_838);
+		// And so does one whose rounds ran.
+		for p in P..P + 3 {
+			PrivacySpent::<Test>::remove(p);
+		}
 		joined_and_claimed(3);
 		assert_ok!(Federated::record_round(
 			RuntimeOrigin::signed(AGGREGATOR),

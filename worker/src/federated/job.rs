@@ -64,6 +64,20 @@ pub fn mode(rule: &AggregationRule) -> Mode {
 	}
 }
 
+/// Fewest contributors a round of `fed` may end with: the job's minimum, and what its rule needs
+/// (as the chain's `record_round` requires).
+pub fn min_contributors(fed: &ChainFederatedJob) -> u16 {
+	let rule = match fed.spec.rule {
+		AggregationRule::Secure { threshold } => threshold,
+		AggregationRule::Mean | AggregationRule::Median => 1,
+		AggregationRule::TrimmedMean { trim } => trim.saturating_mul(2).saturating_add(1),
+		AggregationRule::MultiKrum { byzantine, selected } => {
+			byzantine.saturating_mul(2).saturating_add(3).max(selected)
+		}
+	};
+	rule.max(fed.spec.min_participants)
+}
+
 /// Binds a round's keys and ciphertexts to this chain, job and round.
 pub fn session(chain: &Chain, job: JobId, round: u32) -> SessionId {
 	sp_crypto_hashing::blake2_256(&codec::Encode::encode(&(
@@ -173,17 +187,24 @@ pub async fn participate(
 	let first = chain.federated_job(job_id).await?.context("the job was closed")?.rounds_done;
 	replay_rounds(chain, ipfs, job_id, &mut global, first).await?;
 	for round in first..fed.spec.rounds {
+		// The aggregator may be running another job's round: only this job's round counts.
+		let expected = session(chain, job_id, round);
+		let mut polls = 0u32;
 		let info = loop {
 			match client.info().await {
-				Ok(info) if info.round == round => break info,
-				Ok(info) if info.round > round => {
-					bail!("round {round} ran without this participant")
-				}
+				Ok(info) if info.session == expected => break info,
 				_ => tokio::time::sleep(Duration::from_millis(200)).await,
 			}
+			polls += 1;
+			if polls.is_multiple_of(25) {
+				let now = chain.federated_job(job_id).await?.context("the job was closed")?;
+				if now.rounds_done > round {
+					bail!("round {round} ran without this participant");
+				}
+			}
 		};
-		if info.session != session(chain, job_id, round) {
-			bail!("the aggregator's round {round} is not bound to this job and chain");
+		if info.mode != mode(&fed.spec.rule) || info.min_contributors != min_contributors(&fed) {
+			bail!("the aggregator's round {round} does not follow the job's rule and minimum on chain");
 		}
 		let base = global.clone();
 		let seed = job.spec.seed ^ ((round as u64) << 32) ^ index as u64;
@@ -196,6 +217,9 @@ pub async fn participate(
 		let mut update: Vec<f32> =
 			flatten(&trained).iter().zip(flatten(&global)).map(|(t, g)| t - g).collect();
 		let norm = dp::clip(&mut update, clip);
+		if !norm.is_finite() {
+			bail!("local training diverged (update norm {norm}): nothing sent");
+		}
 		dp::add_gaussian_noise(&mut update, noise_std, &mut rng);
 		info!(
 			job = job_id,
@@ -206,7 +230,8 @@ pub async fn participate(
 				Mode::Secure { threshold } => threshold as usize,
 				Mode::Plain(_) => bail!("the aggregator runs a plain round for a secure job"),
 			};
-			let p = Participant::new(index as ParticipantId, info.session, threshold, &mut rng);
+			let p = Participant::new(index as ParticipantId, info.session, threshold, &mut rng)
+				.with_min_survivors(min_contributors(&fed) as usize);
 			client.secure_round(round, &p, &encode_fixed(&update)).await?
 		} else {
 			client.plain_round(round, index as ParticipantId, update).await?
@@ -240,6 +265,7 @@ pub async fn aggregate_rounds(
 			participants: participants.clone(),
 			len: len as u32,
 			mode: mode(&fed.spec.rule),
+			min_contributors: min_contributors(&fed),
 		};
 		info!(job = job_id, round, participants = participants.len(), "round open");
 		let outcome = match aggregator.run_round(info, phase_timeout).await {
@@ -250,7 +276,23 @@ pub async fn aggregate_rounds(
 			}
 		};
 		let cid = ipfs.add(encode_update(&outcome.aggregate), true, false).await?;
-		chain.federated_record_round(job_id, round, &cid, outcome.contributors.clone()).await?;
+		// The participants have moved on with this aggregate: record it, retrying a failed
+		// submission, rather than run the round (and spend their privacy) again.
+		let mut tries = 0;
+		loop {
+			match chain
+				.federated_record_round(job_id, round, &cid, outcome.contributors.clone())
+				.await
+			{
+				Ok(_) => break,
+				Err(e) if tries < 5 => {
+					tries += 1;
+					warn!(job = job_id, round, "recording the round: {e}; retrying");
+					tokio::time::sleep(Duration::from_secs(2)).await;
+				}
+				Err(e) => return Err(e.into()),
+			}
+		}
 		add_delta(&mut global, &outcome.aggregate)?;
 		info!(
 			job = job_id,

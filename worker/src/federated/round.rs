@@ -53,6 +53,9 @@ pub struct RoundInfo {
 	/// Values in an update.
 	pub len: u32,
 	pub mode: Mode,
+	/// Fewest contributors the round may end with (the job's minimum: the noise is scaled for
+	/// it); it fails rather than release an aggregate of fewer.
+	pub min_contributors: u16,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Encode, Decode)]
@@ -273,6 +276,8 @@ fn advance(s: &mut RoundState) -> (Phase, Option<Finished>) {
 		Mode::Secure { threshold } => threshold as usize,
 		Mode::Plain(_) => 1,
 	};
+	// Shamir needs `threshold`; the privacy the job was charged for needs `min_contributors`.
+	let needed = threshold.max(s.info.min_contributors as usize);
 	let fail = |s: &mut RoundState, reason: String| {
 		s.failure = Some(reason);
 		s.phase = Phase::Failed;
@@ -280,20 +285,20 @@ fn advance(s: &mut RoundState) -> (Phase, Option<Finished>) {
 	};
 	match s.phase {
 		Phase::Adverts => {
-			if s.adverts.len() < threshold {
+			if s.adverts.len() < needed {
 				return fail(
 					s,
-					format!("{} of {threshold} participants advertised keys", s.adverts.len()),
+					format!("{} of {needed} participants advertised keys", s.adverts.len()),
 				);
 			}
 			s.phase = Phase::Shares;
 		}
 		Phase::Shares => {
 			s.sharers = s.adverts.values().filter(|a| s.shared.contains(&a.id)).copied().collect();
-			if s.sharers.len() < threshold {
+			if s.sharers.len() < needed {
 				return fail(
 					s,
-					format!("{} of {threshold} participants shared keys", s.sharers.len()),
+					format!("{} of {needed} participants shared keys", s.sharers.len()),
 				);
 			}
 			let sharers: BTreeSet<_> = s.sharers.iter().map(|a| a.id).collect();
@@ -304,11 +309,8 @@ fn advance(s: &mut RoundState) -> (Phase, Option<Finished>) {
 		}
 		Phase::Masked => {
 			s.survivors = s.masked.keys().copied().collect();
-			if s.survivors.len() < threshold {
-				return fail(
-					s,
-					format!("{} of {threshold} masked inputs arrived", s.survivors.len()),
-				);
+			if s.survivors.len() < needed {
+				return fail(s, format!("{} of {needed} masked inputs arrived", s.survivors.len()));
 			}
 			s.phase = Phase::Reveal;
 		}
@@ -336,6 +338,9 @@ fn advance(s: &mut RoundState) -> (Phase, Option<Finished>) {
 		}
 		Phase::Updates => {
 			let Mode::Plain(rule) = s.info.mode else { unreachable!("updates only in plain mode") };
+			if s.updates.len() < needed {
+				return fail(s, format!("{} of {needed} updates arrived", s.updates.len()));
+			}
 			let contributors: Vec<_> = s.updates.keys().copied().collect();
 			let updates: Vec<_> = s.updates.values().cloned().collect();
 			let agg = match aggregate(&updates, rule) {
@@ -458,9 +463,10 @@ async fn post_advert(
 ) -> Response {
 	accept(&shared, round, Phase::Adverts, &body, |s, advert: KeyAdvert| {
 		check_participant(s, advert.id)?;
-		if s.adverts.insert(advert.id, advert).is_some() {
+		if s.adverts.contains_key(&advert.id) {
 			return Err(format!("{} advertised twice", advert.id));
 		}
+		s.adverts.insert(advert.id, advert);
 		Ok(())
 	})
 }
@@ -529,9 +535,10 @@ async fn post_masked(
 		if y.len() != s.info.len as usize {
 			return Err(format!("{} values, the round has {}", y.len(), s.info.len));
 		}
-		if s.masked.insert(id, y).is_some() {
+		if s.masked.contains_key(&id) {
 			return Err(format!("{id} sent its input twice"));
 		}
+		s.masked.insert(id, y);
 		Ok(())
 	})
 }
@@ -554,9 +561,35 @@ async fn post_reveal(
 			if !s.survivors.contains(&id) {
 				return Err(format!("{id} is not a survivor"));
 			}
-			if s.reveals.insert(id, shares).is_some() {
+			if s.reveals.contains_key(&id) {
 				return Err(format!("{id} revealed twice"));
 			}
+			// Exactly the share the survivor list calls for, of each sharer, at the revealer's
+			// own x: anything else could only skew the rebuilt secrets.
+			let expected: BTreeSet<(ParticipantId, super::secagg::SecretKind)> = s
+				.sharers
+				.iter()
+				.map(|a| {
+					let kind = if s.survivors.contains(&a.id) {
+						super::secagg::SecretKind::SelfSeed
+					} else {
+						super::secagg::SecretKind::MaskKey
+					};
+					(a.id, kind)
+				})
+				.collect();
+			let given: BTreeSet<_> = shares.iter().map(|r| (r.owner, r.kind)).collect();
+			let x = id as usize + 1;
+			if given != expected
+				|| given.len() != shares.len()
+				|| shares.iter().any(|r| r.share.len() != 33 || r.share[0] as usize != x)
+			{
+				return Err(
+					"one share per sharer, of the kind the survivors call for, at the revealer's x"
+						.into(),
+				);
+			}
+			s.reveals.insert(id, shares);
 			Ok(())
 		},
 	)
@@ -573,9 +606,13 @@ async fn post_update(
 		if update.len() != s.info.len as usize {
 			return Err(format!("{} values, the round has {}", update.len(), s.info.len));
 		}
-		if s.updates.insert(id, update).is_some() {
+		if update.iter().any(|v| !v.is_finite()) {
+			return Err("an update value is not finite".into());
+		}
+		if s.updates.contains_key(&id) {
 			return Err(format!("{id} sent its update twice"));
 		}
+		s.updates.insert(id, update);
 		Ok(())
 	})
 }

@@ -61,6 +61,10 @@ pub enum SecAggError {
 	Length { id: ParticipantId, got: usize, want: usize },
 	#[error("the survivors must be a subset of the participants who shared their keys")]
 	NotSubset,
+	#[error("threshold {threshold} is not a majority of the {n} sharers: two disjoint survivor lists could unmask one participant")]
+	MinorityThreshold { threshold: usize, n: usize },
+	#[error("the rebuilt self-mask seed of {0} does not match its commitment")]
+	SeedMismatch(ParticipantId),
 }
 
 /// A participant's public keys for one round.
@@ -71,6 +75,9 @@ pub struct KeyAdvert {
 	pub mask_pk: [u8; 32],
 	/// Agrees the keys that encrypt shares.
 	pub enc_pk: [u8; 32],
+	/// Commits to the self-mask seed, so that a seed rebuilt from bad shares is caught instead
+	/// of silently corrupting the sum.
+	pub seed_hash: [u8; 32],
 }
 
 /// One participant's shares of another's secrets, encrypted to their holder.
@@ -155,6 +162,10 @@ fn pair_seed(sk: &StaticSecret, pk: &[u8; 32], session: &SessionId) -> [u8; 32] 
 	kdf(b"blyan/fl/mask", session, shared.as_bytes())
 }
 
+fn seed_commitment(seed: &[u8; 32], session: &SessionId) -> [u8; 32] {
+	kdf(b"blyan/fl/seed", session, seed)
+}
+
 fn share_cipher(sk: &StaticSecret, pk: &[u8; 32], session: &SessionId) -> ChaCha20Poly1305 {
 	let shared = sk.diffie_hellman(&PublicKey::from(*pk));
 	ChaCha20Poly1305::new(Key::from_slice(&kdf(b"blyan/fl/share", session, shared.as_bytes())))
@@ -189,6 +200,8 @@ pub struct Participant {
 	id: ParticipantId,
 	session: SessionId,
 	threshold: usize,
+	/// Fewest survivors this participant reveals shares for (at least the threshold).
+	min_survivors: usize,
 	mask_sk: StaticSecret,
 	enc_sk: StaticSecret,
 	self_seed: [u8; 32],
@@ -210,6 +223,7 @@ impl Participant {
 			id,
 			session,
 			threshold,
+			min_survivors: threshold,
 			mask_sk: StaticSecret::from(bytes[0]),
 			enc_sk: StaticSecret::from(bytes[1]),
 			self_seed: bytes[2],
@@ -220,11 +234,19 @@ impl Participant {
 		self.id
 	}
 
+	/// Reveals nothing for fewer than `min` survivors (the job's least contributors: its noise
+	/// is scaled for that many).
+	pub fn with_min_survivors(mut self, min: usize) -> Self {
+		self.min_survivors = min.max(self.threshold);
+		self
+	}
+
 	pub fn advert(&self) -> KeyAdvert {
 		KeyAdvert {
 			id: self.id,
 			mask_pk: PublicKey::from(&self.mask_sk).to_bytes(),
 			enc_pk: PublicKey::from(&self.enc_sk).to_bytes(),
+			seed_hash: seed_commitment(&self.self_seed, &self.session),
 		}
 	}
 
@@ -238,10 +260,10 @@ impl Participant {
 		if self.threshold == 0 || self.threshold > adverts.len() {
 			return Err(SecAggError::BadThreshold { threshold: self.threshold, n: adverts.len() });
 		}
-		if adverts.len() < self.threshold {
-			return Err(SecAggError::TooFewParticipants {
-				have: adverts.len(),
-				need: self.threshold,
+		if 2 * self.threshold <= adverts.len() {
+			return Err(SecAggError::MinorityThreshold {
+				threshold: self.threshold,
+				n: adverts.len(),
 			});
 		}
 		let sharks = Sharks(self.threshold as u8);
@@ -305,10 +327,16 @@ impl Participant {
 		if !survivor_ids.is_subset(&sharer_ids) {
 			return Err(SecAggError::NotSubset);
 		}
-		if survivor_ids.len() < self.threshold {
+		if survivor_ids.len() < self.min_survivors {
 			return Err(SecAggError::TooFewParticipants {
 				have: survivor_ids.len(),
-				need: self.threshold,
+				need: self.min_survivors,
+			});
+		}
+		if 2 * self.threshold <= sharer_ids.len() {
+			return Err(SecAggError::MinorityThreshold {
+				threshold: self.threshold,
+				n: sharer_ids.len(),
 			});
 		}
 		let mut out = Vec::new();
@@ -368,7 +396,12 @@ pub fn unmask_sum(
 
 	let recover = |owner, kind| recover_secret(revealed, owner, kind, threshold);
 	for id in masked.keys() {
-		apply_prg(&mut sum, recover(*id, SecretKind::SelfSeed)?, true);
+		let seed = recover(*id, SecretKind::SelfSeed)?;
+		let advert = sharers.iter().find(|a| a.id == *id).expect("masked ⊆ sharers, checked above");
+		if seed_commitment(&seed, session) != advert.seed_hash {
+			return Err(SecAggError::SeedMismatch(*id));
+		}
+		apply_prg(&mut sum, seed, true);
 	}
 	for dropped in sharers.iter().filter(|a| !masked.contains_key(&a.id)) {
 		let sk = StaticSecret::from(recover(dropped.id, SecretKind::MaskKey)?);
@@ -391,15 +424,30 @@ pub fn recover_secret(
 	kind: SecretKind,
 	threshold: usize,
 ) -> Result<[u8; 32], SecAggError> {
-	let shares = revealed
-		.iter()
-		.filter(|r| r.owner == owner && r.kind == kind)
-		.map(|r| {
-			Share::try_from(r.share.as_slice())
+	let threshold = u8::try_from(threshold).map_err(|_| SecAggError::Recover {
+		owner,
+		reason: format!("threshold {threshold} above {MAX_PARTICIPANTS}"),
+	})?;
+	// One share per x-coordinate, none at x = 0 (that would be the secret itself), each with 32
+	// bytes of secret: interpolating a duplicate or a stray point would give a wrong secret.
+	let mut by_x: BTreeMap<u8, &[u8]> = BTreeMap::new();
+	for r in revealed.iter().filter(|r| r.owner == owner && r.kind == kind) {
+		let bad = |reason: &str| SecAggError::Recover { owner, reason: reason.into() };
+		if r.share.len() != 33 || r.share[0] == 0 {
+			return Err(bad("a share is not 32 bytes at a non-zero x"));
+		}
+		if by_x.insert(r.share[0], &r.share).is_some_and(|prev| prev != r.share.as_slice()) {
+			return Err(bad("two different shares at one x"));
+		}
+	}
+	let shares = by_x
+		.values()
+		.map(|bytes| {
+			Share::try_from(*bytes)
 				.map_err(|e| SecAggError::Recover { owner, reason: e.to_string() })
 		})
 		.collect::<Result<Vec<_>, _>>()?;
-	let secret = Sharks(threshold as u8)
+	let secret = Sharks(threshold)
 		.recover(&shares)
 		.map_err(|e| SecAggError::Recover { owner, reason: e.to_string() })?;
 	secret
@@ -519,6 +567,58 @@ mod tests {
 		assert_eq!(
 			parts[0].unmask(&shares, &adverts, &[0, 1, 2]),
 			Err(SecAggError::Decrypt { from: 1, to: 0 })
+		);
+	}
+
+	#[test]
+	fn a_bad_revealed_share_fails_the_round_instead_of_corrupting_the_sum() {
+		let (parts, inputs) = round(5, 3, 16);
+		let adverts: Vec<_> = parts.iter().map(Participant::advert).collect();
+		let mut inbox: BTreeMap<ParticipantId, Vec<EncryptedShare>> = BTreeMap::new();
+		for p in &parts {
+			for s in p.share_keys(&adverts).unwrap() {
+				inbox.entry(s.to).or_default().push(s);
+			}
+		}
+		let masked: BTreeMap<_, _> = parts
+			.iter()
+			.zip(&inputs)
+			.map(|(p, x)| (p.id(), p.mask(x, &adverts).unwrap()))
+			.collect();
+		let survivors: Vec<_> = masked.keys().copied().collect();
+		let mut revealed = Vec::new();
+		for p in &parts {
+			revealed.extend(p.unmask(&inbox[&p.id()], &adverts, &survivors).unwrap());
+		}
+		let session = [9u8; 32];
+		assert!(unmask_sum(&adverts, &masked, &revealed, 3, &session).is_ok());
+		// One byte of one self-seed share changed: the rebuilt seed misses its commitment.
+		let mut bad = revealed.clone();
+		let i = bad.iter().position(|r| r.owner == 1 && r.kind == SecretKind::SelfSeed).unwrap();
+		bad[i].share[5] ^= 1;
+		assert_eq!(
+			unmask_sum(&adverts, &masked, &bad, 3, &session),
+			Err(SecAggError::SeedMismatch(1))
+		);
+		// A share sent twice is harmless; a share at x = 0 is refused.
+		let mut twice = revealed.clone();
+		twice.push(revealed[0].clone());
+		assert!(unmask_sum(&adverts, &masked, &twice, 3, &session).is_ok());
+		let mut zero = revealed.clone();
+		zero[0].share[0] = 0;
+		assert!(matches!(
+			unmask_sum(&adverts, &masked, &zero, 3, &session),
+			Err(SecAggError::Recover { .. })
+		));
+	}
+
+	#[test]
+	fn a_minority_threshold_is_refused() {
+		let (parts, _) = round(5, 2, 8);
+		let adverts: Vec<_> = parts.iter().map(Participant::advert).collect();
+		assert_eq!(
+			parts[0].share_keys(&adverts),
+			Err(SecAggError::MinorityThreshold { threshold: 2, n: 5 })
 		);
 	}
 
