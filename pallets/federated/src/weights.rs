@@ -55,9 +55,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn create(p: u32, ) -> Weight {
 		// Proof size measured: `1319`
 		// Proof size estimated: `8781`
-		// Minimum execution time: 22_724_000 picoseconds.
-		Weight::from_parts(23_733_422, 8781)
-			.saturating_add(Weight::from_parts(27_174, 0).saturating_mul(p.into()))
+		// Minimum execution time: 22_834_000 picoseconds.
+		Weight::from_parts(24_467_781, 8781)
+			.saturating_add(Weight::from_parts(27_768, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -72,10 +72,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Balances::Holds` (r:1 w:1)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	fn join() -> Weight {
-		// Proof size measured: `5147`
+		// Proof size measured: `6278`
 		// Proof size estimated: `8781`
-		// Minimum execution time: 58_378_000 picoseconds.
-		Weight::from_parts(61_072_000, 8781)
+		// Minimum execution time: 60_701_000 picoseconds.
+		Weight::from_parts(63_585_000, 8781)
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -84,8 +84,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn set_privacy_budget() -> Weight {
 		// Proof size measured: `0`
 		// Proof size estimated: `0`
-		// Minimum execution time: 4_086_000 picoseconds.
-		Weight::from_parts(4_436_000, 0)
+		// Minimum execution time: 4_126_000 picoseconds.
+		Weight::from_parts(4_497_000, 0)
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 	/// Storage: `Federated::Jobs` (r:1 w:1)
@@ -93,10 +93,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Jobs::Jobs` (r:1 w:0)
 	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1422), added: 3897, mode: `MaxEncodedLen`)
 	fn set_endpoint() -> Weight {
-		// Proof size measured: `1578`
+		// Proof size measured: `1576`
 		// Proof size estimated: `8781`
-		// Minimum execution time: 14_391_000 picoseconds.
-		Weight::from_parts(15_553_000, 8781)
+		// Minimum execution time: 14_362_000 picoseconds.
+		Weight::from_parts(15_723_000, 8781)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -108,11 +108,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Federated::Rounds` (`max_values`: None, `max_size`: Some(296), added: 2771, mode: `MaxEncodedLen`)
 	/// The range of component `c` is `[2, 64]`.
 	fn record_round(c: u32, ) -> Weight {
-		// Proof size measured: `1596 + c * (48 ±0)`
+		// Proof size measured: `1594 + c * (48 ±0)`
 		// Proof size estimated: `8781`
-		// Minimum execution time: 17_366_000 picoseconds.
-		Weight::from_parts(19_234_954, 8781)
-			.saturating_add(Weight::from_parts(68_636, 0).saturating_mul(c.into()))
+		// Minimum execution time: 17_266_000 picoseconds.
+		Weight::from_parts(18_798_600, 8781)
+			.saturating_add(Weight::from_parts(61_047, 0).saturating_mul(c.into()))
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -131,12 +131,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `p` is `[2, 64]`.
 	/// The range of component `r` is `[1, 100]`.
 	fn close(p: u32, r: u32, ) -> Weight {
-		// Proof size measured: `530 + p * (268 ±0) + r * (47 ±0)`
+		// Proof size measured: `528 + p * (268 ±0) + r * (47 ±0)`
 		// Proof size estimated: `8781 + p * (2668 ±0) + r * (2771 ±0)`
-		// Minimum execution time: 164_927_000 picoseconds.
-		Weight::from_parts(3_795_754, 8781)
-			.saturating_add(Weight::from_parts(32_668_931, 0).saturating_mul(p.into()))
-			.saturating_add(Weight::from_parts(991_838, 0).saturating_mul(r.into()))
+		// Minimum execution time: 163_886_000 picoseconds.
+		Weight::from_parts(9_348_852, 8781)
+			.saturating_add(Weight::from_parts(32_407_458, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(994_339, 0).saturating_mul(r.into()))
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(r.into())))
@@ -151,35 +151,35 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with RocksDB's database weights, for tests and mock runtimes.
 impl WeightInfo for () {
 	fn create(p: u32, ) -> Weight {
-		Weight::from_parts(23_733_422, 8781)
-			.saturating_add(Weight::from_parts(27_174, 0).saturating_mul(p.into()))
+		Weight::from_parts(24_467_781, 8781)
+			.saturating_add(Weight::from_parts(27_768, 0).saturating_mul(p.into()))
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn join() -> Weight {
-		Weight::from_parts(61_072_000, 8781)
+		Weight::from_parts(63_585_000, 8781)
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn set_privacy_budget() -> Weight {
-		Weight::from_parts(4_436_000, 0)
+		Weight::from_parts(4_497_000, 0)
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn set_endpoint() -> Weight {
-		Weight::from_parts(15_553_000, 8781)
+		Weight::from_parts(15_723_000, 8781)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn record_round(c: u32, ) -> Weight {
-		Weight::from_parts(19_234_954, 8781)
-			.saturating_add(Weight::from_parts(68_636, 0).saturating_mul(c.into()))
+		Weight::from_parts(18_798_600, 8781)
+			.saturating_add(Weight::from_parts(61_047, 0).saturating_mul(c.into()))
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn close(p: u32, r: u32, ) -> Weight {
-		Weight::from_parts(3_795_754, 8781)
-			.saturating_add(Weight::from_parts(32_668_931, 0).saturating_mul(p.into()))
-			.saturating_add(Weight::from_parts(991_838, 0).saturating_mul(r.into()))
+		Weight::from_parts(9_348_852, 8781)
+			.saturating_add(Weight::from_parts(32_407_458, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(994_339, 0).saturating_mul(r.into()))
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(r.into())))
