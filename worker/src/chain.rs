@@ -427,6 +427,11 @@ impl Chain {
 		self.submit("federated.join", &blyan::tx().federated().join(job)).await
 	}
 
+	/// Closes a federated job whose job has ended: bonds back (anyone may).
+	pub async fn federated_close(&self, job: JobId) -> Result<Events, ChainError> {
+		self.submit("federated.close", &blyan::tx().federated().close(job)).await
+	}
+
 	pub async fn set_privacy_budget(&self, budget_milli: u64) -> Result<Events, ChainError> {
 		self.submit(
 			"federated.set_privacy_budget",

@@ -117,6 +117,9 @@ enum Command {
 	},
 	/// Set this account's privacy budget: the ε its data may spend over all federated jobs.
 	FlBudget { epsilon: f64 },
+	/// Close a federated job whose job has ended (anyone may): participants' bonds are released,
+	/// and the ε they were charged given back if no aggregator ever served it.
+	FlClose { job: u64 },
 	/// Verify: evaluate assigned candidates and commit/reveal scores.
 	Verify {
 		/// Exit after revealing this many rounds.
@@ -549,6 +552,17 @@ async fn run(cli: Cli) -> Result<()> {
 			};
 			blyan_worker::federated::job::participate(&chain, &ipfs, job, options).await?;
 			println!("federated job {job}: all rounds done");
+		}
+		Command::FlClose { job } => {
+			let chain = connect(g, &file, &s).await?;
+			let events = chain.federated_close(job).await?;
+			let closed = events
+				.find_first::<chain::blyan::federated::events::Closed>()
+				.context("no Closed event")??;
+			println!(
+				"federated job {job} closed; ε {}",
+				if closed.epsilon_refunded { "refunded" } else { "stays spent" }
+			);
 		}
 		Command::FlBudget { epsilon } => {
 			if !(epsilon >= 0.0 && epsilon.is_finite()) {

@@ -1,7 +1,8 @@
 //! A federated job across real processes on 127.0.0.1: `blyan-node`, a js-ipfs daemon, three
 //! participants training on local data they never send, an aggregator (a miner with
 //! `--fl-listen`), the creator and three verifiers. The aggregate model goes through the ordinary
-//! commit / reveal / verification path.
+//! commit / reveal / verification path: first a named, securely aggregated job, then an open call
+//! with a bond aggregated by the median in the clear.
 
 mod common;
 
@@ -121,4 +122,89 @@ async fn a_federated_job_is_trained_from_local_data_and_accepted_through_verific
 	for p in participants {
 		assert_eq!(chain.privacy(&account(p)).await.unwrap().0, fed.epsilon_milli);
 	}
+
+	// A second job: an open call with a 5 BLY bond, one round aggregated in the clear by the
+	// coordinate-wise median.
+	let open = post_job(
+		&net,
+		&f,
+		&[
+			"--fl-rounds",
+			"1",
+			"--fl-open-bond",
+			"5",
+			"--fl-min",
+			"3",
+			"--fl-rule",
+			"median",
+			"--fl-clip",
+			"20",
+			"--fl-noise",
+			"0.001",
+			"--fl-local-steps",
+			"20",
+			"--steps",
+			"20",
+		],
+	);
+	let held_before: Vec<u128> = {
+		let mut v = Vec::new();
+		for p in participants {
+			v.push(chain.balance(&account(p)).await.unwrap().1);
+		}
+		v
+	};
+	let mut verifiers = common::verifiers(&net);
+	let mut workers: Vec<Proc> = participants
+		.iter()
+		.enumerate()
+		.map(|(i, p)| {
+			net.spawn(
+				&format!("open-participant{i}"),
+				p,
+				&[
+					"fl-participate",
+					"--job",
+					&open.to_string(),
+					"--data-generate",
+					"32",
+					"--data-seed",
+					&(20 + i).to_string(),
+				],
+			)
+		})
+		.collect();
+	let fl_listen = format!("127.0.0.1:{}", free_port());
+	let mut aggregator = net.spawn(
+		"open-aggregator-eve",
+		"//Eve",
+		&["mine", "--jobs", "1", "--fl-listen", &fl_listen],
+	);
+	let out = watch(&net, open, JOB_LIMIT);
+	let (verdict, _) = common::verdict(&out);
+	assert_eq!(verdict, "ACCEPTED", "{out}\n{}", aggregator.output());
+	assert!(aggregator.wait(Duration::from_secs(60)).success(), "{}", aggregator.output());
+	for w in workers.iter_mut().chain(verifiers.iter_mut()) {
+		assert!(w.wait(Duration::from_secs(60)).success(), "{}", w.output());
+	}
+	let second = chain.federated_job(open).await.unwrap().expect("kept until closed");
+	for (p, before) in participants.iter().zip(&held_before) {
+		let (spent, _) = chain.privacy(&account(p)).await.unwrap();
+		assert_eq!(
+			spent,
+			fed.epsilon_milli + second.epsilon_milli,
+			"both jobs' ε are on {p}'s record"
+		);
+		assert_eq!(
+			chain.balance(&account(p)).await.unwrap().1,
+			before + 5 * blyan_worker::chain::BLY
+		);
+	}
+	// The job is settled: anyone closes it, the bonds come back, the ε stays spent.
+	let closed = net.run("//Dave", &["fl-close", &open.to_string()]);
+	assert!(closed.contains("stays spent"), "{closed}");
+	for (p, before) in participants.iter().zip(&held_before) {
+		assert_eq!(chain.balance(&account(p)).await.unwrap().1, *before);
+	}
+	assert!(chain.federated_job(open).await.unwrap().is_none());
 }
