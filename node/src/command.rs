@@ -138,6 +138,7 @@ pub fn run() -> sc_cli::Result<()> {
 			let grandpa_gossip = std::time::Duration::from_millis(cli.grandpa_gossip_ms);
 			runner.run_node_until_exit(|mut config| async move {
 				require_rpc_ports(&mut config)?;
+				safe_rpc_outside_development(&mut config);
 				match config.network.network_backend {
 					sc_network::config::NetworkBackendType::Libp2p => service::new_full::<
 						sc_network::NetworkWorker<
@@ -163,6 +164,25 @@ pub fn run() -> sc_cli::Result<()> {
 /// Upstream, a busy RPC port makes the server fall back to a random port and carry on, so wallets,
 /// workers and scripts configured for the port would reach another process or nothing. Here a
 /// busy required address is an error that names it.
+/// Outside development chains, `--rpc-methods auto` (the default) means safe methods only, even
+/// on loopback: Substrate would expose unsafe ones (`author_rotateKeys`, `author_insertKey`,
+/// `system_addReservedPeer`…) to anything that can reach a loopback port. An operator rotating
+/// session keys asks for them with `--rpc-methods unsafe`, for that run only.
+fn safe_rpc_outside_development(config: &mut sc_service::Configuration) {
+	use sc_service::config::RpcMethods;
+	if config.chain_spec.chain_type() == sc_service::ChainType::Development {
+		return;
+	}
+	if matches!(config.rpc.methods, RpcMethods::Auto) {
+		config.rpc.methods = RpcMethods::Safe;
+	}
+	for endpoint in config.rpc.addr.iter_mut().flatten() {
+		if matches!(endpoint.rpc_methods, RpcMethods::Auto) {
+			endpoint.rpc_methods = RpcMethods::Safe;
+		}
+	}
+}
+
 fn require_rpc_ports(config: &mut sc_service::Configuration) -> sc_cli::Result<()> {
 	for endpoint in config.rpc.addr.iter_mut().flatten() {
 		endpoint.retry_random_port = false;
