@@ -124,11 +124,14 @@ async fn secure_sum_is_exact_and_hides_each_update() {
 	for (id, masked) in &t.masked {
 		let x = &inputs[*id as usize];
 		// The self mask it can take off; the pairwise masks stay: what is left looks uniform
-		// in Z_2^64, while a real update is a small fixed-point number (|v| < 2^40).
+		// in Z_2^64, while a real update is a small fixed-point number: all its values have
+		// |v| < 2^40, where a uniform value falls with probability 2^-23 (0.0005 expected of
+		// 4096; more than 4 has a probability below 10^-20).
+		assert!(x.iter().all(|v| (*v as i64).unsigned_abs() < 1 << 40));
 		let peeled = strip_self_mask(masked, *id, &t.revealed, THRESHOLD as usize).unwrap();
 		for candidate in [masked, &peeled] {
 			let small = candidate.iter().filter(|v| (**v as i64).unsigned_abs() < 1 << 40).count();
-			assert_eq!(small, 0, "participant {id}: {small} values look like an update");
+			assert!(small <= 4, "participant {id}: {small} of {LEN} values look like an update");
 			assert!(candidate.iter().zip(x).all(|(a, b)| a != b));
 		}
 		// Its mask key was never revealed, so its pairwise masks cannot be rebuilt.
