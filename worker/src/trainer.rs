@@ -141,6 +141,14 @@ pub struct Miner {
 
 const KIND: &str = "mined";
 
+/// Why a miner does not claim a job.
+enum Unfit {
+	/// The job does not go with this worker: not looked at again by this process.
+	Never(String),
+	/// Not yet (a federated job still waiting for participants): looked at again later.
+	NotYet(String),
+}
+
 impl Miner {
 	pub fn new(chain: Chain, ipfs: Ipfs, state: StateDir, options: MinerOptions) -> Self {
 		Self {
@@ -307,45 +315,47 @@ impl Miner {
 
 	/// Whether this miner can do `job`: backend, memory, and a model, data and hyper-parameters
 	/// that go together (a job that cannot run would lapse and cost the lease slash).
-	async fn fits(&self, job_id: JobId, job: &ChainJob) -> Result<Result<(), String>> {
+	async fn fits(&self, job_id: JobId, job: &ChainJob) -> Result<Result<(), Unfit>> {
 		let backend_ok = match job.spec.backend {
 			chain::Backend::Cpu => true,
 			chain::Backend::Cuda => cfg!(feature = "cuda"),
 			chain::Backend::Wgpu => false,
 		};
 		if !backend_ok || job.spec.min_memory_mb > self.options.memory_mb {
-			return Ok(Err("needs a backend or memory this worker lacks".into()));
+			return Ok(Err(Unfit::Never("needs a backend or memory this worker lacks".into())));
 		}
 		if &job.creator == self.chain.account() {
-			return Ok(Err("posted by this account".into()));
+			return Ok(Err(Unfit::Never("posted by this account".into())));
 		}
 		let hp = match Hyperparams::from_json(&job.spec.hyperparams.0) {
 			Ok(hp) => hp,
-			Err(e) => return Ok(Err(e)),
+			Err(e) => return Ok(Err(Unfit::Never(e))),
 		};
 		let config = match content::model_config(&self.chain, &self.ipfs, job.model).await {
 			Ok(config) => config,
-			Err(e) if e.is_invalid_content() => return Ok(Err(e.to_string())),
+			Err(e) if e.is_invalid_content() => return Ok(Err(Unfit::Never(e.to_string()))),
 			Err(e) => return Err(e.into()),
 		};
 		if let Some(fed) = self.chain.federated_job(job_id).await? {
 			// The data are the participants': only the shape of a round's batch is checked.
 			if self.options.federated.is_none() {
-				return Ok(Err("federated job: aggregate it with `mine --fl-listen`".into()));
+				return Ok(Err(Unfit::Never(
+					"federated job: aggregate it with `mine --fl-listen`".into(),
+				)));
 			}
 			if fed.participants.0.len() < fed.spec.min_participants as usize {
-				return Ok(Err(format!(
+				return Ok(Err(Unfit::NotYet(format!(
 					"federated job: {} of {} participants have joined",
 					fed.participants.0.len(),
 					fed.spec.min_participants
-				)));
+				))));
 			}
-			return Ok(hp.check_against(&config, None));
+			return Ok(hp.check_against(&config, None).map_err(Unfit::Never));
 		}
 		let Some(dataset) = self.chain.dataset(job.spec.dataset).await? else {
-			return Ok(Err("unknown dataset".into()));
+			return Ok(Err(Unfit::Never("unknown dataset".into())));
 		};
-		Ok(hp.check_against(&config, Some(dataset.size_bytes as usize)))
+		Ok(hp.check_against(&config, Some(dataset.size_bytes as usize)).map_err(Unfit::Never))
 	}
 
 	async fn claim_one(&mut self) -> Result<()> {
@@ -357,13 +367,18 @@ impl Miner {
 			if !matches!(job.status, JobStatus::Open) {
 				continue;
 			}
-			if let Err(reason) = self.fits(job_id, &job).await? {
-				info!(job = job_id, "skipping job: {reason}");
-				// A federated job may fill up with participants later: look again then.
-				if !reason.contains("participants have joined") {
+			match self.fits(job_id, &job).await? {
+				Ok(()) => {}
+				Err(Unfit::Never(reason)) => {
+					info!(job = job_id, "skipping job: {reason}");
 					self.skipped.insert(job_id);
+					continue;
 				}
-				continue;
+				// Looked at again on the next block.
+				Err(Unfit::NotYet(reason)) => {
+					info!(job = job_id, "not yet: {reason}");
+					continue;
+				}
 			}
 			info!(job = job_id, reward = %chain::bly(job.reward), "claiming job");
 			// Recorded first: a crash between here and the claim is resolved by the chain's view.
@@ -471,8 +486,6 @@ impl Miner {
 
 	/// Trains the job and stores the layers locally; returns the result to commit to.
 	async fn train(&mut self, job: &ChainJob, job_id: JobId) -> Result<CommittedResult> {
-		let hp = Hyperparams::from_json(&job.spec.hyperparams.0).map_err(|e| anyhow!(e))?;
-		let config = content::model_config(&self.chain, &self.ipfs, job.model).await?;
 		let base_semver = self
 			.chain
 			.version(job.spec.base_version)
@@ -492,11 +505,14 @@ impl Miner {
 				&aggregator,
 				job_id,
 				job,
+				&fed,
 				phase,
 			)
 			.await?;
 			return self.store_result(job_id, base_semver, trained).await;
 		}
+		let hp = Hyperparams::from_json(&job.spec.hyperparams.0).map_err(|e| anyhow!(e))?;
+		let config = content::model_config(&self.chain, &self.ipfs, job.model).await?;
 		info!(
 			job = job_id,
 			params = config.parameter_count(),

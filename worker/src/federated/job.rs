@@ -166,9 +166,12 @@ pub async fn participate(
 	let data = ml::data::encode(&options.data);
 	hp.check_against(&config, Some(options.data.len())).map_err(|e| anyhow!("local data: {e}"))?;
 
-	let endpoint = loop {
-		match chain.federated_job(job_id).await?.context("the job was closed")?.endpoint {
-			Some(e) => break String::from_utf8_lossy(&e.0).into_owned(),
+	// The aggregator's endpoint, and where the rounds stand: a restarted participant resumes at
+	// the first round not yet recorded.
+	let (endpoint, first) = loop {
+		let now = chain.federated_job(job_id).await?.context("the job was closed")?;
+		match now.endpoint {
+			Some(e) => break (String::from_utf8_lossy(&e.0).into_owned(), now.rounds_done),
 			None => tokio::time::sleep(options.poll).await,
 		}
 	};
@@ -183,8 +186,6 @@ pub async fn participate(
 		fed.spec.min_participants as usize,
 	);
 	let mut rng = ChaCha20Rng::from_os_rng();
-	// A restarted participant resumes at the first round not yet recorded.
-	let first = chain.federated_job(job_id).await?.context("the job was closed")?.rounds_done;
 	replay_rounds(chain, ipfs, job_id, &mut global, first).await?;
 	for round in first..fed.spec.rounds {
 		// The aggregator may be running another job's round: only this job's round counts.
@@ -251,10 +252,11 @@ pub async fn aggregate_rounds(
 	aggregator: &Aggregator,
 	job_id: JobId,
 	job: &ChainJob,
+	fed: &ChainFederatedJob,
 	phase_timeout: Duration,
 ) -> Result<Vec<LayerTensors>> {
-	let fed = chain.federated_job(job_id).await?.context("not a federated job")?;
-	let (_, mut global, _) = base_model(chain, ipfs, job, fed.spec.local_steps).await?;
+	let config = content::model_config(chain, ipfs, job.model).await?;
+	let mut global = content::version_layers(chain, ipfs, &config, job.spec.base_version).await?;
 	let len = flatten(&global).len();
 	replay_rounds(chain, ipfs, job_id, &mut global, fed.rounds_done).await?;
 	let participants: Vec<ParticipantId> = (0..fed.participants.0.len() as ParticipantId).collect();
@@ -265,7 +267,7 @@ pub async fn aggregate_rounds(
 			participants: participants.clone(),
 			len: len as u32,
 			mode: mode(&fed.spec.rule),
-			min_contributors: min_contributors(&fed),
+			min_contributors: min_contributors(fed),
 		};
 		info!(job = job_id, round, participants = participants.len(), "round open");
 		let outcome = match aggregator.run_round(info, phase_timeout).await {
