@@ -5,14 +5,17 @@
 # wasm is built with Debian's `rustc-web` compiler, linked into rustup as the toolchain `debweb`,
 # with a `wasm32v1-none` sysroot (core, alloc, compiler_builtins) built once from `rust-web-src`.
 # Re-running is cheap: every step checks a stamp first.
+# BLYAN_SETUP_SKIP_JS=1 stops after the Rust toolchains, leaving out Node.js, @polkadot/api and
+# js-ipfs: an image build (docker/*.Dockerfile) needs only the compilers.
 set -euo pipefail
 
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 
+# g++ for Binaryen (wasm-opt) and cxx: rustc-web brings only gcc, and slim images have neither.
 APT_PKGS=(clang libclang-dev protobuf-compiler libssl-dev pkg-config rustc-web cargo-web rust-web-src
-  curl jq)
+  g++ curl jq)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -72,6 +75,11 @@ TOML
   rm -rf "${CARGO_TARGET_DIR:-$HOME/.cache/blyan/target}"/*/wbuild/*/target 2>/dev/null || true
 fi
 log "toolchain ready: native $(rustup run stable rustc --version | cut -d' ' -f2), wasm via debweb $(/usr/bin/rustc --version | cut -d' ' -f2)"
+
+if [ "${BLYAN_SETUP_SKIP_JS:-0}" = 1 ]; then
+  log "BLYAN_SETUP_SKIP_JS=1: Node.js, @polkadot/api and js-ipfs left out"
+  exit 0
+fi
 
 # Node.js runs the Polkadot.js metadata check (scripts/polkadot-js), as wallets would.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

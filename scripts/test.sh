@@ -23,6 +23,13 @@ cargo test --workspace --locked "$@" 2>&1 | tee "$log"
 echo "== benchmarks of the protocol pallets, each run once as a test"
 SKIP_WASM_BUILD=1 cargo test --locked -p pallet-model-registry -p pallet-jobs -p pallet-pol-rewards -p pallet-governance -p pallet-free-tier -p pallet-inference -p pallet-federated \
 	--features runtime-benchmarks benchmarking 2>&1 | tee -a "$log"
+echo "== docker files: hadolint and the compose file (no Docker engine here to build them)"
+"$BLYAN_ROOT/scripts/lint-docker"
+
+echo "== zombienet: three validators, IPFS and two miners (zombienet/blyan.zndsl)"
+"$BLYAN_ROOT/scripts/zombienet" 2>&1 | tee -a "$log" | grep -E "✅|❌|Result:|exited with" || true
+grep -q "exited with 0" "$log" || { echo "zombienet test failed" >&2; exit 1; }
+
 # One closing line over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -3,7 +3,8 @@
 //! GRANDPA needs more than two thirds of the voters (`n - (n-1)/3`): three validators finalize only
 //! when all three vote, four tolerate one fault. Both are tested: the three-validator `local`
 //! network keeps producing blocks while one validator is down and resumes finality once it is
-//! back; the four-validator `local4` network keeps finalizing with one validator down.
+//! back; the four-validator `local4` network keeps finalizing with one validator down, stops
+//! finalizing with two down and resumes, on one chain, when they return.
 
 mod common;
 
@@ -75,4 +76,60 @@ fn four_validators_keep_finalizing_with_one_killed() {
 	nodes[3].restart();
 	let target = alice.heads().expect("alice heads").finalized + 2;
 	all_finalize(&mut nodes, target, STARTUP);
+}
+
+#[test]
+fn four_validators_stop_finalizing_with_two_killed_and_resume_on_one_chain_when_they_return() {
+	let _serial = serial();
+	let dir = test_dir("local4-two-down");
+	let mut nodes = start_network(dir.path(), "local4", 4, &[]);
+	all_finalize(&mut nodes, 3, STARTUP);
+
+	// What every node had finalized before the failure.
+	let before = nodes[0].rpc().heads().expect("alice heads").finalized;
+	let finalized_before: Vec<_> =
+		(1..=before).map(|n| nodes[0].rpc().block_hash(n).expect("hash")).collect();
+
+	nodes[2].kill();
+	nodes[3].kill();
+	// Two of four votes are below GRANDPA's threshold of three: blocks are still authored in
+	// Alice's and Bob's slots, but finality stops where it was (votes already cast may finish
+	// one more round).
+	let alice = nodes[0].rpc();
+	let at_kill = alice.heads().expect("alice heads");
+	nodes[0]
+		.wait_for("block production with two validators", PROGRESS, |h| h.best >= at_kill.best + 6)
+		.unwrap_or_else(|e| panic!("{e}"));
+	let stalled = alice.heads().expect("alice heads").finalized;
+	std::thread::sleep(Duration::from_secs(12));
+	let later = alice.heads().expect("alice heads");
+	assert_eq!(later.finalized, stalled, "finality went on with half of the validators down");
+	assert!(later.best >= stalled + 6, "blocks stopped too: {later:?}");
+
+	// Both return from their databases: finality resumes past the stall on every node.
+	nodes[2].restart();
+	nodes[3].restart();
+	let target = alice.heads().expect("alice heads").best + 2;
+	all_finalize(&mut nodes, target, STARTUP);
+
+	// One chain was finalized: every node has the same block at every finalized height, and
+	// nothing finalized before the failure changed.
+	let upto = nodes.iter().map(|n| n.rpc().heads().expect("heads").finalized).min().unwrap();
+	for n in 1..=upto {
+		let alice_hash = nodes[0].rpc().block_hash(n).expect("alice hash");
+		for node in &nodes[1..] {
+			assert_eq!(
+				node.rpc().block_hash(n),
+				Some(alice_hash),
+				"{} finalized another block at #{n}",
+				node.name
+			);
+		}
+		if n <= before {
+			assert_eq!(alice_hash, finalized_before[n as usize - 1], "#{n} changed after finality");
+		}
+	}
+	for n in &mut nodes {
+		assert!(n.is_running(), "{} exited\n{}", n.name, n.log_tail());
+	}
 }

@@ -5,48 +5,9 @@
 //! the free tier (`scripts/polkadot-js/free-tier.mjs`).
 mod common;
 
-use std::{
-	path::PathBuf,
-	process::Command,
-	time::{Duration, Instant},
-};
+use std::time::Duration;
 
-use common::{test_dir, Node};
-
-/// Runs `node <script> <args>` in scripts/polkadot-js, killed after `limit`; returns stdout.
-fn run_script(script: &str, args: &[String], limit: Duration) -> String {
-	let script_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/polkadot-js");
-	assert!(
-		script_dir.join("node_modules/@polkadot/api").exists(),
-		"@polkadot/api is not installed: run ./scripts/setup.sh"
-	);
-	let mut child = Command::new("node")
-		.arg(script)
-		.args(args)
-		.current_dir(&script_dir)
-		.stdout(std::process::Stdio::piped())
-		.stderr(std::process::Stdio::piped())
-		.spawn()
-		.expect("node (Node.js) runs; ./scripts/setup.sh installs it");
-	let start = Instant::now();
-	while child.try_wait().expect("wait").is_none() {
-		if start.elapsed() > limit {
-			let _ = child.kill();
-			let output = child.wait_with_output().expect("output");
-			panic!(
-				"{script} did not finish in {limit:?}:\n{}\n{}",
-				String::from_utf8_lossy(&output.stdout),
-				String::from_utf8_lossy(&output.stderr)
-			);
-		}
-		std::thread::sleep(Duration::from_millis(200));
-	}
-	let output = child.wait_with_output().expect("output");
-	let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-	let stderr = String::from_utf8_lossy(&output.stderr);
-	assert!(output.status.success(), "{script} failed:\n{stdout}\n{stderr}");
-	stdout
-}
+use common::{run_script, test_dir, Node};
 
 #[test]
 fn polkadot_js_reads_all_storage_and_submits_all_calls_from_metadata() {

@@ -170,6 +170,14 @@ impl Chain {
 		&self.url
 	}
 
+	/// A new connection to the same node as the same account, retried with backoff for up to
+	/// `give_up` (after the node restarted: a jsonrpsee client does not reconnect by itself).
+	pub async fn reconnect(&self, give_up: Duration) -> Result<Chain, ChainError> {
+		let chain = connect_with_retry(&self.url, &self.signer, give_up).await?;
+		crate::metrics::metrics().node_reconnects.inc();
+		Ok(chain)
+	}
+
 	pub fn account(&self) -> &AccountId32 {
 		&self.account
 	}

@@ -3,7 +3,8 @@
 //! other miners' results. Split by role: [`chain`] (the node, through subxt), [`storage`] (IPFS),
 //! [`ml`] (models, training, evaluation), [`trainer`] (the miner), [`verifier`], [`creator`]
 //! (models, datasets, jobs), [`report`] (status, earnings); [`content`] joins chain and storage
-//! (registry content checked against its on-chain hashes), [`config`] and [`state`] serve all.
+//! (registry content checked against its on-chain hashes); [`config`], [`state`] and [`metrics`]
+//! (Prometheus) serve all.
 
 pub mod chain;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod content;
 pub mod creator;
 pub mod federated;
 pub mod inference;
+pub mod metrics;
 pub mod ml;
 pub mod report;
 pub mod state;

@@ -59,6 +59,10 @@ struct Global {
 	/// Seconds to keep retrying the node before giving up.
 	#[arg(long, default_value_t = 60, global = true)]
 	reconnect_secs: u64,
+	/// Serve this worker's Prometheus metrics (jobs, earnings, step time, IPFS errors) at
+	/// http://ADDR/metrics, e.g. 127.0.0.1:9616.
+	#[arg(long, env = "BLYAN_METRICS_LISTEN", global = true, value_name = "ADDR")]
+	metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -507,6 +511,7 @@ async fn with_reconnect<R>(
 						}
 					};
 					set_chain(role, chain);
+					blyan_worker::metrics::metrics().node_reconnects.inc();
 				} else if storage {
 					warn!("IPFS: {e:#}; retrying in 2 s");
 					tokio::time::sleep(Duration::from_secs(2)).await;
@@ -523,6 +528,12 @@ async fn run(cli: Cli) -> Result<()> {
 	let file = FileConfig::load(g.config.as_deref())?;
 	let s = settings(g, &file);
 	let poll = Duration::from_millis(500);
+	if let Some(addr) = g.metrics_listen {
+		let bound = blyan_worker::metrics::serve(addr)
+			.await
+			.map_err(|e| Fatal::Usage(format!("--metrics-listen {addr}: {e}")))?;
+		info!("metrics at http://{bound}/metrics");
+	}
 	match cli.command {
 		Command::KeyImport { path } => {
 			let mut secret = String::new();
@@ -662,6 +673,9 @@ async fn run(cli: Cli) -> Result<()> {
 					phase_timeout: Duration::from_secs(fl_phase_secs),
 				}),
 			};
+			if g.metrics_listen.is_some() {
+				tokio::spawn(report::follow_earnings(s.node.clone(), *chain.account()));
+			}
 			let mut miner = Miner::new(chain, ipfs, state, options);
 			with_reconnect(g, &file, &s, &mut miner, Miner::set_chain, |m| Box::pin(m.run()))
 				.await?;
@@ -673,6 +687,9 @@ async fn run(cli: Cli) -> Result<()> {
 				return Err(Fatal::Usage("this account is not a registered verifier: run `blyan-worker register --verifier` first".into()).into());
 			}
 			let state = state_dir(&s, &chain)?;
+			if g.metrics_listen.is_some() {
+				tokio::spawn(report::follow_earnings(s.node.clone(), *chain.account()));
+			}
 			let mut verifier = Verifier::new(chain, ipfs, state, VerifierOptions { poll, rounds });
 			with_reconnect(g, &file, &s, &mut verifier, Verifier::set_chain, |v| Box::pin(v.run()))
 				.await?;

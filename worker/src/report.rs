@@ -1,5 +1,7 @@
 //! `status` and `earnings`: what this account does and has earned, from chain state and events.
 
+use std::time::Duration;
+
 use anyhow::Result;
 use subxt::utils::AccountId32;
 
@@ -143,4 +145,54 @@ pub fn format_earnings(e: &Earnings, bonded: u128) -> String {
 		net as f64 / chain::BLY as f64,
 		bly(bonded),
 	)
+}
+
+/// Adds what `who` earns and loses to the worker's metrics as blocks finalize, on a connection
+/// of its own (so a role's reconnects do not stop it); runs until the process ends.
+pub async fn follow_earnings(url: String, who: AccountId32) {
+	let metrics = crate::metrics::metrics();
+	// Any key reads; this one never signs.
+	let Ok(reader) = crate::config::load_key(Some("//blyan-earnings-reader"), None) else {
+		return;
+	};
+	let mut last: Option<u32> = None;
+	loop {
+		let chain = match chain::connect_with_retry(&url, &reader, Duration::from_secs(60)).await {
+			Ok(chain) => chain,
+			Err(e) => {
+				tracing::warn!("earnings metrics: {e}");
+				tokio::time::sleep(Duration::from_secs(5)).await;
+				continue;
+			}
+		};
+		loop {
+			let from = match last {
+				Some(n) => n,
+				// Counts from the start of this process, not the account's history.
+				None => match chain.finalized_number().await {
+					Ok(n) => n,
+					Err(_) => break,
+				},
+			};
+			let Ok(now) = chain.next_finalized(from, Duration::from_millis(500)).await else {
+				break;
+			};
+			match earnings(&chain, &who, from + 1, now).await {
+				Ok(e) => {
+					let to_bly = |planck: u128| planck as f64 / chain::BLY as f64;
+					metrics
+						.earned_bly
+						.inc_by(to_bly(e.mining + e.fees_and_shares + e.epoch_rewards));
+					metrics.slashed_bly.inc_by(to_bly(e.slashed));
+					last = Some(now);
+				}
+				Err(e) => {
+					tracing::warn!("earnings metrics: {e:#}");
+					last.get_or_insert(from);
+					break;
+				}
+			}
+		}
+		tokio::time::sleep(Duration::from_secs(1)).await;
+	}
 }

@@ -58,14 +58,23 @@ impl Ipfs {
 			"{endpoint} {}",
 			query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
 		);
-		let response = request.send().await.map_err(|e| self.transport_error(e, &what))?;
-		let status = response.status();
-		let body = response.bytes().await.map_err(|e| self.transport_error(e, &what))?;
+		let result = async {
+			let response = request.send().await.map_err(|e| self.transport_error(e, &what))?;
+			let status = response.status();
+			let body = response.bytes().await.map_err(|e| self.transport_error(e, &what))?;
+			Ok::<_, StorageError>((status, body))
+		}
+		.await;
+		let (status, body) = result.inspect_err(|_| count_error(endpoint))?;
 		if !status.is_success() {
 			let message = serde_json::from_slice::<Value>(&body)
 				.ok()
 				.and_then(|v| v.get("Message").and_then(Value::as_str).map(str::to_string))
 				.unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+			// `pin/ls` of an unpinned CID is an answer, not a failure.
+			if !(endpoint == "pin/ls" && message.contains("not pinned")) {
+				count_error(endpoint);
+			}
 			return Err(StorageError::Rpc {
 				endpoint: endpoint.into(),
 				status: status.as_u16(),
@@ -131,6 +140,14 @@ impl Ipfs {
 	/// a path (`/ipns/…`, DNSLink) names content that can change, and on-chain references must
 	/// be immutable.
 	pub async fn cat(&self, cid: &str, max_bytes: usize) -> Result<Vec<u8>, StorageError> {
+		self.cat_inner(cid, max_bytes).await.inspect_err(|e| {
+			if !matches!(e, StorageError::NotACid(_) | StorageError::TooLarge { .. }) {
+				count_error("cat");
+			}
+		})
+	}
+
+	async fn cat_inner(&self, cid: &str, max_bytes: usize) -> Result<Vec<u8>, StorageError> {
 		if !is_bare_cid(cid) {
 			return Err(StorageError::NotACid(cid.chars().take(80).collect()));
 		}
@@ -181,6 +198,11 @@ impl Ipfs {
 			Err(e) => Err(e),
 		}
 	}
+}
+
+/// Failed calls are counted for operators (`blyan_worker_ipfs_errors_total`).
+fn count_error(endpoint: &str) {
+	crate::metrics::metrics().ipfs_errors.with_label_values(&[endpoint]).inc();
 }
 
 /// A CIDv0 (`Qm…`, base58) or a multibase CIDv1 (`b…`, base32; `z…`, base58): letters and digits

@@ -278,6 +278,10 @@ impl Miner {
 			}
 			let outcome = self.outcome(&record).await?;
 			info!(job, "job finished: {outcome}");
+			crate::metrics::metrics()
+				.jobs_finished
+				.with_label_values(&[outcome_label(&outcome)])
+				.inc();
 			record.finished = Some(outcome);
 			self.save(&record)?;
 		}
@@ -291,6 +295,7 @@ impl Miner {
 		Ok(false)
 	}
 
+	/// Why a job left this miner, as an `outcome` label of `jobs_finished_total`.
 	async fn outcome(&self, record: &MinedJob) -> Result<String> {
 		if let Some(job) = self.chain.job(record.job).await? {
 			return Ok(match job.status {
@@ -391,6 +396,7 @@ impl Miner {
 					}
 					record.claimed = true;
 					self.save(&record)?;
+					crate::metrics::metrics().jobs_claimed.inc();
 					info!(job = job_id, "claimed");
 					return Ok(());
 				}
@@ -453,6 +459,7 @@ impl Miner {
 					}
 					Err(e) => return Err(e.into()),
 				}
+				crate::metrics::metrics().results_committed.inc();
 				info!(
 					job = job_id,
 					"committed to the result (weights fixed, validation set still unknown)"
@@ -534,7 +541,12 @@ impl Miner {
 		let report_every = (steps / 10).max(1);
 		let bar2 = bar.clone();
 		let trained = tokio::task::spawn_blocking(move || {
+			let mut step_started = std::time::Instant::now();
 			ml::train_layers(&config, &base, &train_data, &hp, seed, device, |step, loss| {
+				crate::metrics::metrics()
+					.train_step_seconds
+					.observe(step_started.elapsed().as_secs_f64());
+				step_started = std::time::Instant::now();
 				bar2.set_position(step as u64);
 				bar2.set_message(format!("loss {loss:.4}"));
 				if step == 1 || step % report_every == 0 || step == steps {
@@ -644,7 +656,21 @@ impl Miner {
 				&blyan::tx().jobs().reveal_result(job_id, result.to_chain(), claimed, record.salt),
 			)
 			.await?;
+		crate::metrics::metrics().results_revealed.inc();
 		info!(job = job_id, "revealed the result, claimed loss {:.6}", claimed as f64 / 1e9);
 		Ok(())
+	}
+}
+
+/// The metric label of an outcome from [`Miner::outcome`].
+fn outcome_label(outcome: &str) -> &'static str {
+	if outcome.contains("ACCEPTED") {
+		"accepted"
+	} else if outcome.contains("REJECTED") {
+		"rejected"
+	} else if outcome.contains("no verdict") {
+		"no_verdict"
+	} else {
+		"lost"
 	}
 }

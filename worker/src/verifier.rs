@@ -175,6 +175,7 @@ impl Verifier {
 						),
 					)
 					.await?;
+				crate::metrics::metrics().scores_revealed.inc();
 				info!(job, base = seat.base, candidate = seat.candidate, "revealed scores");
 				seat.revealed = true;
 				self.state.save(KIND, &id, &seat)?;

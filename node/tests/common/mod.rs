@@ -410,3 +410,38 @@ pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 	SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// Runs `node <script> <args>` in scripts/polkadot-js, killed after `limit`; returns stdout.
+pub fn run_script(script: &str, args: &[String], limit: Duration) -> String {
+	let script_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/polkadot-js");
+	assert!(
+		script_dir.join("node_modules/@polkadot/api").exists(),
+		"@polkadot/api is not installed: run ./scripts/setup.sh"
+	);
+	let mut child = Command::new("node")
+		.arg(script)
+		.args(args)
+		.current_dir(&script_dir)
+		.stdout(std::process::Stdio::piped())
+		.stderr(std::process::Stdio::piped())
+		.spawn()
+		.expect("node (Node.js) runs; ./scripts/setup.sh installs it");
+	let start = Instant::now();
+	while child.try_wait().expect("wait").is_none() {
+		if start.elapsed() > limit {
+			let _ = child.kill();
+			let output = child.wait_with_output().expect("output");
+			panic!(
+				"{script} did not finish in {limit:?}:\n{}\n{}",
+				String::from_utf8_lossy(&output.stdout),
+				String::from_utf8_lossy(&output.stderr)
+			);
+		}
+		std::thread::sleep(Duration::from_millis(200));
+	}
+	let output = child.wait_with_output().expect("output");
+	let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+	let stderr = String::from_utf8_lossy(&output.stderr);
+	assert!(output.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+	stdout
+}

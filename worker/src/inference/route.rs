@@ -59,6 +59,9 @@ pub enum HopError {
 	/// The stage is down, timed out or broke: route around it.
 	#[error("{endpoint}: {reason}")]
 	Failed { endpoint: String, reason: String },
+	/// The stage is at capacity (it holds its active sessions): use another one, or wait.
+	#[error("{0}: busy")]
+	Busy(String),
 }
 
 impl StageClient {
@@ -76,8 +79,8 @@ impl StageClient {
 					crate::ml::infer::StageError::Position { .. } => {
 						HopError::SessionLost("local".into())
 					}
-					e @ (crate::ml::infer::StageError::Busy
-					| crate::ml::infer::StageError::Stopped) => {
+					crate::ml::infer::StageError::Busy => HopError::Busy("local".into()),
+					e @ crate::ml::infer::StageError::Stopped => {
 						HopError::Failed { endpoint: "local".into(), reason: e.to_string() }
 					}
 					other => {
@@ -108,6 +111,7 @@ impl StageClient {
 				match status.as_u16() {
 					200 => protocol::decode_activations(&body).map_err(|e| failed(e.to_string())),
 					409 => Err(HopError::SessionLost(endpoint.clone())),
+					429 => Err(HopError::Busy(endpoint.clone())),
 					// The coordinator checked the input already (prompt length, token range): a
 					// remote stage refusing it is a bad or overloaded stage, routed around.
 					_ => Err(failed(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)))),
@@ -226,6 +230,8 @@ pub enum GenerateError {
 	Hop(HopError),
 	#[error("gave up after {0} reroutes")]
 	TooManyReroutes(u32),
+	#[error("every stage that could serve this is at capacity; retry shortly")]
+	Busy,
 }
 
 /// Largest stage answer read: hidden states of 2 048 positions of width 8 192 in f32.
@@ -233,6 +239,8 @@ const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
 /// Most route rebuilds within one generation.
 const MAX_REROUTES: u32 = 5;
+/// Most waits for a busy stage within one generation (50 ms doubling to 400 ms: ~10 s).
+const MAX_BUSY_WAITS: u32 = 30;
 
 fn new_session() -> SessionId {
 	let mut id = [0u8; 16];
@@ -295,7 +303,7 @@ pub async fn generate(
 	let mut schedule: Vec<Vec<u32>> = Vec::new();
 	let mut tokens: Vec<u32> = Vec::new();
 	let mut next_chunk = request.prompt.clone();
-	let (mut reroutes, mut first_token) = (0u32, None);
+	let (mut reroutes, mut busy_waits, mut first_token) = (0u32, 0u32, None);
 	let mut finish_reason = "length";
 	// Set after a failure: the (new) route needs the schedule replayed on a new session.
 	let mut replay = false;
@@ -325,6 +333,29 @@ pub async fn generate(
 			}
 			Err(HopError::Refused { endpoint, reason }) => {
 				return Err(GenerateError::Hop(HopError::Refused { endpoint, reason }))
+			}
+			// A full stage is not a broken one: another route if there is one, else wait for a
+			// slot (back-pressure instead of an error).
+			Err(HopError::Busy(endpoint)) => {
+				busy_waits += 1;
+				if busy_waits > MAX_BUSY_WAITS {
+					return Err(GenerateError::Busy);
+				}
+				for hop in &route.hops {
+					hop.client.end(session).await;
+				}
+				let mut around = avoid.clone();
+				around.insert(endpoint);
+				route = match source.route(version, &around).await {
+					Ok(other) => other,
+					Err(_) => {
+						let wait = 50u64 << busy_waits.min(4).saturating_sub(1);
+						tokio::time::sleep(Duration::from_millis(wait)).await;
+						source.route(version, &avoid).await?
+					}
+				};
+				replay = true;
+				continue;
 			}
 			Err(e) => {
 				reroutes += 1;
@@ -365,4 +396,43 @@ pub async fn generate(
 		served_by: route.hops.iter().map(|h| (h.server, h.price_per_token)).collect(),
 		endpoints: route.hops.iter().map(Hop::endpoint).collect(),
 	})
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use crate::{
+		inference::stage::LocalStage,
+		ml::{infer::StageModel, init_layers, model::ModelConfig},
+	};
+
+	#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+	async fn generations_beyond_a_stages_capacity_wait_for_a_slot_instead_of_failing() {
+		let config = ModelConfig::tiny();
+		let layers = init_layers(&config, 1);
+		let model = StageModel::new(&config, 0, &layers, &Default::default()).unwrap();
+		// One session at a time, and slow chunks: three requests at once must queue.
+		let stage = LocalStage::start(model, 1, Duration::from_millis(5));
+		let source = Arc::new(FixedRoute::local(stage));
+		let request = GenerateRequest {
+			prompt: vec![1, 2, 3],
+			max_tokens: 8,
+			temperature: 0.0,
+			seed: 0,
+			stop: Vec::new(),
+		};
+		let runs = (0..3).map(|_| {
+			let (source, request) = (source.clone(), request.clone());
+			tokio::spawn(async move { generate(source.as_ref(), 0, &request, |_| {}).await })
+		});
+		let generations: Vec<Generation> = futures::future::join_all(runs)
+			.await
+			.into_iter()
+			.map(|r| r.expect("task").expect("a busy stage is waited for, not an error"))
+			.collect();
+		for g in &generations {
+			assert_eq!(g.tokens, generations[0].tokens);
+			assert_eq!(g.tokens.len(), 8);
+		}
+	}
 }

@@ -88,8 +88,16 @@ impl ChainRouter {
 			}
 		}
 		let chain = self.chain.read().await;
-		let (now, servers) =
-			chain.announcements().await.map_err(|e| RouteError::Source(e.to_string()))?;
+		let (now, servers) = match chain.announcements().await {
+			Ok(read) => read,
+			// The node is away (restarting): the servers last announced are likely still up,
+			// and a dead one is routed around as usual. Refreshed once the node is back.
+			Err(e) if e.is_connection() => match cache.as_ref() {
+				Some((_, list)) => return Ok(list.clone()),
+				None => return Err(RouteError::Source(e.to_string())),
+			},
+			Err(e) => return Err(RouteError::Source(e.to_string())),
+		};
 		let list: Vec<(u64, Candidate)> = servers
 			.into_iter()
 			.filter(|(_, a)| a.expires_at > now)

@@ -546,6 +546,11 @@ async fn complete(s: Arc<AppState>, body: CompletionBody, prompt: String, chat: 
 			}))
 			.into_response()
 		}
+		Ok(Err(e @ route::GenerateError::Busy)) => {
+			let mut response = error(StatusCode::SERVICE_UNAVAILABLE, e);
+			response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
+			response
+		}
 		Ok(Err(e)) => error(StatusCode::BAD_GATEWAY, e),
 		Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
 	}

@@ -158,7 +158,26 @@ async fn upkeep(
 	),
 ) {
 	let mut renew_at = 0u32;
+	let mut chain = chain;
 	loop {
+		// The node restarted or went away: serving goes on from memory, receipts stay in the book
+		// until a new connection settles them.
+		if let Err(e) = chain.finalized_number().await {
+			if e.is_connection() {
+				warn!("lost the node ({e}); serving on, reconnecting");
+				match chain.reconnect(Duration::from_secs(30)).await {
+					Ok(c) => {
+						println!("reconnected to the node at {}", c.url());
+						chain = c;
+					}
+					Err(e) => {
+						warn!("node still unreachable: {e}");
+						tokio::time::sleep(settle_every).await;
+						continue;
+					}
+				}
+			}
+		}
 		if announce {
 			match chain.finalized_number().await {
 				Ok(now) if now >= renew_at => {
@@ -211,6 +230,31 @@ pub async fn gateway(
 		.connect_timeout(Duration::from_secs(2))
 		.build()?;
 	let router = Arc::new(ChainRouter::new(chain.clone(), http.clone(), opts.max_price_per_token));
+	// Routes come from the chain: after a node restart the router gets a new connection, and
+	// meanwhile serves from the announcements it last read.
+	let watchdog =
+		{
+			let (router, mut chain) = (router.clone(), chain.clone());
+			tokio::spawn(async move {
+				loop {
+					tokio::time::sleep(Duration::from_secs(1)).await;
+					match chain.finalized_number().await {
+						Err(e) if e.is_connection() => {
+							warn!("lost the node ({e}); routing on the last announcements, reconnecting");
+							match chain.reconnect(Duration::from_secs(30)).await {
+								Ok(c) => {
+									println!("reconnected to the node at {}", c.url());
+									router.set_chain(c.clone()).await;
+									chain = c;
+								}
+								Err(e) => warn!("node still unreachable: {e}"),
+							}
+						}
+						_ => {}
+					}
+				}
+			})
+		};
 	let payer = (!opts.unpaid).then(|| {
 		Arc::new(Payer {
 			chain: chain.clone(),
@@ -239,9 +283,10 @@ pub async fn gateway(
 		model.architecture.layer_count,
 		listener.local_addr()?
 	);
-	axum::serve(listener, server::router(state))
+	let served = axum::serve(listener, server::router(state))
 		.with_graceful_shutdown(shutdown)
 		.await
-		.context("HTTP server")?;
-	Ok(())
+		.context("HTTP server");
+	watchdog.abort();
+	served
 }

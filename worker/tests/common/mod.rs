@@ -136,8 +136,9 @@ pub struct Net {
 	p2p_port: u16,
 	pub ipfs_port: u16,
 	node: Option<Proc>,
-	_ipfs: Proc,
+	ipfs: Option<Proc>,
 	node_starts: u32,
+	ipfs_starts: u32,
 }
 
 impl Net {
@@ -145,20 +146,47 @@ impl Net {
 	pub fn start() -> Self {
 		let dir = tempfile::Builder::new().prefix("blyan-worker-test").tempdir().unwrap();
 		let ipfs_port = free_port_block();
-		let mut ipfs_cmd = Command::new(repo_root().join("scripts/ipfs/daemon.sh"));
-		ipfs_cmd.arg(dir.path().join("ipfs")).arg(ipfs_port.to_string());
-		let ipfs = Proc::spawn("ipfs", ipfs_cmd, dir.path().join("ipfs.log"));
 		// The daemon binds its four ports only once it is up: keep the node's away from them.
 		let taken = ipfs_port..ipfs_port + 4;
 		let rpc_port = std::iter::repeat_with(free_port).find(|p| !taken.contains(p)).unwrap();
 		let p2p_port = std::iter::repeat_with(free_port)
 			.find(|p| !taken.contains(p) && *p != rpc_port)
 			.unwrap();
-		let mut net =
-			Self { rpc_port, p2p_port, ipfs_port, node: None, _ipfs: ipfs, dir, node_starts: 0 };
+		let mut net = Self {
+			rpc_port,
+			p2p_port,
+			ipfs_port,
+			node: None,
+			ipfs: None,
+			dir,
+			node_starts: 0,
+			ipfs_starts: 0,
+		};
+		net.spawn_ipfs();
 		net.start_node();
-		net._ipfs.wait_for_output("Daemon is ready", Duration::from_secs(90));
+		net.ipfs.as_ref().unwrap().wait_for_output("Daemon is ready", Duration::from_secs(90));
 		net
+	}
+
+	fn spawn_ipfs(&mut self) {
+		self.ipfs_starts += 1;
+		let mut cmd = Command::new(repo_root().join("scripts/ipfs/daemon.sh"));
+		cmd.arg(self.path("ipfs")).arg(self.ipfs_port.to_string());
+		let log = self.path(&format!("ipfs-{}.log", self.ipfs_starts));
+		self.ipfs = Some(Proc::spawn("ipfs", cmd, log));
+	}
+
+	/// `kill -9` of the IPFS daemon.
+	pub fn kill_ipfs(&mut self) {
+		if let Some(mut ipfs) = self.ipfs.take() {
+			ipfs.kill();
+		}
+	}
+
+	/// Starts the IPFS daemon again on its repository and port; returns once it serves.
+	pub fn start_ipfs(&mut self) {
+		self.spawn_ipfs();
+		self.ipfs.as_ref().unwrap().wait_for_output("Daemon is ready", Duration::from_secs(90));
 	}
 
 	pub fn path(&self, name: &str) -> PathBuf {
