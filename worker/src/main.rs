@@ -528,7 +528,18 @@ async fn run(cli: Cli) -> Result<()> {
 	let file = FileConfig::load(g.config.as_deref())?;
 	let s = settings(g, &file);
 	let poll = Duration::from_millis(500);
-	if let Some(addr) = g.metrics_listen {
+	// The long-running roles serve metrics; one-shot commands (status, earnings…) leave the
+	// port to the role that may already hold it.
+	let serves_metrics = matches!(
+		cli.command,
+		Command::Mine { .. }
+			| Command::Verify { .. }
+			| Command::Serve { .. }
+			| Command::Gateway { .. }
+			| Command::FlParticipate { .. }
+			| Command::JobWatch { .. }
+	);
+	if let (Some(addr), true) = (g.metrics_listen, serves_metrics) {
 		let bound = blyan_worker::metrics::serve(addr)
 			.await
 			.map_err(|e| Fatal::Usage(format!("--metrics-listen {addr}: {e}")))?;

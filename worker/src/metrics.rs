@@ -28,7 +28,8 @@ pub struct WorkerMetrics {
 	pub earned_bly: Counter,
 	/// BLY slashed from this account.
 	pub slashed_bly: Counter,
-	/// Wall time of one optimizer step.
+	/// Wall time of one optimizer step (from the second step of a run: the first also loads the
+	/// model).
 	pub train_step_seconds: Histogram,
 	/// Failed IPFS RPC calls, by endpoint (`add`, `cat`, `pin/add`, …).
 	pub ipfs_errors: IntCounterVec,

@@ -186,10 +186,17 @@ pub async fn follow_earnings(url: String, who: AccountId32) {
 					metrics.slashed_bly.inc_by(to_bly(e.slashed));
 					last = Some(now);
 				}
-				Err(e) => {
+				// The node went away: reconnect and read the same blocks again.
+				Err(e) if chain.finalized_number().await.is_err() => {
 					tracing::warn!("earnings metrics: {e:#}");
 					last.get_or_insert(from);
 					break;
+				}
+				// Blocks that cannot be read (state pruned, an event this worker cannot decode):
+				// skipped, not retried for ever.
+				Err(e) => {
+					tracing::warn!("earnings metrics: blocks {}..={now} skipped: {e:#}", from + 1);
+					last = Some(now);
 				}
 			}
 		}

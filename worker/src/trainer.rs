@@ -541,12 +541,15 @@ impl Miner {
 		let report_every = (steps / 10).max(1);
 		let bar2 = bar.clone();
 		let trained = tokio::task::spawn_blocking(move || {
-			let mut step_started = std::time::Instant::now();
+			// Timed from the end of the first step: that one also pays for loading the model.
+			let mut step_started: Option<std::time::Instant> = None;
 			ml::train_layers(&config, &base, &train_data, &hp, seed, device, |step, loss| {
-				crate::metrics::metrics()
-					.train_step_seconds
-					.observe(step_started.elapsed().as_secs_f64());
-				step_started = std::time::Instant::now();
+				if let Some(started) = step_started {
+					crate::metrics::metrics()
+						.train_step_seconds
+						.observe(started.elapsed().as_secs_f64());
+				}
+				step_started = Some(std::time::Instant::now());
 				bar2.set_position(step as u64);
 				bar2.set_message(format!("loss {loss:.4}"));
 				if step == 1 || step % report_every == 0 || step == steps {

@@ -193,6 +193,14 @@ impl ReceiptBook {
 							self.done(std::slice::from_ref(receipt), true);
 							settled += 1;
 						}
+						// Settled already: a batch that landed while the node went away (its
+						// answer was lost and it was queued again).
+						Err(ChainError::Refused { reason, .. })
+							if reason.contains("ReceiptReplayed") =>
+						{
+							self.done(std::slice::from_ref(receipt), true);
+							settled += 1;
+						}
 						Err(ChainError::Refused { reason, .. }) => {
 							tracing::warn!(
 								"receipt nonce {} dropped, and its client refused from now on: {reason}",

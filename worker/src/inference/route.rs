@@ -239,7 +239,8 @@ const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
 /// Most route rebuilds within one generation.
 const MAX_REROUTES: u32 = 5;
-/// Most waits for a busy stage within one generation (50 ms doubling to 400 ms: ~10 s).
+/// Most waits for a free slot within one generation, when every route has a stage at capacity
+/// (50 ms doubling to 400 ms: ~11 s in all).
 const MAX_BUSY_WAITS: u32 = 30;
 
 fn new_session() -> SessionId {
@@ -304,6 +305,8 @@ pub async fn generate(
 	let mut tokens: Vec<u32> = Vec::new();
 	let mut next_chunk = request.prompt.clone();
 	let (mut reroutes, mut busy_waits, mut first_token) = (0u32, 0u32, None);
+	// Stages found at capacity since the last wait for one.
+	let mut busy: HashSet<String> = HashSet::new();
 	let mut finish_reason = "length";
 	// Set after a failure: the (new) route needs the schedule replayed on a new session.
 	let mut replay = false;
@@ -337,20 +340,29 @@ pub async fn generate(
 			// A full stage is not a broken one: another route if there is one, else wait for a
 			// slot (back-pressure instead of an error).
 			Err(HopError::Busy(endpoint)) => {
-				busy_waits += 1;
-				if busy_waits > MAX_BUSY_WAITS {
-					return Err(GenerateError::Busy);
-				}
 				for hop in &route.hops {
 					hop.client.end(session).await;
 				}
+				busy.insert(endpoint);
 				let mut around = avoid.clone();
-				around.insert(endpoint);
-				route = match source.route(version, &around).await {
-					Ok(other) => other,
-					Err(_) => {
+				around.extend(busy.iter().cloned());
+				// A route clear of every stage found busy since the last wait (a fixed route
+				// ignores what to avoid: then it is checked here).
+				let other = source
+					.route(version, &around)
+					.await
+					.ok()
+					.filter(|r| r.hops.iter().all(|h| !busy.contains(&h.endpoint())));
+				route = match other {
+					Some(other) => other,
+					None => {
+						busy_waits += 1;
+						if busy_waits > MAX_BUSY_WAITS {
+							return Err(GenerateError::Busy);
+						}
 						let wait = 50u64 << busy_waits.min(4).saturating_sub(1);
 						tokio::time::sleep(Duration::from_millis(wait)).await;
+						busy.clear();
 						source.route(version, &avoid).await?
 					}
 				};

@@ -210,9 +210,9 @@ async fn stage_forward(State(s): State<Arc<AppState>>, body: Bytes) -> Response 
 				.into_response()
 		}
 		Ok(Err(e @ StageError::Position { .. })) => error(StatusCode::CONFLICT, e),
-		Ok(Err(e @ (StageError::Busy | StageError::Stopped))) => {
-			error(StatusCode::TOO_MANY_REQUESTS, e)
-		}
+		// 429: at capacity, try later or elsewhere; 503: this stage is broken, route around it.
+		Ok(Err(e @ StageError::Busy)) => error(StatusCode::TOO_MANY_REQUESTS, e),
+		Ok(Err(e @ StageError::Stopped)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
 		Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e),
 		Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
 	}

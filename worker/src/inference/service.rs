@@ -110,8 +110,10 @@ pub async fn serve(
 	});
 	println!("serving version {} layers {start}..{end} at {url}", opts.version);
 
+	// The node connection, replaced by upkeep after a node restart; shutdown uses the latest.
+	let current = Arc::new(tokio::sync::RwLock::new(chain.clone()));
 	let background = {
-		let (chain, book, url) = (chain.clone(), book.clone(), url.clone());
+		let (current, book, url) = (current.clone(), book.clone(), url.clone());
 		let span = (start as u16, end as u16);
 		let opts = (
 			opts.version,
@@ -121,13 +123,14 @@ pub async fn serve(
 			opts.announce,
 			opts.settle_every,
 		);
-		tokio::spawn(async move { upkeep(chain, book, url, span, opts).await })
+		tokio::spawn(async move { upkeep(current, book, url, span, opts).await })
 	};
 	axum::serve(listener, server::router(state))
 		.with_graceful_shutdown(shutdown)
 		.await
 		.context("HTTP server")?;
 	background.abort();
+	let chain = current.read().await.clone();
 	// Leave cleanly: settle what is held, withdraw the announcement.
 	if let Err(e) = book.settle(&chain, 256).await {
 		warn!("final settlement: {e}");
@@ -144,7 +147,7 @@ pub async fn serve(
 
 /// Announces and renews at half the announcement's lifetime; settles receipts periodically.
 async fn upkeep(
-	chain: Chain,
+	current: Arc<tokio::sync::RwLock<Chain>>,
 	book: Arc<ReceiptBook>,
 	url: String,
 	span: (u16, u16),
@@ -158,7 +161,7 @@ async fn upkeep(
 	),
 ) {
 	let mut renew_at = 0u32;
-	let mut chain = chain;
+	let mut chain = current.read().await.clone();
 	loop {
 		// The node restarted or went away: serving goes on from memory, receipts stay in the book
 		// until a new connection settles them.
@@ -168,6 +171,7 @@ async fn upkeep(
 				match chain.reconnect(Duration::from_secs(30)).await {
 					Ok(c) => {
 						println!("reconnected to the node at {}", c.url());
+						*current.write().await = c.clone();
 						chain = c;
 					}
 					Err(e) => {
@@ -230,6 +234,29 @@ pub async fn gateway(
 		.connect_timeout(Duration::from_secs(2))
 		.build()?;
 	let router = Arc::new(ChainRouter::new(chain.clone(), http.clone(), opts.max_price_per_token));
+	let payer = (!opts.unpaid).then(|| {
+		Arc::new(Payer {
+			chain: chain.clone(),
+			nonces: NonceClock::default(),
+			free: opts.free,
+			http: reqwest::Client::new(),
+		})
+	});
+	let max_positions =
+		content::model_config(&chain, &ipfs, info.model).await?.max_position_embeddings;
+	let state = Arc::new(AppState {
+		version: opts.version,
+		stage: None,
+		routes: Some(router.clone()),
+		book: None,
+		payer,
+		max_positions,
+		metrics: Metrics::default(),
+	});
+	let listener = tokio::net::TcpListener::bind(opts.listen)
+		.await
+		.with_context(|| format!("cannot listen on {}", opts.listen))?;
+	let address = listener.local_addr()?;
 	// Routes come from the chain: after a node restart the router gets a new connection, and
 	// meanwhile serves from the announcements it last read.
 	let watchdog =
@@ -255,33 +282,9 @@ pub async fn gateway(
 				}
 			})
 		};
-	let payer = (!opts.unpaid).then(|| {
-		Arc::new(Payer {
-			chain: chain.clone(),
-			nonces: NonceClock::default(),
-			free: opts.free,
-			http: reqwest::Client::new(),
-		})
-	});
-	let max_positions =
-		content::model_config(&chain, &ipfs, info.model).await?.max_position_embeddings;
-	let state = Arc::new(AppState {
-		version: opts.version,
-		stage: None,
-		routes: Some(router),
-		book: None,
-		payer,
-		max_positions,
-		metrics: Metrics::default(),
-	});
-	let listener = tokio::net::TcpListener::bind(opts.listen)
-		.await
-		.with_context(|| format!("cannot listen on {}", opts.listen))?;
 	println!(
 		"gateway for version {} ({} layers) at http://{}",
-		opts.version,
-		model.architecture.layer_count,
-		listener.local_addr()?
+		opts.version, model.architecture.layer_count, address
 	);
 	let served = axum::serve(listener, server::router(state))
 		.with_graceful_shutdown(shutdown)

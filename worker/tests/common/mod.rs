@@ -185,6 +185,9 @@ impl Net {
 
 	/// Starts the IPFS daemon again on its repository and port; returns once it serves.
 	pub fn start_ipfs(&mut self) {
+		// js-ipfs takes a killed daemon's lock for live until it is 20 s old; this test killed it.
+		let lock = self.path("ipfs").join("repo.lock");
+		let _ = std::fs::remove_dir_all(&lock).or_else(|_| std::fs::remove_file(&lock));
 		self.spawn_ipfs();
 		self.ipfs.as_ref().unwrap().wait_for_output("Daemon is ready", Duration::from_secs(90));
 	}
