@@ -138,6 +138,8 @@ pub fn score_commitment(
 #[derive(Clone)]
 pub struct Chain {
 	url: String,
+	/// Every node this worker may use (`--node a,b`), in the order given.
+	endpoints: Vec<String>,
 	api: Client,
 	signer: Keypair,
 	account: AccountId32,
@@ -156,7 +158,8 @@ impl Chain {
 			.map_err(|_| unreachable(format!("no answer in {} s", timeout.as_secs())))?
 			.map_err(|e| unreachable(e.to_string()))?;
 		let account = signer.public_key().to_account_id();
-		let chain = Self { url: url.to_string(), api, signer, account };
+		let endpoints = vec![url.to_string()];
+		let chain = Self { url: url.to_string(), endpoints, api, signer, account };
 		// A query of each Blyan pallet: fails clearly if the node is some other chain.
 		let at = chain.at().await?;
 		at.storage()
@@ -170,10 +173,15 @@ impl Chain {
 		&self.url
 	}
 
-	/// A new connection to the same node as the same account, retried with backoff for up to
-	/// `give_up` (after the node restarted: a jsonrpsee client does not reconnect by itself).
+	/// A new connection as the same account, retried with backoff for up to `give_up` (after the
+	/// node restarted: a jsonrpsee client does not reconnect by itself): to the next of this
+	/// worker's nodes first, the one just lost last (fail-over).
 	pub async fn reconnect(&self, give_up: Duration) -> Result<Chain, ChainError> {
-		let chain = connect_with_retry(&self.url, &self.signer, give_up).await?;
+		let at = self.endpoints.iter().position(|e| *e == self.url).unwrap_or(0);
+		let mut order = self.endpoints.clone();
+		let turn = (at + 1) % order.len().max(1);
+		order.rotate_left(turn);
+		let chain = connect_with_retry(&order.join(","), &self.signer, give_up).await?;
 		crate::metrics::metrics().node_reconnects.inc();
 		Ok(chain)
 	}
@@ -560,25 +568,43 @@ pub fn receipt_payload(genesis: &H256, receipt: &Receipt) -> Vec<u8> {
 	(b"blyan/receipt", genesis, receipt).encode()
 }
 
-/// Connects, retrying with backoff until `give_up` (a node being restarted is not an error).
+/// Connects to `urls` (one node's RPC, or several separated by commas: each is tried in turn),
+/// retrying with backoff until `give_up` (a node being restarted is not an error).
 pub async fn connect_with_retry(
-	url: &str,
+	urls: &str,
 	signer: &Keypair,
 	give_up: Duration,
 ) -> Result<Chain, ChainError> {
+	let endpoints: Vec<String> =
+		urls.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_string).collect();
 	let start = std::time::Instant::now();
 	let mut wait = Duration::from_millis(250);
 	loop {
-		match Chain::connect(url, signer.clone(), Duration::from_secs(10)).await {
-			Ok(chain) => return Ok(chain),
-			Err(e) if e.is_connection() && start.elapsed() < give_up => {
+		let mut last = None;
+		for url in &endpoints {
+			match Chain::connect(url, signer.clone(), Duration::from_secs(10)).await {
+				Ok(mut chain) => {
+					chain.endpoints = endpoints.clone();
+					return Ok(chain);
+				}
+				Err(e) if e.is_connection() => last = Some(e),
+				Err(e) => return Err(e),
+			}
+		}
+		let e = last.unwrap_or_else(|| ChainError::Unreachable {
+			url: urls.to_string(),
+			reason: "no node URL given".into(),
+		});
+		match e {
+			e if endpoints.is_empty() => return Err(e),
+			e if start.elapsed() < give_up => {
 				if start.elapsed() > Duration::from_secs(5) {
 					tracing::warn!("{e}; retrying in {:?}", wait);
 				}
 				tokio::time::sleep(wait).await;
 				wait = (wait * 2).min(Duration::from_secs(5));
 			}
-			Err(e) => return Err(e),
+			e => return Err(e),
 		}
 	}
 }

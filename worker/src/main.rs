@@ -38,7 +38,8 @@ struct Global {
 	/// TOML file with any of: node, ipfs, key, key_file, state_dir, memory_mb.
 	#[arg(long, env = "BLYAN_CONFIG", global = true)]
 	config: Option<PathBuf>,
-	/// The node's WebSocket RPC.
+	/// The node's WebSocket RPC; several, separated by commas, to fail over to the next when one
+	/// goes away (e.g. ws://127.0.0.1:9944,ws://10.0.0.2:9944).
 	#[arg(long, env = "BLYAN_NODE", global = true)]
 	node: Option<String>,
 	/// The IPFS daemon's HTTP RPC (kubo API).

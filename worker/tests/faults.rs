@@ -1,6 +1,7 @@
 //! Faults under running workers, on loopback with the real binaries: the IPFS daemon killed
 //! (SIGKILL) while a miner uploads its trained layers, and the node killed and restarted under
-//! inference servers and a gateway. Bounded in time; every process is killed by PID.
+//! inference servers and a gateway, given that node alone or a second one to fail over to.
+//! Bounded in time; every process is killed by PID.
 
 mod common;
 
@@ -102,26 +103,43 @@ async fn complete(
 #[tokio::test(flavor = "multi_thread")]
 async fn the_node_restarted_under_serving_workers_requests_are_answered_throughout_and_paid_after()
 {
+	serve_through_a_node_outage(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serving_workers_given_two_nodes_fail_over_to_the_second_when_the_first_dies() {
+	serve_through_a_node_outage(true).await;
+}
+
+/// Two servers and a gateway serve through a SIGKILL and restart of the (validating) node;
+/// with `failover` they were given a second node too (`--node a,b`) and move to it at once.
+async fn serve_through_a_node_outage(failover: bool) {
 	let _serial = serial().await;
 	let mut net = Net::start();
 	let out =
 		net.run("//Alice", &["model-init", "--name", "tiny", "--arch", "tiny", "--seed", "1"]);
 	let line = out.lines().find(|l| l.starts_with("model ")).expect("model line");
 	let version: String = line.split_whitespace().nth(3).unwrap().to_string();
+	let peer = failover.then(|| net.start_peer());
+	let nodes = match &peer {
+		Some(peer) => format!("{},{peer}", net.node_url()),
+		None => net.node_url(),
+	};
 
 	// Two servers of the whole model and a gateway routing over their announcements.
 	let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
 	let listen = |p: u16| format!("127.0.0.1:{p}");
 	let (l0, l1, lg) = (listen(ports[0]), listen(ports[1]), listen(ports[2]));
 	let serve = |name: &str, key: &str, l: &str| {
-		net.spawn(name, key, &["serve", "--version", &version, "--listen", l, "--settle-secs", "1"])
+		let args = ["serve", "--version", &version, "--listen", l, "--settle-secs", "1"];
+		net.spawn_with_nodes(name, key, &nodes, &args)
 	};
 	let servers = [serve("serve-charlie", "//Charlie", &l0), serve("serve-dave", "//Dave", &l1)];
 	for s in &servers {
 		s.wait_for_output("announced version", Duration::from_secs(120));
 	}
-	let gateway =
-		net.spawn("gateway", "//Bob", &["gateway", "--version", &version, "--listen", &lg]);
+	let gateway_args = ["gateway", "--version", &version, "--listen", &lg];
+	let gateway = net.spawn_with_nodes("gateway", "//Bob", &nodes, &gateway_args);
 	gateway.wait_for_output("gateway for version", Duration::from_secs(60));
 	let gateway_url = format!("http://{lg}");
 	let model = format!("blyan-{version}");
@@ -136,12 +154,22 @@ async fn the_node_restarted_under_serving_workers_requests_are_answered_througho
 
 	// The node dies (SIGKILL): every request made while it is away is still answered.
 	net.kill_node();
+	if let Some(peer) = &peer {
+		// Given a second node, every role moves to it at once.
+		for s in servers.iter().chain([&gateway]) {
+			s.wait_for_output(
+				&format!("reconnected to the node at {peer}"),
+				Duration::from_secs(60),
+			);
+		}
+	}
 	for i in 0..6 {
 		let r = complete(&http, &gateway_url, &model, &format!("add {i} 2 = ")).await;
 		r.unwrap_or_else(|e| panic!("request {i} failed with the node down: {e}"));
 		answered += 1;
 	}
-	// It comes back on its database; the servers and the gateway reconnect.
+	// It comes back on its database; the servers and the gateway reconnect (to it, or stay on
+	// the second node, which hands their transactions on).
 	net.start_node();
 	for s in servers.iter().chain([&gateway]) {
 		s.wait_for_output("reconnected to the node", Duration::from_secs(90));

@@ -137,9 +137,13 @@ pub struct Net {
 	pub ipfs_port: u16,
 	node: Option<Proc>,
 	ipfs: Option<Proc>,
+	peer: Option<Proc>,
 	node_starts: u32,
 	ipfs_starts: u32,
 }
+
+/// The dev node's libp2p secret (fixed, so a second node can name it as its bootnode).
+const NODE_KEY: &str = "0101010101010101010101010101010101010101010101010101010101010101";
 
 impl Net {
 	/// A dev node and an IPFS daemon, both ready.
@@ -158,6 +162,7 @@ impl Net {
 			ipfs_port,
 			node: None,
 			ipfs: None,
+			peer: None,
 			dir,
 			node_starts: 0,
 			ipfs_starts: 0,
@@ -208,13 +213,44 @@ impl Net {
 	pub fn start_node(&mut self) {
 		self.node_starts += 1;
 		let mut cmd = Command::new(node_binary());
-		cmd.args(["--dev", "--no-prometheus", "--no-telemetry", "--base-path"])
+		cmd.args(["--dev", "--no-prometheus", "--no-telemetry", "--node-key", NODE_KEY])
+			.arg("--base-path")
 			.arg(self.path("node"))
 			.args(["--rpc-port", &self.rpc_port.to_string(), "--port", &self.p2p_port.to_string()]);
 		let node =
 			Proc::spawn("blyan-node", cmd, self.path(&format!("node-{}.log", self.node_starts)));
 		node.wait_for_output("Running JSON-RPC server", Duration::from_secs(60));
 		self.node = Some(node);
+	}
+
+	/// A second node of the dev chain, not a validator, peered with the first; returns its RPC
+	/// URL once it serves. A worker given both URLs (`--node a,b`) fails over between them.
+	pub fn start_peer(&mut self) -> String {
+		let key_file = self.path("node.key");
+		std::fs::write(&key_file, NODE_KEY).unwrap();
+		let out = Command::new(node_binary())
+			.args(["key", "inspect-node-key", "--file"])
+			.arg(&key_file)
+			.output()
+			.unwrap();
+		let peer_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+		let (rpc, p2p) = (free_port(), free_port());
+		let mut cmd = Command::new(node_binary());
+		cmd.args(["--chain", "dev", "--no-prometheus", "--no-telemetry", "--base-path"])
+			.arg(self.path("peer"))
+			.args(["--rpc-port", &rpc.to_string(), "--port", &p2p.to_string(), "--bootnodes"])
+			.arg(format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer_id}", self.p2p_port));
+		let peer = Proc::spawn("blyan-node (peer)", cmd, self.path("peer.log"));
+		peer.wait_for_output("Running JSON-RPC server", Duration::from_secs(60));
+		self.peer = Some(peer);
+		format!("ws://127.0.0.1:{rpc}")
+	}
+
+	/// Starts a long-running worker command connected to `nodes` (comma-separated URLs).
+	pub fn spawn_with_nodes(&self, name: &str, key: &str, nodes: &str, args: &[&str]) -> Proc {
+		let mut cmd = self.worker_command(key);
+		cmd.env("BLYAN_NODE", nodes).args(args);
+		Proc::spawn(name, cmd, self.path(&format!("{name}.log")))
 	}
 
 	/// `kill -9` of the node.
