@@ -19,33 +19,11 @@ cargo test --workspace --locked --no-run
 NODE="$CARGO_TARGET_DIR/debug/blyan-node"
 WORKER="$CARGO_TARGET_DIR/debug/blyan-worker"
 
-run_dir="$(mktemp -d -t blyan-demo.XXXXXX)"
-pids=()
-cleanup() {
-	# Last started first, each waited for: servers withdraw their announcements while the node
-	# still runs.
-	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-		kill "${pids[i]}" 2>/dev/null || true
-		wait "${pids[i]}" 2>/dev/null || true
-	done
-	rm -rf "$run_dir"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$BLYAN_ROOT/scripts/dev-net.sh"
 step() { printf '\n\033[1;32m▶ %s\033[0m\n' "$*"; }
 
-rpc_port=$(free_port)
-ipfs_port=$(( 20000 + RANDOM % 20000 ))
-export BLYAN_NODE="ws://127.0.0.1:$rpc_port" BLYAN_IPFS="http://127.0.0.1:$ipfs_port"
-
 step "starting a dev chain (blyan-node --dev, 1 s blocks) and an IPFS daemon, both on 127.0.0.1"
-"$NODE" --dev --base-path "$run_dir/node" --rpc-port "$rpc_port" --port "$(free_port)" \
-	--no-prometheus --no-telemetry >"$run_dir/node.log" 2>&1 &
-pids+=($!)
-"$BLYAN_ROOT/scripts/ipfs/daemon.sh" "$run_dir/ipfs" "$ipfs_port" >"$run_dir/ipfs.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 120); do grep -q "Daemon is ready" "$run_dir/ipfs.log" && break; sleep 0.5; done
-grep -q "Daemon is ready" "$run_dir/ipfs.log" || { cat "$run_dir/ipfs.log"; echo "IPFS did not start" >&2; exit 1; }
+dev_net_start blyan-demo
 echo "node pid ${pids[0]}, IPFS pid ${pids[1]}"
 
 w() { # w KEY STATE ARGS... : run the worker as a dev account

@@ -15,6 +15,12 @@ use common::*;
 const STARTUP: Duration = Duration::from_secs(240);
 const PROGRESS: Duration = Duration::from_secs(120);
 
+/// Waits until `node` has authored or imported `more` blocks beyond its best one now.
+fn blocks_go_on(node: &mut Node, what: &str, more: u32) {
+	let best = node.rpc().heads().expect("heads").best;
+	node.wait_for(what, PROGRESS, |h| h.best >= best + more).unwrap_or_else(|e| panic!("{e}"));
+}
+
 fn all_finalize(nodes: &mut [Node], at_least: u32, timeout: Duration) {
 	for n in nodes {
 		let what = format!("{} to finalize #{at_least}", n.name);
@@ -36,10 +42,7 @@ fn three_validators_finalize_survive_a_kill_and_the_killed_one_catches_up() {
 
 	// Alice and Bob keep authoring their slots.
 	let alice = nodes[0].rpc();
-	let at_kill = alice.heads().expect("alice heads");
-	nodes[0]
-		.wait_for("block production without charlie", PROGRESS, |h| h.best >= at_kill.best + 4)
-		.unwrap_or_else(|e| panic!("{e}"));
+	blocks_go_on(&mut nodes[0], "block production without charlie", 4);
 
 	// Charlie restarts from its base path: its blocks are still there and it catches up.
 	nodes[2].restart();
@@ -96,10 +99,7 @@ fn four_validators_stop_finalizing_with_two_killed_and_resume_on_one_chain_when_
 	// Alice's and Bob's slots, but finality stops where it was (votes already cast may finish
 	// one more round).
 	let alice = nodes[0].rpc();
-	let at_kill = alice.heads().expect("alice heads");
-	nodes[0]
-		.wait_for("block production with two validators", PROGRESS, |h| h.best >= at_kill.best + 6)
-		.unwrap_or_else(|e| panic!("{e}"));
+	blocks_go_on(&mut nodes[0], "block production with two validators", 6);
 	let stalled = alice.heads().expect("alice heads").finalized;
 	std::thread::sleep(Duration::from_secs(12));
 	let later = alice.heads().expect("alice heads");

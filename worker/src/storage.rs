@@ -58,14 +58,10 @@ impl Ipfs {
 			"{endpoint} {}",
 			query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
 		);
-		let result = async {
-			let response = request.send().await.map_err(|e| self.transport_error(e, &what))?;
-			let status = response.status();
-			let body = response.bytes().await.map_err(|e| self.transport_error(e, &what))?;
-			Ok::<_, StorageError>((status, body))
-		}
-		.await;
-		let (status, body) = result.inspect_err(|_| count_error(endpoint))?;
+		let transport = |e| self.transport_error(e, endpoint, &what);
+		let response = request.send().await.map_err(transport)?;
+		let status = response.status();
+		let body = response.bytes().await.map_err(transport)?;
 		if !status.is_success() {
 			let message = serde_json::from_slice::<Value>(&body)
 				.ok()
@@ -84,7 +80,9 @@ impl Ipfs {
 		Ok(body.to_vec())
 	}
 
-	fn transport_error(&self, e: reqwest::Error, what: &str) -> StorageError {
+	/// A failed exchange with the daemon (counted for operators), as a [`StorageError`].
+	fn transport_error(&self, e: reqwest::Error, endpoint: &str, what: &str) -> StorageError {
+		count_error(endpoint);
 		if e.is_timeout() {
 			StorageError::Timeout { what: what.to_string(), secs: self.timeout.as_secs() }
 		} else {
@@ -140,14 +138,6 @@ impl Ipfs {
 	/// a path (`/ipns/…`, DNSLink) names content that can change, and on-chain references must
 	/// be immutable.
 	pub async fn cat(&self, cid: &str, max_bytes: usize) -> Result<Vec<u8>, StorageError> {
-		self.cat_inner(cid, max_bytes).await.inspect_err(|e| {
-			if !matches!(e, StorageError::NotACid(_) | StorageError::TooLarge { .. }) {
-				count_error("cat");
-			}
-		})
-	}
-
-	async fn cat_inner(&self, cid: &str, max_bytes: usize) -> Result<Vec<u8>, StorageError> {
 		if !is_bare_cid(cid) {
 			return Err(StorageError::NotACid(cid.chars().take(80).collect()));
 		}
@@ -160,8 +150,9 @@ impl Ipfs {
 			.timeout(self.timeout)
 			.send()
 			.await
-			.map_err(|e| self.transport_error(e, &what))?;
+			.map_err(|e| self.transport_error(e, "cat", &what))?;
 		if !response.status().is_success() {
+			count_error("cat");
 			let status = response.status().as_u16();
 			let body = response.bytes().await.unwrap_or_default();
 			return Err(StorageError::Rpc {
@@ -172,7 +163,7 @@ impl Ipfs {
 		}
 		let mut out = Vec::new();
 		while let Some(chunk) =
-			response.chunk().await.map_err(|e| self.transport_error(e, &what))?
+			response.chunk().await.map_err(|e| self.transport_error(e, "cat", &what))?
 		{
 			if out.len() + chunk.len() > max_bytes {
 				return Err(StorageError::TooLarge { cid: cid.into(), max_bytes });

@@ -68,45 +68,12 @@ async fn a_federated_job_is_trained_from_local_data_and_accepted_through_verific
 	assert!(refused.output().contains("PrivacyBudgetExceeded"), "{}", refused.output());
 	assert_eq!(chain.privacy(&account(frugal)).await.unwrap().0, 0);
 
-	let mut verifiers = verifiers(&net);
-	let mut workers: Vec<Proc> = participants
-		.iter()
-		.enumerate()
-		.map(|(i, p)| {
-			net.spawn(
-				&format!("participant{i}"),
-				p,
-				&[
-					"fl-participate",
-					"--job",
-					&job.to_string(),
-					"--data-generate",
-					"32",
-					"--data-seed",
-					&(10 + i).to_string(),
-				],
-			)
-		})
-		.collect();
-	let fl_listen = format!("127.0.0.1:{}", free_port());
-	let mut aggregator =
-		net.spawn("aggregator-eve", "//Eve", &["mine", "--jobs", "1", "--fl-listen", &fl_listen]);
-
-	let out = watch(&net, job, JOB_LIMIT);
-	let (verdict, version) = verdict(&out);
-	assert_eq!(verdict, "ACCEPTED", "{out}\n{}", aggregator.output());
-	assert!(aggregator.wait(Duration::from_secs(60)).success(), "{}", aggregator.output());
-	for w in workers.iter_mut() {
-		assert!(w.wait(Duration::from_secs(60)).success(), "{}", w.output());
-		let log = w.output();
+	let (version, log, participant_logs) = run_to_verdict(&net, job, &participants, "", 10);
+	for log in &participant_logs {
 		assert!(log.contains("round aggregated") && log.contains("all 2 rounds done"), "{log}");
 	}
-	for v in verifiers.iter_mut() {
-		assert!(v.wait(Duration::from_secs(60)).success(), "{}", v.output());
-	}
-	let log = aggregator.output();
 	assert_eq!(log.matches("round recorded").count(), 2, "{log}");
-	for line in log.lines().chain(workers[0].output().lines()).filter(|l| l.contains("round")) {
+	for line in log.lines().chain(participant_logs[0].lines()).filter(|l| l.contains("round")) {
 		println!("{line}");
 	}
 
@@ -154,39 +121,7 @@ async fn a_federated_job_is_trained_from_local_data_and_accepted_through_verific
 		}
 		v
 	};
-	let mut verifiers = common::verifiers(&net);
-	let mut workers: Vec<Proc> = participants
-		.iter()
-		.enumerate()
-		.map(|(i, p)| {
-			net.spawn(
-				&format!("open-participant{i}"),
-				p,
-				&[
-					"fl-participate",
-					"--job",
-					&open.to_string(),
-					"--data-generate",
-					"32",
-					"--data-seed",
-					&(20 + i).to_string(),
-				],
-			)
-		})
-		.collect();
-	let fl_listen = format!("127.0.0.1:{}", free_port());
-	let mut aggregator = net.spawn(
-		"open-aggregator-eve",
-		"//Eve",
-		&["mine", "--jobs", "1", "--fl-listen", &fl_listen],
-	);
-	let out = watch(&net, open, JOB_LIMIT);
-	let (verdict, _) = common::verdict(&out);
-	assert_eq!(verdict, "ACCEPTED", "{out}\n{}", aggregator.output());
-	assert!(aggregator.wait(Duration::from_secs(60)).success(), "{}", aggregator.output());
-	for w in workers.iter_mut().chain(verifiers.iter_mut()) {
-		assert!(w.wait(Duration::from_secs(60)).success(), "{}", w.output());
-	}
+	run_to_verdict(&net, open, &participants, "open-", 20);
 	let second = chain.federated_job(open).await.unwrap().expect("kept until closed");
 	for (p, before) in participants.iter().zip(&held_before) {
 		let (spent, _) = chain.privacy(&account(p)).await.unwrap();
@@ -207,4 +142,51 @@ async fn a_federated_job_is_trained_from_local_data_and_accepted_through_verific
 		assert_eq!(chain.balance(&account(p)).await.unwrap().1, *before);
 	}
 	assert!(chain.federated_job(open).await.unwrap().is_none());
+}
+
+/// Runs federated `job` to its verdict: the three verifiers, `participants` each training on
+/// its own generated data (seeds from `seed`) and Eve aggregating (`mine --fl-listen`); process
+/// names start with `prefix`. Asserts the job is ACCEPTED and every process exits successfully;
+/// returns the accepted version, the aggregator's log and each participant's log.
+fn run_to_verdict(
+	net: &Net,
+	job: u64,
+	participants: &[&str],
+	prefix: &str,
+	seed: usize,
+) -> (u64, String, Vec<String>) {
+	let mut verifiers = verifiers(net);
+	let mut workers: Vec<Proc> = participants
+		.iter()
+		.enumerate()
+		.map(|(i, p)| {
+			net.spawn(
+				&format!("{prefix}participant{i}"),
+				p,
+				&[
+					"fl-participate",
+					"--job",
+					&job.to_string(),
+					"--data-generate",
+					"32",
+					"--data-seed",
+					&(seed + i).to_string(),
+				],
+			)
+		})
+		.collect();
+	let fl_listen = format!("127.0.0.1:{}", free_port());
+	let mut aggregator = net.spawn(
+		&format!("{prefix}aggregator-eve"),
+		"//Eve",
+		&["mine", "--jobs", "1", "--fl-listen", &fl_listen],
+	);
+	let out = watch(net, job, JOB_LIMIT);
+	let (outcome, version) = verdict(&out);
+	assert_eq!(outcome, "ACCEPTED", "{out}\n{}", aggregator.output());
+	assert!(aggregator.wait(Duration::from_secs(60)).success(), "{}", aggregator.output());
+	for w in workers.iter_mut().chain(verifiers.iter_mut()) {
+		assert!(w.wait(Duration::from_secs(60)).success(), "{}", w.output());
+	}
+	(version, aggregator.output(), workers.iter().map(Proc::output).collect())
 }

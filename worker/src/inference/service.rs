@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use tracing::{info, warn};
 
 use crate::{
-	chain::{Chain, VersionStatus, BLY},
+	chain::{Chain, ChainError, VersionStatus, BLY},
 	content,
 	ml::infer::StageModel,
 	storage::Ipfs,
@@ -165,21 +165,15 @@ async fn upkeep(
 	loop {
 		// The node restarted or went away: serving goes on from memory, receipts stay in the book
 		// until a new connection settles them.
-		if let Err(e) = chain.finalized_number().await {
-			if e.is_connection() {
-				warn!("lost the node ({e}); serving on, reconnecting");
-				match chain.reconnect(Duration::from_secs(30)).await {
-					Ok(c) => {
-						println!("reconnected to the node at {}", c.url());
-						*current.write().await = c.clone();
-						chain = c;
-					}
-					Err(e) => {
-						warn!("node still unreachable: {e}");
-						tokio::time::sleep(settle_every).await;
-						continue;
-					}
-				}
+		match reconnect_if_lost(&chain, "serving on").await {
+			Ok(Some(c)) => {
+				*current.write().await = c.clone();
+				chain = c;
+			}
+			Ok(None) => {}
+			Err(_) => {
+				tokio::time::sleep(settle_every).await;
+				continue;
 			}
 		}
 		if announce {
@@ -205,6 +199,24 @@ async fn upkeep(
 			Err(e) => warn!("settling receipts: {e}"),
 		}
 		tokio::time::sleep(settle_every).await;
+	}
+}
+
+/// Checks the node connection: `Ok(None)` if it answers (or fails otherwise than by a lost
+/// connection), a new connection after a restart or loss, `Err` while no node can be reached.
+/// Logs what the role does `meanwhile`.
+async fn reconnect_if_lost(chain: &Chain, meanwhile: &str) -> Result<Option<Chain>, ChainError> {
+	match chain.finalized_number().await {
+		Err(e) if e.is_connection() => {
+			warn!("lost the node ({e}); {meanwhile}, reconnecting");
+			let c = chain
+				.reconnect(Duration::from_secs(30))
+				.await
+				.inspect_err(|e| warn!("node still unreachable: {e}"))?;
+			println!("reconnected to the node at {}", c.url());
+			Ok(Some(c))
+		}
+		_ => Ok(None),
 	}
 }
 
@@ -259,29 +271,19 @@ pub async fn gateway(
 	let address = listener.local_addr()?;
 	// Routes come from the chain: after a node restart the router gets a new connection, and
 	// meanwhile serves from the announcements it last read.
-	let watchdog =
-		{
-			let (router, mut chain) = (router.clone(), chain.clone());
-			tokio::spawn(async move {
-				loop {
-					tokio::time::sleep(Duration::from_secs(1)).await;
-					match chain.finalized_number().await {
-						Err(e) if e.is_connection() => {
-							warn!("lost the node ({e}); routing on the last announcements, reconnecting");
-							match chain.reconnect(Duration::from_secs(30)).await {
-								Ok(c) => {
-									println!("reconnected to the node at {}", c.url());
-									router.set_chain(c.clone()).await;
-									chain = c;
-								}
-								Err(e) => warn!("node still unreachable: {e}"),
-							}
-						}
-						_ => {}
-					}
+	let watchdog = {
+		let (router, mut chain) = (router.clone(), chain.clone());
+		tokio::spawn(async move {
+			loop {
+				tokio::time::sleep(Duration::from_secs(1)).await;
+				let meanwhile = "routing on the last announcements";
+				if let Ok(Some(c)) = reconnect_if_lost(&chain, meanwhile).await {
+					router.set_chain(c.clone()).await;
+					chain = c;
 				}
-			})
-		};
+			}
+		})
+	};
 	println!(
 		"gateway for version {} ({} layers) at http://{}",
 		opts.version, model.architecture.layer_count, address
