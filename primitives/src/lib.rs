@@ -85,6 +85,7 @@ pub mod time {
 	pub const SESSIONS_PER_ERA: u32 = 6;
 }
 
+pub mod audit;
 pub mod deadlines;
 pub mod federated;
 pub mod inference;

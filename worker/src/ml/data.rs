@@ -53,15 +53,25 @@ pub fn generate_corpus(seed: u64, bytes: usize) -> Vec<u8> {
 /// Data shorter than `window` is repeated to fill it (callers refuse such data up front; this
 /// only keeps the function total).
 pub fn sample_batch(data: &[i64], rng: &mut ChaCha20Rng, batch: usize, window: usize) -> Vec<i64> {
-	let mut out = Vec::with_capacity(batch * window);
+	gather(data, &sample_offsets(data.len(), rng, batch, window), window)
+}
+
+/// The offsets of `batch` windows of `window` tokens in data of `len` tokens: the batch indices
+/// a training step draws (and a training trace records).
+pub fn sample_offsets(len: usize, rng: &mut ChaCha20Rng, batch: usize, window: usize) -> Vec<usize> {
+	let last = len.saturating_sub(window);
+	(0..batch).map(|_| if last == 0 { 0 } else { rng.random_range(0..=last) }).collect()
+}
+
+/// The windows of `window` tokens at `offsets`, concatenated.
+pub fn gather(data: &[i64], offsets: &[usize], window: usize) -> Vec<i64> {
+	let mut out = Vec::with_capacity(offsets.len() * window);
 	if data.is_empty() {
-		out.resize(batch * window, 0);
+		out.resize(offsets.len() * window, 0);
 		return out;
 	}
-	let last = data.len().saturating_sub(window);
-	for _ in 0..batch {
-		let start = if last == 0 { 0 } else { rng.random_range(0..=last) };
-		out.extend(data.iter().cycle().skip(start).take(window));
+	for start in offsets {
+		out.extend(data.iter().cycle().skip(*start).take(window));
 	}
 	out
 }

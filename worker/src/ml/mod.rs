@@ -7,6 +7,7 @@ pub mod data;
 pub mod hf;
 pub mod infer;
 pub mod model;
+pub mod trace;
 pub mod train;
 pub mod weights;
 

@@ -37,6 +37,8 @@ pub enum WeightsError {
 	Names { layer: usize, expected: Vec<String>, found: Vec<String> },
 	#[error("expected {expected} layers, got {got}")]
 	LayerCount { expected: usize, got: usize },
+	#[error("{0}")]
+	State(String),
 }
 
 /// blake2-256, the chain's hash, for Merkle trees.

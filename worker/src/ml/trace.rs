@@ -1,0 +1,371 @@
+//! Traced training: training split into segments between checkpoints, each segment a pure function
+//! of its start state, so that anyone can re-run one and compare the end state bit for bit.
+//!
+//! A [`TrainState`] is everything training needs to go on after a step: the weights, AdamW's
+//! moments for every parameter (in the model's parameter order, so the state does not depend on
+//! burn's random parameter ids), the data sampler's position and the batch the step drew. The
+//! miner itself restarts from the exported state at every checkpoint, so its run and a verifier's
+//! re-run of a segment execute exactly the same operations.
+
+use blyan_primitives::{audit::TrainingState, Hash as H256};
+use burn::{
+	module::{Module, ModuleVisitor, Param, ParamId},
+	optim::{
+		adaptor::OptimizerAdaptor, record::AdaptorRecord, AdamW, AdamWConfig, AdamWState,
+		AdaptiveMomentumState, GradientsParams, Optimizer,
+	},
+	tensor::{
+		backend::{AutodiffBackend, Backend},
+		ElementConversion as _, Tensor, TensorData,
+	},
+};
+use codec::{Decode, Encode};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+use super::{
+	data,
+	model::{ModelConfig, Transformer},
+	train::{tokens, Hyperparams},
+	weights::{self, LayerTensors, WeightsError},
+};
+
+/// One parameter's AdamW state: its step count and moments (f32 bit patterns).
+#[derive(Clone, Debug, PartialEq, Encode, Decode)]
+pub struct Moments {
+	pub time: u64,
+	pub shape: Vec<u64>,
+	pub first: Vec<u32>,
+	pub second: Vec<u32>,
+}
+
+/// The full training state after `step` steps (a checkpoint's content).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainState {
+	pub step: u32,
+	pub layers: Vec<LayerTensors>,
+	/// AdamW state per parameter, in the model's parameter order (`None` before its first step).
+	pub optimizer: Vec<Option<Moments>>,
+	pub rng_word_pos: u128,
+	/// Offsets into the training data of the windows the last step drew (empty at step 0).
+	pub batch: Vec<u64>,
+}
+
+/// The serialized form of a [`TrainState`] (what goes to IPFS).
+#[derive(Encode, Decode)]
+struct StateBlob {
+	step: u32,
+	layers: Vec<Vec<u8>>,
+	optimizer: Vec<Option<Moments>>,
+	rng_word_pos: u128,
+	batch: Vec<u64>,
+}
+
+/// Hash of the optimizer part of a state; zero for no state at all (before the first step).
+pub fn optimizer_hash(optimizer: &[Option<Moments>]) -> H256 {
+	if optimizer.iter().all(Option::is_none) {
+		return H256::zero();
+	}
+	H256::from(sp_crypto_hashing::blake2_256(&optimizer.encode()))
+}
+
+/// Hash of a step's batch indices; zero for none (step 0).
+pub fn batch_hash(batch: &[u64]) -> H256 {
+	if batch.is_empty() {
+		return H256::zero();
+	}
+	H256::from(sp_crypto_hashing::blake2_256(&batch.encode()))
+}
+
+impl TrainState {
+	/// The state before training from `layers`.
+	pub fn initial(layers: Vec<LayerTensors>) -> Self {
+		Self { step: 0, layers, optimizer: Vec::new(), rng_word_pos: 0, batch: Vec::new() }
+	}
+
+	/// What a checkpoint commits to.
+	pub fn summary(&self) -> TrainingState {
+		let roots: Vec<[u8; 32]> = self.layers.iter().map(weights::layer_root).collect();
+		TrainingState {
+			step: self.step,
+			weights: H256::from(weights::weight_root(&roots)),
+			optimizer: optimizer_hash(&self.optimizer),
+			rng_word_pos: self.rng_word_pos,
+			batch: batch_hash(&self.batch),
+		}
+	}
+
+	pub fn encode(&self) -> Vec<u8> {
+		StateBlob {
+			step: self.step,
+			layers: self.layers.iter().map(|l| weights::encode_layer(l)).collect(),
+			optimizer: self.optimizer.clone(),
+			rng_word_pos: self.rng_word_pos,
+			batch: self.batch.clone(),
+		}
+		.encode()
+	}
+
+	/// Decodes a state blob for `config`, checking every layer's layout.
+	pub fn decode(config: &ModelConfig, bytes: &[u8]) -> Result<Self, WeightsError> {
+		let blob = StateBlob::decode(&mut &bytes[..])
+			.map_err(|e| WeightsError::State(format!("not a training state: {e}")))?;
+		if blob.layers.len() != config.layer_count() {
+			return Err(WeightsError::LayerCount {
+				expected: config.layer_count(),
+				got: blob.layers.len(),
+			});
+		}
+		let mut layers = Vec::with_capacity(blob.layers.len());
+		for (i, bytes) in blob.layers.iter().enumerate() {
+			let layer = weights::decode_layer(i, bytes)?;
+			weights::check_layout(config, i, &layer)?;
+			layers.push(layer);
+		}
+		Ok(Self {
+			step: blob.step,
+			layers,
+			optimizer: blob.optimizer,
+			rng_word_pos: blob.rng_word_pos,
+			batch: blob.batch,
+		})
+	}
+}
+
+/// The parameters of a model in visit order: id, shape.
+struct ParamOrder(Vec<(ParamId, Vec<usize>)>);
+
+impl<B: Backend> ModuleVisitor<B> for ParamOrder {
+	fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+		self.0.push((param.id, param.val().dims().to_vec()));
+	}
+}
+
+/// Reads AdamW's state out of an optimizer record, in the model's parameter order.
+struct ReadMoments<'a, B: AutodiffBackend> {
+	record: &'a OptimizerRecord<B>,
+	out: Vec<Option<Moments>>,
+}
+
+fn bits<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<u32> {
+	tensor.into_data().to_vec::<f32>().unwrap_or_default().into_iter().map(f32::to_bits).collect()
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for ReadMoments<'_, B> {
+	fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+		let moments = self.record.get(&param.id).cloned().map(|record| {
+			let state: AdamWState<B::InnerBackend, D> = record.into_state::<D>();
+			let m = state.momentum;
+			Moments {
+				time: m.time as u64,
+				shape: m.moment_1.dims().iter().map(|d| *d as u64).collect(),
+				first: bits(m.moment_1),
+				second: bits(m.moment_2),
+			}
+		});
+		self.out.push(moments);
+	}
+}
+
+/// Builds an optimizer record for a freshly imported model from moments in parameter order.
+struct WriteMoments<'a, B: AutodiffBackend> {
+	moments: &'a [Option<Moments>],
+	next: usize,
+	record: OptimizerRecord<B>,
+	device: B::Device,
+	error: Option<String>,
+}
+
+fn tensor<B: Backend, const D: usize>(
+	values: &[u32],
+	shape: &[usize],
+	device: &B::Device,
+) -> Tensor<B, D> {
+	let values: Vec<f32> = values.iter().map(|b| f32::from_bits(*b)).collect();
+	Tensor::from_data(TensorData::new(values, shape.to_vec()), device)
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for WriteMoments<'_, B> {
+	fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+		let index = self.next;
+		self.next += 1;
+		let Some(Some(m)) = self.moments.get(index) else { return };
+		let shape: Vec<usize> = m.shape.iter().map(|d| *d as usize).collect();
+		let count: usize = shape.iter().product();
+		if shape != param.val().dims().to_vec() || m.first.len() != count || m.second.len() != count
+		{
+			self.error.get_or_insert(format!("optimizer state {index} does not fit its parameter"));
+			return;
+		}
+		let state = AdamWState::new(AdaptiveMomentumState::new(
+			m.time as usize,
+			tensor::<B::InnerBackend, D>(&m.first, &shape, &self.device),
+			tensor::<B::InnerBackend, D>(&m.second, &shape, &self.device),
+		));
+		self.record.insert(param.id, AdaptorRecord::from_state::<D>(state));
+	}
+}
+
+type AdamWOf<B> = OptimizerAdaptor<AdamW, Transformer<B>, B>;
+/// AdamW's record: its state by (process-local) parameter id.
+type OptimizerRecord<B> = <AdamWOf<B> as Optimizer<Transformer<B>, B>>::Record;
+
+fn adamw<B: AutodiffBackend>(hp: &Hyperparams) -> AdamWOf<B> {
+	AdamWConfig::new().with_weight_decay(hp.weight_decay).init::<B, Transformer<B>>()
+}
+
+/// The model and optimizer of `state` on backend `B`.
+fn restore<B: AutodiffBackend>(
+	config: &ModelConfig,
+	state: &TrainState,
+	hp: &Hyperparams,
+	device: &B::Device,
+) -> Result<(Transformer<B>, AdamWOf<B>), WeightsError> {
+	let model = weights::import_layers::<B>(config, &state.layers, device)?;
+	let mut order = ParamOrder(Vec::new());
+	Module::<B>::visit(&model, &mut order);
+	if !state.optimizer.is_empty() && state.optimizer.len() != order.0.len() {
+		return Err(WeightsError::State(format!(
+			"training state has optimizer state for {} parameters, the model has {}",
+			state.optimizer.len(),
+			order.0.len()
+		)));
+	}
+	let mut write = WriteMoments::<B> {
+		moments: &state.optimizer,
+		next: 0,
+		record: adamw::<B>(hp).to_record(),
+		device: device.clone(),
+		error: None,
+	};
+	Module::<B>::visit(&model, &mut write);
+	if let Some(e) = write.error {
+		return Err(WeightsError::State(e));
+	}
+	let optimizer = adamw::<B>(hp).load_record(write.record);
+	Ok((model, optimizer))
+}
+
+/// Runs training from `state` up to step `to_step` on backend `B` and returns the state there.
+/// `on_step(step, loss)` sees every step. The same inputs give the same bits on the CPU backend.
+pub fn run_segment<B: AutodiffBackend>(
+	config: &ModelConfig,
+	state: &TrainState,
+	train_data: &[i64],
+	hp: &Hyperparams,
+	seed: u64,
+	to_step: u32,
+	device: &B::Device,
+	mut on_step: impl FnMut(u32, f32),
+) -> Result<TrainState, WeightsError> {
+	if to_step < state.step || to_step > hp.steps {
+		return Err(WeightsError::State(format!(
+			"cannot train from step {} to step {to_step} of {}",
+			state.step, hp.steps
+		)));
+	}
+	let (mut model, mut optimizer) = restore::<B>(config, state, hp, device)?;
+	let mut rng = ChaCha20Rng::seed_from_u64(seed);
+	rng.set_word_pos(state.rng_word_pos);
+	let mut batch = state.batch.clone();
+	for step in state.step + 1..=to_step {
+		let offsets =
+			data::sample_offsets(train_data.len(), &mut rng, hp.batch_size, hp.seq_len + 1);
+		let windows = data::gather(train_data, &offsets, hp.seq_len + 1);
+		let loss = model.loss(tokens::<B>(windows, hp.batch_size, device));
+		let value: f32 = loss.clone().into_scalar().elem();
+		let grads = GradientsParams::from_grads(loss.backward(), &model);
+		model = optimizer.step(hp.learning_rate, model, grads);
+		batch = offsets.iter().map(|o| *o as u64).collect();
+		on_step(step, value);
+	}
+	let mut read = ReadMoments::<B> { record: &optimizer.to_record(), out: Vec::new() };
+	Module::<B>::visit(&model, &mut read);
+	let optimizer = if read.out.iter().all(Option::is_none) { Vec::new() } else { read.out };
+	Ok(TrainState {
+		step: to_step,
+		layers: weights::export_layers(&model),
+		optimizer,
+		rng_word_pos: rng.get_word_pos(),
+		batch,
+	})
+}
+
+/// What a miner that skips a segment would claim: the sampler moved on as if it had trained,
+/// the weights and optimizer left as they were. Only for the tests that show such a miner is
+/// caught.
+pub fn skip_segment(
+	state: &TrainState,
+	train_len: usize,
+	hp: &Hyperparams,
+	seed: u64,
+	to_step: u32,
+) -> TrainState {
+	let mut rng = ChaCha20Rng::seed_from_u64(seed);
+	rng.set_word_pos(state.rng_word_pos);
+	let mut batch = state.batch.clone();
+	for _ in state.step + 1..=to_step {
+		batch = data::sample_offsets(train_len, &mut rng, hp.batch_size, hp.seq_len + 1)
+			.into_iter()
+			.map(|o| o as u64)
+			.collect();
+	}
+	TrainState { step: to_step, rng_word_pos: rng.get_word_pos(), batch, ..state.clone() }
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use crate::ml::{init_layers, CpuBackend};
+	use burn::backend::Autodiff;
+
+	type B = Autodiff<CpuBackend>;
+
+	fn setup() -> (ModelConfig, Vec<i64>, Hyperparams) {
+		let data = data::encode(&data::generate_corpus(3, 20_000));
+		let hp = Hyperparams { steps: 6, batch_size: 2, seq_len: 16, ..Hyperparams::default() };
+		(ModelConfig::tiny(), data, hp)
+	}
+
+	/// A segment re-run from a decoded checkpoint gives the bits of the uninterrupted run.
+	#[test]
+	fn a_segment_resumed_from_its_checkpoint_is_bit_exact() {
+		let (config, data, hp) = setup();
+		let dev = Default::default();
+		let start = TrainState::initial(init_layers(&config, 1));
+		assert_eq!(start.summary(), TrainingState::initial(start.summary().weights));
+		let whole = run_segment::<B>(&config, &start, &data, &hp, 9, 6, &dev, |_, _| {}).unwrap();
+		let half = run_segment::<B>(&config, &start, &data, &hp, 9, 3, &dev, |_, _| {}).unwrap();
+		let half = TrainState::decode(&config, &half.encode()).unwrap();
+		let resumed = run_segment::<B>(&config, &half, &data, &hp, 9, 6, &dev, |_, _| {}).unwrap();
+		assert_eq!(whole.summary(), resumed.summary());
+		assert_eq!(whole, resumed);
+		assert_eq!(whole.batch.len(), 2);
+		assert!(whole.optimizer.iter().all(|m| m.as_ref().is_some_and(|m| m.time == 6)));
+
+		// Another seed, other data, or a skipped segment all end elsewhere.
+		let other_seed = run_segment::<B>(&config, &half, &data, &hp, 8, 6, &dev, |_, _| {});
+		assert_ne!(other_seed.unwrap().summary(), whole.summary());
+		let other = data::encode(&data::generate_corpus(4, 20_000));
+		let other_data = run_segment::<B>(&config, &half, &other, &hp, 9, 6, &dev, |_, _| {});
+		assert_ne!(other_data.unwrap().summary().weights, whole.summary().weights);
+		let skipped = skip_segment(&half, data.len(), &hp, 9, 6);
+		assert_eq!(skipped.rng_word_pos, whole.rng_word_pos);
+		assert_eq!(skipped.batch, whole.batch);
+		assert_ne!(skipped.summary(), whole.summary());
+	}
+
+	#[test]
+	fn bad_state_blobs_are_errors() {
+		let (config, data, hp) = setup();
+		assert!(matches!(TrainState::decode(&config, b"junk"), Err(WeightsError::State(_))));
+		let start = TrainState::initial(init_layers(&config, 1));
+		let dev = Default::default();
+		let past_end = run_segment::<B>(&config, &start, &data, &hp, 9, 7, &dev, |_, _| {});
+		assert!(matches!(past_end, Err(WeightsError::State(_))));
+		let mut wrong = start.clone();
+		wrong.optimizer = vec![None];
+		let mismatched = run_segment::<B>(&config, &wrong, &data, &hp, 9, 1, &dev, |_, _| {});
+		assert!(matches!(mismatched, Err(WeightsError::State(_))));
+	}
+}
