@@ -25,6 +25,11 @@ pub trait JobInfo<AccountId> {
 /// be committed once all its rounds are recorded.
 pub trait CommitGate {
 	fn may_commit(job: JobId) -> DispatchResult;
+	/// Whether `job` is federated: trained from participants' updates, so it has no training
+	/// trace to audit.
+	fn is_federated(_job: JobId) -> bool {
+		false
+	}
 }
 
 impl CommitGate for () {

@@ -69,6 +69,29 @@ pub struct PolParams<Balance, BlockNumber> {
 	pub epoch_budget: Balance,
 }
 
+/// Parameters of `pallet-training-audit`.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct AuditParams<Balance, BlockNumber> {
+	/// Most training steps between two checkpoints of a trace (`K`).
+	pub checkpoint_interval: u32,
+	/// Segments spot-checked per job (all of them if the trace has fewer).
+	pub spot_checks: u32,
+	/// Blocks between a result's reveal and its spot-check draw.
+	pub draw_delay: BlockNumber,
+	/// Blocks after the draw during which checkers attest and anyone may challenge.
+	pub challenge_window: BlockNumber,
+	/// Blocks for each bisection move and for arbiters to report.
+	pub move_window: BlockNumber,
+	/// Verifiers re-executing a disputed step.
+	pub arbiters: u32,
+	/// What a challenger holds, lost to the miner if its challenge fails.
+	pub challenge_bond: Balance,
+	/// Share of the miner's bond slashed (and paid to the challenger) for a refuted trace.
+	pub fraud_slash: Perbill,
+}
+
 /// Parameters of `pallet-free-tier`.
 #[derive(
 	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,

@@ -150,6 +150,8 @@ pub struct VersionSummary {
 	pub model: ModelId,
 	pub semver: SemVer,
 	pub status: VersionStatus,
+	/// Merkle root over the version's whole weight set.
+	pub weight_root: H256,
 }
 
 /// The model registry as the jobs pallet sees it.
@@ -195,6 +197,8 @@ pub struct VerificationRequest<AccountId> {
 	pub claimed_score: Score,
 	/// Least relative loss reduction that counts as an improvement.
 	pub min_improvement: Perbill,
+	/// How the miner trained, for the training audit (`None` for jobs it does not cover).
+	pub trace: Option<crate::audit::TraceCommitment>,
 }
 
 /// Hands a revealed job result to Proof-of-Learning verification.

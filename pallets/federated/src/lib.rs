@@ -561,4 +561,8 @@ impl<T: Config> CommitGate for Pallet<T> {
 			_ => Ok(()),
 		}
 	}
+
+	fn is_federated(job: JobId) -> bool {
+		Jobs::<T>::contains_key(job)
+	}
 }

@@ -76,7 +76,12 @@ impl ModelRegistry<AccountId> for Registry {
 			2 => VersionStatus::Candidate,
 			_ => return None,
 		};
-		Some(VersionSummary { model: 0, semver: SemVer::new(1, 0, 0), status })
+		Some(VersionSummary {
+			model: 0,
+			semver: SemVer::new(1, 0, 0),
+			status,
+			weight_root: Default::default(),
+		})
 	}
 	fn dataset_owner(_: DatasetId) -> Option<AccountId> {
 		None

@@ -96,6 +96,7 @@ fn job_result(layers: u32) -> JobResult {
 				.collect(),
 		),
 		weight_root: H256::repeat_byte(2),
+		trace: None,
 	}
 }
 
@@ -144,6 +145,7 @@ pub(crate) fn verifying_job<T: Config>(
 		candidate_version: candidate,
 		claimed_score,
 		min_improvement: info.min_improvement,
+		trace: None,
 	};
 	(job, request)
 }

@@ -32,6 +32,7 @@ pub mod weights;
 pub use weights::WeightInfo;
 
 use alloc::vec::Vec;
+use blyan_primitives::audit::{hyperparam_steps, TraceCommitment};
 use blyan_primitives::deadlines::drain_due;
 use blyan_primitives::federated::{CommitGate, JobInfo};
 use blyan_primitives::params::GovernedParams;
@@ -131,6 +132,10 @@ pub struct JobResult {
 	pub semver: SemVer,
 	pub layers: LayerDeltas,
 	pub weight_root: H256,
+	/// How the weights were trained (see `blyan_primitives::audit`): required for jobs whose
+	/// training the CPU path can re-run (backend `Cpu`, not federated, `steps` in the
+	/// hyper-parameters), so that it can be audited.
+	pub trace: Option<TraceCommitment>,
 }
 
 /// Where a job is. Finished jobs are removed; their end is in the events.
@@ -442,6 +447,10 @@ pub mod pallet {
 		SemVerMismatch,
 		/// An identifier counter is exhausted.
 		IdsExhausted,
+		/// The job's training can be audited, so its result must carry a training trace.
+		TraceRequired,
+		/// The trace's step count is not the job's.
+		TraceMismatch,
 	}
 
 	#[pallet::hooks]
@@ -743,6 +752,14 @@ pub mod pallet {
 				_ => return Err(Error::<T>::WrongStage.into()),
 			}
 			Self::ensure_in_time(&info)?;
+			let trace = match Self::audited_steps(job, &info) {
+				Some(steps) => {
+					let trace = result.trace.clone().ok_or(Error::<T>::TraceRequired)?;
+					ensure!(trace.steps == steps, Error::<T>::TraceMismatch);
+					Some(trace)
+				}
+				None => None,
+			};
 			let candidate = CandidateVersion {
 				model: info.model,
 				parents: Parents::truncate_from(alloc::vec![info.spec.base_version]),
@@ -762,6 +779,7 @@ pub mod pallet {
 					candidate_version: version,
 					claimed_score,
 					min_improvement: info.min_improvement,
+					trace,
 				},
 			)?;
 			Self::unschedule(job, info.stage_deadline);
@@ -808,6 +826,15 @@ fn check_capabilities<T: Config>(capabilities: &Capabilities) -> DispatchResult 
 impl<T: Config> Pallet<T> {
 	fn window_end() -> BlockNumberFor<T> {
 		frame_system::Pallet::<T>::block_number().saturating_add(Params::<T>::get().reveal_window)
+	}
+
+	/// The steps of a job whose training the audit can re-run bit for bit (CPU backend, not
+	/// federated, a step count in its hyper-parameters); `None` for other jobs.
+	fn audited_steps(job: JobId, info: &JobOf<T>) -> Option<u32> {
+		if info.spec.backend != Backend::Cpu || T::CommitGate::is_federated(job) {
+			return None;
+		}
+		hyperparam_steps(&info.spec.hyperparams)
 	}
 
 	/// A stage's action must come before its deadline, even if that deadline's processing is

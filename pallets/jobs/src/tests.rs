@@ -60,6 +60,7 @@ fn result() -> JobResult {
 			merkle_root: H256::repeat_byte(1),
 		}]),
 		weight_root: H256::repeat_byte(2),
+		trace: None,
 	}
 }
 
@@ -575,6 +576,7 @@ fn reveal_result_proposes_a_candidate_and_requests_verification() {
 					candidate_version: 1,
 					claimed_score: 900_000_000,
 					min_improvement: Perbill::from_percent(1),
+					trace: None,
 				}
 			)]
 		);

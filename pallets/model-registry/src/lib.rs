@@ -526,6 +526,7 @@ impl<T: Config> ModelRegistry<T::AccountId> for Pallet<T> {
 			model: v.model,
 			semver: v.semver,
 			status: v.status,
+			weight_root: v.weight_root,
 		})
 	}
 

@@ -214,6 +214,7 @@ mod benchmarks {
 						candidate_version: 0,
 						claimed_score: 0,
 						min_improvement: Perbill::one(),
+						trace: None,
 					},
 					attempt: 0,
 					phase: Phase::Drawing,

@@ -37,6 +37,7 @@ pub mod weights;
 pub use weights::WeightInfo;
 
 use alloc::vec::Vec;
+use blyan_primitives::audit::VerifierSet;
 use blyan_primitives::deadlines::drain_due;
 use blyan_primitives::params::GovernedParams;
 use blyan_primitives::pol::{
@@ -703,42 +704,10 @@ impl<T: Config> Pallet<T> {
 	/// Draws the committee of a round, stake-weighted, without replacement.
 	fn draw(job: JobId, mut round: Round<T::AccountId, BlockNumberFor<T>>, now: BlockNumberFor<T>) {
 		let params = Params::<T>::get();
-		let max_assignments = T::MaxAssignmentsPerVerifier::get() as usize;
-		let mut pool: Vec<(T::AccountId, u128)> = ActiveVerifiers::<T>::get()
-			.into_iter()
-			.filter(|v| *v != round.request.miner && *v != round.request.creator)
-			.filter(|v| Assignments::<T>::decode_len(v).unwrap_or(0) < max_assignments)
-			.filter_map(|v| {
-				let bond = Verifiers::<T>::get(&v)?.bond;
-				// Penalties can leave a bond below the minimum: such a verifier sits out.
-				let weight: u128 = bond.unique_saturated_into();
-				(bond >= params.min_verifier_bond && weight > 0).then_some((v, weight))
-			})
-			.collect();
 		let (seed, _) = T::Randomness::random(&(b"bly/committee", job, round.attempt).encode());
-		let mut committee = Vec::new();
 		let seats = params.committee_size.min(MAX_COMMITTEE);
-		for seat in 0..seats {
-			let total: u128 = pool.iter().map(|(_, w)| *w).fold(0, u128::saturating_add);
-			if total == 0 {
-				break;
-			}
-			let digest = BlakeTwo256::hash(&(seed, seat).encode()).0;
-			let mut ticket =
-				u128::from_le_bytes(digest[..16].try_into().unwrap_or_default()) % total;
-			let index = pool
-				.iter()
-				.position(|(_, w)| {
-					if ticket < *w {
-						true
-					} else {
-						ticket -= *w;
-						false
-					}
-				})
-				.unwrap_or(0);
-			committee.push(pool.swap_remove(index).0);
-		}
+		let exclude = [round.request.miner.clone(), round.request.creator.clone()];
+		let committee = Self::weighted_draw(seed.as_ref(), seats, &exclude);
 		if committee.len() as u32 != seats {
 			// Fewer eligible verifiers than seats (a smaller committee would need a smaller
 			// quorum to capture): wait for verifiers to free up or join, then give up.
@@ -771,6 +740,49 @@ impl<T: Config> Pallet<T> {
 		let attempt = round.attempt;
 		Rounds::<T>::insert(job, round);
 		Self::deposit_event(Event::CommitteeDrawn { job, attempt, committee, commit_by });
+	}
+
+	/// Up to `seats` distinct verifiers, stake-weighted by bond, drawn with `seed`: active, not in
+	/// `exclude`, with a free assignment slot and a bond at the minimum.
+	fn weighted_draw(seed: &[u8], seats: u32, exclude: &[T::AccountId]) -> Vec<T::AccountId> {
+		let params = Params::<T>::get();
+		let max_assignments = T::MaxAssignmentsPerVerifier::get() as usize;
+		let mut pool: Vec<(T::AccountId, u128)> = ActiveVerifiers::<T>::get()
+			.into_iter()
+			.filter(|v| !exclude.contains(v))
+			.filter(|v| Assignments::<T>::decode_len(v).unwrap_or(0) < max_assignments)
+			.filter_map(|v| {
+				let bond = Verifiers::<T>::get(&v)?.bond;
+				// Penalties can leave a bond below the minimum: such a verifier sits out.
+				let weight: u128 = bond.unique_saturated_into();
+				(bond >= params.min_verifier_bond && weight > 0).then_some((v, weight))
+			})
+			.collect();
+		let mut drawn = Vec::new();
+		for seat in 0..seats {
+			let total: u128 = pool.iter().map(|(_, w)| *w).fold(0, u128::saturating_add);
+			if total == 0 {
+				break;
+			}
+			let mut input = seed.to_vec();
+			input.extend(seat.encode());
+			let digest = BlakeTwo256::hash(&input).0;
+			let mut ticket =
+				u128::from_le_bytes(digest[..16].try_into().unwrap_or_default()) % total;
+			let index = pool
+				.iter()
+				.position(|(_, w)| {
+					if ticket < *w {
+						true
+					} else {
+						ticket -= *w;
+						false
+					}
+				})
+				.unwrap_or(0);
+			drawn.push(pool.swap_remove(index).0);
+		}
+		drawn
 	}
 
 	/// Burns `verifier_penalty` of a verifier's bond; one left below the minimum leaves the draw.
@@ -950,6 +962,16 @@ impl<T: Config> Pallet<T> {
 				pending.then_some((job, round.phase))
 			})
 			.collect()
+	}
+}
+
+impl<T: Config> VerifierSet<T::AccountId> for Pallet<T> {
+	fn draw(seed: &[u8], count: u32, exclude: &[T::AccountId]) -> Vec<T::AccountId> {
+		Self::weighted_draw(seed, count, exclude)
+	}
+
+	fn penalise(job: JobId, verifier: &T::AccountId) {
+		Self::penalise(job, verifier, &Params::<T>::get());
 	}
 }
 

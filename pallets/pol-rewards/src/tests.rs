@@ -56,6 +56,7 @@ fn job_result(semver: SemVer) -> JobResult {
 			merkle_root: H256::repeat_byte(1),
 		}]),
 		weight_root: H256::repeat_byte(2),
+		trace: None,
 	}
 }
 
@@ -551,6 +552,7 @@ fn draws_are_stake_weighted() {
 			candidate_version: 1 + job,
 			claimed_score: 0,
 			min_improvement: Perbill::from_percent(1),
+			trace: None,
 		};
 		let draws = 400;
 		let mut picked_10 = 0;

@@ -1,0 +1,197 @@
+//! The protocol pallets together, as the runtime joins them: jobs hand revealed results to the
+//! audit, which hands passed ones on to PoL scoring.
+use crate::{self as pallet_training_audit, AuditParams};
+use blyan_primitives::params::PolParams;
+use codec::Encode;
+use core::cell::Cell;
+use frame_support::{
+	derive_impl, parameter_types,
+	traits::{ConstU32, Hooks, Randomness},
+};
+use frame_system::pallet_prelude::BlockNumberFor;
+use pallet_jobs::JobParams;
+use sp_core::H256;
+use sp_runtime::{
+	traits::{BlakeTwo256, Hash},
+	BuildStorage, Perbill,
+};
+
+type Block = frame_system::mocking::MockBlock<Test>;
+pub type AccountId = u64;
+pub type Balance = u64;
+
+frame_support::construct_runtime!(
+	pub enum Test {
+		System: frame_system,
+		Balances: pallet_balances,
+		Registry: pallet_model_registry,
+		Jobs: pallet_jobs,
+		Pol: pallet_pol_rewards,
+		TrainingAudit: pallet_training_audit,
+	}
+);
+
+#[derive_impl(frame_system::config_preludes::TestDefaultConfig)]
+impl frame_system::Config for Test {
+	type Block = Block;
+	type AccountData = pallet_balances::AccountData<Balance>;
+}
+
+#[derive_impl(pallet_balances::config_preludes::TestDefaultConfig)]
+impl pallet_balances::Config for Test {
+	type AccountStore = System;
+	type RuntimeHoldReason = RuntimeHoldReason;
+}
+
+impl pallet_model_registry::Config for Test {
+	type MaxModelsPerOwner = ConstU32<4>;
+	type MaxDatasetsPerOwner = ConstU32<4>;
+	type MaxVersionsPerModel = ConstU32<64>;
+	type WeightInfo = ();
+}
+
+pub const MIN_WORKER_BOND: Balance = 100;
+pub const JOB_REVEAL_WINDOW: u64 = 5;
+
+parameter_types! {
+	pub JobDefaults: JobParams<Balance, u64> = JobParams {
+		min_improvement: Perbill::from_percent(1),
+		min_reward: 10,
+		min_worker_bond: MIN_WORKER_BOND,
+		unbonding_period: 10,
+		max_lease: 50,
+		reveal_window: JOB_REVEAL_WINDOW,
+		lease_slash: Perbill::from_percent(10),
+	};
+}
+
+impl pallet_jobs::Config for Test {
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type Registry = Registry;
+	type Verification = TrainingAudit;
+	type CommitGate = ();
+	type DefaultParams = JobDefaults;
+	type MaxActiveJobsPerWorker = ConstU32<4>;
+	type MaxJobsPerCreator = ConstU32<4>;
+	type MaxExpiriesPerBlock = ConstU32<8>;
+	type WeightInfo = ();
+}
+
+thread_local! {
+	/// Mixed into the randomness, so a test can make a redraw pick another committee.
+	pub static RANDOM_SALT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Hash of the subject, the block number and [`RANDOM_SALT`].
+pub struct TestRandomness;
+impl Randomness<H256, BlockNumberFor<Test>> for TestRandomness {
+	fn random(subject: &[u8]) -> (H256, BlockNumberFor<Test>) {
+		let now = System::block_number();
+		let salt = RANDOM_SALT.with(|s| s.get());
+		(BlakeTwo256::hash(&(subject, now, salt).encode()), now)
+	}
+}
+
+pub const MINING_POOL: AccountId = 100;
+pub const MIN_VERIFIER_BOND: Balance = 100;
+pub const COMMIT_WINDOW: u64 = 3;
+pub const REVEAL_WINDOW: u64 = 3;
+pub const EPOCH: u64 = 100;
+pub const EPOCH_BUDGET: Balance = 1_000;
+
+parameter_types! {
+	pub const MiningPool: AccountId = MINING_POOL;
+	pub PolDefaults: PolParams<Balance, u64> = PolParams {
+		committee_size: 3,
+		draw_delay: 1,
+		commit_window: COMMIT_WINDOW,
+		reveal_window: REVEAL_WINDOW,
+		verifier_fee: Perbill::from_percent(10),
+		dataset_share: Perbill::from_percent(5),
+		miner_slash: Perbill::from_percent(50),
+		verifier_penalty: Perbill::from_percent(10),
+		min_verifier_bond: MIN_VERIFIER_BOND,
+		unbonding_period: 10,
+		epoch_length: EPOCH,
+		epoch_budget: EPOCH_BUDGET,
+	};
+}
+
+pub const CHALLENGE_BOND: Balance = 50;
+pub const DRAW_DELAY: u64 = 2;
+pub const CHALLENGE_WINDOW: u64 = 10;
+pub const MOVE_WINDOW: u64 = 3;
+
+parameter_types! {
+	pub AuditDefaults: AuditParams<Balance, u64> = AuditParams {
+		checkpoint_interval: 4,
+		spot_checks: 2,
+		draw_delay: DRAW_DELAY,
+		challenge_window: CHALLENGE_WINDOW,
+		move_window: MOVE_WINDOW,
+		arbiters: 3,
+		challenge_bond: CHALLENGE_BOND,
+		fraud_slash: Perbill::from_percent(50),
+	};
+}
+
+impl pallet_training_audit::Config for Test {
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type Registry = Registry;
+	type Jobs = Jobs;
+	type Next = Pol;
+	type Verifiers = Pol;
+	type Randomness = TestRandomness;
+	type DefaultParams = AuditDefaults;
+	type MaxDisputes = ConstU32<2>;
+	type MaxDeadlinesPerBlock = ConstU32<8>;
+	type WeightInfo = ();
+}
+
+impl pallet_pol_rewards::Config for Test {
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type Registry = Registry;
+	type Jobs = Jobs;
+	type Randomness = TestRandomness;
+	type MiningPool = MiningPool;
+	type DefaultParams = PolDefaults;
+	type Contributions = ();
+	type MaxVerifiers = ConstU32<24>;
+	type MaxAssignmentsPerVerifier = ConstU32<16>;
+	type MaxDeadlinesPerBlock = ConstU32<8>;
+	type WeightInfo = ();
+}
+
+/// What account 1 (the creator in tests) starts with.
+pub const CREATOR_FUNDS: Balance = 10_000;
+
+/// Accounts 2..=20 hold 1 000 each, account 1 `CREATOR_FUNDS`, the mining pool 10 000.
+pub fn new_test_ext() -> sp_io::TestExternalities {
+	let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+	let mut balances: Vec<(AccountId, Balance)> =
+		(1..=20).map(|a| (a, if a == 1 { CREATOR_FUNDS } else { 1_000 })).collect();
+	balances.push((MINING_POOL, 10_000));
+	pallet_balances::GenesisConfig::<Test> { balances, ..Default::default() }
+		.assimilate_storage(&mut storage)
+		.unwrap();
+	let mut ext = sp_io::TestExternalities::new(storage);
+	ext.execute_with(|| {
+		System::set_block_number(1);
+		RANDOM_SALT.with(|s| s.set(0));
+	});
+	ext
+}
+
+/// Runs blocks up to `n`, with the pallets' `on_initialize`.
+pub fn run_to(n: u64) {
+	while System::block_number() < n {
+		let next = System::block_number() + 1;
+		System::set_block_number(next);
+		Jobs::on_initialize(next);
+		TrainingAudit::on_initialize(next);
+		Pol::on_initialize(next);
+	}
+}

@@ -1,0 +1,507 @@
+//! The audit game on the registry, jobs, audit and PoL pallets together: spot checks, challenges,
+//! bisection, arbitration, timeouts and who pays.
+use crate::{mock::*, *};
+use blyan_primitives::audit::{trace_proof, trace_root};
+use blyan_primitives::pol::{Backend, LayerDelta, LayerDeltas, SemVer, VersionStatus};
+use frame_support::{assert_noop, assert_ok, traits::fungible::InspectHold};
+use pallet_jobs::{result_commitment, validation_commitment, Capabilities, JobResult, JobSpec};
+use sp_runtime::Perbill;
+
+const CREATOR: AccountId = 1;
+const MINER: AccountId = 2;
+const DATA_OWNER: AccountId = 3;
+const MODEL_OWNER: AccountId = 5;
+const CHALLENGER: AccountId = 9;
+const V: [AccountId; 5] = [10, 11, 12, 13, 14];
+const REWARD: Balance = 500;
+const SALT: [u8; 32] = [7; 32];
+/// 8 steps, a checkpoint every 2: four segments, five checkpoints.
+const STEPS: u32 = 8;
+const INTERVAL: u32 = 2;
+const RESULT_WEIGHTS: H256 = H256::repeat_byte(0xee);
+
+fn cid(s: &str) -> Cid {
+	Cid::truncate_from(s.as_bytes().to_vec())
+}
+
+/// The miner's checkpoints: the base (the fixture's zero root) to the result's weights.
+fn states() -> Vec<TrainingState> {
+	let n = STEPS / INTERVAL;
+	(0..=n)
+		.map(|i| {
+			if i == 0 {
+				return TrainingState::initial(H256::zero());
+			}
+			TrainingState {
+				step: i * INTERVAL,
+				weights: if i == n { RESULT_WEIGHTS } else { H256::repeat_byte(i as u8) },
+				optimizer: H256::repeat_byte(0x40 + i as u8),
+				rng_word_pos: u128::from(i) * 100,
+				batch: H256::repeat_byte(0x80 + i as u8),
+			}
+		})
+		.collect()
+}
+
+fn leaves(states: &[TrainingState]) -> Vec<H256> {
+	states.iter().map(TrainingState::hash).collect()
+}
+
+fn trace_of(states: &[TrainingState]) -> TraceCommitment {
+	TraceCommitment {
+		root: trace_root(&leaves(states)),
+		steps: STEPS,
+		interval: INTERVAL,
+		cid: cid("bafytrace"),
+	}
+}
+
+fn proof(states: &[TrainingState], index: u32) -> TraceProof {
+	TraceProof::truncate_from(trace_proof(&leaves(states), index))
+}
+
+fn setup() {
+	assert_eq!(
+		pallet_model_registry::testing::two_layer_model_and_dataset::<Test>(
+			MODEL_OWNER,
+			DATA_OWNER
+		),
+		Ok((0, 0))
+	);
+	assert_ok!(pallet_jobs::Pallet::<Test>::register_worker(
+		RuntimeOrigin::signed(MINER),
+		Capabilities { backends: BoundedVec::truncate_from(vec![Backend::Cpu]), memory_mb: 1024 },
+		MIN_WORKER_BOND,
+	));
+	for v in V {
+		assert_ok!(Pol::register_verifier(RuntimeOrigin::signed(v), MIN_VERIFIER_BOND));
+	}
+}
+
+fn job_result(trace: Option<TraceCommitment>) -> JobResult {
+	JobResult {
+		semver: SemVer::new(1, 1 + pallet_jobs::NextJobId::<Test>::get() as u16, 0),
+		layers: LayerDeltas::truncate_from(vec![LayerDelta {
+			layer: 1,
+			cid: cid("bafynew"),
+			merkle_root: H256::repeat_byte(1),
+		}]),
+		weight_root: RESULT_WEIGHTS,
+		trace,
+	}
+}
+
+/// Posts (`{"steps":8}`), claims, commits and reveals up to the validation set; returns the job.
+fn job_to_reveal(result: &JobResult) -> JobId {
+	let job = pallet_jobs::NextJobId::<Test>::get();
+	let validation = cid("bafyvalidation");
+	assert_ok!(Jobs::post_job(
+		RuntimeOrigin::signed(CREATOR),
+		JobSpec {
+			base_version: 0,
+			dataset: 0,
+			validation_commitment: validation_commitment(&validation, &SALT),
+			hyperparams: BoundedVec::truncate_from(br#"{"steps":8,"batch_size":2}"#.to_vec()),
+			seed: 1,
+			backend: Backend::Cpu,
+			min_memory_mb: 0,
+			deadline: System::block_number() + 100,
+			lease: 10,
+			min_improvement: None,
+		},
+		REWARD,
+	));
+	assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(MINER), job));
+	let hash = result_commitment(job, &MINER, result, &SALT);
+	assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(MINER), job, hash, result.semver));
+	assert_ok!(Jobs::reveal_validation(RuntimeOrigin::signed(CREATOR), job, validation, SALT));
+	job
+}
+
+/// A revealed job with the trace of `states`, its spot checks drawn.
+fn audited_job(states: &[TrainingState]) -> JobId {
+	let result = job_result(Some(trace_of(states)));
+	let job = job_to_reveal(&result);
+	assert_ok!(Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, 1, SALT));
+	System::assert_has_event(
+		Event::AuditStarted { job, segments: 4, draw_at: System::block_number() + DRAW_DELAY }
+			.into(),
+	);
+	run_to(System::block_number() + DRAW_DELAY);
+	assert_eq!(Audits::<Test>::get(job).unwrap().phase, AuditPhase::Checking);
+	job
+}
+
+fn checks(job: JobId) -> Vec<(SegmentIndex, AccountId)> {
+	Audits::<Test>::get(job).unwrap().spot_checks.iter().map(|c| (c.segment, c.checker)).collect()
+}
+
+fn challenge(job: JobId, who: AccountId, segment: u32, states: &[TrainingState]) -> DispatchResult {
+	let s = segment as usize;
+	TrainingAudit::challenge(
+		RuntimeOrigin::signed(who),
+		job,
+		segment,
+		states[s].clone(),
+		proof(states, segment),
+		states[s + 1].clone(),
+		proof(states, segment + 1),
+		H256::repeat_byte(0xcc),
+	)
+}
+
+fn arbiters(job: JobId, segment: u32) -> Vec<AccountId> {
+	match Disputes::<Test>::get(job, segment).unwrap().stage {
+		DisputeStage::Arbitration { arbiters } => arbiters.iter().map(|(a, _)| *a).collect(),
+		other => panic!("not in arbitration: {other:?}"),
+	}
+}
+
+fn held_bond(who: AccountId) -> Balance {
+	Balances::balance_on_hold(&RuntimeHoldReason::TrainingAudit(HoldReason::ChallengeBond), &who)
+}
+
+fn worker_bond(who: AccountId) -> Balance {
+	pallet_jobs::Workers::<Test>::get(who).unwrap().bond
+}
+
+fn candidate_status() -> VersionStatus {
+	pallet_model_registry::Versions::<Test>::get(1).unwrap().status
+}
+
+fn assert_books_balance() {
+	let total: Balance = frame_system::Account::<Test>::iter()
+		.map(|(_, info)| info.data.free + info.data.reserved)
+		.sum();
+	assert_eq!(total, Balances::total_issuance());
+}
+
+#[test]
+fn an_honest_trace_passes_its_spot_checks_and_goes_on_to_scoring() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let job = audited_job(&states());
+		let drawn = checks(job);
+		assert_eq!(drawn.len(), 2, "spot_checks segments");
+		assert!(drawn.iter().all(|(s, c)| *s < 4 && V.contains(c)));
+		assert_ne!(drawn[0].0, drawn[1].0, "distinct segments");
+		for (segment, checker) in &drawn {
+			assert!(TrainingAudit::duties(checker).contains(&AuditDuty::SpotCheck { job, segment: *segment }));
+			assert_ok!(TrainingAudit::attest(RuntimeOrigin::signed(*checker), job, *segment));
+		}
+		let (segment, checker) = drawn[0];
+		assert_noop!(
+			TrainingAudit::attest(RuntimeOrigin::signed(checker), job, segment),
+			Error::<Test>::AlreadyAttested
+		);
+		assert_noop!(
+			TrainingAudit::attest(RuntimeOrigin::signed(CHALLENGER), job, segment),
+			Error::<Test>::NotChecker
+		);
+		let bond = worker_bond(MINER);
+		run_to(System::block_number() + CHALLENGE_WINDOW);
+		System::assert_has_event(Event::AuditPassed { job, attested: 2 }.into());
+		assert!(Audits::<Test>::get(job).is_none());
+		assert!(pallet_pol_rewards::Rounds::<Test>::get(job).is_some(), "scoring started");
+		assert_eq!(worker_bond(MINER), bond, "never slashed");
+		assert_books_balance();
+	});
+}
+
+#[test]
+fn a_result_without_its_trace_cannot_be_revealed() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let result = job_result(None);
+		let job = job_to_reveal(&result);
+		assert_noop!(
+			Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, 1, SALT),
+			pallet_jobs::Error::<Test>::TraceRequired
+		);
+		let mut short = trace_of(&states());
+		short.steps = 6;
+		let result = job_result(Some(short));
+		let job = job_to_reveal(&result);
+		assert_noop!(
+			Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, 1, SALT),
+			pallet_jobs::Error::<Test>::TraceMismatch
+		);
+		let mut coarse = trace_of(&states());
+		coarse.interval = 5; // above checkpoint_interval (4)
+		let result = job_result(Some(coarse));
+		let job = job_to_reveal(&result);
+		assert_noop!(
+			Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, 1, SALT),
+			Error::<Test>::BadTrace
+		);
+	});
+}
+
+#[test]
+fn bad_challenges_are_refused_and_cost_nothing() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let states = states();
+		let job = audited_job(&states);
+		let before = Balances::free_balance(CHALLENGER);
+		assert_noop!(challenge(job, MINER, 1, &states), Error::<Test>::OwnTrace);
+		let past_end = TrainingAudit::challenge(
+			RuntimeOrigin::signed(CHALLENGER),
+			job,
+			4,
+			states[3].clone(),
+			proof(&states, 3),
+			states[4].clone(),
+			proof(&states, 4),
+			H256::repeat_byte(0xcc),
+		);
+		assert_noop!(past_end, Error::<Test>::UnknownSegment);
+		let forged = |s: &mut Vec<TrainingState>| s[2].rng_word_pos += 1;
+		let mut other = states.clone();
+		forged(&mut other);
+		let bad_proof = TrainingAudit::challenge(
+			RuntimeOrigin::signed(CHALLENGER),
+			job,
+			1,
+			states[1].clone(),
+			proof(&states, 1),
+			other[2].clone(),
+			proof(&states, 2),
+			H256::repeat_byte(0xcc),
+		);
+		assert_noop!(bad_proof, Error::<Test>::BadProof);
+		let same = TrainingAudit::challenge(
+			RuntimeOrigin::signed(CHALLENGER),
+			job,
+			1,
+			states[1].clone(),
+			proof(&states, 1),
+			states[2].clone(),
+			proof(&states, 2),
+			states[2].hash(),
+		);
+		assert_noop!(same, Error::<Test>::NoDisagreement);
+		assert_noop!(challenge(job, 200, 1, &states), Error::<Test>::InsufficientBalance);
+		assert_eq!(Balances::free_balance(CHALLENGER), before);
+		assert_noop!(challenge(7, CHALLENGER, 1, &states), Error::<Test>::UnknownAudit);
+	});
+}
+
+/// Challenge → bisection → arbitration, arbiters reporting `report(hi_hash)`.
+fn dispute_to_arbitration(job: JobId, states: &[TrainingState]) -> Vec<AccountId> {
+	assert_ok!(challenge(job, CHALLENGER, 1, states));
+	assert_eq!(held_bond(CHALLENGER), CHALLENGE_BOND);
+	assert_noop!(challenge(job, 4, 1, states), Error::<Test>::AlreadyDisputed);
+	assert!(TrainingAudit::duties(&MINER).contains(&AuditDuty::Bisect { job, segment: 1 }));
+	// Segment 1 is steps 2 → 4: the miner names step 3, the challenger agrees, step 4 is left.
+	assert_noop!(
+		TrainingAudit::respond(RuntimeOrigin::signed(CHALLENGER), job, 1, true),
+		Error::<Test>::NotYourMove
+	);
+	let mid = H256::repeat_byte(0x33);
+	assert_noop!(
+		TrainingAudit::bisect(RuntimeOrigin::signed(CHALLENGER), job, 1, mid, cid("bafymid")),
+		Error::<Test>::NotYourMove
+	);
+	assert_ok!(TrainingAudit::bisect(RuntimeOrigin::signed(MINER), job, 1, mid, cid("bafymid")));
+	System::assert_has_event(Event::Bisected { job, segment: 1, step: 3, state: mid }.into());
+	assert!(TrainingAudit::duties(&CHALLENGER).contains(&AuditDuty::Respond { job, segment: 1 }));
+	assert_ok!(TrainingAudit::respond(RuntimeOrigin::signed(CHALLENGER), job, 1, true));
+	let dispute = Disputes::<Test>::get(job, 1).unwrap();
+	assert_eq!((dispute.lo, dispute.hi, dispute.lo_hash), (3, 4, mid));
+	assert_eq!(dispute.lo_cid, Some(cid("bafymid")));
+	let arbiters = arbiters(job, 1);
+	assert_eq!(arbiters.len(), 3);
+	assert!(!arbiters.contains(&MINER) && !arbiters.contains(&CHALLENGER));
+	arbiters
+}
+
+#[test]
+fn a_refuted_step_slashes_the_miner_and_pays_the_challenger() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let states = states();
+		let job = audited_job(&states);
+		let arbiters = dispute_to_arbitration(job, &states);
+		let (challenger, creator) =
+			(Balances::free_balance(CHALLENGER), Balances::free_balance(CREATOR));
+		let bond = worker_bond(MINER);
+		let computed = Some(H256::repeat_byte(0x44));
+		for a in &arbiters[..2] {
+			assert_ok!(TrainingAudit::arbitrate(RuntimeOrigin::signed(*a), job, 1, computed));
+		}
+		assert_noop!(
+			TrainingAudit::arbitrate(RuntimeOrigin::signed(arbiters[0]), job, 1, computed),
+			Error::<Test>::NotArbiter
+		);
+		// The third stays silent: decided at the deadline, and penalised.
+		run_to(System::block_number() + MOVE_WINDOW);
+		let slashed = Perbill::from_percent(50) * bond;
+		System::assert_has_event(
+			Event::FraudProven { job, segment: 1, challenger: CHALLENGER, slashed }.into(),
+		);
+		assert_eq!(Balances::free_balance(CHALLENGER), challenger + CHALLENGE_BOND + slashed);
+		assert_eq!(held_bond(CHALLENGER), 0);
+		assert_eq!(worker_bond(MINER), bond - slashed);
+		assert_eq!(Balances::free_balance(CREATOR), creator + REWARD, "creator refunded");
+		assert_eq!(candidate_status(), VersionStatus::Rejected);
+		assert!(Audits::<Test>::get(job).is_none() && pallet_jobs::Jobs::<Test>::get(job).is_none());
+		System::assert_has_event(
+			pallet_pol_rewards::Event::VerifierPenalised { job, verifier: arbiters[2], amount: 10 }
+				.into(),
+		);
+		assert!(pallet_pol_rewards::Rounds::<Test>::get(job).is_none(), "never scored");
+		assert_books_balance();
+	});
+}
+
+#[test]
+fn a_false_challenge_costs_the_challenger_its_bond_and_the_audit_passes() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let states = states();
+		let job = audited_job(&states);
+		let arbiters = dispute_to_arbitration(job, &states);
+		let (miner, bond) = (Balances::free_balance(MINER), worker_bond(MINER));
+		// The miner's state at step 4 is what every arbiter computes.
+		for a in &arbiters {
+			assert_ok!(TrainingAudit::arbitrate(RuntimeOrigin::signed(*a), job, 1, Some(states[2].hash())));
+		}
+		System::assert_has_event(
+			Event::ChallengeFailed { job, segment: 1, challenger: CHALLENGER, bond: CHALLENGE_BOND }
+				.into(),
+		);
+		assert_eq!(held_bond(CHALLENGER), 0);
+		assert_eq!(Balances::free_balance(CHALLENGER), 1_000 - CHALLENGE_BOND);
+		assert_eq!(Balances::free_balance(MINER), miner + CHALLENGE_BOND);
+		assert_eq!(worker_bond(MINER), bond);
+		// The window still runs; nobody attested, but a challenge was checked: no void.
+		run_to(System::block_number() + CHALLENGE_WINDOW);
+		System::assert_has_event(Event::AuditPassed { job, attested: 0 }.into());
+		assert!(pallet_pol_rewards::Rounds::<Test>::get(job).is_some());
+		assert_books_balance();
+	});
+}
+
+#[test]
+fn a_dispute_open_when_the_window_closes_holds_the_audit_until_it_ends() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let states = states();
+		let job = audited_job(&states);
+		run_to(System::block_number() + CHALLENGE_WINDOW - 1);
+		assert_ok!(challenge(job, CHALLENGER, 2, &states));
+		run_to(System::block_number() + 1);
+		assert_eq!(Audits::<Test>::get(job).unwrap().phase, AuditPhase::Closing);
+		assert_noop!(challenge(job, 4, 1, &states), Error::<Test>::WrongPhase);
+		// The miner bisects; the challenger walks away: it loses, and the audit passes.
+		assert_ok!(TrainingAudit::bisect(RuntimeOrigin::signed(MINER), job, 2, H256::zero(), cid("b")));
+		run_to(System::block_number() + MOVE_WINDOW);
+		System::assert_has_event(
+			Event::ChallengeFailed { job, segment: 2, challenger: CHALLENGER, bond: CHALLENGE_BOND }
+				.into(),
+		);
+		assert!(pallet_pol_rewards::Rounds::<Test>::get(job).is_some());
+		assert_books_balance();
+	});
+}
+
+#[test]
+fn a_miner_that_does_not_defend_its_trace_is_slashed() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let states = states();
+		let job = audited_job(&states);
+		assert_ok!(challenge(job, CHALLENGER, 0, &states));
+		run_to(System::block_number() + MOVE_WINDOW);
+		assert!(System::events().iter().any(|e| matches!(
+			e.event,
+			RuntimeEvent::TrainingAudit(Event::FraudProven { segment: 0, challenger: CHALLENGER, .. })
+		)));
+		assert_eq!(candidate_status(), VersionStatus::Rejected);
+		assert_books_balance();
+	});
+}
+
+#[test]
+fn a_trace_that_does_not_start_at_the_base_or_end_at_the_result_is_refuted_at_once() {
+	for (bad, segment) in [(0usize, 0u32), (4, 3)] {
+		new_test_ext().execute_with(|| {
+			setup();
+			let mut states = states();
+			// Copied weights: the trace leaves the base, or lands elsewhere than the result.
+			states[bad].weights = H256::repeat_byte(0x99);
+			let job = audited_job(&states);
+			assert_ok!(challenge(job, CHALLENGER, segment, &states));
+			assert!(System::events().iter().any(|e| matches!(
+				e.event,
+				RuntimeEvent::TrainingAudit(Event::FraudProven { challenger: CHALLENGER, .. })
+			)));
+			assert_eq!(held_bond(CHALLENGER), 0);
+			assert!(Disputes::<Test>::iter().next().is_none());
+			assert_eq!(candidate_status(), VersionStatus::Rejected);
+			assert_books_balance();
+		});
+	}
+}
+
+#[test]
+fn a_trace_nobody_could_check_is_refunded_without_a_verdict() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let job = audited_job(&states());
+		let bond = worker_bond(MINER);
+		run_to(System::block_number() + CHALLENGE_WINDOW);
+		System::assert_has_event(Event::AuditVoid { job }.into());
+		assert_eq!(candidate_status(), VersionStatus::Rejected);
+		assert_eq!(worker_bond(MINER), bond);
+		assert!(pallet_jobs::Jobs::<Test>::get(job).is_none());
+	});
+}
+
+#[test]
+fn a_silent_checker_is_penalised_when_another_could_check() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let job = audited_job(&states());
+		let drawn = checks(job);
+		assert_ok!(TrainingAudit::attest(RuntimeOrigin::signed(drawn[0].1), job, drawn[0].0));
+		run_to(System::block_number() + CHALLENGE_WINDOW);
+		if drawn[1].1 != drawn[0].1 {
+			System::assert_has_event(
+				pallet_pol_rewards::Event::VerifierPenalised { job, verifier: drawn[1].1, amount: 10 }
+					.into(),
+			);
+		}
+		System::assert_has_event(Event::AuditPassed { job, attested: 1 }.into());
+	});
+}
+
+#[test]
+fn a_late_move_is_refused() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let states = states();
+		let job = audited_job(&states);
+		let (segment, checker) = checks(job)[0];
+		run_to(System::block_number() + CHALLENGE_WINDOW - 1);
+		System::set_block_number(System::block_number() + 1);
+		assert_noop!(TrainingAudit::attest(RuntimeOrigin::signed(checker), job, segment), Error::<Test>::TooLate);
+		assert_noop!(challenge(job, CHALLENGER, 1, &states), Error::<Test>::TooLate);
+	});
+}
+
+#[test]
+fn governance_parameters_are_checked() {
+	new_test_ext().execute_with(|| {
+		let mut p = <TrainingAudit as GovernedParams<_>>::params();
+		p.checkpoint_interval = 0;
+		assert_noop!(<TrainingAudit as GovernedParams<_>>::set_params(p.clone()), Error::<Test>::BadParams);
+		p.checkpoint_interval = 10;
+		p.arbiters = 0;
+		assert_noop!(<TrainingAudit as GovernedParams<_>>::set_params(p.clone()), Error::<Test>::BadParams);
+		p.arbiters = 5;
+		assert_ok!(<TrainingAudit as GovernedParams<_>>::set_params(p.clone()));
+		assert_eq!(Params::<Test>::get(), p);
+	});
+}
