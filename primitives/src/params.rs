@@ -71,8 +71,19 @@ pub struct PolParams<Balance, BlockNumber> {
 
 /// Parameters of `pallet-training-audit`.
 #[derive(
-	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+	Clone,
+	PartialEq,
+	Eq,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+	serde::Serialize,
+	serde::Deserialize,
 )]
+#[serde(rename_all = "camelCase")]
 pub struct AuditParams<Balance, BlockNumber> {
 	/// Most training steps between two checkpoints of a trace (`K`).
 	pub checkpoint_interval: u32,

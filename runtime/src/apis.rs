@@ -19,7 +19,7 @@ use sp_version::RuntimeVersion;
 use super::{
 	AccountId, Aura, Balance, Block, BlockNumber, Executive, Grandpa, Historical, InherentDataExt,
 	Jobs, Nonce, PolRewards, Registry, Runtime, RuntimeCall, RuntimeGenesisConfig, SessionKeys,
-	System, TransactionPayment, VERSION,
+	System, TrainingAudit, TransactionPayment, VERSION,
 };
 use blyan_primitives::pol::{JobId, SemVer, VersionId, VersionStatus};
 
@@ -231,6 +231,21 @@ impl_runtime_apis! {
 		}
 		fn worker_jobs(worker: AccountId) -> Vec<JobId> {
 			pallet_jobs::WorkerJobs::<Runtime>::get(worker).into_inner()
+		}
+	}
+
+	impl pallet_training_audit::runtime_api::TrainingAuditApi<Block, AccountId, Balance, BlockNumber> for Runtime {
+		fn audit_duties(who: AccountId) -> Vec<pallet_training_audit::AuditDuty> {
+			TrainingAudit::duties(&who)
+		}
+		fn audit(job: JobId) -> Option<pallet_training_audit::Audit<AccountId, BlockNumber>> {
+			pallet_training_audit::Audits::<Runtime>::get(job)
+		}
+		fn dispute(
+			job: JobId,
+			segment: pallet_training_audit::SegmentIndex,
+		) -> Option<pallet_training_audit::Dispute<AccountId, Balance, BlockNumber>> {
+			pallet_training_audit::Disputes::<Runtime>::get(job, segment)
 		}
 	}
 

@@ -9,11 +9,11 @@ use crate::{
 	configs::{
 		accounts,
 		governance::{TEAM_VESTING_CLIFF, TEAM_VESTING_LENGTH},
-		parameters::DEV_TIMINGS,
+		parameters::{dev_audit_params, DEV_TIMINGS},
 	},
 	currency::*,
 	AccountId, BalancesConfig, GovernanceConfig, RuntimeGenesisConfig, SessionConfig, SessionKeys,
-	StakingConfig, SudoConfig, VestingConfig,
+	StakingConfig, SudoConfig, TrainingAuditConfig, VestingConfig,
 };
 use alloc::{string::String, vec, vec::Vec};
 use frame_support::build_struct_json_patch;
@@ -70,6 +70,7 @@ fn blyan_genesis(
 	endowed: Vec<AccountId>,
 	sudo: Option<AccountId>,
 	governance: GovernanceConfig,
+	audit: Option<pallet_training_audit::AuditParams<crate::Balance, crate::BlockNumber>>,
 ) -> Value {
 	let validator_count = validators.len() as u32;
 	build_struct_json_patch!(RuntimeGenesisConfig {
@@ -104,6 +105,7 @@ fn blyan_genesis(
 		sudo: SudoConfig { key: sudo },
 		vesting: VestingConfig { vesting: team_vesting() },
 		governance,
+		training_audit: TrainingAuditConfig { params: audit },
 	})
 }
 
@@ -119,6 +121,7 @@ pub fn development_config_genesis() -> Value {
 		dev_accounts(),
 		Some(Sr25519Keyring::Alice.to_account_id()),
 		GovernanceConfig { timings: Some(DEV_TIMINGS), ..Default::default() },
+		Some(dev_audit_params()),
 	)
 }
 
@@ -133,6 +136,7 @@ pub fn local_config_genesis() -> Value {
 		dev_accounts(),
 		None,
 		GovernanceConfig::default(),
+		None,
 	)
 }
 
@@ -152,6 +156,7 @@ pub fn local4_config_genesis() -> Value {
 		dev_accounts(),
 		None,
 		GovernanceConfig::default(),
+		None,
 	)
 }
 

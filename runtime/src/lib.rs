@@ -65,7 +65,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: alloc::borrow::Cow::Borrowed("blyan"),
 	impl_name: alloc::borrow::Cow::Borrowed("blyan-node"),
 	authoring_version: 1,
-	spec_version: 104,
+	spec_version: 105,
 	impl_version: 1,
 	apis: apis::RUNTIME_API_VERSIONS,
 	transaction_version: 1,
@@ -78,7 +78,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: alloc::borrow::Cow::Borrowed("blyan"),
 	impl_name: alloc::borrow::Cow::Borrowed("blyan-node"),
 	authoring_version: 1,
-	spec_version: 105,
+	spec_version: 106,
 	impl_version: 1,
 	apis: apis::RUNTIME_API_VERSIONS,
 	transaction_version: 1,
@@ -210,6 +210,8 @@ mod runtime {
 	pub type Inference = pallet_inference;
 	#[runtime::pallet_index(45)]
 	pub type Federated = pallet_federated;
+	#[runtime::pallet_index(46)]
+	pub type TrainingAudit = pallet_training_audit;
 
 	// Governance.
 	#[runtime::pallet_index(50)]

@@ -25,6 +25,7 @@ pub mod blyan {}
 
 pub use blyan::runtime_types::{
 	blyan_primitives::{
+		audit::{TraceCommitment, TrainingState as ChainTrainingState},
 		inference::{InferenceReceipt, LayerSpan},
 		pol::{Backend, LayerDelta, SemVer, VersionStatus},
 	},
@@ -34,6 +35,7 @@ pub use blyan::runtime_types::{
 	pallet_jobs::{Capabilities, Job, JobResult, JobSpec, JobStatus, WorkerInfo},
 	pallet_model_registry::{Architecture, DatasetInfo, ModelInfo, ResolvedLayer, VersionInfo},
 	pallet_pol_rewards::{Phase, Round, VerifierInfo},
+	pallet_training_audit::{Audit, AuditDuty, Dispute, DisputeStage},
 };
 pub use subxt::utils::H256;
 
@@ -43,6 +45,8 @@ pub type JobId = u64;
 pub type VersionId = u64;
 pub type ChainJob = Job<AccountId32, Balance, BlockNumber>;
 pub type ChainRound = Round<AccountId32, BlockNumber>;
+pub type ChainAudit = Audit<AccountId32, BlockNumber>;
+pub type ChainDispute = Dispute<AccountId32, Balance, BlockNumber>;
 pub type Client = OnlineClient<PolkadotConfig>;
 pub type ChainAnnouncement = Announcement<Balance, BlockNumber>;
 pub type Receipt = InferenceReceipt<AccountId32, Balance>;
@@ -132,6 +136,17 @@ pub fn score_commitment(
 	salt: &[u8; 32],
 ) -> H256 {
 	H256(sp_crypto_hashing::blake2_256(&(job, attempt, verifier.0, base, candidate, salt).encode()))
+}
+
+/// A training state as the chain's generated type (the same fields and SCALE bytes).
+pub fn chain_state(s: &::blyan_primitives::audit::TrainingState) -> ChainTrainingState {
+	ChainTrainingState {
+		step: s.step,
+		weights: H256(s.weights.0),
+		optimizer: H256(s.optimizer.0),
+		rng_word_pos: s.rng_word_pos,
+		batch: H256(s.batch.0),
+	}
 }
 
 /// A connection to one node, signing as one account.
@@ -317,6 +332,23 @@ impl Chain {
 		self.call(blyan::runtime_apis().pol_rewards_api().round(job)).await
 	}
 
+	/// What this account has to do in training audits now.
+	pub async fn audit_duties(&self, who: &AccountId32) -> Result<Vec<AuditDuty>, ChainError> {
+		self.call(blyan::runtime_apis().training_audit_api().audit_duties(*who)).await
+	}
+
+	pub async fn audit(&self, job: JobId) -> Result<Option<ChainAudit>, ChainError> {
+		self.call(blyan::runtime_apis().training_audit_api().audit(job)).await
+	}
+
+	pub async fn dispute(
+		&self,
+		job: JobId,
+		segment: u32,
+	) -> Result<Option<ChainDispute>, ChainError> {
+		self.call(blyan::runtime_apis().training_audit_api().dispute(job, segment)).await
+	}
+
 	// ---- storage ----
 
 	/// A storage entry at the latest finalized block; `None` if absent (no default applied).
@@ -381,6 +413,12 @@ impl Chain {
 		let params = self.get_or_default(blyan::storage().pol_rewards().params(), ()).await?;
 		let since = now.saturating_sub(first_block) / params.epoch_length.max(1);
 		Ok(first_index.saturating_add(since))
+	}
+
+	/// Steps between the checkpoints of a training trace (the audit's `checkpoint_interval`).
+	pub async fn checkpoint_interval(&self) -> Result<u32, ChainError> {
+		let params = self.get_or_default(blyan::storage().training_audit().params(), ()).await?;
+		Ok(params.checkpoint_interval.max(1))
 	}
 
 	/// Ended epochs in which `miner` has unclaimed points.

@@ -6,6 +6,7 @@
 //! (registry content checked against its on-chain hashes); [`config`], [`state`] and [`metrics`]
 //! (Prometheus) serve all.
 
+pub mod audit;
 pub mod chain;
 pub mod config;
 pub mod content;

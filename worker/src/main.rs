@@ -93,6 +93,9 @@ enum Command {
 		/// TEST ONLY: misbehave so that verification catches it (the bond gets slashed).
 		#[arg(long, hide = true)]
 		misbehave: Option<Misbehaviour>,
+		/// TEST ONLY, with `--misbehave copy-weights`: the version whose weights are copied.
+		#[arg(long, hide = true)]
+		copy_from: Option<u64>,
 		/// Also aggregate federated jobs, taking participants' updates on this address.
 		#[arg(long)]
 		fl_listen: Option<std::net::SocketAddr>,
@@ -130,6 +133,9 @@ enum Command {
 		/// Exit after revealing this many rounds.
 		#[arg(long)]
 		rounds: Option<u32>,
+		/// TEST ONLY: challenge every spot-checked segment, right or not (the bond is lost).
+		#[arg(long, hide = true)]
+		false_challenges: bool,
 	},
 	/// This account's bonds, jobs and verifications.
 	Status,
@@ -662,7 +668,7 @@ async fn run(cli: Cli) -> Result<()> {
 			};
 			println!("done");
 		}
-		Command::Mine { jobs, misbehave, fl_listen, fl_public_url, fl_phase_secs } => {
+		Command::Mine { jobs, misbehave, copy_from, fl_listen, fl_public_url, fl_phase_secs } => {
 			let chain = connect(g, &file, &s).await?;
 			let ipfs = ipfs(&s).await?;
 			if chain.worker_info(chain.account()).await?.is_none() {
@@ -678,6 +684,7 @@ async fn run(cli: Cli) -> Result<()> {
 				memory_mb: s.memory_mb,
 				jobs,
 				misbehave,
+				copy_from,
 				poll,
 				federated: fl_listen.map(|listen| AggregatorOptions {
 					listen,
@@ -692,7 +699,7 @@ async fn run(cli: Cli) -> Result<()> {
 			with_reconnect(g, &file, &s, &mut miner, Miner::set_chain, |m| Box::pin(m.run()))
 				.await?;
 		}
-		Command::Verify { rounds } => {
+		Command::Verify { rounds, false_challenges } => {
 			let chain = connect(g, &file, &s).await?;
 			let ipfs = ipfs(&s).await?;
 			if chain.verifier_info(chain.account()).await?.is_none() {
@@ -702,7 +709,12 @@ async fn run(cli: Cli) -> Result<()> {
 			if g.metrics_listen.is_some() {
 				tokio::spawn(report::follow_earnings(s.node.clone(), *chain.account()));
 			}
-			let mut verifier = Verifier::new(chain, ipfs, state, VerifierOptions { poll, rounds });
+			let mut verifier = Verifier::new(
+				chain,
+				ipfs,
+				state,
+				VerifierOptions { poll, rounds, false_challenges },
+			);
 			with_reconnect(g, &file, &s, &mut verifier, Verifier::set_chain, |v| Box::pin(v.run()))
 				.await?;
 		}

@@ -5,18 +5,26 @@
 
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::{
+	audit,
 	chain::{
 		self, blyan, bytes, BoundedVec, Chain, ChainError, ChainJob, JobId, JobResult, JobStatus,
 		SemVer, H256,
 	},
 	content, federated,
-	ml::{self, data, train::Hyperparams, weights, TrainDevice},
+	ml::{
+		self, data,
+		trace::{self, TrainState},
+		train::Hyperparams,
+		weights, TrainDevice,
+	},
 	state::{self, StateDir},
 	storage::Ipfs,
 };
@@ -29,6 +37,12 @@ pub enum Misbehaviour {
 	InflateScore,
 	/// Publish a changed layer 1 whose bytes do not match the Merkle root revealed for it.
 	CorruptLayer,
+	/// Skip every other segment of training: claim its checkpoint without training.
+	SkipSteps,
+	/// Train on other data than the job's dataset.
+	OtherData,
+	/// Train nothing: submit the weights of another version (`--copy-from`) as the result.
+	CopyWeights,
 }
 
 #[derive(Clone, Debug)]
@@ -41,6 +55,8 @@ pub struct MinerOptions {
 	pub poll: Duration,
 	/// Aggregate federated jobs: serve their rounds here.
 	pub federated: Option<AggregatorOptions>,
+	/// With `--misbehave copy-weights`: the version whose weights are copied.
+	pub copy_from: Option<u64>,
 }
 
 /// Where a miner that aggregates federated jobs takes participants' updates.
@@ -90,6 +106,20 @@ struct CommittedResult {
 	layers: Vec<(u16, String, [u8; 32])>,
 	weight_root: [u8; 32],
 	committed: bool,
+	/// The committed training trace (none for federated jobs).
+	#[serde(default)]
+	trace: Option<CommittedTrace>,
+}
+
+/// A training trace as committed: the document lies in `trace/<job>/` of the state directory.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CommittedTrace {
+	root: [u8; 32],
+	steps: u32,
+	interval: u32,
+	cid: String,
+	/// The CID of each checkpoint's state blob, in order.
+	states: Vec<String>,
 }
 
 impl CommittedResult {
@@ -107,6 +137,12 @@ impl CommittedResult {
 					.collect(),
 			),
 			weight_root: H256(self.weight_root),
+			trace: self.trace.as_ref().map(|t| chain::TraceCommitment {
+				root: H256(t.root),
+				steps: t.steps,
+				interval: t.interval,
+				cid: bytes(&t.cid),
+			}),
 		}
 	}
 }
@@ -472,6 +508,7 @@ impl Miner {
 			JobStatus::Committed { .. } => {}
 			JobStatus::ValidationRevealed { .. } => self.reveal(&job, &mut record).await?,
 			JobStatus::Verifying { candidate, .. } => {
+				self.defend(job_id, &job).await?;
 				if record.candidate != Some(*candidate) {
 					info!(
 						job = job_id,
@@ -516,7 +553,7 @@ impl Miner {
 				phase,
 			)
 			.await?;
-			return self.store_result(job_id, base_semver, trained).await;
+			return self.store_result(job_id, base_semver, trained, None).await;
 		}
 		let hp = Hyperparams::from_json(&job.spec.hyperparams.0).map_err(|e| anyhow!(e))?;
 		let config = content::model_config(&self.chain, &self.ipfs, job.model).await?;
@@ -529,21 +566,45 @@ impl Miner {
 		);
 		let base = content::version_layers(&self.chain, &self.ipfs, &config, job.spec.base_version)
 			.await?;
-		let train_data =
-			data::encode(&content::dataset_bytes(&self.chain, &self.ipfs, job.spec.dataset).await?);
-		info!(job = job_id, steps = hp.steps, batch = hp.batch_size, seq = hp.seq_len, device = ?self.options.device, "training");
+		let train_data = self.training_data(job).await?;
+		let copied = match (self.options.misbehave, self.options.copy_from) {
+			(Some(Misbehaviour::CopyWeights), Some(version)) => {
+				warn!(
+					job = job_id,
+					"MISBEHAVING: submitting version {version}'s weights, untrained"
+				);
+				Some(content::version_layers(&self.chain, &self.ipfs, &config, version).await?)
+			}
+			(Some(Misbehaviour::CopyWeights), None) => bail!("copy-weights needs --copy-from"),
+			_ => None,
+		};
+		let interval = self.chain.checkpoint_interval().await?;
+		// The audit re-runs a CPU job's training on the CPU: it must be trained there.
+		let device = match job.spec.backend {
+			chain::Backend::Cpu => TrainDevice::Cpu,
+			_ => self.options.device,
+		};
+		info!(
+			job = job_id,
+			steps = hp.steps,
+			batch = hp.batch_size,
+			seq = hp.seq_len,
+			checkpoint_every = interval,
+			?device,
+			"training"
+		);
 		let bar = ProgressBar::new(hp.steps as u64);
 		bar.set_style(
 			ProgressStyle::with_template("{spinner} train [{bar:30}] {pos}/{len} {msg} ({eta})")
 				.expect("valid template"),
 		);
-		let (seed, device, steps) = (job.spec.seed, self.options.device, hp.steps);
+		let (seed, steps, misbehave) = (job.spec.seed, hp.steps, self.options.misbehave);
 		let report_every = (steps / 10).max(1);
 		let bar2 = bar.clone();
-		let trained = tokio::task::spawn_blocking(move || {
+		let (trained, checkpoints) = tokio::task::spawn_blocking(move || -> Result<_> {
 			// Timed from the end of the first step: that one also pays for loading the model.
 			let mut step_started: Option<std::time::Instant> = None;
-			ml::train_layers(&config, &base, &train_data, &hp, seed, device, |step, loss| {
+			let mut on_step = |step: u32, loss: f32| {
 				if let Some(started) = step_started {
 					crate::metrics::metrics()
 						.train_step_seconds
@@ -555,11 +616,136 @@ impl Miner {
 				if step == 1 || step % report_every == 0 || step == steps {
 					info!(job = job_id, step, "training loss {loss:.4}");
 				}
-			})
+			};
+			let mut state = TrainState::initial(base);
+			let mut checkpoints = vec![state.clone()];
+			for segment in 0..steps.div_ceil(interval) {
+				let to = ((segment + 1) * interval).min(steps);
+				state = match misbehave {
+					Some(Misbehaviour::SkipSteps) if segment % 2 == 1 => {
+						warn!(job = job_id, segment, "MISBEHAVING: segment skipped, not trained");
+						trace::skip_segment(&state, train_data.len(), &hp, seed, to)
+					}
+					Some(Misbehaviour::CopyWeights) => {
+						let mut next = trace::skip_segment(&state, train_data.len(), &hp, seed, to);
+						if to == steps {
+							next.layers = copied.clone().expect("checked above");
+						}
+						next
+					}
+					_ => ml::train_segment(
+						&config,
+						&state,
+						&train_data,
+						&hp,
+						seed,
+						to,
+						device,
+						&mut on_step,
+					)?,
+				};
+				checkpoints.push(state.clone());
+			}
+			Ok((state.layers.clone(), checkpoints))
 		})
 		.await??;
 		bar.finish_and_clear();
-		self.store_result(job_id, base_semver, trained).await
+		let trace = self.store_trace(job_id, steps, interval, &checkpoints).await?;
+		self.store_result(job_id, base_semver, trained, Some(trace)).await
+	}
+
+	/// The data this miner trains a job on: the job's dataset (or, misbehaving, other data).
+	async fn training_data(&self, job: &ChainJob) -> Result<Vec<i64>> {
+		let bytes = content::dataset_bytes(&self.chain, &self.ipfs, job.spec.dataset).await?;
+		if self.options.misbehave == Some(Misbehaviour::OtherData) {
+			warn!("MISBEHAVING: training on other data than the job's dataset");
+			return Ok(data::encode(&data::generate_corpus(job.spec.seed ^ 0x5eed, bytes.len())));
+		}
+		Ok(data::encode(&bytes))
+	}
+
+	fn trace_file(&self, job: JobId, name: &str) -> std::path::PathBuf {
+		self.state.path(&["trace", &job.to_string(), name])
+	}
+
+	/// Writes the checkpoints' state blobs and the trace document to the state directory and
+	/// computes their CIDs (published with the result, after the validation reveal).
+	async fn store_trace(
+		&self,
+		job_id: JobId,
+		steps: u32,
+		interval: u32,
+		checkpoints: &[TrainState],
+	) -> Result<CommittedTrace> {
+		std::fs::create_dir_all(self.state.path(&["trace", &job_id.to_string()]))?;
+		let mut states = Vec::with_capacity(checkpoints.len());
+		let mut doc = audit::TraceDoc { steps, interval, checkpoints: Vec::new() };
+		for (i, state) in checkpoints.iter().enumerate() {
+			let blob = state.encode();
+			let cid = self.ipfs.add(blob.clone(), false, true).await?;
+			std::fs::write(self.trace_file(job_id, &format!("{i}.state")), &blob)?;
+			doc.checkpoints.push((state.summary(), cid.clone().into_bytes()));
+			states.push(cid);
+		}
+		let bytes = codec::Encode::encode(&doc);
+		std::fs::write(self.trace_file(job_id, "trace.scale"), &bytes)?;
+		let cid = self.ipfs.add(bytes, false, true).await?;
+		info!(job = job_id, checkpoints = states.len(), "training trace recorded");
+		Ok(CommittedTrace { root: doc.root().0, steps, interval, cid, states })
+	}
+
+	/// Pins the trace document and every state blob (after the validation reveal).
+	async fn publish_trace(&self, job_id: JobId, trace: &CommittedTrace) -> Result<()> {
+		for (i, cid) in trace.states.iter().enumerate() {
+			let blob = std::fs::read(self.trace_file(job_id, &format!("{i}.state")))?;
+			if self.ipfs.add(blob, true, false).await? != *cid {
+				bail!("IPFS gave checkpoint {i} another CID than at commit time");
+			}
+		}
+		let doc = std::fs::read(self.trace_file(job_id, "trace.scale"))?;
+		if self.ipfs.add(doc, true, false).await? != trace.cid {
+			bail!("IPFS gave the trace document another CID than at commit time");
+		}
+		info!(job = job_id, checkpoints = trace.states.len(), "training trace pinned to IPFS");
+		Ok(())
+	}
+
+	/// Answers the bisection moves the chain waits for on this miner's job: the state at the
+	/// middle step, re-run from the disputed segment's start checkpoint and published.
+	async fn defend(&self, job_id: JobId, job: &ChainJob) -> Result<()> {
+		let me = *self.chain.account();
+		for duty in self.chain.audit_duties(&me).await? {
+			let chain::AuditDuty::Bisect { job: j, segment } = duty else { continue };
+			if j != job_id {
+				continue;
+			}
+			let Some(dispute) = self.chain.dispute(job_id, segment).await? else { continue };
+			let mid = dispute.lo.saturating_add(dispute.hi) / 2;
+			let run = Arc::new(audit::TrainingRun {
+				config: content::model_config(&self.chain, &self.ipfs, job.model).await?,
+				hp: Hyperparams::from_json(&job.spec.hyperparams.0).map_err(|e| anyhow!(e))?,
+				seed: job.spec.seed,
+				data: self.training_data(job).await?,
+			});
+			let blob = std::fs::read(self.trace_file(job_id, &format!("{segment}.state")))?;
+			let start = TrainState::decode(&run.config, &blob)?;
+			let state = run.rerun(start, mid).await?;
+			let cid = self.ipfs.add(state.encode(), true, false).await?;
+			let hash = state.summary().hash();
+			self.chain
+				.submit(
+					"bisect",
+					&blyan::tx().training_audit().bisect(
+						job_id,
+						segment,
+						H256(hash.0),
+						bytes(&cid),
+					),
+				)
+				.await?;
+			info!(job = job_id, segment, step = mid, "challenged: named the state at step {mid}");
+		}
+		Ok(())
 	}
 
 	/// Writes trained layers to the state directory and computes their CIDs and roots: the
@@ -569,6 +755,7 @@ impl Miner {
 		job_id: JobId,
 		base_semver: SemVer,
 		trained: Vec<weights::LayerTensors>,
+		trace: Option<CommittedTrace>,
 	) -> Result<CommittedResult> {
 		std::fs::create_dir_all(self.state.path(&["weights", &job_id.to_string()]))?;
 		let mut published = Vec::with_capacity(trained.len());
@@ -603,6 +790,7 @@ impl Miner {
 				.collect(),
 			weight_root: weights::weight_root(&roots),
 			committed: false,
+			trace,
 		})
 	}
 
@@ -652,6 +840,9 @@ impl Miner {
 			}
 		}
 		info!(job = job_id, layers = deltas.len(), "trained layers pinned to IPFS");
+		if let Some(trace) = &result.trace {
+			self.publish_trace(job_id, trace).await?;
+		}
 		let claimed = record.claimed_score.expect("set above");
 		self.chain
 			.submit(

@@ -10,8 +10,11 @@ use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use std::sync::Arc;
+
 use crate::{
-	chain::{self, blyan, Chain, JobId, Phase},
+	audit,
+	chain::{self, blyan, AuditDuty, Chain, DisputeStage, JobId, Phase},
 	content,
 	ml::{self, data, train::Hyperparams},
 	state::{self, StateDir},
@@ -29,6 +32,9 @@ pub struct VerifierOptions {
 	pub poll: Duration,
 	/// Stop after this many reveals; `None`: run forever.
 	pub rounds: Option<u32>,
+	/// TEST ONLY: challenge every spot-checked segment, right or not, and disagree with every
+	/// bisection move (the challenge bond is lost).
+	pub false_challenges: bool,
 }
 
 /// One seat on a committee, as kept in `state_dir/verified/<job>-<attempt>.json`.
@@ -99,7 +105,16 @@ impl Verifier {
 	pub async fn tick(&mut self) -> Result<bool> {
 		let me = *self.chain.account();
 		let pending = self.chain.pending_verifications(&me).await?;
-		let seats_pending = !pending.is_empty();
+		let duties = self.chain.audit_duties(&me).await?;
+		let seats_pending = !pending.is_empty() || !duties.is_empty();
+		for duty in duties {
+			if let Err(e) = self.audit_duty(duty).await {
+				if crate::is_connection_error(&e) {
+					return Err(e);
+				}
+				warn!("audit: {e:#}; retrying on the next block");
+			}
+		}
 		for (job, phase) in pending {
 			if let Err(e) = self.serve_seat(&me, job, phase).await {
 				if crate::is_connection_error(&e) {
@@ -109,6 +124,77 @@ impl Verifier {
 			}
 		}
 		Ok(seats_pending)
+	}
+
+	/// A training-audit duty: a spot check (attest or challenge), a bisection answer as the
+	/// challenger, or a report as an arbiter.
+	async fn audit_duty(&mut self, duty: AuditDuty) -> Result<()> {
+		let (job, segment) = match duty {
+			AuditDuty::SpotCheck { job, segment }
+			| AuditDuty::Respond { job, segment }
+			| AuditDuty::Arbitrate { job, segment } => (job, segment),
+			AuditDuty::Bisect { .. } => return Ok(()), // the miner's
+		};
+		let Some(audit) = self.chain.audit(job).await? else { return Ok(()) };
+		let Some(chain_job) = self.chain.job(job).await? else { return Ok(()) };
+		let doc = audit::fetch_doc(&self.ipfs, &audit).await?;
+		let run = Arc::new(audit::TrainingRun::of_job(&self.chain, &self.ipfs, &chain_job).await?);
+		let tx = blyan::tx().training_audit();
+		match duty {
+			AuditDuty::SpotCheck { .. } => {
+				info!(job, segment, "spot check: re-running segment {segment} of the training");
+				match audit::spot_check(&run, &self.ipfs, &doc, segment).await? {
+					audit::SpotCheck::Matches if !self.options.false_challenges => {
+						self.chain.submit("attest", &tx.attest(job, segment)).await?;
+						info!(job, segment, "spot check passed: bit-exact with the trace");
+					}
+					audit::SpotCheck::Matches => {
+						warn!(
+							job,
+							segment, "MISBEHAVING: challenging a segment that re-ran exactly"
+						);
+						let bogus = blyan_primitives::Hash::repeat_byte(0xba);
+						audit::challenge(&self.chain, job, &doc, segment, bogus).await?;
+					}
+					audit::SpotCheck::Differs(reached) => {
+						warn!(
+							job,
+							segment,
+							"spot check FAILED: the segment does not re-run to its checkpoint; challenging"
+						);
+						audit::challenge(&self.chain, job, &doc, segment, reached.summary().hash())
+							.await?;
+					}
+				}
+			}
+			AuditDuty::Respond { .. } => {
+				let Some(dispute) = self.chain.dispute(job, segment).await? else { return Ok(()) };
+				let DisputeStage::Challenger { mid_hash, .. } = dispute.stage else {
+					return Ok(());
+				};
+				let mid = dispute.lo.saturating_add(dispute.hi) / 2;
+				let agree = if self.options.false_challenges {
+					false
+				} else {
+					let state = run.state_in_segment(&self.ipfs, &doc, segment, mid).await?;
+					state.summary().hash().0 == mid_hash.0
+				};
+				self.chain.submit("respond", &tx.respond(job, segment, agree)).await?;
+				info!(job, segment, step = mid, agree, "bisection: answered the miner's state");
+			}
+			AuditDuty::Arbitrate { .. } => {
+				let Some(dispute) = self.chain.dispute(job, segment).await? else { return Ok(()) };
+				let lo_cid = dispute.lo_cid.as_ref().map(|c| c.0.as_slice());
+				let report =
+					audit::arbitrate(&run, &self.ipfs, &doc, segment, lo_cid, dispute.lo_hash)
+						.await;
+				let for_miner = report == Some(dispute.hi_hash);
+				self.chain.submit("arbitrate", &tx.arbitrate(job, segment, report)).await?;
+				info!(job, segment, step = dispute.hi, for_miner, "arbitrated the disputed step");
+			}
+			AuditDuty::Bisect { .. } => {}
+		}
+		Ok(())
 	}
 
 	async fn serve_seat(

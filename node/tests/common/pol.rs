@@ -154,6 +154,7 @@ pub fn honest_job(rpc: &Rpc, say: &mut dyn FnMut(String)) -> Result<JobOutcome, 
 			merkle_root: H256::repeat_byte(4),
 		}]),
 		weight_root: H256::repeat_byte(5),
+		trace: None,
 	};
 	say("Eve claims the job and commits to her result (layer 1 changed, claimed loss 0.9)".into());
 	send(rpc, Eve, pallet_jobs::Call::claim_job { job: 0 }.into())?;

@@ -34,7 +34,9 @@ pub mod weights;
 pub use weights::WeightInfo;
 
 use alloc::vec::Vec;
-pub use blyan_primitives::params::{FreeTierParams, GovernedParams, JobParams, PolParams};
+pub use blyan_primitives::params::{
+	AuditParams, FreeTierParams, GovernedParams, JobParams, PolParams,
+};
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use frame_support::{pallet_prelude::*, traits::EnsureOrigin};
 use frame_system::pallet_prelude::*;
@@ -203,6 +205,23 @@ parameters! {
 	EpochLength(BlockNumber) as Blocks,
 	/// Mining-pool BLY shared by each epoch's accepted improvements.
 	EpochBudget(Balance) as Amount,
+	// pallet-training-audit
+	/// Most training steps between two checkpoints of a training trace.
+	CheckpointInterval(u32) as Count,
+	/// Trace segments spot-checked per job.
+	SpotChecks(u32) as Count,
+	/// Blocks between a result's reveal and its spot-check draw.
+	AuditDrawDelay(BlockNumber) as Blocks,
+	/// Blocks after the draw for spot checks and challenges.
+	ChallengeWindow(BlockNumber) as Blocks,
+	/// Blocks for each bisection move and for arbiters to report.
+	DisputeMoveWindow(BlockNumber) as Blocks,
+	/// Verifiers re-executing a disputed training step.
+	Arbiters(u32) as Count,
+	/// What a challenger of a training trace holds.
+	ChallengeBond(Balance) as Amount,
+	/// Share of a miner's bond slashed for a refuted training trace.
+	FraudSlash(Perbill) as Share,
 	// Economics
 	/// New BLY per year, as a share of total issuance.
 	AnnualInflation(Perbill) as Share,
@@ -271,6 +290,8 @@ pub mod pallet {
 	pub type JobParamsOf<T> = JobParams<BalanceOf<T>, BlockNumberFor<T>>;
 	/// `pallet-pol-rewards`' parameters in this runtime.
 	pub type PolParamsOf<T> = PolParams<BalanceOf<T>, BlockNumberFor<T>>;
+	/// `pallet-training-audit`'s parameters in this runtime's units.
+	pub type AuditParamsOf<T> = AuditParams<BalanceOf<T>, BlockNumberFor<T>>;
 	/// `pallet-free-tier`'s parameters in this runtime.
 	pub type FreeTierParamsOf<T> = FreeTierParams<BlockNumberFor<T>>;
 
@@ -290,6 +311,8 @@ pub mod pallet {
 		type Jobs: GovernedParams<JobParams<Self::Balance, BlockNumberFor<Self>>>;
 		/// `pallet-pol-rewards`' parameters.
 		type Pol: GovernedParams<PolParams<Self::Balance, BlockNumberFor<Self>>>;
+		/// The training audit's parameters.
+		type Audit: GovernedParams<AuditParams<Self::Balance, BlockNumberFor<Self>>>;
 		/// `pallet-free-tier`'s parameters.
 		type FreeTier: GovernedParams<FreeTierParams<BlockNumberFor<Self>>>;
 		/// The range of every parameter.
@@ -469,6 +492,7 @@ impl<T: Config> Pallet<T> {
 		use crate::Parameter::*;
 		let jobs = |f: &dyn Fn(&mut JobParamsOf<T>)| update::<_, T::Jobs>(f);
 		let pol = |f: &dyn Fn(&mut PolParamsOf<T>)| update::<_, T::Pol>(f);
+		let audit = |f: &dyn Fn(&mut AuditParamsOf<T>)| update::<_, T::Audit>(f);
 		let free_tier = |f: &dyn Fn(&mut FreeTierParamsOf<T>)| update::<_, T::FreeTier>(f);
 		let economics = |f: &dyn Fn(&mut EconomicsParams)| {
 			Economics::<T>::mutate(|e| f(e));
@@ -498,6 +522,14 @@ impl<T: Config> Pallet<T> {
 			VerifierUnbondingPeriod(v) => pol(&|p| p.unbonding_period = v),
 			EpochLength(v) => pol(&|p| p.epoch_length = v),
 			EpochBudget(v) => pol(&|p| p.epoch_budget = v),
+			CheckpointInterval(v) => audit(&|p| p.checkpoint_interval = v),
+			SpotChecks(v) => audit(&|p| p.spot_checks = v),
+			AuditDrawDelay(v) => audit(&|p| p.draw_delay = v),
+			ChallengeWindow(v) => audit(&|p| p.challenge_window = v),
+			DisputeMoveWindow(v) => audit(&|p| p.move_window = v),
+			Arbiters(v) => audit(&|p| p.arbiters = v),
+			ChallengeBond(v) => audit(&|p| p.challenge_bond = v),
+			FraudSlash(v) => audit(&|p| p.fraud_slash = v),
 			MinDailyQuota(v) => free_tier(&|p| p.min_daily_quota = v),
 			MaxDailyQuota(v) => free_tier(&|p| p.max_daily_quota = v),
 			PowDifficulty(v) => free_tier(&|p| p.pow_difficulty = v),

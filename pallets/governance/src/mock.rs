@@ -66,6 +66,16 @@ thread_local! {
 	static FREE: RefCell<FreeTierParams<BlockNumber>> = RefCell::new(free_tier_defaults());
 	static JOBS: RefCell<JobParams<Balance, BlockNumber>> = RefCell::new(job_defaults());
 	static POL: RefCell<PolParams<Balance, BlockNumber>> = RefCell::new(pol_defaults());
+	static AUDIT: RefCell<AuditParams<Balance, BlockNumber>> = RefCell::new(AuditParams {
+		checkpoint_interval: 10,
+		spot_checks: 8,
+		draw_delay: 1,
+		challenge_window: 20,
+		move_window: 10,
+		arbiters: 3,
+		challenge_bond: 10,
+		fraud_slash: Perbill::from_percent(50),
+	});
 }
 
 /// Stand-in for `pallet-jobs`.
@@ -106,6 +116,18 @@ impl GovernedParams<PolParams<Balance, BlockNumber>> for MockPol {
 			return Err(FEE_AND_SHARE_TOO_HIGH);
 		}
 		POL.with(|p| *p.borrow_mut() = params);
+		Ok(())
+	}
+}
+
+/// Stand-in for `pallet-training-audit`.
+pub struct MockAudit;
+impl GovernedParams<AuditParams<Balance, BlockNumber>> for MockAudit {
+	fn params() -> AuditParams<Balance, BlockNumber> {
+		AUDIT.with(|p| p.borrow().clone())
+	}
+	fn set_params(params: AuditParams<Balance, BlockNumber>) -> DispatchResult {
+		AUDIT.with(|p| *p.borrow_mut() = params);
 		Ok(())
 	}
 }
@@ -160,6 +182,7 @@ impl pallet_governance::Config for Test {
 	type Balance = Balance;
 	type Jobs = MockJobs;
 	type Pol = MockPol;
+	type Audit = MockAudit;
 	type FreeTier = MockFreeTier;
 	type Bounds = MockBounds;
 	type AdminOrigin = EitherOfDiverse<EnsureRoot<u64>, EnsureParameterAdmin>;

@@ -230,6 +230,9 @@ pub mod pallet {
 		type Verification: VerificationProvider<Self::AccountId>;
 		/// Asked before a result is committed (a federated job's rounds must be finished).
 		type CommitGate: CommitGate;
+		/// Whether results of jobs the training audit can re-run must carry a training trace.
+		/// Without, a trace is still passed on (and audited) when given.
+		type RequireTrace: Get<bool>;
 		/// [`Params`] until governance changes them (through [`GovernedParams`]).
 		type DefaultParams: Get<JobParams<BalanceOf<Self>, BlockNumberFor<Self>>>;
 		/// Most jobs a worker holds at once.
@@ -752,13 +755,17 @@ pub mod pallet {
 				_ => return Err(Error::<T>::WrongStage.into()),
 			}
 			Self::ensure_in_time(&info)?;
-			let trace = match Self::audited_steps(job, &info) {
-				Some(steps) => {
-					let trace = result.trace.clone().ok_or(Error::<T>::TraceRequired)?;
+			let trace = match (Self::audited_steps(job, &info), result.trace.clone()) {
+				(Some(steps), Some(trace)) => {
 					ensure!(trace.steps == steps, Error::<T>::TraceMismatch);
 					Some(trace)
 				}
-				None => None,
+				(Some(_), None) => {
+					ensure!(!T::RequireTrace::get(), Error::<T>::TraceRequired);
+					None
+				}
+				// Federated jobs and other backends: nothing the CPU path can re-run.
+				(None, _) => None,
 			};
 			let candidate = CandidateVersion {
 				model: info.model,

@@ -90,6 +90,7 @@ impl pallet_jobs::Config for Test {
 	type Registry = Registry;
 	type Verification = RecordingVerifier;
 	type CommitGate = ClosedGate;
+	type RequireTrace = frame_support::traits::ConstBool<true>;
 	type DefaultParams = DefaultParams;
 	type MaxActiveJobsPerWorker = ConstU32<2>;
 	type MaxJobsPerCreator = ConstU32<3>;

@@ -68,6 +68,7 @@ impl pallet_jobs::Config for Test {
 	type Registry = Registry;
 	type Verification = Pol;
 	type CommitGate = ();
+	type RequireTrace = frame_support::traits::ConstBool<true>;
 	type DefaultParams = JobDefaults;
 	type MaxActiveJobsPerWorker = ConstU32<4>;
 	type MaxJobsPerCreator = ConstU32<4>;

@@ -217,12 +217,8 @@ pub mod pallet {
 	}
 
 	#[pallet::storage]
-	pub type Params<T: Config> = StorageValue<
-		_,
-		AuditParams<BalanceOf<T>, BlockNumberFor<T>>,
-		ValueQuery,
-		T::DefaultParams,
-	>;
+	pub type Params<T: Config> =
+		StorageValue<_, AuditParams<BalanceOf<T>, BlockNumberFor<T>>, ValueQuery, T::DefaultParams>;
 
 	#[pallet::storage]
 	pub type Audits<T: Config> =
@@ -248,11 +244,32 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type DeadlineCursor<T: Config> = StorageValue<_, BlockNumberFor<T>, ValueQuery>;
 
+	#[pallet::genesis_config]
+	#[derive(frame_support::DefaultNoBound)]
+	pub struct GenesisConfig<T: Config> {
+		/// Overrides [`Config::DefaultParams`]; a dev chain shortens the windows.
+		pub params: Option<AuditParams<BalanceOf<T>, BlockNumberFor<T>>>,
+	}
+
+	#[pallet::genesis_build]
+	impl<T: Config> BuildGenesisConfig for GenesisConfig<T> {
+		fn build(&self) {
+			if let Some(params) = &self.params {
+				assert!(Pallet::<T>::check_params(params).is_ok(), "genesis audit params");
+				Params::<T>::put(params.clone());
+			}
+		}
+	}
+
 	#[pallet::event]
 	#[pallet::generate_deposit(pub(super) fn deposit_event)]
 	pub enum Event<T: Config> {
 		/// A traced result awaits its spot-check draw.
-		AuditStarted { job: JobId, segments: u32, draw_at: BlockNumberFor<T> },
+		AuditStarted {
+			job: JobId,
+			segments: u32,
+			draw_at: BlockNumberFor<T>,
+		},
 		/// Spot checks drawn: `(segment, checker)`; challenges are open until `challenge_by`.
 		SpotChecksDrawn {
 			job: JobId,
@@ -260,13 +277,31 @@ pub mod pallet {
 			challenge_by: BlockNumberFor<T>,
 		},
 		/// A checker re-ran its segment and got the committed end state.
-		SpotCheckPassed { job: JobId, segment: SegmentIndex, checker: T::AccountId },
+		SpotCheckPassed {
+			job: JobId,
+			segment: SegmentIndex,
+			checker: T::AccountId,
+		},
 		/// A segment is challenged.
-		Challenged { job: JobId, segment: SegmentIndex, challenger: T::AccountId },
+		Challenged {
+			job: JobId,
+			segment: SegmentIndex,
+			challenger: T::AccountId,
+		},
 		/// The miner named the state at `step`.
-		Bisected { job: JobId, segment: SegmentIndex, step: u32, state: H256 },
+		Bisected {
+			job: JobId,
+			segment: SegmentIndex,
+			step: u32,
+			state: H256,
+		},
 		/// The disagreement is now between steps `lo` and `hi`.
-		Narrowed { job: JobId, segment: SegmentIndex, lo: u32, hi: u32 },
+		Narrowed {
+			job: JobId,
+			segment: SegmentIndex,
+			lo: u32,
+			hi: u32,
+		},
 		/// Arbiters must re-execute step `step + 1` from the state at `step`.
 		ArbitrationStarted {
 			job: JobId,
@@ -275,7 +310,11 @@ pub mod pallet {
 			arbiters: Vec<T::AccountId>,
 			decide_by: BlockNumberFor<T>,
 		},
-		Arbitrated { job: JobId, segment: SegmentIndex, arbiter: T::AccountId },
+		Arbitrated {
+			job: JobId,
+			segment: SegmentIndex,
+			arbiter: T::AccountId,
+		},
 		/// The miner's trace is refuted: its candidate is rejected, its bond slashed and the
 		/// slash paid to the challenger (if any: a missing move or a bad boundary needs none).
 		FraudProven {
@@ -292,13 +331,23 @@ pub mod pallet {
 			bond: BalanceOf<T>,
 		},
 		/// Arbiters reached no decision: the challenger's bond is returned.
-		DisputeUndecided { job: JobId, segment: SegmentIndex },
+		DisputeUndecided {
+			job: JobId,
+			segment: SegmentIndex,
+		},
 		/// No dispute stands and the window is over: the result goes on to scoring.
-		AuditPassed { job: JobId, attested: u32 },
+		AuditPassed {
+			job: JobId,
+			attested: u32,
+		},
 		/// Nobody could check the trace (no checker attested or challenged): the job is refunded
 		/// without a verdict.
-		AuditVoid { job: JobId },
-		ParamsSet { params: AuditParams<BalanceOf<T>, BlockNumberFor<T>> },
+		AuditVoid {
+			job: JobId,
+		},
+		ParamsSet {
+			params: AuditParams<BalanceOf<T>, BlockNumberFor<T>>,
+		},
 	}
 
 	#[pallet::error]
@@ -478,8 +527,7 @@ pub mod pallet {
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			let audit = Audits::<T>::get(job).ok_or(Error::<T>::UnknownAudit)?;
-			let mut dispute =
-				Disputes::<T>::get(job, segment).ok_or(Error::<T>::UnknownDispute)?;
+			let mut dispute = Disputes::<T>::get(job, segment).ok_or(Error::<T>::UnknownDispute)?;
 			ensure!(who == audit.request.miner, Error::<T>::NotYourMove);
 			ensure!(dispute.stage == DisputeStage::Miner, Error::<T>::NotYourMove);
 			Self::ensure_before(dispute.deadline)?;
@@ -505,8 +553,7 @@ pub mod pallet {
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			let audit = Audits::<T>::get(job).ok_or(Error::<T>::UnknownAudit)?;
-			let mut dispute =
-				Disputes::<T>::get(job, segment).ok_or(Error::<T>::UnknownDispute)?;
+			let mut dispute = Disputes::<T>::get(job, segment).ok_or(Error::<T>::UnknownDispute)?;
 			ensure!(who == dispute.challenger, Error::<T>::NotYourMove);
 			let DisputeStage::Challenger { mid_hash, mid_cid } = dispute.stage.clone() else {
 				return Err(Error::<T>::NotYourMove.into());
@@ -541,8 +588,7 @@ pub mod pallet {
 			end: Option<H256>,
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
-			let mut dispute =
-				Disputes::<T>::get(job, segment).ok_or(Error::<T>::UnknownDispute)?;
+			let mut dispute = Disputes::<T>::get(job, segment).ok_or(Error::<T>::UnknownDispute)?;
 			Self::ensure_before(dispute.deadline)?;
 			let DisputeStage::Arbitration { arbiters } = &mut dispute.stage else {
 				return Err(Error::<T>::WrongPhase.into());
@@ -572,7 +618,11 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// Enters `timer` in the index `blocks` after `now` (never at or before the current block).
-	fn schedule(timer: Timer, now: BlockNumberFor<T>, blocks: BlockNumberFor<T>) -> BlockNumberFor<T> {
+	fn schedule(
+		timer: Timer,
+		now: BlockNumberFor<T>,
+		blocks: BlockNumberFor<T>,
+	) -> BlockNumberFor<T> {
 		let at = now.saturating_add(blocks.max(1u32.into()));
 		Deadlines::<T>::insert(at, timer, ());
 		at
@@ -583,7 +633,11 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// Moves a dispute's move deadline to `move_window` after `now`.
-	fn reschedule(timer: Timer, from: BlockNumberFor<T>, now: BlockNumberFor<T>) -> BlockNumberFor<T> {
+	fn reschedule(
+		timer: Timer,
+		from: BlockNumberFor<T>,
+		now: BlockNumberFor<T>,
+	) -> BlockNumberFor<T> {
 		Self::unschedule(timer, from);
 		Self::schedule(timer, now, Params::<T>::get().move_window)
 	}
@@ -605,8 +659,11 @@ impl<T: Config> Pallet<T> {
 			return;
 		}
 		let seed = Self::seed(b"bly/arbiters", job, segment, dispute.lo);
-		let exclude =
-			[audit.request.miner.clone(), dispute.challenger.clone(), audit.request.creator.clone()];
+		let exclude = [
+			audit.request.miner.clone(),
+			dispute.challenger.clone(),
+			audit.request.creator.clone(),
+		];
 		let drawn = T::Verifiers::draw(seed.as_ref(), params.arbiters.min(MAX_ARBITERS), &exclude);
 		dispute.deadline = Self::schedule(timer, now, params.move_window);
 		dispute.stage = DisputeStage::Arbitration {
@@ -672,8 +729,8 @@ impl<T: Config> Pallet<T> {
 			let mut i = 0u32;
 			while (chosen.len() as u32) < count && i < count.saturating_mul(64) {
 				let digest = BlakeTwo256::hash(&(seed, i).encode());
-				let pick = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]) %
-					segments;
+				let pick =
+					u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]) % segments;
 				if !chosen.contains(&pick) {
 					chosen.push(pick);
 				}
@@ -702,7 +759,8 @@ impl<T: Config> Pallet<T> {
 	/// checked), then pass the audit if no dispute is open.
 	fn close(job: JobId, mut audit: Audit<T::AccountId, BlockNumberFor<T>>) {
 		let attested = audit.spot_checks.iter().filter(|c| c.attested).count() as u32;
-		let acted = |c: &SpotCheck<T::AccountId>| c.attested || audit.challengers.contains(&c.checker);
+		let acted =
+			|c: &SpotCheck<T::AccountId>| c.attested || audit.challengers.contains(&c.checker);
 		// Someone could read the trace: a checker acted on it, or anyone challenged it.
 		let checkable = !audit.challengers.is_empty() || audit.spot_checks.iter().any(|c| acted(c));
 		if checkable {

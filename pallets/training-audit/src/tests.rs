@@ -186,7 +186,8 @@ fn an_honest_trace_passes_its_spot_checks_and_goes_on_to_scoring() {
 		assert!(drawn.iter().all(|(s, c)| *s < 4 && V.contains(c)));
 		assert_ne!(drawn[0].0, drawn[1].0, "distinct segments");
 		for (segment, checker) in &drawn {
-			assert!(TrainingAudit::duties(checker).contains(&AuditDuty::SpotCheck { job, segment: *segment }));
+			assert!(TrainingAudit::duties(checker)
+				.contains(&AuditDuty::SpotCheck { job, segment: *segment }));
 			assert_ok!(TrainingAudit::attest(RuntimeOrigin::signed(*checker), job, *segment));
 		}
 		let (segment, checker) = drawn[0];
@@ -345,7 +346,9 @@ fn a_refuted_step_slashes_the_miner_and_pays_the_challenger() {
 		assert_eq!(worker_bond(MINER), bond - slashed);
 		assert_eq!(Balances::free_balance(CREATOR), creator + REWARD, "creator refunded");
 		assert_eq!(candidate_status(), VersionStatus::Rejected);
-		assert!(Audits::<Test>::get(job).is_none() && pallet_jobs::Jobs::<Test>::get(job).is_none());
+		assert!(
+			Audits::<Test>::get(job).is_none() && pallet_jobs::Jobs::<Test>::get(job).is_none()
+		);
 		System::assert_has_event(
 			pallet_pol_rewards::Event::VerifierPenalised { job, verifier: arbiters[2], amount: 10 }
 				.into(),
@@ -365,11 +368,21 @@ fn a_false_challenge_costs_the_challenger_its_bond_and_the_audit_passes() {
 		let (miner, bond) = (Balances::free_balance(MINER), worker_bond(MINER));
 		// The miner's state at step 4 is what every arbiter computes.
 		for a in &arbiters {
-			assert_ok!(TrainingAudit::arbitrate(RuntimeOrigin::signed(*a), job, 1, Some(states[2].hash())));
+			assert_ok!(TrainingAudit::arbitrate(
+				RuntimeOrigin::signed(*a),
+				job,
+				1,
+				Some(states[2].hash())
+			));
 		}
 		System::assert_has_event(
-			Event::ChallengeFailed { job, segment: 1, challenger: CHALLENGER, bond: CHALLENGE_BOND }
-				.into(),
+			Event::ChallengeFailed {
+				job,
+				segment: 1,
+				challenger: CHALLENGER,
+				bond: CHALLENGE_BOND,
+			}
+			.into(),
 		);
 		assert_eq!(held_bond(CHALLENGER), 0);
 		assert_eq!(Balances::free_balance(CHALLENGER), 1_000 - CHALLENGE_BOND);
@@ -395,11 +408,22 @@ fn a_dispute_open_when_the_window_closes_holds_the_audit_until_it_ends() {
 		assert_eq!(Audits::<Test>::get(job).unwrap().phase, AuditPhase::Closing);
 		assert_noop!(challenge(job, 4, 1, &states), Error::<Test>::WrongPhase);
 		// The miner bisects; the challenger walks away: it loses, and the audit passes.
-		assert_ok!(TrainingAudit::bisect(RuntimeOrigin::signed(MINER), job, 2, H256::zero(), cid("b")));
+		assert_ok!(TrainingAudit::bisect(
+			RuntimeOrigin::signed(MINER),
+			job,
+			2,
+			H256::zero(),
+			cid("b")
+		));
 		run_to(System::block_number() + MOVE_WINDOW);
 		System::assert_has_event(
-			Event::ChallengeFailed { job, segment: 2, challenger: CHALLENGER, bond: CHALLENGE_BOND }
-				.into(),
+			Event::ChallengeFailed {
+				job,
+				segment: 2,
+				challenger: CHALLENGER,
+				bond: CHALLENGE_BOND,
+			}
+			.into(),
 		);
 		assert!(pallet_pol_rewards::Rounds::<Test>::get(job).is_some());
 		assert_books_balance();
@@ -416,7 +440,11 @@ fn a_miner_that_does_not_defend_its_trace_is_slashed() {
 		run_to(System::block_number() + MOVE_WINDOW);
 		assert!(System::events().iter().any(|e| matches!(
 			e.event,
-			RuntimeEvent::TrainingAudit(Event::FraudProven { segment: 0, challenger: CHALLENGER, .. })
+			RuntimeEvent::TrainingAudit(Event::FraudProven {
+				segment: 0,
+				challenger: CHALLENGER,
+				..
+			})
 		)));
 		assert_eq!(candidate_status(), VersionStatus::Rejected);
 		assert_books_balance();
@@ -469,8 +497,12 @@ fn a_silent_checker_is_penalised_when_another_could_check() {
 		run_to(System::block_number() + CHALLENGE_WINDOW);
 		if drawn[1].1 != drawn[0].1 {
 			System::assert_has_event(
-				pallet_pol_rewards::Event::VerifierPenalised { job, verifier: drawn[1].1, amount: 10 }
-					.into(),
+				pallet_pol_rewards::Event::VerifierPenalised {
+					job,
+					verifier: drawn[1].1,
+					amount: 10,
+				}
+				.into(),
 			);
 		}
 		System::assert_has_event(Event::AuditPassed { job, attested: 1 }.into());
@@ -486,7 +518,10 @@ fn a_late_move_is_refused() {
 		let (segment, checker) = checks(job)[0];
 		run_to(System::block_number() + CHALLENGE_WINDOW - 1);
 		System::set_block_number(System::block_number() + 1);
-		assert_noop!(TrainingAudit::attest(RuntimeOrigin::signed(checker), job, segment), Error::<Test>::TooLate);
+		assert_noop!(
+			TrainingAudit::attest(RuntimeOrigin::signed(checker), job, segment),
+			Error::<Test>::TooLate
+		);
 		assert_noop!(challenge(job, CHALLENGER, 1, &states), Error::<Test>::TooLate);
 	});
 }
@@ -496,10 +531,16 @@ fn governance_parameters_are_checked() {
 	new_test_ext().execute_with(|| {
 		let mut p = <TrainingAudit as GovernedParams<_>>::params();
 		p.checkpoint_interval = 0;
-		assert_noop!(<TrainingAudit as GovernedParams<_>>::set_params(p.clone()), Error::<Test>::BadParams);
+		assert_noop!(
+			<TrainingAudit as GovernedParams<_>>::set_params(p.clone()),
+			Error::<Test>::BadParams
+		);
 		p.checkpoint_interval = 10;
 		p.arbiters = 0;
-		assert_noop!(<TrainingAudit as GovernedParams<_>>::set_params(p.clone()), Error::<Test>::BadParams);
+		assert_noop!(
+			<TrainingAudit as GovernedParams<_>>::set_params(p.clone()),
+			Error::<Test>::BadParams
+		);
 		p.arbiters = 5;
 		assert_ok!(<TrainingAudit as GovernedParams<_>>::set_params(p.clone()));
 		assert_eq!(Params::<Test>::get(), p);

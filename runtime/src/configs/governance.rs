@@ -15,7 +15,7 @@ use super::RuntimeBlockWeights;
 use crate::{
 	currency::*, time::*, AccountId, Balance, Balances, BlockNumber, FreeTier, Jobs, OriginCaller,
 	PolRewards, Preimage, Referenda, Runtime, RuntimeCall, RuntimeEvent, RuntimeHoldReason,
-	RuntimeOrigin, System,
+	RuntimeOrigin, System, TrainingAudit,
 };
 use alloc::borrow::Cow;
 use frame_support::{
@@ -208,6 +208,7 @@ impl pallet_governance::Config for Runtime {
 	type Balance = Balance;
 	type Jobs = Jobs;
 	type Pol = PolRewards;
+	type Audit = TrainingAudit;
 	type FreeTier = FreeTier;
 	type Bounds = BlyanBounds;
 	type AdminOrigin = EitherOfDiverse<EnsureRoot<AccountId>, EnsureParameterAdmin>;

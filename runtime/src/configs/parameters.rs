@@ -38,6 +38,7 @@ use pallet_governance::{
 };
 use pallet_jobs::JobParams;
 use pallet_pol_rewards::{PolParams, MAX_COMMITTEE};
+use pallet_training_audit::{AuditParams, MAX_ARBITERS, MAX_SPOT_CHECKS};
 use sp_runtime::Perbill;
 
 parameter_types! {
@@ -66,6 +67,19 @@ parameter_types! {
 		epoch_length: HOURS,
 		// About the mining pool's share of inflation per hour (50 M BLY a year / 8 760 h).
 		epoch_budget: 5_000 * BLY,
+	};
+
+	pub AuditDefaults: AuditParams<Balance, BlockNumber> = AuditParams {
+		checkpoint_interval: 10,
+		// 44 spot checks catch a miner faking a tenth of its segments with 99 % probability
+		// (docs/benchmarks.md); a trace with fewer segments is checked whole.
+		spot_checks: 44,
+		draw_delay: 1,
+		challenge_window: 30 * MINUTES,
+		move_window: 5 * MINUTES,
+		arbiters: 3,
+		challenge_bond: 10 * BLY,
+		fraud_slash: Perbill::from_percent(50),
 	};
 
 	pub FreeTierDefaults: FreeTierParams<BlockNumber> = FreeTierParams {
@@ -101,6 +115,12 @@ pub const DEV_TIMINGS: ReferendumTimings<BlockNumber> = ReferendumTimings {
 	min_enactment_period: 1,
 };
 
+/// Audit windows of the `dev` preset: a checked job goes on to scoring about 30 blocks after
+/// its reveal.
+pub fn dev_audit_params() -> AuditParams<Balance, BlockNumber> {
+	AuditParams { challenge_window: 30, move_window: 15, ..AuditDefaults::get() }
+}
+
 /// The ranges of the table above.
 pub struct BlyanBounds;
 impl ParameterBounds<Balance, BlockNumber> for BlyanBounds {
@@ -131,6 +151,13 @@ impl ParameterBounds<Balance, BlockNumber> for BlyanBounds {
 			MinerSlash => percent(1, 100),
 			EpochLength => blocks(10, 30 * DAYS),
 			EpochBudget => amount(0, 10_000_000 * BLY),
+			CheckpointInterval => (Count(1), Count(10_000)),
+			SpotChecks => (Count(1), Count(MAX_SPOT_CHECKS)),
+			Arbiters => (Count(1), Count(MAX_ARBITERS)),
+			AuditDrawDelay => blocks(1, HOURS),
+			ChallengeWindow | DisputeMoveWindow => blocks(10, 7 * DAYS),
+			ChallengeBond => amount(MILLI_BLY, 1_000_000 * BLY),
+			FraudSlash => percent(1, 100),
 			MinDailyQuota | MaxDailyQuota => (Count(1), Count(10_000)),
 			PowDifficulty => (Count(8), Count(32)),
 			PowWindow => blocks(1, HOURS),

@@ -2,11 +2,11 @@
 //!
 //! Their parameters' defaults and bounds are in `parameters.rs`; governance changes them.
 
-use super::parameters::{JobDefaults, PolDefaults};
+use super::parameters::{AuditDefaults, JobDefaults, PolDefaults};
 use super::MiningPoolAccount;
 use crate::{
 	Balances, BlockNumber, Federated, FreeTier, Hash, Jobs, PolRewards, Registry, Runtime,
-	RuntimeHoldReason, System,
+	RuntimeHoldReason, System, TrainingAudit,
 };
 use frame_support::traits::ConstU32;
 use sp_runtime::traits::{BlakeTwo256, Hash as _};
@@ -22,8 +22,11 @@ impl pallet_jobs::Config for Runtime {
 	type Currency = Balances;
 	type RuntimeHoldReason = RuntimeHoldReason;
 	type Registry = Registry;
-	type Verification = PolRewards;
+	// Traced results are audited first; the audit hands them on to scoring.
+	type Verification = TrainingAudit;
 	type CommitGate = Federated;
+	// CPU jobs' results must carry a training trace: the audit re-runs it.
+	type RequireTrace = frame_support::traits::ConstBool<true>;
 	type DefaultParams = JobDefaults;
 	type MaxActiveJobsPerWorker = ConstU32<16>;
 	type MaxJobsPerCreator = ConstU32<64>;
@@ -59,4 +62,18 @@ impl pallet_pol_rewards::Config for Runtime {
 	type MaxAssignmentsPerVerifier = ConstU32<32>;
 	type MaxDeadlinesPerBlock = ConstU32<16>;
 	type WeightInfo = pallet_pol_rewards::weights::SubstrateWeight<Runtime>;
+}
+
+impl pallet_training_audit::Config for Runtime {
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type Registry = Registry;
+	type Jobs = Jobs;
+	type Next = PolRewards;
+	type Verifiers = PolRewards;
+	type Randomness = ParentHashRandomness;
+	type DefaultParams = AuditDefaults;
+	type MaxDisputes = ConstU32<8>;
+	type MaxDeadlinesPerBlock = ConstU32<16>;
+	type WeightInfo = pallet_training_audit::weights::SubstrateWeight<Runtime>;
 }

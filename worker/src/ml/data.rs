@@ -58,7 +58,12 @@ pub fn sample_batch(data: &[i64], rng: &mut ChaCha20Rng, batch: usize, window: u
 
 /// The offsets of `batch` windows of `window` tokens in data of `len` tokens: the batch indices
 /// a training step draws (and a training trace records).
-pub fn sample_offsets(len: usize, rng: &mut ChaCha20Rng, batch: usize, window: usize) -> Vec<usize> {
+pub fn sample_offsets(
+	len: usize,
+	rng: &mut ChaCha20Rng,
+	batch: usize,
+	window: usize,
+) -> Vec<usize> {
 	let last = len.saturating_sub(window);
 	(0..batch).map(|_| if last == 0 { 0 } else { rng.random_range(0..=last) }).collect()
 }

@@ -71,6 +71,43 @@ pub fn train_layers(
 	}
 }
 
+/// Traced training from `state` to step `to_step` on `device` (see [`trace`]).
+#[allow(clippy::too_many_arguments)]
+pub fn train_segment(
+	config: &ModelConfig,
+	state: &trace::TrainState,
+	train_data: &[i64],
+	hp: &Hyperparams,
+	seed: u64,
+	to_step: u32,
+	device: TrainDevice,
+	on_step: impl FnMut(u32, f32),
+) -> Result<trace::TrainState, WeightsError> {
+	match device {
+		TrainDevice::Cpu => trace::run_segment::<Autodiff<CpuBackend>>(
+			config,
+			state,
+			train_data,
+			hp,
+			seed,
+			to_step,
+			&Default::default(),
+			on_step,
+		),
+		#[cfg(feature = "cuda")]
+		TrainDevice::Cuda => trace::run_segment::<Autodiff<CudaBackend>>(
+			config,
+			state,
+			train_data,
+			hp,
+			seed,
+			to_step,
+			&Default::default(),
+			on_step,
+		),
+	}
+}
+
 /// [`train_layers`] on backend `B`'s default device.
 fn train_on<B: burn::tensor::backend::AutodiffBackend>(
 	config: &ModelConfig,

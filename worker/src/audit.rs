@@ -1,0 +1,219 @@
+//! Training audit, off chain: the trace document a miner publishes, and the re-execution a
+//! checker, challenger or arbiter runs on it. Joins chain, storage and ml for the trainer (which
+//! records and defends its trace) and the verifier (which checks other miners' traces).
+//!
+//! A trace document (SCALE, on IPFS under the CID committed on chain) lists every checkpoint's
+//! [`TrainingState`] with the CID of its full state blob (weights, AdamW moments, sampler
+//! position, the step's batch indices); its leaves' Merkle root is the committed trace root.
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use blyan_primitives::{
+	audit::{trace_proof, trace_root, TrainingState},
+	Hash,
+};
+use codec::{Decode, Encode};
+
+use crate::{
+	chain::{self, BoundedVec, Chain, ChainAudit, ChainJob, JobId, H256},
+	content,
+	ml::{
+		self, data,
+		model::ModelConfig,
+		trace::{run_segment, TrainState},
+		train::Hyperparams,
+		CpuBackend,
+	},
+	storage::Ipfs,
+};
+
+/// Largest trace document read from IPFS.
+const MAX_TRACE_BYTES: usize = 64 << 20;
+/// Largest state blob read from IPFS (weights and two moments of a ~100 M model fit).
+const MAX_STATE_BYTES: usize = 2 << 30;
+
+/// The trace document.
+#[derive(Clone, Debug, PartialEq, Encode, Decode)]
+pub struct TraceDoc {
+	pub steps: u32,
+	pub interval: u32,
+	/// `(state, CID of its blob)` at steps `0, interval, …, steps`.
+	pub checkpoints: Vec<(TrainingState, Vec<u8>)>,
+}
+
+impl TraceDoc {
+	pub fn leaves(&self) -> Vec<Hash> {
+		self.checkpoints.iter().map(|(s, _)| s.hash()).collect()
+	}
+
+	pub fn root(&self) -> Hash {
+		trace_root(&self.leaves())
+	}
+
+	pub fn segments(&self) -> u32 {
+		self.checkpoints.len().saturating_sub(1) as u32
+	}
+
+	/// Checkpoint `index`'s state, its Merkle proof, and its blob's CID.
+	pub fn checkpoint(&self, index: u32) -> Result<(TrainingState, Vec<Hash>, String)> {
+		let (state, cid) =
+			self.checkpoints.get(index as usize).context("no such checkpoint in the trace")?;
+		let proof = trace_proof(&self.leaves(), index);
+		Ok((state.clone(), proof, String::from_utf8_lossy(cid).into_owned()))
+	}
+}
+
+/// A trace document, checked against the trace committed on chain.
+pub async fn fetch_doc(ipfs: &Ipfs, audit: &ChainAudit) -> Result<TraceDoc> {
+	let cid = String::from_utf8_lossy(&audit.trace.cid.0).into_owned();
+	let bytes = ipfs.cat(&cid, MAX_TRACE_BYTES).await?;
+	let doc = TraceDoc::decode(&mut &bytes[..]).map_err(|e| anyhow!("trace {cid}: {e}"))?;
+	if doc.root().0 != audit.trace.root.0
+		|| doc.steps != audit.trace.steps
+		|| doc.interval != audit.trace.interval
+		|| doc.segments() != audit.trace.steps.div_ceil(audit.trace.interval.max(1))
+	{
+		bail!("trace {cid} does not match the trace committed on chain");
+	}
+	Ok(doc)
+}
+
+/// What re-running a job's training needs: the model, hyper-parameters, seed and data.
+pub struct TrainingRun {
+	pub config: ModelConfig,
+	pub hp: Hyperparams,
+	pub seed: u64,
+	pub data: Vec<i64>,
+}
+
+impl TrainingRun {
+	/// The job's training as the chain and IPFS define it (its dataset checked by hash).
+	pub async fn of_job(chain: &Chain, ipfs: &Ipfs, job: &ChainJob) -> Result<Self> {
+		let hp = Hyperparams::from_json(&job.spec.hyperparams.0).map_err(|e| anyhow!(e))?;
+		let config = content::model_config(chain, ipfs, job.model).await?;
+		let data = data::encode(&content::dataset_bytes(chain, ipfs, job.spec.dataset).await?);
+		Ok(Self { config, hp, seed: job.spec.seed, data })
+	}
+
+	/// A state blob from IPFS.
+	pub async fn fetch_state(&self, ipfs: &Ipfs, cid: &str) -> Result<TrainState> {
+		let bytes = ipfs.cat(cid, MAX_STATE_BYTES).await?;
+		Ok(TrainState::decode(&self.config, &bytes)?)
+	}
+
+	/// Trains from `start` to `to_step` on the deterministic CPU path.
+	pub async fn rerun(self: &Arc<Self>, start: TrainState, to_step: u32) -> Result<TrainState> {
+		let run = self.clone();
+		let dev = Default::default();
+		let state = tokio::task::spawn_blocking(move || {
+			run_segment::<burn::backend::Autodiff<CpuBackend>>(
+				&run.config,
+				&start,
+				&run.data,
+				&run.hp,
+				run.seed,
+				to_step,
+				&dev,
+				|_, _| {},
+			)
+		})
+		.await??;
+		Ok(state)
+	}
+
+	/// The state at `step` within `segment`, re-run from the segment's start checkpoint.
+	pub async fn state_in_segment(
+		self: &Arc<Self>,
+		ipfs: &Ipfs,
+		doc: &TraceDoc,
+		segment: u32,
+		step: u32,
+	) -> Result<TrainState> {
+		let (leaf, _, cid) = doc.checkpoint(segment)?;
+		let start = self.fetch_state(ipfs, &cid).await?;
+		if start.summary() != leaf {
+			bail!("checkpoint {segment}'s state blob does not match its leaf");
+		}
+		self.rerun(start, step).await
+	}
+}
+
+/// A Merkle proof as the chain's type.
+pub fn chain_proof(proof: &[Hash]) -> BoundedVec<H256> {
+	BoundedVec(proof.iter().map(|h| H256(h.0)).collect())
+}
+
+/// What a spot check found.
+pub enum SpotCheck {
+	/// The segment re-ran to the committed end state.
+	Matches,
+	/// It did not: the state actually reached.
+	Differs(TrainState),
+}
+
+/// Re-runs `segment` of `doc` and compares its end with the committed checkpoint.
+pub async fn spot_check(
+	run: &Arc<TrainingRun>,
+	ipfs: &Ipfs,
+	doc: &TraceDoc,
+	segment: u32,
+) -> Result<SpotCheck> {
+	let (end, _, _) = doc.checkpoint(segment + 1)?;
+	let reached = run.state_in_segment(ipfs, doc, segment, end.step).await?;
+	Ok(if reached.summary() == end { SpotCheck::Matches } else { SpotCheck::Differs(reached) })
+}
+
+/// Submits a challenge of `segment` claiming the end state `claimed`.
+pub async fn challenge(
+	chain: &Chain,
+	job: JobId,
+	doc: &TraceDoc,
+	segment: u32,
+	claimed: Hash,
+) -> Result<()> {
+	let (start, start_proof, _) = doc.checkpoint(segment)?;
+	let (end, end_proof, _) = doc.checkpoint(segment + 1)?;
+	chain
+		.submit(
+			"challenge",
+			&chain::blyan::tx().training_audit().challenge(
+				job,
+				segment,
+				chain::chain_state(&start),
+				chain_proof(&start_proof),
+				chain::chain_state(&end),
+				chain_proof(&end_proof),
+				H256(claimed.0),
+			),
+		)
+		.await?;
+	Ok(())
+}
+
+/// The arbiter's report: the hash of the state one step after the agreed state at `lo`
+/// (`lo_cid`, or the segment's start checkpoint), or `None` if that state cannot be had or does
+/// not hash to `lo_hash`.
+pub async fn arbitrate(
+	run: &Arc<TrainingRun>,
+	ipfs: &Ipfs,
+	doc: &TraceDoc,
+	segment: u32,
+	lo_cid: Option<&[u8]>,
+	lo_hash: H256,
+) -> Option<H256> {
+	let cid = match lo_cid {
+		Some(cid) => String::from_utf8_lossy(cid).into_owned(),
+		None => doc.checkpoint(segment).ok()?.2,
+	};
+	let state = run.fetch_state(ipfs, &cid).await.ok()?;
+	if state.summary().hash().0 != lo_hash.0 {
+		return None;
+	}
+	let next = state.step + 1;
+	let after = run.rerun(state, next).await.ok()?;
+	Some(H256(after.summary().hash().0))
+}
+
+/// Re-exported for roles that record traces.
+pub use ml::trace;
