@@ -2,7 +2,8 @@
 # The main job: builds everything, then runs one Proof-of-Learning training job for real on a
 # local dev chain and IPFS daemon, printing the story as it happens: a creator registers a model
 # and posts a job, a data owner publishes the training data, a miner claims, trains (loss falling),
-# commits, reveals; three verifiers re-evaluate it and the chain pays out. Then two servers serve
+# records a checkpoint every 10 steps, commits, reveals; three verifiers re-run the spot-checked
+# segments of its training trace bit for bit, then re-evaluate it, and the chain pays out. Then two servers serve
 # the accepted version as a two-stage pipeline, a gateway answers an OpenAI-style completion over
 # it and the servers settle the gateway's receipts. Last, a federated job: three participants
 # train on their own data in two rounds of secure aggregation, an aggregator records the rounds
@@ -61,7 +62,7 @@ step "Ferdie publishes 64 KiB of training data (generated exercises: addition, r
 dataset=$(w //Ferdie ferdie dataset-publish --generate 64 --seed 1 | awk '{print $2}')
 echo "dataset $dataset"
 
-step "Alice posts a training job (reward 100 BLY, 60 AdamW steps); her validation set stays secret until Eve commits"
+step "Alice posts a training job (reward 100 BLY, 60 AdamW steps); her validation set stays secret until Eve commits; Eve's training trace is audited before scoring"
 w_bg creator-alice //Alice job-post --base-version "$root_version" --dataset "$dataset" --reward 100 \
 	--steps 60 --validation-generate 16 --validation-seed 2 --watch
 creator=$!

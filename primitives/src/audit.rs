@@ -143,6 +143,10 @@ pub trait VerifierSet<AccountId> {
 	fn draw(seed: &[u8], count: u32, exclude: &[AccountId]) -> Vec<AccountId>;
 	/// Takes a verifier's penalty share of its bond for an audit duty left undone or done wrong.
 	fn penalise(job: JobId, verifier: &AccountId);
+
+	/// Benchmarks: fills the verifier set (every account eligible for draws); returns it.
+	#[cfg(feature = "runtime-benchmarks")]
+	fn benchmark_full_set() -> Vec<AccountId>;
 }
 
 #[cfg(test)]

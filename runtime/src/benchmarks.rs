@@ -5,7 +5,9 @@ use frame_benchmarking::{BenchmarkBatch, BenchmarkConfig, BenchmarkList};
 use frame_support::traits::WhitelistedStorageKeys;
 
 #[allow(unused_imports)]
-use crate::{Federated, FreeTier, Governance, Inference, Jobs, PolRewards, Registry, Runtime};
+use crate::{
+	Federated, FreeTier, Governance, Inference, Jobs, PolRewards, Registry, Runtime, TrainingAudit,
+};
 
 frame_benchmarking::define_benchmarks!(
 	[pallet_model_registry, Registry]
@@ -15,6 +17,7 @@ frame_benchmarking::define_benchmarks!(
 	[pallet_free_tier, FreeTier]
 	[pallet_inference, Inference]
 	[pallet_federated, Federated]
+	[pallet_training_audit, TrainingAudit]
 );
 
 pub fn list(list: &mut Vec<BenchmarkList>, extra: bool) {

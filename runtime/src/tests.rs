@@ -269,7 +269,10 @@ mod governance {
 	use super::*;
 	use crate::configs::{
 		governance::{TEAM_VESTING_CLIFF, TEAM_VESTING_LENGTH},
-		parameters::{FreeTierDefaults, JobDefaults, PolDefaults, DEV_TIMINGS},
+		parameters::{
+			dev_audit_params, AuditDefaults, FreeTierDefaults, JobDefaults, PolDefaults,
+			DEV_TIMINGS,
+		},
 	};
 	use crate::{Governance, RuntimeOrigin};
 	use frame_support::{assert_noop, assert_ok};
@@ -280,7 +283,19 @@ mod governance {
 		let j = JobDefaults::get();
 		let p = PolDefaults::get();
 		let f = FreeTierDefaults::get();
+		let a = AuditDefaults::get();
+		let dev = dev_audit_params();
 		vec![
+			P::CheckpointInterval(a.checkpoint_interval),
+			P::SpotChecks(a.spot_checks),
+			P::AuditDrawDelay(a.draw_delay),
+			P::ChallengeWindow(a.challenge_window),
+			P::ChallengeWindow(dev.challenge_window),
+			P::DisputeMoveWindow(a.move_window),
+			P::DisputeMoveWindow(dev.move_window),
+			P::Arbiters(a.arbiters),
+			P::ChallengeBond(a.challenge_bond),
+			P::FraudSlash(a.fraud_slash),
 			P::MinImprovement(j.min_improvement),
 			P::MinJobReward(j.min_reward),
 			P::MinWorkerBond(j.min_worker_bond),
@@ -338,6 +353,10 @@ mod governance {
 				pallet_jobs::Params::<Runtime>::get().min_improvement,
 				sp_runtime::Perbill::from_percent(2)
 			);
+			// The dev chain's short audit windows, then one changed by governance.
+			assert_eq!(pallet_training_audit::Params::<Runtime>::get(), dev_audit_params());
+			assert_ok!(Governance::set_parameter(admin(), P::CheckpointInterval(5)));
+			assert_eq!(pallet_training_audit::Params::<Runtime>::get().checkpoint_interval, 5);
 			assert_noop!(
 				Governance::set_parameter(admin(), P::CommitteeSize(17)),
 				pallet_governance::Error::<Runtime>::AboveMaximum

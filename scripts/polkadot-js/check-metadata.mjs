@@ -8,7 +8,7 @@
 import { ApiPromise, WsProvider } from '@polkadot/api';
 import { Keyring } from '@polkadot/keyring';
 
-const PALLETS = ['registry', 'jobs', 'polRewards'];
+const PALLETS = ['registry', 'jobs', 'polRewards', 'trainingAudit'];
 const url = process.argv[2] ?? 'ws://127.0.0.1:9944';
 
 function fail(message) {
@@ -19,7 +19,7 @@ function fail(message) {
 const api = await ApiPromise.create({ provider: new WsProvider(url), noInitWarn: true });
 const alice = new Keyring({ type: 'sr25519' }).addFromUri('//Alice');
 
-// 1. Every storage item of the three pallets, read (maps as their full entry lists).
+// 1. Every storage item of the pallets, read (maps as their full entry lists).
 for (const pallet of PALLETS) {
   const items = api.query[pallet];
   if (!items) fail(`no storage of pallet ${pallet} in the metadata`);

@@ -122,20 +122,23 @@ impl TrainingRun {
 		Ok(state)
 	}
 
-	/// The state at `step` within `segment`, re-run from the segment's start checkpoint.
+	/// The state at `step` within `segment`, re-run from the segment's start checkpoint; `None`
+	/// if the miner's blob of that checkpoint is not a state that hashes to its leaf (the trace
+	/// cannot be re-run: the miner's fault). A blob that cannot be fetched is an error (retried).
 	pub async fn state_in_segment(
 		self: &Arc<Self>,
 		ipfs: &Ipfs,
 		doc: &TraceDoc,
 		segment: u32,
 		step: u32,
-	) -> Result<TrainState> {
+	) -> Result<Option<TrainState>> {
 		let (leaf, _, cid) = doc.checkpoint(segment)?;
-		let start = self.fetch_state(ipfs, &cid).await?;
-		if start.summary() != leaf {
-			bail!("checkpoint {segment}'s state blob does not match its leaf");
-		}
-		self.rerun(start, step).await
+		let bytes = ipfs.cat(&cid, MAX_STATE_BYTES).await?;
+		let start = match TrainState::decode(&self.config, &bytes) {
+			Ok(start) if start.summary() == leaf => start,
+			_ => return Ok(None),
+		};
+		Ok(Some(self.rerun(start, step).await?))
 	}
 }
 
@@ -150,6 +153,8 @@ pub enum SpotCheck {
 	Matches,
 	/// It did not: the state actually reached.
 	Differs(TrainState),
+	/// The start checkpoint's state blob is not what the trace commits to: nothing to re-run.
+	BadStart,
 }
 
 /// Re-runs `segment` of `doc` and compares its end with the committed checkpoint.
@@ -160,8 +165,11 @@ pub async fn spot_check(
 	segment: u32,
 ) -> Result<SpotCheck> {
 	let (end, _, _) = doc.checkpoint(segment + 1)?;
-	let reached = run.state_in_segment(ipfs, doc, segment, end.step).await?;
-	Ok(if reached.summary() == end { SpotCheck::Matches } else { SpotCheck::Differs(reached) })
+	Ok(match run.state_in_segment(ipfs, doc, segment, end.step).await? {
+		None => SpotCheck::BadStart,
+		Some(reached) if reached.summary() == end => SpotCheck::Matches,
+		Some(reached) => SpotCheck::Differs(reached),
+	})
 }
 
 /// Submits a challenge of `segment` claiming the end state `claimed`.

@@ -237,9 +237,16 @@ pub async fn watch_job(
 			}
 			JobStatus::Verifying { candidate: c, claimed_score, .. } => {
 				candidate = Some(*c);
+				// Traced results are audited (spot checks, challenges) before the committee scores.
+				let audited = chain.audit(job).await?.is_some();
 				format!(
-					"candidate version {c}, claimed loss {:.6}: committee verifying",
-					*claimed_score as f64 / 1e9
+					"candidate version {c}, claimed loss {:.6}: {}",
+					*claimed_score as f64 / 1e9,
+					if audited {
+						"training audit (segments re-run, challenges open)"
+					} else {
+						"committee verifying"
+					}
 				)
 			}
 		};

@@ -156,6 +156,15 @@ impl Verifier {
 						let bogus = blyan_primitives::Hash::repeat_byte(0xba);
 						audit::challenge(&self.chain, job, &doc, segment, bogus).await?;
 					}
+					audit::SpotCheck::BadStart => {
+						warn!(
+							job,
+							segment,
+							"spot check FAILED: the start checkpoint's state is not the committed one; challenging"
+						);
+						let nothing = blyan_primitives::Hash::zero();
+						audit::challenge(&self.chain, job, &doc, segment, nothing).await?;
+					}
 					audit::SpotCheck::Differs(reached) => {
 						warn!(
 							job,
@@ -176,8 +185,10 @@ impl Verifier {
 				let agree = if self.options.false_challenges {
 					false
 				} else {
+					// A start state that is not the committed one: disagree down to its first step,
+					// which the arbiters cannot re-run either.
 					let state = run.state_in_segment(&self.ipfs, &doc, segment, mid).await?;
-					state.summary().hash().0 == mid_hash.0
+					state.is_some_and(|s| s.summary().hash().0 == mid_hash.0)
 				};
 				self.chain.submit("respond", &tx.respond(job, segment, agree)).await?;
 				info!(job, segment, step = mid, agree, "bisection: answered the miner's state");

@@ -57,12 +57,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Jobs::Params` (r:1 w:0)
 	/// Proof: `Jobs::Params` (`max_values`: Some(1), `max_size`: Some(52), added: 547, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(211), added: 2686, mode: `MaxEncodedLen`)
 	fn register_worker() -> Weight {
 		// Proof size measured: `62`
-		// Proof size estimated: `3658`
-		// Minimum execution time: 42_994_000 picoseconds.
-		Weight::from_parts(44_817_000, 3658)
+		// Proof size estimated: `3676`
+		// Minimum execution time: 42_644_000 picoseconds.
+		Weight::from_parts(45_869_000, 3676)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -71,8 +71,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn update_capabilities() -> Weight {
 		// Proof size measured: `104`
 		// Proof size estimated: `3542`
-		// Minimum execution time: 7_100_000 picoseconds.
-		Weight::from_parts(7_672_000, 3542)
+		// Minimum execution time: 7_311_000 picoseconds.
+		Weight::from_parts(7_852_000, 3542)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -85,22 +85,22 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn unbond_worker() -> Weight {
 		// Proof size measured: `104`
 		// Proof size estimated: `3642`
-		// Minimum execution time: 9_995_000 picoseconds.
-		Weight::from_parts(10_586_000, 3642)
+		// Minimum execution time: 10_176_000 picoseconds.
+		Weight::from_parts(11_096_000, 3642)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 	/// Storage: `Jobs::Workers` (r:1 w:1)
 	/// Proof: `Jobs::Workers` (`max_values`: None, `max_size`: Some(77), added: 2552, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(211), added: 2686, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::WorkerJobs` (r:0 w:1)
 	/// Proof: `Jobs::WorkerJobs` (`max_values`: None, `max_size`: Some(177), added: 2652, mode: `MaxEncodedLen`)
 	fn withdraw_worker() -> Weight {
 		// Proof size measured: `202`
-		// Proof size estimated: `3658`
-		// Minimum execution time: 35_904_000 picoseconds.
-		Weight::from_parts(37_156_000, 3658)
+		// Proof size estimated: `3676`
+		// Minimum execution time: 35_523_000 picoseconds.
+		Weight::from_parts(37_015_000, 3676)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -113,7 +113,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Jobs::CreatorJobCount` (r:1 w:1)
 	/// Proof: `Jobs::CreatorJobCount` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(211), added: 2686, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::NextJobId` (r:1 w:1)
 	/// Proof: `Jobs::NextJobId` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::Jobs` (r:0 w:1)
@@ -123,15 +123,15 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn post_job() -> Weight {
 		// Proof size measured: `617`
 		// Proof size estimated: `3757`
-		// Minimum execution time: 56_274_000 picoseconds.
-		Weight::from_parts(58_848_000, 3757)
+		// Minimum execution time: 56_024_000 picoseconds.
+		Weight::from_parts(58_508_000, 3757)
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `Jobs::Jobs` (r:1 w:1)
 	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1422), added: 3897, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(211), added: 2686, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::CreatorJobCount` (r:1 w:1)
 	/// Proof: `Jobs::CreatorJobCount` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::Expiries` (r:0 w:1)
@@ -139,8 +139,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn cancel_job() -> Weight {
 		// Proof size measured: `1448`
 		// Proof size estimated: `4887`
-		// Minimum execution time: 38_518_000 picoseconds.
-		Weight::from_parts(40_091_000, 4887)
+		// Minimum execution time: 38_458_000 picoseconds.
+		Weight::from_parts(40_061_000, 4887)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -157,8 +157,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn claim_job() -> Weight {
 		// Proof size measured: `1427`
 		// Proof size estimated: `4887`
-		// Minimum execution time: 19_089_000 picoseconds.
-		Weight::from_parts(20_310_000, 4887)
+		// Minimum execution time: 19_489_000 picoseconds.
+		Weight::from_parts(20_551_000, 4887)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -181,8 +181,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn commit_result() -> Weight {
 		// Proof size measured: `1998`
 		// Proof size estimated: `8781`
-		// Minimum execution time: 31_367_000 picoseconds.
-		Weight::from_parts(33_190_000, 8781)
+		// Minimum execution time: 31_558_000 picoseconds.
+		Weight::from_parts(33_240_000, 8781)
 			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -195,13 +195,15 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn reveal_validation() -> Weight {
 		// Proof size measured: `1420`
 		// Proof size estimated: `4887`
-		// Minimum execution time: 14_321_000 picoseconds.
-		Weight::from_parts(15_533_000, 4887)
+		// Minimum execution time: 14_381_000 picoseconds.
+		Weight::from_parts(15_343_000, 4887)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	/// Storage: `Jobs::Jobs` (r:1 w:1)
 	/// Proof: `Jobs::Jobs` (`max_values`: None, `max_size`: Some(1422), added: 3897, mode: `MaxEncodedLen`)
+	/// Storage: `Federated::Jobs` (r:1 w:0)
+	/// Proof: `Federated::Jobs` (`max_values`: None, `max_size`: Some(5316), added: 7791, mode: `MaxEncodedLen`)
 	/// Storage: `Registry::Models` (r:1 w:1)
 	/// Proof: `Registry::Models` (`max_values`: None, `max_size`: Some(430), added: 2905, mode: `MaxEncodedLen`)
 	/// Storage: `Registry::ReservedSemVers` (r:1 w:1)
@@ -213,7 +215,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Registry::NextVersionId` (r:1 w:1)
 	/// Proof: `Registry::NextVersionId` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Rounds` (r:1 w:1)
-	/// Proof: `PolRewards::Rounds` (`max_values`: None, `max_size`: Some(1444), added: 3919, mode: `MaxEncodedLen`)
+	/// Proof: `PolRewards::Rounds` (`max_values`: None, `max_size`: Some(1615), added: 4090, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Params` (r:1 w:0)
 	/// Proof: `PolRewards::Params` (`max_values`: Some(1), `max_size`: Some(72), added: 567, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::Expiries` (r:0 w:1)
@@ -224,12 +226,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `PolRewards::Deadlines` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
 	/// The range of component `l` is `[1, 512]`.
 	fn reveal_result(l: u32, ) -> Weight {
-		// Proof size measured: `2196`
-		// Proof size estimated: `4909`
-		// Minimum execution time: 46_179_000 picoseconds.
-		Weight::from_parts(34_622_880, 4909)
-			.saturating_add(Weight::from_parts(593_520, 0).saturating_mul(l.into()))
-			.saturating_add(T::DbWeight::get().reads(8_u64))
+		// Proof size measured: `2202`
+		// Proof size estimated: `8781`
+		// Minimum execution time: 48_743_000 picoseconds.
+		Weight::from_parts(37_844_826, 8781)
+			.saturating_add(Weight::from_parts(590_099, 0).saturating_mul(l.into()))
+			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(10_u64))
 	}
 	/// Storage: `Jobs::ExpiryCursor` (r:1 w:1)
@@ -249,7 +251,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:64 w:64)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:64 w:64)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(211), added: 2686, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::WorkerJobs` (r:32 w:32)
 	/// Proof: `Jobs::WorkerJobs` (`max_values`: None, `max_size`: Some(177), added: 2652, mode: `MaxEncodedLen`)
 	/// Storage: `Jobs::CreatorJobCount` (r:32 w:32)
@@ -257,78 +259,78 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `n` is `[0, 32]`.
 	fn on_initialize(n: u32, ) -> Weight {
 		// Proof size measured: `537 + n * (2123 ±0)`
-		// Proof size estimated: `3493 + n * (5336 ±0)`
-		// Minimum execution time: 4_496_000 picoseconds.
-		Weight::from_parts(4_667_000, 3493)
-			.saturating_add(Weight::from_parts(78_892_056, 0).saturating_mul(n.into()))
+		// Proof size estimated: `3493 + n * (5372 ±0)`
+		// Minimum execution time: 4_537_000 picoseconds.
+		Weight::from_parts(6_310_336, 3493)
+			.saturating_add(Weight::from_parts(79_495_250, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().reads((11_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 			.saturating_add(T::DbWeight::get().writes((11_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 5336).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 5372).saturating_mul(n.into()))
 	}
 }
 
 /// The same weights with RocksDB's database weights, for tests and mock runtimes.
 impl WeightInfo for () {
 	fn register_worker() -> Weight {
-		Weight::from_parts(44_817_000, 3658)
+		Weight::from_parts(45_869_000, 3676)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn update_capabilities() -> Weight {
-		Weight::from_parts(7_672_000, 3542)
+		Weight::from_parts(7_852_000, 3542)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn unbond_worker() -> Weight {
-		Weight::from_parts(10_586_000, 3642)
+		Weight::from_parts(11_096_000, 3642)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn withdraw_worker() -> Weight {
-		Weight::from_parts(37_156_000, 3658)
+		Weight::from_parts(37_015_000, 3676)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn post_job() -> Weight {
-		Weight::from_parts(58_848_000, 3757)
+		Weight::from_parts(58_508_000, 3757)
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn cancel_job() -> Weight {
-		Weight::from_parts(40_091_000, 4887)
+		Weight::from_parts(40_061_000, 4887)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn claim_job() -> Weight {
-		Weight::from_parts(20_310_000, 4887)
+		Weight::from_parts(20_551_000, 4887)
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn commit_result() -> Weight {
-		Weight::from_parts(33_190_000, 8781)
+		Weight::from_parts(33_240_000, 8781)
 			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn reveal_validation() -> Weight {
-		Weight::from_parts(15_533_000, 4887)
+		Weight::from_parts(15_343_000, 4887)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn reveal_result(l: u32, ) -> Weight {
-		Weight::from_parts(34_622_880, 4909)
-			.saturating_add(Weight::from_parts(593_520, 0).saturating_mul(l.into()))
-			.saturating_add(RocksDbWeight::get().reads(8_u64))
+		Weight::from_parts(37_844_826, 8781)
+			.saturating_add(Weight::from_parts(590_099, 0).saturating_mul(l.into()))
+			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(10_u64))
 	}
 	fn on_initialize(n: u32, ) -> Weight {
-		Weight::from_parts(4_667_000, 3493)
-			.saturating_add(Weight::from_parts(78_892_056, 0).saturating_mul(n.into()))
+		Weight::from_parts(6_310_336, 3493)
+			.saturating_add(Weight::from_parts(79_495_250, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().reads((11_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 			.saturating_add(RocksDbWeight::get().writes((11_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 5336).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 5372).saturating_mul(n.into()))
 	}
 }

@@ -34,6 +34,11 @@ fn verifiers<T: Config>(leave: u32) -> Vec<T::AccountId> {
 		.collect()
 }
 
+/// The verifier set filled (for other pallets' benchmarks, through `VerifierSet`).
+pub(crate) fn full_verifier_set<T: Config>() -> Vec<T::AccountId> {
+	verifiers::<T>(0)
+}
+
 fn full_committee<T: Config>() -> Vec<T::AccountId> {
 	let mut params = Params::<T>::get();
 	params.committee_size = MAX_COMMITTEE;

@@ -973,6 +973,11 @@ impl<T: Config> VerifierSet<T::AccountId> for Pallet<T> {
 	fn penalise(job: JobId, verifier: &T::AccountId) {
 		Self::penalise(job, verifier, &Params::<T>::get());
 	}
+
+	#[cfg(feature = "runtime-benchmarks")]
+	fn benchmark_full_set() -> Vec<T::AccountId> {
+		benchmarking::full_verifier_set::<T>()
+	}
 }
 
 impl<T: Config> VerificationProvider<T::AccountId> for Pallet<T> {

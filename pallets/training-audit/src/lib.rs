@@ -78,6 +78,9 @@ pub type BalanceOf<T> =
 pub const MAX_SPOT_CHECKS: u32 = 128;
 /// Most arbiters re-executing a disputed step.
 pub const MAX_ARBITERS: u32 = 16;
+/// Most distinct checkers of one audit: more spot checks are dealt out among them, so that
+/// closing an audit penalises (and drawing it reads) a bounded number of verifiers.
+pub const MAX_CHECKERS: u32 = 16;
 /// Longest trace, in segments (a Merkle proof of 2²⁰ leaves is 20 hashes).
 pub const MAX_SEGMENTS: u32 = 1 << 20;
 
@@ -130,8 +133,14 @@ pub enum DisputeStage<AccountId> {
 	Miner,
 	/// The challenger must agree or disagree with the miner's middle state.
 	Challenger { mid_hash: H256, mid_cid: Cid },
-	/// One step apart: arbiters re-execute step `lo + 1` from the state at `lo`.
+	/// One step apart: arbiters are drawn at the deadline (the next block).
+	DrawingArbiters,
+	/// Arbiters re-execute step `lo + 1` from the state at `lo`; decided at the deadline, or in
+	/// the block after the last report.
 	Arbitration { arbiters: BoundedVec<(AccountId, Option<Option<H256>>), ConstU32<MAX_ARBITERS>> },
+	/// The challenge refuted the trace by itself (it leaves the base or misses the result):
+	/// settled at the deadline (the next block).
+	Refuted,
 }
 
 /// A challenge of one segment, narrowed by bisection.
@@ -404,7 +413,11 @@ pub mod pallet {
 
 		fn on_initialize(now: BlockNumberFor<T>) -> Weight {
 			let (handled, scanned) = Self::process_deadlines(now);
-			T::WeightInfo::on_initialize(handled)
+			// A deadline is a draw (of spot checks or arbiters), a window closing, or a dispute
+			// decided: charged as the dearest.
+			T::WeightInfo::on_initialize_draw(handled)
+				.max(T::WeightInfo::on_initialize_close(handled))
+				.max(T::WeightInfo::on_initialize_decide(handled))
 				.saturating_add(T::DbWeight::get().reads(scanned.into()))
 		}
 	}
@@ -477,24 +490,11 @@ pub mod pallet {
 			T::Currency::hold(&HoldReason::ChallengeBond.into(), &who, bond)?;
 			let _ = audit.challengers.try_push(who.clone());
 			Self::deposit_event(Event::Challenged { job, segment, challenger: who.clone() });
-			// A trace that does not start at the base or end at the result refutes itself.
+			// A trace that does not start at the base or end at the result refutes itself; the
+			// settlement (slash, refunds) runs in the next block's `on_initialize`, keeping this
+			// call light.
 			let bad_start = segment == 0 && start != TrainingState::initial(audit.base_weights);
 			let bad_end = segment + 1 == trace.segments() && end.weights != audit.result_weights;
-			if bad_start || bad_end {
-				let dispute = Dispute {
-					challenger: who,
-					bond,
-					lo: start.step,
-					lo_hash: start.hash(),
-					lo_cid: None,
-					hi: end.step,
-					hi_hash: end.hash(),
-					stage: DisputeStage::Miner,
-					deadline: frame_system::Pallet::<T>::block_number(),
-				};
-				Self::fraud_proven(job, audit, segment, Some(&dispute));
-				return Ok(());
-			}
 			let now = frame_system::Pallet::<T>::block_number();
 			let mut dispute = Dispute {
 				challenger: who,
@@ -508,8 +508,13 @@ pub mod pallet {
 				deadline: now,
 			};
 			audit.open_disputes = audit.open_disputes.saturating_add(1);
-			Audits::<T>::insert(job, audit.clone());
-			Self::next_move(job, segment, &audit, &mut dispute, now);
+			Audits::<T>::insert(job, audit);
+			if bad_start || bad_end {
+				dispute.stage = DisputeStage::Refuted;
+				dispute.deadline = Self::schedule(Timer::Dispute(job, segment), now, 1u32.into());
+			} else {
+				Self::next_move(job, segment, &mut dispute, now);
+			}
 			Disputes::<T>::insert(job, segment, dispute);
 			Ok(())
 		}
@@ -552,7 +557,7 @@ pub mod pallet {
 			agree: bool,
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
-			let audit = Audits::<T>::get(job).ok_or(Error::<T>::UnknownAudit)?;
+			ensure!(Audits::<T>::contains_key(job), Error::<T>::UnknownAudit);
 			let mut dispute = Disputes::<T>::get(job, segment).ok_or(Error::<T>::UnknownDispute)?;
 			ensure!(who == dispute.challenger, Error::<T>::NotYourMove);
 			let DisputeStage::Challenger { mid_hash, mid_cid } = dispute.stage.clone() else {
@@ -571,7 +576,7 @@ pub mod pallet {
 			Self::deposit_event(Event::Narrowed { job, segment, lo: dispute.lo, hi: dispute.hi });
 			let now = frame_system::Pallet::<T>::block_number();
 			Self::unschedule(Timer::Dispute(job, segment), dispute.deadline);
-			Self::next_move(job, segment, &audit, &mut dispute, now);
+			Self::next_move(job, segment, &mut dispute, now);
 			Disputes::<T>::insert(job, segment, dispute);
 			Ok(())
 		}
@@ -601,11 +606,12 @@ pub mod pallet {
 			let everyone = arbiters.iter().all(|(_, report)| report.is_some());
 			Self::deposit_event(Event::Arbitrated { job, segment, arbiter: who });
 			if everyone {
+				// Nobody left to wait for: decided in the next block's `on_initialize`.
+				let now = frame_system::Pallet::<T>::block_number();
 				Self::unschedule(Timer::Dispute(job, segment), dispute.deadline);
-				Self::decide(job, segment, dispute);
-			} else {
-				Disputes::<T>::insert(job, segment, dispute);
+				dispute.deadline = Self::schedule(Timer::Dispute(job, segment), now, 1u32.into());
 			}
+			Disputes::<T>::insert(job, segment, dispute);
 			Ok(())
 		}
 	}
@@ -642,22 +648,33 @@ impl<T: Config> Pallet<T> {
 		Self::schedule(timer, now, Params::<T>::get().move_window)
 	}
 
-	/// After a dispute narrowed (or opened): the miner's move, or arbitration once one step is
-	/// left. Schedules the new deadline and sets it on `dispute`.
+	/// After a dispute narrowed (or opened): the miner's move, or, once one step is left, the
+	/// arbiters' draw in the next block. Schedules the new deadline and sets it on `dispute`.
 	fn next_move(
 		job: JobId,
 		segment: SegmentIndex,
-		audit: &Audit<T::AccountId, BlockNumberFor<T>>,
 		dispute: &mut Dispute<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>,
 		now: BlockNumberFor<T>,
 	) {
-		let params = Params::<T>::get();
 		let timer = Timer::Dispute(job, segment);
 		if dispute.hi.saturating_sub(dispute.lo) > 1 {
 			dispute.stage = DisputeStage::Miner;
-			dispute.deadline = Self::schedule(timer, now, params.move_window);
-			return;
+			dispute.deadline = Self::schedule(timer, now, Params::<T>::get().move_window);
+		} else {
+			dispute.stage = DisputeStage::DrawingArbiters;
+			dispute.deadline = Self::schedule(timer, now, 1u32.into());
 		}
+	}
+
+	/// Draws the arbiters of a dispute left with one step.
+	fn draw_arbiters(
+		job: JobId,
+		segment: SegmentIndex,
+		mut dispute: Dispute<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>,
+		now: BlockNumberFor<T>,
+	) {
+		let Some(audit) = Audits::<T>::get(job) else { return };
+		let params = Params::<T>::get();
 		let seed = Self::seed(b"bly/arbiters", job, segment, dispute.lo);
 		let exclude = [
 			audit.request.miner.clone(),
@@ -665,7 +682,7 @@ impl<T: Config> Pallet<T> {
 			audit.request.creator.clone(),
 		];
 		let drawn = T::Verifiers::draw(seed.as_ref(), params.arbiters.min(MAX_ARBITERS), &exclude);
-		dispute.deadline = Self::schedule(timer, now, params.move_window);
+		dispute.deadline = Self::schedule(Timer::Dispute(job, segment), now, params.move_window);
 		dispute.stage = DisputeStage::Arbitration {
 			arbiters: BoundedVec::truncate_from(drawn.iter().cloned().map(|a| (a, None)).collect()),
 		};
@@ -676,6 +693,7 @@ impl<T: Config> Pallet<T> {
 			arbiters: drawn,
 			decide_by: dispute.deadline,
 		});
+		Disputes::<T>::insert(job, segment, dispute);
 	}
 
 	fn seed(subject: &[u8], job: JobId, a: u32, b: u32) -> H256 {
@@ -738,7 +756,7 @@ impl<T: Config> Pallet<T> {
 			}
 		}
 		let exclude = [audit.request.miner.clone(), audit.request.creator.clone()];
-		let checkers = T::Verifiers::draw(seed.as_ref(), count, &exclude);
+		let checkers = T::Verifiers::draw(seed.as_ref(), count.min(MAX_CHECKERS), &exclude);
 		let mut checks = Vec::new();
 		if !checkers.is_empty() {
 			for (i, segment) in chosen.iter().enumerate() {
@@ -764,8 +782,15 @@ impl<T: Config> Pallet<T> {
 		// Someone could read the trace: a checker acted on it, or anyone challenged it.
 		let checkable = !audit.challengers.is_empty() || audit.spot_checks.iter().any(|c| acted(c));
 		if checkable {
+			// A checker that left any of its segments undone pays once.
+			let mut silent: Vec<&T::AccountId> = Vec::new();
 			for check in audit.spot_checks.iter().filter(|c| !acted(c)) {
-				T::Verifiers::penalise(job, &check.checker);
+				if !silent.contains(&&check.checker) {
+					silent.push(&check.checker);
+				}
+			}
+			for checker in silent {
+				T::Verifiers::penalise(job, checker);
 			}
 		} else if !audit.spot_checks.is_empty() {
 			// Nobody drawn could check it: unverifiable work is not paid, nor is it proven false.
@@ -806,7 +831,13 @@ impl<T: Config> Pallet<T> {
 			}
 			// The challenger gave up.
 			DisputeStage::Challenger { .. } => Self::challenge_failed(job, segment, dispute),
+			DisputeStage::DrawingArbiters => Self::draw_arbiters(job, segment, dispute, now),
 			DisputeStage::Arbitration { .. } => Self::decide(job, segment, dispute),
+			DisputeStage::Refuted => {
+				if let Some(audit) = Audits::<T>::get(job) {
+					Self::fraud_proven(job, audit, segment, Some(&dispute));
+				}
+			}
 		}
 	}
 

@@ -311,6 +311,9 @@ fn dispute_to_arbitration(job: JobId, states: &[TrainingState]) -> Vec<AccountId
 	let dispute = Disputes::<Test>::get(job, 1).unwrap();
 	assert_eq!((dispute.lo, dispute.hi, dispute.lo_hash), (3, 4, mid));
 	assert_eq!(dispute.lo_cid, Some(cid("bafymid")));
+	// Arbiters are drawn in the next block (the draw is on_initialize's work, not the call's).
+	assert_eq!(dispute.stage, DisputeStage::DrawingArbiters);
+	run_to(System::block_number() + 1);
 	let arbiters = arbiters(job, 1);
 	assert_eq!(arbiters.len(), 3);
 	assert!(!arbiters.contains(&MINER) && !arbiters.contains(&CHALLENGER));
@@ -375,6 +378,8 @@ fn a_false_challenge_costs_the_challenger_its_bond_and_the_audit_passes() {
 				Some(states[2].hash())
 			));
 		}
+		// The last report schedules the decision for the next block.
+		run_to(System::block_number() + 1);
 		System::assert_has_event(
 			Event::ChallengeFailed {
 				job,
@@ -461,6 +466,8 @@ fn a_trace_that_does_not_start_at_the_base_or_end_at_the_result_is_refuted_at_on
 			states[bad].weights = H256::repeat_byte(0x99);
 			let job = audited_job(&states);
 			assert_ok!(challenge(job, CHALLENGER, segment, &states));
+			// Settled by the next block's on_initialize.
+			run_to(System::block_number() + 1);
 			assert!(System::events().iter().any(|e| matches!(
 				e.event,
 				RuntimeEvent::TrainingAudit(Event::FraudProven { challenger: CHALLENGER, .. })
