@@ -60,6 +60,17 @@ impl TrainingState {
 	}
 }
 
+/// A segment's two checkpoints as a challenger shows them: each with its Merkle proof.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct SegmentCheckpoints {
+	pub start: TrainingState,
+	pub start_proof: TraceProof,
+	pub end: TrainingState,
+	pub end_proof: TraceProof,
+}
+
 /// A miner's commitment to its training trace, part of its committed result.
 #[derive(
 	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,

@@ -155,6 +155,8 @@ pub enum SpotCheck {
 	Differs(TrainState),
 	/// The start checkpoint's state blob is not what the trace commits to: nothing to re-run.
 	BadStart,
+	/// A checkpoint of the segment is not at the step its index puts it (the chain refutes it).
+	BadStep,
 }
 
 /// Re-runs `segment` of `doc` and compares its end with the committed checkpoint.
@@ -164,7 +166,12 @@ pub async fn spot_check(
 	doc: &TraceDoc,
 	segment: u32,
 ) -> Result<SpotCheck> {
+	let (start, _, _) = doc.checkpoint(segment)?;
 	let (end, _, _) = doc.checkpoint(segment + 1)?;
+	let at = |i: u32| i.saturating_mul(doc.interval).min(doc.steps);
+	if start.step != at(segment) || end.step != at(segment + 1) {
+		return Ok(SpotCheck::BadStep);
+	}
 	Ok(match run.state_in_segment(ipfs, doc, segment, end.step).await? {
 		None => SpotCheck::BadStart,
 		Some(reached) if reached.summary() == end => SpotCheck::Matches,
@@ -188,10 +195,12 @@ pub async fn challenge(
 			&chain::blyan::tx().training_audit().challenge(
 				job,
 				segment,
-				chain::chain_state(&start),
-				chain_proof(&start_proof),
-				chain::chain_state(&end),
-				chain_proof(&end_proof),
+				chain::SegmentCheckpoints {
+					start: chain::chain_state(&start),
+					start_proof: chain_proof(&start_proof),
+					end: chain::chain_state(&end),
+					end_proof: chain_proof(&end_proof),
+				},
 				H256(claimed.0),
 			),
 		)
@@ -200,27 +209,29 @@ pub async fn challenge(
 }
 
 /// The arbiter's report: the hash of the state one step after the agreed state at `lo`
-/// (`lo_cid`, or the segment's start checkpoint), or `None` if that state cannot be had or does
-/// not hash to `lo_hash`.
+/// (`lo_cid`, or the segment's start checkpoint), or `None` if that state is not one that
+/// hashes to `lo_hash` at step `lo` (the miner published it: its fault). A blob that cannot be
+/// fetched now is an error, retried on the next block, never a report against the miner.
 pub async fn arbitrate(
 	run: &Arc<TrainingRun>,
 	ipfs: &Ipfs,
 	doc: &TraceDoc,
 	segment: u32,
-	lo_cid: Option<&[u8]>,
-	lo_hash: H256,
-) -> Option<H256> {
-	let cid = match lo_cid {
-		Some(cid) => String::from_utf8_lossy(cid).into_owned(),
-		None => doc.checkpoint(segment).ok()?.2,
+	dispute: &chain::ChainDispute,
+) -> Result<Option<H256>> {
+	let cid = match &dispute.lo_cid {
+		Some(cid) => String::from_utf8_lossy(&cid.0).into_owned(),
+		None => doc.checkpoint(segment)?.2,
 	};
-	let state = run.fetch_state(ipfs, &cid).await.ok()?;
-	if state.summary().hash().0 != lo_hash.0 {
-		return None;
-	}
-	let next = state.step + 1;
-	let after = run.rerun(state, next).await.ok()?;
-	Some(H256(after.summary().hash().0))
+	let bytes = ipfs.cat(&cid, MAX_STATE_BYTES).await?;
+	let state = match TrainState::decode(&run.config, &bytes) {
+		Ok(state) if state.step == dispute.lo && state.summary().hash().0 == dispute.lo_hash.0 => {
+			state
+		}
+		_ => return Ok(None),
+	};
+	let after = run.rerun(state, dispute.lo + 1).await?;
+	Ok(Some(H256(after.summary().hash().0)))
 }
 
 /// Re-exported for roles that record traces.

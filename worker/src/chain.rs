@@ -25,7 +25,7 @@ pub mod blyan {}
 
 pub use blyan::runtime_types::{
 	blyan_primitives::{
-		audit::{TraceCommitment, TrainingState as ChainTrainingState},
+		audit::{SegmentCheckpoints, TraceCommitment, TrainingState as ChainTrainingState},
 		inference::{InferenceReceipt, LayerSpan},
 		pol::{Backend, LayerDelta, SemVer, VersionStatus},
 	},

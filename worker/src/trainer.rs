@@ -613,7 +613,7 @@ impl Miner {
 				step_started = Some(std::time::Instant::now());
 				bar2.set_position(step as u64);
 				bar2.set_message(format!("loss {loss:.4}"));
-				if step == 1 || step % report_every == 0 || step == steps {
+				if step == 1 || step.is_multiple_of(report_every) || step == steps {
 					info!(job = job_id, step, "training loss {loss:.4}");
 				}
 			};
@@ -738,6 +738,7 @@ impl Miner {
 					&blyan::tx().training_audit().bisect(
 						job_id,
 						segment,
+						mid,
 						H256(hash.0),
 						bytes(&cid),
 					),

@@ -156,12 +156,13 @@ impl Verifier {
 						let bogus = blyan_primitives::Hash::repeat_byte(0xba);
 						audit::challenge(&self.chain, job, &doc, segment, bogus).await?;
 					}
-					audit::SpotCheck::BadStart => {
-						warn!(
-							job,
-							segment,
-							"spot check FAILED: the start checkpoint's state is not the committed one; challenging"
-						);
+					bad @ (audit::SpotCheck::BadStep | audit::SpotCheck::BadStart) => {
+						let why = if matches!(bad, audit::SpotCheck::BadStep) {
+							"a checkpoint is not at its step"
+						} else {
+							"the start checkpoint's state is not the committed one"
+						};
+						warn!(job, segment, "spot check FAILED: {why}; challenging");
 						let nothing = blyan_primitives::Hash::zero();
 						audit::challenge(&self.chain, job, &doc, segment, nothing).await?;
 					}
@@ -190,15 +191,12 @@ impl Verifier {
 					let state = run.state_in_segment(&self.ipfs, &doc, segment, mid).await?;
 					state.is_some_and(|s| s.summary().hash().0 == mid_hash.0)
 				};
-				self.chain.submit("respond", &tx.respond(job, segment, agree)).await?;
+				self.chain.submit("respond", &tx.respond(job, segment, mid, agree)).await?;
 				info!(job, segment, step = mid, agree, "bisection: answered the miner's state");
 			}
 			AuditDuty::Arbitrate { .. } => {
 				let Some(dispute) = self.chain.dispute(job, segment).await? else { return Ok(()) };
-				let lo_cid = dispute.lo_cid.as_ref().map(|c| c.0.as_slice());
-				let report =
-					audit::arbitrate(&run, &self.ipfs, &doc, segment, lo_cid, dispute.lo_hash)
-						.await;
+				let report = audit::arbitrate(&run, &self.ipfs, &doc, segment, &dispute).await?;
 				let for_miner = report == Some(dispute.hi_hash);
 				self.chain.submit("arbitrate", &tx.arbitrate(job, segment, report)).await?;
 				info!(job, segment, step = dispute.hi, for_miner, "arbitrated the disputed step");

@@ -66,7 +66,7 @@ thread_local! {
 	static FREE: RefCell<FreeTierParams<BlockNumber>> = RefCell::new(free_tier_defaults());
 	static JOBS: RefCell<JobParams<Balance, BlockNumber>> = RefCell::new(job_defaults());
 	static POL: RefCell<PolParams<Balance, BlockNumber>> = RefCell::new(pol_defaults());
-	static AUDIT: RefCell<AuditParams<Balance, BlockNumber>> = RefCell::new(AuditParams {
+	static AUDIT: RefCell<AuditParams<Balance, BlockNumber>> = const { RefCell::new(AuditParams {
 		checkpoint_interval: 10,
 		spot_checks: 8,
 		draw_delay: 1,
@@ -75,7 +75,7 @@ thread_local! {
 		arbiters: 3,
 		challenge_bond: 10,
 		fraud_slash: Perbill::from_percent(50),
-	});
+	}) };
 }
 
 /// Stand-in for `pallet-jobs`.

@@ -4,7 +4,8 @@
 #![cfg(feature = "runtime-benchmarks")]
 
 use super::*;
-use blyan_primitives::audit::MAX_PROOF_LEN;
+use alloc::boxed::Box;
+use blyan_primitives::audit::{SegmentCheckpoints, TraceProof, MAX_PROOF_LEN};
 use frame_benchmarking::v2::*;
 use frame_support::traits::Hooks;
 use frame_system::RawOrigin;
@@ -69,7 +70,6 @@ fn audited<T: Config>(
 			deadline,
 			spot_checks: BoundedVec::default(),
 			open_disputes: 0,
-			challengers: BoundedVec::default(),
 		},
 	);
 	(job, miner)
@@ -177,6 +177,7 @@ mod benchmarks {
 							account("checker", i, 0)
 						},
 						attested: false,
+						challenged: false,
 					})
 					.collect(),
 			);
@@ -207,10 +208,7 @@ mod benchmarks {
 			RawOrigin::Signed(caller),
 			job,
 			0,
-			start,
-			start_proof,
-			end,
-			end_proof,
+			Box::new(SegmentCheckpoints { start, start_proof, end, end_proof }),
 			H256::repeat_byte(0xcc),
 		);
 		assert_eq!(Disputes::<T>::get(job, 0).expect("opened").stage, DisputeStage::Refuted);
@@ -225,6 +223,7 @@ mod benchmarks {
 			RawOrigin::Signed(miner),
 			job,
 			100,
+			1,
 			H256::repeat_byte(3),
 			Cid::truncate_from(alloc::vec![b'b'; 128]),
 		);
@@ -250,7 +249,7 @@ mod benchmarks {
 			};
 		});
 		#[extrinsic_call]
-		_(RawOrigin::Signed(challenger), job, 100, true);
+		_(RawOrigin::Signed(challenger), job, 100, 1, true);
 		assert_eq!(
 			Disputes::<T>::get(job, 100).expect("kept").stage,
 			DisputeStage::DrawingArbiters
@@ -324,7 +323,8 @@ mod benchmarks {
 	}
 
 	/// `n` challenge windows closing: `MAX_SPOT_CHECKS` segments dealt to `MAX_CHECKERS`
-	/// checkers, one attested, every other checker silent and penalised, the job handed on.
+	/// checkers, two thirds attested, every checker with a silent segment penalised, the job
+	/// handed on.
 	#[benchmark]
 	fn on_initialize_close(n: Linear<0, { T::MaxDeadlinesPerBlock::get() }>) {
 		let set = T::Verifiers::benchmark_full_set();
@@ -340,7 +340,8 @@ mod benchmarks {
 							segment: s,
 							checker: set[s as usize % (MAX_CHECKERS as usize).min(set.len())]
 								.clone(),
-							attested: s == 0,
+							attested: s < quorum(MAX_SPOT_CHECKS),
+							challenged: false,
 						})
 						.collect(),
 				);

@@ -24,7 +24,9 @@
 //!    refunds the creator). Two thirds for the miner: the challenger's bond goes to the miner.
 //!    Arbiters outside the decision, and silent ones, are penalised.
 //!
-//! An audit with no open dispute once its window closes passes and goes on to scoring. Jobs
+//! An audit with no open dispute once its window closes passes and goes on to scoring if two
+//! thirds of its spot checks confirmed the trace (silent checkers are penalised); otherwise the
+//! trace could not be confirmed and the job is refunded without a verdict. Jobs
 //! without a trace (federated jobs, and jobs on a backend whose training cannot be re-run bit for
 //! bit on the CPU) are not audited: the jobs pallet decides which need one.
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -42,9 +44,9 @@ mod tests;
 pub mod weights;
 pub use weights::WeightInfo;
 
-use alloc::vec::Vec;
+use alloc::{boxed::Box, vec::Vec};
 use blyan_primitives::audit::{
-	verify_leaf, TraceCommitment, TraceProof, TrainingState, VerifierSet,
+	verify_leaf, SegmentCheckpoints, TraceCommitment, TrainingState, VerifierSet,
 };
 use blyan_primitives::deadlines::drain_due;
 use blyan_primitives::params::GovernedParams;
@@ -103,8 +105,11 @@ pub enum AuditPhase {
 pub struct SpotCheck<AccountId> {
 	pub segment: SegmentIndex,
 	pub checker: AccountId,
-	/// The checker re-ran the segment and got the committed end state.
+	/// The checker re-ran the segment and got the committed end state (or the segment's
+	/// dispute found the trace right).
 	pub attested: bool,
+	/// The checker challenged the segment instead.
+	pub challenged: bool,
 }
 
 /// The audit of one revealed result.
@@ -122,8 +127,6 @@ pub struct Audit<AccountId, BlockNumber> {
 	pub spot_checks: BoundedVec<SpotCheck<AccountId>, ConstU32<MAX_SPOT_CHECKS>>,
 	/// Disputes not yet decided.
 	pub open_disputes: u32,
-	/// Challenges ever opened on this audit (a checker who challenged did its duty).
-	pub challengers: BoundedVec<AccountId, ConstU32<MAX_SPOT_CHECKS>>,
 }
 
 /// Whose move a dispute waits for.
@@ -154,7 +157,8 @@ pub struct Dispute<AccountId, Balance, BlockNumber> {
 	/// Where the state at `lo` can be fetched: `None` for the segment's start checkpoint (in the
 	/// trace document), else what the miner published with its move.
 	pub lo_cid: Option<Cid>,
-	/// First step where they disagree, and the miner's hash of its state.
+	/// A step where they disagree (the end of the disputed range), and the miner's hash of its
+	/// state there.
 	pub hi: u32,
 	pub hi_hash: H256,
 	pub stage: DisputeStage<AccountId>,
@@ -325,7 +329,7 @@ pub mod pallet {
 			arbiter: T::AccountId,
 		},
 		/// The miner's trace is refuted: its candidate is rejected, its bond slashed and the
-		/// slash paid to the challenger (if any: a missing move or a bad boundary needs none).
+		/// slash paid to the challenger.
 		FraudProven {
 			job: JobId,
 			segment: SegmentIndex,
@@ -349,8 +353,8 @@ pub mod pallet {
 			job: JobId,
 			attested: u32,
 		},
-		/// Nobody could check the trace (no checker attested or challenged): the job is refunded
-		/// without a verdict.
+		/// Too few spot checks confirmed the trace (withheld, unreadable, or no checkers): the
+		/// job is refunded without a verdict.
 		AuditVoid {
 			job: JobId,
 		},
@@ -382,8 +386,8 @@ pub mod pallet {
 		OwnTrace,
 		/// A checkpoint's Merkle proof does not verify against the trace root.
 		BadProof,
-		/// A checkpoint's step is not where its index puts it.
-		WrongStep,
+		/// The move answers another step than the dispute's current middle (a stale move).
+		StaleMove,
 		/// The challenger's end state is the committed one: there is nothing to dispute.
 		NoDisagreement,
 		/// This segment is disputed already.
@@ -445,22 +449,20 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Challenges `segment` of a job's trace, holding `challenge_bond`: `start` and `end` are
-		/// its checkpoints as committed (with their Merkle proofs), `claimed_end` the hash of the
-		/// state the challenger got by re-running the segment from `start`.
+		/// Challenges `segment` of a job's trace, holding `challenge_bond`: `checkpoints` are its
+		/// start and end checkpoints as committed (with their Merkle proofs), `claimed_end` the
+		/// hash of the state the challenger got by re-running the segment from the start.
 		#[pallet::call_index(1)]
 		#[pallet::weight(T::WeightInfo::challenge())]
 		pub fn challenge(
 			origin: OriginFor<T>,
 			job: JobId,
 			segment: SegmentIndex,
-			start: TrainingState,
-			start_proof: TraceProof,
-			end: TrainingState,
-			end_proof: TraceProof,
+			checkpoints: Box<SegmentCheckpoints>,
 			claimed_end: H256,
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
+			let SegmentCheckpoints { start, start_proof, end, end_proof } = *checkpoints;
 			let mut audit = Audits::<T>::get(job).ok_or(Error::<T>::UnknownAudit)?;
 			ensure!(audit.phase != AuditPhase::Closing, Error::<T>::WrongPhase);
 			Self::ensure_before(audit.deadline)?;
@@ -473,11 +475,6 @@ pub mod pallet {
 					&& verify_leaf(&trace.root, leaves, segment + 1, end.hash(), &end_proof),
 				Error::<T>::BadProof
 			);
-			ensure!(
-				start.step == trace.checkpoint_step(segment)
-					&& end.step == trace.checkpoint_step(segment + 1),
-				Error::<T>::WrongStep
-			);
 			ensure!(claimed_end != end.hash(), Error::<T>::NoDisagreement);
 			ensure!(!Disputes::<T>::contains_key(job, segment), Error::<T>::AlreadyDisputed);
 			ensure!(audit.open_disputes < T::MaxDisputes::get(), Error::<T>::TooManyDisputes);
@@ -488,13 +485,20 @@ pub mod pallet {
 			);
 
 			T::Currency::hold(&HoldReason::ChallengeBond.into(), &who, bond)?;
-			let _ = audit.challengers.try_push(who.clone());
+			for check in audit.spot_checks.iter_mut() {
+				if check.segment == segment && check.checker == who {
+					check.challenged = true;
+				}
+			}
 			Self::deposit_event(Event::Challenged { job, segment, challenger: who.clone() });
 			// A trace that does not start at the base or end at the result refutes itself; the
 			// settlement (slash, refunds) runs in the next block's `on_initialize`, keeping this
 			// call light.
 			let bad_start = segment == 0 && start != TrainingState::initial(audit.base_weights);
 			let bad_end = segment + 1 == trace.segments() && end.weights != audit.result_weights;
+			// A checkpoint the trace puts at the wrong step is no honest checkpoint either.
+			let bad_step = start.step != audit.trace.checkpoint_step(segment)
+				|| end.step != audit.trace.checkpoint_step(segment + 1);
 			let now = frame_system::Pallet::<T>::block_number();
 			let mut dispute = Dispute {
 				challenger: who,
@@ -509,7 +513,7 @@ pub mod pallet {
 			};
 			audit.open_disputes = audit.open_disputes.saturating_add(1);
 			Audits::<T>::insert(job, audit);
-			if bad_start || bad_end {
+			if bad_start || bad_end || bad_step {
 				dispute.stage = DisputeStage::Refuted;
 				dispute.deadline = Self::schedule(Timer::Dispute(job, segment), now, 1u32.into());
 			} else {
@@ -519,14 +523,16 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// The miner names the hash of its state at the middle step of a dispute, publishing that
-		/// state (`state_cid`) for the arbiters in case the dispute ends there.
+		/// The miner names the hash of its state at the middle step of a dispute (`step`, which
+		/// must be `(lo + hi) / 2`), publishing that state (`state_cid`) for the arbiters in case
+		/// the dispute ends there.
 		#[pallet::call_index(2)]
 		#[pallet::weight(T::WeightInfo::bisect())]
 		pub fn bisect(
 			origin: OriginFor<T>,
 			job: JobId,
 			segment: SegmentIndex,
+			step: u32,
 			mid_hash: H256,
 			state_cid: Cid,
 		) -> DispatchResult {
@@ -536,7 +542,7 @@ pub mod pallet {
 			ensure!(who == audit.request.miner, Error::<T>::NotYourMove);
 			ensure!(dispute.stage == DisputeStage::Miner, Error::<T>::NotYourMove);
 			Self::ensure_before(dispute.deadline)?;
-			let step = dispute.lo.saturating_add(dispute.hi) / 2;
+			ensure!(step == dispute.lo.saturating_add(dispute.hi) / 2, Error::<T>::StaleMove);
 			let now = frame_system::Pallet::<T>::block_number();
 			let deadline = Self::reschedule(Timer::Dispute(job, segment), dispute.deadline, now);
 			dispute.stage = DisputeStage::Challenger { mid_hash, mid_cid: state_cid };
@@ -546,14 +552,16 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// The challenger agrees or disagrees with the miner's middle state; the dispute goes on
-		/// in the half where they still disagree.
+		/// The challenger agrees or disagrees with the miner's state at the middle step (`step`,
+		/// which must be `(lo + hi) / 2`); the dispute goes on in the half where they still
+		/// disagree.
 		#[pallet::call_index(3)]
 		#[pallet::weight(T::WeightInfo::respond())]
 		pub fn respond(
 			origin: OriginFor<T>,
 			job: JobId,
 			segment: SegmentIndex,
+			step: u32,
 			agree: bool,
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
@@ -565,6 +573,7 @@ pub mod pallet {
 			};
 			Self::ensure_before(dispute.deadline)?;
 			let mid = dispute.lo.saturating_add(dispute.hi) / 2;
+			ensure!(step == mid, Error::<T>::StaleMove);
 			if agree {
 				dispute.lo = mid;
 				dispute.lo_hash = mid_hash;
@@ -761,7 +770,12 @@ impl<T: Config> Pallet<T> {
 		if !checkers.is_empty() {
 			for (i, segment) in chosen.iter().enumerate() {
 				let checker = checkers[i % checkers.len()].clone();
-				checks.push(SpotCheck { segment: *segment, checker, attested: false });
+				checks.push(SpotCheck {
+					segment: *segment,
+					checker,
+					attested: false,
+					challenged: false,
+				});
 			}
 		}
 		audit.spot_checks = BoundedVec::truncate_from(checks);
@@ -773,39 +787,41 @@ impl<T: Config> Pallet<T> {
 		Self::deposit_event(Event::SpotChecksDrawn { job, checks, challenge_by });
 	}
 
-	/// The challenge window is over: penalise checkers who did nothing (when the trace could be
-	/// checked), then pass the audit if no dispute is open.
+	/// The challenge window is over: the audit ends once no dispute is open.
 	fn close(job: JobId, mut audit: Audit<T::AccountId, BlockNumberFor<T>>) {
-		let attested = audit.spot_checks.iter().filter(|c| c.attested).count() as u32;
-		let acted =
-			|c: &SpotCheck<T::AccountId>| c.attested || audit.challengers.contains(&c.checker);
-		// Someone could read the trace: a checker acted on it, or anyone challenged it.
-		let checkable = !audit.challengers.is_empty() || audit.spot_checks.iter().any(|c| acted(c));
-		if checkable {
-			// A checker that left any of its segments undone pays once.
-			let mut silent: Vec<&T::AccountId> = Vec::new();
-			for check in audit.spot_checks.iter().filter(|c| !acted(c)) {
-				if !silent.contains(&&check.checker) {
-					silent.push(&check.checker);
-				}
-			}
-			for checker in silent {
-				T::Verifiers::penalise(job, checker);
-			}
-		} else if !audit.spot_checks.is_empty() {
-			// Nobody drawn could check it: unverifiable work is not paid, nor is it proven false.
+		if audit.open_disputes > 0 {
+			audit.phase = AuditPhase::Closing;
+			Audits::<T>::insert(job, audit);
+			return;
+		}
+		Self::finish(job, audit);
+	}
+
+	/// Ends an audit with no dispute left: it passes if two thirds of its spot checks confirmed
+	/// the trace (attested, or the segment's dispute found it right), and the checkers who did
+	/// nothing are penalised; otherwise the trace could not be confirmed (withheld, or too few
+	/// checkers) and the job ends without a verdict: unverifiable work is not paid.
+	fn finish(job: JobId, audit: Audit<T::AccountId, BlockNumberFor<T>>) {
+		let checks = audit.spot_checks.len() as u32;
+		let confirmed = audit.spot_checks.iter().filter(|c| c.attested).count() as u32;
+		if checks == 0 || confirmed < quorum(checks) {
 			let _ = T::Registry::reject(audit.request.candidate_version);
 			let _ = T::Jobs::settle_void(job);
 			Audits::<T>::remove(job);
 			Self::deposit_event(Event::AuditVoid { job });
 			return;
 		}
-		if audit.open_disputes > 0 {
-			audit.phase = AuditPhase::Closing;
-			Audits::<T>::insert(job, audit);
-			return;
+		// A checker that left any of its segments undone pays once.
+		let mut silent: Vec<&T::AccountId> = Vec::new();
+		for check in audit.spot_checks.iter().filter(|c| !c.attested && !c.challenged) {
+			if !silent.contains(&&check.checker) {
+				silent.push(&check.checker);
+			}
 		}
-		Self::pass(job, audit, attested);
+		for checker in silent {
+			T::Verifiers::penalise(job, checker);
+		}
+		Self::pass(job, audit, confirmed);
 	}
 
 	fn pass(job: JobId, audit: Audit<T::AccountId, BlockNumberFor<T>>, attested: u32) {
@@ -891,7 +907,14 @@ impl<T: Config> Pallet<T> {
 		segment: SegmentIndex,
 		dispute: Dispute<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>,
 	) {
-		let miner = Audits::<T>::get(job).map(|a| a.request.miner);
+		let miner = Audits::<T>::mutate(job, |audit| {
+			let audit = audit.as_mut()?;
+			// The trace held on this segment: as good as an attestation of it.
+			for check in audit.spot_checks.iter_mut().filter(|c| c.segment == segment) {
+				check.attested = true;
+			}
+			Some(audit.request.miner.clone())
+		});
 		let paid = match miner {
 			Some(miner) => T::Currency::transfer_on_hold(
 				&HoldReason::ChallengeBond.into(),
@@ -928,8 +951,7 @@ impl<T: Config> Pallet<T> {
 		let Some(mut audit) = Audits::<T>::get(job) else { return };
 		audit.open_disputes = audit.open_disputes.saturating_sub(1);
 		if audit.phase == AuditPhase::Closing && audit.open_disputes == 0 {
-			let attested = audit.spot_checks.iter().filter(|c| c.attested).count() as u32;
-			Self::pass(job, audit, attested);
+			Self::finish(job, audit);
 		} else {
 			Audits::<T>::insert(job, audit);
 		}
@@ -945,6 +967,10 @@ impl<T: Config> Pallet<T> {
 	) {
 		let params = Params::<T>::get();
 		let _ = T::Registry::reject(audit.request.candidate_version);
+		// Whoever attested the refuted segment did not re-run it (or lied).
+		for check in audit.spot_checks.iter().filter(|c| c.segment == segment && c.attested) {
+			T::Verifiers::penalise(job, &check.checker);
+		}
 		let winner = dispute.map(|d| d.challenger.clone());
 		let rewards: Vec<(T::AccountId, BalanceOf<T>)> =
 			winner.iter().map(|w| (w.clone(), BalanceOf::<T>::max_value())).collect();
@@ -1055,7 +1081,6 @@ impl<T: Config> VerificationProvider<T::AccountId> for Pallet<T> {
 				deadline: draw_at,
 				spot_checks: BoundedVec::default(),
 				open_disputes: 0,
-				challengers: BoundedVec::default(),
 			},
 		);
 		Self::deposit_event(Event::AuditStarted { job, segments, draw_at });

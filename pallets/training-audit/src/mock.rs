@@ -127,7 +127,7 @@ pub const MOVE_WINDOW: u64 = 3;
 parameter_types! {
 	pub AuditDefaults: AuditParams<Balance, u64> = AuditParams {
 		checkpoint_interval: 4,
-		spot_checks: 2,
+		spot_checks: 3,
 		draw_delay: DRAW_DELAY,
 		challenge_window: CHALLENGE_WINDOW,
 		move_window: MOVE_WINDOW,

@@ -1,7 +1,7 @@
 //! The audit game on the registry, jobs, audit and PoL pallets together: spot checks, challenges,
 //! bisection, arbitration, timeouts and who pays.
 use crate::{mock::*, *};
-use blyan_primitives::audit::{trace_proof, trace_root};
+use blyan_primitives::audit::{trace_proof, trace_root, TraceProof};
 use blyan_primitives::pol::{Backend, LayerDelta, LayerDeltas, SemVer, VersionStatus};
 use frame_support::{assert_noop, assert_ok, traits::fungible::InspectHold};
 use pallet_jobs::{result_commitment, validation_commitment, Capabilities, JobResult, JobSpec};
@@ -132,8 +132,24 @@ fn audited_job(states: &[TrainingState]) -> JobId {
 	job
 }
 
+/// Every drawn checker attests its segment.
+fn attest_all(job: JobId) {
+	for (segment, checker) in checks(job) {
+		assert_ok!(TrainingAudit::attest(RuntimeOrigin::signed(checker), job, segment));
+	}
+}
+
 fn checks(job: JobId) -> Vec<(SegmentIndex, AccountId)> {
 	Audits::<Test>::get(job).unwrap().spot_checks.iter().map(|c| (c.segment, c.checker)).collect()
+}
+
+fn checkpoints(
+	start: &TrainingState,
+	start_proof: TraceProof,
+	end: &TrainingState,
+	end_proof: TraceProof,
+) -> Box<SegmentCheckpoints> {
+	Box::new(SegmentCheckpoints { start: start.clone(), start_proof, end: end.clone(), end_proof })
 }
 
 fn challenge(job: JobId, who: AccountId, segment: u32, states: &[TrainingState]) -> DispatchResult {
@@ -142,10 +158,7 @@ fn challenge(job: JobId, who: AccountId, segment: u32, states: &[TrainingState])
 		RuntimeOrigin::signed(who),
 		job,
 		segment,
-		states[s].clone(),
-		proof(states, segment),
-		states[s + 1].clone(),
-		proof(states, segment + 1),
+		checkpoints(&states[s], proof(states, segment), &states[s + 1], proof(states, segment + 1)),
 		H256::repeat_byte(0xcc),
 	)
 }
@@ -182,7 +195,7 @@ fn an_honest_trace_passes_its_spot_checks_and_goes_on_to_scoring() {
 		setup();
 		let job = audited_job(&states());
 		let drawn = checks(job);
-		assert_eq!(drawn.len(), 2, "spot_checks segments");
+		assert_eq!(drawn.len(), 3, "spot_checks segments");
 		assert!(drawn.iter().all(|(s, c)| *s < 4 && V.contains(c)));
 		assert_ne!(drawn[0].0, drawn[1].0, "distinct segments");
 		for (segment, checker) in &drawn {
@@ -201,7 +214,7 @@ fn an_honest_trace_passes_its_spot_checks_and_goes_on_to_scoring() {
 		);
 		let bond = worker_bond(MINER);
 		run_to(System::block_number() + CHALLENGE_WINDOW);
-		System::assert_has_event(Event::AuditPassed { job, attested: 2 }.into());
+		System::assert_has_event(Event::AuditPassed { job, attested: 3 }.into());
 		assert!(Audits::<Test>::get(job).is_none());
 		assert!(pallet_pol_rewards::Rounds::<Test>::get(job).is_some(), "scoring started");
 		assert_eq!(worker_bond(MINER), bond, "never slashed");
@@ -250,10 +263,7 @@ fn bad_challenges_are_refused_and_cost_nothing() {
 			RuntimeOrigin::signed(CHALLENGER),
 			job,
 			4,
-			states[3].clone(),
-			proof(&states, 3),
-			states[4].clone(),
-			proof(&states, 4),
+			checkpoints(&states[3], proof(&states, 3), &states[4], proof(&states, 4)),
 			H256::repeat_byte(0xcc),
 		);
 		assert_noop!(past_end, Error::<Test>::UnknownSegment);
@@ -264,10 +274,7 @@ fn bad_challenges_are_refused_and_cost_nothing() {
 			RuntimeOrigin::signed(CHALLENGER),
 			job,
 			1,
-			states[1].clone(),
-			proof(&states, 1),
-			other[2].clone(),
-			proof(&states, 2),
+			checkpoints(&states[1], proof(&states, 1), &other[2], proof(&states, 2)),
 			H256::repeat_byte(0xcc),
 		);
 		assert_noop!(bad_proof, Error::<Test>::BadProof);
@@ -275,10 +282,7 @@ fn bad_challenges_are_refused_and_cost_nothing() {
 			RuntimeOrigin::signed(CHALLENGER),
 			job,
 			1,
-			states[1].clone(),
-			proof(&states, 1),
-			states[2].clone(),
-			proof(&states, 2),
+			checkpoints(&states[1], proof(&states, 1), &states[2], proof(&states, 2)),
 			states[2].hash(),
 		);
 		assert_noop!(same, Error::<Test>::NoDisagreement);
@@ -296,18 +300,18 @@ fn dispute_to_arbitration(job: JobId, states: &[TrainingState]) -> Vec<AccountId
 	assert!(TrainingAudit::duties(&MINER).contains(&AuditDuty::Bisect { job, segment: 1 }));
 	// Segment 1 is steps 2 → 4: the miner names step 3, the challenger agrees, step 4 is left.
 	assert_noop!(
-		TrainingAudit::respond(RuntimeOrigin::signed(CHALLENGER), job, 1, true),
+		TrainingAudit::respond(RuntimeOrigin::signed(CHALLENGER), job, 1, 3, true),
 		Error::<Test>::NotYourMove
 	);
 	let mid = H256::repeat_byte(0x33);
 	assert_noop!(
-		TrainingAudit::bisect(RuntimeOrigin::signed(CHALLENGER), job, 1, mid, cid("bafymid")),
+		TrainingAudit::bisect(RuntimeOrigin::signed(CHALLENGER), job, 1, 3, mid, cid("bafymid")),
 		Error::<Test>::NotYourMove
 	);
-	assert_ok!(TrainingAudit::bisect(RuntimeOrigin::signed(MINER), job, 1, mid, cid("bafymid")));
+	assert_ok!(TrainingAudit::bisect(RuntimeOrigin::signed(MINER), job, 1, 3, mid, cid("bafymid")));
 	System::assert_has_event(Event::Bisected { job, segment: 1, step: 3, state: mid }.into());
 	assert!(TrainingAudit::duties(&CHALLENGER).contains(&AuditDuty::Respond { job, segment: 1 }));
-	assert_ok!(TrainingAudit::respond(RuntimeOrigin::signed(CHALLENGER), job, 1, true));
+	assert_ok!(TrainingAudit::respond(RuntimeOrigin::signed(CHALLENGER), job, 1, 3, true));
 	let dispute = Disputes::<Test>::get(job, 1).unwrap();
 	assert_eq!((dispute.lo, dispute.hi, dispute.lo_hash), (3, 4, mid));
 	assert_eq!(dispute.lo_cid, Some(cid("bafymid")));
@@ -367,6 +371,7 @@ fn a_false_challenge_costs_the_challenger_its_bond_and_the_audit_passes() {
 		setup();
 		let states = states();
 		let job = audited_job(&states);
+		attest_all(job);
 		let arbiters = dispute_to_arbitration(job, &states);
 		let (miner, bond) = (Balances::free_balance(MINER), worker_bond(MINER));
 		// The miner's state at step 4 is what every arbiter computes.
@@ -393,9 +398,12 @@ fn a_false_challenge_costs_the_challenger_its_bond_and_the_audit_passes() {
 		assert_eq!(Balances::free_balance(CHALLENGER), 1_000 - CHALLENGE_BOND);
 		assert_eq!(Balances::free_balance(MINER), miner + CHALLENGE_BOND);
 		assert_eq!(worker_bond(MINER), bond);
-		// The window still runs; nobody attested, but a challenge was checked: no void.
+		// The window still runs; the checkers confirmed the trace: it passes.
 		run_to(System::block_number() + CHALLENGE_WINDOW);
-		System::assert_has_event(Event::AuditPassed { job, attested: 0 }.into());
+		assert!(System::events().iter().any(|e| matches!(
+			e.event,
+			RuntimeEvent::TrainingAudit(Event::AuditPassed { job: 0, .. })
+		)));
 		assert!(pallet_pol_rewards::Rounds::<Test>::get(job).is_some());
 		assert_books_balance();
 	});
@@ -407,6 +415,7 @@ fn a_dispute_open_when_the_window_closes_holds_the_audit_until_it_ends() {
 		setup();
 		let states = states();
 		let job = audited_job(&states);
+		attest_all(job);
 		run_to(System::block_number() + CHALLENGE_WINDOW - 1);
 		assert_ok!(challenge(job, CHALLENGER, 2, &states));
 		run_to(System::block_number() + 1);
@@ -417,6 +426,7 @@ fn a_dispute_open_when_the_window_closes_holds_the_audit_until_it_ends() {
 			RuntimeOrigin::signed(MINER),
 			job,
 			2,
+			5,
 			H256::zero(),
 			cid("b")
 		));
@@ -495,24 +505,78 @@ fn a_trace_nobody_could_check_is_refunded_without_a_verdict() {
 }
 
 #[test]
-fn a_silent_checker_is_penalised_when_another_could_check() {
+fn a_silent_checker_is_penalised_when_the_others_confirmed_the_trace() {
 	new_test_ext().execute_with(|| {
 		setup();
 		let job = audited_job(&states());
 		let drawn = checks(job);
+		for (segment, checker) in &drawn[..2] {
+			assert_ok!(TrainingAudit::attest(RuntimeOrigin::signed(*checker), job, *segment));
+		}
+		run_to(System::block_number() + CHALLENGE_WINDOW);
+		System::assert_has_event(
+			pallet_pol_rewards::Event::VerifierPenalised { job, verifier: drawn[2].1, amount: 10 }
+				.into(),
+		);
+		System::assert_has_event(Event::AuditPassed { job, attested: 2 }.into());
+	});
+}
+
+#[test]
+fn a_trace_too_few_checkers_confirmed_is_refunded_without_a_verdict() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let job = audited_job(&states());
+		let drawn = checks(job);
+		// One of three: a withheld trace, say, that only one checker claims to have read.
 		assert_ok!(TrainingAudit::attest(RuntimeOrigin::signed(drawn[0].1), job, drawn[0].0));
 		run_to(System::block_number() + CHALLENGE_WINDOW);
-		if drawn[1].1 != drawn[0].1 {
-			System::assert_has_event(
-				pallet_pol_rewards::Event::VerifierPenalised {
-					job,
-					verifier: drawn[1].1,
-					amount: 10,
-				}
+		System::assert_has_event(Event::AuditVoid { job }.into());
+		assert!(pallet_pol_rewards::Rounds::<Test>::get(job).is_none());
+	});
+}
+
+#[test]
+fn a_checkpoint_at_the_wrong_step_refutes_the_trace() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let mut states = states();
+		// A leaf that claims no training happened in its segment.
+		states[2].step = states[1].step;
+		let job = audited_job(&states);
+		assert_ok!(challenge(job, CHALLENGER, 1, &states));
+		run_to(System::block_number() + 1);
+		assert!(System::events().iter().any(|e| matches!(
+			e.event,
+			RuntimeEvent::TrainingAudit(Event::FraudProven { segment: 1, .. })
+		)));
+	});
+}
+
+#[test]
+fn an_attester_of_a_refuted_segment_is_penalised_and_a_stale_move_refused() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let states = states();
+		let job = audited_job(&states);
+		let checker = V[0];
+		// Make V[0] the checker of segment 1 and let it attest without re-running.
+		Audits::<Test>::mutate(job, |a| {
+			let a = a.as_mut().unwrap();
+			a.spot_checks[0].segment = 1;
+			a.spot_checks[0].checker = checker;
+		});
+		assert_ok!(TrainingAudit::attest(RuntimeOrigin::signed(checker), job, 1));
+		assert_ok!(challenge(job, CHALLENGER, 1, &states));
+		assert_noop!(
+			TrainingAudit::bisect(RuntimeOrigin::signed(MINER), job, 1, 2, H256::zero(), cid("b")),
+			Error::<Test>::StaleMove
+		);
+		run_to(System::block_number() + MOVE_WINDOW); // the miner never answers
+		System::assert_has_event(
+			pallet_pol_rewards::Event::VerifierPenalised { job, verifier: checker, amount: 10 }
 				.into(),
-			);
-		}
-		System::assert_has_event(Event::AuditPassed { job, attested: 1 }.into());
+		);
 	});
 }
 

@@ -98,7 +98,7 @@ impl TrainState {
 	pub fn encode(&self) -> Vec<u8> {
 		StateBlob {
 			step: self.step,
-			layers: self.layers.iter().map(|l| weights::encode_layer(l)).collect(),
+			layers: self.layers.iter().map(weights::encode_layer).collect(),
 			optimizer: self.optimizer.clone(),
 			rng_word_pos: self.rng_word_pos,
 			batch: self.batch.clone(),
@@ -248,6 +248,7 @@ fn restore<B: AutodiffBackend>(
 
 /// Runs training from `state` up to step `to_step` on backend `B` and returns the state there.
 /// `on_step(step, loss)` sees every step. The same inputs give the same bits on the CPU backend.
+#[allow(clippy::too_many_arguments)]
 pub fn run_segment<B: AutodiffBackend>(
 	config: &ModelConfig,
 	state: &TrainState,
