@@ -97,8 +97,8 @@ pub struct AuditParams<Balance, BlockNumber> {
 	pub move_window: BlockNumber,
 	/// Verifiers re-executing a disputed step.
 	pub arbiters: u32,
-	/// What a challenger holds: paid to the miner if its challenge fails, returned if it wins or
-	/// the arbiters reach no decision.
+	/// What a challenger holds: half paid to the miner and half burned if its challenge fails,
+	/// returned if it wins or the arbiters reach no decision.
 	pub challenge_bond: Balance,
 	/// Share of the miner's bond slashed (and paid to the challenger) for a refuted trace.
 	pub fraud_slash: Perbill,

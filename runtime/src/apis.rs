@@ -243,9 +243,9 @@ impl_runtime_apis! {
 		}
 		fn dispute(
 			job: JobId,
-			segment: pallet_training_audit::SegmentIndex,
+			challenge: pallet_training_audit::ChallengeId,
 		) -> Option<pallet_training_audit::Dispute<AccountId, Balance, BlockNumber>> {
-			pallet_training_audit::Disputes::<Runtime>::get(job, segment)
+			pallet_training_audit::Disputes::<Runtime>::get(job, challenge)
 		}
 	}
 

@@ -341,12 +341,13 @@ impl Chain {
 		self.call(blyan::runtime_apis().training_audit_api().audit(job)).await
 	}
 
+	/// The dispute of one challenge of a job's audit.
 	pub async fn dispute(
 		&self,
 		job: JobId,
-		segment: u32,
+		challenge: u32,
 	) -> Result<Option<ChainDispute>, ChainError> {
-		self.call(blyan::runtime_apis().training_audit_api().dispute(job, segment)).await
+		self.call(blyan::runtime_apis().training_audit_api().dispute(job, challenge)).await
 	}
 
 	// ---- storage ----

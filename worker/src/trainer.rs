@@ -715,12 +715,12 @@ impl Miner {
 	async fn defend(&self, job_id: JobId, job: &ChainJob) -> Result<()> {
 		let me = *self.chain.account();
 		for duty in self.chain.audit_duties(&me).await? {
-			let chain::AuditDuty::Bisect { job: j, segment } = duty else { continue };
+			let chain::AuditDuty::Bisect { job: j, challenge } = duty else { continue };
 			if j != job_id {
 				continue;
 			}
-			let Some(dispute) = self.chain.dispute(job_id, segment).await? else { continue };
-			let mid = dispute.lo.saturating_add(dispute.hi) / 2;
+			let Some(dispute) = self.chain.dispute(job_id, challenge).await? else { continue };
+			let (segment, mid) = (dispute.segment, dispute.lo.saturating_add(dispute.hi) / 2);
 			let run = Arc::new(audit::TrainingRun {
 				config: content::model_config(&self.chain, &self.ipfs, job.model).await?,
 				hp: Hyperparams::from_json(&job.spec.hyperparams.0).map_err(|e| anyhow!(e))?,
@@ -737,7 +737,7 @@ impl Miner {
 					"bisect",
 					&blyan::tx().training_audit().bisect(
 						job_id,
-						segment,
+						challenge,
 						mid,
 						H256(hash.0),
 						bytes(&cid),

@@ -129,10 +129,15 @@ impl Verifier {
 	/// A training-audit duty: a spot check (attest or challenge), a bisection answer as the
 	/// challenger, or a report as an arbiter.
 	async fn audit_duty(&mut self, duty: AuditDuty) -> Result<()> {
-		let (job, segment) = match duty {
-			AuditDuty::SpotCheck { job, segment }
-			| AuditDuty::Respond { job, segment }
-			| AuditDuty::Arbitrate { job, segment } => (job, segment),
+		// A dispute's duties name the challenge; its segment is in the dispute.
+		let (job, segment, dispute) = match duty {
+			AuditDuty::SpotCheck { job, segment } => (job, segment, None),
+			AuditDuty::Respond { job, challenge } | AuditDuty::Arbitrate { job, challenge } => {
+				let Some(dispute) = self.chain.dispute(job, challenge).await? else {
+					return Ok(());
+				};
+				(job, dispute.segment, Some((challenge, dispute)))
+			}
 			AuditDuty::Bisect { .. } => return Ok(()), // the miner's
 		};
 		let Some(audit) = self.chain.audit(job).await? else { return Ok(()) };
@@ -178,7 +183,7 @@ impl Verifier {
 				}
 			}
 			AuditDuty::Respond { .. } => {
-				let Some(dispute) = self.chain.dispute(job, segment).await? else { return Ok(()) };
+				let Some((challenge, dispute)) = dispute else { return Ok(()) };
 				let DisputeStage::Challenger { mid_hash, .. } = dispute.stage else {
 					return Ok(());
 				};
@@ -191,14 +196,14 @@ impl Verifier {
 					let state = run.state_in_segment(&self.ipfs, &doc, segment, mid).await?;
 					state.is_some_and(|s| s.summary().hash().0 == mid_hash.0)
 				};
-				self.chain.submit("respond", &tx.respond(job, segment, mid, agree)).await?;
+				self.chain.submit("respond", &tx.respond(job, challenge, mid, agree)).await?;
 				info!(job, segment, step = mid, agree, "bisection: answered the miner's state");
 			}
 			AuditDuty::Arbitrate { .. } => {
-				let Some(dispute) = self.chain.dispute(job, segment).await? else { return Ok(()) };
+				let Some((challenge, dispute)) = dispute else { return Ok(()) };
 				let report = audit::arbitrate(&run, &self.ipfs, &doc, segment, &dispute).await?;
 				let for_miner = report == Some(dispute.hi_hash);
-				self.chain.submit("arbitrate", &tx.arbitrate(job, segment, report)).await?;
+				self.chain.submit("arbitrate", &tx.arbitrate(job, challenge, report)).await?;
 				info!(job, segment, step = dispute.hi, for_miner, "arbitrated the disputed step");
 			}
 			AuditDuty::Bisect { .. } => {}

@@ -64,14 +64,15 @@ async fn an_honest_trace_passes_and_a_false_challenge_costs_the_challenger_its_b
 	);
 	assert_eq!(chain.version(version).await.unwrap().unwrap().status, VersionStatus::Accepted);
 
-	// The honest miner keeps its bond and earns the challenger's (one per false challenge; the
-	// liar may have been drawn to check more than one segment) on top of its reward.
+	// The honest miner keeps its bond and earns half the challenger's (one per false challenge;
+	// the liar may have been drawn to check more than one segment; the other half is burned)
+	// on top of its reward.
 	let eve = chain.worker_info(&account("//Eve")).await.unwrap().unwrap();
 	assert_eq!(eve.bond, 100 * BLY, "never slashed");
 	let eve_after = free(&chain, "//Eve").await;
 	let reward = 100 * BLY * 85 / 100;
 	assert!(eve_after + FEES >= eve_before + reward, "Eve: before {eve_before}, after {eve_after}");
-	let lies = (eve_after + FEES - eve_before - reward) / CHALLENGE_BOND;
+	let lies = (eve_after + FEES - eve_before - reward) / (CHALLENGE_BOND / 2);
 	assert!(lies >= 1, "Eve got no challenge bond: before {eve_before}, after {eve_after}");
 	let lost = lies * CHALLENGE_BOND;
 	// The liar lost its bonds (it may have earned a scoring fee, at most 10 % / 3 of the reward).

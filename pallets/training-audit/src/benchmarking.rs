@@ -70,6 +70,7 @@ fn audited<T: Config>(
 			deadline,
 			spot_checks: BoundedVec::default(),
 			open_disputes: 0,
+			next_challenge: 200,
 		},
 	);
 	(job, miner)
@@ -96,6 +97,7 @@ fn other_disputes<T: Config>(job: JobId, count: u32) {
 			job,
 			100 + i,
 			Dispute {
+				segment: 100 + i,
 				challenger,
 				bond,
 				lo: 0,

@@ -21,8 +21,10 @@
 //! 4. **Arbitration.** `arbiters` verifiers, drawn, re-execute that one step and report the hash
 //!    they get (`arbitrate`). Two thirds deciding for the challenger prove the fraud: the candidate
 //!    is rejected and `fraud_slash` of the miner's bond goes to the challenger (the jobs pallet
-//!    refunds the creator). Two thirds for the miner: the challenger's bond goes to the miner.
-//!    Arbiters outside the decision, and silent ones, are penalised.
+//!    refunds the creator). Two thirds for the miner: half the challenger's bond goes to the
+//!    miner, half is burned.
+//!    Arbiters outside the decision, and silent ones, are penalised. Several challengers may
+//!    dispute one segment, each in its own bisection: nobody can lock a segment against others.
 //!
 //! An audit with no open dispute once its window closes passes and goes on to scoring if two
 //! thirds of its spot checks confirmed the trace (silent checkers are penalised); otherwise the
@@ -88,6 +90,9 @@ pub const MAX_SEGMENTS: u32 = 1 << 20;
 
 /// Index of a segment of a trace: from checkpoint `i` to checkpoint `i + 1`.
 pub type SegmentIndex = u32;
+/// A challenge within an audit (several may dispute one segment: a challenger cannot lock a
+/// segment against the others).
+pub type ChallengeId = u32;
 
 /// Where an audit is.
 #[derive(Clone, Copy, PartialEq, Eq, Encode, Decode, MaxEncodedLen, TypeInfo, Debug)]
@@ -127,6 +132,8 @@ pub struct Audit<AccountId, BlockNumber> {
 	pub spot_checks: BoundedVec<SpotCheck<AccountId>, ConstU32<MAX_SPOT_CHECKS>>,
 	/// Disputes not yet decided.
 	pub open_disputes: u32,
+	/// Id of the next challenge.
+	pub next_challenge: ChallengeId,
 }
 
 /// Whose move a dispute waits for.
@@ -149,6 +156,8 @@ pub enum DisputeStage<AccountId> {
 /// A challenge of one segment, narrowed by bisection.
 #[derive(Clone, PartialEq, Eq, Encode, Decode, MaxEncodedLen, TypeInfo, Debug)]
 pub struct Dispute<AccountId, Balance, BlockNumber> {
+	/// The challenged segment.
+	pub segment: SegmentIndex,
 	pub challenger: AccountId,
 	pub bond: Balance,
 	/// Last step whose state both sides agree on, and that state's hash.
@@ -170,19 +179,19 @@ pub struct Dispute<AccountId, Balance, BlockNumber> {
 pub enum AuditDuty {
 	/// Re-run `segment` and attest (or challenge).
 	SpotCheck { job: JobId, segment: SegmentIndex },
-	/// As the miner: name the state at step `(lo + hi) / 2` of the dispute on `segment`.
-	Bisect { job: JobId, segment: SegmentIndex },
+	/// As the miner: name the state at step `(lo + hi) / 2` of `challenge`.
+	Bisect { job: JobId, challenge: ChallengeId },
 	/// As the challenger: agree or not with the miner's middle state.
-	Respond { job: JobId, segment: SegmentIndex },
+	Respond { job: JobId, challenge: ChallengeId },
 	/// As an arbiter: re-execute the disputed step.
-	Arbitrate { job: JobId, segment: SegmentIndex },
+	Arbitrate { job: JobId, challenge: ChallengeId },
 }
 
 /// A deadline in the index: an audit's phase, or a dispute's move.
 #[derive(Clone, Copy, PartialEq, Eq, Encode, Decode, MaxEncodedLen, TypeInfo, Debug)]
 pub enum Timer {
 	Audit(JobId),
-	Dispute(JobId, SegmentIndex),
+	Dispute(JobId, ChallengeId),
 }
 
 /// Seats that must agree: at least two thirds of `n`.
@@ -243,7 +252,7 @@ pub mod pallet {
 		Blake2_128Concat,
 		JobId,
 		Twox64Concat,
-		SegmentIndex,
+		ChallengeId,
 		Dispute<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>,
 		OptionQuery,
 	>;
@@ -295,37 +304,38 @@ pub mod pallet {
 			segment: SegmentIndex,
 			checker: T::AccountId,
 		},
-		/// A segment is challenged.
+		/// A segment is challenged (challenge `challenge`).
 		Challenged {
 			job: JobId,
 			segment: SegmentIndex,
+			challenge: ChallengeId,
 			challenger: T::AccountId,
 		},
 		/// The miner named the state at `step`.
 		Bisected {
 			job: JobId,
-			segment: SegmentIndex,
+			challenge: ChallengeId,
 			step: u32,
 			state: H256,
 		},
 		/// The disagreement is now between steps `lo` and `hi`.
 		Narrowed {
 			job: JobId,
-			segment: SegmentIndex,
+			challenge: ChallengeId,
 			lo: u32,
 			hi: u32,
 		},
 		/// Arbiters must re-execute step `step + 1` from the state at `step`.
 		ArbitrationStarted {
 			job: JobId,
-			segment: SegmentIndex,
+			challenge: ChallengeId,
 			step: u32,
 			arbiters: Vec<T::AccountId>,
 			decide_by: BlockNumberFor<T>,
 		},
 		Arbitrated {
 			job: JobId,
-			segment: SegmentIndex,
+			challenge: ChallengeId,
 			arbiter: T::AccountId,
 		},
 		/// The miner's trace is refuted: its candidate is rejected, its bond slashed and the
@@ -336,17 +346,19 @@ pub mod pallet {
 			challenger: T::AccountId,
 			slashed: BalanceOf<T>,
 		},
-		/// The miner's trace held: the challenger's bond went to the miner.
+		/// The miner's trace held against this challenge: of the challenger's `bond`, `to_miner`
+		/// went to the miner and the rest was burned.
 		ChallengeFailed {
 			job: JobId,
-			segment: SegmentIndex,
+			challenge: ChallengeId,
 			challenger: T::AccountId,
 			bond: BalanceOf<T>,
+			to_miner: BalanceOf<T>,
 		},
 		/// Arbiters reached no decision: the challenger's bond is returned.
 		DisputeUndecided {
 			job: JobId,
-			segment: SegmentIndex,
+			challenge: ChallengeId,
 		},
 		/// No dispute stands and the window is over: the result goes on to scoring.
 		AuditPassed {
@@ -476,8 +488,18 @@ pub mod pallet {
 				Error::<T>::BadProof
 			);
 			ensure!(claimed_end != end.hash(), Error::<T>::NoDisagreement);
-			ensure!(!Disputes::<T>::contains_key(job, segment), Error::<T>::AlreadyDisputed);
-			ensure!(audit.open_disputes < T::MaxDisputes::get(), Error::<T>::TooManyDisputes);
+			// Open disputes are bounded: `MaxDisputes` from anyone, plus one per spot check from
+			// its checker, who can always challenge its own segment (nobody can lock it out).
+			let checker = audit.spot_checks.iter().any(|c| c.segment == segment && c.checker == who);
+			ensure!(
+				!Disputes::<T>::iter_prefix_values(job)
+					.any(|d| d.segment == segment && d.challenger == who),
+				Error::<T>::AlreadyDisputed
+			);
+			ensure!(
+				checker || audit.open_disputes < T::MaxDisputes::get(),
+				Error::<T>::TooManyDisputes
+			);
 			let bond = Params::<T>::get().challenge_bond;
 			ensure!(
 				T::Currency::can_hold(&HoldReason::ChallengeBond.into(), &who, bond),
@@ -490,7 +512,13 @@ pub mod pallet {
 					check.challenged = true;
 				}
 			}
-			Self::deposit_event(Event::Challenged { job, segment, challenger: who.clone() });
+			let challenge = audit.next_challenge;
+			Self::deposit_event(Event::Challenged {
+				job,
+				segment,
+				challenge,
+				challenger: who.clone(),
+			});
 			// A trace that does not start at the base or end at the result refutes itself; the
 			// settlement (slash, refunds) runs in the next block's `on_initialize`, keeping this
 			// call light.
@@ -501,6 +529,7 @@ pub mod pallet {
 				|| end.step != audit.trace.checkpoint_step(segment + 1);
 			let now = frame_system::Pallet::<T>::block_number();
 			let mut dispute = Dispute {
+				segment,
 				challenger: who,
 				bond,
 				lo: start.step,
@@ -512,14 +541,15 @@ pub mod pallet {
 				deadline: now,
 			};
 			audit.open_disputes = audit.open_disputes.saturating_add(1);
+			audit.next_challenge = challenge.checked_add(1).ok_or(Error::<T>::TooManyDisputes)?;
 			Audits::<T>::insert(job, audit);
 			if bad_start || bad_end || bad_step {
 				dispute.stage = DisputeStage::Refuted;
-				dispute.deadline = Self::schedule(Timer::Dispute(job, segment), now, 1u32.into());
+				dispute.deadline = Self::schedule(Timer::Dispute(job, challenge), now, 1u32.into());
 			} else {
-				Self::next_move(job, segment, &mut dispute, now);
+				Self::next_move(job, challenge, &mut dispute, now);
 			}
-			Disputes::<T>::insert(job, segment, dispute);
+			Disputes::<T>::insert(job, challenge, dispute);
 			Ok(())
 		}
 
@@ -531,24 +561,24 @@ pub mod pallet {
 		pub fn bisect(
 			origin: OriginFor<T>,
 			job: JobId,
-			segment: SegmentIndex,
+			challenge: ChallengeId,
 			step: u32,
 			mid_hash: H256,
 			state_cid: Cid,
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			let audit = Audits::<T>::get(job).ok_or(Error::<T>::UnknownAudit)?;
-			let mut dispute = Disputes::<T>::get(job, segment).ok_or(Error::<T>::UnknownDispute)?;
+			let mut dispute = Disputes::<T>::get(job, challenge).ok_or(Error::<T>::UnknownDispute)?;
 			ensure!(who == audit.request.miner, Error::<T>::NotYourMove);
 			ensure!(dispute.stage == DisputeStage::Miner, Error::<T>::NotYourMove);
 			Self::ensure_before(dispute.deadline)?;
 			ensure!(step == dispute.lo.saturating_add(dispute.hi) / 2, Error::<T>::StaleMove);
 			let now = frame_system::Pallet::<T>::block_number();
-			let deadline = Self::reschedule(Timer::Dispute(job, segment), dispute.deadline, now);
+			let deadline = Self::reschedule(Timer::Dispute(job, challenge), dispute.deadline, now);
 			dispute.stage = DisputeStage::Challenger { mid_hash, mid_cid: state_cid };
 			dispute.deadline = deadline;
-			Disputes::<T>::insert(job, segment, dispute);
-			Self::deposit_event(Event::Bisected { job, segment, step, state: mid_hash });
+			Disputes::<T>::insert(job, challenge, dispute);
+			Self::deposit_event(Event::Bisected { job, challenge, step, state: mid_hash });
 			Ok(())
 		}
 
@@ -560,13 +590,13 @@ pub mod pallet {
 		pub fn respond(
 			origin: OriginFor<T>,
 			job: JobId,
-			segment: SegmentIndex,
+			challenge: ChallengeId,
 			step: u32,
 			agree: bool,
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			ensure!(Audits::<T>::contains_key(job), Error::<T>::UnknownAudit);
-			let mut dispute = Disputes::<T>::get(job, segment).ok_or(Error::<T>::UnknownDispute)?;
+			let mut dispute = Disputes::<T>::get(job, challenge).ok_or(Error::<T>::UnknownDispute)?;
 			ensure!(who == dispute.challenger, Error::<T>::NotYourMove);
 			let DisputeStage::Challenger { mid_hash, mid_cid } = dispute.stage.clone() else {
 				return Err(Error::<T>::NotYourMove.into());
@@ -582,11 +612,11 @@ pub mod pallet {
 				dispute.hi = mid;
 				dispute.hi_hash = mid_hash;
 			}
-			Self::deposit_event(Event::Narrowed { job, segment, lo: dispute.lo, hi: dispute.hi });
+			Self::deposit_event(Event::Narrowed { job, challenge, lo: dispute.lo, hi: dispute.hi });
 			let now = frame_system::Pallet::<T>::block_number();
-			Self::unschedule(Timer::Dispute(job, segment), dispute.deadline);
-			Self::next_move(job, segment, &mut dispute, now);
-			Disputes::<T>::insert(job, segment, dispute);
+			Self::unschedule(Timer::Dispute(job, challenge), dispute.deadline);
+			Self::next_move(job, challenge, &mut dispute, now);
+			Disputes::<T>::insert(job, challenge, dispute);
 			Ok(())
 		}
 
@@ -598,11 +628,11 @@ pub mod pallet {
 		pub fn arbitrate(
 			origin: OriginFor<T>,
 			job: JobId,
-			segment: SegmentIndex,
+			challenge: ChallengeId,
 			end: Option<H256>,
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
-			let mut dispute = Disputes::<T>::get(job, segment).ok_or(Error::<T>::UnknownDispute)?;
+			let mut dispute = Disputes::<T>::get(job, challenge).ok_or(Error::<T>::UnknownDispute)?;
 			Self::ensure_before(dispute.deadline)?;
 			let DisputeStage::Arbitration { arbiters } = &mut dispute.stage else {
 				return Err(Error::<T>::WrongPhase.into());
@@ -613,14 +643,14 @@ pub mod pallet {
 				.ok_or(Error::<T>::NotArbiter)?;
 			seat.1 = Some(end);
 			let everyone = arbiters.iter().all(|(_, report)| report.is_some());
-			Self::deposit_event(Event::Arbitrated { job, segment, arbiter: who });
+			Self::deposit_event(Event::Arbitrated { job, challenge, arbiter: who });
 			if everyone {
 				// Nobody left to wait for: decided in the next block's `on_initialize`.
 				let now = frame_system::Pallet::<T>::block_number();
-				Self::unschedule(Timer::Dispute(job, segment), dispute.deadline);
-				dispute.deadline = Self::schedule(Timer::Dispute(job, segment), now, 1u32.into());
+				Self::unschedule(Timer::Dispute(job, challenge), dispute.deadline);
+				dispute.deadline = Self::schedule(Timer::Dispute(job, challenge), now, 1u32.into());
 			}
-			Disputes::<T>::insert(job, segment, dispute);
+			Disputes::<T>::insert(job, challenge, dispute);
 			Ok(())
 		}
 	}
@@ -661,11 +691,11 @@ impl<T: Config> Pallet<T> {
 	/// arbiters' draw in the next block. Schedules the new deadline and sets it on `dispute`.
 	fn next_move(
 		job: JobId,
-		segment: SegmentIndex,
+		challenge: ChallengeId,
 		dispute: &mut Dispute<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>,
 		now: BlockNumberFor<T>,
 	) {
-		let timer = Timer::Dispute(job, segment);
+		let timer = Timer::Dispute(job, challenge);
 		if dispute.hi.saturating_sub(dispute.lo) > 1 {
 			dispute.stage = DisputeStage::Miner;
 			dispute.deadline = Self::schedule(timer, now, Params::<T>::get().move_window);
@@ -678,31 +708,31 @@ impl<T: Config> Pallet<T> {
 	/// Draws the arbiters of a dispute left with one step.
 	fn draw_arbiters(
 		job: JobId,
-		segment: SegmentIndex,
+		challenge: ChallengeId,
 		mut dispute: Dispute<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>,
 		now: BlockNumberFor<T>,
 	) {
 		let Some(audit) = Audits::<T>::get(job) else { return };
 		let params = Params::<T>::get();
-		let seed = Self::seed(b"bly/arbiters", job, segment, dispute.lo);
+		let seed = Self::seed(b"bly/arbiters", job, challenge, dispute.lo);
 		let exclude = [
 			audit.request.miner.clone(),
 			dispute.challenger.clone(),
 			audit.request.creator.clone(),
 		];
 		let drawn = T::Verifiers::draw(seed.as_ref(), params.arbiters.min(MAX_ARBITERS), &exclude);
-		dispute.deadline = Self::schedule(Timer::Dispute(job, segment), now, params.move_window);
+		dispute.deadline = Self::schedule(Timer::Dispute(job, challenge), now, params.move_window);
 		dispute.stage = DisputeStage::Arbitration {
 			arbiters: BoundedVec::truncate_from(drawn.iter().cloned().map(|a| (a, None)).collect()),
 		};
 		Self::deposit_event(Event::ArbitrationStarted {
 			job,
-			segment,
+			challenge,
 			step: dispute.lo,
 			arbiters: drawn,
 			decide_by: dispute.deadline,
 		});
-		Disputes::<T>::insert(job, segment, dispute);
+		Disputes::<T>::insert(job, challenge, dispute);
 	}
 
 	fn seed(subject: &[u8], job: JobId, a: u32, b: u32) -> H256 {
@@ -722,7 +752,7 @@ impl<T: Config> Pallet<T> {
 				Deadlines::<T>::remove(block, timer);
 				match timer {
 					Timer::Audit(job) => Self::audit_deadline(job, now),
-					Timer::Dispute(job, segment) => Self::dispute_deadline(job, segment, now),
+					Timer::Dispute(job, challenge) => Self::dispute_deadline(job, challenge, now),
 				}
 			},
 		);
@@ -833,8 +863,8 @@ impl<T: Config> Pallet<T> {
 		}
 	}
 
-	fn dispute_deadline(job: JobId, segment: SegmentIndex, now: BlockNumberFor<T>) {
-		let Some(dispute) = Disputes::<T>::get(job, segment) else { return };
+	fn dispute_deadline(job: JobId, challenge: ChallengeId, now: BlockNumberFor<T>) {
+		let Some(dispute) = Disputes::<T>::get(job, challenge) else { return };
 		if dispute.deadline > now {
 			return; // stale entry
 		}
@@ -842,16 +872,16 @@ impl<T: Config> Pallet<T> {
 			// The miner did not defend its trace.
 			DisputeStage::Miner => {
 				if let Some(audit) = Audits::<T>::get(job) {
-					Self::fraud_proven(job, audit, segment, Some(&dispute));
+					Self::fraud_proven(job, audit, challenge, &dispute);
 				}
 			}
 			// The challenger gave up.
-			DisputeStage::Challenger { .. } => Self::challenge_failed(job, segment, dispute),
-			DisputeStage::DrawingArbiters => Self::draw_arbiters(job, segment, dispute, now),
-			DisputeStage::Arbitration { .. } => Self::decide(job, segment, dispute),
+			DisputeStage::Challenger { .. } => Self::challenge_failed(job, challenge, dispute),
+			DisputeStage::DrawingArbiters => Self::draw_arbiters(job, challenge, dispute, now),
+			DisputeStage::Arbitration { .. } => Self::decide(job, challenge, dispute),
 			DisputeStage::Refuted => {
 				if let Some(audit) = Audits::<T>::get(job) {
-					Self::fraud_proven(job, audit, segment, Some(&dispute));
+					Self::fraud_proven(job, audit, challenge, &dispute);
 				}
 			}
 		}
@@ -860,7 +890,7 @@ impl<T: Config> Pallet<T> {
 	/// Counts the arbiters' reports and ends the dispute.
 	fn decide(
 		job: JobId,
-		segment: SegmentIndex,
+		challenge: ChallengeId,
 		dispute: Dispute<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>,
 	) {
 		let DisputeStage::Arbitration { arbiters } = &dispute.stage else { return };
@@ -885,10 +915,10 @@ impl<T: Config> Pallet<T> {
 		}
 		if miner_wrong {
 			if let Some(audit) = Audits::<T>::get(job) {
-				Self::fraud_proven(job, audit, segment, Some(&dispute));
+				Self::fraud_proven(job, audit, challenge, &dispute);
 			}
 		} else if miner_right {
-			Self::challenge_failed(job, segment, dispute);
+			Self::challenge_failed(job, challenge, dispute);
 		} else {
 			let _ = T::Currency::release(
 				&HoldReason::ChallengeBond.into(),
@@ -896,31 +926,27 @@ impl<T: Config> Pallet<T> {
 				dispute.bond,
 				Precision::BestEffort,
 			);
-			Self::deposit_event(Event::DisputeUndecided { job, segment });
-			Self::dispute_ended(job, segment);
+			Self::deposit_event(Event::DisputeUndecided { job, challenge });
+			Self::dispute_ended(job, challenge);
 		}
 	}
 
-	/// The miner's trace held: the challenger's bond goes to the miner.
+	/// The miner's trace held against this challenger: half its bond goes to the miner, half is
+	/// burned (so a challenge a miner raises against itself still costs it). A held step says
+	/// nothing of the rest of the segment: its spot check still needs its checker.
 	fn challenge_failed(
 		job: JobId,
-		segment: SegmentIndex,
+		challenge: ChallengeId,
 		dispute: Dispute<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>,
 	) {
-		let miner = Audits::<T>::mutate(job, |audit| {
-			let audit = audit.as_mut()?;
-			// The trace held on this segment: as good as an attestation of it.
-			for check in audit.spot_checks.iter_mut().filter(|c| c.segment == segment) {
-				check.attested = true;
-			}
-			Some(audit.request.miner.clone())
-		});
+		let miner = Audits::<T>::get(job).map(|a| a.request.miner);
+		let half = dispute.bond / 2u32.into();
 		let paid = match miner {
 			Some(miner) => T::Currency::transfer_on_hold(
 				&HoldReason::ChallengeBond.into(),
 				&dispute.challenger,
 				&miner,
-				dispute.bond,
+				half,
 				Precision::BestEffort,
 				Restriction::Free,
 				Fortitude::Force,
@@ -928,7 +954,7 @@ impl<T: Config> Pallet<T> {
 			.unwrap_or_else(|_| Zero::zero()),
 			None => Zero::zero(),
 		};
-		// Whatever could not be paid is burned: a failed challenge never costs nothing.
+		// The rest is burned, whatever could not be paid included.
 		let _ = T::Currency::burn_held(
 			&HoldReason::ChallengeBond.into(),
 			&dispute.challenger,
@@ -938,16 +964,17 @@ impl<T: Config> Pallet<T> {
 		);
 		Self::deposit_event(Event::ChallengeFailed {
 			job,
-			segment,
+			challenge,
 			challenger: dispute.challenger,
 			bond: dispute.bond,
+			to_miner: paid,
 		});
-		Self::dispute_ended(job, segment);
+		Self::dispute_ended(job, challenge);
 	}
 
 	/// Removes a decided dispute; a closed audit with none left passes.
-	fn dispute_ended(job: JobId, segment: SegmentIndex) {
-		Disputes::<T>::remove(job, segment);
+	fn dispute_ended(job: JobId, challenge: ChallengeId) {
+		Disputes::<T>::remove(job, challenge);
 		let Some(mut audit) = Audits::<T>::get(job) else { return };
 		audit.open_disputes = audit.open_disputes.saturating_sub(1);
 		if audit.phase == AuditPhase::Closing && audit.open_disputes == 0 {
@@ -957,35 +984,33 @@ impl<T: Config> Pallet<T> {
 		}
 	}
 
-	/// Fraud proven on `segment` (by `dispute`'s challenger): reject, slash, pay the challenger;
-	/// every other challenger of the job gets its bond back.
+	/// Fraud proven by `dispute` (challenge `challenge`): reject, slash, pay the challenger; the
+	/// bond of every other challenge of the job is returned.
 	fn fraud_proven(
 		job: JobId,
 		audit: Audit<T::AccountId, BlockNumberFor<T>>,
-		segment: SegmentIndex,
-		dispute: Option<&Dispute<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>>,
+		challenge: ChallengeId,
+		dispute: &Dispute<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>,
 	) {
 		let params = Params::<T>::get();
+		let segment = dispute.segment;
 		let _ = T::Registry::reject(audit.request.candidate_version);
 		// Whoever attested the refuted segment did not re-run it (or lied).
 		for check in audit.spot_checks.iter().filter(|c| c.segment == segment && c.attested) {
 			T::Verifiers::penalise(job, &check.checker);
 		}
-		let winner = dispute.map(|d| d.challenger.clone());
-		let rewards: Vec<(T::AccountId, BalanceOf<T>)> =
-			winner.iter().map(|w| (w.clone(), BalanceOf::<T>::max_value())).collect();
+		let winner = dispute.challenger.clone();
+		let rewards = [(winner.clone(), BalanceOf::<T>::max_value())];
 		let slashed = T::Jobs::settle_rejected(job, params.fraud_slash, &rewards)
 			.unwrap_or_else(|_| Zero::zero());
-		if let Some(d) = dispute {
-			let _ = T::Currency::release(
-				&HoldReason::ChallengeBond.into(),
-				&d.challenger,
-				d.bond,
-				Precision::BestEffort,
-			);
-		}
+		let _ = T::Currency::release(
+			&HoldReason::ChallengeBond.into(),
+			&winner,
+			dispute.bond,
+			Precision::BestEffort,
+		);
 		for (other, d) in Disputes::<T>::drain_prefix(job) {
-			if other != segment {
+			if other != challenge {
 				let _ = T::Currency::release(
 					&HoldReason::ChallengeBond.into(),
 					&d.challenger,
@@ -995,9 +1020,7 @@ impl<T: Config> Pallet<T> {
 			}
 		}
 		Audits::<T>::remove(job);
-		if let Some(challenger) = winner {
-			Self::deposit_event(Event::FraudProven { job, segment, challenger, slashed });
-		}
+		Self::deposit_event(Event::FraudProven { job, segment, challenger: winner, slashed });
 	}
 
 	fn check_params(p: &AuditParams<BalanceOf<T>, BlockNumberFor<T>>) -> DispatchResult {
@@ -1020,24 +1043,24 @@ impl<T: Config> Pallet<T> {
 		for (job, audit) in Audits::<T>::iter() {
 			if audit.phase == AuditPhase::Checking && audit.deadline > now {
 				for check in audit.spot_checks.iter() {
-					let disputed = Disputes::<T>::contains_key(job, check.segment);
-					if check.checker == *who && !check.attested && !disputed {
+					// Others' disputes of the segment do not relieve its checker.
+					if check.checker == *who && !check.attested && !check.challenged {
 						duties.push(AuditDuty::SpotCheck { job, segment: check.segment });
 					}
 				}
 			}
-			for (segment, dispute) in Disputes::<T>::iter_prefix(job) {
+			for (challenge, dispute) in Disputes::<T>::iter_prefix(job) {
 				match &dispute.stage {
 					DisputeStage::Miner if audit.request.miner == *who => {
-						duties.push(AuditDuty::Bisect { job, segment })
+						duties.push(AuditDuty::Bisect { job, challenge })
 					}
 					DisputeStage::Challenger { .. } if dispute.challenger == *who => {
-						duties.push(AuditDuty::Respond { job, segment })
+						duties.push(AuditDuty::Respond { job, challenge })
 					}
 					DisputeStage::Arbitration { arbiters }
 						if arbiters.iter().any(|(a, r)| a == who && r.is_none()) =>
 					{
-						duties.push(AuditDuty::Arbitrate { job, segment })
+						duties.push(AuditDuty::Arbitrate { job, challenge })
 					}
 					_ => {}
 				}
@@ -1081,6 +1104,7 @@ impl<T: Config> VerificationProvider<T::AccountId> for Pallet<T> {
 				deadline: draw_at,
 				spot_checks: BoundedVec::default(),
 				open_disputes: 0,
+				next_challenge: 0,
 			},
 		);
 		Self::deposit_event(Event::AuditStarted { job, segments, draw_at });
@@ -1117,8 +1141,8 @@ pub mod runtime_api {
 			fn audit_duties(who: AccountId) -> Vec<AuditDuty>;
 			/// One audit.
 			fn audit(job: JobId) -> Option<Audit<AccountId, BlockNumber>>;
-			/// The dispute on one segment.
-			fn dispute(job: JobId, segment: SegmentIndex) -> Option<Dispute<AccountId, Balance, BlockNumber>>;
+			/// One challenge's dispute.
+			fn dispute(job: JobId, challenge: ChallengeId) -> Option<Dispute<AccountId, Balance, BlockNumber>>;
 		}
 	}
 }

@@ -163,8 +163,8 @@ fn challenge(job: JobId, who: AccountId, segment: u32, states: &[TrainingState])
 	)
 }
 
-fn arbiters(job: JobId, segment: u32) -> Vec<AccountId> {
-	match Disputes::<Test>::get(job, segment).unwrap().stage {
+fn arbiters(job: JobId, challenge: ChallengeId) -> Vec<AccountId> {
+	match Disputes::<Test>::get(job, challenge).unwrap().stage {
 		DisputeStage::Arbitration { arbiters } => arbiters.iter().map(|(a, _)| *a).collect(),
 		other => panic!("not in arbitration: {other:?}"),
 	}
@@ -296,29 +296,31 @@ fn bad_challenges_are_refused_and_cost_nothing() {
 fn dispute_to_arbitration(job: JobId, states: &[TrainingState]) -> Vec<AccountId> {
 	assert_ok!(challenge(job, CHALLENGER, 1, states));
 	assert_eq!(held_bond(CHALLENGER), CHALLENGE_BOND);
-	assert_noop!(challenge(job, 4, 1, states), Error::<Test>::AlreadyDisputed);
-	assert!(TrainingAudit::duties(&MINER).contains(&AuditDuty::Bisect { job, segment: 1 }));
+	assert_noop!(challenge(job, CHALLENGER, 1, states), Error::<Test>::AlreadyDisputed);
+	// Challenge 0 of the job: segment 1.
+	assert_eq!(Disputes::<Test>::get(job, 0).unwrap().segment, 1);
+	assert!(TrainingAudit::duties(&MINER).contains(&AuditDuty::Bisect { job, challenge: 0 }));
 	// Segment 1 is steps 2 → 4: the miner names step 3, the challenger agrees, step 4 is left.
 	assert_noop!(
-		TrainingAudit::respond(RuntimeOrigin::signed(CHALLENGER), job, 1, 3, true),
+		TrainingAudit::respond(RuntimeOrigin::signed(CHALLENGER), job, 0, 3, true),
 		Error::<Test>::NotYourMove
 	);
 	let mid = H256::repeat_byte(0x33);
 	assert_noop!(
-		TrainingAudit::bisect(RuntimeOrigin::signed(CHALLENGER), job, 1, 3, mid, cid("bafymid")),
+		TrainingAudit::bisect(RuntimeOrigin::signed(CHALLENGER), job, 0, 3, mid, cid("bafymid")),
 		Error::<Test>::NotYourMove
 	);
-	assert_ok!(TrainingAudit::bisect(RuntimeOrigin::signed(MINER), job, 1, 3, mid, cid("bafymid")));
-	System::assert_has_event(Event::Bisected { job, segment: 1, step: 3, state: mid }.into());
-	assert!(TrainingAudit::duties(&CHALLENGER).contains(&AuditDuty::Respond { job, segment: 1 }));
-	assert_ok!(TrainingAudit::respond(RuntimeOrigin::signed(CHALLENGER), job, 1, 3, true));
-	let dispute = Disputes::<Test>::get(job, 1).unwrap();
+	assert_ok!(TrainingAudit::bisect(RuntimeOrigin::signed(MINER), job, 0, 3, mid, cid("bafymid")));
+	System::assert_has_event(Event::Bisected { job, challenge: 0, step: 3, state: mid }.into());
+	assert!(TrainingAudit::duties(&CHALLENGER).contains(&AuditDuty::Respond { job, challenge: 0 }));
+	assert_ok!(TrainingAudit::respond(RuntimeOrigin::signed(CHALLENGER), job, 0, 3, true));
+	let dispute = Disputes::<Test>::get(job, 0).unwrap();
 	assert_eq!((dispute.lo, dispute.hi, dispute.lo_hash), (3, 4, mid));
 	assert_eq!(dispute.lo_cid, Some(cid("bafymid")));
 	// Arbiters are drawn in the next block (the draw is on_initialize's work, not the call's).
 	assert_eq!(dispute.stage, DisputeStage::DrawingArbiters);
 	run_to(System::block_number() + 1);
-	let arbiters = arbiters(job, 1);
+	let arbiters = arbiters(job, 0);
 	assert_eq!(arbiters.len(), 3);
 	assert!(!arbiters.contains(&MINER) && !arbiters.contains(&CHALLENGER));
 	arbiters
@@ -336,10 +338,10 @@ fn a_refuted_step_slashes_the_miner_and_pays_the_challenger() {
 		let bond = worker_bond(MINER);
 		let computed = Some(H256::repeat_byte(0x44));
 		for a in &arbiters[..2] {
-			assert_ok!(TrainingAudit::arbitrate(RuntimeOrigin::signed(*a), job, 1, computed));
+			assert_ok!(TrainingAudit::arbitrate(RuntimeOrigin::signed(*a), job, 0, computed));
 		}
 		assert_noop!(
-			TrainingAudit::arbitrate(RuntimeOrigin::signed(arbiters[0]), job, 1, computed),
+			TrainingAudit::arbitrate(RuntimeOrigin::signed(arbiters[0]), job, 0, computed),
 			Error::<Test>::NotArbiter
 		);
 		// The third stays silent: decided at the deadline, and penalised.
@@ -379,7 +381,7 @@ fn a_false_challenge_costs_the_challenger_its_bond_and_the_audit_passes() {
 			assert_ok!(TrainingAudit::arbitrate(
 				RuntimeOrigin::signed(*a),
 				job,
-				1,
+				0,
 				Some(states[2].hash())
 			));
 		}
@@ -388,15 +390,17 @@ fn a_false_challenge_costs_the_challenger_its_bond_and_the_audit_passes() {
 		System::assert_has_event(
 			Event::ChallengeFailed {
 				job,
-				segment: 1,
+				challenge: 0,
 				challenger: CHALLENGER,
 				bond: CHALLENGE_BOND,
+				to_miner: CHALLENGE_BOND / 2,
 			}
 			.into(),
 		);
+		// Half the bond to the miner, half burned.
 		assert_eq!(held_bond(CHALLENGER), 0);
 		assert_eq!(Balances::free_balance(CHALLENGER), 1_000 - CHALLENGE_BOND);
-		assert_eq!(Balances::free_balance(MINER), miner + CHALLENGE_BOND);
+		assert_eq!(Balances::free_balance(MINER), miner + CHALLENGE_BOND / 2);
 		assert_eq!(worker_bond(MINER), bond);
 		// The window still runs; the checkers confirmed the trace: it passes.
 		run_to(System::block_number() + CHALLENGE_WINDOW);
@@ -425,7 +429,7 @@ fn a_dispute_open_when_the_window_closes_holds_the_audit_until_it_ends() {
 		assert_ok!(TrainingAudit::bisect(
 			RuntimeOrigin::signed(MINER),
 			job,
-			2,
+			0,
 			5,
 			H256::zero(),
 			cid("b")
@@ -434,9 +438,10 @@ fn a_dispute_open_when_the_window_closes_holds_the_audit_until_it_ends() {
 		System::assert_has_event(
 			Event::ChallengeFailed {
 				job,
-				segment: 2,
+				challenge: 0,
 				challenger: CHALLENGER,
 				bond: CHALLENGE_BOND,
+				to_miner: CHALLENGE_BOND / 2,
 			}
 			.into(),
 		);
@@ -569,7 +574,7 @@ fn an_attester_of_a_refuted_segment_is_penalised_and_a_stale_move_refused() {
 		assert_ok!(TrainingAudit::attest(RuntimeOrigin::signed(checker), job, 1));
 		assert_ok!(challenge(job, CHALLENGER, 1, &states));
 		assert_noop!(
-			TrainingAudit::bisect(RuntimeOrigin::signed(MINER), job, 1, 2, H256::zero(), cid("b")),
+			TrainingAudit::bisect(RuntimeOrigin::signed(MINER), job, 0, 2, H256::zero(), cid("b")),
 			Error::<Test>::StaleMove
 		);
 		run_to(System::block_number() + MOVE_WINDOW); // the miner never answers
@@ -577,6 +582,32 @@ fn an_attester_of_a_refuted_segment_is_penalised_and_a_stale_move_refused() {
 			pallet_pol_rewards::Event::VerifierPenalised { job, verifier: checker, amount: 10 }
 				.into(),
 		);
+	});
+}
+
+#[test]
+fn a_challenge_by_anyone_does_not_lock_the_segment_against_its_checker() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let states = states();
+		let job = audited_job(&states);
+		let (segment, checker) = checks(job)[0];
+		// A friend of the miner challenges the segment first and means to lose.
+		assert_ok!(challenge(job, CHALLENGER, segment, &states));
+		// The checker still has its duty and opens its own dispute of the same segment.
+		assert!(TrainingAudit::duties(&checker).contains(&AuditDuty::SpotCheck { job, segment }));
+		assert_ok!(challenge(job, checker, segment, &states));
+		assert_eq!(Disputes::<Test>::get(job, 1).unwrap().challenger, checker);
+		assert_eq!(Audits::<Test>::get(job).unwrap().open_disputes, 2);
+		// The miner defends neither: the first deadline proves the fraud; the other bond returns.
+		run_to(System::block_number() + MOVE_WINDOW);
+		assert!(System::events().iter().any(|e| matches!(
+			e.event,
+			RuntimeEvent::TrainingAudit(Event::FraudProven { .. })
+		)));
+		assert_eq!(held_bond(CHALLENGER) + held_bond(checker), 0);
+		assert!(Disputes::<Test>::iter().next().is_none());
+		assert_books_balance();
 	});
 }
 
