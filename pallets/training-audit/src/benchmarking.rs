@@ -213,7 +213,7 @@ mod benchmarks {
 			Box::new(SegmentCheckpoints { start, start_proof, end, end_proof }),
 			H256::repeat_byte(0xcc),
 		);
-		assert_eq!(Disputes::<T>::get(job, 0).expect("opened").stage, DisputeStage::Refuted);
+		assert_eq!(Disputes::<T>::get(job, 200).expect("opened").stage, DisputeStage::Refuted);
 	}
 
 	#[benchmark]

@@ -490,7 +490,8 @@ pub mod pallet {
 			ensure!(claimed_end != end.hash(), Error::<T>::NoDisagreement);
 			// Open disputes are bounded: `MaxDisputes` from anyone, plus one per spot check from
 			// its checker, who can always challenge its own segment (nobody can lock it out).
-			let checker = audit.spot_checks.iter().any(|c| c.segment == segment && c.checker == who);
+			let checker =
+				audit.spot_checks.iter().any(|c| c.segment == segment && c.checker == who);
 			ensure!(
 				!Disputes::<T>::iter_prefix_values(job)
 					.any(|d| d.segment == segment && d.challenger == who),
@@ -568,7 +569,8 @@ pub mod pallet {
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			let audit = Audits::<T>::get(job).ok_or(Error::<T>::UnknownAudit)?;
-			let mut dispute = Disputes::<T>::get(job, challenge).ok_or(Error::<T>::UnknownDispute)?;
+			let mut dispute =
+				Disputes::<T>::get(job, challenge).ok_or(Error::<T>::UnknownDispute)?;
 			ensure!(who == audit.request.miner, Error::<T>::NotYourMove);
 			ensure!(dispute.stage == DisputeStage::Miner, Error::<T>::NotYourMove);
 			Self::ensure_before(dispute.deadline)?;
@@ -596,7 +598,8 @@ pub mod pallet {
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			ensure!(Audits::<T>::contains_key(job), Error::<T>::UnknownAudit);
-			let mut dispute = Disputes::<T>::get(job, challenge).ok_or(Error::<T>::UnknownDispute)?;
+			let mut dispute =
+				Disputes::<T>::get(job, challenge).ok_or(Error::<T>::UnknownDispute)?;
 			ensure!(who == dispute.challenger, Error::<T>::NotYourMove);
 			let DisputeStage::Challenger { mid_hash, mid_cid } = dispute.stage.clone() else {
 				return Err(Error::<T>::NotYourMove.into());
@@ -632,7 +635,8 @@ pub mod pallet {
 			end: Option<H256>,
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
-			let mut dispute = Disputes::<T>::get(job, challenge).ok_or(Error::<T>::UnknownDispute)?;
+			let mut dispute =
+				Disputes::<T>::get(job, challenge).ok_or(Error::<T>::UnknownDispute)?;
 			Self::ensure_before(dispute.deadline)?;
 			let DisputeStage::Arbitration { arbiters } = &mut dispute.stage else {
 				return Err(Error::<T>::WrongPhase.into());

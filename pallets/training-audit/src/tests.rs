@@ -601,10 +601,9 @@ fn a_challenge_by_anyone_does_not_lock_the_segment_against_its_checker() {
 		assert_eq!(Audits::<Test>::get(job).unwrap().open_disputes, 2);
 		// The miner defends neither: the first deadline proves the fraud; the other bond returns.
 		run_to(System::block_number() + MOVE_WINDOW);
-		assert!(System::events().iter().any(|e| matches!(
-			e.event,
-			RuntimeEvent::TrainingAudit(Event::FraudProven { .. })
-		)));
+		assert!(System::events()
+			.iter()
+			.any(|e| matches!(e.event, RuntimeEvent::TrainingAudit(Event::FraudProven { .. }))));
 		assert_eq!(held_bond(CHALLENGER) + held_bond(checker), 0);
 		assert!(Disputes::<Test>::iter().next().is_none());
 		assert_books_balance();

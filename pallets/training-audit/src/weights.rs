@@ -50,19 +50,19 @@ pub trait WeightInfo {
 pub struct SubstrateWeight<T>(PhantomData<T>);
 impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `TrainingAudit::Audits` (r:1 w:1)
-	/// Proof: `TrainingAudit::Audits` (`max_values`: None, `max_size`: Some(9374), added: 11849, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingAudit::Audits` (`max_values`: None, `max_size`: Some(5408), added: 7883, mode: `MaxEncodedLen`)
 	fn attest() -> Weight {
-		// Proof size measured: `5344`
-		// Proof size estimated: `12839`
-		// Minimum execution time: 11_758_000 picoseconds.
-		Weight::from_parts(13_030_000, 12839)
+		// Proof size measured: `5475`
+		// Proof size estimated: `8873`
+		// Minimum execution time: 11_938_000 picoseconds.
+		Weight::from_parts(13_039_000, 8873)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 	/// Storage: `TrainingAudit::Audits` (r:1 w:1)
-	/// Proof: `TrainingAudit::Audits` (`max_values`: None, `max_size`: Some(9374), added: 11849, mode: `MaxEncodedLen`)
-	/// Storage: `TrainingAudit::Disputes` (r:1 w:1)
-	/// Proof: `TrainingAudit::Disputes` (`max_values`: None, `max_size`: Some(1349), added: 3824, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingAudit::Audits` (`max_values`: None, `max_size`: Some(5408), added: 7883, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingAudit::Disputes` (r:8 w:1)
+	/// Proof: `TrainingAudit::Disputes` (`max_values`: None, `max_size`: Some(1353), added: 3828, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingAudit::Params` (r:1 w:0)
 	/// Proof: `TrainingAudit::Params` (`max_values`: Some(1), `max_size`: Some(44), added: 539, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
@@ -70,52 +70,52 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `TrainingAudit::Deadlines` (r:0 w:1)
 	/// Proof: `TrainingAudit::Deadlines` (`max_values`: None, `max_size`: Some(33), added: 2508, mode: `MaxEncodedLen`)
 	fn challenge() -> Weight {
-		// Proof size measured: `1092`
-		// Proof size estimated: `12839`
-		// Minimum execution time: 76_866_000 picoseconds.
-		Weight::from_parts(80_971_000, 12839)
-			.saturating_add(T::DbWeight::get().reads(4_u64))
+		// Proof size measured: `1964`
+		// Proof size estimated: `31614`
+		// Minimum execution time: 98_197_000 picoseconds.
+		Weight::from_parts(104_346_000, 31614)
+			.saturating_add(T::DbWeight::get().reads(11_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `TrainingAudit::Audits` (r:1 w:0)
-	/// Proof: `TrainingAudit::Audits` (`max_values`: None, `max_size`: Some(9374), added: 11849, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingAudit::Audits` (`max_values`: None, `max_size`: Some(5408), added: 7883, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingAudit::Disputes` (r:1 w:1)
-	/// Proof: `TrainingAudit::Disputes` (`max_values`: None, `max_size`: Some(1349), added: 3824, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingAudit::Disputes` (`max_values`: None, `max_size`: Some(1353), added: 3828, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingAudit::Params` (r:1 w:0)
 	/// Proof: `TrainingAudit::Params` (`max_values`: Some(1), `max_size`: Some(44), added: 539, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingAudit::Deadlines` (r:0 w:2)
 	/// Proof: `TrainingAudit::Deadlines` (`max_values`: None, `max_size`: Some(33), added: 2508, mode: `MaxEncodedLen`)
 	fn bisect() -> Weight {
-		// Proof size measured: `825`
-		// Proof size estimated: `12839`
-		// Minimum execution time: 17_906_000 picoseconds.
-		Weight::from_parts(19_169_000, 12839)
+		// Proof size measured: `832`
+		// Proof size estimated: `8873`
+		// Minimum execution time: 18_428_000 picoseconds.
+		Weight::from_parts(19_519_000, 8873)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	/// Storage: `TrainingAudit::Audits` (r:1 w:0)
-	/// Proof: `TrainingAudit::Audits` (`max_values`: None, `max_size`: Some(9374), added: 11849, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingAudit::Audits` (`max_values`: None, `max_size`: Some(5408), added: 7883, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingAudit::Disputes` (r:1 w:1)
-	/// Proof: `TrainingAudit::Disputes` (`max_values`: None, `max_size`: Some(1349), added: 3824, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingAudit::Disputes` (`max_values`: None, `max_size`: Some(1353), added: 3828, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingAudit::Deadlines` (r:0 w:2)
 	/// Proof: `TrainingAudit::Deadlines` (`max_values`: None, `max_size`: Some(33), added: 2508, mode: `MaxEncodedLen`)
 	fn respond() -> Weight {
-		// Proof size measured: `468`
-		// Proof size estimated: `12839`
-		// Minimum execution time: 21_753_000 picoseconds.
-		Weight::from_parts(34_021_000, 12839)
+		// Proof size measured: `472`
+		// Proof size estimated: `8873`
+		// Minimum execution time: 25_519_000 picoseconds.
+		Weight::from_parts(35_513_000, 8873)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	/// Storage: `TrainingAudit::Disputes` (r:1 w:1)
-	/// Proof: `TrainingAudit::Disputes` (`max_values`: None, `max_size`: Some(1349), added: 3824, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingAudit::Disputes` (`max_values`: None, `max_size`: Some(1353), added: 3828, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingAudit::Deadlines` (r:0 w:2)
 	/// Proof: `TrainingAudit::Deadlines` (`max_values`: None, `max_size`: Some(33), added: 2508, mode: `MaxEncodedLen`)
 	fn arbitrate() -> Weight {
-		// Proof size measured: `1494`
-		// Proof size estimated: `4814`
-		// Minimum execution time: 22_494_000 picoseconds.
-		Weight::from_parts(35_483_000, 4814)
+		// Proof size measured: `1498`
+		// Proof size estimated: `4818`
+		// Minimum execution time: 26_971_000 picoseconds.
+		Weight::from_parts(34_922_000, 4818)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -124,7 +124,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `TrainingAudit::Deadlines` (r:5 w:4)
 	/// Proof: `TrainingAudit::Deadlines` (`max_values`: None, `max_size`: Some(33), added: 2508, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingAudit::Disputes` (r:36 w:32)
-	/// Proof: `TrainingAudit::Disputes` (`max_values`: None, `max_size`: Some(1349), added: 3824, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingAudit::Disputes` (`max_values`: None, `max_size`: Some(1353), added: 3828, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Params` (r:1 w:0)
 	/// Proof: `PolRewards::Params` (`max_values`: Some(1), `max_size`: Some(72), added: 567, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Verifiers` (r:5 w:5)
@@ -136,7 +136,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `PolRewards::ActiveVerifiers` (r:1 w:1)
 	/// Proof: `PolRewards::ActiveVerifiers` (`max_values`: Some(1), `max_size`: Some(8194), added: 8689, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingAudit::Audits` (r:4 w:4)
-	/// Proof: `TrainingAudit::Audits` (`max_values`: None, `max_size`: Some(9374), added: 11849, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingAudit::Audits` (`max_values`: None, `max_size`: Some(5408), added: 7883, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingAudit::Params` (r:1 w:0)
 	/// Proof: `TrainingAudit::Params` (`max_values`: Some(1), `max_size`: Some(44), added: 539, mode: `MaxEncodedLen`)
 	/// Storage: `Registry::Versions` (r:4 w:4)
@@ -151,23 +151,23 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Jobs::CreatorJobCount` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[0, 4]`.
 	fn on_initialize_decide(n: u32, ) -> Weight {
-		// Proof size measured: `5527 + n * (8423 ±0)`
-		// Proof size estimated: `35908 + n * (34416 ±0)`
-		// Minimum execution time: 7_031_000 picoseconds.
-		Weight::from_parts(66_467_348, 35908)
-			.saturating_add(Weight::from_parts(486_658_016, 0).saturating_mul(n.into()))
+		// Proof size measured: `5535 + n * (8434 ±0)`
+		// Proof size estimated: `35908 + n * (34452 ±0)`
+		// Minimum execution time: 9_424_000 picoseconds.
+		Weight::from_parts(67_739_377, 35908)
+			.saturating_add(Weight::from_parts(483_857_879, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(12_u64))
 			.saturating_add(T::DbWeight::get().reads((29_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(10_u64))
 			.saturating_add(T::DbWeight::get().writes((27_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 34416).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 34452).saturating_mul(n.into()))
 	}
 	/// Storage: `TrainingAudit::DeadlineCursor` (r:1 w:1)
 	/// Proof: `TrainingAudit::DeadlineCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingAudit::Deadlines` (r:5 w:8)
 	/// Proof: `TrainingAudit::Deadlines` (`max_values`: None, `max_size`: Some(33), added: 2508, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingAudit::Audits` (r:4 w:4)
-	/// Proof: `TrainingAudit::Audits` (`max_values`: None, `max_size`: Some(9374), added: 11849, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingAudit::Audits` (`max_values`: None, `max_size`: Some(5408), added: 7883, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingAudit::Params` (r:1 w:0)
 	/// Proof: `TrainingAudit::Params` (`max_values`: Some(1), `max_size`: Some(44), added: 539, mode: `MaxEncodedLen`)
 	/// Storage: `System::ParentHash` (r:1 w:0)
@@ -182,23 +182,23 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `PolRewards::Verifiers` (`max_values`: None, `max_size`: Some(69), added: 2544, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[0, 4]`.
 	fn on_initialize_draw(n: u32, ) -> Weight {
-		// Proof size measured: `6754 + n * (7255 ±0)`
-		// Proof size estimated: `712670 + n * (11849 ±0)`
-		// Minimum execution time: 6_981_000 picoseconds.
-		Weight::from_parts(177_835_328, 712670)
-			.saturating_add(Weight::from_parts(964_167_638, 0).saturating_mul(n.into()))
+		// Proof size measured: `6754 + n * (7258 ±0)`
+		// Proof size estimated: `712670 + n * (7883 ±0)`
+		// Minimum execution time: 7_061_000 picoseconds.
+		Weight::from_parts(175_084_172, 712670)
+			.saturating_add(Weight::from_parts(955_898_157, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(148_u64))
 			.saturating_add(T::DbWeight::get().reads((137_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 11849).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 7883).saturating_mul(n.into()))
 	}
 	/// Storage: `TrainingAudit::DeadlineCursor` (r:1 w:1)
 	/// Proof: `TrainingAudit::DeadlineCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingAudit::Deadlines` (r:5 w:4)
 	/// Proof: `TrainingAudit::Deadlines` (`max_values`: None, `max_size`: Some(33), added: 2508, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingAudit::Audits` (r:4 w:4)
-	/// Proof: `TrainingAudit::Audits` (`max_values`: None, `max_size`: Some(9374), added: 11849, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingAudit::Audits` (`max_values`: None, `max_size`: Some(5408), added: 7883, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Params` (r:1 w:0)
 	/// Proof: `PolRewards::Params` (`max_values`: Some(1), `max_size`: Some(72), added: 567, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Verifiers` (r:16 w:16)
@@ -221,71 +221,71 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Jobs::CreatorJobCount` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[0, 4]`.
 	fn on_initialize_close(n: u32, ) -> Weight {
-		// Proof size measured: `5194 + n * (12677 ±0)`
-		// Proof size estimated: `43966 + n * (11849 ±0)`
-		// Minimum execution time: 6_790_000 picoseconds.
-		Weight::from_parts(98_931_699, 43966)
-			.saturating_add(Weight::from_parts(442_732_497, 0).saturating_mul(n.into()))
+		// Proof size measured: `5194 + n * (12808 ±0)`
+		// Proof size estimated: `43966 + n * (7883 ±0)`
+		// Minimum execution time: 6_890_000 picoseconds.
+		Weight::from_parts(93_270_158, 43966)
+			.saturating_add(Weight::from_parts(436_771_248, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(16_u64))
 			.saturating_add(T::DbWeight::get().reads((22_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(15_u64))
 			.saturating_add(T::DbWeight::get().writes((21_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 11849).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 7883).saturating_mul(n.into()))
 	}
 }
 
 /// The same weights with RocksDB's database weights, for tests and mock runtimes.
 impl WeightInfo for () {
 	fn attest() -> Weight {
-		Weight::from_parts(13_030_000, 12839)
+		Weight::from_parts(13_039_000, 8873)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn challenge() -> Weight {
-		Weight::from_parts(80_971_000, 12839)
-			.saturating_add(RocksDbWeight::get().reads(4_u64))
+		Weight::from_parts(104_346_000, 31614)
+			.saturating_add(RocksDbWeight::get().reads(11_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn bisect() -> Weight {
-		Weight::from_parts(19_169_000, 12839)
+		Weight::from_parts(19_519_000, 8873)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn respond() -> Weight {
-		Weight::from_parts(34_021_000, 12839)
+		Weight::from_parts(35_513_000, 8873)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn arbitrate() -> Weight {
-		Weight::from_parts(35_483_000, 4814)
+		Weight::from_parts(34_922_000, 4818)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn on_initialize_decide(n: u32, ) -> Weight {
-		Weight::from_parts(66_467_348, 35908)
-			.saturating_add(Weight::from_parts(486_658_016, 0).saturating_mul(n.into()))
+		Weight::from_parts(67_739_377, 35908)
+			.saturating_add(Weight::from_parts(483_857_879, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(12_u64))
 			.saturating_add(RocksDbWeight::get().reads((29_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(10_u64))
 			.saturating_add(RocksDbWeight::get().writes((27_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 34416).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 34452).saturating_mul(n.into()))
 	}
 	fn on_initialize_draw(n: u32, ) -> Weight {
-		Weight::from_parts(177_835_328, 712670)
-			.saturating_add(Weight::from_parts(964_167_638, 0).saturating_mul(n.into()))
+		Weight::from_parts(175_084_172, 712670)
+			.saturating_add(Weight::from_parts(955_898_157, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(148_u64))
 			.saturating_add(RocksDbWeight::get().reads((137_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 11849).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 7883).saturating_mul(n.into()))
 	}
 	fn on_initialize_close(n: u32, ) -> Weight {
-		Weight::from_parts(98_931_699, 43966)
-			.saturating_add(Weight::from_parts(442_732_497, 0).saturating_mul(n.into()))
+		Weight::from_parts(93_270_158, 43966)
+			.saturating_add(Weight::from_parts(436_771_248, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(16_u64))
 			.saturating_add(RocksDbWeight::get().reads((22_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(15_u64))
 			.saturating_add(RocksDbWeight::get().writes((21_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 11849).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 7883).saturating_mul(n.into()))
 	}
 }
