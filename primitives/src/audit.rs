@@ -86,13 +86,24 @@ pub struct TraceCommitment {
 	pub cid: Cid,
 }
 
+/// Segments (a checkpoint to the next) of a trace of `steps` with a checkpoint every
+/// `interval` (none for a zero interval).
+pub fn segments(steps: u32, interval: u32) -> u32 {
+	if interval == 0 {
+		return 0;
+	}
+	steps.div_ceil(interval)
+}
+
+/// The step checkpoint `index` of such a trace is taken after.
+pub fn checkpoint_step(steps: u32, interval: u32, index: u32) -> u32 {
+	index.saturating_mul(interval).min(steps)
+}
+
 impl TraceCommitment {
 	/// Segments (a checkpoint to the next) of the trace.
 	pub fn segments(&self) -> u32 {
-		if self.interval == 0 {
-			return 0;
-		}
-		self.steps.div_ceil(self.interval)
+		segments(self.steps, self.interval)
 	}
 
 	/// Checkpoints (leaves) of the trace: one more than the segments.
@@ -102,7 +113,7 @@ impl TraceCommitment {
 
 	/// The step checkpoint `index` is taken after.
 	pub fn checkpoint_step(&self, index: u32) -> u32 {
-		index.saturating_mul(self.interval).min(self.steps)
+		checkpoint_step(self.steps, self.interval, index)
 	}
 }
 

@@ -201,6 +201,11 @@ pub struct VerificationRequest<AccountId> {
 	pub trace: Option<crate::audit::TraceCommitment>,
 }
 
+/// Seats of a committee that must agree: the smallest count that is at least two thirds of `n`.
+pub fn quorum(n: u32) -> u32 {
+	n.saturating_mul(2).saturating_add(2) / 3
+}
+
 /// Hands a revealed job result to Proof-of-Learning verification.
 pub trait VerificationProvider<AccountId> {
 	/// Starts verifying `job`; the provider later calls back [`JobSettlement`].

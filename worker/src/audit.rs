@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use blyan_primitives::{
-	audit::{trace_proof, trace_root, TrainingState},
+	audit::{checkpoint_step, segments, trace_proof, trace_root, TrainingState},
 	Hash,
 };
 use codec::{Decode, Encode};
@@ -19,7 +19,7 @@ use crate::{
 	chain::{self, BoundedVec, Chain, ChainAudit, ChainJob, JobId, H256},
 	content,
 	ml::{
-		self, data,
+		data,
 		model::ModelConfig,
 		trace::{run_segment, TrainState},
 		train::Hyperparams,
@@ -55,12 +55,21 @@ impl TraceDoc {
 		self.checkpoints.len().saturating_sub(1) as u32
 	}
 
-	/// Checkpoint `index`'s state, its Merkle proof, and its blob's CID.
-	pub fn checkpoint(&self, index: u32) -> Result<(TrainingState, Vec<Hash>, String)> {
+	/// Checkpoint `index`'s state and its blob's CID.
+	pub fn checkpoint(&self, index: u32) -> Result<(TrainingState, String)> {
 		let (state, cid) =
 			self.checkpoints.get(index as usize).context("no such checkpoint in the trace")?;
-		let proof = trace_proof(&self.leaves(), index);
-		Ok((state.clone(), proof, String::from_utf8_lossy(cid).into_owned()))
+		Ok((state.clone(), String::from_utf8_lossy(cid).into_owned()))
+	}
+
+	/// The Merkle proof of checkpoint `index` (hashes every leaf: only a challenge needs it).
+	pub fn proof(&self, index: u32) -> Vec<Hash> {
+		trace_proof(&self.leaves(), index)
+	}
+
+	/// The step checkpoint `index` should be at.
+	pub fn step_of(&self, index: u32) -> u32 {
+		checkpoint_step(self.steps, self.interval, index)
 	}
 }
 
@@ -72,7 +81,7 @@ pub async fn fetch_doc(ipfs: &Ipfs, audit: &ChainAudit) -> Result<TraceDoc> {
 	if doc.root().0 != audit.trace.root.0
 		|| doc.steps != audit.trace.steps
 		|| doc.interval != audit.trace.interval
-		|| doc.segments() != audit.trace.steps.div_ceil(audit.trace.interval.max(1))
+		|| doc.segments() != segments(audit.trace.steps, audit.trace.interval)
 	{
 		bail!("trace {cid} does not match the trace committed on chain");
 	}
@@ -90,16 +99,33 @@ pub struct TrainingRun {
 impl TrainingRun {
 	/// The job's training as the chain and IPFS define it (its dataset checked by hash).
 	pub async fn of_job(chain: &Chain, ipfs: &Ipfs, job: &ChainJob) -> Result<Self> {
+		let data = data::encode(&content::dataset_bytes(chain, ipfs, job.spec.dataset).await?);
+		Self::with_data(chain, ipfs, job, data).await
+	}
+
+	/// The job's model, hyper-parameters and seed, on `data`.
+	pub async fn with_data(
+		chain: &Chain,
+		ipfs: &Ipfs,
+		job: &ChainJob,
+		data: Vec<i64>,
+	) -> Result<Self> {
 		let hp = Hyperparams::from_json(&job.spec.hyperparams.0).map_err(|e| anyhow!(e))?;
 		let config = content::model_config(chain, ipfs, job.model).await?;
-		let data = data::encode(&content::dataset_bytes(chain, ipfs, job.spec.dataset).await?);
 		Ok(Self { config, hp, seed: job.spec.seed, data })
 	}
 
-	/// A state blob from IPFS.
-	pub async fn fetch_state(&self, ipfs: &Ipfs, cid: &str) -> Result<TrainState> {
+	/// The state blob under `cid`, if it decodes for this model and passes `committed` (hashes
+	/// to what the miner committed); `None` otherwise (the miner's fault). A blob that cannot be
+	/// fetched is an error, retried later: never held against the miner.
+	async fn committed_state(
+		&self,
+		ipfs: &Ipfs,
+		cid: &str,
+		committed: impl FnOnce(&TrainState) -> bool,
+	) -> Result<Option<TrainState>> {
 		let bytes = ipfs.cat(cid, MAX_STATE_BYTES).await?;
-		Ok(TrainState::decode(&self.config, &bytes)?)
+		Ok(TrainState::decode(&self.config, &bytes).ok().filter(committed))
 	}
 
 	/// Trains from `start` to `to_step` on the deterministic CPU path.
@@ -132,11 +158,9 @@ impl TrainingRun {
 		segment: u32,
 		step: u32,
 	) -> Result<Option<TrainState>> {
-		let (leaf, _, cid) = doc.checkpoint(segment)?;
-		let bytes = ipfs.cat(&cid, MAX_STATE_BYTES).await?;
-		let start = match TrainState::decode(&self.config, &bytes) {
-			Ok(start) if start.summary() == leaf => start,
-			_ => return Ok(None),
+		let (leaf, cid) = doc.checkpoint(segment)?;
+		let Some(start) = self.committed_state(ipfs, &cid, |s| s.summary() == leaf).await? else {
+			return Ok(None);
 		};
 		Ok(Some(self.rerun(start, step).await?))
 	}
@@ -166,10 +190,9 @@ pub async fn spot_check(
 	doc: &TraceDoc,
 	segment: u32,
 ) -> Result<SpotCheck> {
-	let (start, _, _) = doc.checkpoint(segment)?;
-	let (end, _, _) = doc.checkpoint(segment + 1)?;
-	let at = |i: u32| i.saturating_mul(doc.interval).min(doc.steps);
-	if start.step != at(segment) || end.step != at(segment + 1) {
+	let (start, _) = doc.checkpoint(segment)?;
+	let (end, _) = doc.checkpoint(segment + 1)?;
+	if start.step != doc.step_of(segment) || end.step != doc.step_of(segment + 1) {
 		return Ok(SpotCheck::BadStep);
 	}
 	Ok(match run.state_in_segment(ipfs, doc, segment, end.step).await? {
@@ -187,8 +210,9 @@ pub async fn challenge(
 	segment: u32,
 	claimed: Hash,
 ) -> Result<()> {
-	let (start, start_proof, _) = doc.checkpoint(segment)?;
-	let (end, end_proof, _) = doc.checkpoint(segment + 1)?;
+	let (start, _) = doc.checkpoint(segment)?;
+	let (end, _) = doc.checkpoint(segment + 1)?;
+	let (start_proof, end_proof) = (doc.proof(segment), doc.proof(segment + 1));
 	chain
 		.submit(
 			"challenge",
@@ -221,18 +245,10 @@ pub async fn arbitrate(
 ) -> Result<Option<H256>> {
 	let cid = match &dispute.lo_cid {
 		Some(cid) => String::from_utf8_lossy(&cid.0).into_owned(),
-		None => doc.checkpoint(segment)?.2,
+		None => doc.checkpoint(segment)?.1,
 	};
-	let bytes = ipfs.cat(&cid, MAX_STATE_BYTES).await?;
-	let state = match TrainState::decode(&run.config, &bytes) {
-		Ok(state) if state.step == dispute.lo && state.summary().hash().0 == dispute.lo_hash.0 => {
-			state
-		}
-		_ => return Ok(None),
-	};
+	let agreed = |s: &TrainState| s.step == dispute.lo && s.summary().hash().0 == dispute.lo_hash.0;
+	let Some(state) = run.committed_state(ipfs, &cid, agreed).await? else { return Ok(None) };
 	let after = run.rerun(state, dispute.lo + 1).await?;
 	Ok(Some(H256(after.summary().hash().0)))
 }
-
-/// Re-exported for roles that record traces.
-pub use ml::trace;

@@ -12,6 +12,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use blyan_primitives::audit as audit_geometry;
+
 use crate::{
 	audit,
 	chain::{
@@ -619,8 +621,8 @@ impl Miner {
 			};
 			let mut state = TrainState::initial(base);
 			let mut checkpoints = vec![state.clone()];
-			for segment in 0..steps.div_ceil(interval) {
-				let to = ((segment + 1) * interval).min(steps);
+			for segment in 0..audit_geometry::segments(steps, interval) {
+				let to = audit_geometry::checkpoint_step(steps, interval, segment + 1);
 				state = match misbehave {
 					Some(Misbehaviour::SkipSteps) if segment % 2 == 1 => {
 						warn!(job = job_id, segment, "MISBEHAVING: segment skipped, not trained");
@@ -721,12 +723,9 @@ impl Miner {
 			}
 			let Some(dispute) = self.chain.dispute(job_id, challenge).await? else { continue };
 			let (segment, mid) = (dispute.segment, dispute.lo.saturating_add(dispute.hi) / 2);
-			let run = Arc::new(audit::TrainingRun {
-				config: content::model_config(&self.chain, &self.ipfs, job.model).await?,
-				hp: Hyperparams::from_json(&job.spec.hyperparams.0).map_err(|e| anyhow!(e))?,
-				seed: job.spec.seed,
-				data: self.training_data(job).await?,
-			});
+			let data = self.training_data(job).await?;
+			let run =
+				Arc::new(audit::TrainingRun::with_data(&self.chain, &self.ipfs, job, data).await?);
 			let blob = std::fs::read(self.trace_file(job_id, &format!("{segment}.state")))?;
 			let start = TrainState::decode(&run.config, &blob)?;
 			let state = run.rerun(start, mid).await?;

@@ -152,10 +152,7 @@ pub fn improvement(base: Score, candidate: Score) -> Perbill {
 	Perbill::from_rational(base - candidate, base)
 }
 
-/// Seats that must agree: the smallest count that is at least two thirds of `n`.
-pub fn quorum(n: u32) -> u32 {
-	n.saturating_mul(2).saturating_add(2) / 3
-}
+pub use blyan_primitives::pol::quorum;
 
 #[frame_support::pallet]
 pub mod pallet {

@@ -194,10 +194,7 @@ pub enum Timer {
 	Dispute(JobId, ChallengeId),
 }
 
-/// Seats that must agree: at least two thirds of `n`.
-pub fn quorum(n: u32) -> u32 {
-	n.saturating_mul(2).saturating_add(2) / 3
-}
+pub use blyan_primitives::pol::quorum;
 
 #[frame_support::pallet]
 pub mod pallet {
@@ -876,7 +873,7 @@ impl<T: Config> Pallet<T> {
 			// The miner did not defend its trace.
 			DisputeStage::Miner => {
 				if let Some(audit) = Audits::<T>::get(job) {
-					Self::fraud_proven(job, audit, challenge, &dispute);
+					Self::fraud_proven(job, audit, &dispute);
 				}
 			}
 			// The challenger gave up.
@@ -885,7 +882,7 @@ impl<T: Config> Pallet<T> {
 			DisputeStage::Arbitration { .. } => Self::decide(job, challenge, dispute),
 			DisputeStage::Refuted => {
 				if let Some(audit) = Audits::<T>::get(job) {
-					Self::fraud_proven(job, audit, challenge, &dispute);
+					Self::fraud_proven(job, audit, &dispute);
 				}
 			}
 		}
@@ -919,7 +916,7 @@ impl<T: Config> Pallet<T> {
 		}
 		if miner_wrong {
 			if let Some(audit) = Audits::<T>::get(job) {
-				Self::fraud_proven(job, audit, challenge, &dispute);
+				Self::fraud_proven(job, audit, &dispute);
 			}
 		} else if miner_right {
 			Self::challenge_failed(job, challenge, dispute);
@@ -988,12 +985,11 @@ impl<T: Config> Pallet<T> {
 		}
 	}
 
-	/// Fraud proven by `dispute` (challenge `challenge`): reject, slash, pay the challenger; the
-	/// bond of every other challenge of the job is returned.
+	/// Fraud proven by `dispute`: reject, slash, pay its challenger; every challenger's bond is
+	/// returned.
 	fn fraud_proven(
 		job: JobId,
 		audit: Audit<T::AccountId, BlockNumberFor<T>>,
-		challenge: ChallengeId,
 		dispute: &Dispute<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>,
 	) {
 		let params = Params::<T>::get();
@@ -1007,21 +1003,14 @@ impl<T: Config> Pallet<T> {
 		let rewards = [(winner.clone(), BalanceOf::<T>::max_value())];
 		let slashed = T::Jobs::settle_rejected(job, params.fraud_slash, &rewards)
 			.unwrap_or_else(|_| Zero::zero());
-		let _ = T::Currency::release(
-			&HoldReason::ChallengeBond.into(),
-			&winner,
-			dispute.bond,
-			Precision::BestEffort,
-		);
-		for (other, d) in Disputes::<T>::drain_prefix(job) {
-			if other != challenge {
-				let _ = T::Currency::release(
-					&HoldReason::ChallengeBond.into(),
-					&d.challenger,
-					d.bond,
-					Precision::BestEffort,
-				);
-			}
+		// Every challenge of the job, the winner's included (still stored), gets its bond back.
+		for (_, d) in Disputes::<T>::drain_prefix(job) {
+			let _ = T::Currency::release(
+				&HoldReason::ChallengeBond.into(),
+				&d.challenger,
+				d.bond,
+				Precision::BestEffort,
+			);
 		}
 		Audits::<T>::remove(job);
 		Self::deposit_event(Event::FraudProven { job, segment, challenger: winner, slashed });
