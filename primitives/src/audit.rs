@@ -128,14 +128,40 @@ pub fn trace_proof(leaves: &[H256], index: u32) -> Vec<H256> {
 }
 
 /// Whether `leaf` is leaf `index` of the `leaves`-leaf trace under `root`.
+///
+/// The proof is walked along the one path the tree built by [`trace_root`] gives `index`: at each
+/// level the node is a right child (sibling on the left), a left child (sibling on the right), or
+/// the last node of an odd row, promoted without a sibling; every sibling must be used and none
+/// may be left over. `binary_merkle_tree::verify_proof` instead treats a promoted node as a right
+/// child and stops when the proof runs out, so outside power-of-two trees a real leaf's proof
+/// also passed at other indices, and a challenger could place a true checkpoint at a false step.
 pub fn verify_leaf(root: &H256, leaves: u32, index: u32, leaf: H256, proof: &[H256]) -> bool {
-	binary_merkle_tree::verify_proof::<BlakeTwo256, _, _>(
-		root,
-		proof.iter().copied(),
-		leaves,
-		index,
-		binary_merkle_tree::Leaf::Hash(leaf),
-	)
+	if index >= leaves {
+		return false;
+	}
+	let mut siblings = proof.iter();
+	let mut node = leaf;
+	let (mut position, mut width) = (index, leaves);
+	while width > 1 {
+		let pair = if position % 2 == 1 {
+			let Some(left) = siblings.next() else { return false };
+			Some((*left, node))
+		} else if position + 1 < width {
+			let Some(right) = siblings.next() else { return false };
+			Some((node, *right))
+		} else {
+			None // the last node of an odd row goes up as it is
+		};
+		if let Some((left, right)) = pair {
+			let mut combined = [0u8; 64];
+			combined[..32].copy_from_slice(left.as_bytes());
+			combined[32..].copy_from_slice(right.as_bytes());
+			node = BlakeTwo256::hash(&combined);
+		}
+		position /= 2;
+		width = width.div_ceil(2);
+	}
+	siblings.next().is_none() && node == *root
 }
 
 /// The `steps` of a job's hyper-parameter JSON (`{"steps": 60, …}`), read without a JSON
@@ -175,20 +201,102 @@ pub trait VerifierSet<AccountId> {
 mod tests {
 	use super::*;
 
+	fn leaves(n: u32) -> Vec<H256> {
+		(0..n).map(|i| BlakeTwo256::hash(&i.encode())).collect()
+	}
+
+	/// Every row of the tree `trace_root` builds, leaves first; proofs read off them in
+	/// O(log n) (rebuilding the tree per proof would make the exhaustive test quadratic).
+	fn rows(leaves: &[H256]) -> Vec<Vec<H256>> {
+		let mut rows = vec![leaves.to_vec()];
+		while rows.last().unwrap().len() > 1 {
+			let next = rows
+				.last()
+				.unwrap()
+				.chunks(2)
+				.map(|pair| match pair {
+					[a, b] => BlakeTwo256::hash(&[a.as_bytes(), b.as_bytes()].concat()),
+					[a] => *a,
+					_ => unreachable!(),
+				})
+				.collect();
+			rows.push(next);
+		}
+		rows
+	}
+
+	fn proof_from_rows(rows: &[Vec<H256>], index: u32) -> Vec<H256> {
+		let mut proof = Vec::new();
+		let mut position = index as usize;
+		for row in &rows[..rows.len() - 1] {
+			if let Some(sibling) = row.get(position ^ 1) {
+				proof.push(*sibling);
+			}
+			position /= 2;
+		}
+		proof
+	}
+
 	#[test]
-	fn proofs_verify_every_leaf_and_nothing_else() {
-		for n in [1u32, 2, 3, 7, 8, 13] {
-			let leaves: Vec<H256> = (0..n).map(|i| BlakeTwo256::hash(&i.encode())).collect();
+	fn a_proof_verifies_at_its_own_index_only_for_every_leaf_count_to_1024() {
+		for n in 1u32..=1024 {
+			let leaves = leaves(n);
+			let rows = rows(&leaves);
 			let root = trace_root(&leaves);
+			assert_eq!(rows.last().unwrap()[0], root, "{n} leaves: rows as trace_root builds");
+			// Every pair of indices for small trees; for larger ones every leaf against its
+			// neighbours, the row ends, its mirror and a far index (the shapes the library's
+			// verifier confused: a promoted last node taken for a right child).
+			let exhaustive = n <= 64;
 			for i in 0..n {
-				let proof = trace_proof(&leaves, i);
-				assert!(verify_leaf(&root, n, i, leaves[i as usize], &proof), "{n} leaves, {i}");
+				let proof = proof_from_rows(&rows, i);
+				if exhaustive {
+					assert_eq!(proof, trace_proof(&leaves, i), "{n} leaves, proof of {i}");
+				}
+				let leaf = leaves[i as usize];
+				assert!(verify_leaf(&root, n, i, leaf, &proof), "{n} leaves, {i} at its index");
 				assert!(!verify_leaf(&root, n, i, H256::repeat_byte(7), &proof));
-				if n > 1 {
-					let other = (i + 1) % n;
-					assert!(!verify_leaf(&root, n, other, leaves[i as usize], &proof));
+				assert!(!verify_leaf(&root, n, n, leaf, &proof), "index out of range");
+				let others: Vec<u32> = if exhaustive {
+					(0..n).collect()
+				} else {
+					let mut v = vec![0, 1, n - 2, n - 1, i ^ 1, i.saturating_sub(1), i + 1];
+					v.extend([(i + n / 2) % n, n - 1 - i, (i * 7 + 3) % n]);
+					v
+				};
+				for j in others.into_iter().filter(|&j| j != i && j < n) {
+					assert!(!verify_leaf(&root, n, j, leaf, &proof), "{n} leaves: {i} at {j}");
+				}
+				// A proof with a sibling too many or too few fails.
+				let mut longer = proof.clone();
+				longer.push(root);
+				assert!(!verify_leaf(&root, n, i, leaf, &longer));
+				if !proof.is_empty() {
+					assert!(!verify_leaf(&root, n, i, leaf, &proof[..proof.len() - 1]));
 				}
 			}
+		}
+	}
+
+	#[test]
+	fn the_library_verifier_accepted_a_leaf_at_other_indices_and_this_one_does_not() {
+		// The case the audit was attacked with: 5 checkpoints, the last one's proof.
+		let leaves = leaves(5);
+		let root = trace_root(&leaves);
+		let proof = trace_proof(&leaves, 4);
+		let library = |index| {
+			binary_merkle_tree::verify_proof::<BlakeTwo256, _, _>(
+				&root,
+				proof.iter().copied(),
+				5,
+				index,
+				binary_merkle_tree::Leaf::Hash(leaves[4]),
+			)
+		};
+		assert!(library(1) && library(3), "the library's verifier places leaf 4 at 1 and 3");
+		assert!(verify_leaf(&root, 5, 4, leaves[4], &proof));
+		for j in 0..4 {
+			assert!(!verify_leaf(&root, 5, j, leaves[4], &proof), "leaf 4 at {j}");
 		}
 	}
 

@@ -228,6 +228,9 @@ pub trait JobSettlement<AccountId, Balance> {
 		slash: Perbill,
 		rewards: &[(AccountId, Balance)],
 	) -> Result<Balance, DispatchError>;
+	/// What `settle_rejected` with `slash` would take from the miner's bond now (zero for a
+	/// job not under verification).
+	fn slashable(job: JobId, slash: Perbill) -> Balance;
 	/// No verdict could be reached: the escrow returns to the creator, nobody is slashed.
 	fn settle_void(job: JobId) -> DispatchResult;
 

@@ -35,7 +35,7 @@ mod benchmarks {
 		let caller: T::AccountId = whitelisted_caller();
 		#[extrinsic_call]
 		_(RawOrigin::Signed(caller.clone()), ask(), Some(seal));
-		assert_eq!(Usage::<T>::get(&caller).used, 1);
+		assert_eq!(Usage::<T>::get(Pallet::<T>::today(), &caller).used, 1);
 	}
 
 	#[benchmark]
@@ -53,7 +53,7 @@ mod benchmarks {
 				.into();
 		#[extrinsic_call]
 		_(RawOrigin::None, requester.clone(), ask(), seal, signature);
-		assert_eq!(Usage::<T>::get(&requester).used, 1);
+		assert_eq!(Usage::<T>::get(Pallet::<T>::today(), &requester).used, 1);
 	}
 
 	impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);

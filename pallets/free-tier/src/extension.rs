@@ -64,7 +64,7 @@ where
 	) -> Option<Result<alloc::vec::Vec<u8>, Error<T>>> {
 		let Some(Call::request { seal, .. }) = call.is_sub_type() else { return None };
 		let who = origin.as_system_origin_signer()?;
-		Some(Pallet::<T>::check(who, seal.as_ref()).map(|a| quota_tag(who, &a)))
+		Some(Pallet::<T>::check(who, seal.as_ref(), false).map(|a| quota_tag(who, &a)))
 	}
 }
 

@@ -18,9 +18,15 @@
 //!   whose hash — over the account, a recent block's number and hash, and a nonce — has
 //!   `pow_difficulty` leading zero bits. It must name a block within `pow_window` blocks, and
 //!   each account's seals must name strictly later blocks, so none can be replayed.
+//! - **Usage expires**: what an account used is stored under the day it was used on; days
+//!   before yesterday are deleted in `on_initialize` (at most [`Config::MaxPrunePerBlock`] keys a
+//!   block), so fresh keys asking once each cannot grow the state for ever. The seal's window is
+//!   at most a day, so today's and yesterday's records are all a replay check needs.
 //! - An account with no balance cannot sign a transaction at all (`CheckNonce` refuses accounts
 //!   nobody provides for), so [`Call::request_unsigned`] takes the same request signed inside the
-//!   call and always with a seal; it is validated in the pool like the signed one.
+//!   call and always with a seal; it is validated in the pool like the signed one. Its seal is
+//!   spent even for a trusted account (which need not do the work): the call is unsigned, so
+//!   without that anyone could replay it and spend the account's quota.
 //! - At most `max_free_per_block` free requests enter one block, whoever sends them (a full
 //!   block is `ExhaustsResources`: the request waits for the next).
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -113,7 +119,7 @@ pub struct Contribution<BlockNumber> {
 	pub first_seen: BlockNumber,
 }
 
-/// Free requests used on one day.
+/// What an account used of the free tier on one day.
 #[derive(
 	Clone,
 	Copy,
@@ -127,11 +133,11 @@ pub struct Contribution<BlockNumber> {
 	TypeInfo,
 	Debug,
 )]
-pub struct DailyUsage {
-	/// Day index (block number / day length).
-	pub day: u32,
+pub struct DailyUsage<BlockNumber> {
 	/// Requests admitted that day.
 	pub used: u32,
+	/// The block the account's last seal that day named; the next must name a later one.
+	pub last_seal: Option<BlockNumber>,
 }
 
 /// The hash a seal's work is measured on: `blake2_256(SCALE("blyan/free-pow", who, block,
@@ -229,6 +235,10 @@ pub mod pallet {
 		type DayLength: Get<BlockNumberFor<Self>>;
 		/// [`Params`] until governance changes them.
 		type DefaultParams: Get<FreeTierParams<BlockNumberFor<Self>>>;
+		/// Most expired usage records deleted in one block. Above `max_free_per_block`, pruning
+		/// outpaces admission and the backlog cannot grow.
+		#[pallet::constant]
+		type MaxPrunePerBlock: Get<u32>;
 		/// Weights of this pallet's calls.
 		type WeightInfo: WeightInfo;
 	}
@@ -243,15 +253,21 @@ pub mod pallet {
 	pub type Contributions<T: Config> =
 		StorageMap<_, Blake2_128Concat, T::AccountId, Contribution<BlockNumberFor<T>>, OptionQuery>;
 
-	/// Free requests used today per account.
+	/// Free requests used per day and account; days before yesterday are pruned.
 	#[pallet::storage]
-	pub type Usage<T: Config> =
-		StorageMap<_, Blake2_128Concat, T::AccountId, DailyUsage, ValueQuery>;
+	pub type Usage<T: Config> = StorageDoubleMap<
+		_,
+		Twox64Concat,
+		u32,
+		Blake2_128Concat,
+		T::AccountId,
+		DailyUsage<BlockNumberFor<T>>,
+		ValueQuery,
+	>;
 
-	/// The block the account's last proof of work named; the next must name a later one.
+	/// The oldest day whose usage records may remain (earlier ones are deleted).
 	#[pallet::storage]
-	pub type LastSealBlock<T: Config> =
-		StorageMap<_, Blake2_128Concat, T::AccountId, BlockNumberFor<T>, OptionQuery>;
+	pub type PrunedBefore<T: Config> = StorageValue<_, u32, ValueQuery>;
 
 	/// Free requests admitted in a block: `(block, count)`.
 	#[pallet::storage]
@@ -282,8 +298,24 @@ pub mod pallet {
 		BlockFull,
 		/// The request's signature does not verify.
 		BadSignature,
-		/// Quotas out of order (min above max) or a zero window or cap.
+		/// Quotas out of order (min above max), a zero window or cap, or a proof-of-work window
+		/// longer than a day.
 		BadParams,
+	}
+
+	#[pallet::hooks]
+	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
+		fn integrity_test() {
+			assert!(T::MaxPrunePerBlock::get() > 0, "pruning must progress");
+			assert!(
+				Pallet::<T>::check_params(&T::DefaultParams::get()).is_ok(),
+				"free-tier params"
+			);
+		}
+
+		fn on_initialize(_now: BlockNumberFor<T>) -> Weight {
+			Self::prune()
+		}
 	}
 
 	#[pallet::call]
@@ -299,7 +331,7 @@ pub mod pallet {
 			seal: Option<PowSeal<BlockNumberFor<T>>>,
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
-			Self::admit(&who, request, seal.as_ref())
+			Self::admit(&who, request, seal.as_ref(), false)
 		}
 
 		/// The same request from an account that holds nothing (and so cannot sign a
@@ -316,7 +348,7 @@ pub mod pallet {
 		) -> DispatchResult {
 			ensure_none(origin)?;
 			Self::check_signature(&requester, &request, &seal, &signature)?;
-			Self::admit(&requester, request, Some(&seal))
+			Self::admit(&requester, request, Some(&seal), true)
 		}
 	}
 
@@ -332,7 +364,7 @@ pub mod pallet {
 				return InvalidTransaction::Call.into();
 			};
 			Self::check_signature(requester, request, seal, signature).map_err(to_validity)?;
-			let admission = Self::check(requester, Some(seal)).map_err(to_validity)?;
+			let admission = Self::check(requester, Some(seal), true).map_err(to_validity)?;
 			ValidTransaction::with_tag_prefix("BlyanFreeTier")
 				.priority(0)
 				.and_provides((requester, seal.block))
@@ -419,14 +451,42 @@ impl<T: Config> Pallet<T> {
 	/// Today's index and the free requests `who` used today.
 	fn used_today(who: &T::AccountId) -> (u32, u32) {
 		let day = Self::today();
-		let usage = Usage::<T>::get(who);
-		(day, if usage.day == day { usage.used } else { 0 })
+		(day, Usage::<T>::get(day, who).used)
+	}
+
+	/// The block the last seal `who` spent named (today or yesterday: a seal's window is at
+	/// most a day, so an older one can no longer be replayed anyway).
+	fn last_seal(who: &T::AccountId, today: u32) -> Option<BlockNumberFor<T>> {
+		let yesterday = today.checked_sub(1).and_then(|d| Usage::<T>::get(d, who).last_seal);
+		Usage::<T>::get(today, who).last_seal.max(yesterday)
+	}
+
+	/// Deletes the usage records of days before yesterday, at most `MaxPrunePerBlock` a block.
+	pub fn prune() -> Weight {
+		let db = T::DbWeight::get();
+		let day = PrunedBefore::<T>::get();
+		if day.saturating_add(1) >= Self::today() {
+			return db.reads(2);
+		}
+		let limit = T::MaxPrunePerBlock::get();
+		// Each block commits its deletions, so the next block starts afresh without a cursor.
+		let removed = Usage::<T>::clear_prefix(day, limit, None);
+		if removed.maybe_cursor.is_none() {
+			PrunedBefore::<T>::put(day.saturating_add(1));
+		}
+		db.reads_writes(
+			2u64.saturating_add(removed.loops.into()),
+			1u64.saturating_add(removed.unique.into()),
+		)
 	}
 
 	/// Whether a free request from `who` with `seal` would be admitted now; reads only.
+	/// `spend_seal`: the seal is checked (window, replay) and spent even when the account's
+	/// trust waives the work, as an unsigned request needs.
 	pub fn check(
 		who: &T::AccountId,
 		seal: Option<&PowSeal<BlockNumberFor<T>>>,
+		spend_seal: bool,
 	) -> Result<Admission<BlockNumberFor<T>>, Error<T>> {
 		let params = Params::<T>::get();
 		let now = frame_system::Pallet::<T>::block_number();
@@ -439,21 +499,27 @@ impl<T: Config> Pallet<T> {
 		let (day, used) = Self::used_today(who);
 		ensure!(used < quota, Error::<T>::QuotaExhausted);
 
-		let seal_block = if score.is_zero() {
+		let work_needed = score.is_zero();
+		let seal_block = if work_needed || spend_seal {
 			let seal = seal.ok_or(Error::<T>::ProofOfWorkRequired)?;
 			// A built block, not older than the window.
 			ensure!(
 				seal.block < now && now.saturating_sub(seal.block) <= params.pow_window,
 				Error::<T>::StaleProofOfWork
 			);
-			if let Some(last) = LastSealBlock::<T>::get(who) {
+			if let Some(last) = Self::last_seal(who, day) {
 				ensure!(seal.block > last, Error::<T>::ReplayedProofOfWork);
 			}
 			let hash: H256 =
 				H256::from_slice(frame_system::Pallet::<T>::block_hash(seal.block).as_ref());
 			ensure!(hash != H256::zero(), Error::<T>::StaleProofOfWork);
-			let work = pow_hash(who, &seal.block, &hash, seal.nonce);
-			ensure!(leading_zero_bits(&work) >= params.pow_difficulty, Error::<T>::BadProofOfWork);
+			if work_needed {
+				let work = pow_hash(who, &seal.block, &hash, seal.nonce);
+				ensure!(
+					leading_zero_bits(&work) >= params.pow_difficulty,
+					Error::<T>::BadProofOfWork
+				);
+			}
 			Some(seal.block)
 		} else {
 			None
@@ -480,11 +546,17 @@ impl<T: Config> Pallet<T> {
 		who: &T::AccountId,
 		request: FreeRequest,
 		seal: Option<&PowSeal<BlockNumberFor<T>>>,
+		spend_seal: bool,
 	) -> DispatchResult {
-		let admission = Self::check(who, seal)?;
+		let admission = Self::check(who, seal, spend_seal)?;
 		let now = frame_system::Pallet::<T>::block_number();
 		let used_today = admission.used.saturating_add(1);
-		Usage::<T>::insert(who, DailyUsage { day: admission.day, used: used_today });
+		Usage::<T>::mutate(admission.day, who, |u| {
+			u.used = used_today;
+			if admission.seal_block.is_some() {
+				u.last_seal = admission.seal_block;
+			}
+		});
 		BlockCount::<T>::mutate(|(block, count)| {
 			if *block != now {
 				*block = now;
@@ -492,15 +564,24 @@ impl<T: Config> Pallet<T> {
 			}
 			*count = count.saturating_add(1);
 		});
-		if let Some(block) = admission.seal_block {
-			LastSealBlock::<T>::insert(who, block);
-		}
 		Self::deposit_event(Event::FreeRequested {
 			who: who.clone(),
 			request,
 			used_today,
 			quota: admission.quota,
 		});
+		Ok(())
+	}
+
+	fn check_params(params: &FreeTierParams<BlockNumberFor<T>>) -> DispatchResult {
+		// A seal's window within a day keeps replay checks to today's and yesterday's records.
+		ensure!(
+			params.min_daily_quota <= params.max_daily_quota
+				&& !params.pow_window.is_zero()
+				&& params.pow_window <= T::DayLength::get()
+				&& params.max_free_per_block > 0,
+			Error::<T>::BadParams
+		);
 		Ok(())
 	}
 
@@ -535,12 +616,7 @@ impl<T: Config> GovernedParams<FreeTierParams<BlockNumberFor<T>>> for Pallet<T> 
 	}
 
 	fn set_params(params: FreeTierParams<BlockNumberFor<T>>) -> DispatchResult {
-		ensure!(
-			params.min_daily_quota <= params.max_daily_quota
-				&& !params.pow_window.is_zero()
-				&& params.max_free_per_block > 0,
-			Error::<T>::BadParams
-		);
+		Self::check_params(&params)?;
 		Params::<T>::put(params.clone());
 		Self::deposit_event(Event::ParamsSet { params });
 		Ok(())
@@ -561,7 +637,7 @@ impl<T: Config> FreeQuota<T::AccountId> for Pallet<T> {
 		let (day, used) = Self::used_today(who);
 		let used_today = used.checked_add(count).ok_or(Error::<T>::QuotaExhausted)?;
 		ensure!(used_today <= quota, Error::<T>::QuotaExhausted);
-		Usage::<T>::insert(who, DailyUsage { day, used: used_today });
+		Usage::<T>::mutate(day, who, |u| u.used = used_today);
 		Ok(())
 	}
 

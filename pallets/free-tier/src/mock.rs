@@ -2,7 +2,10 @@
 //! a keystore so unsigned requests can be signed as a wallet would.
 use crate as pallet_free_tier;
 use crate::*;
-use frame_support::{derive_impl, parameter_types, traits::ConstU128};
+use frame_support::{
+	derive_impl, parameter_types,
+	traits::{ConstU128, ConstU32, Hooks},
+};
 use sp_core::{crypto::KeyTypeId, sr25519};
 use sp_keystore::{testing::MemoryKeystore, KeystoreExt};
 use sp_runtime::{
@@ -46,6 +49,8 @@ impl pallet_transaction_payment::Config for Test {
 	type LengthToFee = frame_support::weights::FixedFee<0, Balance>;
 }
 
+/// Usage records deleted a block.
+pub const MAX_PRUNE: u32 = 64;
 /// Blocks in a quota day.
 pub const DAY: BlockNumber = 100;
 /// BLY per trust point.
@@ -70,6 +75,7 @@ impl pallet_free_tier::Config for Test {
 	type StakeUnit = StakeUnit;
 	type DayLength = DayLength;
 	type DefaultParams = Defaults;
+	type MaxPrunePerBlock = ConstU32<MAX_PRUNE>;
 	type WeightInfo = ();
 }
 
@@ -104,5 +110,6 @@ pub fn run_to(n: BlockNumber) {
 		let now = System::block_number();
 		frame_system::BlockHash::<Test>::insert(now, H256::from_low_u64_be(now + 7));
 		System::set_block_number(now + 1);
+		FreeTier::on_initialize(now + 1);
 	}
 }

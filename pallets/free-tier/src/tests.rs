@@ -2,12 +2,14 @@
 #![allow(deprecated)]
 
 use crate::{codes::*, mock::*, *};
+use frame_support::traits::UnfilteredDispatchable;
 use frame_support::{
 	assert_noop, assert_ok,
 	dispatch::GetDispatchInfo,
 	pallet_prelude::{InvalidTransaction, TransactionSource, TransactionValidityError},
 	traits::fungible::Mutate,
 };
+use sp_io::hashing::blake2_256;
 use sp_runtime::traits::{DispatchTransaction, ValidateUnsigned};
 
 fn ask(n: u32) -> FreeRequest {
@@ -85,7 +87,8 @@ fn a_tier_gets_exactly_its_quota_then_is_refused_until_the_next_day() {
 		assert_noop!(request(&who, None), Error::<Test>::QuotaExhausted);
 		run_to(DAY);
 		assert_ok!(request(&who, None));
-		assert_eq!(Usage::<Test>::get(&who), DailyUsage { day: 1, used: 1 });
+		assert_eq!(Usage::<Test>::get(1, &who), DailyUsage { used: 1, last_seal: None });
+		assert_eq!(Usage::<Test>::get(0, &who).used, 54, "yesterday's record kept until pruned");
 	});
 }
 
@@ -239,7 +242,7 @@ fn an_account_with_nothing_asks_unsigned_with_its_signature_and_a_proof_of_work(
 			seal,
 			signature.clone()
 		));
-		assert_eq!(Usage::<Test>::get(&who).used, 1);
+		assert_eq!(Usage::<Test>::get(0, &who).used, 1);
 		// The same transaction again: the seal is spent.
 		assert_eq!(
 			FreeTier::validate_unsigned(TransactionSource::External, &call),
@@ -312,5 +315,126 @@ fn governance_sets_params_that_hold_together() {
 		p.pow_difficulty = 20;
 		assert_ok!(<FreeTier as GovernedParams<_>>::set_params(p.clone()));
 		assert_eq!(Params::<Test>::get(), p);
+	});
+}
+
+#[test]
+fn usage_of_thousands_of_fresh_keys_expires_and_the_state_stays_bounded() {
+	new_test_ext().execute_with(|| {
+		Params::<Test>::mutate(|p| p.pow_difficulty = 1);
+		let cap = Params::<Test>::get().max_free_per_block;
+		let per_day = 20 * cap; // 1 000 fresh keys a day, each asking once
+		let mut key = 0u64;
+		let mut most = 0usize;
+		for day in 0..6u64 {
+			run_to(day * DAY + 15);
+			for block in 0..20 {
+				for _ in 0..cap {
+					key += 1;
+					let who = AccountId::new(blake2_256(&key.encode()));
+					let at = System::block_number() - 1;
+					assert_ok!(request(&who, Some(seal(&who, at))));
+				}
+				run_to(day * DAY + 16 + block);
+			}
+			run_to(day * DAY + 70);
+			let stored = Usage::<Test>::iter().count();
+			most = most.max(stored);
+			// Today's and yesterday's records, nothing older.
+			assert!(stored <= 2 * per_day as usize, "day {day}: {stored} usage records");
+			if day >= 2 {
+				assert_eq!(Usage::<Test>::iter_prefix(day as u32 - 2).count(), 0, "day {day}");
+			}
+		}
+		assert_eq!(key, 6 * u64::from(per_day), "6 000 fresh keys asked");
+		assert!(most <= 2 * per_day as usize);
+		// Only days still in the window remain: the state does not grow with the keys.
+		run_to(8 * DAY);
+		assert_eq!(Usage::<Test>::iter().count(), 0);
+		assert_eq!(PrunedBefore::<Test>::get(), 7);
+	});
+}
+
+#[test]
+fn a_trusted_accounts_unsigned_request_cannot_be_replayed() {
+	new_test_ext().execute_with(|| {
+		let (public, who) = new_account();
+		Balances::set_balance(&who, 10 * STAKE_UNIT); // trusted: no work needed
+		run_to(10);
+		// No work done: any nonce; the seal only names a recent block.
+		let seal = PowSeal { block: 9, nonce: 0 };
+		let genesis = H256::from_slice(System::block_hash(0).as_ref());
+		let signature = sign(&public, &unsigned_payload(&genesis, &who, &ask(4), &seal));
+		let call = Call::request_unsigned {
+			requester: who.clone(),
+			request: ask(4),
+			seal,
+			signature: signature.clone(),
+		};
+		assert_ok!(FreeTier::validate_unsigned(TransactionSource::External, &call));
+		assert_ok!(call.clone().dispatch_bypass_filter(RuntimeOrigin::none()));
+		assert_eq!(Usage::<Test>::get(0, &who), DailyUsage { used: 1, last_seal: Some(9) });
+		// Anyone replaying the same transaction later, to spend the account's quota: refused
+		// in the pool and in a block.
+		run_to(12);
+		assert_eq!(
+			FreeTier::validate_unsigned(TransactionSource::External, &call),
+			Err(TransactionValidityError::Invalid(InvalidTransaction::Custom(REPLAYED_POW)))
+		);
+		assert_noop!(
+			FreeTier::request_unsigned(RuntimeOrigin::none(), who.clone(), ask(4), seal, signature),
+			Error::<Test>::ReplayedProofOfWork
+		);
+		// Across the day boundary too: yesterday's seal is still remembered.
+		run_to(DAY + 1);
+		assert_noop!(
+			FreeTier::request_unsigned(
+				RuntimeOrigin::none(),
+				who.clone(),
+				ask(4),
+				seal,
+				sign(&public, &unsigned_payload(&genesis, &who, &ask(4), &seal))
+			),
+			Error::<Test>::StaleProofOfWork
+		);
+		// Across the day boundary too: a seal spent yesterday is still remembered.
+		let (public2, other) = new_account();
+		Balances::set_balance(&other, 10 * STAKE_UNIT);
+		run_to(2 * DAY - 1);
+		let late = PowSeal { block: 2 * DAY - 3, nonce: 0 };
+		let sig = sign(&public2, &unsigned_payload(&genesis, &other, &ask(5), &late));
+		assert_ok!(FreeTier::request_unsigned(
+			RuntimeOrigin::none(),
+			other.clone(),
+			ask(5),
+			late,
+			sig.clone()
+		));
+		run_to(2 * DAY + 2);
+		assert_noop!(
+			FreeTier::request_unsigned(RuntimeOrigin::none(), other, ask(5), late, sig),
+			Error::<Test>::ReplayedProofOfWork
+		);
+		// A stale seal is refused to a trusted account as to anyone.
+		let stale = PowSeal { block: 1, nonce: 0 };
+		let sig = sign(&public, &unsigned_payload(&genesis, &who, &ask(6), &stale));
+		assert_noop!(
+			FreeTier::request_unsigned(RuntimeOrigin::none(), who, ask(6), stale, sig),
+			Error::<Test>::StaleProofOfWork
+		);
+	});
+}
+
+#[test]
+fn a_proof_of_work_window_longer_than_a_day_is_refused() {
+	new_test_ext().execute_with(|| {
+		let mut p = Params::<Test>::get();
+		p.pow_window = DAY + 1;
+		assert_noop!(
+			<FreeTier as GovernedParams<_>>::set_params(p.clone()),
+			Error::<Test>::BadParams
+		);
+		p.pow_window = DAY;
+		assert_ok!(<FreeTier as GovernedParams<_>>::set_params(p));
 	});
 }

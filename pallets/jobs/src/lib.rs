@@ -13,7 +13,10 @@
 //! - an open job past its deadline is refunded;
 //! - a claim whose lease ends without a commitment: the worker loses `lease_slash` of its bond
 //!   and the job reopens;
-//! - a creator who does not reveal the validation set in time forfeits the reward to the worker;
+//! - a creator who does not reveal the validation set in time forfeits `CreatorForfeitShare` of
+//!   the reward to the worker and gets the rest back: the worker has shown only a hash, so its
+//!   compensation is bounded, not the whole escrow (else a worker could earn a full reward for
+//!   a bare hash whenever a creator is slow or censored);
 //! - a worker who does not reveal its result in time loses `lease_slash` of its bond and the
 //!   creator is refunded (the validation set is public by then, so the job cannot reopen).
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -244,6 +247,10 @@ pub mod pallet {
 		/// Most expiries processed in one block.
 		#[pallet::constant]
 		type MaxExpiriesPerBlock: Get<u32>;
+		/// Share of the reward a creator who misses its validation reveal pays the worker, which
+		/// has shown only a commitment by then; the rest is refunded.
+		#[pallet::constant]
+		type CreatorForfeitShare: Get<Perbill>;
 		type WeightInfo: WeightInfo;
 	}
 
@@ -1017,9 +1024,10 @@ impl<T: Config> Pallet<T> {
 			}
 			JobStatus::Committed { worker, semver, .. } => {
 				T::Registry::release_semver(info.model, semver);
-				let amount = Self::pay_from_escrow(&info.creator, &worker, info.reward);
-				// Whatever could not be paid (the worker's account could not receive) is refunded;
-				// only this job's part of the creator's escrow hold.
+				let due = T::CreatorForfeitShare::get() * info.reward;
+				let amount = Self::pay_from_escrow(&info.creator, &worker, due);
+				// The rest (and whatever could not be paid) is refunded; only this job's part of
+				// the creator's escrow hold.
 				let _ = T::Currency::release(
 					&HoldReason::JobEscrow.into(),
 					&info.creator,
@@ -1120,6 +1128,13 @@ impl<T: Config> JobSettlement<T::AccountId, BalanceOf<T>> for Pallet<T> {
 		Self::refund_and_remove(job, &info);
 		Self::deposit_event(Event::JobRejected { job, worker, slashed, burned });
 		Ok(slashed)
+	}
+
+	fn slashable(job: JobId, slash: Perbill) -> BalanceOf<T> {
+		Self::verifying(job)
+			.ok()
+			.and_then(|(_, worker)| Workers::<T>::get(worker))
+			.map_or_else(Zero::zero, |w| slash * w.bond)
 	}
 
 	fn settle_void(job: JobId) -> DispatchResult {

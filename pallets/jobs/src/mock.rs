@@ -56,6 +56,7 @@ pub const MIN_BOND: Balance = 100;
 pub const REVEAL_WINDOW: u64 = 5;
 
 parameter_types! {
+	pub const CreatorForfeitShare: sp_runtime::Perbill = sp_runtime::Perbill::from_percent(20);
 	pub DefaultParams: JobParams<Balance, u64> = JobParams {
 		min_improvement: Perbill::from_percent(1),
 		min_reward: 10,
@@ -94,6 +95,7 @@ impl pallet_jobs::Config for Test {
 	type DefaultParams = DefaultParams;
 	type MaxActiveJobsPerWorker = ConstU32<2>;
 	type MaxJobsPerCreator = ConstU32<3>;
+	type CreatorForfeitShare = CreatorForfeitShare;
 	type MaxExpiriesPerBlock = ConstU32<2>;
 	type WeightInfo = ();
 }

@@ -51,6 +51,7 @@ pub const MIN_WORKER_BOND: Balance = 100;
 pub const JOB_REVEAL_WINDOW: u64 = 5;
 
 parameter_types! {
+	pub const CreatorForfeitShare: sp_runtime::Perbill = sp_runtime::Perbill::from_percent(20);
 	pub JobDefaults: JobParams<Balance, u64> = JobParams {
 		min_improvement: Perbill::from_percent(1),
 		min_reward: 10,
@@ -72,6 +73,7 @@ impl pallet_jobs::Config for Test {
 	type DefaultParams = JobDefaults;
 	type MaxActiveJobsPerWorker = ConstU32<4>;
 	type MaxJobsPerCreator = ConstU32<4>;
+	type CreatorForfeitShare = CreatorForfeitShare;
 	type MaxExpiriesPerBlock = ConstU32<8>;
 	type WeightInfo = ();
 }

@@ -70,6 +70,7 @@ fn audited<T: Config>(
 			deadline,
 			spot_checks: BoundedVec::default(),
 			open_disputes: 0,
+			redrawn: false,
 			next_challenge: 200,
 		},
 	);

@@ -69,8 +69,8 @@ use frame_system::pallet_prelude::*;
 use scale_info::TypeInfo;
 use sp_core::H256;
 use sp_runtime::{
-	traits::{BlakeTwo256, Bounded, Hash as _, Saturating, Zero},
-	DispatchResult,
+	traits::{BlakeTwo256, Hash as _, Saturating, Zero},
+	DispatchResult, Perbill,
 };
 
 pub use blyan_primitives::params::AuditParams;
@@ -132,6 +132,8 @@ pub struct Audit<AccountId, BlockNumber> {
 	pub spot_checks: BoundedVec<SpotCheck<AccountId>, ConstU32<MAX_SPOT_CHECKS>>,
 	/// Disputes not yet decided.
 	pub open_disputes: u32,
+	/// The unconfirmed spot checks were dealt to new checkers once already.
+	pub redrawn: bool,
 	/// Id of the next challenge.
 	pub next_challenge: ChallengeId,
 }
@@ -226,6 +228,10 @@ pub mod pallet {
 		type Randomness: Randomness<Self::Hash, BlockNumberFor<Self>>;
 		/// [`Params`] until governance changes them.
 		type DefaultParams: Get<AuditParams<BalanceOf<Self>, BlockNumberFor<Self>>>;
+		/// Share of a fraud slash paid to the challenger who proved it; the rest is burned, so a
+		/// cheating miner whose own account challenges it first still loses the burned share.
+		#[pallet::constant]
+		type ChallengerShare: Get<Perbill>;
 		/// Most disputes open on one audit at once.
 		#[pallet::constant]
 		type MaxDisputes: Get<u32>;
@@ -335,8 +341,9 @@ pub mod pallet {
 			challenge: ChallengeId,
 			arbiter: T::AccountId,
 		},
-		/// The miner's trace is refuted: its candidate is rejected, its bond slashed and the
-		/// slash paid to the challenger.
+		/// The miner's trace is refuted: its candidate is rejected and its bond slashed;
+		/// `challenger` (the earliest challenge proven valid) was paid `ChallengerShare` of the
+		/// slash and the rest burned.
 		FraudProven {
 			job: JobId,
 			segment: SegmentIndex,
@@ -362,8 +369,15 @@ pub mod pallet {
 			job: JobId,
 			attested: u32,
 		},
-		/// Too few spot checks confirmed the trace (withheld, unreadable, or no checkers): the
-		/// job is refunded without a verdict.
+		/// Too few spot checks confirmed the trace when the window closed: the unconfirmed ones
+		/// go to new checkers `(segment, checker)`, with a new window until `challenge_by`.
+		SpotChecksRedrawn {
+			job: JobId,
+			checks: Vec<(SegmentIndex, T::AccountId)>,
+			challenge_by: BlockNumberFor<T>,
+		},
+		/// Too few spot checks confirmed the trace even after the redraw (withheld, unreadable,
+		/// or no checkers): the job is refunded without a verdict.
 		AuditVoid {
 			job: JobId,
 		},
@@ -426,10 +440,11 @@ pub mod pallet {
 
 		fn on_initialize(now: BlockNumberFor<T>) -> Weight {
 			let (handled, scanned) = Self::process_deadlines(now);
-			// A deadline is a draw (of spot checks or arbiters), a window closing, or a dispute
-			// decided: charged as the dearest.
-			T::WeightInfo::on_initialize_draw(handled)
-				.max(T::WeightInfo::on_initialize_close(handled))
+			// A deadline is a draw (of spot checks or arbiters), a window closing (which may
+			// redraw unconfirmed checks), or a dispute decided: charged as the dearest, with a
+			// draw added for the redraw.
+			T::WeightInfo::on_initialize_close(handled)
+				.saturating_add(T::WeightInfo::on_initialize_draw(handled))
 				.max(T::WeightInfo::on_initialize_decide(handled))
 				.saturating_add(T::DbWeight::get().reads(scanned.into()))
 		}
@@ -828,21 +843,12 @@ impl<T: Config> Pallet<T> {
 		Self::finish(job, audit);
 	}
 
-	/// Ends an audit with no dispute left: it passes if two thirds of its spot checks confirmed
-	/// the trace (attested, or the segment's dispute found it right), and the checkers who did
-	/// nothing are penalised; otherwise the trace could not be confirmed (withheld, or too few
-	/// checkers) and the job ends without a verdict: unverifiable work is not paid.
-	fn finish(job: JobId, audit: Audit<T::AccountId, BlockNumberFor<T>>) {
-		let checks = audit.spot_checks.len() as u32;
-		let confirmed = audit.spot_checks.iter().filter(|c| c.attested).count() as u32;
-		if checks == 0 || confirmed < quorum(checks) {
-			let _ = T::Registry::reject(audit.request.candidate_version);
-			let _ = T::Jobs::settle_void(job);
-			Audits::<T>::remove(job);
-			Self::deposit_event(Event::AuditVoid { job });
-			return;
-		}
-		// A checker that left any of its segments undone pays once.
+	/// Ends an audit with no dispute left. Checkers who left a segment undone pay once, whatever
+	/// the outcome. It passes if two thirds of its spot checks confirmed the trace (attested);
+	/// otherwise the unconfirmed checks go once to new checkers (as PoL redraws a split
+	/// committee), and only if they too leave the trace unconfirmed (withheld, or too few
+	/// checkers) does the job end without a verdict: unverifiable work is not paid.
+	fn finish(job: JobId, mut audit: Audit<T::AccountId, BlockNumberFor<T>>) {
 		let mut silent: Vec<&T::AccountId> = Vec::new();
 		for check in audit.spot_checks.iter().filter(|c| !c.attested && !c.challenged) {
 			if !silent.contains(&&check.checker) {
@@ -852,7 +858,55 @@ impl<T: Config> Pallet<T> {
 		for checker in silent {
 			T::Verifiers::penalise(job, checker);
 		}
-		Self::pass(job, audit, confirmed);
+		let checks = audit.spot_checks.len() as u32;
+		let confirmed = audit.spot_checks.iter().filter(|c| c.attested).count() as u32;
+		if checks > 0 && confirmed >= quorum(checks) {
+			return Self::pass(job, audit, confirmed);
+		}
+		if !audit.redrawn && checks > 0 && Self::redraw(job, &mut audit) {
+			return;
+		}
+		let _ = T::Registry::reject(audit.request.candidate_version);
+		let _ = T::Jobs::settle_void(job);
+		Audits::<T>::remove(job);
+		Self::deposit_event(Event::AuditVoid { job });
+	}
+
+	/// Deals the unconfirmed spot checks to checkers not drawn before (nor the miner or the
+	/// creator) and opens a new window; false if nobody is left to draw.
+	fn redraw(job: JobId, audit: &mut Audit<T::AccountId, BlockNumberFor<T>>) -> bool {
+		let mut exclude = alloc::vec![audit.request.miner.clone(), audit.request.creator.clone()];
+		for check in audit.spot_checks.iter() {
+			if !exclude.contains(&check.checker) {
+				exclude.push(check.checker.clone());
+			}
+		}
+		let open: Vec<usize> =
+			(0..audit.spot_checks.len()).filter(|&i| !audit.spot_checks[i].attested).collect();
+		let seed = Self::seed(b"bly/spot-redraw", job, 0, 0);
+		let count = (open.len() as u32).min(MAX_CHECKERS);
+		let checkers = T::Verifiers::draw(seed.as_ref(), count, &exclude);
+		if checkers.is_empty() {
+			return false;
+		}
+		for (k, &i) in open.iter().enumerate() {
+			let check = &mut audit.spot_checks[i];
+			check.checker = checkers[k % checkers.len()].clone();
+			check.challenged = false;
+		}
+		let now = frame_system::Pallet::<T>::block_number();
+		audit.redrawn = true;
+		audit.phase = AuditPhase::Checking;
+		audit.deadline =
+			Self::schedule(Timer::Audit(job), now, Params::<T>::get().challenge_window);
+		let challenge_by = audit.deadline;
+		let checks = open
+			.iter()
+			.map(|&i| (audit.spot_checks[i].segment, audit.spot_checks[i].checker.clone()));
+		let checks = checks.collect();
+		Audits::<T>::insert(job, audit.clone());
+		Self::deposit_event(Event::SpotChecksRedrawn { job, checks, challenge_by });
+		true
 	}
 
 	fn pass(job: JobId, audit: Audit<T::AccountId, BlockNumberFor<T>>, attested: u32) {
@@ -873,7 +927,7 @@ impl<T: Config> Pallet<T> {
 			// The miner did not defend its trace.
 			DisputeStage::Miner => {
 				if let Some(audit) = Audits::<T>::get(job) {
-					Self::fraud_proven(job, audit, &dispute);
+					Self::fraud_proven(job, audit, challenge, &dispute);
 				}
 			}
 			// The challenger gave up.
@@ -882,7 +936,7 @@ impl<T: Config> Pallet<T> {
 			DisputeStage::Arbitration { .. } => Self::decide(job, challenge, dispute),
 			DisputeStage::Refuted => {
 				if let Some(audit) = Audits::<T>::get(job) {
-					Self::fraud_proven(job, audit, &dispute);
+					Self::fraud_proven(job, audit, challenge, &dispute);
 				}
 			}
 		}
@@ -916,7 +970,7 @@ impl<T: Config> Pallet<T> {
 		}
 		if miner_wrong {
 			if let Some(audit) = Audits::<T>::get(job) {
-				Self::fraud_proven(job, audit, &dispute);
+				Self::fraud_proven(job, audit, challenge, &dispute);
 			}
 		} else if miner_right {
 			Self::challenge_failed(job, challenge, dispute);
@@ -985,24 +1039,35 @@ impl<T: Config> Pallet<T> {
 		}
 	}
 
-	/// Fraud proven by `dispute`: reject, slash, pay its challenger; every challenger's bond is
-	/// returned.
+	/// Fraud proven by `dispute`: reject and slash; `ChallengerShare` of the slash goes to the
+	/// earliest challenge known valid (this one, or an earlier one the trace refuted by itself,
+	/// whatever order their deadlines were processed in), the rest is burned; every challenger's
+	/// bond is returned.
 	fn fraud_proven(
 		job: JobId,
 		audit: Audit<T::AccountId, BlockNumberFor<T>>,
+		challenge: ChallengeId,
 		dispute: &Dispute<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>,
 	) {
 		let params = Params::<T>::get();
-		let segment = dispute.segment;
 		let _ = T::Registry::reject(audit.request.candidate_version);
+		let (mut first, mut winner) = (challenge, dispute);
+		let disputes: Vec<_> = Disputes::<T>::iter_prefix(job).collect();
+		for (id, d) in &disputes {
+			if *id < first && d.stage == DisputeStage::Refuted {
+				(first, winner) = (*id, d);
+			}
+		}
+		let segment = winner.segment;
 		// Whoever attested the refuted segment did not re-run it (or lied).
 		for check in audit.spot_checks.iter().filter(|c| c.segment == segment && c.attested) {
 			T::Verifiers::penalise(job, &check.checker);
 		}
-		let winner = dispute.challenger.clone();
-		let rewards = [(winner.clone(), BalanceOf::<T>::max_value())];
+		let slashed_bond = T::Jobs::slashable(job, params.fraud_slash);
+		let rewards = [(winner.challenger.clone(), T::ChallengerShare::get() * slashed_bond)];
 		let slashed = T::Jobs::settle_rejected(job, params.fraud_slash, &rewards)
 			.unwrap_or_else(|_| Zero::zero());
+		let challenger = winner.challenger.clone();
 		// Every challenge of the job, the winner's included (still stored), gets its bond back.
 		for (_, d) in Disputes::<T>::drain_prefix(job) {
 			let _ = T::Currency::release(
@@ -1013,7 +1078,7 @@ impl<T: Config> Pallet<T> {
 			);
 		}
 		Audits::<T>::remove(job);
-		Self::deposit_event(Event::FraudProven { job, segment, challenger: winner, slashed });
+		Self::deposit_event(Event::FraudProven { job, segment, challenger, slashed });
 	}
 
 	fn check_params(p: &AuditParams<BalanceOf<T>, BlockNumberFor<T>>) -> DispatchResult {
@@ -1097,6 +1162,7 @@ impl<T: Config> VerificationProvider<T::AccountId> for Pallet<T> {
 				deadline: draw_at,
 				spot_checks: BoundedVec::default(),
 				open_disputes: 0,
+				redrawn: false,
 				next_challenge: 0,
 			},
 		);

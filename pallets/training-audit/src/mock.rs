@@ -54,6 +54,7 @@ pub const MIN_WORKER_BOND: Balance = 100;
 pub const JOB_REVEAL_WINDOW: u64 = 5;
 
 parameter_types! {
+	pub const CreatorForfeitShare: sp_runtime::Perbill = sp_runtime::Perbill::from_percent(20);
 	pub JobDefaults: JobParams<Balance, u64> = JobParams {
 		min_improvement: Perbill::from_percent(1),
 		min_reward: 10,
@@ -75,6 +76,7 @@ impl pallet_jobs::Config for Test {
 	type DefaultParams = JobDefaults;
 	type MaxActiveJobsPerWorker = ConstU32<4>;
 	type MaxJobsPerCreator = ConstU32<4>;
+	type CreatorForfeitShare = CreatorForfeitShare;
 	type MaxExpiriesPerBlock = ConstU32<8>;
 	type WeightInfo = ();
 }
@@ -125,6 +127,7 @@ pub const CHALLENGE_WINDOW: u64 = 10;
 pub const MOVE_WINDOW: u64 = 3;
 
 parameter_types! {
+	pub const ChallengerShare: Perbill = Perbill::from_percent(50);
 	pub AuditDefaults: AuditParams<Balance, u64> = AuditParams {
 		checkpoint_interval: 4,
 		spot_checks: 3,
@@ -146,6 +149,7 @@ impl pallet_training_audit::Config for Test {
 	type Verifiers = Pol;
 	type Randomness = TestRandomness;
 	type DefaultParams = AuditDefaults;
+	type ChallengerShare = ChallengerShare;
 	type MaxDisputes = ConstU32<2>;
 	type MaxDeadlinesPerBlock = ConstU32<8>;
 	type WeightInfo = ();

@@ -5,6 +5,7 @@ use blyan_primitives::audit::{trace_proof, trace_root, TraceProof};
 use blyan_primitives::pol::{Backend, LayerDelta, LayerDeltas, SemVer, VersionStatus};
 use frame_support::{assert_noop, assert_ok, traits::fungible::InspectHold};
 use pallet_jobs::{result_commitment, validation_commitment, Capabilities, JobResult, JobSpec};
+use sp_runtime::traits::BlakeTwo256;
 use sp_runtime::Perbill;
 
 const CREATOR: AccountId = 1;
@@ -350,7 +351,8 @@ fn a_refuted_step_slashes_the_miner_and_pays_the_challenger() {
 		System::assert_has_event(
 			Event::FraudProven { job, segment: 1, challenger: CHALLENGER, slashed }.into(),
 		);
-		assert_eq!(Balances::free_balance(CHALLENGER), challenger + CHALLENGE_BOND + slashed);
+		// Half the slash to the challenger, half burned.
+		assert_eq!(Balances::free_balance(CHALLENGER), challenger + CHALLENGE_BOND + slashed / 2);
 		assert_eq!(held_bond(CHALLENGER), 0);
 		assert_eq!(worker_bond(MINER), bond - slashed);
 		assert_eq!(Balances::free_balance(CREATOR), creator + REWARD, "creator refunded");
@@ -495,17 +497,97 @@ fn a_trace_that_does_not_start_at_the_base_or_end_at_the_result_is_refuted_at_on
 	}
 }
 
+fn penalised(job: JobId) -> Vec<AccountId> {
+	System::events()
+		.iter()
+		.filter_map(|e| match e.event {
+			RuntimeEvent::Pol(pallet_pol_rewards::Event::VerifierPenalised {
+				job: j,
+				verifier,
+				..
+			}) if j == job => Some(verifier),
+			_ => None,
+		})
+		.collect()
+}
+
+fn redrawn(job: JobId) -> Option<Vec<(SegmentIndex, AccountId)>> {
+	System::events().iter().find_map(|e| match &e.event {
+		RuntimeEvent::TrainingAudit(Event::SpotChecksRedrawn { job: j, checks, .. })
+			if *j == job =>
+		{
+			Some(checks.clone())
+		}
+		_ => None,
+	})
+}
+
 #[test]
-fn a_trace_nobody_could_check_is_refunded_without_a_verdict() {
+fn a_trace_nobody_could_check_is_redrawn_then_refunded_and_every_silent_checker_pays() {
 	new_test_ext().execute_with(|| {
 		setup();
 		let job = audited_job(&states());
+		let first: Vec<AccountId> = checks(job).iter().map(|(_, c)| *c).collect();
 		let bond = worker_bond(MINER);
 		run_to(System::block_number() + CHALLENGE_WINDOW);
+		// Not voided at once: the silent checkers pay, and new ones get the segments.
+		assert!(!System::events()
+			.iter()
+			.any(|e| matches!(e.event, RuntimeEvent::TrainingAudit(Event::AuditVoid { .. }))));
+		let mut silent = penalised(job);
+		silent.sort();
+		let mut expected = first.clone();
+		expected.sort();
+		expected.dedup();
+		assert_eq!(silent, expected, "every silent checker of the first draw pays");
+		let second = redrawn(job).expect("redrawn");
+		assert_eq!(second.len(), 3);
+		assert!(second.iter().all(|(_, c)| !first.contains(c) && V.contains(c)));
+		assert_eq!(Audits::<Test>::get(job).unwrap().phase, AuditPhase::Checking);
+		run_to(System::block_number() + CHALLENGE_WINDOW);
 		System::assert_has_event(Event::AuditVoid { job }.into());
+		// Both draws' silent checkers paid, each once a draw.
+		assert_eq!(penalised(job).len(), expected.len() + 2, "two new checkers");
 		assert_eq!(candidate_status(), VersionStatus::Rejected);
 		assert_eq!(worker_bond(MINER), bond);
 		assert!(pallet_jobs::Jobs::<Test>::get(job).is_none());
+		assert_books_balance();
+	});
+}
+
+/// The first checker attests, the other two stay silent through the window: returns the first
+/// draw and the redraw of the two unconfirmed checks.
+fn one_of_three_attests_and_the_rest_is_redrawn(
+	job: JobId,
+) -> (Vec<(SegmentIndex, AccountId)>, Vec<(SegmentIndex, AccountId)>) {
+	let drawn = checks(job);
+	// One of three attests: not enough to pass, but no reason to refund the creator yet.
+	assert_ok!(TrainingAudit::attest(RuntimeOrigin::signed(drawn[0].1), job, drawn[0].0));
+	run_to(System::block_number() + CHALLENGE_WINDOW);
+	let second = redrawn(job).expect("redrawn");
+	(drawn, second)
+}
+
+#[test]
+fn checks_the_first_draw_left_undone_are_redrawn_and_the_trace_passes_when_confirmed() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let job = audited_job(&states());
+		let (drawn, second) = one_of_three_attests_and_the_rest_is_redrawn(job);
+		assert_eq!(second.len(), 2, "only the unconfirmed checks");
+		assert!(!second.iter().any(|(s, _)| *s == drawn[0].0));
+		for (segment, checker) in &second {
+			assert!(TrainingAudit::duties(checker)
+				.contains(&AuditDuty::SpotCheck { job, segment: *segment }));
+			assert_ok!(TrainingAudit::attest(RuntimeOrigin::signed(*checker), job, *segment));
+		}
+		run_to(System::block_number() + CHALLENGE_WINDOW);
+		System::assert_has_event(Event::AuditPassed { job, attested: 3 }.into());
+		assert!(pallet_pol_rewards::Rounds::<Test>::get(job).is_some(), "scoring started");
+		// The two who left their segments undone paid; the one who attested did not.
+		let paid = penalised(job);
+		assert!(!paid.contains(&drawn[0].1));
+		assert!(drawn[1..].iter().all(|(_, c)| paid.contains(c)));
 	});
 }
 
@@ -528,16 +610,19 @@ fn a_silent_checker_is_penalised_when_the_others_confirmed_the_trace() {
 }
 
 #[test]
-fn a_trace_too_few_checkers_confirmed_is_refunded_without_a_verdict() {
+fn a_trace_too_few_checkers_confirmed_twice_is_refunded_without_a_verdict() {
 	new_test_ext().execute_with(|| {
 		setup();
 		let job = audited_job(&states());
-		let drawn = checks(job);
-		// One of three: a withheld trace, say, that only one checker claims to have read.
-		assert_ok!(TrainingAudit::attest(RuntimeOrigin::signed(drawn[0].1), job, drawn[0].0));
+		// A withheld trace, say, that only one checker claims to have read.
+		one_of_three_attests_and_the_rest_is_redrawn(job);
+		// The new checkers stay silent too: no verdict, the creator refunded, the miner's bond
+		// untouched.
+		let bond = worker_bond(MINER);
 		run_to(System::block_number() + CHALLENGE_WINDOW);
 		System::assert_has_event(Event::AuditVoid { job }.into());
 		assert!(pallet_pol_rewards::Rounds::<Test>::get(job).is_none());
+		assert_eq!(worker_bond(MINER), bond);
 	});
 }
 
@@ -646,4 +731,79 @@ fn governance_parameters_are_checked() {
 		assert_ok!(<TrainingAudit as GovernedParams<_>>::set_params(p.clone()));
 		assert_eq!(Params::<Test>::get(), p);
 	});
+}
+
+#[test]
+fn a_true_checkpoint_placed_at_another_step_is_refused() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let states = states();
+		let job = audited_job(&states);
+		let leaves = leaves(&states);
+		let root = trace_of(&states).root;
+		// The attack: 5 checkpoints, and the last one's real proof, which the library's
+		// verifier also accepts at indices 1 and 3. Shown as segment 0's or segment 2's end, the
+		// result's checkpoint (step 8) would sit at step 2 or 6: "wrong step", refuted at once,
+		// and an honest miner slashed.
+		for (segment, fake_index) in [(0u32, 1u32), (2, 3)] {
+			assert!(binary_merkle_tree::verify_proof::<BlakeTwo256, _, _>(
+				&root,
+				proof(&states, 4).iter().copied(),
+				5,
+				fake_index,
+				binary_merkle_tree::Leaf::Hash(leaves[4]),
+			));
+			let s = segment as usize;
+			let attack = TrainingAudit::challenge(
+				RuntimeOrigin::signed(CHALLENGER),
+				job,
+				segment,
+				checkpoints(&states[s], proof(&states, segment), &states[4], proof(&states, 4)),
+				H256::repeat_byte(0xcc),
+			);
+			assert_noop!(attack, Error::<Test>::BadProof);
+		}
+		assert_eq!(held_bond(CHALLENGER), 0);
+		attest_all(job);
+		let bond = worker_bond(MINER);
+		run_to(System::block_number() + CHALLENGE_WINDOW);
+		System::assert_has_event(Event::AuditPassed { job, attested: 3 }.into());
+		assert_eq!(worker_bond(MINER), bond, "the honest miner keeps its bond");
+	});
+}
+
+#[test]
+fn a_cheating_miner_and_its_own_challenger_lose_money_together() {
+	const SYBIL: AccountId = 15;
+	// Either order: the earliest challenge is paid, whichever deadline is processed first.
+	for sybil_first in [true, false] {
+		new_test_ext().execute_with(|| {
+			setup();
+			let mut states = states();
+			states[0].weights = H256::repeat_byte(0x99); // copied weights: refuted at once
+			let job = audited_job(&states);
+			let together = || {
+				Balances::free_balance(MINER) + worker_bond(MINER) + Balances::free_balance(SYBIL)
+			};
+			let before = together();
+			let bond = worker_bond(MINER);
+			let (first, second) =
+				if sybil_first { (SYBIL, CHALLENGER) } else { (CHALLENGER, SYBIL) };
+			assert_ok!(challenge(job, first, 0, &states));
+			assert_ok!(challenge(job, second, 0, &states));
+			let challenger_before = Balances::free_balance(CHALLENGER) + held_bond(CHALLENGER);
+			run_to(System::block_number() + 1);
+			let slashed = Perbill::from_percent(50) * bond;
+			System::assert_has_event(
+				Event::FraudProven { job, segment: 0, challenger: first, slashed }.into(),
+			);
+			// The earliest is paid half the slash; the other half is burned.
+			let paid_to_honest = if sybil_first { 0 } else { slashed / 2 };
+			assert_eq!(Balances::free_balance(CHALLENGER), challenger_before + paid_to_honest);
+			assert_eq!((held_bond(SYBIL), held_bond(CHALLENGER)), (0, 0), "bonds returned");
+			let lost = before - together();
+			assert!(lost >= slashed / 2, "miner + sybil lost {lost} of a {slashed} slash");
+			assert_books_balance();
+		});
+	}
 }

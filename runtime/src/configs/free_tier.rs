@@ -14,5 +14,7 @@ impl pallet_free_tier::Config for Runtime {
 	type StakeUnit = ConstU128<{ 100 * BLY }>;
 	type DayLength = ConstU32<DAYS>;
 	type DefaultParams = FreeTierDefaults;
+	// Five times the per-block cap of free requests: a day's records are gone in a fifth of a day.
+	type MaxPrunePerBlock = ConstU32<512>;
 	type WeightInfo = pallet_free_tier::weights::SubstrateWeight<Runtime>;
 }

@@ -8,8 +8,20 @@ use crate::{
 	Balances, BlockNumber, Federated, FreeTier, Hash, Jobs, PolRewards, Registry, Runtime,
 	RuntimeHoldReason, System, TrainingAudit,
 };
-use frame_support::traits::ConstU32;
-use sp_runtime::traits::{BlakeTwo256, Hash as _};
+use frame_support::{parameter_types, traits::ConstU32};
+use sp_runtime::{
+	traits::{BlakeTwo256, Hash as _},
+	Perbill,
+};
+
+parameter_types! {
+	/// Half a fraud slash pays whoever proved the fraud, half is burned: a cheating miner that
+	/// challenges itself through another account still loses the burned half.
+	pub const FraudChallengerShare: Perbill = Perbill::from_percent(50);
+	/// A creator who misses its validation reveal pays the worker a fifth of the reward, not
+	/// all of it: the worker has shown a hash, not work.
+	pub const CreatorForfeitShare: Perbill = Perbill::from_percent(20);
+}
 
 impl pallet_model_registry::Config for Runtime {
 	type MaxModelsPerOwner = ConstU32<64>;
@@ -31,6 +43,7 @@ impl pallet_jobs::Config for Runtime {
 	type MaxActiveJobsPerWorker = ConstU32<16>;
 	type MaxJobsPerCreator = ConstU32<64>;
 	type MaxExpiriesPerBlock = ConstU32<32>;
+	type CreatorForfeitShare = CreatorForfeitShare;
 	type WeightInfo = pallet_jobs::weights::SubstrateWeight<Runtime>;
 }
 
@@ -73,6 +86,7 @@ impl pallet_training_audit::Config for Runtime {
 	type Verifiers = PolRewards;
 	type Randomness = ParentHashRandomness;
 	type DefaultParams = AuditDefaults;
+	type ChallengerShare = FraudChallengerShare;
 	type MaxDisputes = ConstU32<8>;
 	// A window closing penalises up to 16 silent checkers: a few a block keep on_initialize
 	// well inside the block (a busier block is finished in the next ones).
