@@ -399,9 +399,17 @@ mod governance {
 			assert_eq!(tracks.len(), 2);
 			assert!(tracks.iter().all(|t| t.info.decision_period == DEV_TIMINGS.decision_period));
 			assert_ok!(crate::configs::governance::BlyanTracks::check_integrity());
-			assert_ok!(Governance::set_parameter(RuntimeOrigin::root(), P::DecisionPeriod(50)));
+			assert_ok!(Governance::set_parameter(RuntimeOrigin::root(), P::DecisionPeriod(40)));
 			assert!(crate::configs::governance::BlyanTracks::tracks()
-				.all(|t| t.info.decision_period == 50));
+				.all(|t| t.info.decision_period == 40));
+			// The parameters track cannot touch the root track's periods.
+			assert_noop!(
+				Governance::set_parameter(
+					RuntimeOrigin::from(pallet_governance::Origin::ParameterAdmin),
+					P::DecisionPeriod(20)
+				),
+				pallet_governance::Error::<Runtime>::RootOnly
+			);
 		});
 	}
 
@@ -466,9 +474,8 @@ mod governance {
 /// governed rate and split), burned fees and slashes; no account is left as dust.
 mod economics {
 	use super::*;
-	use crate::{Governance, RuntimeOrigin, Staking};
+	use crate::{RuntimeOrigin, Staking};
 	use frame_support::{assert_ok, traits::Hooks};
-	use pallet_governance::Parameter as P;
 	use proptest::prelude::*;
 	use sp_runtime::Perbill;
 
@@ -513,14 +520,12 @@ mod economics {
 			Staking::on_finalize(block); // the first era starts now
 			for e in epochs {
 				let before = issuance();
-				assert_ok!(Governance::set_parameter(
-					RuntimeOrigin::root(),
-					P::AnnualInflation(Perbill::from_percent(e.inflation_percent))
-				));
-				assert_ok!(Governance::set_parameter(
-					RuntimeOrigin::root(),
-					P::ValidatorRewardShare(Perbill::from_percent(e.validator_percent))
-				));
+				// Written directly: this test is about the split of inflation, and governance
+				// moves these root-only parameters at most ×2 a week.
+				pallet_governance::Economics::<Runtime>::put(pallet_governance::EconomicsParams {
+					annual_inflation: Perbill::from_percent(e.inflation_percent),
+					validator_share: Perbill::from_percent(e.validator_percent),
+				});
 
 				// Fees: the signer pays, the base fee is burned (`FEE_BURN_PERCENT`), the rest
 				// and tips go to the author.

@@ -80,7 +80,14 @@ const bad = await propose(
   { Governance: 'ParameterAdmin' },
   'CommitteeSize = 17',
 );
-for (const [index, who] of [[good, alice], [good, bob], [bad, alice]]) {
+// An escalation attempt: the weaker parameters track voting the mining pool's budget up a thousandfold.
+const budgetBefore = (await api.query.polRewards.params()).epochBudget.toBigInt();
+const escalate = await propose(
+  api.tx.governance.setParameter({ EpochBudget: budgetBefore * 1000n }),
+  { Governance: 'ParameterAdmin' },
+  'EpochBudget x1000 on the parameters track',
+);
+for (const [index, who] of [[good, alice], [good, bob], [bad, alice], [escalate, alice]]) {
   await vote(index, who, 100_000n * BLY);
 }
 const locks = await api.query.balances.locks(bob.address);
@@ -103,6 +110,13 @@ await until('the out-of-range change to be refused at enactment', async () =>
 const after = (await api.query.polRewards.params()).committeeSize.toNumber();
 if (after !== before) fail(`committee size changed from ${before} to ${after}`);
 log(`refused at enactment: governance.AboveMaximum; committee size still ${after}`);
+await untilApproved(escalate);
+await until('the escalation to be refused at enactment', async () =>
+  seen.some(({ event }) => isDispatchedWith(event, 'governance.RootOnly')),
+);
+const budgetAfter = (await api.query.polRewards.params()).epochBudget.toBigInt();
+if (budgetAfter !== budgetBefore) fail(`epoch budget changed from ${budgetBefore} to ${budgetAfter}`);
+log(`refused at enactment: governance.RootOnly; epoch budget still ${budgetAfter}`);
 
 // --- 3: a runtime upgrade through the root track.
 if (wasmPath) {

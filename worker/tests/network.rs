@@ -266,15 +266,6 @@ async fn an_accepted_miner_claims_its_epoch_reward_from_the_mining_pool() {
 	)
 	.await
 	.unwrap();
-	let at = alice.api().at_current_block().await.unwrap();
-	let budget = at
-		.storage()
-		.fetch(blyan::storage().pol_rewards().params(), ())
-		.await
-		.unwrap()
-		.decode()
-		.unwrap()
-		.epoch_budget;
 	let call = runtime_types::blyan_runtime::RuntimeCall::Governance(
 		runtime_types::pallet_governance::pallet::Call::set_parameter {
 			parameter: runtime_types::pallet_governance::Parameter::EpochLength(40),
@@ -283,7 +274,10 @@ async fn an_accepted_miner_claims_its_epoch_reward_from_the_mining_pool() {
 	alice.submit("sudo set_parameter", &blyan::tx().sudo().sudo(call)).await.unwrap();
 	let at = alice.api().at_current_block().await.unwrap();
 	let params = at.storage().fetch(blyan::storage().pol_rewards().params(), ()).await.unwrap();
-	assert_eq!(params.decode().unwrap().epoch_length, 40, "governance set the epoch length");
+	let params = params.decode().unwrap();
+	assert_eq!(params.epoch_length, 40, "governance set the epoch length");
+	// The budget followed the length (the same BLY per block).
+	let budget = params.epoch_budget;
 
 	let f = fixture(&net, &["//Eve"], "//Ferdie");
 	let _verifiers = verifiers(&net);

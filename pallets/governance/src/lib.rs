@@ -18,6 +18,13 @@
 //! - A custom origin, [`Origin::ParameterAdmin`], is what a referendum on the parameters track
 //!   dispatches with: it may change parameters but nothing else (a runtime upgrade needs the root
 //!   track, with stricter thresholds).
+//! - **No escalation through the weaker track.** The root track's own settings (the referendum
+//!   periods) and the treasury-scale parameters (inflation, its split, the epoch budget and
+//!   length) are [`ParameterKind::root_only`]: only [`Config::RootOrigin`] (a root-track
+//!   referendum) moves them, at most once per [`Config::RootChangeCooldown`] each and by at most
+//!   a factor of two per change; a new epoch length scales the epoch budget with it (the same
+//!   BLY per block). So no single referendum can shorten the root track's periods to nothing or
+//!   drain the mining pool in minutes.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -41,7 +48,10 @@ use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use frame_support::{pallet_prelude::*, traits::EnsureOrigin};
 use frame_system::pallet_prelude::*;
 use scale_info::TypeInfo;
-use sp_runtime::{traits::AtLeast32BitUnsigned, Perbill};
+use sp_runtime::{
+	traits::{AtLeast32BitUnsigned, Saturating, UniqueSaturatedInto},
+	Perbill,
+};
 
 /// Inflation and where it goes.
 #[derive(
@@ -249,6 +259,47 @@ parameters! {
 	MinEnactmentPeriod(BlockNumber) as Blocks,
 }
 
+impl ParameterKind {
+	/// The root track's own settings and the treasury-scale parameters: set only by
+	/// [`Config::RootOrigin`], rate-limited. Letting the parameters track change them would let
+	/// its lower thresholds rewrite the root track or the mining pool's spending.
+	pub fn root_only(&self) -> bool {
+		use ParameterKind::*;
+		matches!(
+			self,
+			PreparePeriod
+				| DecisionPeriod
+				| ConfirmPeriod
+				| MinEnactmentPeriod
+				| AnnualInflation
+				| ValidatorRewardShare
+				| EpochLength
+				| EpochBudget
+		)
+	}
+}
+
+impl<Balance: AtLeast32BitUnsigned + Copy, BlockNumber: AtLeast32BitUnsigned + Copy>
+	ParameterValue<Balance, BlockNumber>
+{
+	/// Whether `self` is within a factor of two of `from` (either way), in the same unit; from
+	/// zero, any value.
+	pub fn within_factor_two_of(&self, from: &Self) -> bool {
+		fn near<N: AtLeast32BitUnsigned + Copy>(new: N, old: N) -> bool {
+			let two = N::one() + N::one();
+			old.is_zero() || (new <= old.saturating_mul(two) && new.saturating_mul(two) >= old)
+		}
+		use ParameterValue::*;
+		match (self, from) {
+			(Share(new), Share(old)) => near(new.deconstruct(), old.deconstruct()),
+			(Amount(new), Amount(old)) => near(*new, *old),
+			(Blocks(new), Blocks(old)) => near(*new, *old),
+			(Count(new), Count(old)) => near(*new, *old),
+			_ => false,
+		}
+	}
+}
+
 /// The inclusive range each parameter must lie in: the runtime's table.
 pub trait ParameterBounds<Balance, BlockNumber> {
 	/// `(min, max)` of `kind`, both in the parameter's unit; `None` if the parameter is not
@@ -319,6 +370,11 @@ pub mod pallet {
 		type Bounds: ParameterBounds<Self::Balance, BlockNumberFor<Self>>;
 		/// Who may change a parameter: root, or [`Origin::ParameterAdmin`].
 		type AdminOrigin: EnsureOrigin<Self::RuntimeOrigin>;
+		/// Who may change a [`ParameterKind::root_only`] parameter: a root-track referendum.
+		type RootOrigin: EnsureOrigin<Self::RuntimeOrigin>;
+		/// Least blocks between two changes of one root-only parameter.
+		#[pallet::constant]
+		type RootChangeCooldown: Get<BlockNumberFor<Self>>;
 		/// [`Economics`] until changed.
 		type DefaultEconomics: Get<EconomicsParams>;
 		/// [`Timings`] until changed.
@@ -346,6 +402,11 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type Timings<T: Config> =
 		StorageValue<_, ReferendumTimings<BlockNumberFor<T>>, ValueQuery, T::DefaultTimings>;
+
+	/// When each root-only parameter last changed (one entry per kind at most).
+	#[pallet::storage]
+	pub type LastRootChange<T: Config> =
+		StorageMap<_, Twox64Concat, ParameterKind, BlockNumberFor<T>, OptionQuery>;
 
 	#[pallet::genesis_config]
 	#[derive(frame_support::DefaultNoBound)]
@@ -392,20 +453,40 @@ pub mod pallet {
 		AboveMaximum,
 		/// This chain has no bounds for the parameter, so it cannot be changed.
 		NotGovernable,
+		/// Only a root-track referendum may change this parameter.
+		RootOnly,
+		/// This root-only parameter changed less than `RootChangeCooldown` blocks ago.
+		ChangedTooRecently,
+		/// A root-only parameter moves by at most a factor of two per change.
+		StepTooLarge,
 	}
 
 	#[pallet::call]
 	impl<T: Config> Pallet<T> {
 		/// Sets one parameter, if its new value lies within its bounds.
 		///
-		/// Origin: [`Config::AdminOrigin`] (root, or a referendum on the parameters track).
+		/// Origin: [`Config::AdminOrigin`] (root, or a referendum on the parameters track); for a
+		/// [`ParameterKind::root_only`] parameter [`Config::RootOrigin`] only, at most once per
+		/// `RootChangeCooldown` and within a factor of two of its current value.
 		/// Parameters of other pallets are also checked by that pallet (its error is returned).
 		#[pallet::call_index(0)]
-		#[pallet::weight(T::WeightInfo::set_parameter())]
+		#[pallet::weight(T::WeightInfo::set_parameter()
+			.saturating_add(T::DbWeight::get().reads_writes(2, 1)))]
 		pub fn set_parameter(origin: OriginFor<T>, parameter: ParameterOf<T>) -> DispatchResult {
-			T::AdminOrigin::ensure_origin(origin)?;
+			let kind = parameter.kind();
+			if kind.root_only() {
+				T::RootOrigin::try_origin(origin).map_err(|_| Error::<T>::RootOnly)?;
+			} else {
+				T::AdminOrigin::ensure_origin(origin)?;
+			}
 			Self::check_bounds(&parameter)?;
+			if kind.root_only() {
+				Self::check_root_change(&parameter)?;
+			}
 			Self::apply(&parameter)?;
+			if kind.root_only() {
+				LastRootChange::<T>::insert(kind, frame_system::Pallet::<T>::block_number());
+			}
 			Self::deposit_event(Event::ParameterSet { parameter });
 			Ok(())
 		}
@@ -443,6 +524,25 @@ fn update<P, G: GovernedParams<P>>(change: &dyn Fn(&mut P)) -> DispatchResult {
 	let mut params = G::params();
 	change(&mut params);
 	G::set_params(params)
+}
+
+/// `budget` for an epoch of `to` blocks instead of `from`: the same BLY per block.
+fn scale_budget<Balance: AtLeast32BitUnsigned + Copy, BlockNumber: AtLeast32BitUnsigned + Copy>(
+	budget: Balance,
+	from: BlockNumber,
+	to: BlockNumber,
+) -> Balance {
+	let (from, to): (u128, u128) = (from.unique_saturated_into(), to.unique_saturated_into());
+	if from == 0 {
+		return budget;
+	}
+	let scaled = sp_runtime::helpers_128bit::multiply_by_rational_with_rounding(
+		budget.unique_saturated_into(),
+		to,
+		from,
+		sp_runtime::Rounding::Down,
+	);
+	scaled.map_or(budget, |b| b.unique_saturated_into())
 }
 
 /// `e` as the parameters that set it.
@@ -487,6 +587,45 @@ impl<T: Config> Pallet<T> {
 		Ok(())
 	}
 
+	/// A root-only change: not within `RootChangeCooldown` of the last one, and within a factor
+	/// of two of the value in force.
+	fn check_root_change(parameter: &ParameterOf<T>) -> DispatchResult {
+		let kind = parameter.kind();
+		let now = frame_system::Pallet::<T>::block_number();
+		if let Some(at) = LastRootChange::<T>::get(kind) {
+			ensure!(
+				now >= at.saturating_add(T::RootChangeCooldown::get()),
+				Error::<T>::ChangedTooRecently
+			);
+		}
+		// The epoch length moves the budget with it (the pool pays the same per block), so its
+		// step is not limited; every other root-only parameter moves by a factor of two at most.
+		if kind != ParameterKind::EpochLength {
+			let current = Self::current(kind).ok_or(Error::<T>::RootOnly)?;
+			ensure!(parameter.value().within_factor_two_of(&current), Error::<T>::StepTooLarge);
+		}
+		Ok(())
+	}
+
+	/// The value in force of a root-only parameter (`None` for the others).
+	pub fn current(kind: ParameterKind) -> Option<ParameterValueOf<T>> {
+		use ParameterKind::*;
+		use ParameterValue::*;
+		let t = Timings::<T>::get();
+		let e = Economics::<T>::get();
+		Some(match kind {
+			PreparePeriod => Blocks(t.prepare_period),
+			DecisionPeriod => Blocks(t.decision_period),
+			ConfirmPeriod => Blocks(t.confirm_period),
+			MinEnactmentPeriod => Blocks(t.min_enactment_period),
+			AnnualInflation => Share(e.annual_inflation),
+			ValidatorRewardShare => Share(e.validator_share),
+			EpochLength => Blocks(T::Pol::params().epoch_length),
+			EpochBudget => Amount(T::Pol::params().epoch_budget),
+			_ => return None,
+		})
+	}
+
 	/// Writes `parameter` where it lives.
 	fn apply(parameter: &ParameterOf<T>) -> DispatchResult {
 		use crate::Parameter::*;
@@ -520,7 +659,11 @@ impl<T: Config> Pallet<T> {
 			VerifierPenalty(v) => pol(&|p| p.verifier_penalty = v),
 			MinVerifierBond(v) => pol(&|p| p.min_verifier_bond = v),
 			VerifierUnbondingPeriod(v) => pol(&|p| p.unbonding_period = v),
-			EpochLength(v) => pol(&|p| p.epoch_length = v),
+			EpochLength(v) => pol(&|p| {
+				// The budget follows the length, so shorter epochs never pay out faster.
+				p.epoch_budget = scale_budget(p.epoch_budget, p.epoch_length, v);
+				p.epoch_length = v;
+			}),
 			EpochBudget(v) => pol(&|p| p.epoch_budget = v),
 			CheckpointInterval(v) => audit(&|p| p.checkpoint_interval = v),
 			SpotChecks(v) => audit(&|p| p.spot_checks = v),

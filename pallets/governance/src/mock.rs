@@ -3,7 +3,10 @@
 use crate as pallet_governance;
 use crate::*;
 use core::cell::RefCell;
-use frame_support::{derive_impl, parameter_types, traits::EitherOfDiverse};
+use frame_support::{
+	derive_impl, parameter_types,
+	traits::{ConstU64, EitherOfDiverse},
+};
 use frame_system::EnsureRoot;
 use sp_runtime::{BuildStorage, DispatchError, DispatchResult};
 
@@ -165,6 +168,9 @@ impl ParameterBounds<Balance, BlockNumber> for MockBounds {
 	}
 }
 
+/// Blocks between two changes of one root-only parameter.
+pub const ROOT_COOLDOWN: BlockNumber = 50;
+
 parameter_types! {
 	pub DefaultEconomics: EconomicsParams = EconomicsParams {
 		annual_inflation: Perbill::from_percent(10),
@@ -186,6 +192,8 @@ impl pallet_governance::Config for Test {
 	type FreeTier = MockFreeTier;
 	type Bounds = MockBounds;
 	type AdminOrigin = EitherOfDiverse<EnsureRoot<u64>, EnsureParameterAdmin>;
+	type RootOrigin = EnsureRoot<u64>;
+	type RootChangeCooldown = ConstU64<ROOT_COOLDOWN>;
 	type DefaultEconomics = DefaultEconomics;
 	type DefaultTimings = DefaultTimings;
 	type WeightInfo = ();

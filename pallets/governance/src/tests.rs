@@ -45,12 +45,18 @@ fn each_bound_is_inclusive_and_out_of_range_changes_nothing() {
 			(Parameter::MinerSlash(Perbill::zero()), Error::<Test>::BelowMinimum),
 			(Parameter::MinWorkerBond(0), Error::<Test>::BelowMinimum),
 			(Parameter::MinWorkerBond(1_000_001), Error::<Test>::AboveMaximum),
+		];
+		for (parameter, error) in refused {
+			assert_noop!(set(admin(), parameter), error);
+		}
+		// Root-only parameters, through the root track.
+		let refused = [
 			(Parameter::EpochLength(9), Error::<Test>::BelowMinimum),
 			(Parameter::AnnualInflation(Perbill::from_percent(21)), Error::<Test>::AboveMaximum),
 			(Parameter::DecisionPeriod(10_001), Error::<Test>::AboveMaximum),
 		];
 		for (parameter, error) in refused {
-			assert_noop!(set(admin(), parameter), error);
+			assert_noop!(set(RuntimeOrigin::root(), parameter), error);
 		}
 		assert_eq!(MockJobs::params(), before_jobs);
 		assert_eq!(MockPol::params(), before_pol);
@@ -103,8 +109,11 @@ fn every_parameter_reaches_its_field_and_only_it() {
 			(Parameter::VerifierPenalty(share), &|_, p| p.verifier_penalty = share),
 			(Parameter::MinVerifierBond(17), &|_, p| p.min_verifier_bond = 17),
 			(Parameter::VerifierUnbondingPeriod(18), &|_, p| p.unbonding_period = 18),
-			(Parameter::EpochLength(19), &|_, p| p.epoch_length = 19),
-			(Parameter::EpochBudget(20), &|_, p| p.epoch_budget = 20),
+			(Parameter::EpochLength(190), &|_, p| {
+				p.epoch_length = 190;
+				p.epoch_budget = 1_900; // the same BLY per block
+			}),
+			(Parameter::EpochBudget(2_000), &|_, p| p.epoch_budget = 2_000),
 		];
 		for (parameter, expect) in steps {
 			assert_ok!(set(r(), parameter.clone()));
@@ -138,14 +147,14 @@ fn every_parameter_reaches_its_field_and_only_it() {
 			}
 		);
 		assert_ok!(set(r(), Parameter::PreparePeriod(11)));
-		assert_ok!(set(r(), Parameter::DecisionPeriod(12)));
+		assert_ok!(set(r(), Parameter::DecisionPeriod(60)));
 		assert_ok!(set(r(), Parameter::ConfirmPeriod(13)));
 		assert_ok!(set(r(), Parameter::MinEnactmentPeriod(14)));
 		assert_eq!(
 			Governance::timings(),
 			ReferendumTimings {
 				prepare_period: 11,
-				decision_period: 12,
+				decision_period: 60,
 				confirm_period: 13,
 				min_enactment_period: 14
 			}
@@ -214,5 +223,70 @@ fn bounds_are_published_for_clients() {
 			ParameterValue::Count(1),
 			ParameterValue::Count(21)
 		)));
+	});
+}
+
+#[test]
+fn the_parameters_track_cannot_escalate_to_the_root_track_or_the_treasury() {
+	new_test_ext().execute_with(|| {
+		let before = (Governance::timings(), Governance::economics(), MockPol::params());
+		// What a referendum on the weaker track would try: make the root track instant, then
+		// mint and spend the mining pool in minutes.
+		let escalation = [
+			Parameter::DecisionPeriod(10),
+			Parameter::ConfirmPeriod(10),
+			Parameter::PreparePeriod(10),
+			Parameter::MinEnactmentPeriod(10),
+			Parameter::EpochLength(10),
+			Parameter::EpochBudget(1_000_000),
+			Parameter::AnnualInflation(Perbill::from_percent(20)),
+			Parameter::ValidatorRewardShare(Perbill::zero()),
+		];
+		for parameter in escalation.iter().cloned() {
+			assert!(parameter.kind().root_only());
+			assert_noop!(set(parameter_admin(), parameter), Error::<Test>::RootOnly);
+		}
+		assert_eq!((Governance::timings(), Governance::economics(), MockPol::params()), before);
+		// Every other parameter stays with the parameters track.
+		let track_kinds = ParameterKind::ALL.iter().filter(|k| !k.root_only()).count();
+		assert_eq!(track_kinds, ParameterKind::ALL.len() - 8);
+	});
+}
+
+#[test]
+fn root_only_parameters_move_by_at_most_a_factor_of_two_once_per_cooldown() {
+	new_test_ext().execute_with(|| {
+		let r = RuntimeOrigin::root;
+		// Even the root track: the budget (1 000) cannot jump a thousandfold in one change…
+		assert_noop!(set(r(), Parameter::EpochBudget(1_000_000)), Error::<Test>::StepTooLarge);
+		assert_noop!(set(r(), Parameter::DecisionPeriod(49)), Error::<Test>::StepTooLarge);
+		// …doubles at most…
+		assert_ok!(set(r(), Parameter::EpochBudget(2_000)));
+		// …and not again before the cooldown; another parameter has its own.
+		assert_noop!(set(r(), Parameter::EpochBudget(4_000)), Error::<Test>::ChangedTooRecently);
+		assert_ok!(set(r(), Parameter::DecisionPeriod(50)));
+		System::set_block_number(1 + ROOT_COOLDOWN - 1);
+		assert_noop!(set(r(), Parameter::EpochBudget(4_000)), Error::<Test>::ChangedTooRecently);
+		System::set_block_number(1 + ROOT_COOLDOWN);
+		assert_ok!(set(r(), Parameter::EpochBudget(4_000)));
+		assert_eq!(MockPol::params().epoch_budget, 4_000);
+		// A shorter epoch pays proportionally less: the pool's rate per block is unchanged.
+		assert_ok!(set(r(), Parameter::EpochLength(10)));
+		assert_eq!((MockPol::params().epoch_length, MockPol::params().epoch_budget), (10, 400));
+		System::set_block_number(1 + 2 * ROOT_COOLDOWN);
+		assert_ok!(set(r(), Parameter::EpochLength(100)));
+		assert_eq!(MockPol::params().epoch_budget, 4_000);
+		// A thousandfold takes eight changes, each a cooldown after the last.
+		let mut budget = 4_000u128;
+		let mut block = 1 + 2 * ROOT_COOLDOWN;
+		let mut changes = 0;
+		while budget < 1_000_000 {
+			block += ROOT_COOLDOWN;
+			System::set_block_number(block);
+			budget = (budget * 2).min(1_000_000);
+			assert_ok!(set(r(), Parameter::EpochBudget(budget)));
+			changes += 1;
+		}
+		assert_eq!(changes, 8);
 	});
 }

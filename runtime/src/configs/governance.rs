@@ -212,6 +212,10 @@ impl pallet_governance::Config for Runtime {
 	type FreeTier = FreeTier;
 	type Bounds = BlyanBounds;
 	type AdminOrigin = EitherOfDiverse<EnsureRoot<AccountId>, EnsureParameterAdmin>;
+	// The root track's periods, inflation and the epoch budget: root referenda only, each at
+	// most once a week and by at most a factor of two.
+	type RootOrigin = EnsureRoot<AccountId>;
+	type RootChangeCooldown = frame_support::traits::ConstU32<{ 7 * crate::time::DAYS }>;
 	type DefaultEconomics = EconomicsDefaults;
 	type DefaultTimings = TimingDefaults;
 	type WeightInfo = pallet_governance::weights::SubstrateWeight<Runtime>;
