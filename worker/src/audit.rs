@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use blyan_primitives::{
 	audit::{checkpoint_step, segments, trace_proof, trace_root, TrainingState},
 	Hash,
@@ -25,7 +25,7 @@ use crate::{
 		train::Hyperparams,
 		CpuBackend,
 	},
-	storage::Ipfs,
+	storage::{Ipfs, StorageError},
 };
 
 /// Largest trace document read from IPFS.
@@ -77,15 +77,46 @@ impl TraceDoc {
 pub async fn fetch_doc(ipfs: &Ipfs, audit: &ChainAudit) -> Result<TraceDoc> {
 	let cid = String::from_utf8_lossy(&audit.trace.cid.0).into_owned();
 	let bytes = ipfs.cat(&cid, MAX_TRACE_BYTES).await?;
-	let doc = TraceDoc::decode(&mut &bytes[..]).map_err(|e| anyhow!("trace {cid}: {e}"))?;
+	let doc = TraceDoc::decode(&mut &bytes[..])
+		.map_err(|e| BadTraceDoc { cid: cid.clone(), reason: e.to_string() })?;
 	if doc.root().0 != audit.trace.root.0
 		|| doc.steps != audit.trace.steps
 		|| doc.interval != audit.trace.interval
 		|| doc.segments() != segments(audit.trace.steps, audit.trace.interval)
 	{
-		bail!("trace {cid} does not match the trace committed on chain");
+		return Err(BadTraceDoc {
+			cid,
+			reason: "does not match the trace committed on chain".into(),
+		}
+		.into());
 	}
 	Ok(doc)
+}
+
+/// What is published under a trace's CID is not the committed trace: as good as withheld.
+#[derive(Debug, thiserror::Error)]
+#[error("trace {cid}: {reason}")]
+pub struct BadTraceDoc {
+	pub cid: String,
+	pub reason: String,
+}
+
+/// Whether `e` says the miner's published trace (or a state blob of it) is missing or not
+/// what was committed, rather than that this machine is in trouble (its own IPFS daemon
+/// unreachable, say): only the former is reported on chain.
+pub fn trace_missing(e: &anyhow::Error) -> bool {
+	if e.downcast_ref::<BadTraceDoc>().is_some() {
+		return true;
+	}
+	matches!(
+		e.downcast_ref::<StorageError>(),
+		Some(
+			StorageError::Timeout { .. }
+				| StorageError::Rpc { .. }
+				| StorageError::TooLarge { .. }
+				| StorageError::Answer { .. }
+		)
+	)
 }
 
 /// What re-running a job's training needs: the model, hyper-parameters, seed and data.

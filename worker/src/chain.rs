@@ -416,6 +416,12 @@ impl Chain {
 		Ok(first_index.saturating_add(since))
 	}
 
+	/// Blocks after a spot-check draw during which checkers act and anyone may challenge.
+	pub async fn challenge_window(&self) -> Result<BlockNumber, ChainError> {
+		let params = self.get_or_default(blyan::storage().training_audit().params(), ()).await?;
+		Ok(params.challenge_window)
+	}
+
 	/// Steps between the checkpoints of a training trace (the audit's `checkpoint_interval`).
 	pub async fn checkpoint_interval(&self) -> Result<u32, ChainError> {
 		let params = self.get_or_default(blyan::storage().training_audit().params(), ()).await?;

@@ -43,6 +43,11 @@ impl Ipfs {
 		&self.base
 	}
 
+	/// The same daemon, with calls bounded by `timeout` instead.
+	pub fn with_timeout(&self, timeout: Duration) -> Self {
+		Self { timeout, ..self.clone() }
+	}
+
 	async fn call(
 		&self,
 		endpoint: &str,

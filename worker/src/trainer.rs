@@ -45,6 +45,8 @@ pub enum Misbehaviour {
 	OtherData,
 	/// Train nothing: submit the weights of another version (`--copy-from`) as the result.
 	CopyWeights,
+	/// Record and commit a trace but never publish it, so that nobody can check it.
+	WithholdTrace,
 }
 
 #[derive(Clone, Debug)]
@@ -840,8 +842,12 @@ impl Miner {
 			}
 		}
 		info!(job = job_id, layers = deltas.len(), "trained layers pinned to IPFS");
-		if let Some(trace) = &result.trace {
-			self.publish_trace(job_id, trace).await?;
+		match &result.trace {
+			Some(_) if self.options.misbehave == Some(Misbehaviour::WithholdTrace) => {
+				warn!(job = job_id, "MISBEHAVING: withholding the training trace");
+			}
+			Some(trace) => self.publish_trace(job_id, trace).await?,
+			None => {}
 		}
 		let claimed = record.claimed_score.expect("set above");
 		self.chain

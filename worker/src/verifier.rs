@@ -4,7 +4,7 @@
 //! A candidate whose weights cannot be checked scores [`INVALID_SCORE`], so an honest quorum
 //! rejects it.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,10 @@ pub use crate::ml::train::INVALID_SCORE;
 /// Blocks before the commit deadline at which a candidate still unavailable is scored invalid:
 /// room left to evaluate the base and get the commitment finalized.
 const UNAVAILABLE_MARGIN: chain::BlockNumber = 30;
+
+/// How long a spot-checker waits for a trace document: it is small, and a missing one would
+/// otherwise hold the checker for the IPFS client's whole timeout on every try.
+const TRACE_DOC_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Clone, Debug)]
 pub struct VerifierOptions {
@@ -57,11 +61,14 @@ pub struct Verifier {
 	options: VerifierOptions,
 	/// Reveals recorded before this run (`--rounds` counts this run's only).
 	revealed_before: Option<u32>,
+	/// Jobs whose trace could not be fetched, and the finalized block of that try: the other
+	/// segments of the job are not tried again in the same block.
+	missing_traces: HashMap<JobId, chain::BlockNumber>,
 }
 
 impl Verifier {
 	pub fn new(chain: Chain, ipfs: Ipfs, state: StateDir, options: VerifierOptions) -> Self {
-		Self { chain, ipfs, state, options, revealed_before: None }
+		Self { chain, ipfs, state, options, revealed_before: None, missing_traces: HashMap::new() }
 	}
 
 	pub fn set_chain(&mut self, chain: Chain) {
@@ -142,13 +149,34 @@ impl Verifier {
 		};
 		let Some(audit) = self.chain.audit(job).await? else { return Ok(()) };
 		let Some(chain_job) = self.chain.job(job).await? else { return Ok(()) };
-		let doc = audit::fetch_doc(&self.ipfs, &audit).await?;
+		let spot_check = matches!(duty, AuditDuty::SpotCheck { .. });
+		let now = self.chain.finalized_number().await?;
+		if spot_check && self.missing_traces.get(&job) == Some(&now) {
+			let e = anyhow!("the trace was missing at block {now} already");
+			return self.trace_unavailable(job, segment, audit.deadline, now, e).await;
+		}
+		let doc = match audit::fetch_doc(&self.ipfs.with_timeout(TRACE_DOC_TIMEOUT), &audit).await {
+			Ok(doc) => doc,
+			Err(e) if spot_check && audit::trace_missing(&e) => {
+				self.missing_traces.insert(job, now);
+				return self.trace_unavailable(job, segment, audit.deadline, now, e).await;
+			}
+			Err(e) => return Err(e),
+		};
+		self.missing_traces.remove(&job);
 		let run = Arc::new(audit::TrainingRun::of_job(&self.chain, &self.ipfs, &chain_job).await?);
 		let tx = blyan::tx().training_audit();
 		match duty {
 			AuditDuty::SpotCheck { .. } => {
 				info!(job, segment, "spot check: re-running segment {segment} of the training");
-				match audit::spot_check(&run, &self.ipfs, &doc, segment).await? {
+				let outcome = match audit::spot_check(&run, &self.ipfs, &doc, segment).await {
+					Ok(outcome) => outcome,
+					Err(e) if audit::trace_missing(&e) => {
+						return self.trace_unavailable(job, segment, audit.deadline, now, e).await;
+					}
+					Err(e) => return Err(e),
+				};
+				match outcome {
 					audit::SpotCheck::Matches if !self.options.false_challenges => {
 						self.chain.submit("attest", &tx.attest(job, segment)).await?;
 						info!(job, segment, "spot check passed: bit-exact with the trace");
@@ -208,6 +236,29 @@ impl Verifier {
 			}
 			AuditDuty::Bisect { .. } => {}
 		}
+		Ok(())
+	}
+
+	/// A spot check whose trace (or state blob) could not be fetched: tried again on later
+	/// blocks, and reported on chain once less than half the challenge window is left, so a
+	/// slow publication is not taken for a withheld one.
+	async fn trace_unavailable(
+		&mut self,
+		job: JobId,
+		segment: u32,
+		deadline: chain::BlockNumber,
+		now: chain::BlockNumber,
+		e: anyhow::Error,
+	) -> Result<()> {
+		let margin = (self.chain.challenge_window().await? / 2).max(3);
+		if deadline.saturating_sub(now) > margin {
+			warn!(job, segment, "trace not available yet ({e:#}); trying again");
+			return Ok(());
+		}
+		warn!(job, segment, "trace UNAVAILABLE ({e:#}); reporting it");
+		let tx = blyan::tx().training_audit().report_unavailable(job, segment);
+		self.chain.submit("report_unavailable", &tx).await?;
+		info!(job, segment, "reported the trace unavailable");
 		Ok(())
 	}
 

@@ -167,3 +167,31 @@ async fn a_miner_that_submits_weights_copied_from_another_job_is_caught_and_slas
 	let _serial = serial().await;
 	caught(&["--misbehave", "copy-weights"], "20", true).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_miner_that_withholds_its_trace_is_reported_by_the_checkers_and_slashed() {
+	let _serial = serial().await;
+	let net = Net::start();
+	let f = fixture(&net, &["//Eve"], "//Alice");
+	let chain = net.chain().await;
+	let mut verifiers = verifiers(&net);
+	let miner =
+		net.spawn("miner-eve", "//Eve", &["mine", "--jobs", "1", "--misbehave", "withhold-trace"]);
+	let job = post_job(&net, &f, &["--steps", "20"]);
+	let out = watch(&net, job, JOB_LIMIT);
+	let everyone = || format!("{out}\n{}\n{}", miner.output(), outputs(&verifiers));
+	let (verdict, version) = verdict(&out);
+	assert_eq!(verdict, "REJECTED", "{}", everyone());
+	assert_eq!(chain.version(version).await.unwrap().unwrap().status, VersionStatus::Rejected);
+	assert!(miner.output().contains("MISBEHAVING: withholding"), "{}", miner.output());
+	// The checkers kept trying, then said so on chain.
+	assert!(any_output(&verifiers, "reported the trace unavailable"), "{}", everyone());
+	// Half of Eve's 100 BLY bond slashed (burned: nobody proved anything to be paid for).
+	let eve = chain.worker_info(&account("//Eve")).await.unwrap().unwrap();
+	assert_eq!(eve.bond, 50 * BLY, "{}", everyone());
+	// The job never reached scoring.
+	assert!(!any_output(&verifiers, "committed scores"), "{}", everyone());
+	for v in verifiers.iter_mut() {
+		v.kill();
+	}
+}

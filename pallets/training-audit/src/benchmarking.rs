@@ -181,6 +181,7 @@ mod benchmarks {
 						},
 						attested: false,
 						challenged: false,
+						unavailable: false,
 					})
 					.collect(),
 			);
@@ -192,6 +193,33 @@ mod benchmarks {
 			.spot_checks
 			.iter()
 			.all(|c| c.attested || c.segment + 1 != MAX_SPOT_CHECKS));
+	}
+
+	/// The last of `MAX_SPOT_CHECKS` checkers reports the trace unavailable.
+	#[benchmark]
+	fn report_unavailable() {
+		let (root, _, _) = deep_trace(H256::zero(), H256::zero());
+		let (job, _) = audited::<T>(0, long_trace(root), AuditPhase::Checking);
+		let caller: T::AccountId = whitelisted_caller();
+		let last = MAX_SPOT_CHECKS - 1;
+		Audits::<T>::mutate(job, |a| {
+			let a = a.as_mut().expect("inserted");
+			a.spot_checks = BoundedVec::truncate_from(
+				(0..MAX_SPOT_CHECKS)
+					.map(|i| SpotCheck {
+						segment: i,
+						checker: if i == last { caller.clone() } else { account("checker", i, 0) },
+						attested: false,
+						challenged: false,
+						unavailable: false,
+					})
+					.collect(),
+			);
+		});
+		#[extrinsic_call]
+		_(RawOrigin::Signed(caller), job, last);
+		let audit = Audits::<T>::get(job).expect("kept");
+		assert!(audit.spot_checks.iter().all(|c| c.unavailable == (c.segment == last)));
 	}
 
 	/// A challenge with the longest proofs that refutes the trace by itself (it does not start at
@@ -345,6 +373,7 @@ mod benchmarks {
 								.clone(),
 							attested: s < quorum(MAX_SPOT_CHECKS),
 							challenged: false,
+							unavailable: false,
 						})
 						.collect(),
 				);

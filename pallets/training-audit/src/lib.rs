@@ -26,9 +26,11 @@
 //!    Arbiters outside the decision, and silent ones, are penalised. Several challengers may
 //!    dispute one segment, each in its own bisection: nobody can lock a segment against others.
 //!
-//! An audit with no open dispute once its window closes passes and goes on to scoring if two
-//! thirds of its spot checks confirmed the trace (silent checkers are penalised); otherwise the
-//! trace could not be confirmed and the job is refunded without a verdict. Jobs
+//! When its window closes with no dispute open, checkers that did nothing are penalised, and the
+//! audit passes on to scoring if two thirds of its spot checks confirmed the trace. If two
+//! thirds reported it unavailable (`report_unavailable`), the miner withheld it and is slashed.
+//! Otherwise the open checks are redrawn once, and if the new checkers leave them open too the
+//! result goes on to scoring unaudited: nothing shows the miner at fault. Jobs
 //! without a trace (federated jobs, and jobs on a backend whose training cannot be re-run bit for
 //! bit on the CPU) are not audited: the jobs pallet decides which need one.
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -115,6 +117,8 @@ pub struct SpotCheck<AccountId> {
 	pub attested: bool,
 	/// The checker challenged the segment instead.
 	pub challenged: bool,
+	/// The checker could not fetch the trace (or a state blob it needs) from IPFS.
+	pub unavailable: bool,
 }
 
 /// The audit of one revealed result.
@@ -301,6 +305,26 @@ pub mod pallet {
 			checks: Vec<(SegmentIndex, T::AccountId)>,
 			challenge_by: BlockNumberFor<T>,
 		},
+		/// A checker could not fetch the trace or a state blob of its segment.
+		TraceUnavailable {
+			job: JobId,
+			segment: SegmentIndex,
+			checker: T::AccountId,
+		},
+		/// Two thirds of the spot checks found the trace unavailable: the miner withheld what
+		/// it committed to publish. The candidate is rejected, `slashed` burned from its bond,
+		/// the creator refunded.
+		TraceWithheld {
+			job: JobId,
+			slashed: BalanceOf<T>,
+		},
+		/// The checkers neither confirmed the trace nor found it missing, even after the redraw
+		/// (they were silent, and paid for it): nothing shows the miner at fault, so the result
+		/// goes on to scoring unaudited.
+		AuditUnconfirmed {
+			job: JobId,
+			attested: u32,
+		},
 		/// A checker re-ran its segment and got the committed end state.
 		SpotCheckPassed {
 			job: JobId,
@@ -376,11 +400,6 @@ pub mod pallet {
 			checks: Vec<(SegmentIndex, T::AccountId)>,
 			challenge_by: BlockNumberFor<T>,
 		},
-		/// Too few spot checks confirmed the trace even after the redraw (withheld, unreadable,
-		/// or no checkers): the job is refunded without a verdict.
-		AuditVoid {
-			job: JobId,
-		},
 		ParamsSet {
 			params: AuditParams<BalanceOf<T>, BlockNumberFor<T>>,
 		},
@@ -403,7 +422,7 @@ pub mod pallet {
 		UnknownSegment,
 		/// The caller is not this segment's checker.
 		NotChecker,
-		/// The checker attested already.
+		/// The checker attested or reported already.
 		AlreadyAttested,
 		/// The miner cannot challenge its own trace.
 		OwnTrace,
@@ -466,10 +485,35 @@ pub mod pallet {
 				.iter_mut()
 				.find(|c| c.segment == segment && c.checker == who)
 				.ok_or(Error::<T>::NotChecker)?;
-			ensure!(!check.attested, Error::<T>::AlreadyAttested);
+			ensure!(!check.attested && !check.unavailable, Error::<T>::AlreadyAttested);
 			check.attested = true;
 			Audits::<T>::insert(job, audit);
 			Self::deposit_event(Event::SpotCheckPassed { job, segment, checker: who });
+			Ok(())
+		}
+
+		/// A spot-checker could not fetch the trace document or a state blob its segment needs:
+		/// a quorum of such reports proves the miner withheld its trace.
+		#[pallet::call_index(5)]
+		#[pallet::weight(T::WeightInfo::report_unavailable())]
+		pub fn report_unavailable(
+			origin: OriginFor<T>,
+			job: JobId,
+			segment: SegmentIndex,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let mut audit = Audits::<T>::get(job).ok_or(Error::<T>::UnknownAudit)?;
+			ensure!(audit.phase == AuditPhase::Checking, Error::<T>::WrongPhase);
+			Self::ensure_before(audit.deadline)?;
+			let check = audit
+				.spot_checks
+				.iter_mut()
+				.find(|c| c.segment == segment && c.checker == who)
+				.ok_or(Error::<T>::NotChecker)?;
+			ensure!(!check.attested && !check.unavailable, Error::<T>::AlreadyAttested);
+			check.unavailable = true;
+			Audits::<T>::insert(job, audit);
+			Self::deposit_event(Event::TraceUnavailable { job, segment, checker: who });
 			Ok(())
 		}
 
@@ -821,6 +865,7 @@ impl<T: Config> Pallet<T> {
 					checker,
 					attested: false,
 					challenged: false,
+					unavailable: false,
 				});
 			}
 		}
@@ -843,14 +888,19 @@ impl<T: Config> Pallet<T> {
 		Self::finish(job, audit);
 	}
 
-	/// Ends an audit with no dispute left. Checkers who left a segment undone pay once, whatever
-	/// the outcome. It passes if two thirds of its spot checks confirmed the trace (attested);
-	/// otherwise the unconfirmed checks go once to new checkers (as PoL redraws a split
-	/// committee), and only if they too leave the trace unconfirmed (withheld, or too few
-	/// checkers) does the job end without a verdict: unverifiable work is not paid.
+	/// Ends an audit with no dispute left. Checkers who left a segment undone (neither attested,
+	/// challenged nor reported it unavailable) pay once, whatever the outcome. Then:
+	/// - two thirds of the spot checks attested: it passes, on to scoring;
+	/// - two thirds found the trace unavailable: the miner withheld it, and is slashed;
+	/// - otherwise the open checks go once to new checkers (as PoL redraws a split committee),
+	///   and if they too leave it open, nothing shows the miner at fault: the result goes on to
+	///   scoring unaudited (an honest miner is never left unpaid while the creator keeps its
+	///   weights and its escrow).
 	fn finish(job: JobId, mut audit: Audit<T::AccountId, BlockNumberFor<T>>) {
 		let mut silent: Vec<&T::AccountId> = Vec::new();
-		for check in audit.spot_checks.iter().filter(|c| !c.attested && !c.challenged) {
+		for check in
+			audit.spot_checks.iter().filter(|c| !c.attested && !c.challenged && !c.unavailable)
+		{
 			if !silent.contains(&&check.checker) {
 				silent.push(&check.checker);
 			}
@@ -860,16 +910,31 @@ impl<T: Config> Pallet<T> {
 		}
 		let checks = audit.spot_checks.len() as u32;
 		let confirmed = audit.spot_checks.iter().filter(|c| c.attested).count() as u32;
+		let missing = audit.spot_checks.iter().filter(|c| c.unavailable).count() as u32;
 		if checks > 0 && confirmed >= quorum(checks) {
-			return Self::pass(job, audit, confirmed);
+			Audits::<T>::remove(job);
+			Self::deposit_event(Event::AuditPassed { job, attested: confirmed });
+			return Self::score(job, audit);
+		}
+		if checks > 0 && missing >= quorum(checks) {
+			return Self::withheld(job, audit);
 		}
 		if !audit.redrawn && checks > 0 && Self::redraw(job, &mut audit) {
 			return;
 		}
-		let _ = T::Registry::reject(audit.request.candidate_version);
-		let _ = T::Jobs::settle_void(job);
 		Audits::<T>::remove(job);
-		Self::deposit_event(Event::AuditVoid { job });
+		Self::deposit_event(Event::AuditUnconfirmed { job, attested: confirmed });
+		Self::score(job, audit);
+	}
+
+	/// The trace a quorum of checkers could not fetch: reject, slash `fraud_slash` (burned),
+	/// refund the creator.
+	fn withheld(job: JobId, audit: Audit<T::AccountId, BlockNumberFor<T>>) {
+		let _ = T::Registry::reject(audit.request.candidate_version);
+		let slashed = T::Jobs::settle_rejected(job, Params::<T>::get().fraud_slash, &[])
+			.unwrap_or_else(|_| Zero::zero());
+		Audits::<T>::remove(job);
+		Self::deposit_event(Event::TraceWithheld { job, slashed });
 	}
 
 	/// Deals the unconfirmed spot checks to checkers not drawn before (nor the miner or the
@@ -881,8 +946,9 @@ impl<T: Config> Pallet<T> {
 				exclude.push(check.checker.clone());
 			}
 		}
-		let open: Vec<usize> =
-			(0..audit.spot_checks.len()).filter(|&i| !audit.spot_checks[i].attested).collect();
+		let open: Vec<usize> = (0..audit.spot_checks.len())
+			.filter(|&i| !audit.spot_checks[i].attested && !audit.spot_checks[i].unavailable)
+			.collect();
 		let seed = Self::seed(b"bly/spot-redraw", job, 0, 0);
 		let count = (open.len() as u32).min(MAX_CHECKERS);
 		let checkers = T::Verifiers::draw(seed.as_ref(), count, &exclude);
@@ -909,9 +975,9 @@ impl<T: Config> Pallet<T> {
 		true
 	}
 
-	fn pass(job: JobId, audit: Audit<T::AccountId, BlockNumberFor<T>>, attested: u32) {
-		Audits::<T>::remove(job);
-		Self::deposit_event(Event::AuditPassed { job, attested });
+	/// Hands an audited result on to scoring (the job ends without a verdict if scoring
+	/// cannot start).
+	fn score(job: JobId, audit: Audit<T::AccountId, BlockNumberFor<T>>) {
 		if T::Next::start_verification(job, audit.request.clone()).is_err() {
 			let _ = T::Registry::reject(audit.request.candidate_version);
 			let _ = T::Jobs::settle_void(job);
@@ -1102,7 +1168,10 @@ impl<T: Config> Pallet<T> {
 			if audit.phase == AuditPhase::Checking && audit.deadline > now {
 				for check in audit.spot_checks.iter() {
 					// Others' disputes of the segment do not relieve its checker.
-					if check.checker == *who && !check.attested && !check.challenged {
+					if check.checker == *who
+						&& !check.attested && !check.challenged
+						&& !check.unavailable
+					{
 						duties.push(AuditDuty::SpotCheck { job, segment: check.segment });
 					}
 				}

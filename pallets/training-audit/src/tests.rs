@@ -523,17 +523,18 @@ fn redrawn(job: JobId) -> Option<Vec<(SegmentIndex, AccountId)>> {
 }
 
 #[test]
-fn a_trace_nobody_could_check_is_redrawn_then_refunded_and_every_silent_checker_pays() {
+fn a_trace_nobody_checked_is_redrawn_then_scored_unaudited_and_every_silent_checker_pays() {
 	new_test_ext().execute_with(|| {
 		setup();
 		let job = audited_job(&states());
 		let first: Vec<AccountId> = checks(job).iter().map(|(_, c)| *c).collect();
 		let bond = worker_bond(MINER);
 		run_to(System::block_number() + CHALLENGE_WINDOW);
-		// Not voided at once: the silent checkers pay, and new ones get the segments.
-		assert!(!System::events()
-			.iter()
-			.any(|e| matches!(e.event, RuntimeEvent::TrainingAudit(Event::AuditVoid { .. }))));
+		// Not ended at once: the silent checkers pay, and new ones get the segments.
+		assert!(!System::events().iter().any(|e| matches!(
+			e.event,
+			RuntimeEvent::TrainingAudit(Event::AuditUnconfirmed { .. })
+		)));
 		let mut silent = penalised(job);
 		silent.sort();
 		let mut expected = first.clone();
@@ -545,12 +546,13 @@ fn a_trace_nobody_could_check_is_redrawn_then_refunded_and_every_silent_checker_
 		assert!(second.iter().all(|(_, c)| !first.contains(c) && V.contains(c)));
 		assert_eq!(Audits::<Test>::get(job).unwrap().phase, AuditPhase::Checking);
 		run_to(System::block_number() + CHALLENGE_WINDOW);
-		System::assert_has_event(Event::AuditVoid { job }.into());
+		// Nothing shows the miner at fault: scored on its improvement, not refunded to the
+		// creator (who holds the published weights).
+		System::assert_has_event(Event::AuditUnconfirmed { job, attested: 0 }.into());
+		assert!(pallet_pol_rewards::Rounds::<Test>::get(job).is_some(), "scoring started");
 		// Both draws' silent checkers paid, each once a draw.
 		assert_eq!(penalised(job).len(), expected.len() + 2, "two new checkers");
-		assert_eq!(candidate_status(), VersionStatus::Rejected);
 		assert_eq!(worker_bond(MINER), bond);
-		assert!(pallet_jobs::Jobs::<Test>::get(job).is_none());
 		assert_books_balance();
 	});
 }
@@ -610,19 +612,98 @@ fn a_silent_checker_is_penalised_when_the_others_confirmed_the_trace() {
 }
 
 #[test]
-fn a_trace_too_few_checkers_confirmed_twice_is_refunded_without_a_verdict() {
+fn a_trace_too_few_checkers_confirmed_twice_goes_on_to_scoring_unaudited() {
 	new_test_ext().execute_with(|| {
 		setup();
 		let job = audited_job(&states());
-		// A withheld trace, say, that only one checker claims to have read.
 		one_of_three_attests_and_the_rest_is_redrawn(job);
-		// The new checkers stay silent too: no verdict, the creator refunded, the miner's bond
-		// untouched.
+		// The new checkers stay silent too: they pay, the miner does not.
 		let bond = worker_bond(MINER);
 		run_to(System::block_number() + CHALLENGE_WINDOW);
-		System::assert_has_event(Event::AuditVoid { job }.into());
-		assert!(pallet_pol_rewards::Rounds::<Test>::get(job).is_none());
+		System::assert_has_event(Event::AuditUnconfirmed { job, attested: 1 }.into());
+		assert!(pallet_pol_rewards::Rounds::<Test>::get(job).is_some());
 		assert_eq!(worker_bond(MINER), bond);
+	});
+}
+
+#[test]
+fn a_withheld_trace_reported_by_the_checkers_slashes_the_miner() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let job = audited_job(&states());
+		let drawn = checks(job);
+		let (bond, creator) = (worker_bond(MINER), Balances::free_balance(CREATOR));
+		for (segment, checker) in &drawn {
+			assert_ok!(TrainingAudit::report_unavailable(
+				RuntimeOrigin::signed(*checker),
+				job,
+				*segment
+			));
+			System::assert_has_event(
+				Event::TraceUnavailable { job, segment: *segment, checker: *checker }.into(),
+			);
+			// Reported: no longer a duty, and neither a second report nor an attestation.
+			assert!(!TrainingAudit::duties(checker)
+				.contains(&AuditDuty::SpotCheck { job, segment: *segment }));
+			assert_noop!(
+				TrainingAudit::report_unavailable(RuntimeOrigin::signed(*checker), job, *segment),
+				Error::<Test>::AlreadyAttested
+			);
+			assert_noop!(
+				TrainingAudit::attest(RuntimeOrigin::signed(*checker), job, *segment),
+				Error::<Test>::AlreadyAttested
+			);
+		}
+		assert_noop!(
+			TrainingAudit::report_unavailable(RuntimeOrigin::signed(CHALLENGER), job, 0),
+			Error::<Test>::NotChecker
+		);
+		run_to(System::block_number() + CHALLENGE_WINDOW);
+		let slashed = Perbill::from_percent(50) * bond;
+		System::assert_has_event(Event::TraceWithheld { job, slashed }.into());
+		assert!(redrawn(job).is_none(), "a withheld trace is not redrawn");
+		assert!(penalised(job).is_empty(), "the checkers who reported did their duty");
+		assert_eq!(worker_bond(MINER), bond - slashed);
+		assert_eq!(Balances::free_balance(CREATOR), creator + REWARD, "creator refunded");
+		assert_eq!(candidate_status(), VersionStatus::Rejected);
+		assert!(pallet_pol_rewards::Rounds::<Test>::get(job).is_none(), "never scored");
+		assert_noop!(
+			TrainingAudit::report_unavailable(RuntimeOrigin::signed(drawn[0].1), job, drawn[0].0),
+			Error::<Test>::UnknownAudit
+		);
+		assert_books_balance();
+	});
+}
+
+#[test]
+fn reports_of_a_missing_trace_from_both_draws_add_up() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let job = audited_job(&states());
+		let drawn = checks(job);
+		// One attests (it fetched the trace earlier, say), one reports it missing, one is silent.
+		assert_ok!(TrainingAudit::attest(RuntimeOrigin::signed(drawn[0].1), job, drawn[0].0));
+		assert_ok!(TrainingAudit::report_unavailable(
+			RuntimeOrigin::signed(drawn[1].1),
+			job,
+			drawn[1].0
+		));
+		run_to(System::block_number() + CHALLENGE_WINDOW);
+		// Only the silent one's check is redrawn (and only it paid).
+		let second = redrawn(job).expect("redrawn");
+		assert_eq!(second.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![drawn[2].0]);
+		assert_eq!(penalised(job), vec![drawn[2].1]);
+		assert_ok!(TrainingAudit::report_unavailable(
+			RuntimeOrigin::signed(second[0].1),
+			job,
+			second[0].0
+		));
+		run_to(System::block_number() + CHALLENGE_WINDOW);
+		assert!(System::events().iter().any(|e| matches!(
+			e.event,
+			RuntimeEvent::TrainingAudit(Event::TraceWithheld { job: 0, .. })
+		)));
+		assert_eq!(candidate_status(), VersionStatus::Rejected);
 	});
 }
 

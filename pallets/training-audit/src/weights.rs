@@ -37,6 +37,7 @@ use core::marker::PhantomData;
 /// Weight functions of `pallet_training_audit`.
 pub trait WeightInfo {
 	fn attest() -> Weight;
+	fn report_unavailable() -> Weight;
 	fn challenge() -> Weight;
 	fn bisect() -> Weight;
 	fn respond() -> Weight;
@@ -56,6 +57,15 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof size estimated: `8873`
 		// Minimum execution time: 11_938_000 picoseconds.
 		Weight::from_parts(13_039_000, 8873)
+			.saturating_add(T::DbWeight::get().reads(1_u64))
+			.saturating_add(T::DbWeight::get().writes(1_u64))
+	}
+	/// Storage: `TrainingAudit::Audits` (r:1 w:1)
+	/// Proof: `TrainingAudit::Audits` (`max_values`: None, `max_size`: Some(5536), added: 8011, mode: `MaxEncodedLen`)
+	/// Not yet measured on the reference machine: the same reads, writes and work as `attest`
+	/// (one spot check of `MAX_SPOT_CHECKS` marked), with its proof size.
+	fn report_unavailable() -> Weight {
+		Weight::from_parts(13_039_000, 9001)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -238,6 +248,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 impl WeightInfo for () {
 	fn attest() -> Weight {
 		Weight::from_parts(13_039_000, 8873)
+			.saturating_add(RocksDbWeight::get().reads(1_u64))
+			.saturating_add(RocksDbWeight::get().writes(1_u64))
+	}
+	fn report_unavailable() -> Weight {
+		Weight::from_parts(13_039_000, 9001)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
