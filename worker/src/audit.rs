@@ -102,20 +102,17 @@ pub struct BadTraceDoc {
 }
 
 /// Whether `e` says the miner's published trace (or a state blob of it) is missing or not
-/// what was committed, rather than that this machine is in trouble (its own IPFS daemon
-/// unreachable, say): only the former is reported on chain.
+/// what was committed: not found in time, larger than a trace can be, or another document
+/// under its CID. An error of this machine's own daemon (unreachable, or answering with an
+/// error status or something unreadable) is not: only the former is reported on chain, and
+/// only after the job's dataset was fetched through the same daemon (see the verifier).
 pub fn trace_missing(e: &anyhow::Error) -> bool {
 	if e.downcast_ref::<BadTraceDoc>().is_some() {
 		return true;
 	}
 	matches!(
 		e.downcast_ref::<StorageError>(),
-		Some(
-			StorageError::Timeout { .. }
-				| StorageError::Rpc { .. }
-				| StorageError::TooLarge { .. }
-				| StorageError::Answer { .. }
-		)
+		Some(StorageError::Timeout { .. } | StorageError::TooLarge { .. })
 	)
 }
 

@@ -114,6 +114,10 @@ impl Verifier {
 		let pending = self.chain.pending_verifications(&me).await?;
 		let duties = self.chain.audit_duties(&me).await?;
 		let seats_pending = !pending.is_empty() || !duties.is_empty();
+		// Forget the missing traces of audits this verifier no longer checks.
+		self.missing_traces.retain(|job, _| {
+			duties.iter().any(|d| matches!(d, AuditDuty::SpotCheck { job: j, .. } if j == job))
+		});
 		for duty in duties {
 			if let Err(e) = self.audit_duty(duty).await {
 				if crate::is_connection_error(&e) {
@@ -155,7 +159,14 @@ impl Verifier {
 			let e = anyhow!("the trace was missing at block {now} already");
 			return self.trace_unavailable(job, segment, audit.deadline, now, e).await;
 		}
-		let doc = match audit::fetch_doc(&self.ipfs.with_timeout(TRACE_DOC_TIMEOUT), &audit).await {
+		// The job's dataset first, through the same daemon: if this machine cannot fetch that,
+		// a missing trace says nothing about the miner, and is not reported.
+		let run = Arc::new(audit::TrainingRun::of_job(&self.chain, &self.ipfs, &chain_job).await?);
+		// A spot check waits a short while for the (small) trace document; the disputes' moves
+		// keep the client's usual timeout.
+		let ipfs =
+			if spot_check { self.ipfs.with_timeout(TRACE_DOC_TIMEOUT) } else { self.ipfs.clone() };
+		let doc = match audit::fetch_doc(&ipfs, &audit).await {
 			Ok(doc) => doc,
 			Err(e) if spot_check && audit::trace_missing(&e) => {
 				self.missing_traces.insert(job, now);
@@ -164,7 +175,6 @@ impl Verifier {
 			Err(e) => return Err(e),
 		};
 		self.missing_traces.remove(&job);
-		let run = Arc::new(audit::TrainingRun::of_job(&self.chain, &self.ipfs, &chain_job).await?);
 		let tx = blyan::tx().training_audit();
 		match duty {
 			AuditDuty::SpotCheck { .. } => {

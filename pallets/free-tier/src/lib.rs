@@ -235,8 +235,8 @@ pub mod pallet {
 		type DayLength: Get<BlockNumberFor<Self>>;
 		/// [`Params`] until governance changes them.
 		type DefaultParams: Get<FreeTierParams<BlockNumberFor<Self>>>;
-		/// Most expired usage records deleted in one block. Above `max_free_per_block`, pruning
-		/// outpaces admission and the backlog cannot grow.
+		/// Most expired usage records deleted in one block. `max_free_per_block` may be at most
+		/// half of it, so pruning outpaces admission and the backlog cannot grow.
 		#[pallet::constant]
 		type MaxPrunePerBlock: Get<u32>;
 		/// Weights of this pallet's calls.
@@ -298,8 +298,8 @@ pub mod pallet {
 		BlockFull,
 		/// The request's signature does not verify.
 		BadSignature,
-		/// Quotas out of order (min above max), a zero window or cap, or a proof-of-work window
-		/// longer than a day.
+		/// Quotas out of order (min above max), a zero window or cap, a proof-of-work window
+		/// longer than a day, or a per-block cap above half of `MaxPrunePerBlock`.
 		BadParams,
 	}
 
@@ -574,12 +574,14 @@ impl<T: Config> Pallet<T> {
 	}
 
 	fn check_params(params: &FreeTierParams<BlockNumberFor<T>>) -> DispatchResult {
-		// A seal's window within a day keeps replay checks to today's and yesterday's records.
+		// A seal's window within a day keeps replay checks to today's and yesterday's records;
+		// admitting at most half what a block prunes keeps pruning ahead of admission.
 		ensure!(
 			params.min_daily_quota <= params.max_daily_quota
 				&& !params.pow_window.is_zero()
 				&& params.pow_window <= T::DayLength::get()
-				&& params.max_free_per_block > 0,
+				&& params.max_free_per_block > 0
+				&& params.max_free_per_block <= T::MaxPrunePerBlock::get() / 2,
 			Error::<T>::BadParams
 		);
 		Ok(())

@@ -50,7 +50,7 @@ impl pallet_transaction_payment::Config for Test {
 }
 
 /// Usage records deleted a block.
-pub const MAX_PRUNE: u32 = 64;
+pub const MAX_PRUNE: u32 = 128;
 /// Blocks in a quota day.
 pub const DAY: BlockNumber = 100;
 /// BLY per trust point.

@@ -426,7 +426,7 @@ fn a_trusted_accounts_unsigned_request_cannot_be_replayed() {
 }
 
 #[test]
-fn a_proof_of_work_window_longer_than_a_day_is_refused() {
+fn a_proof_of_work_window_longer_than_a_day_or_a_cap_pruning_cannot_follow_is_refused() {
 	new_test_ext().execute_with(|| {
 		let mut p = Params::<Test>::get();
 		p.pow_window = DAY + 1;
@@ -435,6 +435,14 @@ fn a_proof_of_work_window_longer_than_a_day_is_refused() {
 			Error::<Test>::BadParams
 		);
 		p.pow_window = DAY;
+		assert_ok!(<FreeTier as GovernedParams<_>>::set_params(p.clone()));
+		// Admitting more a block than half what a block prunes would let the backlog grow.
+		p.max_free_per_block = MAX_PRUNE / 2 + 1;
+		assert_noop!(
+			<FreeTier as GovernedParams<_>>::set_params(p.clone()),
+			Error::<Test>::BadParams
+		);
+		p.max_free_per_block = MAX_PRUNE / 2;
 		assert_ok!(<FreeTier as GovernedParams<_>>::set_params(p));
 	});
 }

@@ -22,9 +22,11 @@
 //!   periods) and the treasury-scale parameters (inflation, its split, the epoch budget and
 //!   length) are [`ParameterKind::root_only`]: only [`Config::RootOrigin`] (a root-track
 //!   referendum) moves them, at most once per [`Config::RootChangeCooldown`] each and by at most
-//!   a factor of two per change; a new epoch length scales the epoch budget with it (the same
-//!   BLY per block). So no single referendum can shorten the root track's periods to nothing or
-//!   drain the mining pool in minutes.
+//!   a factor of two per change. The epoch length is the exception to the factor: it scales the
+//!   epoch budget with it (the same BLY per block; the budget it leads to must lie within the
+//!   budget's bounds, and `pallet-pol-rewards` pays an epoch cut short for the blocks it ran).
+//!   So no single referendum can shorten the root track's periods to nothing or drain the
+//!   mining pool in minutes.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -526,23 +528,24 @@ fn update<P, G: GovernedParams<P>>(change: &dyn Fn(&mut P)) -> DispatchResult {
 	G::set_params(params)
 }
 
-/// `budget` for an epoch of `to` blocks instead of `from`: the same BLY per block.
+/// `budget` for an epoch of `to` blocks instead of `from`: the same BLY per block; `None` if
+/// it does not fit the balance type.
 fn scale_budget<Balance: AtLeast32BitUnsigned + Copy, BlockNumber: AtLeast32BitUnsigned + Copy>(
 	budget: Balance,
 	from: BlockNumber,
 	to: BlockNumber,
-) -> Balance {
+) -> Option<Balance> {
 	let (from, to): (u128, u128) = (from.unique_saturated_into(), to.unique_saturated_into());
 	if from == 0 {
-		return budget;
+		return Some(budget);
 	}
 	let scaled = sp_runtime::helpers_128bit::multiply_by_rational_with_rounding(
 		budget.unique_saturated_into(),
 		to,
 		from,
 		sp_runtime::Rounding::Down,
-	);
-	scaled.map_or(budget, |b| b.unique_saturated_into())
+	)?;
+	Balance::try_from(scaled).ok()
 }
 
 /// `e` as the parameters that set it.
@@ -598,12 +601,18 @@ impl<T: Config> Pallet<T> {
 				Error::<T>::ChangedTooRecently
 			);
 		}
-		// The epoch length moves the budget with it (the pool pays the same per block), so its
-		// step is not limited; every other root-only parameter moves by a factor of two at most.
-		if kind != ParameterKind::EpochLength {
-			let current = Self::current(kind).ok_or(Error::<T>::RootOnly)?;
-			ensure!(parameter.value().within_factor_two_of(&current), Error::<T>::StepTooLarge);
+		// The epoch length moves the budget with it (the pool pays the same per block, and an
+		// epoch cut short pays for the blocks it ran), so its step is not limited, but the
+		// budget it leads to must lie within the budget's own bounds; every other root-only
+		// parameter moves by a factor of two at most.
+		if let Parameter::EpochLength(length) = parameter {
+			let pol = T::Pol::params();
+			let budget = scale_budget(pol.epoch_budget, pol.epoch_length, *length)
+				.ok_or(Error::<T>::AboveMaximum)?;
+			return Self::check_bounds(&Parameter::EpochBudget(budget));
 		}
+		let current = Self::current(kind).ok_or(Error::<T>::RootOnly)?;
+		ensure!(parameter.value().within_factor_two_of(&current), Error::<T>::StepTooLarge);
 		Ok(())
 	}
 
@@ -661,7 +670,9 @@ impl<T: Config> Pallet<T> {
 			VerifierUnbondingPeriod(v) => pol(&|p| p.unbonding_period = v),
 			EpochLength(v) => pol(&|p| {
 				// The budget follows the length, so shorter epochs never pay out faster.
-				p.epoch_budget = scale_budget(p.epoch_budget, p.epoch_length, v);
+				// Checked in `check_root_change`: it fits, and within the budget's bounds.
+				p.epoch_budget =
+					scale_budget(p.epoch_budget, p.epoch_length, v).unwrap_or(p.epoch_budget);
 				p.epoch_length = v;
 			}),
 			EpochBudget(v) => pol(&|p| p.epoch_budget = v),

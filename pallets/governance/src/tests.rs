@@ -288,5 +288,7 @@ fn root_only_parameters_move_by_at_most_a_factor_of_two_once_per_cooldown() {
 			changes += 1;
 		}
 		assert_eq!(changes, 8);
+		// At the budget's maximum, a longer epoch would take the budget past it: refused.
+		assert_noop!(set(r(), Parameter::EpochLength(200)), Error::<Test>::AboveMaximum);
 	});
 }

@@ -64,7 +64,7 @@ impl pallet_free_tier::Config for Test {
 	type StakeUnit = StakeUnit;
 	type DayLength = DayLength;
 	type DefaultParams = FreeDefaults;
-	type MaxPrunePerBlock = frame_support::traits::ConstU32<64>;
+	type MaxPrunePerBlock = frame_support::traits::ConstU32<128>;
 	type WeightInfo = ();
 }
 

@@ -1041,9 +1041,21 @@ impl<T: Config> GovernedParams<PolParams<BalanceOf<T>, BlockNumberFor<T>>> for P
 		);
 		let old = Params::<T>::get();
 		if old.epoch_length != params.epoch_length {
-			// The running epoch ends here; the next one starts now with the new length.
-			let next = Self::current_epoch().saturating_add(1);
-			EpochBase::<T>::put((frame_system::Pallet::<T>::block_number(), next));
+			// The running epoch ends here; the next one starts now with the new length. The cut
+			// epoch pays for the blocks it ran, not a whole epoch's budget: otherwise lengthening
+			// epochs (and their budget with them) and cutting one short would pay out faster.
+			let now = frame_system::Pallet::<T>::block_number();
+			let current = Self::current_epoch();
+			let (first_block, first_index) = EpochBase::<T>::get();
+			let epochs_before: BlockNumberFor<T> = current.saturating_sub(first_index).into();
+			let start = first_block.saturating_add(old.epoch_length.saturating_mul(epochs_before));
+			let ran = Perbill::from_rational(now.saturating_sub(start), old.epoch_length);
+			Epochs::<T>::mutate(current, |info| {
+				if let Some(info) = info {
+					info.budget = ran * info.budget;
+				}
+			});
+			EpochBase::<T>::put((now, current.saturating_add(1)));
 		}
 		Params::<T>::put(params.clone());
 		Self::deposit_event(Event::ParamsSet { params });

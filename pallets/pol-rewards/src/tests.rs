@@ -896,7 +896,11 @@ fn changing_the_epoch_length_ends_the_running_epoch_without_renumbering_past_one
 		assert_ok!(<Pol as GovernedParams<_>>::set_params(params));
 		assert_eq!(EpochBase::<Test>::get(), (50, 1));
 		assert_eq!(Pol::current_epoch(), 1);
+		// Epoch 0 ran half its length: it pays half its budget.
 		assert_ok!(Pol::claim_epoch_reward(RuntimeOrigin::signed(OUTSIDER), 0, MINER));
+		System::assert_last_event(
+			Event::EpochRewardPaid { epoch: 0, miner: MINER, amount: EPOCH_BUDGET / 2 }.into(),
+		);
 		// Block 249 is still epoch 1 (50 + 200 starts epoch 2).
 		run_to(249);
 		assert_eq!(Pol::current_epoch(), 1);

@@ -27,10 +27,11 @@
 //!    dispute one segment, each in its own bisection: nobody can lock a segment against others.
 //!
 //! When its window closes with no dispute open, checkers that did nothing are penalised, and the
-//! audit passes on to scoring if two thirds of its spot checks confirmed the trace. If two
-//! thirds reported it unavailable (`report_unavailable`), the miner withheld it and is slashed.
-//! Otherwise the open checks are redrawn once, and if the new checkers leave them open too the
-//! result goes on to scoring unaudited: nothing shows the miner at fault. Jobs
+//! audit passes on to scoring if two thirds of its spot checks confirmed the trace and none
+//! reported it missing. If two thirds reported it unavailable (`report_unavailable`), or one
+//! segment was reported in each of two draws, the miner withheld it and is slashed. Otherwise
+//! the open checks are redrawn once to other checkers; then a lone report voids the job, and
+//! mere silence sends the result to scoring unaudited: nothing shows the miner at fault. Jobs
 //! without a trace (federated jobs, and jobs on a backend whose training cannot be re-run bit for
 //! bit on the CPU) are not audited: the jobs pallet decides which need one.
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -119,6 +120,9 @@ pub struct SpotCheck<AccountId> {
 	pub challenged: bool,
 	/// The checker could not fetch the trace (or a state blob it needs) from IPFS.
 	pub unavailable: bool,
+	/// The segment's checker in the first draw reported it unavailable (this check was redrawn
+	/// for a second, independent opinion).
+	pub reported_before: bool,
 }
 
 /// The audit of one revealed result.
@@ -318,6 +322,12 @@ pub mod pallet {
 			job: JobId,
 			slashed: BalanceOf<T>,
 		},
+		/// A checker reported the trace unavailable and, after the redraw, nobody confirmed or
+		/// refuted it while too few attested: the job ends without a verdict (creator
+		/// refunded, nobody slashed).
+		AuditVoid {
+			job: JobId,
+		},
 		/// The checkers neither confirmed the trace nor found it missing, even after the redraw
 		/// (they were silent, and paid for it): nothing shows the miner at fault, so the result
 		/// goes on to scoring unaudited.
@@ -510,7 +520,11 @@ pub mod pallet {
 				.iter_mut()
 				.find(|c| c.segment == segment && c.checker == who)
 				.ok_or(Error::<T>::NotChecker)?;
-			ensure!(!check.attested && !check.unavailable, Error::<T>::AlreadyAttested);
+			// A checker that challenged had the trace in hand.
+			ensure!(
+				!check.attested && !check.unavailable && !check.challenged,
+				Error::<T>::AlreadyAttested
+			);
 			check.unavailable = true;
 			Audits::<T>::insert(job, audit);
 			Self::deposit_event(Event::TraceUnavailable { job, segment, checker: who });
@@ -866,6 +880,7 @@ impl<T: Config> Pallet<T> {
 					attested: false,
 					challenged: false,
 					unavailable: false,
+					reported_before: false,
 				});
 			}
 		}
@@ -888,14 +903,18 @@ impl<T: Config> Pallet<T> {
 		Self::finish(job, audit);
 	}
 
-	/// Ends an audit with no dispute left. Checkers who left a segment undone (neither attested,
-	/// challenged nor reported it unavailable) pay once, whatever the outcome. Then:
-	/// - two thirds of the spot checks attested: it passes, on to scoring;
-	/// - two thirds found the trace unavailable: the miner withheld it, and is slashed;
-	/// - otherwise the open checks go once to new checkers (as PoL redraws a split committee),
-	///   and if they too leave it open, nothing shows the miner at fault: the result goes on to
-	///   scoring unaudited (an honest miner is never left unpaid while the creator keeps its
-	///   weights and its escrow).
+	/// Ends an audit's window with no dispute left. Checkers who left a segment undone (neither
+	/// attested, challenged nor reported it unavailable) pay once. Then:
+	/// - a segment two checkers, one from each draw, found unavailable, or two thirds of the
+	///   spot checks reported: the miner withheld its trace, and is slashed;
+	/// - two thirds attested and nothing is reported missing: it passes, on to scoring;
+	/// - otherwise the open checks (silent or reported) go once to new checkers: a report needs
+	///   a second, independent checker to count, and faked segments cannot hide behind
+	///   withheld state blobs while the other two thirds pass;
+	/// - after that draw: two thirds attested passes; a report nobody could confirm or refute
+	///   ends the job without a verdict (creator refunded, nobody slashed); mere silence sends
+	///   the result on to scoring unaudited: nothing shows the miner at fault, and an honest
+	///   miner is never left unpaid while the creator keeps its weights and its escrow.
 	fn finish(job: JobId, mut audit: Audit<T::AccountId, BlockNumberFor<T>>) {
 		let mut silent: Vec<&T::AccountId> = Vec::new();
 		for check in
@@ -911,19 +930,34 @@ impl<T: Config> Pallet<T> {
 		let checks = audit.spot_checks.len() as u32;
 		let confirmed = audit.spot_checks.iter().filter(|c| c.attested).count() as u32;
 		let missing = audit.spot_checks.iter().filter(|c| c.unavailable).count() as u32;
-		if checks > 0 && confirmed >= quorum(checks) {
-			Audits::<T>::remove(job);
-			Self::deposit_event(Event::AuditPassed { job, attested: confirmed });
-			return Self::score(job, audit);
-		}
-		if checks > 0 && missing >= quorum(checks) {
+		let missing_twice = audit.spot_checks.iter().any(|c| c.unavailable && c.reported_before);
+		if missing_twice || (checks > 0 && missing >= quorum(checks)) {
 			return Self::withheld(job, audit);
+		}
+		let passed = checks > 0 && confirmed >= quorum(checks);
+		if passed && missing == 0 {
+			return Self::pass(job, audit, confirmed);
 		}
 		if !audit.redrawn && checks > 0 && Self::redraw(job, &mut audit) {
 			return;
 		}
+		if passed {
+			return Self::pass(job, audit, confirmed);
+		}
 		Audits::<T>::remove(job);
-		Self::deposit_event(Event::AuditUnconfirmed { job, attested: confirmed });
+		if missing > 0 {
+			let _ = T::Registry::reject(audit.request.candidate_version);
+			let _ = T::Jobs::settle_void(job);
+			Self::deposit_event(Event::AuditVoid { job });
+		} else {
+			Self::deposit_event(Event::AuditUnconfirmed { job, attested: confirmed });
+			Self::score(job, audit);
+		}
+	}
+
+	fn pass(job: JobId, audit: Audit<T::AccountId, BlockNumberFor<T>>, attested: u32) {
+		Audits::<T>::remove(job);
+		Self::deposit_event(Event::AuditPassed { job, attested });
 		Self::score(job, audit);
 	}
 
@@ -937,18 +971,19 @@ impl<T: Config> Pallet<T> {
 		Self::deposit_event(Event::TraceWithheld { job, slashed });
 	}
 
-	/// Deals the unconfirmed spot checks to checkers not drawn before (nor the miner or the
-	/// creator) and opens a new window; false if nobody is left to draw.
+	/// Deals the open spot checks (silent, or reported unavailable) to checkers other than
+	/// their first ones (nor the miner or the creator) and opens a new window; false if nobody
+	/// is left to draw.
 	fn redraw(job: JobId, audit: &mut Audit<T::AccountId, BlockNumberFor<T>>) -> bool {
+		let open: Vec<usize> =
+			(0..audit.spot_checks.len()).filter(|&i| !audit.spot_checks[i].attested).collect();
 		let mut exclude = alloc::vec![audit.request.miner.clone(), audit.request.creator.clone()];
-		for check in audit.spot_checks.iter() {
-			if !exclude.contains(&check.checker) {
-				exclude.push(check.checker.clone());
+		for &i in &open {
+			let checker = &audit.spot_checks[i].checker;
+			if !exclude.contains(checker) {
+				exclude.push(checker.clone());
 			}
 		}
-		let open: Vec<usize> = (0..audit.spot_checks.len())
-			.filter(|&i| !audit.spot_checks[i].attested && !audit.spot_checks[i].unavailable)
-			.collect();
 		let seed = Self::seed(b"bly/spot-redraw", job, 0, 0);
 		let count = (open.len() as u32).min(MAX_CHECKERS);
 		let checkers = T::Verifiers::draw(seed.as_ref(), count, &exclude);
@@ -959,6 +994,8 @@ impl<T: Config> Pallet<T> {
 			let check = &mut audit.spot_checks[i];
 			check.checker = checkers[k % checkers.len()].clone();
 			check.challenged = false;
+			check.reported_before = check.unavailable;
+			check.unavailable = false;
 		}
 		let now = frame_system::Pallet::<T>::block_number();
 		audit.redrawn = true;
@@ -1106,9 +1143,9 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// Fraud proven by `dispute`: reject and slash; `ChallengerShare` of the slash goes to the
-	/// earliest challenge known valid (this one, or an earlier one the trace refuted by itself,
-	/// whatever order their deadlines were processed in), the rest is burned; every challenger's
-	/// bond is returned.
+	/// earliest challenge known valid (this one, an earlier one of the same segment, or an
+	/// earlier one the trace refuted by itself, whatever order their deadlines were processed
+	/// in), the rest is burned; every challenger's bond is returned.
 	fn fraud_proven(
 		job: JobId,
 		audit: Audit<T::AccountId, BlockNumberFor<T>>,
@@ -1117,18 +1154,26 @@ impl<T: Config> Pallet<T> {
 	) {
 		let params = Params::<T>::get();
 		let _ = T::Registry::reject(audit.request.candidate_version);
+		// The earliest challenge known right: the deciding one, one the trace refuted by itself,
+		// or an earlier one of the same segment (so a miner cannot concede a friend's later
+		// challenge to pass over an honest earlier one).
 		let (mut first, mut winner) = (challenge, dispute);
 		let disputes: Vec<_> = Disputes::<T>::iter_prefix(job).collect();
 		for (id, d) in &disputes {
-			if *id < first && d.stage == DisputeStage::Refuted {
+			let right = d.stage == DisputeStage::Refuted || d.segment == dispute.segment;
+			if *id < first && right {
 				(first, winner) = (*id, d);
 			}
 		}
-		let segment = winner.segment;
-		// Whoever attested the refuted segment did not re-run it (or lied).
-		for check in audit.spot_checks.iter().filter(|c| c.segment == segment && c.attested) {
+		// Whoever attested a refuted segment did not re-run it (or lied).
+		for check in audit
+			.spot_checks
+			.iter()
+			.filter(|c| c.attested && (c.segment == winner.segment || c.segment == dispute.segment))
+		{
 			T::Verifiers::penalise(job, &check.checker);
 		}
+		let segment = winner.segment;
 		let slashed_bond = T::Jobs::slashable(job, params.fraud_slash);
 		let rewards = [(winner.challenger.clone(), T::ChallengerShare::get() * slashed_bond)];
 		let slashed = T::Jobs::settle_rejected(job, params.fraud_slash, &rewards)

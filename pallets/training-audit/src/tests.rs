@@ -557,11 +557,12 @@ fn a_trace_nobody_checked_is_redrawn_then_scored_unaudited_and_every_silent_chec
 	});
 }
 
+/// Spot checks as `(segment, checker)`.
+type Checks = Vec<(SegmentIndex, AccountId)>;
+
 /// The first checker attests, the other two stay silent through the window: returns the first
 /// draw and the redraw of the two unconfirmed checks.
-fn one_of_three_attests_and_the_rest_is_redrawn(
-	job: JobId,
-) -> (Vec<(SegmentIndex, AccountId)>, Vec<(SegmentIndex, AccountId)>) {
+fn one_of_three_attests_and_the_rest_is_redrawn(job: JobId) -> (Checks, Checks) {
 	let drawn = checks(job);
 	// One of three attests: not enough to pass, but no reason to refund the creator yet.
 	assert_ok!(TrainingAudit::attest(RuntimeOrigin::signed(drawn[0].1), job, drawn[0].0));
@@ -689,10 +690,16 @@ fn reports_of_a_missing_trace_from_both_draws_add_up() {
 			drawn[1].0
 		));
 		run_to(System::block_number() + CHALLENGE_WINDOW);
-		// Only the silent one's check is redrawn (and only it paid).
+		// The reported and the silent checks are redrawn, to checkers other than their first
+		// (only the silent one paid).
 		let second = redrawn(job).expect("redrawn");
-		assert_eq!(second.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![drawn[2].0]);
+		assert_eq!(
+			second.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+			vec![drawn[1].0, drawn[2].0]
+		);
+		assert!(second[0].1 != drawn[1].1 && second[1].1 != drawn[2].1);
 		assert_eq!(penalised(job), vec![drawn[2].1]);
+		// A second, independent checker finds the reported segment missing too.
 		assert_ok!(TrainingAudit::report_unavailable(
 			RuntimeOrigin::signed(second[0].1),
 			job,
@@ -872,8 +879,14 @@ fn a_cheating_miner_and_its_own_challenger_lose_money_together() {
 				if sybil_first { (SYBIL, CHALLENGER) } else { (CHALLENGER, SYBIL) };
 			assert_ok!(challenge(job, first, 0, &states));
 			assert_ok!(challenge(job, second, 0, &states));
+			// The later challenge (1) is settled first: the earlier one (0) is still paid.
+			let at = Disputes::<Test>::get(job, 0).unwrap().deadline;
+			Deadlines::<Test>::remove(at, Timer::Dispute(job, 0));
+			Deadlines::<Test>::insert(at + 1, Timer::Dispute(job, 0), ());
+			Disputes::<Test>::mutate(job, 0, |d| d.as_mut().unwrap().deadline = at + 1);
 			let challenger_before = Balances::free_balance(CHALLENGER) + held_bond(CHALLENGER);
-			run_to(System::block_number() + 1);
+			run_to(at);
+			assert!(Disputes::<Test>::get(job, 1).is_none(), "challenge 1 decided first");
 			let slashed = Perbill::from_percent(50) * bond;
 			System::assert_has_event(
 				Event::FraudProven { job, segment: 0, challenger: first, slashed }.into(),
@@ -887,4 +900,120 @@ fn a_cheating_miner_and_its_own_challenger_lose_money_together() {
 			assert_books_balance();
 		});
 	}
+}
+
+#[test]
+fn a_miner_conceding_a_friends_later_challenge_still_pays_the_earlier_honest_one() {
+	const SYBIL: AccountId = 15;
+	new_test_ext().execute_with(|| {
+		setup();
+		let states = states();
+		let job = audited_job(&states);
+		let bond = worker_bond(MINER);
+		// The honest challenger first, the miner's friend second, on the same segment.
+		assert_ok!(challenge(job, CHALLENGER, 1, &states));
+		assert_ok!(challenge(job, SYBIL, 1, &states));
+		let challenger_before = Balances::free_balance(CHALLENGER) + held_bond(CHALLENGER);
+		// The miner defends against the honest one (a block later, so the honest challenger's
+		// next move is due after the friend's timeout) and lets its friend's challenge lapse.
+		let lapses = System::block_number() + MOVE_WINDOW;
+		run_to(System::block_number() + 1);
+		let mid = H256::repeat_byte(0x33);
+		assert_ok!(TrainingAudit::bisect(RuntimeOrigin::signed(MINER), job, 0, 3, mid, cid("m")));
+		run_to(lapses);
+		let slashed = Perbill::from_percent(50) * bond;
+		System::assert_has_event(
+			Event::FraudProven { job, segment: 1, challenger: CHALLENGER, slashed }.into(),
+		);
+		assert_eq!(Balances::free_balance(CHALLENGER), challenger_before + slashed / 2);
+		assert_eq!(held_bond(SYBIL), 0);
+		assert_books_balance();
+	});
+}
+
+#[test]
+fn a_segment_withheld_while_the_rest_attests_is_caught_by_a_second_checker() {
+	// A miner fakes a segment and withholds its state blob: the other two thirds attest.
+	for second_opinion_missing in [true, false] {
+		new_test_ext().execute_with(|| {
+			setup();
+			let job = audited_job(&states());
+			let drawn = checks(job);
+			for (segment, checker) in &drawn[..2] {
+				assert_ok!(TrainingAudit::attest(RuntimeOrigin::signed(*checker), job, *segment));
+			}
+			let (segment, checker) = drawn[2];
+			assert_ok!(TrainingAudit::report_unavailable(
+				RuntimeOrigin::signed(checker),
+				job,
+				segment
+			));
+			run_to(System::block_number() + CHALLENGE_WINDOW);
+			// Two thirds attested, but a report is open: not passed yet.
+			assert!(!System::events().iter().any(|e| matches!(
+				e.event,
+				RuntimeEvent::TrainingAudit(Event::AuditPassed { .. })
+			)));
+			let second = redrawn(job).expect("redrawn");
+			assert_eq!(second.len(), 1);
+			assert_eq!(second[0].0, segment);
+			assert_ne!(second[0].1, checker, "another checker");
+			if second_opinion_missing {
+				assert_ok!(TrainingAudit::report_unavailable(
+					RuntimeOrigin::signed(second[0].1),
+					job,
+					segment
+				));
+				run_to(System::block_number() + CHALLENGE_WINDOW);
+				assert!(System::events().iter().any(|e| matches!(
+					e.event,
+					RuntimeEvent::TrainingAudit(Event::TraceWithheld { .. })
+				)));
+				assert_eq!(candidate_status(), VersionStatus::Rejected);
+			} else {
+				// The second checker fetched it and re-ran it: the first report was wrong.
+				assert_ok!(TrainingAudit::attest(RuntimeOrigin::signed(second[0].1), job, segment));
+				run_to(System::block_number() + CHALLENGE_WINDOW);
+				System::assert_has_event(Event::AuditPassed { job, attested: 3 }.into());
+			}
+			assert_books_balance();
+		});
+	}
+}
+
+#[test]
+fn a_report_nobody_confirms_or_refutes_ends_the_job_without_a_verdict() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let job = audited_job(&states());
+		let bond = worker_bond(MINER);
+		run_to(System::block_number() + CHALLENGE_WINDOW);
+		let second = redrawn(job).expect("redrawn");
+		// One new checker reports the trace missing; the others stay silent.
+		assert_ok!(TrainingAudit::report_unavailable(
+			RuntimeOrigin::signed(second[0].1),
+			job,
+			second[0].0
+		));
+		run_to(System::block_number() + CHALLENGE_WINDOW);
+		System::assert_has_event(Event::AuditVoid { job }.into());
+		assert!(pallet_pol_rewards::Rounds::<Test>::get(job).is_none());
+		assert_eq!(worker_bond(MINER), bond, "one unconfirmed report slashes nobody");
+		assert_eq!(candidate_status(), VersionStatus::Rejected);
+	});
+}
+
+#[test]
+fn a_checker_that_challenged_cannot_also_report_the_trace_missing() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let states = states();
+		let job = audited_job(&states);
+		let (segment, checker) = checks(job)[0];
+		assert_ok!(challenge(job, checker, segment, &states));
+		assert_noop!(
+			TrainingAudit::report_unavailable(RuntimeOrigin::signed(checker), job, segment),
+			Error::<Test>::AlreadyAttested
+		);
+	});
 }
