@@ -51,7 +51,7 @@ use frame_support::{pallet_prelude::*, traits::EnsureOrigin};
 use frame_system::pallet_prelude::*;
 use scale_info::TypeInfo;
 use sp_runtime::{
-	traits::{AtLeast32BitUnsigned, Saturating, UniqueSaturatedInto},
+	traits::{AtLeast32BitUnsigned, Saturating},
 	Perbill,
 };
 

@@ -487,17 +487,11 @@ pub mod pallet {
 		#[pallet::weight(T::WeightInfo::attest())]
 		pub fn attest(origin: OriginFor<T>, job: JobId, segment: SegmentIndex) -> DispatchResult {
 			let who = ensure_signed(origin)?;
-			let mut audit = Audits::<T>::get(job).ok_or(Error::<T>::UnknownAudit)?;
-			ensure!(audit.phase == AuditPhase::Checking, Error::<T>::WrongPhase);
-			Self::ensure_before(audit.deadline)?;
-			let check = audit
-				.spot_checks
-				.iter_mut()
-				.find(|c| c.segment == segment && c.checker == who)
-				.ok_or(Error::<T>::NotChecker)?;
-			ensure!(!check.attested && !check.unavailable, Error::<T>::AlreadyAttested);
-			check.attested = true;
-			Audits::<T>::insert(job, audit);
+			Self::mark_own_check(job, segment, &who, |check| {
+				ensure!(!check.attested && !check.unavailable, Error::<T>::AlreadyAttested);
+				check.attested = true;
+				Ok(())
+			})?;
 			Self::deposit_event(Event::SpotCheckPassed { job, segment, checker: who });
 			Ok(())
 		}
@@ -512,21 +506,15 @@ pub mod pallet {
 			segment: SegmentIndex,
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
-			let mut audit = Audits::<T>::get(job).ok_or(Error::<T>::UnknownAudit)?;
-			ensure!(audit.phase == AuditPhase::Checking, Error::<T>::WrongPhase);
-			Self::ensure_before(audit.deadline)?;
-			let check = audit
-				.spot_checks
-				.iter_mut()
-				.find(|c| c.segment == segment && c.checker == who)
-				.ok_or(Error::<T>::NotChecker)?;
-			// A checker that challenged had the trace in hand.
-			ensure!(
-				!check.attested && !check.unavailable && !check.challenged,
-				Error::<T>::AlreadyAttested
-			);
-			check.unavailable = true;
-			Audits::<T>::insert(job, audit);
+			Self::mark_own_check(job, segment, &who, |check| {
+				// A checker that challenged had the trace in hand.
+				ensure!(
+					!check.attested && !check.unavailable && !check.challenged,
+					Error::<T>::AlreadyAttested
+				);
+				check.unavailable = true;
+				Ok(())
+			})?;
 			Self::deposit_event(Event::TraceUnavailable { job, segment, checker: who });
 			Ok(())
 		}
@@ -731,6 +719,26 @@ pub mod pallet {
 }
 
 impl<T: Config> Pallet<T> {
+	/// Applies `mark` to `who`'s spot check of `segment` while the audit's checks are open.
+	fn mark_own_check(
+		job: JobId,
+		segment: SegmentIndex,
+		who: &T::AccountId,
+		mark: impl FnOnce(&mut SpotCheck<T::AccountId>) -> DispatchResult,
+	) -> DispatchResult {
+		let mut audit = Audits::<T>::get(job).ok_or(Error::<T>::UnknownAudit)?;
+		ensure!(audit.phase == AuditPhase::Checking, Error::<T>::WrongPhase);
+		Self::ensure_before(audit.deadline)?;
+		let check = audit
+			.spot_checks
+			.iter_mut()
+			.find(|c| c.segment == segment && c.checker == *who)
+			.ok_or(Error::<T>::NotChecker)?;
+		mark(check)?;
+		Audits::<T>::insert(job, audit);
+		Ok(())
+	}
+
 	fn ensure_before(deadline: BlockNumberFor<T>) -> DispatchResult {
 		ensure!(frame_system::Pallet::<T>::block_number() < deadline, Error::<T>::TooLate);
 		Ok(())
