@@ -182,6 +182,7 @@ mod benchmarks {
 						attested: false,
 						challenged: false,
 						unavailable: false,
+						reported_before: false,
 					})
 					.collect(),
 			);
@@ -212,6 +213,7 @@ mod benchmarks {
 						attested: false,
 						challenged: false,
 						unavailable: false,
+						reported_before: false,
 					})
 					.collect(),
 			);
@@ -374,6 +376,7 @@ mod benchmarks {
 							attested: s < quorum(MAX_SPOT_CHECKS),
 							challenged: false,
 							unavailable: false,
+							reported_before: false,
 						})
 						.collect(),
 				);
