@@ -158,6 +158,34 @@ fn max_params<T: Config>() {
 	Params::<T>::put(params);
 }
 
+/// An audit in its checking phase with `MAX_SPOT_CHECKS` open spot checks, the last of them
+/// the whitelisted caller's (the dearest to find): the job and the caller.
+fn checked_by_caller_last<T: Config>() -> (JobId, T::AccountId) {
+	let (root, _, _) = deep_trace(H256::zero(), H256::zero());
+	let (job, _) = audited::<T>(0, long_trace(root), AuditPhase::Checking);
+	let caller: T::AccountId = whitelisted_caller();
+	Audits::<T>::mutate(job, |a| {
+		let a = a.as_mut().expect("inserted");
+		a.spot_checks = BoundedVec::truncate_from(
+			(0..MAX_SPOT_CHECKS)
+				.map(|i| SpotCheck {
+					segment: i,
+					checker: if i + 1 == MAX_SPOT_CHECKS {
+						caller.clone()
+					} else {
+						account("checker", i, 0)
+					},
+					attested: false,
+					challenged: false,
+					unavailable: false,
+					reported_before: false,
+				})
+				.collect(),
+		);
+	});
+	(job, caller)
+}
+
 #[benchmarks]
 mod benchmarks {
 	use super::*;
@@ -165,28 +193,7 @@ mod benchmarks {
 	/// The last of `MAX_SPOT_CHECKS` checkers attests.
 	#[benchmark]
 	fn attest() {
-		let (root, _, _) = deep_trace(H256::zero(), H256::zero());
-		let (job, _) = audited::<T>(0, long_trace(root), AuditPhase::Checking);
-		let caller: T::AccountId = whitelisted_caller();
-		Audits::<T>::mutate(job, |a| {
-			let a = a.as_mut().expect("inserted");
-			a.spot_checks = BoundedVec::truncate_from(
-				(0..MAX_SPOT_CHECKS)
-					.map(|i| SpotCheck {
-						segment: i,
-						checker: if i + 1 == MAX_SPOT_CHECKS {
-							caller.clone()
-						} else {
-							account("checker", i, 0)
-						},
-						attested: false,
-						challenged: false,
-						unavailable: false,
-						reported_before: false,
-					})
-					.collect(),
-			);
-		});
+		let (job, caller) = checked_by_caller_last::<T>();
 		#[extrinsic_call]
 		_(RawOrigin::Signed(caller), job, MAX_SPOT_CHECKS - 1);
 		assert!(Audits::<T>::get(job)
@@ -199,25 +206,8 @@ mod benchmarks {
 	/// The last of `MAX_SPOT_CHECKS` checkers reports the trace unavailable.
 	#[benchmark]
 	fn report_unavailable() {
-		let (root, _, _) = deep_trace(H256::zero(), H256::zero());
-		let (job, _) = audited::<T>(0, long_trace(root), AuditPhase::Checking);
-		let caller: T::AccountId = whitelisted_caller();
+		let (job, caller) = checked_by_caller_last::<T>();
 		let last = MAX_SPOT_CHECKS - 1;
-		Audits::<T>::mutate(job, |a| {
-			let a = a.as_mut().expect("inserted");
-			a.spot_checks = BoundedVec::truncate_from(
-				(0..MAX_SPOT_CHECKS)
-					.map(|i| SpotCheck {
-						segment: i,
-						checker: if i == last { caller.clone() } else { account("checker", i, 0) },
-						attested: false,
-						challenged: false,
-						unavailable: false,
-						reported_before: false,
-					})
-					.collect(),
-			);
-		});
 		#[extrinsic_call]
 		_(RawOrigin::Signed(caller), job, last);
 		let audit = Audits::<T>::get(job).expect("kept");
