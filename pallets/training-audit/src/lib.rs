@@ -1166,7 +1166,9 @@ impl<T: Config> Pallet<T> {
 		// or an earlier one of the same segment (so a miner cannot concede a friend's later
 		// challenge to pass over an honest earlier one).
 		let (mut first, mut winner) = (challenge, dispute);
-		let disputes: Vec<_> = Disputes::<T>::iter_prefix(job).collect();
+		// Every dispute of the job ends here: taken out of storage once, read for the winner,
+		// then each bond (the winner's included) released.
+		let disputes: Vec<_> = Disputes::<T>::drain_prefix(job).collect();
 		for (id, d) in &disputes {
 			let right = d.stage == DisputeStage::Refuted || d.segment == dispute.segment;
 			if *id < first && right {
@@ -1187,8 +1189,7 @@ impl<T: Config> Pallet<T> {
 		let slashed = T::Jobs::settle_rejected(job, params.fraud_slash, &rewards)
 			.unwrap_or_else(|_| Zero::zero());
 		let challenger = winner.challenger.clone();
-		// Every challenge of the job, the winner's included (still stored), gets its bond back.
-		for (_, d) in Disputes::<T>::drain_prefix(job) {
+		for (_, d) in &disputes {
 			let _ = T::Currency::release(
 				&HoldReason::ChallengeBond.into(),
 				&d.challenger,
