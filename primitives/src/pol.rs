@@ -193,13 +193,33 @@ pub struct VerificationRequest<AccountId> {
 	pub dataset: DatasetId,
 	pub base_version: VersionId,
 	pub candidate_version: VersionId,
-	/// The miner's own score of the candidate on the revealed validation set.
-	pub claimed_score: Score,
+	/// The miner's commitment to its own score of the candidate on the revealed validation set
+	/// ([`claim_commitment`]). The score itself is revealed only after the committee has
+	/// committed, so a lazy verifier cannot copy it.
+	pub claim: H256,
 	/// Least relative loss reduction that counts as an improvement.
 	pub min_improvement: Perbill,
 	/// How the miner trained, for the training audit (`None` for jobs it does not cover).
 	pub trace: Option<crate::audit::TraceCommitment>,
 }
+
+/// `blake2_256(SCALE(job, miner, score, salt))`: a miner's commitment to its claimed score.
+/// The job and miner are bound in, so a commitment cannot be replayed for another result; the
+/// secret salt keeps the score from being found by trying the plausible ones.
+pub fn claim_commitment<AccountId: Encode>(
+	job: JobId,
+	miner: &AccountId,
+	score: Score,
+	salt: &[u8; 32],
+) -> H256 {
+	<sp_runtime::traits::BlakeTwo256 as sp_runtime::traits::Hash>::hash(
+		&(job, miner, score, salt).encode(),
+	)
+}
+
+/// Benchmarks: the score and salt of the claim in [`JobSettlement::benchmark_verifying_job`].
+#[cfg(feature = "runtime-benchmarks")]
+pub const BENCHMARK_CLAIM: (Score, [u8; 32]) = (1, [0xc1; 32]);
 
 /// Seats of a committee that must agree: the smallest count that is at least two thirds of `n`.
 pub fn quorum(n: u32) -> u32 {
@@ -234,7 +254,8 @@ pub trait JobSettlement<AccountId, Balance> {
 	/// No verdict could be reached: the escrow returns to the creator, nobody is slashed.
 	fn settle_void(job: JobId) -> DispatchResult;
 
-	/// Benchmarks: a job whose result is revealed and waiting for verification.
+	/// Benchmarks: a job whose result is revealed and waiting for verification, the miner's
+	/// claim being [`BENCHMARK_CLAIM`].
 	#[cfg(feature = "runtime-benchmarks")]
 	fn benchmark_verifying_job(
 		creator: &AccountId,

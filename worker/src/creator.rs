@@ -235,13 +235,17 @@ pub async fn watch_job(
 			JobStatus::ValidationRevealed { .. } => {
 				"validation set revealed; waiting for the result".into()
 			}
-			JobStatus::Verifying { candidate: c, claimed_score, .. } => {
+			JobStatus::Verifying { candidate: c, .. } => {
 				candidate = Some(*c);
 				// Traced results are audited (spot checks, challenges) before the committee scores.
 				let audited = chain.audit(job).await?.is_some();
+				// The miner's claimed loss is public once the committee has committed.
+				let claimed = match chain.round(job).await?.and_then(|r| r.claimed_score) {
+					Some(score) => format!(", claimed loss {:.6}", score as f64 / 1e9),
+					None => String::new(),
+				};
 				format!(
-					"candidate version {c}, claimed loss {:.6}: {}",
-					*claimed_score as f64 / 1e9,
+					"candidate version {c}{claimed}: {}",
 					if audited {
 						"training audit (segments re-run, challenges open)"
 					} else {

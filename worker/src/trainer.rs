@@ -80,7 +80,15 @@ struct MinedJob {
 	salt: [u8; 32],
 	/// Set once trained: the committed result (layer CIDs and roots, weight root).
 	result: Option<CommittedResult>,
+	/// Our score of the result, committed to in its reveal and revealed to the committee once
+	/// its members have committed.
 	claimed_score: Option<u64>,
+	/// The salt of the claim commitment: secret until the claim is revealed.
+	#[serde(default = "state::salt")]
+	claim_salt: [u8; 32],
+	/// The claim was revealed to the committee.
+	#[serde(default)]
+	claim_revealed: bool,
 	candidate: Option<u64>,
 	finished: Option<String>,
 	/// The chain has shown the job as ours (claim included, or adopted after a restart). A
@@ -96,6 +104,8 @@ impl MinedJob {
 			salt: state::salt(),
 			result: None,
 			claimed_score: None,
+			claim_salt: state::salt(),
+			claim_revealed: false,
 			candidate: None,
 			finished: None,
 			claimed: false,
@@ -513,6 +523,7 @@ impl Miner {
 			JobStatus::ValidationRevealed { .. } => self.reveal(&job, &mut record).await?,
 			JobStatus::Verifying { candidate, .. } => {
 				self.defend(job_id, &job).await?;
+				self.reveal_claim(job_id, &mut record).await?;
 				if record.candidate != Some(*candidate) {
 					info!(
 						job = job_id,
@@ -849,16 +860,61 @@ impl Miner {
 			Some(trace) => self.publish_trace(job_id, trace).await?,
 			None => {}
 		}
-		let claimed = record.claimed_score.expect("set above");
+		let claimed = record.claimed_score.context("the score is set above")?;
+		// Only a commitment to the score: the committee must not see it before committing.
+		let claim = H256(
+			blyan_primitives::pol::claim_commitment(
+				job_id,
+				&self.chain.account().0,
+				claimed,
+				&record.claim_salt,
+			)
+			.0,
+		);
 		self.chain
 			.submit(
 				"reveal_result",
-				&blyan::tx().jobs().reveal_result(job_id, result.to_chain(), claimed, record.salt),
+				&blyan::tx().jobs().reveal_result(job_id, result.to_chain(), claim, record.salt),
 			)
 			.await?;
 		crate::metrics::metrics().results_revealed.inc();
-		info!(job = job_id, "revealed the result, claimed loss {:.6}", claimed as f64 / 1e9);
+		info!(
+			job = job_id,
+			"revealed the result with a commitment to its loss ({:.6}, revealed once the committee \
+			 has committed)",
+			claimed as f64 / 1e9
+		);
 		Ok(())
+	}
+
+	/// Reveals our claimed score once the committee's commitments are closed (the round's
+	/// reveal phase): a claim never revealed counts as a false one.
+	async fn reveal_claim(&self, job_id: JobId, record: &mut MinedJob) -> Result<()> {
+		if record.claim_revealed {
+			return Ok(());
+		}
+		let Some(round) = self.chain.round(job_id).await? else { return Ok(()) };
+		if round.claimed_score.is_some() {
+			record.claim_revealed = true;
+			return self.save(record);
+		}
+		if round.phase != chain::Phase::Reveal {
+			return Ok(());
+		}
+		let claimed = record.claimed_score.context("a revealed result has a claimed score")?;
+		self.chain
+			.submit(
+				"reveal_claim",
+				&blyan::tx().pol_rewards().reveal_claim(job_id, claimed, record.claim_salt),
+			)
+			.await?;
+		info!(
+			job = job_id,
+			"commitments closed: revealed the claimed loss {:.6}",
+			claimed as f64 / 1e9
+		);
+		record.claim_revealed = true;
+		self.save(record)
 	}
 }
 

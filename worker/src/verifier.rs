@@ -354,7 +354,7 @@ impl Verifier {
 		deadline: chain::BlockNumber,
 	) -> Result<Option<(u64, u64)>> {
 		let job = self.chain.job(job_id).await?.with_context(|| format!("job {job_id} is gone"))?;
-		let chain::JobStatus::Verifying { candidate, claimed_score, .. } = job.status else {
+		let chain::JobStatus::Verifying { candidate, .. } = job.status else {
 			return Err(anyhow!("job {job_id} is not being verified"));
 		};
 		let validation =
@@ -415,14 +415,13 @@ impl Verifier {
 			.await??;
 		info!(
 			job = job_id,
-			"base loss {:.6}, candidate loss {}, miner claimed {:.6}",
+			"base loss {:.6}, candidate loss {} (the miner's claim stays hidden until we commit)",
 			base_score as f64 / 1e9,
 			if candidate_score == INVALID_SCORE {
 				"INVALID".to_string()
 			} else {
 				format!("{:.6}", candidate_score as f64 / 1e9)
 			},
-			claimed_score as f64 / 1e9
 		);
 		Ok(Some((base_score, candidate_score)))
 	}

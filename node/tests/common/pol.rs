@@ -21,6 +21,8 @@ use super::{wait_until, Rpc};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 const SALT: [u8; 32] = [42; 32];
+/// Eve's salt for the commitment to her claimed score.
+const CLAIM_SALT: [u8; 32] = [43; 32];
 /// The job's reward.
 pub const REWARD: Balance = 10 * BLY;
 /// Loss of the base version on the validation set: 1.0.
@@ -156,7 +158,7 @@ pub fn honest_job(rpc: &Rpc, say: &mut dyn FnMut(String)) -> Result<JobOutcome, 
 		weight_root: H256::repeat_byte(5),
 		trace: None,
 	};
-	say("Eve claims the job and commits to her result (layer 1 changed, claimed loss 0.9)".into());
+	say("Eve claims the job and commits to her result (layer 1 changed, her loss 0.9)".into());
 	send(rpc, Eve, pallet_jobs::Call::claim_job { job: 0 }.into())?;
 	let result_hash = pallet_jobs::result_commitment(0, &Eve.to_account_id(), &result, &SALT);
 	send(
@@ -167,7 +169,9 @@ pub fn honest_job(rpc: &Rpc, say: &mut dyn FnMut(String)) -> Result<JobOutcome, 
 	wait_until("Eve's commitment", TIMEOUT, || {
 		matches!(job(rpc, 0)?.status, pallet_jobs::JobStatus::Committed { .. }).then_some(())
 	})?;
-	say("Alice reveals the validation set; Eve reveals her result: a candidate version".into());
+	say("Alice reveals the validation set; Eve reveals her result (a candidate version) with a \
+	     commitment to her score, hidden from the committee until it has committed"
+		.into());
 	send(
 		rpc,
 		Alice,
@@ -180,7 +184,12 @@ pub fn honest_job(rpc: &Rpc, say: &mut dyn FnMut(String)) -> Result<JobOutcome, 
 		pallet_jobs::Call::reveal_result {
 			job: 0,
 			result,
-			claimed_score: CANDIDATE_SCORE,
+			claim: pallet_pol_rewards::claim_commitment(
+				0,
+				&Eve.to_account_id(),
+				CANDIDATE_SCORE,
+				&CLAIM_SALT,
+			),
 			salt: SALT,
 		}
 		.into(),
@@ -207,7 +216,19 @@ pub fn honest_job(rpc: &Rpc, say: &mut dyn FnMut(String)) -> Result<JobOutcome, 
 	wait_until("the reveal phase", TIMEOUT, || {
 		(round(rpc, 0)?.phase == Phase::Reveal).then_some(())
 	})?;
-	say("all three committed to (base 1.0, candidate 0.9); now they reveal".into());
+	say("all three committed to (base 1.0, candidate 0.9); now Eve reveals her claim, they \
+	     their scores"
+		.into());
+	send(
+		rpc,
+		Eve,
+		pallet_pol_rewards::Call::reveal_claim {
+			job: 0,
+			claimed_score: CANDIDATE_SCORE,
+			salt: CLAIM_SALT,
+		}
+		.into(),
+	)?;
 	for v in VERIFIERS {
 		send(
 			rpc,

@@ -2,7 +2,7 @@
 #![cfg(feature = "runtime-benchmarks")]
 
 use super::*;
-use blyan_primitives::pol::{LayerDelta, LayerIndex, MAX_LAYERS};
+use blyan_primitives::pol::{LayerDelta, LayerIndex, BENCHMARK_CLAIM, MAX_LAYERS};
 use frame_benchmarking::v2::*;
 use frame_system::RawOrigin;
 
@@ -124,18 +124,20 @@ pub(crate) fn verifying_job<T: Config>(
 	miner: &T::AccountId,
 ) -> (JobId, VerificationRequest<T::AccountId>) {
 	let job = revealed_validation::<T>(creator, miner, 1);
+	let (score, claim_salt) = BENCHMARK_CLAIM;
+	let claim = claim_commitment(job, miner, score, &claim_salt);
 	Pallet::<T>::reveal_result(
 		RawOrigin::Signed(miner.clone()).into(),
 		job,
 		job_result(1),
-		1,
+		claim,
 		SALT,
 	)
 	.expect("committed result reveals");
 	let info = Jobs::<T>::get(job).expect("job exists");
-	let (candidate, claimed_score) = match info.status {
-		JobStatus::Verifying { candidate, claimed_score, .. } => (candidate, claimed_score),
-		_ => (0, 0),
+	let candidate = match info.status {
+		JobStatus::Verifying { candidate, .. } => candidate,
+		_ => 0,
 	};
 	let request = VerificationRequest {
 		creator: creator.clone(),
@@ -143,7 +145,7 @@ pub(crate) fn verifying_job<T: Config>(
 		dataset: info.spec.dataset,
 		base_version: info.spec.base_version,
 		candidate_version: candidate,
-		claimed_score,
+		claim,
 		min_improvement: info.min_improvement,
 		trace: None,
 	};
@@ -263,7 +265,7 @@ mod benchmarks {
 		let miner: T::AccountId = whitelisted_caller();
 		let job = revealed_validation::<T>(&creator, &miner, l);
 		#[extrinsic_call]
-		_(RawOrigin::Signed(miner), job, job_result(l), 1, SALT);
+		_(RawOrigin::Signed(miner), job, job_result(l), H256::repeat_byte(1), SALT);
 		assert!(
 			Jobs::<T>::get(job).is_some_and(|j| matches!(j.status, JobStatus::Verifying { .. }))
 		);

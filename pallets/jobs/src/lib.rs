@@ -3,8 +3,8 @@
 //! Workers register with a bond (held BLY) and their capabilities. A creator posts a job with
 //! its reward held in escrow and a *commitment* to a held-out validation set, so that no miner
 //! can train on it. A worker claims the job (a lease), commits to a hash of its result, the
-//! creator reveals the validation set, the worker reveals the result (new layers and its
-//! claimed validation score), and the job goes to Proof-of-Learning verification through
+//! creator reveals the validation set, the worker reveals the result (new layers and a
+//! commitment to its validation score), and the job goes to Proof-of-Learning verification through
 //! [`VerificationProvider`]. Verification settles the job through [`JobSettlement`].
 //!
 //! Missed deadlines are processed by `on_initialize` from an index of deadlines by block,
@@ -41,7 +41,7 @@ use blyan_primitives::federated::{CommitGate, JobInfo};
 use blyan_primitives::params::GovernedParams;
 use blyan_primitives::pol::{
 	Backend, CandidateVersion, Cid, DatasetId, JobId, JobSettlement, LayerDeltas, ModelId,
-	ModelRegistry, Parents, Score, SemVer, VerificationProvider, VerificationRequest, VersionId,
+	ModelRegistry, Parents, SemVer, VerificationProvider, VerificationRequest, VersionId,
 	VersionStatus,
 };
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
@@ -153,8 +153,9 @@ pub enum JobStatus<AccountId> {
 	Committed { worker: AccountId, result_hash: H256, semver: SemVer },
 	/// The validation set is public; the worker must reveal its result by the stage deadline.
 	ValidationRevealed { worker: AccountId, result_hash: H256, semver: SemVer },
-	/// The result is a candidate version under Proof-of-Learning verification.
-	Verifying { worker: AccountId, candidate: VersionId, claimed_score: Score },
+	/// The result is a candidate version under Proof-of-Learning verification (which holds the
+	/// worker's commitment to its score).
+	Verifying { worker: AccountId, candidate: VersionId },
 }
 
 /// A posted job.
@@ -186,6 +187,8 @@ impl<AccountId, Balance, BlockNumber> Job<AccountId, Balance, BlockNumber> {
 		}
 	}
 }
+
+pub use blyan_primitives::pol::claim_commitment;
 
 /// The pallet's parameters, set by governance (`pallet-governance` checks their bounds).
 pub use blyan_primitives::params::JobParams;
@@ -348,7 +351,8 @@ pub mod pallet {
 			job: JobId,
 			worker: T::AccountId,
 			candidate: VersionId,
-			claimed_score: Score,
+			/// The worker's commitment to its score ([`claim_commitment`]).
+			claim: H256,
 		},
 		/// An open job passed its deadline; the reward went back to the creator.
 		JobExpired {
@@ -735,17 +739,18 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// The worker reveals its committed result with its own score of it on the revealed
-		/// validation set (validation loss, fixed-point, see [`Score`]); the result becomes a
-		/// candidate version and goes to Proof-of-Learning verification, which must reproduce
-		/// that score exactly.
+		/// The worker reveals its committed result with a commitment to its own score of it on
+		/// the revealed validation set ([`claim_commitment`] of the validation loss, fixed-point,
+		/// see [`blyan_primitives::pol::Score`]); the result becomes a candidate version and goes to Proof-of-Learning
+		/// verification, whose committee must reproduce that score exactly. The score itself is
+		/// revealed to the PoL pallet once the committee has committed, so no member can copy it.
 		#[pallet::call_index(9)]
 		#[pallet::weight(T::WeightInfo::reveal_result(result.layers.len() as u32))]
 		pub fn reveal_result(
 			origin: OriginFor<T>,
 			job: JobId,
 			result: JobResult,
-			claimed_score: Score,
+			claim: H256,
 			salt: [u8; 32],
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
@@ -791,20 +796,19 @@ pub mod pallet {
 					dataset: info.spec.dataset,
 					base_version: info.spec.base_version,
 					candidate_version: version,
-					claimed_score,
+					claim,
 					min_improvement: info.min_improvement,
 					trace,
 				},
 			)?;
 			Self::unschedule(job, info.stage_deadline);
-			info.status =
-				JobStatus::Verifying { worker: who.clone(), candidate: version, claimed_score };
+			info.status = JobStatus::Verifying { worker: who.clone(), candidate: version };
 			Jobs::<T>::insert(job, info);
 			Self::deposit_event(Event::ResultRevealed {
 				job,
 				worker: who,
 				candidate: version,
-				claimed_score,
+				claim,
 			});
 			Ok(())
 		}

@@ -64,7 +64,8 @@ fn result() -> JobResult {
 	}
 }
 
-const CLAIMED: u64 = 900_000_000;
+/// The worker's commitment to its score (the score itself goes to the PoL pallet, not here).
+const CLAIM: H256 = H256::repeat_byte(0xc1);
 
 fn register(who: AccountId) {
 	assert_ok!(Jobs::register_worker(
@@ -122,7 +123,7 @@ fn validation_revealed() -> JobId {
 /// Drives job 0 to `Verifying`.
 fn verifying() -> JobId {
 	let job = validation_revealed();
-	assert_ok!(Jobs::reveal_result(RuntimeOrigin::signed(WORKER), job, result(), CLAIMED, SALT));
+	assert_ok!(Jobs::reveal_result(RuntimeOrigin::signed(WORKER), job, result(), CLAIM, SALT));
 	job
 }
 
@@ -452,7 +453,7 @@ fn commit_reveal_validation_and_reveal_result_errors() {
 		let reveal_v =
 			|who, c: Cid, s| Jobs::reveal_validation(RuntimeOrigin::signed(who), job, c, s);
 		let reveal_r =
-			|who, r, s| Jobs::reveal_result(RuntimeOrigin::signed(who), job, r, CLAIMED, s);
+			|who, r, s| Jobs::reveal_result(RuntimeOrigin::signed(who), job, r, CLAIM, s);
 		assert_noop!(
 			Jobs::commit_result(RuntimeOrigin::signed(WORKER), 9, hash, result().semver),
 			Error::<Test>::UnknownJob
@@ -541,7 +542,7 @@ fn the_result_semver_is_checked_and_reserved_at_commit() {
 		let mut other = result();
 		other.semver = SemVer::new(2, 0, 0);
 		assert_noop!(
-			Jobs::reveal_result(RuntimeOrigin::signed(WORKER), job, other, CLAIMED, SALT),
+			Jobs::reveal_result(RuntimeOrigin::signed(WORKER), job, other, CLAIM, SALT),
 			Error::<Test>::SemVerMismatch
 		);
 		// Withholding the result frees the SemVer.
@@ -555,10 +556,7 @@ fn reveal_result_proposes_a_candidate_and_requests_verification() {
 	new_test_ext().execute_with(|| {
 		let job = verifying();
 		let info = JobsStore::<Test>::get(job).unwrap();
-		assert_eq!(
-			info.status,
-			JobStatus::Verifying { worker: WORKER, candidate: 1, claimed_score: 900_000_000 }
-		);
+		assert_eq!(info.status, JobStatus::Verifying { worker: WORKER, candidate: 1 });
 		let version = pallet_model_registry::Versions::<Test>::get(1).unwrap();
 		assert_eq!(version.status, VersionStatus::Candidate);
 		assert_eq!(version.parents.to_vec(), vec![0]);
@@ -574,7 +572,7 @@ fn reveal_result_proposes_a_candidate_and_requests_verification() {
 					dataset: 0,
 					base_version: 0,
 					candidate_version: 1,
-					claimed_score: 900_000_000,
+					claim: CLAIM,
 					min_improvement: Perbill::from_percent(1),
 					trace: None,
 				}

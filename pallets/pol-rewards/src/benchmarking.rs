@@ -2,6 +2,7 @@
 #![cfg(feature = "runtime-benchmarks")]
 
 use super::*;
+use blyan_primitives::pol::BENCHMARK_CLAIM;
 use frame_benchmarking::v2::*;
 use frame_support::traits::Hooks;
 use frame_system::RawOrigin;
@@ -57,8 +58,9 @@ fn salt(i: u32) -> [u8; 32] {
 }
 
 /// A real job under verification, with a full committee in the reveal phase: the first
-/// `quorum(16)` members agree on an improving score and have revealed (all, or all but the
-/// last of them); the rest dissent. Returns the job and the member still to reveal.
+/// `quorum(16)` members agree on an improving score, the miner's claim, and have revealed (all,
+/// or all but the last of them); the rest dissent. The miner's claim is revealed. Returns the
+/// job and the member still to reveal.
 fn reveal_phase<T: Config>(
 	index: u32,
 	members: &[T::AccountId],
@@ -67,7 +69,8 @@ fn reveal_phase<T: Config>(
 	let creator: T::AccountId = account("creator", index, 0);
 	let miner: T::AccountId = account("miner", index, 0);
 	let (job, request) = T::Jobs::benchmark_verifying_job(&creator, &miner);
-	let (base, candidate) = (request.claimed_score.saturating_mul(2).max(2), request.claimed_score);
+	let claimed = BENCHMARK_CLAIM.0;
+	let (base, candidate) = (claimed.saturating_mul(2).max(2), claimed);
 	let agree = quorum(members.len() as u32) as usize;
 	let committee = members
 		.iter()
@@ -94,6 +97,7 @@ fn reveal_phase<T: Config>(
 		job,
 		Round {
 			request,
+			claimed_score: Some(claimed),
 			attempt: 0,
 			phase: Phase::Reveal,
 			deadline,
@@ -180,6 +184,24 @@ mod benchmarks {
 		assert!(!Rounds::<T>::contains_key(job));
 	}
 
+	/// The miner's claim arriving after every member revealed: decides the round like the last
+	/// reveal does.
+	#[benchmark]
+	fn reveal_claim() {
+		let members = full_committee::<T>();
+		let (job, _, _, candidate) = reveal_phase::<T>(0, &members, true);
+		Rounds::<T>::mutate(job, |r| {
+			if let Some(r) = r {
+				r.claimed_score = None;
+				r.deadline = r.deadline.saturating_add(1000u32.into());
+			}
+		});
+		let miner: T::AccountId = account("miner", 0, 0);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(miner), job, candidate, BENCHMARK_CLAIM.1);
+		assert!(!Rounds::<T>::contains_key(job));
+	}
+
 	#[benchmark]
 	fn claim_epoch_reward() {
 		let miner: T::AccountId = account("miner", 0, 0);
@@ -217,10 +239,11 @@ mod benchmarks {
 						dataset: 0,
 						base_version: 0,
 						candidate_version: 0,
-						claimed_score: 0,
+						claim: H256::zero(),
 						min_improvement: Perbill::one(),
 						trace: None,
 					},
+					claimed_score: None,
 					attempt: 0,
 					phase: Phase::Drawing,
 					deadline: at,

@@ -3,23 +3,28 @@
 //! A revealed job result is verified by a committee of bonded verifiers, drawn stake-weighted
 //! with randomness from a block after the reveal (so unknown when the job was claimed, and not
 //! chosen by the miner). Each member evaluates the base and the candidate version on the
-//! revealed validation set, commits to the two fixed-point scores, then reveals them. At least
-//! two thirds of the committee revealing the same pair decide:
+//! revealed validation set, commits to the two fixed-point scores, then reveals them. The
+//! miner's own score of the candidate arrives as a commitment only ([`claim_commitment`]); the
+//! miner reveals it once the commitments are closed (`reveal_claim`), so no member can copy
+//! it instead of evaluating. At least two thirds of the committee revealing the same pair
+//! decide:
 //!
-//! - **accepted** (the candidate improves the base by the job's threshold and the miner's
-//!   claimed score is exactly the quorum's): the registry accepts the version; from the escrow,
+//! - **accepted** (the candidate improves the base by the job's threshold and the miner
+//!   revealed a claimed score exactly the quorum's): the registry accepts the version; from the escrow,
 //!   `verifier_fee` goes to the quorum in equal parts, `dataset_share` to the dataset owner and
 //!   the rest to the miner; the miner earns points (improvement × reward), paid from the mining
 //!   pool's epoch budget in proportion to its share of the epoch's points;
-//! - **rejected**: the registry rejects the version, `miner_slash` of the miner's bond is burned
-//!   and the escrow returns to the creator.
+//! - **rejected** (too little improvement, or a claim missing or not the quorum's): the registry
+//!   rejects the version, `miner_slash` of the miner's bond is burned and the escrow returns to
+//!   the creator.
 //!
 //! Members outside the quorum, and silent members, lose `verifier_penalty` of their bond
 //! (burned). Without a quorum the committee is redrawn once; if the second committee has none
 //! either, the job is refunded and nobody but silent members is slashed.
 //!
 //! Phases advance on their deadlines from an index of deadlines by block, a bounded number a
-//! block (a crowded block is finished in the next ones), or early when every member has acted.
+//! block (a crowded block is finished in the next ones), or early when every member (and, for
+//! the reveals, the miner) has acted.
 //! A commit or reveal after its phase's deadline is refused.
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -40,6 +45,7 @@ use alloc::vec::Vec;
 use blyan_primitives::audit::VerifierSet;
 use blyan_primitives::deadlines::drain_due;
 use blyan_primitives::params::GovernedParams;
+pub use blyan_primitives::pol::claim_commitment;
 use blyan_primitives::pol::{
 	ContributionObserver, JobId, JobSettlement, ModelRegistry, Score, VerificationProvider,
 	VerificationRequest, VersionAcceptance,
@@ -107,6 +113,8 @@ pub enum Phase {
 #[derive(Clone, PartialEq, Eq, Encode, Decode, MaxEncodedLen, TypeInfo, Debug)]
 pub struct Round<AccountId, BlockNumber> {
 	pub request: VerificationRequest<AccountId>,
+	/// The miner's claimed score, once revealed against `request.claim` (in a reveal phase).
+	pub claimed_score: Option<Score>,
 	/// 0 for the first committee, 1 after a redraw.
 	pub attempt: u8,
 	pub phase: Phase,
@@ -300,14 +308,21 @@ pub mod pallet {
 			base_score: Score,
 			candidate_score: Score,
 		},
-		/// A quorum decided. `improvement` is the quorum's, `accepted` the verdict.
+		/// The miner revealed its claimed score (commitments were closed by then).
+		ClaimRevealed {
+			job: JobId,
+			miner: T::AccountId,
+			claimed_score: Score,
+		},
+		/// A quorum decided. `improvement` is the quorum's, `accepted` the verdict;
+		/// `claimed_score` is `None` when the miner did not reveal its claim.
 		Verified {
 			job: JobId,
 			accepted: bool,
 			base_score: Score,
 			candidate_score: Score,
 			improvement: Perbill,
-			claimed_score: Score,
+			claimed_score: Option<Score>,
 		},
 		/// A verifier lost part of its bond for a dissenting or missing reveal.
 		VerifierPenalised {
@@ -385,6 +400,12 @@ pub mod pallet {
 		BadParams,
 		/// The current phase's deadline has passed.
 		PhaseOver,
+		/// Only the round's miner reveals its claim.
+		NotMiner,
+		/// The miner has revealed its claim already.
+		ClaimAlreadyRevealed,
+		/// The revealed score and salt do not match the miner's claim commitment.
+		ClaimMismatch,
 	}
 
 	#[pallet::hooks]
@@ -549,13 +570,38 @@ pub mod pallet {
 				base_score,
 				candidate_score,
 			});
-			let committed = round.committee.iter().filter(|m| m.commitment.is_some());
-			if committed.clone().all(|m| m.scores.is_some()) {
-				Self::unschedule(job, round.deadline);
-				Self::tally(job, round, frame_system::Pallet::<T>::block_number());
-			} else {
-				Rounds::<T>::insert(job, round);
-			}
+			Self::tally_if_complete(job, round);
+			Ok(())
+		}
+
+		/// The miner reveals the score it committed to in its result's reveal
+		/// ([`claim_commitment`]). Only in a reveal phase: the committee has committed by then,
+		/// so the claim cannot be copied into a commitment. The last of the reveals decides the
+		/// round at once; a claim never revealed counts as a false one.
+		#[pallet::call_index(6)]
+		#[pallet::weight(T::WeightInfo::reveal_claim())]
+		pub fn reveal_claim(
+			origin: OriginFor<T>,
+			job: JobId,
+			claimed_score: Score,
+			salt: [u8; 32],
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let mut round = Rounds::<T>::get(job).ok_or(Error::<T>::UnknownRound)?;
+			ensure!(round.request.miner == who, Error::<T>::NotMiner);
+			ensure!(round.phase == Phase::Reveal, Error::<T>::WrongPhase);
+			ensure!(
+				frame_system::Pallet::<T>::block_number() < round.deadline,
+				Error::<T>::PhaseOver
+			);
+			ensure!(round.claimed_score.is_none(), Error::<T>::ClaimAlreadyRevealed);
+			ensure!(
+				claim_commitment(job, &who, claimed_score, &salt) == round.request.claim,
+				Error::<T>::ClaimMismatch
+			);
+			round.claimed_score = Some(claimed_score);
+			Self::deposit_event(Event::ClaimRevealed { job, miner: who, claimed_score });
+			Self::tally_if_complete(job, round);
 			Ok(())
 		}
 
@@ -820,6 +866,19 @@ impl<T: Config> Pallet<T> {
 		}
 	}
 
+	/// Decides a round in its reveal phase at once if nobody is left to reveal: every member
+	/// that committed, and the miner its claim. Otherwise stores it to wait for its deadline.
+	fn tally_if_complete(job: JobId, round: Round<T::AccountId, BlockNumberFor<T>>) {
+		let members_done =
+			round.committee.iter().filter(|m| m.commitment.is_some()).all(|m| m.scores.is_some());
+		if members_done && round.claimed_score.is_some() {
+			Self::unschedule(job, round.deadline);
+			Self::tally(job, round, frame_system::Pallet::<T>::block_number());
+		} else {
+			Rounds::<T>::insert(job, round);
+		}
+	}
+
 	/// Decides a round from its reveals.
 	fn tally(job: JobId, round: Round<T::AccountId, BlockNumberFor<T>>, now: BlockNumberFor<T>) {
 		let params = Params::<T>::get();
@@ -849,7 +908,7 @@ impl<T: Config> Pallet<T> {
 				let gain = improvement(base_score, candidate_score);
 				let accepted = gain >= request.min_improvement
 					&& !gain.is_zero()
-					&& request.claimed_score == candidate_score;
+					&& round.claimed_score == Some(candidate_score);
 				if accepted {
 					T::Contributions::accepted_improvement(&request.miner);
 					Self::pay_accepted(job, request, &quorum_members, gain, &params, now);
@@ -865,7 +924,7 @@ impl<T: Config> Pallet<T> {
 					base_score,
 					candidate_score,
 					improvement: gain,
-					claimed_score: request.claimed_score,
+					claimed_score: round.claimed_score,
 				});
 				Rounds::<T>::remove(job);
 			}
@@ -989,6 +1048,7 @@ impl<T: Config> VerificationProvider<T::AccountId> for Pallet<T> {
 			job,
 			Round {
 				request,
+				claimed_score: None,
 				attempt: 0,
 				phase: Phase::Drawing,
 				deadline: at,

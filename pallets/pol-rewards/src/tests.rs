@@ -18,6 +18,14 @@ const BASE: Score = SCORE;
 /// Loss of the candidate (0.9: a 10 % improvement).
 const CANDIDATE: Score = 900_000_000;
 const SCORE: Score = blyan_primitives::pol::SCORE_SCALE;
+/// The miner's salt for its claim commitment (secret until it reveals the claim).
+const CLAIM_SALT: [u8; 32] = [0xc1; 32];
+
+std::thread_local! {
+	/// The score each job's miner claimed, while the miner will still reveal it.
+	static CLAIMS: core::cell::RefCell<std::collections::BTreeMap<JobId, Score>> =
+		Default::default();
+}
 
 fn cid(s: &str) -> Cid {
 	Cid::truncate_from(s.as_bytes().to_vec())
@@ -60,7 +68,8 @@ fn job_result(semver: SemVer) -> JobResult {
 	}
 }
 
-/// Posts, claims, commits and reveals a job whose miner claims `claimed`; returns its id.
+/// Posts, claims, commits and reveals a job whose miner claims `claimed` (as a commitment; the
+/// miner reveals the score itself in the reveal phase, see [`reveal`]); returns its id.
 /// The committee is drawn at the next block.
 fn revealed_job(claimed: Score) -> JobId {
 	let job = pallet_jobs::NextJobId::<Test>::get();
@@ -86,8 +95,21 @@ fn revealed_job(claimed: Score) -> JobId {
 	let hash = result_commitment(job, &MINER, &result, &SALT);
 	assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(MINER), job, hash, result.semver));
 	assert_ok!(Jobs::reveal_validation(RuntimeOrigin::signed(CREATOR), job, validation, SALT));
-	assert_ok!(Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, claimed, SALT));
+	let claim = claim_commitment(job, &MINER, claimed, &CLAIM_SALT);
+	assert_ok!(Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, claim, SALT));
+	CLAIMS.with(|c| c.borrow_mut().insert(job, claimed));
 	job
+}
+
+/// The miner of `job` will not reveal its claim.
+fn withhold_claim(job: JobId) {
+	CLAIMS.with(|c| c.borrow_mut().remove(&job));
+}
+
+/// The miner reveals its claim, as its worker does once the commitments are closed.
+fn reveal_claim(job: JobId) {
+	let claimed = CLAIMS.with(|c| c.borrow().get(&job).copied()).expect("a claim to reveal");
+	assert_ok!(Pol::reveal_claim(RuntimeOrigin::signed(MINER), job, claimed, CLAIM_SALT));
 }
 
 fn salt_of(v: AccountId) -> [u8; 32] {
@@ -100,7 +122,13 @@ fn commit(v: AccountId, job: JobId, base: Score, candidate: Score) {
 	assert_ok!(Pol::commit_scores(RuntimeOrigin::signed(v), job, hash));
 }
 
+/// A member's reveal; the miner's claim is revealed first if it is due and not withheld.
 fn reveal(v: AccountId, job: JobId, base: Score, candidate: Score) {
+	let claim_due = Rounds::<Test>::get(job)
+		.is_some_and(|r| r.phase == Phase::Reveal && r.claimed_score.is_none());
+	if claim_due && CLAIMS.with(|c| c.borrow().contains_key(&job)) {
+		reveal_claim(job);
+	}
 	assert_ok!(Pol::reveal_scores(RuntimeOrigin::signed(v), job, base, candidate, salt_of(v)));
 }
 
@@ -158,7 +186,7 @@ fn honest_path_pays_miner_verifiers_dataset_owner_and_the_epoch_budget() {
 				base_score: BASE,
 				candidate_score: CANDIDATE,
 				improvement: Perbill::from_percent(10),
-				claimed_score: CANDIDATE,
+				claimed_score: Some(CANDIDATE),
 			}
 			.into(),
 		);
@@ -256,7 +284,7 @@ fn inflated_claim_is_rejected_and_the_miner_slashed() {
 				base_score: BASE,
 				candidate_score: CANDIDATE,
 				improvement: Perbill::from_percent(10),
-				claimed_score: 800_000_000,
+				claimed_score: Some(800_000_000),
 			}
 			.into(),
 		);
@@ -550,7 +578,7 @@ fn draws_are_stake_weighted() {
 			dataset: 0,
 			base_version: 0,
 			candidate_version: 1 + job,
-			claimed_score: 0,
+			claim: H256::zero(),
 			min_improvement: Perbill::from_percent(1),
 			trace: None,
 		};
@@ -687,6 +715,165 @@ fn reveal_scores_errors() {
 	});
 }
 
+/// The storage keys whose value (events included: they are storage too) holds `needle`.
+fn state_holding(needle: &[u8]) -> Vec<Vec<u8>> {
+	let mut found = Vec::new();
+	let mut key = Vec::new();
+	while let Some(next) = sp_io::storage::next_key(&key) {
+		let value = sp_io::storage::get(&next).unwrap_or_default();
+		if value.windows(needle.len()).any(|w| w == needle) {
+			found.push(next.clone());
+		}
+		key = next;
+	}
+	found
+}
+
+#[test]
+fn a_lazy_member_finds_the_claimed_score_nowhere_before_committing_and_its_guess_costs_it() {
+	// The attack (issue #18, item 10): a member that does not evaluate reads the miner's
+	// claimed score from the chain and commits to it. The claim is a salted commitment until
+	// the commitments close, so all it can do is guess.
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		let issuance = Balances::total_issuance();
+		let truth: Score = 876_543_219; // distinctive bytes, to search the whole state for
+		let job = revealed_job(truth);
+		run_to(2);
+		assert_eq!(Rounds::<Test>::get(job).unwrap().phase, Phase::Commit);
+		let needle = truth.encode();
+		assert_eq!(state_holding(&needle), Vec::<Vec<u8>>::new(), "the claim is readable");
+		// Nor can the miner publish it on chain while commitments are open.
+		assert_noop!(
+			Pol::reveal_claim(RuntimeOrigin::signed(MINER), job, truth, CLAIM_SALT),
+			Error::<Test>::WrongPhase
+		);
+		let [a, b, lazy] = V;
+		commit(a, job, BASE, truth);
+		commit(b, job, BASE, truth);
+		// The lazy member's best guess: the job's 10 % default target, 0.9.
+		commit(lazy, job, BASE, CANDIDATE);
+		assert_eq!(Rounds::<Test>::get(job).unwrap().phase, Phase::Reveal);
+		// Commitments closed: the claim goes public now, too late to copy.
+		reveal_claim(job);
+		System::assert_last_event(
+			Event::ClaimRevealed { job, miner: MINER, claimed_score: truth }.into(),
+		);
+		assert!(!state_holding(&needle).is_empty());
+		reveal(a, job, BASE, truth);
+		reveal(b, job, BASE, truth);
+		reveal(lazy, job, BASE, CANDIDATE);
+		assert_eq!(candidate_status(job), VersionStatus::Accepted);
+		System::assert_has_event(
+			Event::VerifierPenalised { job, verifier: lazy, amount: 10 }.into(),
+		);
+		assert_eq!(verifier_bond(lazy), MIN_VERIFIER_BOND - 10);
+		assert_eq!(Balances::total_issuance(), issuance - 10);
+		assert_books_balance();
+	});
+}
+
+#[test]
+fn a_miner_withholding_its_claim_is_rejected_and_slashed() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		let job = revealed_job(CANDIDATE);
+		withhold_claim(job);
+		run_to(2);
+		for v in V {
+			commit(v, job, BASE, CANDIDATE);
+		}
+		for v in V {
+			reveal(v, job, BASE, CANDIDATE);
+		}
+		// Every member revealed, yet the round waits for the claim until its deadline.
+		let deadline = Rounds::<Test>::get(job).unwrap().deadline;
+		run_to(deadline);
+		System::assert_has_event(
+			Event::Verified {
+				job,
+				accepted: false,
+				base_score: BASE,
+				candidate_score: CANDIDATE,
+				improvement: Perbill::from_percent(10),
+				claimed_score: None,
+			}
+			.into(),
+		);
+		assert_eq!(candidate_status(job), VersionStatus::Rejected);
+		assert_eq!(free(CREATOR), CREATOR_FUNDS);
+		assert_eq!(pallet_jobs::Workers::<Test>::get(MINER).unwrap().bond, 50);
+		for v in V {
+			assert_eq!(verifier_bond(v), MIN_VERIFIER_BOND);
+		}
+		assert_books_balance();
+	});
+}
+
+#[test]
+fn a_claim_revealed_after_every_member_decides_the_round_at_once() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		let job = revealed_job(CANDIDATE);
+		run_to(2);
+		for v in V {
+			commit(v, job, BASE, CANDIDATE);
+		}
+		for v in V {
+			assert_ok!(Pol::reveal_scores(
+				RuntimeOrigin::signed(v),
+				job,
+				BASE,
+				CANDIDATE,
+				salt_of(v)
+			));
+		}
+		assert!(Rounds::<Test>::get(job).is_some(), "decided without the claim");
+		reveal_claim(job);
+		assert!(Rounds::<Test>::get(job).is_none());
+		assert_eq!(candidate_status(job), VersionStatus::Accepted);
+	});
+}
+
+#[test]
+fn reveal_claim_errors() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		let reveal_as =
+			|who, job, score, salt| Pol::reveal_claim(RuntimeOrigin::signed(who), job, score, salt);
+		assert_noop!(reveal_as(MINER, 0, CANDIDATE, CLAIM_SALT), Error::<Test>::UnknownRound);
+		let job = revealed_job(CANDIDATE);
+		assert_noop!(reveal_as(MINER, job, CANDIDATE, CLAIM_SALT), Error::<Test>::WrongPhase);
+		run_to(2);
+		assert_noop!(reveal_as(MINER, job, CANDIDATE, CLAIM_SALT), Error::<Test>::WrongPhase);
+		for v in V {
+			commit(v, job, BASE, CANDIDATE);
+		}
+		// Only the miner, with the score and salt it committed to.
+		assert_noop!(reveal_as(V[0], job, CANDIDATE, CLAIM_SALT), Error::<Test>::NotMiner);
+		assert_noop!(
+			reveal_as(MINER, job, CANDIDATE - 1, CLAIM_SALT),
+			Error::<Test>::ClaimMismatch
+		);
+		assert_noop!(reveal_as(MINER, job, CANDIDATE, SALT), Error::<Test>::ClaimMismatch);
+		reveal_claim(job);
+		assert_noop!(
+			reveal_as(MINER, job, CANDIDATE, CLAIM_SALT),
+			Error::<Test>::ClaimAlreadyRevealed
+		);
+		// Past the reveal deadline, even before it is processed, the claim is refused.
+		let job = revealed_job(CANDIDATE);
+		run_to(System::block_number() + 1);
+		for v in V {
+			commit(v, job, BASE, CANDIDATE);
+		}
+		let deadline = Rounds::<Test>::get(job).unwrap().deadline;
+		Deadlines::<Test>::remove(deadline, job);
+		System::set_block_number(deadline);
+		assert_noop!(reveal_as(MINER, job, CANDIDATE, CLAIM_SALT), Error::<Test>::PhaseOver);
+	});
+}
+
 #[test]
 fn claim_epoch_reward_errors_leave_points_in_place() {
 	new_test_ext().execute_with(|| {
@@ -808,6 +995,7 @@ mod conservation {
 			verifiers in 1usize..=6,
 			committee_size in 1u32..=5,
 			inflated in any::<bool>(),
+			claim_revealed in any::<bool>(),
 			gain_permille in 0u64..200,
 			behaviours in proptest::collection::vec(behaviour(), 6),
 			epoch_claim in any::<bool>(),
@@ -822,6 +1010,9 @@ mod conservation {
 				let truth = BASE - BASE / 1000 * gain_permille;
 				let claimed = if inflated { truth.saturating_sub(1) } else { truth };
 				let job = revealed_job(claimed);
+				if !claim_revealed {
+					withhold_claim(job);
+				}
 				for _attempt in 0..2 {
 					let Some(round) = Rounds::<Test>::get(job) else { break };
 					run_to(round.deadline);

@@ -20,6 +20,8 @@ const SALT: [u8; 32] = [7; 32];
 const STEPS: u32 = 8;
 const INTERVAL: u32 = 2;
 const RESULT_WEIGHTS: H256 = H256::repeat_byte(0xee);
+/// The miner's commitment to its score (scored by the PoL pallet, not the audit).
+const CLAIM: H256 = H256::repeat_byte(0xc1);
 
 fn cid(s: &str) -> Cid {
 	Cid::truncate_from(s.as_bytes().to_vec())
@@ -123,7 +125,7 @@ fn job_to_reveal(result: &JobResult) -> JobId {
 fn audited_job(states: &[TrainingState]) -> JobId {
 	let result = job_result(Some(trace_of(states)));
 	let job = job_to_reveal(&result);
-	assert_ok!(Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, 1, SALT));
+	assert_ok!(Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, CLAIM, SALT));
 	System::assert_has_event(
 		Event::AuditStarted { job, segments: 4, draw_at: System::block_number() + DRAW_DELAY }
 			.into(),
@@ -230,7 +232,7 @@ fn a_result_without_its_trace_cannot_be_revealed() {
 		let result = job_result(None);
 		let job = job_to_reveal(&result);
 		assert_noop!(
-			Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, 1, SALT),
+			Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, CLAIM, SALT),
 			pallet_jobs::Error::<Test>::TraceRequired
 		);
 		let mut short = trace_of(&states());
@@ -238,7 +240,7 @@ fn a_result_without_its_trace_cannot_be_revealed() {
 		let result = job_result(Some(short));
 		let job = job_to_reveal(&result);
 		assert_noop!(
-			Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, 1, SALT),
+			Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, CLAIM, SALT),
 			pallet_jobs::Error::<Test>::TraceMismatch
 		);
 		let mut coarse = trace_of(&states());
@@ -246,7 +248,7 @@ fn a_result_without_its_trace_cannot_be_revealed() {
 		let result = job_result(Some(coarse));
 		let job = job_to_reveal(&result);
 		assert_noop!(
-			Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, 1, SALT),
+			Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, CLAIM, SALT),
 			Error::<Test>::BadTrace
 		);
 	});
