@@ -91,6 +91,8 @@ pub mod federated;
 pub mod inference;
 pub mod params;
 pub mod pol;
+#[cfg(feature = "test-fixtures")]
+pub mod testing;
 
 #[cfg(test)]
 mod tests {

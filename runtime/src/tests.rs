@@ -696,3 +696,48 @@ mod free_tier {
 		});
 	}
 }
+
+/// What `try-runtime` checks on a live chain, run natively on the dev chain: every pallet's
+/// storage invariants (`try_state`, the protocol pallets' own included) and the upgrade's
+/// checks, at genesis and with state in the protocol pallets.
+#[cfg(feature = "try-runtime")]
+#[test]
+fn try_runtime_every_pallets_invariants_and_the_upgrade_checks_hold() {
+	use frame_support::traits::{TryState, TryStateSelect};
+	use frame_try_runtime::UpgradeCheckSelect;
+	let check = |n: u32| {
+		crate::AllPalletsWithSystem::try_state(n, TryStateSelect::All).expect("invariants hold");
+	};
+	genesis("development").execute_with(|| {
+		check(0);
+		start_block(1, 1);
+		let signed = |who: Sr25519Keyring| crate::RuntimeOrigin::signed(who.to_account_id());
+		pallet_model_registry::Pallet::<Runtime>::register_dataset(
+			signed(Sr25519Keyring::Ferdie),
+			b"bafydataset".to_vec().try_into().unwrap(),
+			Default::default(),
+			1024,
+			Default::default(),
+		)
+		.expect("dataset registers");
+		let worker_bond = pallet_jobs::Params::<Runtime>::get().min_worker_bond;
+		pallet_jobs::Pallet::<Runtime>::register_worker(
+			signed(Sr25519Keyring::Eve),
+			pallet_jobs::Capabilities {
+				backends: vec![blyan_primitives::pol::Backend::Cpu].try_into().unwrap(),
+				memory_mb: 1024,
+			},
+			worker_bond,
+		)
+		.expect("worker registers");
+		let verifier_bond = pallet_pol_rewards::Params::<Runtime>::get().min_verifier_bond;
+		pallet_pol_rewards::Pallet::<Runtime>::register_verifier(
+			signed(Sr25519Keyring::Dave),
+			verifier_bond,
+		)
+		.expect("verifier registers");
+		Executive::finalize_block();
+		check(1);
+		Executive::try_runtime_upgrade(UpgradeCheckSelect::All).expect("upgrade checks pass");
+	});
+}

@@ -2,6 +2,7 @@
 //! the tests settle by hand.
 use crate::{self as pallet_jobs, JobParams};
 use blyan_primitives::pol::{JobId, VerificationProvider, VerificationRequest};
+use blyan_primitives::testing::CheckedExternalities;
 use core::cell::RefCell;
 use frame_support::{derive_impl, parameter_types, traits::ConstU32};
 use sp_runtime::{BuildStorage, DispatchResult, Perbill};
@@ -100,8 +101,16 @@ impl pallet_jobs::Config for Test {
 	type WeightInfo = ();
 }
 
+/// The invariants of every pallet of the mock runtime.
+fn invariants() -> Result<(), sp_runtime::TryRuntimeError> {
+	Registry::do_try_state()?;
+	Jobs::do_try_state()
+}
+
 /// Accounts 1..=6 start with 1 000 each.
-pub fn new_test_ext() -> sp_io::TestExternalities {
+///
+/// Its storage invariants are checked after every test.
+pub fn new_test_ext() -> CheckedExternalities {
 	let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
 	pallet_balances::GenesisConfig::<Test> {
 		balances: (1..=6).map(|a| (a, 1_000)).collect(),
@@ -115,7 +124,7 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
 		REQUESTS.with(|r| r.borrow_mut().clear());
 		GATED.with(|g| g.borrow_mut().clear());
 	});
-	ext
+	CheckedExternalities::new(ext, invariants)
 }
 
 /// Runs blocks up to `n`, with the pallet's `on_initialize`.

@@ -327,9 +327,9 @@ fn a_stage_action_after_its_deadline_is_refused_even_if_its_expiry_is_late() {
 	new_test_ext().execute_with(|| {
 		let job = posted();
 		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
-		// The lease ends at 11; pretend its expiry has not been processed yet.
-		Expiries::<Test>::remove(11, job);
+		// The lease ends at 11; block 11 begins without its expiry processed yet.
 		System::set_block_number(11);
+		assert!(Expiries::<Test>::contains_key(11, job));
 		let hash = result_commitment(job, &WORKER, &result(), &SALT);
 		assert_noop!(
 			Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash, result().semver),
@@ -437,7 +437,8 @@ fn claim_after_deadline_and_with_a_slashed_bond_fail() {
 			Error::<Test>::DeadlinePassed
 		);
 		// A worker slashed below the minimum bond may not claim.
-		Workers::<Test>::mutate(WORKER, |w| w.as_mut().unwrap().bond = MIN_BOND - 1);
+		assert_eq!(Jobs::burn_bond(&WORKER, 1), 1);
+		assert_eq!(Workers::<Test>::get(WORKER).unwrap().bond, MIN_BOND - 1);
 		assert_ok!(Jobs::post_job(RuntimeOrigin::signed(CREATOR), spec(150), REWARD));
 		assert_noop!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), 2), Error::<Test>::BondTooLow);
 	});
@@ -819,5 +820,27 @@ fn exhausted_job_ids_are_a_named_error() {
 			Jobs::post_job(RuntimeOrigin::signed(CREATOR), spec(100), REWARD),
 			Error::<Test>::IdsExhausted
 		);
+	});
+}
+
+#[test]
+fn the_invariants_catch_state_out_of_step() {
+	new_test_ext().execute_with(|| {
+		let job = posted();
+		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
+		assert_ok!(Jobs::do_try_state());
+		// A reward the escrow hold does not back.
+		JobsStore::<Test>::mutate(job, |j| j.as_mut().unwrap().reward += 1);
+		assert!(Jobs::do_try_state().is_err());
+		JobsStore::<Test>::mutate(job, |j| j.as_mut().unwrap().reward -= 1);
+		// A held job its worker does not list.
+		let held = WorkerJobs::<Test>::take(WORKER);
+		assert!(Jobs::do_try_state().is_err());
+		WorkerJobs::<Test>::insert(WORKER, held);
+		// A lease nothing will expire.
+		let deadline = JobsStore::<Test>::get(job).unwrap().stage_deadline;
+		Expiries::<Test>::remove(deadline, job);
+		assert!(Jobs::do_try_state().is_err());
+		Expiries::<Test>::insert(deadline, job, ());
 	});
 }

@@ -1,5 +1,6 @@
 //! A minimal runtime with only the registry.
 use crate as pallet_model_registry;
+use blyan_primitives::testing::CheckedExternalities;
 use frame_support::{derive_impl, parameter_types};
 use sp_runtime::BuildStorage;
 
@@ -30,9 +31,10 @@ impl pallet_model_registry::Config for Test {
 	type WeightInfo = ();
 }
 
-pub fn new_test_ext() -> sp_io::TestExternalities {
+/// Test externalities whose storage invariants are checked after every test.
+pub fn new_test_ext() -> CheckedExternalities {
 	let storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
 	let mut ext = sp_io::TestExternalities::new(storage);
 	ext.execute_with(|| System::set_block_number(1));
-	ext
+	CheckedExternalities::new(ext, Registry::do_try_state)
 }

@@ -687,9 +687,9 @@ fn commit_scores_errors() {
 		assert_ok!(commit_as(10, job));
 		System::assert_last_event(Event::ScoresCommitted { job, verifier: 10 }.into());
 		assert_noop!(commit_as(10, job), Error::<Test>::AlreadyCommitted);
-		// Past the commit deadline, even before the deadline is processed, commits are refused.
+		// Past the commit deadline, even before the deadline is processed (block `deadline` begins
+		// without its hooks), commits are refused.
 		let deadline = Rounds::<Test>::get(job).unwrap().deadline;
-		Deadlines::<Test>::remove(deadline, job);
 		System::set_block_number(deadline);
 		assert_noop!(commit_as(11, job), Error::<Test>::PhaseOver);
 	});
@@ -868,7 +868,6 @@ fn reveal_claim_errors() {
 			commit(v, job, BASE, CANDIDATE);
 		}
 		let deadline = Rounds::<Test>::get(job).unwrap().deadline;
-		Deadlines::<Test>::remove(deadline, job);
 		System::set_block_number(deadline);
 		assert_noop!(reveal_as(MINER, job, CANDIDATE, CLAIM_SALT), Error::<Test>::PhaseOver);
 	});
@@ -1097,5 +1096,32 @@ fn changing_the_epoch_length_ends_the_running_epoch_without_renumbering_past_one
 		assert_eq!(Pol::current_epoch(), 1);
 		run_to(250);
 		assert_eq!(Pol::current_epoch(), 2);
+	});
+}
+
+#[test]
+fn the_invariants_catch_state_out_of_step() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		let job = revealed_job(CANDIDATE);
+		run_to(2);
+		assert_ok!(Pol::do_try_state());
+		// A bond record the hold does not back.
+		Verifiers::<Test>::mutate(V[0], |v| v.as_mut().unwrap().bond += 1);
+		assert!(Pol::do_try_state().is_err());
+		Verifiers::<Test>::mutate(V[0], |v| v.as_mut().unwrap().bond -= 1);
+		// A seat its verifier does not know of.
+		let assigned = Assignments::<Test>::take(V[1]);
+		assert!(Pol::do_try_state().is_err());
+		Assignments::<Test>::insert(V[1], assigned);
+		// A round nothing will advance.
+		let deadline = Rounds::<Test>::get(job).unwrap().deadline;
+		Deadlines::<Test>::remove(deadline, job);
+		assert!(Pol::do_try_state().is_err());
+		Deadlines::<Test>::insert(deadline, job, ());
+		// A claim public while the commitments are open.
+		Rounds::<Test>::mutate(job, |r| r.as_mut().unwrap().claimed_score = Some(CANDIDATE));
+		assert!(Pol::do_try_state().is_err());
+		Rounds::<Test>::mutate(job, |r| r.as_mut().unwrap().claimed_score = None);
 	});
 }

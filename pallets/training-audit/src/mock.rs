@@ -2,6 +2,7 @@
 //! audit, which hands passed ones on to PoL scoring.
 use crate::{self as pallet_training_audit, AuditParams};
 use blyan_primitives::params::PolParams;
+use blyan_primitives::testing::CheckedExternalities;
 use codec::Encode;
 use core::cell::Cell;
 use frame_support::{
@@ -173,8 +174,18 @@ impl pallet_pol_rewards::Config for Test {
 /// What account 1 (the creator in tests) starts with.
 pub const CREATOR_FUNDS: Balance = 10_000;
 
+/// The invariants of every pallet of the mock runtime.
+fn invariants() -> Result<(), sp_runtime::TryRuntimeError> {
+	Registry::do_try_state()?;
+	Jobs::do_try_state()?;
+	Pol::do_try_state()?;
+	TrainingAudit::do_try_state()
+}
+
 /// Accounts 2..=20 hold 1 000 each, account 1 `CREATOR_FUNDS`, the mining pool 10 000.
-pub fn new_test_ext() -> sp_io::TestExternalities {
+///
+/// Its storage invariants are checked after every test.
+pub fn new_test_ext() -> CheckedExternalities {
 	let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
 	let mut balances: Vec<(AccountId, Balance)> =
 		(1..=20).map(|a| (a, if a == 1 { CREATOR_FUNDS } else { 1_000 })).collect();
@@ -187,7 +198,7 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
 		System::set_block_number(1);
 		RANDOM_SALT.with(|s| s.set(0));
 	});
-	ext
+	CheckedExternalities::new(ext, invariants)
 }
 
 /// Runs blocks up to `n`, with the pallets' `on_initialize`.
