@@ -132,8 +132,9 @@ pub type UncheckedExtrinsic =
 /// The payload being signed in transactions.
 pub type SignedPayload = generic::SignedPayload<RuntimeCall, TxExtension>;
 
-/// Storage migrations to run on the next runtime upgrade.
-type Migrations = ();
+/// Storage migrations to run on runtime upgrades: each is gated on its pallet's on-chain storage
+/// version, so it runs once (a chain built from genesis starts at the current versions).
+type Migrations = (pallet_free_tier::migrations::MigrateV0ToV1<Runtime>,);
 
 /// Executive: dispatches blocks and extrinsics to the pallets.
 pub type Executive = frame_executive::Executive<

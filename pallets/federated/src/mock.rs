@@ -2,6 +2,7 @@
 //! claim and remove by hand.
 use crate as pallet_federated;
 use crate::*;
+use blyan_primitives::testing::CheckedExternalities;
 use core::cell::RefCell;
 use frame_support::{derive_impl, parameter_types, traits::ConstU128};
 use sp_runtime::{traits::IdentityLookup, BuildStorage};
@@ -99,7 +100,8 @@ pub const AGGREGATOR: AccountId = 2;
 /// Accounts 10..=19 are would-be participants.
 pub const P: AccountId = 10;
 
-pub fn new_test_ext() -> sp_io::TestExternalities {
+/// Its storage invariants are checked after every test.
+pub fn new_test_ext() -> CheckedExternalities {
 	JOBS.with(|j| j.borrow_mut().clear());
 	let mut t = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
 	pallet_balances::GenesisConfig::<Test> {
@@ -110,5 +112,5 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
 	.unwrap();
 	let mut ext = sp_io::TestExternalities::new(t);
 	ext.execute_with(|| System::set_block_number(1));
-	ext
+	CheckedExternalities::new(ext, Federated::do_try_state)
 }

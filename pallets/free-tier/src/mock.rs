@@ -2,6 +2,7 @@
 //! a keystore so unsigned requests can be signed as a wallet would.
 use crate as pallet_free_tier;
 use crate::*;
+use blyan_primitives::testing::CheckedExternalities;
 use frame_support::{
 	derive_impl, parameter_types,
 	traits::{ConstU128, ConstU32, Hooks},
@@ -96,12 +97,13 @@ pub fn sign(public: &sr25519::Public, payload: &[u8]) -> MultiSignature {
 	MultiSignature::from(sp_io::crypto::sr25519_sign(KEY_TYPE, public, payload).unwrap())
 }
 
-pub fn new_test_ext() -> sp_io::TestExternalities {
+/// Its storage invariants are checked after every test.
+pub fn new_test_ext() -> CheckedExternalities {
 	let storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
 	let mut ext = sp_io::TestExternalities::new(storage);
 	ext.register_extension(KeystoreExt::new(MemoryKeystore::new()));
 	ext.execute_with(|| run_to(1));
-	ext
+	CheckedExternalities::new(ext, FreeTier::do_try_state)
 }
 
 /// Moves to block `n`, recording each block's hash as the chain would.

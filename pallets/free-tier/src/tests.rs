@@ -446,3 +446,51 @@ fn a_proof_of_work_window_longer_than_a_day_or_a_cap_pruning_cannot_follow_is_re
 		assert_ok!(<FreeTier as GovernedParams<_>>::set_params(p));
 	});
 }
+
+#[test]
+fn the_v1_migration_drops_the_unbounded_v0_usage_once() {
+	use frame_support::{
+		storage::{storage_prefix, unhashed},
+		traits::{GetStorageVersion, OnRuntimeUpgrade, StorageVersion},
+		Blake2_128Concat, StorageHasher,
+	};
+	new_test_ext().execute_with(|| {
+		// A v0 chain on day 3: one `Usage` entry (account → (day, used)) and one `LastSealBlock`
+		// entry for every account that ever asked.
+		run_to(3 * DAY + 1);
+		StorageVersion::new(0).put::<FreeTier>();
+		let old_key = |item: &[u8], who: &AccountId| {
+			let mut key = storage_prefix(b"FreeTier", item).to_vec();
+			key.extend(Blake2_128Concat::hash(&who.encode()));
+			key
+		};
+		for _ in 0..200 {
+			let (_, who) = new_account();
+			unhashed::put(&old_key(b"Usage", &who), &(2u32, 4u32));
+			unhashed::put(&old_key(b"LastSealBlock", &who), &(2 * DAY));
+		}
+		let entries = |item: &[u8]| {
+			let prefix = storage_prefix(b"FreeTier", item);
+			let mut count = 0;
+			let mut key = prefix.to_vec();
+			while let Some(next) = sp_io::storage::next_key(&key).filter(|k| k.starts_with(&prefix))
+			{
+				count += 1;
+				key = next;
+			}
+			count
+		};
+		assert_eq!((entries(b"Usage"), entries(b"LastSealBlock")), (200, 200));
+
+		crate::migrations::MigrateV0ToV1::<Test>::on_runtime_upgrade();
+		assert_eq!((entries(b"Usage"), entries(b"LastSealBlock")), (0, 0));
+		assert_eq!(FreeTier::on_chain_storage_version(), StorageVersion::new(1));
+		assert_eq!(PrunedBefore::<Test>::get(), 2, "pruning restarts at yesterday");
+
+		// The free tier works on the new layout; a second run of the migration leaves it alone.
+		let who = staked(20);
+		assert_ok!(request(&who, None));
+		crate::migrations::MigrateV0ToV1::<Test>::on_runtime_upgrade();
+		assert_eq!(Usage::<Test>::get(FreeTier::today(), &who).used, 1);
+	});
+}

@@ -35,6 +35,8 @@ pub use pallet::*;
 
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
+#[cfg(any(feature = "try-runtime", feature = "test-fixtures", test))]
+mod invariants;
 #[cfg(test)]
 mod mock;
 #[cfg(test)]
@@ -348,7 +350,12 @@ pub mod pallet {
 	/// `pallet-free-tier`'s parameters in this runtime.
 	pub type FreeTierParamsOf<T> = FreeTierParams<BlockNumberFor<T>>;
 
+	/// The storage layout's version (0: the layout at launch): bumped, with a migration, on
+	/// every change of layout.
+	const STORAGE_VERSION: StorageVersion = StorageVersion::new(0);
+
 	#[pallet::pallet]
+	#[pallet::storage_version(STORAGE_VERSION)]
 	pub struct Pallet<T>(_);
 
 	#[pallet::config]
@@ -509,6 +516,11 @@ pub mod pallet {
 
 	#[pallet::hooks]
 	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
+		#[cfg(feature = "try-runtime")]
+		fn try_state(_: BlockNumberFor<T>) -> Result<(), sp_runtime::TryRuntimeError> {
+			Self::do_try_state()
+		}
+
 		#[cfg(feature = "std")]
 		fn integrity_test() {
 			// The defaults a chain starts from must be values governance could have set.

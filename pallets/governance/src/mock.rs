@@ -2,6 +2,7 @@
 //! parameters in memory and check one rule of their own.
 use crate as pallet_governance;
 use crate::*;
+use blyan_primitives::testing::CheckedExternalities;
 use core::cell::RefCell;
 use frame_support::{
 	derive_impl, parameter_types,
@@ -199,14 +200,15 @@ impl pallet_governance::Config for Test {
 	type WeightInfo = ();
 }
 
-pub fn new_test_ext() -> sp_io::TestExternalities {
+/// Its storage invariants are checked after every test.
+pub fn new_test_ext() -> CheckedExternalities {
 	JOBS.with(|p| *p.borrow_mut() = job_defaults());
 	POL.with(|p| *p.borrow_mut() = pol_defaults());
 	FREE.with(|p| *p.borrow_mut() = free_tier_defaults());
 	let storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
 	let mut ext = sp_io::TestExternalities::new(storage);
 	ext.execute_with(|| System::set_block_number(1));
-	ext
+	CheckedExternalities::new(ext, Governance::do_try_state)
 }
 
 /// The origin of a passed referendum on the parameters track.

@@ -3,6 +3,7 @@
 //! receipts are signed as a wallet would.
 use crate as pallet_inference;
 use crate::*;
+use blyan_primitives::testing::CheckedExternalities;
 use blyan_primitives::{
 	params::FreeTierParams,
 	pol::{DatasetId, ModelId, SemVer, VersionSummary},
@@ -156,10 +157,17 @@ pub fn genesis() -> H256 {
 	H256::from_slice(System::block_hash(0).as_ref())
 }
 
-pub fn new_test_ext() -> sp_io::TestExternalities {
+/// The invariants of every pallet of the mock runtime.
+fn invariants() -> Result<(), sp_runtime::TryRuntimeError> {
+	FreeTier::do_try_state()?;
+	Inference::do_try_state()
+}
+
+/// Its storage invariants are checked after every test.
+pub fn new_test_ext() -> CheckedExternalities {
 	let storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
 	let mut ext = sp_io::TestExternalities::new(storage);
 	ext.register_extension(KeystoreExt::new(MemoryKeystore::new()));
 	ext.execute_with(|| System::set_block_number(1));
-	ext
+	CheckedExternalities::new(ext, invariants)
 }

@@ -121,7 +121,12 @@ pub enum ResolveError {
 pub mod pallet {
 	use super::*;
 
+	/// The storage layout's version (0: the layout at launch): bumped, with a migration, on
+	/// every change of layout.
+	const STORAGE_VERSION: StorageVersion = StorageVersion::new(0);
+
 	#[pallet::pallet]
+	#[pallet::storage_version(STORAGE_VERSION)]
 	pub struct Pallet<T>(_);
 
 	#[pallet::config]

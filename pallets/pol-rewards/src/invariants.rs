@@ -72,7 +72,7 @@ impl<T: Config> Pallet<T> {
 			);
 		}
 		ensure!(
-			earners.keys().all(|epoch| Epochs::<T>::contains_key(epoch)),
+			earners.keys().all(Epochs::<T>::contains_key),
 			"points in an epoch without its record"
 		);
 		Ok(())

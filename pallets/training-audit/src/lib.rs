@@ -212,7 +212,12 @@ pub use blyan_primitives::pol::quorum;
 pub mod pallet {
 	use super::*;
 
+	/// The storage layout's version (0: the layout at launch): bumped, with a migration, on
+	/// every change of layout.
+	const STORAGE_VERSION: StorageVersion = StorageVersion::new(0);
+
 	#[pallet::pallet]
+	#[pallet::storage_version(STORAGE_VERSION)]
 	pub struct Pallet<T>(_);
 
 	#[pallet::composite_enum]
