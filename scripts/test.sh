@@ -23,7 +23,10 @@ cargo test --workspace --locked "$@" 2>&1 | tee "$log"
 echo "== benchmarks of the protocol pallets, each run once as a test"
 SKIP_WASM_BUILD=1 cargo test --locked -p pallet-model-registry -p pallet-jobs -p pallet-pol-rewards -p pallet-governance -p pallet-free-tier -p pallet-inference -p pallet-federated -p pallet-training-audit \
 	--features runtime-benchmarks benchmarking 2>&1 | tee -a "$log"
-echo "== try-runtime's checks on the native runtime: every pallet's invariants, the upgrade's checks"
+echo "== try-runtime: its code linted, and its checks run on the native runtime"
+try_runtime_crates=(-p blyan-runtime -p pallet-model-registry -p pallet-jobs -p pallet-pol-rewards -p pallet-training-audit
+	-p pallet-governance -p pallet-free-tier -p pallet-inference -p pallet-federated)
+SKIP_WASM_BUILD=1 cargo clippy --locked "${try_runtime_crates[@]}" --features try-runtime -- -D warnings
 SKIP_WASM_BUILD=1 cargo test --locked -p blyan-runtime --features try-runtime --lib try_runtime \
 	2>&1 | tee -a "$log"
 echo "== docker files: hadolint and the compose file (no Docker engine here to build them)"

@@ -18,11 +18,11 @@ async function run(nodeName, networkInfo) {
         if (maybeJob.isNone) continue;
         const status = maybeJob.unwrap().status;
         if (!status.isVerifying) continue;
-        const { worker, candidate, claimedScore } = status.asVerifying;
+        const { worker, candidate } = status.asVerifying;
         const version = await at.query.registry.versions(candidate);
         if (version.isNone) throw new Error(`job ${key.args[0]}: candidate version ${candidate} is not in the registry`);
         finished.push(`job ${key.args[0]}: trained by ${names[worker.toString()] || worker}, candidate version ${candidate} ` +
-          `(${version.unwrap().status}), claimed score ${claimedScore}`);
+          `(${version.unwrap().status})`);
       }
       if (finished.length > 0) {
         for (const line of finished) console.log(`\t ${line}`);

@@ -5,9 +5,9 @@ use sp_runtime::TryRuntimeError;
 /// A pallet's storage invariants (its `do_try_state`).
 pub type Invariants = fn() -> Result<(), TryRuntimeError>;
 
-/// Test externalities that check the pallets' storage invariants after every test body, as
-/// `try-runtime` checks them after every block of a live chain: a test that leaves the state
-/// inconsistent fails even if its own assertions pass.
+/// Test externalities that check the pallets' storage invariants after every test body (the
+/// mocks' `run_to` checks them at the end of every block too, as `try-runtime` does on a live
+/// chain): a test that leaves the state inconsistent fails even if its own assertions pass.
 pub struct CheckedExternalities {
 	ext: sp_io::TestExternalities,
 	invariants: Invariants,

@@ -745,5 +745,9 @@ fn try_runtime_every_pallets_invariants_and_the_upgrade_checks_hold() {
 			w.as_mut().expect("registered").bond += 1;
 		});
 		assert!(crate::AllPalletsWithSystem::try_state(1, TryStateSelect::All).is_err());
+		assert_eq!(
+			crate::Jobs::try_state(1, TryStateSelect::All),
+			Err("a worker's bond hold differs from its record".into())
+		);
 	});
 }

@@ -522,8 +522,10 @@ impl Miner {
 			JobStatus::Committed { .. } => {}
 			JobStatus::ValidationRevealed { .. } => self.reveal(&job, &mut record).await?,
 			JobStatus::Verifying { candidate, .. } => {
+				// The claim first: it has a deadline, and a failing defence must not hold it up.
+				let claim = self.reveal_claim(job_id, &mut record).await;
 				self.defend(job_id, &job).await?;
-				self.reveal_claim(job_id, &mut record).await?;
+				claim?;
 				if record.candidate != Some(*candidate) {
 					info!(
 						job = job_id,
@@ -861,6 +863,8 @@ impl Miner {
 			None => {}
 		}
 		let claimed = record.claimed_score.context("the score is set above")?;
+		// The claim's salt must be on disk before the chain holds its commitment.
+		self.save(record)?;
 		// Only a commitment to the score: the committee must not see it before committing.
 		let claim = H256(
 			blyan_primitives::pol::claim_commitment(
@@ -887,8 +891,11 @@ impl Miner {
 		Ok(())
 	}
 
-	/// Reveals our claimed score once the committee's commitments are closed (the round's
-	/// reveal phase): a claim never revealed counts as a false one.
+	/// Reveals our claimed score in the round's reveal phase (the committee's commitments are
+	/// closed): a claim never revealed counts as a false one once a quorum decides. It waits
+	/// for a quorum's reveals, or for the end of the window to come near, so that a committee
+	/// that splits hands its redraw no claim to copy; and it never reveals to a committee too
+	/// few of whose members committed for a quorum (the chain refuses that).
 	async fn reveal_claim(&self, job_id: JobId, record: &mut MinedJob) -> Result<()> {
 		if record.claim_revealed {
 			return Ok(());
@@ -899,6 +906,20 @@ impl Miner {
 			return self.save(record);
 		}
 		if round.phase != chain::Phase::Reveal {
+			return Ok(());
+		}
+		let seats = round.committee.0.len() as u32;
+		let need = blyan_primitives::pol::quorum(seats);
+		let committed = round.committee.0.iter().filter(|m| m.commitment.is_some()).count();
+		if (committed as u32) < need {
+			return Ok(());
+		}
+		let decided = round.committee.0.iter().filter_map(|m| m.scores).any(|pair| {
+			round.committee.0.iter().filter(|m| m.scores == Some(pair)).count() as u32 >= need
+		});
+		let closing =
+			self.chain.finalized_number().await?.saturating_add(CLAIM_MARGIN) >= round.deadline;
+		if !decided && !closing {
 			return Ok(());
 		}
 		let claimed = record.claimed_score.context("a revealed result has a claimed score")?;
@@ -917,6 +938,10 @@ impl Miner {
 		self.save(record)
 	}
 }
+
+/// Blocks before a reveal window's end at which the claim is revealed even without a quorum's
+/// reveals: room for finality lag and inclusion (1 s blocks on the dev chain).
+const CLAIM_MARGIN: chain::BlockNumber = 10;
 
 /// The metric label of an outcome from [`Miner::outcome`].
 fn outcome_label(outcome: &str) -> &'static str {

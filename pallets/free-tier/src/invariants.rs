@@ -6,7 +6,8 @@ use sp_runtime::TryRuntimeError;
 
 impl<T: Config> Pallet<T> {
 	/// No usage record of a day already pruned (the state stays bounded), and no block admitting
-	/// more free requests than `max_free_per_block`.
+	/// more free requests than `max_free_per_block` can ever be (half of `MaxPrunePerBlock`: the
+	/// parameter itself may have been lowered since the last free request).
 	pub fn do_try_state() -> Result<(), TryRuntimeError> {
 		let pruned_before = PrunedBefore::<T>::get();
 		ensure!(
@@ -15,7 +16,7 @@ impl<T: Config> Pallet<T> {
 		);
 		let (_, count) = BlockCount::<T>::get();
 		ensure!(
-			count <= Params::<T>::get().max_free_per_block,
+			count <= T::MaxPrunePerBlock::get() / 2,
 			"a block admitted more free requests than allowed"
 		);
 		Ok(())

@@ -109,6 +109,8 @@ pub fn new_test_ext() -> CheckedExternalities {
 /// Moves to block `n`, recording each block's hash as the chain would.
 pub fn run_to(n: BlockNumber) {
 	while System::block_number() < n {
+		// The invariants hold at the end of every block, as `try-runtime` checks them.
+		FreeTier::do_try_state().expect("storage invariants hold at the end of the block");
 		let now = System::block_number();
 		frame_system::BlockHash::<Test>::insert(now, H256::from_low_u64_be(now + 7));
 		System::set_block_number(now + 1);

@@ -456,9 +456,13 @@ fn the_v1_migration_drops_the_unbounded_v0_usage_once() {
 	};
 	new_test_ext().execute_with(|| {
 		// A v0 chain on day 3: one `Usage` entry (account → (day, used)) and one `LastSealBlock`
-		// entry for every account that ever asked.
+		// entry for every account that ever asked, and no pruning cursor. One account asked
+		// today under the v1 layout (a chain that took the layout before declaring it).
 		run_to(3 * DAY + 1);
+		let v1_user = staked(20);
+		assert_ok!(request(&v1_user, None));
 		StorageVersion::new(0).put::<FreeTier>();
+		PrunedBefore::<Test>::kill();
 		let old_key = |item: &[u8], who: &AccountId| {
 			let mut key = storage_prefix(b"FreeTier", item).to_vec();
 			key.extend(Blake2_128Concat::hash(&who.encode()));
@@ -480,10 +484,11 @@ fn the_v1_migration_drops_the_unbounded_v0_usage_once() {
 			}
 			count
 		};
-		assert_eq!((entries(b"Usage"), entries(b"LastSealBlock")), (200, 200));
+		assert_eq!((entries(b"Usage"), entries(b"LastSealBlock")), (201, 200));
 
 		crate::migrations::MigrateV0ToV1::<Test>::on_runtime_upgrade();
-		assert_eq!((entries(b"Usage"), entries(b"LastSealBlock")), (0, 0));
+		assert_eq!((entries(b"Usage"), entries(b"LastSealBlock")), (1, 0));
+		assert_eq!(Usage::<Test>::get(FreeTier::today(), &v1_user).used, 1, "v1 usage kept");
 		assert_eq!(FreeTier::on_chain_storage_version(), StorageVersion::new(1));
 		assert_eq!(PrunedBefore::<Test>::get(), 2, "pruning restarts at yesterday");
 

@@ -159,6 +159,7 @@ mod benchmarks {
 		Rounds::<T>::mutate(job, |r| {
 			if let Some(r) = r {
 				r.phase = Phase::Commit;
+				r.claimed_score = None;
 				for m in r.committee.iter_mut() {
 					m.scores = None;
 					if m.verifier == caller {

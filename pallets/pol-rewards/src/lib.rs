@@ -413,6 +413,8 @@ pub mod pallet {
 		ClaimAlreadyRevealed,
 		/// The revealed score and salt do not match the miner's claim commitment.
 		ClaimMismatch,
+		/// Too few members committed for a quorum: the claim stays hidden for the redraw.
+		NoQuorumPossible,
 	}
 
 	#[pallet::hooks]
@@ -588,8 +590,10 @@ pub mod pallet {
 
 		/// The miner reveals the score it committed to in its result's reveal
 		/// ([`claim_commitment`]). Only in a reveal phase: the committee has committed by then,
-		/// so the claim cannot be copied into a commitment. The last of the reveals decides the
-		/// round at once; a claim never revealed counts as a false one.
+		/// so the claim cannot be copied into a commitment. Refused when too few members
+		/// committed for a quorum: that round can only end in a redraw, whose committee must not
+		/// see the claim either. The last of the reveals decides the round at once; a claim never
+		/// revealed counts as a false one.
 		#[pallet::call_index(6)]
 		#[pallet::weight(T::WeightInfo::reveal_claim())]
 		pub fn reveal_claim(
@@ -607,6 +611,11 @@ pub mod pallet {
 				Error::<T>::PhaseOver
 			);
 			ensure!(round.claimed_score.is_none(), Error::<T>::ClaimAlreadyRevealed);
+			let committed = round.committee.iter().filter(|m| m.commitment.is_some()).count();
+			ensure!(
+				committed as u32 >= quorum(round.committee.len() as u32),
+				Error::<T>::NoQuorumPossible
+			);
 			ensure!(
 				claim_commitment(job, &who, claimed_score, &salt) == round.request.claim,
 				Error::<T>::ClaimMismatch

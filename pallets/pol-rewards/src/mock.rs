@@ -166,6 +166,8 @@ pub fn new_test_ext() -> CheckedExternalities {
 /// Runs blocks up to `n`, with both pallets' `on_initialize`.
 pub fn run_to(n: u64) {
 	while System::block_number() < n {
+		// The invariants hold at the end of every block, as `try-runtime` checks them.
+		invariants().expect("storage invariants hold at the end of the block");
 		let next = System::block_number() + 1;
 		System::set_block_number(next);
 		Jobs::on_initialize(next);

@@ -122,10 +122,15 @@ fn commit(v: AccountId, job: JobId, base: Score, candidate: Score) {
 	assert_ok!(Pol::commit_scores(RuntimeOrigin::signed(v), job, hash));
 }
 
-/// A member's reveal; the miner's claim is revealed first if it is due and not withheld.
+/// A member's reveal; the miner's claim is revealed first if it is due (enough commitments for a
+/// quorum) and not withheld.
 fn reveal(v: AccountId, job: JobId, base: Score, candidate: Score) {
-	let claim_due = Rounds::<Test>::get(job)
-		.is_some_and(|r| r.phase == Phase::Reveal && r.claimed_score.is_none());
+	let claim_due = Rounds::<Test>::get(job).is_some_and(|r| {
+		let committed = r.committee.iter().filter(|m| m.commitment.is_some()).count() as u32;
+		r.phase == Phase::Reveal
+			&& r.claimed_score.is_none()
+			&& committed >= quorum(r.committee.len() as u32)
+	});
 	if claim_due && CLAIMS.with(|c| c.borrow().contains_key(&job)) {
 		reveal_claim(job);
 	}
@@ -831,6 +836,79 @@ fn a_claim_revealed_after_every_member_decides_the_round_at_once() {
 		assert!(Rounds::<Test>::get(job).is_some(), "decided without the claim");
 		reveal_claim(job);
 		assert!(Rounds::<Test>::get(job).is_none());
+		assert_eq!(candidate_status(job), VersionStatus::Accepted);
+	});
+}
+
+#[test]
+fn a_claim_stays_hidden_from_the_redraw_of_a_committee_that_could_not_reach_a_quorum() {
+	new_test_ext().execute_with(|| {
+		// Six verifiers: the silent members fall below the draw minimum, the rest redraw.
+		let verifiers: Vec<AccountId> = (10..16).collect();
+		setup(&verifiers);
+		let job = revealed_job(CANDIDATE);
+		run_to(2);
+		// One commitment of three: no quorum can come of this committee.
+		let first = committee(job);
+		commit(first[0], job, BASE, CANDIDATE);
+		run_to(Rounds::<Test>::get(job).unwrap().deadline);
+		assert_eq!(Rounds::<Test>::get(job).unwrap().phase, Phase::Reveal);
+		assert_noop!(
+			Pol::reveal_claim(RuntimeOrigin::signed(MINER), job, CANDIDATE, CLAIM_SALT),
+			Error::<Test>::NoQuorumPossible
+		);
+		reveal(first[0], job, BASE, CANDIDATE);
+		run_to(Rounds::<Test>::get(job).unwrap().deadline);
+		System::assert_has_event(Event::NoQuorum { job, redraw: true }.into());
+		// The second committee commits without the claim in sight, then the miner reveals it.
+		run_to(Rounds::<Test>::get(job).unwrap().deadline);
+		let round = Rounds::<Test>::get(job).unwrap();
+		assert_eq!((round.attempt, round.phase, round.claimed_score), (1, Phase::Commit, None));
+		assert!(
+			!System::events()
+				.iter()
+				.any(|r| matches!(r.event, RuntimeEvent::Pol(Event::ClaimRevealed { .. }))),
+			"the claim was revealed"
+		);
+		let second = committee(job);
+		for &v in &second {
+			commit(v, job, BASE, CANDIDATE);
+		}
+		for &v in &second {
+			reveal(v, job, BASE, CANDIDATE);
+		}
+		assert_eq!(candidate_status(job), VersionStatus::Accepted);
+	});
+}
+
+#[test]
+fn a_claim_revealed_to_a_split_committee_holds_for_the_redraw() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		let job = revealed_job(CANDIDATE);
+		run_to(2);
+		// Three different pairs: a quorum was possible, none formed.
+		for (i, v) in V.into_iter().enumerate() {
+			commit(v, job, BASE, CANDIDATE + i as Score);
+		}
+		for (i, v) in V.into_iter().enumerate() {
+			reveal(v, job, BASE, CANDIDATE + i as Score);
+		}
+		System::assert_has_event(Event::NoQuorum { job, redraw: true }.into());
+		run_to(Rounds::<Test>::get(job).unwrap().deadline);
+		let round = Rounds::<Test>::get(job).unwrap();
+		assert_eq!((round.attempt, round.claimed_score), (1, Some(CANDIDATE)));
+		for v in V {
+			commit(v, job, BASE, CANDIDATE);
+		}
+		assert_noop!(
+			Pol::reveal_claim(RuntimeOrigin::signed(MINER), job, CANDIDATE, CLAIM_SALT),
+			Error::<Test>::ClaimAlreadyRevealed
+		);
+		for v in V {
+			reveal(v, job, BASE, CANDIDATE);
+		}
+		// Decided at the last member's reveal: the claim is already in.
 		assert_eq!(candidate_status(job), VersionStatus::Accepted);
 	});
 }

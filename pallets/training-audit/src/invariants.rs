@@ -6,15 +6,21 @@ use alloc::collections::BTreeMap;
 use sp_runtime::TryRuntimeError;
 
 impl<T: Config> Pallet<T> {
-	/// Every audit and dispute due in the deadline index at its phase's or move's end; each
+	/// Every audit short of closing and every dispute due in the deadline index at its phase's
+	/// or move's end (a closing audit waits for its disputes instead, so it has some); each
 	/// audit's count of open disputes matching its disputes, whose ids it has issued and whose
-	/// range is not empty; and each challenger's bond hold the sum of its open disputes' bonds.
+	/// range is not empty unless the trace refuted itself (its leaves' steps are the miner's);
+	/// and each challenger's bond hold the sum of its open disputes' bonds.
 	pub fn do_try_state() -> Result<(), TryRuntimeError> {
 		for (job, audit) in Audits::<T>::iter() {
-			ensure!(
-				Deadlines::<T>::contains_key(audit.deadline, Timer::Audit(job)),
-				"an audit not due at its phase's end"
-			);
+			if audit.phase == AuditPhase::Closing {
+				ensure!(audit.open_disputes > 0, "a closing audit with no dispute to wait for");
+			} else {
+				ensure!(
+					Deadlines::<T>::contains_key(audit.deadline, Timer::Audit(job)),
+					"an audit not due at its phase's end"
+				);
+			}
 			let open = Disputes::<T>::iter_prefix(job).count() as u32;
 			ensure!(open == audit.open_disputes, "open_disputes differs from the disputes held");
 		}
@@ -22,7 +28,10 @@ impl<T: Config> Pallet<T> {
 		for (job, challenge, dispute) in Disputes::<T>::iter() {
 			let audit = Audits::<T>::get(job).ok_or("a dispute of an audit that is gone")?;
 			ensure!(challenge < audit.next_challenge, "a dispute id the audit never issued");
-			ensure!(dispute.lo < dispute.hi, "a dispute over an empty range");
+			ensure!(
+				dispute.lo < dispute.hi || dispute.stage == DisputeStage::Refuted,
+				"a dispute over an empty range"
+			);
 			ensure!(
 				Deadlines::<T>::contains_key(dispute.deadline, Timer::Dispute(job, challenge)),
 				"a dispute not due at its move's end"
