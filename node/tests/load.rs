@@ -57,7 +57,12 @@ fn a_flood_of_job_and_receipt_transactions_is_bounded_by_the_pool_and_nothing_ac
 	assert!(n("accepted") as u64 >= transactions, "{line}");
 	// A flood: the pool was full and had to refuse or evict.
 	assert!(n("refusedFull") + n("droppedAfterAcceptance") > 0.0, "not a flood: {line}");
-	assert!(n("maxPool") as u64 <= POOL_LIMIT, "the pool outgrew its limit: {line}");
+	// `--pool-limit` bounds the ready queue; the future queue (transactions waiting for an
+	// earlier nonce) holds a tenth of it more, and `author_pendingExtrinsics` lists both.
+	assert!(
+		n("maxPool") as u64 <= POOL_LIMIT + POOL_LIMIT / 10,
+		"the pool outgrew its limit: {line}"
+	);
 	assert!(n("probeMax") < 2_000.0, "an RPC call took over 2 s during the flood: {line}");
 	assert!(node.is_running(), "the node exited\n{}", node.log_tail());
 
@@ -81,7 +86,11 @@ fn a_flood_of_job_and_receipt_transactions_is_bounded_by_the_pool_and_nothing_ac
 		n("droppedAfterAcceptance"),
 		n("stalled")
 	);
-	println!("| largest pool seen | {} of {POOL_LIMIT} |", n("maxPool"));
+	println!(
+		"| largest pool seen | {} (ready limit {POOL_LIMIT}, future {}) |",
+		n("maxPool"),
+		POOL_LIMIT / 10
+	);
 	println!(
 		"| author_submitAndWatchExtrinsic until accepted, p50 / p99 | {:.0} / {:.0} ms |",
 		n("submitP50"),
