@@ -141,7 +141,17 @@ pub const CREATOR_FUNDS: Balance = 10_000;
 fn invariants() -> Result<(), sp_runtime::TryRuntimeError> {
 	Registry::do_try_state()?;
 	Jobs::do_try_state()?;
-	Pol::do_try_state()
+	Pol::do_try_state()?;
+	// Across the pallets: a job under verification is in a round (else its escrow is stuck).
+	for (job, info) in pallet_jobs::Jobs::<Test>::iter() {
+		if matches!(info.status, pallet_jobs::JobStatus::Verifying { .. }) {
+			frame_support::ensure!(
+				crate::Rounds::<Test>::contains_key(job),
+				"a job under verification without its round"
+			);
+		}
+	}
+	Ok(())
 }
 
 /// Accounts 2..=20 hold 1 000 each, account 1 `CREATOR_FUNDS`, the mining pool 10 000.

@@ -179,7 +179,19 @@ fn invariants() -> Result<(), sp_runtime::TryRuntimeError> {
 	Registry::do_try_state()?;
 	Jobs::do_try_state()?;
 	Pol::do_try_state()?;
-	TrainingAudit::do_try_state()
+	TrainingAudit::do_try_state()?;
+	// Across the pallets: a job under verification is in its audit or its PoL round (else its
+	// escrow is stuck).
+	for (job, info) in pallet_jobs::Jobs::<Test>::iter() {
+		if matches!(info.status, pallet_jobs::JobStatus::Verifying { .. }) {
+			frame_support::ensure!(
+				crate::Audits::<Test>::contains_key(job)
+					|| pallet_pol_rewards::Rounds::<Test>::contains_key(job),
+				"a job under verification in neither its audit nor a round"
+			);
+		}
+	}
+	Ok(())
 }
 
 /// Accounts 2..=20 hold 1 000 each, account 1 `CREATOR_FUNDS`, the mining pool 10 000.
