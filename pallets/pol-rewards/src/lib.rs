@@ -519,9 +519,8 @@ pub mod pallet {
 		pub fn commit_scores(origin: OriginFor<T>, job: JobId, commitment: H256) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			let mut round = Rounds::<T>::get(job).ok_or(Error::<T>::UnknownRound)?;
-			ensure!(round.phase == Phase::Commit, Error::<T>::WrongPhase);
+			Self::ensure_in_phase(&round, Phase::Commit)?;
 			let now = frame_system::Pallet::<T>::block_number();
-			ensure!(now < round.deadline, Error::<T>::PhaseOver);
 			let seat = round
 				.committee
 				.iter_mut()
@@ -559,11 +558,7 @@ pub mod pallet {
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			let mut round = Rounds::<T>::get(job).ok_or(Error::<T>::UnknownRound)?;
-			ensure!(round.phase == Phase::Reveal, Error::<T>::WrongPhase);
-			ensure!(
-				frame_system::Pallet::<T>::block_number() < round.deadline,
-				Error::<T>::PhaseOver
-			);
+			Self::ensure_in_phase(&round, Phase::Reveal)?;
 			let attempt = round.attempt;
 			let seat = round
 				.committee
@@ -605,11 +600,7 @@ pub mod pallet {
 			let who = ensure_signed(origin)?;
 			let mut round = Rounds::<T>::get(job).ok_or(Error::<T>::UnknownRound)?;
 			ensure!(round.request.miner == who, Error::<T>::NotMiner);
-			ensure!(round.phase == Phase::Reveal, Error::<T>::WrongPhase);
-			ensure!(
-				frame_system::Pallet::<T>::block_number() < round.deadline,
-				Error::<T>::PhaseOver
-			);
+			Self::ensure_in_phase(&round, Phase::Reveal)?;
 			ensure!(round.claimed_score.is_none(), Error::<T>::ClaimAlreadyRevealed);
 			let committed = round.committee.iter().filter(|m| m.commitment.is_some()).count();
 			ensure!(
@@ -674,6 +665,16 @@ impl<T: Config> Pallet<T> {
 		let length = params.epoch_length.max(1u32.into());
 		let since: EpochIndex = (now.saturating_sub(first_block) / length).unique_saturated_into();
 		first_index.saturating_add(since)
+	}
+
+	/// The round is in `phase`, and its deadline has not come (even if not processed yet).
+	fn ensure_in_phase(
+		round: &Round<T::AccountId, BlockNumberFor<T>>,
+		phase: Phase,
+	) -> DispatchResult {
+		ensure!(round.phase == phase, Error::<T>::WrongPhase);
+		ensure!(frame_system::Pallet::<T>::block_number() < round.deadline, Error::<T>::PhaseOver);
+		Ok(())
 	}
 
 	/// Drops a round's entry from the deadline index (its phase ended early).

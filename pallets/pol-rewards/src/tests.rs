@@ -137,6 +137,26 @@ fn reveal(v: AccountId, job: JobId, base: Score, candidate: Score) {
 	assert_ok!(Pol::reveal_scores(RuntimeOrigin::signed(v), job, base, candidate, salt_of(v)));
 }
 
+/// Every one of `members` commits to `(base, candidate)`, then every one reveals it.
+fn agree(members: &[AccountId], job: JobId, base: Score, candidate: Score) {
+	for &v in members {
+		commit(v, job, base, candidate);
+	}
+	for &v in members {
+		reveal(v, job, base, candidate);
+	}
+}
+
+/// The committee `V` splits: each member commits to, then reveals, a candidate score of its own.
+fn split(job: JobId) {
+	for (i, v) in V.into_iter().enumerate() {
+		commit(v, job, BASE, CANDIDATE + i as Score);
+	}
+	for (i, v) in V.into_iter().enumerate() {
+		reveal(v, job, BASE, CANDIDATE + i as Score);
+	}
+}
+
 fn committee(job: JobId) -> Vec<AccountId> {
 	let mut c: Vec<_> =
 		Rounds::<Test>::get(job).unwrap().committee.iter().map(|m| m.verifier).collect();
@@ -240,12 +260,7 @@ fn epoch_budget_is_shared_in_proportion_to_accepted_improvement() {
 		for (candidate, points) in [(CANDIDATE, 50u128), (950_000_000, 25)] {
 			let job = revealed_job(candidate);
 			run_to(System::block_number() + 1);
-			for v in V {
-				commit(v, job, BASE, candidate);
-			}
-			for v in V {
-				reveal(v, job, BASE, candidate);
-			}
+			agree(&V, job, BASE, candidate);
 			System::assert_has_event(Event::PointsEarned { epoch: 0, miner: MINER, points }.into());
 		}
 		let info = Epochs::<Test>::get(0).unwrap();
@@ -276,12 +291,7 @@ fn inflated_claim_is_rejected_and_the_miner_slashed() {
 		let verifiers_free_before: std::collections::BTreeMap<AccountId, Balance> =
 			V.iter().map(|v| (*v, free(*v))).collect();
 		run_to(2);
-		for v in V {
-			commit(v, job, BASE, CANDIDATE);
-		}
-		for v in V {
-			reveal(v, job, BASE, CANDIDATE);
-		}
+		agree(&V, job, BASE, CANDIDATE);
 		System::assert_has_event(
 			Event::Verified {
 				job,
@@ -316,12 +326,7 @@ fn improvement_below_the_threshold_is_rejected() {
 		let candidate = 995_000_000; // 0.5 % < 1 %
 		let job = revealed_job(candidate);
 		run_to(2);
-		for v in V {
-			commit(v, job, BASE, candidate);
-		}
-		for v in V {
-			reveal(v, job, BASE, candidate);
-		}
+		agree(&V, job, BASE, candidate);
 		assert_eq!(candidate_status(job), VersionStatus::Rejected);
 		assert_eq!(free(CREATOR), CREATOR_FUNDS);
 	});
@@ -435,14 +440,6 @@ fn split_committee_is_redrawn_once_then_refunded_without_slashing() {
 		let issuance = Balances::total_issuance();
 		let job = revealed_job(CANDIDATE);
 		run_to(2);
-		let split = |job| {
-			for (i, v) in V.into_iter().enumerate() {
-				commit(v, job, BASE, CANDIDATE + i as u64);
-			}
-			for (i, v) in V.into_iter().enumerate() {
-				reveal(v, job, BASE, CANDIDATE + i as u64);
-			}
-		};
 		split(job);
 		System::assert_has_event(Event::NoQuorum { job, redraw: true }.into());
 		let round = Rounds::<Test>::get(job).unwrap();
@@ -498,12 +495,7 @@ fn a_silent_second_committee_ends_in_a_refund() {
 		let job = revealed_job(CANDIDATE);
 		run_to(2);
 		// The first committee splits (no penalty: all revealed), the second stays silent.
-		for (i, v) in V.into_iter().enumerate() {
-			commit(v, job, BASE, CANDIDATE + i as u64);
-		}
-		for (i, v) in V.into_iter().enumerate() {
-			reveal(v, job, BASE, CANDIDATE + i as u64);
-		}
+		split(job);
 		let round = Rounds::<Test>::get(job).unwrap();
 		run_to(round.deadline + COMMIT_WINDOW + REVEAL_WINDOW);
 		System::assert_has_event(Event::NoQuorum { job, redraw: false }.into());
@@ -556,12 +548,7 @@ fn committees_never_include_the_miner_or_creator() {
 			let job = revealed_job(CANDIDATE);
 			run_to(System::block_number() + 1);
 			assert_eq!(committee(job), V.to_vec());
-			for v in V {
-				commit(v, job, BASE, CANDIDATE);
-			}
-			for v in V {
-				reveal(v, job, BASE, CANDIDATE);
-			}
+			agree(&V, job, BASE, CANDIDATE);
 		}
 	});
 }
@@ -662,12 +649,7 @@ fn unregister_and_withdraw_verifier() {
 		// unbonding period is over (shortened here).
 		Verifiers::<Test>::mutate(10, |v| v.as_mut().unwrap().unbonding_until = Some(2));
 		assert_noop!(withdraw(10), Error::<Test>::HasAssignments);
-		for v in V {
-			commit(v, job, BASE, CANDIDATE);
-		}
-		for v in V {
-			reveal(v, job, BASE, CANDIDATE);
-		}
+		agree(&V, job, BASE, CANDIDATE);
 		assert_eq!(candidate_status(job), VersionStatus::Accepted);
 		assert_ok!(withdraw(10));
 		System::assert_last_event(
@@ -785,12 +767,7 @@ fn a_miner_withholding_its_claim_is_rejected_and_slashed() {
 		let job = revealed_job(CANDIDATE);
 		withhold_claim(job);
 		run_to(2);
-		for v in V {
-			commit(v, job, BASE, CANDIDATE);
-		}
-		for v in V {
-			reveal(v, job, BASE, CANDIDATE);
-		}
+		agree(&V, job, BASE, CANDIDATE);
 		// Every member revealed, yet the round waits for the claim until its deadline.
 		let deadline = Rounds::<Test>::get(job).unwrap().deadline;
 		run_to(deadline);
@@ -871,12 +848,7 @@ fn a_claim_stays_hidden_from_the_redraw_of_a_committee_that_could_not_reach_a_qu
 			"the claim was revealed"
 		);
 		let second = committee(job);
-		for &v in &second {
-			commit(v, job, BASE, CANDIDATE);
-		}
-		for &v in &second {
-			reveal(v, job, BASE, CANDIDATE);
-		}
+		agree(&second, job, BASE, CANDIDATE);
 		assert_eq!(candidate_status(job), VersionStatus::Accepted);
 	});
 }
@@ -888,12 +860,7 @@ fn a_claim_revealed_to_a_split_committee_holds_for_the_redraw() {
 		let job = revealed_job(CANDIDATE);
 		run_to(2);
 		// Three different pairs: a quorum was possible, none formed.
-		for (i, v) in V.into_iter().enumerate() {
-			commit(v, job, BASE, CANDIDATE + i as Score);
-		}
-		for (i, v) in V.into_iter().enumerate() {
-			reveal(v, job, BASE, CANDIDATE + i as Score);
-		}
+		split(job);
 		System::assert_has_event(Event::NoQuorum { job, redraw: true }.into());
 		run_to(Rounds::<Test>::get(job).unwrap().deadline);
 		let round = Rounds::<Test>::get(job).unwrap();
@@ -1150,12 +1117,7 @@ fn changing_the_epoch_length_ends_the_running_epoch_without_renumbering_past_one
 		setup(&V);
 		let job = revealed_job(CANDIDATE);
 		run_to(2);
-		for v in V {
-			commit(v, job, BASE, CANDIDATE);
-		}
-		for v in V {
-			reveal(v, job, BASE, CANDIDATE);
-		}
+		agree(&V, job, BASE, CANDIDATE);
 		assert_eq!(EpochPoints::<Test>::get(0, MINER), Some(50));
 		// At block 50 of a 100-block epoch the length doubles: epoch 0 ends now, epoch 1 starts.
 		run_to(50);
