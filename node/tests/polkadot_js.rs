@@ -65,6 +65,57 @@ fn polkadot_js_changes_a_parameter_by_referendum_and_upgrades_the_runtime() {
 	assert_eq!(version["specVersion"], spec_before + 1);
 }
 
+/// The upgrade test proposes `runtime/next`'s wasm: it must be the genesis runtime with only
+/// `spec_version` one higher. Were its types different (a stale or differently-featured build),
+/// the events of the upgrade block would be read with the wrong metadata and the chain would
+/// change its call encoding under every client.
+#[test]
+fn the_upgrade_wasm_is_the_genesis_runtime_one_spec_version_higher() {
+	use codec::{Decode, Encode};
+	use sp_core::traits::{CallContext, CodeExecutor, RuntimeCode, WrappedRuntimeCode};
+
+	let executor = sc_executor::WasmExecutor::<sp_io::SubstrateHostFunctions>::builder().build();
+	let call = |wasm: &[u8], method: &str, data: &[u8]| -> Vec<u8> {
+		let code = WrappedRuntimeCode(wasm.into());
+		let hash = sp_io::hashing::blake2_256(wasm).to_vec();
+		let runtime_code = RuntimeCode { code_fetcher: &code, heap_pages: None, hash };
+		let mut externalities = sp_io::TestExternalities::default();
+		let mut ext = externalities.ext();
+		executor
+			.call(&mut ext, &runtime_code, method, data, CallContext::Offchain)
+			.0
+			.unwrap_or_else(|e| panic!("{method}: {e}"))
+	};
+	let genesis = blyan_runtime::WASM_BINARY.expect("the runtime was built with its wasm");
+	let next = blyan_runtime_next::WASM_BINARY.expect("runtime/next was built with its wasm");
+
+	let version = |wasm| {
+		sc_executor::RuntimeVersion::decode(&mut &call(wasm, "Core_version", &[])[..]).unwrap()
+	};
+	let (before, after) = (version(genesis), version(next));
+	assert_eq!(before.spec_version, blyan_runtime::VERSION.spec_version);
+	assert_eq!(after.spec_version, before.spec_version + 1);
+	let mut same_but_spec = after.clone();
+	same_but_spec.spec_version = before.spec_version;
+	assert_eq!(same_but_spec, before, "runtime/next differs in more than its spec_version");
+
+	// The metadata holds the version as `System`'s `Version` constant; apart from it, every
+	// type, call, event, storage item and constant must be the same.
+	let metadata = |wasm| call(wasm, "Metadata_metadata", &[]);
+	let (before_version, after_version) = (before.encode(), after.encode());
+	let mut expected = metadata(genesis);
+	let at = expected
+		.windows(before_version.len())
+		.position(|w| w == &before_version[..])
+		.expect("the genesis metadata holds its RuntimeVersion");
+	expected.splice(at..at + before_version.len(), after_version);
+	assert!(
+		metadata(next) == expected,
+		"runtime/next's metadata differs from the genesis runtime's beyond spec_version: \
+		 both wasm builds must come from one tree with the same features"
+	);
+}
+
 #[test]
 fn polkadot_js_sends_free_requests_feeless_within_quota_and_with_proof_of_work() {
 	let _guard = common::serial();
