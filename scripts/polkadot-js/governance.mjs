@@ -15,6 +15,7 @@
 import { readFileSync } from 'node:fs';
 import { ApiPromise, WsProvider } from '@polkadot/api';
 import { Keyring } from '@polkadot/keyring';
+import { Metadata, TypeRegistry } from '@polkadot/types';
 import { submitOrFail } from './submit.mjs';
 
 // Every event of every new block (filled below), kept for the checks and for failure reports.
@@ -38,30 +39,45 @@ function log(message) {
   console.log(message);
 }
 
-const api = await ApiPromise.create({ provider: new WsProvider(url), noInitWarn: true });
+const provider = new WsProvider(url);
+const api = await ApiPromise.create({ provider, noInitWarn: true });
 const keyring = new Keyring({ type: 'sr25519' });
 const alice = keyring.addFromUri('//Alice');
 const bob = keyring.addFromUri('//Bob');
 const charlie = keyring.addFromUri('//Charlie');
 
-// Every event of every new block, kept for the checks below. Around the runtime upgrade,
-// @polkadot/api can fail to decode a block's events while it switches to the new runtime's
-// metadata (seen once in CI-like runs: "Unable to decode storage system.events"); reading them
-// again a moment later works, so each block is tried a few times before it is reported.
+// Every event of every new block, kept for the checks below. A block's events were written by the
+// runtime in its parent's state (the block that enacts `setCode` still ran the old one), so they are
+// decoded with that runtime's metadata, in registries of our own, one per spec version:
+// @polkadot/api switches its default registry to the new metadata in place when the chain upgrades,
+// and a query it decorated just before the switch (and caches for that block) can then no longer
+// decode the upgrade block's events ("Unable to decode storage system.events", seen in CI).
+const registries = new Map();
+function registryOf(parentHash) {
+  return provider.send('state_getRuntimeVersion', [parentHash]).then(({ specVersion }) => {
+    if (!registries.has(specVersion)) {
+      registries.set(
+        specVersion,
+        provider.send('state_getMetadata', [parentHash]).then((hex) => {
+          const registry = new TypeRegistry();
+          registry.setMetadata(new Metadata(registry, hex));
+          return registry;
+        }),
+      );
+    }
+    return registries.get(specVersion);
+  });
+}
+const eventsKey = api.query.system.events.key();
 await api.rpc.chain.subscribeNewHeads(async (header) => {
   const number = header.number.toNumber();
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const events = await (await api.at(header.hash)).query.system.events();
-      for (const { event } of events) seen.push({ block: number, event });
-      return;
-    } catch (e) {
-      if (attempt === 5) {
-        log(`events of block #${number} could not be decoded: ${e.message.split('\n')[0].slice(0, 160)}`);
-        return;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
+  try {
+    const registry = await registryOf(header.parentHash.toHex());
+    const raw = await provider.send('state_getStorage', [eventsKey, header.hash.toHex()]);
+    const events = registry.createType('Vec<FrameSystemEventRecord>', raw ?? '0x00');
+    for (const { event } of events) seen.push({ block: number, event });
+  } catch (e) {
+    log(`events of block #${number} could not be decoded: ${e.message.split('\n')[0].slice(0, 160)}`);
   }
 });
 
@@ -174,7 +190,7 @@ function isDispatchedWith(event, name) {
   if (!api.events.scheduler.Dispatched.is(event)) return false;
   const result = event.data.result;
   if (!result.isErr || !result.asErr.isModule) return false;
-  const meta = api.registry.findMetaError(result.asErr.asModule);
+  const meta = event.registry.findMetaError(result.asErr.asModule);
   return `${meta.section}.${meta.name}` === name;
 }
 

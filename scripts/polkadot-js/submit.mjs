@@ -8,11 +8,21 @@ function dispatchErrorOf(api, events, dispatchError) {
 }
 
 // Sends `tx` (signed by `who`, or unsigned when `who` is undefined), waits until it is in a block
-// and resolves with its events; calls `fail` with the error's name if it was refused or failed.
-export function submitOrFail(api, tx, who, label, { log, fail }) {
+// and resolves with its events; calls `fail` with the error's name if it was refused or failed,
+// with the pool's verdict if the pool let it go, and with its last status if it is not in a block
+// after `seconds`.
+export function submitOrFail(api, tx, who, label, { log, fail }, seconds = 120) {
   return new Promise((resolve) => {
+    let last = 'not yet answered by the node';
+    const timer = setTimeout(() => fail(`${label}: not in a block after ${seconds} s (last status: ${last})`), seconds * 1000);
     const handler = ({ status, events, dispatchError }) => {
+      last = status.type;
+      if (status.isInvalid || status.isDropped || status.isUsurped) {
+        clearTimeout(timer);
+        fail(`${label}: ${status.type} in the transaction pool`);
+      }
       if (!status.isInBlock) return;
+      clearTimeout(timer);
       const error = dispatchErrorOf(api, events, dispatchError);
       if (error) {
         const meta = error.isModule ? api.registry.findMetaError(error.asModule) : undefined;
@@ -22,6 +32,9 @@ export function submitOrFail(api, tx, who, label, { log, fail }) {
       resolve(events);
     };
     const sent = who ? tx.signAndSend(who, { nonce: -1 }, handler) : tx.send(handler);
-    sent.catch((e) => fail(`${label}: ${e.message ?? e}`));
+    sent.catch((e) => {
+      clearTimeout(timer);
+      fail(`${label}: ${e.message ?? e}`);
+    });
   });
 }
