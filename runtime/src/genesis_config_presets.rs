@@ -7,7 +7,7 @@
 
 use crate::{
 	configs::{
-		accounts,
+		accounts, election,
 		governance::{TEAM_VESTING_CLIFF, TEAM_VESTING_LENGTH},
 		parameters::{dev_audit_params, DEV_TIMINGS},
 	},
@@ -90,6 +90,11 @@ fn blyan_genesis(
 		staking: StakingConfig {
 			validator_count,
 			minimum_validator_count: 1,
+			// Bounded bonding, so the era-change election stays within a block (`election`).
+			min_nominator_bond: election::MIN_NOMINATOR_BOND,
+			min_validator_bond: election::MIN_VALIDATOR_BOND,
+			max_nominator_count: Some(election::MAX_NOMINATORS),
+			max_validator_count: Some(election::MAX_VALIDATOR_CANDIDATES),
 			stakers: validators
 				.iter()
 				.map(|v| {

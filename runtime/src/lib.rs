@@ -65,7 +65,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: alloc::borrow::Cow::Borrowed("blyan"),
 	impl_name: alloc::borrow::Cow::Borrowed("blyan-node"),
 	authoring_version: 1,
-	spec_version: 107,
+	spec_version: 108,
 	impl_version: 1,
 	apis: apis::RUNTIME_API_VERSIONS,
 	transaction_version: 2,
@@ -78,7 +78,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: alloc::borrow::Cow::Borrowed("blyan"),
 	impl_name: alloc::borrow::Cow::Borrowed("blyan-node"),
 	authoring_version: 1,
-	spec_version: 108,
+	spec_version: 109,
 	impl_version: 1,
 	apis: apis::RUNTIME_API_VERSIONS,
 	transaction_version: 2,
@@ -132,9 +132,11 @@ pub type UncheckedExtrinsic =
 /// The payload being signed in transactions.
 pub type SignedPayload = generic::SignedPayload<RuntimeCall, TxExtension>;
 
-/// Storage migrations to run on runtime upgrades: each is gated on its pallet's on-chain storage
-/// version, so it runs once (a chain built from genesis starts at the current versions).
-type Migrations = (pallet_free_tier::migrations::MigrateV0ToV1<Runtime>,);
+/// Storage migrations to run on runtime upgrades, each once: gated on its pallet's on-chain
+/// storage version, or (`InitStakingLimits`) on the staking limits being unset; a chain built from
+/// genesis starts at the current versions, with the limits set.
+type Migrations =
+	(pallet_free_tier::migrations::MigrateV0ToV1<Runtime>, configs::election::InitStakingLimits);
 
 /// Executive: dispatches blocks and extrinsics to the pallets.
 pub type Executive = frame_executive::Executive<
@@ -190,6 +192,9 @@ mod runtime {
 	pub type Aura = pallet_aura;
 	#[runtime::pallet_index(16)]
 	pub type Grandpa = pallet_grandpa;
+	/// Staking's voters sorted by stake, for bounded elections.
+	#[runtime::pallet_index(17)]
+	pub type VoterList = pallet_bags_list<Instance1>;
 
 	#[runtime::pallet_index(20)]
 	pub type Utility = pallet_utility;

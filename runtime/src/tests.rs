@@ -751,3 +751,221 @@ fn try_runtime_every_pallets_invariants_and_the_upgrade_checks_hold() {
 		);
 	});
 }
+
+/// The election in the era-change block is bounded (#18 item 8): minimum bonds, capped counts, a
+/// voter list sorted by stake and a voter bound sized from the benchmarked election weight.
+mod election {
+	use super::*;
+	use crate::{configs::election::*, RuntimeOrigin, Staking, VoterList};
+	use frame_election_provider_support::{ElectionDataProvider, SortedListProvider};
+	use frame_support::{
+		assert_noop, assert_ok,
+		traits::{fungible::Mutate, OnRuntimeUpgrade},
+	};
+	use pallet_staking::{Error, RewardDestination, ValidatorPrefs};
+	use sp_staking::currency_to_vote::{CurrencyToVote, U128CurrencyToVote};
+
+	fn account(tag: u8, i: u32) -> AccountId {
+		let mut bytes = [tag; 32];
+		bytes[..4].copy_from_slice(&i.to_le_bytes());
+		AccountId::new(bytes)
+	}
+
+	/// Funds `who`, bonds `stake` and nominates `target`.
+	fn nominator(who: &AccountId, stake: Balance, target: &AccountId) {
+		assert_ok!(Balances::mint_into(who, stake + BLY));
+		assert_ok!(Staking::bond(
+			RuntimeOrigin::signed(who.clone()),
+			stake,
+			RewardDestination::Stash
+		));
+		assert_ok!(Staking::nominate(
+			RuntimeOrigin::signed(who.clone()),
+			vec![target.clone().into()]
+		));
+	}
+
+	#[test]
+	fn the_election_at_its_bounds_fits_in_one_block() {
+		let max_block = <Runtime as frame_system::Config>::BlockWeights::get().max_block;
+		let budget = (ELECTION_BLOCK_SHARE * max_block).ref_time();
+		let at_bounds = election_weight(MAX_ELECTING_VOTERS, MAX_VALIDATOR_CANDIDATES).ref_time();
+		assert!(at_bounds <= budget, "{at_bounds} ps > {budget} ps");
+		// Sized, not loose: half as many voters again would not fit.
+		let more = election_weight(MAX_ELECTING_VOTERS * 3 / 2, MAX_VALIDATOR_CANDIDATES);
+		assert!(more.ref_time() > budget);
+		// The bound before (22 500 voters, no cap on them) cost several blocks in one.
+		assert!(
+			election_weight(22_500, MAX_VALIDATOR_CANDIDATES).ref_time() > 5 * max_block.ref_time()
+		);
+
+		// The election and staking use these bounds.
+		let bounds = ElectionBounds::get();
+		assert_eq!(bounds.voters.count.map(|c| c.0), Some(MAX_ELECTING_VOTERS));
+		assert_eq!(bounds.targets.count.map(|c| c.0), Some(MAX_VALIDATOR_CANDIDATES));
+		assert_eq!(
+			<<Runtime as pallet_staking::Config>::NominationsQuota as pallet_staking::NominationsQuota<Balance>>::get_quota(BLY),
+			MAX_NOMINATIONS
+		);
+		assert!(MAX_NOMINATORS > MAX_ELECTING_VOTERS, "the bags list decides who is read");
+	}
+
+	#[test]
+	fn the_bags_are_a_geometric_series_from_the_minimum_nominator_bond() {
+		let bags = &BAG_THRESHOLDS[..];
+		assert_eq!(bags[0], U128CurrencyToVote::to_vote(MIN_NOMINATOR_BOND, GENESIS_SUPPLY));
+		for pair in bags.windows(2) {
+			assert!(pair[0] < pair[1]);
+			// At most 12.5 % apart: a cut inside a bag prefers nobody by more than that.
+			assert!(pair[1] - pair[0] <= pair[0] / 8 + 1, "{pair:?}");
+		}
+		assert!(*bags.last().unwrap() > u64::MAX / 9 * 8, "the bags reach the top");
+		assert!((100..200).contains(&bags.len()), "{} bags", bags.len());
+	}
+
+	#[test]
+	fn dust_and_sybil_nominators_can_neither_stall_nor_steer_the_election() {
+		genesis("local_testnet").execute_with(|| {
+			assert_eq!(pallet_staking::MinNominatorBond::<Runtime>::get(), MIN_NOMINATOR_BOND);
+			assert_eq!(pallet_staking::MinValidatorBond::<Runtime>::get(), MIN_VALIDATOR_BOND);
+			assert_eq!(pallet_staking::MaxNominatorsCount::<Runtime>::get(), Some(MAX_NOMINATORS));
+			assert_eq!(
+				pallet_staking::MaxValidatorsCount::<Runtime>::get(),
+				Some(MAX_VALIDATOR_CANDIDATES)
+			);
+			let alice = Sr25519Keyring::Alice.to_account_id();
+			let bob = Sr25519Keyring::Bob.to_account_id();
+			let charlie = Sr25519Keyring::Charlie.to_account_id();
+
+			// Dust: a bond below the minimum neither nominates nor validates.
+			let dust = account(0xd0, 0);
+			assert_ok!(Balances::mint_into(&dust, MIN_VALIDATOR_BOND));
+			assert_ok!(Staking::bond(
+				RuntimeOrigin::signed(dust.clone()),
+				MIN_NOMINATOR_BOND - 1,
+				RewardDestination::Stash
+			));
+			assert_noop!(
+				Staking::nominate(RuntimeOrigin::signed(dust.clone()), vec![alice.clone().into()]),
+				Error::<Runtime>::InsufficientBond
+			);
+			assert_noop!(
+				Staking::validate(RuntimeOrigin::signed(dust.clone()), ValidatorPrefs::default()),
+				Error::<Runtime>::InsufficientBond
+			);
+
+			// Sybils: more minimum-bond nominators (all for Charlie) than an election reads,
+			// bonded before the honest nominators, who each stake more and back Bob.
+			let sybils = MAX_ELECTING_VOTERS + 100;
+			for i in 0..sybils {
+				nominator(&account(0x5b, i), MIN_NOMINATOR_BOND, &charlie);
+			}
+			let honest: Vec<AccountId> = (0..20).map(|i| account(0x40, i)).collect();
+			for who in &honest {
+				nominator(who, 5_000 * BLY, &bob);
+			}
+			assert_eq!(VoterList::count(), sybils + 20 + 3);
+
+			// The snapshot reads exactly the bound, the most staked first: every validator and
+			// honest nominator is in it, the sybils fill only what is left.
+			let voters =
+				<Staking as ElectionDataProvider>::electing_voters(ElectionBounds::get().voters, 0)
+					.unwrap();
+			assert_eq!(voters.len() as u32, MAX_ELECTING_VOTERS);
+			for who in honest.iter().chain([&alice, &bob, &charlie]) {
+				assert!(voters.iter().any(|(v, ..)| v == who), "{who} was left out");
+			}
+
+			// The era's election counts all of the honest stake behind Bob.
+			let era_before = pallet_staking::CurrentEra::<Runtime>::get().unwrap_or(0);
+			for _ in 0..crate::time::SESSIONS_PER_ERA {
+				pallet_session::Pallet::<Runtime>::rotate_session();
+			}
+			let era = pallet_staking::CurrentEra::<Runtime>::get().unwrap();
+			assert!(era > era_before);
+			let backing = pallet_staking::ErasStakersOverview::<Runtime>::get(era, &bob).unwrap();
+			// (Phragmén works in vote weight, `balance / (issuance / u64::MAX)`: a few hundred
+			// of the 10^-12 BLY units are lost converting back.)
+			let honest_backing = presets::VALIDATOR_BOND + 20 * 5_000 * BLY;
+			assert!(
+				backing.total <= honest_backing && backing.total > honest_backing - BLY / 1_000
+			);
+
+			// The count is capped: once full, a new nominator is refused.
+			let count = pallet_staking::Nominators::<Runtime>::count();
+			assert_ok!(Staking::set_staking_configs(
+				RuntimeOrigin::root(),
+				pallet_staking::ConfigOp::Noop,
+				pallet_staking::ConfigOp::Noop,
+				pallet_staking::ConfigOp::Set(count),
+				pallet_staking::ConfigOp::Noop,
+				pallet_staking::ConfigOp::Noop,
+				pallet_staking::ConfigOp::Noop,
+				pallet_staking::ConfigOp::Noop,
+			));
+			let late = account(0x1a, 0);
+			assert_ok!(Balances::mint_into(&late, MIN_VALIDATOR_BOND));
+			assert_ok!(Staking::bond(
+				RuntimeOrigin::signed(late.clone()),
+				MIN_NOMINATOR_BOND,
+				RewardDestination::Stash
+			));
+			assert_noop!(
+				Staking::nominate(RuntimeOrigin::signed(late), vec![alice.into()]),
+				Error::<Runtime>::TooManyNominators
+			);
+		});
+	}
+
+	#[test]
+	fn try_runtime_a_chain_from_before_the_staking_limits_gets_them_and_bags_its_voters_once() {
+		genesis("local_testnet").execute_with(|| {
+			// As a chain built before spec_version 108: no limits, no bags list.
+			pallet_staking::MinNominatorBond::<Runtime>::kill();
+			pallet_staking::MinValidatorBond::<Runtime>::kill();
+			pallet_staking::MaxNominatorsCount::<Runtime>::kill();
+			pallet_staking::MaxValidatorsCount::<Runtime>::kill();
+			let _ = pallet_bags_list::ListNodes::<Runtime, pallet_bags_list::Instance1>::clear(
+				u32::MAX,
+				None,
+			);
+			let _ = pallet_bags_list::ListBags::<Runtime, pallet_bags_list::Instance1>::clear(
+				u32::MAX,
+				None,
+			);
+			assert_eq!(VoterList::count(), 0);
+
+			crate::configs::election::InitStakingLimits::on_runtime_upgrade();
+			assert_eq!(pallet_staking::MinNominatorBond::<Runtime>::get(), MIN_NOMINATOR_BOND);
+			assert_eq!(pallet_staking::MaxNominatorsCount::<Runtime>::get(), Some(MAX_NOMINATORS));
+			let mut bagged: Vec<AccountId> = VoterList::iter().collect();
+			bagged.sort();
+			let mut validators: Vec<AccountId> =
+				pallet_staking::Validators::<Runtime>::iter_keys().collect();
+			validators.sort();
+			assert_eq!(bagged, validators);
+			// Staking's and the bags list's own invariants (the list holds exactly the voters,
+			// each in the bag of its stake).
+			#[cfg(feature = "try-runtime")]
+			{
+				use frame_support::traits::{TryState, TryStateSelect};
+				crate::AllPalletsWithSystem::try_state(0, TryStateSelect::All)
+					.expect("invariants hold after the migration");
+			}
+
+			// Once: governance's later changes are kept.
+			assert_ok!(Staking::set_staking_configs(
+				RuntimeOrigin::root(),
+				pallet_staking::ConfigOp::Set(7 * BLY),
+				pallet_staking::ConfigOp::Noop,
+				pallet_staking::ConfigOp::Noop,
+				pallet_staking::ConfigOp::Noop,
+				pallet_staking::ConfigOp::Noop,
+				pallet_staking::ConfigOp::Noop,
+				pallet_staking::ConfigOp::Noop,
+			));
+			crate::configs::election::InitStakingLimits::on_runtime_upgrade();
+			assert_eq!(pallet_staking::MinNominatorBond::<Runtime>::get(), 7 * BLY);
+		});
+	}
+}

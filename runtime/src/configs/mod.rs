@@ -1,5 +1,6 @@
 //! Configuration of every pallet in the runtime.
 
+pub mod election;
 mod federated;
 mod fees;
 mod free_tier;
@@ -15,7 +16,8 @@ pub use staking::BlyanEraPayout;
 use crate::{
 	currency::*, time::*, AccountId, Aura, Balance, Balances, Block, BlockNumber, Hash, Historical,
 	Nonce, Offences, PalletInfo, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason,
-	RuntimeHoldReason, RuntimeOrigin, RuntimeTask, Session, SessionKeys, Staking, System, VERSION,
+	RuntimeHoldReason, RuntimeOrigin, RuntimeTask, Session, SessionKeys, Staking, System,
+	VoterList, VERSION,
 };
 use frame_support::{
 	derive_impl,
@@ -237,12 +239,7 @@ parameter_types! {
 	pub const MaxNominators: u32 = 512;
 	pub const MaxExposurePageSize: u32 = 256;
 	pub const HistoryDepth: u32 = 84;
-	pub const MaxElectingVoters: u32 = 22_500;
 	pub const MaxActiveValidators: u32 = MAX_AUTHORITIES;
-	pub ElectionBounds: frame_election_provider_support::bounds::ElectionBounds =
-		frame_election_provider_support::bounds::ElectionBoundsBuilder::default()
-			.voters_count(MaxElectingVoters::get().into())
-			.build();
 }
 
 /// Validators are elected on chain, in the block that ends an era, by sequential Phragmén.
@@ -255,7 +252,7 @@ impl frame_election_provider_support::onchain::Config for OnChainSeqPhragmen {
 	type WeightInfo = frame_election_provider_support::weights::SubstrateWeight<Runtime>;
 	type MaxBackersPerWinner = MaxNominators;
 	type MaxWinnersPerPage = MaxActiveValidators;
-	type Bounds = ElectionBounds;
+	type Bounds = election::ElectionBounds;
 }
 
 /// Sizes used when benchmarking `pallet-staking` on this runtime.
@@ -275,7 +272,7 @@ impl pallet_staking::Config for Runtime {
 	type ElectionProvider =
 		frame_election_provider_support::onchain::OnChainExecution<OnChainSeqPhragmen>;
 	type GenesisElectionProvider = Self::ElectionProvider;
-	type NominationsQuota = pallet_staking::FixedNominationsQuota<16>;
+	type NominationsQuota = pallet_staking::FixedNominationsQuota<{ election::MAX_NOMINATIONS }>;
 	type HistoryDepth = HistoryDepth;
 	// Inflation not paid to validators goes to the mining-reward pool.
 	type RewardRemainder =
@@ -293,7 +290,9 @@ impl pallet_staking::Config for Runtime {
 	type NextNewSession = Session;
 	type MaxExposurePageSize = MaxExposurePageSize;
 	type MaxValidatorSet = MaxActiveValidators;
-	type VoterList = pallet_staking::UseNominatorsAndValidatorsMap<Self>;
+	// Voters sorted by stake, so the election's bound keeps the most staked (see `election`).
+	type VoterList = VoterList;
+	// Not sorted: every candidate is a target, their number capped by `MaxValidatorsCount`.
 	type TargetList = pallet_staking::UseValidatorsMap<Self>;
 	type MaxUnlockingChunks = ConstU32<32>;
 	type MaxControllersInDeprecationBatch = ConstU32<100>;
@@ -301,6 +300,17 @@ impl pallet_staking::Config for Runtime {
 	type Filter = frame_support::traits::Nothing;
 	type BenchmarkingConfig = StakingBenchmarkingConfig;
 	type WeightInfo = pallet_staking::weights::SubstrateWeight<Runtime>;
+}
+
+impl pallet_bags_list::Config<pallet_bags_list::Instance1> for Runtime {
+	type RuntimeEvent = RuntimeEvent;
+	type WeightInfo = pallet_bags_list::weights::SubstrateWeight<Runtime>;
+	type ScoreProvider = Staking;
+	type BagThresholds = election::BagThresholds;
+	// Stake changes (rewards, slashes) move voters between bags: a few per block in `on_idle`,
+	// besides the permissionless `rebag` call.
+	type MaxAutoRebagPerBlock = ConstU32<5>;
+	type Score = frame_election_provider_support::VoteWeight;
 }
 
 impl pallet_utility::Config for Runtime {
