@@ -1,5 +1,6 @@
 //! Benchmarks of the inference calls at their dearest: a new announcement (counted map insert and
-//! a hold), a withdrawal and a reap (a release), and a settlement of `n` paid receipts from `n`
+//! a hold), one taking the place of another in a full list (a release too), a withdrawal and a
+//! reap (a release), and a settlement of `n` paid receipts from `n`
 //! different clients (one signature check, one nonce and one transfer each).
 #![cfg(feature = "runtime-benchmarks")]
 
@@ -59,6 +60,45 @@ mod benchmarks {
 			T::MinServerBond::get(),
 		);
 		assert!(Servers::<T>::contains_key(&server));
+	}
+
+	#[benchmark]
+	fn take_slot() {
+		// A full list; the caller displaces one of the servers bonded at the minimum.
+		let owner: T::AccountId = account("owner", 0, 0);
+		funded::<T>(&owner);
+		let (version, _) = T::Registry::benchmark_fixture(&owner);
+		for i in 0..T::MaxServers::get() {
+			let squatter: T::AccountId = account("squatter", i, 0);
+			funded::<T>(&squatter);
+			Pallet::<T>::announce(
+				RawOrigin::Signed(squatter).into(),
+				version,
+				LayerSpan { start: 0, end: 4 },
+				endpoint::<T>(),
+				1u32.into(),
+				8,
+				T::MinServerBond::get(),
+			)
+			.expect("a funded server announces while the list has room");
+		}
+		let displaced: T::AccountId = account("squatter", 0, 0);
+		let server: T::AccountId = whitelisted_caller();
+		funded::<T>(&server);
+		let bond = T::MinServerBond::get().saturating_mul(2u32.into());
+		#[extrinsic_call]
+		_(
+			RawOrigin::Signed(server.clone()),
+			displaced.clone(),
+			version,
+			LayerSpan { start: 0, end: 4 },
+			endpoint::<T>(),
+			1u32.into(),
+			8,
+			bond,
+		);
+		assert!(Servers::<T>::contains_key(&server));
+		assert!(!Servers::<T>::contains_key(&displaced));
 	}
 
 	#[benchmark]

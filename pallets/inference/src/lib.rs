@@ -186,6 +186,9 @@ pub mod pallet {
 		Withdrawn { server: T::AccountId },
 		/// An expired announcement was removed; its bond is released.
 		Reaped { server: T::AccountId, by: T::AccountId },
+		/// With the server list full, `by` took `server`'s place by bonding more than it;
+		/// `server`'s bond is released.
+		Displaced { server: T::AccountId, by: T::AccountId, bond: BalanceOf<T> },
 		/// A batch of receipts was settled.
 		Settled { server: T::AccountId, receipts: u32, paid: BalanceOf<T>, free_requests: u32 },
 	}
@@ -204,8 +207,14 @@ pub mod pallet {
 		BondTooLow,
 		/// The bond cannot be held (not enough free balance).
 		InsufficientBond,
-		/// The server list is full.
+		/// The server list is full: `take_slot` displaces a server with a lower bond.
 		TooManyServers,
+		/// The server list has room: `announce` instead of displacing anyone.
+		ServerListNotFull,
+		/// The caller has an announcement already: `announce` renews or changes it.
+		AlreadyAnnounced,
+		/// A server can only be displaced by a strictly higher bond than its own.
+		BondNotHigher,
 		/// The account has no announcement.
 		NotAnnounced,
 		/// The announcement has not expired yet.
@@ -254,61 +263,41 @@ pub mod pallet {
 			bond: BalanceOf<T>,
 		) -> DispatchResult {
 			let server = ensure_signed(origin)?;
-			let summary = T::Registry::version(version).ok_or(Error::<T>::VersionNotAccepted)?;
-			ensure!(summary.status == VersionStatus::Accepted, Error::<T>::VersionNotAccepted);
-			ensure!(layers.is_valid(MAX_LAYERS), Error::<T>::BadLayerSpan);
-			ensure!(
-				endpoint.starts_with(b"http://") || endpoint.starts_with(b"https://"),
-				Error::<T>::BadEndpoint
-			);
-			ensure!(capacity > 0, Error::<T>::ZeroCapacity);
-			ensure!(bond >= T::MinServerBond::get(), Error::<T>::BondTooLow);
-			let previous = Servers::<T>::get(&server);
-			let held = previous.as_ref().map(|a| a.bond).unwrap_or_else(Zero::zero);
+			let offer = Offer { version, layers, endpoint, price_per_token, capacity, bond };
+			let previous = Self::check_offer(&server, &offer)?;
 			if previous.is_none() {
 				ensure!(Servers::<T>::count() < T::MaxServers::get(), Error::<T>::TooManyServers);
 			}
-			let reason = HoldReason::ServerBond.into();
-			if bond > held {
-				ensure!(
-					T::Currency::can_hold(&reason, &server, bond.saturating_sub(held)),
-					Error::<T>::InsufficientBond
-				);
-			}
+			Self::put_announcement(server, offer, previous.map(|a| a.bond))
+		}
 
-			if bond > held {
-				T::Currency::hold(&reason, &server, bond.saturating_sub(held))?;
-			} else if held > bond {
-				T::Currency::release(
-					&reason,
-					&server,
-					held.saturating_sub(bond),
-					Precision::Exact,
-				)?;
-			}
-			let expires_at =
-				frame_system::Pallet::<T>::block_number().saturating_add(T::AnnouncementTtl::get());
-			Servers::<T>::insert(
-				&server,
-				Announcement {
-					version,
-					layers,
-					endpoint,
-					price_per_token,
-					capacity,
-					bond,
-					expires_at,
-				},
-			);
-			Self::deposit_event(Event::Announced {
-				server,
-				version,
-				layers,
-				price_per_token,
-				bond,
-				expires_at,
-			});
-			Ok(())
+		/// Announces like `announce` when the server list is full, in the place of `displaced`,
+		/// whose bond must be lower than `bond`; `displaced`'s announcement is removed and its
+		/// bond released. Squatting the list thus costs more than any honest server bonds, per
+		/// slot (as a collator candidate takes a slot in `pallet-collator-selection`).
+		#[pallet::call_index(4)]
+		#[pallet::weight(T::WeightInfo::take_slot())]
+		pub fn take_slot(
+			origin: OriginFor<T>,
+			displaced: T::AccountId,
+			version: VersionId,
+			layers: LayerSpan,
+			endpoint: BoundedVec<u8, T::MaxEndpointLen>,
+			price_per_token: BalanceOf<T>,
+			capacity: u32,
+			bond: BalanceOf<T>,
+		) -> DispatchResult {
+			let server = ensure_signed(origin)?;
+			let offer = Offer { version, layers, endpoint, price_per_token, capacity, bond };
+			ensure!(!Servers::<T>::contains_key(&server), Error::<T>::AlreadyAnnounced);
+			ensure!(Servers::<T>::count() >= T::MaxServers::get(), Error::<T>::ServerListNotFull);
+			let lower = Servers::<T>::get(&displaced).ok_or(Error::<T>::NotAnnounced)?;
+			ensure!(bond > lower.bond, Error::<T>::BondNotHigher);
+			Self::check_offer(&server, &offer)?;
+
+			Self::remove(&displaced, &lower)?;
+			Self::deposit_event(Event::Displaced { server: displaced, by: server.clone(), bond });
+			Self::put_announcement(server, offer, None)
 		}
 
 		/// Withdraws the caller's announcement and releases its bond. Receipts it holds can
@@ -415,7 +404,78 @@ pub mod pallet {
 	}
 }
 
+/// What a server offers in an announcement.
+struct Offer<T: Config> {
+	version: VersionId,
+	layers: LayerSpan,
+	endpoint: BoundedVec<u8, T::MaxEndpointLen>,
+	price_per_token: BalanceOf<T>,
+	capacity: u32,
+	bond: BalanceOf<T>,
+}
+
 impl<T: Config> Pallet<T> {
+	/// Every check of an announcement by `server` but the list's room, without writing: returns
+	/// `server`'s current announcement, if any.
+	fn check_offer(
+		server: &T::AccountId,
+		offer: &Offer<T>,
+	) -> Result<Option<AnnouncementOf<T>>, DispatchError> {
+		let summary = T::Registry::version(offer.version).ok_or(Error::<T>::VersionNotAccepted)?;
+		ensure!(summary.status == VersionStatus::Accepted, Error::<T>::VersionNotAccepted);
+		ensure!(offer.layers.is_valid(MAX_LAYERS), Error::<T>::BadLayerSpan);
+		ensure!(
+			offer.endpoint.starts_with(b"http://") || offer.endpoint.starts_with(b"https://"),
+			Error::<T>::BadEndpoint
+		);
+		ensure!(offer.capacity > 0, Error::<T>::ZeroCapacity);
+		ensure!(offer.bond >= T::MinServerBond::get(), Error::<T>::BondTooLow);
+		let previous = Servers::<T>::get(server);
+		let held = previous.as_ref().map(|a| a.bond).unwrap_or_else(Zero::zero);
+		if offer.bond > held {
+			ensure!(
+				T::Currency::can_hold(
+					&HoldReason::ServerBond.into(),
+					server,
+					offer.bond.saturating_sub(held)
+				),
+				Error::<T>::InsufficientBond
+			);
+		}
+		Ok(previous)
+	}
+
+	/// Holds or releases the difference to the `held` bond and writes the announcement.
+	fn put_announcement(
+		server: T::AccountId,
+		offer: Offer<T>,
+		held: Option<BalanceOf<T>>,
+	) -> DispatchResult {
+		let Offer { version, layers, endpoint, price_per_token, capacity, bond } = offer;
+		let held = held.unwrap_or_else(Zero::zero);
+		let reason = HoldReason::ServerBond.into();
+		if bond > held {
+			T::Currency::hold(&reason, &server, bond.saturating_sub(held))?;
+		} else if held > bond {
+			T::Currency::release(&reason, &server, held.saturating_sub(bond), Precision::Exact)?;
+		}
+		let expires_at =
+			frame_system::Pallet::<T>::block_number().saturating_add(T::AnnouncementTtl::get());
+		Servers::<T>::insert(
+			&server,
+			Announcement { version, layers, endpoint, price_per_token, capacity, bond, expires_at },
+		);
+		Self::deposit_event(Event::Announced {
+			server,
+			version,
+			layers,
+			price_per_token,
+			bond,
+			expires_at,
+		});
+		Ok(())
+	}
+
 	fn remove(server: &T::AccountId, announcement: &AnnouncementOf<T>) -> DispatchResult {
 		let reason = HoldReason::ServerBond.into();
 		let held = T::Currency::balance_on_hold(&reason, server).min(announcement.bond);

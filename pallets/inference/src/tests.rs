@@ -98,6 +98,88 @@ fn bad_announcements_are_refused_and_change_nothing() {
 	});
 }
 
+fn take_slot(server: &AccountId, displaced: &AccountId, bond: Balance) -> DispatchResult {
+	Inference::take_slot(
+		RuntimeOrigin::signed(server.clone()),
+		displaced.clone(),
+		1,
+		span(0, 4),
+		endpoint("http://127.0.0.1:8081"),
+		10,
+		4,
+		bond,
+	)
+}
+
+/// #18 item 12: squatters that fill the server list at the minimum bond (and renew forever)
+/// cannot shut an honest server out: it takes a squatter's place by bonding more, and keeping
+/// the list full against it costs a higher bond than its own on every slot.
+#[test]
+fn squatters_filling_the_server_list_are_displaced_by_a_higher_bond() {
+	new_test_ext().execute_with(|| {
+		let squatters: Vec<AccountId> = (0..3).map(|_| new_account(1_000).1).collect();
+		for squatter in &squatters {
+			assert_ok!(announce(squatter, 100));
+		}
+		let (_, honest) = new_account(1_000);
+		assert_noop!(announce(&honest, 150), Error::<Test>::TooManyServers);
+		// Renewing keeps a squatter's place, but not against a higher bond.
+		System::set_block_number(5);
+		assert_ok!(announce(&squatters[0], 100));
+
+		assert_noop!(take_slot(&honest, &squatters[0], 100), Error::<Test>::BondNotHigher);
+		assert_ok!(take_slot(&honest, &squatters[0], 150));
+		assert_eq!(Servers::<Test>::count(), 3);
+		assert!(Servers::<Test>::contains_key(&honest));
+		assert!(!Servers::<Test>::contains_key(&squatters[0]));
+		assert_eq!((held(&honest), held(&squatters[0])), (150, 0));
+		assert_eq!(Balances::free_balance(&squatters[0]), 1_000, "the displaced bond is released");
+		System::assert_has_event(
+			Event::Displaced { server: squatters[0].clone(), by: honest.clone(), bond: 150 }.into(),
+		);
+		assert_eq!(Inference::live_servers().len(), 3);
+
+		// Pushing the honest server out again needs a bond above its own.
+		assert_noop!(take_slot(&squatters[0], &honest, 150), Error::<Test>::BondNotHigher);
+		assert_ok!(take_slot(&squatters[0], &honest, 151));
+		assert_eq!(held(&honest), 0);
+	});
+}
+
+#[test]
+fn take_slot_is_only_for_a_newcomer_to_a_full_list() {
+	new_test_ext().execute_with(|| {
+		let (_, first) = new_account(1_000);
+		let (_, newcomer) = new_account(1_000);
+		assert_ok!(announce(&first, 100));
+		// Room left: announce instead.
+		assert_noop!(take_slot(&newcomer, &first, 200), Error::<Test>::ServerListNotFull);
+		for _ in 0..2 {
+			let (_, other) = new_account(1_000);
+			assert_ok!(announce(&other, 100));
+		}
+		// Announced already: announce renews.
+		assert_noop!(take_slot(&first, &newcomer, 200), Error::<Test>::AlreadyAnnounced);
+		let (_, nobody) = new_account(1);
+		assert_noop!(take_slot(&newcomer, &nobody, 200), Error::<Test>::NotAnnounced);
+		// Every check of an announcement holds here too.
+		assert_noop!(take_slot(&newcomer, &first, 5_000), Error::<Test>::InsufficientBond);
+		assert_noop!(
+			Inference::take_slot(
+				RuntimeOrigin::signed(newcomer.clone()),
+				first.clone(),
+				1,
+				span(0, 4),
+				endpoint("ftp://x"),
+				10,
+				4,
+				200,
+			),
+			Error::<Test>::BadEndpoint
+		);
+	});
+}
+
 #[test]
 fn withdraw_and_reap_release_the_bond() {
 	new_test_ext().execute_with(|| {

@@ -37,6 +37,7 @@ use core::marker::PhantomData;
 /// Weight functions of `pallet_inference`.
 pub trait WeightInfo {
 	fn announce() -> Weight;
+	fn take_slot() -> Weight;
 	fn withdraw() -> Weight;
 	fn reap() -> Weight;
 	fn settle(n: u32, ) -> Weight;
@@ -60,6 +61,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		Weight::from_parts(57_406_000, 3695)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
+	}
+	/// Not measured yet: `announce` plus `withdraw` (the displaced server's removal), whose
+	/// storage accesses it makes.
+	fn take_slot() -> Weight {
+		Weight::from_parts(99_439_000, 7390)
+			.saturating_add(T::DbWeight::get().reads(7_u64))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
 	/// Storage: `Inference::Servers` (r:1 w:1)
 	/// Proof: `Inference::Servers` (`max_values`: None, `max_size`: Some(230), added: 2705, mode: `MaxEncodedLen`)
@@ -121,6 +129,11 @@ impl WeightInfo for () {
 		Weight::from_parts(57_406_000, 3695)
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
+	}
+	fn take_slot() -> Weight {
+		Weight::from_parts(99_439_000, 7390)
+			.saturating_add(RocksDbWeight::get().reads(7_u64))
+			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
 	fn withdraw() -> Weight {
 		Weight::from_parts(42_033_000, 3695)
