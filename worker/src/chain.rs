@@ -39,6 +39,14 @@ pub use blyan::runtime_types::{
 };
 pub use subxt::utils::H256;
 
+pub use blyan::runtime_types::{
+	pallet_inference::pallet::Error as InferenceError,
+	pallet_model_registry::pallet::Error as RegistryError,
+};
+/// The runtime's errors: one variant per pallet, holding that pallet's `Error` enum. A call a
+/// pallet refused comes back as [`ChainError::Failed`] with one of these, to match on.
+pub use blyan::Error as RuntimeError;
+
 pub type Balance = u128;
 pub type BlockNumber = u32;
 pub type JobId = u64;
@@ -71,8 +79,18 @@ pub fn bly(amount: Balance) -> String {
 pub enum ChainError {
 	#[error("cannot reach the node at {url}: {reason} (is blyan-node running with --rpc-port?)")]
 	Unreachable { url: String, reason: String },
+	/// Refused before dispatch (the transaction pool: a bad nonce, no funds for the fee) or
+	/// failed with an error that is not a pallet's (a bad origin, a token error).
 	#[error("{call} was refused: {reason}")]
 	Refused { call: String, reason: String },
+	/// Included, and the pallet refused it: `error` says which pallet and why.
+	#[error("{call} was refused: {name}")]
+	Failed {
+		call: String,
+		/// `Pallet::Variant`, for people.
+		name: String,
+		error: Box<RuntimeError>,
+	},
 	#[error("node RPC: {0}")]
 	Rpc(String),
 	#[error("the node's runtime does not match this worker ({0}); update blyan-worker")]
@@ -80,6 +98,35 @@ pub enum ChainError {
 }
 
 impl ChainError {
+	/// The chain said no (as opposed to not answering): resubmitting the same call as it is
+	/// will not help.
+	pub fn is_refusal(&self) -> bool {
+		matches!(self, ChainError::Refused { .. } | ChainError::Failed { .. })
+	}
+
+	/// The pallet error a call failed with, if that is how it failed.
+	pub fn pallet_error(&self) -> Option<&RuntimeError> {
+		match self {
+			ChainError::Failed { error, .. } => Some(error),
+			_ => None,
+		}
+	}
+
+	/// The error of an included transaction that failed: typed when a pallet refused it.
+	fn from_failed_transaction(call: &str, e: subxt::error::TransactionEventsError) -> Self {
+		use subxt::error::{DispatchError, TransactionEventsError};
+		if let TransactionEventsError::ExtrinsicFailed(DispatchError::Module(module)) = &e {
+			if let Ok(error) = module.as_root_error::<RuntimeError>() {
+				return ChainError::Failed {
+					call: call.to_string(),
+					name: module.details_string(),
+					error: Box::new(error),
+				};
+			}
+		}
+		ChainError::Refused { call: call.to_string(), reason: e.to_string() }
+	}
+
 	/// A connection problem (retry after reconnecting) rather than a refusal.
 	pub fn is_connection(&self) -> bool {
 		match self {
@@ -267,7 +314,10 @@ impl Chain {
 			match status.map_err(rpc)? {
 				// Roles read finalized state: wait until our own change is part of it.
 				TransactionStatus::InFinalizedBlock(in_block) => {
-					return in_block.wait_for_success().await.map_err(|e| refused(e.to_string()));
+					return in_block
+						.wait_for_success()
+						.await
+						.map_err(|e| ChainError::from_failed_transaction(what, e));
 				}
 				TransactionStatus::Error { message } => return Err(rpc(message)),
 				TransactionStatus::Invalid { message } | TransactionStatus::Dropped { message } => {
@@ -551,7 +601,8 @@ impl Chain {
 		Ok((now, servers))
 	}
 
-	/// Announces (or renews) what this account serves.
+	/// Announces (or renews) what this account serves. When the server list is full, it takes
+	/// the place of an expired announcement, or of the lowest bond if `bond` is higher.
 	#[allow(clippy::too_many_arguments)]
 	pub async fn announce(
 		&self,
@@ -570,7 +621,38 @@ impl Chain {
 			capacity,
 			bond,
 		);
-		self.submit("inference.announce", &call).await
+		let refused = match self.submit("inference.announce", &call).await {
+			Err(e)
+				if matches!(
+					e.pallet_error(),
+					Some(RuntimeError::Inference(InferenceError::TooManyServers))
+				) =>
+			{
+				e
+			}
+			other => return other,
+		};
+		// The list is full: free an expired place, else outbid the lowest bond.
+		let (now, servers) = self.announcements().await?;
+		match place_in_full_list(now, &servers, bond) {
+			Some(FullListPlace::Expired(server)) => {
+				self.submit("inference.reap", &blyan::tx().inference().reap(server)).await?;
+				self.submit("inference.announce", &call).await
+			}
+			Some(FullListPlace::Outbid(displaced)) => {
+				let take = blyan::tx().inference().take_slot(
+					displaced,
+					version,
+					LayerSpan { start: layers.0, end: layers.1 },
+					bytes(endpoint),
+					price_per_token,
+					capacity,
+					bond,
+				);
+				self.submit("inference.take_slot", &take).await
+			}
+			None => Err(refused),
+		}
 	}
 
 	/// Withdraws this account's announcement.
@@ -606,6 +688,32 @@ impl Chain {
 	) -> Result<Option<u64>, ChainError> {
 		self.get(blyan::storage().inference().settled_nonce(), (*client, *server)).await
 	}
+}
+
+/// How a new server gets into a full server list.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FullListPlace {
+	/// Reap this expired announcement (anyone may), then announce.
+	Expired(AccountId32),
+	/// Take this server's place (`take_slot`): the lowest bond, below ours.
+	Outbid(AccountId32),
+}
+
+/// Where a server bonding `bond` finds a place in the full list `servers` read at block `now`:
+/// an expired announcement first, else the lowest bond if it is below `bond`, else none.
+pub fn place_in_full_list(
+	now: BlockNumber,
+	servers: &[(AccountId32, ChainAnnouncement)],
+	bond: Balance,
+) -> Option<FullListPlace> {
+	if let Some((who, _)) = servers.iter().find(|(_, a)| a.expires_at <= now) {
+		return Some(FullListPlace::Expired(*who));
+	}
+	servers
+		.iter()
+		.filter(|(_, a)| a.bond < bond)
+		.min_by_key(|(_, a)| a.bond)
+		.map(|(who, _)| FullListPlace::Outbid(*who))
 }
 
 /// The bytes a client signs for a receipt (as `blyan_primitives::inference::receipt_payload`).
@@ -651,5 +759,41 @@ pub async fn connect_with_retry(
 			}
 			e => return Err(e),
 		}
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	fn server(tag: u8, bond: Balance, expires_at: BlockNumber) -> (AccountId32, ChainAnnouncement) {
+		let announcement = Announcement {
+			version: 1,
+			layers: LayerSpan { start: 0, end: 4 },
+			endpoint: bytes("http://127.0.0.1:1"),
+			price_per_token: 1,
+			capacity: 1,
+			bond,
+			expires_at,
+		};
+		(AccountId32([tag; 32]), announcement)
+	}
+
+	#[test]
+	fn a_full_list_is_entered_through_an_expired_place_first_then_the_lowest_lower_bond() {
+		let live = vec![server(1, 300, 50), server(2, 100, 50), server(3, 200, 50)];
+		assert_eq!(
+			place_in_full_list(10, &live, 150),
+			Some(FullListPlace::Outbid(AccountId32([2; 32])))
+		);
+		// Not above the lowest bond: no place.
+		assert_eq!(place_in_full_list(10, &live, 100), None);
+		// An expired announcement is reaped rather than anyone outbid.
+		let mut with_expired = live.clone();
+		with_expired.push(server(4, 900, 10));
+		assert_eq!(
+			place_in_full_list(10, &with_expired, 150),
+			Some(FullListPlace::Expired(AccountId32([4; 32])))
+		);
 	}
 }

@@ -401,14 +401,14 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 		return 2;
 	}
 	if let Some(c) = e.downcast_ref::<ChainError>() {
-		return if matches!(c, ChainError::Refused { .. }) { 1 } else { 3 };
+		return if c.is_refusal() { 1 } else { 3 };
 	}
 	if e.downcast_ref::<StorageError>().is_some() {
 		return 4;
 	}
 	if let Some(c) = e.downcast_ref::<blyan_worker::content::ContentError>() {
 		return match c {
-			blyan_worker::content::ContentError::Chain(ChainError::Refused { .. }) => 1,
+			blyan_worker::content::ContentError::Chain(c) if c.is_refusal() => 1,
 			blyan_worker::content::ContentError::Chain(_) => 3,
 			blyan_worker::content::ContentError::Storage(_) => 4,
 			_ => 1,

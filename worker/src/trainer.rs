@@ -17,8 +17,8 @@ use blyan_primitives::audit as audit_geometry;
 use crate::{
 	audit,
 	chain::{
-		self, blyan, bytes, BoundedVec, Chain, ChainError, ChainJob, JobId, JobResult, JobStatus,
-		SemVer, H256,
+		self, blyan, bytes, BoundedVec, Chain, ChainJob, JobId, JobResult, JobStatus,
+		RegistryError, RuntimeError, SemVer, H256,
 	},
 	content, federated,
 	ml::{
@@ -494,8 +494,13 @@ impl Miner {
 					Ok(_) => {}
 					// Another version took this SemVer: nothing is committed yet, so take the next
 					// patch and commit again on the next block.
-					Err(ChainError::Refused { reason, .. })
-						if reason.contains("SemVerTaken") || reason.contains("SemVerReserved") =>
+					Err(e)
+						if matches!(
+							e.pallet_error(),
+							Some(RuntimeError::Registry(
+								RegistryError::SemVerTaken | RegistryError::SemVerReserved
+							))
+						) =>
 					{
 						if let Some(r) = record.result.as_mut() {
 							r.semver.2 = r.semver.2.wrapping_add(1);

@@ -39,10 +39,14 @@ async fn signer(net: &Net, uri: &str) -> Chain {
 	chain::connect_with_retry(&net.node_url(), &key, Duration::from_secs(60)).await.unwrap()
 }
 
-fn refusal(result: Result<chain::Events, chain::ChainError>) -> String {
+/// The pallet error a call failed with: typed, decoded from the chain's metadata.
+fn refusal(result: Result<chain::Events, chain::ChainError>) -> chain::InferenceError {
 	match result {
 		Ok(_) => panic!("the chain accepted what it must refuse"),
-		Err(e) => e.to_string(),
+		Err(e) => match e.pallet_error() {
+			Some(chain::RuntimeError::Inference(error)) => error.clone(),
+			_ => panic!("not refused by the inference pallet: {e}"),
+		},
 	}
 }
 
@@ -256,13 +260,13 @@ async fn a_pipeline_serves_what_one_server_does_survives_a_dead_stage_and_is_pai
 	server.settle(vec![signed.clone()]).await.unwrap();
 	assert_eq!(reader.settled_nonce(&bob, &account("//Alice")).await.unwrap(), Some(settled + 1));
 	let replayed = refusal(server.settle(vec![signed.clone()]).await);
-	assert!(replayed.contains("ReceiptReplayed"), "{replayed}");
+	assert_eq!(replayed, chain::InferenceError::ReceiptReplayed);
 	let mut forged = client.sign_receipt(receipt(settled + 2, "//Alice"));
 	forged.receipt.tokens_out = 1_000_000;
 	let forged = refusal(server.settle(vec![forged]).await);
-	assert!(forged.contains("BadReceiptSignature"), "{forged}");
+	assert_eq!(forged, chain::InferenceError::BadReceiptSignature);
 	let theirs = client.sign_receipt(receipt(settled + 3, "//Alice"));
 	let stolen = refusal(other.settle(vec![theirs]).await);
-	assert!(stolen.contains("WrongServer"), "{stolen}");
+	assert_eq!(stolen, chain::InferenceError::WrongServer);
 	drop((whole, first, gateway, stages));
 }

@@ -12,7 +12,10 @@ use std::{
 use codec::Decode;
 use subxt::utils::AccountId32;
 
-use crate::chain::{Chain, ChainError, ChainSignedReceipt, MultiSignature, Receipt, H256};
+use crate::chain::{
+	Chain, ChainError, ChainSignedReceipt, InferenceError, MultiSignature, Receipt, RuntimeError,
+	H256,
+};
 
 /// Receipt nonces: microseconds since the Unix epoch, strictly increasing per process, so several
 /// gateways sharing a key (or a restarted one) never reuse a nonce the chain already settled.
@@ -179,8 +182,8 @@ impl ReceiptBook {
 				self.done(&taken, true);
 				Ok(count)
 			}
-			Err(ChainError::Refused { reason, .. }) => {
-				tracing::warn!("batch of {count} receipts refused ({reason}); settling one by one");
+			Err(e) if e.is_refusal() => {
+				tracing::warn!("batch of {count} receipts refused ({e}); settling one by one");
 				let mut settled = 0;
 				for (i, receipt) in taken.iter().enumerate() {
 					let client = receipt.receipt.client.0;
@@ -195,15 +198,18 @@ impl ReceiptBook {
 						}
 						// Settled already: a batch that landed while the node went away (its
 						// answer was lost and it was queued again).
-						Err(ChainError::Refused { reason, .. })
-							if reason.contains("ReceiptReplayed") =>
+						Err(e)
+							if matches!(
+								e.pallet_error(),
+								Some(RuntimeError::Inference(InferenceError::ReceiptReplayed))
+							) =>
 						{
 							self.done(std::slice::from_ref(receipt), true);
 							settled += 1;
 						}
-						Err(ChainError::Refused { reason, .. }) => {
+						Err(e) if e.is_refusal() => {
 							tracing::warn!(
-								"receipt nonce {} dropped, and its client refused from now on: {reason}",
+								"receipt nonce {} dropped, and its client refused from now on: {e}",
 								receipt.receipt.nonce
 							);
 							self.state.lock().expect("book lock").refused_clients.insert(client);
