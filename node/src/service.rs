@@ -251,13 +251,18 @@ pub fn new_full<
 	})?;
 
 	if role.is_authority() {
-		let proposer_factory = sc_basic_authorship::ProposerFactory::new(
+		let mut proposer_factory = sc_basic_authorship::ProposerFactory::new(
 			task_manager.spawn_handle(),
 			client.clone(),
 			transaction_pool.clone(),
 			prometheus_registry.as_ref(),
 			telemetry.as_ref().map(|x| x.handle()),
 		);
+		// The runtime's block length, not the proposer's default of 4 MiB: a runtime upgrade
+		// whose code is larger (notePreimage of a debug wasm) would otherwise wait in the pool,
+		// Ready, and never be included.
+		proposer_factory
+			.set_default_block_size_limit(blyan_runtime::configs::MAX_BLOCK_LENGTH as usize);
 
 		let slot_duration = sc_consensus_aura::slot_duration::<AuraId, _, _>(&*client)?;
 

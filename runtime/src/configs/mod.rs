@@ -37,9 +37,10 @@ use sp_consensus_grandpa::AuthorityId as GrandpaId;
 use sp_core::crypto::KeyTypeId;
 use sp_runtime::{traits::One, Perbill};
 
-/// Largest encoded block, in bytes. A runtime upgrade's preimage (the compressed wasm, ~4 MiB)
-/// must fit in a normal extrinsic, which gets `NORMAL_DISPATCH_RATIO` of it.
-const MAX_BLOCK_LENGTH: u32 = 8 * 1024 * 1024;
+/// Largest encoded block, in bytes. A runtime upgrade's preimage (the wasm, over 4 MiB in a debug
+/// build) must fit in a normal extrinsic, which gets `NORMAL_DISPATCH_RATIO` of it. The node's
+/// block proposer uses this limit too (its own default is 4 MiB).
+pub const MAX_BLOCK_LENGTH: u32 = 8 * 1024 * 1024;
 
 /// Normal extrinsics may fill this share of a block; the rest is kept for operational ones.
 const NORMAL_DISPATCH_RATIO: Perbill = Perbill::from_percent(75);
