@@ -807,7 +807,6 @@ mod election {
 			<<Runtime as pallet_staking::Config>::NominationsQuota as pallet_staking::NominationsQuota<Balance>>::get_quota(BLY),
 			MAX_NOMINATIONS
 		);
-		assert!(MAX_NOMINATORS > MAX_ELECTING_VOTERS, "the bags list decides who is read");
 	}
 
 	#[test]
@@ -920,6 +919,11 @@ mod election {
 	#[test]
 	fn try_runtime_a_chain_from_before_the_staking_limits_gets_them_and_bags_its_voters_once() {
 		genesis("local_testnet").execute_with(|| {
+			let alice = Sr25519Keyring::Alice.to_account_id();
+			let nominators: Vec<AccountId> = (0..2).map(|i| account(0x77, i)).collect();
+			for who in &nominators {
+				nominator(who, MIN_NOMINATOR_BOND * 3, &alice);
+			}
 			// As a chain built before spec_version 108: no limits, no bags list.
 			pallet_staking::MinNominatorBond::<Runtime>::kill();
 			pallet_staking::MinValidatorBond::<Runtime>::kill();
@@ -935,15 +939,21 @@ mod election {
 			);
 			assert_eq!(VoterList::count(), 0);
 
+			// With try-runtime, through its pre- and post-upgrade checks.
+			#[cfg(feature = "try-runtime")]
+			crate::configs::election::InitStakingLimits::try_on_runtime_upgrade(true)
+				.expect("the upgrade checks hold");
+			#[cfg(not(feature = "try-runtime"))]
 			crate::configs::election::InitStakingLimits::on_runtime_upgrade();
 			assert_eq!(pallet_staking::MinNominatorBond::<Runtime>::get(), MIN_NOMINATOR_BOND);
 			assert_eq!(pallet_staking::MaxNominatorsCount::<Runtime>::get(), Some(MAX_NOMINATORS));
 			let mut bagged: Vec<AccountId> = VoterList::iter().collect();
 			bagged.sort();
-			let mut validators: Vec<AccountId> =
-				pallet_staking::Validators::<Runtime>::iter_keys().collect();
-			validators.sort();
-			assert_eq!(bagged, validators);
+			let mut voters: Vec<AccountId> = pallet_staking::Validators::<Runtime>::iter_keys()
+				.chain(nominators.iter().cloned())
+				.collect();
+			voters.sort();
+			assert_eq!(bagged, voters);
 			// Staking's and the bags list's own invariants (the list holds exactly the voters,
 			// each in the bag of its stake).
 			#[cfg(feature = "try-runtime")]
@@ -953,12 +963,12 @@ mod election {
 					.expect("invariants hold after the migration");
 			}
 
-			// Once: governance's later changes are kept.
+			// Once: governance's later changes are kept, even removing the nominator cap.
 			assert_ok!(Staking::set_staking_configs(
 				RuntimeOrigin::root(),
 				pallet_staking::ConfigOp::Set(7 * BLY),
 				pallet_staking::ConfigOp::Noop,
-				pallet_staking::ConfigOp::Noop,
+				pallet_staking::ConfigOp::Remove,
 				pallet_staking::ConfigOp::Noop,
 				pallet_staking::ConfigOp::Noop,
 				pallet_staking::ConfigOp::Noop,
@@ -966,6 +976,7 @@ mod election {
 			));
 			crate::configs::election::InitStakingLimits::on_runtime_upgrade();
 			assert_eq!(pallet_staking::MinNominatorBond::<Runtime>::get(), 7 * BLY);
+			assert_eq!(pallet_staking::MaxNominatorsCount::<Runtime>::get(), None);
 		});
 	}
 }

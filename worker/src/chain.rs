@@ -294,8 +294,9 @@ impl Chain {
 		}
 	}
 
-	/// Signs and submits `call`, and waits until it is in a finalized block and succeeded. A dispatch error is
-	/// returned as [`ChainError::Refused`] with the pallet's error name.
+	/// Signs and submits `call`, and waits until it is in a finalized block and succeeded. A pallet's
+	/// refusal is returned as [`ChainError::Failed`] with its typed error; a refusal by the pool or
+	/// another dispatch error as [`ChainError::Refused`].
 	pub async fn submit<C: Payload>(&self, what: &str, call: &C) -> Result<Events, ChainError> {
 		let refused = |reason: String| ChainError::Refused { call: what.to_string(), reason };
 		let mut txs = self.at().await?.transactions();
@@ -636,7 +637,21 @@ impl Chain {
 		let (now, servers) = self.announcements().await?;
 		match place_in_full_list(now, &servers, bond) {
 			Some(FullListPlace::Expired(server)) => {
-				self.submit("inference.reap", &blyan::tx().inference().reap(server)).await?;
+				// Someone else reaping or the server renewing first is no reason to stop: the
+				// announcement says whether a place is free.
+				match self.submit("inference.reap", &blyan::tx().inference().reap(server)).await {
+					Err(e)
+						if !matches!(
+							e.pallet_error(),
+							Some(RuntimeError::Inference(
+								InferenceError::NotAnnounced | InferenceError::NotExpired
+							))
+						) =>
+					{
+						return Err(e)
+					}
+					_ => {}
+				}
 				self.submit("inference.announce", &call).await
 			}
 			Some(FullListPlace::Outbid(displaced)) => {

@@ -264,10 +264,7 @@ pub mod pallet {
 		) -> DispatchResult {
 			let server = ensure_signed(origin)?;
 			let offer = Offer { version, layers, endpoint, price_per_token, capacity, bond };
-			let previous = Self::check_offer(&server, &offer)?;
-			if previous.is_none() {
-				ensure!(Servers::<T>::count() < T::MaxServers::get(), Error::<T>::TooManyServers);
-			}
+			let previous = Self::check_offer(&server, &offer, true)?;
 			Self::put_announcement(server, offer, previous.map(|a| a.bond))
 		}
 
@@ -277,6 +274,7 @@ pub mod pallet {
 		/// slot (as a collator candidate takes a slot in `pallet-collator-selection`).
 		#[pallet::call_index(4)]
 		#[pallet::weight(T::WeightInfo::take_slot())]
+		#[allow(clippy::too_many_arguments)] // announce's six and the server displaced
 		pub fn take_slot(
 			origin: OriginFor<T>,
 			displaced: T::AccountId,
@@ -293,7 +291,7 @@ pub mod pallet {
 			ensure!(Servers::<T>::count() >= T::MaxServers::get(), Error::<T>::ServerListNotFull);
 			let lower = Servers::<T>::get(&displaced).ok_or(Error::<T>::NotAnnounced)?;
 			ensure!(bond > lower.bond, Error::<T>::BondNotHigher);
-			Self::check_offer(&server, &offer)?;
+			Self::check_offer(&server, &offer, false)?;
 
 			Self::remove(&displaced, &lower)?;
 			Self::deposit_event(Event::Displaced { server: displaced, by: server.clone(), bond });
@@ -415,11 +413,12 @@ struct Offer<T: Config> {
 }
 
 impl<T: Config> Pallet<T> {
-	/// Every check of an announcement by `server` but the list's room, without writing: returns
-	/// `server`'s current announcement, if any.
+	/// Every check of an announcement by `server` (and, `with_room`, that a new one fits in the
+	/// list), without writing: returns `server`'s current announcement, if any.
 	fn check_offer(
 		server: &T::AccountId,
 		offer: &Offer<T>,
+		with_room: bool,
 	) -> Result<Option<AnnouncementOf<T>>, DispatchError> {
 		let summary = T::Registry::version(offer.version).ok_or(Error::<T>::VersionNotAccepted)?;
 		ensure!(summary.status == VersionStatus::Accepted, Error::<T>::VersionNotAccepted);
@@ -432,6 +431,9 @@ impl<T: Config> Pallet<T> {
 		ensure!(offer.bond >= T::MinServerBond::get(), Error::<T>::BondTooLow);
 		let previous = Servers::<T>::get(server);
 		let held = previous.as_ref().map(|a| a.bond).unwrap_or_else(Zero::zero);
+		if with_room && previous.is_none() {
+			ensure!(Servers::<T>::count() < T::MaxServers::get(), Error::<T>::TooManyServers);
+		}
 		if offer.bond > held {
 			ensure!(
 				T::Currency::can_hold(

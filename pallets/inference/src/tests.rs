@@ -95,6 +95,8 @@ fn bad_announcements_are_refused_and_change_nothing() {
 			assert_ok!(announce(&other, 100));
 		}
 		assert_noop!(call(1, span(0, 4), url, 1, 100), Error::<Test>::TooManyServers);
+		// The list's room is checked before the funds (a newcomer learns it must take a slot).
+		assert_noop!(call(1, span(0, 4), url, 1, 5_000), Error::<Test>::TooManyServers);
 	});
 }
 

@@ -27,10 +27,15 @@ pub const MIN_VALIDATOR_BOND: Balance = 10_000 * BLY;
 /// the election, which reads only the [`MAX_ELECTING_VOTERS`] with the most stake.
 pub const MAX_NOMINATORS: u32 = 10_000;
 /// Validator candidates at most (`TooManyValidators` beyond). Every candidate is an election
-/// target (the target list is not sorted), so this also bounds the election's targets.
+/// target (the target list is not sorted), so this is also the election's target bound: staking
+/// refuses a target snapshot above it ("Target snapshot too big") and the era's election fails.
+/// Root must therefore never raise `MaxValidatorsCount` above it without raising this bound (a
+/// runtime upgrade re-sized by `election_weight`); `InitStakingLimits` checks it.
 pub const MAX_VALIDATOR_CANDIDATES: u32 = 100;
 /// Voters (nominators and validators' self-votes) an election reads, highest stake first.
 pub const MAX_ELECTING_VOTERS: u32 = 1_000;
+// More nominators may bond than an election reads: the bags list decides who is read.
+const _: () = assert!(MAX_NOMINATORS > MAX_ELECTING_VOTERS);
 /// Nominations per nominator (`FixedNominationsQuota`), the edges per voter of the election.
 pub const MAX_NOMINATIONS: u32 = 16;
 /// The share of a block's weight the election may take at its bounds: the era-change block
@@ -103,14 +108,19 @@ pub static BAG_THRESHOLDS: [VoteWeight; bag_count()] = {
 
 // --- Putting the limits on a chain that started without them.
 
-/// Sets the staking limits above and puts every bonded voter into the bags list, once, on a
-/// chain whose genesis had neither (before spec_version 108). A chain that has them is left as
-/// it is, so governance can change the limits later (`Staking::set_staking_configs`).
+/// Sets the staking limits above and puts every bonded voter into the bags list, on a chain
+/// started before both (before spec_version 108): recognised by voters bonded while the bags list
+/// is empty, a state the bags list never returns to (validators are always bonded), so this runs
+/// once and governance's later changes to the limits stay. To be removed from `Migrations` once
+/// every chain is past 108. It reads every voter: such a chain had no cap on them, but a
+/// pre-launch one has only its genesis validators and test nominators.
 pub struct InitStakingLimits;
 
 impl InitStakingLimits {
 	fn needed() -> bool {
-		pallet_staking::MaxNominatorsCount::<Runtime>::get().is_none()
+		<VoterList as SortedListProvider<AccountId>>::count() == 0
+			&& (pallet_staking::Validators::<Runtime>::count() > 0
+				|| pallet_staking::Nominators::<Runtime>::count() > 0)
 	}
 }
 
@@ -118,7 +128,7 @@ impl OnRuntimeUpgrade for InitStakingLimits {
 	fn on_runtime_upgrade() -> Weight {
 		let db = <Runtime as frame_system::Config>::DbWeight::get();
 		if !Self::needed() {
-			return db.reads(1);
+			return db.reads(3);
 		}
 		pallet_staking::MinNominatorBond::<Runtime>::put(MIN_NOMINATOR_BOND);
 		pallet_staking::MinValidatorBond::<Runtime>::put(MIN_VALIDATOR_BOND);
@@ -127,14 +137,14 @@ impl OnRuntimeUpgrade for InitStakingLimits {
 		let voters: alloc::vec::Vec<AccountId> = pallet_staking::Nominators::<Runtime>::iter_keys()
 			.chain(pallet_staking::Validators::<Runtime>::iter_keys())
 			.collect();
-		let read = voters.len() as u64;
-		let inserted = <VoterList as SortedListProvider<AccountId>>::unsafe_regenerate(
+		let count = voters.len() as u64;
+		<VoterList as SortedListProvider<AccountId>>::unsafe_regenerate(
 			voters,
 			alloc::boxed::Box::new(|who| Some(Staking::weight_of(who))),
 		);
-		debug_assert_eq!(inserted as u64, read);
-		// Per voter: its key, its ledger for the score, and its node and bag written.
-		db.reads_writes(1 + 2 * read, 4 + 2 * read)
+		// Per voter: its key, `Bonded` and `Ledger` for the score, then the bag and the bag's
+		// tail read and the node, the old tail and the bag written; plus the counter.
+		db.reads_writes(3 + 5 * count, 5 + 3 * count)
 	}
 
 	#[cfg(feature = "try-runtime")]
@@ -146,13 +156,25 @@ impl OnRuntimeUpgrade for InitStakingLimits {
 	#[cfg(feature = "try-runtime")]
 	fn post_upgrade(state: alloc::vec::Vec<u8>) -> Result<(), sp_runtime::TryRuntimeError> {
 		use codec::Decode;
-		let _was_needed = bool::decode(&mut &state[..]).map_err(|_| "pre_upgrade state")?;
-		frame_support::ensure!(!Self::needed(), "staking limits are set");
+		let was_needed = bool::decode(&mut &state[..]).map_err(|_| "pre_upgrade state")?;
 		let voters = pallet_staking::Nominators::<Runtime>::count()
 			.saturating_add(pallet_staking::Validators::<Runtime>::count());
 		frame_support::ensure!(
 			<VoterList as SortedListProvider<AccountId>>::count() == voters,
 			"every voter is in the bags list"
+		);
+		if was_needed {
+			frame_support::ensure!(
+				pallet_staking::MaxNominatorsCount::<Runtime>::get() == Some(MAX_NOMINATORS),
+				"the nominator cap is set"
+			);
+		}
+		// The election's target bound holds every candidate (see `MAX_VALIDATOR_CANDIDATES`).
+		frame_support::ensure!(
+			pallet_staking::Validators::<Runtime>::count() <= MAX_VALIDATOR_CANDIDATES
+				&& pallet_staking::MaxValidatorsCount::<Runtime>::get()
+					.is_some_and(|max| max <= MAX_VALIDATOR_CANDIDATES),
+			"every validator candidate fits in the election's target bound"
 		);
 		Ok(())
 	}
