@@ -43,7 +43,6 @@ pub const MAX_NOMINATIONS: u32 = 16;
 pub const ELECTION_BLOCK_SHARE: Perbill = Perbill::from_percent(75);
 
 parameter_types! {
-	pub const MaxElectingVoters: u32 = MAX_ELECTING_VOTERS;
 	pub ElectionBounds: frame_election_provider_support::bounds::ElectionBounds =
 		frame_election_provider_support::bounds::ElectionBoundsBuilder::default()
 			.voters_count(MAX_ELECTING_VOTERS.into())
