@@ -18,7 +18,7 @@ use blyan_worker::{
 		server::{self, AppState, Metrics},
 		stage::LocalStage,
 	},
-	ml::{infer::StageModel, init_layers, model::ModelConfig},
+	ml::{infer::StageModel, init_layers, model::ModelConfig, CpuBackend},
 };
 
 fn env(name: &str, default: usize) -> usize {
@@ -35,8 +35,9 @@ async fn start_stages(config: &ModelConfig, stages: usize) -> Route {
 	let http = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
 	let mut hops = Vec::new();
 	for (a, b) in spans(config.layer_count(), stages) {
-		let model = StageModel::new(config, a, &layers[a..b], &Default::default()).unwrap();
-		let stage = LocalStage::start(model, 64, std::time::Duration::ZERO);
+		let model =
+			StageModel::<CpuBackend>::new(config, a, &layers[a..b], &Default::default()).unwrap();
+		let stage = LocalStage::start(model, 64, std::time::Duration::ZERO, "cpu");
 		let state = Arc::new(AppState {
 			version: 1,
 			stage: Some(stage),

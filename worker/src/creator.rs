@@ -120,6 +120,8 @@ pub struct JobRequest {
 	/// Blocks a claim lasts.
 	pub lease: u32,
 	pub min_improvement_percent: Option<u32>,
+	/// Where the job trains (a CUDA job is verified by re-evaluation only).
+	pub backend: chain::Backend,
 	/// Make the job federated (posted and configured in one `utility.batch_all`).
 	pub federated: Option<chain::ChainFederatedSpec>,
 }
@@ -151,7 +153,7 @@ pub async fn post_job(
 		validation_commitment: chain::validation_commitment(validation_cid.as_bytes(), &salt),
 		hyperparams: bytes(request.hyperparams.to_json()),
 		seed: request.seed,
-		backend: chain::Backend::Cpu,
+		backend: request.backend,
 		min_memory_mb: 256,
 		deadline: now.saturating_add(request.deadline_in),
 		lease: request.lease,

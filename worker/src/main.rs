@@ -10,7 +10,13 @@ use blyan_worker::{
 	config::{self, ConfigError, FileConfig, Settings},
 	creator,
 	inference::service::{self, GatewayOptions, ServeOptions},
-	ml::{data, model::ModelConfig, train::Hyperparams, TrainDevice},
+	ml::{
+		data,
+		device::{self, BackendKind, ComputeDevice},
+		model::ModelConfig,
+		train::Hyperparams,
+		TrainDevice,
+	},
 	report,
 	state::StateDir,
 	storage::{Ipfs, StorageError},
@@ -76,6 +82,10 @@ enum Command {
 		/// Register as a verifier instead of a miner.
 		#[arg(long)]
 		verifier: bool,
+		/// Training backends to declare, comma-separated (default: every one this machine runs).
+		/// CUDA is declared only if the CUDA driver reports a GPU.
+		#[arg(long, value_enum, value_delimiter = ',')]
+		backends: Option<Vec<BackendKind>>,
 	},
 	/// Start unbonding (worker, or verifier with --verifier); withdraw after the unbonding period.
 	Unregister {
@@ -213,6 +223,10 @@ enum Command {
 		min_improvement: Option<u32>,
 		#[arg(long)]
 		watch: bool,
+		/// Where the job trains: `cpu` (deterministic, audited step by step) or `cuda` (trained on
+		/// GPUs, verified by re-evaluation on the CPU; not re-run step by step).
+		#[arg(long, value_enum, default_value = "cpu")]
+		backend: BackendKind,
 		#[command(flatten)]
 		federated: FederatedArgs,
 	},
@@ -257,6 +271,37 @@ enum Command {
 		/// Milliseconds added before every chunk (simulates a slower device; tests, benchmarks).
 		#[arg(long, default_value_t = 0, hide = true)]
 		simulate_latency_ms: u64,
+		/// Where the layers compute: cpu, cuda or cuda:N (bf16 on GPUs that have it).
+		#[arg(long, default_value = "cpu")]
+		device: ComputeDevice,
+	},
+	/// Check and benchmark this `cuda` build on a GPU (no chain needed): CPU-vs-GPU logits,
+	/// batching, a mixed GPU+CPU pipeline, CUDA training against the CPU's, then decode and
+	/// training benchmarks of Qwen3-shaped models. Writes a JSON report; fails if a check fails.
+	GpuCheck {
+		/// The JSON report.
+		#[arg(long)]
+		out: PathBuf,
+		#[arg(long, default_value = "cuda:0")]
+		device: ComputeDevice,
+		/// The GPU's float type for this run: f32 (the checks, f32 decoding, training) or bf16.
+		#[arg(long, value_enum, default_value = "f32")]
+		precision: device::Precision,
+		/// Shapes benchmarked (0.6b, 8b; none for no decoding benchmark).
+		#[arg(long, value_delimiter = ',', default_value = "0.6b,8b")]
+		shapes: Vec<String>,
+		#[arg(long, default_value_t = 128)]
+		prompt_tokens: usize,
+		#[arg(long, default_value_t = 128)]
+		decode_tokens: usize,
+		/// Concurrent sessions of the aggregate benchmark, and tokens each decodes.
+		#[arg(long, default_value_t = 16)]
+		clients: usize,
+		#[arg(long, default_value_t = 64)]
+		client_tokens: usize,
+		/// Only the checks, no benchmarks.
+		#[arg(long)]
+		checks_only: bool,
 	},
 	/// Answer the OpenAI API for a version by routing over the stages announced on chain,
 	/// paying each server with receipts signed by this account.
@@ -553,6 +598,57 @@ async fn run(cli: Cli) -> Result<()> {
 		info!("metrics at http://{bound}/metrics");
 	}
 	match cli.command {
+		Command::GpuCheck {
+			out,
+			device,
+			precision,
+			shapes,
+			prompt_tokens,
+			decode_tokens,
+			clients,
+			client_tokens,
+			checks_only,
+		} => {
+			let ComputeDevice::Cuda(index) = device else {
+				return Err(
+					Fatal::Usage("gpu-check runs on a GPU: --device cuda[:N]".into()).into()
+				);
+			};
+			#[cfg(feature = "cuda")]
+			{
+				let opts = blyan_worker::ml::gpu_check::GpuCheckOptions {
+					device: index,
+					precision,
+					shapes,
+					prompt_tokens: prompt_tokens.max(1),
+					decode_tokens: decode_tokens.max(1),
+					clients: clients.clamp(1, 64),
+					client_tokens: client_tokens.max(1),
+					checks_only,
+				};
+				let report = tokio::task::spawn_blocking(move || {
+					blyan_worker::ml::gpu_check::run(&opts, |line| println!("{line}"))
+				})
+				.await?
+				.map_err(|e| Fatal::Usage(e.to_string()))?;
+				std::fs::write(&out, serde_json::to_vec_pretty(&report)?)
+					.with_context(|| format!("writing {}", out.display()))?;
+				for check in &report.checks {
+					let verdict = if check.passed { "PASS" } else { "FAIL" };
+					println!("{verdict} {}: {}", check.name, check.detail);
+				}
+				println!("report written to {}", out.display());
+				if !report.passed() {
+					anyhow::bail!("a GPU check failed");
+				}
+			}
+			#[cfg(not(feature = "cuda"))]
+			{
+				let _ = (index, out, shapes, prompt_tokens, decode_tokens, clients, client_tokens);
+				let _ = (checks_only, precision);
+				return Err(Fatal::Usage(device::GpuError::NotBuilt.to_string()).into());
+			}
+		}
 		Command::KeyImport { path } => {
 			let mut secret = String::new();
 			std::io::stdin().read_line(&mut secret)?;
@@ -620,7 +716,12 @@ async fn run(cli: Cli) -> Result<()> {
 				println!("{name:<10} free {:>22}   held {:>18}", bly(free), bly(held));
 			}
 		}
-		Command::Register { bond, verifier } => {
+		Command::Register { bond, verifier, backends } => {
+			// Read from the machine, not declared: CUDA only where the driver reports a GPU; checked
+			// before anything is sent.
+			let gpu = device::gpu_info(0);
+			let kinds = device::declarable_backends(backends.as_deref(), &gpu)
+				.map_err(|e| Fatal::Usage(format!("cannot declare the CUDA backend: {e}")))?;
 			let chain = connect(g, &file, &s).await?;
 			let bond = bond as u128 * chain::BLY;
 			if verifier {
@@ -629,13 +730,24 @@ async fn run(cli: Cli) -> Result<()> {
 					.await?;
 				println!("registered as a verifier with a bond of {}", bly(bond));
 			} else {
-				let mut backends = vec![chain::Backend::Cpu];
-				if TrainDevice::best() != TrainDevice::Cpu {
-					backends.push(chain::Backend::Cuda);
+				let mut memory_mb = s.memory_mb;
+				match &gpu {
+					Ok(gpu) if kinds.contains(&BackendKind::Cuda) => {
+						println!(
+							"GPU 0: {} ({} MiB, compute capability {}.{})",
+							gpu.name,
+							gpu.memory_mb,
+							gpu.compute_capability.0,
+							gpu.compute_capability.1
+						);
+						memory_mb = memory_mb.min(u32::try_from(gpu.memory_mb).unwrap_or(u32::MAX));
+					}
+					Ok(_) => {}
+					Err(e) => println!("no CUDA backend declared: {e}"),
 				}
 				let caps = chain::Capabilities {
-					backends: chain::BoundedVec(backends),
-					memory_mb: s.memory_mb,
+					backends: chain::BoundedVec(kinds.iter().map(|k| chain_backend(*k)).collect()),
+					memory_mb,
 				};
 				chain
 					.submit("register_worker", &blyan::tx().jobs().register_worker(caps, bond))
@@ -809,6 +921,7 @@ async fn run(cli: Cli) -> Result<()> {
 			lease,
 			min_improvement,
 			watch,
+			backend,
 			federated,
 		} => {
 			let federated = federated.spec()?;
@@ -832,6 +945,7 @@ async fn run(cli: Cli) -> Result<()> {
 				deadline_in: deadline,
 				lease,
 				min_improvement_percent: min_improvement,
+				backend: chain_backend(backend),
 				federated,
 			};
 			let job = creator::post_job(&chain, &ipfs, &state, request).await?;
@@ -853,7 +967,13 @@ async fn run(cli: Cli) -> Result<()> {
 			no_free,
 			settle_secs,
 			simulate_latency_ms,
+			device,
 		} => {
+			// A GPU that is not there is a usage error before any chain or IPFS work.
+			if let ComputeDevice::Cuda(index) = device {
+				device::gpu_info(index)
+					.map_err(|e| Fatal::Usage(format!("--device {device}: {e}")))?;
+			}
 			let chain = connect(g, &file, &s).await?;
 			let ipfs = ipfs(&s).await?;
 			let opts = ServeOptions {
@@ -868,6 +988,7 @@ async fn run(cli: Cli) -> Result<()> {
 				accept_free: !no_free,
 				settle_every: Duration::from_secs(settle_secs.max(1)),
 				simulate_latency: Duration::from_millis(simulate_latency_ms),
+				device,
 			};
 			service::serve(chain, ipfs, opts, shutdown_signal()).await?;
 		}
@@ -886,6 +1007,14 @@ async fn run(cli: Cli) -> Result<()> {
 		}
 	}
 	Ok(())
+}
+
+/// The chain's name of a training backend.
+fn chain_backend(kind: BackendKind) -> chain::Backend {
+	match kind {
+		BackendKind::Cpu => chain::Backend::Cpu,
+		BackendKind::Cuda => chain::Backend::Cuda,
+	}
 }
 
 async fn watch_job(

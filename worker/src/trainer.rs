@@ -373,7 +373,8 @@ impl Miner {
 	async fn fits(&self, job_id: JobId, job: &ChainJob) -> Result<Result<(), Unfit>> {
 		let backend_ok = match job.spec.backend {
 			chain::Backend::Cpu => true,
-			chain::Backend::Cuda => cfg!(feature = "cuda"),
+			// Only where the driver reported a GPU when the miner started.
+			chain::Backend::Cuda => self.options.device != TrainDevice::Cpu,
 			chain::Backend::Wgpu => false,
 		};
 		if !backend_ok || job.spec.min_memory_mb > self.options.memory_mb {

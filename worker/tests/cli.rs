@@ -106,3 +106,31 @@ async fn an_unreachable_ipfs_daemon_is_exit_code_4() {
 	assert_eq!(code, 2, "{text}");
 	assert!(text.contains("steps"), "{text}");
 }
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn a_cpu_build_refuses_to_declare_or_use_cuda_before_touching_the_chain() {
+	// No node is running at this address: the refusal comes first.
+	let node = format!("ws://127.0.0.1:{}", free_port());
+	let (code, text) =
+		worker(&["register", "--backends", "cpu,cuda", "--key", "//Alice", "--node", &node], &[]);
+	assert_eq!(code, 2, "{text}");
+	assert!(text.contains("cannot declare the CUDA backend") && text.contains("--features cuda"));
+
+	let (code, text) = worker(
+		&["serve", "--version", "1", "--device", "cuda:1", "--key", "//Alice", "--node", &node],
+		&[],
+	);
+	assert_eq!(code, 2, "{text}");
+	assert!(text.contains("--device cuda:1") && text.contains("built without CUDA"), "{text}");
+
+	let (code, text) = worker(&["serve", "--version", "1", "--device", "gpu"], &[]);
+	assert_eq!(code, 2, "{text}");
+	assert!(text.contains("expected cpu, cuda or cuda:N"), "{text}");
+
+	let out = tempfile::tempdir().unwrap();
+	let report = out.path().join("gpu.json");
+	let (code, text) = worker(&["gpu-check", "--out", report.to_str().unwrap()], &[]);
+	assert_eq!(code, 2, "{text}");
+	assert!(text.contains("built without CUDA") && !report.exists(), "{text}");
+}

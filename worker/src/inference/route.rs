@@ -179,7 +179,7 @@ pub struct FixedRoute(pub Route);
 
 impl FixedRoute {
 	pub fn local(stage: Arc<LocalStage>) -> Self {
-		let span = stage.model().span();
+		let span = stage.span();
 		let hop = Hop { client: StageClient::Local(stage), span, server: None, price_per_token: 0 };
 		Self(Route { hops: vec![hop] })
 	}
@@ -422,9 +422,11 @@ mod tests {
 	async fn generations_beyond_a_stages_capacity_wait_for_a_slot_instead_of_failing() {
 		let config = ModelConfig::tiny();
 		let layers = init_layers(&config, 1);
-		let model = StageModel::new(&config, 0, &layers, &Default::default()).unwrap();
+		let model =
+			StageModel::<crate::ml::CpuBackend>::new(&config, 0, &layers, &Default::default())
+				.unwrap();
 		// One session at a time, and slow chunks: three requests at once must queue.
-		let stage = LocalStage::start(model, 1, Duration::from_millis(5));
+		let stage = LocalStage::start(model, 1, Duration::from_millis(5), "cpu");
 		let source = Arc::new(FixedRoute::local(stage));
 		let request = GenerateRequest {
 			prompt: vec![1, 2, 3],

@@ -86,7 +86,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 		.stage
 		.as_ref()
 		.map(|s| {
-			let c = s.model().config();
+			let c = s.config();
 			c.max_position_embeddings.saturating_mul(c.hidden_size.max(1)).saturating_mul(4)
 		})
 		.unwrap_or(0)
@@ -114,12 +114,12 @@ fn error(status: StatusCode, message: impl ToString) -> Response {
 }
 
 async fn health(State(s): State<Arc<AppState>>) -> Json<Value> {
-	let (layers, sessions, capacity) = match &s.stage {
+	let (layers, sessions, capacity, device) = match &s.stage {
 		Some(stage) => {
-			let (a, b) = stage.model().span();
-			(json!([a, b]), stage.sessions(), stage.capacity())
+			let (a, b) = stage.span();
+			(json!([a, b]), stage.sessions(), stage.capacity(), json!(stage.device()))
 		}
-		None => (Value::Null, 0, 0),
+		None => (Value::Null, 0, 0, Value::Null),
 	};
 	Json(json!({
 		"status": "ok",
@@ -127,6 +127,7 @@ async fn health(State(s): State<Arc<AppState>>) -> Json<Value> {
 		"layers": layers,
 		"sessions": sessions,
 		"capacity": capacity,
+		"device": device,
 		"serves_api": s.routes.is_some(),
 	}))
 }

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use crate::{
 	chain::{Chain, ChainError, VersionStatus, BLY},
 	content,
-	ml::infer::StageModel,
+	ml::device::{self, ComputeDevice},
 	storage::Ipfs,
 };
 
@@ -19,7 +19,6 @@ use super::{
 	route::{FixedRoute, RouteSource},
 	router::ChainRouter,
 	server::{self, AppState, Metrics, Payer},
-	stage::LocalStage,
 };
 
 pub struct ServeOptions {
@@ -37,6 +36,8 @@ pub struct ServeOptions {
 	pub settle_every: Duration,
 	/// Sleep before each chunk (simulates a slower device or link; tests and benchmarks).
 	pub simulate_latency: Duration,
+	/// Where the layers compute.
+	pub device: ComputeDevice,
 }
 
 /// Parses `START..END`.
@@ -84,8 +85,10 @@ pub async fn serve(
 		version = opts.version,
 		"layers {start}..{end} of {total} loaded and checked against their Merkle roots"
 	);
-	let model = StageModel::new(&config, start, &layers, &Default::default())?;
-	let stage = LocalStage::start(model, opts.capacity as usize, opts.simulate_latency);
+	let capacity = opts.capacity as usize;
+	let stage =
+		device::start_stage(opts.device, &config, start, &layers, capacity, opts.simulate_latency)?;
+	info!(version = opts.version, device = stage.device(), "stage started");
 	let book = Arc::new(ReceiptBook::new(
 		*chain.account(),
 		chain.genesis_hash(),

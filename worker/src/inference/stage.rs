@@ -7,6 +7,9 @@
 //! (`capacity`): the least recently used one is dropped to admit a new one if it has been idle
 //! for 30 s (its coordinator replays it if it comes back); otherwise the stage is busy (HTTP 429)
 //! and the coordinator routes elsewhere.
+//!
+//! The model runs on any burn backend (the CPU, or CUDA in a `cuda` build: `serve --device`);
+//! [`LocalStage`] hides which behind [`StageRunner`], so routes and servers hold one type.
 
 use std::{
 	collections::{HashMap, HashSet},
@@ -14,9 +17,11 @@ use std::{
 	time::{Duration, Instant},
 };
 
+use burn::tensor::backend::Backend;
+
 use crate::ml::{
 	infer::{Activations, Chunk, KvCache, StageError, StageModel},
-	CpuBackend,
+	model::ModelConfig,
 };
 
 use super::protocol::SessionId;
@@ -46,41 +51,73 @@ struct Pending {
 	reply: Reply,
 }
 
-pub struct LocalStage {
-	model: StageModel<CpuBackend>,
-	capacity: usize,
-	latency: Duration,
-	sessions: Mutex<HashMap<SessionId, (KvCacheSlot, Instant)>>,
-	queue: Mutex<Vec<Pending>>,
-	queued: Condvar,
-	stats: Mutex<StageStats>,
+/// What a server and a route need of a stage, whatever backend its model runs on.
+pub trait StageRunner: Send + Sync {
+	/// Runs one chunk of `session` (blocking until its batch is done: call from a blocking
+	/// thread).
+	fn forward(
+		&self,
+		session: SessionId,
+		position: usize,
+		input: Activations,
+	) -> Result<Activations, StageError>;
+	/// Forgets a finished session.
+	fn end(&self, session: &SessionId);
+	fn sessions(&self) -> usize;
+	fn stats(&self) -> StageStats;
 }
 
-/// A session's cache; taken out while a batch runs on it.
-type KvCacheSlot = Option<KvCache<CpuBackend>>;
+/// A running stage: its span of layers, where it computes, and the model thread behind it.
+pub struct LocalStage {
+	runner: Arc<dyn StageRunner>,
+	config: ModelConfig,
+	span: (usize, usize),
+	capacity: usize,
+	device: String,
+}
 
 impl LocalStage {
-	/// Starts the stage's model thread.
-	pub fn start(model: StageModel<CpuBackend>, capacity: usize, latency: Duration) -> Arc<Self> {
-		let stage = Arc::new(Self {
+	/// Starts the stage's model thread on the model's backend; `device` names it (`/health`).
+	pub fn start<B: Backend>(
+		model: StageModel<B>,
+		capacity: usize,
+		latency: Duration,
+		device: impl Into<String>,
+	) -> Arc<Self>
+	where
+		StageModel<B>: Send + Sync,
+		KvCache<B>: Send,
+	{
+		let (config, span, capacity) = (model.config().clone(), model.span(), capacity.max(1));
+		let runner = Arc::new(Runner {
 			model,
-			capacity: capacity.max(1),
+			capacity,
 			latency,
 			sessions: Mutex::new(HashMap::new()),
 			queue: Mutex::new(Vec::new()),
 			queued: Condvar::new(),
 			stats: Mutex::new(StageStats::default()),
 		});
-		let runner = stage.clone();
+		let thread = runner.clone();
 		std::thread::Builder::new()
 			.name("stage-model".into())
-			.spawn(move || runner.run())
+			.spawn(move || thread.run())
 			.expect("a thread can be spawned");
-		stage
+		Arc::new(Self { runner, config, span, capacity, device: device.into() })
 	}
 
-	pub fn model(&self) -> &StageModel<CpuBackend> {
-		&self.model
+	/// Registry layers `[start, end)` held.
+	pub fn span(&self) -> (usize, usize) {
+		self.span
+	}
+
+	pub fn config(&self) -> &ModelConfig {
+		&self.config
+	}
+
+	/// Where the model computes, e.g. `cpu` or `cuda:0 (NVIDIA H200, bf16)`.
+	pub fn device(&self) -> &str {
+		&self.device
 	}
 
 	pub fn capacity(&self) -> usize {
@@ -88,16 +125,50 @@ impl LocalStage {
 	}
 
 	pub fn sessions(&self) -> usize {
-		self.sessions.lock().expect("sessions lock").len()
+		self.runner.sessions()
 	}
 
 	pub fn stats(&self) -> StageStats {
-		*self.stats.lock().expect("stats lock")
+		self.runner.stats()
 	}
 
 	/// Runs one chunk of `session` (blocking until its batch is done: call from a blocking
 	/// thread).
 	pub fn forward(
+		&self,
+		session: SessionId,
+		position: usize,
+		input: Activations,
+	) -> Result<Activations, StageError> {
+		self.runner.forward(session, position, input)
+	}
+
+	/// Forgets a finished session.
+	pub fn end(&self, session: &SessionId) {
+		self.runner.end(session)
+	}
+}
+
+/// The model thread's side of a stage on backend `B`.
+struct Runner<B: Backend> {
+	model: StageModel<B>,
+	capacity: usize,
+	latency: Duration,
+	sessions: Mutex<HashMap<SessionId, (KvCacheSlot<B>, Instant)>>,
+	queue: Mutex<Vec<Pending>>,
+	queued: Condvar,
+	stats: Mutex<StageStats>,
+}
+
+/// A session's cache; taken out while a batch runs on it.
+type KvCacheSlot<B> = Option<KvCache<B>>;
+
+impl<B: Backend> StageRunner for Runner<B>
+where
+	StageModel<B>: Send + Sync,
+	KvCache<B>: Send,
+{
+	fn forward(
 		&self,
 		session: SessionId,
 		position: usize,
@@ -109,11 +180,20 @@ impl LocalStage {
 		result.recv().unwrap_or(Err(StageError::Stopped))
 	}
 
-	/// Forgets a finished session.
-	pub fn end(&self, session: &SessionId) {
+	fn end(&self, session: &SessionId) {
 		self.sessions.lock().expect("sessions lock").remove(session);
 	}
 
+	fn sessions(&self) -> usize {
+		self.sessions.lock().expect("sessions lock").len()
+	}
+
+	fn stats(&self) -> StageStats {
+		*self.stats.lock().expect("stats lock")
+	}
+}
+
+impl<B: Backend> Runner<B> {
 	/// The model thread: batch after batch of whatever queued.
 	fn run(&self) {
 		loop {
@@ -165,7 +245,7 @@ impl LocalStage {
 		}
 		let started = Instant::now();
 		let positions: u64 = work.iter().map(|(p, _)| p.input.rows() as u64).sum();
-		let mut caches: Vec<KvCache<CpuBackend>> = Vec::with_capacity(work.len());
+		let mut caches: Vec<KvCache<B>> = Vec::with_capacity(work.len());
 		let mut requests = Vec::with_capacity(work.len());
 		for (p, cache) in work {
 			caches.push(cache);
@@ -203,11 +283,7 @@ impl LocalStage {
 		}
 	}
 
-	fn take_cache(
-		&self,
-		session: SessionId,
-		position: usize,
-	) -> Result<KvCache<CpuBackend>, StageError> {
+	fn take_cache(&self, session: SessionId, position: usize) -> Result<KvCache<B>, StageError> {
 		let mut sessions = self.sessions.lock().expect("sessions lock");
 		if !sessions.contains_key(&session) {
 			if position != 0 {
@@ -236,14 +312,15 @@ impl LocalStage {
 #[cfg(test)]
 mod tests {
 	use super::*;
-	use crate::ml::{init_layers, model::ModelConfig};
+	use crate::ml::{init_layers, model::ModelConfig, CpuBackend};
 
 	#[test]
 	fn a_full_stage_refuses_new_sessions_instead_of_cutting_off_active_ones() {
 		let config = ModelConfig::tiny();
 		let layers = init_layers(&config, 1);
-		let model = StageModel::new(&config, 0, &layers, &Default::default()).unwrap();
-		let stage = LocalStage::start(model, 1, Duration::ZERO);
+		let model =
+			StageModel::<CpuBackend>::new(&config, 0, &layers, &Default::default()).unwrap();
+		let stage = LocalStage::start(model, 1, Duration::ZERO, "cpu");
 		let tokens = || Activations::Tokens(vec![1, 2, 3]);
 		assert!(stage.forward([1; 16], 0, tokens()).is_ok());
 		assert_eq!(stage.forward([2; 16], 0, tokens()), Err(StageError::Busy));

@@ -12,7 +12,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use super::{
-	model::{apply_rope, repeat_kv, rope_tables, Attention, DecoderBlock, ModelConfig},
+	model::{
+		apply_rope, repeat_kv, rope_tables, Attention, DecoderBlock, ModelConfig, Transformer,
+	},
 	weights::{self, LayerTensors, WeightsError},
 };
 
@@ -133,6 +135,23 @@ impl<B: Backend> StageModel<B> {
 			rope_sin,
 			device: device.clone(),
 		})
+	}
+
+	/// The whole of `model` as one stage (no registry layers involved: benchmarks of models made
+	/// on a device by [`Transformer::random`]).
+	pub fn whole(config: &ModelConfig, model: Transformer<B>) -> Self {
+		let device = model.rope_cos.device();
+		Self {
+			config: config.clone(),
+			start: 0,
+			end: config.layer_count(),
+			embed: Some(model.embed_tokens),
+			blocks: model.layers,
+			head: Some((model.norm, model.lm_head)),
+			rope_cos: model.rope_cos,
+			rope_sin: model.rope_sin,
+			device,
+		}
 	}
 
 	pub fn span(&self) -> (usize, usize) {

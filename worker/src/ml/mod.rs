@@ -4,6 +4,9 @@
 //! bit-exact for the same inputs, so every verifier computes the same score.
 
 pub mod data;
+pub mod device;
+#[cfg(feature = "cuda")]
+pub mod gpu_check;
 pub mod hf;
 pub mod infer;
 pub mod model;
@@ -19,6 +22,8 @@ use weights::{LayerTensors, WeightsError};
 
 /// The deterministic CPU backend (evaluation, and training by default).
 pub type CpuBackend = NdArray<f32>;
+/// burn's CUDA backend. Its tensors' float type is a setting of the device, made once per process
+/// and device ([`device::set_gpu_precision`]): `f32` unless set, `bf16` for serving.
 #[cfg(feature = "cuda")]
 pub type CudaBackend = burn::backend::Cuda<f32, i32>;
 
@@ -31,16 +36,14 @@ pub enum TrainDevice {
 }
 
 impl TrainDevice {
-	/// The best device this build can use.
+	/// The best device this machine can use: CUDA in a `cuda` build whose driver reports a GPU,
+	/// else the CPU.
 	pub fn best() -> Self {
 		#[cfg(feature = "cuda")]
-		{
-			Self::Cuda
+		if device::gpu_info(0).is_ok() {
+			return Self::Cuda;
 		}
-		#[cfg(not(feature = "cuda"))]
-		{
-			Self::Cpu
-		}
+		Self::Cpu
 	}
 }
 

@@ -69,6 +69,43 @@ impl ModelConfig {
 		}
 	}
 
+	/// The shape of Qwen3-0.6B (28 layers, hidden 1024, 16 heads over 8 KV heads of 128, vocab
+	/// 151 936), with a context of 4 096 positions; benchmarks (random weights).
+	pub fn qwen3_0_6b() -> Self {
+		Self {
+			family: "qwen3".into(),
+			vocab_size: 151_936,
+			hidden_size: 1024,
+			num_hidden_layers: 28,
+			num_attention_heads: 16,
+			num_key_value_heads: 8,
+			head_dim: 128,
+			intermediate_size: 3072,
+			max_position_embeddings: 4096,
+			rope_theta: 1_000_000.0,
+			rms_norm_eps: 1e-6,
+		}
+	}
+
+	/// The shape of Qwen3-8B (36 layers, hidden 4096, 32 heads over 8 KV heads of 128,
+	/// intermediate 12 288, vocab 151 936), with a context of 4 096 positions; benchmarks.
+	pub fn qwen3_8b() -> Self {
+		Self {
+			hidden_size: 4096,
+			num_hidden_layers: 36,
+			num_attention_heads: 32,
+			intermediate_size: 12_288,
+			..Self::qwen3_0_6b()
+		}
+	}
+
+	/// Bytes of weights a decoding step reads at `bytes_per_value`: every parameter but the
+	/// embedding table, of which one row (the memory-bandwidth roofline of decoding).
+	pub fn decode_bytes_per_token(&self, bytes_per_value: usize) -> usize {
+		let table = self.vocab_size.saturating_mul(self.hidden_size);
+		(self.parameter_count() - table + self.hidden_size).saturating_mul(bytes_per_value)
+	}
+
 	/// Registry layers: the embedding, one per decoder block, then the final norm with the head.
 	pub fn layer_count(&self) -> usize {
 		self.num_hidden_layers + 2
@@ -236,24 +273,52 @@ impl<B: Backend> Transformer<B> {
 	/// A freshly initialised model (a root version), deterministic in `seed`.
 	pub fn init(config: &ModelConfig, seed: u64, device: &B::Device) -> Self {
 		let mut init = Init { rng: ChaCha20Rng::seed_from_u64(seed) };
+		let (vocab, h) = (config.vocab_size, config.hidden_size);
+		let mut embed_tokens = EmbeddingConfig::new(vocab, h).init::<B>(device);
+		embed_tokens.weight =
+			Param::from_data(TensorData::new(init.normal(vocab * h, 0.02), [vocab, h]), device);
+		Self::assemble(config, device, embed_tokens, |d_in, d_out| init.linear(d_in, d_out, device))
+	}
+
+	/// A model of `config`'s shape with normal(0, 0.02) weights drawn on `device` by the backend's
+	/// own generator: fast at any size (benchmarks of real shapes on a GPU) but not the same on
+	/// two backends, so never a registry root (that is [`Transformer::init`]).
+	pub fn random(config: &ModelConfig, device: &B::Device) -> Self {
+		use burn::nn::Initializer;
+		let normal = Initializer::Normal { mean: 0.0, std: 0.02 };
+		let embed_tokens = EmbeddingConfig::new(config.vocab_size, config.hidden_size)
+			.with_initializer(normal.clone())
+			.init(device);
+		Self::assemble(config, device, embed_tokens, |d_in, d_out| {
+			LinearConfig::new(d_in, d_out)
+				.with_bias(false)
+				.with_initializer(normal.clone())
+				.init::<B>(device)
+		})
+	}
+
+	/// The model around `embed_tokens`, its projections made by `linear(d_in, d_out)` in a fixed
+	/// order (per block q, k, v, o, gate, up, down; then the head): [`Transformer::init`]'s weights
+	/// are that order's draws from one stream.
+	fn assemble(
+		config: &ModelConfig,
+		device: &B::Device,
+		embed_tokens: Embedding<B>,
+		mut linear: impl FnMut(usize, usize) -> Linear<B>,
+	) -> Self {
 		let h = config.hidden_size;
 		let (q, kv) = (
 			config.num_attention_heads * config.head_dim,
 			config.num_key_value_heads * config.head_dim,
 		);
-		let mut embed_tokens = EmbeddingConfig::new(config.vocab_size, h).init::<B>(device);
-		embed_tokens.weight = Param::from_data(
-			TensorData::new(init.normal(config.vocab_size * h, 0.02), [config.vocab_size, h]),
-			device,
-		);
 		let layers = (0..config.num_hidden_layers)
 			.map(|_| DecoderBlock {
 				input_layernorm: rms_norm(h, config.rms_norm_eps, device),
 				self_attn: Attention {
-					q_proj: init.linear(h, q, device),
-					k_proj: init.linear(h, kv, device),
-					v_proj: init.linear(h, kv, device),
-					o_proj: init.linear(q, h, device),
+					q_proj: linear(h, q),
+					k_proj: linear(h, kv),
+					v_proj: linear(h, kv),
+					o_proj: linear(q, h),
 					q_norm: rms_norm(config.head_dim, config.rms_norm_eps, device),
 					k_norm: rms_norm(config.head_dim, config.rms_norm_eps, device),
 					num_heads: config.num_attention_heads,
@@ -262,18 +327,19 @@ impl<B: Backend> Transformer<B> {
 				},
 				post_attention_layernorm: rms_norm(h, config.rms_norm_eps, device),
 				mlp: Mlp {
-					gate_proj: init.linear(h, config.intermediate_size, device),
-					up_proj: init.linear(h, config.intermediate_size, device),
-					down_proj: init.linear(config.intermediate_size, h, device),
+					gate_proj: linear(h, config.intermediate_size),
+					up_proj: linear(h, config.intermediate_size),
+					down_proj: linear(config.intermediate_size, h),
 				},
 			})
 			.collect();
+		let lm_head = linear(h, config.vocab_size);
 		let (rope_cos, rope_sin) = rope_tables(config, device);
 		Self {
 			embed_tokens,
 			layers,
 			norm: rms_norm(h, config.rms_norm_eps, device),
-			lm_head: init.linear(h, config.vocab_size, device),
+			lm_head,
 			rope_cos,
 			rope_sin,
 		}
