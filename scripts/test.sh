@@ -14,6 +14,10 @@ echo "== cargo clippy (warnings are errors)"
 # Lints native code; the wasm runtime is built (and tested) by the test step. Under clippy the
 # wasm builder's inner cargo would inherit clippy-driver, which has no wasm sysroot.
 SKIP_WASM_BUILD=1 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The GPU code (`cuda`, `cuda-fusion` features) builds here though no GPU runs it: lint it so it
+# cannot rot between GPU runs (scripts/gpu-check). No nvcc here to ask the CUDA version.
+CUDARC_CUDA_VERSION=13000 SKIP_WASM_BUILD=1 cargo clippy --locked -p blyan-worker \
+	--features cuda-fusion --all-targets -- -D warnings
 
 echo "== cargo test"
 log="$(mktemp)"

@@ -6,6 +6,9 @@ Usage: report.py TORCH.json BLYAN.json...   (markdown on stdout; a missing file 
 import json
 import sys
 
+HIDDEN = {"0.6b": 1024, "8b": 4096}
+VOCAB = 151936
+
 
 def load(path):
     try:
@@ -46,12 +49,20 @@ def main():
         rows += [(f"blyan ({b.get('engine', 'burn CUDA')})", r) for r in b.get("decode", [])]
     rows += [("PyTorch + transformers", r) for r in (torch or {}).get("decode", [])]
     if rows:
-        bytes_per = {(r["shape"], r["dtype"]): r["decode_bytes_per_token"]
-                     for _, r in rows if "decode_bytes_per_token" in r}
-        print("| shape | dtype | engine | TTFT ms (128-token prompt) | decode tok/s | "
-              "share of bandwidth roofline | 16 clients, tok/s |\n|---|---|---|---|---|---|---|")
+        def bytes_per_token(r):
+            # Weights read per decoding step: all but the embedding table, of which one row.
+            if "decode_bytes_per_token" in r:
+                return r["decode_bytes_per_token"]
+            h = HIDDEN.get(r["shape"])
+            size = {"bf16": 2, "f32": 4}.get(r["dtype"])
+            return (r["parameters"] - VOCAB * h + h) * size if h and size else None
+
+        w = (torch or {}).get("workload", {})
+        print(f"| shape | dtype | engine | TTFT ms ({w.get('prompt', 128)}-token prompt) | "
+              f"decode tok/s | share of bandwidth roofline | {w.get('clients', 16)} clients, "
+              "tok/s |\n|---|---|---|---|---|---|---|")
         for who, r in sorted(rows, key=lambda x: (x[1]["shape"], x[1]["dtype"], x[0])):
-            per = bytes_per.get((r["shape"], r["dtype"]))
+            per = bytes_per_token(r)
             roof = (f"{r['decode_tokens_per_s'] * per / bw * 100:.1f} %"
                     if bw and per else "n/a")
             print(f"| {r['shape']} | {r['dtype']} | {who} | {r['ttft_ms']:.1f} | "

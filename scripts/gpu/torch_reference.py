@@ -62,10 +62,12 @@ def make_model(shape, dtype):
 def decode_bench(shape, a):
     t_load, model = sync_time(lambda: make_model(shape, torch.bfloat16))
     prompt = (torch.arange(a.prompt, device="cuda") * 7919 % 150000).unsqueeze(0)
-    gen = dict(do_sample=False, pad_token_id=0, eos_token_id=None)
+    # A pad id the prompts never hold, and an explicit mask: no prompt token is taken for padding.
+    gen = dict(do_sample=False, pad_token_id=151935, eos_token_id=None)
 
     def generate(ids, n):
-        return model.generate(ids, max_new_tokens=n, min_new_tokens=n, **gen)
+        return model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n,
+                              min_new_tokens=n, **gen)
 
     generate(prompt, 8)  # warm-up
     ttft, _ = sync_time(lambda: generate(prompt, 1))
@@ -85,6 +87,8 @@ def decode_bench(shape, a):
 
 
 def train_bench():
+    # PyTorch's default f32 matrix products are strict IEEE f32 (no TF32), while cubecl's may use
+    # TF32 tensor cores: the comparison favours neither silently (docs/benchmarks.md says so).
     model = make_model("0.6b", torch.float32).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
     batch, seq = 4, 256
@@ -118,7 +122,9 @@ def main():
     p.add_argument("--client-tokens", type=int, default=64)
     a = p.parse_args()
     report = dict(torch=torch.__version__, gpu=torch.cuda.get_device_name(0),
-                  bandwidth_bytes_per_s=bandwidth(), decode=[], train=[])
+                  bandwidth_bytes_per_s=bandwidth(), decode=[], train=[],
+                  workload=dict(prompt=a.prompt, decode=a.decode, clients=a.clients,
+                                client_tokens=a.client_tokens))
     print(f"bandwidth {report['bandwidth_bytes_per_s'] / 1e12:.2f} TB/s", flush=True)
     for shape in a.shapes.split(","):
         r = decode_bench(shape, a)

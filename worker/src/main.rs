@@ -791,9 +791,17 @@ async fn run(cli: Cli) -> Result<()> {
 				.into());
 			}
 			let state = state_dir(&s, &chain)?;
+			// As `register` declares: memory capped at the GPU's where CUDA jobs train on it.
+			let device = TrainDevice::best();
+			let memory_mb = match device::gpu_info(0) {
+				Ok(gpu) if device != TrainDevice::Cpu => {
+					s.memory_mb.min(u32::try_from(gpu.memory_mb).unwrap_or(u32::MAX))
+				}
+				_ => s.memory_mb,
+			};
 			let options = MinerOptions {
-				device: TrainDevice::best(),
-				memory_mb: s.memory_mb,
+				device,
+				memory_mb,
 				jobs,
 				misbehave,
 				copy_from,

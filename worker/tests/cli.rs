@@ -115,7 +115,10 @@ fn a_cpu_build_refuses_to_declare_or_use_cuda_before_touching_the_chain() {
 	let (code, text) =
 		worker(&["register", "--backends", "cpu,cuda", "--key", "//Alice", "--node", &node], &[]);
 	assert_eq!(code, 2, "{text}");
-	assert!(text.contains("cannot declare the CUDA backend") && text.contains("--features cuda"));
+	assert!(
+		text.contains("cannot declare the CUDA backend") && text.contains("--features cuda"),
+		"{text}"
+	);
 
 	let (code, text) = worker(
 		&["serve", "--version", "1", "--device", "cuda:1", "--key", "//Alice", "--node", &node],

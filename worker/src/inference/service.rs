@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use crate::{
 	chain::{Chain, ChainError, VersionStatus, BLY},
 	content,
-	ml::device::{self, ComputeDevice},
+	ml::device::ComputeDevice,
 	storage::Ipfs,
 };
 
@@ -19,6 +19,7 @@ use super::{
 	route::{FixedRoute, RouteSource},
 	router::ChainRouter,
 	server::{self, AppState, Metrics, Payer},
+	stage,
 };
 
 pub struct ServeOptions {
@@ -87,7 +88,7 @@ pub async fn serve(
 	);
 	let capacity = opts.capacity as usize;
 	let stage =
-		device::start_stage(opts.device, &config, start, &layers, capacity, opts.simulate_latency)?;
+		stage::start_on(opts.device, &config, start, &layers, capacity, opts.simulate_latency)?;
 	info!(version = opts.version, device = stage.device(), "stage started");
 	let book = Arc::new(ReceiptBook::new(
 		*chain.account(),

@@ -20,8 +20,11 @@ use std::{
 use burn::tensor::backend::Backend;
 
 use crate::ml::{
+	device::{ComputeDevice, GpuError},
 	infer::{Activations, Chunk, KvCache, StageError, StageModel},
 	model::ModelConfig,
+	weights::{LayerTensors, WeightsError},
+	CpuBackend,
 };
 
 use super::protocol::SessionId;
@@ -65,6 +68,9 @@ pub trait StageRunner: Send + Sync {
 	fn end(&self, session: &SessionId);
 	fn sessions(&self) -> usize;
 	fn stats(&self) -> StageStats;
+	/// Ends the model thread once the queue is empty (the stage's model and caches are then
+	/// freed: GPU memory too).
+	fn stop(&self);
 }
 
 /// A running stage: its span of layers, where it computes, and the model thread behind it.
@@ -90,6 +96,7 @@ impl LocalStage {
 	{
 		let (config, span, capacity) = (model.config().clone(), model.span(), capacity.max(1));
 		let runner = Arc::new(Runner {
+			stopped: Default::default(),
 			model,
 			capacity,
 			latency,
@@ -149,8 +156,55 @@ impl LocalStage {
 	}
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum StageStartError {
+	#[error(transparent)]
+	Gpu(#[from] GpuError),
+	#[error(transparent)]
+	Weights(#[from] WeightsError),
+}
+
+/// Starts a stage of layers `[start, start + layers.len())` on `device`. A GPU is checked through
+/// its driver first (a missing one is a clear error, not a panic inside burn) and computes in
+/// bf16 where it has bf16 tensor cores, else f32.
+pub fn start_on(
+	device: ComputeDevice,
+	config: &ModelConfig,
+	start: usize,
+	layers: &[LayerTensors],
+	capacity: usize,
+	latency: Duration,
+) -> Result<Arc<LocalStage>, StageStartError> {
+	match device {
+		ComputeDevice::Cpu => {
+			let model = StageModel::<CpuBackend>::new(config, start, layers, &Default::default())?;
+			Ok(LocalStage::start(model, capacity, latency, "cpu"))
+		}
+		#[cfg(feature = "cuda")]
+		ComputeDevice::Cuda(index) => {
+			use crate::ml::device::{gpu_info, set_gpu_precision, Precision};
+			let gpu = gpu_info(index)?;
+			let precision = Precision::best_for(&gpu);
+			set_gpu_precision(&gpu, precision)?;
+			let cuda = burn::backend::cuda::CudaDevice::new(index);
+			let model = StageModel::<crate::ml::CudaBackend>::new(config, start, layers, &cuda)?;
+			let label = format!("cuda:{index} ({}, {precision})", gpu.name);
+			Ok(LocalStage::start(model, capacity, latency, label))
+		}
+		#[cfg(not(feature = "cuda"))]
+		ComputeDevice::Cuda(_) => Err(GpuError::NotBuilt.into()),
+	}
+}
+
+impl Drop for LocalStage {
+	fn drop(&mut self) {
+		self.runner.stop();
+	}
+}
+
 /// The model thread's side of a stage on backend `B`.
 struct Runner<B: Backend> {
+	stopped: std::sync::atomic::AtomicBool,
 	model: StageModel<B>,
 	capacity: usize,
 	latency: Duration,
@@ -191,6 +245,13 @@ where
 	fn stats(&self) -> StageStats {
 		*self.stats.lock().expect("stats lock")
 	}
+
+	fn stop(&self) {
+		// Under the queue's lock, so the model thread cannot miss it between its check and wait.
+		let _queue = self.queue.lock().expect("queue lock");
+		self.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+		self.queued.notify_all();
+	}
 }
 
 impl<B: Backend> Runner<B> {
@@ -200,6 +261,9 @@ impl<B: Backend> Runner<B> {
 			let batch = {
 				let mut queue = self.queue.lock().expect("queue lock");
 				while queue.is_empty() {
+					if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+						return;
+					}
 					queue = self.queued.wait(queue).expect("queue lock");
 				}
 				// One chunk per session (its next one waits for this one), oldest first.
@@ -313,6 +377,41 @@ impl<B: Backend> Runner<B> {
 mod tests {
 	use super::*;
 	use crate::ml::{init_layers, model::ModelConfig, CpuBackend};
+
+	#[cfg(not(feature = "cuda"))]
+	#[test]
+	fn a_cpu_build_refuses_to_start_a_stage_on_a_gpu() {
+		let config = ModelConfig::tiny();
+		let layers = init_layers(&config, 1);
+		let started = start_on(ComputeDevice::Cuda(0), &config, 0, &layers, 1, Duration::ZERO);
+		assert!(matches!(started, Err(StageStartError::Gpu(GpuError::NotBuilt))));
+	}
+
+	#[test]
+	fn dropping_a_stage_ends_its_model_thread_and_frees_the_model() {
+		let config = ModelConfig::tiny();
+		let layers = init_layers(&config, 1);
+		let stage = start_on(ComputeDevice::Cpu, &config, 0, &layers, 1, Duration::ZERO).unwrap();
+		let runner = Arc::downgrade(&stage.runner);
+		assert!(stage.forward([1; 16], 0, Activations::Tokens(vec![1])).is_ok());
+		drop(stage);
+		let deadline = Instant::now() + Duration::from_secs(10);
+		while runner.upgrade().is_some() {
+			assert!(Instant::now() < deadline, "the model thread still holds the model");
+			std::thread::sleep(Duration::from_millis(10));
+		}
+	}
+
+	#[test]
+	fn a_stage_started_on_the_cpu_serves() {
+		let config = ModelConfig::tiny();
+		let layers = init_layers(&config, 1);
+		let stage = start_on(ComputeDevice::Cpu, &config, 0, &layers, 1, Duration::ZERO)
+			.expect("the CPU is always there");
+		assert_eq!((stage.device(), stage.span()), ("cpu", (0, config.layer_count())));
+		let out = stage.forward([7; 16], 0, Activations::Tokens(vec![1, 2, 3])).unwrap();
+		assert!(matches!(out, Activations::Logits(l) if l.len() == config.vocab_size));
+	}
 
 	#[test]
 	fn a_full_stage_refuses_new_sessions_instead_of_cutting_off_active_ones() {

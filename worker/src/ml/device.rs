@@ -1,23 +1,14 @@
 //! Where the worker computes, read from the machine rather than declared: the CPU, or a CUDA GPU
 //! whose name, memory and compute capability come from the CUDA driver (`cuda` builds only).
 //!
-//! A stage is started on a [`ComputeDevice`] by [`start_stage`]: the CPU runs the deterministic
-//! `f32` path; a GPU runs `bf16` where it has bf16 tensor cores (compute capability 8.0 and up)
-//! and `f32` otherwise. GPU answers are not bit-identical to the CPU's (other kernels, other
-//! summation order): what crosses between stages is still `f32` hidden states, so a GPU stage and
-//! a CPU stage form one pipeline.
+//! The CPU runs the deterministic `f32` path; a GPU runs `bf16` where it has bf16 tensor cores
+//! (compute capability 8.0 and up) and `f32` otherwise ([`Precision::best_for`]). GPU answers are
+//! not bit-identical to the CPU's (other kernels, other summation order): what crosses between
+//! stages is still `f32` hidden states, so a GPU stage and a CPU stage form one pipeline.
 
-use std::{fmt, str::FromStr, sync::Arc, time::Duration};
+use std::{fmt, str::FromStr};
 
 use serde::Serialize;
-
-use super::{
-	infer::StageModel,
-	model::ModelConfig,
-	weights::{LayerTensors, WeightsError},
-	CpuBackend,
-};
-use crate::inference::stage::LocalStage;
 
 /// A device named on the command line: `cpu`, `cuda` (GPU 0) or `cuda:N`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -77,6 +68,10 @@ pub enum GpuError {
 	NoSuchDevice { index: usize, count: usize },
 	#[error("CUDA driver: {0}")]
 	Driver(String),
+	#[error("GPU {index} cannot compute in {precision}")]
+	UnsupportedPrecision { index: usize, precision: Precision },
+	#[error("GPU {index} already computes in {actual} in this process, not {wanted}")]
+	PrecisionFixed { index: usize, wanted: Precision, actual: Precision },
 }
 
 /// Every GPU the driver sees.
@@ -128,28 +123,6 @@ pub fn declarable_backends(
 	}
 }
 
-/// Starts a stage of layers `[start, start + layers.len())` on `device`; GPUs are checked through
-/// their driver first, so a missing one is a clear error instead of a panic inside burn.
-pub fn start_stage(
-	device: ComputeDevice,
-	config: &ModelConfig,
-	start: usize,
-	layers: &[LayerTensors],
-	capacity: usize,
-	latency: Duration,
-) -> Result<Arc<LocalStage>, StageStartError> {
-	match device {
-		ComputeDevice::Cpu => {
-			let model = StageModel::<CpuBackend>::new(config, start, layers, &Default::default())?;
-			Ok(LocalStage::start(model, capacity, latency, "cpu"))
-		}
-		ComputeDevice::Cuda(index) => {
-			let gpu = gpu_info(index)?;
-			cuda::start_stage(&gpu, config, start, layers, capacity, latency)
-		}
-	}
-}
-
 /// The float type of a GPU's tensors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -178,21 +151,10 @@ impl fmt::Display for Precision {
 	}
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StageStartError {
-	#[error(transparent)]
-	Gpu(#[from] GpuError),
-	#[error(transparent)]
-	Weights(#[from] WeightsError),
-	#[error("GPU {index} already computes in {actual}, not {wanted}")]
-	Precision { index: usize, wanted: Precision, actual: Precision },
-}
-
 /// Makes `precision` the float type of every tensor later made on GPU `gpu.index` by this process
-/// (burn keeps one setting per device, fixed by its first tensor). Returns the precision in
-/// effect, which differs from the one asked for only if tensors were made there before.
+/// (burn keeps one setting per device and process, fixed by the first tensor made there).
 #[cfg(feature = "cuda")]
-pub fn set_gpu_precision(gpu: &GpuInfo, precision: Precision) -> Precision {
+pub fn set_gpu_precision(gpu: &GpuInfo, precision: Precision) -> Result<(), GpuError> {
 	cuda::set_precision(gpu.index, precision)
 }
 
@@ -200,34 +162,57 @@ pub fn set_gpu_precision(gpu: &GpuInfo, precision: Precision) -> Precision {
 mod cuda {
 	use super::*;
 	use crate::ml::CudaBackend;
+	use burn::tensor::backend::DeviceError;
 	use burn::{
 		backend::cuda::CudaDevice,
 		tensor::{get_device_settings, set_default_dtypes, FloatDType, IntDType},
 	};
 	use cudarc::driver::CudaContext;
 
-	pub fn set_precision(index: usize, precision: Precision) -> Precision {
+	pub fn set_precision(index: usize, precision: Precision) -> Result<(), GpuError> {
 		let device = CudaDevice::new(index);
 		let dtype = match precision {
 			Precision::F32 => FloatDType::F32,
 			Precision::Bf16 => FloatDType::BF16,
 		};
-		// Refused once the device has tensors: then the setting in effect stands, and is reported.
-		let _ = set_default_dtypes::<CudaBackend>(&device, dtype, IntDType::I32);
-		match get_device_settings::<CudaBackend>(&device).float_dtype {
-			FloatDType::BF16 => Precision::Bf16,
-			_ => Precision::F32,
+		match set_default_dtypes::<CudaBackend>(&device, dtype, IntDType::I32) {
+			Ok(()) => Ok(()),
+			Err(DeviceError::UnsupportedDType { .. }) => {
+				Err(GpuError::UnsupportedPrecision { index, precision })
+			}
+			// Tensors were made there before: the setting in effect stands.
+			Err(_) => match get_device_settings::<CudaBackend>(&device).float_dtype {
+				FloatDType::BF16 if precision == Precision::Bf16 => Ok(()),
+				FloatDType::F32 if precision == Precision::F32 => Ok(()),
+				other => Err(GpuError::PrecisionFixed {
+					index,
+					wanted: precision,
+					actual: if other == FloatDType::BF16 {
+						Precision::Bf16
+					} else {
+						Precision::F32
+					},
+				}),
+			},
 		}
 	}
 
-	/// The driver library is loaded on first use and cudarc panics if it is absent: catch that
-	/// once, quietly, and report it as an error.
+	/// cudarc loads the driver library on first use and panics if it is absent: look for it first.
+	/// A panic that still comes (a driver older than the CUDA version the bindings target lacks
+	/// a symbol) is caught and named; the panic hook is left alone (other threads may panic).
 	fn driver<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Result<T, GpuError> {
-		let hook = std::panic::take_hook();
-		std::panic::set_hook(Box::new(|_| {}));
-		let result = std::panic::catch_unwind(f);
-		std::panic::set_hook(hook);
-		result.map_err(|_| GpuError::NoDriver)
+		// SAFETY: only tries to open the driver library by its usual names.
+		if !unsafe { cudarc::driver::sys::is_culib_present() } {
+			return Err(GpuError::NoDriver);
+		}
+		std::panic::catch_unwind(f).map_err(|panic| {
+			let message = panic
+				.downcast_ref::<String>()
+				.cloned()
+				.or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+				.unwrap_or_else(|| "the CUDA bindings panicked".into());
+			GpuError::Driver(message)
+		})
 	}
 
 	pub fn device_count() -> Result<usize, GpuError> {
@@ -246,25 +231,6 @@ mod cuda {
 			compute_capability: ctx.compute_capability().map_err(fail)?,
 		})
 	}
-
-	pub fn start_stage(
-		gpu: &GpuInfo,
-		config: &ModelConfig,
-		start: usize,
-		layers: &[LayerTensors],
-		capacity: usize,
-		latency: Duration,
-	) -> Result<Arc<LocalStage>, StageStartError> {
-		let wanted = Precision::best_for(gpu);
-		let actual = set_precision(gpu.index, wanted);
-		if actual != wanted {
-			return Err(StageStartError::Precision { index: gpu.index, wanted, actual });
-		}
-		let device = CudaDevice::new(gpu.index);
-		let model = StageModel::<CudaBackend>::new(config, start, layers, &device)?;
-		let label = format!("cuda:{} ({}, {actual})", gpu.index, gpu.name);
-		Ok(LocalStage::start(model, capacity, latency, label))
-	}
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -278,26 +244,11 @@ mod cuda {
 	pub fn describe(_index: usize) -> Result<GpuInfo, GpuError> {
 		Err(GpuError::NotBuilt)
 	}
-
-	pub fn start_stage(
-		_gpu: &GpuInfo,
-		_config: &ModelConfig,
-		_start: usize,
-		_layers: &[LayerTensors],
-		_capacity: usize,
-		_latency: Duration,
-	) -> Result<Arc<LocalStage>, StageStartError> {
-		Err(GpuError::NotBuilt.into())
-	}
 }
 
 #[cfg(test)]
 mod tests {
 	use super::*;
-	use crate::{
-		inference::protocol::SessionId,
-		ml::{infer::Activations, init_layers},
-	};
 
 	#[test]
 	fn devices_parse_from_the_command_line() {
@@ -340,21 +291,6 @@ mod tests {
 	#[test]
 	fn a_cpu_build_refuses_cuda_with_a_clear_error() {
 		assert_eq!(gpus(), Err(GpuError::NotBuilt));
-		let config = ModelConfig::tiny();
-		let layers = init_layers(&config, 1);
-		let started = start_stage(ComputeDevice::Cuda(0), &config, 0, &layers, 1, Duration::ZERO);
-		assert!(matches!(started, Err(StageStartError::Gpu(GpuError::NotBuilt))));
-	}
-
-	#[test]
-	fn a_stage_started_on_the_cpu_serves() {
-		let config = ModelConfig::tiny();
-		let layers = init_layers(&config, 1);
-		let stage = start_stage(ComputeDevice::Cpu, &config, 0, &layers, 1, Duration::ZERO)
-			.expect("the CPU is always there");
-		assert_eq!((stage.device(), stage.span()), ("cpu", (0, config.layer_count())));
-		let session: SessionId = [7; 16];
-		let out = stage.forward(session, 0, Activations::Tokens(vec![1, 2, 3])).unwrap();
-		assert!(matches!(out, Activations::Logits(l) if l.len() == config.vocab_size));
+		assert_eq!(gpu_info(0), Err(GpuError::NotBuilt));
 	}
 }

@@ -17,9 +17,10 @@
 //!   relative weight distance between the two is recorded (what a tolerance-based audit of GPU
 //!   jobs would need).
 //!
-//! Benchmarks, for Qwen3-0.6B and -8B shapes with random `bf16` weights made on the GPU: prefill
-//! (TTFT), single-stream decode, 16 concurrent sessions through a [`LocalStage`] (the serving
-//! path's batching), and a training step of the 0.6B shape (`f32`, AdamW).
+//! Benchmarks, for Qwen3-0.6B and -8B shapes with random weights made on the GPU in the run's
+//! precision: prefill (TTFT), single-stream decode, 16 concurrent sessions through a
+//! [`LocalStage`] (the serving path's batching), each after an untimed run of the same shapes;
+//! and in the f32 run a training step of the 0.6B shape (AdamW).
 
 use std::{
 	sync::{Arc, Barrier},
@@ -31,7 +32,7 @@ use serde::Serialize;
 
 use super::{
 	device::{gpu_info, set_gpu_precision, GpuError, GpuInfo, Precision},
-	infer::{Activations, Chunk, Sampler, StageModel},
+	infer::{Activations, Chunk, Sampler, StageError, StageModel},
 	init_layers,
 	model::{ModelConfig, Transformer},
 	trace::{run_segment, TrainState},
@@ -125,10 +126,8 @@ pub fn run(opts: &GpuCheckOptions, mut progress: impl FnMut(&str)) -> Result<Gpu
 		"GPU {}: {} ({} MiB, compute capability {}.{})",
 		gpu.index, gpu.name, gpu.memory_mb, gpu.compute_capability.0, gpu.compute_capability.1
 	));
-	let precision = set_gpu_precision(&gpu, opts.precision);
-	if precision != opts.precision {
-		return Err(GpuError::Driver(format!("the GPU already computes in {precision}")));
-	}
+	let precision = opts.precision;
+	set_gpu_precision(&gpu, precision)?;
 	let device = CudaDevice::new(opts.device);
 	let mut checks = Vec::new();
 	let f32_run = precision == Precision::F32;
@@ -145,6 +144,17 @@ pub fn run(opts: &GpuCheckOptions, mut progress: impl FnMut(&str)) -> Result<Gpu
 	});
 	progress(&format!("logits {precision}: {logits:?}"));
 
+	// The path `serve --device cuda` takes in either precision: hidden states cross as f32.
+	let (mixed_diff, mixed_top1) = mixed_pipeline(&device);
+	checks.push(Check {
+		name: "gpu-and-cpu-stages-form-one-pipeline",
+		passed: mixed_top1 && mixed_diff < if f32_run { 1e-2 } else { 5e-2 },
+		detail: format!(
+			"max rel diff {mixed_diff:e} against the CPU alone; same top token: {mixed_top1}"
+		),
+	});
+	progress(&format!("GPU+CPU pipeline: max rel diff {mixed_diff:e}, same top {mixed_top1}"));
+
 	let mut divergence = Vec::new();
 	if f32_run {
 		let batch_diff = batch_vs_alone(&device);
@@ -155,19 +165,11 @@ pub fn run(opts: &GpuCheckOptions, mut progress: impl FnMut(&str)) -> Result<Gpu
 		});
 		progress(&format!("batch vs alone: max abs diff {batch_diff:e}"));
 
-		let (mixed_diff, mixed_top1) = mixed_pipeline(&device);
-		checks.push(Check {
-			name: "gpu-and-cpu-stages-form-one-pipeline",
-			passed: mixed_top1 && mixed_diff < 1e-2,
-			detail: format!("max rel diff {mixed_diff:e} against the CPU alone; same top token"),
-		});
-		progress(&format!("GPU+CPU pipeline: max rel diff {mixed_diff:e}, same top {mixed_top1}"));
-
 		let (distances, first_loss, last_loss) = training_divergence(&device);
 		let finite = distances.iter().all(|d| d.is_finite());
 		checks.push(Check {
 			name: "cuda-training-learns-and-stays-near-cpu",
-			passed: finite && last_loss < first_loss && distances.last().is_some_and(|d| *d < 0.1),
+			passed: finite && last_loss < first_loss && distances.last().is_some_and(|d| *d < 1e-2),
 			detail: format!(
 				"loss {first_loss:.4} -> {last_loss:.4}; distance after {} steps {:e}",
 				distances.len(),
@@ -186,9 +188,16 @@ pub fn run(opts: &GpuCheckOptions, mut progress: impl FnMut(&str)) -> Result<Gpu
 				progress(&format!("unknown shape {shape}: skipped"));
 				continue;
 			};
-			let bench = decode_bench(shape, &config, precision, &device, opts);
-			progress(&format!("{bench:?}"));
-			decode.push(bench);
+			match decode_bench(shape, &config, precision, &device, opts) {
+				Ok(bench) => {
+					progress(&format!("{bench:?}"));
+					decode.push(bench);
+				}
+				Err(e) => {
+					progress(&format!("decoding {shape}: {e}"));
+					checks.push(Check { name: "decode-benchmark-runs", passed: false, detail: e });
+				}
+			}
 		}
 		if f32_run {
 			let bench = train_bench(&device);
@@ -210,7 +219,8 @@ pub fn run(opts: &GpuCheckOptions, mut progress: impl FnMut(&str)) -> Result<Gpu
 	})
 }
 
-fn shape_config(shape: &str) -> Option<ModelConfig> {
+/// The model of a benchmark shape name (`0.6b`, `8b`).
+pub fn shape_config(shape: &str) -> Option<ModelConfig> {
 	match shape {
 		"0.6b" => Some(ModelConfig::qwen3_0_6b()),
 		"8b" => Some(ModelConfig::qwen3_8b()),
@@ -232,9 +242,18 @@ fn argmax(v: &[f32]) -> usize {
 		.0
 }
 
+/// Largest `|a - b|`; infinite if the lengths differ or any value is not finite (`f32::max`
+/// would drop a NaN and let a broken kernel pass).
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+	if a.len() != b.len() || a.iter().chain(b).any(|v| !v.is_finite()) {
+		return f32::INFINITY;
+	}
+	a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
 fn compare(reference: &[f32], other: &[f32], into: &mut Agreement) {
 	let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE);
-	let diff = reference.iter().zip(other).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+	let diff = max_abs_diff(reference, other);
 	into.steps += 1;
 	into.max_abs_diff = into.max_abs_diff.max(diff);
 	into.max_rel_diff = into.max_rel_diff.max(diff / scale);
@@ -294,7 +313,7 @@ fn batch_vs_alone(device: &CudaDevice) -> f32 {
 			.collect();
 		for (s, got) in stage.forward_batch(chunks).into_iter().enumerate() {
 			let got = logits(got.unwrap());
-			let diff = expected[s].iter().zip(&got).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+			let diff = max_abs_diff(&expected[s], &got);
 			worst = worst.max(diff);
 			positions[s] += lens[s];
 		}
@@ -375,68 +394,39 @@ fn decode_bench(
 	precision: Precision,
 	device: &CudaDevice,
 	opts: &GpuCheckOptions,
-) -> DecodeBench {
+) -> Result<DecodeBench, String> {
 	let started = Instant::now();
 	let model = StageModel::whole(config, Transformer::<CudaBackend>::random(config, device));
-	// Weights are drawn lazily: the warm-up materialises them and compiles the kernels.
 	let prompt: Vec<u32> = (0..opts.prompt_tokens).map(|i| (i * 7919 % 150_000) as u32).collect();
-	let run = |tokens: usize| {
+	let run = |tokens: usize| -> Result<(Duration, Duration), StageError> {
 		let mut cache = model.new_cache();
 		let t0 = Instant::now();
-		let mut last =
-			logits(model.forward(&mut cache, 0, Activations::Tokens(prompt.clone())).unwrap());
+		let mut last = logits(model.forward(&mut cache, 0, Activations::Tokens(prompt.clone()))?);
 		let ttft = t0.elapsed();
 		let mut sampler = Sampler::new(0.0, 0);
 		let t1 = Instant::now();
 		for i in 0..tokens {
-			let next = sampler.next(&last);
-			last = logits(
-				model
-					.forward(&mut cache, prompt.len() + i, Activations::Tokens(vec![next]))
-					.unwrap(),
-			);
+			let next = Activations::Tokens(vec![sampler.next(&last)]);
+			last = logits(model.forward(&mut cache, prompt.len() + i, next)?);
 		}
-		(ttft, t1.elapsed())
+		Ok((ttft, t1.elapsed()))
 	};
-	run(8);
+	// Weights are drawn lazily: an untimed run of the same length materialises them and compiles
+	// (and autotunes) the kernels of every shape the timed run meets.
+	run(opts.decode_tokens).map_err(|e| e.to_string())?;
 	let load_s = started.elapsed().as_secs_f64();
-	let (ttft, decode) = run(opts.decode_tokens);
-	let (ttft2, _) = run(0);
+	let (ttft, decode) = run(opts.decode_tokens).map_err(|e| e.to_string())?;
+	let (ttft2, _) = run(0).map_err(|e| e.to_string())?;
 	let ttft_ms = (ttft + ttft2).as_secs_f64() * 1000.0 / 2.0;
 	let decode_tokens_per_s = opts.decode_tokens as f64 / decode.as_secs_f64();
 
 	let (clients, client_tokens) = (opts.clients, opts.client_tokens);
 	let stage = LocalStage::start(model, clients, Duration::ZERO, "bench");
-	let barrier = Arc::new(Barrier::new(clients + 1));
-	let threads: Vec<_> = (0..clients)
-		.map(|c| {
-			let (stage, barrier) = (stage.clone(), barrier.clone());
-			let prompt: Vec<u32> =
-				(0..32).map(|i| ((c * 1000 + i * 7919) % 150_000) as u32).collect();
-			std::thread::spawn(move || {
-				let session = [c as u8 + 1; 16];
-				let mut last =
-					logits(stage.forward(session, 0, Activations::Tokens(prompt.clone())).unwrap());
-				barrier.wait();
-				let mut sampler = Sampler::new(0.0, 0);
-				for i in 0..client_tokens {
-					let next = sampler.next(&last);
-					last = logits(
-						stage
-							.forward(session, prompt.len() + i, Activations::Tokens(vec![next]))
-							.unwrap(),
-					);
-				}
-			})
-		})
-		.collect();
-	barrier.wait();
-	let t0 = Instant::now();
-	for t in threads {
-		t.join().expect("a client thread");
-	}
-	let aggregate_tokens_per_s = (clients * client_tokens) as f64 / t0.elapsed().as_secs_f64();
-	DecodeBench {
+	// An untimed round first, for the same reason (a batch of `clients` rows is a new shape).
+	clients_round(&stage, clients, client_tokens, 0)?;
+	let elapsed = clients_round(&stage, clients, client_tokens, 1)?;
+	let aggregate_tokens_per_s = (clients * client_tokens) as f64 / elapsed.as_secs_f64();
+	Ok(DecodeBench {
 		shape: shape.into(),
 		dtype: precision,
 		parameters: config.parameter_count(),
@@ -452,7 +442,46 @@ fn decode_bench(
 		client_tokens,
 		aggregate_tokens_per_s,
 		load_s,
+	})
+}
+
+/// `clients` sessions at once through `stage`: each prefills 32 tokens, then (all together, timed)
+/// decodes `tokens` greedily. Sessions are ended afterwards.
+fn clients_round(
+	stage: &Arc<LocalStage>,
+	clients: usize,
+	tokens: usize,
+	round: u8,
+) -> Result<Duration, String> {
+	let barrier = Arc::new(Barrier::new(clients + 1));
+	let threads: Vec<_> = (0..clients)
+		.map(|c| {
+			let (stage, barrier) = (stage.clone(), barrier.clone());
+			let prompt: Vec<u32> =
+				(0..32).map(|i| ((c * 1000 + i * 7919) % 150_000) as u32).collect();
+			std::thread::spawn(move || -> Result<(), StageError> {
+				let mut session = [round; 16];
+				session[..8].copy_from_slice(&(c as u64).to_le_bytes());
+				let prefill = stage.forward(session, 0, Activations::Tokens(prompt.clone()));
+				// Always meet the others at the barrier, failed or not.
+				barrier.wait();
+				let mut last = logits(prefill?);
+				let mut sampler = Sampler::new(0.0, 0);
+				for i in 0..tokens {
+					let next = Activations::Tokens(vec![sampler.next(&last)]);
+					last = logits(stage.forward(session, prompt.len() + i, next)?);
+				}
+				stage.end(&session);
+				Ok(())
+			})
+		})
+		.collect();
+	barrier.wait();
+	let t0 = Instant::now();
+	for t in threads {
+		t.join().map_err(|_| "a client thread panicked".to_string())?.map_err(|e| e.to_string())?;
 	}
+	Ok(t0.elapsed())
 }
 
 /// AdamW steps of the 0.6B shape in f32 (batch 4 × 256 tokens): mean step time after a warm-up.
