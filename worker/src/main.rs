@@ -740,7 +740,7 @@ async fn run(cli: Cli) -> Result<()> {
 							gpu.compute_capability.0,
 							gpu.compute_capability.1
 						);
-						memory_mb = memory_mb.min(u32::try_from(gpu.memory_mb).unwrap_or(u32::MAX));
+						memory_mb = gpu.cap_memory_mb(memory_mb);
 					}
 					Ok(_) => {}
 					Err(e) => println!("no CUDA backend declared: {e}"),
@@ -792,11 +792,10 @@ async fn run(cli: Cli) -> Result<()> {
 			}
 			let state = state_dir(&s, &chain)?;
 			// As `register` declares: memory capped at the GPU's where CUDA jobs train on it.
-			let device = TrainDevice::best();
-			let memory_mb = match device::gpu_info(0) {
-				Ok(gpu) if device != TrainDevice::Cpu => {
-					s.memory_mb.min(u32::try_from(gpu.memory_mb).unwrap_or(u32::MAX))
-				}
+			let gpu = device::gpu_info(0);
+			let device = TrainDevice::for_gpu(&gpu);
+			let memory_mb = match &gpu {
+				Ok(gpu) if device != TrainDevice::Cpu => gpu.cap_memory_mb(s.memory_mb),
 				_ => s.memory_mb,
 			};
 			let options = MinerOptions {

@@ -56,6 +56,11 @@ impl GpuInfo {
 	pub fn supports_bf16(&self) -> bool {
 		self.compute_capability.0 >= 8
 	}
+
+	/// `declared` MiB of memory, at most this GPU's (what a worker training here can promise).
+	pub fn cap_memory_mb(&self, declared: u32) -> u32 {
+		declared.min(u32::try_from(self.memory_mb).unwrap_or(u32::MAX))
+	}
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -283,6 +288,7 @@ mod tests {
 		);
 		assert_eq!(declarable_backends(Some(&[Cpu]), &none), Ok(vec![Cpu]));
 		assert_eq!(declarable_backends(Some(&[Cpu, Cuda]), &Ok(h200())), Ok(vec![Cpu, Cuda]));
+		assert_eq!((h200().cap_memory_mb(200_000), h200().cap_memory_mb(4096)), (143_771, 4096));
 		assert!(h200().supports_bf16());
 		assert!(!GpuInfo { compute_capability: (7, 5), ..h200() }.supports_bf16());
 	}

@@ -39,10 +39,17 @@ impl TrainDevice {
 	/// The best device this machine can use: CUDA in a `cuda` build whose driver reports a GPU,
 	/// else the CPU.
 	pub fn best() -> Self {
+		Self::for_gpu(&device::gpu_info(0))
+	}
+
+	/// [`TrainDevice::best`] given what the driver said of GPU 0 (so a caller that needs the GPU's
+	/// details too asks the driver once).
+	pub fn for_gpu(gpu: &Result<device::GpuInfo, device::GpuError>) -> Self {
 		#[cfg(feature = "cuda")]
-		if device::gpu_info(0).is_ok() {
+		if gpu.is_ok() {
 			return Self::Cuda;
 		}
+		let _ = gpu;
 		Self::Cpu
 	}
 }
