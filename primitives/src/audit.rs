@@ -164,26 +164,6 @@ pub fn verify_leaf(root: &H256, leaves: u32, index: u32, leaf: H256, proof: &[H2
 	siblings.next().is_none() && node == *root
 }
 
-/// The `steps` of a job's hyper-parameter JSON (`{"steps": 60, …}`), read without a JSON
-/// library: the runtime only needs this one number to hold a trace to the job's length.
-pub fn hyperparam_steps(json: &[u8]) -> Option<u32> {
-	const KEY: &[u8] = b"\"steps\"";
-	let at = json.windows(KEY.len()).position(|w| w == KEY)?;
-	let mut rest = json[at + KEY.len()..].iter().skip_while(|c| c.is_ascii_whitespace());
-	if rest.next() != Some(&b':') {
-		return None;
-	}
-	let digits: Vec<u8> = rest
-		.skip_while(|c| c.is_ascii_whitespace())
-		.take_while(|c| c.is_ascii_digit())
-		.copied()
-		.collect();
-	if digits.is_empty() || digits.len() > 9 {
-		return None;
-	}
-	digits.iter().try_fold(0u32, |n, d| n.checked_mul(10)?.checked_add(u32::from(d - b'0')))
-}
-
 /// The bonded verifiers, as the audit pallet sees them (implemented by the PoL pallet).
 pub trait VerifierSet<AccountId> {
 	/// Up to `count` distinct verifiers able to take work, drawn stake-weighted with `seed`,
@@ -298,15 +278,6 @@ mod tests {
 		for j in 0..4 {
 			assert!(!verify_leaf(&root, 5, j, leaves[4], &proof), "leaf 4 at {j}");
 		}
-	}
-
-	#[test]
-	fn steps_are_read_from_hyperparameters() {
-		assert_eq!(hyperparam_steps(br#"{"steps":60,"batch_size":8}"#), Some(60));
-		assert_eq!(hyperparam_steps(br#"{ "batch_size": 8, "steps" : 1234 }"#), Some(1234));
-		assert_eq!(hyperparam_steps(br#"{"batch_size":8}"#), None);
-		assert_eq!(hyperparam_steps(br#"{"steps":"60"}"#), None);
-		assert_eq!(hyperparam_steps(br#"{"steps":99999999999}"#), None);
 	}
 
 	#[test]

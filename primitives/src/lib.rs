@@ -93,6 +93,7 @@ pub mod params;
 pub mod pol;
 #[cfg(feature = "test-fixtures")]
 pub mod testing;
+pub mod training;
 
 #[cfg(test)]
 mod tests {

@@ -28,6 +28,11 @@ pub type LayerIndex = u16;
 /// A validation loss as a fixed-point integer: `round(loss * SCORE_SCALE)`. Lower is better.
 /// Integers make verifier reveals comparable bit for bit, whatever float formatting a client uses.
 pub type Score = u64;
+
+/// The score of a model that cannot be evaluated: weights that fail their checks or cannot be
+/// fetched, a loss that is not a finite number, or (for the base version) a validation set or
+/// hyper-parameters the model cannot be evaluated on.
+pub const INVALID_SCORE: Score = Score::MAX;
 /// Fixed-point scale of [`Score`]: nine decimal places.
 pub const SCORE_SCALE: u64 = 1_000_000_000;
 
@@ -251,6 +256,11 @@ pub trait JobSettlement<AccountId, Balance> {
 	/// What `settle_rejected` with `slash` would take from the miner's bond now (zero for a
 	/// job not under verification).
 	fn slashable(job: JobId, slash: Perbill) -> Balance;
+	/// The quorum could not evaluate the base version on the creator's validation set and
+	/// hyper-parameters ([`INVALID_SCORE`]): the creator's fault. `payouts` (the committee's fees)
+	/// are paid from the escrow, the rest of it and the creator's whole bond go to the miner, and
+	/// the miner keeps its own bond.
+	fn settle_creator_fault(job: JobId, payouts: &[(AccountId, Balance)]) -> DispatchResult;
 	/// No verdict could be reached: the escrow returns to the creator, nobody is slashed.
 	fn settle_void(job: JobId) -> DispatchResult;
 

@@ -1,6 +1,25 @@
 //! Test support for the pallets' mock runtimes (feature `test-fixtures`).
 
+use sp_core::H256;
 use sp_runtime::TryRuntimeError;
+
+use crate::{audit::TraceCommitment, pol::Cid, training::TrainingParams};
+
+/// Hyper-parameters of a test job: `steps` steps, the rest [`TrainingParams::DEFAULT`].
+pub fn training(steps: u32) -> TrainingParams {
+	TrainingParams { steps, ..TrainingParams::DEFAULT }
+}
+
+/// A result's trace commitment of `steps` steps, checkpointed every 4 (a placeholder root and
+/// CID: what the pallets check of a trace at reveal is its length).
+pub fn trace(steps: u32) -> TraceCommitment {
+	TraceCommitment {
+		root: H256::repeat_byte(0x7a),
+		steps,
+		interval: 4,
+		cid: Cid::truncate_from(b"bafytrace".to_vec()),
+	}
+}
 
 /// A pallet's storage invariants (its `do_try_state`).
 pub type Invariants = fn() -> Result<(), TryRuntimeError>;

@@ -65,10 +65,10 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: alloc::borrow::Cow::Borrowed("blyan"),
 	impl_name: alloc::borrow::Cow::Borrowed("blyan-node"),
 	authoring_version: 1,
-	spec_version: 108,
+	spec_version: 109,
 	impl_version: 1,
 	apis: apis::RUNTIME_API_VERSIONS,
-	transaction_version: 2,
+	transaction_version: 3,
 	system_version: 1,
 };
 
@@ -78,10 +78,10 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: alloc::borrow::Cow::Borrowed("blyan"),
 	impl_name: alloc::borrow::Cow::Borrowed("blyan-node"),
 	authoring_version: 1,
-	spec_version: 109,
+	spec_version: 110,
 	impl_version: 1,
 	apis: apis::RUNTIME_API_VERSIONS,
-	transaction_version: 2,
+	transaction_version: 3,
 	system_version: 1,
 };
 
@@ -135,8 +135,11 @@ pub type SignedPayload = generic::SignedPayload<RuntimeCall, TxExtension>;
 /// Storage migrations to run on runtime upgrades, each once: gated on its pallet's on-chain
 /// storage version, or (`InitStakingLimits`) on the staking limits being unset; a chain built from
 /// genesis starts at the current versions, with the limits set.
-type Migrations =
-	(pallet_free_tier::migrations::MigrateV0ToV1<Runtime>, configs::election::InitStakingLimits);
+type Migrations = (
+	pallet_free_tier::migrations::MigrateV0ToV1<Runtime>,
+	configs::election::InitStakingLimits,
+	pallet_jobs::migrations::MigrateV0ToV1<Runtime>,
+);
 
 /// Executive: dispatches blocks and extrinsics to the pallets.
 pub type Executive = frame_executive::Executive<

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use blyan_primitives::{
 	audit::{checkpoint_step, segments, trace_proof, trace_root, TrainingState},
 	Hash,
@@ -138,7 +138,7 @@ impl TrainingRun {
 		job: &ChainJob,
 		data: Vec<i64>,
 	) -> Result<Self> {
-		let hp = Hyperparams::from_json(&job.spec.hyperparams.0).map_err(|e| anyhow!(e))?;
+		let hp = Hyperparams::from(&chain::training_params(&job.spec));
 		let config = content::model_config(chain, ipfs, job.model).await?;
 		Ok(Self { config, hp, seed: job.spec.seed, data })
 	}

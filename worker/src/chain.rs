@@ -28,6 +28,7 @@ pub use blyan::runtime_types::{
 		audit::{SegmentCheckpoints, TraceCommitment, TrainingState as ChainTrainingState},
 		inference::{InferenceReceipt, LayerSpan},
 		pol::{Backend, LayerDelta, SemVer, VersionStatus},
+		training::TrainingParams as ChainTrainingParams,
 	},
 	bounded_collections::bounded_vec::BoundedVec,
 	pallet_federated::{Admission, AggregationRule, FederatedJob, FederatedSpec, Member},
@@ -193,6 +194,38 @@ pub fn chain_state(s: &::blyan_primitives::audit::TrainingState) -> ChainTrainin
 		optimizer: H256(s.optimizer.0),
 		rng_word_pos: s.rng_word_pos,
 		batch: H256(s.batch.0),
+	}
+}
+
+/// A job's hyper-parameters as `blyan_primitives` types them (the same fields and SCALE bytes
+/// as the chain's generated type).
+pub fn training_params(
+	spec: &JobSpec<BlockNumber>,
+) -> ::blyan_primitives::training::TrainingParams {
+	use ::blyan_primitives::training::{Perbill, TrainingParams};
+	let t = &spec.training;
+	TrainingParams {
+		steps: t.steps,
+		batch_size: t.batch_size,
+		seq_len: t.seq_len,
+		learning_rate: Perbill::from_parts(t.learning_rate.0),
+		weight_decay: Perbill::from_parts(t.weight_decay.0),
+		eval_batches: t.eval_batches,
+	}
+}
+
+/// Typed hyper-parameters as the chain's generated type, for posting a job.
+pub fn chain_training_params(
+	p: &::blyan_primitives::training::TrainingParams,
+) -> ChainTrainingParams {
+	use blyan::runtime_types::sp_arithmetic::per_things::Perbill;
+	ChainTrainingParams {
+		steps: p.steps,
+		batch_size: p.batch_size,
+		seq_len: p.seq_len,
+		learning_rate: Perbill(p.learning_rate.deconstruct()),
+		weight_decay: Perbill(p.weight_decay.deconstruct()),
+		eval_batches: p.eval_batches,
 	}
 }
 

@@ -134,7 +134,7 @@ pub async fn post_job(
 	state: &StateDir,
 	request: JobRequest,
 ) -> Result<JobId> {
-	request.hyperparams.validate().map_err(|e| anyhow!(e))?;
+	let training = request.hyperparams.to_params().map_err(|e| anyhow!(e))?;
 	let windows = ml::data::evaluation_batches(
 		&ml::data::encode(&request.validation),
 		request.hyperparams.batch_size,
@@ -144,6 +144,31 @@ pub async fn post_job(
 	if windows.is_empty() {
 		bail!("the validation set is smaller than one evaluation batch (batch_size × (seq_len + 1) bytes)");
 	}
+	// A job whose base the committee cannot score on this set puts its creator at fault (the
+	// reward and the creator bond go to the miner): check it here, on the CPU path the
+	// committee uses, before anything is held.
+	let base = chain
+		.version(request.base_version)
+		.await?
+		.with_context(|| format!("version {} does not exist", request.base_version))?;
+	let config = content::model_config(chain, ipfs, base.model).await?;
+	request.hyperparams.check_against(&config, None).map_err(|e| anyhow!(e))?;
+	let layers = content::version_layers(chain, ipfs, &config, request.base_version).await?;
+	let (validation, hp) = (ml::data::encode(&request.validation), request.hyperparams.clone());
+	let base_loss = tokio::task::spawn_blocking(move || {
+		ml::evaluate_layers(&config, &layers, &validation, &hp)
+	})
+	.await??;
+	match base_loss {
+		Some(loss) if ml::train::score(loss) != ml::train::INVALID_SCORE => {
+			info!(base = request.base_version, "base version's validation loss: {loss:.6}");
+		}
+		_ => bail!(
+			"version {} cannot be evaluated on this validation set (its loss is not a finite \
+			 number): a miner would be paid without a measurable result",
+			request.base_version
+		),
+	}
 	let validation_cid = ipfs.add(request.validation.clone(), false, true).await?;
 	let salt = state::salt();
 	let now = chain.finalized_number().await?;
@@ -151,7 +176,7 @@ pub async fn post_job(
 		base_version: request.base_version,
 		dataset: request.dataset,
 		validation_commitment: chain::validation_commitment(validation_cid.as_bytes(), &salt),
-		hyperparams: bytes(request.hyperparams.to_json()),
+		training: chain::chain_training_params(&training),
 		seed: request.seed,
 		backend: request.backend,
 		min_memory_mb: 256,

@@ -383,10 +383,7 @@ impl Miner {
 		if &job.creator == self.chain.account() {
 			return Ok(Err(Unfit::Never("posted by this account".into())));
 		}
-		let hp = match Hyperparams::from_json(&job.spec.hyperparams.0) {
-			Ok(hp) => hp,
-			Err(e) => return Ok(Err(Unfit::Never(e))),
-		};
+		let hp = Hyperparams::from(&chain::training_params(&job.spec));
 		let config = match content::model_config(&self.chain, &self.ipfs, job.model).await {
 			Ok(config) => config,
 			Err(e) if e.is_invalid_content() => return Ok(Err(Unfit::Never(e.to_string()))),
@@ -578,7 +575,7 @@ impl Miner {
 			.await?;
 			return self.store_result(job_id, base_semver, trained, None).await;
 		}
-		let hp = Hyperparams::from_json(&job.spec.hyperparams.0).map_err(|e| anyhow!(e))?;
+		let hp = Hyperparams::from(&chain::training_params(&job.spec));
 		let config = content::model_config(&self.chain, &self.ipfs, job.model).await?;
 		info!(
 			job = job_id,
@@ -819,10 +816,13 @@ impl Miner {
 	async fn reveal(&self, job: &ChainJob, record: &mut MinedJob) -> Result<()> {
 		let job_id = record.job;
 		let result = record.result.clone().context("a committed job has a result")?;
-		let hp = Hyperparams::from_json(&job.spec.hyperparams.0).map_err(|e| anyhow!(e))?;
+		let hp = Hyperparams::from(&chain::training_params(&job.spec));
 		if record.claimed_score.is_none() {
 			let validation =
 				job.validation.as_ref().context("revealed job has a validation set")?;
+			// A set we cannot fetch keeps the result back (retried; at worst the lease slash):
+			// revealing would publish the weights on a claim the creator could refute by
+			// serving the set to the committee only.
 			let validation =
 				data::encode(&content::validation_set(&self.ipfs, &validation.cid.0).await?);
 			let config = content::model_config(&self.chain, &self.ipfs, job.model).await?;
@@ -835,10 +835,21 @@ impl Miner {
 			let loss = tokio::task::spawn_blocking(move || {
 				ml::evaluate_layers(&config, &layers, &validation, &hp)
 			})
-			.await??
-			.context("validation set smaller than one batch")?;
-			let mut score = ml::train::score(loss);
-			info!(job = job_id, "validation loss of the trained model: {loss:.6}");
+			.await??;
+			// A set smaller than one batch is the creator's trap, and every verifier sees the
+			// same: nobody can score the base on it, which puts the creator at fault (the
+			// escrow and its bond are paid to us). We claim the invalid score they will find.
+			if loss.is_none() {
+				warn!(
+					job = job_id,
+					"the creator's validation set is smaller than one batch; claiming an invalid \
+					 score"
+				);
+			}
+			let mut score = loss.map_or(ml::train::INVALID_SCORE, ml::train::score);
+			if let Some(loss) = loss {
+				info!(job = job_id, "validation loss of the trained model: {loss:.6}");
+			}
 			if self.options.misbehave == Some(Misbehaviour::InflateScore) {
 				score /= 2;
 				warn!(

@@ -360,14 +360,16 @@ impl Verifier {
 		let validation =
 			job.validation.as_ref().context("a verified job has its validation set revealed")?;
 		let config = content::model_config(&self.chain, &self.ipfs, job.model).await?;
+		// A validation set we cannot fetch is retried, never scored: whether it is the creator's
+		// fault or a miner keeping the creator's node offline cannot be told apart here, and a
+		// score would put one of them at fault (no quorum ends the job without a verdict).
 		let validation =
 			data::encode(&content::validation_set(&self.ipfs, &validation.cid.0).await?);
 		// A job nobody can evaluate (its hyper-parameters do not fit the model, or its validation
 		// set is smaller than one batch) is scored invalid rather than left silent, which would
 		// cost every honest verifier its penalty.
-		let hp = match Hyperparams::from_json(&job.spec.hyperparams.0)
-			.and_then(|hp| hp.check_against(&config, None).map(|()| hp))
-		{
+		let hp = Hyperparams::from(&chain::training_params(&job.spec));
+		let hp = match hp.check_against(&config, None).map(|()| hp) {
 			Ok(hp) => hp,
 			Err(e) => {
 				warn!(job = job_id, "job cannot be evaluated ({e}); scoring it invalid");

@@ -89,11 +89,19 @@ fn malformed_layers_are_errors_not_panics() {
 	let mut bad = ModelConfig::tiny();
 	bad.num_key_value_heads = 3;
 	assert!(bad.validate().is_err());
-	assert!(Hyperparams::from_json(
-		br#"{"steps":0,"batch_size":1,"seq_len":8,"learning_rate":0.1}"#
-	)
-	.is_err());
-	assert!(Hyperparams::from_json(b"{").is_err());
+	let hp = Hyperparams { steps: 0, batch_size: 1, seq_len: 8, ..Hyperparams::default() };
+	assert_eq!(hp.to_params().unwrap_err(), "hyper-parameters: steps must be in 1..=1000000");
+	let hp = Hyperparams { learning_rate: f64::NAN, ..Hyperparams::default() };
+	assert!(hp.to_params().is_err());
+	// Rates go on chain in whole 10⁻⁹: a finer one is refused, not silently rounded.
+	let hp = Hyperparams { weight_decay: 1e-10, ..Hyperparams::default() };
+	assert_eq!(
+		hp.to_params().unwrap_err(),
+		"hyper-parameters: weight_decay must be a multiple of 1e-9"
+	);
+	let hp = Hyperparams { learning_rate: 3e-4, weight_decay: 0.01, ..Hyperparams::default() };
+	let back = Hyperparams::from(&hp.to_params().unwrap());
+	assert_eq!((back.learning_rate.to_bits(), back.weight_decay), (3e-4f64.to_bits(), 0.01f32));
 }
 
 #[test]

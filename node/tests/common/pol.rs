@@ -108,8 +108,10 @@ pub fn honest_job(rpc: &Rpc, say: &mut dyn FnMut(String)) -> Result<JobOutcome, 
 		.into(),
 	)?;
 	say("Eve bonds 100 BLY as a worker; Bob, Charlie and Dave bond 100 BLY as verifiers".into());
-	let capabilities =
-		Capabilities { backends: BoundedVec::truncate_from(vec![Backend::Cpu]), memory_mb: 8192 };
+	let capabilities = Capabilities {
+		backends: BoundedVec::truncate_from(vec![Backend::Cpu, Backend::Cuda]),
+		memory_mb: 8192,
+	};
 	send(rpc, Eve, pallet_jobs::Call::register_worker { capabilities, bond: 100 * BLY }.into())?;
 	for v in VERIFIERS {
 		send(rpc, v, pallet_pol_rewards::Call::register_verifier { bond: 100 * BLY }.into())?;
@@ -130,9 +132,11 @@ pub fn honest_job(rpc: &Rpc, say: &mut dyn FnMut(String)) -> Result<JobOutcome, 
 				base_version: 0,
 				dataset: 0,
 				validation_commitment: pallet_jobs::validation_commitment(&validation, &SALT),
-				hyperparams: BoundedVec::truncate_from(b"{\"lr\":0.01,\"epochs\":1}".to_vec()),
+				training: pallet_jobs::TrainingParams::DEFAULT,
 				seed: 7,
-				backend: Backend::Cpu,
+				// Re-evaluated by the committee, not re-run by the training audit: this walk-through
+				// is about Proof-of-Learning (the audit has its own suites).
+				backend: Backend::Cuda,
 				min_memory_mb: 1024,
 				deadline: best + 600,
 				lease: 300,

@@ -39,15 +39,19 @@ fn validation_cid() -> Cid {
 	Cid::truncate_from(b"bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi".to_vec())
 }
 
-fn spec<T: Config>(base_version: VersionId, dataset: DatasetId) -> JobSpec<BlockNumberFor<T>> {
+fn spec<T: Config>(
+	base_version: VersionId,
+	dataset: DatasetId,
+	backend: Backend,
+) -> JobSpec<BlockNumberFor<T>> {
 	let params = Params::<T>::get();
 	JobSpec {
 		base_version,
 		dataset,
 		validation_commitment: validation_commitment(&validation_cid(), &SALT),
-		hyperparams: BoundedVec::truncate_from(alloc::vec![b'x'; MAX_HYPERPARAMS_LEN as usize]),
+		training: TrainingParams::DEFAULT,
 		seed: 1,
-		backend: Backend::Cpu,
+		backend,
 		min_memory_mb: 0,
 		deadline: frame_system::Pallet::<T>::block_number()
 			.saturating_add(params.max_lease)
@@ -57,14 +61,14 @@ fn spec<T: Config>(base_version: VersionId, dataset: DatasetId) -> JobSpec<Block
 	}
 }
 
-/// A funded creator's open job on a fresh fixture model.
-fn open_job<T: Config>(creator: &T::AccountId) -> JobId {
+/// A funded creator's open job on a fresh fixture model, trained on `backend`.
+fn open_job<T: Config>(creator: &T::AccountId, backend: Backend) -> JobId {
 	fund::<T>(creator);
 	let (version, dataset) = T::Registry::benchmark_fixture(creator);
 	let job = NextJobId::<T>::get();
 	Pallet::<T>::post_job(
 		RawOrigin::Signed(creator.clone()).into(),
-		spec::<T>(version, dataset),
+		spec::<T>(version, dataset, backend),
 		Params::<T>::get().min_reward,
 	)
 	.expect("funded creator posts");
@@ -73,7 +77,7 @@ fn open_job<T: Config>(creator: &T::AccountId) -> JobId {
 
 /// An open job of `creator`'s, claimed by `worker` if given (for pallets built on jobs).
 pub(crate) fn job_for<T: Config>(creator: &T::AccountId, claimant: Option<&T::AccountId>) -> JobId {
-	let job = open_job::<T>(creator);
+	let job = open_job::<T>(creator, Backend::Cpu);
 	if let Some(w) = claimant {
 		worker::<T>(w);
 		Pallet::<T>::claim_job(RawOrigin::Signed(w.clone()).into(), job)
@@ -82,8 +86,9 @@ pub(crate) fn job_for<T: Config>(creator: &T::AccountId, claimant: Option<&T::Ac
 	job
 }
 
-/// A result changing `layers` layers, above the fixture's 1.0.0.
-fn job_result(layers: u32) -> JobResult {
+/// A result changing `layers` layers, above the fixture's 1.0.0, with a training trace if
+/// `traced` (a CPU job's, which the audit re-runs).
+fn job_result(layers: u32, traced: bool) -> JobResult {
 	JobResult {
 		semver: SemVer::new(1, 1, 0),
 		layers: LayerDeltas::truncate_from(
@@ -96,40 +101,49 @@ fn job_result(layers: u32) -> JobResult {
 				.collect(),
 		),
 		weight_root: H256::repeat_byte(2),
-		trace: None,
+		trace: traced.then(|| TraceCommitment {
+			root: H256::repeat_byte(3),
+			steps: TrainingParams::DEFAULT.steps,
+			interval: 4,
+			cid: validation_cid(),
+		}),
 	}
 }
 
-/// A job taken to `ValidationRevealed` by `miner`, committed to `job_result(layers)`.
+/// A job taken to `ValidationRevealed` by `miner`, committed to `job_result(layers, traced)`:
+/// a CPU job if `traced` (its result goes to the training audit), else a CUDA one (straight to
+/// scoring).
 fn revealed_validation<T: Config>(
 	creator: &T::AccountId,
 	miner: &T::AccountId,
 	layers: u32,
+	traced: bool,
 ) -> JobId {
-	let job = open_job::<T>(creator);
+	let job = open_job::<T>(creator, if traced { Backend::Cpu } else { Backend::Cuda });
 	worker::<T>(miner);
 	let signed = |who: &T::AccountId| -> OriginFor<T> { RawOrigin::Signed(who.clone()).into() };
-	let hash = result_commitment(job, miner, &job_result(layers), &SALT);
+	let hash = result_commitment(job, miner, &job_result(layers, traced), &SALT);
 	Pallet::<T>::claim_job(signed(miner), job).expect("open job is claimable");
-	Pallet::<T>::commit_result(signed(miner), job, hash, job_result(layers).semver)
+	Pallet::<T>::commit_result(signed(miner), job, hash, job_result(layers, traced).semver)
 		.expect("claimed job accepts a commit");
 	Pallet::<T>::reveal_validation(signed(creator), job, validation_cid(), SALT)
 		.expect("creator's reveal matches");
 	job
 }
 
-/// For the PoL pallet's benchmarks: a job under verification.
+/// For the PoL pallet's benchmarks: a job under verification (a CUDA job: scored, not
+/// audited, so no audit timer competes with theirs).
 pub(crate) fn verifying_job<T: Config>(
 	creator: &T::AccountId,
 	miner: &T::AccountId,
 ) -> (JobId, VerificationRequest<T::AccountId>) {
-	let job = revealed_validation::<T>(creator, miner, 1);
+	let job = revealed_validation::<T>(creator, miner, 1, false);
 	let (score, claim_salt) = BENCHMARK_CLAIM;
 	let claim = claim_commitment(job, miner, score, &claim_salt);
 	Pallet::<T>::reveal_result(
 		RawOrigin::Signed(miner.clone()).into(),
 		job,
-		job_result(1),
+		job_result(1, false),
 		claim,
 		SALT,
 	)
@@ -204,14 +218,14 @@ mod benchmarks {
 		let (version, dataset) = T::Registry::benchmark_fixture(&creator);
 		let reward = Params::<T>::get().min_reward;
 		#[extrinsic_call]
-		_(RawOrigin::Signed(creator), spec::<T>(version, dataset), reward);
+		_(RawOrigin::Signed(creator), spec::<T>(version, dataset, Backend::Cpu), reward);
 		assert!(Jobs::<T>::contains_key(0));
 	}
 
 	#[benchmark]
 	fn cancel_job() {
 		let creator: T::AccountId = whitelisted_caller();
-		let job = open_job::<T>(&creator);
+		let job = open_job::<T>(&creator, Backend::Cpu);
 		#[extrinsic_call]
 		_(RawOrigin::Signed(creator), job);
 		assert!(!Jobs::<T>::contains_key(job));
@@ -221,7 +235,7 @@ mod benchmarks {
 	fn claim_job() {
 		let creator: T::AccountId = account("creator", 0, 0);
 		let miner: T::AccountId = whitelisted_caller();
-		let job = open_job::<T>(&creator);
+		let job = open_job::<T>(&creator, Backend::Cpu);
 		worker::<T>(&miner);
 		#[extrinsic_call]
 		_(RawOrigin::Signed(miner), job);
@@ -232,7 +246,7 @@ mod benchmarks {
 	fn commit_result() {
 		let creator: T::AccountId = account("creator", 0, 0);
 		let miner: T::AccountId = whitelisted_caller();
-		let job = open_job::<T>(&creator);
+		let job = open_job::<T>(&creator, Backend::Cpu);
 		worker::<T>(&miner);
 		Pallet::<T>::claim_job(RawOrigin::Signed(miner.clone()).into(), job)
 			.expect("open job is claimable");
@@ -244,7 +258,7 @@ mod benchmarks {
 	fn reveal_validation() {
 		let creator: T::AccountId = whitelisted_caller();
 		let miner: T::AccountId = account("miner", 0, 0);
-		let job = open_job::<T>(&creator);
+		let job = open_job::<T>(&creator, Backend::Cpu);
 		worker::<T>(&miner);
 		Pallet::<T>::claim_job(RawOrigin::Signed(miner.clone()).into(), job)
 			.expect("open job is claimable");
@@ -263,9 +277,10 @@ mod benchmarks {
 	fn reveal_result(l: Linear<1, MAX_LAYERS>) {
 		let creator: T::AccountId = account("creator", 0, 0);
 		let miner: T::AccountId = whitelisted_caller();
-		let job = revealed_validation::<T>(&creator, &miner, l);
+		// A traced CPU job: its reveal also starts the training audit (the dearer path).
+		let job = revealed_validation::<T>(&creator, &miner, l, true);
 		#[extrinsic_call]
-		_(RawOrigin::Signed(miner), job, job_result(l), H256::repeat_byte(1), SALT);
+		_(RawOrigin::Signed(miner), job, job_result(l, true), H256::repeat_byte(1), SALT);
 		assert!(
 			Jobs::<T>::get(job).is_some_and(|j| matches!(j.status, JobStatus::Verifying { .. }))
 		);
@@ -279,7 +294,7 @@ mod benchmarks {
 		for i in 0..n {
 			let creator: T::AccountId = account("creator", i, 0);
 			let miner: T::AccountId = account("miner", i, 0);
-			let job = revealed_validation::<T>(&creator, &miner, 1);
+			let job = revealed_validation::<T>(&creator, &miner, 1, true);
 			due = Jobs::<T>::get(job).map(|j| j.stage_deadline).unwrap_or(due);
 		}
 		// All reveal windows end at the same block, where the index cursor stands.

@@ -1,8 +1,10 @@
 //! # Training jobs
 //!
 //! Workers register with a bond (held BLY) and their capabilities. A creator posts a job with
-//! its reward held in escrow and a *commitment* to a held-out validation set, so that no miner
-//! can train on it. A worker claims the job (a lease), commits to a hash of its result, the
+//! typed hyper-parameters ([`TrainingParams`]), its reward held in escrow, a creator bond
+//! (`CreatorBondShare` of the reward, forfeited to the miner if not even the base version can
+//! be evaluated on the creator's validation set, see [`JobSettlement::settle_creator_fault`])
+//! and a *commitment* to a held-out validation set, so that no miner can train on it. A worker claims the job (a lease), commits to a hash of its result, the
 //! creator reveals the validation set, the worker reveals the result (new layers and a
 //! commitment to its validation score), and the job goes to Proof-of-Learning verification through
 //! [`VerificationProvider`]. Verification settles the job through [`JobSettlement`].
@@ -29,6 +31,7 @@ pub use pallet::*;
 mod benchmarking;
 #[cfg(any(feature = "try-runtime", feature = "test-fixtures", test))]
 mod invariants;
+pub mod migrations;
 #[cfg(test)]
 mod mock;
 #[cfg(test)]
@@ -37,7 +40,7 @@ pub mod weights;
 pub use weights::WeightInfo;
 
 use alloc::vec::Vec;
-use blyan_primitives::audit::{hyperparam_steps, TraceCommitment};
+use blyan_primitives::audit::TraceCommitment;
 use blyan_primitives::deadlines::drain_due;
 use blyan_primitives::federated::{CommitGate, JobInfo};
 use blyan_primitives::params::GovernedParams;
@@ -46,6 +49,7 @@ use blyan_primitives::pol::{
 	ModelRegistry, Parents, SemVer, VerificationProvider, VerificationRequest, VersionId,
 	VersionStatus,
 };
+pub use blyan_primitives::training::TrainingParams;
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use frame_support::{
 	pallet_prelude::*,
@@ -68,9 +72,6 @@ pub type JobOf<T> = Job<<T as frame_system::Config>::AccountId, BalanceOf<T>, Bl
 /// Balance type of the pallet's currency.
 pub type BalanceOf<T> =
 	<<T as Config>::Currency as Inspect<<T as frame_system::Config>::AccountId>>::Balance;
-
-/// Longest hyper-parameter document (JSON) a job may carry.
-pub const MAX_HYPERPARAMS_LEN: u32 = 1024;
 
 /// What a worker can run.
 #[derive(
@@ -103,8 +104,9 @@ pub struct JobSpec<BlockNumber> {
 	pub dataset: DatasetId,
 	/// `blake2_256(SCALE(validation_cid, salt))`: binds the held-out set without showing it.
 	pub validation_commitment: H256,
-	/// Hyper-parameters (JSON).
-	pub hyperparams: BoundedVec<u8, ConstU32<MAX_HYPERPARAMS_LEN>>,
+	/// Hyper-parameters, typed: the chain holds an audited trace to `training.steps`, and every
+	/// worker trains and evaluates with these same numbers.
+	pub training: TrainingParams,
 	/// Seed of every random choice in training, for bit-exact re-runs.
 	pub seed: u64,
 	pub backend: Backend,
@@ -138,8 +140,8 @@ pub struct JobResult {
 	pub layers: LayerDeltas,
 	pub weight_root: H256,
 	/// How the weights were trained (see `blyan_primitives::audit`): required for jobs whose
-	/// training the CPU path can re-run (backend `Cpu`, not federated, `steps` in the
-	/// hyper-parameters), so that it can be audited.
+	/// training the CPU path can re-run (backend `Cpu`, not federated), so that it can be
+	/// audited.
 	pub trace: Option<TraceCommitment>,
 }
 
@@ -168,6 +170,10 @@ pub struct Job<AccountId, Balance, BlockNumber> {
 	pub spec: JobSpec<BlockNumber>,
 	/// Escrowed reward, held on the creator under [`HoldReason::JobEscrow`].
 	pub reward: Balance,
+	/// Held on the creator under [`HoldReason::CreatorBond`] until the job ends; forfeited to
+	/// the miner if even the base version cannot be evaluated on the creator's validation set
+	/// and hyper-parameters (too small, or not fitting the model).
+	pub creator_bond: Balance,
 	/// The threshold in force for this job.
 	pub min_improvement: Perbill,
 	pub status: JobStatus<AccountId>,
@@ -217,7 +223,8 @@ pub mod pallet {
 
 	/// The storage layout's version (0: the layout at launch): bumped, with a migration, on
 	/// every change of layout.
-	const STORAGE_VERSION: StorageVersion = StorageVersion::new(0);
+	/// v1: typed [`TrainingParams`] and a creator bond in each job ([`crate::migrations`]).
+	const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
 
 	#[pallet::pallet]
 	#[pallet::storage_version(STORAGE_VERSION)]
@@ -230,6 +237,8 @@ pub mod pallet {
 		WorkerBond,
 		/// A job's reward, until the job settles.
 		JobEscrow,
+		/// A creator's bond for a job, until the job settles.
+		CreatorBond,
 	}
 
 	#[pallet::config]
@@ -261,6 +270,12 @@ pub mod pallet {
 		/// has shown only a commitment by then; the rest is refunded.
 		#[pallet::constant]
 		type CreatorForfeitShare: Get<Perbill>;
+		/// Share of the reward a creator bonds with each job. It answers for the validation set
+		/// and hyper-parameters: if a committee's quorum cannot evaluate even the base version
+		/// on them, the escrow is paid out as for an accepted job and the bond goes to the miner
+		/// as well; otherwise it returns.
+		#[pallet::constant]
+		type CreatorBondShare: Get<Perbill>;
 		type WeightInfo: WeightInfo;
 	}
 
@@ -378,6 +393,17 @@ pub mod pallet {
 			worker: T::AccountId,
 			amount: BalanceOf<T>,
 		},
+		/// The committee could not evaluate even the base version on the creator's validation set
+		/// and hyper-parameters: the escrow paid the committee's fees and the miner as for an
+		/// accepted job, the creator's bond (`forfeited`) went to the miner as well (`to_miner`
+		/// is both), the candidate was rejected, and the miner kept its bond.
+		CreatorBondForfeited {
+			job: JobId,
+			creator: T::AccountId,
+			worker: T::AccountId,
+			forfeited: BalanceOf<T>,
+			to_miner: BalanceOf<T>,
+		},
 		/// The worker did not reveal its result in time; it was slashed and the creator refunded.
 		ResultWithheld {
 			job: JobId,
@@ -472,6 +498,9 @@ pub mod pallet {
 		TraceRequired,
 		/// The trace's step count is not the job's.
 		TraceMismatch,
+		/// The hyper-parameters are out of the bounds every job must meet
+		/// ([`TrainingParams::check`]).
+		BadTrainingParams,
 	}
 
 	#[pallet::hooks]
@@ -597,10 +626,16 @@ pub mod pallet {
 				spec.min_improvement.is_none_or(|p| !p.is_zero()),
 				Error::<T>::BadMinImprovement
 			);
+			spec.training.check().map_err(|_| Error::<T>::BadTrainingParams)?;
+			let creator_bond = T::CreatorBondShare::get() * reward;
 			let open = CreatorJobCount::<T>::get(&creator);
 			ensure!(open < T::MaxJobsPerCreator::get(), Error::<T>::TooManyJobs);
 			ensure!(
-				T::Currency::can_hold(&HoldReason::JobEscrow.into(), &creator, reward),
+				T::Currency::can_hold(
+					&HoldReason::JobEscrow.into(),
+					&creator,
+					reward.saturating_add(creator_bond)
+				),
 				Error::<T>::InsufficientBalance
 			);
 			let job = NextJobId::<T>::get();
@@ -608,6 +643,7 @@ pub mod pallet {
 			let expires = spec.deadline;
 
 			T::Currency::hold(&HoldReason::JobEscrow.into(), &creator, reward)?;
+			T::Currency::hold(&HoldReason::CreatorBond.into(), &creator, creator_bond)?;
 			Expiries::<T>::insert(expires, job, ());
 			NextJobId::<T>::put(next);
 			CreatorJobCount::<T>::insert(&creator, open.saturating_add(1));
@@ -621,6 +657,7 @@ pub mod pallet {
 					min_improvement: spec.min_improvement.unwrap_or(params.min_improvement),
 					spec,
 					reward,
+					creator_bond,
 					status: JobStatus::Open,
 					stage_deadline: expires,
 					validation: None,
@@ -859,12 +896,12 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// The steps of a job whose training the audit can re-run bit for bit (CPU backend, not
-	/// federated, a step count in its hyper-parameters); `None` for other jobs.
+	/// federated); `None` for other jobs.
 	fn audited_steps(job: JobId, info: &JobOf<T>) -> Option<u32> {
 		if info.spec.backend != Backend::Cpu || T::CommitGate::is_federated(job) {
 			return None;
 		}
-		hyperparam_steps(&info.spec.hyperparams)
+		Some(info.spec.training.steps)
 	}
 
 	/// A stage's action must come before its deadline, even if that deadline's processing is
@@ -971,7 +1008,15 @@ impl<T: Config> Pallet<T> {
 		WorkerJobs::<T>::mutate(worker, |jobs| jobs.retain(|j| *j != job));
 	}
 
+	/// Ends a job's records; its bond returns to the creator (a bond forfeited is paid out
+	/// before, so what is left of it is zero).
 	fn forget_job(job: JobId, info: &JobOf<T>) {
+		let _ = T::Currency::release(
+			&HoldReason::CreatorBond.into(),
+			&info.creator,
+			info.creator_bond,
+			Precision::BestEffort,
+		);
 		if let Some(worker) = info.worker() {
 			Self::unassign(worker, job);
 		}
@@ -997,11 +1042,21 @@ impl<T: Config> Pallet<T> {
 		to: &T::AccountId,
 		amount: BalanceOf<T>,
 	) -> BalanceOf<T> {
+		Self::pay_held(HoldReason::JobEscrow, creator, to, amount)
+	}
+
+	/// Pays up to `amount` of what the creator holds for `reason` to `to`; returns what was paid.
+	fn pay_held(
+		reason: HoldReason,
+		creator: &T::AccountId,
+		to: &T::AccountId,
+		amount: BalanceOf<T>,
+	) -> BalanceOf<T> {
 		if amount.is_zero() {
 			return amount;
 		}
 		T::Currency::transfer_on_hold(
-			&HoldReason::JobEscrow.into(),
+			&reason.into(),
 			creator,
 			to,
 			amount,
@@ -1151,6 +1206,43 @@ impl<T: Config> JobSettlement<T::AccountId, BalanceOf<T>> for Pallet<T> {
 			.ok()
 			.and_then(|(_, worker)| Workers::<T>::get(worker))
 			.map_or_else(Zero::zero, |w| slash * w.bond)
+	}
+
+	fn settle_creator_fault(
+		job: JobId,
+		payouts: &[(T::AccountId, BalanceOf<T>)],
+	) -> DispatchResult {
+		let (mut info, worker) = Self::verifying(job)?;
+		let creator = info.creator.clone();
+		// The miner delivered and the creator made its work unmeasurable: the escrow is paid as
+		// for an accepted job (the committee's fees, the rest to the miner)…
+		let mut left = info.reward;
+		for (payee, amount) in payouts {
+			let paid = Self::pay_from_escrow(&creator, payee, (*amount).min(left));
+			left = left.saturating_sub(paid);
+		}
+		let from_escrow = Self::pay_from_escrow(&creator, &worker, left);
+		let _ = T::Currency::release(
+			&HoldReason::JobEscrow.into(),
+			&creator,
+			left.saturating_sub(from_escrow),
+			Precision::BestEffort,
+		);
+		// …and the creator's bond goes to the miner too: a trap costs more than an honest job.
+		let forfeited =
+			Self::pay_held(HoldReason::CreatorBond, &creator, &worker, info.creator_bond);
+		// Only what could not be paid is left to release (not another job's bond).
+		info.creator_bond = info.creator_bond.saturating_sub(forfeited);
+		let to_miner = from_escrow.saturating_add(forfeited);
+		Self::forget_job(job, &info);
+		Self::deposit_event(Event::CreatorBondForfeited {
+			job,
+			creator,
+			worker,
+			forfeited,
+			to_miner,
+		});
+		Ok(())
 	}
 
 	fn settle_void(job: JobId) -> DispatchResult {

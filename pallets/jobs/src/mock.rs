@@ -58,6 +58,7 @@ pub const REVEAL_WINDOW: u64 = 5;
 
 parameter_types! {
 	pub const CreatorForfeitShare: sp_runtime::Perbill = sp_runtime::Perbill::from_percent(20);
+	pub const CreatorBondShare: sp_runtime::Perbill = sp_runtime::Perbill::from_percent(20);
 	pub DefaultParams: JobParams<Balance, u64> = JobParams {
 		min_improvement: Perbill::from_percent(1),
 		min_reward: 10,
@@ -97,6 +98,7 @@ impl pallet_jobs::Config for Test {
 	type MaxActiveJobsPerWorker = ConstU32<2>;
 	type MaxJobsPerCreator = ConstU32<3>;
 	type CreatorForfeitShare = CreatorForfeitShare;
+	type CreatorBondShare = CreatorBondShare;
 	type MaxExpiriesPerBlock = ConstU32<2>;
 	type WeightInfo = ();
 }

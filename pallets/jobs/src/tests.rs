@@ -41,7 +41,7 @@ fn spec(deadline: u64) -> JobSpec<u64> {
 		base_version: 0,
 		dataset: 0,
 		validation_commitment: validation_commitment(&validation_cid(), &SALT),
-		hyperparams: BoundedVec::truncate_from(b"{\"lr\":0.01}".to_vec()),
+		training: blyan_primitives::testing::training(8),
 		seed: 42,
 		backend: Backend::Cpu,
 		min_memory_mb: 1024,
@@ -60,7 +60,7 @@ fn result() -> JobResult {
 			merkle_root: H256::repeat_byte(1),
 		}]),
 		weight_root: H256::repeat_byte(2),
-		trace: None,
+		trace: Some(blyan_primitives::testing::trace(8)),
 	}
 }
 
@@ -231,7 +231,10 @@ fn post_job_escrows_the_reward() {
 	new_test_ext().execute_with(|| {
 		let job = posted();
 		assert_eq!(held(HoldReason::JobEscrow, CREATOR), REWARD);
+		// And a fifth of it as the creator's bond for its validation set and parameters.
+		assert_eq!(held(HoldReason::CreatorBond, CREATOR), REWARD / 5);
 		let info = JobsStore::<Test>::get(job).unwrap();
+		assert_eq!(info.creator_bond, REWARD / 5);
 		assert_eq!(info.status, JobStatus::Open);
 		assert_eq!(info.min_improvement, Perbill::from_percent(1));
 		assert_eq!(info.stage_deadline, 100);
@@ -273,6 +276,23 @@ fn post_job_errors() {
 			Error::<Test>::BadMinImprovement
 		);
 		assert_noop!(post(spec(100), 5_000), Error::<Test>::InsufficientBalance);
+		// The escrow alone fits the creator's 1 000, the escrow and its bond do not.
+		assert_noop!(post(spec(100), 900), Error::<Test>::InsufficientBalance);
+		// Hyper-parameters no worker could run are refused before anything is held.
+		for bad in [
+			blyan_primitives::training::TrainingParams { steps: 0, ..spec(100).training },
+			blyan_primitives::training::TrainingParams { batch_size: 0, ..spec(100).training },
+			blyan_primitives::training::TrainingParams { seq_len: 1, ..spec(100).training },
+			blyan_primitives::training::TrainingParams {
+				learning_rate: Perbill::zero(),
+				..spec(100).training
+			},
+		] {
+			assert_noop!(
+				post(with(&|s| s.training = bad), REWARD),
+				Error::<Test>::BadTrainingParams
+			);
+		}
 		// A candidate base is not a valid starting point.
 		let candidate = blyan_primitives::pol::CandidateVersion {
 			model: 0,
@@ -575,7 +595,7 @@ fn reveal_result_proposes_a_candidate_and_requests_verification() {
 					candidate_version: 1,
 					claim: CLAIM,
 					min_improvement: Perbill::from_percent(1),
-					trace: None,
+					trace: Some(blyan_primitives::testing::trace(8)),
 				}
 			)]
 		);
@@ -636,8 +656,10 @@ fn creator_who_never_reveals_pays_the_miner_a_bounded_share_not_the_escrow() {
 		);
 		// A fifth of the reward for a bare commitment, never the whole escrow; the rest back.
 		assert_eq!(free(WORKER), 1_000 - MIN_BOND + REWARD / 5);
-		assert_eq!(free(CREATOR), 1_000 - REWARD - REWARD / 5);
+		// Less the second job's escrow and bond (a fifth of its reward).
+		assert_eq!(free(CREATOR), 1_000 - REWARD - REWARD / 5 - REWARD / 5);
 		assert_eq!(held(HoldReason::JobEscrow, CREATOR), REWARD);
+		assert_eq!(held(HoldReason::CreatorBond, CREATOR), REWARD / 5);
 		assert!(JobsStore::<Test>::get(job).is_none());
 		assert!(WorkerJobs::<Test>::get(WORKER).is_empty());
 	});
@@ -766,12 +788,58 @@ fn settle_void_refunds_without_slashing() {
 }
 
 #[test]
+fn a_creator_fault_pays_the_escrow_as_if_accepted_and_the_bond_to_the_miner() {
+	new_test_ext().execute_with(|| {
+		let job = verifying();
+		// A second job of the same creator: its escrow and bond must stay held.
+		assert_ok!(Jobs::post_job(RuntimeOrigin::signed(CREATOR), spec(100), REWARD));
+		let bond = REWARD / 5;
+		assert_ok!(<Jobs as JobSettlement<_, _>>::settle_creator_fault(
+			job,
+			&[(OTHER, 15), (DATA_OWNER, 15)]
+		));
+		System::assert_last_event(
+			Event::CreatorBondForfeited {
+				job,
+				creator: CREATOR,
+				worker: WORKER,
+				forfeited: bond,
+				to_miner: REWARD - 30 + bond,
+			}
+			.into(),
+		);
+		// The creator pays the reward and loses the bond: more than an honest job costs.
+		assert_eq!(free(CREATOR), 1_000 - (REWARD + bond) - (REWARD + bond));
+		assert_eq!(free(OTHER), 1_015);
+		assert_eq!(free(WORKER), 1_000 - MIN_BOND + REWARD - 30 + bond);
+		assert_eq!(held(HoldReason::WorkerBond, WORKER), MIN_BOND, "the miner is not slashed");
+		assert_eq!(held(HoldReason::CreatorBond, CREATOR), bond, "the other job's bond");
+		assert_eq!(held(HoldReason::JobEscrow, CREATOR), REWARD, "the other job's escrow");
+		assert!(JobsStore::<Test>::get(job).is_none());
+	});
+}
+
+#[test]
+fn every_other_end_of_a_job_returns_the_creator_bond() {
+	new_test_ext().execute_with(|| {
+		let job = verifying();
+		assert_ok!(<Jobs as JobSettlement<_, _>>::settle_accepted(job, &[]));
+		assert_eq!(held(HoldReason::CreatorBond, CREATOR), 0);
+		assert_eq!(free(CREATOR), 1_000 - REWARD);
+	});
+}
+
+#[test]
 fn settlement_of_a_job_not_verifying_is_refused() {
 	new_test_ext().execute_with(|| {
 		let job = posted();
 		assert_noop!(<Jobs as JobSettlement<_, _>>::settle_void(job), Error::<Test>::WrongStage);
 		assert_noop!(
 			<Jobs as JobSettlement<_, _>>::settle_rejected(job, Perbill::one(), &[]),
+			Error::<Test>::WrongStage
+		);
+		assert_noop!(
+			<Jobs as JobSettlement<_, _>>::settle_creator_fault(job, &[]),
 			Error::<Test>::WrongStage
 		);
 	});
@@ -842,5 +910,85 @@ fn the_invariants_catch_state_out_of_step() {
 		Expiries::<Test>::remove(deadline, job);
 		assert!(Jobs::do_try_state().is_err());
 		Expiries::<Test>::insert(deadline, job, ());
+	});
+}
+
+#[test]
+fn the_v1_migration_types_readable_hyper_parameters_and_ends_the_jobs_it_cannot_read() {
+	use crate::migrations::v1::{OldJob, OldJobSpec};
+	use frame_support::traits::{GetStorageVersion, OnRuntimeUpgrade, StorageVersion};
+	new_test_ext().execute_with(|| {
+		let trapped = committed();
+		let readable = 1;
+		assert_ok!(Jobs::post_job(RuntimeOrigin::signed(CREATOR), spec(100), REWARD));
+		let unreadable = 2;
+		assert_ok!(Jobs::post_job(RuntimeOrigin::signed(OTHER), spec(100), REWARD));
+		// Rewrite the three as v0 held them: JSON hyper-parameters, no creator bond.
+		let to_v0 = |id: JobId, json: &[u8]| {
+			let job = JobsStore::<Test>::take(id).unwrap();
+			let _ = Balances::release(
+				&RuntimeHoldReason::Jobs(HoldReason::CreatorBond),
+				&job.creator,
+				job.creator_bond,
+				frame_support::traits::tokens::Precision::Exact,
+			)
+			.unwrap();
+			let spec = job.spec;
+			crate::migrations::v1::Jobs::<Test>::insert(
+				id,
+				OldJob {
+					creator: job.creator,
+					model: job.model,
+					spec: OldJobSpec {
+						base_version: spec.base_version,
+						dataset: spec.dataset,
+						validation_commitment: spec.validation_commitment,
+						hyperparams: BoundedVec::truncate_from(json.to_vec()),
+						seed: spec.seed,
+						backend: spec.backend,
+						min_memory_mb: spec.min_memory_mb,
+						deadline: spec.deadline,
+						lease: spec.lease,
+						min_improvement: spec.min_improvement,
+					},
+					reward: job.reward,
+					min_improvement: job.min_improvement,
+					status: job.status,
+					stage_deadline: job.stage_deadline,
+					validation: job.validation,
+				},
+			);
+		};
+		// The creator trap of issue #18 item 11: the runtime's byte search read 5 steps here.
+		to_v0(trapped, br#"{"o":{"steps":5},"steps":60,"batch_size":8,"seq_len":64,"learning_rate":0.003}"#);
+		to_v0(readable, br#"{"steps":60,"batch_size":8,"seq_len":64,"learning_rate":0.003,"weight_decay":0.0,"eval_batches":16}"#);
+		to_v0(unreadable, br#"{"lr":0.01}"#);
+		StorageVersion::new(0).put::<Pallet<Test>>();
+		let worker_free = free(WORKER);
+
+		crate::migrations::MigrateV0ToV1::<Test>::on_runtime_upgrade();
+
+		assert_eq!(Jobs::on_chain_storage_version(), StorageVersion::new(1));
+		let kept = JobsStore::<Test>::get(readable).expect("a readable job is kept");
+		assert_eq!(kept.spec.training, TrainingParams::DEFAULT);
+		assert_eq!((kept.status, kept.creator_bond), (JobStatus::Open, 0));
+		// The unreadable ones end as cancelled: escrow back, the worker released and unslashed,
+		// the reserved SemVer free again, nothing left due.
+		for id in [trapped, unreadable] {
+			assert!(JobsStore::<Test>::get(id).is_none());
+			System::assert_has_event(Event::JobCancelled { job: id }.into());
+		}
+		assert_eq!(held(HoldReason::JobEscrow, CREATOR), REWARD, "only the kept job's escrow");
+		assert_eq!(free(OTHER), 1_000);
+		assert_eq!(free(WORKER), worker_free);
+		assert_eq!(held(HoldReason::WorkerBond, WORKER), MIN_BOND);
+		assert!(WorkerJobs::<Test>::get(WORKER).is_empty());
+		assert!(!pallet_model_registry::ReservedSemVers::<Test>::contains_key(0, result().semver));
+		assert_eq!(CreatorJobCount::<Test>::get(OTHER), 0);
+		assert!(Expiries::<Test>::iter().all(|(_, job, ())| job == readable));
+		assert_ok!(Jobs::do_try_state());
+		// A second run leaves the migrated state alone.
+		crate::migrations::MigrateV0ToV1::<Test>::on_runtime_upgrade();
+		assert_eq!(JobsStore::<Test>::get(readable).unwrap().spec.training, TrainingParams::DEFAULT);
 	});
 }

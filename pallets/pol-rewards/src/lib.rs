@@ -16,7 +16,11 @@
 //!   pool's epoch budget in proportion to its share of the epoch's points;
 //! - **rejected** (too little improvement, or a claim missing or not the quorum's): the registry
 //!   rejects the version, `miner_slash` of the miner's bond is burned and the escrow returns to
-//!   the creator.
+//!   the creator;
+//! - **creator at fault** (the quorum scored even the base [`INVALID_SCORE`]: the creator's
+//!   validation set or hyper-parameters cannot be evaluated on): the version is rejected, the
+//!   escrow is paid out as for an accepted job and the creator's bond goes to the miner too;
+//!   no epoch points.
 //!
 //! Members outside the quorum, and silent members, lose `verifier_penalty` of their bond
 //! (burned). Without a quorum the committee is redrawn once; if the second committee has none
@@ -50,7 +54,7 @@ use blyan_primitives::params::GovernedParams;
 pub use blyan_primitives::pol::claim_commitment;
 use blyan_primitives::pol::{
 	ContributionObserver, JobId, JobSettlement, ModelRegistry, Score, VerificationProvider,
-	VerificationRequest, VersionAcceptance,
+	VerificationRequest, VersionAcceptance, INVALID_SCORE,
 };
 use codec::{Decode, Encode, MaxEncodedLen};
 use frame_support::{
@@ -928,10 +932,18 @@ impl<T: Config> Pallet<T> {
 				}
 				let request = &round.request;
 				let gain = improvement(base_score, candidate_score);
-				let accepted = gain >= request.min_improvement
+				let accepted = base_score != INVALID_SCORE
+					&& gain >= request.min_improvement
 					&& !gain.is_zero()
 					&& round.claimed_score == Some(candidate_score);
-				if accepted {
+				if base_score == INVALID_SCORE {
+					// Even the accepted base cannot be evaluated: the validation set or the
+					// hyper-parameters are at fault, which are the creator's, not the miner's.
+					// The miner is paid; no epoch points, as nothing was measured.
+					let _ = T::Registry::reject(request.candidate_version);
+					let fees = Self::verifier_fees(job, &quorum_members, &params);
+					let _ = T::Jobs::settle_creator_fault(job, &fees);
+				} else if accepted {
 					T::Contributions::accepted_improvement(&request.miner);
 					Self::pay_accepted(job, request, &quorum_members, gain, &params, now);
 				} else {

@@ -53,6 +53,7 @@ pub const JOB_REVEAL_WINDOW: u64 = 5;
 
 parameter_types! {
 	pub const CreatorForfeitShare: sp_runtime::Perbill = sp_runtime::Perbill::from_percent(20);
+	pub const CreatorBondShare: sp_runtime::Perbill = sp_runtime::Perbill::from_percent(20);
 	pub JobDefaults: JobParams<Balance, u64> = JobParams {
 		min_improvement: Perbill::from_percent(1),
 		min_reward: 10,
@@ -75,6 +76,7 @@ impl pallet_jobs::Config for Test {
 	type MaxActiveJobsPerWorker = ConstU32<4>;
 	type MaxJobsPerCreator = ConstU32<4>;
 	type CreatorForfeitShare = CreatorForfeitShare;
+	type CreatorBondShare = CreatorBondShare;
 	type MaxExpiriesPerBlock = ConstU32<8>;
 	type WeightInfo = ();
 }

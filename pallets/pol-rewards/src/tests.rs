@@ -1,7 +1,9 @@
 //! Calls and error paths of the PoL pallet, and the protocol's scenarios end to end across the
 //! registry, jobs and PoL pallets.
 use crate::{mock::*, *};
-use blyan_primitives::pol::{Backend, Cid, LayerDelta, LayerDeltas, SemVer, VersionStatus};
+use blyan_primitives::pol::{
+	Backend, Cid, LayerDelta, LayerDeltas, SemVer, VersionId, VersionStatus,
+};
 use frame_support::{assert_noop, assert_ok, traits::fungible::InspectHold};
 use pallet_jobs::{result_commitment, validation_commitment, Capabilities, JobResult, JobSpec};
 
@@ -64,7 +66,7 @@ fn job_result(semver: SemVer) -> JobResult {
 			merkle_root: H256::repeat_byte(1),
 		}]),
 		weight_root: H256::repeat_byte(2),
-		trace: None,
+		trace: Some(blyan_primitives::testing::trace(8)),
 	}
 }
 
@@ -72,15 +74,26 @@ fn job_result(semver: SemVer) -> JobResult {
 /// miner reveals the score itself in the reveal phase, see [`reveal`]); returns its id.
 /// The committee is drawn at the next block.
 fn revealed_job(claimed: Score) -> JobId {
+	revealed_job_on(0, 0, CREATOR, REWARD, claimed)
+}
+
+/// As [`revealed_job`], from `base` on `dataset`, posted by `creator` with `reward`.
+fn revealed_job_on(
+	base: VersionId,
+	dataset: u64,
+	creator: AccountId,
+	reward: Balance,
+	claimed: Score,
+) -> JobId {
 	let job = pallet_jobs::NextJobId::<Test>::get();
 	let validation = cid("bafyvalidation");
 	assert_ok!(Jobs::post_job(
-		RuntimeOrigin::signed(CREATOR),
+		RuntimeOrigin::signed(creator),
 		JobSpec {
-			base_version: 0,
-			dataset: 0,
+			base_version: base,
+			dataset,
 			validation_commitment: validation_commitment(&validation, &SALT),
-			hyperparams: BoundedVec::default(),
+			training: blyan_primitives::testing::training(8),
 			seed: 1,
 			backend: Backend::Cpu,
 			min_memory_mb: 0,
@@ -88,13 +101,13 @@ fn revealed_job(claimed: Score) -> JobId {
 			lease: 10,
 			min_improvement: None,
 		},
-		REWARD,
+		reward,
 	));
 	let result = job_result(SemVer::new(1, 1 + job as u16, 0));
 	assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(MINER), job));
 	let hash = result_commitment(job, &MINER, &result, &SALT);
 	assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(MINER), job, hash, result.semver));
-	assert_ok!(Jobs::reveal_validation(RuntimeOrigin::signed(CREATOR), job, validation, SALT));
+	assert_ok!(Jobs::reveal_validation(RuntimeOrigin::signed(creator), job, validation, SALT));
 	let claim = claim_commitment(job, &MINER, claimed, &CLAIM_SALT);
 	assert_ok!(Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, claim, SALT));
 	CLAIMS.with(|c| c.borrow_mut().insert(job, claimed));
@@ -315,6 +328,54 @@ fn inflated_claim_is_rejected_and_the_miner_slashed() {
 			assert_eq!(verifier_bond(v), MIN_VERIFIER_BOND);
 			assert_eq!(free(v), verifiers_free_before[&v] + each);
 		}
+		assert_books_balance();
+	});
+}
+
+#[test]
+fn a_creator_whose_validation_set_cannot_be_evaluated_forfeits_its_bond_and_cannot_get_the_miner_slashed(
+) {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		let issuance = Balances::total_issuance();
+		// The attack (issue #18, item 11): the creator reveals a validation set nobody can
+		// evaluate even the accepted base on (unfetchable, smaller than one batch, or not
+		// fitting the model). The honest miner could not score its result either and says so.
+		let job = revealed_job(INVALID_SCORE);
+		let verifiers_free_before: std::collections::BTreeMap<AccountId, Balance> =
+			V.iter().map(|v| (*v, free(*v))).collect();
+		run_to(2);
+		agree(&V, job, INVALID_SCORE, INVALID_SCORE);
+		System::assert_has_event(
+			Event::Verified {
+				job,
+				accepted: false,
+				base_score: INVALID_SCORE,
+				candidate_score: INVALID_SCORE,
+				improvement: Perbill::zero(),
+				claimed_score: Some(INVALID_SCORE),
+			}
+			.into(),
+		);
+		assert_eq!(candidate_status(job), VersionStatus::Rejected);
+		// The miner keeps its whole bond and is paid the escrow (less the committee's fees) and
+		// the creator's bond; before, it lost a fifth of its bond and the creator lost nothing.
+		let bond = REWARD / 5;
+		let each = REWARD / 10 / V.len() as Balance;
+		assert_eq!(pallet_jobs::Workers::<Test>::get(MINER).unwrap().bond, MIN_WORKER_BOND);
+		assert_eq!(
+			free(MINER),
+			1_000 - MIN_WORKER_BOND + REWARD - each * V.len() as Balance + bond
+		);
+		assert!(EpochPoints::<Test>::iter().next().is_none(), "nothing measured, no points");
+		for v in V {
+			assert_eq!(verifier_bond(v), MIN_VERIFIER_BOND);
+			assert_eq!(free(v), verifiers_free_before[&v] + each);
+		}
+		// The creator pays the reward and loses its bond: the trap costs it more than honesty.
+		assert_eq!(free(CREATOR), CREATOR_FUNDS - REWARD - bond);
+		assert!(pallet_jobs::Jobs::<Test>::get(job).is_none());
+		assert_eq!(Balances::total_issuance(), issuance, "nothing burned: the bond changed hands");
 		assert_books_balance();
 	});
 }

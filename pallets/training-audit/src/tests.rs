@@ -4,7 +4,9 @@ use crate::{mock::*, *};
 use blyan_primitives::audit::{trace_proof, trace_root, TraceProof};
 use blyan_primitives::pol::{Backend, LayerDelta, LayerDeltas, SemVer, VersionStatus};
 use frame_support::{assert_noop, assert_ok, traits::fungible::InspectHold};
-use pallet_jobs::{result_commitment, validation_commitment, Capabilities, JobResult, JobSpec};
+use pallet_jobs::{
+	result_commitment, validation_commitment, Capabilities, JobResult, JobSpec, TrainingParams,
+};
 use sp_runtime::traits::BlakeTwo256;
 use sp_runtime::Perbill;
 
@@ -104,7 +106,7 @@ fn job_to_reveal(result: &JobResult) -> JobId {
 			base_version: 0,
 			dataset: 0,
 			validation_commitment: validation_commitment(&validation, &SALT),
-			hyperparams: BoundedVec::truncate_from(br#"{"steps":8,"batch_size":2}"#.to_vec()),
+			training: TrainingParams { batch_size: 2, ..blyan_primitives::testing::training(8) },
 			seed: 1,
 			backend: Backend::Cpu,
 			min_memory_mb: 0,
@@ -357,7 +359,12 @@ fn a_refuted_step_slashes_the_miner_and_pays_the_challenger() {
 		assert_eq!(Balances::free_balance(CHALLENGER), challenger + CHALLENGE_BOND + slashed / 2);
 		assert_eq!(held_bond(CHALLENGER), 0);
 		assert_eq!(worker_bond(MINER), bond - slashed);
-		assert_eq!(Balances::free_balance(CREATOR), creator + REWARD, "creator refunded");
+		// The escrow and the creator's bond (a fifth of the reward) come back.
+		assert_eq!(
+			Balances::free_balance(CREATOR),
+			creator + REWARD + REWARD / 5,
+			"creator refunded"
+		);
 		assert_eq!(candidate_status(), VersionStatus::Rejected);
 		assert!(
 			Audits::<Test>::get(job).is_none() && pallet_jobs::Jobs::<Test>::get(job).is_none()
@@ -667,7 +674,12 @@ fn a_withheld_trace_reported_by_the_checkers_slashes_the_miner() {
 		assert!(redrawn(job).is_none(), "a withheld trace is not redrawn");
 		assert!(penalised(job).is_empty(), "the checkers who reported did their duty");
 		assert_eq!(worker_bond(MINER), bond - slashed);
-		assert_eq!(Balances::free_balance(CREATOR), creator + REWARD, "creator refunded");
+		// The escrow and the creator's bond (a fifth of the reward) come back.
+		assert_eq!(
+			Balances::free_balance(CREATOR),
+			creator + REWARD + REWARD / 5,
+			"creator refunded"
+		);
 		assert_eq!(candidate_status(), VersionStatus::Rejected);
 		assert!(pallet_pol_rewards::Rounds::<Test>::get(job).is_none(), "never scored");
 		assert_noop!(

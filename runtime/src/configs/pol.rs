@@ -21,6 +21,9 @@ parameter_types! {
 	/// A creator who misses its validation reveal pays the worker a fifth of the reward, not
 	/// all of it: the worker has shown a hash, not work.
 	pub const CreatorForfeitShare: Perbill = Perbill::from_percent(20);
+	/// A creator bonds a fifth of the reward with each job; a trap (a validation set on which
+	/// not even the base can be evaluated) pays the reward and the bond to the miner.
+	pub const CreatorBondShare: Perbill = Perbill::from_percent(20);
 }
 
 impl pallet_model_registry::Config for Runtime {
@@ -44,6 +47,7 @@ impl pallet_jobs::Config for Runtime {
 	type MaxJobsPerCreator = ConstU32<64>;
 	type MaxExpiriesPerBlock = ConstU32<32>;
 	type CreatorForfeitShare = CreatorForfeitShare;
+	type CreatorBondShare = CreatorBondShare;
 	type WeightInfo = pallet_jobs::weights::SubstrateWeight<Runtime>;
 }
 

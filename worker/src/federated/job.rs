@@ -105,7 +105,7 @@ async fn base_model(
 ) -> Result<(ml::model::ModelConfig, Vec<LayerTensors>, Hyperparams)> {
 	let config = content::model_config(chain, ipfs, job.model).await?;
 	let layers = content::version_layers(chain, ipfs, &config, job.spec.base_version).await?;
-	let mut hp = Hyperparams::from_json(&job.spec.hyperparams.0).map_err(|e| anyhow!(e))?;
+	let mut hp = Hyperparams::from(&crate::chain::training_params(&job.spec));
 	hp.steps = local_steps;
 	Ok((config, layers, hp))
 }

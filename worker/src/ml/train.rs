@@ -1,5 +1,6 @@
 //! The training loop (AdamW on next-token loss) and the evaluation that Proof-of-Learning scores.
 
+use blyan_primitives::training::{Perbill, TrainingParams};
 use burn::{
 	module::AutodiffModule,
 	optim::{AdamWConfig, GradientsParams, Optimizer},
@@ -17,7 +18,8 @@ use super::{
 	model::{ModelConfig, Transformer},
 };
 
-/// A job's hyper-parameters, the JSON in `JobSpec.hyperparams`.
+/// A job's hyper-parameters as the training loop takes them: the chain's typed
+/// [`TrainingParams`] (`JobSpec.training`) with rates as floats, read the same way everywhere.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hyperparams {
@@ -33,32 +35,60 @@ pub struct Hyperparams {
 }
 
 fn default_eval_batches() -> usize {
-	16
+	TrainingParams::DEFAULT.eval_batches as usize
 }
 
 impl Default for Hyperparams {
 	fn default() -> Self {
+		Self::from(&TrainingParams::DEFAULT)
+	}
+}
+
+impl From<&TrainingParams> for Hyperparams {
+	fn from(p: &TrainingParams) -> Self {
 		Self {
-			steps: 60,
-			batch_size: 8,
-			seq_len: 64,
-			learning_rate: 3e-3,
-			weight_decay: 0.0,
-			eval_batches: 16,
+			steps: p.steps,
+			batch_size: p.batch_size as usize,
+			seq_len: p.seq_len as usize,
+			learning_rate: p.learning_rate_f64(),
+			weight_decay: p.weight_decay_f32(),
+			eval_batches: p.eval_batches as usize,
 		}
 	}
 }
 
 impl Hyperparams {
-	pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
-		let hp: Self =
-			serde_json::from_slice(bytes).map_err(|e| format!("hyper-parameters: {e}"))?;
-		hp.validate()?;
-		Ok(hp)
-	}
-
-	pub fn to_json(&self) -> Vec<u8> {
-		serde_json::to_vec(self).expect("plain struct serialises")
+	/// The typed parameters a job posts: rates in whole 10⁻⁹ (the chain's unit; a finer one is
+	/// refused rather than silently rounded), everything within the chain's bounds.
+	pub fn to_params(&self) -> Result<TrainingParams, String> {
+		let count = |v: usize, what: &str| {
+			u32::try_from(v).map_err(|_| format!("hyper-parameters: {what} is too large"))
+		};
+		let rate = |v: f64, what: &str| {
+			if !(0.0..=1.0).contains(&v) {
+				return Err(format!("hyper-parameters: {what} must be in [0, 1]"));
+			}
+			Ok(Perbill::from_parts((v * 1e9).round() as u32))
+		};
+		let params = TrainingParams {
+			steps: self.steps,
+			batch_size: count(self.batch_size, "batch_size")?,
+			seq_len: count(self.seq_len, "seq_len")?,
+			learning_rate: rate(self.learning_rate, "learning_rate")?,
+			weight_decay: rate(f64::from(self.weight_decay), "weight_decay")?,
+			eval_batches: count(self.eval_batches, "eval_batches")?,
+		};
+		params.check().map_err(|e| e.to_string())?;
+		// Every worker reads the rates back from the chain's billionths: they must come back as
+		// given, not rounded.
+		let read_back = Self::from(&params);
+		if read_back.learning_rate != self.learning_rate {
+			return Err("hyper-parameters: learning_rate must be a multiple of 1e-9".into());
+		}
+		if read_back.weight_decay != self.weight_decay {
+			return Err("hyper-parameters: weight_decay must be a multiple of 1e-9".into());
+		}
+		Ok(params)
 	}
 
 	/// Checks these hyper-parameters can run on `config` and the data at hand: every shape the
@@ -81,21 +111,9 @@ impl Hyperparams {
 		Ok(())
 	}
 
+	/// Checks the bounds every job must meet (those the chain checks at posting).
 	pub fn validate(&self) -> Result<(), String> {
-		if self.steps == 0 || self.steps > 1_000_000 {
-			return Err("hyper-parameters: steps must be in 1..=1000000".into());
-		}
-		if self.batch_size == 0 || self.batch_size > 4096 || self.seq_len < 2 || self.seq_len > 8192
-		{
-			return Err("hyper-parameters: batch_size in 1..=4096, seq_len in 2..=8192".into());
-		}
-		if !(self.learning_rate > 0.0 && self.learning_rate < 1.0) {
-			return Err("hyper-parameters: learning_rate must be in (0, 1)".into());
-		}
-		if self.eval_batches == 0 {
-			return Err("hyper-parameters: eval_batches must be positive".into());
-		}
-		Ok(())
+		self.to_params().map(|_| ())
 	}
 }
 
@@ -162,8 +180,8 @@ pub fn evaluate<B: Backend>(
 	Some(total / count as f64)
 }
 
-/// The score of a model that cannot be evaluated (worst possible loss).
-pub const INVALID_SCORE: u64 = u64::MAX;
+/// The score of a model that cannot be evaluated (the chain's constant).
+pub use blyan_primitives::pol::INVALID_SCORE;
 
 /// The chain's fixed-point score of a loss: `round(loss × 10⁹)`. A loss that is not a finite
 /// non-negative number (diverged weights give NaN or ∞) scores [`INVALID_SCORE`]; casting NaN
