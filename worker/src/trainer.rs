@@ -839,17 +839,20 @@ impl Miner {
 			// A set smaller than one batch is the creator's trap, and every verifier sees the
 			// same: nobody can score the base on it, which puts the creator at fault (the
 			// escrow and its bond are paid to us). We claim the invalid score they will find.
-			if loss.is_none() {
-				warn!(
-					job = job_id,
-					"the creator's validation set is smaller than one batch; claiming an invalid \
-					 score"
-				);
-			}
-			let mut score = loss.map_or(ml::train::INVALID_SCORE, ml::train::score);
-			if let Some(loss) = loss {
-				info!(job = job_id, "validation loss of the trained model: {loss:.6}");
-			}
+			let mut score = match loss {
+				Some(loss) => {
+					info!(job = job_id, "validation loss of the trained model: {loss:.6}");
+					ml::train::score(loss)
+				}
+				None => {
+					warn!(
+						job = job_id,
+						"the creator's validation set is smaller than one batch; claiming an \
+						 invalid score"
+					);
+					ml::train::INVALID_SCORE
+				}
+			};
 			if self.options.misbehave == Some(Misbehaviour::InflateScore) {
 				score /= 2;
 				warn!(

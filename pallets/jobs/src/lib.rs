@@ -4,9 +4,10 @@
 //! typed hyper-parameters ([`TrainingParams`]), its reward held in escrow, a creator bond
 //! (`CreatorBondShare` of the reward, forfeited to the miner if not even the base version can
 //! be evaluated on the creator's validation set, see [`JobSettlement::settle_creator_fault`])
-//! and a *commitment* to a held-out validation set, so that no miner can train on it. A worker claims the job (a lease), commits to a hash of its result, the
-//! creator reveals the validation set, the worker reveals the result (new layers and a
-//! commitment to its validation score), and the job goes to Proof-of-Learning verification through
+//! and a *commitment* to a held-out validation set, so that no miner can train on it. A worker
+//! claims the job (a lease), commits to a hash of its result, the creator reveals the
+//! validation set, the worker reveals the result (new layers and a commitment to its validation
+//! score), and the job goes to Proof-of-Learning verification through
 //! [`VerificationProvider`]. Verification settles the job through [`JobSettlement`].
 //!
 //! Missed deadlines are processed by `on_initialize` from an index of deadlines by block,
@@ -1045,6 +1046,29 @@ impl<T: Config> Pallet<T> {
 		Self::pay_held(HoldReason::JobEscrow, creator, to, amount)
 	}
 
+	/// Pays a job's whole escrow out: `payouts` in order as far as it reaches (a payee that
+	/// cannot receive is skipped), the rest to `worker`; anything the worker could not receive
+	/// is released rather than left held forever. Returns what the worker received.
+	fn pay_out_escrow(
+		info: &JobOf<T>,
+		worker: &T::AccountId,
+		payouts: &[(T::AccountId, BalanceOf<T>)],
+	) -> BalanceOf<T> {
+		let mut left = info.reward;
+		for (payee, amount) in payouts {
+			let paid = Self::pay_from_escrow(&info.creator, payee, (*amount).min(left));
+			left = left.saturating_sub(paid);
+		}
+		let to_worker = Self::pay_from_escrow(&info.creator, worker, left);
+		let _ = T::Currency::release(
+			&HoldReason::JobEscrow.into(),
+			&info.creator,
+			left.saturating_sub(to_worker),
+			Precision::BestEffort,
+		);
+		to_worker
+	}
+
 	/// Pays up to `amount` of what the creator holds for `reason` to `to`; returns what was paid.
 	fn pay_held(
 		reason: HoldReason,
@@ -1171,19 +1195,7 @@ impl<T: Config> JobSettlement<T::AccountId, BalanceOf<T>> for Pallet<T> {
 
 	fn settle_accepted(job: JobId, payouts: &[(T::AccountId, BalanceOf<T>)]) -> DispatchResult {
 		let (info, worker) = Self::verifying(job)?;
-		let mut left = info.reward;
-		for (payee, amount) in payouts {
-			let paid = Self::pay_from_escrow(&info.creator, payee, (*amount).min(left));
-			left = left.saturating_sub(paid);
-		}
-		let to_miner = Self::pay_from_escrow(&info.creator, &worker, left);
-		// Release anything the miner could not receive rather than leave it held forever.
-		let _ = T::Currency::release(
-			&HoldReason::JobEscrow.into(),
-			&info.creator,
-			left.saturating_sub(to_miner),
-			Precision::BestEffort,
-		);
+		let to_miner = Self::pay_out_escrow(&info, &worker, payouts);
 		Self::forget_job(job, &info);
 		Self::deposit_event(Event::JobAccepted { job, worker, to_miner });
 		Ok(())
@@ -1216,18 +1228,7 @@ impl<T: Config> JobSettlement<T::AccountId, BalanceOf<T>> for Pallet<T> {
 		let creator = info.creator.clone();
 		// The miner delivered and the creator made its work unmeasurable: the escrow is paid as
 		// for an accepted job (the committee's fees, the rest to the miner)…
-		let mut left = info.reward;
-		for (payee, amount) in payouts {
-			let paid = Self::pay_from_escrow(&creator, payee, (*amount).min(left));
-			left = left.saturating_sub(paid);
-		}
-		let from_escrow = Self::pay_from_escrow(&creator, &worker, left);
-		let _ = T::Currency::release(
-			&HoldReason::JobEscrow.into(),
-			&creator,
-			left.saturating_sub(from_escrow),
-			Precision::BestEffort,
-		);
+		let from_escrow = Self::pay_out_escrow(&info, &worker, payouts);
 		// …and the creator's bond goes to the miner too: a trap costs more than an honest job.
 		let forfeited =
 			Self::pay_held(HoldReason::CreatorBond, &creator, &worker, info.creator_bond);

@@ -11,8 +11,9 @@ use super::*;
 /// SemVer freed, event `JobCancelled`), except one under verification: Proof-of-Learning owns
 /// its outcome and its committee would score it with other parameters than its miner did, so
 /// `pre_upgrade` refuses a chain holding one (try-runtime catches it before the upgrade); on a
-/// chain upgraded regardless it keeps the worker's defaults. Migrated jobs hold no creator bond
-/// (zero): the bond is taken at posting, and taking it now could fail on a spent balance.
+/// chain upgraded regardless it keeps the worker's defaults (`TrainingParams::DEFAULT`).
+/// Migrated jobs hold no creator bond (zero): the bond is taken at posting, and taking it now
+/// could fail on a spent balance.
 pub type MigrateV0ToV1<T> = frame_support::migrations::VersionedMigration<
 	0,
 	1,
@@ -60,9 +61,6 @@ pub mod v1 {
 	#[storage_alias]
 	pub type Jobs<T: Config> = StorageMap<Pallet<T>, Blake2_128Concat, JobId, OldJobOf<T>>;
 
-	/// What a job under verification whose JSON does not translate keeps.
-	pub const FALLBACK: TrainingParams = TrainingParams::DEFAULT;
-
 	/// The inner step of [`super::MigrateV0ToV1`] (run only when the on-chain version is 0).
 	pub struct TypedTrainingParams<T>(core::marker::PhantomData<T>);
 
@@ -83,7 +81,7 @@ pub mod v1 {
 						base_version: old.spec.base_version,
 						dataset: old.spec.dataset,
 						validation_commitment: old.spec.validation_commitment,
-						training: training.unwrap_or(FALLBACK),
+						training: training.unwrap_or(TrainingParams::DEFAULT),
 						seed: old.spec.seed,
 						backend: old.spec.backend,
 						min_memory_mb: old.spec.min_memory_mb,
