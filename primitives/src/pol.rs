@@ -222,6 +222,40 @@ pub fn claim_commitment<AccountId: Encode>(
 	)
 }
 
+/// `blake2_256(SCALE(cid, salt))`: the commitment a creator posts for its validation set.
+pub fn validation_commitment(cid: &[u8], salt: &[u8; 32]) -> H256 {
+	<sp_runtime::traits::BlakeTwo256 as sp_runtime::traits::Hash>::hash(&(cid, salt).encode())
+}
+
+/// `blake2_256(SCALE(job, worker, result, salt))`: the commitment a worker posts for its result
+/// (`result` is the job's `JobResult`, SCALE-encoded as the pallet stores it). Binding the worker
+/// and job means a commitment cannot be replayed by anyone else.
+pub fn result_commitment<AccountId: Encode, JobResult: Encode>(
+	job: JobId,
+	worker: &AccountId,
+	result: &JobResult,
+	salt: &[u8; 32],
+) -> H256 {
+	<sp_runtime::traits::BlakeTwo256 as sp_runtime::traits::Hash>::hash(
+		&(job, worker, result, salt).encode(),
+	)
+}
+
+/// `blake2_256(SCALE(job, attempt, verifier, base_score, candidate_score, salt))`: a verifier's
+/// commitment. The verifier and attempt are bound in, so a copied commitment cannot be revealed.
+pub fn score_commitment<AccountId: Encode>(
+	job: JobId,
+	attempt: u8,
+	verifier: &AccountId,
+	base_score: Score,
+	candidate_score: Score,
+	salt: &[u8; 32],
+) -> H256 {
+	<sp_runtime::traits::BlakeTwo256 as sp_runtime::traits::Hash>::hash(
+		&(job, attempt, verifier, base_score, candidate_score, salt).encode(),
+	)
+}
+
 /// Benchmarks: the score and salt of the claim in [`JobSettlement::benchmark_verifying_job`].
 #[cfg(feature = "runtime-benchmarks")]
 pub const BENCHMARK_CLAIM: (Score, [u8; 32]) = (1, [0xc1; 32]);

@@ -241,22 +241,13 @@ pub async fn challenge(
 	let (start, _) = doc.checkpoint(segment)?;
 	let (end, _) = doc.checkpoint(segment + 1)?;
 	let (start_proof, end_proof) = (doc.proof(segment), doc.proof(segment + 1));
-	chain
-		.submit(
-			"challenge",
-			&chain::blyan::tx().training_audit().challenge(
-				job,
-				segment,
-				chain::SegmentCheckpoints {
-					start: chain::chain_state(&start),
-					start_proof: chain_proof(&start_proof),
-					end: chain::chain_state(&end),
-					end_proof: chain_proof(&end_proof),
-				},
-				H256(claimed.0),
-			),
-		)
-		.await?;
+	let checkpoints = chain::SegmentCheckpoints {
+		start: chain::chain_state(&start),
+		start_proof: chain_proof(&start_proof),
+		end: chain::chain_state(&end),
+		end_proof: chain_proof(&end_proof),
+	};
+	chain.challenge(job, segment, checkpoints, H256(claimed.0)).await?;
 	Ok(())
 }
 

@@ -154,27 +154,25 @@ pub fn bytes(b: impl AsRef<[u8]>) -> BoundedVec<u8> {
 	BoundedVec(b.as_ref().to_vec())
 }
 
-/// `blake2_256(SCALE(cid, salt))`, as `pallet_jobs::validation_commitment`.
+// The commitments, over the generated types: the functions are `blyan_primitives::pol`'s, the
+// ones the pallets check against (the generated types encode to the same SCALE bytes).
+
+/// [`blyan_primitives::pol::validation_commitment`].
 pub fn validation_commitment(cid: &[u8], salt: &[u8; 32]) -> H256 {
-	H256(sp_crypto_hashing::blake2_256(&(cid.to_vec(), salt).encode()))
+	H256(::blyan_primitives::pol::validation_commitment(cid, salt).0)
 }
 
-/// `blake2_256(SCALE(job, worker, result, salt))`, as `pallet_jobs::result_commitment`.
+/// [`blyan_primitives::pol::result_commitment`].
 pub fn result_commitment(
 	job: JobId,
 	worker: &AccountId32,
 	result: &JobResult,
 	salt: &[u8; 32],
 ) -> H256 {
-	// The generated types implement subxt's re-exported codec; the SCALE bytes are the same.
-	let mut bytes = (job, worker.0).encode();
-	bytes.extend(subxt::ext::codec::Encode::encode(result));
-	bytes.extend_from_slice(salt);
-	H256(sp_crypto_hashing::blake2_256(&bytes))
+	H256(::blyan_primitives::pol::result_commitment(job, &worker.0, result, salt).0)
 }
 
-/// `blake2_256(SCALE(job, attempt, verifier, base, candidate, salt))`, as
-/// `pallet_pol_rewards::score_commitment`.
+/// [`blyan_primitives::pol::score_commitment`].
 pub fn score_commitment(
 	job: JobId,
 	attempt: u8,
@@ -183,7 +181,15 @@ pub fn score_commitment(
 	candidate: u64,
 	salt: &[u8; 32],
 ) -> H256 {
-	H256(sp_crypto_hashing::blake2_256(&(job, attempt, verifier.0, base, candidate, salt).encode()))
+	H256(
+		::blyan_primitives::pol::score_commitment(job, attempt, &verifier.0, base, candidate, salt)
+			.0,
+	)
+}
+
+/// [`blyan_primitives::pol::claim_commitment`].
+pub fn claim_commitment(job: JobId, miner: &AccountId32, score: u64, salt: &[u8; 32]) -> H256 {
+	H256(::blyan_primitives::pol::claim_commitment(job, &miner.0, score, salt).0)
 }
 
 /// A training state as the chain's generated type (the same fields and SCALE bytes).
@@ -361,6 +367,255 @@ impl Chain {
 			}
 		}
 		Err(rpc("the node stopped reporting on the transaction"))
+	}
+
+	// ---- calls: bonds ----
+
+	/// Bonds `bond` as a worker declaring `capabilities` (pallet `jobs`).
+	pub async fn register_worker(
+		&self,
+		capabilities: Capabilities,
+		bond: Balance,
+	) -> Result<Events, ChainError> {
+		self.submit("register_worker", &blyan::tx().jobs().register_worker(capabilities, bond))
+			.await
+	}
+
+	/// Starts the worker bond's unbonding period.
+	pub async fn unbond_worker(&self) -> Result<Events, ChainError> {
+		self.submit("unbond_worker", &blyan::tx().jobs().unbond_worker()).await
+	}
+
+	/// Withdraws a worker bond whose unbonding period has passed.
+	pub async fn withdraw_worker(&self) -> Result<Events, ChainError> {
+		self.submit("withdraw_worker", &blyan::tx().jobs().withdraw_worker()).await
+	}
+
+	/// Bonds `bond` as a verifier (pallet `pol-rewards`).
+	pub async fn register_verifier(&self, bond: Balance) -> Result<Events, ChainError> {
+		self.submit("register_verifier", &blyan::tx().pol_rewards().register_verifier(bond)).await
+	}
+
+	/// Starts the verifier bond's unbonding period.
+	pub async fn unregister_verifier(&self) -> Result<Events, ChainError> {
+		self.submit("unregister_verifier", &blyan::tx().pol_rewards().unregister_verifier()).await
+	}
+
+	/// Withdraws a verifier bond whose unbonding period has passed.
+	pub async fn withdraw_verifier(&self) -> Result<Events, ChainError> {
+		self.submit("withdraw_verifier", &blyan::tx().pol_rewards().withdraw_verifier()).await
+	}
+
+	// ---- calls: registry ----
+
+	/// Registers a model and its root version; the `ModelRegistered` event names both.
+	pub async fn register_model(
+		&self,
+		name: &str,
+		architecture: Architecture,
+		licence: &str,
+		root_layers: Vec<LayerDelta>,
+		weight_root: H256,
+	) -> Result<Events, ChainError> {
+		let call = blyan::tx().registry().register_model(
+			bytes(name),
+			architecture,
+			bytes(licence),
+			SemVer { major: 1, minor: 0, patch: 0 },
+			BoundedVec(root_layers),
+			weight_root,
+		);
+		self.submit("register_model", &call).await
+	}
+
+	/// Registers a dataset pinned at `cid`; the `DatasetRegistered` event names it.
+	pub async fn register_dataset(
+		&self,
+		cid: &str,
+		content_hash: H256,
+		size_bytes: u64,
+		licence: &str,
+	) -> Result<Events, ChainError> {
+		let call = blyan::tx().registry().register_dataset(
+			bytes(cid),
+			content_hash,
+			size_bytes,
+			bytes(licence),
+		);
+		self.submit("register_dataset", &call).await
+	}
+
+	// ---- calls: jobs ----
+
+	/// Posts a training job, escrowing `reward`; the `JobPosted` event names it.
+	pub async fn post_job(
+		&self,
+		spec: JobSpec<BlockNumber>,
+		reward: Balance,
+	) -> Result<Events, ChainError> {
+		self.submit("post_job", &blyan::tx().jobs().post_job(spec, reward)).await
+	}
+
+	/// Posts a training job and makes it federated, all or nothing: if another job takes the id
+	/// `job` first, `create` fails (not its creator) and the post is undone with it.
+	pub async fn post_federated_job(
+		&self,
+		job: JobId,
+		spec: JobSpec<BlockNumber>,
+		reward: Balance,
+		federated: ChainFederatedSpec,
+	) -> Result<Events, ChainError> {
+		use blyan::runtime_types::{
+			blyan_runtime::RuntimeCall, pallet_federated::pallet::Call as FederatedCall,
+			pallet_jobs::pallet::Call as JobsCall,
+		};
+		let calls = vec![
+			RuntimeCall::Jobs(JobsCall::post_job { spec, reward }),
+			RuntimeCall::Federated(FederatedCall::create { job, spec: federated }),
+		];
+		self.submit("post_job + federated.create", &blyan::tx().utility().batch_all(calls)).await
+	}
+
+	/// Reveals a job's validation set (its CID and the salt of its commitment).
+	pub async fn reveal_validation(
+		&self,
+		job: JobId,
+		cid: &str,
+		salt: [u8; 32],
+	) -> Result<Events, ChainError> {
+		self.submit(
+			"reveal_validation",
+			&blyan::tx().jobs().reveal_validation(job, bytes(cid), salt),
+		)
+		.await
+	}
+
+	pub async fn claim_job(&self, job: JobId) -> Result<Events, ChainError> {
+		self.submit("claim_job", &blyan::tx().jobs().claim_job(job)).await
+	}
+
+	/// Commits to a result (see [`result_commitment`]) under the SemVer its version will take.
+	pub async fn commit_result(
+		&self,
+		job: JobId,
+		result_hash: H256,
+		semver: SemVer,
+	) -> Result<Events, ChainError> {
+		self.submit("commit_result", &blyan::tx().jobs().commit_result(job, result_hash, semver))
+			.await
+	}
+
+	/// Reveals the committed result, with a commitment to the claimed score.
+	pub async fn reveal_result(
+		&self,
+		job: JobId,
+		result: JobResult,
+		claim: H256,
+		salt: [u8; 32],
+	) -> Result<Events, ChainError> {
+		self.submit("reveal_result", &blyan::tx().jobs().reveal_result(job, result, claim, salt))
+			.await
+	}
+
+	// ---- calls: Proof-of-Learning ----
+
+	/// Reveals the miner's claimed score once the committee has committed.
+	pub async fn reveal_claim(
+		&self,
+		job: JobId,
+		claimed_score: u64,
+		salt: [u8; 32],
+	) -> Result<Events, ChainError> {
+		self.submit(
+			"reveal_claim",
+			&blyan::tx().pol_rewards().reveal_claim(job, claimed_score, salt),
+		)
+		.await
+	}
+
+	/// A committee member's commitment to its scores (see [`score_commitment`]).
+	pub async fn commit_scores(&self, job: JobId, commitment: H256) -> Result<Events, ChainError> {
+		self.submit("commit_scores", &blyan::tx().pol_rewards().commit_scores(job, commitment))
+			.await
+	}
+
+	pub async fn reveal_scores(
+		&self,
+		job: JobId,
+		base_score: u64,
+		candidate_score: u64,
+		salt: [u8; 32],
+	) -> Result<Events, ChainError> {
+		let call = blyan::tx().pol_rewards().reveal_scores(job, base_score, candidate_score, salt);
+		self.submit("reveal_scores", &call).await
+	}
+
+	/// Claims this account's mining-pool share of an ended epoch.
+	pub async fn claim_epoch_reward(&self, epoch: u32) -> Result<Events, ChainError> {
+		let call = blyan::tx().pol_rewards().claim_epoch_reward(epoch, self.account);
+		self.submit("claim_epoch_reward", &call).await
+	}
+
+	// ---- calls: training audit ----
+
+	/// A spot checker's word that `segment` re-ran bit for bit.
+	pub async fn attest(&self, job: JobId, segment: u32) -> Result<Events, ChainError> {
+		self.submit("attest", &blyan::tx().training_audit().attest(job, segment)).await
+	}
+
+	/// A spot checker's report that `segment`'s trace could not be fetched.
+	pub async fn report_unavailable(&self, job: JobId, segment: u32) -> Result<Events, ChainError> {
+		let call = blyan::tx().training_audit().report_unavailable(job, segment);
+		self.submit("report_unavailable", &call).await
+	}
+
+	/// Challenges `segment`: its committed checkpoints (with their proofs) and the end state the
+	/// challenger reached instead.
+	pub async fn challenge(
+		&self,
+		job: JobId,
+		segment: u32,
+		checkpoints: SegmentCheckpoints,
+		claimed_end: H256,
+	) -> Result<Events, ChainError> {
+		let call = blyan::tx().training_audit().challenge(job, segment, checkpoints, claimed_end);
+		self.submit("challenge", &call).await
+	}
+
+	/// The miner's move in a bisection: its state at `step`, published at `state_cid`.
+	pub async fn bisect(
+		&self,
+		job: JobId,
+		challenge: u32,
+		step: u32,
+		mid_hash: H256,
+		state_cid: &str,
+	) -> Result<Events, ChainError> {
+		let call =
+			blyan::tx().training_audit().bisect(job, challenge, step, mid_hash, bytes(state_cid));
+		self.submit("bisect", &call).await
+	}
+
+	/// The challenger's move in a bisection: whether it reached the miner's state at `step`.
+	pub async fn respond(
+		&self,
+		job: JobId,
+		challenge: u32,
+		step: u32,
+		agree: bool,
+	) -> Result<Events, ChainError> {
+		let call = blyan::tx().training_audit().respond(job, challenge, step, agree);
+		self.submit("respond", &call).await
+	}
+
+	/// An arbiter's end state of the one disputed step (`None`: it cannot be re-run).
+	pub async fn arbitrate(
+		&self,
+		job: JobId,
+		challenge: u32,
+		end: Option<H256>,
+	) -> Result<Events, ChainError> {
+		self.submit("arbitrate", &blyan::tx().training_audit().arbitrate(job, challenge, end)).await
 	}
 
 	// ---- runtime APIs ----

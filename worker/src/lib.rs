@@ -1,25 +1,29 @@
 //! `blyan-worker`: a Blyan GPU miner. It follows the chain, claims training jobs, trains with burn,
 //! pins weights to IPFS and submits signed commitments and proofs; as a verifier it re-evaluates
-//! other miners' results. Split by role: [`chain`] (the node, through subxt), [`storage`] (IPFS),
-//! [`ml`] (models, training, evaluation), [`trainer`] (the miner), [`verifier`], [`creator`]
-//! (models, datasets, jobs), [`report`] (status, earnings); [`content`] joins chain and storage
-//! (registry content checked against its on-chain hashes); [`config`], [`state`] and [`metrics`]
+//! other miners' results; as a server it serves layers of accepted versions.
+//!
+//! [`roles`] holds one module per role (account, miner, verifier, creator, federated, server,
+//! gateway, status, gpu-check), each owning its command-line arguments and `run`. They are built
+//! on shared parts that know nothing of roles: [`chain`] (the node through subxt: typed queries
+//! and calls), [`storage`] (IPFS), [`content`] (registry content checked against its on-chain
+//! hashes), [`ml`] (models, training, evaluation, generic over burn's `Backend`), [`audit`]
+//! (training traces: spot checks, bisection, arbitration), [`federated`] (rounds, secure
+//! aggregation, differential privacy), [`inference`] (stages, routing, receipts, the OpenAI
+//! API), [`report`] (earnings from chain events); [`config`], [`state`] and [`metrics`]
 //! (Prometheus) serve all.
 
 pub mod audit;
 pub mod chain;
 pub mod config;
 pub mod content;
-pub mod creator;
 pub mod federated;
 pub mod inference;
 pub mod metrics;
 pub mod ml;
 pub mod report;
+pub mod roles;
 pub mod state;
 pub mod storage;
-pub mod trainer;
-pub mod verifier;
 
 /// Whether an error means the node connection is gone (reconnect and carry on) rather than a
 /// refusal or bad content.

@@ -63,7 +63,7 @@ use frame_system::pallet_prelude::*;
 use scale_info::TypeInfo;
 use sp_core::H256;
 use sp_runtime::{
-	traits::{BlakeTwo256, Hash as _, Saturating, Zero},
+	traits::{Saturating, Zero},
 	DispatchError, DispatchResult, Perbill,
 };
 
@@ -197,26 +197,11 @@ impl<AccountId, Balance, BlockNumber> Job<AccountId, Balance, BlockNumber> {
 	}
 }
 
-pub use blyan_primitives::pol::claim_commitment;
+/// The commitments a creator and a worker post, defined once for the pallets and the worker.
+pub use blyan_primitives::pol::{claim_commitment, result_commitment, validation_commitment};
 
 /// The pallet's parameters, set by governance (`pallet-governance` checks their bounds).
 pub use blyan_primitives::params::JobParams;
-
-/// `blake2_256(SCALE(cid, salt))`: the commitment a creator posts for its validation set.
-pub fn validation_commitment(cid: &Cid, salt: &[u8; 32]) -> H256 {
-	BlakeTwo256::hash(&(cid, salt).encode())
-}
-
-/// `blake2_256(SCALE(job, worker, result, salt))`: the commitment a worker posts for its result.
-/// Binding the worker and job means a commitment cannot be replayed by anyone else.
-pub fn result_commitment<AccountId: Encode>(
-	job: JobId,
-	worker: &AccountId,
-	result: &JobResult,
-	salt: &[u8; 32],
-) -> H256 {
-	BlakeTwo256::hash(&(job, worker, result, salt).encode())
-}
 
 #[frame_support::pallet]
 pub mod pallet {

@@ -51,7 +51,8 @@ use alloc::vec::Vec;
 use blyan_primitives::audit::VerifierSet;
 use blyan_primitives::deadlines::drain_due;
 use blyan_primitives::params::GovernedParams;
-pub use blyan_primitives::pol::claim_commitment;
+/// The commitments a miner and a verifier post, defined once for the pallets and the worker.
+pub use blyan_primitives::pol::{claim_commitment, score_commitment};
 use blyan_primitives::pol::{
 	ContributionObserver, JobId, JobSettlement, ModelRegistry, Score, VerificationProvider,
 	VerificationRequest, VersionAcceptance, INVALID_SCORE,
@@ -144,19 +145,6 @@ pub struct EpochInfo<Balance> {
 
 /// The pallet's parameters, set by governance (`pallet-governance` checks their bounds).
 pub use blyan_primitives::params::PolParams;
-
-/// `blake2_256(SCALE(job, attempt, verifier, base_score, candidate_score, salt))`: a verifier's
-/// commitment. The verifier and attempt are bound in, so a copied commitment cannot be revealed.
-pub fn score_commitment<AccountId: Encode>(
-	job: JobId,
-	attempt: u8,
-	verifier: &AccountId,
-	base_score: Score,
-	candidate_score: Score,
-	salt: &[u8; 32],
-) -> H256 {
-	BlakeTwo256::hash(&(job, attempt, verifier, base_score, candidate_score, salt).encode())
-}
 
 /// Relative loss reduction from `base` to `candidate` (zero if none).
 pub fn improvement(base: Score, candidate: Score) -> Perbill {

@@ -6,15 +6,16 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Context as _, Result};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use std::sync::Arc;
 
+use super::{usage, Context};
 use crate::{
 	audit,
-	chain::{self, blyan, AuditDuty, Chain, DisputeStage, JobId, Phase},
+	chain::{self, AuditDuty, Chain, DisputeStage, JobId, Phase},
 	content,
 	ml::{self, data, train::Hyperparams},
 	state::{self, StateDir},
@@ -30,6 +31,38 @@ const UNAVAILABLE_MARGIN: chain::BlockNumber = 30;
 /// How long a spot-checker waits for a trace document: it is small, and a missing one would
 /// otherwise hold the checker for the IPFS client's whole timeout on every try.
 const TRACE_DOC_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(clap::Args)]
+pub struct Args {
+	/// Exit after revealing this many rounds.
+	#[arg(long)]
+	rounds: Option<u32>,
+	/// TEST ONLY: challenge every spot-checked segment, right or not (the bond is lost).
+	#[arg(long, hide = true)]
+	false_challenges: bool,
+}
+
+/// `verify`: sit on the committees and audits this account is drawn for, until `--rounds`.
+pub async fn run(args: Args, ctx: &Context) -> Result<()> {
+	ctx.serve_metrics().await?;
+	let chain = ctx.connect().await?;
+	let ipfs = ctx.ipfs().await?;
+	if chain.verifier_info(chain.account()).await?.is_none() {
+		return Err(usage(
+			"this account is not a registered verifier: run `blyan-worker register --verifier` \
+			 first",
+		));
+	}
+	let state = ctx.state_dir(&chain)?;
+	ctx.follow_earnings(&chain);
+	let options = VerifierOptions {
+		poll: ctx.poll,
+		rounds: args.rounds,
+		false_challenges: args.false_challenges,
+	};
+	let mut verifier = Verifier::new(chain, ipfs, state, options);
+	ctx.with_reconnect(&mut verifier, Verifier::set_chain, |v| Box::pin(v.run())).await
+}
 
 #[derive(Clone, Debug)]
 pub struct VerifierOptions {
@@ -175,7 +208,6 @@ impl Verifier {
 			Err(e) => return Err(e),
 		};
 		self.missing_traces.remove(&job);
-		let tx = blyan::tx().training_audit();
 		match duty {
 			AuditDuty::SpotCheck { .. } => {
 				info!(job, segment, "spot check: re-running segment {segment} of the training");
@@ -188,7 +220,7 @@ impl Verifier {
 				};
 				match outcome {
 					audit::SpotCheck::Matches if !self.options.false_challenges => {
-						self.chain.submit("attest", &tx.attest(job, segment)).await?;
+						self.chain.attest(job, segment).await?;
 						info!(job, segment, "spot check passed: bit-exact with the trace");
 					}
 					audit::SpotCheck::Matches => {
@@ -234,14 +266,14 @@ impl Verifier {
 					let state = run.state_in_segment(&self.ipfs, &doc, segment, mid).await?;
 					state.is_some_and(|s| s.summary().hash().0 == mid_hash.0)
 				};
-				self.chain.submit("respond", &tx.respond(job, challenge, mid, agree)).await?;
+				self.chain.respond(job, challenge, mid, agree).await?;
 				info!(job, segment, step = mid, agree, "bisection: answered the miner's state");
 			}
 			AuditDuty::Arbitrate { .. } => {
 				let Some((challenge, dispute)) = dispute else { return Ok(()) };
 				let report = audit::arbitrate(&run, &self.ipfs, &doc, segment, &dispute).await?;
 				let for_miner = report == Some(dispute.hi_hash);
-				self.chain.submit("arbitrate", &tx.arbitrate(job, challenge, report)).await?;
+				self.chain.arbitrate(job, challenge, report).await?;
 				info!(job, segment, step = dispute.hi, for_miner, "arbitrated the disputed step");
 			}
 			AuditDuty::Bisect { .. } => {}
@@ -266,8 +298,7 @@ impl Verifier {
 			return Ok(());
 		}
 		warn!(job, segment, "trace UNAVAILABLE ({e:#}); reporting it");
-		let tx = blyan::tx().training_audit().report_unavailable(job, segment);
-		self.chain.submit("report_unavailable", &tx).await?;
+		self.chain.report_unavailable(job, segment).await?;
 		info!(job, segment, "reported the trace unavailable");
 		Ok(())
 	}
@@ -313,29 +344,14 @@ impl Verifier {
 					seat.candidate,
 					&seat.salt,
 				);
-				self.chain
-					.submit(
-						"commit_scores",
-						&blyan::tx().pol_rewards().commit_scores(job, commitment),
-					)
-					.await?;
+				self.chain.commit_scores(job, commitment).await?;
 				info!(job, "committed scores");
 			}
 			Phase::Reveal if member.commitment.is_some() && member.scores.is_none() => {
 				let mut seat = self.state.load::<Seat>(KIND, &id)?.with_context(|| {
 					format!("committed to job {job} but its scores are not in the state dir")
 				})?;
-				self.chain
-					.submit(
-						"reveal_scores",
-						&blyan::tx().pol_rewards().reveal_scores(
-							job,
-							seat.base,
-							seat.candidate,
-							seat.salt,
-						),
-					)
-					.await?;
+				self.chain.reveal_scores(job, seat.base, seat.candidate, seat.salt).await?;
 				crate::metrics::metrics().scores_revealed.inc();
 				info!(job, base = seat.base, candidate = seat.candidate, "revealed scores");
 				seat.revealed = true;

@@ -7,18 +7,19 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use blyan_primitives::audit as audit_geometry;
 
+use super::{usage, Context};
 use crate::{
 	audit,
 	chain::{
-		self, blyan, bytes, BoundedVec, Chain, ChainJob, JobId, JobResult, JobStatus,
-		RegistryError, RuntimeError, SemVer, H256,
+		self, bytes, BoundedVec, Chain, ChainJob, JobId, JobResult, JobStatus, RegistryError,
+		RuntimeError, SemVer, H256,
 	},
 	content, federated,
 	ml::{
@@ -30,6 +31,81 @@ use crate::{
 	state::{self, StateDir},
 	storage::Ipfs,
 };
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+	/// Mine: claim training jobs that fit, train, commit, reveal.
+	Mine(MineArgs),
+	/// Claim this account's mining-pool share for every ended epoch it earned points in (`mine`
+	/// does this by itself once a minute).
+	ClaimRewards,
+}
+
+#[derive(clap::Args)]
+pub struct MineArgs {
+	/// Exit after this many jobs have finished.
+	#[arg(long)]
+	jobs: Option<u32>,
+	/// TEST ONLY: misbehave so that verification catches it (the bond gets slashed).
+	#[arg(long, hide = true)]
+	misbehave: Option<Misbehaviour>,
+	/// TEST ONLY, with `--misbehave copy-weights`: the version whose weights are copied.
+	#[arg(long, hide = true)]
+	copy_from: Option<u64>,
+	/// Also aggregate federated jobs, taking participants' updates on this address.
+	#[arg(long)]
+	fl_listen: Option<std::net::SocketAddr>,
+	/// URL recorded on chain for participants (default http://FL_LISTEN).
+	#[arg(long, requires = "fl_listen")]
+	fl_public_url: Option<String>,
+	/// Seconds each step of a federated round waits for late participants.
+	#[arg(long, default_value_t = 60)]
+	fl_phase_secs: u64,
+}
+
+pub async fn run(command: Command, ctx: &Context) -> Result<()> {
+	let args = match command {
+		Command::Mine(args) => args,
+		Command::ClaimRewards => {
+			let chain = ctx.connect().await?;
+			let n = claim_epoch_rewards(&chain).await?;
+			println!("claimed {n} epoch reward(s)");
+			return Ok(());
+		}
+	};
+	ctx.serve_metrics().await?;
+	let chain = ctx.connect().await?;
+	let ipfs = ctx.ipfs().await?;
+	if chain.worker_info(chain.account()).await?.is_none() {
+		return Err(usage(
+			"this account is not a registered worker: run `blyan-worker register` first",
+		));
+	}
+	let state = ctx.state_dir(&chain)?;
+	// As `register` declares: memory capped at the GPU's where CUDA jobs train on it.
+	let gpu = ml::device::gpu_info(0);
+	let device = TrainDevice::for_gpu(&gpu);
+	let memory_mb = match &gpu {
+		Ok(gpu) if device != TrainDevice::Cpu => gpu.cap_memory_mb(ctx.settings.memory_mb),
+		_ => ctx.settings.memory_mb,
+	};
+	let options = MinerOptions {
+		device,
+		memory_mb,
+		jobs: args.jobs,
+		misbehave: args.misbehave,
+		copy_from: args.copy_from,
+		poll: ctx.poll,
+		federated: args.fl_listen.map(|listen| AggregatorOptions {
+			listen,
+			public_url: args.fl_public_url,
+			phase_timeout: Duration::from_secs(args.fl_phase_secs),
+		}),
+	};
+	ctx.follow_earnings(&chain);
+	let mut miner = Miner::new(chain, ipfs, state, options);
+	ctx.with_reconnect(&mut miner, Miner::set_chain, |m| Box::pin(m.run())).await
+}
 
 /// Deliberate faults, for the tests that show the protocol catches them. Never use on a real
 /// network: they get the miner's bond slashed.
@@ -167,9 +243,7 @@ pub async fn claim_epoch_rewards(chain: &Chain) -> Result<u32> {
 	let me = *chain.account();
 	let mut claimed = 0;
 	for epoch in chain.claimable_epochs(&me).await? {
-		chain
-			.submit("claim_epoch_reward", &blyan::tx().pol_rewards().claim_epoch_reward(epoch, me))
-			.await?;
+		chain.claim_epoch_reward(epoch).await?;
 		info!(epoch, "claimed the epoch reward from the mining pool");
 		claimed += 1;
 	}
@@ -328,11 +402,8 @@ impl Miner {
 			}
 			let outcome = self.outcome(&record).await?;
 			info!(job, "job finished: {outcome}");
-			crate::metrics::metrics()
-				.jobs_finished
-				.with_label_values(&[outcome_label(&outcome)])
-				.inc();
-			record.finished = Some(outcome);
+			crate::metrics::metrics().jobs_finished.with_label_values(&[outcome.label()]).inc();
+			record.finished = Some(outcome.to_string());
 			self.save(&record)?;
 		}
 		if !held.is_empty() {
@@ -346,25 +417,19 @@ impl Miner {
 	}
 
 	/// Why a job left this miner, as an `outcome` label of `jobs_finished_total`.
-	async fn outcome(&self, record: &MinedJob) -> Result<String> {
+	async fn outcome(&self, record: &MinedJob) -> Result<JobOutcome> {
 		if let Some(job) = self.chain.job(record.job).await? {
 			return Ok(match job.status {
-				JobStatus::Open => "lease lost: the job reopened for others".into(),
-				_ => "taken over by another worker".into(),
+				JobStatus::Open => JobOutcome::LeaseLost,
+				_ => JobOutcome::TakenOver,
 			});
 		}
-		let Some(candidate) = record.candidate else {
-			return Ok("ended before a result was revealed".into());
-		};
+		let Some(candidate) = record.candidate else { return Ok(JobOutcome::NoResult) };
 		let status = self.chain.version(candidate).await?.map(|v| v.status);
 		Ok(match status {
-			Some(chain::VersionStatus::Accepted) => {
-				format!("version {candidate} ACCEPTED, reward paid")
-			}
-			Some(chain::VersionStatus::Rejected) => {
-				format!("version {candidate} REJECTED, bond slashed")
-			}
-			_ => format!("version {candidate} left a candidate: no verdict, creator refunded"),
+			Some(chain::VersionStatus::Accepted) => JobOutcome::Accepted(candidate),
+			Some(chain::VersionStatus::Rejected) => JobOutcome::Rejected(candidate),
+			_ => JobOutcome::NoVerdict(candidate),
 		})
 	}
 
@@ -436,7 +501,7 @@ impl Miner {
 			info!(job = job_id, reward = %chain::bly(job.reward), "claiming job");
 			// Recorded first: a crash between here and the claim is resolved by the chain's view.
 			self.save(&MinedJob::new(job_id))?;
-			match self.chain.submit("claim_job", &blyan::tx().jobs().claim_job(job_id)).await {
+			match self.chain.claim_job(job_id).await {
 				Ok(_) => {
 					let mut record = MinedJob::new(job_id);
 					if let Some(saved) = self.load(job_id)? {
@@ -481,13 +546,7 @@ impl Miner {
 					&record.salt,
 				);
 				let semver = result.to_chain().semver;
-				let committed = self
-					.chain
-					.submit(
-						"commit_result",
-						&blyan::tx().jobs().commit_result(job_id, hash, semver),
-					)
-					.await;
+				let committed = self.chain.commit_result(job_id, hash, semver).await;
 				match committed {
 					Ok(_) => {}
 					// Another version took this SemVer: nothing is committed yet, so take the next
@@ -749,18 +808,7 @@ impl Miner {
 			let state = run.rerun(start, mid).await?;
 			let cid = self.ipfs.add(state.encode(), true, false).await?;
 			let hash = state.summary().hash();
-			self.chain
-				.submit(
-					"bisect",
-					&blyan::tx().training_audit().bisect(
-						job_id,
-						challenge,
-						mid,
-						H256(hash.0),
-						bytes(&cid),
-					),
-				)
-				.await?;
+			self.chain.bisect(job_id, challenge, mid, H256(hash.0), &cid).await?;
 			info!(job = job_id, segment, step = mid, "challenged: named the state at step {mid}");
 		}
 		Ok(())
@@ -886,21 +934,9 @@ impl Miner {
 		// The claim's salt must be on disk before the chain holds its commitment.
 		self.save(record)?;
 		// Only a commitment to the score: the committee must not see it before committing.
-		let claim = H256(
-			blyan_primitives::pol::claim_commitment(
-				job_id,
-				&self.chain.account().0,
-				claimed,
-				&record.claim_salt,
-			)
-			.0,
-		);
-		self.chain
-			.submit(
-				"reveal_result",
-				&blyan::tx().jobs().reveal_result(job_id, result.to_chain(), claim, record.salt),
-			)
-			.await?;
+		let claim =
+			chain::claim_commitment(job_id, self.chain.account(), claimed, &record.claim_salt);
+		self.chain.reveal_result(job_id, result.to_chain(), claim, record.salt).await?;
 		crate::metrics::metrics().results_revealed.inc();
 		info!(
 			job = job_id,
@@ -943,12 +979,7 @@ impl Miner {
 			return Ok(());
 		}
 		let claimed = record.claimed_score.context("a revealed result has a claimed score")?;
-		self.chain
-			.submit(
-				"reveal_claim",
-				&blyan::tx().pol_rewards().reveal_claim(job_id, claimed, record.claim_salt),
-			)
-			.await?;
+		self.chain.reveal_claim(job_id, claimed, record.claim_salt).await?;
 		info!(
 			job = job_id,
 			"commitments closed: revealed the claimed loss {:.6}",
@@ -963,15 +994,44 @@ impl Miner {
 /// reveals: room for finality lag and inclusion (1 s blocks on the dev chain).
 const CLAIM_MARGIN: chain::BlockNumber = 10;
 
-/// The metric label of an outcome from [`Miner::outcome`].
-fn outcome_label(outcome: &str) -> &'static str {
-	if outcome.contains("ACCEPTED") {
-		"accepted"
-	} else if outcome.contains("REJECTED") {
-		"rejected"
-	} else if outcome.contains("no verdict") {
-		"no_verdict"
-	} else {
-		"lost"
+/// Why a job left this miner ([`Miner::outcome`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JobOutcome {
+	/// The lease lapsed: the job reopened for others.
+	LeaseLost,
+	/// The job went on under another worker.
+	TakenOver,
+	/// The job ended before this miner revealed a result.
+	NoResult,
+	Accepted(chain::VersionId),
+	Rejected(chain::VersionId),
+	/// The candidate got no verdict (no quorum): the creator was refunded.
+	NoVerdict(chain::VersionId),
+}
+
+impl JobOutcome {
+	/// The `outcome` label of `jobs_finished_total`.
+	fn label(self) -> &'static str {
+		match self {
+			Self::Accepted(_) => "accepted",
+			Self::Rejected(_) => "rejected",
+			Self::NoVerdict(_) => "no_verdict",
+			Self::LeaseLost | Self::TakenOver | Self::NoResult => "lost",
+		}
+	}
+}
+
+impl std::fmt::Display for JobOutcome {
+	fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+		match self {
+			Self::LeaseLost => write!(f, "lease lost: the job reopened for others"),
+			Self::TakenOver => write!(f, "taken over by another worker"),
+			Self::NoResult => write!(f, "ended before a result was revealed"),
+			Self::Accepted(v) => write!(f, "version {v} ACCEPTED, reward paid"),
+			Self::Rejected(v) => write!(f, "version {v} REJECTED, bond slashed"),
+			Self::NoVerdict(v) => {
+				write!(f, "version {v} left a candidate: no verdict, creator refunded")
+			}
+		}
 	}
 }

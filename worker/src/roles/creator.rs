@@ -1,0 +1,570 @@
+//! Creator role: register a model (its root weights pinned to IPFS), publish a dataset, post a
+//! training job with a committed validation set, and reveal that set once a miner has committed.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use clap::Subcommand;
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use super::{parse_account, usage, Context, UsageError};
+use crate::{
+	chain::{
+		self, blyan, bytes, Architecture, BoundedVec, Chain, JobId, JobSpec, JobStatus,
+		VersionStatus, H256,
+	},
+	content,
+	ml::{self, data, device::BackendKind, model::ModelConfig, train::Hyperparams, weights},
+	state::{self, StateDir},
+	storage::Ipfs,
+};
+
+#[derive(Subcommand)]
+pub enum Command {
+	/// Creator: register a model with freshly initialised weights, or with the weights of a
+	/// Hugging Face Qwen3 checkpoint (--hf-dir).
+	ModelInit {
+		#[arg(long)]
+		name: String,
+		/// `tiny`, `m100`, or a path to a JSON model config.
+		#[arg(long, default_value = "tiny")]
+		arch: String,
+		/// A Hugging Face Qwen3 checkpoint directory (config.json and *.safetensors).
+		#[arg(long, conflicts_with_all = ["arch", "seed"])]
+		hf_dir: Option<PathBuf>,
+		#[arg(long, default_value_t = 1)]
+		seed: u64,
+		#[arg(long, default_value = "Apache-2.0")]
+		licence: String,
+	},
+	/// Creator or data owner: publish and register a dataset (a file, or the generated exercises).
+	DatasetPublish {
+		#[arg(long, conflicts_with = "generate")]
+		file: Option<PathBuf>,
+		/// Generate this many KiB of exercises with --seed.
+		#[arg(long)]
+		generate: Option<usize>,
+		#[arg(long, default_value_t = 1)]
+		seed: u64,
+		#[arg(long, default_value = "CC0-1.0")]
+		licence: String,
+	},
+	/// Creator: post a training job; with --watch, reveal the validation set when due and wait.
+	JobPost(JobPostArgs),
+	/// Creator: watch a posted job, reveal its validation set when due, wait for its end.
+	JobWatch { job: u64 },
+}
+
+#[derive(clap::Args)]
+pub struct JobPostArgs {
+	#[arg(long)]
+	base_version: u64,
+	#[arg(long)]
+	dataset: u64,
+	/// Validation set file; or --validation-generate KiB of exercises with --validation-seed.
+	#[arg(long)]
+	validation_file: Option<PathBuf>,
+	#[arg(long, default_value_t = 16)]
+	validation_generate: usize,
+	#[arg(long, default_value_t = 2)]
+	validation_seed: u64,
+	/// Reward in BLY, escrowed.
+	#[arg(long, default_value_t = 100)]
+	reward: u64,
+	#[arg(long, default_value_t = 60)]
+	steps: u32,
+	#[arg(long, default_value_t = 8)]
+	batch_size: usize,
+	#[arg(long, default_value_t = 64)]
+	seq_len: usize,
+	#[arg(long, default_value_t = 3e-3)]
+	learning_rate: f64,
+	#[arg(long, default_value_t = 7)]
+	seed: u64,
+	/// Blocks until claims close.
+	#[arg(long, default_value_t = 3600)]
+	deadline: u32,
+	/// Blocks a claim lasts.
+	#[arg(long, default_value_t = 600)]
+	lease: u32,
+	/// Required improvement in percent (chain default: 1).
+	#[arg(long)]
+	min_improvement: Option<u32>,
+	#[arg(long)]
+	watch: bool,
+	/// Where the job trains: `cpu` (deterministic, audited step by step) or `cuda` (trained on
+	/// GPUs, verified by re-evaluation on the CPU; not re-run step by step).
+	#[arg(long, value_enum, default_value = "cpu")]
+	backend: BackendKind,
+	#[command(flatten)]
+	federated: FederatedArgs,
+}
+
+/// `job-post` options that make the job federated (with --fl-rounds).
+#[derive(clap::Args, Debug)]
+struct FederatedArgs {
+	/// Make the job federated with this many rounds; the training dataset then only describes
+	/// the participants' data, which never leave their machines.
+	#[arg(long)]
+	fl_rounds: Option<u32>,
+	/// The participants (SS58 addresses or //URIs), comma-separated; or --fl-open-bond.
+	#[arg(long, value_delimiter = ',', conflicts_with = "fl_open_bond")]
+	fl_participants: Vec<String>,
+	/// An open call: anyone may join holding this bond (BLY).
+	#[arg(long)]
+	fl_open_bond: Option<u64>,
+	/// secure | mean | median | trimmed:K | krum:F:M
+	#[arg(long, default_value = "secure")]
+	fl_rule: String,
+	/// Secure mode: participants that must reach the end of a round (default 2n/3 + 1 of --fl-min).
+	#[arg(long)]
+	fl_threshold: Option<u16>,
+	/// Participants needed (default: all the named ones, or 3).
+	#[arg(long)]
+	fl_min: Option<u16>,
+	/// L2 norm each update is clipped to.
+	#[arg(long, default_value_t = 1.0)]
+	fl_clip: f64,
+	/// Gaussian noise multiplier σ.
+	#[arg(long, default_value_t = 1.0)]
+	fl_noise: f64,
+	/// δ = 10^-K.
+	#[arg(long, default_value_t = 5)]
+	fl_delta_exp: u8,
+	/// Local training steps per round.
+	#[arg(long, default_value_t = 20)]
+	fl_local_steps: u32,
+}
+
+impl FederatedArgs {
+	/// The federated part of the job, or `None` without --fl-rounds.
+	fn spec(&self) -> Result<Option<chain::ChainFederatedSpec>> {
+		use chain::{Admission, AggregationRule};
+		let Some(rounds) = self.fl_rounds else { return Ok(None) };
+		let admission = match self.fl_open_bond {
+			Some(bond) => Admission::Open { bond: bond as u128 * chain::BLY },
+			None if self.fl_participants.is_empty() => {
+				return Err(usage("give --fl-participants or --fl-open-bond"))
+			}
+			None => Admission::Named(BoundedVec(
+				self.fl_participants.iter().map(|p| parse_account(p)).collect::<Result<_>>()?,
+			)),
+		};
+		let min = self.fl_min.unwrap_or(match &admission {
+			Admission::Named(n) => n.0.len() as u16,
+			Admission::Open { .. } => 3,
+		});
+		let bad_rule = || {
+			UsageError(format!(
+				"--fl-rule {}: expected secure, mean, median, trimmed:K or krum:F:M",
+				self.fl_rule
+			))
+		};
+		let parts: Vec<&str> = self.fl_rule.split(':').collect();
+		let num = |i: usize| parts.get(i).and_then(|v| v.parse::<u16>().ok()).ok_or_else(bad_rule);
+		let rule = match parts[0] {
+			"secure" => {
+				AggregationRule::Secure { threshold: self.fl_threshold.unwrap_or(2 * min / 3 + 1) }
+			}
+			"mean" => AggregationRule::Mean,
+			"median" => AggregationRule::Median,
+			"trimmed" => AggregationRule::TrimmedMean { trim: num(1)? },
+			"krum" => AggregationRule::MultiKrum { byzantine: num(1)?, selected: num(2)? },
+			_ => return Err(bad_rule().into()),
+		};
+		if !(self.fl_clip > 0.0 && self.fl_noise > 0.0) {
+			return Err(usage("--fl-clip and --fl-noise must be positive"));
+		}
+		Ok(Some(chain::ChainFederatedSpec {
+			rounds,
+			min_participants: min,
+			admission,
+			rule,
+			clip_norm_milli: (self.fl_clip * 1000.0).round() as u32,
+			noise_milli: (self.fl_noise * 1000.0).round() as u32,
+			delta_exp: self.fl_delta_exp,
+			local_steps: self.fl_local_steps,
+		}))
+	}
+}
+
+pub async fn run(command: Command, ctx: &Context) -> Result<()> {
+	match command {
+		Command::ModelInit { name, licence, hf_dir: Some(dir), .. } => {
+			let (model_config, layers) = ml::hf::load_checkpoint(&dir)
+				.map_err(|e| usage(format!("checkpoint {}: {e}", dir.display())))?;
+			let chain = ctx.connect().await?;
+			let ipfs = ctx.ipfs().await?;
+			let (model, version) =
+				register_model_layers(&chain, &ipfs, &name, &model_config, &layers, &licence)
+					.await?;
+			info!(model, version, params = model_config.parameter_count(), "checkpoint registered");
+			println!("model {model} root-version {version}");
+		}
+		Command::ModelInit { name, arch, seed, licence, hf_dir: None } => {
+			let model_config = match arch.as_str() {
+				"tiny" => ModelConfig::tiny(),
+				"m100" => ModelConfig::m100(),
+				path => serde_json::from_slice(
+					&std::fs::read(path).with_context(|| format!("reading {path}"))?,
+				)
+				.map_err(|e| usage(format!("model config {path}: {e}")))?,
+			};
+			model_config.validate().map_err(usage)?;
+			let chain = ctx.connect().await?;
+			let ipfs = ctx.ipfs().await?;
+			let (model, version) =
+				register_model(&chain, &ipfs, &name, &model_config, seed, &licence).await?;
+			info!(
+				model,
+				version,
+				params = model_config.parameter_count(),
+				layers = model_config.layer_count(),
+				"model registered; root weights pinned"
+			);
+			println!("model {model} root-version {version}");
+		}
+		Command::DatasetPublish { file, generate, seed, licence } => {
+			let bytes = match (file, generate) {
+				(Some(p), _) => {
+					std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?
+				}
+				(None, Some(kib)) => data::generate_corpus(seed, kib * 1024),
+				(None, None) => return Err(usage("give --file or --generate")),
+			};
+			let chain = ctx.connect().await?;
+			let ipfs = ctx.ipfs().await?;
+			let size = bytes.len();
+			let dataset = register_dataset(&chain, &ipfs, bytes, &licence).await?;
+			info!(dataset, bytes = size, "dataset registered; content pinned");
+			println!("dataset {dataset}");
+		}
+		Command::JobPost(args) => job_post(args, ctx).await?,
+		Command::JobWatch { job } => {
+			ctx.serve_metrics().await?;
+			let chain = ctx.connect().await?;
+			let ipfs = ctx.ipfs().await?;
+			let state = ctx.state_dir(&chain)?;
+			print_job_end(&chain, &ipfs, &state, job, ctx.poll).await?;
+		}
+	}
+	Ok(())
+}
+
+async fn job_post(args: JobPostArgs, ctx: &Context) -> Result<()> {
+	let federated = args.federated.spec()?;
+	let validation = match args.validation_file {
+		Some(p) => std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?,
+		None => data::generate_corpus(args.validation_seed, args.validation_generate * 1024),
+	};
+	let hyperparams = Hyperparams {
+		steps: args.steps,
+		batch_size: args.batch_size,
+		seq_len: args.seq_len,
+		learning_rate: args.learning_rate,
+		..Default::default()
+	};
+	hyperparams.validate().map_err(usage)?;
+	let chain = ctx.connect().await?;
+	let ipfs = ctx.ipfs().await?;
+	let state = ctx.state_dir(&chain)?;
+	let reward = args.reward as u128 * chain::BLY;
+	let request = JobRequest {
+		base_version: args.base_version,
+		dataset: args.dataset,
+		validation,
+		hyperparams,
+		seed: args.seed,
+		reward,
+		deadline_in: args.deadline,
+		lease: args.lease,
+		min_improvement_percent: args.min_improvement,
+		backend: super::chain_backend(args.backend),
+		federated,
+	};
+	let job = post_job(&chain, &ipfs, &state, request).await?;
+	info!(job, reward = %chain::bly(reward), "job posted; reward escrowed; validation set kept local until a miner commits");
+	println!("job {job}");
+	if args.watch {
+		print_job_end(&chain, &ipfs, &state, job, ctx.poll).await?;
+	}
+	Ok(())
+}
+
+/// Watches `job` to its end (see [`watch_job`]) and prints how it ended.
+async fn print_job_end(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	state: &StateDir,
+	job: JobId,
+	poll: Duration,
+) -> Result<()> {
+	match watch_job(chain, ipfs, state, job, poll).await? {
+		JobEnd::Accepted { version } => println!("job {job} ACCEPTED: version {version}"),
+		JobEnd::Rejected { version } => println!("job {job} REJECTED: version {version}"),
+		JobEnd::Refunded => println!("job {job} ended without a verdict: refunded"),
+	}
+	Ok(())
+}
+
+/// Registers a model with freshly initialised root weights; returns `(model, root version)`.
+pub async fn register_model(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	name: &str,
+	config: &ModelConfig,
+	seed: u64,
+	licence: &str,
+) -> Result<(u64, u64)> {
+	config.validate().map_err(|e| anyhow!(e))?;
+	register_model_layers(chain, ipfs, name, config, &ml::init_layers(config, seed), licence).await
+}
+
+/// Registers a model whose root weights are `layers` (e.g. an imported checkpoint); returns
+/// `(model, root version)`.
+pub async fn register_model_layers(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	name: &str,
+	config: &ModelConfig,
+	layers: &[weights::LayerTensors],
+	licence: &str,
+) -> Result<(u64, u64)> {
+	config.validate().map_err(|e| anyhow!(e))?;
+	let config_doc = serde_json::to_vec_pretty(config)?;
+	let config_cid = ipfs.add(config_doc.clone(), true, false).await?;
+	let roots: Vec<[u8; 32]> = layers.iter().map(weights::layer_root).collect();
+	let blobs: Vec<(u16, Vec<u8>, [u8; 32])> = layers
+		.iter()
+		.enumerate()
+		.map(|(i, l)| (i as u16, weights::encode_layer(l), roots[i]))
+		.collect();
+	let deltas = content::publish_layers(ipfs, &blobs, false).await?;
+	let architecture = Architecture {
+		family: bytes(&config.family),
+		config_hash: H256(sp_crypto_hashing::blake2_256(&config_doc)),
+		config_cid: bytes(&config_cid),
+		layer_count: config.layer_count() as u16,
+	};
+	let events = chain
+		.register_model(name, architecture, licence, deltas, H256(weights::weight_root(&roots)))
+		.await?;
+	let registered = events
+		.find_first::<blyan::registry::events::ModelRegistered>()
+		.context("no ModelRegistered event")??;
+	Ok((registered.model, registered.root_version))
+}
+
+/// Publishes a dataset (pinned) and registers it; returns its id.
+pub async fn register_dataset(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	data: Vec<u8>,
+	licence: &str,
+) -> Result<u64> {
+	let hash = sp_crypto_hashing::blake2_256(&data);
+	let size = data.len() as u64;
+	let cid = ipfs.add(data, true, false).await?;
+	let events = chain.register_dataset(&cid, H256(hash), size, licence).await?;
+	let registered = events
+		.find_first::<blyan::registry::events::DatasetRegistered>()
+		.context("no DatasetRegistered event")??;
+	Ok(registered.dataset)
+}
+
+/// A posted job's secret half, kept in `state_dir/posted/<job>.json` until the reveal.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct PostedJob {
+	job: JobId,
+	validation_file: std::path::PathBuf,
+	validation_cid: String,
+	salt: [u8; 32],
+	revealed: bool,
+}
+
+pub struct JobRequest {
+	pub base_version: u64,
+	pub dataset: u64,
+	pub validation: Vec<u8>,
+	pub hyperparams: Hyperparams,
+	pub seed: u64,
+	pub reward: chain::Balance,
+	/// Blocks from now until claims close.
+	pub deadline_in: u32,
+	/// Blocks a claim lasts.
+	pub lease: u32,
+	pub min_improvement_percent: Option<u32>,
+	/// Where the job trains (a CUDA job is verified by re-evaluation only).
+	pub backend: chain::Backend,
+	/// Make the job federated (posted and configured in one `utility.batch_all`).
+	pub federated: Option<chain::ChainFederatedSpec>,
+}
+
+/// Posts a job. The validation set stays on this machine (only its CID, salted and hashed, goes on
+/// chain) until a miner has committed; returns the job id.
+pub async fn post_job(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	state: &StateDir,
+	request: JobRequest,
+) -> Result<JobId> {
+	let training = request.hyperparams.to_params().map_err(|e| anyhow!(e))?;
+	let windows = ml::data::evaluation_batches(
+		&ml::data::encode(&request.validation),
+		request.hyperparams.batch_size,
+		request.hyperparams.seq_len + 1,
+		1,
+	);
+	if windows.is_empty() {
+		bail!("the validation set is smaller than one evaluation batch (batch_size × (seq_len + 1) bytes)");
+	}
+	// A job whose base the committee cannot score on this set puts its creator at fault (the
+	// reward and the creator bond go to the miner): check it here, on the CPU path the
+	// committee uses, before anything is held.
+	let base = chain
+		.version(request.base_version)
+		.await?
+		.with_context(|| format!("version {} does not exist", request.base_version))?;
+	let config = content::model_config(chain, ipfs, base.model).await?;
+	request.hyperparams.check_against(&config, None).map_err(|e| anyhow!(e))?;
+	let layers = content::version_layers(chain, ipfs, &config, request.base_version).await?;
+	let (validation, hp) = (ml::data::encode(&request.validation), request.hyperparams.clone());
+	let base_loss = tokio::task::spawn_blocking(move || {
+		ml::evaluate_layers(&config, &layers, &validation, &hp)
+	})
+	.await??;
+	match base_loss {
+		Some(loss) if ml::train::score(loss) != ml::train::INVALID_SCORE => {
+			info!(base = request.base_version, "base version's validation loss: {loss:.6}");
+		}
+		_ => bail!(
+			"version {} cannot be evaluated on this validation set (its loss is not a finite \
+			 number): a miner would be paid without a measurable result",
+			request.base_version
+		),
+	}
+	let validation_cid = ipfs.add(request.validation.clone(), false, true).await?;
+	let salt = state::salt();
+	let now = chain.finalized_number().await?;
+	let spec = JobSpec {
+		base_version: request.base_version,
+		dataset: request.dataset,
+		validation_commitment: chain::validation_commitment(validation_cid.as_bytes(), &salt),
+		training: chain::chain_training_params(&training),
+		seed: request.seed,
+		backend: request.backend,
+		min_memory_mb: 256,
+		deadline: now.saturating_add(request.deadline_in),
+		lease: request.lease,
+		min_improvement: request.min_improvement_percent.map(|p| {
+			blyan::runtime_types::sp_arithmetic::per_things::Perbill(p.min(100) * 10_000_000)
+		}),
+	};
+	// The secret half is on disk before the job exists: losing it would forfeit the reward.
+	let pending = format!("pending-{}", hex::encode(&salt[..8]));
+	std::fs::create_dir_all(state.path(&["posted"]))?;
+	let validation_file = state.path(&["posted", &format!("{pending}.validation")]);
+	std::fs::write(&validation_file, &request.validation)?;
+	let mut posted = PostedJob { job: 0, validation_file, validation_cid, salt, revealed: false };
+	state.save("posted", &pending, &posted)?;
+	let events = match request.federated {
+		None => chain.post_job(spec, request.reward).await?,
+		Some(federated) => {
+			let job = chain.next_job_id().await?;
+			chain.post_federated_job(job, spec, request.reward, federated).await?
+		}
+	};
+	let job =
+		events.find_first::<blyan::jobs::events::JobPosted>().context("no JobPosted event")??.job;
+	posted.job = job;
+	state.save("posted", &job.to_string(), &posted)?;
+	state.remove("posted", &pending).ok();
+	Ok(job)
+}
+
+/// How a job ended, for the creator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobEnd {
+	Accepted {
+		version: u64,
+	},
+	Rejected {
+		version: u64,
+	},
+	/// Refunded: never claimed, no verdict, or the worker withheld its result.
+	Refunded,
+}
+
+/// Watches a posted job: reveals the validation set after the miner's commitment, reports each
+/// stage, and returns when the job has ended.
+pub async fn watch_job(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	state: &StateDir,
+	job: JobId,
+	poll: Duration,
+) -> Result<JobEnd> {
+	let mut posted: PostedJob = state
+		.load("posted", &job.to_string())?
+		.with_context(|| format!("job {job} was not posted from this state dir"))?;
+	let mut last_stage = String::new();
+	let mut candidate = None;
+	let mut last_block = 0;
+	loop {
+		let Some(info) = chain.job(job).await? else { break };
+		let stage = match &info.status {
+			JobStatus::Open => "open".to_string(),
+			JobStatus::Claimed { worker } => format!("claimed by {worker}"),
+			JobStatus::Committed { worker, semver, .. } => format!(
+				"{worker} committed to version {}.{}.{}",
+				semver.major, semver.minor, semver.patch
+			),
+			JobStatus::ValidationRevealed { .. } => {
+				"validation set revealed; waiting for the result".into()
+			}
+			JobStatus::Verifying { candidate: c, .. } => {
+				candidate = Some(*c);
+				// Traced results are audited (spot checks, challenges) before the committee scores.
+				let audited = chain.audit(job).await?.is_some();
+				// The miner's claimed loss is public once the committee has committed.
+				let claimed = match chain.round(job).await?.and_then(|r| r.claimed_score) {
+					Some(score) => format!(", claimed loss {:.6}", score as f64 / 1e9),
+					None => String::new(),
+				};
+				format!(
+					"candidate version {c}{claimed}: {}",
+					if audited {
+						"training audit (segments re-run, challenges open)"
+					} else {
+						"committee verifying"
+					}
+				)
+			}
+		};
+		if stage != last_stage {
+			info!(job, "{stage}");
+			last_stage = stage;
+		}
+		if matches!(info.status, JobStatus::Committed { .. }) && !posted.revealed {
+			let data = std::fs::read(&posted.validation_file)?;
+			let cid = ipfs.add(data, true, false).await?;
+			if cid != posted.validation_cid {
+				bail!(
+					"IPFS returned another CID for the validation set than when the job was posted"
+				);
+			}
+			chain.reveal_validation(job, &cid, posted.salt).await?;
+			info!(job, "validation set revealed and pinned ({cid})");
+			posted.revealed = true;
+			state.save("posted", &job.to_string(), &posted)?;
+		}
+		last_block = chain.next_finalized(last_block, poll).await?;
+	}
+	let Some(version) = candidate else { return Ok(JobEnd::Refunded) };
+	Ok(match chain.version(version).await?.map(|v| v.status) {
+		Some(VersionStatus::Accepted) => JobEnd::Accepted { version },
+		Some(VersionStatus::Rejected) => JobEnd::Rejected { version },
+		_ => JobEnd::Refunded,
+	})
+}
