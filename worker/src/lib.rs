@@ -13,7 +13,8 @@
 //! (Prometheus) serve all.
 
 pub mod audit;
-pub mod chain;
+/// The chain client ([`blyan_client`]): typed queries and calls, typed chain errors.
+pub use blyan_client as chain;
 pub mod config;
 pub mod content;
 pub mod federated;

@@ -207,8 +207,9 @@ async fn the_committed_metadata_is_the_runtimes() {
 		.unwrap();
 	let live = Option::<Vec<u8>>::decode(&mut &raw[..]).unwrap().expect("V16 metadata");
 	let committed =
-		std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/metadata/blyan.scale")).unwrap();
-	assert!(live == committed, "worker/metadata/blyan.scale is stale: run scripts/update-metadata");
+		std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../client/metadata/blyan.scale"))
+			.unwrap();
+	assert!(live == committed, "client/metadata/blyan.scale is stale: run scripts/update-metadata");
 
 	// The IPFS client against the real daemon: pinned adds, bounded reads, bare CIDs only.
 	use blyan_worker::storage::{Ipfs, StorageError};

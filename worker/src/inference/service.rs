@@ -217,6 +217,7 @@ async fn reconnect_if_lost(chain: &Chain, meanwhile: &str) -> Result<Option<Chai
 				.reconnect(Duration::from_secs(30))
 				.await
 				.inspect_err(|e| warn!("node still unreachable: {e}"))?;
+			crate::metrics::metrics().node_reconnects.inc();
 			println!("reconnected to the node at {}", c.url());
 			Ok(Some(c))
 		}

@@ -1,6 +1,9 @@
-//! Chain role: the node, through subxt. The client is generated from the runtime's metadata
-//! (`worker/metadata/blyan.scale`, refreshed by `scripts/update-metadata`); other roles see only
-//! the typed queries and calls below.
+//! `blyan-client`: a Blyan node through subxt, for the worker and for outside dApps. The API is
+//! generated from the runtime's metadata (`client/metadata/blyan.scale`, refreshed by
+//! `scripts/update-metadata`; a test fails when it is stale). [`Chain`] offers every query and call
+//! the worker makes as a typed method; a pallet's refusal comes back as
+//! [`ChainError::Failed`] holding the runtime's typed error ([`RuntimeError`]), to match on; the
+//! commitments are `blyan_primitives::pol`'s, the functions the pallets check against.
 
 use std::time::Duration;
 
@@ -282,9 +285,7 @@ impl Chain {
 		let mut order = self.endpoints.clone();
 		let turn = (at + 1) % order.len().max(1);
 		order.rotate_left(turn);
-		let chain = connect_with_retry(&order.join(","), &self.signer, give_up).await?;
-		crate::metrics::metrics().node_reconnects.inc();
-		Ok(chain)
+		connect_with_retry(&order.join(","), &self.signer, give_up).await
 	}
 
 	pub fn account(&self) -> &AccountId32 {
