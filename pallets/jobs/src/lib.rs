@@ -35,6 +35,8 @@ mod invariants;
 pub mod migrations;
 #[cfg(test)]
 mod mock;
+#[cfg(any(feature = "test-fixtures", test))]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 pub mod weights;

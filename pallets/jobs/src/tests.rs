@@ -1,7 +1,8 @@
 //! Every call and error path of the jobs pallet, every timeout, and every settlement.
+use crate::testing::{cid, validation_cid, SALT};
 use crate::{mock::Jobs, Jobs as JobsStore};
 use crate::{mock::*, *};
-use blyan_primitives::pol::{LayerDelta, SemVer};
+use blyan_primitives::pol::SemVer;
 use frame_support::{assert_noop, assert_ok, traits::fungible::InspectHold};
 use sp_runtime::TokenError;
 
@@ -11,11 +12,6 @@ const DATA_OWNER: AccountId = 3;
 const OTHER: AccountId = 4;
 const MODEL_OWNER: AccountId = 5;
 const REWARD: Balance = 200;
-const SALT: [u8; 32] = [7; 32];
-
-fn cid(s: &str) -> Cid {
-	Cid::truncate_from(s.as_bytes().to_vec())
-}
 
 fn caps(backends: &[Backend], memory_mb: u32) -> Capabilities {
 	Capabilities { backends: BoundedVec::truncate_from(backends.to_vec()), memory_mb }
@@ -32,36 +28,14 @@ fn registry_fixture() {
 	);
 }
 
-fn validation_cid() -> Cid {
-	cid("bafyvalidation")
-}
-
 fn spec(deadline: u64) -> JobSpec<u64> {
-	JobSpec {
-		base_version: 0,
-		dataset: 0,
-		validation_commitment: validation_commitment(&validation_cid(), &SALT),
-		training: blyan_primitives::testing::training(8),
-		seed: 42,
-		backend: Backend::Cpu,
-		min_memory_mb: 1024,
-		deadline,
-		lease: 10,
-		min_improvement: None,
-	}
+	let training = blyan_primitives::testing::training(8);
+	JobSpec { seed: 42, min_memory_mb: 1024, ..testing::job_spec(0, 0, training, deadline) }
 }
 
 fn result() -> JobResult {
-	JobResult {
-		semver: SemVer::new(1, 1, 0),
-		layers: LayerDeltas::truncate_from(vec![LayerDelta {
-			layer: 1,
-			cid: cid("bafynew"),
-			merkle_root: H256::repeat_byte(1),
-		}]),
-		weight_root: H256::repeat_byte(2),
-		trace: Some(blyan_primitives::testing::trace(8)),
-	}
+	let trace = Some(blyan_primitives::testing::trace(8));
+	testing::job_result(SemVer::new(1, 1, 0), H256::repeat_byte(2), trace)
 }
 
 /// The worker's commitment to its score (the score itself goes to the PoL pallet, not here).

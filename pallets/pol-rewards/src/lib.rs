@@ -42,6 +42,8 @@ mod benchmarking;
 mod invariants;
 #[cfg(test)]
 mod mock;
+#[cfg(any(feature = "test-fixtures", test))]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 pub mod weights;

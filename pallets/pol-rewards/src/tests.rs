@@ -1,11 +1,12 @@
 //! Calls and error paths of the PoL pallet, and the protocol's scenarios end to end across the
 //! registry, jobs and PoL pallets.
 use crate::{mock::*, *};
-use blyan_primitives::pol::{
-	Backend, Cid, LayerDelta, LayerDeltas, SemVer, VersionId, VersionStatus,
-};
+use blyan_primitives::pol::{Backend, SemVer, VersionId, VersionStatus};
 use frame_support::{assert_noop, assert_ok, traits::fungible::InspectHold};
-use pallet_jobs::{result_commitment, validation_commitment, Capabilities, JobResult, JobSpec};
+use pallet_jobs::{
+	testing::{self, SALT},
+	Capabilities, JobResult,
+};
 
 const CREATOR: AccountId = 1;
 const MINER: AccountId = 2;
@@ -14,7 +15,6 @@ const MODEL_OWNER: AccountId = 5;
 const OUTSIDER: AccountId = 9;
 const V: [AccountId; 3] = [10, 11, 12];
 const REWARD: Balance = 500;
-const SALT: [u8; 32] = [7; 32];
 /// Loss of the base version on the validation set (1.0).
 const BASE: Score = SCORE;
 /// Loss of the candidate (0.9: a 10 % improvement).
@@ -27,10 +27,6 @@ std::thread_local! {
 	/// The score each job's miner claimed, while the miner will still reveal it.
 	static CLAIMS: core::cell::RefCell<std::collections::BTreeMap<JobId, Score>> =
 		Default::default();
-}
-
-fn cid(s: &str) -> Cid {
-	Cid::truncate_from(s.as_bytes().to_vec())
 }
 
 /// A 2-layer model (root version 0, accepted) and a dataset (0) owned by `DATA_OWNER`.
@@ -58,16 +54,7 @@ fn setup(verifiers: &[AccountId]) {
 }
 
 fn job_result(semver: SemVer) -> JobResult {
-	JobResult {
-		semver,
-		layers: LayerDeltas::truncate_from(vec![LayerDelta {
-			layer: 1,
-			cid: cid("bafynew"),
-			merkle_root: H256::repeat_byte(1),
-		}]),
-		weight_root: H256::repeat_byte(2),
-		trace: Some(blyan_primitives::testing::trace(8)),
-	}
+	testing::job_result(semver, H256::repeat_byte(2), Some(blyan_primitives::testing::trace(8)))
 }
 
 /// Posts, claims, commits and reveals a job whose miner claims `claimed` (as a commitment; the
@@ -86,28 +73,10 @@ fn revealed_job_on(
 	claimed: Score,
 ) -> JobId {
 	let job = pallet_jobs::NextJobId::<Test>::get();
-	let validation = cid("bafyvalidation");
-	assert_ok!(Jobs::post_job(
-		RuntimeOrigin::signed(creator),
-		JobSpec {
-			base_version: base,
-			dataset,
-			validation_commitment: validation_commitment(&validation, &SALT),
-			training: blyan_primitives::testing::training(8),
-			seed: 1,
-			backend: Backend::Cpu,
-			min_memory_mb: 0,
-			deadline: System::block_number() + 100,
-			lease: 10,
-			min_improvement: None,
-		},
-		reward,
-	));
+	let training = blyan_primitives::testing::training(8);
+	let spec = testing::job_spec(base, dataset, training, System::block_number() + 100);
 	let result = job_result(SemVer::new(1, 1 + job as u16, 0));
-	assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(MINER), job));
-	let hash = result_commitment(job, &MINER, &result, &SALT);
-	assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(MINER), job, hash, result.semver));
-	assert_ok!(Jobs::reveal_validation(RuntimeOrigin::signed(creator), job, validation, SALT));
+	assert_eq!(testing::job_to_reveal::<Test>(creator, MINER, spec, reward, &result), Ok(job));
 	let claim = claim_commitment(job, &MINER, claimed, &CLAIM_SALT);
 	assert_ok!(Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, claim, SALT));
 	CLAIMS.with(|c| c.borrow_mut().insert(job, claimed));

@@ -2,10 +2,11 @@
 //! bisection, arbitration, timeouts and who pays.
 use crate::{mock::*, *};
 use blyan_primitives::audit::{trace_proof, trace_root, TraceProof};
-use blyan_primitives::pol::{Backend, LayerDelta, LayerDeltas, SemVer, VersionStatus};
+use blyan_primitives::pol::{Backend, SemVer, VersionStatus};
 use frame_support::{assert_noop, assert_ok, traits::fungible::InspectHold};
 use pallet_jobs::{
-	result_commitment, validation_commitment, Capabilities, JobResult, JobSpec, TrainingParams,
+	testing::{self, cid, SALT},
+	Capabilities, JobResult, TrainingParams,
 };
 use sp_runtime::traits::BlakeTwo256;
 use sp_runtime::Perbill;
@@ -17,17 +18,12 @@ const MODEL_OWNER: AccountId = 5;
 const CHALLENGER: AccountId = 9;
 const V: [AccountId; 5] = [10, 11, 12, 13, 14];
 const REWARD: Balance = 500;
-const SALT: [u8; 32] = [7; 32];
 /// 8 steps, a checkpoint every 2: four segments, five checkpoints.
 const STEPS: u32 = 8;
 const INTERVAL: u32 = 2;
 const RESULT_WEIGHTS: H256 = H256::repeat_byte(0xee);
 /// The miner's commitment to its score (scored by the PoL pallet, not the audit).
 const CLAIM: H256 = H256::repeat_byte(0xc1);
-
-fn cid(s: &str) -> Cid {
-	Cid::truncate_from(s.as_bytes().to_vec())
-}
 
 /// The miner's checkpoints: the base (the fixture's zero root) to the result's weights.
 fn states() -> Vec<TrainingState> {
@@ -84,42 +80,16 @@ fn setup() {
 }
 
 fn job_result(trace: Option<TraceCommitment>) -> JobResult {
-	JobResult {
-		semver: SemVer::new(1, 1 + pallet_jobs::NextJobId::<Test>::get() as u16, 0),
-		layers: LayerDeltas::truncate_from(vec![LayerDelta {
-			layer: 1,
-			cid: cid("bafynew"),
-			merkle_root: H256::repeat_byte(1),
-		}]),
-		weight_root: RESULT_WEIGHTS,
-		trace,
-	}
+	let semver = SemVer::new(1, 1 + pallet_jobs::NextJobId::<Test>::get() as u16, 0);
+	testing::job_result(semver, RESULT_WEIGHTS, trace)
 }
 
-/// Posts (`{"steps":8}`), claims, commits and reveals up to the validation set; returns the job.
+/// Posts an 8-step job, claims, commits and reveals up to the validation set; returns the job.
 fn job_to_reveal(result: &JobResult) -> JobId {
 	let job = pallet_jobs::NextJobId::<Test>::get();
-	let validation = cid("bafyvalidation");
-	assert_ok!(Jobs::post_job(
-		RuntimeOrigin::signed(CREATOR),
-		JobSpec {
-			base_version: 0,
-			dataset: 0,
-			validation_commitment: validation_commitment(&validation, &SALT),
-			training: TrainingParams { batch_size: 2, ..blyan_primitives::testing::training(8) },
-			seed: 1,
-			backend: Backend::Cpu,
-			min_memory_mb: 0,
-			deadline: System::block_number() + 100,
-			lease: 10,
-			min_improvement: None,
-		},
-		REWARD,
-	));
-	assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(MINER), job));
-	let hash = result_commitment(job, &MINER, result, &SALT);
-	assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(MINER), job, hash, result.semver));
-	assert_ok!(Jobs::reveal_validation(RuntimeOrigin::signed(CREATOR), job, validation, SALT));
+	let training = TrainingParams { batch_size: 2, ..blyan_primitives::testing::training(8) };
+	let spec = testing::job_spec(0, 0, training, System::block_number() + 100);
+	assert_eq!(testing::job_to_reveal::<Test>(CREATOR, MINER, spec, REWARD, result), Ok(job));
 	job
 }
 
