@@ -149,28 +149,22 @@ pub struct AggregatorOptions {
 	pub phase_timeout: Duration,
 }
 
-/// A job this miner works on, as kept in `state_dir/mined/<job>.json`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// A job this miner works on, as kept in `state_dir/mined/<job>.json` (stored flat, as
+/// [`MinedJobRecord`], the format every version of the worker has written).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "MinedJobRecord", into = "MinedJobRecord")]
 struct MinedJob {
 	job: JobId,
+	/// The salt of the result commitment.
 	salt: [u8; 32],
-	/// Set once trained: the committed result (layer CIDs and roots, weight root).
-	result: Option<CommittedResult>,
-	/// Our score of the result, committed to in its reveal and revealed to the committee once
-	/// its members have committed.
-	claimed_score: Option<u64>,
 	/// The salt of the claim commitment: secret until the claim is revealed.
-	#[serde(default = "state::salt")]
 	claim_salt: [u8; 32],
-	/// The claim was revealed to the committee.
-	#[serde(default)]
-	claim_revealed: bool,
-	candidate: Option<u64>,
-	finished: Option<String>,
 	/// The chain has shown the job as ours (claim included, or adopted after a restart). A
 	/// record whose claim never landed is dropped, not counted as a finished job.
-	#[serde(default)]
 	claimed: bool,
+	stage: MinerStage,
+	/// How the job left this miner, once it has.
+	finished: Option<String>,
 }
 
 impl MinedJob {
@@ -178,18 +172,128 @@ impl MinedJob {
 		Self {
 			job,
 			salt: state::salt(),
-			result: None,
-			claimed_score: None,
 			claim_salt: state::salt(),
-			claim_revealed: false,
-			candidate: None,
-			finished: None,
 			claimed: false,
+			stage: MinerStage::Untrained,
+			finished: None,
 		}
 	}
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// How far this miner has taken a job; each stage holds what the next one needs.
+#[derive(Clone, Debug, PartialEq)]
+enum MinerStage {
+	/// Nothing trained yet.
+	Untrained,
+	/// Trained and stored locally: the result to commit to (`committed` once the chain holds the
+	/// commitment).
+	Trained(CommittedResult),
+	/// Evaluated on the revealed validation set: the score committed to in the result's reveal.
+	Scored { result: CommittedResult, claimed_score: u64 },
+	/// The result is candidate version `candidate`, before the committee; the claimed score is
+	/// revealed to it once its commitments are closed.
+	Verifying { result: CommittedResult, claimed_score: u64, candidate: u64, claim_revealed: bool },
+}
+
+impl MinerStage {
+	fn result(&self) -> Option<&CommittedResult> {
+		match self {
+			Self::Untrained => None,
+			Self::Trained(result)
+			| Self::Scored { result, .. }
+			| Self::Verifying { result, .. } => Some(result),
+		}
+	}
+
+	fn result_mut(&mut self) -> Option<&mut CommittedResult> {
+		match self {
+			Self::Untrained => None,
+			Self::Trained(result)
+			| Self::Scored { result, .. }
+			| Self::Verifying { result, .. } => Some(result),
+		}
+	}
+
+	fn claimed_score(&self) -> Option<u64> {
+		match self {
+			Self::Scored { claimed_score, .. } | Self::Verifying { claimed_score, .. } => {
+				Some(*claimed_score)
+			}
+			Self::Untrained | Self::Trained(_) => None,
+		}
+	}
+}
+
+/// [`MinedJob`] as stored: flat, every later field optional or defaulted.
+#[derive(Serialize, Deserialize)]
+struct MinedJobRecord {
+	job: JobId,
+	salt: [u8; 32],
+	result: Option<CommittedResult>,
+	claimed_score: Option<u64>,
+	#[serde(default = "state::salt")]
+	claim_salt: [u8; 32],
+	#[serde(default)]
+	claim_revealed: bool,
+	candidate: Option<u64>,
+	finished: Option<String>,
+	#[serde(default)]
+	claimed: bool,
+}
+
+impl From<MinedJobRecord> for MinedJob {
+	fn from(r: MinedJobRecord) -> Self {
+		let stage = match (r.result, r.claimed_score, r.candidate) {
+			(None, ..) => MinerStage::Untrained,
+			(Some(result), None, _) => MinerStage::Trained(result),
+			(Some(result), Some(claimed_score), None) => {
+				MinerStage::Scored { result, claimed_score }
+			}
+			(Some(result), Some(claimed_score), Some(candidate)) => MinerStage::Verifying {
+				result,
+				claimed_score,
+				candidate,
+				claim_revealed: r.claim_revealed,
+			},
+		};
+		Self {
+			job: r.job,
+			salt: r.salt,
+			claim_salt: r.claim_salt,
+			claimed: r.claimed,
+			stage,
+			finished: r.finished,
+		}
+	}
+}
+
+impl From<MinedJob> for MinedJobRecord {
+	fn from(j: MinedJob) -> Self {
+		let (result, claimed_score, candidate, claim_revealed) = match j.stage {
+			MinerStage::Untrained => (None, None, None, false),
+			MinerStage::Trained(result) => (Some(result), None, None, false),
+			MinerStage::Scored { result, claimed_score } => {
+				(Some(result), Some(claimed_score), None, false)
+			}
+			MinerStage::Verifying { result, claimed_score, candidate, claim_revealed } => {
+				(Some(result), Some(claimed_score), Some(candidate), claim_revealed)
+			}
+		};
+		Self {
+			job: j.job,
+			salt: j.salt,
+			result,
+			claimed_score,
+			claim_salt: j.claim_salt,
+			claim_revealed,
+			candidate,
+			finished: j.finished,
+			claimed: j.claimed,
+		}
+	}
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct CommittedResult {
 	semver: (u16, u16, u16),
 	/// `(layer, cid, merkle root)`.
@@ -202,7 +306,7 @@ struct CommittedResult {
 }
 
 /// A training trace as committed: the document lies in `trace/<job>/` of the state directory.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct CommittedTrace {
 	root: [u8; 32],
 	steps: u32,
@@ -424,7 +528,9 @@ impl Miner {
 				_ => JobOutcome::TakenOver,
 			});
 		}
-		let Some(candidate) = record.candidate else { return Ok(JobOutcome::NoResult) };
+		let MinerStage::Verifying { candidate, .. } = record.stage else {
+			return Ok(JobOutcome::NoResult);
+		};
 		let status = self.chain.version(candidate).await?.map(|v| v.status);
 		Ok(match status {
 			Some(chain::VersionStatus::Accepted) => JobOutcome::Accepted(candidate),
@@ -529,16 +635,19 @@ impl Miner {
 		let mut record = self.load(job_id)?.context("record saved above")?;
 		match &job.status {
 			JobStatus::Claimed { .. } => {
-				if record.result.is_none() {
-					let result = self.train(&job, job_id).await?;
-					record.result = Some(result);
-					self.save(&record)?;
-				}
+				let result = match record.stage.result() {
+					Some(result) => result.clone(),
+					None => {
+						let result = self.train(&job, job_id).await?;
+						record.stage = MinerStage::Trained(result.clone());
+						self.save(&record)?;
+						result
+					}
+				};
 				if self.chain.finalized_number().await? >= job.stage_deadline {
 					warn!(job = job_id, "the lease ended before the result was ready");
 					return Ok(());
 				}
-				let result = record.result.clone().expect("set above");
 				let hash = chain::result_commitment(
 					job_id,
 					self.chain.account(),
@@ -559,7 +668,7 @@ impl Miner {
 							))
 						) =>
 					{
-						if let Some(r) = record.result.as_mut() {
+						if let Some(r) = record.stage.result_mut() {
 							r.semver.2 = r.semver.2.wrapping_add(1);
 							warn!(
 								job = job_id,
@@ -576,7 +685,7 @@ impl Miner {
 					job = job_id,
 					"committed to the result (weights fixed, validation set still unknown)"
 				);
-				if let Some(r) = record.result.as_mut() {
+				if let Some(r) = record.stage.result_mut() {
 					r.committed = true;
 				}
 				self.save(&record)?;
@@ -584,19 +693,32 @@ impl Miner {
 			JobStatus::Committed { .. } => {}
 			JobStatus::ValidationRevealed { .. } => self.reveal(&job, &mut record).await?,
 			JobStatus::Verifying { candidate, .. } => {
+				let candidate = *candidate;
+				match &record.stage {
+					MinerStage::Verifying { candidate: c, .. } if *c == candidate => {}
+					MinerStage::Scored { result, claimed_score }
+					| MinerStage::Verifying { result, claimed_score, .. } => {
+						info!(
+							job = job_id,
+							candidate,
+							"result is candidate version {candidate}; awaiting the committee"
+						);
+						record.stage = MinerStage::Verifying {
+							result: result.clone(),
+							claimed_score: *claimed_score,
+							candidate,
+							claim_revealed: false,
+						};
+						self.save(&record)?;
+					}
+					// Adopted without its record (a lost state directory): no claim to reveal,
+					// only the audit to answer.
+					MinerStage::Untrained | MinerStage::Trained(_) => {}
+				}
 				// The claim first: it has a deadline, and a failing defence must not hold it up.
 				let claim = self.reveal_claim(job_id, &mut record).await;
 				self.defend(job_id, &job).await?;
 				claim?;
-				if record.candidate != Some(*candidate) {
-					info!(
-						job = job_id,
-						candidate,
-						"result is candidate version {candidate}; awaiting the committee"
-					);
-					record.candidate = Some(*candidate);
-					self.save(&record)?;
-				}
 			}
 			JobStatus::Open => {}
 		}
@@ -863,9 +985,9 @@ impl Miner {
 	/// Evaluates the committed layers on the revealed validation set, publishes them and reveals.
 	async fn reveal(&self, job: &ChainJob, record: &mut MinedJob) -> Result<()> {
 		let job_id = record.job;
-		let result = record.result.clone().context("a committed job has a result")?;
+		let result = record.stage.result().cloned().context("a committed job has a result")?;
 		let hp = Hyperparams::from(&chain::training_params(&job.spec));
-		if record.claimed_score.is_none() {
+		if record.stage.claimed_score().is_none() {
 			let validation =
 				job.validation.as_ref().context("revealed job has a validation set")?;
 			// A set we cannot fetch keeps the result back (retried; at worst the lease slash):
@@ -909,7 +1031,7 @@ impl Miner {
 					score as f64 / 1e9
 				);
 			}
-			record.claimed_score = Some(score);
+			record.stage = MinerStage::Scored { result: result.clone(), claimed_score: score };
 			self.save(record)?;
 		}
 		let mut published = Vec::new();
@@ -930,7 +1052,7 @@ impl Miner {
 			Some(trace) => self.publish_trace(job_id, trace).await?,
 			None => {}
 		}
-		let claimed = record.claimed_score.context("the score is set above")?;
+		let claimed = record.stage.claimed_score().context("the score is set above")?;
 		// The claim's salt must be on disk before the chain holds its commitment.
 		self.save(record)?;
 		// Only a commitment to the score: the committee must not see it before committing.
@@ -953,13 +1075,14 @@ impl Miner {
 	/// that splits hands its redraw no claim to copy; and it never reveals to a committee too
 	/// few of whose members committed for a quorum (the chain refuses that).
 	async fn reveal_claim(&self, job_id: JobId, record: &mut MinedJob) -> Result<()> {
-		if record.claim_revealed {
-			return Ok(());
-		}
+		let claimed = match &record.stage {
+			MinerStage::Verifying { claim_revealed: true, .. } => return Ok(()),
+			MinerStage::Verifying { claimed_score, .. } => Some(*claimed_score),
+			_ => None,
+		};
 		let Some(round) = self.chain.round(job_id).await? else { return Ok(()) };
 		if round.claimed_score.is_some() {
-			record.claim_revealed = true;
-			return self.save(record);
+			return self.claim_revealed(record);
 		}
 		if round.phase != chain::Phase::Reveal {
 			return Ok(());
@@ -978,14 +1101,21 @@ impl Miner {
 		if !decided && !closing {
 			return Ok(());
 		}
-		let claimed = record.claimed_score.context("a revealed result has a claimed score")?;
+		let claimed = claimed.context("a revealed result has a claimed score")?;
 		self.chain.reveal_claim(job_id, claimed, record.claim_salt).await?;
 		info!(
 			job = job_id,
 			"commitments closed: revealed the claimed loss {:.6}",
 			claimed as f64 / 1e9
 		);
-		record.claim_revealed = true;
+		self.claim_revealed(record)
+	}
+
+	/// Records that the chain holds our claimed score.
+	fn claim_revealed(&self, record: &mut MinedJob) -> Result<()> {
+		if let MinerStage::Verifying { claim_revealed, .. } = &mut record.stage {
+			*claim_revealed = true;
+		}
 		self.save(record)
 	}
 }
@@ -1033,5 +1163,58 @@ impl std::fmt::Display for JobOutcome {
 				write!(f, "version {v} left a candidate: no verdict, creator refunded")
 			}
 		}
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	fn result() -> CommittedResult {
+		CommittedResult {
+			semver: (1, 2, 0),
+			layers: vec![(1, "bafylayer".into(), [1; 32])],
+			weight_root: [2; 32],
+			committed: true,
+			trace: None,
+		}
+	}
+
+	/// Each stage survives the state directory: written flat and read back the same.
+	#[test]
+	fn every_stage_is_stored_and_read_back() {
+		let stages = [
+			MinerStage::Untrained,
+			MinerStage::Trained(result()),
+			MinerStage::Scored { result: result(), claimed_score: 7 },
+			MinerStage::Verifying {
+				result: result(),
+				claimed_score: 7,
+				candidate: 3,
+				claim_revealed: true,
+			},
+		];
+		for stage in stages {
+			let job = MinedJob { stage, claimed: true, ..MinedJob::new(4) };
+			let json = serde_json::to_string(&job).unwrap();
+			assert_eq!(serde_json::from_str::<MinedJob>(&json).unwrap(), job, "{json}");
+		}
+	}
+
+	/// A record written before the stages existed (and before the claim fields) still loads, at
+	/// the stage its fields show.
+	#[test]
+	fn records_of_earlier_workers_load_at_their_stage() {
+		let scored = r#"{"job":4,"salt":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],
+			"result":{"semver":[1,2,0],"layers":[[1,"bafylayer",[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]]],
+			"weight_root":[2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2],"committed":true},
+			"claimed_score":7,"candidate":null,"finished":null}"#;
+		let job: MinedJob = serde_json::from_str(scored).unwrap();
+		assert_eq!(job.stage, MinerStage::Scored { result: result(), claimed_score: 7 });
+		assert!(!job.claimed);
+		let untrained = r#"{"job":5,"salt":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],
+			"result":null,"claimed_score":null,"candidate":null,"finished":"lost","claimed":true}"#;
+		let job: MinedJob = serde_json::from_str(untrained).unwrap();
+		assert_eq!((job.stage, job.finished.as_deref()), (MinerStage::Untrained, Some("lost")));
 	}
 }
