@@ -163,6 +163,12 @@ struct MinedJob {
 	/// record whose claim never landed is dropped, not counted as a finished job.
 	claimed: bool,
 	stage: MinerStage,
+	/// The candidate version the job's result became (seen once the job is verifying; also for
+	/// a job adopted without its record).
+	candidate: Option<u64>,
+	/// The chain holds our claimed score (revealed to the committee once its commitments were
+	/// closed, or found there after a restart).
+	claim_revealed: bool,
 	/// How the job left this miner, once it has.
 	finished: Option<String>,
 }
@@ -175,6 +181,8 @@ impl MinedJob {
 			claim_salt: state::salt(),
 			claimed: false,
 			stage: MinerStage::Untrained,
+			candidate: None,
+			claim_revealed: false,
 			finished: None,
 		}
 	}
@@ -188,37 +196,29 @@ enum MinerStage {
 	/// Trained and stored locally: the result to commit to (`committed` once the chain holds the
 	/// commitment).
 	Trained(CommittedResult),
-	/// Evaluated on the revealed validation set: the score committed to in the result's reveal.
+	/// Evaluated on the revealed validation set: the score committed to in the result's reveal
+	/// (and revealed to the committee once its commitments are closed).
 	Scored { result: CommittedResult, claimed_score: u64 },
-	/// The result is candidate version `candidate`, before the committee; the claimed score is
-	/// revealed to it once its commitments are closed.
-	Verifying { result: CommittedResult, claimed_score: u64, candidate: u64, claim_revealed: bool },
 }
 
 impl MinerStage {
 	fn result(&self) -> Option<&CommittedResult> {
 		match self {
 			Self::Untrained => None,
-			Self::Trained(result)
-			| Self::Scored { result, .. }
-			| Self::Verifying { result, .. } => Some(result),
+			Self::Trained(result) | Self::Scored { result, .. } => Some(result),
 		}
 	}
 
 	fn result_mut(&mut self) -> Option<&mut CommittedResult> {
 		match self {
 			Self::Untrained => None,
-			Self::Trained(result)
-			| Self::Scored { result, .. }
-			| Self::Verifying { result, .. } => Some(result),
+			Self::Trained(result) | Self::Scored { result, .. } => Some(result),
 		}
 	}
 
 	fn claimed_score(&self) -> Option<u64> {
 		match self {
-			Self::Scored { claimed_score, .. } | Self::Verifying { claimed_score, .. } => {
-				Some(*claimed_score)
-			}
+			Self::Scored { claimed_score, .. } => Some(*claimed_score),
 			Self::Untrained | Self::Trained(_) => None,
 		}
 	}
@@ -243,18 +243,11 @@ struct MinedJobRecord {
 
 impl From<MinedJobRecord> for MinedJob {
 	fn from(r: MinedJobRecord) -> Self {
-		let stage = match (r.result, r.claimed_score, r.candidate) {
-			(None, ..) => MinerStage::Untrained,
-			(Some(result), None, _) => MinerStage::Trained(result),
-			(Some(result), Some(claimed_score), None) => {
-				MinerStage::Scored { result, claimed_score }
-			}
-			(Some(result), Some(claimed_score), Some(candidate)) => MinerStage::Verifying {
-				result,
-				claimed_score,
-				candidate,
-				claim_revealed: r.claim_revealed,
-			},
+		// A score is only ever set on a result (`reveal`), so no stored field is dropped here.
+		let stage = match (r.result, r.claimed_score) {
+			(None, _) => MinerStage::Untrained,
+			(Some(result), None) => MinerStage::Trained(result),
+			(Some(result), Some(claimed_score)) => MinerStage::Scored { result, claimed_score },
 		};
 		Self {
 			job: r.job,
@@ -262,6 +255,8 @@ impl From<MinedJobRecord> for MinedJob {
 			claim_salt: r.claim_salt,
 			claimed: r.claimed,
 			stage,
+			candidate: r.candidate,
+			claim_revealed: r.claim_revealed,
 			finished: r.finished,
 		}
 	}
@@ -269,15 +264,10 @@ impl From<MinedJobRecord> for MinedJob {
 
 impl From<MinedJob> for MinedJobRecord {
 	fn from(j: MinedJob) -> Self {
-		let (result, claimed_score, candidate, claim_revealed) = match j.stage {
-			MinerStage::Untrained => (None, None, None, false),
-			MinerStage::Trained(result) => (Some(result), None, None, false),
-			MinerStage::Scored { result, claimed_score } => {
-				(Some(result), Some(claimed_score), None, false)
-			}
-			MinerStage::Verifying { result, claimed_score, candidate, claim_revealed } => {
-				(Some(result), Some(claimed_score), Some(candidate), claim_revealed)
-			}
+		let (result, claimed_score) = match j.stage {
+			MinerStage::Untrained => (None, None),
+			MinerStage::Trained(result) => (Some(result), None),
+			MinerStage::Scored { result, claimed_score } => (Some(result), Some(claimed_score)),
 		};
 		Self {
 			job: j.job,
@@ -285,8 +275,8 @@ impl From<MinedJob> for MinedJobRecord {
 			result,
 			claimed_score,
 			claim_salt: j.claim_salt,
-			claim_revealed,
-			candidate,
+			claim_revealed: j.claim_revealed,
+			candidate: j.candidate,
 			finished: j.finished,
 			claimed: j.claimed,
 		}
@@ -528,9 +518,7 @@ impl Miner {
 				_ => JobOutcome::TakenOver,
 			});
 		}
-		let MinerStage::Verifying { candidate, .. } = record.stage else {
-			return Ok(JobOutcome::NoResult);
-		};
+		let Some(candidate) = record.candidate else { return Ok(JobOutcome::NoResult) };
 		let status = self.chain.version(candidate).await?.map(|v| v.status);
 		Ok(match status {
 			Some(chain::VersionStatus::Accepted) => JobOutcome::Accepted(candidate),
@@ -693,32 +681,19 @@ impl Miner {
 			JobStatus::Committed { .. } => {}
 			JobStatus::ValidationRevealed { .. } => self.reveal(&job, &mut record).await?,
 			JobStatus::Verifying { candidate, .. } => {
-				let candidate = *candidate;
-				match &record.stage {
-					MinerStage::Verifying { candidate: c, .. } if *c == candidate => {}
-					MinerStage::Scored { result, claimed_score }
-					| MinerStage::Verifying { result, claimed_score, .. } => {
-						info!(
-							job = job_id,
-							candidate,
-							"result is candidate version {candidate}; awaiting the committee"
-						);
-						record.stage = MinerStage::Verifying {
-							result: result.clone(),
-							claimed_score: *claimed_score,
-							candidate,
-							claim_revealed: false,
-						};
-						self.save(&record)?;
-					}
-					// Adopted without its record (a lost state directory): no claim to reveal,
-					// only the audit to answer.
-					MinerStage::Untrained | MinerStage::Trained(_) => {}
-				}
 				// The claim first: it has a deadline, and a failing defence must not hold it up.
 				let claim = self.reveal_claim(job_id, &mut record).await;
 				self.defend(job_id, &job).await?;
 				claim?;
+				if record.candidate != Some(*candidate) {
+					info!(
+						job = job_id,
+						candidate,
+						"result is candidate version {candidate}; awaiting the committee"
+					);
+					record.candidate = Some(*candidate);
+					self.save(&record)?;
+				}
 			}
 			JobStatus::Open => {}
 		}
@@ -1075,14 +1050,12 @@ impl Miner {
 	/// that splits hands its redraw no claim to copy; and it never reveals to a committee too
 	/// few of whose members committed for a quorum (the chain refuses that).
 	async fn reveal_claim(&self, job_id: JobId, record: &mut MinedJob) -> Result<()> {
-		let claimed = match &record.stage {
-			MinerStage::Verifying { claim_revealed: true, .. } => return Ok(()),
-			MinerStage::Verifying { claimed_score, .. } => Some(*claimed_score),
-			_ => None,
-		};
+		if record.claim_revealed {
+			return Ok(());
+		}
 		let Some(round) = self.chain.round(job_id).await? else { return Ok(()) };
 		if round.claimed_score.is_some() {
-			return self.claim_revealed(record);
+			return self.mark_claim_revealed(record);
 		}
 		if round.phase != chain::Phase::Reveal {
 			return Ok(());
@@ -1101,21 +1074,20 @@ impl Miner {
 		if !decided && !closing {
 			return Ok(());
 		}
-		let claimed = claimed.context("a revealed result has a claimed score")?;
+		let claimed =
+			record.stage.claimed_score().context("a revealed result has a claimed score")?;
 		self.chain.reveal_claim(job_id, claimed, record.claim_salt).await?;
 		info!(
 			job = job_id,
 			"commitments closed: revealed the claimed loss {:.6}",
 			claimed as f64 / 1e9
 		);
-		self.claim_revealed(record)
+		self.mark_claim_revealed(record)
 	}
 
 	/// Records that the chain holds our claimed score.
-	fn claim_revealed(&self, record: &mut MinedJob) -> Result<()> {
-		if let MinerStage::Verifying { claim_revealed, .. } = &mut record.stage {
-			*claim_revealed = true;
-		}
+	fn mark_claim_revealed(&self, record: &mut MinedJob) -> Result<()> {
+		record.claim_revealed = true;
 		self.save(record)
 	}
 }
@@ -1187,34 +1159,58 @@ mod tests {
 			MinerStage::Untrained,
 			MinerStage::Trained(result()),
 			MinerStage::Scored { result: result(), claimed_score: 7 },
-			MinerStage::Verifying {
-				result: result(),
-				claimed_score: 7,
-				candidate: 3,
-				claim_revealed: true,
-			},
 		];
 		for stage in stages {
-			let job = MinedJob { stage, claimed: true, ..MinedJob::new(4) };
+			let job = MinedJob {
+				stage,
+				claimed: true,
+				candidate: Some(3),
+				claim_revealed: true,
+				..MinedJob::new(4)
+			};
 			let json = serde_json::to_string(&job).unwrap();
 			assert_eq!(serde_json::from_str::<MinedJob>(&json).unwrap(), job, "{json}");
 		}
 	}
 
-	/// A record written before the stages existed (and before the claim fields) still loads, at
-	/// the stage its fields show.
+	const SALT: &str = "[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]";
+	const RESULT: &str = r#"{"semver":[1,2,0],"layers":[[1,"bafylayer",[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]]],"weight_root":[2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2],"committed":true,"trace":null}"#;
+
+	/// Records as earlier workers wrote them load at the stage their fields show and are written
+	/// back with every field they had.
 	#[test]
-	fn records_of_earlier_workers_load_at_their_stage() {
-		let scored = r#"{"job":4,"salt":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],
-			"result":{"semver":[1,2,0],"layers":[[1,"bafylayer",[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]]],
-			"weight_root":[2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2],"committed":true},
-			"claimed_score":7,"candidate":null,"finished":null}"#;
-		let job: MinedJob = serde_json::from_str(scored).unwrap();
+	fn records_of_earlier_workers_load_at_their_stage_and_keep_every_field() {
+		let full = |result: &str, score: &str, candidate: &str, revealed: bool, finished: &str| {
+			format!(
+				r#"{{"job":4,"salt":{SALT},"result":{result},"claimed_score":{score},"claim_salt":{SALT},"claim_revealed":{revealed},"candidate":{candidate},"finished":{finished},"claimed":true}}"#
+			)
+		};
+		let cases = [
+			// Claimed, nothing trained.
+			(full("null", "null", "null", false, "null"), MinerStage::Untrained),
+			// Trained and committed.
+			(full(RESULT, "null", "null", false, "null"), MinerStage::Trained(result())),
+			// Revealed, verifying, the claim revealed, then finished.
+			(
+				full(RESULT, "7", "3", true, r#""version 3 ACCEPTED, reward paid""#),
+				MinerStage::Scored { result: result(), claimed_score: 7 },
+			),
+			// Adopted after its state directory was lost: no result, yet the candidate and the
+			// claim found on chain.
+			(full("null", "null", "3", true, "null"), MinerStage::Untrained),
+		];
+		for (json, stage) in cases {
+			let job: MinedJob = serde_json::from_str(&json).unwrap();
+			assert_eq!(job.stage, stage, "{json}");
+			let back: serde_json::Value = serde_json::to_value(&job).unwrap();
+			assert_eq!(back, serde_json::from_str::<serde_json::Value>(&json).unwrap());
+		}
+		// The first records had neither the claim fields nor `claimed`.
+		let oldest = format!(
+			r#"{{"job":5,"salt":{SALT},"result":{RESULT},"claimed_score":7,"candidate":null,"finished":null}}"#
+		);
+		let job: MinedJob = serde_json::from_str(&oldest).unwrap();
 		assert_eq!(job.stage, MinerStage::Scored { result: result(), claimed_score: 7 });
-		assert!(!job.claimed);
-		let untrained = r#"{"job":5,"salt":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],
-			"result":null,"claimed_score":null,"candidate":null,"finished":"lost","claimed":true}"#;
-		let job: MinedJob = serde_json::from_str(untrained).unwrap();
-		assert_eq!((job.stage, job.finished.as_deref()), (MinerStage::Untrained, Some("lost")));
+		assert!(!job.claimed && !job.claim_revealed && job.candidate.is_none());
 	}
 }
