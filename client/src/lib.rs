@@ -1,9 +1,10 @@
 //! `blyan-client`: a Blyan node through subxt, for the worker and for outside dApps. The API is
 //! generated from the runtime's metadata (`client/metadata/blyan.scale`, refreshed by
-//! `scripts/update-metadata`; a test fails when it is stale). [`Chain`] offers every query and call
-//! the worker makes as a typed method; a pallet's refusal comes back as
-//! [`ChainError::Failed`] holding the runtime's typed error ([`RuntimeError`]), to match on; the
-//! commitments are `blyan_primitives::pol`'s, the functions the pallets check against.
+//! `scripts/update-metadata`; a test fails when it is stale). [`Chain`] offers every call and the
+//! queries the worker makes as typed methods (and [`Chain::api`] for the rest, such as a block's
+//! events); a pallet's refusal comes back as [`ChainError::Failed`] holding the runtime's typed
+//! error ([`RuntimeError`]), to match on. The commitments are `blyan_primitives::pol`'s, the
+//! functions the pallets check against.
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! Training audit, off chain: the trace document a miner publishes, and the re-execution a
-//! checker, challenger or arbiter runs on it. Joins chain, storage and ml for the trainer (which
+//! checker, challenger or arbiter runs on it. Joins chain, storage and ml for the miner (which
 //! records and defends its trace) and the verifier (which checks other miners' traces).
 //!
 //! A trace document (SCALE, on IPFS under the CID committed on chain) lists every checkpoint's

@@ -1,6 +1,6 @@
 //! What the registry points at, fetched from IPFS and checked against the chain: a model's
 //! configuration (its hash), a version's layers (each against its Merkle root), a dataset (its
-//! content hash). Joins the chain and storage roles for the trainer, verifier and creator.
+//! content hash). Joins the chain client and storage for the miner, verifier and creator.
 
 use crate::{
 	chain::{bytes, Chain, ChainError, LayerDelta, VersionId, H256},

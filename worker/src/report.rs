@@ -70,6 +70,9 @@ pub struct Earnings {
 	pub slashed: u128,
 	pub jobs_accepted: u32,
 	pub jobs_rejected: u32,
+	/// Jobs whose creator was at fault (the base could not be scored on its validation set):
+	/// rejected candidates the miner was paid for, with the creator's bond.
+	pub jobs_creator_fault: u32,
 	pub blocks: u32,
 }
 
@@ -93,6 +96,16 @@ pub async fn earnings(chain: &Chain, who: &AccountId32, from: u32, to: u32) -> R
 			if &ev.worker == who {
 				e.slashed += ev.slashed;
 				e.jobs_rejected += 1;
+			}
+		}
+		for ev in events.find::<blyan::jobs::events::CreatorBondForfeited>() {
+			let ev = ev?;
+			if &ev.worker == who {
+				e.mining += ev.to_miner;
+				e.jobs_creator_fault += 1;
+				// Paid out of the escrow and the creator's bond hold (below), as for an accepted
+				// job: mining income, not fees.
+				paid_from_holds = paid_from_holds.saturating_sub(ev.to_miner as i128);
 			}
 		}
 		for ev in events.find::<blyan::jobs::events::LeaseExpired>() {
@@ -133,12 +146,13 @@ pub fn format_earnings(e: &Earnings, bonded: u128) -> String {
 	let per_hour = if hours > 0.0 { net as f64 / chain::BLY as f64 / hours } else { 0.0 };
 	let roi = if bonded > 0 { net as f64 / bonded as f64 * 100.0 } else { 0.0 };
 	format!(
-		"over {} blocks (~{:.2} h):\n  mining rewards   {} ({} jobs accepted, {} rejected)\n  fees and shares  {}\n  epoch rewards    {}\n  slashed          {}\n  net              {:.4} BLY  ({per_hour:.4} BLY/h, {roi:.2} % of the {} bonded)\n",
+		"over {} blocks (~{:.2} h):\n  mining rewards   {} ({} jobs accepted, {} rejected, {} paid for the creator's fault)\n  fees and shares  {}\n  epoch rewards    {}\n  slashed          {}\n  net              {:.4} BLY  ({per_hour:.4} BLY/h, {roi:.2} % of the {} bonded)\n",
 		e.blocks,
 		hours,
 		bly(e.mining),
 		e.jobs_accepted,
 		e.jobs_rejected,
+		e.jobs_creator_fault,
 		bly(e.fees_and_shares),
 		bly(e.epoch_rewards),
 		bly(e.slashed),

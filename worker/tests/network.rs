@@ -312,3 +312,93 @@ async fn an_accepted_miner_claims_its_epoch_reward_from_the_mining_pool() {
 		"{out}"
 	);
 }
+
+/// A creator whose validation set cannot score even the base (it is smaller than one evaluation
+/// batch) cannot trap the miner into a rejection: the miner claims the invalid score the
+/// committee finds, the candidate is rejected, and the miner is paid the reward (less the
+/// committee's fees) and the creator's bond. `job-post` refuses such a set, so the creator
+/// here posts and reveals through the chain client, as a modified worker would.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_creator_posting_an_unscorable_validation_set_forfeits_its_bond_to_the_miner() {
+	use blyan_worker::{chain, config, ml::train::Hyperparams, storage::Ipfs};
+	let _serial = serial().await;
+	let net = Net::start();
+	let f = fixture(&net, &["//Eve"], "//Ferdie");
+	let chain = net.chain().await;
+	let alice_key = config::load_key(Some("//Alice"), None).unwrap();
+	let alice = chain::connect_with_retry(&net.node_url(), &alice_key, Duration::from_secs(60))
+		.await
+		.unwrap();
+	let ipfs = Ipfs::new(&net.ipfs_url(), Duration::from_secs(30));
+	let trap_cid = ipfs.add(b"too short".to_vec(), true, false).await.unwrap();
+	let salt = [9u8; 32];
+	let hp = Hyperparams { steps: 8, batch_size: 8, seq_len: 64, ..Default::default() };
+	let now = alice.finalized_number().await.unwrap();
+	let spec = chain::JobSpec {
+		base_version: f.root_version,
+		dataset: f.dataset,
+		validation_commitment: chain::validation_commitment(trap_cid.as_bytes(), &salt),
+		training: chain::chain_training_params(&hp.to_params().unwrap()),
+		seed: 7,
+		backend: chain::Backend::Cpu,
+		min_memory_mb: 256,
+		deadline: now + 3600,
+		lease: 600,
+		min_improvement: None,
+	};
+	let eve_before = free(&chain, "//Eve").await;
+	let alice_held = chain.balance(&account("//Alice")).await.unwrap().1;
+
+	let mut verifiers = verifiers(&net);
+	let mut miner = net.spawn("miner-eve", "//Eve", &["mine", "--jobs", "1"]);
+	let reward = 100 * BLY;
+	let events = alice.post_job(spec, reward).await.unwrap();
+	let job = events.find_first::<chain::blyan::jobs::events::JobPosted>().unwrap().unwrap().job;
+	let bond = chain.job(job).await.unwrap().expect("posted").creator_bond;
+	assert!(bond > 0, "the creator holds a bond");
+	// The creator reveals its set once the miner has committed, as the protocol asks.
+	let until = std::time::Instant::now() + JOB_LIMIT;
+	loop {
+		let info = chain.job(job).await.unwrap().expect("the job is open until revealed");
+		if matches!(info.status, chain::JobStatus::Committed { .. }) {
+			alice.reveal_validation(job, &trap_cid, salt).await.unwrap();
+			break;
+		}
+		assert!(std::time::Instant::now() < until, "no commitment:\n{}", miner.output());
+		tokio::time::sleep(Duration::from_millis(500)).await;
+	}
+	assert!(miner.wait(JOB_LIMIT).success(), "{}", miner.output());
+	for v in verifiers.iter_mut() {
+		assert!(v.wait(Duration::from_secs(60)).success(), "{}", v.output());
+	}
+	let log = miner.output();
+	assert!(log.contains("smaller than one batch"), "{log}");
+	assert!(chain.job(job).await.unwrap().is_none(), "the job is settled and gone");
+	// Nothing was measured: the candidate is rejected, but the miner keeps its whole bond.
+	let candidate: u64 = log
+		.split("result is candidate version ")
+		.nth(1)
+		.and_then(|rest| rest.split(';').next())
+		.and_then(|n| n.trim().parse().ok())
+		.unwrap_or_else(|| panic!("no candidate in:\n{log}"));
+	let version = chain.version(candidate).await.unwrap().expect("the candidate exists");
+	assert_eq!(version.status, VersionStatus::Rejected);
+	let eve = chain.worker_info(&account("//Eve")).await.unwrap().expect("Eve is a worker");
+	assert_eq!(eve.bond, 100 * BLY, "the miner was not slashed");
+
+	// The reward less the committee's 10 %, and the whole creator bond, less Eve's own fees.
+	let paid = reward * 90 / 100 + bond;
+	let eve_after = free(&chain, "//Eve").await;
+	assert!(
+		eve_after + FEES >= eve_before + paid && eve_after <= eve_before + paid,
+		"Eve: before {eve_before}, after {eve_after}, owed {paid}"
+	);
+	assert_eq!(
+		chain.balance(&account("//Alice")).await.unwrap().1,
+		alice_held,
+		"escrow and bond are spent"
+	);
+	// Eve's earnings count the job as paid for the creator's fault, as mining income.
+	let out = net.run("//Eve", &["earnings", "--from", "1"]);
+	assert!(out.contains("0 rejected, 1 paid for the creator's fault"), "{out}");
+}

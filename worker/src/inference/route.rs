@@ -161,7 +161,7 @@ pub enum RouteError {
 }
 
 /// Where routes come from: a fixed local stage, or the on-chain registry (see
-/// [`super::router::ChainRouter`]).
+/// [`super::chain_router::ChainRouter`]).
 pub trait RouteSource: Send + Sync {
 	/// A route for `version` avoiding the endpoints in `avoid`.
 	fn route<'a>(

@@ -15,9 +15,9 @@ use crate::{
 };
 
 use super::{
+	chain_router::ChainRouter,
 	receipts::{NonceClock, ReceiptBook},
 	route::{FixedRoute, RouteSource},
-	router::ChainRouter,
 	server::{self, AppState, Metrics, Payer},
 	stage,
 };

@@ -59,13 +59,9 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
 			Ok(())
 		}
 		Command::Balance { accounts } => {
-			// Parsed first: a bad name is a usage error before the node is reached.
-			let named = accounts
-				.iter()
-				.map(|name| Ok((name, parse_account(name)?)))
-				.collect::<Result<Vec<_>>>()?;
 			let chain = ctx.connect_reader().await?;
-			for (name, who) in named {
+			for name in accounts {
+				let who = parse_account(&name)?;
 				let (free, held) = chain.balance(&who).await?;
 				println!("{name:<10} free {:>22}   held {:>18}", bly(free), bly(held));
 			}
