@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use clap::Subcommand;
 
-use super::{usage, Context};
+use super::{file_or_generated, usage, Context};
 use crate::{
 	chain,
 	federated::job::{participate, ParticipantOptions},
-	ml::{data, TrainDevice},
+	ml::TrainDevice,
 };
 
 #[derive(Subcommand)]
@@ -44,13 +44,12 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
 	match command {
 		Command::FlParticipate { job, data_file, data_generate, data_seed, max_epsilon } => {
 			ctx.serve_metrics().await?;
-			let data = match (data_file, data_generate) {
-				(Some(p), _) => {
-					std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?
-				}
-				(None, Some(kib)) => data::generate_corpus(data_seed, kib * 1024),
-				(None, None) => return Err(usage("give --data-file or --data-generate")),
-			};
+			let data = file_or_generated(
+				data_file,
+				data_generate,
+				data_seed,
+				"give --data-file or --data-generate",
+			)?;
 			let chain = ctx.connect().await?;
 			let ipfs = ctx.ipfs().await?;
 			let options = ParticipantOptions {

@@ -209,6 +209,22 @@ fn settings(g: &GlobalArgs, file: &FileConfig) -> Settings {
 	}
 }
 
+/// The bytes of `file`, or else `generate_kib` KiB of generated exercises from `seed` (the
+/// commands' `--file`/`--generate` pairs); `neither` is the usage error when both are missing.
+fn file_or_generated(
+	file: Option<PathBuf>,
+	generate_kib: Option<usize>,
+	seed: u64,
+	neither: &str,
+) -> Result<Vec<u8>> {
+	use anyhow::Context as _;
+	match (file, generate_kib) {
+		(Some(p), _) => std::fs::read(&p).with_context(|| format!("reading {}", p.display())),
+		(None, Some(kib)) => Ok(crate::ml::data::generate_corpus(seed, kib * 1024)),
+		(None, None) => Err(usage(neither)),
+	}
+}
+
 /// An account named on the command line: an SS58 address, or a secret URI such as `//Alice`.
 pub fn parse_account(name: &str) -> Result<subxt::utils::AccountId32> {
 	if name.starts_with("//") {
