@@ -24,6 +24,9 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"
 
+echo "== the miner self-test across CPUs: threads, qemu x86-64 (no AVX; AVX without FMA), qemu aarch64"
+"$BLYAN_ROOT/scripts/test-cpus" 2>&1 | tee -a "$log"
+
 echo "== benchmarks of the protocol pallets, each run once as a test"
 SKIP_WASM_BUILD=1 cargo test --locked -p pallet-model-registry -p pallet-jobs -p pallet-pol-rewards -p pallet-governance -p pallet-free-tier -p pallet-inference -p pallet-federated -p pallet-training-audit \
 	--features runtime-benchmarks benchmarking 2>&1 | tee -a "$log"

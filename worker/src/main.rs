@@ -54,6 +54,10 @@ enum Command {
 	/// batching, a mixed GPU+CPU pipeline, CUDA training against the CPU's, then decode and
 	/// training benchmarks of Qwen3-shaped models. Writes a JSON report; fails if a check fails.
 	GpuCheck(roles::gpu_check::Args),
+	/// Check that this machine computes the network's bits: a fixed training, evaluation and
+	/// inference workload against the golden digests in this build (no chain needed). Exit 0
+	/// only on a match; `register` runs it before bonding.
+	SelfTest(roles::self_test::Args),
 }
 
 #[tokio::main]
@@ -89,6 +93,7 @@ async fn run(cli: Cli) -> Result<()> {
 		Command::Gateway(args) => roles::gateway::run(args, &ctx).await,
 		Command::Status(command) => roles::status::run(command, &ctx).await,
 		Command::GpuCheck(args) => roles::gpu_check::run(args).await,
+		Command::SelfTest(args) => roles::self_test::run(args).await,
 	}
 }
 

@@ -137,3 +137,49 @@ fn a_cpu_build_refuses_to_declare_or_use_cuda_before_touching_the_chain() {
 	assert_eq!(code, 2, "{text}");
 	assert!(text.contains("built without CUDA") && !report.exists(), "{text}");
 }
+
+#[test]
+fn the_self_test_passes_here_on_one_and_on_several_threads() {
+	let mut outputs = Vec::new();
+	for threads in ["1", "2"] {
+		let (code, text) = worker(&["self-test", "--threads", threads], &[]);
+		assert_eq!(code, 0, "{text}");
+		assert!(text.contains("self-test passed"), "{text}");
+		assert!(text.contains(&format!("threads {threads},")), "{text}");
+		// The digests, without the thread count and timing line.
+		outputs.push(
+			text.lines().filter(|l| !l.starts_with("threads")).collect::<Vec<_>>().join("\n"),
+		);
+	}
+	assert_eq!(outputs[0], outputs[1]);
+}
+
+#[test]
+fn register_refuses_to_bond_a_machine_that_fails_the_self_test_unless_forced() {
+	// This machine made to expect another score: it "computes other bits". No node runs at this
+	// address, so getting past the gate shows as the node error (exit code 3).
+	let node = format!("ws://127.0.0.1:{}", free_port());
+	let failing = [("BLYAN_SELF_TEST_EXPECT_SCORE", "1")];
+	let args = ["register", "--key", "//Alice", "--node", &node, "--reconnect-secs", "1"];
+	let (code, text) = worker(&args, &failing);
+	assert_eq!(code, 1, "{text}");
+	assert!(
+		text.contains("self-test failed")
+			&& text.contains("evaluation: got")
+			&& text.contains("want 1")
+			&& text.contains("not bonding (--force bonds anyway)"),
+		"{text}"
+	);
+	assert!(!text.contains("cannot reach the node"), "{text}");
+
+	let (code, text) = worker(&[&args[..], &["--force"]].concat(), &failing);
+	assert_eq!(code, 3, "{text}");
+	assert!(
+		text.contains("bonding anyway (--force)") && text.contains("cannot reach the node"),
+		"{text}"
+	);
+
+	let (code, text) = worker(&args, &[]);
+	assert_eq!(code, 3, "{text}");
+	assert!(text.contains("self-test passed") && text.contains("cannot reach the node"), "{text}");
+}

@@ -27,6 +27,10 @@ pub enum Command {
 		/// CUDA is declared only if the CUDA driver reports a GPU.
 		#[arg(long, value_enum, value_delimiter = ',')]
 		backends: Option<Vec<BackendKind>>,
+		/// Bond even if the self-test fails (this machine would then dissent from honest
+		/// verifiers and be penalised).
+		#[arg(long)]
+		force: bool,
 	},
 	/// Start unbonding (worker, or verifier with --verifier); withdraw after the unbonding period.
 	Unregister {
@@ -44,8 +48,8 @@ pub enum Command {
 
 pub async fn run(command: Command, ctx: &Context) -> Result<()> {
 	match command {
-		Command::Register { bond, verifier, backends } => {
-			register(ctx, bond, verifier, backends.as_deref()).await
+		Command::Register { bond, verifier, backends, force } => {
+			register(ctx, bond, verifier, backends.as_deref(), force).await
 		}
 		Command::Unregister { verifier, withdraw } => {
 			let chain = ctx.connect().await?;
@@ -84,12 +88,15 @@ async fn register(
 	bond: u64,
 	verifier: bool,
 	backends: Option<&[BackendKind]>,
+	force: bool,
 ) -> Result<()> {
 	// Read from the machine, not declared: CUDA only where the driver reports a GPU; checked
 	// before anything is sent.
 	let gpu = device::gpu_info(0);
 	let kinds = device::declarable_backends(backends, &gpu)
 		.map_err(|e| usage(format!("cannot declare the CUDA backend: {e}")))?;
+	// A machine that computes other bits would be penalised for it: check before bonding.
+	super::self_test::gate(force).await?;
 	let chain = ctx.connect().await?;
 	let bond = bond as u128 * chain::BLY;
 	if verifier {

@@ -12,6 +12,7 @@ pub mod federated;
 pub mod gateway;
 pub mod gpu_check;
 pub mod miner;
+pub mod self_test;
 pub mod server;
 pub mod status;
 pub mod verifier;

@@ -317,7 +317,7 @@ pub fn skip_segment(
 #[cfg(test)]
 mod tests {
 	use super::*;
-	use crate::ml::{init_layers, CpuBackend};
+	use crate::{init_layers, CpuBackend};
 	use burn::backend::Autodiff;
 
 	type B = Autodiff<CpuBackend>;

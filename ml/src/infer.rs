@@ -15,6 +15,7 @@ use super::{
 	model::{
 		apply_rope, repeat_kv, rope_tables, Attention, DecoderBlock, ModelConfig, Transformer,
 	},
+	portable::math,
 	weights::{self, LayerTensors, WeightsError},
 };
 
@@ -413,7 +414,7 @@ impl Sampler {
 		}
 		let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
 		let weights: Vec<f64> =
-			logits.iter().map(|l| (((l - max) / self.temperature) as f64).exp()).collect();
+			logits.iter().map(|l| math::exp(((l - max) / self.temperature) as f64)).collect();
 		let total: f64 = weights.iter().sum();
 		let mut draw = self.rng.random::<f64>() * total;
 		for (i, w) in weights.iter().enumerate() {
@@ -429,7 +430,7 @@ impl Sampler {
 #[cfg(test)]
 mod tests {
 	use super::*;
-	use crate::ml::{init_layers, CpuBackend};
+	use crate::{init_layers, CpuBackend};
 
 	fn greedy(
 		stages: &[StageModel<CpuBackend>],

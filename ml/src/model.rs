@@ -14,6 +14,8 @@ use burn::{
 	},
 };
 use rand::{Rng, SeedableRng};
+
+use super::portable::math::{self, cosf, logf, pow, sqrtf};
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +41,7 @@ impl ModelConfig {
 	pub fn tiny() -> Self {
 		Self {
 			family: "qwen3".into(),
-			vocab_size: crate::ml::data::VOCAB_SIZE,
+			vocab_size: crate::data::VOCAB_SIZE,
 			hidden_size: 64,
 			num_hidden_layers: 2,
 			num_attention_heads: 4,
@@ -56,7 +58,7 @@ impl ModelConfig {
 	pub fn m100() -> Self {
 		Self {
 			family: "qwen3".into(),
-			vocab_size: crate::ml::data::VOCAB_SIZE,
+			vocab_size: crate::data::VOCAB_SIZE,
 			hidden_size: 768,
 			num_hidden_layers: 13,
 			num_attention_heads: 12,
@@ -134,7 +136,7 @@ impl ModelConfig {
 		if self.family != "qwen3" {
 			return fail("family must be \"qwen3\"");
 		}
-		if self.vocab_size < crate::ml::data::VOCAB_SIZE {
+		if self.vocab_size < crate::data::VOCAB_SIZE {
 			return fail("vocab_size must cover the 256 byte tokens");
 		}
 		if self.hidden_size == 0 || self.num_hidden_layers == 0 || self.num_attention_heads == 0 {
@@ -222,12 +224,12 @@ struct Init {
 
 impl Init {
 	fn normal(&mut self, len: usize, std: f32) -> Vec<f32> {
-		// Box–Muller on the ChaCha stream: no platform-dependent sampling code involved.
+		// Box–Muller on the ChaCha stream with portable `ln`/`cos` (not the platform's libm).
 		(0..len)
 			.map(|_| {
 				let u1: f32 = self.rng.random::<f32>().max(f32::MIN_POSITIVE);
 				let u2: f32 = self.rng.random::<f32>();
-				std * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
+				std * sqrtf(-2.0 * logf(u1)) * cosf(2.0 * std::f32::consts::PI * u2)
 			})
 			.collect()
 	}
@@ -257,10 +259,10 @@ pub(crate) fn rope_tables<B: Backend>(
 	for p in 0..positions {
 		for c in 0..dim {
 			let i = (c % half) as f64;
-			let inv_freq = 1.0 / (config.rope_theta as f64).powf(2.0 * i / dim as f64);
+			let inv_freq = 1.0 / pow(config.rope_theta as f64, 2.0 * i / dim as f64);
 			let angle = p as f64 * inv_freq;
-			cos.push(angle.cos() as f32);
-			sin.push(angle.sin() as f32);
+			cos.push(math::cos(angle) as f32);
+			sin.push(math::sin(angle) as f32);
 		}
 	}
 	(

@@ -6,32 +6,39 @@
 //! and for one job as the protocol runs it (`steps` training steps; each verifier evaluates base
 //! and candidate on `eval_batches` batches) the verification compute as a share of training.
 //!
+//! Each size runs on the portable CPU backend (`CpuBackend`, what the network uses) and on burn's
+//! plain `NdArray<f32>` (what it used before: faster or slower, but its bits depend on the CPU),
+//! on the same threads, plus one decoded token (cached, after a 16-token prompt).
+//!
 //! Environment: `BENCH_SIZES` (default `tiny,m100`), `BENCH_STEPS` (timed steps, default 5 for
-//! tiny and 3 for m100).
+//! tiny and 3 for m100), `BLYAN_THREADS` (the portable kernels' threads; default every core).
 
 use std::time::{Duration, Instant};
 
-use blyan_worker::ml::{
+use blyan_ml::{
 	data,
+	infer::{Activations, StageModel},
 	model::{ModelConfig, Transformer},
+	portable,
 	train::{self, Hyperparams},
 	CpuBackend,
 };
 use burn::{
-	backend::Autodiff,
+	backend::{Autodiff, NdArray},
 	module::AutodiffModule,
 	optim::{AdamWConfig, GradientsParams, Optimizer},
+	tensor::backend::Backend,
 };
-
-type Train = Autodiff<CpuBackend>;
 
 struct Row {
 	size: &'static str,
+	backend: &'static str,
 	params: usize,
 	batch: usize,
 	seq: usize,
 	step: Duration,
 	eval_batch: Duration,
+	decode_token: Duration,
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -39,16 +46,24 @@ fn median(mut v: Vec<Duration>) -> Duration {
 	v[v.len() / 2]
 }
 
-fn measure(size: &'static str, config: ModelConfig, batch: usize, seq: usize, steps: usize) -> Row {
+fn measure<B: Backend>(
+	size: &'static str,
+	backend: &'static str,
+	config: ModelConfig,
+	batch: usize,
+	seq: usize,
+	steps: usize,
+) -> Row {
+	type Train<B> = Autodiff<B>;
 	let device = Default::default();
 	let corpus = data::encode(&data::generate_corpus(1, 256 * 1024));
-	let mut model = Transformer::<Train>::init(&config, 1, &device);
-	let mut optim = AdamWConfig::new().init::<Train, Transformer<Train>>();
+	let mut model = Transformer::<Train<B>>::init(&config, 1, &device);
+	let mut optim = AdamWConfig::new().init::<Train<B>, Transformer<Train<B>>>();
 	let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(1);
 	let mut times = Vec::new();
 	// One warm-up step, then `steps` timed ones.
 	for i in 0..=steps {
-		let tokens = train::tokens::<Train>(
+		let tokens = train::tokens::<Train<B>>(
 			data::sample_batch(&corpus, &mut rng, batch, seq + 1),
 			batch,
 			&device,
@@ -75,7 +90,45 @@ fn measure(size: &'static str, config: ModelConfig, batch: usize, seq: usize, st
 	let start = Instant::now();
 	let _ = train::evaluate(&eval_model, &corpus, &hp, &device);
 	let eval_batch = start.elapsed() / hp.eval_batches as u32;
-	Row { size, params: config.parameter_count(), batch, seq, step: median(times), eval_batch }
+	let decode_token = decode(&config, eval_model, steps);
+	Row {
+		size,
+		backend,
+		params: config.parameter_count(),
+		batch,
+		seq,
+		step: median(times),
+		eval_batch,
+		decode_token,
+	}
+}
+
+/// Median time of one cached decoding step after a 16-token prompt.
+fn decode<B: Backend>(config: &ModelConfig, model: Transformer<B>, steps: usize) -> Duration {
+	let stage = StageModel::whole(config, model);
+	let mut cache = stage.new_cache();
+	let prompt: Vec<u32> = (0..16).map(|i| 40 + i).collect();
+	stage.forward(&mut cache, 0, Activations::Tokens(prompt)).expect("prompt");
+	let times = (0..steps.max(3))
+		.map(|i| {
+			let start = Instant::now();
+			stage.forward(&mut cache, 16 + i, Activations::Tokens(vec![65])).expect("decode");
+			start.elapsed()
+		})
+		.collect();
+	median(times)
+}
+
+fn measure_both(
+	rows: &mut Vec<Row>,
+	size: &'static str,
+	config: ModelConfig,
+	b: usize,
+	s: usize,
+	n: usize,
+) {
+	rows.push(measure::<CpuBackend>(size, "portable", config.clone(), b, s, n));
+	rows.push(measure::<NdArray<f32>>(size, "ndarray", config, b, s, n));
 }
 
 fn main() {
@@ -85,26 +138,28 @@ fn main() {
 	for size in sizes.split(',') {
 		match size.trim() {
 			"tiny" => {
-				rows.push(measure("tiny", ModelConfig::tiny(), 8, 64, steps_env.unwrap_or(5)))
+				measure_both(&mut rows, "tiny", ModelConfig::tiny(), 8, 64, steps_env.unwrap_or(5))
 			}
 			"m100" => {
-				rows.push(measure("m100", ModelConfig::m100(), 4, 128, steps_env.unwrap_or(3)))
+				measure_both(&mut rows, "m100", ModelConfig::m100(), 4, 128, steps_env.unwrap_or(3))
 			}
 			other => eprintln!("unknown size {other}"),
 		}
 	}
 	println!(
-		"burn 0.21, NdArray<f32> backend (CPU), {} threads",
-		std::thread::available_parallelism().map_or(1, |n| n.get())
+		"burn 0.21 on the CPU: portable = blyan-ml's PortableCpu ({} kernel threads), ndarray = \
+		 burn's NdArray<f32> (matrixmultiply, single-threaded in this build)",
+		portable::threads()
 	);
 	println!();
-	println!("| model | parameters | batch × seq | train step | train tokens/s | eval batch | eval tokens/s |");
-	println!("|---|---:|---:|---:|---:|---:|---:|");
+	println!("| model | backend | parameters | batch × seq | train step | train tokens/s | eval batch | eval tokens/s | decode token |");
+	println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
 	for r in &rows {
 		let tokens = (r.batch * r.seq) as f64;
 		println!(
-			"| {} | {:.1} M | {} × {} | {:.1} ms | {:.0} | {:.1} ms | {:.0} |",
+			"| {} | {} | {:.1} M | {} × {} | {:.1} ms | {:.0} | {:.1} ms | {:.0} | {:.2} ms |",
 			r.size,
+			r.backend,
 			r.params as f64 / 1e6,
 			r.batch,
 			r.seq,
@@ -112,6 +167,7 @@ fn main() {
 			tokens / r.step.as_secs_f64(),
 			r.eval_batch.as_secs_f64() * 1e3,
 			tokens / r.eval_batch.as_secs_f64(),
+			r.decode_token.as_secs_f64() * 1e3,
 		);
 	}
 	println!();
@@ -120,7 +176,7 @@ fn main() {
 	let (job_steps, eval_batches, committee) = (60.0, 16.0, 3.0);
 	println!("| model | one job: training | one verifier | verifier / training | whole committee / training |");
 	println!("|---|---:|---:|---:|---:|");
-	for r in &rows {
+	for r in rows.iter().filter(|r| r.backend == "portable") {
 		let train = job_steps * r.step.as_secs_f64();
 		let verify = 2.0 * eval_batches * r.eval_batch.as_secs_f64();
 		println!(

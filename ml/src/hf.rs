@@ -220,7 +220,7 @@ fn to_f32(dtype: Dtype, data: &[u8]) -> Result<Vec<f32>, String> {
 #[cfg(test)]
 mod tests {
 	use super::*;
-	use crate::ml::init_layers;
+	use crate::init_layers;
 
 	#[test]
 	fn a_sharded_f32_checkpoint_loads_exactly() {

@@ -166,7 +166,7 @@ pub fn set_gpu_precision(gpu: &GpuInfo, precision: Precision) -> Result<(), GpuE
 #[cfg(feature = "cuda")]
 mod cuda {
 	use super::*;
-	use crate::ml::CudaBackend;
+	use crate::CudaBackend;
 	use burn::tensor::backend::DeviceError;
 	use burn::{
 		backend::cuda::CudaDevice,

@@ -1,0 +1,236 @@
+//! The ops `PortableCpu` computes itself (see the module documentation of `portable`).
+
+use burn_backend::{
+	ops::{
+		attention::attention_fallback, AttentionModuleOptions, DeformConv2dBackward,
+		DeformConvOptions, MaxPool2dBackward, MaxPool2dWithIndices, ModuleOps, QTensorOps,
+	},
+	quantization::{QuantScheme, QuantizationParametersPrimitive},
+	tensor::{BoolTensor, FloatTensor, IntTensor, QuantizedTensor},
+	Scalar, TensorMetadata,
+};
+use burn_ndarray::{NdArrayTensor, SharedArray};
+use ndarray::{ArrayD, IxDyn, Zip};
+
+use super::{gemm, Inner, PortableCpu};
+
+/// An f32 tensor's values, or the message for a dtype the portable kernels do not handle (models
+/// are f32 throughout; reaching this is a bug, not bad input).
+fn f32_array(tensor: NdArrayTensor) -> SharedArray<f32> {
+	match tensor {
+		NdArrayTensor::F32(storage) => storage.into_shared(),
+		other => panic!("the portable CPU backend computes f32 only, got {:?}", other.dtype()),
+	}
+}
+
+fn unary(tensor: NdArrayTensor, f: impl Fn(f32) -> f32) -> NdArrayTensor {
+	let mut array = f32_array(tensor);
+	array.mapv_inplace(f);
+	NdArrayTensor::from(array)
+}
+
+/// Applies `f` element-wise with numpy broadcasting (burn gives both operands the same rank).
+fn binary(lhs: NdArrayTensor, rhs: NdArrayTensor, f: impl Fn(f32, f32) -> f32) -> NdArrayTensor {
+	let (lhs, rhs) = (f32_array(lhs), f32_array(rhs));
+	let shape: Vec<usize> =
+		lhs.shape().iter().zip(rhs.shape()).map(|(a, b)| if *a == 1 { *b } else { *a }).collect();
+	let (l, r) = (
+		lhs.broadcast(IxDyn(&shape)).expect("broadcastable shapes"),
+		rhs.broadcast(IxDyn(&shape)).expect("broadcastable shapes"),
+	);
+	let out: ArrayD<f32> = Zip::from(&l).and(&r).map_collect(|a, b| f(*a, *b));
+	NdArrayTensor::from(out.into_shared())
+}
+
+pub fn float_matmul(
+	lhs: FloatTensor<PortableCpu>,
+	rhs: FloatTensor<PortableCpu>,
+) -> FloatTensor<PortableCpu> {
+	let (lhs, rhs) = (f32_array(lhs), f32_array(rhs));
+	let (ls, rs) = (lhs.shape().to_vec(), rhs.shape().to_vec());
+	let rank = ls.len();
+	assert!(rank >= 2 && rs.len() == rank, "matmul of shapes {ls:?} and {rs:?}");
+	let (m, k, n) = (ls[rank - 2], ls[rank - 1], rs[rank - 1]);
+	assert_eq!(k, rs[rank - 2], "matmul of shapes {ls:?} and {rs:?}");
+	// Batch dimensions broadcast (size 1 against size b).
+	let batch: Vec<usize> = (0..rank - 2)
+		.map(|d| {
+			let (a, b) = (ls[d], rs[d]);
+			assert!(a == b || a == 1 || b == 1, "matmul of shapes {ls:?} and {rs:?}");
+			a.max(b)
+		})
+		.collect();
+	let batches: usize = batch.iter().product();
+	let index = |t: usize| {
+		let (mut rest, mut ia, mut ib, mut sa, mut sb) = (t, 0, 0, 1, 1);
+		for d in (0..rank - 2).rev() {
+			let at = rest % batch[d];
+			rest /= batch[d];
+			if ls[d] > 1 {
+				ia += at * sa;
+			}
+			if rs[d] > 1 {
+				ib += at * sb;
+			}
+			sa *= ls[d];
+			sb *= rs[d];
+		}
+		(ia, ib)
+	};
+	// Contiguous row-major operands (a copy only for views such as a transpose).
+	let (a, b) = (lhs.as_standard_layout(), rhs.as_standard_layout());
+	let (a, b) = (a.as_slice().expect("standard layout"), b.as_slice().expect("standard layout"));
+	let mut out = vec![0.0f32; batches * m * n];
+	gemm::batched_matmul(a, b, &mut out, batches, m, k, n, index);
+	let mut shape = batch;
+	shape.extend([m, n]);
+	NdArrayTensor::from(
+		ArrayD::from_shape_vec(IxDyn(&shape), out).expect("shape matches length").into_shared(),
+	)
+}
+
+/// `name(tensor)` applies `f` to every element.
+macro_rules! unary_ops {
+	($($name:ident => $f:path,)*) => {$(
+		pub fn $name(tensor: FloatTensor<PortableCpu>) -> FloatTensor<PortableCpu> {
+			unary(tensor, $f)
+		}
+	)*};
+}
+
+unary_ops! {
+	float_exp => libm::expf,
+	float_log => libm::logf,
+	float_log1p => libm::log1pf,
+	float_sin => libm::sinf,
+	float_cos => libm::cosf,
+	float_tan => libm::tanf,
+	float_tanh => libm::tanhf,
+	float_sinh => libm::sinhf,
+	float_cosh => libm::coshf,
+	float_acos => libm::acosf,
+	float_acosh => libm::acoshf,
+	float_asin => libm::asinf,
+	float_asinh => libm::asinhf,
+	float_atan => libm::atanf,
+	float_atanh => libm::atanhf,
+	float_erf => libm::erff,
+}
+
+pub fn float_powf(
+	lhs: FloatTensor<PortableCpu>,
+	rhs: FloatTensor<PortableCpu>,
+) -> FloatTensor<PortableCpu> {
+	binary(lhs, rhs, libm::powf)
+}
+
+pub fn float_powf_scalar_impl(
+	tensor: FloatTensor<PortableCpu>,
+	value: Scalar,
+) -> FloatTensor<PortableCpu> {
+	let exponent: f32 = value.elem();
+	unary(tensor, move |x| libm::powf(x, exponent))
+}
+
+pub fn float_recip(tensor: FloatTensor<PortableCpu>) -> FloatTensor<PortableCpu> {
+	// burn-ndarray may use an approximate vector reciprocal; a division is exact IEEE.
+	unary(tensor, |x| 1.0 / x)
+}
+
+pub fn float_atan2(
+	lhs: FloatTensor<PortableCpu>,
+	rhs: FloatTensor<PortableCpu>,
+) -> FloatTensor<PortableCpu> {
+	binary(lhs, rhs, libm::atan2f)
+}
+
+/// burn-ndarray's attention is burn's composed fallback too; composed here of the portable ops.
+pub fn attention(
+	query: FloatTensor<PortableCpu>,
+	key: FloatTensor<PortableCpu>,
+	value: FloatTensor<PortableCpu>,
+	mask: Option<BoolTensor<PortableCpu>>,
+	attn_bias: Option<FloatTensor<PortableCpu>>,
+	options: AttentionModuleOptions,
+) -> FloatTensor<PortableCpu> {
+	attention_fallback::<PortableCpu>(query, key, value, mask, attn_bias, options)
+}
+
+// Convolution, pooling and quantization are burn-ndarray's (no Blyan model uses them); these
+// only rewrap its results, whose structs are generic over the backend.
+
+pub fn deform_conv2d_backward(
+	x: FloatTensor<PortableCpu>,
+	offset: FloatTensor<PortableCpu>,
+	weight: FloatTensor<PortableCpu>,
+	mask: Option<FloatTensor<PortableCpu>>,
+	bias: Option<FloatTensor<PortableCpu>>,
+	output_grad: FloatTensor<PortableCpu>,
+	options: DeformConvOptions<2>,
+) -> DeformConv2dBackward<PortableCpu> {
+	let g = <Inner as ModuleOps<Inner>>::deform_conv2d_backward(
+		x,
+		offset,
+		weight,
+		mask,
+		bias,
+		output_grad,
+		options,
+	);
+	DeformConv2dBackward::new(g.x_grad, g.offset_grad, g.weight_grad, g.mask_grad, g.bias_grad)
+}
+
+pub fn max_pool2d_with_indices(
+	x: FloatTensor<PortableCpu>,
+	kernel_size: [usize; 2],
+	stride: [usize; 2],
+	padding: [usize; 2],
+	dilation: [usize; 2],
+	ceil_mode: bool,
+) -> MaxPool2dWithIndices<PortableCpu> {
+	let out = <Inner as ModuleOps<Inner>>::max_pool2d_with_indices(
+		x,
+		kernel_size,
+		stride,
+		padding,
+		dilation,
+		ceil_mode,
+	);
+	MaxPool2dWithIndices::new(out.output, out.indices)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn max_pool2d_with_indices_backward(
+	x: FloatTensor<PortableCpu>,
+	kernel_size: [usize; 2],
+	stride: [usize; 2],
+	padding: [usize; 2],
+	dilation: [usize; 2],
+	ceil_mode: bool,
+	output_grad: FloatTensor<PortableCpu>,
+	indices: IntTensor<PortableCpu>,
+) -> MaxPool2dBackward<PortableCpu> {
+	let out = <Inner as ModuleOps<Inner>>::max_pool2d_with_indices_backward(
+		x,
+		kernel_size,
+		stride,
+		padding,
+		dilation,
+		ceil_mode,
+		output_grad,
+		indices,
+	);
+	MaxPool2dBackward::new(out.x_grad)
+}
+
+pub fn quantize(
+	tensor: FloatTensor<PortableCpu>,
+	scheme: &QuantScheme,
+	qparams: QuantizationParametersPrimitive<PortableCpu>,
+) -> QuantizedTensor<PortableCpu> {
+	<Inner as QTensorOps<Inner>>::quantize(
+		tensor,
+		scheme,
+		QuantizationParametersPrimitive { scales: qparams.scales },
+	)
+}
