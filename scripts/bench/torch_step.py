@@ -1,6 +1,6 @@
 """The worker's model and training step in PyTorch, for the ratio in docs/benchmarks.md.
 
-Same architecture as worker/src/ml/model.rs (Qwen3 style: RMSNorm, RoPE rotate-half, grouped-query
+Same architecture as ml/src/model.rs (Qwen3 style: RMSNorm, RoPE rotate-half, grouped-query
 attention with q/k norm, SwiGLU, untied head), same sizes, AdamW, fp32, CPU. Prints one JSON line
 per size: median step time and forward (evaluation) time per batch, in seconds.
 """

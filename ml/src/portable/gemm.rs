@@ -23,7 +23,7 @@ const KC: usize = 256;
 /// Column block (a packed `KC × NC` block of `b` stays in L2/L3).
 const NC: usize = 2048;
 /// Below this many multiply-adds a product runs on the calling thread.
-const PARALLEL_MIN: usize = 1 << 18;
+const PARALLEL_MIN: usize = 1 << 20;
 
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 static POOL: Mutex<Option<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(None);
@@ -45,6 +45,10 @@ pub fn threads() -> usize {
 		n => n,
 	}
 }
+
+/// Held by tests that set the process-wide thread count, so each runs on the count it names.
+#[cfg(test)]
+pub(crate) static TEST_THREADS: Mutex<()> = Mutex::new(());
 
 /// Sets the thread count for this process; 0 goes back to the default.
 pub fn set_threads(n: usize) {
@@ -71,33 +75,54 @@ fn pool() -> Arc<rayon::ThreadPool> {
 	}
 }
 
+/// A read-only matrix in a slice: element `(i, j)` at `data[offset + i·rs + j·cs]` (a transpose
+/// or a batch of a larger tensor is read in place, without a copy).
+#[derive(Clone, Copy, Debug)]
+pub struct Mat<'a> {
+	pub data: &'a [f32],
+	pub offset: usize,
+	pub rs: usize,
+	pub cs: usize,
+}
+
+impl<'a> Mat<'a> {
+	/// A row-major `rows × cols` matrix.
+	pub fn row_major(data: &'a [f32], cols: usize) -> Self {
+		Self { data, offset: 0, rs: cols, cs: 1 }
+	}
+
+	fn at(&self, i: usize, j: usize) -> f32 {
+		self.data[self.offset + i * self.rs + j * self.cs]
+	}
+
+	fn rows_from(self, r0: usize) -> Self {
+		Self { offset: self.offset + r0 * self.rs, ..self }
+	}
+}
+
 /// `c = a · b` for row-major `a` (`m × k`), `b` (`k × n`) and `c` (`m × n`), on [`threads`]
 /// threads.
 pub fn matmul(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
-	batched_matmul(a, b, c, 1, m, k, n, |_| (0, 0));
+	batched_matmul(c, 1, m, k, n, |_| (Mat::row_major(a, k), Mat::row_major(b, n)));
 }
 
-/// `batches` products `c[t] = a[ia] · b[ib]` with `(ia, ib) = index(t)` (broadcast batches map
-/// several `t` to one operand); `a` holds `m × k` matrices, `b` `k × n`, `c` `m × n`, all
-/// row-major and contiguous.
-#[allow(clippy::too_many_arguments)]
-pub fn batched_matmul(
-	a: &[f32],
-	b: &[f32],
+/// `batches` products `c[t] = a · b` with `(a, b) = operands(t)` (`m × k` and `k × n`); `c` is
+/// row-major and contiguous, batch after batch.
+pub fn batched_matmul<'a>(
 	c: &mut [f32],
 	batches: usize,
 	m: usize,
 	k: usize,
 	n: usize,
-	index: impl Fn(usize) -> (usize, usize) + Sync,
+	operands: impl Fn(usize) -> (Mat<'a>, Mat<'a>) + Sync,
 ) {
-	let (sa, sb, sc) = (m * k, k * n, m * n);
+	let sc = m * n;
 	if sc == 0 {
 		return;
 	}
 	let one = |t: usize, c: &mut [f32]| {
-		let (ia, ib) = index(t);
-		serial(&a[ia * sa..ia * sa + sa], &b[ib * sb..ib * sb + sb], c, m, k, n)
+		let (a, b) = operands(t);
+		block(a, b, c, n, m, k, 0, n)
 	};
 	let work = batches.saturating_mul(m).saturating_mul(k).saturating_mul(n);
 	let threads = threads();
@@ -108,17 +133,8 @@ pub fn batched_matmul(
 	} else {
 		let pool = pool();
 		for (t, c) in c.chunks_exact_mut(sc).enumerate() {
-			let (ia, ib) = index(t);
-			parallel(
-				&pool,
-				threads,
-				&a[ia * sa..ia * sa + sa],
-				&b[ib * sb..ib * sb + sb],
-				c,
-				m,
-				k,
-				n,
-			);
+			let (a, b) = operands(t);
+			parallel(&pool, threads, a, b, c, m, k, n);
 		}
 	}
 }
@@ -129,8 +145,8 @@ pub fn batched_matmul(
 fn parallel(
 	pool: &rayon::ThreadPool,
 	threads: usize,
-	a: &[f32],
-	b: &[f32],
+	a: Mat<'_>,
+	b: Mat<'_>,
 	c: &mut [f32],
 	m: usize,
 	k: usize,
@@ -140,11 +156,9 @@ fn parallel(
 	if m >= tasks * MR {
 		let rows = m.div_ceil(tasks).next_multiple_of(MR);
 		pool.install(|| {
-			c.par_chunks_mut(rows * n).enumerate().for_each(|(t, c)| {
-				let r0 = t * rows;
-				let r = c.len() / n;
-				serial(&a[r0 * k..(r0 + r) * k], b, c, r, k, n)
-			})
+			c.par_chunks_mut(rows * n)
+				.enumerate()
+				.for_each(|(t, c)| block(a.rows_from(t * rows), b, c, n, c.len() / n, k, 0, n))
 		});
 	} else {
 		let cols = n.div_ceil(tasks).next_multiple_of(NR);
@@ -154,7 +168,7 @@ fn parallel(
 				.map(|t| {
 					let (j0, w) = (t * cols, cols.min(n - t * cols));
 					let mut out = vec![0.0; m * w];
-					block(a, k, b, n, &mut out, w, m, k, j0, w);
+					block(a, b, &mut out, w, m, k, j0, w);
 					(j0, out)
 				})
 				.collect()
@@ -168,19 +182,18 @@ fn parallel(
 	}
 }
 
-/// `c = a · b` on the calling thread.
-fn serial(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
-	block(a, k, b, n, c, n, m, k, 0, n)
+thread_local! {
+	/// Packing buffers, reused by every product on this thread (every element a product reads
+	/// is written first, so they are never cleared).
+	static PACKED: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// `c[.., 0..w] = a · b[.., j0..j0 + w]`: `a` is `m × k` with row stride `lda`, `b` has row
-/// stride `ldb`, `c` row stride `ldc`.
+/// `c[.., 0..w] = a · b[.., j0..j0 + w]` for `a` of `m` rows and `k` columns; `c` has row
+/// stride `ldc`.
 #[allow(clippy::too_many_arguments)]
 fn block(
-	a: &[f32],
-	lda: usize,
-	b: &[f32],
-	ldb: usize,
+	a: Mat<'_>,
+	b: Mat<'_>,
 	c: &mut [f32],
 	ldc: usize,
 	m: usize,
@@ -200,65 +213,80 @@ fn block(
 			let out = &mut c[i * ldc..i * ldc + w];
 			out.fill(0.0);
 			for p in 0..k {
-				let av = a[i * lda + p];
-				let row = &b[p * ldb + j0..p * ldb + j0 + w];
-				for (o, bv) in out.iter_mut().zip(row) {
-					*o += av * *bv;
+				let av = a.at(i, p);
+				let from = b.offset + p * b.rs + j0 * b.cs;
+				if b.cs == 1 {
+					for (o, bv) in out.iter_mut().zip(&b.data[from..from + w]) {
+						*o += av * *bv;
+					}
+				} else {
+					for (j, o) in out.iter_mut().enumerate() {
+						*o += av * b.data[from + j * b.cs];
+					}
 				}
 			}
 		}
 		return;
 	}
-	let strips_max = NC.min(w).div_ceil(NR);
-	let mut packed_b = vec![0.0f32; KC * NR * strips_max];
-	let mut packed_a = vec![0.0f32; KC * MR];
-	for jc in (0..w).step_by(NC) {
-		let nc = NC.min(w - jc);
-		let strips = nc.div_ceil(NR);
-		for pc in (0..k).step_by(KC) {
-			let kc = KC.min(k - pc);
-			pack_b(b, ldb, pc, kc, j0 + jc, nc, &mut packed_b[..strips * kc * NR]);
-			for ir in (0..m).step_by(MR) {
-				let mr = MR.min(m - ir);
-				pack_a(a, lda, ir, mr, pc, kc, &mut packed_a[..kc * MR]);
-				for s in 0..strips {
-					let jr = s * NR;
-					let nr = NR.min(nc - jr);
-					let mut acc = [[0.0f32; NR]; MR];
-					if pc > 0 {
-						for (r, row) in acc.iter_mut().enumerate().take(mr) {
-							let at = (ir + r) * ldc + jc + jr;
-							row[..nr].copy_from_slice(&c[at..at + nr]);
+	PACKED.with(|cell| {
+		let (packed_a, packed_b) = &mut *cell.borrow_mut();
+		let strips_max = NC.min(w).div_ceil(NR);
+		packed_a.resize(KC * MR, 0.0);
+		packed_b.resize(KC.min(k) * NR * strips_max, 0.0);
+		for jc in (0..w).step_by(NC) {
+			let nc = NC.min(w - jc);
+			let strips = nc.div_ceil(NR);
+			for pc in (0..k).step_by(KC) {
+				let kc = KC.min(k - pc);
+				pack_b(b, pc, kc, j0 + jc, nc, &mut packed_b[..strips * kc * NR]);
+				for ir in (0..m).step_by(MR) {
+					let mr = MR.min(m - ir);
+					pack_a(a, ir, mr, pc, kc, &mut packed_a[..kc * MR]);
+					for s in 0..strips {
+						let jr = s * NR;
+						let nr = NR.min(nc - jr);
+						let mut acc = [[0.0f32; NR]; MR];
+						if pc > 0 {
+							for (r, row) in acc.iter_mut().enumerate().take(mr) {
+								let at = (ir + r) * ldc + jc + jr;
+								row[..nr].copy_from_slice(&c[at..at + nr]);
+							}
 						}
-					}
-					let bp = &packed_b[s * kc * NR..(s + 1) * kc * NR];
-					let acc = kernel(&packed_a[..kc * MR], bp, acc);
-					for (r, row) in acc.iter().enumerate().take(mr) {
-						let at = (ir + r) * ldc + jc + jr;
-						c[at..at + nr].copy_from_slice(&row[..nr]);
+						let bp = &packed_b[s * kc * NR..(s + 1) * kc * NR];
+						let acc = kernel(&packed_a[..kc * MR], bp, acc);
+						for (r, row) in acc.iter().enumerate().take(mr) {
+							let at = (ir + r) * ldc + jc + jr;
+							c[at..at + nr].copy_from_slice(&row[..nr]);
+						}
 					}
 				}
 			}
 		}
-	}
+	})
 }
 
 /// `out[p·MR + r] = a[ir + r][pc + p]`, zero for rows past `mr`.
-fn pack_a(a: &[f32], lda: usize, ir: usize, mr: usize, pc: usize, kc: usize, out: &mut [f32]) {
+fn pack_a(a: Mat<'_>, ir: usize, mr: usize, pc: usize, kc: usize, out: &mut [f32]) {
 	for (p, panel) in out.chunks_exact_mut(MR).enumerate().take(kc) {
 		for (r, v) in panel.iter_mut().enumerate() {
-			*v = if r < mr { a[(ir + r) * lda + pc + p] } else { 0.0 };
+			*v = if r < mr { a.at(ir + r, pc + p) } else { 0.0 };
 		}
 	}
 }
 
 /// Strips of `NR` columns: `out[s·kc·NR + p·NR + j] = b[pc + p][j0 + s·NR + j]`, zero past `nc`.
-fn pack_b(b: &[f32], ldb: usize, pc: usize, kc: usize, j0: usize, nc: usize, out: &mut [f32]) {
+fn pack_b(b: Mat<'_>, pc: usize, kc: usize, j0: usize, nc: usize, out: &mut [f32]) {
 	for (s, strip) in out.chunks_exact_mut(kc * NR).enumerate() {
 		let (col, width) = (j0 + s * NR, NR.min(nc - s * NR));
 		for (p, row) in strip.chunks_exact_mut(NR).enumerate() {
-			let from = (pc + p) * ldb + col;
-			row[..width].copy_from_slice(&b[from..from + width]);
+			let from = b.offset + (pc + p) * b.rs + col * b.cs;
+			if b.cs == 1 {
+				row[..width].copy_from_slice(&b.data[from..from + width]);
+			} else {
+				for (j, v) in row[..width].iter_mut().enumerate() {
+					*v = b.data[from + j * b.cs];
+				}
+			}
 			row[width..].fill(0.0);
 		}
 	}
@@ -331,6 +359,7 @@ mod tests {
 
 	#[test]
 	fn every_path_equals_the_reference_fold_bit_for_bit() {
+		let _threads = TEST_THREADS.lock().unwrap_or_else(|p| p.into_inner());
 		let mut rng = ChaCha20Rng::seed_from_u64(7);
 		// Edges of every block size: tiles, strips, KC and NC blocks, the row-by-row path.
 		let shapes = [
@@ -373,13 +402,41 @@ mod tests {
 	}
 
 	#[test]
+	fn transposed_and_offset_operands_are_read_in_place() {
+		let _threads = TEST_THREADS.lock().unwrap_or_else(|p| p.into_inner());
+		let mut rng = ChaCha20Rng::seed_from_u64(5);
+		for &(m, k, n) in &[(2, 33, 40), (70, 300, 45)] {
+			let (a, b) = (random(m * k, &mut rng), random(k * n, &mut rng));
+			let want = bits(&reference(&a, &b, m, k, n));
+			// `a` after 3 unused values; `b` stored transposed (column j of b is row j).
+			let shifted: Vec<f32> =
+				[0.5, 0.25, 0.125].iter().copied().chain(a.iter().copied()).collect();
+			let bt: Vec<f32> = (0..n * k).map(|at| b[(at % k) * n + at / k]).collect();
+			for threads in [1, 2] {
+				set_threads(threads);
+				let mut c = vec![f32::NAN; m * n];
+				batched_matmul(&mut c, 1, m, k, n, |_| {
+					(
+						Mat { data: &shifted, offset: 3, rs: k, cs: 1 },
+						Mat { data: &bt, offset: 0, rs: 1, cs: k },
+					)
+				});
+				assert_eq!(bits(&c), want, "{m}x{k}x{n} on {threads} threads");
+			}
+		}
+		set_threads(0);
+	}
+
+	#[test]
 	fn batches_broadcast_their_operands() {
 		let mut rng = ChaCha20Rng::seed_from_u64(3);
 		let (m, k, n) = (9, 40, 24);
 		let a = random(3 * m * k, &mut rng);
 		let b = random(k * n, &mut rng);
 		let mut c = vec![0.0; 3 * m * n];
-		batched_matmul(&a, &b, &mut c, 3, m, k, n, |t| (t, 0));
+		batched_matmul(&mut c, 3, m, k, n, |t| {
+			(Mat { data: &a, offset: t * m * k, rs: k, cs: 1 }, Mat::row_major(&b, n))
+		});
 		for t in 0..3 {
 			let want = reference(&a[t * m * k..(t + 1) * m * k], &b, m, k, n);
 			assert_eq!(bits(&c[t * m * n..(t + 1) * m * n]), bits(&want));

@@ -12,7 +12,7 @@ use burn_backend::{
 use burn_ndarray::{NdArrayTensor, SharedArray};
 use ndarray::{ArrayD, IxDyn, Zip};
 
-use super::{gemm, Inner, PortableCpu};
+use super::{gemm, math, Inner, PortableCpu};
 
 /// An f32 tensor's values, or the message for a dtype the portable kernels do not handle (models
 /// are f32 throughout; reaching this is a bug, not bad input).
@@ -25,8 +25,14 @@ fn f32_array(tensor: NdArrayTensor) -> SharedArray<f32> {
 
 fn unary(tensor: NdArrayTensor, f: impl Fn(f32) -> f32) -> NdArrayTensor {
 	let mut array = f32_array(tensor);
-	array.mapv_inplace(f);
-	NdArrayTensor::from(array)
+	if array.is_unique() {
+		array.mapv_inplace(f);
+		NdArrayTensor::from(array)
+	} else {
+		// Shared (autodiff keeps inputs for the backward pass): one pass into a new array,
+		// not a copy and then a pass over it.
+		NdArrayTensor::from(array.map(|x| f(*x)).into_shared())
+	}
 }
 
 /// Applies `f` element-wise with numpy broadcasting (burn gives both operands the same rank).
@@ -46,7 +52,7 @@ pub fn float_matmul(
 	lhs: FloatTensor<PortableCpu>,
 	rhs: FloatTensor<PortableCpu>,
 ) -> FloatTensor<PortableCpu> {
-	let (lhs, rhs) = (f32_array(lhs), f32_array(rhs));
+	let (lhs, rhs) = (in_memory_order(f32_array(lhs)), in_memory_order(f32_array(rhs)));
 	let (ls, rs) = (lhs.shape().to_vec(), rhs.shape().to_vec());
 	let rank = ls.len();
 	assert!(rank >= 2 && rs.len() == rank, "matmul of shapes {ls:?} and {rs:?}");
@@ -57,36 +63,71 @@ pub fn float_matmul(
 		.map(|d| {
 			let (a, b) = (ls[d], rs[d]);
 			assert!(a == b || a == 1 || b == 1, "matmul of shapes {ls:?} and {rs:?}");
-			a.max(b)
+			if a == 1 {
+				b
+			} else {
+				a
+			}
 		})
 		.collect();
 	let batches: usize = batch.iter().product();
-	let index = |t: usize| {
-		let (mut rest, mut ia, mut ib, mut sa, mut sb) = (t, 0, 0, 1, 1);
+	let (a_data, b_data) = (memory(&lhs), memory(&rhs));
+	let (a_strides, b_strides) = (strides(&lhs), strides(&rhs));
+	let operands = |t: usize| {
+		let (mut rest, mut a_offset, mut b_offset) = (t, 0, 0);
 		for d in (0..rank - 2).rev() {
 			let at = rest % batch[d];
 			rest /= batch[d];
 			if ls[d] > 1 {
-				ia += at * sa;
+				a_offset += at * a_strides[d];
 			}
 			if rs[d] > 1 {
-				ib += at * sb;
+				b_offset += at * b_strides[d];
 			}
-			sa *= ls[d];
-			sb *= rs[d];
 		}
-		(ia, ib)
+		(
+			gemm::Mat {
+				data: a_data,
+				offset: a_offset,
+				rs: a_strides[rank - 2],
+				cs: a_strides[rank - 1],
+			},
+			gemm::Mat {
+				data: b_data,
+				offset: b_offset,
+				rs: b_strides[rank - 2],
+				cs: b_strides[rank - 1],
+			},
+		)
 	};
-	// Contiguous row-major operands (a copy only for views such as a transpose).
-	let (a, b) = (lhs.as_standard_layout(), rhs.as_standard_layout());
-	let (a, b) = (a.as_slice().expect("standard layout"), b.as_slice().expect("standard layout"));
 	let mut out = vec![0.0f32; batches * m * n];
-	gemm::batched_matmul(a, b, &mut out, batches, m, k, n, index);
+	gemm::batched_matmul(&mut out, batches, m, k, n, operands);
 	let mut shape = batch;
 	shape.extend([m, n]);
 	NdArrayTensor::from(
 		ArrayD::from_shape_vec(IxDyn(&shape), out).expect("shape matches length").into_shared(),
 	)
+}
+
+/// `array` itself when its elements fill one slice in memory with non-negative strides (a
+/// transpose, a permutation), so the product reads it in place; else a row-major copy.
+fn in_memory_order(array: SharedArray<f32>) -> SharedArray<f32> {
+	let in_place =
+		array.strides().iter().all(|s| *s >= 0) && array.as_slice_memory_order().is_some();
+	if in_place {
+		array
+	} else {
+		array.as_standard_layout().into_owned().into_shared()
+	}
+}
+
+/// The slice [`in_memory_order`] guarantees; element 0 is its first (no negative strides).
+fn memory(array: &SharedArray<f32>) -> &[f32] {
+	array.as_slice_memory_order().expect("in memory order")
+}
+
+fn strides(array: &SharedArray<f32>) -> Vec<usize> {
+	array.strides().iter().map(|s| *s as usize).collect()
 }
 
 /// `name(tensor)` applies `f` to every element.
@@ -99,7 +140,7 @@ macro_rules! unary_ops {
 }
 
 unary_ops! {
-	float_exp => libm::expf,
+	float_exp => math::expf,
 	float_log => libm::logf,
 	float_log1p => libm::log1pf,
 	float_sin => libm::sinf,
