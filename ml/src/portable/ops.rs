@@ -9,35 +9,37 @@ use burn_backend::{
 	tensor::{BoolTensor, FloatTensor, IntTensor, QuantizedTensor},
 	Scalar, TensorMetadata,
 };
-use burn_ndarray::{NdArrayTensor, SharedArray};
-use ndarray::{ArrayD, IxDyn, Zip};
+use burn_ndarray::NdArrayTensor;
+use ndarray::{ArrayD, ArrayViewD, CowArray, IxDyn, Zip};
 
 use super::{gemm, math, Inner, PortableCpu};
 
-/// An f32 tensor's values, or the message for a dtype the portable kernels do not handle (models
-/// are f32 throughout; reaching this is a bug, not bad input).
-fn f32_array(tensor: NdArrayTensor) -> SharedArray<f32> {
+/// An f32 tensor's values, read in place: weights loaded from bytes are borrowed by burn-ndarray,
+/// and taking them as an owned array would copy them on every use. Other dtypes are a bug here,
+/// not bad input: the models are f32 throughout and `PortableCpu` declares f32 only.
+fn f32_view(tensor: &NdArrayTensor) -> ArrayViewD<'_, f32> {
 	match tensor {
-		NdArrayTensor::F32(storage) => storage.into_shared(),
+		NdArrayTensor::F32(storage) => storage.view(),
 		other => panic!("the portable CPU backend computes f32 only, got {:?}", other.dtype()),
 	}
 }
 
 fn unary(tensor: NdArrayTensor, f: impl Fn(f32) -> f32) -> NdArrayTensor {
-	let mut array = f32_array(tensor);
-	if array.is_unique() {
-		array.mapv_inplace(f);
-		NdArrayTensor::from(array)
-	} else {
-		// Shared (autodiff keeps inputs for the backward pass): one pass into a new array,
-		// not a copy and then a pass over it.
-		NdArrayTensor::from(array.map(|x| f(*x)).into_shared())
+	match tensor {
+		NdArrayTensor::F32(storage) if storage.is_unique() => {
+			let mut array = storage.into_shared();
+			array.mapv_inplace(f);
+			NdArrayTensor::from(array)
+		}
+		// Shared (autodiff keeps inputs for the backward pass) or borrowed: one pass into a new
+		// array, not a copy and then a pass over it.
+		tensor => NdArrayTensor::from(f32_view(&tensor).map(|x| f(*x)).into_shared()),
 	}
 }
 
 /// Applies `f` element-wise with numpy broadcasting (burn gives both operands the same rank).
 fn binary(lhs: NdArrayTensor, rhs: NdArrayTensor, f: impl Fn(f32, f32) -> f32) -> NdArrayTensor {
-	let (lhs, rhs) = (f32_array(lhs), f32_array(rhs));
+	let (lhs, rhs) = (f32_view(&lhs), f32_view(&rhs));
 	let shape: Vec<usize> =
 		lhs.shape().iter().zip(rhs.shape()).map(|(a, b)| if *a == 1 { *b } else { *a }).collect();
 	let (l, r) = (
@@ -52,7 +54,7 @@ pub fn float_matmul(
 	lhs: FloatTensor<PortableCpu>,
 	rhs: FloatTensor<PortableCpu>,
 ) -> FloatTensor<PortableCpu> {
-	let (lhs, rhs) = (in_memory_order(f32_array(lhs)), in_memory_order(f32_array(rhs)));
+	let (lhs, rhs) = (in_memory_order(f32_view(&lhs)), in_memory_order(f32_view(&rhs)));
 	let (ls, rs) = (lhs.shape().to_vec(), rhs.shape().to_vec());
 	let rank = ls.len();
 	assert!(rank >= 2 && rs.len() == rank, "matmul of shapes {ls:?} and {rs:?}");
@@ -109,24 +111,23 @@ pub fn float_matmul(
 	)
 }
 
-/// `array` itself when its elements fill one slice in memory with non-negative strides (a
-/// transpose, a permutation), so the product reads it in place; else a row-major copy.
-fn in_memory_order(array: SharedArray<f32>) -> SharedArray<f32> {
-	let in_place =
-		array.strides().iter().all(|s| *s >= 0) && array.as_slice_memory_order().is_some();
-	if in_place {
-		array
+/// `view` itself when its elements fill one slice of memory with non-negative strides (a weight,
+/// a transpose, a permutation), so the product reads it in place; else a row-major copy.
+fn in_memory_order(view: ArrayViewD<'_, f32>) -> CowArray<'_, f32, IxDyn> {
+	if view.strides().iter().all(|s| *s >= 0) && view.as_slice_memory_order().is_some() {
+		CowArray::from(view)
 	} else {
-		array.as_standard_layout().into_owned().into_shared()
+		let values: Vec<f32> = view.iter().copied().collect();
+		CowArray::from(ArrayD::from_shape_vec(view.raw_dim(), values).expect("same shape"))
 	}
 }
 
 /// The slice [`in_memory_order`] guarantees; element 0 is its first (no negative strides).
-fn memory(array: &SharedArray<f32>) -> &[f32] {
+fn memory<'a>(array: &'a CowArray<'_, f32, IxDyn>) -> &'a [f32] {
 	array.as_slice_memory_order().expect("in memory order")
 }
 
-fn strides(array: &SharedArray<f32>) -> Vec<usize> {
+fn strides(array: &CowArray<'_, f32, IxDyn>) -> Vec<usize> {
 	array.strides().iter().map(|s| *s as usize).collect()
 }
 
