@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::{
 	data, evaluate_layers,
-	infer::{Activations, StageError, StageModel},
+	infer::{Activations, Sampler, StageError, StageModel},
 	init_layers,
 	model::ModelConfig,
 	portable, train,
@@ -86,20 +86,20 @@ impl Report {
 				out.push(Mismatch { part, got, want: want.to_string() });
 			}
 		};
-		check("kernels", hex(&self.kernels), GOLDEN.kernels);
-		check("training", hex(&self.training), GOLDEN.training);
+		check("kernels", hex::encode(self.kernels), GOLDEN.kernels);
+		check("training", hex::encode(self.training), GOLDEN.training);
 		check("evaluation", self.evaluation_score.to_string(), &expected_score().to_string());
-		check("inference", hex(&self.inference), GOLDEN.inference);
+		check("inference", hex::encode(self.inference), GOLDEN.inference);
 		out
 	}
 
 	/// One line per part, as `self-test` prints them.
 	pub fn lines(&self) -> Vec<String> {
 		vec![
-			format!("kernels     products    {}", hex(&self.kernels)),
-			format!("training    weight root {}", hex(&self.training)),
+			format!("kernels     products    {}", hex::encode(self.kernels)),
+			format!("training    weight root {}", hex::encode(self.training)),
 			format!("evaluation  score       {}", self.evaluation_score),
-			format!("inference   logits hash {}", hex(&self.inference)),
+			format!("inference   logits hash {}", hex::encode(self.inference)),
 			format!("threads {}, {:.1} s", self.threads, self.elapsed.as_secs_f64()),
 		]
 	}
@@ -113,10 +113,6 @@ fn expected_score() -> u64 {
 		.ok()
 		.and_then(|v| v.parse().ok())
 		.unwrap_or(GOLDEN.evaluation_score)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-	bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The workload's model: the tiny Qwen3-style model (2 blocks, byte vocabulary).
@@ -161,17 +157,15 @@ pub fn run(threads: usize) -> Result<Report, SelfTestError> {
 	let mut input: Vec<u32> = b"add 12 30 = ".iter().map(|b| *b as u32).collect();
 	let mut position = 0;
 	let mut logit_bits = Vec::new();
+	// Temperature 0: the argmax, as the servers decode greedily.
+	let mut greedy = Sampler::new(0.0, SEED);
 	for _ in 0..DECODE_TOKENS {
 		let rows = input.len();
 		let out = stage.forward(&mut cache, position, Activations::Tokens(input))?;
 		position += rows;
 		let Activations::Logits(logits) = out else { return Err(SelfTestError::NoLogits) };
 		logit_bits.extend(logits.iter().flat_map(|l| l.to_bits().to_le_bytes()));
-		let next = logits
-			.iter()
-			.enumerate()
-			.fold((0, f32::NEG_INFINITY), |best, (i, v)| if *v > best.1 { (i, *v) } else { best })
-			.0 as u32;
+		let next = greedy.next(&logits);
 		input = vec![next];
 	}
 	Ok(Report {

@@ -159,11 +159,18 @@ unary_ops! {
 	float_erf => libm::erff,
 }
 
-pub fn float_powf(
-	lhs: FloatTensor<PortableCpu>,
-	rhs: FloatTensor<PortableCpu>,
-) -> FloatTensor<PortableCpu> {
-	binary(lhs, rhs, libm::powf)
+/// `name(lhs, rhs)` applies `f` element-wise, broadcasting.
+macro_rules! binary_ops {
+	($($name:ident => $f:path,)*) => {$(
+		pub fn $name(lhs: FloatTensor<PortableCpu>, rhs: FloatTensor<PortableCpu>) -> FloatTensor<PortableCpu> {
+			binary(lhs, rhs, $f)
+		}
+	)*};
+}
+
+binary_ops! {
+	float_powf => libm::powf,
+	float_atan2 => libm::atan2f,
 }
 
 pub fn float_powf_scalar_impl(
@@ -177,13 +184,6 @@ pub fn float_powf_scalar_impl(
 pub fn float_recip(tensor: FloatTensor<PortableCpu>) -> FloatTensor<PortableCpu> {
 	// burn-ndarray may use an approximate vector reciprocal; a division is exact IEEE.
 	unary(tensor, |x| 1.0 / x)
-}
-
-pub fn float_atan2(
-	lhs: FloatTensor<PortableCpu>,
-	rhs: FloatTensor<PortableCpu>,
-) -> FloatTensor<PortableCpu> {
-	binary(lhs, rhs, libm::atan2f)
 }
 
 /// burn-ndarray's attention is burn's composed fallback too; composed here of the portable ops.
