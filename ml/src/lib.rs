@@ -15,6 +15,7 @@ pub mod infer;
 pub mod model;
 pub mod portable;
 pub mod selftest;
+pub mod tokenizer;
 pub mod trace;
 pub mod train;
 pub mod weights;

@@ -34,6 +34,10 @@ pub struct ModelConfig {
 	pub max_position_embeddings: usize,
 	pub rope_theta: f32,
 	pub rms_norm_eps: f64,
+	/// The model's own tokenizer files; `None`: tokens are bytes (the built-in models). Left out
+	/// of the document when `None`, so configurations registered before it hash the same.
+	#[serde(default, skip_serializing_if = "Option::is_none")]
+	pub tokenizer: Option<crate::tokenizer::TokenizerFiles>,
 }
 
 impl ModelConfig {
@@ -51,6 +55,7 @@ impl ModelConfig {
 			max_position_embeddings: 128,
 			rope_theta: 10_000.0,
 			rms_norm_eps: 1e-6,
+			tokenizer: None,
 		}
 	}
 
@@ -68,6 +73,7 @@ impl ModelConfig {
 			max_position_embeddings: 512,
 			rope_theta: 1_000_000.0,
 			rms_norm_eps: 1e-6,
+			tokenizer: None,
 		}
 	}
 
@@ -86,6 +92,7 @@ impl ModelConfig {
 			max_position_embeddings: 4096,
 			rope_theta: 1_000_000.0,
 			rms_norm_eps: 1e-6,
+			tokenizer: None,
 		}
 	}
 
@@ -136,7 +143,8 @@ impl ModelConfig {
 		if self.family != "qwen3" {
 			return fail("family must be \"qwen3\"");
 		}
-		if self.vocab_size < crate::data::VOCAB_SIZE {
+		// A model with its own tokenizer is checked against the tokenizer when that is loaded.
+		if self.tokenizer.is_none() && self.vocab_size < crate::data::VOCAB_SIZE {
 			return fail("vocab_size must cover the 256 byte tokens");
 		}
 		if self.hidden_size == 0 || self.num_hidden_layers == 0 || self.num_attention_heads == 0 {

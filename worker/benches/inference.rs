@@ -45,6 +45,7 @@ async fn start_stages(config: &ModelConfig, stages: usize) -> Route {
 			book: None,
 			payer: None,
 			max_positions: config.max_position_embeddings,
+			tokenizer: Arc::new(blyan_worker::ml::tokenizer::TextTokenizer::Bytes),
 			metrics: Metrics::default(),
 		});
 		let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -94,11 +95,12 @@ async fn measure(
 						prompt,
 						max_tokens: tokens,
 						temperature: 0.0,
+						top_k: 0,
+						top_p: 1.0,
 						seed: 0,
-						stop: vec![],
 					};
 					let t = Instant::now();
-					let g = route::generate(source.as_ref(), 1, &request, |_| {}).await.unwrap();
+					let g = route::generate(source.as_ref(), 1, &request, |_| false).await.unwrap();
 					let total = t.elapsed();
 					let decode = total.saturating_sub(g.first_token);
 					let per_token = decode.as_secs_f64() / (g.tokens.len().max(2) - 1) as f64;

@@ -6,6 +6,7 @@ use crate::{
 	chain::{bytes, Chain, ChainError, LayerDelta, VersionId, H256},
 	ml::{
 		model::ModelConfig,
+		tokenizer::{HfTokenizer, TextTokenizer, TokenizerError},
 		weights::{self, LayerTensors, WeightsError},
 	},
 	storage::{Ipfs, StorageError},
@@ -27,6 +28,8 @@ pub enum ContentError {
 	Weights(#[from] WeightsError),
 	#[error("model config: {0}")]
 	Config(String),
+	#[error("model tokenizer: {0}")]
+	Tokenizer(#[from] TokenizerError),
 }
 
 impl ContentError {
@@ -38,6 +41,7 @@ impl ContentError {
 				| ContentError::HashMismatch { .. }
 				| ContentError::Weights(_)
 				| ContentError::Config(_)
+				| ContentError::Tokenizer(_)
 		)
 	}
 }
@@ -76,6 +80,34 @@ pub async fn model_config(
 		return Err(ContentError::Config("layer count differs from the registry's".into()));
 	}
 	Ok(config)
+}
+
+/// Qwen3's `tokenizer.json` is 11 MB; room for larger vocabularies.
+const MAX_TOKENIZER_BYTES: usize = 64 << 20;
+
+/// The tokenizer a model's configuration names: its files fetched, checked against the hashes in
+/// the (registry-hashed) configuration, and checked against the embedding. Byte tokens when the
+/// configuration names none.
+pub async fn model_tokenizer(
+	ipfs: &Ipfs,
+	config: &ModelConfig,
+) -> Result<TextTokenizer, ContentError> {
+	let Some(files) = &config.tokenizer else { return Ok(TextTokenizer::Bytes) };
+	let fetch = |cid: &str, hash: &str, what: &str| {
+		let (cid, hash, what) = (cid.to_string(), hash.to_string(), what.to_string());
+		async move {
+			let bytes = ipfs.cat(&cid, MAX_TOKENIZER_BYTES).await?;
+			if hex::encode(sp_crypto_hashing::blake2_256(&bytes)) != hash {
+				return Err(ContentError::HashMismatch { what, cid });
+			}
+			Ok(bytes)
+		}
+	};
+	let json = fetch(&files.tokenizer_cid, &files.tokenizer_hash, "tokenizer.json").await?;
+	let cfg = fetch(&files.config_cid, &files.config_hash, "tokenizer_config.json").await?;
+	let tokenizer = HfTokenizer::from_bytes(&json, &cfg)?;
+	tokenizer.check_vocabulary(config.vocab_size)?;
+	Ok(TextTokenizer::Hf(Box::new(tokenizer)))
 }
 
 /// Every layer of `version`, each fetched and checked against its Merkle root and layout.

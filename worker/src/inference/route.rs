@@ -202,9 +202,11 @@ pub struct GenerateRequest {
 	pub prompt: Vec<u32>,
 	pub max_tokens: usize,
 	pub temperature: f32,
+	/// Sample among the `top_k` likeliest tokens (0: all of them).
+	pub top_k: usize,
+	/// Sample among the likeliest tokens whose probabilities add up to `top_p` (1: all).
+	pub top_p: f32,
 	pub seed: u64,
-	/// Generation stops after any of these byte strings.
-	pub stop: Vec<Vec<u8>>,
 }
 
 /// What came out, and the stages that served it.
@@ -288,18 +290,20 @@ async fn run_chunk(
 	}
 }
 
-/// Generates for `request` on routes from `source`, calling `on_token` for each new token.
+/// Generates for `request` on routes from `source`, calling `on_token` for each new token; it
+/// answers whether generation stops there (an end token, a stop string: the caller reads text).
 pub async fn generate(
 	source: &dyn RouteSource,
 	version: u64,
 	request: &GenerateRequest,
-	mut on_token: impl FnMut(u32),
+	mut on_token: impl FnMut(u32) -> bool,
 ) -> Result<Generation, GenerateError> {
 	let started = Instant::now();
 	let mut avoid = HashSet::new();
 	let mut route = source.route(version, &avoid).await?;
 	let mut session = new_session();
-	let mut sampler = Sampler::new(request.temperature, request.seed);
+	let mut sampler =
+		Sampler::new(request.temperature, request.seed).top_k(request.top_k).top_p(request.top_p);
 	// Chunks sent so far: the prompt, then each generated token but the last.
 	let mut schedule: Vec<Vec<u32>> = Vec::new();
 	let mut tokens: Vec<u32> = Vec::new();
@@ -389,10 +393,9 @@ pub async fn generate(
 		let token = sampler.next(&logits);
 		first_token.get_or_insert_with(|| started.elapsed());
 		tokens.push(token);
-		on_token(token);
+		let stop = on_token(token);
 		schedule.push(std::mem::replace(&mut next_chunk, vec![token]));
-		let text: Vec<u8> = tokens.iter().map(|t| (*t).min(255) as u8).collect();
-		if request.stop.iter().any(|s| !s.is_empty() && text.ends_with(s)) {
+		if stop {
 			finish_reason = "stop";
 			break;
 		}
@@ -433,11 +436,12 @@ mod tests {
 			max_tokens: 8,
 			temperature: 0.0,
 			seed: 0,
-			stop: Vec::new(),
+			top_k: 0,
+			top_p: 1.0,
 		};
 		let runs = (0..3).map(|_| {
 			let (source, request) = (source.clone(), request.clone());
-			tokio::spawn(async move { generate(source.as_ref(), 0, &request, |_| {}).await })
+			tokio::spawn(async move { generate(source.as_ref(), 0, &request, |_| false).await })
 		});
 		let generations: Vec<Generation> = futures::future::join_all(runs)
 			.await

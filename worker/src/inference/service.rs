@@ -97,6 +97,12 @@ pub async fn serve(
 		opts.accept_free,
 	));
 	let whole = start == 0 && end == total;
+	// Only a server answering the OpenAI API reads text.
+	let tokenizer = if whole {
+		content::model_tokenizer(&ipfs, &config).await?
+	} else {
+		crate::ml::tokenizer::TextTokenizer::Bytes
+	};
 	let state = Arc::new(AppState {
 		version: opts.version,
 		stage: Some(stage.clone()),
@@ -104,6 +110,7 @@ pub async fn serve(
 		book: Some(book.clone()),
 		payer: None,
 		max_positions: config.max_position_embeddings,
+		tokenizer: Arc::new(tokenizer),
 		metrics: Metrics::default(),
 	});
 	let listener = tokio::net::TcpListener::bind(opts.listen)
@@ -259,8 +266,9 @@ pub async fn gateway(
 			http: reqwest::Client::new(),
 		})
 	});
-	let max_positions =
-		content::model_config(&chain, &ipfs, info.model).await?.max_position_embeddings;
+	let config = content::model_config(&chain, &ipfs, info.model).await?;
+	let max_positions = config.max_position_embeddings;
+	let tokenizer = Arc::new(content::model_tokenizer(&ipfs, &config).await?);
 	let state = Arc::new(AppState {
 		version: opts.version,
 		stage: None,
@@ -268,6 +276,7 @@ pub async fn gateway(
 		book: None,
 		payer,
 		max_positions,
+		tokenizer,
 		metrics: Metrics::default(),
 	});
 	let listener = tokio::net::TcpListener::bind(opts.listen)

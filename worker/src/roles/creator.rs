@@ -15,7 +15,10 @@ use crate::{
 		VersionStatus, H256,
 	},
 	content,
-	ml::{self, device::BackendKind, model::ModelConfig, train::Hyperparams, weights},
+	ml::{
+		self, device::BackendKind, model::ModelConfig, tokenizer::TokenizerFiles,
+		train::Hyperparams, weights,
+	},
 	state::{self, StateDir},
 	storage::Ipfs,
 };
@@ -30,9 +33,14 @@ pub enum Command {
 		/// `tiny`, `m100`, or a path to a JSON model config.
 		#[arg(long, default_value = "tiny")]
 		arch: String,
-		/// A Hugging Face Qwen3 checkpoint directory (config.json and *.safetensors).
-		#[arg(long, conflicts_with_all = ["arch", "seed"])]
+		/// A Hugging Face Qwen3 checkpoint directory (config.json, *.safetensors, and the
+		/// model's tokenizer.json and tokenizer_config.json).
+		#[arg(long, conflicts_with_all = ["arch", "seed", "tokenizer_dir"])]
 		hf_dir: Option<PathBuf>,
+		/// A directory with tokenizer.json and tokenizer_config.json for a freshly initialised
+		/// model: its vocabulary grows to the tokenizer's (default: byte tokens).
+		#[arg(long)]
+		tokenizer_dir: Option<PathBuf>,
 		#[arg(long, default_value_t = 1)]
 		seed: u64,
 		#[arg(long, default_value = "Apache-2.0")]
@@ -192,18 +200,25 @@ impl FederatedArgs {
 pub async fn run(command: Command, ctx: &Context) -> Result<()> {
 	match command {
 		Command::ModelInit { name, licence, hf_dir: Some(dir), .. } => {
-			let (model_config, layers) = ml::hf::load_checkpoint(&dir)
-				.map_err(|e| usage(format!("checkpoint {}: {e}", dir.display())))?;
+			let checkpoint =
+				|e: ml::hf::CheckpointError| usage(format!("checkpoint {}: {e}", dir.display()));
+			let (mut model_config, layers) = ml::hf::load_checkpoint(&dir).map_err(checkpoint)?;
+			// Everything is checked before anything is published or registered.
+			let tokenizer =
+				ml::hf::load_tokenizer_files(&dir, model_config.vocab_size).map_err(checkpoint)?;
 			let chain = ctx.connect().await?;
 			let ipfs = ctx.ipfs().await?;
+			if let Some(files) = tokenizer {
+				model_config.tokenizer = Some(publish_tokenizer(&ipfs, files).await?);
+			}
 			let (model, version) =
 				register_model_layers(&chain, &ipfs, &name, &model_config, &layers, &licence)
 					.await?;
 			info!(model, version, params = model_config.parameter_count(), "checkpoint registered");
 			println!("model {model} root-version {version}");
 		}
-		Command::ModelInit { name, arch, seed, licence, hf_dir: None } => {
-			let model_config = match arch.as_str() {
+		Command::ModelInit { name, arch, seed, licence, hf_dir: None, tokenizer_dir } => {
+			let mut model_config: ModelConfig = match arch.as_str() {
 				"tiny" => ModelConfig::tiny(),
 				"m100" => ModelConfig::m100(),
 				path => serde_json::from_slice(
@@ -212,8 +227,18 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
 				.map_err(|e| usage(format!("model config {path}: {e}")))?,
 			};
 			model_config.validate().map_err(usage)?;
+			let tokenizer = match &tokenizer_dir {
+				Some(dir) => ml::hf::load_tokenizer_files(dir, usize::MAX)
+					.map_err(|e| usage(format!("tokenizer {}: {e}", dir.display())))?,
+				None => None,
+			};
 			let chain = ctx.connect().await?;
 			let ipfs = ctx.ipfs().await?;
+			if let Some(files) = tokenizer {
+				let vocab = files.tokenizer.vocab_size();
+				model_config.vocab_size = model_config.vocab_size.max(vocab);
+				model_config.tokenizer = Some(publish_tokenizer(&ipfs, files).await?);
+			}
 			let (model, version) =
 				register_model(&chain, &ipfs, &name, &model_config, seed, &licence).await?;
 			info!(
@@ -261,6 +286,19 @@ async fn job_post(args: JobPostArgs, ctx: &Context) -> Result<()> {
 	hyperparams.validate().map_err(usage)?;
 	let chain = ctx.connect().await?;
 	let ipfs = ctx.ipfs().await?;
+	// Datasets are read as bytes by miners and verifiers: a model with its own tokenizer would
+	// be trained on byte ids it does not speak. Refused until training tokenizes with it.
+	let base = chain
+		.version(args.base_version)
+		.await?
+		.ok_or_else(|| usage(format!("unknown version {}", args.base_version)))?;
+	if content::model_config(&chain, &ipfs, base.model).await?.tokenizer.is_some() {
+		return Err(usage(format!(
+			"version {}'s model has its own tokenizer: training jobs on such models are not \
+			 supported yet (datasets are tokenized as bytes)",
+			args.base_version
+		)));
+	}
 	let state = ctx.state_dir(&chain)?;
 	let reward = args.reward as u128 * chain::BLY;
 	let request = JobRequest {
@@ -299,6 +337,19 @@ async fn print_job_end(
 		JobEnd::Refunded => println!("job {job} ended without a verdict: refunded"),
 	}
 	Ok(())
+}
+
+/// Pins a model's tokenizer files; what its configuration records of them.
+async fn publish_tokenizer(ipfs: &Ipfs, files: ml::hf::TokenizerBytes) -> Result<TokenizerFiles> {
+	let hash = |bytes: &[u8]| hex::encode(sp_crypto_hashing::blake2_256(bytes));
+	let (tokenizer_hash, config_hash) =
+		(hash(&files.tokenizer_json), hash(&files.tokenizer_config));
+	Ok(TokenizerFiles {
+		tokenizer_cid: ipfs.add(files.tokenizer_json, true, false).await?,
+		tokenizer_hash,
+		config_cid: ipfs.add(files.tokenizer_config, true, false).await?,
+		config_hash,
+	})
 }
 
 /// Registers a model with freshly initialised root weights; returns `(model, root version)`.
