@@ -435,11 +435,12 @@ impl Sampler {
 		if narrowed || (self.top_p > 0.0 && self.top_p < 1.0) {
 			let mut order: Vec<usize> = (0..logits.len()).collect();
 			order.sort_by(|a, b| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b)));
-			let total: f64 = weights.iter().sum();
 			let mut kept = if narrowed { self.top_k } else { order.len() };
 			if self.top_p > 0.0 && self.top_p < 1.0 {
+				// Of what top_k kept (renormalised, as Hugging Face and vLLM apply them).
+				let total: f64 = order[..kept].iter().map(|i| weights[*i]).sum();
 				let (mut mass, target) = (0.0, self.top_p as f64 * total);
-				let reach = order.iter().position(|i| {
+				let reach = order[..kept].iter().position(|i| {
 					mass += weights[*i];
 					mass >= target
 				});
@@ -655,5 +656,7 @@ mod tests {
 		assert_eq!(draws(&|seed| Sampler::new(1.0, seed).top_p(0.8)), [0, 1]);
 		assert_eq!(draws(&|seed| Sampler::new(1.0, seed).top_p(0.5)), [0]);
 		assert_eq!(draws(&|seed| Sampler::new(1.0, seed).top_k(3).top_p(0.99)), [0, 1, 2]);
+		// top_p of what top_k kept: 0.64 / 0.88 ≥ 0.7.
+		assert_eq!(draws(&|seed| Sampler::new(1.0, seed).top_k(2).top_p(0.7)), [0]);
 	}
 }

@@ -98,6 +98,14 @@ impl TextTokenizer {
 		String::from_utf8_lossy(&bytes).into_owned()
 	}
 
+	/// Special tokens (e.g. `<|im_start|>`): not part of a reply's text.
+	pub fn is_special(&self, token: u32) -> bool {
+		match self {
+			Self::Bytes => false,
+			Self::Hf(t) => t.special.contains(&token),
+		}
+	}
+
 	/// Tokens that end a reply: generation stops there and they are not part of the text.
 	pub fn end_tokens(&self) -> &[u32] {
 		match self {
@@ -154,18 +162,48 @@ pub struct HfTokenizer {
 	/// The bytes of every id, looked up while streaming.
 	token_bytes: Vec<Vec<u8>>,
 	end_tokens: Vec<u32>,
+	/// Special added tokens: not part of a reply's text (as `skip_special_tokens` decodes).
+	special: std::collections::HashSet<u32>,
 	template: Option<minijinja::Environment<'static>>,
 	bos_token: Option<String>,
 	eos_token: Option<String>,
 }
 
 const TEMPLATE_NAME: &str = "chat";
+/// Largest vocabulary accepted (Qwen3 has 151 669 tokens; the largest public ones ~260 000).
+const MAX_VOCABULARY: usize = 1 << 20;
+/// Template instructions one rendering may run: a registered template is untrusted.
+const TEMPLATE_FUEL: u64 = 10_000_000;
 
 impl HfTokenizer {
 	/// Reads `tokenizer.json` and `tokenizer_config.json` (their bytes, as registered).
 	pub fn from_bytes(tokenizer_json: &[u8], config_json: &[u8]) -> Result<Self, TokenizerError> {
-		let inner = tokenizers::Tokenizer::from_bytes(tokenizer_json)
+		let mut inner = tokenizers::Tokenizer::from_bytes(tokenizer_json)
 			.map_err(|e| TokenizerError::Tokenizer(e.to_string()))?;
+		// As `transformers` encodes: no truncation or padding unless asked for.
+		inner.with_truncation(None).map_err(|e| TokenizerError::Tokenizer(e.to_string()))?;
+		inner.with_padding(None);
+		// Streaming needs each token's bytes, which only byte-level BPE defines token by token
+		// (SentencePiece-style decoders change a token's text by its neighbours).
+		if !matches!(inner.get_decoder(), Some(tokenizers::DecoderWrapper::ByteLevel(_))) {
+			return Err(TokenizerError::Tokenizer(
+				"only byte-level BPE tokenizers (decoder ByteLevel: GPT-2, Qwen, Llama 3) are supported".into(),
+			));
+		}
+		// Ids index a table here and the embedding on the stages: bounded before anything is
+		// allocated from them.
+		let largest = inner
+			.get_vocab(true)
+			.values()
+			.copied()
+			.chain(inner.get_added_tokens_decoder().keys().copied())
+			.max()
+			.unwrap_or(0);
+		if largest as usize >= MAX_VOCABULARY {
+			return Err(TokenizerError::Tokenizer(format!(
+				"token id {largest}: vocabularies are at most {MAX_VOCABULARY} tokens"
+			)));
+		}
 		let config: serde_json::Map<String, Value> = serde_json::from_slice(config_json)
 			.map_err(|e| TokenizerError::Config(e.to_string()))?;
 		let special = |key: &str| -> Result<Option<String>, TokenizerError> {
@@ -215,8 +253,14 @@ impl HfTokenizer {
 				return Err(TokenizerError::Config("`chat_template` is not a string".into()))
 			}
 		};
-		let token_bytes = token_bytes(&inner);
-		Ok(Self { inner, token_bytes, end_tokens, template, bos_token, eos_token })
+		let token_bytes = token_bytes(&inner, largest as usize + 1);
+		let special = inner
+			.get_added_tokens_decoder()
+			.into_iter()
+			.filter(|(_, t)| t.special)
+			.map(|(id, _)| id)
+			.collect();
+		Ok(Self { inner, token_bytes, end_tokens, special, template, bos_token, eos_token })
 	}
 
 	/// Tokens in the vocabulary, added tokens included (as `len(tokenizer)` in `transformers`).
@@ -273,6 +317,7 @@ fn environment(source: String) -> Result<minijinja::Environment<'static>, Tokeni
 	let mut env = minijinja::Environment::new();
 	env.set_trim_blocks(true);
 	env.set_lstrip_blocks(true);
+	env.set_fuel(Some(TEMPLATE_FUEL));
 	env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
 	env.add_function("raise_exception", |message: String| -> Result<String, minijinja::Error> {
 		Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, message))
@@ -281,18 +326,14 @@ fn environment(source: String) -> Result<minijinja::Environment<'static>, Tokeni
 	Ok(env)
 }
 
-/// The bytes of every token id. Byte-level BPE (GPT-2, Qwen, Llama 3) writes each byte as one
-/// printable character; added tokens are their text. Other decoders (e.g. SentencePiece's) are
-/// asked token by token.
-fn token_bytes(inner: &tokenizers::Tokenizer) -> Vec<Vec<u8>> {
-	let vocab = inner.get_vocab_size(true);
+/// The bytes of every token id below `len`. Byte-level BPE (GPT-2, Qwen, Llama 3) writes each
+/// byte as one printable character; added tokens are their text.
+fn token_bytes(inner: &tokenizers::Tokenizer, len: usize) -> Vec<Vec<u8>> {
 	let added: HashMap<u32, String> =
 		inner.get_added_tokens_decoder().into_iter().map(|(id, t)| (id, t.content)).collect();
-	let byte_level = matches!(inner.get_decoder(), Some(tokenizers::DecoderWrapper::ByteLevel(_)));
 	let unicode_to_byte: HashMap<char, u8> =
 		byte_level_alphabet().into_iter().enumerate().map(|(b, c)| (c, b as u8)).collect();
 	// Ids may have holes: the table spans the largest id.
-	let len = added.keys().map(|id| *id as usize + 1).max().unwrap_or(0).max(vocab);
 	(0..len as u32)
 		.map(|id| {
 			if let Some(content) = added.get(&id) {
@@ -300,12 +341,11 @@ fn token_bytes(inner: &tokenizers::Tokenizer) -> Vec<Vec<u8>> {
 			}
 			match inner.id_to_token(id) {
 				None => Vec::new(),
-				Some(token) if byte_level => token
+				Some(token) => token
 					.chars()
 					.map(|c| unicode_to_byte.get(&c).copied())
 					.collect::<Option<Vec<u8>>>()
 					.unwrap_or_else(|| token.into_bytes()),
-				Some(_) => inner.decode(&[id], false).unwrap_or_default().into_bytes(),
 			}
 		})
 		.collect()

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use blyan_ml::tokenizer::{ChatMessage, ChatOptions, HfTokenizer, TextTokenizer, TokenizerError};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn models_dir() -> PathBuf {
 	PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -82,6 +82,21 @@ fn bad_tokenizer_files_are_refused_with_the_reason() {
 	let load = |json: &[u8], config: &[u8]| HfTokenizer::from_bytes(json, config).err();
 	assert!(matches!(load(b"{not json", &config), Some(TokenizerError::Tokenizer(_))));
 	assert!(matches!(load(&json, b"[1, 2"), Some(TokenizerError::Config(_))));
+	// Hostile or unsupported tokenizer.json: an id far beyond any vocabulary, a decoder that is
+	// not byte-level.
+	let mut tok: Value = serde_json::from_slice(&json).unwrap();
+	tok["added_tokens"][0]["id"] = json!(4_000_000_000u32);
+	let huge = serde_json::to_vec(&tok).unwrap();
+	// `tokenizers` numbers added tokens itself: the table stays the vocabulary's size (the bound
+	// in `from_bytes` is for what it does accept).
+	let t = HfTokenizer::from_bytes(&huge, &config).unwrap();
+	assert!(t.vocab_size() <= 151_669, "{}", t.vocab_size());
+	let mut tok: Value = serde_json::from_slice(&json).unwrap();
+	tok["decoder"] = json!({ "type": "Fuse" });
+	let fused = serde_json::to_vec(&tok).unwrap();
+	assert!(
+		matches!(load(&fused, &config), Some(TokenizerError::Tokenizer(e)) if e.contains("byte-level"))
+	);
 	let mut cfg: serde_json::Map<String, Value> = serde_json::from_slice(&config).unwrap();
 	// An end-of-sequence token the vocabulary does not have.
 	let mut bad = cfg.clone();

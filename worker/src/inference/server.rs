@@ -335,8 +335,8 @@ struct TextStream {
 	generated: Vec<u8>,
 	held: Vec<u8>,
 	utf8: Vec<u8>,
-	/// The length of the stop sequence generation ended on.
-	stopped_on: Option<usize>,
+	/// Generation ended on a stop sequence.
+	stopped: bool,
 	/// All text released so far.
 	text: String,
 }
@@ -349,7 +349,7 @@ impl TextStream {
 			generated: vec![],
 			held: vec![],
 			utf8: vec![],
-			stopped_on: None,
+			stopped: false,
 			text: String::new(),
 		}
 	}
@@ -359,13 +359,33 @@ impl TextStream {
 		if self.tokenizer.end_tokens().contains(&token) {
 			return (String::new(), true);
 		}
-		let bytes = self.tokenizer.token_bytes(token).to_vec();
-		self.generated.extend_from_slice(&bytes);
-		self.held.extend_from_slice(&bytes);
-		if let Some(stop) =
-			self.stops.iter().filter(|s| self.generated.ends_with(s)).max_by_key(|s| s.len())
-		{
-			self.stopped_on = Some(stop.len());
+		if self.tokenizer.is_special(token) {
+			return (String::new(), false);
+		}
+		let bytes = self.tokenizer.token_bytes(token);
+		let before = self.generated.len();
+		self.generated.extend_from_slice(bytes);
+		self.held.extend_from_slice(bytes);
+		// The earliest stop sequence that ends in this token's bytes: a token may carry a stop
+		// and more after it (byte-level BPE merges punctuation with newlines).
+		let longest = self.stops.iter().map(Vec::len).max().unwrap_or(0);
+		let from = before.saturating_sub(longest);
+		let hit = self
+			.stops
+			.iter()
+			.filter_map(|stop| {
+				self.generated[from..]
+					.windows(stop.len())
+					.position(|w| w == stop.as_slice())
+					.map(|p| from + p)
+					.filter(|p| p + stop.len() > before)
+			})
+			.min();
+		if let Some(at) = hit {
+			// Everything from the stop on is dropped; bytes before it that were held are text.
+			let released = self.generated.len() - self.held.len();
+			self.held.truncate(at.saturating_sub(released));
+			self.stopped = true;
 			return (String::new(), true);
 		}
 		let len = self.held.len();
@@ -379,14 +399,9 @@ impl TextStream {
 		(text, false)
 	}
 
-	/// The rest of the text, without the stop sequence if generation stopped on one.
+	/// The rest of the text (what was held back, without the stop sequence).
 	fn finish(&mut self) -> String {
-		let mut rest = std::mem::take(&mut self.held);
-		if let Some(stop) = self.stopped_on {
-			// The stop sequence may have begun in bytes already released: only what is held
-			// can be taken back.
-			rest.truncate(rest.len().saturating_sub(stop));
-		}
+		let rest = std::mem::take(&mut self.held);
 		let mut text = self.decode(rest);
 		text.push_str(&String::from_utf8_lossy(&std::mem::take(&mut self.utf8)));
 		self.text.push_str(&text);
@@ -448,9 +463,12 @@ async fn completions(
 		}
 		_ => return error(StatusCode::BAD_REQUEST, "`prompt` must be a string"),
 	};
-	match s.tokenizer.encode(&prompt, true) {
-		Ok(tokens) => complete(s, body, tokens, false).await,
-		Err(e) => error(StatusCode::BAD_REQUEST, e),
+	// Tokenizing a long prompt is CPU work: off the async threads.
+	let tokenizer = s.tokenizer.clone();
+	match tokio::task::spawn_blocking(move || tokenizer.encode(&prompt, true)).await {
+		Ok(Ok(tokens)) => complete(s, body, tokens, false).await,
+		Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e),
+		Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
 	}
 }
 
@@ -482,10 +500,13 @@ async fn chat_completions(
 			.enable_thinking
 			.or(body.chat_template_kwargs.as_ref().and_then(|k| k.enable_thinking)),
 	};
-	match s.tokenizer.encode_chat(&turns, &options) {
-		Ok(tokens) => complete(s, body, tokens, true).await,
+	// Rendering (a registered template, bounded by fuel) and tokenizing: off the async threads.
+	let tokenizer = s.tokenizer.clone();
+	match tokio::task::spawn_blocking(move || tokenizer.encode_chat(&turns, &options)).await {
+		Ok(Ok(tokens)) => complete(s, body, tokens, true).await,
 		// The conversation is what the template refused (e.g. roles out of order).
-		Err(e) => error(StatusCode::BAD_REQUEST, e),
+		Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e),
+		Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
 	}
 }
 
@@ -549,11 +570,17 @@ async fn complete(
 	if !(0.0..=2.0).contains(&temperature) {
 		return error(StatusCode::BAD_REQUEST, "`temperature` must be between 0 and 2");
 	}
-	// What is left of the context unless the client asks for less.
+	// Chat: what is left of the context unless the client asks for less (OpenAI's chat
+	// default); completions: 16 tokens, as OpenAI's legacy endpoint.
 	let room = s.max_positions - tokens.len();
+	let default_tokens = if chat { room } else { 16 };
 	let prompt_tokens = tokens.len();
 	let request = GenerateRequest {
-		max_tokens: body.max_completion_tokens.or(body.max_tokens).unwrap_or(room).min(room),
+		max_tokens: body
+			.max_completion_tokens
+			.or(body.max_tokens)
+			.unwrap_or(default_tokens)
+			.min(room),
 		prompt: tokens,
 		temperature,
 		top_k: body.top_k.unwrap_or(0),
@@ -570,8 +597,9 @@ async fn complete(
 		tokio::spawn(async move {
 			let result = route::generate(routes.as_ref(), s.version, &request, |t| {
 				let (text, stop) = texts.lock().expect("text lock").push(t);
-				let _ = tx.send((t, text));
-				stop
+				// The client left (its stream or request dropped): nothing more is generated
+				// or paid for.
+				tx.send((t, text)).is_err() || stop
 			})
 			.await;
 			match &result {
@@ -647,7 +675,9 @@ async fn complete(
 		.flatten();
 		return Sse::new(tokens.chain(end)).into_response();
 	}
-	drop(rx);
+	// Held until the answer: if the client leaves, the handler and this receiver are dropped
+	// and generation stops at the next token.
+	let _client = rx;
 	match task.await {
 		Ok(Ok(g)) => {
 			let text = {
@@ -754,6 +784,32 @@ mod tests {
 		assert!(!stopped);
 		assert_eq!(pieces.concat() + &rest, "ab\nc");
 		assert_eq!(pieces[2], "", "held while it could begin the stop");
+	}
+
+	#[test]
+	fn a_stop_sequence_inside_a_token_ends_the_text_there() {
+		let tokenizer = Arc::new(qwen_like());
+		let mut t = TextStream::new(tokenizer, vec![b"</a>".to_vec()]);
+		// Tokens "x</" and "a>\nmore": the stop ends inside the second, followed by more bytes.
+		assert_eq!(t.push(0), ("x".to_string(), false));
+		assert_eq!(t.push(1), (String::new(), true));
+		assert_eq!(t.finish(), "");
+		assert_eq!(t.text, "x");
+	}
+
+	/// Two tokens, as a byte-level vocabulary would hold them.
+	fn qwen_like() -> TextTokenizer {
+		let json = json!({
+			"version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+			"normalizer": null, "pre_tokenizer": null, "post_processor": null,
+			"decoder": { "type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false },
+			"model": { "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+				"end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+				"vocab": { "x</": 0, "a>Ċmore": 1 }, "merges": [] }
+		});
+		let t = crate::ml::tokenizer::HfTokenizer::from_bytes(json.to_string().as_bytes(), b"{}")
+			.unwrap();
+		TextTokenizer::Hf(Box::new(t))
 	}
 
 	#[test]

@@ -286,19 +286,6 @@ async fn job_post(args: JobPostArgs, ctx: &Context) -> Result<()> {
 	hyperparams.validate().map_err(usage)?;
 	let chain = ctx.connect().await?;
 	let ipfs = ctx.ipfs().await?;
-	// Datasets are read as bytes by miners and verifiers: a model with its own tokenizer would
-	// be trained on byte ids it does not speak. Refused until training tokenizes with it.
-	let base = chain
-		.version(args.base_version)
-		.await?
-		.ok_or_else(|| usage(format!("unknown version {}", args.base_version)))?;
-	if content::model_config(&chain, &ipfs, base.model).await?.tokenizer.is_some() {
-		return Err(usage(format!(
-			"version {}'s model has its own tokenizer: training jobs on such models are not \
-			 supported yet (datasets are tokenized as bytes)",
-			args.base_version
-		)));
-	}
 	let state = ctx.state_dir(&chain)?;
 	let reward = args.reward as u128 * chain::BLY;
 	let request = JobRequest {
@@ -454,6 +441,19 @@ pub async fn post_job(
 	request: JobRequest,
 ) -> Result<JobId> {
 	let training = request.hyperparams.to_params().map_err(|e| anyhow!(e))?;
+	// Datasets are read as bytes by miners and verifiers: a model with its own tokenizer would
+	// be trained on byte ids it does not speak. Refused until training tokenizes with it.
+	let base = chain
+		.version(request.base_version)
+		.await?
+		.ok_or_else(|| usage(format!("unknown version {}", request.base_version)))?;
+	if content::model_config(chain, ipfs, base.model).await?.tokenizer.is_some() {
+		return Err(usage(format!(
+			"version {}'s model has its own tokenizer: training jobs on such models are not \
+			 supported yet (datasets are tokenized as bytes)",
+			request.base_version
+		)));
+	}
 	let windows = ml::data::evaluation_batches(
 		&ml::data::encode(&request.validation),
 		request.hyperparams.batch_size,
