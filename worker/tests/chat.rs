@@ -172,6 +172,10 @@ async fn bad_requests_get_openai_error_objects() {
 	)
 	.await;
 	assert_eq!((status, v["error"]["type"].as_str()), (400, Some("invalid_request_error")));
+	let (status, v) = post("/v1/completions", json!({ "prompt": "hi", "max_tokens": 0 })).await;
+	assert_eq!((status, v["error"]["code"].as_str()), (400, Some("invalid_request")), "{v}");
+	let (status, v) = post("/v1/completions", json!({ "prompt": "hi", "top_k": -1 })).await;
+	assert_eq!(status, 200, "-1 is no limit, as vLLM takes it: {v}");
 	let (status, v) = post("/v1/completions", json!({ "prompt": "hi", "top_p": 0 })).await;
 	assert_eq!((status, v["error"]["type"].as_str()), (400, Some("invalid_request_error")), "{v}");
 }

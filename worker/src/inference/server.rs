@@ -263,7 +263,8 @@ struct CompletionBody {
 	max_completion_tokens: Option<usize>,
 	temperature: Option<f32>,
 	top_p: Option<f32>,
-	top_k: Option<usize>,
+	/// 0 or -1 (vLLM's spelling): no limit.
+	top_k: Option<i64>,
 	seed: Option<u64>,
 	stop: Option<Value>,
 	#[serde(default)]
@@ -566,6 +567,9 @@ async fn complete(
 	if !(top_p > 0.0 && top_p <= 1.0) {
 		return error(StatusCode::BAD_REQUEST, "`top_p` must be in (0, 1]");
 	}
+	if body.max_completion_tokens.or(body.max_tokens) == Some(0) {
+		return error(StatusCode::BAD_REQUEST, "`max_tokens` must be at least 1");
+	}
 	let temperature = body.temperature.unwrap_or(0.0);
 	if !(0.0..=2.0).contains(&temperature) {
 		return error(StatusCode::BAD_REQUEST, "`temperature` must be between 0 and 2");
@@ -583,7 +587,7 @@ async fn complete(
 			.min(room),
 		prompt: tokens,
 		temperature,
-		top_k: body.top_k.unwrap_or(0),
+		top_k: body.top_k.map_or(0, |k| usize::try_from(k).unwrap_or(0)),
 		top_p,
 		seed: body.seed.unwrap_or(0),
 	};
