@@ -69,10 +69,9 @@ pub async fn model_config(
 	let info =
 		chain.model(model).await?.ok_or_else(|| ContentError::Unknown(format!("model {model}")))?;
 	let cid = cid_str(&info.architecture.config_cid.0);
-	let doc = ipfs.cat(&cid, MAX_CONFIG_BYTES).await?;
-	if sp_crypto_hashing::blake2_256(&doc) != info.architecture.config_hash.0 {
-		return Err(ContentError::HashMismatch { what: format!("model {model} config"), cid });
-	}
+	let what = || format!("model {model} config");
+	let doc =
+		checked_cat(ipfs, &cid, MAX_CONFIG_BYTES, &info.architecture.config_hash.0, what).await?;
 	let config: ModelConfig =
 		serde_json::from_slice(&doc).map_err(|e| ContentError::Config(e.to_string()))?;
 	config.validate().map_err(ContentError::Config)?;
@@ -93,14 +92,14 @@ pub async fn model_tokenizer(
 	config: &ModelConfig,
 ) -> Result<TextTokenizer, ContentError> {
 	let Some(files) = &config.tokenizer else { return Ok(TextTokenizer::Bytes) };
-	let fetch = |cid: &str, hash: &str, what: &str| {
-		let (cid, hash, what) = (cid.to_string(), hash.to_string(), what.to_string());
+	let fetch = |cid: &str, hash: &str, name: &'static str| {
+		let hash: Option<[u8; 32]> = hex::decode(hash).ok().and_then(|h| h.try_into().ok());
+		let cid = cid.to_string();
 		async move {
-			let bytes = ipfs.cat(&cid, MAX_TOKENIZER_BYTES).await?;
-			if hex::encode(sp_crypto_hashing::blake2_256(&bytes)) != hash {
-				return Err(ContentError::HashMismatch { what, cid });
-			}
-			Ok(bytes)
+			let hash = hash.ok_or_else(|| {
+				ContentError::Config(format!("the hash of {name} is not 32 bytes of hex"))
+			})?;
+			checked_cat(ipfs, &cid, MAX_TOKENIZER_BYTES, &hash, || name.to_string()).await
 		}
 	};
 	let json = fetch(&files.tokenizer_cid, &files.tokenizer_hash, "tokenizer.json").await?;
@@ -180,11 +179,24 @@ pub async fn dataset_bytes(
 		.await?
 		.ok_or_else(|| ContentError::Unknown(format!("dataset {dataset}")))?;
 	let cid = cid_str(&info.cid.0);
-	let data = ipfs.cat(&cid, info.size_bytes.try_into().unwrap_or(usize::MAX)).await?;
-	if sp_crypto_hashing::blake2_256(&data) != info.content_hash.0 {
-		return Err(ContentError::HashMismatch { what: format!("dataset {dataset}"), cid });
+	let max = info.size_bytes.try_into().unwrap_or(usize::MAX);
+	checked_cat(ipfs, &cid, max, &info.content_hash.0, || format!("dataset {dataset}")).await
+}
+
+/// The bytes under `cid` (at most `max_bytes`), which must hash (blake2-256) to `hash`: content
+/// the chain names by hash, checked before anyone reads it.
+async fn checked_cat(
+	ipfs: &Ipfs,
+	cid: &str,
+	max_bytes: usize,
+	hash: &[u8; 32],
+	what: impl FnOnce() -> String,
+) -> Result<Vec<u8>, ContentError> {
+	let bytes = ipfs.cat(cid, max_bytes).await?;
+	if sp_crypto_hashing::blake2_256(&bytes) != *hash {
+		return Err(ContentError::HashMismatch { what: what(), cid: cid.to_string() });
 	}
-	Ok(data)
+	Ok(bytes)
 }
 
 /// Adds `(layer, safetensors bytes, Merkle root)` to IPFS (pinned, or with `only_hash` just
