@@ -16,7 +16,7 @@ SUDO=""
 # g++ for Binaryen (wasm-opt) and cxx: rustc-web brings only gcc, and slim images have neither.
 # qemu-user and the aarch64 cross toolchain run the miner self-test on other CPUs (scripts/test-cpus).
 APT_PKGS=(clang libclang-dev protobuf-compiler libssl-dev pkg-config rustc-web cargo-web rust-web-src
-  g++ curl jq qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+  g++ curl jq python3 python3-venv qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

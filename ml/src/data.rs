@@ -8,6 +8,21 @@ use rand_chacha::ChaCha20Rng;
 /// Byte-level vocabulary.
 pub const VOCAB_SIZE: usize = 256;
 
+/// Marks a token of a dataset that the model reads but is not trained to predict (the prompt
+/// and user turns of a chat record): training and evaluation take the loss over the other
+/// targets only. Far above any vocabulary ([`crate::tokenizer`] bounds ids by 2^20).
+pub const CONTEXT_ONLY: i64 = 1 << 40;
+
+/// The vocabulary id of a dataset token, with its [`CONTEXT_ONLY`] mark cleared.
+pub fn token_id(token: i64) -> i64 {
+	token & !CONTEXT_ONLY
+}
+
+/// Whether a dataset token is a training target (not marked [`CONTEXT_ONLY`]).
+pub fn is_trained(token: i64) -> bool {
+	token & CONTEXT_ONLY == 0
+}
+
 pub fn encode(text: &[u8]) -> Vec<i64> {
 	text.iter().map(|b| *b as i64).collect()
 }

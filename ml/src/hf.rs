@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::{
 	model::ModelConfig,
 	tokenizer::{HfTokenizer, TokenizerError},
-	weights::{check_layout, LayerTensors, NamedTensor, WeightsError},
+	weights::{check_layout, expected_layout, LayerTensors, NamedTensor, WeightsError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -83,9 +83,25 @@ struct HfConfig {
 	intermediate_size: usize,
 	max_position_embeddings: usize,
 	rope_theta: Option<f64>,
+	/// transformers ≥ 5 writes the RoPE settings here (`rope_theta`, `rope_type`).
+	rope_parameters: Option<RopeParameters>,
+	/// transformers 4's name for RoPE scaling (YaRN, linear, …): not supported.
+	rope_scaling: Option<serde_json::Value>,
 	rms_norm_eps: Option<f64>,
 	#[serde(default)]
 	tie_word_embeddings: bool,
+	/// Variants Blyan's Qwen3 does not compute: refused rather than run wrongly.
+	#[serde(default)]
+	attention_bias: bool,
+	#[serde(default)]
+	use_sliding_window: bool,
+	hidden_act: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RopeParameters {
+	rope_theta: Option<f64>,
+	rope_type: Option<String>,
 }
 
 fn io(path: &Path, e: impl ToString) -> CheckpointError {
@@ -97,32 +113,7 @@ fn io(path: &Path, e: impl ToString) -> CheckpointError {
 pub fn load_checkpoint(dir: &Path) -> Result<(ModelConfig, Vec<LayerTensors>), CheckpointError> {
 	let config_path = dir.join("config.json");
 	let raw = std::fs::read(&config_path).map_err(|e| io(&config_path, e))?;
-	let hf: HfConfig =
-		serde_json::from_slice(&raw).map_err(|e| CheckpointError::Config(e.to_string()))?;
-	if hf.model_type.as_deref() != Some("qwen3") {
-		return Err(CheckpointError::Config(format!(
-			"model_type {:?}: only \"qwen3\" checkpoints are supported",
-			hf.model_type
-		)));
-	}
-	if hf.num_attention_heads == 0 {
-		return Err(CheckpointError::Config("num_attention_heads is 0".into()));
-	}
-	let config = ModelConfig {
-		family: "qwen3".into(),
-		vocab_size: hf.vocab_size,
-		hidden_size: hf.hidden_size,
-		num_hidden_layers: hf.num_hidden_layers,
-		num_attention_heads: hf.num_attention_heads,
-		num_key_value_heads: hf.num_key_value_heads.unwrap_or(hf.num_attention_heads),
-		head_dim: hf.head_dim.unwrap_or(hf.hidden_size / hf.num_attention_heads),
-		intermediate_size: hf.intermediate_size,
-		max_position_embeddings: hf.max_position_embeddings,
-		rope_theta: hf.rope_theta.unwrap_or(1_000_000.0) as f32,
-		rms_norm_eps: hf.rms_norm_eps.unwrap_or(1e-6),
-		tokenizer: None,
-	};
-	config.validate().map_err(CheckpointError::Config)?;
+	let (config, hf) = read_config(&raw)?;
 
 	let mut files: Vec<_> = std::fs::read_dir(dir)
 		.map_err(|e| io(dir, e))?
@@ -168,6 +159,65 @@ pub fn load_checkpoint(dir: &Path) -> Result<(ModelConfig, Vec<LayerTensors>), C
 	Ok((config, layers))
 }
 
+/// A model configuration from a Hugging Face Qwen3 `config.json`.
+pub fn parse_config(raw: &[u8]) -> Result<ModelConfig, CheckpointError> {
+	read_config(raw).map(|(config, _)| config)
+}
+
+fn read_config(raw: &[u8]) -> Result<(ModelConfig, HfConfig), CheckpointError> {
+	let hf: HfConfig =
+		serde_json::from_slice(raw).map_err(|e| CheckpointError::Config(e.to_string()))?;
+	if hf.model_type.as_deref() != Some("qwen3") {
+		return Err(CheckpointError::Config(format!(
+			"model_type {:?}: only \"qwen3\" checkpoints are supported",
+			hf.model_type
+		)));
+	}
+	if hf.num_attention_heads == 0 {
+		return Err(CheckpointError::Config("num_attention_heads is 0".into()));
+	}
+	// Plain RoPE only: a scaled variant would be computed wrongly, so it is refused.
+	let scaled = hf.rope_parameters.as_ref().and_then(|r| r.rope_type.as_deref());
+	if scaled.is_some_and(|t| t != "default")
+		|| hf.rope_scaling.as_ref().is_some_and(|v| !v.is_null())
+	{
+		return Err(CheckpointError::Config(
+			"scaled RoPE (rope_type other than \"default\", rope_scaling) is not supported".into(),
+		));
+	}
+	if hf.attention_bias || hf.use_sliding_window {
+		return Err(CheckpointError::Config(
+			"attention_bias and use_sliding_window are not supported".into(),
+		));
+	}
+	if hf.hidden_act.as_deref().is_some_and(|a| a != "silu") {
+		return Err(CheckpointError::Config(format!(
+			"hidden_act {:?}: only \"silu\" is supported",
+			hf.hidden_act
+		)));
+	}
+	let rope_theta = hf
+		.rope_theta
+		.or(hf.rope_parameters.as_ref().and_then(|r| r.rope_theta))
+		.unwrap_or(1_000_000.0);
+	let config = ModelConfig {
+		family: "qwen3".into(),
+		vocab_size: hf.vocab_size,
+		hidden_size: hf.hidden_size,
+		num_hidden_layers: hf.num_hidden_layers,
+		num_attention_heads: hf.num_attention_heads,
+		num_key_value_heads: hf.num_key_value_heads.unwrap_or(hf.num_attention_heads),
+		head_dim: hf.head_dim.unwrap_or(hf.hidden_size / hf.num_attention_heads),
+		intermediate_size: hf.intermediate_size,
+		max_position_embeddings: hf.max_position_embeddings,
+		rope_theta: rope_theta as f32,
+		rms_norm_eps: hf.rms_norm_eps.unwrap_or(1e-6),
+		tokenizer: None,
+	};
+	config.validate().map_err(CheckpointError::Config)?;
+	Ok((config, hf))
+}
+
 /// Writes `layers` as a Hugging Face Qwen3 checkpoint: `config.json` and `shards`
 /// safetensors files, tensors in `f32` or `bf16`, the head left out if `tie` (it is then the
 /// embedding). The inverse of [`load_checkpoint`].
@@ -200,6 +250,18 @@ pub fn save_checkpoint(
 	let tensors: Vec<&NamedTensor> =
 		layers.iter().flatten().filter(|t| !(tie && t.name == "lm_head.weight")).collect();
 	let per_shard = tensors.len().div_ceil(shards.max(1)).max(1);
+	let files = tensors.len().div_ceil(per_shard);
+	// As transformers names them: one file `model.safetensors`, or numbered shards with an
+	// index of which tensor is where.
+	let file_name = |i: usize| {
+		if files == 1 {
+			"model.safetensors".to_string()
+		} else {
+			format!("model-{:05}-of-{files:05}.safetensors", i + 1)
+		}
+	};
+	let mut weight_map = serde_json::Map::new();
+	let mut total_size = 0usize;
 	for (i, chunk) in tensors.chunks(per_shard).enumerate() {
 		let data: Vec<(String, Vec<u8>, Vec<usize>)> = chunk
 			.iter()
@@ -219,9 +281,17 @@ pub fn save_checkpoint(
 				(n.clone(), TensorView::new(dtype, s.clone(), b).expect("shape and bytes agree"))
 			})
 			.collect();
-		let name = format!("model-{:05}-of-{:05}.safetensors", i + 1, shards);
-		let path = dir.join(name);
+		for (name, bytes, _) in &data {
+			weight_map.insert(name.clone(), file_name(i).into());
+			total_size += bytes.len();
+		}
+		let path = dir.join(file_name(i));
 		safetensors::serialize_to_file(views, None, &path).map_err(|e| io(&path, e))?;
+	}
+	if files > 1 {
+		let index = serde_json::json!({ "metadata": { "total_size": total_size }, "weight_map": weight_map });
+		let path = dir.join("model.safetensors.index.json");
+		std::fs::write(&path, index.to_string()).map_err(|e| io(&path, e))?;
 	}
 	Ok(())
 }
@@ -255,9 +325,90 @@ fn to_f32(dtype: Dtype, data: &[u8]) -> Result<Vec<f32>, String> {
 	})
 }
 
+/// Weights a few lines of any language reproduce bit for bit, for `config`'s layout: value `i`
+/// of tensor `name` is `u ∈ [-0.5, 0.5)` from the top 24 bits of `splitmix64(fnv1a(name) + i)`,
+/// stored as `u / 4` (norm weights `1 + u / 4`); the head is the embedding (tied). These are
+/// the checkpoints Blyan is compared with `transformers` on (`scripts/fixtures/qwen3-parity.py`
+/// computes the same values), so the comparison needs no committed weights.
+pub fn reference_layers(config: &ModelConfig) -> Vec<LayerTensors> {
+	(0..config.layer_count())
+		.map(|layer| {
+			expected_layout(config, layer)
+				.into_iter()
+				.map(|(name, shape)| {
+					let count = shape.iter().product();
+					let source =
+						if name == "lm_head.weight" { "model.embed_tokens.weight" } else { &name };
+					let values = reference_values(source, count);
+					NamedTensor { name, shape, values }
+				})
+				.collect()
+		})
+		.collect()
+}
+
+fn reference_values(name: &str, count: usize) -> Vec<f32> {
+	let seed = name
+		.bytes()
+		.fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+	let norm = name.ends_with("norm.weight");
+	(0..count as u64)
+		.map(|i| {
+			let mut z = seed.wrapping_add(i).wrapping_add(0x9e37_79b9_7f4a_7c15);
+			z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+			z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+			z ^= z >> 31;
+			let u = (z >> 40) as f32 / (1u32 << 24) as f32 - 0.5;
+			if norm {
+				1.0 + u * 0.25
+			} else {
+				u * 0.25
+			}
+		})
+		.collect()
+}
+
 #[cfg(test)]
 mod tests {
 	use super::*;
+
+	/// transformers 5 writes RoPE settings under `rope_parameters`; scaled RoPE is refused.
+	#[test]
+	fn rope_settings_are_read_where_either_transformers_writes_them() {
+		let base = serde_json::json!({ "model_type": "qwen3", "vocab_size": 256, "hidden_size": 64,
+			"num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+			"head_dim": 16, "intermediate_size": 128, "max_position_embeddings": 128 });
+		let with = |extra: serde_json::Value| {
+			let mut c = base.clone();
+			c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+			parse_config(c.to_string().as_bytes())
+		};
+		let theta = |extra| with(extra).unwrap().rope_theta;
+		assert_eq!(theta(serde_json::json!({ "rope_theta": 10000.0 })), 10000.0);
+		assert_eq!(
+			theta(
+				serde_json::json!({ "rope_parameters": { "rope_theta": 5e5, "rope_type": "default" } })
+			),
+			5e5
+		);
+		assert_eq!(theta(serde_json::json!({})), 1e6);
+		for scaled in [
+			serde_json::json!({ "rope_parameters": { "rope_theta": 1e6, "rope_type": "yarn", "factor": 4.0 } }),
+			serde_json::json!({ "rope_scaling": { "type": "linear", "factor": 2.0 } }),
+		] {
+			assert!(
+				matches!(with(scaled), Err(CheckpointError::Config(e)) if e.contains("scaled RoPE"))
+			);
+		}
+		for other in [
+			serde_json::json!({ "attention_bias": true }),
+			serde_json::json!({ "use_sliding_window": true }),
+			serde_json::json!({ "hidden_act": "gelu" }),
+		] {
+			assert!(matches!(with(other.clone()), Err(CheckpointError::Config(_))), "{other}");
+		}
+		assert!(with(serde_json::json!({ "attention_bias": false, "hidden_act": "silu" })).is_ok());
+	}
 	use crate::init_layers;
 
 	#[test]
@@ -266,6 +417,14 @@ mod tests {
 		let config = ModelConfig::tiny();
 		let layers = init_layers(&config, 11);
 		save_checkpoint(dir.path(), &config, &layers, 3, false, false).unwrap();
+		// transformers finds sharded tensors through the index.
+		let index: serde_json::Value = serde_json::from_slice(
+			&std::fs::read(dir.path().join("model.safetensors.index.json")).unwrap(),
+		)
+		.unwrap();
+		let mapped = index["weight_map"].as_object().unwrap();
+		assert_eq!(mapped.len(), layers.iter().flatten().count());
+		assert!(mapped.values().all(|f| dir.path().join(f.as_str().unwrap()).exists()));
 		let (loaded_config, loaded) = load_checkpoint(dir.path()).unwrap();
 		assert_eq!(loaded_config, config);
 		assert_eq!(loaded, layers);

@@ -462,10 +462,60 @@ impl Sampler {
 	}
 }
 
+/// The log-probability the model gave a token, and its likeliest alternatives (what OpenAI's
+/// `logprobs` report): of the model's own distribution, before temperature, top-k or top-p.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenLogprobs {
+	pub token: u32,
+	pub logprob: f32,
+	/// The `top` likeliest tokens, likeliest first (ties broken by the lower id).
+	pub top: Vec<(u32, f32)>,
+}
+
+impl TokenLogprobs {
+	/// `token`'s log-probability under `logits` (log-softmax, summed in `f64`) and the `top`
+	/// likeliest tokens'.
+	pub fn of(logits: &[f32], token: u32, top: usize) -> Self {
+		let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+		let lse = max + logits.iter().map(|l| math::exp(*l as f64 - max)).sum::<f64>().ln();
+		let logprob =
+			|i: usize| logits.get(i).map_or(f32::NEG_INFINITY, |l| (*l as f64 - lse) as f32);
+		let mut order: Vec<usize> = (0..logits.len()).collect();
+		let top = top.min(logits.len());
+		if top > 0 {
+			order.select_nth_unstable_by(top - 1, |a, b| {
+				logits[*b].total_cmp(&logits[*a]).then(a.cmp(b))
+			});
+			order.truncate(top);
+			order.sort_by(|a, b| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b)));
+		}
+		Self {
+			token,
+			logprob: logprob(token as usize),
+			top: order[..top].iter().map(|i| (*i as u32, logprob(*i))).collect(),
+		}
+	}
+}
+
 #[cfg(test)]
 mod tests {
 	use super::*;
 	use crate::{init_layers, CpuBackend};
+
+	#[test]
+	fn logprobs_are_the_log_softmax_and_the_top_tokens_in_order() {
+		let logits = [1.0f32, 3.0, 2.0, 3.0, -1.0];
+		let lp = TokenLogprobs::of(&logits, 2, 3);
+		let lse = logits.iter().map(|l| (*l as f64).exp()).sum::<f64>().ln();
+		assert!((lp.logprob as f64 - (2.0 - lse)).abs() < 1e-6);
+		let ids: Vec<u32> = lp.top.iter().map(|(i, _)| *i).collect();
+		assert_eq!(ids, [1, 3, 2], "likeliest first, ties by the lower id");
+		assert!((lp.top[0].1 as f64 - (3.0 - lse)).abs() < 1e-6);
+		let total: f64 = logits.iter().map(|l| (*l as f64 - lse).exp()).sum();
+		assert!((total - 1.0).abs() < 1e-9);
+		assert!(TokenLogprobs::of(&logits, 0, 0).top.is_empty());
+		assert_eq!(TokenLogprobs::of(&logits, 0, 50).top.len(), logits.len());
+	}
 
 	fn greedy(
 		stages: &[StageModel<CpuBackend>],

@@ -9,6 +9,7 @@
 //! cross-CPU tests, and is optimised in debug builds (`[profile.dev.package.blyan-ml]`).
 
 pub mod data;
+pub mod dataset;
 pub mod device;
 pub mod hf;
 pub mod infer;

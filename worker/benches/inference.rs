@@ -98,9 +98,11 @@ async fn measure(
 						top_k: 0,
 						top_p: 1.0,
 						seed: 0,
+						logprobs: None,
 					};
 					let t = Instant::now();
-					let g = route::generate(source.as_ref(), 1, &request, |_| false).await.unwrap();
+					let g =
+						route::generate(source.as_ref(), 1, &request, |_, _| false).await.unwrap();
 					let total = t.elapsed();
 					let decode = total.saturating_sub(g.first_token);
 					let per_token = decode.as_secs_f64() / (g.tokens.len().max(2) - 1) as f64;

@@ -19,7 +19,6 @@ use crate::{
 	chain::{self, BoundedVec, Chain, ChainAudit, ChainJob, JobId, H256},
 	content,
 	ml::{
-		data,
 		model::ModelConfig,
 		trace::{run_segment, TrainState},
 		train::Hyperparams,
@@ -127,7 +126,9 @@ pub struct TrainingRun {
 impl TrainingRun {
 	/// The job's training as the chain and IPFS define it (its dataset checked by hash).
 	pub async fn of_job(chain: &Chain, ipfs: &Ipfs, job: &ChainJob) -> Result<Self> {
-		let data = data::encode(&content::dataset_bytes(chain, ipfs, job.spec.dataset).await?);
+		let bytes = content::dataset_bytes(chain, ipfs, job.spec.dataset).await?;
+		let config = content::model_config(chain, ipfs, job.model).await?;
+		let data = content::dataset_tokens(ipfs, &config, bytes).await?;
 		Self::with_data(chain, ipfs, job, data).await
 	}
 

@@ -5,8 +5,9 @@
 use crate::{
 	chain::{bytes, Chain, ChainError, LayerDelta, VersionId, H256},
 	ml::{
+		dataset::{self, DatasetError},
 		model::ModelConfig,
-		tokenizer::{HfTokenizer, TextTokenizer, TokenizerError},
+		tokenizer::{HfTokenizer, TextTokenizer, TokenizerError, TokenizerFiles},
 		weights::{self, LayerTensors, WeightsError},
 	},
 	storage::{Ipfs, StorageError},
@@ -30,6 +31,10 @@ pub enum ContentError {
 	Config(String),
 	#[error("model tokenizer: {0}")]
 	Tokenizer(#[from] TokenizerError),
+	#[error("dataset: {0}")]
+	Dataset(#[from] DatasetError),
+	#[error("tokenizing stopped: {0}")]
+	Interrupted(String),
 }
 
 impl ContentError {
@@ -42,6 +47,7 @@ impl ContentError {
 				| ContentError::Weights(_)
 				| ContentError::Config(_)
 				| ContentError::Tokenizer(_)
+				| ContentError::Dataset(_)
 		)
 	}
 }
@@ -92,6 +98,18 @@ pub async fn model_tokenizer(
 	config: &ModelConfig,
 ) -> Result<TextTokenizer, ContentError> {
 	let Some(files) = &config.tokenizer else { return Ok(TextTokenizer::Bytes) };
+	let (json, cfg) = tokenizer_files(ipfs, files).await?;
+	let tokenizer = HfTokenizer::from_bytes(&json, &cfg)?;
+	tokenizer.check_vocabulary(config.vocab_size)?;
+	Ok(TextTokenizer::Hf(Box::new(tokenizer)))
+}
+
+/// The registered bytes of a model's `tokenizer.json` and `tokenizer_config.json`, each checked
+/// against its hash.
+pub async fn tokenizer_files(
+	ipfs: &Ipfs,
+	files: &TokenizerFiles,
+) -> Result<(Vec<u8>, Vec<u8>), ContentError> {
 	let fetch = |cid: &str, hash: &str, name: &'static str| {
 		let hash: Option<[u8; 32]> = hex::decode(hash).ok().and_then(|h| h.try_into().ok());
 		let cid = cid.to_string();
@@ -104,9 +122,7 @@ pub async fn model_tokenizer(
 	};
 	let json = fetch(&files.tokenizer_cid, &files.tokenizer_hash, "tokenizer.json").await?;
 	let cfg = fetch(&files.config_cid, &files.config_hash, "tokenizer_config.json").await?;
-	let tokenizer = HfTokenizer::from_bytes(&json, &cfg)?;
-	tokenizer.check_vocabulary(config.vocab_size)?;
-	Ok(TextTokenizer::Hf(Box::new(tokenizer)))
+	Ok((json, cfg))
 }
 
 /// Every layer of `version`, each fetched and checked against its Merkle root and layout.
@@ -166,6 +182,37 @@ pub async fn checked_layer(
 	}
 	weights::check_layout(config, index, &tensors)?;
 	Ok(tensors)
+}
+
+/// `bytes` as the training tokens of `config`'s model, tokenized with its registered tokenizer
+/// (fetched and checked) off the async threads: see [`dataset::tokenize`].
+pub async fn dataset_tokens(
+	ipfs: &Ipfs,
+	config: &ModelConfig,
+	bytes: Vec<u8>,
+) -> Result<Vec<i64>, ContentError> {
+	let tokenizer = model_tokenizer(ipfs, config).await?;
+	tokio::task::spawn_blocking(move || dataset::tokenize(&tokenizer, &bytes))
+		.await
+		.map_err(|e| ContentError::Interrupted(e.to_string()))?
+		.map_err(ContentError::from)
+}
+
+/// A job's revealed validation set as `config`'s tokens. A set that does not tokenize (not
+/// UTF-8, a malformed record) counts as one smaller than a batch: the same for every verifier,
+/// it scores the job invalid, the creator's fault.
+pub async fn validation_tokens(
+	ipfs: &Ipfs,
+	config: &ModelConfig,
+	cid: &[u8],
+) -> Result<Vec<i64>, ContentError> {
+	match dataset_tokens(ipfs, config, validation_set(ipfs, cid).await?).await {
+		Err(ContentError::Dataset(e)) => {
+			tracing::warn!("the validation set does not tokenize ({e}): it cannot be scored");
+			Ok(Vec::new())
+		}
+		other => other,
+	}
 }
 
 /// A dataset's bytes, checked against its on-chain content hash.

@@ -14,10 +14,12 @@ use blyan_worker::{
 		stage::LocalStage,
 	},
 	ml::{
+		hf,
 		infer::StageModel,
 		init_layers,
 		model::ModelConfig,
 		tokenizer::{HfTokenizer, TextTokenizer},
+		weights::LayerTensors,
 		CpuBackend,
 	},
 };
@@ -48,22 +50,213 @@ async fn start() -> (String, Arc<TextTokenizer>) {
 		..ModelConfig::tiny()
 	};
 	let layers = init_layers(&config, 5);
-	let model = StageModel::<CpuBackend>::new(&config, 0, &layers, &Default::default()).unwrap();
-	let stage = LocalStage::start(model, 4, Duration::ZERO, "cpu");
+	let url = start_with(&config, &layers, &[0, config.layer_count()], tokenizer.clone()).await;
+	(url, tokenizer)
+}
+
+/// A server whose route runs `layers` as stages split at `bounds` (`[0, n]`: one stage).
+async fn start_with(
+	config: &ModelConfig,
+	layers: &[LayerTensors],
+	bounds: &[usize],
+	tokenizer: Arc<TextTokenizer>,
+) -> String {
+	let stages: Vec<_> = bounds
+		.windows(2)
+		.map(|w| {
+			let model = StageModel::<CpuBackend>::new(
+				config,
+				w[0],
+				&layers[w[0]..w[1]],
+				&Default::default(),
+			)
+			.unwrap();
+			LocalStage::start(model, 4, Duration::ZERO, "cpu")
+		})
+		.collect();
 	let state = Arc::new(AppState {
 		version: 7,
-		stage: Some(stage.clone()),
-		routes: Some(Arc::new(FixedRoute::local(stage))),
+		stage: Some(stages[0].clone()),
+		routes: Some(Arc::new(FixedRoute::local_stages(stages))),
 		book: None,
 		payer: None,
 		max_positions: config.max_position_embeddings,
-		tokenizer: tokenizer.clone(),
+		tokenizer,
 		metrics: Metrics::default(),
 	});
 	let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
 	let url = format!("http://{}", listener.local_addr().unwrap());
 	tokio::spawn(async move { axum::serve(listener, server::router(state)).await });
-	(url, tokenizer)
+	url
+}
+
+/// Greedy replies through `/v1/chat/completions` are what `transformers` generates for the same
+/// conversation (ml/tests/fixtures/qwen3_parity.json: a Qwen3-architecture model at the real
+/// vocabulary, weights from `hf::reference_layers`), on one stage and across two.
+#[tokio::test(flavor = "multi_thread")]
+async fn greedy_chat_replies_match_transformers_on_one_stage_and_on_two() {
+	let path = root().join("ml/tests/fixtures/qwen3_parity.json");
+	let f: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+	let config = hf::parse_config(f["config"].to_string().as_bytes()).unwrap();
+	let layers = hf::reference_layers(&config);
+	let tokenizer = Arc::new(qwen3());
+	let http = reqwest::Client::new();
+	let n = config.layer_count();
+	for bounds in [vec![0, n], vec![0, 2, n]] {
+		let url = start_with(&config, &layers, &bounds, tokenizer.clone()).await;
+		for case in f["chats"].as_array().unwrap() {
+			let want: Vec<u64> =
+				case["greedy"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap()).collect();
+			let body = json!({ "model": "blyan-7", "messages": case["messages"],
+				"max_tokens": want.len(), "temperature": 0,
+				"chat_template_kwargs": { "enable_thinking": false } });
+			let r =
+				http.post(format!("{url}/v1/chat/completions")).json(&body).send().await.unwrap();
+			let v: Value = r.json().await.unwrap();
+			assert_eq!(v["usage"]["prompt_tokens"], case["ids"].as_array().unwrap().len(), "{v}");
+			let got: Vec<u64> = v["blyan"]["tokens"]
+				.as_array()
+				.unwrap()
+				.iter()
+				.map(|t| t.as_u64().unwrap())
+				.collect();
+			assert_eq!(got, want, "stages {bounds:?}, {}", case["messages"]);
+		}
+		// Log-probabilities of the first token after a plain text: the reference's logits
+		// minus its log-sum-exp; the alternatives are its top tokens, in order.
+		let case = &f["texts"][0];
+		let last = case["positions"].as_array().unwrap().last().unwrap();
+		let lse = last["logsumexp"].as_f64().unwrap();
+		let reference: Vec<(u64, f64)> = last["ids"]
+			.as_array()
+			.unwrap()
+			.iter()
+			.zip(last["logits"].as_array().unwrap())
+			.take(5)
+			.map(|(id, logit)| (id.as_u64().unwrap(), logit.as_f64().unwrap() - lse))
+			.collect();
+		let body = json!({ "model": "blyan-7", "prompt": case["text"], "max_tokens": 2,
+			"temperature": 0, "logprobs": 5 });
+		let v: Value = http
+			.post(format!("{url}/v1/completions"))
+			.json(&body)
+			.send()
+			.await
+			.unwrap()
+			.json()
+			.await
+			.unwrap();
+		let lp = &v["choices"][0]["logprobs"];
+		assert_eq!(lp["token_logprobs"].as_array().unwrap().len(), 2, "{v}");
+		assert!((lp["token_logprobs"][0].as_f64().unwrap() - reference[0].1).abs() < 1e-4, "{v}");
+		let top = lp["top_logprobs"][0].as_object().unwrap();
+		assert_eq!(top.len(), 5);
+		for (id, want) in &reference {
+			let text = tokenizer.decode(&[*id as u32]);
+			let got = top[&text].as_f64().unwrap_or_else(|| panic!("{text:?} in {top:?}"));
+			assert!((got - want).abs() < 1e-4, "{text:?}: {got} vs {want}");
+		}
+		assert_eq!(lp["tokens"][0], tokenizer.decode(&[want_first(case)]));
+	}
+}
+
+fn want_first(case: &Value) -> u32 {
+	case["greedy"][0].as_u64().unwrap() as u32
+}
+
+/// Chat logprobs: one entry per generated token (streamed with its chunk too), the greedy
+/// choice the likeliest of its alternatives; bad combinations are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_logprobs_list_each_tokens_alternatives() {
+	let (url, tokenizer) = start().await;
+	let http = reqwest::Client::new();
+	let (messages, _) = fixture_chat(0);
+	let body = json!({ "model": "blyan-7", "messages": messages, "max_tokens": 6,
+		"temperature": 0, "logprobs": true, "top_logprobs": 3 });
+	let v: Value = http
+		.post(format!("{url}/v1/chat/completions"))
+		.json(&body)
+		.send()
+		.await
+		.unwrap()
+		.json()
+		.await
+		.unwrap();
+	let content = v["choices"][0]["logprobs"]["content"].as_array().unwrap();
+	// One entry per token of the text (end and other special tokens are not text).
+	let shown: Vec<u32> = v["blyan"]["tokens"]
+		.as_array()
+		.unwrap()
+		.iter()
+		.map(|t| t.as_u64().unwrap() as u32)
+		.filter(|t| !tokenizer.is_special(*t))
+		.collect();
+	assert_eq!(content.len(), shown.len(), "{v}");
+	for (entry, token) in content.iter().zip(&shown) {
+		assert_eq!(entry["bytes"], json!(tokenizer.token_bytes(*token)));
+	}
+	for entry in content {
+		let top = entry["top_logprobs"].as_array().unwrap();
+		assert_eq!(top.len(), 3);
+		assert_eq!(entry["logprob"], top[0]["logprob"], "greedy takes the likeliest: {entry}");
+		assert_eq!(entry["token"], top[0]["token"]);
+		let lps: Vec<f64> = top.iter().map(|t| t["logprob"].as_f64().unwrap()).collect();
+		assert!(lps.windows(2).all(|w| w[0] >= w[1]) && lps[0] <= 0.0, "{lps:?}");
+	}
+	// Streamed: each chunk carries its token's entry, the same as the whole answer's.
+	let mut stream_body = body.clone();
+	stream_body["stream"] = json!(true);
+	let (events, _) = post_stream(&http, &url, &stream_body).await;
+	let streamed: Vec<Value> = events
+		.iter()
+		.filter_map(|e| e["choices"][0]["logprobs"]["content"].get(0).cloned())
+		.collect();
+	assert_eq!(&streamed, content);
+	// Without logprobs asked, none; with a bad combination, an error object.
+	let plain = json!({ "model": "blyan-7", "messages": messages, "max_tokens": 2 });
+	let v: Value = http
+		.post(format!("{url}/v1/chat/completions"))
+		.json(&plain)
+		.send()
+		.await
+		.unwrap()
+		.json()
+		.await
+		.unwrap();
+	assert_eq!(v["choices"][0]["logprobs"], Value::Null);
+	for bad in [
+		json!({ "top_logprobs": 2 }),
+		json!({ "logprobs": true, "top_logprobs": 21 }),
+		json!({ "logprobs": 3 }),
+	] {
+		let mut body = plain.clone();
+		body.as_object_mut().unwrap().extend(bad.as_object().unwrap().clone());
+		let r = http.post(format!("{url}/v1/chat/completions")).json(&body).send().await.unwrap();
+		assert_eq!(r.status(), 400, "{bad}");
+		let e: Value = r.json().await.unwrap();
+		assert_eq!(e["error"]["type"], "invalid_request_error", "{e}");
+	}
+}
+
+/// The events of a server-sent stream (`data: …` lines; the final `[DONE]` left out), and
+/// whether it ended with `[DONE]`.
+async fn post_stream(http: &reqwest::Client, url: &str, body: &Value) -> (Vec<Value>, bool) {
+	let text = http
+		.post(format!("{url}/v1/chat/completions"))
+		.json(body)
+		.send()
+		.await
+		.unwrap()
+		.text()
+		.await
+		.unwrap();
+	let events = text
+		.lines()
+		.filter_map(|l| l.strip_prefix("data: "))
+		.filter(|d| *d != "[DONE]")
+		.map(|d| serde_json::from_str(d).unwrap())
+		.collect();
+	(events, text.trim_end().ends_with("data: [DONE]"))
 }
 
 fn fixture_chat(index: usize) -> (Value, usize) {
@@ -101,22 +294,8 @@ async fn chat_completions_speak_the_models_own_tokens() {
 	// Streamed, with the usage chunk OpenAI sends last when asked; same tokens and text.
 	let body = json!({ "model": "blyan-7", "messages": messages, "max_tokens": 12,
 		"stream": true, "stream_options": { "include_usage": true } });
-	let text = http
-		.post(format!("{url}/v1/chat/completions"))
-		.json(&body)
-		.send()
-		.await
-		.unwrap()
-		.text()
-		.await
-		.unwrap();
-	let events: Vec<Value> = text
-		.lines()
-		.filter_map(|l| l.strip_prefix("data: "))
-		.filter(|d| *d != "[DONE]")
-		.map(|d| serde_json::from_str(d).unwrap())
-		.collect();
-	assert!(text.trim_end().ends_with("data: [DONE]"));
+	let (events, done) = post_stream(&http, &url, &body).await;
+	assert!(done);
 	let streamed: String = events
 		.iter()
 		.filter_map(|e| e["choices"].get(0)?["delta"]["content"].as_str().map(str::to_string))

@@ -107,6 +107,23 @@ async fn an_unreachable_ipfs_daemon_is_exit_code_4() {
 	assert!(text.contains("steps"), "{text}");
 }
 
+#[test]
+fn model_export_refuses_to_write_over_files_before_touching_the_chain() {
+	let node = format!("ws://127.0.0.1:{}", free_port());
+	let out = tempfile::tempdir().unwrap();
+	let kept = out.path().join("config.json");
+	std::fs::write(&kept, "mine").unwrap();
+	let dir = out.path().to_str().unwrap();
+	let (code, text) = worker(&["model-export", "1", "--out", dir, "--node", &node], &[]);
+	assert_eq!(code, 2, "{text}");
+	assert!(text.contains("is not empty"), "{text}");
+	assert_eq!(std::fs::read_to_string(&kept).unwrap(), "mine");
+	let (code, text) =
+		worker(&["model-export", "1", "--out", "/tmp/none", "--shards", "0", "--node", &node], &[]);
+	assert_eq!(code, 2, "{text}");
+	assert!(text.contains("--shards"), "{text}");
+}
+
 #[cfg(not(feature = "cuda"))]
 #[test]
 fn a_cpu_build_refuses_to_declare_or_use_cuda_before_touching_the_chain() {

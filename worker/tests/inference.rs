@@ -8,7 +8,11 @@ use std::time::{Duration, Instant};
 
 use blyan_worker::{
 	chain::{self, Chain, Receipt},
-	ml::{hf::save_checkpoint, init_layers, model::ModelConfig},
+	ml::{
+		hf::{load_checkpoint, save_checkpoint},
+		init_layers,
+		model::ModelConfig,
+	},
 };
 use common::*;
 use serde_json::{json, Value};
@@ -63,6 +67,15 @@ async fn a_pipeline_serves_what_one_server_does_survives_a_dead_stage_and_is_pai
 	let out = net.run("//Alice", &["model-init", "--name", "tiny", "--hf-dir", &hf_dir]);
 	let line = out.lines().find(|l| l.starts_with("model ")).expect("model line");
 	let version: String = line.split_whitespace().nth(3).unwrap().to_string();
+	// The registered version exports back to the same checkpoint (every layer fetched and
+	// checked against its Merkle root); a byte model has no tokenizer files.
+	let exported = net.path("exported");
+	let exported_dir = exported.display().to_string();
+	net.run("//Ferdie", &["model-export", &version, "--out", &exported_dir, "--shards", "3"]);
+	let (exported_config, exported_layers) = load_checkpoint(&exported).unwrap();
+	assert_eq!(exported_config, config);
+	assert_eq!(exported_layers, init_layers(&config, 1));
+	assert!(!exported.join("tokenizer.json").exists());
 
 	// One server with the whole model (not announced), and a two-stage pipeline whose second
 	// stage has a standby.

@@ -163,8 +163,10 @@ pub async fn participate(
 		}
 	};
 	let (config, mut global, hp) = base_model(chain, ipfs, &job, fed.spec.local_steps).await?;
-	let data = ml::data::encode(&options.data);
-	hp.check_against(&config, Some(options.data.len())).map_err(|e| anyhow!("local data: {e}"))?;
+	let data = crate::content::dataset_tokens(ipfs, &config, options.data.clone())
+		.await
+		.map_err(|e| anyhow!("local data: {e}"))?;
+	hp.check_against(&config, Some(data.len())).map_err(|e| anyhow!("local data: {e}"))?;
 
 	// The aggregator's endpoint, and where the rounds stand: a restarted participant resumes at
 	// the first round not yet recorded.

@@ -15,7 +15,7 @@ use std::{
 use futures::future::BoxFuture;
 use rand::RngCore;
 
-use crate::ml::infer::{Activations, Sampler};
+use crate::ml::infer::{Activations, Sampler, TokenLogprobs};
 
 use super::{
 	protocol::{self, ForwardRequest, SessionId},
@@ -179,9 +179,22 @@ pub struct FixedRoute(pub Route);
 
 impl FixedRoute {
 	pub fn local(stage: Arc<LocalStage>) -> Self {
-		let span = stage.span();
-		let hop = Hop { client: StageClient::Local(stage), span, server: None, price_per_token: 0 };
-		Self(Route { hops: vec![hop] })
+		Self::local_stages(vec![stage])
+	}
+
+	/// Through stages held in this process, in order (each hands its hidden states to the next
+	/// as remote stages do).
+	pub fn local_stages(stages: Vec<Arc<LocalStage>>) -> Self {
+		let hops = stages
+			.into_iter()
+			.map(|stage| Hop {
+				span: stage.span(),
+				client: StageClient::Local(stage),
+				server: None,
+				price_per_token: 0,
+			})
+			.collect();
+		Self(Route { hops })
 	}
 }
 
@@ -207,6 +220,8 @@ pub struct GenerateRequest {
 	/// Sample among the likeliest tokens whose probabilities add up to `top_p` (1: all).
 	pub top_p: f32,
 	pub seed: u64,
+	/// Report each token's log-probability and this many alternatives (`None`: no logprobs).
+	pub logprobs: Option<usize>,
 }
 
 /// What came out, and the stages that served it.
@@ -296,7 +311,7 @@ pub async fn generate(
 	source: &dyn RouteSource,
 	version: u64,
 	request: &GenerateRequest,
-	mut on_token: impl FnMut(u32) -> bool,
+	mut on_token: impl FnMut(u32, Option<TokenLogprobs>) -> bool,
 ) -> Result<Generation, GenerateError> {
 	let started = Instant::now();
 	let mut avoid = HashSet::new();
@@ -393,7 +408,8 @@ pub async fn generate(
 		let token = sampler.next(&logits);
 		first_token.get_or_insert_with(|| started.elapsed());
 		tokens.push(token);
-		let stop = on_token(token);
+		let logprobs = request.logprobs.map(|top| TokenLogprobs::of(&logits, token, top));
+		let stop = on_token(token, logprobs);
 		schedule.push(std::mem::replace(&mut next_chunk, vec![token]));
 		if stop {
 			finish_reason = "stop";
@@ -438,10 +454,11 @@ mod tests {
 			seed: 0,
 			top_k: 0,
 			top_p: 1.0,
+			logprobs: None,
 		};
 		let runs = (0..3).map(|_| {
 			let (source, request) = (source.clone(), request.clone());
-			tokio::spawn(async move { generate(source.as_ref(), 0, &request, |_| false).await })
+			tokio::spawn(async move { generate(source.as_ref(), 0, &request, |_, _| false).await })
 		});
 		let generations: Vec<Generation> = futures::future::join_all(runs)
 			.await

@@ -31,7 +31,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use crate::{
 	chain::{Chain, Receipt},
 	ml::{
-		infer::StageError,
+		infer::{StageError, TokenLogprobs},
 		tokenizer::{ChatMessage, ChatOptions, TextTokenizer},
 	},
 };
@@ -273,6 +273,82 @@ struct CompletionBody {
 	/// Qwen3's thinking switch, at the top level or in `chat_template_kwargs` (as vLLM takes it).
 	enable_thinking: Option<bool>,
 	chat_template_kwargs: Option<TemplateArgs>,
+	/// Chat: `true` for each token's log-probability; completions: how many alternatives.
+	logprobs: Option<Value>,
+	/// Chat: alternatives per token (0–20), with `logprobs: true`.
+	top_logprobs: Option<usize>,
+}
+
+/// Most alternatives a token's logprobs list (OpenAI's chat limit).
+const MAX_TOP_LOGPROBS: usize = 20;
+
+/// How many alternatives each token's logprobs list, if asked: chat takes `logprobs: true` and
+/// `top_logprobs`, the completions endpoint `logprobs: N` (as OpenAI's two endpoints do).
+fn logprobs_asked(chat: bool, body: &CompletionBody) -> Result<Option<usize>, String> {
+	let asked = match (chat, &body.logprobs) {
+		(true, None | Some(Value::Null) | Some(Value::Bool(false))) => {
+			if body.top_logprobs.is_some() {
+				return Err("`top_logprobs` needs `logprobs: true`".into());
+			}
+			None
+		}
+		(true, Some(Value::Bool(true))) => Some(body.top_logprobs.unwrap_or(0)),
+		(true, Some(_)) => return Err("`logprobs` is true or false".into()),
+		(false, None | Some(Value::Null)) => None,
+		(false, Some(n)) => Some(
+			n.as_u64()
+				.and_then(|n| usize::try_from(n).ok())
+				.ok_or("`logprobs` is the number of alternatives to list per token")?,
+		),
+	};
+	match asked {
+		Some(n) if n > MAX_TOP_LOGPROBS => {
+			Err(format!("at most {MAX_TOP_LOGPROBS} alternatives per token"))
+		}
+		other => Ok(other),
+	}
+}
+
+/// A token as logprobs show it: its text (lossy where it ends inside a character) and bytes.
+fn token_text(tokenizer: &TextTokenizer, token: u32) -> (String, &[u8]) {
+	let bytes = tokenizer.token_bytes(token);
+	(String::from_utf8_lossy(bytes).into_owned(), bytes)
+}
+
+/// A token of the reply's text with its log-probabilities and where its text starts in the
+/// reply (characters).
+type ShownLogprobs = (TokenLogprobs, usize);
+
+/// Chat's `logprobs.content` entries.
+fn chat_logprobs(tokenizer: &TextTokenizer, all: &[ShownLogprobs]) -> Value {
+	let entry = |token: u32, logprob: f32| {
+		let (text, bytes) = token_text(tokenizer, token);
+		json!({ "token": text, "logprob": logprob, "bytes": bytes })
+	};
+	let content: Vec<Value> = all
+		.iter()
+		.map(|(lp, _)| {
+			let mut e = entry(lp.token, lp.logprob);
+			e["top_logprobs"] = lp.top.iter().map(|(t, l)| entry(*t, *l)).collect();
+			e
+		})
+		.collect();
+	json!({ "content": content })
+}
+
+/// The completions endpoint's `logprobs` object.
+fn completion_logprobs(tokenizer: &TextTokenizer, all: &[ShownLogprobs]) -> Value {
+	let (mut tokens, mut logprobs, mut tops, mut offsets) = (vec![], vec![], vec![], vec![]);
+	for (lp, offset) in all {
+		offsets.push(*offset);
+		tokens.push(token_text(tokenizer, lp.token).0);
+		logprobs.push(lp.logprob);
+		let top: serde_json::Map<String, Value> =
+			lp.top.iter().map(|(t, l)| (token_text(tokenizer, *t).0, json!(l))).collect();
+		tops.push(Value::Object(top));
+	}
+	json!({ "tokens": tokens, "token_logprobs": logprobs, "top_logprobs": tops,
+		"text_offset": offsets })
 }
 
 #[derive(Deserialize)]
@@ -570,6 +646,10 @@ async fn complete(
 	if body.max_completion_tokens.or(body.max_tokens) == Some(0) {
 		return error(StatusCode::BAD_REQUEST, "`max_tokens` must be at least 1");
 	}
+	let logprobs = match logprobs_asked(chat, &body) {
+		Ok(asked) => asked,
+		Err(e) => return error(StatusCode::BAD_REQUEST, e),
+	};
 	let temperature = body.temperature.unwrap_or(0.0);
 	if !(0.0..=2.0).contains(&temperature) {
 		return error(StatusCode::BAD_REQUEST, "`temperature` must be between 0 and 2");
@@ -590,20 +670,31 @@ async fn complete(
 		top_k: body.top_k.map_or(0, |k| usize::try_from(k).unwrap_or(0)),
 		top_p,
 		seed: body.seed.unwrap_or(0),
+		logprobs,
 	};
 	s.metrics.requests.fetch_add(1, Ordering::Relaxed);
 	let id = request_id(if chat { "chatcmpl" } else { "cmpl" });
 	let created = now_secs();
 	let text_stream = Arc::new(std::sync::Mutex::new(TextStream::new(s.tokenizer.clone(), stop)));
-	let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(u32, String)>();
+	let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(u32, String, Option<ShownLogprobs>)>();
+	let all_logprobs = Arc::new(std::sync::Mutex::new(Vec::new()));
 	let task = {
-		let (s, texts) = (s.clone(), text_stream.clone());
+		let (s, texts, kept) = (s.clone(), text_stream.clone(), all_logprobs.clone());
+		let mut released = 0;
 		tokio::spawn(async move {
-			let result = route::generate(routes.as_ref(), s.version, &request, |t| {
+			let result = route::generate(routes.as_ref(), s.version, &request, |t, lp| {
 				let (text, stop) = texts.lock().expect("text lock").push(t);
+				// As OpenAI lists them: the tokens of the reply's text, not an end token, a
+				// special one or the one that completed a stop sequence.
+				let lp =
+					lp.filter(|_| !stop && !s.tokenizer.is_special(t)).map(|lp| (lp, released));
+				released += text.chars().count();
+				if let Some(lp) = &lp {
+					kept.lock().expect("logprobs lock").push(lp.clone());
+				}
 				// The client left (its stream or request dropped): nothing more is generated
 				// or paid for.
-				tx.send((t, text)).is_err() || stop
+				tx.send((t, text, lp)).is_err() || stop
 			})
 			.await;
 			match &result {
@@ -628,19 +719,24 @@ async fn complete(
 		let object = if chat { "chat.completion.chunk" } else { "text_completion" };
 		let (id2, name2) = (id.clone(), name.clone());
 		let mut first = chat;
-		let tokens = UnboundedReceiverStream::new(rx).filter_map(move |(t, text)| {
+		let tokenizer = s.tokenizer.clone();
+		let tokens = UnboundedReceiverStream::new(rx).filter_map(move |(t, text, lp)| {
 			let chunk = if chat {
 				let mut delta = json!({ "content": text });
 				if std::mem::take(&mut first) {
 					delta["role"] = json!("assistant");
 				}
+				let logprobs = lp.map_or(Value::Null, |lp| chat_logprobs(&tokenizer, &[lp]));
+				let choice = json!({ "index": 0, "delta": delta, "logprobs": logprobs,
+					"finish_reason": Value::Null });
 				json!({ "id": id2, "object": object, "created": created, "model": name2,
-					"choices": [{ "index": 0, "delta": delta, "finish_reason": Value::Null }],
-					"blyan": { "token": t } })
+					"choices": [choice], "blyan": { "token": t } })
 			} else {
+				let logprobs = lp.map_or(Value::Null, |lp| completion_logprobs(&tokenizer, &[lp]));
+				let choice = json!({ "index": 0, "text": text, "logprobs": logprobs,
+					"finish_reason": Value::Null });
 				json!({ "id": id2, "object": object, "created": created, "model": name2,
-					"choices": [{ "index": 0, "text": text, "finish_reason": Value::Null }],
-					"blyan": { "token": t } })
+					"choices": [choice], "blyan": { "token": t } })
 			};
 			futures::future::ready(Some(Ok::<_, Infallible>(
 				Event::default().data(chunk.to_string()),
@@ -689,11 +785,17 @@ async fn complete(
 				texts.finish();
 				std::mem::take(&mut texts.text)
 			};
+			let all = std::mem::take(&mut *all_logprobs.lock().expect("logprobs lock"));
+			let logprobs = match logprobs {
+				None => Value::Null,
+				Some(_) if chat => chat_logprobs(&s.tokenizer, &all),
+				Some(_) => completion_logprobs(&s.tokenizer, &all),
+			};
 			let choice = if chat {
 				json!({ "index": 0, "message": { "role": "assistant", "content": text },
-					"finish_reason": g.finish_reason })
+					"logprobs": logprobs, "finish_reason": g.finish_reason })
 			} else {
-				json!({ "index": 0, "text": text, "logprobs": Value::Null,
+				json!({ "index": 0, "text": text, "logprobs": logprobs,
 					"finish_reason": g.finish_reason })
 			};
 			Json(json!({

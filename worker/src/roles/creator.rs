@@ -46,6 +46,21 @@ pub enum Command {
 		#[arg(long, default_value = "Apache-2.0")]
 		licence: String,
 	},
+	/// Anyone: write an accepted version as a Hugging Face checkpoint (config.json,
+	/// safetensors, and the model's tokenizer files) that `transformers` loads.
+	ModelExport {
+		/// The version to export.
+		version: u64,
+		/// An empty or new directory.
+		#[arg(long)]
+		out: PathBuf,
+		/// Number of safetensors shards.
+		#[arg(long, default_value_t = 1)]
+		shards: usize,
+		/// Store the tensors as bf16 (default f32, what the registry holds).
+		#[arg(long)]
+		bf16: bool,
+	},
 	/// Creator or data owner: publish and register a dataset (a file, or the generated exercises).
 	DatasetPublish {
 		#[arg(long, conflicts_with = "generate")]
@@ -250,6 +265,48 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
 			);
 			println!("model {model} root-version {version}");
 		}
+		Command::ModelExport { version, out, shards, bf16 } => {
+			if shards == 0 {
+				return Err(usage("--shards must be at least 1"));
+			}
+			if std::fs::read_dir(&out).is_ok_and(|mut d| d.next().is_some()) {
+				return Err(usage(format!("{} is not empty: nothing written", out.display())));
+			}
+			let chain = ctx.connect().await?;
+			let ipfs = ctx.ipfs().await?;
+			let info = chain
+				.version(version)
+				.await?
+				.ok_or_else(|| usage(format!("unknown version {version}")))?;
+			if !matches!(info.status, VersionStatus::Accepted) {
+				return Err(usage(format!(
+					"version {version} is not accepted (a candidate under verification, or \
+					 rejected): only accepted versions are exported"
+				)));
+			}
+			// Everything fetched and checked (each layer against its Merkle root, the
+			// tokenizer files against their hashes) before anything is written.
+			let config = content::model_config(&chain, &ipfs, info.model).await?;
+			let layers = content::version_layers(&chain, &ipfs, &config, version).await?;
+			let tokenizer = match &config.tokenizer {
+				Some(files) => Some(content::tokenizer_files(&ipfs, files).await?),
+				None => None,
+			};
+			// A head equal to the embedding is written once, as tied checkpoints are.
+			fn values<'a>(layer: &'a ml::weights::LayerTensors, name: &str) -> Option<&'a [f32]> {
+				layer.iter().find(|t| t.name == name).map(|t| t.values.as_slice())
+			}
+			let tie = values(&layers[0], "model.embed_tokens.weight")
+				== values(&layers[layers.len() - 1], "lm_head.weight");
+			std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+			ml::hf::save_checkpoint(&out, &config, &layers, shards, bf16, tie)?;
+			if let Some((json, cfg)) = tokenizer {
+				std::fs::write(out.join("tokenizer.json"), json)?;
+				std::fs::write(out.join("tokenizer_config.json"), cfg)?;
+			}
+			info!(version, dir = %out.display(), tie, bf16, "version exported");
+			println!("version {version} exported to {}", out.display());
+		}
 		Command::DatasetPublish { file, generate, seed, licence } => {
 			let bytes = file_or_generated(file, generate, seed, "give --file or --generate")?;
 			let chain = ctx.connect().await?;
@@ -441,39 +498,51 @@ pub async fn post_job(
 	request: JobRequest,
 ) -> Result<JobId> {
 	let training = request.hyperparams.to_params().map_err(|e| anyhow!(e))?;
-	// Datasets are read as bytes by miners and verifiers: a model with its own tokenizer would
-	// be trained on byte ids it does not speak. Refused until training tokenizes with it.
 	let base = chain
 		.version(request.base_version)
 		.await?
 		.ok_or_else(|| usage(format!("unknown version {}", request.base_version)))?;
-	if content::model_config(chain, ipfs, base.model).await?.tokenizer.is_some() {
-		return Err(usage(format!(
-			"version {}'s model has its own tokenizer: training jobs on such models are not \
-			 supported yet (datasets are tokenized as bytes)",
-			request.base_version
-		)));
+	let config = content::model_config(chain, ipfs, base.model).await?;
+	request.hyperparams.check_against(&config, None).map_err(|e| anyhow!(e))?;
+	// Miners and the committee read both sets with the model's tokenizer: a set they cannot
+	// read is refused here, before anything is held.
+	let unreadable = |what: String| {
+		move |e: content::ContentError| match e {
+			content::ContentError::Dataset(e) => usage(format!("{what}: {e}")),
+			other => other.into(),
+		}
+	};
+	let validation = content::dataset_tokens(ipfs, &config, request.validation.clone())
+		.await
+		.map_err(unreadable("the validation set".into()))?;
+	// A federated job trains on its participants' data: the dataset only describes them.
+	if config.tokenizer.is_some() && request.federated.is_none() {
+		let bytes = content::dataset_bytes(chain, ipfs, request.dataset).await?;
+		let data = content::dataset_tokens(ipfs, &config, bytes)
+			.await
+			.map_err(unreadable(format!("dataset {}", request.dataset)))?;
+		request
+			.hyperparams
+			.check_against(&config, Some(data.len()))
+			.map_err(|e| usage(format!("dataset {}: {e}", request.dataset)))?;
 	}
 	let windows = ml::data::evaluation_batches(
-		&ml::data::encode(&request.validation),
+		&validation,
 		request.hyperparams.batch_size,
 		request.hyperparams.seq_len + 1,
 		1,
 	);
 	if windows.is_empty() {
-		bail!("the validation set is smaller than one evaluation batch (batch_size × (seq_len + 1) bytes)");
+		bail!(
+			"the validation set is smaller than one evaluation batch (batch_size × (seq_len + 1) \
+			 tokens)"
+		);
 	}
 	// A job whose base the committee cannot score on this set puts its creator at fault (the
 	// reward and the creator bond go to the miner): check it here, on the CPU path the
 	// committee uses, before anything is held.
-	let base = chain
-		.version(request.base_version)
-		.await?
-		.with_context(|| format!("version {} does not exist", request.base_version))?;
-	let config = content::model_config(chain, ipfs, base.model).await?;
-	request.hyperparams.check_against(&config, None).map_err(|e| anyhow!(e))?;
 	let layers = content::version_layers(chain, ipfs, &config, request.base_version).await?;
-	let (validation, hp) = (ml::data::encode(&request.validation), request.hyperparams.clone());
+	let hp = request.hyperparams.clone();
 	let base_loss = tokio::task::spawn_blocking(move || {
 		ml::evaluate_layers(&config, &layers, &validation, &hp)
 	})

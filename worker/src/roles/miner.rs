@@ -567,7 +567,22 @@ impl Miner {
 		let Some(dataset) = self.chain.dataset(job.spec.dataset).await? else {
 			return Ok(Err(Unfit::Never("unknown dataset".into())));
 		};
-		Ok(hp.check_against(&config, Some(dataset.size_bytes as usize)).map_err(Unfit::Never))
+		// Byte models train on the bytes; others on the dataset's tokens, which must exist.
+		let tokens = if config.tokenizer.is_none() {
+			dataset.size_bytes as usize
+		} else {
+			let tokens =
+				match content::dataset_bytes(&self.chain, &self.ipfs, job.spec.dataset).await {
+					Ok(bytes) => content::dataset_tokens(&self.ipfs, &config, bytes).await,
+					Err(e) => Err(e),
+				};
+			match tokens {
+				Ok(tokens) => tokens.len(),
+				Err(e) if e.is_invalid_content() => return Ok(Err(Unfit::Never(e.to_string()))),
+				Err(e) => return Err(e.into()),
+			}
+		};
+		Ok(hp.check_against(&config, Some(tokens)).map_err(Unfit::Never))
 	}
 
 	async fn claim_one(&mut self) -> Result<()> {
@@ -832,12 +847,13 @@ impl Miner {
 
 	/// The data this miner trains a job on: the job's dataset (or, misbehaving, other data).
 	async fn training_data(&self, job: &ChainJob) -> Result<Vec<i64>> {
-		let bytes = content::dataset_bytes(&self.chain, &self.ipfs, job.spec.dataset).await?;
+		let mut bytes = content::dataset_bytes(&self.chain, &self.ipfs, job.spec.dataset).await?;
 		if self.options.misbehave == Some(Misbehaviour::OtherData) {
 			warn!("MISBEHAVING: training on other data than the job's dataset");
-			return Ok(data::encode(&data::generate_corpus(job.spec.seed ^ 0x5eed, bytes.len())));
+			bytes = data::generate_corpus(job.spec.seed ^ 0x5eed, bytes.len());
 		}
-		Ok(data::encode(&bytes))
+		let config = content::model_config(&self.chain, &self.ipfs, job.model).await?;
+		Ok(content::dataset_tokens(&self.ipfs, &config, bytes).await?)
 	}
 
 	fn trace_file(&self, job: JobId, name: &str) -> std::path::PathBuf {
@@ -968,9 +984,9 @@ impl Miner {
 			// A set we cannot fetch keeps the result back (retried; at worst the lease slash):
 			// revealing would publish the weights on a claim the creator could refute by
 			// serving the set to the committee only.
-			let validation =
-				data::encode(&content::validation_set(&self.ipfs, &validation.cid.0).await?);
 			let config = content::model_config(&self.chain, &self.ipfs, job.model).await?;
+			let validation =
+				content::validation_tokens(&self.ipfs, &config, &validation.cid.0).await?;
 			// Score what was committed, read back from disk: the verifiers load the same bytes.
 			let mut layers = Vec::new();
 			for (layer, _, _) in &result.layers {

@@ -17,7 +17,7 @@ use crate::{
 	audit,
 	chain::{self, AuditDuty, Chain, DisputeStage, JobId, Phase},
 	content,
-	ml::{self, data, train::Hyperparams},
+	ml::{self, train::Hyperparams},
 	state::{self, StateDir},
 	storage::Ipfs,
 };
@@ -379,8 +379,7 @@ impl Verifier {
 		// A validation set we cannot fetch is retried, never scored: whether it is the creator's
 		// fault or a miner keeping the creator's node offline cannot be told apart here, and a
 		// score would put one of them at fault (no quorum ends the job without a verdict).
-		let validation =
-			data::encode(&content::validation_set(&self.ipfs, &validation.cid.0).await?);
+		let validation = content::validation_tokens(&self.ipfs, &config, &validation.cid.0).await?;
 		// A job nobody can evaluate (its hyper-parameters do not fit the model, or its validation
 		// set is smaller than one batch) is scored invalid rather than left silent, which would
 		// cost every honest verifier its penalty.
