@@ -38,10 +38,23 @@ fn checkpoint(f: &Value) -> (ModelConfig, Vec<LayerTensors>) {
 	// What Blyan writes is the config the reference loaded.
 	let written: Value =
 		serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
-	assert_eq!(&written, c, "config.json");
+	assert_eq!(numbers_as_f64(&written), numbers_as_f64(c), "config.json");
 	let (loaded, layers) = load_checkpoint(dir.path()).unwrap();
 	assert_eq!(loaded, config);
 	(loaded, layers)
+}
+
+/// `v` with every number as the `f64` it stands for: `1e-6` and `1e-06` are one value (with
+/// serde_json's `arbitrary_precision`, which the workspace enables, they compare unequal).
+fn numbers_as_f64(v: &Value) -> Value {
+	match v {
+		Value::Number(n) => serde_json::json!(n.as_f64().unwrap()),
+		Value::Array(a) => Value::Array(a.iter().map(numbers_as_f64).collect()),
+		Value::Object(o) => {
+			Value::Object(o.iter().map(|(k, v)| (k.clone(), numbers_as_f64(v))).collect())
+		}
+		other => other.clone(),
+	}
 }
 
 fn argmax(logits: &[f32]) -> u32 {
