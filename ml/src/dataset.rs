@@ -7,7 +7,7 @@
 //!   one record. `{"text": …}` is a document, followed by the document-end token.
 //!   `{"messages": [{"role", "content"}, …]}` is a conversation rendered with the model's chat
 //!   template; only the assistant's turns are trained (the rest is [`CONTEXT_ONLY`]).
-//! - Anything else is plain text, tokenized whole.
+//! - Anything else is plain text, tokenized a piece at a time (see [`pieces`]).
 
 use serde::Deserialize;
 
@@ -46,11 +46,7 @@ pub fn tokenize(tokenizer: &TextTokenizer, bytes: &[u8]) -> Result<Vec<i64>, Dat
 	// A byte-order mark is not text (editors on some systems write one).
 	let text = text.strip_prefix('\u{feff}').unwrap_or(text);
 	if !is_jsonl(text) {
-		let mut out = Vec::new();
-		for piece in pieces(text, PIECE_BYTES) {
-			out.extend(ids(&tokenizer.encode(piece, false)?));
-		}
-		return Ok(out);
+		return encode_text(tokenizer, text);
 	}
 	let mut chat: Option<ChatTurns> = None;
 	let mut out = Vec::new();
@@ -63,7 +59,7 @@ pub fn tokenize(tokenizer: &TextTokenizer, bytes: &[u8]) -> Result<Vec<i64>, Dat
 		let parsed: Record = serde_json::from_str(line).map_err(|e| record(e.to_string()))?;
 		match (parsed.text, parsed.messages) {
 			(Some(text), None) => {
-				out.extend(ids(&tokenizer.encode(&text, false)?));
+				out.extend(encode_text(tokenizer, &text)?);
 				out.extend(tokenizer.document_end().map(i64::from));
 			}
 			(None, Some(messages)) => {
@@ -79,7 +75,15 @@ pub fn tokenize(tokenizer: &TextTokenizer, bytes: &[u8]) -> Result<Vec<i64>, Dat
 				let rendered = tokenizer
 					.render_chat(&messages, &ChatOptions::default())
 					.map_err(|e| record(e.to_string()))?;
-				out.extend(turns.tokens(tokenizer, &rendered)?);
+				let tokens = turns.tokens(tokenizer, &rendered)?;
+				// The template wrote the assistant's turns otherwise than it opens one for a
+				// reply: nothing would be trained, silently.
+				if tokens.iter().all(|t| t & CONTEXT_ONLY != 0) {
+					return Err(DatasetError::NoAssistantTurn(format!(
+						"line {line_no}: no assistant turn found where the template renders them"
+					)));
+				}
+				out.extend(tokens);
 			}
 			_ => return Err(record("a record has either `text` or `messages`".into())),
 		}
@@ -91,24 +95,39 @@ pub fn tokenize(tokenizer: &TextTokenizer, bytes: &[u8]) -> Result<Vec<i64>, Dat
 /// times its input, and a dataset may be a gigabyte.
 const PIECE_BYTES: usize = 1 << 20;
 
-/// `text` cut into pieces of about `size` bytes, each ending where a line ends and the next
-/// line starts with neither whitespace nor a line break: tokenizers' pre-tokenizers split
-/// there anyway (Qwen's, GPT-2's), so the pieces' tokens are the whole text's.
+/// `text` cut into pieces of about `size` bytes. A piece ends where a line ends and the next
+/// line starts with neither whitespace nor a line break: tokenizers' pre-tokenizers split there
+/// anyway (Qwen's, GPT-2's, Llama 3's), so the pieces' tokens are the whole text's. Text with no
+/// such place for `4 × size` bytes is cut before a space that follows a non-space (where those
+/// pre-tokenizers also split a word from the next), and failing that at any character: bounded
+/// memory matters more there than a token at the seam.
 fn pieces(text: &str, size: usize) -> Vec<&str> {
 	let mut out = Vec::new();
 	let mut rest = text;
 	while rest.len() > size {
 		let bytes = rest.as_bytes();
-		let cut = (size..bytes.len()).find(|&i| {
-			bytes[i - 1] == b'\n' && !bytes[i].is_ascii_whitespace() && rest.is_char_boundary(i)
-		});
-		let Some(cut) = cut else { break };
+		let far = bytes.len().min(size.saturating_mul(4));
+		let line = (size..far).find(|&i| bytes[i - 1] == b'\n' && !bytes[i].is_ascii_whitespace());
+		let word =
+			|| (size..far).find(|&i| bytes[i] == b' ' && !bytes[i - 1].is_ascii_whitespace());
+		let any = || (far..bytes.len()).find(|&i| rest.is_char_boundary(i));
+		// `\n` and ` ` are ASCII: a cut next to one is on a character boundary.
+		let Some(cut) = line.or_else(word).or_else(any) else { break };
 		let (piece, tail) = rest.split_at(cut);
 		out.push(piece);
 		rest = tail;
 	}
 	out.push(rest);
 	out
+}
+
+/// The tokens of `text`, a piece at a time (see [`pieces`]).
+fn encode_text(tokenizer: &TextTokenizer, text: &str) -> Result<Vec<i64>, DatasetError> {
+	let mut out = Vec::new();
+	for piece in pieces(text, PIECE_BYTES) {
+		out.extend(ids(&tokenizer.encode(piece, false)?));
+	}
+	Ok(out)
 }
 
 /// Whether `text` is JSONL records: its first non-empty line is a JSON object with `text` or
@@ -196,5 +215,33 @@ impl ChatTurns {
 				}
 			})
 			.collect())
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::pieces;
+
+	#[test]
+	fn pieces_cut_at_line_starts_then_words_then_anywhere_and_lose_nothing() {
+		let lines = "alpha beta\n  indented\ngamma\n\ndelta\n".repeat(50);
+		let one_line = "word ".repeat(200);
+		let no_spaces = "é".repeat(300);
+		for (text, size) in
+			[(lines.as_str(), 64), (one_line.as_str(), 64), (no_spaces.as_str(), 64)]
+		{
+			let cut = pieces(text, size);
+			assert!(cut.len() > 1, "{text:?} is cut");
+			assert_eq!(cut.concat(), text);
+			assert!(cut.iter().all(|p| p.len() <= 4 * size + 4), "bounded pieces");
+		}
+		// Line starts first: every piece of the lines ends with a newline before a letter.
+		for piece in &pieces(&lines, 64)[..3] {
+			assert!(piece.ends_with('\n'), "{piece:?}");
+		}
+		// Then before a space that follows a word.
+		assert!(pieces(&one_line, 64)[1].starts_with(' '));
+		assert_eq!(pieces("", 64), [""]);
+		assert_eq!(pieces("short", 64), ["short"]);
 	}
 }

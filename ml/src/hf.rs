@@ -64,7 +64,22 @@ pub fn load_tokenizer_files(
 		(true, true) => {}
 	}
 	let tokenizer_json = std::fs::read(&json_path).map_err(|e| io(&json_path, e))?;
-	let tokenizer_config = std::fs::read(&config_path).map_err(|e| io(&config_path, e))?;
+	let mut tokenizer_config = std::fs::read(&config_path).map_err(|e| io(&config_path, e))?;
+	// Recent transformers save the chat template beside the config: it is registered inside
+	// the config, as older checkpoints carry it, so the model's files stay two.
+	let template_path = dir.join("chat_template.jinja");
+	if template_path.exists() {
+		let template =
+			std::fs::read_to_string(&template_path).map_err(|e| io(&template_path, e))?;
+		let mut config: serde_json::Map<String, serde_json::Value> =
+			serde_json::from_slice(&tokenizer_config)
+				.map_err(|e| CheckpointError::Tokenizer(TokenizerError::Config(e.to_string())))?;
+		if !config.contains_key("chat_template") {
+			config.insert("chat_template".into(), template.into());
+			tokenizer_config = serde_json::to_vec_pretty(&config)
+				.map_err(|e| CheckpointError::Tokenizer(TokenizerError::Config(e.to_string())))?;
+		}
+	}
 	let tokenizer = HfTokenizer::from_bytes(&tokenizer_json, &tokenizer_config)?;
 	tokenizer.check_vocabulary(vocab_size)?;
 	Ok(Some(TokenizerBytes { tokenizer_json, tokenizer_config, tokenizer }))
@@ -199,7 +214,7 @@ fn read_config(raw: &[u8]) -> Result<(ModelConfig, HfConfig), CheckpointError> {
 	let rope_theta = hf
 		.rope_theta
 		.or(hf.rope_parameters.as_ref().and_then(|r| r.rope_theta))
-		.unwrap_or(1_000_000.0);
+		.unwrap_or(10_000.0);
 	let config = ModelConfig {
 		family: "qwen3".into(),
 		vocab_size: hf.vocab_size,
@@ -207,7 +222,8 @@ fn read_config(raw: &[u8]) -> Result<(ModelConfig, HfConfig), CheckpointError> {
 		num_hidden_layers: hf.num_hidden_layers,
 		num_attention_heads: hf.num_attention_heads,
 		num_key_value_heads: hf.num_key_value_heads.unwrap_or(hf.num_attention_heads),
-		head_dim: hf.head_dim.unwrap_or(hf.hidden_size / hf.num_attention_heads),
+		// transformers' Qwen3Config defaults, for configs that leave them out.
+		head_dim: hf.head_dim.unwrap_or(128),
 		intermediate_size: hf.intermediate_size,
 		max_position_embeddings: hf.max_position_embeddings,
 		rope_theta: rope_theta as f32,
@@ -391,7 +407,7 @@ mod tests {
 			),
 			5e5
 		);
-		assert_eq!(theta(serde_json::json!({})), 1e6);
+		assert_eq!(theta(serde_json::json!({})), 1e4, "transformers' default");
 		for scaled in [
 			serde_json::json!({ "rope_parameters": { "rope_theta": 1e6, "rope_type": "yarn", "factor": 4.0 } }),
 			serde_json::json!({ "rope_scaling": { "type": "linear", "factor": 2.0 } }),

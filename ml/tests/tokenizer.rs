@@ -131,3 +131,24 @@ fn a_vocabulary_larger_than_the_embedding_is_refused() {
 		Err(TokenizerError::VocabularyMismatch { tokenizer: 151_669, embedding: 151_000 })
 	);
 }
+
+/// A checkpoint whose chat template sits beside its config (`chat_template.jinja`, as recent
+/// transformers save it) registers it inside `tokenizer_config.json`.
+#[test]
+fn a_chat_template_file_beside_the_config_is_taken_in() {
+	let (json, config) = files();
+	let mut cfg: serde_json::Map<String, Value> = serde_json::from_slice(&config).unwrap();
+	cfg.remove("chat_template");
+	let dir = tempfile::tempdir().unwrap();
+	std::fs::write(dir.path().join("tokenizer.json"), &json).unwrap();
+	std::fs::write(dir.path().join("tokenizer_config.json"), serde_json::to_vec(&cfg).unwrap())
+		.unwrap();
+	let template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}";
+	std::fs::write(dir.path().join("chat_template.jinja"), template).unwrap();
+	let files = blyan_ml::hf::load_tokenizer_files(dir.path(), 151_936).unwrap().unwrap();
+	let registered: Value = serde_json::from_slice(&files.tokenizer_config).unwrap();
+	assert_eq!(registered["chat_template"], template);
+	let t = TextTokenizer::Hf(Box::new(files.tokenizer));
+	let hi = [ChatMessage { role: "user".into(), content: "hi".into() }];
+	assert_eq!(t.render_chat(&hi, &ChatOptions::default()).unwrap(), "<user>hi");
+}

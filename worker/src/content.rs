@@ -48,6 +48,9 @@ impl ContentError {
 				| ContentError::Config(_)
 				| ContentError::Tokenizer(_)
 				| ContentError::Dataset(_)
+				// Only tokenizing a dataset is interrupted: by a panic on these bytes, which
+				// every machine meets alike.
+				| ContentError::Interrupted(_)
 		)
 	}
 }
@@ -185,29 +188,51 @@ pub async fn checked_layer(
 }
 
 /// `bytes` as the training tokens of `config`'s model, tokenized with its registered tokenizer
-/// (fetched and checked) off the async threads: see [`dataset::tokenize`].
+/// (fetched and checked) off the async threads: see [`dataset::tokenize`]. The last few results
+/// are kept by the hash of the bytes and of the tokenizer files: a miner checks, trains on and
+/// defends the same dataset, and a verifier's audit duties come back block after block.
 pub async fn dataset_tokens(
 	ipfs: &Ipfs,
 	config: &ModelConfig,
 	bytes: Vec<u8>,
 ) -> Result<Vec<i64>, ContentError> {
+	let key = {
+		let files = config.tokenizer.as_ref().map(|f| (&f.tokenizer_hash, &f.config_hash));
+		let data = sp_crypto_hashing::blake2_256(&bytes);
+		sp_crypto_hashing::blake2_256(&codec::Encode::encode(&(data, format!("{files:?}"))))
+	};
+	if let Some(tokens) = TOKENS.lock().expect("token cache").iter().find(|(k, _)| *k == key) {
+		return Ok(tokens.1.clone());
+	}
 	let tokenizer = model_tokenizer(ipfs, config).await?;
-	tokio::task::spawn_blocking(move || dataset::tokenize(&tokenizer, &bytes))
+	let tokens = tokio::task::spawn_blocking(move || dataset::tokenize(&tokenizer, &bytes))
 		.await
-		.map_err(|e| ContentError::Interrupted(e.to_string()))?
-		.map_err(ContentError::from)
+		.map_err(|e| ContentError::Interrupted(e.to_string()))??;
+	if tokens.len() <= CACHED_TOKENS {
+		let mut cache = TOKENS.lock().expect("token cache");
+		while cache.iter().map(|(_, t)| t.len()).sum::<usize>() + tokens.len() > CACHED_TOKENS {
+			cache.remove(0);
+		}
+		cache.push((key, tokens.clone()));
+	}
+	Ok(tokens)
 }
 
+/// Datasets' tokens recently made, oldest first: see [`dataset_tokens`].
+static TOKENS: std::sync::Mutex<Vec<([u8; 32], Vec<i64>)>> = std::sync::Mutex::new(Vec::new());
+/// Tokens kept in all (8 bytes each: 256 MiB).
+const CACHED_TOKENS: usize = 32 << 20;
+
 /// A job's revealed validation set as `config`'s tokens. A set that does not tokenize (not
-/// UTF-8, a malformed record) counts as one smaller than a batch: the same for every verifier,
-/// it scores the job invalid, the creator's fault.
+/// UTF-8, a malformed record, a tokenizer that failed on it) counts as one smaller than a
+/// batch: the same for every verifier, it scores the job invalid, the creator's fault.
 pub async fn validation_tokens(
 	ipfs: &Ipfs,
 	config: &ModelConfig,
 	cid: &[u8],
 ) -> Result<Vec<i64>, ContentError> {
 	match dataset_tokens(ipfs, config, validation_set(ipfs, cid).await?).await {
-		Err(ContentError::Dataset(e)) => {
+		Err(e @ (ContentError::Dataset(_) | ContentError::Interrupted(_))) => {
 			tracing::warn!("the validation set does not tokenize ({e}): it cannot be scored");
 			Ok(Vec::new())
 		}

@@ -315,8 +315,8 @@ fn token_text(tokenizer: &TextTokenizer, token: u32) -> (String, &[u8]) {
 	(String::from_utf8_lossy(bytes).into_owned(), bytes)
 }
 
-/// A token of the reply's text with its log-probabilities and where its text starts in the
-/// reply (characters).
+/// A generated token (not a special one) with its log-probabilities and where its text starts
+/// among the listed tokens' texts (characters).
 type ShownLogprobs = (TokenLogprobs, usize);
 
 /// Chat's `logprobs.content` entries.
@@ -343,8 +343,12 @@ fn completion_logprobs(tokenizer: &TextTokenizer, all: &[ShownLogprobs]) -> Valu
 		offsets.push(*offset);
 		tokens.push(token_text(tokenizer, lp.token).0);
 		logprobs.push(lp.logprob);
-		let top: serde_json::Map<String, Value> =
-			lp.top.iter().map(|(t, l)| (token_text(tokenizer, *t).0, json!(l))).collect();
+		// Keyed by text: of alternatives with the same text (e.g. "\u{fffd}" for partial
+		// characters), the likeliest is kept.
+		let mut top = serde_json::Map::new();
+		for (t, l) in &lp.top {
+			top.entry(token_text(tokenizer, *t).0).or_insert(json!(l));
+		}
 		tops.push(Value::Object(top));
 	}
 	json!({ "tokens": tokens, "token_logprobs": logprobs, "top_logprobs": tops,
@@ -680,15 +684,19 @@ async fn complete(
 	let all_logprobs = Arc::new(std::sync::Mutex::new(Vec::new()));
 	let task = {
 		let (s, texts, kept) = (s.clone(), text_stream.clone(), all_logprobs.clone());
-		let mut released = 0;
+		// Where each listed token's text starts: the text of the tokens listed before it (as
+		// vLLM counts), whatever a stop sequence later held back.
+		let mut offset = 0;
 		tokio::spawn(async move {
 			let result = route::generate(routes.as_ref(), s.version, &request, |t, lp| {
 				let (text, stop) = texts.lock().expect("text lock").push(t);
-				// As OpenAI lists them: the tokens of the reply's text, not an end token, a
-				// special one or the one that completed a stop sequence.
-				let lp =
-					lp.filter(|_| !stop && !s.tokenizer.is_special(t)).map(|lp| (lp, released));
-				released += text.chars().count();
+				// End tokens and other special ones are not text: not listed (as OpenAI).
+				let shown = !s.tokenizer.is_special(t) && !s.tokenizer.end_tokens().contains(&t);
+				let lp = lp.filter(|_| shown).map(|lp| {
+					let start = offset;
+					offset += token_text(&s.tokenizer, t).0.chars().count();
+					(lp, start)
+				});
 				if let Some(lp) = &lp {
 					kept.lock().expect("logprobs lock").push(lp.clone());
 				}

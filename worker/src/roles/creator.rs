@@ -298,11 +298,18 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
 			}
 			let tie = values(&layers[0], "model.embed_tokens.weight")
 				== values(&layers[layers.len() - 1], "lm_head.weight");
-			std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-			ml::hf::save_checkpoint(&out, &config, &layers, shards, bf16, tie)?;
-			if let Some((json, cfg)) = tokenizer {
-				std::fs::write(out.join("tokenizer.json"), json)?;
-				std::fs::write(out.join("tokenizer_config.json"), cfg)?;
+			// Written beside `out`, then renamed into place: a failure leaves nothing behind.
+			let name =
+				out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+			let partial = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+			let written = write_export(&partial, &config, &layers, shards, bf16, tie, tokenizer)
+				.and_then(|()| {
+					std::fs::rename(&partial, &out)
+						.with_context(|| format!("moving the export to {}", out.display()))
+				});
+			if let Err(e) = written {
+				let _ = std::fs::remove_dir_all(&partial);
+				return Err(e);
 			}
 			info!(version, dir = %out.display(), tie, bf16, "version exported");
 			println!("version {version} exported to {}", out.display());
@@ -379,6 +386,36 @@ async fn print_job_end(
 		JobEnd::Accepted { version } => println!("job {job} ACCEPTED: version {version}"),
 		JobEnd::Rejected { version } => println!("job {job} REJECTED: version {version}"),
 		JobEnd::Refunded => println!("job {job} ended without a verdict: refunded"),
+	}
+	Ok(())
+}
+
+/// A Hugging Face checkpoint in `dir` (created): `config.json`, the safetensors, and with the
+/// model's tokenizer files a `generation_config.json` naming its end tokens, so `generate()` in
+/// `transformers` stops where Blyan's servers do.
+fn write_export(
+	dir: &std::path::Path,
+	config: &ModelConfig,
+	layers: &[ml::weights::LayerTensors],
+	shards: usize,
+	bf16: bool,
+	tie: bool,
+	tokenizer: Option<(Vec<u8>, Vec<u8>)>,
+) -> Result<()> {
+	std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+	ml::hf::save_checkpoint(dir, config, layers, shards, bf16, tie)?;
+	if let Some((json, cfg)) = tokenizer {
+		let ends = ml::tokenizer::HfTokenizer::from_bytes(&json, &cfg)?;
+		let ends = ml::tokenizer::TextTokenizer::Hf(Box::new(ends)).end_tokens().to_vec();
+		let generation = serde_json::json!({ "eos_token_id": ends });
+		for (name, bytes) in [
+			("tokenizer.json", json),
+			("tokenizer_config.json", cfg),
+			("generation_config.json", generation.to_string().into_bytes()),
+		] {
+			let path = dir.join(name);
+			std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+		}
 	}
 	Ok(())
 }
@@ -547,15 +584,27 @@ pub async fn post_job(
 		ml::evaluate_layers(&config, &layers, &validation, &hp)
 	})
 	.await??;
-	match base_loss {
-		Some(loss) if ml::train::score(loss) != ml::train::INVALID_SCORE => {
-			info!(base = request.base_version, "base version's validation loss: {loss:.6}");
-		}
-		_ => bail!(
+	match base_loss.map(|loss| (loss, ml::train::score(loss))) {
+		None => bail!(
+			"the validation set has no target to score in its evaluation batches (chat records \
+			 train on the assistant's turns only): version {} cannot be evaluated on it",
+			request.base_version
+		),
+		Some((_, ml::train::INVALID_SCORE)) => bail!(
 			"version {} cannot be evaluated on this validation set (its loss is not a finite \
 			 number): a miner would be paid without a measurable result",
 			request.base_version
 		),
+		// No improvement can be measured on a loss that already rounds to 0: the job could
+		// only reject the miner's work after its weights were revealed.
+		Some((loss, 0)) => bail!(
+			"version {}'s validation loss is {loss:e}, 0 at the chain's precision: no \
+			 improvement could be measured on this set",
+			request.base_version
+		),
+		Some((loss, _)) => {
+			info!(base = request.base_version, "base version's validation loss: {loss:.6}");
+		}
 	}
 	let validation_cid = ipfs.add(request.validation.clone(), false, true).await?;
 	let salt = state::salt();
