@@ -78,7 +78,7 @@ pub fn tokenize(tokenizer: &TextTokenizer, bytes: &[u8]) -> Result<Vec<i64>, Dat
 				let tokens = turns.tokens(tokenizer, &rendered)?;
 				// The template wrote the assistant's turns otherwise than it opens one for a
 				// reply: nothing would be trained, silently.
-				if tokens.iter().all(|t| t & CONTEXT_ONLY != 0) {
+				if !tokens.iter().any(|t| crate::data::is_trained(*t)) {
 					return Err(DatasetError::NoAssistantTurn(format!(
 						"line {line_no}: no assistant turn found where the template renders them"
 					)));

@@ -110,9 +110,7 @@ async fn greedy_chat_replies_match_transformers_on_one_stage_and_on_two() {
 			let body = json!({ "model": "blyan-7", "messages": case["messages"],
 				"max_tokens": want.len(), "temperature": 0,
 				"chat_template_kwargs": { "enable_thinking": false } });
-			let r =
-				http.post(format!("{url}/v1/chat/completions")).json(&body).send().await.unwrap();
-			let v: Value = r.json().await.unwrap();
+			let v = post_json(&http, &url, "chat/completions", &body).await;
 			assert_eq!(v["usage"]["prompt_tokens"], case["ids"].as_array().unwrap().len(), "{v}");
 			let got: Vec<u64> = v["blyan"]["tokens"]
 				.as_array()
@@ -137,15 +135,7 @@ async fn greedy_chat_replies_match_transformers_on_one_stage_and_on_two() {
 			.collect();
 		let body = json!({ "model": "blyan-7", "prompt": case["text"], "max_tokens": 2,
 			"temperature": 0, "logprobs": 5 });
-		let v: Value = http
-			.post(format!("{url}/v1/completions"))
-			.json(&body)
-			.send()
-			.await
-			.unwrap()
-			.json()
-			.await
-			.unwrap();
+		let v = post_json(&http, &url, "completions", &body).await;
 		let lp = &v["choices"][0]["logprobs"];
 		assert_eq!(lp["token_logprobs"].as_array().unwrap().len(), 2, "{v}");
 		assert!((lp["token_logprobs"][0].as_f64().unwrap() - reference[0].1).abs() < 1e-4, "{v}");
@@ -156,12 +146,9 @@ async fn greedy_chat_replies_match_transformers_on_one_stage_and_on_two() {
 			let got = top[&text].as_f64().unwrap_or_else(|| panic!("{text:?} in {top:?}"));
 			assert!((got - want).abs() < 1e-4, "{text:?}: {got} vs {want}");
 		}
-		assert_eq!(lp["tokens"][0], tokenizer.decode(&[want_first(case)]));
+		let first = case["greedy"][0].as_u64().unwrap() as u32;
+		assert_eq!(lp["tokens"][0], tokenizer.decode(&[first]));
 	}
-}
-
-fn want_first(case: &Value) -> u32 {
-	case["greedy"][0].as_u64().unwrap() as u32
 }
 
 /// Chat logprobs: one entry per generated token (streamed with its chunk too), the greedy
@@ -173,15 +160,7 @@ async fn chat_logprobs_list_each_tokens_alternatives() {
 	let (messages, _) = fixture_chat(0);
 	let body = json!({ "model": "blyan-7", "messages": messages, "max_tokens": 6,
 		"temperature": 0, "logprobs": true, "top_logprobs": 3 });
-	let v: Value = http
-		.post(format!("{url}/v1/chat/completions"))
-		.json(&body)
-		.send()
-		.await
-		.unwrap()
-		.json()
-		.await
-		.unwrap();
+	let v = post_json(&http, &url, "chat/completions", &body).await;
 	let content = v["choices"][0]["logprobs"]["content"].as_array().unwrap();
 	// One entry per token of the text (end and other special tokens are not text).
 	let shown: Vec<u32> = v["blyan"]["tokens"]
@@ -214,15 +193,7 @@ async fn chat_logprobs_list_each_tokens_alternatives() {
 	assert_eq!(&streamed, content);
 	// Without logprobs asked, none; with a bad combination, an error object.
 	let plain = json!({ "model": "blyan-7", "messages": messages, "max_tokens": 2 });
-	let v: Value = http
-		.post(format!("{url}/v1/chat/completions"))
-		.json(&plain)
-		.send()
-		.await
-		.unwrap()
-		.json()
-		.await
-		.unwrap();
+	let v = post_json(&http, &url, "chat/completions", &plain).await;
 	assert_eq!(v["choices"][0]["logprobs"], Value::Null);
 	for bad in [
 		json!({ "top_logprobs": 2 }),
@@ -236,6 +207,12 @@ async fn chat_logprobs_list_each_tokens_alternatives() {
 		let e: Value = r.json().await.unwrap();
 		assert_eq!(e["error"]["type"], "invalid_request_error", "{e}");
 	}
+}
+
+/// The JSON answer of `POST {url}/v1/{endpoint}`.
+async fn post_json(http: &reqwest::Client, url: &str, endpoint: &str, body: &Value) -> Value {
+	let response = http.post(format!("{url}/v1/{endpoint}")).json(body).send().await.unwrap();
+	response.json().await.unwrap()
 }
 
 /// The events of a server-sent stream (`data: …` lines; the final `[DONE]` left out), and
@@ -312,15 +289,7 @@ async fn chat_completions_speak_the_models_own_tokens() {
 	let (plain, ids) = fixture_chat(0);
 	for messages in [plain, parts] {
 		let body = json!({ "messages": messages, "max_completion_tokens": 3 });
-		let v: Value = http
-			.post(format!("{url}/v1/chat/completions"))
-			.json(&body)
-			.send()
-			.await
-			.unwrap()
-			.json()
-			.await
-			.unwrap();
+		let v = post_json(&http, &url, "chat/completions", &body).await;
 		assert_eq!(v["usage"]["prompt_tokens"], ids, "{v}");
 		assert!(v["usage"]["completion_tokens"].as_u64().unwrap() <= 3);
 	}
