@@ -36,7 +36,14 @@ impl Ipfs {
 	/// `url` is the RPC address, e.g. `http://127.0.0.1:5001`. Every call is bounded by `timeout`
 	/// (an unknown CID otherwise blocks until the client gives up).
 	pub fn new(url: &str, timeout: Duration) -> Self {
-		Self { base: url.trim_end_matches('/').to_string(), http: reqwest::Client::new(), timeout }
+		// js-ipfs (Node.js) closes a keep-alive connection after 5 idle seconds; a request sent on
+		// it at that moment fails. Idle connections are dropped before the server's deadline, and
+		// `send` retries once on a fresh connection for what still races.
+		let http = reqwest::Client::builder()
+			.pool_idle_timeout(Duration::from_secs(3))
+			.build()
+			.unwrap_or_default();
+		Self { base: url.trim_end_matches('/').to_string(), http, timeout }
 	}
 
 	pub fn url(&self) -> &str {
@@ -52,19 +59,15 @@ impl Ipfs {
 		&self,
 		endpoint: &str,
 		query: &[(&str, &str)],
-		form: Option<Form>,
+		form: Option<&dyn Fn() -> Form>,
 	) -> Result<Vec<u8>, StorageError> {
-		let url = format!("{}/api/v0/{endpoint}", self.base);
-		let mut request = self.http.post(&url).query(query).timeout(self.timeout);
-		if let Some(form) = form {
-			request = request.multipart(form);
-		}
 		let what = format!(
 			"{endpoint} {}",
 			query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
 		);
 		let transport = |e| self.transport_error(e, endpoint, &what);
-		let response = request.send().await.map_err(transport)?;
+		let response =
+			self.send(endpoint, query, || form.as_ref().map(|f| f())).await.map_err(transport)?;
 		let status = response.status();
 		let body = response.bytes().await.map_err(transport)?;
 		if !status.is_success() {
@@ -85,13 +88,41 @@ impl Ipfs {
 		Ok(body.to_vec())
 	}
 
+	/// Posts to `endpoint`, once more on a fresh connection if the request could not be sent (a
+	/// keep-alive connection closed under it, a refused connect while the daemon restarts). Every
+	/// RPC used here is idempotent (content-addressed `add`, `pin`, reads), so a repeat is safe; a
+	/// timeout is not repeated, as the caller's bound is the whole call's.
+	async fn send(
+		&self,
+		endpoint: &str,
+		query: &[(&str, &str)],
+		form: impl Fn() -> Option<Form>,
+	) -> Result<reqwest::Response, reqwest::Error> {
+		let url = format!("{}/api/v0/{endpoint}", self.base);
+		let request = || {
+			let request = self.http.post(&url).query(query).timeout(self.timeout);
+			match form() {
+				Some(form) => request.multipart(form),
+				None => request,
+			}
+		};
+		match request().send().await {
+			Err(e) if !e.is_timeout() && (e.is_request() || e.is_connect()) => {
+				tracing::debug!(endpoint, error = %error_chain(&e), "IPFS request not sent; retrying once");
+				tokio::time::sleep(Duration::from_millis(200)).await;
+				request().send().await
+			}
+			result => result,
+		}
+	}
+
 	/// A failed exchange with the daemon (counted for operators), as a [`StorageError`].
 	fn transport_error(&self, e: reqwest::Error, endpoint: &str, what: &str) -> StorageError {
 		count_error(endpoint);
 		if e.is_timeout() {
 			StorageError::Timeout { what: what.to_string(), secs: self.timeout.as_secs() }
 		} else {
-			StorageError::Unreachable { url: self.base.clone(), reason: e.to_string() }
+			StorageError::Unreachable { url: self.base.clone(), reason: error_chain(&e) }
 		}
 	}
 
@@ -121,16 +152,21 @@ impl Ipfs {
 		only_hash: bool,
 	) -> Result<String, StorageError> {
 		// js-ipfs refuses a part without a content type.
-		let part = Part::bytes(bytes)
-			.file_name("blob")
-			.mime_str("application/octet-stream")
-			.expect("a valid MIME type");
-		let form = Form::new().part("file", part);
+		// Shared, so that a retried request does not copy a layer's bytes again.
+		let bytes = bytes::Bytes::from(bytes);
+		let form = || {
+			let body = reqwest::Body::from(bytes.clone());
+			let part = Part::stream_with_length(body, bytes.len() as u64)
+				.file_name("blob")
+				.mime_str("application/octet-stream")
+				.expect("a valid MIME type");
+			Form::new().part("file", part)
+		};
 		let query = [
 			("pin", if pin { "true" } else { "false" }),
 			("only-hash", if only_hash { "true" } else { "false" }),
 		];
-		let body = self.call("add", &query, Some(form)).await?;
+		let body = self.call("add", &query, Some(&form)).await?;
 		let v = Self::json("add", &body)?;
 		v.get("Hash")
 			.and_then(Value::as_str)
@@ -146,14 +182,9 @@ impl Ipfs {
 		if !is_bare_cid(cid) {
 			return Err(StorageError::NotACid(cid.chars().take(80).collect()));
 		}
-		let url = format!("{}/api/v0/cat", self.base);
 		let what = format!("cat {cid}");
 		let mut response = self
-			.http
-			.post(&url)
-			.query(&[("arg", cid)])
-			.timeout(self.timeout)
-			.send()
+			.send("cat", &[("arg", cid)], || None)
 			.await
 			.map_err(|e| self.transport_error(e, "cat", &what))?;
 		if !response.status().is_success() {
@@ -196,6 +227,19 @@ impl Ipfs {
 	}
 }
 
+/// `e` with its causes (reqwest's own message omits them: \"error sending request\" alone does not
+/// say whether the connection was refused, reset or closed).
+fn error_chain(e: &dyn std::error::Error) -> String {
+	let mut out = e.to_string();
+	let mut source = e.source();
+	while let Some(cause) = source {
+		out.push_str(": ");
+		out.push_str(&cause.to_string());
+		source = cause.source();
+	}
+	out
+}
+
 /// Failed calls are counted for operators (`blyan_worker_ipfs_errors_total`).
 fn count_error(endpoint: &str) {
 	crate::metrics::metrics().ipfs_errors.with_label_values(&[endpoint]).inc();
@@ -205,4 +249,75 @@ fn count_error(endpoint: &str) {
 /// only, of a plausible length.
 pub fn is_bare_cid(cid: &str) -> bool {
 	(10..=128).contains(&cid.len()) && cid.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use tokio::io::{AsyncReadExt, AsyncWriteExt};
+	use tokio::net::TcpListener;
+
+	/// A daemon that hangs up on the first `drops` connections without answering (as js-ipfs does
+	/// to a keep-alive connection it times out just as a request arrives), then answers `version`.
+	async fn flaky_daemon(drops: usize) -> (String, tokio::task::JoinHandle<usize>) {
+		let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+		let url = format!("http://{}", listener.local_addr().unwrap());
+		let server = tokio::spawn(async move {
+			let mut accepted = 0;
+			loop {
+				let Ok(Ok((mut socket, _))) =
+					tokio::time::timeout(Duration::from_secs(2), listener.accept()).await
+				else {
+					return accepted;
+				};
+				accepted += 1;
+				let mut request = vec![0u8; 4096];
+				let _ = socket.read(&mut request).await;
+				if accepted <= drops {
+					drop(socket);
+					continue;
+				}
+				let body = r#"{"Version":"0.0.1-test"}"#;
+				let answer = format!(
+					"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+					body.len()
+				);
+				let _ = socket.write_all(answer.as_bytes()).await;
+			}
+		});
+		(url, server)
+	}
+
+	#[tokio::test]
+	async fn a_connection_dropped_before_the_answer_is_retried_once_on_a_fresh_one() {
+		let (url, server) = flaky_daemon(1).await;
+		let ipfs = Ipfs::new(&url, Duration::from_secs(5));
+		assert_eq!(ipfs.version().await.unwrap(), "0.0.1-test");
+		assert_eq!(server.await.unwrap(), 2, "one dropped connection, one answered");
+	}
+
+	#[tokio::test]
+	async fn a_daemon_that_keeps_dropping_is_unreachable_with_the_cause_named() {
+		let (url, server) = flaky_daemon(usize::MAX).await;
+		let ipfs = Ipfs::new(&url, Duration::from_secs(5));
+		match ipfs.version().await {
+			Err(StorageError::Unreachable { reason, .. }) => {
+				// reqwest's own message is only "error sending request for url (…)".
+				assert!(
+					reason.contains("error sending request") && reason.matches(": ").count() >= 1,
+					"{reason}"
+				);
+			}
+			other => panic!("expected Unreachable, got {other:?}"),
+		}
+		assert_eq!(server.await.unwrap(), 2, "the request was tried twice, no more");
+	}
+
+	#[tokio::test]
+	async fn a_refused_connection_is_unreachable() {
+		// A port just freed: nothing listens there.
+		let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+		let ipfs = Ipfs::new(&format!("http://127.0.0.1:{port}"), Duration::from_secs(5));
+		assert!(matches!(ipfs.version().await, Err(StorageError::Unreachable { .. })));
+	}
 }
