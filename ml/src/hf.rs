@@ -142,7 +142,11 @@ pub fn load_checkpoint(dir: &Path) -> Result<(ModelConfig, Vec<LayerTensors>), C
 	let n = config.num_hidden_layers;
 	let mut layers: Vec<BTreeMap<String, NamedTensor>> = vec![BTreeMap::new(); n + 2];
 	for file in &files {
-		let bytes = std::fs::read(file).map_err(|e| io(file, e))?;
+		let opened = std::fs::File::open(file).map_err(|e| io(file, e))?;
+		// SAFETY: the map is only read, and dropped before this function returns. A checkpoint
+		// changed by another process while it is imported could give torn values, as a read
+		// racing a writer would; the registry's Merkle roots are computed from what was read.
+		let bytes = unsafe { memmap2::Mmap::map(&opened) }.map_err(|e| io(file, e))?;
 		let format =
 			|reason: String| CheckpointError::Format { file: file.display().to_string(), reason };
 		let st = SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;

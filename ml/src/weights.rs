@@ -1,6 +1,8 @@
 //! Weights as the registry sees them: one safetensors file per layer (Hugging Face Qwen3 tensor
-//! names, `f32`, linear weights `[out, in]`), each under a Merkle root over its tensors, and a
-//! weight-set root over the layer roots.
+//! names, linear weights `[out, in]`), each under a Merkle root over its tensors' `f32` values,
+//! and a weight-set root over the layer roots. At rest a tensor whose every value is a `bf16`
+//! (an imported bf16 checkpoint, a norm of ones) is stored as `bf16`, half the bytes; it decodes
+//! to the same `f32` bits, so the roots, training and evaluation never see the difference.
 //!
 //! Layers: `0` = token embedding, `1..=n` = decoder block `i - 1`, `n + 1` = final norm and head.
 
@@ -82,27 +84,37 @@ pub fn weight_root(layer_roots: &[[u8; 32]]) -> [u8; 32] {
 	merkle_root(layer_roots)
 }
 
-/// The safetensors bytes of a layer (deterministic: no metadata, tensors in name order).
+/// Whether every value of `values` is a `bf16` exactly (bit for bit, signed zeros included; a
+/// NaN is kept as `f32`, whose payload `bf16` may not hold).
+fn is_bf16_exact(values: &[f32]) -> bool {
+	values.iter().all(|v| half::bf16::from_f32(*v).to_f32().to_bits() == v.to_bits())
+}
+
+/// The safetensors bytes of a layer (deterministic: no metadata, tensors in name order, each
+/// `bf16` when that holds its values exactly, else `f32`).
 pub fn encode_layer(tensors: &LayerTensors) -> Vec<u8> {
-	let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+	let bytes: Vec<(String, Dtype, Vec<u8>, Vec<usize>)> = tensors
 		.iter()
 		.map(|t| {
-			(
-				t.name.clone(),
-				t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-				t.shape.clone(),
-			)
+			let (dtype, data) = if is_bf16_exact(&t.values) {
+				let data =
+					t.values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect();
+				(Dtype::BF16, data)
+			} else {
+				(Dtype::F32, t.values.iter().flat_map(|v| v.to_le_bytes()).collect())
+			};
+			(t.name.clone(), dtype, data, t.shape.clone())
 		})
 		.collect();
 	let views: BTreeMap<String, TensorView<'_>> = bytes
 		.iter()
-		.map(|(name, data, shape)| {
-			let view = TensorView::new(Dtype::F32, shape.clone(), data)
+		.map(|(name, dtype, data, shape)| {
+			let view = TensorView::new(*dtype, shape.clone(), data)
 				.expect("shape and byte length agree by construction");
 			(name.clone(), view)
 		})
 		.collect();
-	safetensors::serialize(views, None).expect("serialising in-memory f32 tensors cannot fail")
+	safetensors::serialize(views, None).expect("serialising in-memory tensors cannot fail")
 }
 
 /// Parses a layer file; any malformed content is an error, never a panic.
@@ -111,18 +123,25 @@ pub fn decode_layer(layer: usize, bytes: &[u8]) -> Result<LayerTensors, WeightsE
 		.map_err(|e| WeightsError::Format { layer, reason: e.to_string() })?;
 	let mut tensors = Vec::new();
 	for (name, view) in file.tensors() {
-		if view.dtype() != Dtype::F32 {
-			return Err(WeightsError::Tensor {
-				layer,
-				name,
-				reason: format!("dtype {:?}, expected F32", view.dtype()),
-			});
-		}
-		let values = view
-			.data()
-			.chunks_exact(4)
-			.map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-			.collect();
+		let values = match view.dtype() {
+			Dtype::F32 => view
+				.data()
+				.chunks_exact(4)
+				.map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+				.collect(),
+			Dtype::BF16 => view
+				.data()
+				.chunks_exact(2)
+				.map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+				.collect(),
+			other => {
+				return Err(WeightsError::Tensor {
+					layer,
+					name,
+					reason: format!("dtype {other:?}, expected F32 or BF16"),
+				})
+			}
+		};
 		tensors.push(NamedTensor { name, shape: view.shape().to_vec(), values });
 	}
 	tensors.sort_by(|a, b| a.name.cmp(&b.name));
@@ -377,4 +396,65 @@ pub fn import_head<B: Backend>(
 		norm(config, find(layer, "model.norm.weight"), device),
 		lin(find(layer, "lm_head.weight"), device),
 	)
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	fn tensor(name: &str, values: Vec<f32>) -> NamedTensor {
+		NamedTensor { name: name.into(), shape: vec![values.len()], values }
+	}
+
+	#[test]
+	fn tensors_whose_values_are_bf16_are_stored_as_bf16_and_decode_to_the_same_bits() {
+		let bf16 = |v: f32| half::bf16::from_f32(v).to_f32();
+		let exact: Vec<f32> = (0..4096).map(|i| bf16((i as f32 * 0.37).sin() * 0.02)).collect();
+		let mut inexact = exact.clone();
+		inexact[4095] = 0.1; // between two bf16s
+		let layer = vec![
+			tensor("a", exact.clone()),
+			tensor("b", vec![-0.0, 0.0, 1.0, f32::INFINITY, f32::MIN_POSITIVE]),
+		];
+		let bytes = encode_layer(&layer);
+		let all_f32 = 4 * (4096 + 5);
+		assert!(
+			bytes.len() < all_f32 * 6 / 10,
+			"{} bytes, not about half of {all_f32}",
+			bytes.len()
+		);
+		let decoded = decode_layer(0, &bytes).unwrap();
+		for (d, l) in decoded.iter().zip(&layer) {
+			assert_eq!(
+				d.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+				l.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+			);
+		}
+		assert_eq!(layer_root(&decoded), layer_root(&layer));
+
+		// One value bf16 cannot hold keeps its tensor in f32 (the other stays bf16); a NaN with
+		// a payload bf16 would lose is kept in f32 too.
+		let nan = f32::from_bits(0x7fc0_0001);
+		let layer = vec![tensor("a", inexact.clone()), tensor("b", vec![nan]), tensor("c", exact)];
+		let file = encode_layer(&layer);
+		let st = SafeTensors::deserialize(&file).unwrap();
+		assert_eq!(st.tensor("a").unwrap().dtype(), Dtype::F32);
+		assert_eq!(st.tensor("b").unwrap().dtype(), Dtype::F32);
+		assert_eq!(st.tensor("c").unwrap().dtype(), Dtype::BF16);
+		let decoded = decode_layer(0, &file).unwrap();
+		assert_eq!(decoded[0].values, inexact);
+		assert_eq!(decoded[1].values[0].to_bits(), nan.to_bits());
+		assert_eq!(layer_root(&decoded), layer_root(&layer));
+	}
+
+	#[test]
+	fn other_dtypes_are_refused() {
+		let data = vec![0u8; 8];
+		let view = TensorView::new(Dtype::F16, vec![4], &data).unwrap();
+		let file = safetensors::serialize([("w".to_string(), view)], None).unwrap();
+		assert!(matches!(
+			decode_layer(3, &file),
+			Err(WeightsError::Tensor { layer: 3, ref name, .. }) if name == "w"
+		));
+	}
 }

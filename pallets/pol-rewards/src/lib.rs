@@ -922,14 +922,18 @@ impl<T: Config> Pallet<T> {
 				}
 				let request = &round.request;
 				let gain = improvement(base_score, candidate_score);
-				let accepted = base_score != INVALID_SCORE
+				// A base that cannot be evaluated, or that scores a loss of 0 (a validation set
+				// the accepted base already predicts perfectly, say of a model the creator built
+				// to), leaves nothing any miner could improve: the job was a trap.
+				let unimprovable = base_score == INVALID_SCORE || base_score == 0;
+				let accepted = !unimprovable
 					&& gain >= request.min_improvement
 					&& !gain.is_zero()
 					&& round.claimed_score == Some(candidate_score);
-				if base_score == INVALID_SCORE {
-					// Even the accepted base cannot be evaluated: the validation set or the
-					// hyper-parameters are at fault, which are the creator's, not the miner's.
-					// The miner is paid; no epoch points, as nothing was measured.
+				if unimprovable {
+					// The validation set or the hyper-parameters are at fault, which are the
+					// creator's, not the miner's. The miner is paid; no epoch points, as
+					// nothing was measured.
 					let _ = T::Registry::reject(request.candidate_version);
 					let fees = Self::verifier_fees(job, &quorum_members, &params);
 					let _ = T::Jobs::settle_creator_fault(job, &fees);

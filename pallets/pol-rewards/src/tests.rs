@@ -350,6 +350,42 @@ fn a_creator_whose_validation_set_cannot_be_evaluated_forfeits_its_bond_and_cann
 }
 
 #[test]
+fn a_creator_whose_validation_set_the_base_already_predicts_perfectly_cannot_get_the_miner_slashed()
+{
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		// The attack: the creator registers a model whose predictions are certain and posts a
+		// validation set it predicts exactly, so the base's loss rounds to 0. No candidate can
+		// improve on 0; before, every miner's honest claim was rejected and slashed for it.
+		let job = revealed_job(0);
+		run_to(2);
+		agree(&V, job, 0, 0);
+		System::assert_has_event(
+			Event::Verified {
+				job,
+				accepted: false,
+				base_score: 0,
+				candidate_score: 0,
+				improvement: Perbill::zero(),
+				claimed_score: Some(0),
+			}
+			.into(),
+		);
+		assert_eq!(candidate_status(job), VersionStatus::Rejected);
+		let bond = REWARD / 5;
+		let each = REWARD / 10 / V.len() as Balance;
+		assert_eq!(pallet_jobs::Workers::<Test>::get(MINER).unwrap().bond, MIN_WORKER_BOND);
+		assert_eq!(
+			free(MINER),
+			1_000 - MIN_WORKER_BOND + REWARD - each * V.len() as Balance + bond
+		);
+		assert!(EpochPoints::<Test>::iter().next().is_none(), "nothing measured, no points");
+		assert_eq!(free(CREATOR), CREATOR_FUNDS - REWARD - bond);
+		assert_books_balance();
+	});
+}
+
+#[test]
 fn improvement_below_the_threshold_is_rejected() {
 	new_test_ext().execute_with(|| {
 		setup(&V);

@@ -229,7 +229,14 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
 			let (model, version) =
 				register_model_layers(&chain, &ipfs, &name, &model_config, &layers, &licence)
 					.await?;
-			info!(model, version, params = model_config.parameter_count(), "checkpoint registered");
+			let peak_rss_mib = crate::metrics::peak_rss_bytes().map(|b| b >> 20);
+			info!(
+				model,
+				version,
+				params = model_config.parameter_count(),
+				?peak_rss_mib,
+				"checkpoint registered"
+			);
 			println!("model {model} root-version {version}");
 		}
 		Command::ModelInit { name, arch, seed, licence, hf_dir: None, tokenizer_dir } => {
