@@ -119,20 +119,13 @@ async fn a_job_on_a_model_with_qwen3s_real_tokenizer_trains_on_real_text_and_is_
 		root.join("README.md").to_str().unwrap().to_string(),
 		root.join("docs/protocol.md").to_str().unwrap().to_string(),
 	);
-	for v in ["//Bob", "//Charlie", "//Dave"] {
-		net.run(v, &["register", "--verifier", "--bond", "100"]);
-	}
-	net.run("//Eve", &["register", "--bond", "100"]);
-	let out = net.run(
-		"//Alice",
+	let f = fixture_with(
+		&net,
+		&["//Eve"],
+		"//Ferdie",
 		&["model-init", "--name", "qwen3-text", "--arch", "tiny", "--tokenizer-dir", &tokenizer],
+		&["dataset-publish", "--file", &readme],
 	);
-	let line = out.lines().find(|l| l.starts_with("model ")).expect("model line");
-	let root_version = line.split_whitespace().nth(3).unwrap().parse().unwrap();
-	let out = net.run("//Ferdie", &["dataset-publish", "--file", &readme]);
-	let dataset =
-		out.lines().find(|l| l.starts_with("dataset ")).unwrap()[8..].trim().parse().unwrap();
-	let f = Fixture { root_version, dataset };
 
 	let mut verifiers = verifiers(&net);
 	let mut miner = net.spawn("miner-eve", "//Eve", &["mine", "--jobs", "1"]);

@@ -309,17 +309,34 @@ pub struct Fixture {
 /// Bob, Charlie and Dave as verifiers; `miners` as workers; a tiny model by Alice and 64 KiB of
 /// training data by `data_owner`.
 pub fn fixture(net: &Net, miners: &[&str], data_owner: &str) -> Fixture {
+	fixture_with(
+		net,
+		miners,
+		data_owner,
+		&["model-init", "--name", "tiny", "--arch", "tiny", "--seed", "1"],
+		&["dataset-publish", "--generate", "64", "--seed", "1"],
+	)
+}
+
+/// As [`fixture`], the model registered by Alice's `model_init` command and the data published
+/// by `data_owner`'s `dataset_publish` command.
+pub fn fixture_with(
+	net: &Net,
+	miners: &[&str],
+	data_owner: &str,
+	model_init: &[&str],
+	dataset_publish: &[&str],
+) -> Fixture {
 	for v in ["//Bob", "//Charlie", "//Dave"] {
 		net.run(v, &["register", "--verifier", "--bond", "100"]);
 	}
 	for m in miners {
 		net.run(m, &["register", "--bond", "100"]);
 	}
-	let out =
-		net.run("//Alice", &["model-init", "--name", "tiny", "--arch", "tiny", "--seed", "1"]);
+	let out = net.run("//Alice", model_init);
 	let line = out.lines().find(|l| l.starts_with("model ")).expect("model line");
 	let root_version = line.split_whitespace().nth(3).unwrap().parse().unwrap();
-	let out = net.run(data_owner, &["dataset-publish", "--generate", "64", "--seed", "1"]);
+	let out = net.run(data_owner, dataset_publish);
 	let dataset =
 		out.lines().find(|l| l.starts_with("dataset ")).unwrap()[8..].trim().parse().unwrap();
 	Fixture { root_version, dataset }
