@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The main job: builds everything, then runs one Proof-of-Learning training job for real on a
 # local dev chain and IPFS daemon, printing the story as it happens: a creator registers a model
-# and posts a job, a data owner publishes the training data, a miner claims, trains (loss falling),
+# with Qwen3's real tokenizer and posts a job, a data owner publishes real text, a miner claims, trains (loss falling),
 # records a checkpoint every 10 steps, commits, reveals; three verifiers re-run the spot-checked
 # segments of its training trace bit for bit, then re-evaluate it, and the chain pays out. Then two servers serve
-# the accepted version as a two-stage pipeline, a gateway answers an OpenAI-style completion over
-# it and the servers settle the gateway's receipts. Last, a federated job: three participants
+# the accepted version as a two-stage pipeline, a gateway answers an OpenAI-style chat completion
+# over it and the servers settle the gateway's receipts. Last, a federated job: three participants
 # train on their own data in two rounds of secure aggregation, an aggregator records the rounds
 # and the aggregated model is verified like any other. Ends by itself; exit 0 when the trained
 # version was accepted, paid, served and its receipts settled, and the federated one accepted.

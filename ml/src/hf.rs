@@ -144,8 +144,9 @@ pub fn load_checkpoint(dir: &Path) -> Result<(ModelConfig, Vec<LayerTensors>), C
 	for file in &files {
 		let opened = std::fs::File::open(file).map_err(|e| io(file, e))?;
 		// SAFETY: the map is only read, and dropped before this function returns. A checkpoint
-		// changed by another process while it is imported could give torn values, as a read
-		// racing a writer would; the registry's Merkle roots are computed from what was read.
+		// rewritten by another process while it is imported can give torn values (the registry's
+		// roots are of what was read) and one truncated meanwhile kills the process (SIGBUS), as
+		// with every mapped safetensors loader; import from a checkpoint nobody is writing.
 		let bytes = unsafe { memmap2::Mmap::map(&opened) }.map_err(|e| io(file, e))?;
 		let format =
 			|reason: String| CheckpointError::Format { file: file.display().to_string(), reason };

@@ -1,8 +1,9 @@
 //! Weights as the registry sees them: one safetensors file per layer (Hugging Face Qwen3 tensor
 //! names, linear weights `[out, in]`), each under a Merkle root over its tensors' `f32` values,
-//! and a weight-set root over the layer roots. At rest a tensor whose every value is a `bf16`
-//! (an imported bf16 checkpoint, a norm of ones) is stored as `bf16`, half the bytes; it decodes
-//! to the same `f32` bits, so the roots, training and evaluation never see the difference.
+//! and a weight-set root over the layer roots. Files are `f32`; the layers of a bf16 checkpoint
+//! are stored as `bf16` ([`encode_layer_bf16_where_exact`]), half the bytes, which decode to the
+//! same `f32` bits, so the roots, training and evaluation never see the difference. Decoding
+//! takes both.
 //!
 //! Layers: `0` = token embedding, `1..=n` = decoder block `i - 1`, `n + 1` = final norm and head.
 
@@ -86,17 +87,27 @@ pub fn weight_root(layer_roots: &[[u8; 32]]) -> [u8; 32] {
 
 /// Whether every value of `values` is a `bf16` exactly (bit for bit, signed zeros included; a
 /// NaN is kept as `f32`, whose payload `bf16` may not hold).
-fn is_bf16_exact(values: &[f32]) -> bool {
+pub fn is_bf16_exact(values: &[f32]) -> bool {
 	values.iter().all(|v| half::bf16::from_f32(*v).to_f32().to_bits() == v.to_bits())
 }
 
-/// The safetensors bytes of a layer (deterministic: no metadata, tensors in name order, each
-/// `bf16` when that holds its values exactly, else `f32`).
+/// The safetensors bytes of a layer in `f32` (deterministic: no metadata, tensors in name order).
 pub fn encode_layer(tensors: &LayerTensors) -> Vec<u8> {
+	encode(tensors, false)
+}
+
+/// As [`encode_layer`], each tensor whose values a `bf16` holds exactly stored as `bf16`: for the
+/// layers of a bf16 checkpoint (a worker older than `bf16` decoding cannot read them, so models
+/// in `f32` keep `f32` files, norms of ones included).
+pub fn encode_layer_bf16_where_exact(tensors: &LayerTensors) -> Vec<u8> {
+	encode(tensors, true)
+}
+
+fn encode(tensors: &LayerTensors, bf16_where_exact: bool) -> Vec<u8> {
 	let bytes: Vec<(String, Dtype, Vec<u8>, Vec<usize>)> = tensors
 		.iter()
 		.map(|t| {
-			let (dtype, data) = if is_bf16_exact(&t.values) {
+			let (dtype, data) = if bf16_where_exact && is_bf16_exact(&t.values) {
 				let data =
 					t.values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect();
 				(Dtype::BF16, data)
@@ -416,7 +427,12 @@ mod tests {
 			tensor("a", exact.clone()),
 			tensor("b", vec![-0.0, 0.0, 1.0, f32::INFINITY, f32::MIN_POSITIVE]),
 		];
-		let bytes = encode_layer(&layer);
+		assert!(SafeTensors::deserialize(&encode_layer(&layer))
+			.unwrap()
+			.tensors()
+			.iter()
+			.all(|(_, v)| v.dtype() == Dtype::F32));
+		let bytes = encode_layer_bf16_where_exact(&layer);
 		let all_f32 = 4 * (4096 + 5);
 		assert!(
 			bytes.len() < all_f32 * 6 / 10,
@@ -436,7 +452,7 @@ mod tests {
 		// a payload bf16 would lose is kept in f32 too.
 		let nan = f32::from_bits(0x7fc0_0001);
 		let layer = vec![tensor("a", inexact.clone()), tensor("b", vec![nan]), tensor("c", exact)];
-		let file = encode_layer(&layer);
+		let file = encode_layer_bf16_where_exact(&layer);
 		let st = SafeTensors::deserialize(&file).unwrap();
 		assert_eq!(st.tensor("a").unwrap().dtype(), Dtype::F32);
 		assert_eq!(st.tensor("b").unwrap().dtype(), Dtype::F32);

@@ -291,7 +291,8 @@ pub trait JobSettlement<AccountId, Balance> {
 	/// job not under verification).
 	fn slashable(job: JobId, slash: Perbill) -> Balance;
 	/// The quorum could not evaluate the base version on the creator's validation set and
-	/// hyper-parameters ([`INVALID_SCORE`]): the creator's fault. `payouts` (the committee's fees)
+	/// hyper-parameters ([`INVALID_SCORE`]), or scored it 0 (nothing left to improve): the
+	/// creator's fault. `payouts` (the committee's fees)
 	/// are paid from the escrow, the rest of it and the creator's whole bond go to the miner, and
 	/// the miner keeps its own bond.
 	fn settle_creator_fault(job: JobId, payouts: &[(AccountId, Balance)]) -> DispatchResult;

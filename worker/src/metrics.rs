@@ -136,6 +136,7 @@ mod tests {
 	use super::*;
 
 	#[test]
+	#[cfg(target_os = "linux")]
 	fn peak_rss_grows_with_what_was_touched() {
 		let before = peak_rss_bytes().expect("Linux has /proc/self/status");
 		// 64 MiB written, so resident: the peak is at least that above zero and never falls.

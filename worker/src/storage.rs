@@ -24,6 +24,11 @@ pub enum StorageError {
 	Answer { endpoint: String, answer: String },
 }
 
+/// The RPCs a failed exchange may repeat: their effect is the same done once or twice (an `add`
+/// of the same bytes gives the same CID; pinning a pinned CID changes nothing; the rest read).
+/// One that is not (`pin/rm` would answer "not pinned" the second time) must not be added here.
+const REPEATABLE: &[&str] = &["version", "add", "cat", "pin/add", "pin/ls"];
+
 /// A kubo-RPC client bound to one daemon.
 #[derive(Clone, Debug)]
 pub struct Ipfs {
@@ -59,7 +64,7 @@ impl Ipfs {
 		&self,
 		endpoint: &str,
 		query: &[(&str, &str)],
-		form: Option<&dyn Fn() -> Form>,
+		form: Option<&(dyn Fn() -> Form + Sync)>,
 	) -> Result<Vec<u8>, StorageError> {
 		let what = format!(
 			"{endpoint} {}",
@@ -88,10 +93,11 @@ impl Ipfs {
 		Ok(body.to_vec())
 	}
 
-	/// Posts to `endpoint`, once more on a fresh connection if the request could not be sent (a
-	/// keep-alive connection closed under it, a refused connect while the daemon restarts). Every
-	/// RPC used here is idempotent (content-addressed `add`, `pin`, reads), so a repeat is safe; a
-	/// timeout is not repeated, as the caller's bound is the whole call's.
+	/// Posts to `endpoint`, once more on a fresh connection if the request could not be sent or
+	/// its connection dropped before an answer (a keep-alive connection closed under it, a
+	/// refused connect while the daemon restarts) and the endpoint is one that may be repeated
+	/// ([`REPEATABLE`]). The retry gets what is left of `timeout`, so the whole call stays within
+	/// it; a timeout is not repeated.
 	async fn send(
 		&self,
 		endpoint: &str,
@@ -99,19 +105,28 @@ impl Ipfs {
 		form: impl Fn() -> Option<Form>,
 	) -> Result<reqwest::Response, reqwest::Error> {
 		let url = format!("{}/api/v0/{endpoint}", self.base);
-		let request = || {
-			let request = self.http.post(&url).query(query).timeout(self.timeout);
+		let request = |timeout: Duration| {
+			let request = self.http.post(&url).query(query).timeout(timeout);
 			match form() {
 				Some(form) => request.multipart(form),
 				None => request,
 			}
 		};
-		match request().send().await {
-			Err(e) if !e.is_timeout() && (e.is_request() || e.is_connect()) => {
-				tracing::debug!(endpoint, error = %error_chain(&e), "IPFS request not sent; retrying once");
-				tokio::time::sleep(Duration::from_millis(200)).await;
-				request().send().await
-			}
+		let start = std::time::Instant::now();
+		match request(self.timeout).send().await {
+			Err(e) if !e.is_timeout()
+				&& (e.is_request() || e.is_connect())
+				&& REPEATABLE.contains(&endpoint) =>
+			{
+				let pause = Duration::from_millis(200);
+				let left = self.timeout.saturating_sub(start.elapsed() + pause);
+				if left < Duration::from_millis(500) {
+					return Err(e);
+				}
+				tracing::debug!(endpoint, error = %error_chain(&e), "IPFS request not answered; retrying once");
+				tokio::time::sleep(pause).await;
+				request(left).send().await
+			},
 			result => result,
 		}
 	}

@@ -58,13 +58,16 @@ fn refusal(result: Result<chain::Events, chain::ChainError>) -> chain::Inference
 async fn a_pipeline_serves_what_one_server_does_survives_a_dead_stage_and_is_paid_once() {
 	let _serial = serial().await;
 	let net = Net::start();
-	// The model comes from a Hugging Face Qwen3 checkpoint (two safetensors shards) written here.
+	// The model comes from a Hugging Face Qwen3 checkpoint (two bf16 safetensors shards) written
+	// here; its layers are kept as bf16 on IPFS, and every server below decodes and checks them.
 	let checkpoint = net.path("hf-checkpoint");
 	std::fs::create_dir_all(&checkpoint).unwrap();
 	let config = ModelConfig::tiny();
-	save_checkpoint(&checkpoint, &config, &init_layers(&config, 1), 2, false, false).unwrap();
+	save_checkpoint(&checkpoint, &config, &init_layers(&config, 1), 2, true, false).unwrap();
+	let (_, bf16_layers) = load_checkpoint(&checkpoint).unwrap();
 	let hf_dir = checkpoint.display().to_string();
 	let out = net.run("//Alice", &["model-init", "--name", "tiny", "--hf-dir", &hf_dir]);
+	assert!(out.contains("layers stored as bf16"), "{out}");
 	let line = out.lines().find(|l| l.starts_with("model ")).expect("model line");
 	let version: String = line.split_whitespace().nth(3).unwrap().to_string();
 	// The registered version exports back to the same checkpoint (every layer fetched and
@@ -74,7 +77,8 @@ async fn a_pipeline_serves_what_one_server_does_survives_a_dead_stage_and_is_pai
 	net.run("//Ferdie", &["model-export", &version, "--out", &exported_dir, "--shards", "3"]);
 	let (exported_config, exported_layers) = load_checkpoint(&exported).unwrap();
 	assert_eq!(exported_config, config);
-	assert_eq!(exported_layers, init_layers(&config, 1));
+	assert_eq!(exported_layers, bf16_layers);
+	assert_ne!(exported_layers, init_layers(&config, 1), "rounded to bf16 by the checkpoint");
 	assert!(!exported.join("tokenizer.json").exists());
 
 	// One server with the whole model (not announced), and a two-stage pipeline whose second

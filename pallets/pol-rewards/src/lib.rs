@@ -18,7 +18,8 @@
 //!   rejects the version, `miner_slash` of the miner's bond is burned and the escrow returns to
 //!   the creator;
 //! - **creator at fault** (the quorum scored even the base [`INVALID_SCORE`]: the creator's
-//!   validation set or hyper-parameters cannot be evaluated on): the version is rejected, the
+//!   validation set or hyper-parameters cannot be evaluated on; or scored it 0, a loss nothing
+//!   can improve on): the version is rejected, the
 //!   escrow is paid out as for an accepted job and the creator's bond goes to the miner too;
 //!   no epoch points.
 //!

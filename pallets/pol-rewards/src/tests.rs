@@ -301,26 +301,27 @@ fn inflated_claim_is_rejected_and_the_miner_slashed() {
 	});
 }
 
-/// A job whose base the quorum scores `base_score` (and the miner's result the same), which
-/// leaves nothing to improve: the creator is at fault. The miner keeps its whole bond and is
-/// paid the escrow (less the committee's fees) and the creator's bond; no epoch points.
-fn creator_at_fault(base_score: Score) {
+/// A job whose base the quorum scores `base_score`, which leaves nothing to improve, and the
+/// miner's result `candidate_score` (what the miner claimed): the creator is at fault. The miner
+/// keeps its whole bond and is paid the escrow (less the committee's fees) and the creator's
+/// bond; no epoch points.
+fn creator_at_fault(base_score: Score, candidate_score: Score) {
 	new_test_ext().execute_with(|| {
 		setup(&V);
 		let issuance = Balances::total_issuance();
-		let job = revealed_job(base_score);
+		let job = revealed_job(candidate_score);
 		let verifiers_free_before: std::collections::BTreeMap<AccountId, Balance> =
 			V.iter().map(|v| (*v, free(*v))).collect();
 		run_to(2);
-		agree(&V, job, base_score, base_score);
+		agree(&V, job, base_score, candidate_score);
 		System::assert_has_event(
 			Event::Verified {
 				job,
 				accepted: false,
 				base_score,
-				candidate_score: base_score,
+				candidate_score,
 				improvement: Perbill::zero(),
-				claimed_score: Some(base_score),
+				claimed_score: Some(candidate_score),
 			}
 			.into(),
 		);
@@ -352,7 +353,7 @@ fn a_creator_whose_validation_set_cannot_be_evaluated_forfeits_its_bond_and_cann
 	// The attack (issue #18, item 11): the creator reveals a validation set nobody can evaluate
 	// even the accepted base on (unfetchable, smaller than one batch, or not fitting the model).
 	// The honest miner could not score its result either and says so.
-	creator_at_fault(INVALID_SCORE);
+	creator_at_fault(INVALID_SCORE, INVALID_SCORE);
 }
 
 #[test]
@@ -360,8 +361,11 @@ fn a_creator_whose_validation_set_the_base_already_predicts_perfectly_cannot_get
 {
 	// The attack: the creator registers a model whose predictions are certain and posts a
 	// validation set it predicts exactly, so the base's loss rounds to 0. No candidate can improve
-	// on 0; before, every miner's honest claim was rejected and slashed for it.
-	creator_at_fault(0);
+	// on 0; before, every miner's honest claim was rejected and slashed for it. The miner, which
+	// knows the base scores 0 once the set is revealed, is paid whether its result scores or not
+	// (it need not even publish it): the creator set the trap and pays for it.
+	creator_at_fault(0, 12_345);
+	creator_at_fault(0, INVALID_SCORE);
 }
 
 #[test]

@@ -57,7 +57,7 @@ pub enum Command {
 		/// Number of safetensors shards.
 		#[arg(long, default_value_t = 1)]
 		shards: usize,
-		/// Store the tensors as bf16 (default f32, what the registry holds).
+		/// Store the tensors as bf16, rounding f32 values (default: f32, exact).
 		#[arg(long)]
 		bf16: bool,
 	},
@@ -467,11 +467,15 @@ pub async fn register_model_layers(
 	let config_doc = serde_json::to_vec_pretty(config)?;
 	let config_cid = ipfs.add(config_doc.clone(), true, false).await?;
 	let roots: Vec<[u8; 32]> = layers.iter().map(weights::layer_root).collect();
-	let blobs: Vec<(u16, Vec<u8>, [u8; 32])> = layers
-		.iter()
-		.enumerate()
-		.map(|(i, l)| (i as u16, weights::encode_layer(l), roots[i]))
-		.collect();
+	// A bf16 checkpoint (every value a bf16) is kept as bf16 at rest: half the bytes on IPFS,
+	// the same values and roots. Anything else, a fresh f32 model included, stays f32.
+	let bf16 = layers.iter().flatten().all(|t| weights::is_bf16_exact(&t.values));
+	let encode = if bf16 { weights::encode_layer_bf16_where_exact } else { weights::encode_layer };
+	let blobs: Vec<(u16, Vec<u8>, [u8; 32])> =
+		layers.iter().enumerate().map(|(i, l)| (i as u16, encode(l), roots[i])).collect();
+	if bf16 {
+		info!(layers = blobs.len(), "a bf16 checkpoint: layers stored as bf16");
+	}
 	let deltas = content::publish_layers(ipfs, &blobs, false).await?;
 	let architecture = Architecture {
 		family: bytes(&config.family),

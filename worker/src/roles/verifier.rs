@@ -211,6 +211,7 @@ impl Verifier {
 		match duty {
 			AuditDuty::SpotCheck { .. } => {
 				info!(job, segment, "spot check: re-running segment {segment} of the training");
+				let started = std::time::Instant::now();
 				let outcome = match audit::spot_check(&run, &self.ipfs, &doc, segment).await {
 					Ok(outcome) => outcome,
 					Err(e) if audit::trace_missing(&e) => {
@@ -221,7 +222,15 @@ impl Verifier {
 				match outcome {
 					audit::SpotCheck::Matches if !self.options.false_challenges => {
 						self.chain.attest(job, segment).await?;
-						info!(job, segment, "spot check passed: bit-exact with the trace");
+						// How close to the window's end (operators size their machines by it).
+						let blocks_left = audit.deadline.saturating_sub(now);
+						info!(
+							job,
+							segment,
+							secs = started.elapsed().as_secs_f32(),
+							window_blocks_at_start = blocks_left,
+							"spot check passed: bit-exact with the trace"
+						);
 					}
 					audit::SpotCheck::Matches => {
 						warn!(
