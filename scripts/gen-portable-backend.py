@@ -39,6 +39,9 @@ PORTABLE = {
     ],
     "ModuleOps": [
         "attention",
+        # burn's default reshapes the weight to the input's rank, which burn-ndarray does by
+        # copying a weight loaded from bytes: a copy of every weight on every forward pass.
+        "linear",
         # These return structs generic over the backend: `super::ops` rewraps burn-ndarray's.
         "deform_conv2d_backward", "max_pool2d_with_indices", "max_pool2d_with_indices_backward",
     ],

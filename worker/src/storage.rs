@@ -114,9 +114,10 @@ impl Ipfs {
 		};
 		let start = std::time::Instant::now();
 		match request(self.timeout).send().await {
-			Err(e) if !e.is_timeout()
-				&& (e.is_request() || e.is_connect())
-				&& REPEATABLE.contains(&endpoint) =>
+			Err(e)
+				if !e.is_timeout()
+					&& (e.is_request() || e.is_connect())
+					&& REPEATABLE.contains(&endpoint) =>
 			{
 				let pause = Duration::from_millis(200);
 				let left = self.timeout.saturating_sub(start.elapsed() + pause);
@@ -126,7 +127,7 @@ impl Ipfs {
 				tracing::debug!(endpoint, error = %error_chain(&e), "IPFS request not answered; retrying once");
 				tokio::time::sleep(pause).await;
 				request(left).send().await
-			},
+			}
 			result => result,
 		}
 	}

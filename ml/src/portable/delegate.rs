@@ -849,6 +849,13 @@ impl BoolTensorOps<Self> for PortableCpu {
 }
 
 impl ModuleOps<Self> for PortableCpu {
+	fn linear(
+		x: FloatTensor<Self>,
+		weight: FloatTensor<Self>,
+		bias: Option<FloatTensor<Self>>,
+	) -> FloatTensor<Self> {
+		ops::linear(x, weight, bias)
+	}
 	fn conv2d(
 		x: FloatTensor<Self>,
 		weight: FloatTensor<Self>,

@@ -18,6 +18,11 @@ use rayon::prelude::*;
 /// Rows and columns of the register tile.
 const MR: usize = 4;
 const NR: usize = 16;
+/// Below this many rows (decoding, a batch of sessions decoding) a product streams `b` row by
+/// row instead of packing it: packing costs a copy of `b`, which only pays off over many rows.
+const ROWS_MAX: usize = 16;
+/// Outputs of all rows that path keeps in one column block (32 KiB: L1).
+const RB: usize = 8192;
 /// Reduction block (packed panels of `KC` rows of `b` stay in L1/L2).
 const KC: usize = 256;
 /// Column block (a packed `KC × NC` block of `b` stays in L2/L3).
@@ -207,25 +212,9 @@ fn block(
 		}
 		return;
 	}
-	if m < MR {
-		// Row by row (decoding): the same fold, streamed over `b`'s rows.
-		for i in 0..m {
-			let out = &mut c[i * ldc..i * ldc + w];
-			out.fill(0.0);
-			for p in 0..k {
-				let av = a.at(i, p);
-				let from = b.offset + p * b.rs + j0 * b.cs;
-				if b.cs == 1 {
-					for (o, bv) in out.iter_mut().zip(&b.data[from..from + w]) {
-						*o += av * *bv;
-					}
-				} else {
-					for (j, o) in out.iter_mut().enumerate() {
-						*o += av * b.data[from + j * b.cs];
-					}
-				}
-			}
-		}
+	// A transposed `b` is gathered element by element; packing it once beats that per row.
+	if m < MR || (m < ROWS_MAX && b.cs == 1) {
+		rows(a, b, c, ldc, m, k, j0, w);
 		return;
 	}
 	PACKED.with(|cell| {
@@ -263,6 +252,92 @@ fn block(
 			}
 		}
 	})
+}
+
+/// Few rows (decoding): the same fold, streamed over `b`'s rows, so a weight is read once and
+/// never packed.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn rows_body(
+	a: Mat<'_>,
+	b: Mat<'_>,
+	c: &mut [f32],
+	ldc: usize,
+	m: usize,
+	k: usize,
+	j0: usize,
+	w: usize,
+) {
+	// Column blocks small enough that every row's outputs stay in L1 while all of `k` streams
+	// by; within one, each row of `b` is read once for every row of `a` (a weight streams from
+	// memory once per decoding step, however many sessions are batched), and `p` still runs in
+	// order for every output.
+	let block = (RB / m.max(1)).max(NR);
+	for jb in (0..w).step_by(block) {
+		let width = block.min(w - jb);
+		for i in 0..m {
+			c[i * ldc + jb..i * ldc + jb + width].fill(0.0);
+		}
+		for p in 0..k {
+			let from = b.offset + p * b.rs + (j0 + jb) * b.cs;
+			for i in 0..m {
+				let av = a.at(i, p);
+				let out = &mut c[i * ldc + jb..i * ldc + jb + width];
+				if b.cs == 1 {
+					for (o, bv) in out.iter_mut().zip(&b.data[from..from + width]) {
+						*o += av * *bv;
+					}
+				} else {
+					for (j, o) in out.iter_mut().enumerate() {
+						*o += av * b.data[from + j * b.cs];
+					}
+				}
+			}
+		}
+	}
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_avx2(
+	a: Mat<'_>,
+	b: Mat<'_>,
+	c: &mut [f32],
+	ldc: usize,
+	m: usize,
+	k: usize,
+	j0: usize,
+	w: usize,
+) {
+	rows_body(a, b, c, ldc, m, k, j0, w)
+}
+
+/// [`rows_body`], with AVX2's wider vectors where the CPU has them: lanes run across outputs
+/// and the multiply and add stay separate (no `fma`), so the bits are the same either way.
+#[allow(clippy::too_many_arguments)]
+fn rows(
+	a: Mat<'_>,
+	b: Mat<'_>,
+	c: &mut [f32],
+	ldc: usize,
+	m: usize,
+	k: usize,
+	j0: usize,
+	w: usize,
+) {
+	#[cfg(target_arch = "x86_64")]
+	if has_avx2() {
+		// SAFETY: the CPU has AVX2 (checked above).
+		return unsafe { rows_avx2(a, b, c, ldc, m, k, j0, w) };
+	}
+	rows_body(a, b, c, ldc, m, k, j0, w)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+	static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+	*AVX2.get_or_init(|| std::arch::is_x86_feature_detected!("avx2"))
 }
 
 /// `out[p·MR + r] = a[ir + r][pc + p]`, zero for rows past `mr`.
@@ -316,8 +391,7 @@ unsafe fn kernel_avx2(packed_a: &[f32], packed_b: &[f32], acc: Tile) -> Tile {
 fn kernel(packed_a: &[f32], packed_b: &[f32], acc: Tile) -> Tile {
 	#[cfg(target_arch = "x86_64")]
 	{
-		static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-		if *AVX2.get_or_init(|| std::arch::is_x86_feature_detected!("avx2")) {
+		if has_avx2() {
 			// SAFETY: the CPU has AVX2 (checked above).
 			return unsafe { kernel_avx2(packed_a, packed_b, acc) };
 		}
@@ -371,6 +445,8 @@ mod tests {
 			(37, 513, 70),
 			(64, 64, 2050),
 			(130, 300, 90),
+			(8, 300, 2100),
+			(15, 1100, 700),
 		];
 		for &(m, k, n) in &shapes {
 			let (a, b) = (random(m * k, &mut rng), random(k * n, &mut rng));

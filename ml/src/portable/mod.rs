@@ -167,4 +167,64 @@ mod tests {
 		}
 		close(&run::<PortableCpu>(&data), &run::<NdArray<f32>>(&data), "matmul");
 	}
+
+	/// `linear` (the weight read in place) gives the bits of the product burn's default computes
+	/// (the weight reshaped to the input's rank, then `matmul`), for decoding's single row and a
+	/// batch of several, a transposed weight and a bias.
+	#[test]
+	fn linear_equals_the_broadcast_product_bit_for_bit() {
+		use burn::tensor::module::linear;
+		let dev = Default::default();
+		let data = |n: usize, salt: usize| -> Vec<f32> {
+			(0..n).map(|i| ((i * 37 + salt) % 29) as f32 * 0.013 - 0.17).collect()
+		};
+		let bits = |t: Tensor<PortableCpu, 3>| -> Vec<u32> {
+			values(t).into_iter().map(f32::to_bits).collect()
+		};
+		// Decoding's one row, the few-rows path, and the packed path (18 and 20 rows).
+		for shape in [[1, 1, 24], [2, 3, 24], [1, 7, 24], [2, 9, 24], [1, 20, 24]] {
+			let x = Tensor::<PortableCpu, 3>::from_data(
+				TensorData::new(data(shape.iter().product(), 1), shape),
+				&dev,
+			);
+			let w = Tensor::<PortableCpu, 2>::from_data(
+				TensorData::new(data(24 * 40, 2), [24, 40]),
+				&dev,
+			);
+			let w_t = Tensor::<PortableCpu, 2>::from_data(
+				TensorData::new(data(40 * 24, 3), [40, 24]),
+				&dev,
+			)
+			.swap_dims(0, 1);
+			let bias =
+				Tensor::<PortableCpu, 1>::from_data(TensorData::new(data(40, 4), [40]), &dev);
+			for weight in [w, w_t] {
+				let expected = x.clone().matmul(weight.clone().unsqueeze::<3>());
+				let got = linear(x.clone(), weight.clone(), None);
+				assert_eq!(got.dims(), [shape[0], shape[1], 40]);
+				assert_eq!(bits(got), bits(expected.clone()), "{shape:?}");
+				let with_bias = linear(x.clone(), weight, Some(bias.clone()));
+				assert_eq!(
+					bits(with_bias),
+					bits(expected + bias.clone().unsqueeze::<3>()),
+					"{shape:?} with a bias"
+				);
+			}
+		}
+		// A rank-2 input, and one that is a transposed view (copied to rows first).
+		let w =
+			Tensor::<PortableCpu, 2>::from_data(TensorData::new(data(24 * 40, 5), [24, 40]), &dev);
+		let x =
+			Tensor::<PortableCpu, 2>::from_data(TensorData::new(data(5 * 24, 6), [5, 24]), &dev);
+		let x_t =
+			Tensor::<PortableCpu, 2>::from_data(TensorData::new(data(24 * 5, 7), [24, 5]), &dev)
+				.swap_dims(0, 1);
+		for x in [x, x_t] {
+			let expected: Vec<u32> =
+				values(x.clone().matmul(w.clone())).into_iter().map(f32::to_bits).collect();
+			let got: Vec<u32> =
+				values(linear(x, w.clone(), None)).into_iter().map(f32::to_bits).collect();
+			assert_eq!(got, expected, "rank 2");
+		}
+	}
 }

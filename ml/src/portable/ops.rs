@@ -111,6 +111,50 @@ pub fn float_matmul(
 	)
 }
 
+/// `x · weight (+ bias)` for `x` of shape `[.., d_in]` and `weight` `[d_in, d_out]`, the weight
+/// read in place. burn's default first reshapes the weight to `x`'s rank, and burn-ndarray
+/// reshapes a weight loaded from bytes by copying it: every weight copied on every forward pass
+/// (most of a decoding step's time for a 0.6 B model). Same bits as that path: the leading
+/// dimensions are rows of one product, and [`gemm`]'s result does not depend on how rows are
+/// grouped.
+pub fn linear(
+	x: FloatTensor<PortableCpu>,
+	weight: FloatTensor<PortableCpu>,
+	bias: Option<FloatTensor<PortableCpu>>,
+) -> FloatTensor<PortableCpu> {
+	let x_view = f32_view(&x);
+	let xs = x_view.shape().to_vec();
+	let x_rows = x_view.as_standard_layout();
+	let w = in_memory_order(f32_view(&weight));
+	let ws = w.shape().to_vec();
+	assert!(ws.len() == 2 && xs.last() == Some(&ws[0]), "linear of shapes {xs:?} and {ws:?}");
+	let (k, n) = (ws[0], ws[1]);
+	let m: usize = xs[..xs.len() - 1].iter().product();
+	let w_strides = strides(&w);
+	let a = gemm::Mat::row_major(x_rows.as_slice().expect("standard layout"), k);
+	let b = gemm::Mat { data: memory(&w), offset: 0, rs: w_strides[0], cs: w_strides[1] };
+	let mut out = vec![0.0f32; m * n];
+	gemm::batched_matmul(&mut out, 1, m, k, n, |_| (a, b));
+	let mut shape = xs;
+	*shape.last_mut().expect("rank ≥ 1") = n;
+	let rank = shape.len();
+	let out = NdArrayTensor::from(
+		ArrayD::from_shape_vec(IxDyn(&shape), out).expect("shape matches length").into_shared(),
+	);
+	match bias {
+		Some(bias) => {
+			let mut bias_shape = vec![1; rank - 1];
+			bias_shape.push(n);
+			let bias = <Inner as burn_backend::ops::FloatTensorOps<Inner>>::float_reshape(
+				bias,
+				burn_std::Shape::from(bias_shape),
+			);
+			<Inner as burn_backend::ops::FloatTensorOps<Inner>>::float_add(out, bias)
+		}
+		None => out,
+	}
+}
+
 /// `view` itself when its elements fill one slice of memory with non-negative strides (a weight,
 /// a transpose, a permutation), so the product reads it in place; else a row-major copy.
 fn in_memory_order(view: ArrayViewD<'_, f32>) -> CowArray<'_, f32, IxDyn> {
