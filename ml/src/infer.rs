@@ -109,21 +109,48 @@ impl<B: Backend> StageModel<B> {
 		layers: &[LayerTensors],
 		device: &B::Device,
 	) -> Result<Self, WeightsError> {
+		Self::build(config, start, layers.iter().collect(), device)
+	}
+
+	/// [`Self::new`], taking the layers: each is dropped as soon as the backend holds its copy,
+	/// so a load holds two copies of one layer at a time rather than of the whole span (what a
+	/// server loading a large model needs).
+	pub fn from_layers(
+		config: &ModelConfig,
+		start: usize,
+		layers: Vec<LayerTensors>,
+		device: &B::Device,
+	) -> Result<Self, WeightsError> {
+		Self::build(config, start, layers, device)
+	}
+
+	fn build<L: std::borrow::Borrow<LayerTensors>>(
+		config: &ModelConfig,
+		start: usize,
+		layers: Vec<L>,
+		device: &B::Device,
+	) -> Result<Self, WeightsError> {
 		let end = start + layers.len();
 		if layers.is_empty() || end > config.layer_count() {
 			return Err(WeightsError::LayerCount { expected: config.layer_count(), got: end });
 		}
+		// Every layer checked before any is imported.
 		for (i, layer) in layers.iter().enumerate() {
-			weights::check_layout(config, start + i, layer)?;
+			weights::check_layout(config, start + i, layer.borrow())?;
 		}
 		let last = config.layer_count() - 1;
-		let layer = |index: usize| &layers[index - start];
-		let embed = (start == 0).then(|| weights::import_embedding(layer(0), device));
-		let blocks = (start.max(1)..end.min(last))
-			.map(|index| weights::import_block(config, index - 1, layer(index), device))
-			.collect();
-		let head = (end == config.layer_count())
-			.then(|| weights::import_head(config, layer(last), device));
+		let (mut embed, mut blocks, mut head) = (None, Vec::new(), None);
+		for (index, layer) in (start..end).zip(layers) {
+			let tensors = layer.borrow();
+			if index == 0 {
+				embed = Some(weights::import_embedding(tensors, device));
+			} else if index == last {
+				head = Some(weights::import_head(config, tensors, device));
+			} else {
+				blocks.push(weights::import_block(config, index - 1, tensors, device));
+			}
+			// An owned `layer` (its f32 values) is freed here.
+		}
 		let (rope_cos, rope_sin) = rope_tables(config, device);
 		Ok(Self {
 			config: config.clone(),
@@ -547,10 +574,12 @@ mod tests {
 		let layers = init_layers(&config, 3);
 		let dev = Default::default();
 		let whole = StageModel::<CpuBackend>::new(&config, 0, &layers, &dev).unwrap();
+		// The spans built from owned layers (`from_layers`, what a server's load does), the whole
+		// from borrowed ones.
 		let split = [
-			StageModel::<CpuBackend>::new(&config, 0, &layers[..2], &dev).unwrap(),
-			StageModel::<CpuBackend>::new(&config, 2, &layers[2..3], &dev).unwrap(),
-			StageModel::<CpuBackend>::new(&config, 3, &layers[3..], &dev).unwrap(),
+			StageModel::<CpuBackend>::from_layers(&config, 0, layers[..2].to_vec(), &dev).unwrap(),
+			StageModel::<CpuBackend>::from_layers(&config, 2, layers[2..3].to_vec(), &dev).unwrap(),
+			StageModel::<CpuBackend>::from_layers(&config, 3, layers[3..].to_vec(), &dev).unwrap(),
 		];
 		let prompt: Vec<u32> = b"add 12 30 = ".iter().map(|b| *b as u32).collect();
 		let (a, a_bits) = greedy(std::slice::from_ref(&whole), &prompt, 12);

@@ -87,9 +87,8 @@ async fn main() {
 	let t = Instant::now();
 	let (config, layers) = hf::load_checkpoint(&dir).expect("the checkpoint loads");
 	let stage =
-		start_on(ComputeDevice::Cpu, &config, 0, &layers, prompts.len(), std::time::Duration::ZERO)
+		start_on(ComputeDevice::Cpu, &config, 0, layers, prompts.len(), std::time::Duration::ZERO)
 			.expect("the stage starts");
-	drop(layers);
 	let load_s = t.elapsed().as_secs_f64();
 	let route = Route {
 		hops: vec![Hop {

@@ -88,7 +88,7 @@ pub async fn serve(
 	);
 	let capacity = opts.capacity as usize;
 	let stage =
-		stage::start_on(opts.device, &config, start, &layers, capacity, opts.simulate_latency)?;
+		stage::start_on(opts.device, &config, start, layers, capacity, opts.simulate_latency)?;
 	info!(version = opts.version, device = stage.device(), "stage started");
 	let book = Arc::new(ReceiptBook::new(
 		*chain.account(),

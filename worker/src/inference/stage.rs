@@ -164,20 +164,22 @@ pub enum StageStartError {
 	Weights(#[from] WeightsError),
 }
 
-/// Starts a stage of layers `[start, start + layers.len())` on `device`. A GPU is checked through
+/// Starts a stage of layers `[start, start + layers.len())` on `device`, freeing each layer as
+/// the backend takes its copy. A GPU is checked through
 /// its driver first (a missing one is a clear error, not a panic inside burn) and computes in
 /// bf16 where it has bf16 tensor cores, else f32.
 pub fn start_on(
 	device: ComputeDevice,
 	config: &ModelConfig,
 	start: usize,
-	layers: &[LayerTensors],
+	layers: Vec<LayerTensors>,
 	capacity: usize,
 	latency: Duration,
 ) -> Result<Arc<LocalStage>, StageStartError> {
 	match device {
 		ComputeDevice::Cpu => {
-			let model = StageModel::<CpuBackend>::new(config, start, layers, &Default::default())?;
+			let model =
+				StageModel::<CpuBackend>::from_layers(config, start, layers, &Default::default())?;
 			Ok(LocalStage::start(model, capacity, latency, "cpu"))
 		}
 		#[cfg(feature = "cuda")]
@@ -187,7 +189,8 @@ pub fn start_on(
 			let precision = Precision::best_for(&gpu);
 			set_gpu_precision(&gpu, precision)?;
 			let cuda = burn::backend::cuda::CudaDevice::new(index);
-			let model = StageModel::<crate::ml::CudaBackend>::new(config, start, layers, &cuda)?;
+			let model =
+				StageModel::<crate::ml::CudaBackend>::from_layers(config, start, layers, &cuda)?;
 			let label = format!("cuda:{index} ({}, {precision})", gpu.name);
 			Ok(LocalStage::start(model, capacity, latency, label))
 		}
@@ -383,7 +386,7 @@ mod tests {
 	fn a_cpu_build_refuses_to_start_a_stage_on_a_gpu() {
 		let config = ModelConfig::tiny();
 		let layers = init_layers(&config, 1);
-		let started = start_on(ComputeDevice::Cuda(0), &config, 0, &layers, 1, Duration::ZERO);
+		let started = start_on(ComputeDevice::Cuda(0), &config, 0, layers, 1, Duration::ZERO);
 		assert!(matches!(started, Err(StageStartError::Gpu(GpuError::NotBuilt))));
 	}
 
@@ -391,7 +394,7 @@ mod tests {
 	fn dropping_a_stage_ends_its_model_thread_and_frees_the_model() {
 		let config = ModelConfig::tiny();
 		let layers = init_layers(&config, 1);
-		let stage = start_on(ComputeDevice::Cpu, &config, 0, &layers, 1, Duration::ZERO).unwrap();
+		let stage = start_on(ComputeDevice::Cpu, &config, 0, layers, 1, Duration::ZERO).unwrap();
 		let runner = Arc::downgrade(&stage.runner);
 		assert!(stage.forward([1; 16], 0, Activations::Tokens(vec![1])).is_ok());
 		drop(stage);
@@ -406,7 +409,7 @@ mod tests {
 	fn a_stage_started_on_the_cpu_serves() {
 		let config = ModelConfig::tiny();
 		let layers = init_layers(&config, 1);
-		let stage = start_on(ComputeDevice::Cpu, &config, 0, &layers, 1, Duration::ZERO)
+		let stage = start_on(ComputeDevice::Cpu, &config, 0, layers, 1, Duration::ZERO)
 			.expect("the CPU is always there");
 		assert_eq!((stage.device(), stage.span()), ("cpu", (0, config.layer_count())));
 		let out = stage.forward([7; 16], 0, Activations::Tokens(vec![1, 2, 3])).unwrap();
