@@ -106,8 +106,13 @@ pub fn float_matmul(
 	gemm::batched_matmul(&mut out, batches, m, k, n, operands);
 	let mut shape = batch;
 	shape.extend([m, n]);
+	product(&shape, out)
+}
+
+/// A product's row-major values as a tensor of `shape`.
+fn product(shape: &[usize], values: Vec<f32>) -> NdArrayTensor {
 	NdArrayTensor::from(
-		ArrayD::from_shape_vec(IxDyn(&shape), out).expect("shape matches length").into_shared(),
+		ArrayD::from_shape_vec(IxDyn(shape), values).expect("shape matches length").into_shared(),
 	)
 }
 
@@ -138,9 +143,7 @@ pub fn linear(
 	let mut shape = xs;
 	*shape.last_mut().expect("rank ≥ 1") = n;
 	let rank = shape.len();
-	let out = NdArrayTensor::from(
-		ArrayD::from_shape_vec(IxDyn(&shape), out).expect("shape matches length").into_shared(),
-	);
+	let out = product(&shape, out);
 	match bias {
 		Some(bias) => {
 			let mut bias_shape = vec![1; rank - 1];
