@@ -117,6 +117,9 @@ pub fn honest_job(rpc: &Rpc, say: &mut dyn FnMut(String)) -> Result<JobOutcome, 
 		send(rpc, v, pallet_pol_rewards::Call::register_verifier { bond: 100 * BLY }.into())?;
 	}
 	wait_until("the model's root version", TIMEOUT, || version(rpc, 0))?;
+	say("Root admits the model to epoch rewards from 1.0.0 (sudo here; a root referendum on a live chain)".into());
+	let admit = pallet_pol_rewards::Call::admit_model { model: 0, head: 0 };
+	send(rpc, Alice, pallet_sudo::Call::sudo { call: Box::new(admit.into()) }.into())?;
 
 	let validation = cid("bafyvalidation");
 	let best = rpc.heads().ok_or("no heads")?.best;

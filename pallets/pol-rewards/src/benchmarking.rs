@@ -69,6 +69,8 @@ fn reveal_phase<T: Config>(
 	let creator: T::AccountId = account("creator", index, 0);
 	let miner: T::AccountId = account("miner", index, 0);
 	let (job, request) = T::Jobs::benchmark_verifying_job(&creator, &miner);
+	// The dearer verdict: the model earns epoch points and its head moves.
+	admit_base::<T>(&request);
 	let claimed = BENCHMARK_CLAIM.0;
 	let (base, candidate) = (claimed.saturating_mul(2).max(2), claimed);
 	let agree = quorum(members.len() as u32) as usize;
@@ -106,6 +108,19 @@ fn reveal_phase<T: Config>(
 		},
 	);
 	(job, members[agree - 1].clone(), base, candidate)
+}
+
+/// Admits the model of `request`'s base to epoch rewards, its head at the base.
+fn admit_base<T: Config>(request: &VerificationRequest<T::AccountId>) {
+	let model = T::Registry::version(request.base_version).expect("the job's base exists").model;
+	RewardedModels::<T>::insert(model, request.base_version);
+}
+
+/// `MaxRewardedModels - 1` models admitted, their ids above any the registry hands out.
+fn rewarded_models<T: Config>() {
+	for model in 1..T::MaxRewardedModels::get() {
+		RewardedModels::<T>::insert(u64::MAX - model as u64, 0);
+	}
 }
 
 #[benchmarks]
@@ -219,6 +234,32 @@ mod benchmarks {
 		#[extrinsic_call]
 		_(RawOrigin::Signed(caller), 0, miner.clone());
 		assert!(!EpochPoints::<T>::contains_key(0, &miner));
+	}
+
+	/// A new model admitted into the last free place.
+	#[benchmark]
+	fn admit_model() -> Result<(), BenchmarkError> {
+		rewarded_models::<T>();
+		let owner: T::AccountId = account("owner", 0, 0);
+		let (head, _) = T::Registry::benchmark_fixture(&owner);
+		let model = T::Registry::version(head).expect("the fixture's version").model;
+		let origin =
+			T::RewardOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
+		#[extrinsic_call]
+		_(origin as T::RuntimeOrigin, model, head);
+		assert_eq!(RewardedModels::<T>::get(model), Some(head));
+		Ok(())
+	}
+
+	#[benchmark]
+	fn retire_model() -> Result<(), BenchmarkError> {
+		rewarded_models::<T>();
+		let origin =
+			T::RewardOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
+		#[extrinsic_call]
+		_(origin as T::RuntimeOrigin, u64::MAX - 1);
+		assert!(!RewardedModels::<T>::contains_key(u64::MAX - 1));
+		Ok(())
 	}
 
 	/// `n` committee draws over a full verifier set.

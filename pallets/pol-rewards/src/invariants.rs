@@ -9,7 +9,8 @@ impl<T: Config> Pallet<T> {
 	/// Bond holds matching the records; the draw set of distinct, registered, non-unbonding
 	/// verifiers; committee seats and assignments naming each other; every round due in the
 	/// deadline index at its phase's end and holding a claim only in its reveal phase (or after
-	/// a redraw); and each epoch's count of unclaimed earners matching its points.
+	/// a redraw); each epoch's count of unclaimed earners matching its points; and every
+	/// rewarded model's head an accepted version of that model, within `MaxRewardedModels`.
 	pub fn do_try_state() -> Result<(), TryRuntimeError> {
 		for (verifier, info) in Verifiers::<T>::iter() {
 			ensure!(
@@ -75,6 +76,16 @@ impl<T: Config> Pallet<T> {
 			earners.keys().all(Epochs::<T>::contains_key),
 			"points in an epoch without its record"
 		);
+		let mut rewarded = 0u32;
+		for (model, head) in RewardedModels::<T>::iter() {
+			let version =
+				T::Registry::version(head).ok_or("a rewarded head that does not exist")?;
+			ensure!(version.model == model, "a rewarded head of another model");
+			ensure!(version.status == VersionStatus::Accepted, "a rewarded head not accepted");
+			rewarded += 1;
+		}
+		ensure!(rewarded == RewardedModels::<T>::count(), "the rewarded models' count is off");
+		ensure!(rewarded <= T::MaxRewardedModels::get(), "more rewarded models than allowed");
 		Ok(())
 	}
 }

@@ -12,8 +12,12 @@
 //! - **accepted** (the candidate improves the base by the job's threshold and the miner
 //!   revealed a claimed score exactly the quorum's): the registry accepts the version; from the escrow,
 //!   `verifier_fee` goes to the quorum in equal parts, `dataset_share` to the dataset owner and
-//!   the rest to the miner; the miner earns points (improvement × reward), paid from the mining
-//!   pool's epoch budget in proportion to its share of the epoch's points;
+//!   the rest to the miner. If the job's model is admitted to epoch rewards (by governance,
+//!   [`Pallet::admit_model`]) and the job started from that model's head (the version the last
+//!   rewarded improvement produced), the miner earns points (improvement × reward, the reward
+//!   counted up to [`Config::PointsEscrowCap`]) and the candidate becomes the head; points are
+//!   paid from the mining pool's epoch budget in proportion to the epoch's points, at most
+//!   [`Config::MaxEpochShare`] of it to one miner;
 //! - **rejected** (too little improvement, or a claim missing or not the quorum's): the registry
 //!   rejects the version, `miner_slash` of the miner's bond is burned and the escrow returns to
 //!   the creator;
@@ -57,8 +61,9 @@ use blyan_primitives::params::GovernedParams;
 /// The commitments a miner and a verifier post, defined once for the pallets and the worker.
 pub use blyan_primitives::pol::{claim_commitment, score_commitment};
 use blyan_primitives::pol::{
-	ContributionObserver, JobId, JobSettlement, ModelRegistry, Score, VerificationProvider,
-	VerificationRequest, VersionAcceptance, INVALID_SCORE,
+	ContributionObserver, JobId, JobSettlement, ModelId, ModelRegistry, Score,
+	VerificationProvider, VerificationRequest, VersionAcceptance, VersionId, VersionStatus,
+	INVALID_SCORE,
 };
 use codec::{Decode, Encode, MaxEncodedLen};
 use frame_support::{
@@ -135,6 +140,28 @@ pub struct Round<AccountId, BlockNumber> {
 	pub draw_retries: u8,
 }
 
+/// Why an accepted job earned no epoch points.
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Encode,
+	Decode,
+	codec::DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+)]
+pub enum NoPointsReason {
+	/// Governance has not admitted the job's model to epoch rewards: a model of the miner's or
+	/// creator's own making would otherwise buy the epoch budget for the verifier fee.
+	ModelNotRewarded,
+	/// The job did not start from the model's head: its improvement was measured against an
+	/// older version (or a sibling), so part or all of it was rewarded already.
+	NotFromHead,
+}
+
 /// Accepted improvement of one epoch, and what it pays.
 #[derive(Clone, PartialEq, Eq, Encode, Decode, MaxEncodedLen, TypeInfo, Debug)]
 pub struct EpochInfo<Balance> {
@@ -194,6 +221,21 @@ pub mod pallet {
 		type DefaultParams: Get<PolParams<BalanceOf<Self>, BlockNumberFor<Self>>>;
 		/// Told of accepted improvements and honest verifications (the free tier's trust).
 		type Contributions: ContributionObserver<Self::AccountId>;
+		/// Admits models to epoch rewards and moves their heads. It decides whom the mining
+		/// pool pays, so in the runtime it is root (a root-track referendum).
+		type RewardOrigin: EnsureOrigin<Self::RuntimeOrigin>;
+		/// Most models admitted to epoch rewards at once.
+		#[pallet::constant]
+		type MaxRewardedModels: Get<u32>;
+		/// Most of a job's escrow that counts towards its epoch points: a large escrow between
+		/// a creator and a miner who are one party costs only the verifier fee, so it must not
+		/// buy a proportionally large share of the epoch.
+		#[pallet::constant]
+		type PointsEscrowCap: Get<BalanceOf<Self>>;
+		/// Most of an epoch's budget one miner can claim; what is not claimed stays in the
+		/// mining pool.
+		#[pallet::constant]
+		type MaxEpochShare: Get<Perbill>;
 		/// Most registered verifiers (the draw is linear in this).
 		#[pallet::constant]
 		type MaxVerifiers: Get<u32>;
@@ -267,6 +309,12 @@ pub mod pallet {
 		u128,
 		OptionQuery,
 	>;
+
+	/// Models whose accepted improvements earn epoch points, each with its head: the version a
+	/// job must start from to earn them (the last that did, or the one governance named).
+	#[pallet::storage]
+	pub type RewardedModels<T: Config> =
+		CountedStorageMap<_, Twox64Concat, ModelId, VersionId, OptionQuery>;
 
 	#[pallet::event]
 	#[pallet::generate_deposit(pub(super) fn deposit_event)]
@@ -348,10 +396,25 @@ pub mod pallet {
 			miner: T::AccountId,
 			points: u128,
 		},
+		/// An accepted job earned no epoch points.
+		NoPoints {
+			job: JobId,
+			reason: NoPointsReason,
+		},
 		EpochRewardPaid {
 			epoch: EpochIndex,
 			miner: T::AccountId,
 			amount: BalanceOf<T>,
+		},
+		/// Improvements of `model` starting from `head` earn epoch points (admitted, or its head
+		/// moved by governance).
+		ModelAdmitted {
+			model: ModelId,
+			head: VersionId,
+		},
+		/// Improvements of `model` no longer earn epoch points.
+		ModelRetired {
+			model: ModelId,
 		},
 		ParamsSet {
 			params: PolParams<BalanceOf<T>, BlockNumberFor<T>>,
@@ -410,6 +473,16 @@ pub mod pallet {
 		ClaimMismatch,
 		/// Too few members committed for a quorum: the claim stays hidden for the redraw.
 		NoQuorumPossible,
+		/// No such version.
+		UnknownVersion,
+		/// The version belongs to another model.
+		VersionOfAnotherModel,
+		/// Only an accepted version can be a model's head.
+		VersionNotAccepted,
+		/// `MaxRewardedModels` are admitted already.
+		TooManyRewardedModels,
+		/// The model is not admitted to epoch rewards.
+		NotRewarded,
 	}
 
 	#[pallet::hooks]
@@ -423,6 +496,7 @@ pub mod pallet {
 			let p = T::DefaultParams::get();
 			assert!(T::MaxDeadlinesPerBlock::get() > 0, "deadlines must be processed");
 			assert!(T::MaxVerifiers::get() > 0 && T::MaxAssignmentsPerVerifier::get() > 0);
+			assert!(T::MaxRewardedModels::get() > 0, "some model must be able to earn points");
 			assert!((1..=MAX_COMMITTEE).contains(&p.committee_size), "committee size");
 			assert!(
 				!p.draw_delay.is_zero()
@@ -624,7 +698,9 @@ pub mod pallet {
 			ensure!(epoch < Self::current_epoch(), Error::<T>::EpochNotOver);
 			let points = EpochPoints::<T>::get(epoch, &miner).ok_or(Error::<T>::NothingToClaim)?;
 			let mut info = Epochs::<T>::get(epoch).ok_or(Error::<T>::NothingToClaim)?;
-			let amount = Perbill::from_rational(points, info.total_points.max(1)) * info.budget;
+			let share = Perbill::from_rational(points, info.total_points.max(1))
+				.min(T::MaxEpochShare::get());
+			let amount = share * info.budget;
 			T::Currency::transfer(&T::MiningPool::get(), &miner, amount, Preservation::Preserve)
 				.map_err(|_| Error::<T>::PoolExhausted)?;
 			EpochPoints::<T>::remove(epoch, &miner);
@@ -635,6 +711,44 @@ pub mod pallet {
 				Epochs::<T>::insert(epoch, info);
 			}
 			Self::deposit_event(Event::EpochRewardPaid { epoch, miner, amount });
+			Ok(())
+		}
+
+		/// Admits `model` to epoch rewards, its improvements counted from `head` (an accepted
+		/// version of it); for a model admitted already, moves its head there.
+		///
+		/// Origin: [`Config::RewardOrigin`].
+		#[pallet::call_index(7)]
+		#[pallet::weight(T::WeightInfo::admit_model())]
+		pub fn admit_model(
+			origin: OriginFor<T>,
+			model: ModelId,
+			head: VersionId,
+		) -> DispatchResult {
+			T::RewardOrigin::ensure_origin(origin)?;
+			let version = T::Registry::version(head).ok_or(Error::<T>::UnknownVersion)?;
+			ensure!(version.model == model, Error::<T>::VersionOfAnotherModel);
+			ensure!(version.status == VersionStatus::Accepted, Error::<T>::VersionNotAccepted);
+			ensure!(
+				RewardedModels::<T>::contains_key(model)
+					|| RewardedModels::<T>::count() < T::MaxRewardedModels::get(),
+				Error::<T>::TooManyRewardedModels
+			);
+			RewardedModels::<T>::insert(model, head);
+			Self::deposit_event(Event::ModelAdmitted { model, head });
+			Ok(())
+		}
+
+		/// Ends epoch rewards for `model`'s improvements (points earned already stay).
+		///
+		/// Origin: [`Config::RewardOrigin`].
+		#[pallet::call_index(8)]
+		#[pallet::weight(T::WeightInfo::retire_model())]
+		pub fn retire_model(origin: OriginFor<T>, model: ModelId) -> DispatchResult {
+			T::RewardOrigin::ensure_origin(origin)?;
+			ensure!(RewardedModels::<T>::contains_key(model), Error::<T>::NotRewarded);
+			RewardedModels::<T>::remove(model);
+			Self::deposit_event(Event::ModelRetired { model });
 			Ok(())
 		}
 	}
@@ -1011,9 +1125,16 @@ impl<T: Config> Pallet<T> {
 		let _ = T::Registry::accept(request.candidate_version);
 		let _ = T::Jobs::settle_accepted(job, &payouts);
 
+		if let Err(reason) = Self::advance_head(request) {
+			Self::deposit_event(Event::NoPoints { job, reason });
+			return;
+		}
 		let epoch = Self::epoch_at(now, params);
-		// Improvement times the reward at stake: a large gain on a token job earns little.
-		let points: u128 = (gain * escrow).unique_saturated_into();
+		// Improvement times the reward at stake: a large gain on a token job earns little. The
+		// reward counts up to a cap, as a creator and a miner who are one party pay only the
+		// verifier fee for it.
+		let counted = escrow.min(T::PointsEscrowCap::get());
+		let points: u128 = (gain * counted).unique_saturated_into();
 		let first = !EpochPoints::<T>::contains_key(epoch, &request.miner);
 		EpochPoints::<T>::mutate(epoch, &request.miner, |p| {
 			*p = Some(p.unwrap_or(0).saturating_add(points))
@@ -1030,6 +1151,21 @@ impl<T: Config> Pallet<T> {
 			}
 		});
 		Self::deposit_event(Event::PointsEarned { epoch, miner: request.miner.clone(), points });
+	}
+
+	/// An accepted job earns epoch points only if its model is admitted and it started from the
+	/// model's head; the candidate then becomes the head, so each improvement earns once and
+	/// only over the best the network has rewarded.
+	fn advance_head(request: &VerificationRequest<T::AccountId>) -> Result<(), NoPointsReason> {
+		let model = T::Registry::version(request.base_version)
+			.map(|v| v.model)
+			.ok_or(NoPointsReason::ModelNotRewarded)?;
+		let head = RewardedModels::<T>::get(model).ok_or(NoPointsReason::ModelNotRewarded)?;
+		if head != request.base_version {
+			return Err(NoPointsReason::NotFromHead);
+		}
+		RewardedModels::<T>::insert(model, request.candidate_version);
+		Ok(())
 	}
 
 	/// Rounds `verifier` sits on where it still has to commit or reveal (for the runtime API).

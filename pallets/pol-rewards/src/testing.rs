@@ -95,9 +95,14 @@ macro_rules! protocol_mock {
 		pub const REVEAL_WINDOW: u64 = 3;
 		pub const EPOCH: u64 = 100;
 		pub const EPOCH_BUDGET: Balance = 1_000;
+		/// Most of a job's escrow counted towards its epoch points.
+		pub const POINTS_ESCROW_CAP: Balance = 1_000;
 
 		frame_support::parameter_types! {
 			pub const MiningPool: AccountId = MINING_POOL;
+			pub const PointsEscrowCap: Balance = POINTS_ESCROW_CAP;
+			/// All of it unless a test lowers it (it is a per-test storage parameter).
+			pub storage MaxEpochShare: sp_runtime::Perbill = sp_runtime::Perbill::one();
 			pub PolDefaults: $crate::PolParams<Balance, u64> = $crate::PolParams {
 				committee_size: 3,
 				draw_delay: 1,
@@ -123,6 +128,10 @@ macro_rules! protocol_mock {
 			type MiningPool = MiningPool;
 			type DefaultParams = PolDefaults;
 			type Contributions = ();
+			type RewardOrigin = frame_system::EnsureRoot<AccountId>;
+			type MaxRewardedModels = frame_support::traits::ConstU32<2>;
+			type PointsEscrowCap = PointsEscrowCap;
+			type MaxEpochShare = MaxEpochShare;
 			type MaxVerifiers = frame_support::traits::ConstU32<24>;
 			type MaxAssignmentsPerVerifier = frame_support::traits::ConstU32<16>;
 			type MaxDeadlinesPerBlock = frame_support::traits::ConstU32<8>;

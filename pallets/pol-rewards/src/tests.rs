@@ -40,9 +40,11 @@ fn registry_fixture() {
 	);
 }
 
-/// Registry fixture, a bonded miner, and `verifiers` bonded with the minimum.
+/// Registry fixture (its model admitted to epoch rewards from its root version), a bonded
+/// miner, and `verifiers` bonded with the minimum.
 fn setup(verifiers: &[AccountId]) {
 	registry_fixture();
+	assert_ok!(Pol::admit_model(RuntimeOrigin::root(), 0, 0));
 	assert_ok!(pallet_jobs::Pallet::<Test>::register_worker(
 		RuntimeOrigin::signed(MINER),
 		Capabilities { backends: BoundedVec::truncate_from(vec![Backend::Cpu]), memory_mb: 1024 },
@@ -237,10 +239,11 @@ fn honest_path_pays_miner_verifiers_dataset_owner_and_the_epoch_budget() {
 fn epoch_budget_is_shared_in_proportion_to_accepted_improvement() {
 	new_test_ext().execute_with(|| {
 		setup(&V);
-		// Two accepted jobs of the same miner (10 % and 5 %) and the points add up.
-		// Points are improvement × escrow: 10 % and 5 % of 500.
+		// Two accepted jobs of the same miner (10 % and 5 %), the second from the head the first
+		// made, and the points add up. Points are improvement × escrow: 10 % and 5 % of 500.
 		for (candidate, points) in [(CANDIDATE, 50u128), (950_000_000, 25)] {
-			let job = revealed_job(candidate);
+			let head = RewardedModels::<Test>::get(0).unwrap();
+			let job = revealed_job_on(head, 0, CREATOR, REWARD, candidate);
 			run_to(System::block_number() + 1);
 			agree(&V, job, BASE, candidate);
 			System::assert_has_event(Event::PointsEarned { epoch: 0, miner: MINER, points }.into());
@@ -1212,5 +1215,178 @@ fn the_invariants_catch_state_out_of_step() {
 		Rounds::<Test>::mutate(job, |r| r.as_mut().unwrap().claimed_score = Some(CANDIDATE));
 		assert!(Pol::do_try_state().is_err());
 		Rounds::<Test>::mutate(job, |r| r.as_mut().unwrap().claimed_score = None);
+	});
+}
+
+/// The sybil set's accounts: it owns a model and a dataset, posts jobs and mines them.
+const SYBIL_OWNER: AccountId = 6;
+
+/// Free and held balance of every account in `set`.
+fn wealth(set: &[AccountId]) -> Balance {
+	set.iter().map(Balances::total_balance).sum()
+}
+
+/// Runs `job` to an accepted verdict by the committee `V` (base 1.0, candidate 0.9).
+fn accept(job: JobId) {
+	run_to(System::block_number() + 1);
+	agree(&V, job, BASE, CANDIDATE);
+	System::assert_has_event(
+		Event::Verified {
+			job,
+			accepted: true,
+			base_score: BASE,
+			candidate_score: CANDIDATE,
+			improvement: Perbill::from_percent(10),
+			claimed_score: Some(CANDIDATE),
+		}
+		.into(),
+	);
+}
+
+#[test]
+fn a_self_dealing_sybil_set_on_its_own_model_earns_less_than_it_pays() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		// The set registers its own model and data; it posts (account 1), mines (2) and owns
+		// the model and the dataset (6). A big reward costs it only the verifier fee, as the
+		// rest comes back to it as the miner's pay and the dataset share.
+		let (sybil_base, sybil_data) =
+			pallet_model_registry::testing::two_layer_model_and_dataset::<Test>(
+				SYBIL_OWNER,
+				SYBIL_OWNER,
+			)
+			.unwrap();
+		let set = [CREATOR, MINER, SYBIL_OWNER];
+		let before = wealth(&set);
+		let pool_before = free(MINING_POOL);
+		let reward = 5_000;
+		let job = revealed_job_on(sybil_base, sybil_data, CREATOR, reward, CANDIDATE);
+		accept(job);
+		System::assert_has_event(
+			Event::NoPoints { job, reason: NoPointsReason::ModelNotRewarded }.into(),
+		);
+		assert!(EpochPoints::<Test>::get(0, MINER).is_none());
+		run_to(EPOCH);
+		assert_noop!(
+			Pol::claim_epoch_reward(RuntimeOrigin::signed(MINER), 0, MINER),
+			Error::<Test>::NothingToClaim
+		);
+		// Before the fix the set was the epoch's only earner: the whole budget (1 000) for a
+		// fee of 500. Now it has paid the fee and earned nothing.
+		// The fee is split equally over the quorum of three (the odd units stay the miner's).
+		let fee = reward / 10 / 3 * 3;
+		assert_eq!(wealth(&set), before - fee);
+		assert_eq!(free(MINING_POOL), pool_before);
+		assert_books_balance();
+	});
+}
+
+#[test]
+fn an_improvement_measured_against_an_old_version_earns_no_points() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		// An honest improvement moves the head of the admitted model from 0 to version 1.
+		let first = revealed_job(CANDIDATE);
+		accept(first);
+		assert_eq!(EpochPoints::<Test>::get(0, MINER), Some(50));
+		assert_eq!(RewardedModels::<Test>::get(0), Some(1));
+		// Re-basing on version 0 would pay again for the improvement version 1 made.
+		let stale = revealed_job_on(0, 0, CREATOR, REWARD, CANDIDATE);
+		accept(stale);
+		assert_eq!(candidate_status(stale), VersionStatus::Accepted, "paid, as a job");
+		System::assert_has_event(
+			Event::NoPoints { job: stale, reason: NoPointsReason::NotFromHead }.into(),
+		);
+		assert_eq!(EpochPoints::<Test>::get(0, MINER), Some(50), "no points for it");
+		assert_eq!(RewardedModels::<Test>::get(0), Some(1), "the head stays");
+		// From the head, it counts, and the head moves on.
+		let next = revealed_job_on(1, 0, CREATOR, REWARD, CANDIDATE);
+		accept(next);
+		assert_eq!(EpochPoints::<Test>::get(0, MINER), Some(100));
+		assert_eq!(RewardedModels::<Test>::get(0), Some(next + 1));
+	});
+}
+
+#[test]
+fn a_large_escrow_counts_up_to_the_cap_and_one_miner_claims_at_most_its_share() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		MaxEpochShare::set(&Perbill::from_percent(50));
+		let set = [CREATOR, MINER, DATA_OWNER];
+		let before = wealth(&set);
+		let reward = 5_000;
+		let job = revealed_job_on(0, 0, CREATOR, reward, CANDIDATE);
+		accept(job);
+		// 10 % of the capped escrow, not of 5 000.
+		let points = (POINTS_ESCROW_CAP / 10) as u128;
+		System::assert_has_event(Event::PointsEarned { epoch: 0, miner: MINER, points }.into());
+		run_to(EPOCH);
+		assert_ok!(Pol::claim_epoch_reward(RuntimeOrigin::signed(MINER), 0, MINER));
+		// The only earner, yet half the budget: the other half stays in the pool.
+		System::assert_last_event(
+			Event::EpochRewardPaid { epoch: 0, miner: MINER, amount: EPOCH_BUDGET / 2 }.into(),
+		);
+		assert_eq!(free(MINING_POOL), 10_000 - EPOCH_BUDGET / 2);
+		// Even as one party the creator, miner and data owner paid 498 in fees (the quorum's
+		// equal parts of 500) for 500 of the budget: the cap keeps a large escrow from buying
+		// more.
+		assert_eq!(wealth(&set), before - reward / 10 / 3 * 3 + EPOCH_BUDGET / 2);
+		assert_books_balance();
+	});
+}
+
+#[test]
+fn admit_and_retire_model_and_their_errors() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		// A job on model 0: its candidate is version 1, not accepted yet.
+		let job = revealed_job(CANDIDATE);
+		let (other_root, _) = pallet_model_registry::testing::two_layer_model_and_dataset::<Test>(
+			SYBIL_OWNER,
+			SYBIL_OWNER,
+		)
+		.unwrap();
+		assert_noop!(
+			Pol::admit_model(RuntimeOrigin::signed(MODEL_OWNER), 1, other_root),
+			sp_runtime::DispatchError::BadOrigin
+		);
+		assert_noop!(Pol::admit_model(RuntimeOrigin::root(), 1, 99), Error::<Test>::UnknownVersion);
+		assert_noop!(
+			Pol::admit_model(RuntimeOrigin::root(), 0, other_root),
+			Error::<Test>::VersionOfAnotherModel
+		);
+		// A candidate (not yet accepted) is no head.
+		assert_noop!(
+			Pol::admit_model(RuntimeOrigin::root(), 0, job + 1),
+			Error::<Test>::VersionNotAccepted
+		);
+		assert_ok!(Pol::admit_model(RuntimeOrigin::root(), 1, other_root));
+		System::assert_last_event(Event::ModelAdmitted { model: 1, head: other_root }.into());
+		// The mock admits two models at most; moving a head is no new admission.
+		assert_ok!(Pol::admit_model(RuntimeOrigin::root(), 0, 0));
+		let (third_root, _) = pallet_model_registry::testing::two_layer_model_and_dataset::<Test>(
+			SYBIL_OWNER,
+			SYBIL_OWNER,
+		)
+		.unwrap();
+		assert_noop!(
+			Pol::admit_model(RuntimeOrigin::root(), 2, third_root),
+			Error::<Test>::TooManyRewardedModels
+		);
+		assert_noop!(
+			Pol::retire_model(RuntimeOrigin::signed(MODEL_OWNER), 0),
+			sp_runtime::DispatchError::BadOrigin
+		);
+		assert_noop!(Pol::retire_model(RuntimeOrigin::root(), 2), Error::<Test>::NotRewarded);
+		assert_ok!(Pol::retire_model(RuntimeOrigin::root(), 0));
+		System::assert_last_event(Event::ModelRetired { model: 0 }.into());
+		assert_eq!(RewardedModels::<Test>::count(), 1);
+		// A retired model's improvements earn nothing.
+		run_to(System::block_number() + 1);
+		agree(&V, job, BASE, CANDIDATE);
+		System::assert_has_event(
+			Event::NoPoints { job, reason: NoPointsReason::ModelNotRewarded }.into(),
+		);
+		assert!(EpochPoints::<Test>::get(0, MINER).is_none());
 	});
 }

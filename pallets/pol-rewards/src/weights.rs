@@ -43,6 +43,8 @@ pub trait WeightInfo {
 	fn reveal_scores() -> Weight;
 	fn reveal_claim() -> Weight;
 	fn claim_epoch_reward() -> Weight;
+	fn admit_model() -> Weight;
+	fn retire_model() -> Weight;
 	fn on_initialize_draw(n: u32, ) -> Weight;
 	fn on_initialize_tally(n: u32, ) -> Weight;
 }
@@ -175,6 +177,16 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
+	fn admit_model() -> Weight {
+		Weight::from_parts(30_000_000, 4000)
+			.saturating_add(T::DbWeight::get().reads(3_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
+	}
+	fn retire_model() -> Weight {
+		Weight::from_parts(20_000_000, 3500)
+			.saturating_add(T::DbWeight::get().reads(2_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
+	}
 	/// Storage: `PolRewards::DeadlineCursor` (r:1 w:1)
 	/// Proof: `PolRewards::DeadlineCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `PolRewards::Deadlines` (r:17 w:32)
@@ -261,6 +273,16 @@ impl WeightInfo for () {
 		Weight::from_parts(833_202_000, 654798)
 			.saturating_add(RocksDbWeight::get().reads(260_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
+	}
+	fn admit_model() -> Weight {
+		Weight::from_parts(30_000_000, 4000)
+			.saturating_add(RocksDbWeight::get().reads(3_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
+	}
+	fn retire_model() -> Weight {
+		Weight::from_parts(20_000_000, 3500)
+			.saturating_add(RocksDbWeight::get().reads(2_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn unregister_verifier() -> Weight {
 		Weight::from_parts(23_074_000, 9679)

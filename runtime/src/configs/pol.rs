@@ -24,6 +24,11 @@ parameter_types! {
 	/// A creator bonds a fifth of the reward with each job; a trap (a validation set on which
 	/// not even the base can be evaluated) pays the reward and the bond to the miner.
 	pub const CreatorBondShare: Perbill = Perbill::from_percent(20);
+	/// A job's reward counts towards its epoch points up to 1 000 BLY: beyond that, a creator
+	/// and a miner who are one party would buy epoch share for the 10 % verifier fee.
+	pub const PointsEscrowCap: crate::Balance = 1_000 * crate::currency::BLY;
+	/// One miner claims at most a quarter of an epoch's budget; the rest stays in the pool.
+	pub const MaxEpochShare: Perbill = Perbill::from_percent(25);
 }
 
 impl pallet_model_registry::Config for Runtime {
@@ -75,6 +80,12 @@ impl pallet_pol_rewards::Config for Runtime {
 	type MiningPool = MiningPoolAccount;
 	type DefaultParams = PolDefaults;
 	type Contributions = FreeTier;
+	// Admitting a model decides whom the mining pool pays: root referenda only, as the epoch
+	// budget itself.
+	type RewardOrigin = frame_system::EnsureRoot<crate::AccountId>;
+	type MaxRewardedModels = ConstU32<64>;
+	type PointsEscrowCap = PointsEscrowCap;
+	type MaxEpochShare = MaxEpochShare;
 	type MaxVerifiers = ConstU32<256>;
 	type MaxAssignmentsPerVerifier = ConstU32<32>;
 	type MaxDeadlinesPerBlock = ConstU32<16>;
