@@ -741,6 +741,12 @@ impl Chain {
 		self.get(blyan::storage().pol_rewards().verifiers(), (*who,)).await
 	}
 
+	/// The version a job on `model` must start from to earn epoch points; `None` when
+	/// governance has not admitted the model to epoch rewards.
+	pub async fn rewarded_head(&self, model: u64) -> Result<Option<u64>, ChainError> {
+		self.get(blyan::storage().pol_rewards().rewarded_models(), (model,)).await
+	}
+
 	/// `(free, reserved_or_held)` of `who`.
 	pub async fn balance(&self, who: &AccountId32) -> Result<(Balance, Balance), ChainError> {
 		let info = self.get_or_default(blyan::storage().system().account(), (*who,)).await?;

@@ -24,7 +24,7 @@ const SALT: [u8; 32] = [42; 32];
 /// Eve's salt for the commitment to her claimed score.
 const CLAIM_SALT: [u8; 32] = [43; 32];
 /// The job's reward.
-pub const REWARD: Balance = 10 * BLY;
+pub const REWARD: Balance = 100 * BLY;
 /// Loss of the base version on the validation set: 1.0.
 pub const BASE_SCORE: u64 = SCORE_SCALE;
 /// Loss of the trained version: 0.9, a 10 % improvement.

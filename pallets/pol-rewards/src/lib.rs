@@ -160,6 +160,8 @@ pub enum NoPointsReason {
 	/// The job did not start from the model's head: its improvement was measured against an
 	/// older version (or a sibling), so part or all of it was rewarded already.
 	NotFromHead,
+	/// The job's reward is below [`Config::MinPointsEscrow`]: too cheap to move the head.
+	EscrowTooSmall,
 }
 
 /// Accepted improvement of one epoch, and what it pays.
@@ -232,6 +234,10 @@ pub mod pallet {
 		/// buy a proportionally large share of the epoch.
 		#[pallet::constant]
 		type PointsEscrowCap: Get<BalanceOf<Self>>;
+		/// Least escrow for a job to earn points and move its model's head: moving it leaves
+		/// the jobs in flight from the old head without points, which must not be cheap.
+		#[pallet::constant]
+		type MinPointsEscrow: Get<BalanceOf<Self>>;
 		/// Most of an epoch's budget one miner can claim; what is not claimed stays in the
 		/// mining pool.
 		#[pallet::constant]
@@ -497,6 +503,12 @@ pub mod pallet {
 			assert!(T::MaxDeadlinesPerBlock::get() > 0, "deadlines must be processed");
 			assert!(T::MaxVerifiers::get() > 0 && T::MaxAssignmentsPerVerifier::get() > 0);
 			assert!(T::MaxRewardedModels::get() > 0, "some model must be able to earn points");
+			assert!(
+				!T::MaxEpochShare::get().is_zero()
+					&& T::MinPointsEscrow::get() <= T::PointsEscrowCap::get()
+					&& !T::PointsEscrowCap::get().is_zero(),
+				"epoch points must be earnable"
+			);
 			assert!((1..=MAX_COMMITTEE).contains(&p.committee_size), "committee size");
 			assert!(
 				!p.draw_delay.is_zero()
@@ -1122,10 +1134,17 @@ impl<T: Config> Pallet<T> {
 		if let Some(owner) = T::Registry::dataset_owner(request.dataset) {
 			payouts.push((owner, params.dataset_share * escrow));
 		}
-		let _ = T::Registry::accept(request.candidate_version);
+		let accepted = T::Registry::accept(request.candidate_version).is_ok();
 		let _ = T::Jobs::settle_accepted(job, &payouts);
 
-		if let Err(reason) = Self::advance_head(request) {
+		// A version the registry did not accept cannot become a head (it cannot happen: the
+		// registry takes every candidate out of `Candidate` once, here or at a rejection).
+		let advanced = if accepted {
+			Self::advance_head(request, escrow)
+		} else {
+			Err(NoPointsReason::ModelNotRewarded)
+		};
+		if let Err(reason) = advanced {
 			Self::deposit_event(Event::NoPoints { job, reason });
 			return;
 		}
@@ -1156,13 +1175,21 @@ impl<T: Config> Pallet<T> {
 	/// An accepted job earns epoch points only if its model is admitted and it started from the
 	/// model's head; the candidate then becomes the head, so each improvement earns once and
 	/// only over the best the network has rewarded.
-	fn advance_head(request: &VerificationRequest<T::AccountId>) -> Result<(), NoPointsReason> {
+	fn advance_head(
+		request: &VerificationRequest<T::AccountId>,
+		escrow: BalanceOf<T>,
+	) -> Result<(), NoPointsReason> {
 		let model = T::Registry::version(request.base_version)
 			.map(|v| v.model)
 			.ok_or(NoPointsReason::ModelNotRewarded)?;
 		let head = RewardedModels::<T>::get(model).ok_or(NoPointsReason::ModelNotRewarded)?;
 		if head != request.base_version {
 			return Err(NoPointsReason::NotFromHead);
+		}
+		// Moving the head leaves every job in flight from it without points: that must cost
+		// more than a token job's fee.
+		if escrow < T::MinPointsEscrow::get() {
+			return Err(NoPointsReason::EscrowTooSmall);
 		}
 		RewardedModels::<T>::insert(model, request.candidate_version);
 		Ok(())

@@ -131,6 +131,7 @@ macro_rules! protocol_mock {
 			type RewardOrigin = frame_system::EnsureRoot<AccountId>;
 			type MaxRewardedModels = frame_support::traits::ConstU32<2>;
 			type PointsEscrowCap = PointsEscrowCap;
+			type MinPointsEscrow = frame_support::traits::ConstU64<100>;
 			type MaxEpochShare = MaxEpochShare;
 			type MaxVerifiers = frame_support::traits::ConstU32<24>;
 			type MaxAssignmentsPerVerifier = frame_support::traits::ConstU32<16>;

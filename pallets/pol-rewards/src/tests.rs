@@ -1215,6 +1215,11 @@ fn the_invariants_catch_state_out_of_step() {
 		Rounds::<Test>::mutate(job, |r| r.as_mut().unwrap().claimed_score = Some(CANDIDATE));
 		assert!(Pol::do_try_state().is_err());
 		Rounds::<Test>::mutate(job, |r| r.as_mut().unwrap().claimed_score = None);
+		// A head that is only a candidate (version 1, the job's).
+		RewardedModels::<Test>::insert(0, 1);
+		assert!(Pol::do_try_state().is_err());
+		RewardedModels::<Test>::insert(0, 0);
+		assert_ok!(Pol::do_try_state());
 	});
 }
 
@@ -1387,6 +1392,36 @@ fn admit_and_retire_model_and_their_errors() {
 		System::assert_has_event(
 			Event::NoPoints { job, reason: NoPointsReason::ModelNotRewarded }.into(),
 		);
+		assert!(EpochPoints::<Test>::get(0, MINER).is_none());
+	});
+}
+
+#[test]
+fn a_cheap_job_or_a_rejected_one_leaves_the_head_where_it_is() {
+	new_test_ext().execute_with(|| {
+		setup(&V);
+		// Below `MinPointsEscrow` (100 in the mock): accepted and paid, but it neither earns
+		// points nor moves the head, so a token job cannot strand the jobs in flight from it.
+		let cheap = revealed_job_on(0, 0, CREATOR, 50, CANDIDATE);
+		accept(cheap);
+		System::assert_has_event(
+			Event::NoPoints { job: cheap, reason: NoPointsReason::EscrowTooSmall }.into(),
+		);
+		assert_eq!(RewardedModels::<Test>::get(0), Some(0));
+		assert!(EpochPoints::<Test>::get(0, MINER).is_none());
+		// A trap (the base cannot be evaluated): paid as the creator's fault, the head stays.
+		let trap = revealed_job(CANDIDATE);
+		run_to(System::block_number() + 1);
+		agree(&V, trap, INVALID_SCORE, CANDIDATE);
+		assert_eq!(candidate_status(trap), VersionStatus::Rejected);
+		assert_eq!(RewardedModels::<Test>::get(0), Some(0));
+		// A refuted claim from the head (last: it slashes the miner's bond below the minimum):
+		// rejected, the head stays.
+		let inflated = revealed_job(800_000_000);
+		run_to(System::block_number() + 1);
+		agree(&V, inflated, BASE, CANDIDATE);
+		assert_eq!(candidate_status(inflated), VersionStatus::Rejected);
+		assert_eq!(RewardedModels::<Test>::get(0), Some(0));
 		assert!(EpochPoints::<Test>::get(0, MINER).is_none());
 	});
 }

@@ -27,6 +27,10 @@ parameter_types! {
 	/// A job's reward counts towards its epoch points up to 1 000 BLY: beyond that, a creator
 	/// and a miner who are one party would buy epoch share for the 10 % verifier fee.
 	pub const PointsEscrowCap: crate::Balance = 1_000 * crate::currency::BLY;
+	/// A job earns points and moves its model's head only with a reward of 100 BLY or more:
+	/// moving the head costs the jobs in flight from it their points, so it costs at least a
+	/// 10 BLY verifier fee.
+	pub const MinPointsEscrow: crate::Balance = 100 * crate::currency::BLY;
 	/// One miner claims at most a quarter of an epoch's budget; the rest stays in the pool.
 	pub const MaxEpochShare: Perbill = Perbill::from_percent(25);
 }
@@ -85,6 +89,7 @@ impl pallet_pol_rewards::Config for Runtime {
 	type RewardOrigin = frame_system::EnsureRoot<crate::AccountId>;
 	type MaxRewardedModels = ConstU32<64>;
 	type PointsEscrowCap = PointsEscrowCap;
+	type MinPointsEscrow = MinPointsEscrow;
 	type MaxEpochShare = MaxEpochShare;
 	type MaxVerifiers = ConstU32<256>;
 	type MaxAssignmentsPerVerifier = ConstU32<32>;

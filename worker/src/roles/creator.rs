@@ -6,7 +6,7 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Subcommand;
 use serde::{Deserialize, Serialize};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{file_or_generated, parse_account, usage, Context, UsageError};
 use crate::{
@@ -359,6 +359,21 @@ async fn job_post(args: JobPostArgs, ctx: &Context) -> Result<()> {
 	let ipfs = ctx.ipfs().await?;
 	let state = ctx.state_dir(&chain)?;
 	let reward = args.reward as u128 * chain::BLY;
+	// Epoch points are only for improvements of an admitted model from its head: say so before
+	// the reward is escrowed, so a creator is not surprised that its miner earns none.
+	if let Some(base) = chain.version(args.base_version).await? {
+		match chain.rewarded_head(base.model).await? {
+			None => info!(
+				model = base.model,
+				"the model is not admitted to epoch rewards: the miner earns this job's reward, no epoch points"
+			),
+			Some(head) if head != args.base_version => warn!(
+				head,
+				"the base is not its model's head for epoch rewards: an improvement from it earns no epoch points"
+			),
+			Some(_) => {}
+		}
+	}
 	let request = JobRequest {
 		base_version: args.base_version,
 		dataset: args.dataset,
