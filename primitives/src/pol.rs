@@ -300,11 +300,13 @@ pub trait JobSettlement<AccountId, Balance> {
 	fn settle_void(job: JobId) -> DispatchResult;
 
 	/// Benchmarks: a job whose result is revealed and waiting for verification, the miner's
-	/// claim being [`BENCHMARK_CLAIM`].
+	/// claim being [`BENCHMARK_CLAIM`], its reward `reward` or the minimum if that is more (the
+	/// creator is funded for it).
 	#[cfg(feature = "runtime-benchmarks")]
 	fn benchmark_verifying_job(
 		creator: &AccountId,
 		miner: &AccountId,
+		reward: Balance,
 	) -> (JobId, VerificationRequest<AccountId>);
 }
 

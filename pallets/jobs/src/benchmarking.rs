@@ -61,15 +61,29 @@ fn spec<T: Config>(
 	}
 }
 
-/// A funded creator's open job on a fresh fixture model, trained on `backend`.
+/// A funded creator's open job on a fresh fixture model, trained on `backend`, with the
+/// minimum reward.
 fn open_job<T: Config>(creator: &T::AccountId, backend: Backend) -> JobId {
+	open_job_with::<T>(creator, backend, Params::<T>::get().min_reward)
+}
+
+/// As [`open_job`], with `reward` or the minimum if that is more.
+fn open_job_with<T: Config>(
+	creator: &T::AccountId,
+	backend: Backend,
+	reward: BalanceOf<T>,
+) -> JobId {
 	fund::<T>(creator);
+	let reward = reward.max(Params::<T>::get().min_reward);
+	// The reward and the creator's bond on it, on top of the usual funds.
+	let funds = T::Currency::balance(creator).saturating_add(reward.saturating_mul(2u32.into()));
+	T::Currency::set_balance(creator, funds);
 	let (version, dataset) = T::Registry::benchmark_fixture(creator);
 	let job = NextJobId::<T>::get();
 	Pallet::<T>::post_job(
 		RawOrigin::Signed(creator.clone()).into(),
 		spec::<T>(version, dataset, backend),
-		Params::<T>::get().min_reward,
+		reward,
 	)
 	.expect("funded creator posts");
 	job
@@ -118,8 +132,10 @@ fn revealed_validation<T: Config>(
 	miner: &T::AccountId,
 	layers: u32,
 	traced: bool,
+	reward: BalanceOf<T>,
 ) -> JobId {
-	let job = open_job::<T>(creator, if traced { Backend::Cpu } else { Backend::Cuda });
+	let backend = if traced { Backend::Cpu } else { Backend::Cuda };
+	let job = open_job_with::<T>(creator, backend, reward);
 	worker::<T>(miner);
 	let signed = |who: &T::AccountId| -> OriginFor<T> { RawOrigin::Signed(who.clone()).into() };
 	let hash = result_commitment(job, miner, &job_result(layers, traced), &SALT);
@@ -136,8 +152,9 @@ fn revealed_validation<T: Config>(
 pub(crate) fn verifying_job<T: Config>(
 	creator: &T::AccountId,
 	miner: &T::AccountId,
+	reward: BalanceOf<T>,
 ) -> (JobId, VerificationRequest<T::AccountId>) {
-	let job = revealed_validation::<T>(creator, miner, 1, false);
+	let job = revealed_validation::<T>(creator, miner, 1, false, reward);
 	let (score, claim_salt) = BENCHMARK_CLAIM;
 	let claim = claim_commitment(job, miner, score, &claim_salt);
 	Pallet::<T>::reveal_result(
@@ -278,7 +295,7 @@ mod benchmarks {
 		let creator: T::AccountId = account("creator", 0, 0);
 		let miner: T::AccountId = whitelisted_caller();
 		// A traced CPU job: its reveal also starts the training audit (the dearer path).
-		let job = revealed_validation::<T>(&creator, &miner, l, true);
+		let job = revealed_validation::<T>(&creator, &miner, l, true, Zero::zero());
 		#[extrinsic_call]
 		_(RawOrigin::Signed(miner), job, job_result(l, true), H256::repeat_byte(1), SALT);
 		assert!(
@@ -294,7 +311,7 @@ mod benchmarks {
 		for i in 0..n {
 			let creator: T::AccountId = account("creator", i, 0);
 			let miner: T::AccountId = account("miner", i, 0);
-			let job = revealed_validation::<T>(&creator, &miner, 1, true);
+			let job = revealed_validation::<T>(&creator, &miner, 1, true, Zero::zero());
 			due = Jobs::<T>::get(job).map(|j| j.stage_deadline).unwrap_or(due);
 		}
 		// All reveal windows end at the same block, where the index cursor stands.

@@ -1244,8 +1244,9 @@ impl<T: Config> JobSettlement<T::AccountId, BalanceOf<T>> for Pallet<T> {
 	fn benchmark_verifying_job(
 		creator: &T::AccountId,
 		miner: &T::AccountId,
+		reward: BalanceOf<T>,
 	) -> (JobId, VerificationRequest<T::AccountId>) {
-		benchmarking::verifying_job::<T>(creator, miner)
+		benchmarking::verifying_job::<T>(creator, miner, reward)
 	}
 }
 

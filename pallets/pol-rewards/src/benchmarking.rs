@@ -68,8 +68,10 @@ fn reveal_phase<T: Config>(
 ) -> (JobId, T::AccountId, Score, Score) {
 	let creator: T::AccountId = account("creator", index, 0);
 	let miner: T::AccountId = account("miner", index, 0);
-	let (job, request) = T::Jobs::benchmark_verifying_job(&creator, &miner);
-	// The dearer verdict: the model earns epoch points and its head moves.
+	// The dearer verdict: a reward that earns epoch points, on an admitted model whose head
+	// moves.
+	let (job, request) =
+		T::Jobs::benchmark_verifying_job(&creator, &miner, T::PointsEscrowCap::get());
 	admit_base::<T>(&request);
 	let claimed = BENCHMARK_CLAIM.0;
 	let (base, candidate) = (claimed.saturating_mul(2).max(2), claimed);
@@ -328,6 +330,8 @@ mod benchmarks {
 		for job in jobs {
 			assert!(!Rounds::<T>::contains_key(job));
 		}
+		// Every verdict took the dearer path: points earned, a head moved.
+		assert_eq!(EpochPoints::<T>::iter().count() as u32, n);
 	}
 
 	// Benchmark fixtures write worst-case storage directly: no invariant checks.

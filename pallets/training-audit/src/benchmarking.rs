@@ -56,7 +56,7 @@ fn audited<T: Config>(
 ) -> (JobId, T::AccountId) {
 	let creator: T::AccountId = account("creator", index, 0);
 	let miner: T::AccountId = account("miner", index, 0);
-	let (job, mut request) = T::Jobs::benchmark_verifying_job(&creator, &miner);
+	let (job, mut request) = T::Jobs::benchmark_verifying_job(&creator, &miner, Zero::zero());
 	request.trace = Some(trace.clone());
 	let deadline = frame_system::Pallet::<T>::block_number().saturating_add(100u32.into());
 	Audits::<T>::insert(
