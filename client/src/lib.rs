@@ -747,6 +747,15 @@ impl Chain {
 		self.get(blyan::storage().pol_rewards().rewarded_models(), (model,)).await
 	}
 
+	/// Least reward for a job to earn epoch points (the runtime's `MinPointsEscrow`).
+	pub async fn min_points_escrow(&self) -> Result<Balance, ChainError> {
+		self.at()
+			.await?
+			.constants()
+			.entry(blyan::constants().pol_rewards().min_points_escrow())
+			.map_err(rpc)
+	}
+
 	/// `(free, reserved_or_held)` of `who`.
 	pub async fn balance(&self, who: &AccountId32) -> Result<(Balance, Balance), ChainError> {
 		let info = self.get_or_default(blyan::storage().system().account(), (*who,)).await?;

@@ -1137,14 +1137,15 @@ impl<T: Config> Pallet<T> {
 		let accepted = T::Registry::accept(request.candidate_version).is_ok();
 		let _ = T::Jobs::settle_accepted(job, &payouts);
 
-		// A version the registry did not accept cannot become a head (it cannot happen: the
-		// registry takes every candidate out of `Candidate` once, here or at a rejection).
-		let advanced = if accepted {
-			Self::advance_head(request, escrow)
-		} else {
-			Err(NoPointsReason::ModelNotRewarded)
-		};
-		if let Err(reason) = advanced {
+		// A version the registry did not accept cannot become a head. It cannot happen: the
+		// registry takes every candidate out of `Candidate` once, here or at a rejection.
+		if !accepted {
+			frame_support::defensive!(
+				"an accepted job's candidate was not accepted by the registry"
+			);
+			return;
+		}
+		if let Err(reason) = Self::advance_head(request, escrow) {
 			Self::deposit_event(Event::NoPoints { job, reason });
 			return;
 		}

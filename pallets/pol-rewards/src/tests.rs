@@ -1409,7 +1409,8 @@ fn a_cheap_job_or_a_rejected_one_leaves_the_head_where_it_is() {
 		);
 		assert_eq!(RewardedModels::<Test>::get(0), Some(0));
 		assert!(EpochPoints::<Test>::get(0, MINER).is_none());
-		// A trap (the base cannot be evaluated): paid as the creator's fault, the head stays.
+		// Regression guards for the other verdicts (they never reach the head's rules):
+		// a trap (the base cannot be evaluated), paid as the creator's fault, the head stays.
 		let trap = revealed_job(CANDIDATE);
 		run_to(System::block_number() + 1);
 		agree(&V, trap, INVALID_SCORE, CANDIDATE);

@@ -371,7 +371,15 @@ async fn job_post(args: JobPostArgs, ctx: &Context) -> Result<()> {
 				head,
 				"the base is not its model's head for epoch rewards: an improvement from it earns no epoch points"
 			),
-			Some(_) => {}
+			Some(_) => {
+				let floor = chain.min_points_escrow().await?;
+				if reward < floor {
+					warn!(
+						floor = %chain::bly(floor),
+						"the reward is below the least that earns epoch points: the miner earns this job's reward only"
+					);
+				}
+			}
 		}
 	}
 	let request = JobRequest {
