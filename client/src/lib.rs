@@ -706,6 +706,14 @@ impl Chain {
 		}
 	}
 
+	/// A runtime constant, from the metadata at the latest finalized block.
+	async fn constant<A: subxt::constants::Address>(
+		&self,
+		addr: A,
+	) -> Result<A::Target, ChainError> {
+		self.at().await?.constants().entry(addr).map_err(rpc)
+	}
+
 	/// A storage entry, its default when absent.
 	async fn get_or_default<A: subxt::storage::Address>(
 		&self,
@@ -749,11 +757,7 @@ impl Chain {
 
 	/// Least reward for a job to earn epoch points (the runtime's `MinPointsEscrow`).
 	pub async fn min_points_escrow(&self) -> Result<Balance, ChainError> {
-		self.at()
-			.await?
-			.constants()
-			.entry(blyan::constants().pol_rewards().min_points_escrow())
-			.map_err(rpc)
+		self.constant(blyan::constants().pol_rewards().min_points_escrow()).await
 	}
 
 	/// `(free, reserved_or_held)` of `who`.
@@ -987,11 +991,7 @@ impl Chain {
 
 	/// Blocks an announcement lives (the runtime's constant).
 	pub async fn announcement_ttl(&self) -> Result<BlockNumber, ChainError> {
-		self.at()
-			.await?
-			.constants()
-			.entry(blyan::constants().inference().announcement_ttl())
-			.map_err(rpc)
+		self.constant(blyan::constants().inference().announcement_ttl()).await
 	}
 
 	/// Signs `receipt` as its client (this account).

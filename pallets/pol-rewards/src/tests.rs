@@ -1226,6 +1226,12 @@ fn the_invariants_catch_state_out_of_step() {
 /// The sybil set's accounts: it owns a model and a dataset, posts jobs and mines them.
 const SYBIL_OWNER: AccountId = 6;
 
+/// A model (its root version accepted) and a dataset of `SYBIL_OWNER`'s; returns their ids.
+fn sybil_model_and_dataset() -> (VersionId, u64) {
+	pallet_model_registry::testing::two_layer_model_and_dataset::<Test>(SYBIL_OWNER, SYBIL_OWNER)
+		.unwrap()
+}
+
 /// Free and held balance of every account in `set`.
 fn wealth(set: &[AccountId]) -> Balance {
 	set.iter().map(Balances::total_balance).sum()
@@ -1255,12 +1261,7 @@ fn a_self_dealing_sybil_set_on_its_own_model_earns_less_than_it_pays() {
 		// The set registers its own model and data; it posts (account 1), mines (2) and owns
 		// the model and the dataset (6). A big reward costs it only the verifier fee, as the
 		// rest comes back to it as the miner's pay and the dataset share.
-		let (sybil_base, sybil_data) =
-			pallet_model_registry::testing::two_layer_model_and_dataset::<Test>(
-				SYBIL_OWNER,
-				SYBIL_OWNER,
-			)
-			.unwrap();
+		let (sybil_base, sybil_data) = sybil_model_and_dataset();
 		let set = [CREATOR, MINER, SYBIL_OWNER];
 		let before = wealth(&set);
 		let pool_before = free(MINING_POOL);
@@ -1346,11 +1347,7 @@ fn admit_and_retire_model_and_their_errors() {
 		setup(&V);
 		// A job on model 0: its candidate is version 1, not accepted yet.
 		let job = revealed_job(CANDIDATE);
-		let (other_root, _) = pallet_model_registry::testing::two_layer_model_and_dataset::<Test>(
-			SYBIL_OWNER,
-			SYBIL_OWNER,
-		)
-		.unwrap();
+		let (other_root, _) = sybil_model_and_dataset();
 		assert_noop!(
 			Pol::admit_model(RuntimeOrigin::signed(MODEL_OWNER), 1, other_root),
 			sp_runtime::DispatchError::BadOrigin
@@ -1369,11 +1366,7 @@ fn admit_and_retire_model_and_their_errors() {
 		System::assert_last_event(Event::ModelAdmitted { model: 1, head: other_root }.into());
 		// The mock admits two models at most; moving a head is no new admission.
 		assert_ok!(Pol::admit_model(RuntimeOrigin::root(), 0, 0));
-		let (third_root, _) = pallet_model_registry::testing::two_layer_model_and_dataset::<Test>(
-			SYBIL_OWNER,
-			SYBIL_OWNER,
-		)
-		.unwrap();
+		let (third_root, _) = sybil_model_and_dataset();
 		assert_noop!(
 			Pol::admit_model(RuntimeOrigin::root(), 2, third_root),
 			Error::<Test>::TooManyRewardedModels
