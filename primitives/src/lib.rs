@@ -44,6 +44,16 @@ pub mod currency {
 	pub const GENESIS_SUPPLY: Balance = 1_000_000_000 * BLY;
 	/// Smallest balance an account may hold; below it the account is reaped.
 	pub const EXISTENTIAL_DEPOSIT: Balance = MILLI_BLY;
+	/// Deposit held per storage entry an account makes the chain keep.
+	pub const DEPOSIT_PER_ITEM: Balance = 100 * MILLI_BLY;
+	/// Deposit held per byte of those entries: a gigabyte of state locks a million BLY
+	/// (0.1 % of the genesis supply).
+	pub const DEPOSIT_PER_BYTE: Balance = MILLI_BLY;
+
+	/// The deposit for `items` storage entries of `bytes` bytes in all.
+	pub const fn deposit(items: u32, bytes: u32) -> Balance {
+		items as Balance * DEPOSIT_PER_ITEM + bytes as Balance * DEPOSIT_PER_BYTE
+	}
 	/// SS58 address prefix (42: the generic Substrate prefix, understood by every wallet).
 	pub const SS58_PREFIX: u16 = 42;
 

@@ -697,6 +697,71 @@ mod free_tier {
 	}
 }
 
+/// The registry's deposits at the runtime's rates are what docs/protocol.md states: a
+/// 28-layer model (Qwen3-0.6B's blocks) about 3 BLY, one of 512 layers about 50, a dataset
+/// about 0.25; and the nonce entry's deposit is 0.204 BLY.
+#[test]
+fn registry_and_nonce_deposits_are_what_the_docs_say() {
+	use blyan_primitives::pol::{Cid, LayerDelta, LayerDeltas, SemVer};
+	use frame_support::traits::fungible::InspectHold;
+	use pallet_model_registry::{Architecture, HoldReason, ShortText};
+	let cid = || -> Cid {
+		b"bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi".to_vec().try_into().unwrap()
+	};
+	let text = |t: &[u8]| -> ShortText { t.to_vec().try_into().unwrap() };
+	let held = |who: &AccountId| {
+		Balances::balance_on_hold(
+			&crate::RuntimeHoldReason::Registry(HoldReason::StorageDeposit),
+			who,
+		)
+	};
+	genesis("development").execute_with(|| {
+		start_block(1, 1);
+		let mut register = |who: Sr25519Keyring, layers: u16| {
+			let deltas: LayerDeltas = (0..layers)
+				.map(|layer| LayerDelta { layer, cid: cid(), merkle_root: Default::default() })
+				.collect::<Vec<_>>()
+				.try_into()
+				.unwrap();
+			pallet_model_registry::Pallet::<Runtime>::register_model(
+				crate::RuntimeOrigin::signed(who.to_account_id()),
+				text(b"Qwen3-0.6B"),
+				Architecture {
+					family: text(b"qwen3"),
+					config_hash: Default::default(),
+					config_cid: cid(),
+					layer_count: layers,
+				},
+				text(b"Apache-2.0"),
+				SemVer::new(1, 0, 0),
+				deltas,
+				Default::default(),
+			)
+			.expect("model registers");
+			held(&who.to_account_id())
+		};
+		let small = register(Sr25519Keyring::Bob, 28);
+		assert!((2_500 * MILLI_BLY..3_500 * MILLI_BLY).contains(&small), "{small}");
+		let large = register(Sr25519Keyring::Charlie, 512);
+		assert!((45 * BLY..55 * BLY).contains(&large), "{large}");
+		pallet_model_registry::Pallet::<Runtime>::register_dataset(
+			crate::RuntimeOrigin::signed(Sr25519Keyring::Dave.to_account_id()),
+			cid(),
+			Default::default(),
+			1 << 30,
+			text(b"CC-BY-4.0"),
+		)
+		.expect("dataset registers");
+		let dataset = held(&Sr25519Keyring::Dave.to_account_id());
+		assert!((200 * MILLI_BLY..300 * MILLI_BLY).contains(&dataset), "{dataset}");
+	});
+	let nonce =
+		<<Runtime as pallet_inference::Config>::NonceDeposit as frame_support::traits::Get<
+			Balance,
+		>>::get();
+	assert_eq!(nonce, 204 * MILLI_BLY);
+}
+
 /// What `try-runtime` checks on a live chain, run natively on the dev chain: every pallet's
 /// storage invariants (`try_state`, the protocol pallets' own included) and the upgrade's
 /// checks, at genesis and with state in the protocol pallets.

@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 
 use blyan_worker::{
 	chain::{self, Chain, Receipt},
+	inference::receipts::ReceiptBook,
 	ml::{
 		hf::{load_checkpoint, save_checkpoint},
 		init_layers,
 		model::ModelConfig,
 	},
 };
+use codec::Encode;
 use common::*;
 use serde_json::{json, Value};
 
@@ -285,5 +287,35 @@ async fn a_pipeline_serves_what_one_server_does_survives_a_dead_stage_and_is_pai
 	let theirs = client.sign_receipt(receipt(settled + 3, "//Alice"));
 	let stolen = refusal(other.settle(vec![theirs]).await);
 	assert_eq!(stolen, chain::InferenceError::WrongServer);
+
+	// A server too poor to hold the deposit for a new client's nonce entry (0.204 BLY) is
+	// refused with `InsufficientNonceDeposit`: its book keeps the receipt and refuses no client
+	// (the client is not at fault), and settles it once the server is funded.
+	const MILLI_BLY: u128 = 1_000_000_000;
+	let poor_account = account("//PoorServer");
+	let fund = |amount: u128| {
+		chain::blyan::tx()
+			.balances()
+			.transfer_keep_alive(subxt::utils::MultiAddress::Id(poor_account), amount)
+	};
+	server.submit("balances.transfer_keep_alive", &fund(100 * MILLI_BLY)).await.unwrap();
+	let poor = signer(&net, "//PoorServer").await;
+	let book = ReceiptBook::new(poor_account, poor.genesis_hash(), 1_000, false);
+	let mut first_receipt = receipt(1, "//PoorServer");
+	first_receipt.server = poor_account;
+	book.accept(&client.sign_receipt(first_receipt).encode()).unwrap();
+	let refused = book.settle(&poor, 256).await.unwrap_err();
+	assert!(
+		matches!(
+			refused.pallet_error(),
+			Some(chain::RuntimeError::Inference(chain::InferenceError::InsufficientNonceDeposit))
+		),
+		"{refused}"
+	);
+	let stats = book.stats();
+	assert_eq!((stats.pending, stats.settled, stats.refused), (1, 0, 0));
+	server.submit("balances.transfer_keep_alive", &fund(1_000 * MILLI_BLY)).await.unwrap();
+	assert_eq!(book.settle(&poor, 256).await.unwrap(), 1);
+	assert_eq!(reader.settled_nonce(&bob, &poor_account).await.unwrap(), Some(1));
 	drop((whole, first, gateway, stages));
 }

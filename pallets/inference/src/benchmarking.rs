@@ -1,7 +1,8 @@
 //! Benchmarks of the inference calls at their dearest: a new announcement (counted map insert and
 //! a hold), one taking the place of another in a full list (a release too), a withdrawal and a
 //! reap (a release), and a settlement of `n` paid receipts from `n`
-//! different clients (one signature check, one nonce and one transfer each).
+//! new clients (one signature check, one new nonce entry and one transfer each, and the hold of
+//! the entries' deposit).
 #![cfg(feature = "runtime-benchmarks")]
 
 use super::*;
@@ -133,8 +134,7 @@ mod benchmarks {
 			let public = sp_io::crypto::sr25519_generate(key_type, None);
 			let client: T::AccountId = T::Signer::from(public).into_account();
 			funded::<T>(&client);
-			// An earlier settlement, so the nonce is read and overwritten.
-			SettledNonce::<T>::insert(&client, &server, 1);
+			// A new client: its nonce entry is created, and its deposit held.
 			let receipt = InferenceReceipt {
 				client,
 				server: server.clone(),
@@ -156,7 +156,11 @@ mod benchmarks {
 		let before = T::Currency::balance(&server);
 		#[extrinsic_call]
 		_(RawOrigin::Signed(server.clone()), receipts);
-		assert_eq!(T::Currency::balance(&server), before.saturating_add((200 * n).into()));
+		let deposits = T::NonceDeposit::get().saturating_mul(n.into());
+		assert_eq!(
+			T::Currency::balance(&server),
+			before.saturating_add((200 * n).into()).saturating_sub(deposits)
+		);
 	}
 
 	// Benchmark fixtures write worst-case storage directly: no invariant checks.

@@ -17,6 +17,11 @@
 //!   — for a free receipt — the requests count against the client's free-tier quota
 //!   ([`FreeQuota`]). A batch is settled whole or not at all: nothing is written unless every
 //!   receipt, balance and quota checks out.
+//! - **Nonce deposits**: the last nonce settled per `(client, server)` is kept for good (it is
+//!   what makes a receipt single-use), so the server that settles a client's first receipt
+//!   holds [`Config::NonceDeposit`] for that entry, under [`HoldReason::ReceiptNonce`]. A
+//!   receipt costs its client nothing when its price is zero, and anyone can sign with a fresh
+//!   key: without the deposit a server could fill the chain's state with entries for free.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -118,6 +123,8 @@ pub mod pallet {
 	pub enum HoldReason {
 		/// A server's announcement bond.
 		ServerBond,
+		/// The deposit for the settled-nonce entries a server created.
+		ReceiptNonce,
 	}
 
 	#[pallet::config]
@@ -149,6 +156,9 @@ pub mod pallet {
 		/// Most receipts in one settlement.
 		#[pallet::constant]
 		type MaxReceiptsPerBatch: Get<u32>;
+		/// Held from the server for each `(client, server)` nonce entry its settlements create.
+		#[pallet::constant]
+		type NonceDeposit: Get<BalanceOf<Self>>;
 		/// Weights of this pallet's calls.
 		type WeightInfo: WeightInfo;
 	}
@@ -236,6 +246,8 @@ pub mod pallet {
 		FreeQuotaExhausted,
 		/// Amounts overflow.
 		Overflow,
+		/// The server cannot hold the deposit for the nonce entries of its batch's new clients.
+		InsufficientNonceDeposit,
 	}
 
 	#[pallet::hooks]
@@ -341,6 +353,7 @@ pub mod pallet {
 
 			// Check every receipt; sum what each client owes.
 			let mut nonces: BTreeMap<T::AccountId, u64> = BTreeMap::new();
+			let mut new_entries = 0u32;
 			let mut owed: BTreeMap<T::AccountId, (BalanceOf<T>, u32)> = BTreeMap::new();
 			for SignedReceipt { receipt, signature } in receipts.iter() {
 				ensure!(receipt.server == server, Error::<T>::WrongServer);
@@ -351,7 +364,11 @@ pub mod pallet {
 				);
 				let last = match nonces.get(&receipt.client) {
 					Some(n) => Some(*n),
-					None => SettledNonce::<T>::get(&receipt.client, &server),
+					None => {
+						let stored = SettledNonce::<T>::get(&receipt.client, &server);
+						new_entries = new_entries.saturating_add(u32::from(stored.is_none()));
+						stored
+					}
 				};
 				ensure!(last.is_none_or(|last| receipt.nonce > last), Error::<T>::ReceiptReplayed);
 				nonces.insert(receipt.client.clone(), receipt.nonce);
@@ -377,6 +394,19 @@ pub mod pallet {
 				ensure!(*amount <= spendable, Error::<T>::ClientCannotPay);
 				ensure!(T::FreeQuota::remaining(client) >= *free, Error::<T>::FreeQuotaExhausted);
 			}
+			let nonce_deposit = T::NonceDeposit::get().saturating_mul(new_entries.into());
+			let reason = HoldReason::ReceiptNonce.into();
+			// The clients' payments arrive first, so a server may pay the deposit out of them.
+			let incoming = owed
+				.iter()
+				.filter(|(client, _)| **client != server)
+				.fold(BalanceOf::<T>::zero(), |sum, (_, (amount, _))| sum.saturating_add(*amount));
+			ensure!(
+				T::Currency::reducible_balance(&server, Preservation::Protect, Fortitude::Polite)
+					.saturating_add(incoming)
+					>= nonce_deposit,
+				Error::<T>::InsufficientNonceDeposit
+			);
 
 			// Write: quotas, payments, nonces.
 			let (mut paid, mut free_requests) = (BalanceOf::<T>::zero(), 0u32);
@@ -387,6 +417,10 @@ pub mod pallet {
 				}
 				paid = paid.saturating_add(*amount);
 				free_requests = free_requests.saturating_add(*free);
+			}
+			if !nonce_deposit.is_zero() {
+				T::Currency::hold(&reason, &server, nonce_deposit)
+					.map_err(|_| Error::<T>::InsufficientNonceDeposit)?;
 			}
 			for (client, nonce) in nonces {
 				SettledNonce::<T>::insert(&client, &server, nonce);

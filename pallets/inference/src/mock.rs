@@ -113,7 +113,11 @@ parameter_types! {
 	pub const MaxServers: u32 = 3;
 	pub const MaxEndpointLen: u32 = 64;
 	pub const MaxReceiptsPerBatch: u32 = 8;
+	pub const NonceDeposit: Balance = NONCE_DEPOSIT;
 }
+
+/// Held from a server per `(client, server)` nonce entry.
+pub const NONCE_DEPOSIT: Balance = 3;
 
 impl pallet_inference::Config for Test {
 	type Currency = Balances;
@@ -127,6 +131,7 @@ impl pallet_inference::Config for Test {
 	type MaxServers = MaxServers;
 	type MaxEndpointLen = MaxEndpointLen;
 	type MaxReceiptsPerBatch = MaxReceiptsPerBatch;
+	type NonceDeposit = NonceDeposit;
 	type WeightInfo = ();
 }
 

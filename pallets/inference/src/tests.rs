@@ -49,6 +49,10 @@ fn held(who: &AccountId) -> Balance {
 	Balances::balance_on_hold(&RuntimeHoldReason::Inference(HoldReason::ServerBond), who)
 }
 
+fn nonce_deposit(who: &AccountId) -> Balance {
+	Balances::balance_on_hold(&RuntimeHoldReason::Inference(HoldReason::ReceiptNonce), who)
+}
+
 #[test]
 fn announce_holds_the_bond_and_renewing_adjusts_it() {
 	new_test_ext().execute_with(|| {
@@ -224,7 +228,9 @@ fn settle_pays_the_server_per_token() {
 		assert_ok!(Inference::settle(RuntimeOrigin::signed(server.clone()), receipts));
 		assert_eq!(Balances::free_balance(&alice), 10_000 - 320);
 		assert_eq!(Balances::free_balance(&bob), 10_000 - 100);
-		assert_eq!(Balances::free_balance(&server), 1_000 + 420);
+		// Two new clients: two nonce entries, each with its deposit held.
+		assert_eq!(Balances::free_balance(&server), 1_000 + 420 - 2 * NONCE_DEPOSIT);
+		assert_eq!(nonce_deposit(&server), 2 * NONCE_DEPOSIT);
 		assert_eq!(SettledNonce::<Test>::get(&alice, &server), Some(2));
 		assert_eq!(SettledNonce::<Test>::get(&bob, &server), Some(7));
 		System::assert_last_event(
@@ -390,5 +396,54 @@ fn a_receipt_from_another_chain_is_refused() {
 			),
 			Error::<Test>::BadReceiptSignature
 		);
+	});
+}
+
+/// The attack: a receipt with a zero price costs its client nothing, and anyone signs with a
+/// fresh key, so a server could write a nonce entry per fresh key for the fee of a batch.
+/// Each new entry now holds a deposit from the server; a server that cannot pay writes none,
+/// and a client's later receipts reuse its entry at no further deposit.
+#[test]
+fn nonce_entries_for_fresh_keys_cost_the_server_a_deposit_each() {
+	new_test_ext().execute_with(|| {
+		let (_, server) = new_account(1_000);
+		let zero_priced = |nonce| {
+			let (key, client) = new_account(0);
+			let mut r = receipt(&client, &server, nonce, (1_000, 1_000));
+			r.price_per_token = 0;
+			sign(&key, r)
+		};
+		let fresh: Vec<_> = (1..=8).map(zero_priced).collect();
+		assert_ok!(Inference::settle(RuntimeOrigin::signed(server.clone()), batch(fresh)));
+		let entries = SettledNonce::<Test>::iter().filter(|(_, s, _)| *s == server).count();
+		assert_eq!(entries, 8);
+		assert_eq!(nonce_deposit(&server), 8 * NONCE_DEPOSIT);
+		assert_eq!(Balances::free_balance(&server), 1_000 - 8 * NONCE_DEPOSIT);
+
+		// A server that cannot hold the deposits writes nothing.
+		let (_, poor) = new_account(10);
+		let spam: Vec<_> = (0..8)
+			.map(|_| {
+				let (key, client) = new_account(0);
+				let mut r = receipt(&client, &poor, 1, (1, 1));
+				r.price_per_token = 0;
+				sign(&key, r)
+			})
+			.collect();
+		assert_noop!(
+			Inference::settle(RuntimeOrigin::signed(poor.clone()), batch(spam)),
+			Error::<Test>::InsufficientNonceDeposit
+		);
+
+		// A known client's next receipt needs no new entry, so no new deposit; a new paying
+		// client's payment may cover its own entry's deposit.
+		let (key, client) = new_account(10_000);
+		let first = sign(&key, receipt(&client, &poor, 1, (1, 1)));
+		assert_ok!(Inference::settle(RuntimeOrigin::signed(poor.clone()), batch(vec![first])));
+		assert_eq!(nonce_deposit(&poor), NONCE_DEPOSIT);
+		let second = sign(&key, receipt(&client, &poor, 2, (1, 1)));
+		assert_ok!(Inference::settle(RuntimeOrigin::signed(poor.clone()), batch(vec![second])));
+		assert_eq!(nonce_deposit(&poor), NONCE_DEPOSIT);
+		assert_eq!(Balances::free_balance(&poor), 10 + 2 * 20 - NONCE_DEPOSIT);
 	});
 }

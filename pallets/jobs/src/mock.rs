@@ -4,7 +4,10 @@ use crate::{self as pallet_jobs, JobParams};
 use blyan_primitives::pol::{JobId, VerificationProvider, VerificationRequest};
 use blyan_primitives::testing::CheckedExternalities;
 use core::cell::RefCell;
-use frame_support::{derive_impl, parameter_types, traits::ConstU32};
+use frame_support::{
+	derive_impl, parameter_types,
+	traits::{ConstU32, ConstU64},
+};
 use sp_runtime::{BuildStorage, DispatchResult, Perbill};
 
 type Block = frame_system::mocking::MockBlock<Test>;
@@ -33,6 +36,12 @@ impl pallet_balances::Config for Test {
 }
 
 impl pallet_model_registry::Config for Test {
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	// No deposits: the registry's own tests charge them; these keep the jobs' balances to
+	// their payments.
+	type DepositPerItem = ConstU64<0>;
+	type DepositPerByte = ConstU64<0>;
 	type MaxModelsPerOwner = ConstU32<4>;
 	type MaxDatasetsPerOwner = ConstU32<4>;
 	type MaxVersionsPerModel = ConstU32<64>;

@@ -28,6 +28,12 @@ pub(crate) fn layers(n: LayerIndex, _layer_count: u32) -> LayerDeltas {
 	)
 }
 
+/// Enough for every deposit a benchmark holds, and the existential deposit.
+fn funded<T: Config>(who: &T::AccountId) {
+	let amount = Pallet::<T>::deposit_for(16, 1 << 20) + T::Currency::minimum_balance();
+	let _ = T::Currency::mint_into(who, amount);
+}
+
 #[benchmarks]
 mod benchmarks {
 	use super::*;
@@ -35,6 +41,7 @@ mod benchmarks {
 	#[benchmark]
 	fn register_model(l: Linear<1, MAX_LAYERS>) {
 		let owner: T::AccountId = whitelisted_caller();
+		funded::<T>(&owner);
 		let root = layers(l as LayerIndex, l);
 		#[extrinsic_call]
 		_(
@@ -52,6 +59,7 @@ mod benchmarks {
 	#[benchmark]
 	fn propose_version(l: Linear<1, MAX_LAYERS>) {
 		let owner: T::AccountId = whitelisted_caller();
+		funded::<T>(&owner);
 		let (root, _) = <Pallet<T> as ModelRegistry<T::AccountId>>::benchmark_fixture(&owner);
 		// A merge: two parents, both read.
 		let second = Pallet::<T>::insert_candidate(
@@ -80,6 +88,7 @@ mod benchmarks {
 	#[benchmark]
 	fn register_dataset() {
 		let owner: T::AccountId = whitelisted_caller();
+		funded::<T>(&owner);
 		#[extrinsic_call]
 		_(
 			RawOrigin::Signed(owner),

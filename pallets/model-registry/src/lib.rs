@@ -12,6 +12,13 @@
 //! improve on yet.
 //!
 //! Calls: [`Pallet::register_model`], [`Pallet::propose_version`], [`Pallet::register_dataset`].
+//!
+//! **Deposits.** The registry is an append-only history: models, versions and datasets are never
+//! removed (jobs, audits and servers refer to them by id). Each costs whoever wrote it a deposit,
+//! held under [`HoldReason::StorageDeposit`] for as long as it is stored:
+//! [`Config::DepositPerItem`] per storage entry plus [`Config::DepositPerByte`] per byte. The
+//! per-owner bounds stop one account; the deposit makes a thousand accounts' worth of state
+//! cost a thousand times as much.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -35,11 +42,18 @@ use blyan_primitives::pol::{
 	Parents, SemVer, VersionAcceptance, VersionId, VersionStatus, VersionSummary, MAX_LAYERS,
 };
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
-use frame_support::{pallet_prelude::*, BoundedVec};
+use frame_support::{
+	pallet_prelude::*,
+	traits::fungible::{Inspect, InspectHold, Mutate, MutateHold},
+	BoundedVec,
+};
 use frame_system::pallet_prelude::*;
 use scale_info::TypeInfo;
 use sp_core::H256;
-use sp_runtime::{DispatchError, DispatchResult};
+use sp_runtime::{
+	traits::{Saturating, Zero},
+	DispatchError, DispatchResult,
+};
 
 /// A short human-readable text (name, licence identifier, architecture family).
 pub type ShortText = BoundedVec<u8, ConstU32<64>>;
@@ -129,8 +143,29 @@ pub mod pallet {
 	#[pallet::storage_version(STORAGE_VERSION)]
 	pub struct Pallet<T>(_);
 
+	/// Balance of an account.
+	pub type BalanceOf<T> =
+		<<T as Config>::Currency as Inspect<<T as frame_system::Config>::AccountId>>::Balance;
+
+	/// Why this pallet holds funds.
+	#[pallet::composite_enum]
+	pub enum HoldReason {
+		/// The deposit for the models, versions and datasets an account wrote.
+		StorageDeposit,
+	}
+
 	#[pallet::config]
 	pub trait Config: frame_system::Config {
+		/// BLY: storage deposits are held.
+		type Currency: Mutate<Self::AccountId>
+			+ MutateHold<Self::AccountId, Reason = Self::RuntimeHoldReason>;
+		type RuntimeHoldReason: From<HoldReason>;
+		/// Deposit per storage entry written (a model, a version, a dataset, their indices).
+		#[pallet::constant]
+		type DepositPerItem: Get<BalanceOf<Self>>;
+		/// Deposit per byte of those entries.
+		#[pallet::constant]
+		type DepositPerByte: Get<BalanceOf<Self>>;
 		/// Most models one account may own.
 		#[pallet::constant]
 		type MaxModelsPerOwner: Get<u32>;
@@ -255,6 +290,8 @@ pub mod pallet {
 		NotCandidate,
 		/// An identifier counter is exhausted.
 		IdsExhausted,
+		/// The caller cannot hold the storage deposit (not enough free balance).
+		InsufficientDeposit,
 	}
 
 	#[pallet::hooks]
@@ -297,33 +334,36 @@ pub mod pallet {
 			let next_model = model.checked_add(1).ok_or(Error::<T>::IdsExhausted)?;
 			let version = NextVersionId::<T>::get();
 			let next_version = version.checked_add(1).ok_or(Error::<T>::IdsExhausted)?;
+			let info = ModelInfo {
+				owner: owner.clone(),
+				name,
+				architecture,
+				licence,
+				root_version: version,
+				version_count: 1,
+			};
+			let root = VersionInfo {
+				model,
+				parents: Parents::default(),
+				semver,
+				weight_root,
+				status: VersionStatus::Accepted,
+				proposer: owner.clone(),
+				created_at: frame_system::Pallet::<T>::block_number(),
+			};
+			// Models, Versions, VersionLayers and VersionBySemVer.
+			let deposit = Self::deposit_for(
+				4,
+				info.encoded_size() + root.encoded_size() + root_layers.encoded_size(),
+			);
+			Self::ensure_can_hold(&owner, deposit)?;
 
+			Self::hold_deposit(&owner, deposit)?;
 			NextModelId::<T>::put(next_model);
 			NextVersionId::<T>::put(next_version);
 			ModelsOwned::<T>::insert(&owner, owned.saturating_add(1));
-			Models::<T>::insert(
-				model,
-				ModelInfo {
-					owner: owner.clone(),
-					name,
-					architecture,
-					licence,
-					root_version: version,
-					version_count: 1,
-				},
-			);
-			Versions::<T>::insert(
-				version,
-				VersionInfo {
-					model,
-					parents: Parents::default(),
-					semver,
-					weight_root,
-					status: VersionStatus::Accepted,
-					proposer: owner.clone(),
-					created_at: frame_system::Pallet::<T>::block_number(),
-				},
-			);
+			Models::<T>::insert(model, info);
+			Versions::<T>::insert(version, root);
 			VersionLayers::<T>::insert(version, root_layers);
 			VersionBySemVer::<T>::insert(model, semver, version);
 			Self::deposit_event(Event::ModelRegistered { model, owner, root_version: version });
@@ -365,13 +405,14 @@ pub mod pallet {
 			ensure!(owned < T::MaxDatasetsPerOwner::get(), Error::<T>::TooManyDatasets);
 			let dataset = NextDatasetId::<T>::get();
 			let next = dataset.checked_add(1).ok_or(Error::<T>::IdsExhausted)?;
+			let info = DatasetInfo { owner: owner.clone(), cid, content_hash, size_bytes, licence };
+			let deposit = Self::deposit_for(1, info.encoded_size());
+			Self::ensure_can_hold(&owner, deposit)?;
 
+			Self::hold_deposit(&owner, deposit)?;
 			NextDatasetId::<T>::put(next);
 			DatasetsOwned::<T>::insert(&owner, owned.saturating_add(1));
-			Datasets::<T>::insert(
-				dataset,
-				DatasetInfo { owner: owner.clone(), cid, content_hash, size_bytes, licence },
-			);
+			Datasets::<T>::insert(dataset, info);
 			Self::deposit_event(Event::DatasetRegistered { dataset, owner });
 			Ok(())
 		}
@@ -392,8 +433,42 @@ fn check_layers<T: Config>(layers: &LayerDeltas, layer_count: LayerIndex) -> Dis
 }
 
 impl<T: Config> Pallet<T> {
+	/// The deposit for `items` storage entries of `bytes` bytes in all.
+	pub fn deposit_for(items: u32, bytes: usize) -> BalanceOf<T> {
+		let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+		T::DepositPerItem::get()
+			.saturating_mul(items.into())
+			.saturating_add(T::DepositPerByte::get().saturating_mul(bytes.into()))
+	}
+
+	/// The deposit for a candidate version: its entries in Versions, VersionLayers and
+	/// VersionBySemVer.
+	pub fn version_deposit(candidate: &CandidateVersion) -> BalanceOf<T> {
+		let info = T::AccountId::max_encoded_len()
+			.saturating_add(BlockNumberFor::<T>::max_encoded_len())
+			.saturating_add(VersionStatus::max_encoded_len());
+		Self::deposit_for(3, candidate.encoded_size().saturating_add(info))
+	}
+
+	fn ensure_can_hold(who: &T::AccountId, deposit: BalanceOf<T>) -> DispatchResult {
+		ensure!(
+			deposit.is_zero()
+				|| T::Currency::can_hold(&HoldReason::StorageDeposit.into(), who, deposit),
+			Error::<T>::InsufficientDeposit
+		);
+		Ok(())
+	}
+
+	fn hold_deposit(who: &T::AccountId, deposit: BalanceOf<T>) -> DispatchResult {
+		if deposit.is_zero() {
+			return Ok(());
+		}
+		T::Currency::hold(&HoldReason::StorageDeposit.into(), who, deposit)
+	}
+
 	/// Every check `insert_candidate` makes, without writing.
 	fn check_candidate(
+		proposer: &T::AccountId,
 		candidate: &CandidateVersion,
 	) -> Result<ModelInfo<T::AccountId>, DispatchError> {
 		let model = Models::<T>::get(candidate.model).ok_or(Error::<T>::UnknownModel)?;
@@ -418,6 +493,7 @@ impl<T: Config> Pallet<T> {
 			Error::<T>::SemVerTaken
 		);
 		ensure!(NextVersionId::<T>::get().checked_add(1).is_some(), Error::<T>::IdsExhausted);
+		Self::ensure_can_hold(proposer, Self::version_deposit(candidate))?;
 		Ok(model)
 	}
 
@@ -425,7 +501,8 @@ impl<T: Config> Pallet<T> {
 		proposer: &T::AccountId,
 		candidate: CandidateVersion,
 	) -> Result<VersionId, DispatchError> {
-		let mut model = Self::check_candidate(&candidate)?;
+		let mut model = Self::check_candidate(proposer, &candidate)?;
+		Self::hold_deposit(proposer, Self::version_deposit(&candidate))?;
 		let version = NextVersionId::<T>::get();
 		NextVersionId::<T>::put(version.saturating_add(1));
 		if ReservedSemVers::<T>::take(candidate.model, candidate.semver).is_none() {
@@ -587,6 +664,15 @@ impl<T: Config> ModelRegistry<T::AccountId> for Pallet<T> {
 		let layers = benchmarking::layers(MAX_LAYERS as LayerIndex, MAX_LAYERS);
 		let version = NextVersionId::<T>::get();
 		let dataset = NextDatasetId::<T>::get();
+		// The two deposits, on top of whatever the caller funded the owner with.
+		let deposits = Self::deposit_for(
+			5,
+			ModelInfo::<T::AccountId>::max_encoded_len()
+				+ VersionInfo::<T::AccountId, BlockNumberFor<T>>::max_encoded_len()
+				+ LayerDeltas::max_encoded_len()
+				+ DatasetInfo::<T::AccountId>::max_encoded_len(),
+		);
+		let _ = T::Currency::mint_into(owner, deposits + T::Currency::minimum_balance());
 		let origin = frame_system::RawOrigin::Signed(owner.clone());
 		let _ = Self::register_model(
 			origin.clone().into(),

@@ -366,3 +366,121 @@ fn exhausted_ids_are_a_named_error() {
 		);
 	});
 }
+
+/// The registry's storage deposit held on `who`.
+fn held(who: u64) -> Balance {
+	use frame_support::traits::fungible::InspectHold;
+	Balances::balance_on_hold(&HoldReason::StorageDeposit.into(), &who)
+}
+
+/// The deposit the entries of the registry's state cost at the mock's rates (10 per entry,
+/// 1 per byte), summed over what is stored, independently of how the pallet computes it.
+fn deposit_of_state() -> Balance {
+	let bytes = |n: usize| n as Balance;
+	let models: Balance = Models::<Test>::iter_values().map(|m| 10 + bytes(m.encoded_size())).sum();
+	let versions: Balance = Versions::<Test>::iter()
+		.map(|(id, v)| {
+			// Versions, VersionLayers and VersionBySemVer.
+			30 + bytes(v.encoded_size() + VersionLayers::<Test>::get(id).encoded_size())
+		})
+		.sum();
+	let datasets: Balance =
+		Datasets::<Test>::iter_values().map(|d| 10 + bytes(d.encoded_size())).sum();
+	models + versions + datasets
+}
+
+#[test]
+fn every_entry_written_holds_its_deposit_per_entry_and_byte() {
+	new_test_ext().execute_with(|| {
+		let root = model(OWNER);
+		let after_model = held(OWNER);
+		assert_eq!(after_model, deposit_of_state());
+		assert_eq!(Balances::free_balance(OWNER), FUNDS - after_model);
+
+		assert_ok!(Registry::propose_version(
+			RuntimeOrigin::signed(OWNER),
+			candidate(&[root], SemVer::new(1, 1, 0), &[(1, "v1"), (2, "v2")])
+		));
+		// A job's result is proposed for its miner, who pays for it.
+		assert_ok!(<Registry as ModelRegistry<u64>>::propose_candidate(
+			&OTHER,
+			candidate(&[root], SemVer::new(1, 2, 0), &[(0, "w0")])
+		));
+		assert_ok!(Registry::register_dataset(
+			RuntimeOrigin::signed(OTHER),
+			cid("bafydata"),
+			H256::zero(),
+			10,
+			text("CC0"),
+		));
+		assert!(held(OWNER) > after_model && held(OTHER) > 0);
+		assert_eq!(held(OWNER) + held(OTHER), deposit_of_state());
+	});
+}
+
+/// The attack: per-owner bounds stop one account, not a thousand. Each fresh account that
+/// writes registry state pays for it, and one that cannot pay writes nothing.
+#[test]
+fn fresh_accounts_pay_for_the_state_they_write_and_an_unfunded_one_writes_nothing() {
+	new_test_ext().execute_with(|| {
+		const BROKE: u64 = 10;
+		let root = model(OWNER);
+		let before = (NextModelId::<Test>::get(), NextVersionId::<Test>::get());
+		assert_noop!(
+			Registry::register_model(
+				RuntimeOrigin::signed(BROKE),
+				text("spam"),
+				arch(1),
+				text("MIT"),
+				SemVer::new(1, 0, 0),
+				deltas(&[(0, "s")]),
+				H256::zero(),
+			),
+			Error::<Test>::InsufficientDeposit
+		);
+		assert_noop!(
+			Registry::register_dataset(
+				RuntimeOrigin::signed(BROKE),
+				cid("bafyspam"),
+				H256::zero(),
+				1,
+				text("CC0"),
+			),
+			Error::<Test>::InsufficientDeposit
+		);
+		assert_noop!(
+			<Registry as ModelRegistry<u64>>::propose_candidate(
+				&BROKE,
+				candidate(&[root], SemVer::new(1, 1, 0), &[(0, "s")])
+			),
+			Error::<Test>::InsufficientDeposit
+		);
+		assert_eq!((NextModelId::<Test>::get(), NextVersionId::<Test>::get()), before);
+
+		// Eight sybils, each at its per-owner bound of two models and two datasets: the
+		// bounds do not stop them, the deposits make each byte cost the same.
+		for sybil in 2..=9 {
+			for n in 0..2 {
+				assert_ok!(Registry::register_model(
+					RuntimeOrigin::signed(sybil),
+					text("spam"),
+					arch(3),
+					text("MIT"),
+					SemVer::new(1, 0, 0),
+					deltas(&[(0, "s0"), (1, "s1"), (2, "s2")]),
+					H256::zero(),
+				));
+				assert_ok!(Registry::register_dataset(
+					RuntimeOrigin::signed(sybil),
+					cid(if n == 0 { "bafyspam0" } else { "bafyspam1" }),
+					H256::zero(),
+					1,
+					text("CC0"),
+				));
+			}
+		}
+		let held_by_all: Balance = (1..=9).map(held).sum();
+		assert_eq!(held_by_all, deposit_of_state());
+		assert!(held(9) > 2 * (30 + 10 + 10));
+	});
+}

@@ -28,6 +28,12 @@ macro_rules! protocol_mock {
 		pub type Balance = u64;
 
 		impl pallet_model_registry::Config for $runtime {
+			type Currency = Balances;
+			type RuntimeHoldReason = RuntimeHoldReason;
+			// No deposits: the registry's own tests charge them; these keep the protocol's
+			// balances to its payments.
+			type DepositPerItem = frame_support::traits::ConstU64<0>;
+			type DepositPerByte = frame_support::traits::ConstU64<0>;
 			type MaxModelsPerOwner = frame_support::traits::ConstU32<4>;
 			type MaxDatasetsPerOwner = frame_support::traits::ConstU32<4>;
 			type MaxVersionsPerModel = frame_support::traits::ConstU32<64>;

@@ -3,7 +3,9 @@
 //! count against the free tier's quota.
 
 use crate::{
-	currency::BLY, time::HOURS, Balances, FreeTier, Registry, Runtime, RuntimeHoldReason, Signature,
+	currency::{self, BLY},
+	time::HOURS,
+	Balances, FreeTier, Registry, Runtime, RuntimeHoldReason, Signature,
 };
 use frame_support::traits::{ConstU128, ConstU32};
 
@@ -22,5 +24,8 @@ impl pallet_inference::Config for Runtime {
 	type MaxServers = ConstU32<1_024>;
 	type MaxEndpointLen = ConstU32<128>;
 	type MaxReceiptsPerBatch = ConstU32<256>;
+	/// One `SettledNonce` entry: two hashed account keys (2 × 48 bytes) and a `u64`; about
+	/// 0.2 BLY per client a server settles for.
+	type NonceDeposit = ConstU128<{ currency::deposit(1, 2 * 48 + 8) }>;
 	type WeightInfo = pallet_inference::weights::SubstrateWeight<Runtime>;
 }

@@ -36,6 +36,11 @@ parameter_types! {
 }
 
 impl pallet_model_registry::Config for Runtime {
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	/// 0.1 BLY an entry and 1 mBLY a byte: a model of 64 layers is about 6 BLY.
+	type DepositPerItem = frame_support::traits::ConstU128<{ crate::currency::DEPOSIT_PER_ITEM }>;
+	type DepositPerByte = frame_support::traits::ConstU128<{ crate::currency::DEPOSIT_PER_BYTE }>;
 	type MaxModelsPerOwner = ConstU32<64>;
 	type MaxDatasetsPerOwner = ConstU32<256>;
 	type MaxVersionsPerModel = ConstU32<100_000>;
