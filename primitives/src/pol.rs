@@ -165,9 +165,19 @@ pub trait ModelRegistry<AccountId> {
 	fn version(version: VersionId) -> Option<VersionSummary>;
 	/// Owner (data contributor) of a dataset, if it exists.
 	fn dataset_owner(dataset: DatasetId) -> Option<AccountId>;
-	/// Reserves `semver` in `model` for a result still to be revealed, so that nobody else can
-	/// take it meanwhile. It must be above `base`'s SemVer, unused and unreserved.
-	fn reserve_semver(model: ModelId, semver: SemVer, base: VersionId) -> DispatchResult;
+	/// Whether `proposer` can hold the storage deposit of the largest version `model` can
+	/// have (checked, not held): a miner that could not pay for its result's version learns
+	/// it when it claims a job, not at the reveal, where it would lose its lease.
+	fn ensure_can_propose(model: ModelId, proposer: &AccountId) -> DispatchResult;
+	/// Reserves `semver` in `model` for a result `proposer` will reveal, so that nobody else
+	/// can take it meanwhile. It must be above `base`'s SemVer, unused and unreserved, and
+	/// `proposer` pass [`Self::ensure_can_propose`].
+	fn reserve_semver(
+		model: ModelId,
+		semver: SemVer,
+		base: VersionId,
+		proposer: &AccountId,
+	) -> DispatchResult;
 	/// Frees a reservation whose result will never be revealed.
 	fn release_semver(model: ModelId, semver: SemVer);
 	/// Stores a candidate version (status `Candidate`) proposed by `proposer`; a reserved SemVer

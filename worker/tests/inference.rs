@@ -8,14 +8,12 @@ use std::time::{Duration, Instant};
 
 use blyan_worker::{
 	chain::{self, Chain, Receipt},
-	inference::receipts::ReceiptBook,
 	ml::{
 		hf::{load_checkpoint, save_checkpoint},
 		init_layers,
 		model::ModelConfig,
 	},
 };
-use codec::Encode;
 use common::*;
 use serde_json::{json, Value};
 
@@ -288,34 +286,26 @@ async fn a_pipeline_serves_what_one_server_does_survives_a_dead_stage_and_is_pai
 	let stolen = refusal(other.settle(vec![theirs]).await);
 	assert_eq!(stolen, chain::InferenceError::WrongServer);
 
-	// A server too poor to hold the deposit for a new client's nonce entry (0.204 BLY) is
-	// refused with `InsufficientNonceDeposit`: its book keeps the receipt and refuses no client
-	// (the client is not at fault), and settles it once the server is funded.
+	// A client's first receipt at a server also holds the deposit for its nonce entry
+	// (0.108 BLY): a client funded with 0.1 BLY is refused by name, whatever the price; funded
+	// again, the same receipt settles.
 	const MILLI_BLY: u128 = 1_000_000_000;
-	let poor_account = account("//PoorServer");
+	let poor = account("//PoorClient");
 	let fund = |amount: u128| {
 		chain::blyan::tx()
 			.balances()
-			.transfer_keep_alive(subxt::utils::MultiAddress::Id(poor_account), amount)
+			.transfer_keep_alive(subxt::utils::MultiAddress::Id(poor), amount)
 	};
 	server.submit("balances.transfer_keep_alive", &fund(100 * MILLI_BLY)).await.unwrap();
-	let poor = signer(&net, "//PoorServer").await;
-	let book = ReceiptBook::new(poor_account, poor.genesis_hash(), 1_000, false);
-	let mut first_receipt = receipt(1, "//PoorServer");
-	first_receipt.server = poor_account;
-	book.accept(&client.sign_receipt(first_receipt).encode()).unwrap();
-	let refused = book.settle(&poor, 256).await.unwrap_err();
-	assert!(
-		matches!(
-			refused.pallet_error(),
-			Some(chain::RuntimeError::Inference(chain::InferenceError::InsufficientNonceDeposit))
-		),
-		"{refused}"
-	);
-	let stats = book.stats();
-	assert_eq!((stats.pending, stats.settled, stats.refused), (1, 0, 0));
-	server.submit("balances.transfer_keep_alive", &fund(1_000 * MILLI_BLY)).await.unwrap();
-	assert_eq!(book.settle(&poor, 256).await.unwrap(), 1);
-	assert_eq!(reader.settled_nonce(&bob, &poor_account).await.unwrap(), Some(1));
+	let poor_client = signer(&net, "//PoorClient").await;
+	let mut first_receipt = receipt(1, "//Alice");
+	first_receipt.client = poor;
+	first_receipt.price_per_token = 0;
+	let signed = poor_client.sign_receipt(first_receipt);
+	let short = refusal(server.settle(vec![signed.clone()]).await);
+	assert_eq!(short, chain::InferenceError::ClientCannotPay);
+	server.submit("balances.transfer_keep_alive", &fund(100 * MILLI_BLY)).await.unwrap();
+	server.settle(vec![signed]).await.unwrap();
+	assert_eq!(reader.settled_nonce(&poor, &account("//Alice")).await.unwrap(), Some(1));
 	drop((whole, first, gateway, stages));
 }

@@ -18,10 +18,12 @@
 //!   ([`FreeQuota`]). A batch is settled whole or not at all: nothing is written unless every
 //!   receipt, balance and quota checks out.
 //! - **Nonce deposits**: the last nonce settled per `(client, server)` is kept for good (it is
-//!   what makes a receipt single-use), so the server that settles a client's first receipt
-//!   holds [`Config::NonceDeposit`] for that entry, under [`HoldReason::ReceiptNonce`]. A
-//!   receipt costs its client nothing when its price is zero, and anyone can sign with a fresh
-//!   key: without the deposit a server could fill the chain's state with entries for free.
+//!   what makes a receipt single-use), so a client's first receipt settled at a server holds
+//!   [`Config::NonceDeposit`] from the client for that entry, under
+//!   [`HoldReason::ReceiptNonce`]. Without it a zero-priced receipt from a fresh key would
+//!   write an entry for free; charged to the server, fresh keys paying a planck each would
+//!   make the server lock a deposit per key. A client that cannot pay its receipts and the
+//!   deposit voids the batch ([`Error::ClientCannotPay`]).
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -41,7 +43,10 @@ pub mod weights;
 pub use blyan_primitives::inference::{receipt_payload, InferenceReceipt, LayerSpan};
 pub use weights::WeightInfo;
 
-use alloc::{collections::btree_map::BTreeMap, vec::Vec};
+use alloc::{
+	collections::{btree_map::BTreeMap, btree_set::BTreeSet},
+	vec::Vec,
+};
 use blyan_primitives::{
 	inference::FreeQuota,
 	pol::{ModelRegistry, VersionId, VersionStatus, MAX_LAYERS},
@@ -123,7 +128,7 @@ pub mod pallet {
 	pub enum HoldReason {
 		/// A server's announcement bond.
 		ServerBond,
-		/// The deposit for the settled-nonce entries a server created.
+		/// The deposit for a client's settled-nonce entry at a server.
 		ReceiptNonce,
 	}
 
@@ -156,7 +161,7 @@ pub mod pallet {
 		/// Most receipts in one settlement.
 		#[pallet::constant]
 		type MaxReceiptsPerBatch: Get<u32>;
-		/// Held from the server for each `(client, server)` nonce entry its settlements create.
+		/// Held from the client for its `(client, server)` nonce entry, when the entry is made.
 		#[pallet::constant]
 		type NonceDeposit: Get<BalanceOf<Self>>;
 		/// Weights of this pallet's calls.
@@ -240,14 +245,13 @@ pub mod pallet {
 		ReceiptReplayed,
 		/// A free receipt names a price.
 		FreeReceiptPriced,
-		/// A client cannot pay its receipts (while keeping its account alive).
+		/// A client cannot pay its receipts, and the deposit for its nonce entry at this server
+		/// if it has none yet (while keeping its account alive).
 		ClientCannotPay,
 		/// A client's free receipts exceed its free-tier quota left today (or it has no trust).
 		FreeQuotaExhausted,
 		/// Amounts overflow.
 		Overflow,
-		/// The server cannot hold the deposit for the nonce entries of its batch's new clients.
-		InsufficientNonceDeposit,
 	}
 
 	#[pallet::hooks]
@@ -353,7 +357,7 @@ pub mod pallet {
 
 			// Check every receipt; sum what each client owes.
 			let mut nonces: BTreeMap<T::AccountId, u64> = BTreeMap::new();
-			let mut new_entries = 0u32;
+			let mut new_clients: BTreeSet<T::AccountId> = BTreeSet::new();
 			let mut owed: BTreeMap<T::AccountId, (BalanceOf<T>, u32)> = BTreeMap::new();
 			for SignedReceipt { receipt, signature } in receipts.iter() {
 				ensure!(receipt.server == server, Error::<T>::WrongServer);
@@ -366,7 +370,9 @@ pub mod pallet {
 					Some(n) => Some(*n),
 					None => {
 						let stored = SettledNonce::<T>::get(&receipt.client, &server);
-						new_entries = new_entries.saturating_add(u32::from(stored.is_none()));
+						if stored.is_none() {
+							new_clients.insert(receipt.client.clone());
+						}
 						stored
 					}
 				};
@@ -385,30 +391,21 @@ pub mod pallet {
 					entry.0 = entry.0.checked_add(&amount).ok_or(Error::<T>::Overflow)?;
 				}
 			}
+			let nonce_deposit = T::NonceDeposit::get();
 			for (client, (amount, free)) in &owed {
 				let spendable = T::Currency::reducible_balance(
 					client,
 					Preservation::Preserve,
 					Fortitude::Polite,
 				);
-				ensure!(*amount <= spendable, Error::<T>::ClientCannotPay);
+				let deposit =
+					if new_clients.contains(client) { nonce_deposit } else { Zero::zero() };
+				let due = amount.checked_add(&deposit).ok_or(Error::<T>::Overflow)?;
+				ensure!(due <= spendable, Error::<T>::ClientCannotPay);
 				ensure!(T::FreeQuota::remaining(client) >= *free, Error::<T>::FreeQuotaExhausted);
 			}
-			let nonce_deposit = T::NonceDeposit::get().saturating_mul(new_entries.into());
-			let reason = HoldReason::ReceiptNonce.into();
-			// The clients' payments arrive first, so a server may pay the deposit out of them.
-			let incoming = owed
-				.iter()
-				.filter(|(client, _)| **client != server)
-				.fold(BalanceOf::<T>::zero(), |sum, (_, (amount, _))| sum.saturating_add(*amount));
-			ensure!(
-				T::Currency::reducible_balance(&server, Preservation::Protect, Fortitude::Polite)
-					.saturating_add(incoming)
-					>= nonce_deposit,
-				Error::<T>::InsufficientNonceDeposit
-			);
 
-			// Write: quotas, payments, nonces.
+			// Write: quotas, payments, nonce deposits, nonces.
 			let (mut paid, mut free_requests) = (BalanceOf::<T>::zero(), 0u32);
 			for (client, (amount, free)) in &owed {
 				T::FreeQuota::consume(client, *free)?;
@@ -419,8 +416,9 @@ pub mod pallet {
 				free_requests = free_requests.saturating_add(*free);
 			}
 			if !nonce_deposit.is_zero() {
-				T::Currency::hold(&reason, &server, nonce_deposit)
-					.map_err(|_| Error::<T>::InsufficientNonceDeposit)?;
+				for client in &new_clients {
+					T::Currency::hold(&HoldReason::ReceiptNonce.into(), client, nonce_deposit)?;
+				}
 			}
 			for (client, nonce) in nonces {
 				SettledNonce::<T>::insert(&client, &server, nonce);

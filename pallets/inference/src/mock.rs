@@ -88,7 +88,10 @@ impl ModelRegistry<AccountId> for Registry {
 	fn dataset_owner(_: DatasetId) -> Option<AccountId> {
 		None
 	}
-	fn reserve_semver(_: ModelId, _: SemVer, _: VersionId) -> DispatchResult {
+	fn ensure_can_propose(_: ModelId, _: &AccountId) -> DispatchResult {
+		Ok(())
+	}
+	fn reserve_semver(_: ModelId, _: SemVer, _: VersionId, _: &AccountId) -> DispatchResult {
 		Ok(())
 	}
 	fn release_semver(_: ModelId, _: SemVer) {}

@@ -226,11 +226,11 @@ fn settle_pays_the_server_per_token() {
 			sign(&alice_key, receipt(&alice, &server, 2, (1, 1))),
 		]);
 		assert_ok!(Inference::settle(RuntimeOrigin::signed(server.clone()), receipts));
-		assert_eq!(Balances::free_balance(&alice), 10_000 - 320);
-		assert_eq!(Balances::free_balance(&bob), 10_000 - 100);
-		// Two new clients: two nonce entries, each with its deposit held.
-		assert_eq!(Balances::free_balance(&server), 1_000 + 420 - 2 * NONCE_DEPOSIT);
-		assert_eq!(nonce_deposit(&server), 2 * NONCE_DEPOSIT);
+		// Each client's first receipt here also holds the deposit for its nonce entry.
+		assert_eq!(Balances::free_balance(&alice), 10_000 - 320 - NONCE_DEPOSIT);
+		assert_eq!(Balances::free_balance(&bob), 10_000 - 100 - NONCE_DEPOSIT);
+		assert_eq!((nonce_deposit(&alice), nonce_deposit(&bob)), (NONCE_DEPOSIT, NONCE_DEPOSIT));
+		assert_eq!(Balances::free_balance(&server), 1_000 + 420);
 		assert_eq!(SettledNonce::<Test>::get(&alice, &server), Some(2));
 		assert_eq!(SettledNonce::<Test>::get(&bob, &server), Some(7));
 		System::assert_last_event(
@@ -263,7 +263,8 @@ fn a_receipt_cannot_be_settled_twice() {
 			Error::<Test>::ReceiptReplayed
 		);
 		assert_ok!(Inference::settle(RuntimeOrigin::signed(server.clone()), batch(vec![second])));
-		assert_eq!(Balances::free_balance(&client), 10_000 - 200 - 20);
+		// One nonce entry, one deposit.
+		assert_eq!(Balances::free_balance(&client), 10_000 - 200 - 20 - NONCE_DEPOSIT);
 	});
 }
 
@@ -346,7 +347,11 @@ fn free_receipts_count_against_the_free_tier_quota() {
 			RuntimeOrigin::signed(server.clone()),
 			batch((1..=8).map(free).collect())
 		));
-		assert_eq!(Balances::free_balance(&client), 1_000, "free receipts cost nothing");
+		assert_eq!(
+			Balances::free_balance(&client),
+			1_000 - NONCE_DEPOSIT,
+			"free receipts cost nothing but the nonce entry's deposit"
+		);
 		assert_eq!(pallet_free_tier::Pallet::<Test>::remaining(&client), 1);
 		assert_noop!(
 			Inference::settle(
@@ -368,7 +373,8 @@ fn free_receipts_count_against_the_free_tier_quota() {
 			),
 			Error::<Test>::FreeReceiptPriced
 		);
-		let (poor_key, poor) = new_account(0);
+		// (It can hold its nonce entry's deposit; it has no trust.)
+		let (poor_key, poor) = new_account(10);
 		let mut r = receipt(&poor, &server, 1, (1, 1));
 		r.free = true;
 		r.price_per_token = 0;
@@ -400,11 +406,12 @@ fn a_receipt_from_another_chain_is_refused() {
 }
 
 /// The attack: a receipt with a zero price costs its client nothing, and anyone signs with a
-/// fresh key, so a server could write a nonce entry per fresh key for the fee of a batch.
-/// Each new entry now holds a deposit from the server; a server that cannot pay writes none,
-/// and a client's later receipts reuse its entry at no further deposit.
+/// fresh key, so a server (or anyone running one) could write a nonce entry per fresh key for
+/// the fee of a batch. Each new entry now holds a deposit from its client: a fresh key that
+/// cannot hold it voids the batch, and nothing is written. A client's later receipts at the
+/// same server reuse its entry; at another server it holds a second deposit.
 #[test]
-fn nonce_entries_for_fresh_keys_cost_the_server_a_deposit_each() {
+fn a_nonce_entry_holds_its_clients_deposit_and_fresh_keys_write_none() {
 	new_test_ext().execute_with(|| {
 		let (_, server) = new_account(1_000);
 		let zero_priced = |nonce| {
@@ -413,37 +420,42 @@ fn nonce_entries_for_fresh_keys_cost_the_server_a_deposit_each() {
 			r.price_per_token = 0;
 			sign(&key, r)
 		};
-		let fresh: Vec<_> = (1..=8).map(zero_priced).collect();
-		assert_ok!(Inference::settle(RuntimeOrigin::signed(server.clone()), batch(fresh)));
-		let entries = SettledNonce::<Test>::iter().filter(|(_, s, _)| *s == server).count();
-		assert_eq!(entries, 8);
-		assert_eq!(nonce_deposit(&server), 8 * NONCE_DEPOSIT);
-		assert_eq!(Balances::free_balance(&server), 1_000 - 8 * NONCE_DEPOSIT);
-
-		// A server that cannot hold the deposits writes nothing.
-		let (_, poor) = new_account(10);
-		let spam: Vec<_> = (0..8)
-			.map(|_| {
-				let (key, client) = new_account(0);
-				let mut r = receipt(&client, &poor, 1, (1, 1));
-				r.price_per_token = 0;
-				sign(&key, r)
-			})
-			.collect();
+		let spam: Vec<_> = (1..=8).map(zero_priced).collect();
 		assert_noop!(
-			Inference::settle(RuntimeOrigin::signed(poor.clone()), batch(spam)),
-			Error::<Test>::InsufficientNonceDeposit
+			Inference::settle(RuntimeOrigin::signed(server.clone()), batch(spam)),
+			Error::<Test>::ClientCannotPay
 		);
+		assert_eq!(SettledNonce::<Test>::iter().count(), 0);
 
-		// A known client's next receipt needs no new entry, so no new deposit; a new paying
-		// client's payment may cover its own entry's deposit.
-		let (key, client) = new_account(10_000);
-		let first = sign(&key, receipt(&client, &poor, 1, (1, 1)));
-		assert_ok!(Inference::settle(RuntimeOrigin::signed(poor.clone()), batch(vec![first])));
-		assert_eq!(nonce_deposit(&poor), NONCE_DEPOSIT);
-		let second = sign(&key, receipt(&client, &poor, 2, (1, 1)));
-		assert_ok!(Inference::settle(RuntimeOrigin::signed(poor.clone()), batch(vec![second])));
-		assert_eq!(nonce_deposit(&poor), NONCE_DEPOSIT);
-		assert_eq!(Balances::free_balance(&poor), 10 + 2 * 20 - NONCE_DEPOSIT);
+		// A client able to pay for its tokens but not also for its entry voids the batch; once
+		// it can, both are taken, the deposit held.
+		let (key, client) = new_account(20 + NONCE_DEPOSIT);
+		let first = sign(&key, receipt(&client, &server, 1, (1, 1)));
+		assert_noop!(
+			Inference::settle(RuntimeOrigin::signed(server.clone()), batch(vec![first.clone()])),
+			Error::<Test>::ClientCannotPay
+		);
+		Balances::set_balance(&client, 20 + NONCE_DEPOSIT + 1);
+		assert_ok!(Inference::settle(RuntimeOrigin::signed(server.clone()), batch(vec![first])));
+		assert_eq!(nonce_deposit(&client), NONCE_DEPOSIT);
+		assert_eq!(Balances::free_balance(&client), 1);
+		assert_eq!(Balances::free_balance(&server), 1_000 + 20);
+
+		// The next receipt at the same server needs no new entry, so no new deposit.
+		Balances::set_balance(&client, 21);
+		let second = sign(&key, receipt(&client, &server, 2, (1, 1)));
+		assert_ok!(Inference::settle(RuntimeOrigin::signed(server.clone()), batch(vec![second])));
+		assert_eq!((nonce_deposit(&client), Balances::free_balance(&client)), (NONCE_DEPOSIT, 1));
+
+		// Another server: another entry, another deposit.
+		let (_, other) = new_account(1_000);
+		Balances::set_balance(&client, 100);
+		let there = sign(&key, receipt(&client, &other, 1, (1, 1)));
+		assert_ok!(Inference::settle(RuntimeOrigin::signed(other), batch(vec![there])));
+		assert_eq!(nonce_deposit(&client), 2 * NONCE_DEPOSIT);
+		assert_eq!(
+			SettledNonce::<Test>::iter().count() as Balance * NONCE_DEPOSIT,
+			nonce_deposit(&client)
+		);
 	});
 }

@@ -696,6 +696,7 @@ pub mod pallet {
 			);
 			let mut active = WorkerJobs::<T>::get(&who);
 			active.try_push(job).map_err(|_| Error::<T>::TooManyActiveJobs)?;
+			T::Registry::ensure_can_propose(info.model, &who)?;
 			let lease_until = now.saturating_add(info.spec.lease).min(info.spec.deadline);
 			let expires = lease_until;
 
@@ -728,7 +729,7 @@ pub mod pallet {
 			T::CommitGate::may_commit(job)?;
 			let reveal_by = Self::window_end();
 			// The last check, and the first write: the registry refuses a taken SemVer.
-			T::Registry::reserve_semver(info.model, semver, info.spec.base_version)?;
+			T::Registry::reserve_semver(info.model, semver, info.spec.base_version, &who)?;
 
 			Self::reschedule(job, info.stage_deadline, reveal_by);
 			info.status = JobStatus::Committed { worker: who.clone(), result_hash, semver };

@@ -38,14 +38,19 @@ impl pallet_balances::Config for Test {
 impl pallet_model_registry::Config for Test {
 	type Currency = Balances;
 	type RuntimeHoldReason = RuntimeHoldReason;
-	// No deposits: the registry's own tests charge them; these keep the jobs' balances to
-	// their payments.
+	// No deposits unless a test sets them: the registry's own tests charge them; these keep
+	// the jobs' balances to their payments.
 	type DepositPerItem = ConstU64<0>;
-	type DepositPerByte = ConstU64<0>;
+	type DepositPerByte = RegistryDepositPerByte;
 	type MaxModelsPerOwner = ConstU32<4>;
 	type MaxDatasetsPerOwner = ConstU32<4>;
 	type MaxVersionsPerModel = ConstU32<64>;
 	type WeightInfo = ();
+}
+
+parameter_types! {
+	/// The registry's deposit per byte; a test raises it.
+	pub storage RegistryDepositPerByte: u64 = 0;
 }
 
 thread_local! {

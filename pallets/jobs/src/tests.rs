@@ -412,6 +412,27 @@ fn claim_job_leases_and_its_errors() {
 	});
 }
 
+/// A miner that could not hold the storage deposit of its result's version would only find
+/// out at the reveal, and lose its lease: it is refused when it claims instead, nothing written.
+#[test]
+fn a_miner_that_cannot_pay_for_its_results_version_cannot_claim() {
+	new_test_ext().execute_with(|| {
+		let job = posted();
+		// At 10 a byte a 2-layer model's largest version costs more than the worker's 900.
+		RegistryDepositPerByte::set(&10);
+		assert!(Registry::largest_version_deposit(2) > free(WORKER));
+		assert_noop!(
+			Jobs::claim_job(RuntimeOrigin::signed(WORKER), job),
+			pallet_model_registry::Error::<Test>::InsufficientDeposit
+		);
+		RegistryDepositPerByte::set(&1);
+		assert!(Registry::largest_version_deposit(2) < free(WORKER));
+		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
+		let hash = result_commitment(job, &WORKER, &result(), &SALT);
+		assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash, result().semver));
+	});
+}
+
 #[test]
 fn claim_after_deadline_and_with_a_slashed_bond_fail() {
 	new_test_ext().execute_with(|| {

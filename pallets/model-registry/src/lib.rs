@@ -351,10 +351,15 @@ pub mod pallet {
 				proposer: owner.clone(),
 				created_at: frame_system::Pallet::<T>::block_number(),
 			};
-			// Models, Versions, VersionLayers and VersionBySemVer.
+			// Models, Versions, VersionLayers and VersionBySemVer (and the owner's counter).
+			let (counter, counter_bytes) = Self::owner_counter_deposit(owned);
 			let deposit = Self::deposit_for(
-				4,
-				info.encoded_size() + root.encoded_size() + root_layers.encoded_size(),
+				4 + counter,
+				info.encoded_size()
+					+ root.encoded_size()
+					+ root_layers.encoded_size()
+					+ version.encoded_size()
+					+ counter_bytes,
 			);
 			Self::ensure_can_hold(&owner, deposit)?;
 
@@ -406,7 +411,8 @@ pub mod pallet {
 			let dataset = NextDatasetId::<T>::get();
 			let next = dataset.checked_add(1).ok_or(Error::<T>::IdsExhausted)?;
 			let info = DatasetInfo { owner: owner.clone(), cid, content_hash, size_bytes, licence };
-			let deposit = Self::deposit_for(1, info.encoded_size());
+			let (counter, counter_bytes) = Self::owner_counter_deposit(owned);
+			let deposit = Self::deposit_for(1 + counter, info.encoded_size() + counter_bytes);
 			Self::ensure_can_hold(&owner, deposit)?;
 
 			Self::hold_deposit(&owner, deposit)?;
@@ -442,12 +448,37 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// The deposit for a candidate version: its entries in Versions, VersionLayers and
-	/// VersionBySemVer.
+	/// VersionBySemVer (whose value is the version's id).
 	pub fn version_deposit(candidate: &CandidateVersion) -> BalanceOf<T> {
-		let info = T::AccountId::max_encoded_len()
+		Self::deposit_for(3, candidate.encoded_size().saturating_add(Self::version_overhead()))
+	}
+
+	/// What a version stores beyond its candidate's fields: proposer, block, status, and its
+	/// id in the SemVer index.
+	fn version_overhead() -> usize {
+		T::AccountId::max_encoded_len()
 			.saturating_add(BlockNumberFor::<T>::max_encoded_len())
-			.saturating_add(VersionStatus::max_encoded_len());
-		Self::deposit_for(3, candidate.encoded_size().saturating_add(info))
+			.saturating_add(VersionStatus::max_encoded_len())
+			.saturating_add(VersionId::max_encoded_len())
+	}
+
+	/// The deposit of the largest version a model of `layer_count` layers can have: every
+	/// layer changed, CIDs at their longest, two parents.
+	pub fn largest_version_deposit(layer_count: LayerIndex) -> BalanceOf<T> {
+		let fields = CandidateVersion::max_encoded_len()
+			.saturating_sub(LayerDeltas::max_encoded_len())
+			.saturating_add(codec::Compact::<u32>::max_encoded_len());
+		let layers = LayerDelta::max_encoded_len().saturating_mul(usize::from(layer_count));
+		Self::deposit_for(3, fields.saturating_add(layers).saturating_add(Self::version_overhead()))
+	}
+
+	/// The first model or dataset of an account also writes its owner counter.
+	fn owner_counter_deposit(owned: u32) -> (u32, usize) {
+		if owned == 0 {
+			(1, 0u32.encoded_size())
+		} else {
+			(0, 0)
+		}
 	}
 
 	fn ensure_can_hold(who: &T::AccountId, deposit: BalanceOf<T>) -> DispatchResult {
@@ -626,7 +657,20 @@ impl<T: Config> ModelRegistry<T::AccountId> for Pallet<T> {
 		Datasets::<T>::get(dataset).map(|d| d.owner)
 	}
 
-	fn reserve_semver(model: ModelId, semver: SemVer, base: VersionId) -> DispatchResult {
+	fn ensure_can_propose(model: ModelId, proposer: &T::AccountId) -> DispatchResult {
+		let info = Models::<T>::get(model).ok_or(Error::<T>::UnknownModel)?;
+		Self::ensure_can_hold(
+			proposer,
+			Self::largest_version_deposit(info.architecture.layer_count),
+		)
+	}
+
+	fn reserve_semver(
+		model: ModelId,
+		semver: SemVer,
+		base: VersionId,
+		proposer: &T::AccountId,
+	) -> DispatchResult {
 		let base = Versions::<T>::get(base).ok_or(Error::<T>::UnknownVersion)?;
 		ensure!(base.model == model, Error::<T>::ParentOfOtherModel);
 		ensure!(base.semver < semver, Error::<T>::SemVerNotIncreasing);
@@ -636,6 +680,10 @@ impl<T: Config> ModelRegistry<T::AccountId> for Pallet<T> {
 		// The reservation takes its version slot now, so a full model refuses the commit
 		// rather than the reveal.
 		ensure!(info.version_count < T::MaxVersionsPerModel::get(), Error::<T>::TooManyVersions);
+		Self::ensure_can_hold(
+			proposer,
+			Self::largest_version_deposit(info.architecture.layer_count),
+		)?;
 		info.version_count = info.version_count.saturating_add(1);
 		Models::<T>::insert(model, info);
 		ReservedSemVers::<T>::insert(model, semver, ());

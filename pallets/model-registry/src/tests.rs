@@ -301,7 +301,9 @@ fn propose_candidate_checks_before_it_writes() {
 fn a_reserved_semver_holds_a_version_slot_until_used_or_released() {
 	new_test_ext().execute_with(|| {
 		let root = model(OWNER);
-		let reg = <Registry as ModelRegistry<u64>>::reserve_semver;
+		let reg = |model, semver, base| {
+			<Registry as ModelRegistry<u64>>::reserve_semver(model, semver, base, &OTHER)
+		};
 		assert_noop!(reg(0, SemVer::new(0, 9, 0), root), Error::<Test>::SemVerNotIncreasing);
 		assert_noop!(reg(0, SemVer::new(1, 0, 0), root), Error::<Test>::SemVerNotIncreasing);
 		assert_noop!(reg(0, SemVer::new(1, 1, 0), 7), Error::<Test>::UnknownVersion);
@@ -380,13 +382,18 @@ fn deposit_of_state() -> Balance {
 	let models: Balance = Models::<Test>::iter_values().map(|m| 10 + bytes(m.encoded_size())).sum();
 	let versions: Balance = Versions::<Test>::iter()
 		.map(|(id, v)| {
-			// Versions, VersionLayers and VersionBySemVer.
-			30 + bytes(v.encoded_size() + VersionLayers::<Test>::get(id).encoded_size())
+			10 + 10 + bytes(v.encoded_size() + VersionLayers::<Test>::get(id).encoded_size())
 		})
 		.sum();
+	let semver_index: Balance =
+		VersionBySemVer::<Test>::iter_values().map(|id| 10 + bytes(id.encoded_size())).sum();
 	let datasets: Balance =
 		Datasets::<Test>::iter_values().map(|d| 10 + bytes(d.encoded_size())).sum();
-	models + versions + datasets
+	let owner_counters: Balance = ModelsOwned::<Test>::iter_values()
+		.chain(DatasetsOwned::<Test>::iter_values())
+		.map(|n| 10 + bytes(n.encoded_size()))
+		.sum();
+	models + versions + semver_index + datasets + owner_counters
 }
 
 #[test]
@@ -457,6 +464,42 @@ fn fresh_accounts_pay_for_the_state_they_write_and_an_unfunded_one_writes_nothin
 		);
 		assert_eq!((NextModelId::<Test>::get(), NextVersionId::<Test>::get()), before);
 
+		// A miner that could not pay for its result's version learns it when it commits, not
+		// at the reveal (where it would lose its lease): the reservation checks the deposit of
+		// the largest version the model can have.
+		assert_noop!(
+			<Registry as ModelRegistry<u64>>::reserve_semver(0, SemVer::new(1, 1, 0), root, &BROKE),
+			Error::<Test>::InsufficientDeposit
+		);
+		assert_noop!(
+			<Registry as ModelRegistry<u64>>::ensure_can_propose(0, &BROKE),
+			Error::<Test>::InsufficientDeposit
+		);
+		assert_noop!(
+			<Registry as ModelRegistry<u64>>::ensure_can_propose(9, &OWNER),
+			Error::<Test>::UnknownModel
+		);
+		let largest = Registry::largest_version_deposit(3);
+		Balances::set_balance(&BROKE, largest);
+		assert_noop!(
+			<Registry as ModelRegistry<u64>>::reserve_semver(0, SemVer::new(1, 1, 0), root, &BROKE),
+			Error::<Test>::InsufficientDeposit
+		);
+		Balances::set_balance(&BROKE, largest + 1);
+		assert_ok!(<Registry as ModelRegistry<u64>>::reserve_semver(
+			0,
+			SemVer::new(1, 1, 0),
+			root,
+			&BROKE
+		));
+		assert_ok!(<Registry as ModelRegistry<u64>>::ensure_can_propose(0, &BROKE));
+		assert_eq!(held(BROKE), 0, "checked, not held");
+		// The largest version a 3-layer model can have is at least any real one's deposit.
+		let full = candidate(&[root], SemVer::new(1, 1, 0), &[(0, "s0"), (1, "s1"), (2, "s2")]);
+		assert!(largest >= Registry::version_deposit(&full));
+		assert_ok!(<Registry as ModelRegistry<u64>>::propose_candidate(&BROKE, full));
+		assert_eq!(Balances::free_balance(BROKE), largest + 1 - held(BROKE));
+
 		// Eight sybils, each at its per-owner bound of two models and two datasets: the
 		// bounds do not stop them, the deposits make each byte cost the same.
 		for sybil in 2..=9 {
@@ -479,7 +522,7 @@ fn fresh_accounts_pay_for_the_state_they_write_and_an_unfunded_one_writes_nothin
 				));
 			}
 		}
-		let held_by_all: Balance = (1..=9).map(held).sum();
+		let held_by_all: Balance = (1..=10).map(held).sum();
 		assert_eq!(held_by_all, deposit_of_state());
 		assert!(held(9) > 2 * (30 + 10 + 10));
 	});

@@ -24,8 +24,8 @@ impl pallet_inference::Config for Runtime {
 	type MaxServers = ConstU32<1_024>;
 	type MaxEndpointLen = ConstU32<128>;
 	type MaxReceiptsPerBatch = ConstU32<256>;
-	/// One `SettledNonce` entry: two hashed account keys (2 × 48 bytes) and a `u64`; about
-	/// 0.2 BLY per client a server settles for.
-	type NonceDeposit = ConstU128<{ currency::deposit(1, 2 * 48 + 8) }>;
+	/// One `SettledNonce` entry (its keys count in the entry's part, its `u64` value per
+	/// byte): 0.108 BLY, held from a client for each server it is first settled at.
+	type NonceDeposit = ConstU128<{ currency::deposit(1, 8) }>;
 	type WeightInfo = pallet_inference::weights::SubstrateWeight<Runtime>;
 }

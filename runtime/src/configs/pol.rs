@@ -38,7 +38,8 @@ parameter_types! {
 impl pallet_model_registry::Config for Runtime {
 	type Currency = Balances;
 	type RuntimeHoldReason = RuntimeHoldReason;
-	/// 0.1 BLY an entry and 1 mBLY a byte: a model of 64 layers is about 6 BLY.
+	/// 0.1 BLY an entry (its key included) and 1 mBLY a byte of its value: a model of 64 layers
+	/// is about 7 BLY.
 	type DepositPerItem = frame_support::traits::ConstU128<{ crate::currency::DEPOSIT_PER_ITEM }>;
 	type DepositPerByte = frame_support::traits::ConstU128<{ crate::currency::DEPOSIT_PER_BYTE }>;
 	type MaxModelsPerOwner = ConstU32<64>;

@@ -207,24 +207,6 @@ impl ReceiptBook {
 							self.done(std::slice::from_ref(receipt), true);
 							settled += 1;
 						}
-						// The server's own balance, not the client, is at fault: keep the
-						// receipts for when it is funded.
-						Err(e)
-							if matches!(
-								e.pallet_error(),
-								Some(RuntimeError::Inference(
-									InferenceError::InsufficientNonceDeposit
-								))
-							) =>
-						{
-							tracing::warn!(
-								"cannot hold the deposit for a new client's nonce entry: fund this \
-								 server's account; {} receipts kept",
-								taken.len() - i
-							);
-							self.requeue(taken[i..].to_vec());
-							return Err(e);
-						}
 						Err(e) if e.is_refusal() => {
 							tracing::warn!(
 								"receipt nonce {} dropped, and its client refused from now on: {e}",
