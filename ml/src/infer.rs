@@ -12,11 +12,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use super::{
-	model::{
-		apply_rope, repeat_kv, rope_tables, Attention, DecoderBlock, ModelConfig, Transformer,
-	},
-	portable::math,
-	weights::{self, LayerTensors, WeightsError},
+	model::{apply_rope, repeat_kv, rope_tables, DecoderBlock, ModelConfig, Transformer},
+	portable::{gemm, math, PortableCpu},
+	weights::{self, LayerTensors, NamedTensor, WeightsError},
 };
 
 /// What flows between stages.
@@ -87,14 +85,125 @@ impl<B: Backend> KvCache<B> {
 	}
 }
 
+/// One of a stage's linear projections (no bias: Qwen3 has none).
+enum Proj<B: Backend> {
+	/// burn's linear, on any backend.
+	Linear(Linear<B>),
+	/// On the portable CPU, a weight whose values are all `bf16` (a bf16 checkpoint's), kept as
+	/// `bf16` bits `[d_in, d_out]` and multiplied by the portable kernel, which widens each value
+	/// exactly: the bits of the `f32` linear, with half the bytes read per token (decoding one
+	/// token streams every weight once and is bound by memory).
+	Bf16 { weight: Vec<u16>, d_in: usize, d_out: usize },
+}
+
+impl<B: Backend> Proj<B> {
+	fn import(t: &NamedTensor, bf16: bool, device: &B::Device) -> Self {
+		if bf16 {
+			if let Some(weight) = weights::bf16_weight(t) {
+				return Proj::Bf16 { weight, d_in: t.shape[1], d_out: t.shape[0] };
+			}
+		}
+		Proj::Linear(weights::lin(t, device))
+	}
+
+	fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+		match self {
+			Proj::Linear(linear) => linear.forward(x),
+			Proj::Bf16 { weight, d_in, d_out } => {
+				let [batch, seq, _] = x.dims();
+				let device = x.device();
+				let a = values(x);
+				let m = batch * seq;
+				let mut out = vec![0.0f32; m * d_out];
+				gemm::batched_matmul(&mut out, 1, m, *d_in, *d_out, |_| {
+					(gemm::Mat::row_major(&a, *d_in), gemm::Mat::row_major(weight, *d_out))
+				});
+				Tensor::from_data(TensorData::new(out, [batch, seq, *d_out]), &device)
+			}
+		}
+	}
+}
+
+/// A decoder block as a stage runs it: the model's block, its projections [`Proj`]s.
+struct StageBlock<B: Backend> {
+	input_layernorm: RmsNorm<B>,
+	post_attention_layernorm: RmsNorm<B>,
+	q_norm: RmsNorm<B>,
+	k_norm: RmsNorm<B>,
+	q_proj: Proj<B>,
+	k_proj: Proj<B>,
+	v_proj: Proj<B>,
+	o_proj: Proj<B>,
+	gate_proj: Proj<B>,
+	up_proj: Proj<B>,
+	down_proj: Proj<B>,
+	num_heads: usize,
+	num_kv_heads: usize,
+	head_dim: usize,
+}
+
+impl<B: Backend> StageBlock<B> {
+	/// Block `block` from its checked layer (registry layer `block + 1`).
+	fn import(
+		config: &ModelConfig,
+		block: usize,
+		layer: &LayerTensors,
+		bf16: bool,
+		device: &B::Device,
+	) -> Self {
+		let p = format!("model.layers.{block}");
+		let get = |name: &str| weights::find(layer, &format!("{p}.{name}"));
+		let proj = |name: &str| Proj::import(get(name), bf16, device);
+		let norm = |name: &str| weights::norm(config, get(name), device);
+		Self {
+			input_layernorm: norm("input_layernorm.weight"),
+			post_attention_layernorm: norm("post_attention_layernorm.weight"),
+			q_norm: norm("self_attn.q_norm.weight"),
+			k_norm: norm("self_attn.k_norm.weight"),
+			q_proj: proj("self_attn.q_proj.weight"),
+			k_proj: proj("self_attn.k_proj.weight"),
+			v_proj: proj("self_attn.v_proj.weight"),
+			o_proj: proj("self_attn.o_proj.weight"),
+			gate_proj: proj("mlp.gate_proj.weight"),
+			up_proj: proj("mlp.up_proj.weight"),
+			down_proj: proj("mlp.down_proj.weight"),
+			num_heads: config.num_attention_heads,
+			num_kv_heads: config.num_key_value_heads,
+			head_dim: config.head_dim,
+		}
+	}
+}
+
+impl<B: Backend> From<DecoderBlock<B>> for StageBlock<B> {
+	fn from(block: DecoderBlock<B>) -> Self {
+		let (a, mlp) = (block.self_attn, block.mlp);
+		Self {
+			input_layernorm: block.input_layernorm,
+			post_attention_layernorm: block.post_attention_layernorm,
+			q_norm: a.q_norm,
+			k_norm: a.k_norm,
+			q_proj: Proj::Linear(a.q_proj),
+			k_proj: Proj::Linear(a.k_proj),
+			v_proj: Proj::Linear(a.v_proj),
+			o_proj: Proj::Linear(a.o_proj),
+			gate_proj: Proj::Linear(mlp.gate_proj),
+			up_proj: Proj::Linear(mlp.up_proj),
+			down_proj: Proj::Linear(mlp.down_proj),
+			num_heads: a.num_heads,
+			num_kv_heads: a.num_kv_heads,
+			head_dim: a.head_dim,
+		}
+	}
+}
+
 /// Layers `[start, end)` of a model, ready to run; only those layers are held.
 pub struct StageModel<B: Backend> {
 	config: ModelConfig,
 	start: usize,
 	end: usize,
 	embed: Option<Embedding<B>>,
-	blocks: Vec<DecoderBlock<B>>,
-	head: Option<(RmsNorm<B>, Linear<B>)>,
+	blocks: Vec<StageBlock<B>>,
+	head: Option<(RmsNorm<B>, Proj<B>)>,
 	rope_cos: Tensor<B, 2>,
 	rope_sin: Tensor<B, 2>,
 	device: B::Device,
@@ -109,7 +218,19 @@ impl<B: Backend> StageModel<B> {
 		layers: &[LayerTensors],
 		device: &B::Device,
 	) -> Result<Self, WeightsError> {
-		Self::build(config, start, layers.iter().collect(), device)
+		Self::build(config, start, layers.iter().collect(), device, true)
+	}
+
+	/// [`Self::new`] with every projection in `f32`, whatever its values (what the `bf16`
+	/// projections must equal bit for bit).
+	#[cfg(test)]
+	fn new_f32(
+		config: &ModelConfig,
+		start: usize,
+		layers: &[LayerTensors],
+		device: &B::Device,
+	) -> Result<Self, WeightsError> {
+		Self::build(config, start, layers.iter().collect(), device, false)
 	}
 
 	/// [`Self::new`], taking the layers: each is dropped as soon as the backend holds its copy,
@@ -121,15 +242,19 @@ impl<B: Backend> StageModel<B> {
 		layers: Vec<LayerTensors>,
 		device: &B::Device,
 	) -> Result<Self, WeightsError> {
-		Self::build(config, start, layers, device)
+		Self::build(config, start, layers, device, true)
 	}
 
+	/// `allow_bf16`: on the portable CPU, weights whose values are all `bf16` are kept so.
 	fn build<L: std::borrow::Borrow<LayerTensors>>(
 		config: &ModelConfig,
 		start: usize,
 		layers: Vec<L>,
 		device: &B::Device,
+		allow_bf16: bool,
 	) -> Result<Self, WeightsError> {
+		let bf16 =
+			allow_bf16 && std::any::TypeId::of::<B>() == std::any::TypeId::of::<PortableCpu>();
 		let end = start + layers.len();
 		if layers.is_empty() || end > config.layer_count() {
 			return Err(WeightsError::LayerCount { expected: config.layer_count(), got: end });
@@ -145,9 +270,12 @@ impl<B: Backend> StageModel<B> {
 			if index == 0 {
 				embed = Some(weights::import_embedding(tensors, device));
 			} else if index == last {
-				head = Some(weights::import_head(config, tensors, device));
+				head = Some((
+					weights::norm(config, weights::find(tensors, "model.norm.weight"), device),
+					Proj::import(weights::find(tensors, "lm_head.weight"), bf16, device),
+				));
 			} else {
-				blocks.push(weights::import_block(config, index - 1, tensors, device));
+				blocks.push(StageBlock::import(config, index - 1, tensors, bf16, device));
 			}
 			// An owned `layer` (its f32 values) is freed here.
 		}
@@ -174,8 +302,8 @@ impl<B: Backend> StageModel<B> {
 			start: 0,
 			end: config.layer_count(),
 			embed: Some(model.embed_tokens),
-			blocks: model.layers,
-			head: Some((model.norm, model.lm_head)),
+			blocks: model.layers.into_iter().map(StageBlock::from).collect(),
+			head: Some((model.norm, Proj::Linear(model.lm_head))),
 			rope_cos: model.rope_cos,
 			rope_sin: model.rope_sin,
 			device,
@@ -360,23 +488,22 @@ fn chunk_mask<B: Backend>(position: usize, seq: usize, device: &B::Device) -> Te
 
 /// Decoder block `index` over the rows of a whole batch `[1, rows, hidden]`.
 fn block_forward<B: Backend>(
-	block: &DecoderBlock<B>,
+	block: &StageBlock<B>,
 	x: Tensor<B, 3>,
 	index: usize,
 	batch: &mut [(usize, Row<'_, B>)],
 ) -> Tensor<B, 3> {
-	let attn =
-		attention_forward(&block.self_attn, block.input_layernorm.forward(x.clone()), index, batch);
+	let attn = attention_forward(block, block.input_layernorm.forward(x.clone()), index, batch);
 	let x = x + attn;
 	let normed = block.post_attention_layernorm.forward(x.clone());
-	let gate = burn::tensor::activation::silu(block.mlp.gate_proj.forward(normed.clone()));
-	x + block.mlp.down_proj.forward(gate * block.mlp.up_proj.forward(normed))
+	let gate = burn::tensor::activation::silu(block.gate_proj.forward(normed.clone()));
+	x + block.down_proj.forward(gate * block.up_proj.forward(normed))
 }
 
 /// The model's attention: projections over the whole batch, then per chunk RoPE at its own
 /// positions and attention over its session's cache (to which its keys and values are added).
 fn attention_forward<B: Backend>(
-	a: &Attention<B>,
+	a: &StageBlock<B>,
 	x: Tensor<B, 3>,
 	index: usize,
 	batch: &mut [(usize, Row<'_, B>)],
@@ -584,6 +711,38 @@ mod tests {
 		let prompt: Vec<u32> = b"add 12 30 = ".iter().map(|b| *b as u32).collect();
 		let (a, a_bits) = greedy(std::slice::from_ref(&whole), &prompt, 12);
 		let (b, b_bits) = greedy(&split, &prompt, 12);
+		assert_eq!(a, b);
+		assert_eq!(a_bits, b_bits, "logits differ in some bit");
+	}
+
+	/// A bf16 checkpoint's projections are kept as bf16 and give the bits of the f32 ones, in a
+	/// prompt long enough for the packed product and in one-token decoding steps; weights that
+	/// are not all bf16 stay f32.
+	#[test]
+	fn bf16_projections_compute_the_bits_of_f32_ones() {
+		let config = ModelConfig::tiny();
+		let mut layers = init_layers(&config, 3);
+		let dev = Default::default();
+		let kept = StageModel::<CpuBackend>::new(&config, 0, &layers, &dev).unwrap();
+		assert!(matches!(kept.blocks[0].q_proj, Proj::Linear(_)), "f32 values stay f32");
+		for tensor in layers.iter_mut().flatten() {
+			for v in tensor.values.iter_mut() {
+				*v = half::bf16::from_f32(*v).to_f32();
+			}
+		}
+		let bf16 = StageModel::<CpuBackend>::new(&config, 0, &layers, &dev).unwrap();
+		let f32 = StageModel::<CpuBackend>::new_f32(&config, 0, &layers, &dev).unwrap();
+		let all_bf16 = bf16.blocks.iter().all(|b| {
+			[&b.q_proj, &b.k_proj, &b.v_proj, &b.o_proj, &b.gate_proj, &b.up_proj, &b.down_proj]
+				.iter()
+				.all(|p| matches!(p, Proj::Bf16 { .. }))
+		});
+		assert!(all_bf16 && matches!(bf16.head, Some((_, Proj::Bf16 { .. }))));
+		assert!(matches!(f32.blocks[0].q_proj, Proj::Linear(_)));
+		let prompt: Vec<u32> =
+			b"a prompt of more than sixteen tokens".iter().map(|b| *b as u32).collect();
+		let (a, a_bits) = greedy(std::slice::from_ref(&bf16), &prompt, 12);
+		let (b, b_bits) = greedy(std::slice::from_ref(&f32), &prompt, 12);
 		assert_eq!(a, b);
 		assert_eq!(a_bits, b_bits, "logits differ in some bit");
 	}

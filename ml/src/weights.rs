@@ -237,11 +237,11 @@ fn values<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
 }
 
 /// `[rows, cols]` row-major → `[cols, rows]` row-major (burn's linear `[in, out]` ↔ HF `[out, in]`).
-fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+fn transpose<T: Copy + Default>(values: &[T], rows: usize, cols: usize) -> Vec<T> {
 	// In square tiles, so reads and writes both stay within a few cache lines: the plain double
 	// loop writes one value per cache line, which made it most of a 0.6 B model's load time.
 	const TILE: usize = 32;
-	let mut out = vec![0.0; values.len()];
+	let mut out = vec![T::default(); values.len()];
 	for r0 in (0..rows).step_by(TILE) {
 		for c0 in (0..cols).step_by(TILE) {
 			for r in r0..(r0 + TILE).min(rows) {
@@ -337,7 +337,7 @@ pub fn import_layers<B: Backend>(
 	})
 }
 
-fn find<'a>(layer: &'a LayerTensors, name: &str) -> &'a NamedTensor {
+pub(crate) fn find<'a>(layer: &'a LayerTensors, name: &str) -> &'a NamedTensor {
 	layer.iter().find(|t| t.name == name).expect("layout checked by the caller")
 }
 
@@ -345,7 +345,7 @@ fn vec1<B: Backend>(t: &NamedTensor, device: &B::Device) -> Param<Tensor<B, 1>> 
 	Param::from_data(TensorData::new(t.values.clone(), [t.values.len()]), device)
 }
 
-fn lin<B: Backend>(t: &NamedTensor, device: &B::Device) -> Linear<B> {
+pub(crate) fn lin<B: Backend>(t: &NamedTensor, device: &B::Device) -> Linear<B> {
 	let (d_out, d_in) = (t.shape[0], t.shape[1]);
 	Linear {
 		weight: Param::from_data(
@@ -356,7 +356,21 @@ fn lin<B: Backend>(t: &NamedTensor, device: &B::Device) -> Linear<B> {
 	}
 }
 
-fn norm<B: Backend>(config: &ModelConfig, t: &NamedTensor, device: &B::Device) -> RmsNorm<B> {
+/// A linear weight `[out, in]` as `bf16` bits `[in, out]` (the layout [`lin`] gives burn), if
+/// every value is a `bf16` exactly: a bf16 checkpoint's weights are.
+pub(crate) fn bf16_weight(t: &NamedTensor) -> Option<Vec<u16>> {
+	if !is_bf16_exact(&t.values) {
+		return None;
+	}
+	let bits: Vec<u16> = t.values.iter().map(|v| (v.to_bits() >> 16) as u16).collect();
+	Some(transpose(&bits, t.shape[0], t.shape[1]))
+}
+
+pub(crate) fn norm<B: Backend>(
+	config: &ModelConfig,
+	t: &NamedTensor,
+	device: &B::Device,
+) -> RmsNorm<B> {
 	let mut norm = rms_norm(t.values.len(), config.rms_norm_eps, device);
 	norm.gamma = vec1(t, device);
 	norm

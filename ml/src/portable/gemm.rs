@@ -7,6 +7,11 @@
 //! threads take whole output tiles, so none of them changes a result. The multiply and the add
 //! are never fused: Rust does not contract `a * b + c`, and the AVX2 kernel is the same code
 //! compiled with wider vectors (without the `fma` feature).
+//!
+//! The right operand may also be `bf16` (a `u16` per value, a model's weights kept as their
+//! checkpoint stored them): each value is widened to the `f32` it stands for, exactly, before
+//! the same fold, so the bits equal those of the product with the widened `f32` matrix while
+//! half the bytes stream from memory (decoding one token is bound by reading the weights).
 
 use std::sync::{
 	atomic::{AtomicUsize, Ordering},
@@ -80,24 +85,46 @@ fn pool() -> Arc<rayon::ThreadPool> {
 	}
 }
 
+/// An element a product reads: an `f32`, or a `bf16` held as its bits.
+pub trait Widen: Copy + Send + Sync + 'static {
+	/// The `f32` this value stands for, exactly.
+	fn widen(self) -> f32;
+}
+
+impl Widen for f32 {
+	#[inline(always)]
+	fn widen(self) -> f32 {
+		self
+	}
+}
+
+/// `bf16` bits: the upper half of the `f32` they stand for.
+impl Widen for u16 {
+	#[inline(always)]
+	fn widen(self) -> f32 {
+		f32::from_bits(u32::from(self) << 16)
+	}
+}
+
 /// A read-only matrix in a slice: element `(i, j)` at `data[offset + i·rs + j·cs]` (a transpose
 /// or a batch of a larger tensor is read in place, without a copy).
 #[derive(Clone, Copy, Debug)]
-pub struct Mat<'a> {
-	pub data: &'a [f32],
+pub struct Mat<'a, T = f32> {
+	pub data: &'a [T],
 	pub offset: usize,
 	pub rs: usize,
 	pub cs: usize,
 }
 
-impl<'a> Mat<'a> {
+impl<'a, T: Widen> Mat<'a, T> {
 	/// A row-major `rows × cols` matrix.
-	pub fn row_major(data: &'a [f32], cols: usize) -> Self {
+	pub fn row_major(data: &'a [T], cols: usize) -> Self {
 		Self { data, offset: 0, rs: cols, cs: 1 }
 	}
 
+	#[inline(always)]
 	fn at(&self, i: usize, j: usize) -> f32 {
-		self.data[self.offset + i * self.rs + j * self.cs]
+		self.data[self.offset + i * self.rs + j * self.cs].widen()
 	}
 
 	fn rows_from(self, r0: usize) -> Self {
@@ -113,13 +140,13 @@ pub fn matmul(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize)
 
 /// `batches` products `c[t] = a · b` with `(a, b) = operands(t)` (`m × k` and `k × n`); `c` is
 /// row-major and contiguous, batch after batch.
-pub fn batched_matmul<'a>(
+pub fn batched_matmul<'a, T: Widen>(
 	c: &mut [f32],
 	batches: usize,
 	m: usize,
 	k: usize,
 	n: usize,
-	operands: impl Fn(usize) -> (Mat<'a>, Mat<'a>) + Sync,
+	operands: impl Fn(usize) -> (Mat<'a>, Mat<'a, T>) + Sync,
 ) {
 	let sc = m * n;
 	if sc == 0 {
@@ -147,11 +174,11 @@ pub fn batched_matmul<'a>(
 /// One product split across the pool: by row blocks when there are enough rows, else by column
 /// blocks (decoding has one row).
 #[allow(clippy::too_many_arguments)]
-fn parallel(
+fn parallel<T: Widen>(
 	pool: &rayon::ThreadPool,
 	threads: usize,
 	a: Mat<'_>,
-	b: Mat<'_>,
+	b: Mat<'_, T>,
 	c: &mut [f32],
 	m: usize,
 	k: usize,
@@ -196,9 +223,9 @@ thread_local! {
 /// `c[.., 0..w] = a · b[.., j0..j0 + w]` for `a` of `m` rows and `k` columns; `c` has row
 /// stride `ldc`.
 #[allow(clippy::too_many_arguments)]
-fn block(
+fn block<T: Widen>(
 	a: Mat<'_>,
-	b: Mat<'_>,
+	b: Mat<'_, T>,
 	c: &mut [f32],
 	ldc: usize,
 	m: usize,
@@ -258,9 +285,9 @@ fn block(
 /// never packed.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn rows_body(
+fn rows_body<T: Widen>(
 	a: Mat<'_>,
-	b: Mat<'_>,
+	b: Mat<'_, T>,
 	c: &mut [f32],
 	ldc: usize,
 	m: usize,
@@ -285,11 +312,11 @@ fn rows_body(
 				let out = &mut c[i * ldc + jb..i * ldc + jb + width];
 				if b.cs == 1 {
 					for (o, bv) in out.iter_mut().zip(&b.data[from..from + width]) {
-						*o += av * *bv;
+						*o += av * bv.widen();
 					}
 				} else {
 					for (j, o) in out.iter_mut().enumerate() {
-						*o += av * b.data[from + j * b.cs];
+						*o += av * b.data[from + j * b.cs].widen();
 					}
 				}
 			}
@@ -300,9 +327,9 @@ fn rows_body(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn rows_avx2(
+unsafe fn rows_avx2<T: Widen>(
 	a: Mat<'_>,
-	b: Mat<'_>,
+	b: Mat<'_, T>,
 	c: &mut [f32],
 	ldc: usize,
 	m: usize,
@@ -316,9 +343,9 @@ unsafe fn rows_avx2(
 /// [`rows_body`], with AVX2's wider vectors where the CPU has them: lanes run across outputs
 /// and the multiply and add stay separate (no `fma`), so the bits are the same either way.
 #[allow(clippy::too_many_arguments)]
-fn rows(
+fn rows<T: Widen>(
 	a: Mat<'_>,
-	b: Mat<'_>,
+	b: Mat<'_, T>,
 	c: &mut [f32],
 	ldc: usize,
 	m: usize,
@@ -350,16 +377,18 @@ fn pack_a(a: Mat<'_>, ir: usize, mr: usize, pc: usize, kc: usize, out: &mut [f32
 }
 
 /// Strips of `NR` columns: `out[s·kc·NR + p·NR + j] = b[pc + p][j0 + s·NR + j]`, zero past `nc`.
-fn pack_b(b: Mat<'_>, pc: usize, kc: usize, j0: usize, nc: usize, out: &mut [f32]) {
+fn pack_b<T: Widen>(b: Mat<'_, T>, pc: usize, kc: usize, j0: usize, nc: usize, out: &mut [f32]) {
 	for (s, strip) in out.chunks_exact_mut(kc * NR).enumerate() {
 		let (col, width) = (j0 + s * NR, NR.min(nc - s * NR));
 		for (p, row) in strip.chunks_exact_mut(NR).enumerate() {
 			let from = b.offset + (pc + p) * b.rs + col * b.cs;
 			if b.cs == 1 {
-				row[..width].copy_from_slice(&b.data[from..from + width]);
+				for (v, x) in row[..width].iter_mut().zip(&b.data[from..from + width]) {
+					*v = x.widen();
+				}
 			} else {
 				for (j, v) in row[..width].iter_mut().enumerate() {
-					*v = b.data[from + j * b.cs];
+					*v = b.data[from + j * b.cs].widen();
 				}
 			}
 			row[width..].fill(0.0);
@@ -456,6 +485,39 @@ mod tests {
 				let mut c = vec![f32::NAN; m * n];
 				matmul(&a, &b, &mut c, m, k, n);
 				assert_eq!(bits(&c), want, "{m}x{k}x{n} on {threads} threads");
+			}
+		}
+		set_threads(0);
+	}
+
+	/// A `bf16` right operand gives the bits of the product with the `f32` values it stands
+	/// for, on every path (rows, packed, transposed) and thread count.
+	#[test]
+	fn a_bf16_operand_equals_its_widened_f32_bit_for_bit() {
+		let _threads = TEST_THREADS.lock().unwrap_or_else(|p| p.into_inner());
+		let mut rng = ChaCha20Rng::seed_from_u64(11);
+		for &(m, k, n) in
+			&[(1, 300, 2100), (3, 17, 33), (8, 300, 2100), (15, 1100, 70), (37, 513, 70)]
+		{
+			let a = random(m * k, &mut rng);
+			let b16: Vec<u16> =
+				random(k * n, &mut rng).iter().map(|v| (v.to_bits() >> 16) as u16).collect();
+			let b: Vec<f32> = b16.iter().map(|v| v.widen()).collect();
+			let want = bits(&reference(&a, &b, m, k, n));
+			// Stored transposed too: column j of `b` is row j.
+			let bt16: Vec<u16> = (0..n * k).map(|at| b16[(at % k) * n + at / k]).collect();
+			for threads in [1, 2, 3] {
+				set_threads(threads);
+				let mut c = vec![f32::NAN; m * n];
+				batched_matmul(&mut c, 1, m, k, n, |_| {
+					(Mat::row_major(&a, k), Mat::row_major(&b16, n))
+				});
+				assert_eq!(bits(&c), want, "{m}x{k}x{n} on {threads} threads");
+				let mut c = vec![f32::NAN; m * n];
+				batched_matmul(&mut c, 1, m, k, n, |_| {
+					(Mat::row_major(&a, k), Mat { data: &bt16, offset: 0, rs: 1, cs: k })
+				});
+				assert_eq!(bits(&c), want, "{m}x{k}x{n} transposed on {threads} threads");
 			}
 		}
 		set_threads(0);
