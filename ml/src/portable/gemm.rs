@@ -184,7 +184,9 @@ fn parallel<T: Widen>(
 	k: usize,
 	n: usize,
 ) {
-	let tasks = threads * 2;
+	// One-row products (decoding) stream the weight: fewer, longer runs of each row per task
+	// read faster than more, shorter ones (the split does not change a bit).
+	let tasks = if m < MR { threads } else { threads * 2 };
 	if m >= tasks * MR {
 		let rows = m.div_ceil(tasks).next_multiple_of(MR);
 		pool.install(|| {
