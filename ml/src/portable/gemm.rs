@@ -470,6 +470,7 @@ mod tests {
 		let shapes = [
 			(1, 1, 1),
 			(1, 300, 2100),
+			(2, 600, 2100),
 			(3, 17, 33),
 			(4, 16, 16),
 			(5, 257, 31),
@@ -498,9 +499,14 @@ mod tests {
 	fn a_bf16_operand_equals_its_widened_f32_bit_for_bit() {
 		let _threads = TEST_THREADS.lock().unwrap_or_else(|p| p.into_inner());
 		let mut rng = ChaCha20Rng::seed_from_u64(11);
-		for &(m, k, n) in
-			&[(1, 300, 2100), (3, 17, 33), (8, 300, 2100), (15, 1100, 70), (37, 513, 70)]
-		{
+		for &(m, k, n) in &[
+			(1, 300, 2100),
+			(2, 600, 2100),
+			(3, 17, 33),
+			(8, 300, 2100),
+			(15, 1100, 70),
+			(37, 513, 70),
+		] {
 			let a = random(m * k, &mut rng);
 			let b16: Vec<u16> =
 				random(k * n, &mut rng).iter().map(|v| (v.to_bits() >> 16) as u16).collect();
