@@ -18,7 +18,9 @@ async fn an_honest_job_is_accepted_and_everyone_is_paid_as_the_protocol_says() {
 	let chain = net.chain().await;
 	let before: Vec<u128> = {
 		let mut v = Vec::new();
-		for who in ["//Eve", "//Ferdie", "//Bob", "//Charlie", "//Dave"] {
+		// Eve, the miner, with the storage deposit her result's version holds.
+		v.push(free_and_held(&chain, "//Eve").await);
+		for who in ["//Ferdie", "//Bob", "//Charlie", "//Dave"] {
 			v.push(free(&chain, who).await);
 		}
 		v
@@ -43,7 +45,7 @@ async fn an_honest_job_is_accepted_and_everyone_is_paid_as_the_protocol_says() {
 	assert!(chain.job(job).await.unwrap().is_none(), "the job is settled and gone");
 	// docs/protocol.md: 10 % to the quorum (3 × 3.333…), 5 % to the data owner, 85 % to the miner.
 	let after = [
-		free(&chain, "//Eve").await,
+		free_and_held(&chain, "//Eve").await,
 		free(&chain, "//Ferdie").await,
 		free(&chain, "//Bob").await,
 		free(&chain, "//Charlie").await,
@@ -193,7 +195,8 @@ async fn a_worker_killed_mid_training_loses_its_lease_and_another_completes_the_
 	let net = Net::start();
 	let f = fixture(&net, &["//Eve", "//Ferdie"], "//Alice");
 	let chain = net.chain().await;
-	let (eve_before, ferdie_before) = (free(&chain, "//Eve").await, free(&chain, "//Ferdie").await);
+	let (eve_before, ferdie_before) =
+		(free(&chain, "//Eve").await, free_and_held(&chain, "//Ferdie").await);
 
 	let _verifiers = verifiers(&net);
 	let mut eve = net.spawn("miner-eve", "//Eve", &["mine", "--jobs", "1"]);
@@ -219,7 +222,7 @@ async fn a_worker_killed_mid_training_loses_its_lease_and_another_completes_the_
 	// Eve: 1 % lease slash, no reward. Ferdie: paid once.
 	assert_eq!(chain.worker_info(&account("//Eve")).await.unwrap().unwrap().bond, 99 * BLY);
 	assert!(free(&chain, "//Eve").await <= eve_before);
-	let ferdie_after = free(&chain, "//Ferdie").await;
+	let ferdie_after = free_and_held(&chain, "//Ferdie").await;
 	let share = 100 * BLY * 85 / 100;
 	assert!(ferdie_after + FEES >= ferdie_before + share && ferdie_after <= ferdie_before + share);
 }
@@ -412,7 +415,7 @@ async fn a_creator_posting_an_unscorable_validation_set_forfeits_its_bond_to_the
 		lease: 600,
 		min_improvement: None,
 	};
-	let eve_before = free(&chain, "//Eve").await;
+	let eve_before = free_and_held(&chain, "//Eve").await;
 	let alice_held = chain.balance(&account("//Alice")).await.unwrap().1;
 
 	let mut verifiers = verifiers(&net);
@@ -454,7 +457,7 @@ async fn a_creator_posting_an_unscorable_validation_set_forfeits_its_bond_to_the
 
 	// The reward less the committee's 10 %, and the whole creator bond, less Eve's own fees.
 	let paid = reward * 90 / 100 + bond;
-	let eve_after = free(&chain, "//Eve").await;
+	let eve_after = free_and_held(&chain, "//Eve").await;
 	assert!(
 		eve_after + FEES >= eve_before + paid && eve_after <= eve_before + paid,
 		"Eve: before {eve_before}, after {eve_after}, owed {paid}"

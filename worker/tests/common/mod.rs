@@ -385,6 +385,13 @@ pub async fn free(chain: &Chain, who: &str) -> u128 {
 	chain.balance(&account(who)).await.unwrap().0
 }
 
+/// Free plus held balance of a miner whose bond does not change: the version its result
+/// becomes holds the registry's storage deposit out of its free balance.
+pub async fn free_and_held(chain: &Chain, who: &str) -> u128 {
+	let (free, held) = chain.balance(&account(who)).await.unwrap();
+	free + held
+}
+
 pub const BLY: u128 = chain::BLY;
 /// Transaction fees on the dev chain stay below this per account and test (a verifier pays
 /// ~0.11 BLY: `reveal_scores` is charged its benchmarked worst case, a tally of the whole round).
