@@ -204,7 +204,7 @@ fn kernel_products() -> [u8; 32] {
 	// f32 product on this CPU too. The golden bits hash f32 products only, so a difference is
 	// reported as a kernel mismatch.
 	let b16: Vec<u16> = b.iter().map(|v| (v.to_bits() >> 16) as u16).collect();
-	let widened: Vec<f32> = b16.iter().map(|v| f32::from_bits(u32::from(*v) << 16)).collect();
+	let widened: Vec<f32> = b16.iter().map(|v| portable::gemm::Widen::widen(*v)).collect();
 	for m in [70, 3, 1] {
 		let a = random(m * k);
 		let (mut from_bf16, mut from_f32) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);

@@ -88,7 +88,8 @@ pub fn weight_root(layer_roots: &[[u8; 32]]) -> [u8; 32] {
 /// Whether every value of `values` is a `bf16` exactly (bit for bit, signed zeros included; a
 /// NaN is kept as `f32`, whose payload `bf16` may not hold).
 pub fn is_bf16_exact(values: &[f32]) -> bool {
-	values.iter().all(|v| half::bf16::from_f32(*v).to_f32().to_bits() == v.to_bits())
+	// A bf16 is the upper half of an f32: the value is one exactly when the lower half is zero.
+	values.iter().all(|v| v.to_bits() & 0xffff == 0 && !v.is_nan())
 }
 
 /// The safetensors bytes of a layer in `f32` (deterministic: no metadata, tensors in name order).
@@ -359,9 +360,7 @@ pub(crate) fn lin<B: Backend>(t: &NamedTensor, device: &B::Device) -> Linear<B> 
 /// A linear weight `[out, in]` as `bf16` bits `[in, out]` (the layout [`lin`] gives burn), if
 /// every value is a `bf16` exactly: a bf16 checkpoint's weights are.
 pub(crate) fn bf16_weight(t: &NamedTensor) -> Option<Vec<u16>> {
-	// A finite f32 (the layout check refused any other) is a bf16 exactly when its low 16 bits
-	// are zero: what `is_bf16_exact` decides, without a round trip per value (load time).
-	if t.values.iter().any(|v| v.to_bits() & 0xffff != 0) {
+	if !is_bf16_exact(&t.values) {
 		return None;
 	}
 	let bits: Vec<u16> = t.values.iter().map(|v| (v.to_bits() >> 16) as u16).collect();

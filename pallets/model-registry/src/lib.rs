@@ -481,6 +481,17 @@ impl<T: Config> Pallet<T> {
 		}
 	}
 
+	/// `proposer` could hold the deposit of the largest version of `model` (checked, not held).
+	fn ensure_can_pay_for_a_version(
+		model: &ModelInfo<T::AccountId>,
+		proposer: &T::AccountId,
+	) -> DispatchResult {
+		Self::ensure_can_hold(
+			proposer,
+			Self::largest_version_deposit(model.architecture.layer_count),
+		)
+	}
+
 	fn ensure_can_hold(who: &T::AccountId, deposit: BalanceOf<T>) -> DispatchResult {
 		ensure!(
 			deposit.is_zero()
@@ -659,10 +670,7 @@ impl<T: Config> ModelRegistry<T::AccountId> for Pallet<T> {
 
 	fn ensure_can_propose(model: ModelId, proposer: &T::AccountId) -> DispatchResult {
 		let info = Models::<T>::get(model).ok_or(Error::<T>::UnknownModel)?;
-		Self::ensure_can_hold(
-			proposer,
-			Self::largest_version_deposit(info.architecture.layer_count),
-		)
+		Self::ensure_can_pay_for_a_version(&info, proposer)
 	}
 
 	fn reserve_semver(
@@ -680,10 +688,7 @@ impl<T: Config> ModelRegistry<T::AccountId> for Pallet<T> {
 		// The reservation takes its version slot now, so a full model refuses the commit
 		// rather than the reveal.
 		ensure!(info.version_count < T::MaxVersionsPerModel::get(), Error::<T>::TooManyVersions);
-		Self::ensure_can_hold(
-			proposer,
-			Self::largest_version_deposit(info.architecture.layer_count),
-		)?;
+		Self::ensure_can_pay_for_a_version(&info, proposer)?;
 		info.version_count = info.version_count.saturating_add(1);
 		Models::<T>::insert(model, info);
 		ReservedSemVers::<T>::insert(model, semver, ());
@@ -712,13 +717,16 @@ impl<T: Config> ModelRegistry<T::AccountId> for Pallet<T> {
 		let layers = benchmarking::layers(MAX_LAYERS as LayerIndex, MAX_LAYERS);
 		let version = NextVersionId::<T>::get();
 		let dataset = NextDatasetId::<T>::get();
-		// The two deposits, on top of whatever the caller funded the owner with.
+		// The two deposits (a model's 4 entries, a dataset's 1, and both owner counters), on top
+		// of whatever the caller funded the owner with.
 		let deposits = Self::deposit_for(
-			5,
+			7,
 			ModelInfo::<T::AccountId>::max_encoded_len()
 				+ VersionInfo::<T::AccountId, BlockNumberFor<T>>::max_encoded_len()
 				+ LayerDeltas::max_encoded_len()
-				+ DatasetInfo::<T::AccountId>::max_encoded_len(),
+				+ VersionId::max_encoded_len()
+				+ DatasetInfo::<T::AccountId>::max_encoded_len()
+				+ 2 * u32::max_encoded_len(),
 		);
 		let _ = T::Currency::mint_into(owner, deposits + T::Currency::minimum_balance());
 		let origin = frame_system::RawOrigin::Signed(owner.clone());
