@@ -33,7 +33,9 @@ async fn an_honest_trace_passes_and_a_false_challenge_costs_the_challenger_its_b
 	// Ferdie: a fourth verifier, who challenges whatever it is given to check.
 	net.run("//Ferdie", &["register", "--verifier", "--bond", "100"]);
 	let chain = net.chain().await;
-	let (eve_before, liar_before) = (free(&chain, "//Eve").await, free(&chain, "//Ferdie").await);
+	// Eve as free + held: the version her result becomes holds the registry's storage deposit.
+	let (eve_before, liar_before) =
+		(free_and_held(&chain, "//Eve").await, free(&chain, "//Ferdie").await);
 
 	let mut verifiers = verifiers(&net);
 	let mut liar = net.spawn("verifier-ferdie", "//Ferdie", &["verify", "--false-challenges"]);
@@ -69,7 +71,7 @@ async fn an_honest_trace_passes_and_a_false_challenge_costs_the_challenger_its_b
 	// on top of its reward.
 	let eve = chain.worker_info(&account("//Eve")).await.unwrap().unwrap();
 	assert_eq!(eve.bond, 100 * BLY, "never slashed");
-	let eve_after = free(&chain, "//Eve").await;
+	let eve_after = free_and_held(&chain, "//Eve").await;
 	let reward = 100 * BLY * 85 / 100;
 	assert!(eve_after + FEES >= eve_before + reward, "Eve: before {eve_before}, after {eve_after}");
 	let lies = (eve_after + FEES - eve_before - reward) / (CHALLENGE_BOND / 2);
