@@ -1,7 +1,9 @@
 //! Matrix-product speed: the portable kernel (`blyan_ml::portable::gemm`, the same bits on every
 //! CPU) on 1 and N threads against ndarray's `dot` (matrixmultiply, FMA where the CPU has it,
 //! single-threaded in this build), in GFLOP/s, for the shapes of the ~100 M model's training
-//! step and of decoding. A benchmark, not a test: `cargo bench -p blyan-ml --bench kernels`.
+//! step and of decoding; then decoding's few-row products over a Qwen3-0.6B's projection shapes
+//! with the weight row-major or laid out in strips, in f32 and bf16, as the weight bytes read per
+//! second. A benchmark, not a test: `cargo bench -p blyan-ml --bench kernels`.
 
 use std::time::{Duration, Instant};
 
@@ -52,6 +54,48 @@ fn main() {
 			gflops(one),
 			gflops(many),
 			gflops(nd)
+		);
+	}
+	decode_table(threads);
+}
+
+/// Few-row products (`m` sessions decoding) over Qwen3-0.6B's projection shapes, on all threads:
+/// the weight row-major (`Mat::row_major`) against laid out in [`gemm::Strips`], f32 and bf16,
+/// as GB/s of weight read (a decoding step reads every weight once).
+fn decode_table(threads: usize) {
+	println!();
+	println!("| m × k × n ({threads} threads) | f32 row-major | f32 strips | bf16 row-major | bf16 strips |");
+	println!("|---|---:|---:|---:|---:|");
+	for &(m, k, n) in &[
+		(1, 1024, 3072),
+		(1, 3072, 1024),
+		(1, 1024, 2048),
+		(8, 1024, 3072),
+		(1, 4096, 16384),
+		(8, 4096, 16384),
+	] {
+		let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5).collect();
+		let b: Vec<f32> = (0..k * n).map(|i| ((i * 104729) % 1000) as f32 * 1e-3 - 0.5).collect();
+		let b16: Vec<u16> = b.iter().map(|v| (v.to_bits() >> 16) as u16).collect();
+		let strips = gemm::Strips::from_fn(k, n, |p, j| b[p * n + j]);
+		let strips16 = gemm::Strips::from_fn(k, n, |p, j| b16[p * n + j]);
+		let mut c = vec![0.0f32; m * n];
+		let a_mat = gemm::Mat::row_major(&a, k);
+		let mut run = |b: gemm::Mat<'_, f32>| {
+			best(|| gemm::batched_matmul(&mut c, 1, m, k, n, |_| (a_mat, b)), 20)
+		};
+		let (f32_rows, f32_strips) = (run(gemm::Mat::row_major(&b, n)), run(strips.mat()));
+		let mut run = |b: gemm::Mat<'_, u16>| {
+			best(|| gemm::batched_matmul(&mut c, 1, m, k, n, |_| (a_mat, b)), 20)
+		};
+		let (bf16_rows, bf16_strips) = (run(gemm::Mat::row_major(&b16, n)), run(strips16.mat()));
+		let gbs = |d: Duration, bytes: usize| (k * n * bytes) as f64 / d.as_secs_f64() / 1e9;
+		println!(
+			"| {m} × {k} × {n} | {:.1} GB/s | {:.1} GB/s | {:.1} GB/s | {:.1} GB/s |",
+			gbs(f32_rows, 4),
+			gbs(f32_strips, 4),
+			gbs(bf16_rows, 2),
+			gbs(bf16_strips, 2)
 		);
 	}
 }

@@ -9,6 +9,7 @@
 
 use std::{collections::BTreeMap, path::Path};
 
+use rayon::prelude::*;
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 use serde::Deserialize;
 
@@ -151,15 +152,25 @@ pub fn load_checkpoint(dir: &Path) -> Result<(ModelConfig, Vec<LayerTensors>), C
 		let format =
 			|reason: String| CheckpointError::Format { file: file.display().to_string(), reason };
 		let st = SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
-		for (name, view) in st.tensors() {
-			// Rotary frequencies some exports include are recomputed from the config.
-			if name.ends_with("rotary_emb.inv_freq") {
-				continue;
-			}
+		// Rotary frequencies some exports include are recomputed from the config.
+		let mut views: Vec<_> = st
+			.tensors()
+			.into_iter()
+			.filter(|(name, _)| !name.ends_with("rotary_emb.inv_freq"))
+			.collect();
+		// In the file's order, so the first bad tensor is the one reported, whatever the threads.
+		views.sort_by_key(|(_, view)| view.data().as_ptr() as usize);
+		// Widened on every core: a checkpoint of billions of values is read once, at load.
+		let widened: Vec<Result<Vec<f32>, String>> = views
+			.par_iter()
+			.map(|(name, view)| {
+				to_f32(view.dtype(), view.data()).map_err(|r| format!("{name}: {r}"))
+			})
+			.collect();
+		for ((name, view), values) in views.into_iter().zip(widened) {
 			let layer =
 				layer_of(&name, n).ok_or_else(|| CheckpointError::UnknownTensor(name.clone()))?;
-			let values =
-				to_f32(view.dtype(), view.data()).map_err(|r| format(format!("{name}: {r}")))?;
+			let values = values.map_err(format)?;
 			let tensor = NamedTensor { name: name.clone(), shape: view.shape().to_vec(), values };
 			if layers[layer].insert(name.clone(), tensor).is_some() {
 				return Err(CheckpointError::Duplicate(name));
@@ -173,9 +184,10 @@ pub fn load_checkpoint(dir: &Path) -> Result<(ModelConfig, Vec<LayerTensors>), C
 		}
 	}
 	let layers: Vec<LayerTensors> = layers.into_iter().map(|l| l.into_values().collect()).collect();
-	for (i, layer) in layers.iter().enumerate() {
-		check_layout(&config, i, layer)?;
-	}
+	// Checked on every core; the first bad layer in order is the one reported.
+	let checks: Vec<Result<(), WeightsError>> =
+		layers.par_iter().enumerate().map(|(i, layer)| check_layout(&config, i, layer)).collect();
+	checks.into_iter().collect::<Result<(), _>>()?;
 	Ok((config, layers))
 }
 

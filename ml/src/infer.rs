@@ -89,39 +89,51 @@ impl<B: Backend> KvCache<B> {
 enum Proj<B: Backend> {
 	/// burn's linear, on any backend.
 	Linear(Linear<B>),
-	/// On the portable CPU, a weight whose values are all `bf16` (a bf16 checkpoint's), kept as
-	/// `bf16` bits `[d_in, d_out]` and multiplied by the portable kernel, which widens each value
-	/// exactly: the bits of the `f32` linear, with half the bytes read per token (decoding one
-	/// token streams every weight once and is bound by memory).
-	Bf16 { weight: Vec<u16>, d_in: usize, d_out: usize },
+	/// On the portable CPU, the weight `[d_in, d_out]` laid out in [`gemm::Strips`] for the
+	/// portable kernel: a decoding step keeps its outputs in registers while the weight streams
+	/// by once. The bits of burn's linear on the same backend.
+	F32(gemm::Strips<f32>),
+	/// As [`Proj::F32`], for a weight whose values are all `bf16` (a bf16 checkpoint's), kept as
+	/// `bf16` bits that the kernel widens exactly: the same bits, half the bytes read per token.
+	Bf16(gemm::Strips<u16>),
 }
 
 impl<B: Backend> Proj<B> {
-	fn import(t: &NamedTensor, bf16: bool, device: &B::Device) -> Self {
-		if bf16 {
-			if let Some(weight) = weights::bf16_weight(t) {
-				return Proj::Bf16 { weight, d_in: t.shape[1], d_out: t.shape[0] };
-			}
+	/// `strips`: on the portable CPU, the weight is laid out for its kernel.
+	fn import(t: &NamedTensor, strips: bool, device: &B::Device) -> Self {
+		if !strips {
+			return Proj::Linear(weights::lin(t, device));
 		}
-		Proj::Linear(weights::lin(t, device))
+		match weights::bf16_weight(t) {
+			Some(weight) => Proj::Bf16(weight),
+			None => Proj::F32(weights::f32_weight(t)),
+		}
 	}
 
 	fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
 		match self {
 			Proj::Linear(linear) => linear.forward(x),
-			Proj::Bf16 { weight, d_in, d_out } => {
-				let [batch, seq, _] = x.dims();
-				let device = x.device();
-				let a = values(x);
-				let m = batch * seq;
-				let mut out = vec![0.0f32; m * d_out];
-				gemm::batched_matmul(&mut out, 1, m, *d_in, *d_out, |_| {
-					(gemm::Mat::row_major(&a, *d_in), gemm::Mat::row_major(weight, *d_out))
-				});
-				Tensor::from_data(TensorData::new(out, [batch, seq, *d_out]), &device)
-			}
+			Proj::F32(weight) => strips_forward(x, weight),
+			Proj::Bf16(weight) => strips_forward(x, weight),
 		}
 	}
+}
+
+/// `x · weight` by the portable kernel (`x` on the portable CPU, whose values are read in
+/// place).
+fn strips_forward<B: Backend, T: gemm::Widen>(
+	x: Tensor<B, 3>,
+	weight: &gemm::Strips<T>,
+) -> Tensor<B, 3> {
+	let [batch, seq, _] = x.dims();
+	let device = x.device();
+	let a = values(x);
+	let (m, d_in, d_out) = (batch * seq, weight.k(), weight.n());
+	let mut out = vec![0.0f32; m * d_out];
+	gemm::batched_matmul(&mut out, 1, m, d_in, d_out, |_| {
+		(gemm::Mat::row_major(&a, d_in), weight.mat())
+	});
+	Tensor::from_data(TensorData::new(out, [batch, seq, d_out]), &device)
 }
 
 /// A decoder block as a stage runs it: the model's block, its projections [`Proj`]s.
@@ -148,12 +160,12 @@ impl<B: Backend> StageBlock<B> {
 		config: &ModelConfig,
 		block: usize,
 		layer: &LayerTensors,
-		bf16: bool,
+		strips: bool,
 		device: &B::Device,
 	) -> Self {
 		let p = format!("model.layers.{block}");
 		let get = |name: &str| weights::find(layer, &format!("{p}.{name}"));
-		let proj = |name: &str| Proj::import(get(name), bf16, device);
+		let proj = |name: &str| Proj::import(get(name), strips, device);
 		let norm = |name: &str| weights::norm(config, get(name), device);
 		Self {
 			input_layernorm: norm("input_layernorm.weight"),
@@ -221,10 +233,10 @@ impl<B: Backend> StageModel<B> {
 		Self::build(config, start, layers.iter().collect(), device, true)
 	}
 
-	/// [`Self::new`] with every projection in `f32`, whatever its values (what the `bf16`
-	/// projections must equal bit for bit).
+	/// [`Self::new`] with every projection burn's `f32` linear, whatever the backend and values
+	/// (what the portable kernel's projections must equal bit for bit).
 	#[cfg(test)]
-	fn new_f32(
+	fn new_linear(
 		config: &ModelConfig,
 		start: usize,
 		layers: &[LayerTensors],
@@ -245,16 +257,17 @@ impl<B: Backend> StageModel<B> {
 		Self::build(config, start, layers, device, true)
 	}
 
-	/// `allow_bf16`: on the portable CPU, weights whose values are all `bf16` are kept so.
+	/// `allow_strips`: on the portable CPU, projections are laid out for its kernel, as `bf16`
+	/// where all their values are.
 	fn build<L: std::borrow::Borrow<LayerTensors>>(
 		config: &ModelConfig,
 		start: usize,
 		layers: Vec<L>,
 		device: &B::Device,
-		allow_bf16: bool,
+		allow_strips: bool,
 	) -> Result<Self, WeightsError> {
-		let bf16 =
-			allow_bf16 && std::any::TypeId::of::<B>() == std::any::TypeId::of::<PortableCpu>();
+		let strips =
+			allow_strips && std::any::TypeId::of::<B>() == std::any::TypeId::of::<PortableCpu>();
 		let end = start + layers.len();
 		if layers.is_empty() || end > config.layer_count() {
 			return Err(WeightsError::LayerCount { expected: config.layer_count(), got: end });
@@ -272,10 +285,10 @@ impl<B: Backend> StageModel<B> {
 			} else if index == last {
 				head = Some((
 					weights::norm(config, weights::find(tensors, "model.norm.weight"), device),
-					Proj::import(weights::find(tensors, "lm_head.weight"), bf16, device),
+					Proj::import(weights::find(tensors, "lm_head.weight"), strips, device),
 				));
 			} else {
-				blocks.push(StageBlock::import(config, index - 1, tensors, bf16, device));
+				blocks.push(StageBlock::import(config, index - 1, tensors, strips, device));
 			}
 			// An owned `layer` (its f32 values) is freed here.
 		}
@@ -715,36 +728,44 @@ mod tests {
 		assert_eq!(a_bits, b_bits, "logits differ in some bit");
 	}
 
-	/// A bf16 checkpoint's projections are kept as bf16 and give the bits of the f32 ones, in a
-	/// prompt long enough for the packed product and in one-token decoding steps; weights that
-	/// are not all bf16 stay f32.
+	/// On the portable CPU a stage's projections are laid out in strips — `f32`, or `bf16` for a
+	/// bf16 checkpoint's — and give the bits of burn's f32 linear, in a prompt long enough for
+	/// the packed product and in one-token decoding steps.
 	#[test]
-	fn bf16_projections_compute_the_bits_of_f32_ones() {
+	fn projections_in_strips_compute_the_bits_of_burns_linear() {
 		let config = ModelConfig::tiny();
 		let mut layers = init_layers(&config, 3);
 		let dev = Default::default();
-		let kept = StageModel::<CpuBackend>::new(&config, 0, &layers, &dev).unwrap();
-		assert!(matches!(kept.blocks[0].q_proj, Proj::Linear(_)), "f32 values stay f32");
-		for tensor in layers.iter_mut().flatten() {
-			for v in tensor.values.iter_mut() {
-				*v = half::bf16::from_f32(*v).to_f32();
-			}
-		}
-		let bf16 = StageModel::<CpuBackend>::new(&config, 0, &layers, &dev).unwrap();
-		let f32 = StageModel::<CpuBackend>::new_f32(&config, 0, &layers, &dev).unwrap();
-		let all_bf16 = bf16.blocks.iter().all(|b| {
-			[&b.q_proj, &b.k_proj, &b.v_proj, &b.o_proj, &b.gate_proj, &b.up_proj, &b.down_proj]
-				.iter()
-				.all(|p| matches!(p, Proj::Bf16 { .. }))
-		});
-		assert!(all_bf16 && matches!(bf16.head, Some((_, Proj::Bf16 { .. }))));
-		assert!(matches!(f32.blocks[0].q_proj, Proj::Linear(_)));
 		let prompt: Vec<u32> =
 			b"a prompt of more than sixteen tokens".iter().map(|b| *b as u32).collect();
-		let (a, a_bits) = greedy(std::slice::from_ref(&bf16), &prompt, 12);
-		let (b, b_bits) = greedy(std::slice::from_ref(&f32), &prompt, 12);
-		assert_eq!(a, b);
-		assert_eq!(a_bits, b_bits, "logits differ in some bit");
+		let projs = |stage: &StageModel<CpuBackend>, kind: fn(&Proj<CpuBackend>) -> bool| {
+			stage.blocks.iter().all(|b| {
+				[&b.q_proj, &b.k_proj, &b.v_proj, &b.o_proj, &b.gate_proj, &b.up_proj, &b.down_proj]
+					.into_iter()
+					.all(kind)
+			}) && stage.head.as_ref().is_some_and(|(_, head)| kind(head))
+		};
+		for bf16 in [false, true] {
+			if bf16 {
+				for tensor in layers.iter_mut().flatten() {
+					for v in tensor.values.iter_mut() {
+						*v = half::bf16::from_f32(*v).to_f32();
+					}
+				}
+			}
+			let strips = StageModel::<CpuBackend>::new(&config, 0, &layers, &dev).unwrap();
+			let linear = StageModel::<CpuBackend>::new_linear(&config, 0, &layers, &dev).unwrap();
+			if bf16 {
+				assert!(projs(&strips, |p| matches!(p, Proj::Bf16(_))), "bf16 values kept so");
+			} else {
+				assert!(projs(&strips, |p| matches!(p, Proj::F32(_))), "f32 values stay f32");
+			}
+			assert!(projs(&linear, |p| matches!(p, Proj::Linear(_))));
+			let (a, a_bits) = greedy(std::slice::from_ref(&strips), &prompt, 12);
+			let (b, b_bits) = greedy(std::slice::from_ref(&linear), &prompt, 12);
+			assert_eq!(a, b, "bf16: {bf16}");
+			assert_eq!(a_bits, b_bits, "logits differ in some bit (bf16: {bf16})");
+		}
 	}
 
 	#[test]

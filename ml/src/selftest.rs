@@ -200,21 +200,30 @@ fn kernel_products() -> [u8; 32] {
 		portable::gemm::matmul(&a, &b, &mut c, m, k, n);
 		bits.extend(c.iter().flat_map(|v| v.to_bits().to_le_bytes()));
 	}
-	// A server keeps a bf16 checkpoint's weights as bf16: that path must give the bits of the
-	// f32 product on this CPU too. The golden bits hash f32 products only, so a difference is
-	// reported as a kernel mismatch.
+	// A server keeps a bf16 checkpoint's weights as bf16, laid out in strips: those paths must
+	// give the bits of the f32 product on this CPU too. The golden bits hash f32 products only,
+	// so a difference is reported as a kernel mismatch.
 	let b16: Vec<u16> = b.iter().map(|v| (v.to_bits() >> 16) as u16).collect();
 	let widened: Vec<f32> = b16.iter().map(|v| portable::gemm::Widen::widen(*v)).collect();
-	for m in [70, 3, 1] {
+	let strips = portable::gemm::Strips::from_fn(k, n, |p, j| b16[p * n + j]);
+	for m in [70, 5, 3, 1] {
 		let a = random(m * k);
-		let (mut from_bf16, mut from_f32) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);
+		let mut from_f32 = vec![0.0f32; m * n];
+		portable::gemm::matmul(&a, &widened, &mut from_f32, m, k, n);
+		let same = |c: &[f32]| c.iter().zip(&from_f32).all(|(x, y)| x.to_bits() == y.to_bits());
+		let mut from_bf16 = vec![0.0f32; m * n];
 		portable::gemm::batched_matmul(&mut from_bf16, 1, m, k, n, |_| {
 			(portable::gemm::Mat::row_major(&a, k), portable::gemm::Mat::row_major(&b16, n))
 		});
-		portable::gemm::matmul(&a, &widened, &mut from_f32, m, k, n);
-		let same = from_bf16.iter().zip(&from_f32).all(|(x, y)| x.to_bits() == y.to_bits());
-		if !same {
+		if !same(&from_bf16) {
 			bits.extend_from_slice(b"the bf16 product differs");
+		}
+		let mut from_strips = vec![0.0f32; m * n];
+		portable::gemm::batched_matmul(&mut from_strips, 1, m, k, n, |_| {
+			(portable::gemm::Mat::row_major(&a, k), strips.mat())
+		});
+		if !same(&from_strips) {
+			bits.extend_from_slice(b"the bf16 product in strips differs");
 		}
 	}
 	sp_crypto_hashing::blake2_256(&bits)

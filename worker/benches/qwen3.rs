@@ -90,6 +90,7 @@ async fn main() {
 		start_on(ComputeDevice::Cpu, &config, 0, layers, prompts.len(), std::time::Duration::ZERO)
 			.expect("the stage starts");
 	let load_s = t.elapsed().as_secs_f64();
+	let counters = stage.clone();
 	let route = Route {
 		hops: vec![Hop {
 			client: StageClient::Local(stage),
@@ -118,5 +119,7 @@ async fn main() {
 			"generated": m.generated,
 		});
 		println!("{row}");
+		// How the stage batched the chunks (on stderr: the rows stay one JSON object a line).
+		eprintln!("{clients} clients, stage counters so far: {:?}", counters.stats());
 	}
 }

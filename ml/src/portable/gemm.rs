@@ -12,6 +12,11 @@
 //! checkpoint stored them): each value is widened to the `f32` it stands for, exactly, before
 //! the same fold, so the bits equal those of the product with the widened `f32` matrix while
 //! half the bytes stream from memory (decoding one token is bound by reading the weights).
+//!
+//! A weight multiplied many times (a served model's) may be laid out once in [`Strips`]: strips
+//! of `NR` output columns, each strip's rows contiguous. Few-row products (decoding) then keep
+//! every output of a tile in registers over the whole reduction while the strip streams by in
+//! order; each output's fold is the same, so are the bits.
 
 use std::sync::{
 	atomic::{AtomicUsize, Ordering},
@@ -87,11 +92,15 @@ fn pool() -> Arc<rayon::ThreadPool> {
 
 /// An element a product reads: an `f32`, or a `bf16` held as its bits.
 pub trait Widen: Copy + Send + Sync + 'static {
+	/// The zero of the type (the padding of a [`Strips`] past its last column).
+	const ZERO: Self;
 	/// The `f32` this value stands for, exactly.
 	fn widen(self) -> f32;
 }
 
 impl Widen for f32 {
+	const ZERO: Self = 0.0;
+
 	#[inline(always)]
 	fn widen(self) -> f32 {
 		self
@@ -100,6 +109,8 @@ impl Widen for f32 {
 
 /// `bf16` bits: the upper half of the `f32` they stand for.
 impl Widen for u16 {
+	const ZERO: Self = 0;
+
 	#[inline(always)]
 	fn widen(self) -> f32 {
 		f32::from_bits(u32::from(self) << 16)
@@ -107,28 +118,100 @@ impl Widen for u16 {
 }
 
 /// A read-only matrix in a slice: element `(i, j)` at `data[offset + i·rs + j·cs]` (a transpose
-/// or a batch of a larger tensor is read in place, without a copy).
+/// or a batch of a larger tensor is read in place, without a copy), or laid out in [`Strips`].
 #[derive(Clone, Copy, Debug)]
 pub struct Mat<'a, T = f32> {
-	pub data: &'a [T],
-	pub offset: usize,
-	pub rs: usize,
-	pub cs: usize,
+	data: &'a [T],
+	offset: usize,
+	rs: usize,
+	cs: usize,
+	/// Distance between strips of `NR` columns: `NR·cs` for a strided matrix, so that element
+	/// `(i, j)` is at `offset + i·rs + (j / NR)·ss + (j % NR)·cs` in either layout.
+	ss: usize,
 }
 
 impl<'a, T: Widen> Mat<'a, T> {
 	/// A row-major `rows × cols` matrix.
 	pub fn row_major(data: &'a [T], cols: usize) -> Self {
-		Self { data, offset: 0, rs: cols, cs: 1 }
+		Self::strided(data, 0, cols, 1)
+	}
+
+	/// Element `(i, j)` at `data[offset + i·rs + j·cs]`.
+	pub fn strided(data: &'a [T], offset: usize, rs: usize, cs: usize) -> Self {
+		Self { data, offset, rs, cs, ss: NR * cs }
+	}
+
+	#[inline(always)]
+	fn index(&self, i: usize, j: usize) -> usize {
+		self.offset + i * self.rs + (j / NR) * self.ss + (j % NR) * self.cs
 	}
 
 	#[inline(always)]
 	fn at(&self, i: usize, j: usize) -> f32 {
-		self.data[self.offset + i * self.rs + j * self.cs].widen()
+		self.data[self.index(i, j)].widen()
+	}
+
+	/// Row `i`'s columns `j..j + w` as one slice, where they lie next to each other.
+	#[inline(always)]
+	fn run(&self, i: usize, j: usize, w: usize) -> Option<&'a [T]> {
+		let contiguous = self.cs == 1 && (self.ss == NR || j % NR + w <= NR);
+		let from = self.index(i, j);
+		contiguous.then(|| &self.data[from..from + w])
+	}
+
+	/// Laid out in [`Strips`].
+	fn is_strips(&self) -> bool {
+		self.cs == 1 && self.rs == NR && self.ss != NR
 	}
 
 	fn rows_from(self, r0: usize) -> Self {
 		Self { offset: self.offset + r0 * self.rs, ..self }
+	}
+}
+
+/// A `k × n` matrix laid out for products with few rows (a served model's weights, multiplied
+/// once per decoded token): strips of `NR` columns, strip after strip, each its `k` rows of `NR`
+/// values (zero past column `n`). A product streams a strip in order and keeps the outputs of
+/// its columns in registers over all of `k`.
+#[derive(Clone, Debug)]
+pub struct Strips<T> {
+	data: Vec<T>,
+	k: usize,
+	n: usize,
+}
+
+impl<T: Widen> Strips<T> {
+	/// The `k × n` matrix whose element `(p, j)` is `value(p, j)`, strips filled on [`threads`]
+	/// threads, each row by row: `value` is called across `NR` columns at once (a transposed
+	/// source is read as `NR` sequential streams).
+	pub fn from_fn(k: usize, n: usize, value: impl Fn(usize, usize) -> T + Sync) -> Self {
+		let mut data = vec![T::ZERO; n.div_ceil(NR) * k * NR];
+		let fill = |(s, strip): (usize, &mut [T])| {
+			for (p, row) in strip.chunks_exact_mut(NR).enumerate() {
+				for (j, v) in (s * NR..n.min((s + 1) * NR)).zip(row) {
+					*v = value(p, j);
+				}
+			}
+		};
+		if k > 0 {
+			pool().install(|| data.par_chunks_exact_mut(k * NR).enumerate().for_each(fill));
+		}
+		Self { data, k, n }
+	}
+
+	/// Rows (the reduction).
+	pub fn k(&self) -> usize {
+		self.k
+	}
+
+	/// Columns (the outputs).
+	pub fn n(&self) -> usize {
+		self.n
+	}
+
+	/// The matrix, as a product's right operand.
+	pub fn mat(&self) -> Mat<'_, T> {
+		Mat { data: &self.data, offset: 0, rs: NR, cs: 1, ss: self.k * NR }
 	}
 }
 
@@ -301,6 +384,9 @@ fn rows_body<T: Widen>(
 	// by; within one, each row of `b` is read once for every row of `a` (a weight streams from
 	// memory once per decoding step, however many sessions are batched), and `p` still runs in
 	// order for every output.
+	if b.is_strips() && j0.is_multiple_of(NR) {
+		return strips_body(a, b, c, ldc, m, k, j0, w);
+	}
 	let block = (RB / m.max(1)).max(NR);
 	for jb in (0..w).step_by(block) {
 		let width = block.min(w - jb);
@@ -308,22 +394,117 @@ fn rows_body<T: Widen>(
 			c[i * ldc + jb..i * ldc + jb + width].fill(0.0);
 		}
 		for p in 0..k {
-			let from = b.offset + p * b.rs + (j0 + jb) * b.cs;
+			let run = b.run(p, j0 + jb, width);
 			for i in 0..m {
 				let av = a.at(i, p);
 				let out = &mut c[i * ldc + jb..i * ldc + jb + width];
-				if b.cs == 1 {
-					for (o, bv) in out.iter_mut().zip(&b.data[from..from + width]) {
-						*o += av * bv.widen();
+				match run {
+					Some(run) => {
+						for (o, bv) in out.iter_mut().zip(run) {
+							*o += av * bv.widen();
+						}
 					}
-				} else {
-					for (j, o) in out.iter_mut().enumerate() {
-						*o += av * b.data[from + j * b.cs].widen();
+					None => {
+						for (j, o) in out.iter_mut().enumerate() {
+							*o += av * b.at(p, j0 + jb + j);
+						}
 					}
 				}
 			}
 		}
 	}
+}
+
+/// Few rows over a `b` laid out in [`Strips`] (`j0` at a strip's start): tiles of up to four
+/// rows by one to four strips whose outputs stay in registers while `p` runs over all of `k`
+/// in order — the same fold as every other path, with no output traffic through memory.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn strips_body<T: Widen>(
+	a: Mat<'_>,
+	b: Mat<'_, T>,
+	c: &mut [f32],
+	ldc: usize,
+	m: usize,
+	k: usize,
+	j0: usize,
+	w: usize,
+) {
+	let (first, strips) = (j0 / NR, w.div_ceil(NR));
+	// A row group's `a`, column after column (`panel[p·rows + r] = a[i + r][p]`): the tile reads
+	// each step's values with one load instead of computing every index.
+	let mut panel = vec![0.0f32; k * m.min(4)];
+	let mut i = 0;
+	while i < m {
+		let rows = (m - i).min(4);
+		let panel = &mut panel[..k * rows];
+		for (p, column) in panel.chunks_exact_mut(rows).enumerate() {
+			for (r, v) in column.iter_mut().enumerate() {
+				*v = a.at(i + r, p);
+			}
+		}
+		let mut s = 0;
+		while s < strips {
+			// Eight accumulator vectors of eight lanes: rows × strips × NR = 64 outputs at most.
+			let done = match (rows, strips - s) {
+				(1, left) if left >= 4 => {
+					strip_tile::<T, 1, 4>(panel, i, b, first, s, k, c, ldc, w)
+				}
+				(1, _) => strip_tile::<T, 1, 1>(panel, i, b, first, s, k, c, ldc, w),
+				(2, left) if left >= 2 => {
+					strip_tile::<T, 2, 2>(panel, i, b, first, s, k, c, ldc, w)
+				}
+				(2, _) => strip_tile::<T, 2, 1>(panel, i, b, first, s, k, c, ldc, w),
+				(3, _) => strip_tile::<T, 3, 1>(panel, i, b, first, s, k, c, ldc, w),
+				_ => strip_tile::<T, 4, 1>(panel, i, b, first, s, k, c, ldc, w),
+			};
+			s += done;
+		}
+		i += rows;
+	}
+}
+
+/// Outputs of rows `i0..i0 + R` (their `a` in `panel`, column after column) in strips
+/// `first + s0..first + s0 + S` (columns past `w` are not written); returns `S`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn strip_tile<T: Widen, const R: usize, const S: usize>(
+	panel: &[f32],
+	i0: usize,
+	b: Mat<'_, T>,
+	first: usize,
+	s0: usize,
+	k: usize,
+	c: &mut [f32],
+	ldc: usize,
+	w: usize,
+) -> usize {
+	let mut acc = [[[0.0f32; NR]; S]; R];
+	let strips: [&[T]; S] = std::array::from_fn(|s| {
+		let from = b.offset + (first + s0 + s) * b.ss;
+		&b.data[from..from + k * NR]
+	});
+	for (p, av) in panel.chunks_exact(R).take(k).enumerate() {
+		let av: &[f32; R] = av.try_into().expect("R values");
+		for (s, strip) in strips.iter().enumerate() {
+			let bv: &[T; NR] = strip[p * NR..p * NR + NR].try_into().expect("NR values");
+			let bv: [f32; NR] = std::array::from_fn(|j| bv[j].widen());
+			for r in 0..R {
+				for j in 0..NR {
+					acc[r][s][j] += av[r] * bv[j];
+				}
+			}
+		}
+	}
+	for (r, row) in acc.iter().enumerate() {
+		for (s, outs) in row.iter().enumerate() {
+			let jb = (s0 + s) * NR;
+			let width = NR.min(w - jb);
+			let at = (i0 + r) * ldc + jb;
+			c[at..at + width].copy_from_slice(&outs[..width]);
+		}
+	}
+	S
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -383,14 +564,16 @@ fn pack_b<T: Widen>(b: Mat<'_, T>, pc: usize, kc: usize, j0: usize, nc: usize, o
 	for (s, strip) in out.chunks_exact_mut(kc * NR).enumerate() {
 		let (col, width) = (j0 + s * NR, NR.min(nc - s * NR));
 		for (p, row) in strip.chunks_exact_mut(NR).enumerate() {
-			let from = b.offset + (pc + p) * b.rs + col * b.cs;
-			if b.cs == 1 {
-				for (v, x) in row[..width].iter_mut().zip(&b.data[from..from + width]) {
-					*v = x.widen();
+			match b.run(pc + p, col, width) {
+				Some(run) => {
+					for (v, x) in row[..width].iter_mut().zip(run) {
+						*v = x.widen();
+					}
 				}
-			} else {
-				for (j, v) in row[..width].iter_mut().enumerate() {
-					*v = b.data[from + j * b.cs].widen();
+				None => {
+					for (j, v) in row[..width].iter_mut().enumerate() {
+						*v = b.at(pc + p, col + j);
+					}
 				}
 			}
 			row[width..].fill(0.0);
@@ -523,9 +706,53 @@ mod tests {
 				assert_eq!(bits(&c), want, "{m}x{k}x{n} on {threads} threads");
 				let mut c = vec![f32::NAN; m * n];
 				batched_matmul(&mut c, 1, m, k, n, |_| {
-					(Mat::row_major(&a, k), Mat { data: &bt16, offset: 0, rs: 1, cs: k })
+					(Mat::row_major(&a, k), Mat::strided(&bt16, 0, 1, k))
 				});
 				assert_eq!(bits(&c), want, "{m}x{k}x{n} transposed on {threads} threads");
+			}
+		}
+		set_threads(0);
+	}
+
+	/// A right operand laid out in strips gives the reference's bits on every path: the
+	/// register tiles of every row and strip count (1–15 rows), the packed kernel (16 rows and
+	/// more, reading strips), a last strip cut short, every thread count; in f32 and bf16.
+	#[test]
+	fn strips_equal_the_reference_fold_bit_for_bit() {
+		let _threads = TEST_THREADS.lock().unwrap_or_else(|p| p.into_inner());
+		let mut rng = ChaCha20Rng::seed_from_u64(13);
+		for &(m, k, n) in &[
+			(1, 1, 1),
+			(1, 300, 2100),
+			(1, 64, 40),
+			(2, 600, 2100),
+			(2, 33, 16),
+			(3, 17, 33),
+			(4, 100, 70),
+			(5, 257, 100),
+			(7, 40, 130),
+			(15, 1100, 70),
+			(16, 64, 50),
+			(40, 513, 70),
+		] {
+			let a = random(m * k, &mut rng);
+			let b16: Vec<u16> =
+				random(k * n, &mut rng).iter().map(|v| (v.to_bits() >> 16) as u16).collect();
+			let b: Vec<f32> = random(k * n, &mut rng);
+			let widened: Vec<f32> = b16.iter().map(|v| v.widen()).collect();
+			let want = bits(&reference(&a, &b, m, k, n));
+			let want16 = bits(&reference(&a, &widened, m, k, n));
+			let strips = Strips::from_fn(k, n, |p, j| b[p * n + j]);
+			let strips16 = Strips::from_fn(k, n, |p, j| b16[p * n + j]);
+			assert_eq!((strips.k(), strips.n()), (k, n));
+			for threads in [1, 2, 3] {
+				set_threads(threads);
+				let mut c = vec![f32::NAN; m * n];
+				batched_matmul(&mut c, 1, m, k, n, |_| (Mat::row_major(&a, k), strips.mat()));
+				assert_eq!(bits(&c), want, "{m}x{k}x{n} f32 strips on {threads} threads");
+				let mut c = vec![f32::NAN; m * n];
+				batched_matmul(&mut c, 1, m, k, n, |_| (Mat::row_major(&a, k), strips16.mat()));
+				assert_eq!(bits(&c), want16, "{m}x{k}x{n} bf16 strips on {threads} threads");
 			}
 		}
 		set_threads(0);
@@ -562,10 +789,7 @@ mod tests {
 				set_threads(threads);
 				let mut c = vec![f32::NAN; m * n];
 				batched_matmul(&mut c, 1, m, k, n, |_| {
-					(
-						Mat { data: &shifted, offset: 3, rs: k, cs: 1 },
-						Mat { data: &bt, offset: 0, rs: 1, cs: k },
-					)
+					(Mat::strided(&shifted, 3, k, 1), Mat::strided(&bt, 0, 1, k))
 				});
 				assert_eq!(bits(&c), want, "{m}x{k}x{n} on {threads} threads");
 			}
@@ -581,7 +805,7 @@ mod tests {
 		let b = random(k * n, &mut rng);
 		let mut c = vec![0.0; 3 * m * n];
 		batched_matmul(&mut c, 3, m, k, n, |t| {
-			(Mat { data: &a, offset: t * m * k, rs: k, cs: 1 }, Mat::row_major(&b, n))
+			(Mat::strided(&a, t * m * k, k, 1), Mat::row_major(&b, n))
 		});
 		for t in 0..3 {
 			let want = reference(&a[t * m * k..(t + 1) * m * k], &b, m, k, n);

@@ -88,18 +88,8 @@ pub fn float_matmul(
 			}
 		}
 		(
-			gemm::Mat {
-				data: a_data,
-				offset: a_offset,
-				rs: a_strides[rank - 2],
-				cs: a_strides[rank - 1],
-			},
-			gemm::Mat {
-				data: b_data,
-				offset: b_offset,
-				rs: b_strides[rank - 2],
-				cs: b_strides[rank - 1],
-			},
+			gemm::Mat::strided(a_data, a_offset, a_strides[rank - 2], a_strides[rank - 1]),
+			gemm::Mat::strided(b_data, b_offset, b_strides[rank - 2], b_strides[rank - 1]),
 		)
 	};
 	let mut out = vec![0.0f32; batches * m * n];
@@ -137,7 +127,7 @@ pub fn linear(
 	let m: usize = xs[..xs.len() - 1].iter().product();
 	let w_strides = strides(&w);
 	let a = gemm::Mat::row_major(x_rows.as_slice().expect("standard layout"), k);
-	let b = gemm::Mat { data: memory(&w), offset: 0, rs: w_strides[0], cs: w_strides[1] };
+	let b = gemm::Mat::strided(memory(&w), 0, w_strides[0], w_strides[1]);
 	let mut out = vec![0.0f32; m * n];
 	gemm::batched_matmul(&mut out, 1, m, k, n, |_| (a, b));
 	let mut shape = xs;
