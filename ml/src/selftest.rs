@@ -200,13 +200,14 @@ fn kernel_products() -> [u8; 32] {
 		portable::gemm::matmul(&a, &b, &mut c, m, k, n);
 		bits.extend(c.iter().flat_map(|v| v.to_bits().to_le_bytes()));
 	}
-	// A server keeps a bf16 checkpoint's weights as bf16, laid out in strips: those paths must
+	// A server keeps a checkpoint's weights laid out in strips, bf16 ones as bf16: those paths must
 	// give the bits of the f32 product on this CPU too. The golden bits hash f32 products only,
 	// so a difference is reported as a kernel mismatch.
 	let b16: Vec<u16> = b.iter().map(|v| (v.to_bits() >> 16) as u16).collect();
 	let widened: Vec<f32> = b16.iter().map(|v| portable::gemm::Widen::widen(*v)).collect();
 	let strips = portable::gemm::Strips::from_fn(k, n, |p, j| b16[p * n + j]);
-	for m in [70, 5, 3, 1] {
+	let strips_f32 = portable::gemm::Strips::from_fn(k, n, |p, j| widened[p * n + j]);
+	for m in [70, 6, 3, 1] {
 		let a = random(m * k);
 		let mut from_f32 = vec![0.0f32; m * n];
 		portable::gemm::matmul(&a, &widened, &mut from_f32, m, k, n);
@@ -224,6 +225,12 @@ fn kernel_products() -> [u8; 32] {
 		});
 		if !same(&from_strips) {
 			bits.extend_from_slice(b"the bf16 product in strips differs");
+		}
+		portable::gemm::batched_matmul(&mut from_strips, 1, m, k, n, |_| {
+			(portable::gemm::Mat::row_major(&a, k), strips_f32.mat())
+		});
+		if !same(&from_strips) {
+			bits.extend_from_slice(b"the f32 product in strips differs");
 		}
 	}
 	sp_crypto_hashing::blake2_256(&bits)

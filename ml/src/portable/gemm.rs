@@ -431,36 +431,40 @@ fn strips_body<T: Widen>(
 	w: usize,
 ) {
 	let (first, strips) = (j0 / NR, w.div_ceil(NR));
-	// A row group's `a`, column after column (`panel[p·rows + r] = a[i + r][p]`): the tile reads
-	// each step's values with one load instead of computing every index.
-	let mut panel = vec![0.0f32; k * m.min(4)];
-	let mut i = 0;
-	while i < m {
-		let rows = (m - i).min(4);
-		let panel = &mut panel[..k * rows];
+	// Each group of up to four rows' `a`, column after column (`panel[i·k + p·rows + r] =
+	// a[i + r][p]` for the group at row `i`): the tile reads a step's values with one load.
+	let groups: Vec<(usize, usize)> = (0..m).step_by(4).map(|i| (i, (m - i).min(4))).collect();
+	let mut panels = vec![0.0f32; m * k];
+	for &(i, rows) in &groups {
+		let panel = &mut panels[i * k..(i + rows) * k];
 		for (p, column) in panel.chunks_exact_mut(rows).enumerate() {
 			for (r, v) in column.iter_mut().enumerate() {
 				*v = a.at(i + r, p);
 			}
 		}
-		let mut s = 0;
-		while s < strips {
-			// Eight accumulator vectors of eight lanes: rows × strips × NR = 64 outputs at most.
-			let done = match (rows, strips - s) {
-				(1, left) if left >= 4 => {
-					strip_tile::<T, 1, 4>(panel, i, b, first, s, k, c, ldc, w)
-				}
-				(1, _) => strip_tile::<T, 1, 1>(panel, i, b, first, s, k, c, ldc, w),
-				(2, left) if left >= 2 => {
-					strip_tile::<T, 2, 2>(panel, i, b, first, s, k, c, ldc, w)
-				}
-				(2, _) => strip_tile::<T, 2, 1>(panel, i, b, first, s, k, c, ldc, w),
-				(3, _) => strip_tile::<T, 3, 1>(panel, i, b, first, s, k, c, ldc, w),
-				_ => strip_tile::<T, 4, 1>(panel, i, b, first, s, k, c, ldc, w),
-			};
-			s += done;
+	}
+	// Four strips at a time (at most a few hundred KB: they stay in L2) for every row group, so
+	// a weight streams from memory once however many rows there are.
+	for s0 in (0..strips).step_by(4) {
+		let end = (s0 + 4).min(strips);
+		for &(i, rows) in &groups {
+			let panel = &panels[i * k..(i + rows) * k];
+			let mut s = s0;
+			while s < end {
+				// Eight accumulator vectors of eight lanes: rows × strips × NR = 64 outputs at most.
+				let done = match (rows, end - s) {
+					(1, 4) => strip_tile::<T, 1, 4>(panel, i, b, first, s, k, c, ldc, w),
+					(1, _) => strip_tile::<T, 1, 1>(panel, i, b, first, s, k, c, ldc, w),
+					(2, left) if left >= 2 => {
+						strip_tile::<T, 2, 2>(panel, i, b, first, s, k, c, ldc, w)
+					}
+					(2, _) => strip_tile::<T, 2, 1>(panel, i, b, first, s, k, c, ldc, w),
+					(3, _) => strip_tile::<T, 3, 1>(panel, i, b, first, s, k, c, ldc, w),
+					_ => strip_tile::<T, 4, 1>(panel, i, b, first, s, k, c, ldc, w),
+				};
+				s += done;
+			}
 		}
-		i += rows;
 	}
 }
 

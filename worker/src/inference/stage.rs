@@ -3,7 +3,9 @@
 //! Chunks arriving while the model is busy are **batched**: one thread runs the model, and each
 //! time it finishes a batch it takes every chunk that queued meanwhile (one per session, up to
 //! [`MAX_BATCH`]) as the next one (`StageModel::forward_batch`: projections and MLPs over all rows
-//! at once, attention per session). A lone request runs at once, alone. Sessions are bounded
+//! at once, attention per session). Before it does, it waits up to [`BATCH_WINDOW`] for the open
+//! sessions of the last batch that usually come back that fast (decoding side by side, they then
+//! stay in one batch a step); a lone request runs at once, alone. Sessions are bounded
 //! (`capacity`): the least recently used one is dropped to admit a new one if it has been idle
 //! for 30 s (its coordinator replays it if it comes back); otherwise the stage is busy (HTTP 429)
 //! and the coordinator routes elsewhere.
@@ -31,6 +33,12 @@ use super::protocol::SessionId;
 
 /// Most chunks in one batch.
 pub const MAX_BATCH: usize = 32;
+/// How long the model thread waits, at most, for the sessions of its last batch before it runs
+/// the next one without them. A session's next chunk comes as soon as its client has the last
+/// result (a decoding client samples a token and sends it back); a batch started without it
+/// leaves it to the batch after, the live sessions settle into groups that alternate, and each
+/// decoding step reads every weight once per group instead of once.
+const BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// A session unused this long may be dropped to admit a new one.
 const IDLE_EVICTION: Duration = Duration::from_secs(30);
 
@@ -52,6 +60,7 @@ struct Pending {
 	position: usize,
 	input: Activations,
 	reply: Reply,
+	queued: Instant,
 }
 
 /// What a server and a route need of a stage, whatever backend its model runs on.
@@ -94,12 +103,27 @@ impl LocalStage {
 		StageModel<B>: Send + Sync,
 		KvCache<B>: Send,
 	{
+		Self::start_with_window(model, capacity, latency, BATCH_WINDOW, device)
+	}
+
+	fn start_with_window<B: Backend>(
+		model: StageModel<B>,
+		capacity: usize,
+		latency: Duration,
+		window: Duration,
+		device: impl Into<String>,
+	) -> Arc<Self>
+	where
+		StageModel<B>: Send + Sync,
+		KvCache<B>: Send,
+	{
 		let (config, span, capacity) = (model.config().clone(), model.span(), capacity.max(1));
 		let runner = Arc::new(Runner {
 			stopped: Default::default(),
 			model,
 			capacity,
 			latency,
+			window,
 			sessions: Mutex::new(HashMap::new()),
 			queue: Mutex::new(Vec::new()),
 			queued: Condvar::new(),
@@ -211,6 +235,8 @@ struct Runner<B: Backend> {
 	model: StageModel<B>,
 	capacity: usize,
 	latency: Duration,
+	/// [`BATCH_WINDOW`].
+	window: Duration,
 	sessions: Mutex<HashMap<SessionId, (KvCacheSlot<B>, Instant)>>,
 	queue: Mutex<Vec<Pending>>,
 	queued: Condvar,
@@ -232,13 +258,25 @@ where
 		input: Activations,
 	) -> Result<Activations, StageError> {
 		let (reply, result) = mpsc::channel();
-		self.queue.lock().expect("queue lock").push(Pending { session, position, input, reply });
+		self.queue.lock().expect("queue lock").push(Pending {
+			session,
+			position,
+			input,
+			reply,
+			queued: Instant::now(),
+		});
 		self.queued.notify_one();
 		result.recv().unwrap_or(Err(StageError::Stopped))
 	}
 
 	fn end(&self, session: &SessionId) {
 		self.sessions.lock().expect("sessions lock").remove(session);
+		// The model thread may be waiting for this session's next chunk (the batch window): it
+		// will not come. Under the queue's lock (taken after the sessions' is released: the model
+		// thread takes queue then sessions), so the wake-up cannot fall between its check and
+		// its wait.
+		let _queue = self.queue.lock().expect("queue lock");
+		self.queued.notify_all();
 	}
 
 	fn sessions(&self) -> usize {
@@ -260,6 +298,12 @@ where
 impl<B: Backend> Runner<B> {
 	/// The model thread: batch after batch of whatever queued.
 	fn run(&self) {
+		// The sessions of the last batch, when it finished, and the sessions whose last chunk came
+		// back later than the window after their previous one (behind other stages of a
+		// pipeline, or a slow client): waiting for those would only delay the batch.
+		let mut last: HashSet<SessionId> = HashSet::new();
+		let mut finished = Instant::now();
+		let mut slow: HashSet<SessionId> = HashSet::new();
 		loop {
 			let batch = {
 				let mut queue = self.queue.lock().expect("queue lock");
@@ -268,6 +312,26 @@ impl<B: Backend> Runner<B> {
 						return;
 					}
 					queue = self.queued.wait(queue).expect("queue lock");
+				}
+				// The last batch's open sessions that come back fast, boundedly ([`BATCH_WINDOW`]).
+				let deadline = Instant::now() + self.window;
+				loop {
+					let waiting_for = {
+						let sessions = self.sessions.lock().expect("sessions lock");
+						slow.retain(|s| sessions.contains_key(s));
+						let queued: HashSet<SessionId> = queue.iter().map(|p| p.session).collect();
+						queued.len() < MAX_BATCH
+							&& last.iter().any(|s| {
+								sessions.contains_key(s) && !slow.contains(s) && !queued.contains(s)
+							})
+					};
+					let now = Instant::now();
+					if !waiting_for
+						|| now >= deadline || self.stopped.load(std::sync::atomic::Ordering::SeqCst)
+					{
+						break;
+					}
+					queue = self.queued.wait_timeout(queue, deadline - now).expect("queue lock").0;
 				}
 				// One chunk per session (its next one waits for this one), oldest first.
 				let mut seen = HashSet::new();
@@ -281,6 +345,16 @@ impl<B: Backend> Runner<B> {
 					}
 				}
 				*queue = rest;
+				for p in &batch {
+					if last.contains(&p.session) {
+						if p.queued.saturating_duration_since(finished) > self.window {
+							slow.insert(p.session);
+						} else {
+							slow.remove(&p.session);
+						}
+					}
+				}
+				last = batch.iter().map(|p| p.session).collect();
 				batch
 			};
 			// A panic in a batch must not stop the stage: its requests get an error (their reply
@@ -289,6 +363,7 @@ impl<B: Backend> Runner<B> {
 			if std::panic::catch_unwind(run).is_err() {
 				tracing::error!("a batch panicked; its requests failed");
 			}
+			finished = Instant::now();
 		}
 	}
 
@@ -414,6 +489,46 @@ mod tests {
 		assert_eq!((stage.device(), stage.span()), ("cpu", (0, config.layer_count())));
 		let out = stage.forward([7; 16], 0, Activations::Tokens(vec![1, 2, 3])).unwrap();
 		assert!(matches!(out, Activations::Logits(l) if l.len() == config.vocab_size));
+	}
+
+	/// Sessions decoding side by side run in one batch a step, not in groups that alternate:
+	/// the model thread waits for the last batch's open sessions (here with a window long
+	/// enough that the threads' scheduling cannot split them).
+	#[test]
+	fn sessions_decoding_together_are_batched_together() {
+		let config = ModelConfig::tiny();
+		let layers = init_layers(&config, 1);
+		let model =
+			StageModel::<CpuBackend>::new(&config, 0, &layers, &Default::default()).unwrap();
+		let stage =
+			LocalStage::start_with_window(model, 4, Duration::ZERO, Duration::from_secs(5), "cpu");
+		let steps = 12;
+		// The prompts first (however they batch), then every session decodes `steps` tokens.
+		let (prompted, counted) = (std::sync::Barrier::new(5), std::sync::Barrier::new(5));
+		let before = std::thread::scope(|scope| {
+			for id in 1..=4u8 {
+				let (stage, prompted, counted) = (&stage, &prompted, &counted);
+				scope.spawn(move || {
+					let session = [id; 16];
+					stage.forward(session, 0, Activations::Tokens(vec![1, 2, 3])).unwrap();
+					prompted.wait();
+					counted.wait();
+					for step in 0..steps {
+						let out = stage.forward(session, 3 + step, Activations::Tokens(vec![4]));
+						assert!(out.is_ok(), "{out:?}");
+					}
+					stage.end(&session);
+				});
+			}
+			prompted.wait();
+			let before = stage.stats();
+			counted.wait();
+			before
+		});
+		let stats = stage.stats();
+		assert_eq!(stats.chunks - before.chunks, 4 * steps as u64);
+		// The first decoding chunks may come a batch or two apart; from then on, one batch a step.
+		assert!(stats.batches - before.batches <= steps as u64 + 2, "{before:?} {stats:?}");
 	}
 
 	#[test]
