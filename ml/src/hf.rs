@@ -159,8 +159,13 @@ pub fn load_checkpoint(dir: &Path) -> Result<(ModelConfig, Vec<LayerTensors>), C
 			.filter(|(name, _)| !name.ends_with("rotary_emb.inv_freq"))
 			.collect();
 		// In the file's order, so the first bad tensor is the one reported, whatever the threads.
-		views.sort_by_key(|(name, view)| {
-			(view.data().as_ptr() as usize, view.data().len(), name.clone())
+		views.sort_by(|(a, x), (b, y)| {
+			let (x, y) = (x.data(), y.data());
+			(x.as_ptr() as usize, x.len(), a.as_str()).cmp(&(
+				y.as_ptr() as usize,
+				y.len(),
+				b.as_str(),
+			))
 		});
 		// Widened on every core: a checkpoint of billions of values is read once, at load.
 		let widened: Vec<Result<Vec<f32>, String>> = views

@@ -298,11 +298,13 @@ where
 impl<B: Backend> Runner<B> {
 	/// The model thread: batch after batch of whatever queued.
 	fn run(&self) {
-		// The sessions of the last batch, when it finished, and the sessions whose last chunk came
-		// back later than the window after their previous one (behind other stages of a
-		// pipeline, or a slow client): waiting for those would only delay the batch.
+		// The sessions of the last batch and when it finished; when each open session's last
+		// batch finished; the sessions whose last chunk came later than the window after that
+		// (behind other stages of a pipeline, or a slow client): waiting for those would only
+		// delay the batch. Every chunk batched reclassifies its session.
 		let mut last: HashSet<SessionId> = HashSet::new();
 		let mut finished = Instant::now();
+		let mut returned: HashMap<SessionId, Instant> = HashMap::new();
 		let mut slow: HashSet<SessionId> = HashSet::new();
 		loop {
 			let batch = {
@@ -313,12 +315,13 @@ impl<B: Backend> Runner<B> {
 					}
 					queue = self.queued.wait(queue).expect("queue lock");
 				}
-				// The last batch's open sessions that come back fast, boundedly ([`BATCH_WINDOW`]).
-				let deadline = Instant::now() + self.window;
+				// The last batch's open sessions that come back fast, for the window after it.
+				let deadline = finished + self.window;
 				loop {
 					let waiting_for = {
 						let sessions = self.sessions.lock().expect("sessions lock");
 						slow.retain(|s| sessions.contains_key(s));
+						returned.retain(|s, _| sessions.contains_key(s));
 						let queued: HashSet<SessionId> = queue.iter().map(|p| p.session).collect();
 						queued.len() < MAX_BATCH
 							&& last.iter().any(|s| {
@@ -346,8 +349,8 @@ impl<B: Backend> Runner<B> {
 				}
 				*queue = rest;
 				for p in &batch {
-					if last.contains(&p.session) {
-						if p.queued.saturating_duration_since(finished) > self.window {
+					if let Some(at) = returned.get(&p.session) {
+						if p.queued.saturating_duration_since(*at) > self.window {
 							slow.insert(p.session);
 						} else {
 							slow.remove(&p.session);
@@ -364,6 +367,7 @@ impl<B: Backend> Runner<B> {
 				tracing::error!("a batch panicked; its requests failed");
 			}
 			finished = Instant::now();
+			returned.extend(last.iter().map(|s| (*s, finished)));
 		}
 	}
 
@@ -528,6 +532,49 @@ mod tests {
 		let stats = stage.stats();
 		assert_eq!(stats.chunks - before.chunks, 4 * steps as u64);
 		// The first decoding chunks may come a batch or two apart; from then on, one batch a step.
+		assert!(stats.batches - before.batches <= steps as u64 + 2, "{before:?} {stats:?}");
+	}
+
+	/// A session late once (more than the window) is not waited for, and is waited for again
+	/// as soon as it comes back in time: two sessions both late for their first decoding step,
+	/// one of them always a few milliseconds slower than the other (less than the window, more
+	/// than nothing: a batch takes 30 ms here), still end up in one batch a step instead of
+	/// alternating.
+	#[test]
+	fn a_session_late_once_is_batched_with_the_others_again() {
+		let config = ModelConfig::tiny();
+		let layers = init_layers(&config, 1);
+		let model =
+			StageModel::<CpuBackend>::new(&config, 0, &layers, &Default::default()).unwrap();
+		let window = Duration::from_millis(200);
+		let latency = Duration::from_millis(30);
+		let stage = LocalStage::start_with_window(model, 2, latency, window, "cpu");
+		let steps = 12;
+		let prompted = std::sync::Barrier::new(3);
+		let before = std::thread::scope(|scope| {
+			for id in 1..=2u8 {
+				let (stage, prompted) = (&stage, &prompted);
+				scope.spawn(move || {
+					let session = [id; 16];
+					stage.forward(session, 0, Activations::Tokens(vec![1, 2, 3])).unwrap();
+					prompted.wait();
+					// Late: both are marked slow by their first decoding chunk.
+					std::thread::sleep(window + Duration::from_millis(100));
+					for step in 0..steps {
+						if id == 2 {
+							std::thread::sleep(Duration::from_millis(5));
+						}
+						let out = stage.forward(session, 3 + step, Activations::Tokens(vec![4]));
+						assert!(out.is_ok(), "{out:?}");
+					}
+					stage.end(&session);
+				});
+			}
+			prompted.wait();
+			stage.stats()
+		});
+		let stats = stage.stats();
+		assert_eq!(stats.chunks - before.chunks, 2 * steps as u64);
 		assert!(stats.batches - before.batches <= steps as u64 + 2, "{before:?} {stats:?}");
 	}
 
