@@ -106,7 +106,7 @@ impl<B: Backend> Proj<B> {
 		}
 		match weights::bf16_weight(t) {
 			Some(weight) => Proj::Bf16(weight),
-			None => Proj::F32(weights::f32_weight(t)),
+			None => Proj::F32(weights::transposed_strips(t, |v| v)),
 		}
 	}
 

@@ -18,7 +18,7 @@ use rs_merkle::{Hasher, MerkleTree};
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
 use super::model::{rms_norm, rope_tables, Attention, DecoderBlock, Mlp, ModelConfig, Transformer};
-use super::portable::gemm::Strips;
+use super::portable::gemm::{Strips, Widen};
 
 /// One named tensor, row-major `f32`.
 #[derive(Clone, Debug, PartialEq)]
@@ -358,23 +358,21 @@ pub(crate) fn lin<B: Backend>(t: &NamedTensor, device: &B::Device) -> Linear<B> 
 	}
 }
 
-/// A linear weight `[out, in]` as `bf16` bits of the `[in, out]` matrix (what [`lin`] gives
-/// burn) laid out in strips for decoding, if every value is a `bf16` exactly: a bf16
-/// checkpoint's weights are.
-pub(crate) fn bf16_weight(t: &NamedTensor) -> Option<Strips<u16>> {
-	if !is_bf16_exact(&t.values) {
-		return None;
-	}
+/// A linear weight `[out, in]` as the `[in, out]` matrix (what [`lin`] gives burn) laid out in
+/// strips for decoding, each value mapped by `element`.
+pub(crate) fn transposed_strips<T: Widen>(
+	t: &NamedTensor,
+	element: impl Fn(f32) -> T + Sync,
+) -> Strips<T> {
 	let d_in = t.shape[1];
-	// Element (p, j) of `[in, out]` is `t[j][p]`; its upper half is the bf16.
-	Some(Strips::from_fn(d_in, t.shape[0], |p, j| (t.values[j * d_in + p].to_bits() >> 16) as u16))
+	// Element (p, j) of `[in, out]` is `t[j][p]`.
+	Strips::from_fn(d_in, t.shape[0], |p, j| element(t.values[j * d_in + p]))
 }
 
-/// A linear weight `[out, in]` as the `[in, out]` matrix (what [`lin`] gives burn) laid out in
-/// strips for decoding.
-pub(crate) fn f32_weight(t: &NamedTensor) -> Strips<f32> {
-	let d_in = t.shape[1];
-	Strips::from_fn(d_in, t.shape[0], |p, j| t.values[j * d_in + p])
+/// [`transposed_strips`] as `bf16` bits, if every value is a `bf16` exactly (a bf16
+/// checkpoint's weights are): the upper half of each f32.
+pub(crate) fn bf16_weight(t: &NamedTensor) -> Option<Strips<u16>> {
+	is_bf16_exact(&t.values).then(|| transposed_strips(t, |v| (v.to_bits() >> 16) as u16))
 }
 
 pub(crate) fn norm<B: Backend>(

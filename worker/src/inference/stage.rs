@@ -320,8 +320,6 @@ impl<B: Backend> Runner<B> {
 				loop {
 					let waiting_for = {
 						let sessions = self.sessions.lock().expect("sessions lock");
-						slow.retain(|s| sessions.contains_key(s));
-						returned.retain(|s, _| sessions.contains_key(s));
 						let queued: HashSet<SessionId> = queue.iter().map(|p| p.session).collect();
 						queued.len() < MAX_BATCH
 							&& last.iter().any(|s| {
@@ -368,6 +366,10 @@ impl<B: Backend> Runner<B> {
 			}
 			finished = Instant::now();
 			returned.extend(last.iter().map(|s| (*s, finished)));
+			// Forget the sessions that have ended, once a batch rather than on every wake-up.
+			let sessions = self.sessions.lock().expect("sessions lock");
+			slow.retain(|s| sessions.contains_key(s));
+			returned.retain(|s, _| sessions.contains_key(s));
 		}
 	}
 
@@ -460,6 +462,13 @@ mod tests {
 	use super::*;
 	use crate::ml::{init_layers, model::ModelConfig, CpuBackend};
 
+	/// A whole tiny model (one stage) on the CPU.
+	fn tiny_model() -> StageModel<CpuBackend> {
+		let config = ModelConfig::tiny();
+		let layers = init_layers(&config, 1);
+		StageModel::new(&config, 0, &layers, &Default::default()).unwrap()
+	}
+
 	#[cfg(not(feature = "cuda"))]
 	#[test]
 	fn a_cpu_build_refuses_to_start_a_stage_on_a_gpu() {
@@ -500,10 +509,7 @@ mod tests {
 	/// enough that the threads' scheduling cannot split them).
 	#[test]
 	fn sessions_decoding_together_are_batched_together() {
-		let config = ModelConfig::tiny();
-		let layers = init_layers(&config, 1);
-		let model =
-			StageModel::<CpuBackend>::new(&config, 0, &layers, &Default::default()).unwrap();
+		let model = tiny_model();
 		let stage =
 			LocalStage::start_with_window(model, 4, Duration::ZERO, Duration::from_secs(5), "cpu");
 		let steps = 12;
@@ -542,10 +548,7 @@ mod tests {
 	/// alternating.
 	#[test]
 	fn a_session_late_once_is_batched_with_the_others_again() {
-		let config = ModelConfig::tiny();
-		let layers = init_layers(&config, 1);
-		let model =
-			StageModel::<CpuBackend>::new(&config, 0, &layers, &Default::default()).unwrap();
+		let model = tiny_model();
 		let window = Duration::from_millis(200);
 		let latency = Duration::from_millis(30);
 		let stage = LocalStage::start_with_window(model, 2, latency, window, "cpu");
@@ -580,10 +583,7 @@ mod tests {
 
 	#[test]
 	fn a_full_stage_refuses_new_sessions_instead_of_cutting_off_active_ones() {
-		let config = ModelConfig::tiny();
-		let layers = init_layers(&config, 1);
-		let model =
-			StageModel::<CpuBackend>::new(&config, 0, &layers, &Default::default()).unwrap();
+		let model = tiny_model();
 		let stage = LocalStage::start(model, 1, Duration::ZERO, "cpu");
 		let tokens = || Activations::Tokens(vec![1, 2, 3]);
 		assert!(stage.forward([1; 16], 0, tokens()).is_ok());
