@@ -1,8 +1,9 @@
 //! Matrix-product speed: the portable kernel (`blyan_ml::portable::gemm`, the same bits on every
-//! CPU) on 1 and N threads against ndarray's `dot` (matrixmultiply, FMA where the CPU has it,
-//! single-threaded in this build), in GFLOP/s, for the shapes of the ~100 M model's training
-//! step and of decoding; then decoding's few-row products over a Qwen3-0.6B's projection shapes
-//! with the weight row-major or laid out in strips, in f32 and bf16, as the weight bytes read per
+//! CPU) at each vector level this CPU has (`gemm::Isa`) on 1 thread and at the widest on N
+//! threads, against ndarray's `dot` (matrixmultiply, FMA where the CPU has it, single-threaded in
+//! this build), in GFLOP/s, for the shapes of the ~100 M model's training step and of decoding;
+//! then decoding's few-row products over a Qwen3-0.6B's projection shapes with the weight
+//! row-major or laid out in strips, in f32 and bf16, at each level, as the weight bytes read per
 //! second. A benchmark, not a test: `cargo bench -p blyan-ml --bench kernels`.
 
 use std::time::{Duration, Instant};
@@ -22,10 +23,26 @@ fn best(mut run: impl FnMut(), repeats: usize) -> Duration {
 		.expect("repeats > 0")
 }
 
+/// The vector levels this CPU runs, narrowest first (the kernels capped to each in turn).
+fn levels() -> Vec<gemm::Isa> {
+	gemm::cap_isa(gemm::Isa::Avx512);
+	let widest = gemm::isa();
+	[gemm::Isa::Baseline, gemm::Isa::Avx2, gemm::Isa::Avx512]
+		.into_iter()
+		.filter(|level| *level <= widest)
+		.collect()
+}
+
 fn main() {
 	let threads = portable::threads();
-	println!("| m × k × n | portable, 1 thread | portable, {threads} threads | ndarray dot (matrixmultiply) |");
-	println!("|---|---:|---:|---:|");
+	let levels = levels();
+	let widest = *levels.last().expect("the baseline at least");
+	let heads: Vec<String> = levels.iter().map(|l| format!("portable {l:?}, 1 thread")).collect();
+	println!(
+		"| m × k × n | {} | portable {widest:?}, {threads} threads | ndarray dot (matrixmultiply) |",
+		heads.join(" | ")
+	);
+	println!("|---|{}---:|---:|", "---:|".repeat(levels.len()));
 	for &(m, k, n) in
 		&[(512, 768, 2560), (512, 2560, 768), (512, 768, 768), (64, 64, 64), (1, 768, 2560)]
 	{
@@ -34,11 +51,17 @@ fn main() {
 		let mut c = vec![0.0f32; m * n];
 		let flops = 2.0 * (m * k * n) as f64;
 		let repeats = if m * k * n > 1 << 24 { 3 } else { 50 };
-		let gflops = |d: Duration| flops / d.as_secs_f64() / 1e9;
+		let gflops = |d: Duration| format!("{:.1} GFLOP/s", flops / d.as_secs_f64() / 1e9);
 		portable::set_threads(1);
-		let one = best(|| gemm::matmul(&a, &b, &mut c, m, k, n), repeats);
+		let mut cells: Vec<String> = levels
+			.iter()
+			.map(|level| {
+				gemm::cap_isa(*level);
+				gflops(best(|| gemm::matmul(&a, &b, &mut c, m, k, n), repeats))
+			})
+			.collect();
 		portable::set_threads(threads);
-		let many = best(|| gemm::matmul(&a, &b, &mut c, m, k, n), repeats);
+		cells.push(gflops(best(|| gemm::matmul(&a, &b, &mut c, m, k, n), repeats)));
 		let (aa, bb) = (
 			Array2::from_shape_vec((m, k), a.clone()).unwrap(),
 			Array2::from_shape_vec((k, n), b.clone()).unwrap(),
@@ -49,22 +72,21 @@ fn main() {
 			},
 			repeats,
 		);
-		println!(
-			"| {m} × {k} × {n} | {:.1} GFLOP/s | {:.1} GFLOP/s | {:.1} GFLOP/s |",
-			gflops(one),
-			gflops(many),
-			gflops(nd)
-		);
+		cells.push(gflops(nd));
+		println!("| {m} × {k} × {n} | {} |", cells.join(" | "));
 	}
-	decode_table(threads);
+	for level in levels.iter().filter(|l| **l >= gemm::Isa::Avx2) {
+		decode_table(threads, *level);
+	}
 }
 
 /// Few-row products (`m` sessions decoding) over Qwen3-0.6B's projection shapes, on all threads:
 /// the weight row-major (`Mat::row_major`) against laid out in [`gemm::Strips`], f32 and bf16,
-/// as GB/s of weight read (a decoding step reads every weight once).
-fn decode_table(threads: usize) {
+/// as GB/s of weight read (a decoding step reads every weight once), the kernels at `level`.
+fn decode_table(threads: usize, level: gemm::Isa) {
+	gemm::cap_isa(level);
 	println!();
-	println!("| m × k × n ({threads} threads) | f32 row-major | f32 strips | bf16 row-major | bf16 strips |");
+	println!("| m × k × n ({threads} threads, {level:?}) | f32 row-major | f32 strips | bf16 row-major | bf16 strips |");
 	println!("|---|---:|---:|---:|---:|");
 	for &(m, k, n) in &[
 		(1, 1024, 3072),

@@ -66,6 +66,8 @@ pub struct Report {
 	/// blake2-256 of the bits of every logit of a cached greedy generation.
 	pub inference: [u8; 32],
 	pub threads: usize,
+	/// The vector instructions the kernels ran (every level must give the same bits).
+	pub isa: portable::gemm::Isa,
 	pub elapsed: Duration,
 }
 
@@ -100,7 +102,12 @@ impl Report {
 			format!("training    weight root {}", hex::encode(self.training)),
 			format!("evaluation  score       {}", self.evaluation_score),
 			format!("inference   logits hash {}", hex::encode(self.inference)),
-			format!("threads {}, {:.1} s", self.threads, self.elapsed.as_secs_f64()),
+			format!(
+				"threads {}, kernels {:?}, {:.1} s",
+				self.threads,
+				self.isa,
+				self.elapsed.as_secs_f64()
+			),
 		]
 	}
 }
@@ -174,6 +181,7 @@ pub fn run(threads: usize) -> Result<Report, SelfTestError> {
 		evaluation_score,
 		inference: sp_crypto_hashing::blake2_256(&logit_bits),
 		threads: portable::threads(),
+		isa: portable::gemm::isa(),
 		elapsed: started.elapsed(),
 	})
 }

@@ -5,8 +5,10 @@
 //! every sum rounded separately to f32. Blocking along `k` keeps that order (a block continues
 //! from the partial sums the previous one stored), vector lanes run across outputs `j`, and
 //! threads take whole output tiles, so none of them changes a result. The multiply and the add
-//! are never fused: Rust does not contract `a * b + c`, and the AVX2 kernel is the same code
-//! compiled with wider vectors (without the `fma` feature).
+//! are never fused: Rust does not contract `a * b + c` (not even where the target has FMA, which
+//! AVX-512 implies), and the AVX2 and AVX-512 kernels are the same code compiled with wider
+//! vectors; AVX-512's twice as many registers hold larger tiles, each output's fold unchanged
+//! ([`Isa`]). The tests compare every level this CPU has with the reference.
 //!
 //! The right operand may also be `bf16` (a `u16` per value, a model's weights kept as their
 //! checkpoint stored them): each value is widened to the `f32` it stands for, exactly, before
@@ -19,7 +21,7 @@
 //! order; each output's fold is the same, so are the bits.
 
 use std::sync::{
-	atomic::{AtomicUsize, Ordering},
+	atomic::{AtomicU8, AtomicUsize, Ordering},
 	Arc, Mutex,
 };
 
@@ -61,9 +63,55 @@ pub fn threads() -> usize {
 	}
 }
 
-/// Held by tests that set the process-wide thread count, so each runs on the count it names.
+/// Held by tests that set the process-wide thread count or [`Isa`] cap, so each runs on the
+/// settings it names.
 #[cfg(test)]
 pub(crate) static TEST_THREADS: Mutex<()> = Mutex::new(());
+
+/// The vector instructions the kernels run: one source compiled for each, lanes across outputs
+/// and no fused multiply-add, so every level computes the same bits (the tests compare them all
+/// on one machine; the self-test runs whichever the CPU has).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+	/// Whatever the target's baseline has (SSE2 on x86-64, NEON on aarch64).
+	Baseline,
+	/// 16 registers of 8 lanes.
+	Avx2,
+	/// 32 registers of 16 lanes: tiles of four strips.
+	Avx512,
+}
+
+static ISA_CAP: AtomicU8 = AtomicU8::new(Isa::Avx512 as u8);
+
+/// The widest [`Isa`] the CPU has, at most the cap [`cap_isa`] set.
+pub fn isa() -> Isa {
+	static DETECTED: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+	let detected = *DETECTED.get_or_init(|| {
+		#[cfg(target_arch = "x86_64")]
+		{
+			if std::arch::is_x86_feature_detected!("avx512f")
+				&& std::arch::is_x86_feature_detected!("avx2")
+			{
+				return Isa::Avx512;
+			}
+			if std::arch::is_x86_feature_detected!("avx2") {
+				return Isa::Avx2;
+			}
+		}
+		Isa::Baseline
+	});
+	let cap = match ISA_CAP.load(Ordering::Relaxed) {
+		0 => Isa::Baseline,
+		1 => Isa::Avx2,
+		_ => Isa::Avx512,
+	};
+	detected.min(cap)
+}
+
+/// Runs the kernels at most at `level` in this process (a comparison of levels on one CPU).
+pub fn cap_isa(level: Isa) {
+	ISA_CAP.store(level as u8, Ordering::Relaxed);
+}
 
 /// Sets the thread count for this process; 0 goes back to the default.
 pub fn set_threads(n: usize) {
@@ -329,36 +377,35 @@ fn block<T: Widen>(
 		rows(a, b, c, ldc, m, k, j0, w);
 		return;
 	}
+	let wide = isa() == Isa::Avx512;
+	// A `b` in strips is already in the packed layout (strips of `NR` columns, row after row):
+	// the kernel reads it in place, widening `bf16` as it goes, instead of copying it.
+	let direct = b.is_strips() && j0.is_multiple_of(NR);
 	PACKED.with(|cell| {
 		let (packed_a, packed_b) = &mut *cell.borrow_mut();
 		let strips_max = NC.min(w).div_ceil(NR);
 		packed_a.resize(KC * MR, 0.0);
-		packed_b.resize(KC.min(k) * NR * strips_max, 0.0);
+		if !direct {
+			packed_b.resize(KC.min(k) * NR * strips_max, 0.0);
+		}
 		for jc in (0..w).step_by(NC) {
 			let nc = NC.min(w - jc);
 			let strips = nc.div_ceil(NR);
 			for pc in (0..k).step_by(KC) {
 				let kc = KC.min(k - pc);
-				pack_b(b, pc, kc, j0 + jc, nc, &mut packed_b[..strips * kc * NR]);
+				if !direct {
+					pack_b(b, pc, kc, j0 + jc, nc, &mut packed_b[..strips * kc * NR]);
+				}
 				for ir in (0..m).step_by(MR) {
 					let mr = MR.min(m - ir);
 					pack_a(a, ir, mr, pc, kc, &mut packed_a[..kc * MR]);
-					for s in 0..strips {
-						let jr = s * NR;
-						let nr = NR.min(nc - jr);
-						let mut acc = [[0.0f32; NR]; MR];
-						if pc > 0 {
-							for (r, row) in acc.iter_mut().enumerate().take(mr) {
-								let at = (ir + r) * ldc + jc + jr;
-								row[..nr].copy_from_slice(&c[at..at + nr]);
-							}
-						}
-						let bp = &packed_b[s * kc * NR..(s + 1) * kc * NR];
-						let acc = kernel(&packed_a[..kc * MR], bp, acc);
-						for (r, row) in acc.iter().enumerate().take(mr) {
-							let at = (ir + r) * ldc + jc + jr;
-							c[at..at + nr].copy_from_slice(&row[..nr]);
-						}
+					let packed_a = &packed_a[..kc * MR];
+					let shape = TileShape { kc, ir, mr, jc, nc, strips, wide, resume: pc > 0 };
+					if direct {
+						let at = b.offset + (j0 + jc) / NR * b.ss + pc * NR;
+						shape.run(packed_a, b.data, at, b.ss, c, ldc);
+					} else {
+						shape.run(packed_a, &packed_b[..strips * kc * NR], 0, kc * NR, c, ldc);
 					}
 				}
 			}
@@ -370,7 +417,7 @@ fn block<T: Widen>(
 /// never packed.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn rows_body<T: Widen>(
+fn rows_body<T: Widen, const WIDE: bool>(
 	a: Mat<'_>,
 	b: Mat<'_, T>,
 	c: &mut [f32],
@@ -385,7 +432,7 @@ fn rows_body<T: Widen>(
 	// memory once per decoding step, however many sessions are batched), and `p` still runs in
 	// order for every output.
 	if b.is_strips() && j0.is_multiple_of(NR) {
-		return strips_body(a, b, c, ldc, m, k, j0, w);
+		return strips_body::<T, WIDE>(a, b, c, ldc, m, k, j0, w);
 	}
 	let block = (RB / m.max(1)).max(NR);
 	for jb in (0..w).step_by(block) {
@@ -418,9 +465,10 @@ fn rows_body<T: Widen>(
 /// Few rows over a `b` laid out in [`Strips`] (`j0` at a strip's start): tiles of up to four
 /// rows by one to four strips whose outputs stay in registers while `p` runs over all of `k`
 /// in order — the same fold as every other path, with no output traffic through memory.
+/// `WIDE` (AVX-512's 32 registers of 16 lanes): every row group takes four strips at once.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn strips_body<T: Widen>(
+fn strips_body<T: Widen, const WIDE: bool>(
 	a: Mat<'_>,
 	b: Mat<'_, T>,
 	c: &mut [f32],
@@ -451,16 +499,30 @@ fn strips_body<T: Widen>(
 			let panel = &panels[i * k..(i + rows) * k];
 			let mut s = s0;
 			while s < end {
-				// Eight accumulator vectors of eight lanes: rows × strips × NR = 64 outputs at most.
-				let done = match (rows, end - s) {
-					(1, 4) => strip_tile::<T, 1, 4>(panel, i, b, first, s, k, c, ldc, w),
-					(1, _) => strip_tile::<T, 1, 1>(panel, i, b, first, s, k, c, ldc, w),
-					(2, left) if left >= 2 => {
-						strip_tile::<T, 2, 2>(panel, i, b, first, s, k, c, ldc, w)
+				let done = if WIDE {
+					// Up to sixteen accumulator vectors of sixteen lanes.
+					match (rows, end - s) {
+						(1, 4) => strip_tile::<T, 1, 4>(panel, i, b, first, s, k, c, ldc, w),
+						(2, 4) => strip_tile::<T, 2, 4>(panel, i, b, first, s, k, c, ldc, w),
+						(3, 4) => strip_tile::<T, 3, 4>(panel, i, b, first, s, k, c, ldc, w),
+						(4, 4) => strip_tile::<T, 4, 4>(panel, i, b, first, s, k, c, ldc, w),
+						(1, _) => strip_tile::<T, 1, 1>(panel, i, b, first, s, k, c, ldc, w),
+						(2, _) => strip_tile::<T, 2, 1>(panel, i, b, first, s, k, c, ldc, w),
+						(3, _) => strip_tile::<T, 3, 1>(panel, i, b, first, s, k, c, ldc, w),
+						_ => strip_tile::<T, 4, 1>(panel, i, b, first, s, k, c, ldc, w),
 					}
-					(2, _) => strip_tile::<T, 2, 1>(panel, i, b, first, s, k, c, ldc, w),
-					(3, _) => strip_tile::<T, 3, 1>(panel, i, b, first, s, k, c, ldc, w),
-					_ => strip_tile::<T, 4, 1>(panel, i, b, first, s, k, c, ldc, w),
+				} else {
+					// Eight accumulator vectors of eight lanes: rows × strips × NR = 64 outputs.
+					match (rows, end - s) {
+						(1, 4) => strip_tile::<T, 1, 4>(panel, i, b, first, s, k, c, ldc, w),
+						(1, _) => strip_tile::<T, 1, 1>(panel, i, b, first, s, k, c, ldc, w),
+						(2, left) if left >= 2 => {
+							strip_tile::<T, 2, 2>(panel, i, b, first, s, k, c, ldc, w)
+						}
+						(2, _) => strip_tile::<T, 2, 1>(panel, i, b, first, s, k, c, ldc, w),
+						(3, _) => strip_tile::<T, 3, 1>(panel, i, b, first, s, k, c, ldc, w),
+						_ => strip_tile::<T, 4, 1>(panel, i, b, first, s, k, c, ldc, w),
+					}
 				};
 				s += done;
 			}
@@ -524,11 +586,27 @@ unsafe fn rows_avx2<T: Widen>(
 	j0: usize,
 	w: usize,
 ) {
-	rows_body(a, b, c, ldc, m, k, j0, w)
+	rows_body::<T, false>(a, b, c, ldc, m, k, j0, w)
 }
 
-/// [`rows_body`], with AVX2's wider vectors where the CPU has them: lanes run across outputs
-/// and the multiply and add stay separate (no `fma`), so the bits are the same either way.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_avx512<T: Widen>(
+	a: Mat<'_>,
+	b: Mat<'_, T>,
+	c: &mut [f32],
+	ldc: usize,
+	m: usize,
+	k: usize,
+	j0: usize,
+	w: usize,
+) {
+	rows_body::<T, true>(a, b, c, ldc, m, k, j0, w)
+}
+
+/// [`rows_body`], with the widest vectors the CPU has ([`isa`]): lanes run across outputs and
+/// the multiply and add stay separate (no `fma`), so the bits are the same at every level.
 #[allow(clippy::too_many_arguments)]
 fn rows<T: Widen>(
 	a: Mat<'_>,
@@ -540,18 +618,14 @@ fn rows<T: Widen>(
 	j0: usize,
 	w: usize,
 ) {
-	#[cfg(target_arch = "x86_64")]
-	if has_avx2() {
-		// SAFETY: the CPU has AVX2 (checked above).
-		return unsafe { rows_avx2(a, b, c, ldc, m, k, j0, w) };
+	match isa() {
+		// SAFETY: `isa` says the CPU has the instructions.
+		#[cfg(target_arch = "x86_64")]
+		Isa::Avx512 => unsafe { rows_avx512(a, b, c, ldc, m, k, j0, w) },
+		#[cfg(target_arch = "x86_64")]
+		Isa::Avx2 => unsafe { rows_avx2(a, b, c, ldc, m, k, j0, w) },
+		_ => rows_body::<T, false>(a, b, c, ldc, m, k, j0, w),
 	}
-	rows_body(a, b, c, ldc, m, k, j0, w)
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-	static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-	*AVX2.get_or_init(|| std::arch::is_x86_feature_detected!("avx2"))
 }
 
 /// `out[p·MR + r] = a[ir + r][pc + p]`, zero for rows past `mr`.
@@ -585,36 +659,149 @@ fn pack_b<T: Widen>(b: Mat<'_, T>, pc: usize, kc: usize, j0: usize, nc: usize, o
 	}
 }
 
-type Tile = [[f32; NR]; MR];
+/// One register tile's outputs, `MR` rows by `NR` columns.
+type Acc = [[f32; NR]; MR];
 
-/// The register tile: `acc[r][j] += a[p][r] · b[p][j]` for `p` in order.
+/// Where one row panel (`mr` rows from `ir`, reduction block of `kc`) meets one column block
+/// (`nc` columns from `jc`, `strips` strips of `NR`); `resume`: a later reduction block, whose
+/// outputs continue from those stored in `c`.
+#[derive(Clone, Copy)]
+struct TileShape {
+	kc: usize,
+	ir: usize,
+	mr: usize,
+	jc: usize,
+	nc: usize,
+	strips: usize,
+	/// Four strips a tile (AVX-512's registers hold them).
+	wide: bool,
+	resume: bool,
+}
+
+impl TileShape {
+	/// Every tile of the panel against the block: `packed_a` the panel, strip `s` of the block
+	/// at `b[at + s·stride..]` (`kc` rows of `NR`).
+	fn run<T: Widen>(
+		self,
+		packed_a: &[f32],
+		b: &[T],
+		at: usize,
+		stride: usize,
+		c: &mut [f32],
+		ldc: usize,
+	) {
+		let mut s = 0;
+		while s < self.strips {
+			s += if self.wide && self.strips - s >= 4 {
+				self.tiles::<T, 4>(packed_a, b, at, stride, c, ldc, s)
+			} else {
+				self.tiles::<T, 1>(packed_a, b, at, stride, c, ldc, s)
+			};
+		}
+	}
+
+	/// Strips `s0..s0 + S`: their outputs continued from `c` (when resuming) and stored back;
+	/// returns `S`.
+	#[allow(clippy::too_many_arguments)]
+	fn tiles<T: Widen, const S: usize>(
+		self,
+		packed_a: &[f32],
+		b: &[T],
+		at: usize,
+		stride: usize,
+		c: &mut [f32],
+		ldc: usize,
+		s0: usize,
+	) -> usize {
+		let TileShape { kc, ir, mr, jc, nc, resume, .. } = self;
+		let mut acc = [[[0.0f32; NR]; MR]; S];
+		if resume {
+			for (s, tile) in acc.iter_mut().enumerate() {
+				let (jr, nr) = ((s0 + s) * NR, NR.min(nc - (s0 + s) * NR));
+				for (r, row) in tile.iter_mut().enumerate().take(mr) {
+					let from = (ir + r) * ldc + jc + jr;
+					row[..nr].copy_from_slice(&c[from..from + nr]);
+				}
+			}
+		}
+		let strips: [&[T]; S] = std::array::from_fn(|s| {
+			let from = at + (s0 + s) * stride;
+			&b[from..from + kc * NR]
+		});
+		let acc = kernel(packed_a, strips, acc);
+		for (s, tile) in acc.iter().enumerate() {
+			let (jr, nr) = ((s0 + s) * NR, NR.min(nc - (s0 + s) * NR));
+			for (r, row) in tile.iter().enumerate().take(mr) {
+				let to = (ir + r) * ldc + jc + jr;
+				c[to..to + nr].copy_from_slice(&row[..nr]);
+			}
+		}
+		S
+	}
+}
+
+/// The register tiles: `acc[s][r][j] += a[p][r] · strip_s[p][j]` for `p` in order (each value
+/// of a strip widened to the `f32` it stands for).
 #[inline(always)]
-fn kernel_body(packed_a: &[f32], packed_b: &[f32], mut acc: Tile) -> Tile {
-	for (av, bv) in packed_a.chunks_exact(MR).zip(packed_b.chunks_exact(NR)) {
-		for r in 0..MR {
-			for j in 0..NR {
-				acc[r][j] += av[r] * bv[j];
+fn kernel_body<T: Widen, const S: usize>(
+	packed_a: &[f32],
+	strips: [&[T]; S],
+	acc: [Acc; S],
+) -> [Acc; S] {
+	// A local copy, and strips cut to the panel's length up front: the argument lives in the
+	// caller's memory, where a bounds check's panic path would keep every update stored
+	// instead of in registers.
+	let mut tiles = acc;
+	let k = packed_a.len() / MR;
+	let strips: [&[T]; S] = strips.map(|strip| &strip[..k * NR]);
+	for (p, av) in packed_a.chunks_exact(MR).enumerate() {
+		let av: &[f32; MR] = av.try_into().expect("MR values");
+		for (tile, strip) in tiles.iter_mut().zip(strips) {
+			let bv: &[T; NR] = strip[p * NR..p * NR + NR].try_into().expect("NR values");
+			let bv: [f32; NR] = std::array::from_fn(|j| bv[j].widen());
+			for r in 0..MR {
+				for j in 0..NR {
+					tile[r][j] += av[r] * bv[j];
+				}
 			}
 		}
 	}
-	acc
+	tiles
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn kernel_avx2(packed_a: &[f32], packed_b: &[f32], acc: Tile) -> Tile {
-	kernel_body(packed_a, packed_b, acc)
+unsafe fn kernel_avx2<T: Widen, const S: usize>(
+	packed_a: &[f32],
+	strips: [&[T]; S],
+	acc: [Acc; S],
+) -> [Acc; S] {
+	kernel_body(packed_a, strips, acc)
 }
 
-fn kernel(packed_a: &[f32], packed_b: &[f32], acc: Tile) -> Tile {
-	#[cfg(target_arch = "x86_64")]
-	{
-		if has_avx2() {
-			// SAFETY: the CPU has AVX2 (checked above).
-			return unsafe { kernel_avx2(packed_a, packed_b, acc) };
-		}
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel_avx512<T: Widen, const S: usize>(
+	packed_a: &[f32],
+	strips: [&[T]; S],
+	acc: [Acc; S],
+) -> [Acc; S] {
+	kernel_body(packed_a, strips, acc)
+}
+
+fn kernel<T: Widen, const S: usize>(
+	packed_a: &[f32],
+	strips: [&[T]; S],
+	acc: [Acc; S],
+) -> [Acc; S] {
+	match isa() {
+		// SAFETY: `isa` says the CPU has the instructions.
+		#[cfg(target_arch = "x86_64")]
+		Isa::Avx512 => unsafe { kernel_avx512(packed_a, strips, acc) },
+		#[cfg(target_arch = "x86_64")]
+		Isa::Avx2 => unsafe { kernel_avx2(packed_a, strips, acc) },
+		_ => kernel_body(packed_a, strips, acc),
 	}
-	kernel_body(packed_a, packed_b, acc)
 }
 
 /// The contract, written plainly: what every other path must equal bit for bit.
@@ -649,6 +836,28 @@ mod tests {
 		v.iter().map(|x| x.to_bits()).collect()
 	}
 
+	/// Every [`Isa`] this CPU runs, each with every thread count in `threads`, set for the
+	/// process in turn (the caller holds [`TEST_THREADS`]); back to the defaults at the end.
+	fn settings(threads: &[usize]) -> Vec<(Isa, usize)> {
+		cap_isa(Isa::Avx512);
+		let widest = isa();
+		[Isa::Baseline, Isa::Avx2, Isa::Avx512]
+			.into_iter()
+			.filter(|level| *level <= widest)
+			.flat_map(|level| threads.iter().map(move |t| (level, *t)))
+			.collect()
+	}
+
+	fn set(level: Isa, threads: usize) {
+		cap_isa(level);
+		set_threads(threads);
+	}
+
+	fn reset() {
+		cap_isa(Isa::Avx512);
+		set_threads(0);
+	}
+
 	#[test]
 	fn every_path_equals_the_reference_fold_bit_for_bit() {
 		let _threads = TEST_THREADS.lock().unwrap_or_else(|p| p.into_inner());
@@ -670,14 +879,14 @@ mod tests {
 		for &(m, k, n) in &shapes {
 			let (a, b) = (random(m * k, &mut rng), random(k * n, &mut rng));
 			let want = bits(&reference(&a, &b, m, k, n));
-			for threads in [1, 2, 3, 8] {
-				set_threads(threads);
+			for (level, threads) in settings(&[1, 2, 3, 8]) {
+				set(level, threads);
 				let mut c = vec![f32::NAN; m * n];
 				matmul(&a, &b, &mut c, m, k, n);
-				assert_eq!(bits(&c), want, "{m}x{k}x{n} on {threads} threads");
+				assert_eq!(bits(&c), want, "{m}x{k}x{n} on {threads} threads, {level:?}");
 			}
 		}
-		set_threads(0);
+		reset();
 	}
 
 	/// A `bf16` right operand gives the bits of the product with the `f32` values it stands
@@ -701,21 +910,21 @@ mod tests {
 			let want = bits(&reference(&a, &b, m, k, n));
 			// Stored transposed too: column j of `b` is row j.
 			let bt16: Vec<u16> = (0..n * k).map(|at| b16[(at % k) * n + at / k]).collect();
-			for threads in [1, 2, 3] {
-				set_threads(threads);
+			for (level, threads) in settings(&[1, 2, 3]) {
+				set(level, threads);
 				let mut c = vec![f32::NAN; m * n];
 				batched_matmul(&mut c, 1, m, k, n, |_| {
 					(Mat::row_major(&a, k), Mat::row_major(&b16, n))
 				});
-				assert_eq!(bits(&c), want, "{m}x{k}x{n} on {threads} threads");
+				assert_eq!(bits(&c), want, "{m}x{k}x{n} on {threads} threads, {level:?}");
 				let mut c = vec![f32::NAN; m * n];
 				batched_matmul(&mut c, 1, m, k, n, |_| {
 					(Mat::row_major(&a, k), Mat::strided(&bt16, 0, 1, k))
 				});
-				assert_eq!(bits(&c), want, "{m}x{k}x{n} transposed on {threads} threads");
+				assert_eq!(bits(&c), want, "{m}x{k}x{n} transposed, {threads} threads, {level:?}");
 			}
 		}
-		set_threads(0);
+		reset();
 	}
 
 	/// A right operand laid out in strips gives the reference's bits on every path: the
@@ -735,6 +944,9 @@ mod tests {
 			(4, 100, 70),
 			(5, 257, 100),
 			(7, 40, 130),
+			(3, 40, 200),
+			(8, 70, 300),
+			(12, 50, 130),
 			(15, 1100, 70),
 			(16, 64, 50),
 			(40, 513, 70),
@@ -749,17 +961,21 @@ mod tests {
 			let strips = Strips::from_fn(k, n, |p, j| b[p * n + j]);
 			let strips16 = Strips::from_fn(k, n, |p, j| b16[p * n + j]);
 			assert_eq!((strips.k(), strips.n()), (k, n));
-			for threads in [1, 2, 3] {
-				set_threads(threads);
+			for (level, threads) in settings(&[1, 2, 3]) {
+				set(level, threads);
 				let mut c = vec![f32::NAN; m * n];
 				batched_matmul(&mut c, 1, m, k, n, |_| (Mat::row_major(&a, k), strips.mat()));
-				assert_eq!(bits(&c), want, "{m}x{k}x{n} f32 strips on {threads} threads");
+				assert_eq!(bits(&c), want, "{m}x{k}x{n} f32 strips, {threads} threads, {level:?}");
 				let mut c = vec![f32::NAN; m * n];
 				batched_matmul(&mut c, 1, m, k, n, |_| (Mat::row_major(&a, k), strips16.mat()));
-				assert_eq!(bits(&c), want16, "{m}x{k}x{n} bf16 strips on {threads} threads");
+				assert_eq!(
+					bits(&c),
+					want16,
+					"{m}x{k}x{n} bf16 strips, {threads} threads, {level:?}"
+				);
 			}
 		}
-		set_threads(0);
+		reset();
 	}
 
 	#[test]
