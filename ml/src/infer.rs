@@ -67,10 +67,64 @@ impl Activations {
 	}
 }
 
-/// One block's cached keys and values, `[1, kv_heads, positions, head_dim]`.
-struct BlockCache<B: Backend> {
-	keys: Tensor<B, 4>,
-	values: Tensor<B, 4>,
+/// One block's cached keys and values.
+enum BlockCache<B: Backend> {
+	/// `[1, kv_heads, positions, head_dim]` on the backend's device.
+	Tensors { keys: Tensor<B, 4>, values: Tensor<B, 4> },
+	/// On the portable CPU: plain memory with room to grow, so a decoding step writes its own
+	/// position instead of copying the whole cache, and the products read it in place.
+	Cpu(CpuKv),
+}
+
+/// A block's keys and values on the portable CPU, `len` positions of `capacity`: the keys
+/// transposed (KV head `g` is a `head_dim × capacity` row-major matrix, `keys[(g·head_dim + d)
+/// ·capacity + t]`, so the scores' product reads runs of positions) and the values as rows
+/// (`values[(g·capacity + t)·head_dim + d]`).
+struct CpuKv {
+	keys: Vec<f32>,
+	values: Vec<f32>,
+	kv_heads: usize,
+	dim: usize,
+	capacity: usize,
+	len: usize,
+}
+
+impl CpuKv {
+	fn new(kv_heads: usize, dim: usize) -> Self {
+		Self { keys: Vec::new(), values: Vec::new(), kv_heads, dim, capacity: 0, len: 0 }
+	}
+
+	/// Appends `seq` positions: `k` and `v` are `[seq, kv_heads, head_dim]`. Room grows by
+	/// doubling, so a session's appends copy the cache O(log positions) times, not every step.
+	fn append(&mut self, k: &[f32], v: &[f32], seq: usize) {
+		let (heads, dim, len) = (self.kv_heads, self.dim, self.len);
+		if len + seq > self.capacity {
+			let capacity = (len + seq).max(2 * self.capacity).max(16);
+			let mut keys = vec![0.0; heads * dim * capacity];
+			let mut values = vec![0.0; heads * capacity * dim];
+			for g in 0..heads {
+				for d in 0..dim {
+					let (from, to) = ((g * dim + d) * self.capacity, (g * dim + d) * capacity);
+					keys[to..to + len].copy_from_slice(&self.keys[from..from + len]);
+				}
+				let (from, to) = (g * self.capacity * dim, g * capacity * dim);
+				values[to..to + len * dim].copy_from_slice(&self.values[from..from + len * dim]);
+			}
+			(self.keys, self.values, self.capacity) = (keys, values, capacity);
+		}
+		let capacity = self.capacity;
+		for g in 0..heads {
+			for i in 0..seq {
+				let row = (i * heads + g) * dim;
+				for d in 0..dim {
+					self.keys[(g * dim + d) * capacity + len + i] = k[row + d];
+				}
+				let to = (g * capacity + len + i) * dim;
+				self.values[to..to + dim].copy_from_slice(&v[row..row + dim]);
+			}
+		}
+		self.len += seq;
+	}
 }
 
 /// A session's cache at one stage: per block of the span, and how many positions it holds.
@@ -113,27 +167,44 @@ impl<B: Backend> Proj<B> {
 	fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
 		match self {
 			Proj::Linear(linear) => linear.forward(x),
-			Proj::F32(weight) => strips_forward(x, weight),
-			Proj::Bf16(weight) => strips_forward(x, weight),
+			_ => {
+				let [out] = project([self], x);
+				out
+			}
 		}
 	}
 }
 
-/// `x · weight` by the portable kernel (`x` on the portable CPU, whose values are read in
-/// place).
-fn strips_forward<B: Backend, T: gemm::Widen>(
-	x: Tensor<B, 3>,
-	weight: &gemm::Strips<T>,
-) -> Tensor<B, 3> {
+/// `x` (rows of `d_in` values) times `weight` by the portable kernel.
+fn strips_product<T: gemm::Widen>(x: &[f32], weight: &gemm::Strips<T>) -> Vec<f32> {
+	let (d_in, d_out) = (weight.k(), weight.n());
+	let m = x.len() / d_in;
+	let mut out = vec![0.0f32; m * d_out];
+	gemm::batched_matmul(&mut out, 1, m, d_in, d_out, |_| {
+		(gemm::Mat::row_major(x, d_in), weight.mat())
+	});
+	out
+}
+
+/// `x` through each of `projs`. On the portable CPU `x`'s values are read out once for all of
+/// them: the tensor is taken, not shared, so they come out without a copy (burn-ndarray
+/// gathers a shared tensor's values element by element).
+fn project<B: Backend, const N: usize>(projs: [&Proj<B>; N], x: Tensor<B, 3>) -> [Tensor<B, 3>; N] {
+	if projs.iter().any(|p| matches!(p, Proj::Linear(_))) {
+		return projs.map(|p| p.forward(x.clone()));
+	}
 	let [batch, seq, _] = x.dims();
 	let device = x.device();
 	let a = values(x);
-	let (m, d_in, d_out) = (batch * seq, weight.k(), weight.n());
-	let mut out = vec![0.0f32; m * d_out];
-	gemm::batched_matmul(&mut out, 1, m, d_in, d_out, |_| {
-		(gemm::Mat::row_major(&a, d_in), weight.mat())
-	});
-	Tensor::from_data(TensorData::new(out, [batch, seq, d_out]), &device)
+	projs.map(|p| {
+		let out = match p {
+			Proj::F32(weight) => strips_product(&a, weight),
+			Proj::Bf16(weight) => strips_product(&a, weight),
+			Proj::Linear(_) => unreachable!("checked above"),
+		};
+		let d_out = out.len() / (batch * seq);
+		Tensor::from_data(TensorData::new(out, [batch, seq, d_out]), &device)
+	})
 }
 
 /// A decoder block as a stage runs it: the model's block, its projections [`Proj`]s.
@@ -152,6 +223,8 @@ struct StageBlock<B: Backend> {
 	num_heads: usize,
 	num_kv_heads: usize,
 	head_dim: usize,
+	/// On the portable CPU: attention over a [`CpuKv`] (else over tensors, on any backend).
+	cpu_attention: bool,
 }
 
 impl<B: Backend> StageBlock<B> {
@@ -182,6 +255,7 @@ impl<B: Backend> StageBlock<B> {
 			num_heads: config.num_attention_heads,
 			num_kv_heads: config.num_key_value_heads,
 			head_dim: config.head_dim,
+			cpu_attention: strips,
 		}
 	}
 }
@@ -204,6 +278,7 @@ impl<B: Backend> From<DecoderBlock<B>> for StageBlock<B> {
 			num_heads: a.num_heads,
 			num_kv_heads: a.num_kv_heads,
 			head_dim: a.head_dim,
+			cpu_attention: false,
 		}
 	}
 }
@@ -233,8 +308,8 @@ impl<B: Backend> StageModel<B> {
 		Self::build(config, start, layers.iter().collect(), device, true)
 	}
 
-	/// [`Self::new`] with every projection burn's `f32` linear, whatever the backend and values
-	/// (what the portable kernel's projections must equal bit for bit).
+	/// [`Self::new`] with every projection burn's `f32` linear and attention over tensors,
+	/// whatever the backend and values (what the portable kernels must equal bit for bit).
 	#[cfg(test)]
 	fn new_linear(
 		config: &ModelConfig,
@@ -258,7 +333,7 @@ impl<B: Backend> StageModel<B> {
 	}
 
 	/// `allow_strips`: on the portable CPU, projections are laid out for its kernel, as `bf16`
-	/// where all their values are.
+	/// where all their values are, and attention runs over a [`CpuKv`].
 	fn build<L: std::borrow::Borrow<LayerTensors>>(
 		config: &ModelConfig,
 		start: usize,
@@ -368,31 +443,33 @@ impl<B: Backend> StageModel<B> {
 			for (b, block) in self.blocks.iter().enumerate() {
 				x = block_forward(block, x, b, &mut live);
 			}
+			// Values are read out of tensors taken whole, then cut per chunk: burn-ndarray
+			// gathers a shared tensor's values element by element.
+			let mut ends = Vec::with_capacity(live.len());
 			let mut offset = 0;
-			let mut outputs = Vec::with_capacity(live.len());
 			for (_, row) in live.iter_mut() {
 				row.cache.positions = row.position + row.rows;
-				outputs.push(x.clone().narrow(1, offset, row.rows));
 				offset += row.rows;
+				ends.push(offset);
 			}
 			if let Some((norm, lm_head)) = &self.head {
 				// The last position of every chunk, through the head together.
-				let lasts: Vec<Tensor<B, 3>> = outputs
-					.into_iter()
-					.map(|o| {
-						let n = o.dims()[1];
-						o.narrow(1, n - 1, 1)
-					})
-					.collect();
-				let logits = lm_head.forward(norm.forward(Tensor::cat(lasts, 1)));
+				let lasts: Vec<Tensor<B, 3>> =
+					ends.iter().map(|end| x.clone().narrow(1, end - 1, 1)).collect();
+				let logits = values(lm_head.forward(norm.forward(Tensor::cat(lasts, 1))));
+				let vocab = logits.len() / live.len();
 				for (j, (i, _)) in live.iter().enumerate() {
-					let row = logits.clone().narrow(1, j, 1);
-					results[*i] = Some(Ok(Activations::Logits(values(row))));
+					let row = logits[j * vocab..(j + 1) * vocab].to_vec();
+					results[*i] = Some(Ok(Activations::Logits(row)));
 				}
 			} else {
-				for ((i, row), out) in live.iter().zip(outputs) {
-					results[*i] =
-						Some(Ok(Activations::Hidden { rows: row.rows, values: values(out) }));
+				let h = self.config.hidden_size;
+				let hidden = values(x);
+				let mut start = 0;
+				for ((i, row), end) in live.iter().zip(ends) {
+					let values = hidden[start * h..end * h].to_vec();
+					results[*i] = Some(Ok(Activations::Hidden { rows: row.rows, values }));
+					start = end;
 				}
 			}
 		}
@@ -477,9 +554,14 @@ struct Row<'a, B: Backend> {
 impl<B: Backend> KvCache<B> {
 	fn truncate(&mut self, positions: usize) {
 		for block in self.blocks.iter_mut().flatten() {
-			let [b, h, _, d] = block.keys.dims();
-			block.keys = block.keys.clone().slice([0..b, 0..h, 0..positions, 0..d]);
-			block.values = block.values.clone().slice([0..b, 0..h, 0..positions, 0..d]);
+			match block {
+				BlockCache::Tensors { keys, values } => {
+					let [b, h, _, d] = keys.dims();
+					*keys = keys.clone().slice([0..b, 0..h, 0..positions, 0..d]);
+					*values = values.clone().slice([0..b, 0..h, 0..positions, 0..d]);
+				}
+				BlockCache::Cpu(kv) => kv.len = kv.len.min(positions),
+			}
 		}
 		if positions == 0 {
 			self.blocks.iter_mut().for_each(|b| *b = None);
@@ -509,8 +591,8 @@ fn block_forward<B: Backend>(
 	let attn = attention_forward(block, block.input_layernorm.forward(x.clone()), index, batch);
 	let x = x + attn;
 	let normed = block.post_attention_layernorm.forward(x.clone());
-	let gate = burn::tensor::activation::silu(block.gate_proj.forward(normed.clone()));
-	x + block.down_proj.forward(gate * block.up_proj.forward(normed))
+	let [gate, up] = project([&block.gate_proj, &block.up_proj], normed);
+	x + block.down_proj.forward(burn::tensor::activation::silu(gate) * up)
 }
 
 /// The model's attention: projections over the whole batch, then per chunk RoPE at its own
@@ -522,24 +604,58 @@ fn attention_forward<B: Backend>(
 	batch: &mut [(usize, Row<'_, B>)],
 ) -> Tensor<B, 3> {
 	let (heads, kv_heads, dim) = (a.num_heads, a.num_kv_heads, a.head_dim);
-	let (q_all, k_all, v_all) =
-		(a.q_proj.forward(x.clone()), a.k_proj.forward(x.clone()), a.v_proj.forward(x));
+	let [q_all, k_all, v_all] = project([&a.q_proj, &a.k_proj, &a.v_proj], x);
+	// On the portable CPU the values go to the cache as they are, `[rows, kv_heads, dim]`.
+	let (v_all, v_values) =
+		if a.cpu_attention { (None, Some(values(v_all))) } else { (Some(v_all), None) };
 	let mut outs = Vec::with_capacity(batch.len());
 	let mut offset = 0;
 	for (_, row) in batch.iter_mut() {
 		let seq = row.rows;
-		let split = |t: &Tensor<B, 3>, n: usize| {
-			t.clone().narrow(1, offset, seq).reshape([1, seq, n, dim]).swap_dims(1, 2)
-		};
+		// `[1, seq, n, dim]`: each position's heads, as the projection wrote them.
+		let rows =
+			|t: &Tensor<B, 3>, n: usize| t.clone().narrow(1, offset, seq).reshape([1, seq, n, dim]);
+		let cache = &mut row.cache.blocks[index];
+		if a.cpu_attention {
+			// The same element-wise operations in the projection's order (RoPE's tables
+			// broadcast over heads instead of positions), so the values read out below are
+			// contiguous rather than gathered from a transposed view.
+			let rope = |x: Tensor<B, 4>| {
+				let [_, _, n, _] = x.dims();
+				let (cos, sin) = (
+					row.cos.clone().reshape([1, seq, 1, dim]),
+					row.sin.clone().reshape([1, seq, 1, dim]),
+				);
+				let half = dim / 2;
+				let x1 = x.clone().slice([0..1, 0..seq, 0..n, 0..half]);
+				let x2 = x.clone().slice([0..1, 0..seq, 0..n, half..dim]);
+				let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+				x * cos + rotated * sin
+			};
+			let q = rope(a.q_norm.forward(rows(&q_all, heads)));
+			let k = rope(a.k_norm.forward(rows(&k_all, kv_heads)));
+			let width = kv_heads * dim;
+			let v = &v_values.as_ref().expect("read above")[offset * width..(offset + seq) * width];
+			let kv = match cache.get_or_insert_with(|| BlockCache::Cpu(CpuKv::new(kv_heads, dim))) {
+				BlockCache::Cpu(kv) => kv,
+				BlockCache::Tensors { .. } => unreachable!("a stage keeps one kind of cache"),
+			};
+			outs.push(cpu_attention(kv, q, k, v, &row.mask));
+			offset += seq;
+			continue;
+		}
+		let split = |t: &Tensor<B, 3>, n: usize| rows(t, n).swap_dims(1, 2);
 		let q = apply_rope(a.q_norm.forward(split(&q_all, heads)), &row.cos, &row.sin);
 		let k = apply_rope(a.k_norm.forward(split(&k_all, kv_heads)), &row.cos, &row.sin);
-		let v = split(&v_all, kv_heads);
-		let cache = &mut row.cache.blocks[index];
+		let v = split(v_all.as_ref().expect("kept for the tensor path"), kv_heads);
 		let (keys, values) = match cache.take() {
-			Some(c) => (Tensor::cat(vec![c.keys, k], 2), Tensor::cat(vec![c.values, v], 2)),
+			Some(BlockCache::Tensors { keys, values }) => {
+				(Tensor::cat(vec![keys, k], 2), Tensor::cat(vec![values, v], 2))
+			}
+			Some(BlockCache::Cpu(_)) => unreachable!("a stage keeps one kind of cache"),
 			None => (k, v),
 		};
-		*cache = Some(BlockCache { keys: keys.clone(), values: values.clone() });
+		*cache = Some(BlockCache::Tensors { keys: keys.clone(), values: values.clone() });
 		let width = keys.dims()[2];
 		let keys = repeat_kv(keys, heads / kv_heads);
 		let values = repeat_kv(values, heads / kv_heads);
@@ -550,6 +666,60 @@ fn attention_forward<B: Backend>(
 		offset += seq;
 	}
 	a.o_proj.forward(Tensor::cat(outs, 1))
+}
+
+/// The attention of one chunk on the portable CPU, over its session's [`CpuKv`] (to which its
+/// keys and values are added) — the operations of the tensor path, in its order, on the same
+/// values, so the same bits: the two products by [`gemm`] (one per head, reading its KV head's
+/// cache in place instead of repeating it), the scale, mask and softmax by the backend. `q` is
+/// `[1, seq, heads, head_dim]`, `k` and `v` are `[1, seq, kv_heads, head_dim]` (`v` its values).
+fn cpu_attention<B: Backend>(
+	kv: &mut CpuKv,
+	q: Tensor<B, 4>,
+	k: Tensor<B, 4>,
+	v: &[f32],
+	mask: &Tensor<B, 2, Bool>,
+) -> Tensor<B, 3> {
+	let [_, seq, heads, dim] = q.dims();
+	let device = q.device();
+	kv.append(&values(k), v, seq);
+	let (width, capacity, group) = (kv.len, kv.capacity, heads / kv.kv_heads);
+	let q = values(q);
+	// Head `h` reads KV head `h / group` (what `repeat_kv` repeats); its queries are rows
+	// `heads · dim` apart.
+	let mut scores = vec![0.0f32; heads * seq * width];
+	gemm::batched_matmul(&mut scores, heads, seq, dim, width, |h| {
+		(
+			gemm::Mat::strided(&q, h * dim, heads * dim, 1),
+			gemm::Mat::strided(&kv.keys, h / group * dim * capacity, capacity, 1),
+		)
+	});
+	let scores =
+		Tensor::<B, 4>::from_data(TensorData::new(scores, [1, heads, seq, width]), &device)
+			.div_scalar((dim as f32).sqrt());
+	// One query sees every position: nothing to mask.
+	let scores = if seq > 1 {
+		scores.mask_fill(mask.clone().unsqueeze::<4>().expand([1, heads, seq, width]), -1.0e9)
+	} else {
+		scores
+	};
+	let weights = values(softmax(scores, 3));
+	let mut out = vec![0.0f32; heads * seq * dim];
+	gemm::batched_matmul(&mut out, heads, seq, width, dim, |h| {
+		(
+			gemm::Mat::strided(&weights, h * seq * width, width, 1),
+			gemm::Mat::strided(&kv.values, h / group * capacity * dim, dim, 1),
+		)
+	});
+	// `[heads, seq, dim]` to rows of all heads, `[seq, heads·dim]`.
+	let mut rows = vec![0.0f32; seq * heads * dim];
+	for h in 0..heads {
+		for i in 0..seq {
+			let (from, to) = ((h * seq + i) * dim, (i * heads + h) * dim);
+			rows[to..to + dim].copy_from_slice(&out[from..from + dim]);
+		}
+	}
+	Tensor::from_data(TensorData::new(rows, [1, seq, heads * dim]), &device)
 }
 
 /// How the next token is picked from logits: greedy at temperature 0, otherwise sampled from
@@ -729,10 +899,11 @@ mod tests {
 	}
 
 	/// On the portable CPU a stage's projections are laid out in strips — `f32`, or `bf16` for a
-	/// bf16 checkpoint's — and give the bits of burn's f32 linear, in a prompt long enough for
-	/// the packed product and in one-token decoding steps.
+	/// bf16 checkpoint's — and its attention runs over a [`CpuKv`]; they give the bits of burn's
+	/// f32 linear and attention over tensors, in a prompt long enough for the packed product
+	/// (and the cache's growth) and in one-token decoding steps.
 	#[test]
-	fn projections_in_strips_compute_the_bits_of_burns_linear() {
+	fn the_portable_kernels_compute_the_bits_of_burns_ops() {
 		let config = ModelConfig::tiny();
 		let mut layers = init_layers(&config, 3);
 		let dev = Default::default();
@@ -793,6 +964,36 @@ mod tests {
 		assert_eq!(cached.len(), full.len());
 		for (c, f) in cached.iter().zip(&full) {
 			assert!((c - f).abs() < 1e-4, "cached {c} vs full {f}");
+		}
+	}
+
+	/// A chunk sent again (a session resumed after a failure) cuts the cache back to its
+	/// position and computes the bits it did the first time, on the portable CPU's cache as on
+	/// tensors.
+	#[test]
+	fn a_chunk_sent_again_computes_what_it_did_the_first_time() {
+		let config = ModelConfig::tiny();
+		let layers = init_layers(&config, 6);
+		let dev = Default::default();
+		let tokens: Vec<u32> =
+			b"a prompt of twenty tokens, then some more".iter().map(|b| *b as u32).collect();
+		let portable = StageModel::<CpuBackend>::new(&config, 0, &layers, &dev).unwrap();
+		let tensors = StageModel::<CpuBackend>::new_linear(&config, 0, &layers, &dev).unwrap();
+		for stage in [&portable, &tensors] {
+			let mut cache = stage.new_cache();
+			let mut step = |position: usize, chunk: &[u32]| {
+				let out = stage.forward(&mut cache, position, Activations::Tokens(chunk.to_vec()));
+				let Ok(Activations::Logits(logits)) = out else { panic!("{out:?}") };
+				logits.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+			};
+			let prompt = step(0, &tokens[..20]);
+			let first: Vec<_> = (20..tokens.len()).map(|p| step(p, &tokens[p..p + 1])).collect();
+			// Back to position 23, then to the end again; then the prompt again from the start.
+			for p in 23..tokens.len() {
+				assert_eq!(step(p, &tokens[p..p + 1]), first[p - 20], "position {p}");
+			}
+			assert_eq!(step(0, &tokens[..20]), prompt);
+			assert_eq!(step(20, &tokens[20..21]), first[0]);
 		}
 	}
 
