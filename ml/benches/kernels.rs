@@ -3,8 +3,8 @@
 //! threads, against ndarray's `dot` (matrixmultiply, FMA where the CPU has it, single-threaded in
 //! this build), in GFLOP/s, for the shapes of the ~100 M model's training step and of decoding;
 //! then decoding's few-row products over a Qwen3-0.6B's projection shapes with the weight
-//! row-major or laid out in strips, in f32 and bf16, at each level, as the weight bytes read per
-//! second. A benchmark, not a test: `cargo bench -p blyan-ml --bench kernels`.
+//! row-major or laid out in strips, in f32 and bf16, at each level from AVX2 up, as the weight
+//! bytes read per second. A benchmark, not a test: `cargo bench -p blyan-ml --bench kernels`.
 
 use std::time::{Duration, Instant};
 

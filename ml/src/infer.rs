@@ -617,9 +617,9 @@ fn attention_forward<B: Backend>(
 			|t: &Tensor<B, 3>, n: usize| t.clone().narrow(1, offset, seq).reshape([1, seq, n, dim]);
 		let cache = &mut row.cache.blocks[index];
 		if a.cpu_attention {
-			// The same element-wise operations in the projection's order (RoPE's tables
-			// broadcast over heads instead of positions), so the values read out below are
-			// contiguous rather than gathered from a transposed view.
+			// The same element-wise operations on `[1, seq, heads, dim]` (RoPE's tables
+			// `[1, seq, 1, dim]`), so the values read out below are contiguous rather than
+			// gathered from a transposed view.
 			let rope = |x: Tensor<B, 4>| {
 				let [_, _, n, _] = x.dims();
 				let (cos, sin) = (

@@ -950,6 +950,9 @@ mod tests {
 			(15, 1100, 70),
 			(16, 64, 50),
 			(40, 513, 70),
+			// The packed kernel reading strips in place past the first column block (1 thread)
+			// and in a column split starting past column 0 (3 threads).
+			(20, 300, 2100),
 		] {
 			let a = random(m * k, &mut rng);
 			let b16: Vec<u16> =
@@ -1005,16 +1008,16 @@ mod tests {
 			let shifted: Vec<f32> =
 				[0.5, 0.25, 0.125].iter().copied().chain(a.iter().copied()).collect();
 			let bt: Vec<f32> = (0..n * k).map(|at| b[(at % k) * n + at / k]).collect();
-			for threads in [1, 2] {
-				set_threads(threads);
+			for (level, threads) in settings(&[1, 2]) {
+				set(level, threads);
 				let mut c = vec![f32::NAN; m * n];
 				batched_matmul(&mut c, 1, m, k, n, |_| {
 					(Mat::strided(&shifted, 3, k, 1), Mat::strided(&bt, 0, 1, k))
 				});
-				assert_eq!(bits(&c), want, "{m}x{k}x{n} on {threads} threads");
+				assert_eq!(bits(&c), want, "{m}x{k}x{n} on {threads} threads, {level:?}");
 			}
 		}
-		set_threads(0);
+		reset();
 	}
 
 	#[test]
