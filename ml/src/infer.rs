@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use super::{
-	model::{apply_rope, repeat_kv, rope_tables, DecoderBlock, ModelConfig, Transformer},
+	model::{apply_rope, repeat_kv, rope_tables, rotate, DecoderBlock, ModelConfig, Transformer},
 	portable::{gemm, math, PortableCpu},
 	weights::{self, LayerTensors, NamedTensor, WeightsError},
 };
@@ -621,16 +621,8 @@ fn attention_forward<B: Backend>(
 			// `[1, seq, 1, dim]`), so the values read out below are contiguous rather than
 			// gathered from a transposed view.
 			let rope = |x: Tensor<B, 4>| {
-				let [_, _, n, _] = x.dims();
-				let (cos, sin) = (
-					row.cos.clone().reshape([1, seq, 1, dim]),
-					row.sin.clone().reshape([1, seq, 1, dim]),
-				);
-				let half = dim / 2;
-				let x1 = x.clone().slice([0..1, 0..seq, 0..n, 0..half]);
-				let x2 = x.clone().slice([0..1, 0..seq, 0..n, half..dim]);
-				let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
-				x * cos + rotated * sin
+				let table = |t: &Tensor<B, 2>| t.clone().reshape([1, seq, 1, dim]);
+				rotate(x, table(&row.cos), table(&row.sin))
 			};
 			let q = rope(a.q_norm.forward(rows(&q_all, heads)));
 			let k = rope(a.k_norm.forward(rows(&k_all, kv_heads)));

@@ -412,12 +412,22 @@ pub(crate) fn apply_rope<B: Backend>(
 	cos: &Tensor<B, 2>,
 	sin: &Tensor<B, 2>,
 ) -> Tensor<B, 4> {
+	rotate(x, cos.clone().unsqueeze(), sin.clone().unsqueeze())
+}
+
+/// `x·cos + rotate_half(x)·sin` over the last dimension, in any layout whose `cos`/`sin`
+/// broadcast against `x` (element-wise, so every layout computes the same bits).
+pub(crate) fn rotate<B: Backend>(
+	x: Tensor<B, 4>,
+	cos: Tensor<B, 4>,
+	sin: Tensor<B, 4>,
+) -> Tensor<B, 4> {
 	let [b, h, s, d] = x.dims();
 	let half = d / 2;
 	let x1 = x.clone().slice([0..b, 0..h, 0..s, 0..half]);
 	let x2 = x.clone().slice([0..b, 0..h, 0..s, half..d]);
 	let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
-	x * cos.clone().unsqueeze::<4>() + rotated * sin.clone().unsqueeze::<4>()
+	x * cos + rotated * sin
 }
 
 /// What every block of one forward pass shares: the causal mask and the RoPE tables for its
