@@ -5,12 +5,15 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$BLYAN_ROOT"
 
+# Each stage's heading says when it began (minutes into the run): where a cold run's time goes.
+stage() { echo "== $* [$((SECONDS / 60)) min]"; }
+
 "$BLYAN_ROOT/scripts/setup.sh"
 
-echo "== cargo fmt --check"
+stage "cargo fmt --check"
 cargo fmt --all --check
 
-echo "== cargo clippy (warnings are errors)"
+stage "cargo clippy (warnings are errors)"
 # Lints native code; the wasm runtime is built (and tested) by the test step. Under clippy the
 # wasm builder's inner cargo would inherit clippy-driver, which has no wasm sysroot.
 SKIP_WASM_BUILD=1 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -19,30 +22,31 @@ SKIP_WASM_BUILD=1 cargo clippy --workspace --all-targets --locked -- -D warnings
 CUDARC_CUDA_VERSION=13000 SKIP_WASM_BUILD=1 cargo clippy --locked -p blyan-worker \
 	--features cuda-fusion --all-targets -- -D warnings
 
-echo "== cargo test"
+stage "cargo test"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"
 
-echo "== the miner self-test across CPUs: threads, qemu x86-64 (no AVX; AVX without FMA), qemu aarch64"
+stage "the miner self-test across CPUs: threads, qemu x86-64 (no AVX; AVX without FMA), qemu aarch64"
 "$BLYAN_ROOT/scripts/test-cpus" 2>&1 | tee -a "$log"
 
-echo "== benchmarks of the protocol pallets, each run once as a test"
+stage "benchmarks of the protocol pallets, each run once as a test"
 SKIP_WASM_BUILD=1 cargo test --locked -p pallet-model-registry -p pallet-jobs -p pallet-pol-rewards -p pallet-governance -p pallet-free-tier -p pallet-inference -p pallet-federated -p pallet-training-audit \
 	--features runtime-benchmarks benchmarking 2>&1 | tee -a "$log"
-echo "== try-runtime: its code linted, and its checks run on the native runtime"
+stage "try-runtime: its code linted, and its checks run on the native runtime"
 try_runtime_crates=(-p blyan-runtime -p pallet-model-registry -p pallet-jobs -p pallet-pol-rewards -p pallet-training-audit
 	-p pallet-governance -p pallet-free-tier -p pallet-inference -p pallet-federated)
 SKIP_WASM_BUILD=1 cargo clippy --locked "${try_runtime_crates[@]}" --features try-runtime -- -D warnings
 SKIP_WASM_BUILD=1 cargo test --locked -p blyan-runtime --features try-runtime --lib try_runtime \
 	2>&1 | tee -a "$log"
-echo "== docker files: hadolint and the compose file (no Docker engine here to build them)"
+stage "docker files: hadolint and the compose file (no Docker engine here to build them)"
 "$BLYAN_ROOT/scripts/lint-docker"
 
-echo "== zombienet: three validators, IPFS and two miners (zombienet/blyan.zndsl)"
+stage "zombienet: three validators, IPFS and two miners (zombienet/blyan.zndsl)"
 "$BLYAN_ROOT/scripts/zombienet" 2>&1 | tee -a "$log" | grep -E "✅|❌|Result:|exited with" || true
 grep -q "exited with 0" "$log" || { echo "zombienet test failed" >&2; exit 1; }
 
+stage "all stages passed"
 # One closing line over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
