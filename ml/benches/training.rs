@@ -86,6 +86,7 @@ fn measure<B: Backend>(
 		learning_rate: 1e-3,
 		weight_decay: 0.0,
 		eval_batches: steps.max(2),
+		schedule: Default::default(),
 	};
 	let start = Instant::now();
 	let _ = train::evaluate(&eval_model, &corpus, &hp, &device);

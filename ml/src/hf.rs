@@ -350,7 +350,7 @@ fn layer_of(name: &str, blocks: usize) -> Option<usize> {
 	}
 }
 
-fn to_f32(dtype: Dtype, data: &[u8]) -> Result<Vec<f32>, String> {
+pub(crate) fn to_f32(dtype: Dtype, data: &[u8]) -> Result<Vec<f32>, String> {
 	Ok(match dtype {
 		Dtype::F32 => {
 			data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
@@ -387,7 +387,9 @@ pub fn reference_layers(config: &ModelConfig) -> Vec<LayerTensors> {
 		.collect()
 }
 
-fn reference_values(name: &str, count: usize) -> Vec<f32> {
+/// Tensor `name`'s `count` values by the formula of [`reference_layers`] (adapters of the LoRA
+/// fixture use it too).
+pub fn reference_values(name: &str, count: usize) -> Vec<f32> {
 	let seed = name
 		.bytes()
 		.fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));

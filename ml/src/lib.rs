@@ -13,6 +13,7 @@ pub mod dataset;
 pub mod device;
 pub mod hf;
 pub mod infer;
+pub mod lora;
 pub mod model;
 pub mod portable;
 pub mod selftest;

@@ -15,7 +15,10 @@ use burn::{
 };
 use rand::{Rng, SeedableRng};
 
-use super::portable::math::{self, cosf, logf, pow, sqrtf};
+use super::{
+	lora::{project, LoraAdapter},
+	portable::math::{self, cosf, logf, pow, sqrtf},
+};
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
@@ -192,6 +195,11 @@ pub struct Attention<B: Backend> {
 	pub o_proj: Linear<B>,
 	pub q_norm: RmsNorm<B>,
 	pub k_norm: RmsNorm<B>,
+	/// Low-rank adapters over the frozen projections ([`crate::lora`]); `None` in a plain model.
+	pub q_lora: Option<LoraAdapter<B>>,
+	pub k_lora: Option<LoraAdapter<B>>,
+	pub v_lora: Option<LoraAdapter<B>>,
+	pub o_lora: Option<LoraAdapter<B>>,
 	pub num_heads: usize,
 	pub num_kv_heads: usize,
 	pub head_dim: usize,
@@ -202,6 +210,10 @@ pub struct Mlp<B: Backend> {
 	pub gate_proj: Linear<B>,
 	pub up_proj: Linear<B>,
 	pub down_proj: Linear<B>,
+	/// Low-rank adapters over the frozen projections ([`crate::lora`]); `None` in a plain model.
+	pub gate_lora: Option<LoraAdapter<B>>,
+	pub up_lora: Option<LoraAdapter<B>>,
+	pub down_lora: Option<LoraAdapter<B>>,
 }
 
 #[derive(Module, Debug)]
@@ -331,6 +343,10 @@ impl<B: Backend> Transformer<B> {
 					o_proj: linear(q, h),
 					q_norm: rms_norm(config.head_dim, config.rms_norm_eps, device),
 					k_norm: rms_norm(config.head_dim, config.rms_norm_eps, device),
+					q_lora: None,
+					k_lora: None,
+					v_lora: None,
+					o_lora: None,
 					num_heads: config.num_attention_heads,
 					num_kv_heads: config.num_key_value_heads,
 					head_dim: config.head_dim,
@@ -340,6 +356,9 @@ impl<B: Backend> Transformer<B> {
 					gate_proj: linear(h, config.intermediate_size),
 					up_proj: linear(h, config.intermediate_size),
 					down_proj: linear(config.intermediate_size, h),
+					gate_lora: None,
+					up_lora: None,
+					down_lora: None,
 				},
 			})
 			.collect();
@@ -454,9 +473,10 @@ impl<B: Backend> Attention<B> {
 		let (heads, kv_heads, dim) = (self.num_heads, self.num_kv_heads, self.head_dim);
 		let (batch, seq) = (pos.batch, pos.seq);
 		let split = |t: Tensor<B, 3>, n: usize| t.reshape([batch, seq, n, dim]).swap_dims(1, 2);
-		let q = self.q_norm.forward(split(self.q_proj.forward(x.clone()), heads));
-		let k = self.k_norm.forward(split(self.k_proj.forward(x.clone()), kv_heads));
-		let v = split(self.v_proj.forward(x), kv_heads);
+		let q = self.q_norm.forward(split(project(&self.q_proj, &self.q_lora, x.clone()), heads));
+		let k =
+			self.k_norm.forward(split(project(&self.k_proj, &self.k_lora, x.clone()), kv_heads));
+		let v = split(project(&self.v_proj, &self.v_lora, x), kv_heads);
 		let q = apply_rope(q, &pos.cos, &pos.sin);
 		let k = repeat_kv(apply_rope(k, &pos.cos, &pos.sin), heads / kv_heads);
 		let v = repeat_kv(v, heads / kv_heads);
@@ -465,7 +485,7 @@ impl<B: Backend> Attention<B> {
 		let mask = pos.mask.clone().unsqueeze::<4>().expand([batch, heads, seq, seq]);
 		let weights = softmax(scores.mask_fill(mask, -1.0e9), 3);
 		let out = weights.matmul(v).swap_dims(1, 2).reshape([batch, seq, heads * dim]);
-		self.o_proj.forward(out)
+		project(&self.o_proj, &self.o_lora, out)
 	}
 }
 
@@ -480,7 +500,8 @@ pub(crate) fn repeat_kv<B: Backend>(x: Tensor<B, 4>, n_rep: usize) -> Tensor<B, 
 
 impl<B: Backend> Mlp<B> {
 	fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-		let gate = silu(self.gate_proj.forward(x.clone()));
-		self.down_proj.forward(gate * self.up_proj.forward(x))
+		let gate = silu(project(&self.gate_proj, &self.gate_lora, x.clone()));
+		let up = project(&self.up_proj, &self.up_lora, x);
+		project(&self.down_proj, &self.down_lora, gate * up)
 	}
 }

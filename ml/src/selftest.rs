@@ -135,6 +135,7 @@ fn hyperparams() -> Hyperparams {
 		learning_rate: 3e-3,
 		weight_decay: 0.01,
 		eval_batches: 4,
+		schedule: Default::default(),
 	}
 }
 

@@ -6,17 +6,21 @@
 //! burn's random parameter ids), the data sampler's position and the batch the step drew. The
 //! miner itself restarts from the exported state at every checkpoint, so its run and a verifier's
 //! re-run of a segment execute exactly the same operations.
+//!
+//! A LoRA job ([`Trained::Adapters`]) trains adapters over a frozen base that everyone already
+//! has (a registered version): its states hold the adapters and their moments only, a few
+//! hundredths of a full state.
 
 use blyan_primitives::{audit::TrainingState, Hash as H256};
 use burn::{
 	module::{Module, ModuleVisitor, Param, ParamId},
 	optim::{
 		adaptor::OptimizerAdaptor, record::AdaptorRecord, AdamW, AdamWConfig, AdamWState,
-		AdaptiveMomentumState, GradientsParams, Optimizer,
+		AdaptiveMomentumState, Optimizer,
 	},
 	tensor::{
 		backend::{AutodiffBackend, Backend},
-		ElementConversion as _, Tensor, TensorData,
+		Tensor, TensorData,
 	},
 };
 use codec::{Decode, Encode};
@@ -25,8 +29,9 @@ use rand_chacha::ChaCha20Rng;
 
 use super::{
 	data,
+	lora::{self, LoraConfig},
 	model::{ModelConfig, Transformer},
-	train::{batch_loss, Hyperparams},
+	train::{train_step, Hyperparams},
 	weights::{self, LayerTensors, WeightsError},
 };
 
@@ -49,6 +54,67 @@ pub struct TrainState {
 	pub rng_word_pos: u128,
 	/// Offsets into the training data of the windows the last step drew (empty at step 0).
 	pub batch: Vec<u64>,
+}
+
+/// What a traced run trains.
+#[derive(Clone, Copy, Debug)]
+pub enum Trained<'a> {
+	/// Every weight: a state's layers are the model's.
+	Full,
+	/// Adapters over the frozen `base` layers: a state's layers are the adapters, one per block.
+	Adapters { lora: &'a LoraConfig, base: &'a [LayerTensors] },
+}
+
+impl Trained<'_> {
+	/// Checks `layers` are what a state of this run holds.
+	fn check(&self, config: &ModelConfig, layers: &[LayerTensors]) -> Result<(), WeightsError> {
+		match self {
+			Self::Full => {
+				if layers.len() != config.layer_count() {
+					return Err(WeightsError::LayerCount {
+						expected: config.layer_count(),
+						got: layers.len(),
+					});
+				}
+				for (i, layer) in layers.iter().enumerate() {
+					weights::check_layout(config, i, layer)?;
+				}
+				Ok(())
+			}
+			Self::Adapters { lora, .. } => {
+				lora.check(config, layers).map_err(|e| WeightsError::State(e.to_string()))
+			}
+		}
+	}
+
+	/// The model a state's layers make.
+	fn model<B: Backend>(
+		&self,
+		config: &ModelConfig,
+		layers: &[LayerTensors],
+		device: &B::Device,
+	) -> Result<Transformer<B>, WeightsError> {
+		match self {
+			Self::Full => weights::import_layers::<B>(config, layers, device),
+			Self::Adapters { lora, base } => {
+				let model = weights::import_layers::<B>(config, base, device)?;
+				lora::attach(model, config, lora, layers)
+					.map_err(|e| WeightsError::State(e.to_string()))
+			}
+		}
+	}
+
+	/// The layers of a state of `model`.
+	fn layers<B: Backend>(
+		&self,
+		model: &Transformer<B>,
+	) -> Result<Vec<LayerTensors>, WeightsError> {
+		match self {
+			Self::Full => Ok(weights::export_layers(model)),
+			Self::Adapters { lora, .. } => lora::export_adapters(model, lora)
+				.ok_or_else(|| WeightsError::State("the model lost its adapters".into())),
+		}
+	}
 }
 
 /// The serialized form of a [`TrainState`] (what goes to IPFS).
@@ -108,20 +174,32 @@ impl TrainState {
 
 	/// Decodes a state blob for `config`, checking every layer's layout.
 	pub fn decode(config: &ModelConfig, bytes: &[u8]) -> Result<Self, WeightsError> {
+		Self::decode_for(config, Trained::Full, bytes)
+	}
+
+	/// Decodes a state blob of a run training `trained`, checking its layers are that run's.
+	pub fn decode_for(
+		config: &ModelConfig,
+		trained: Trained<'_>,
+		bytes: &[u8],
+	) -> Result<Self, WeightsError> {
 		let blob = StateBlob::decode(&mut &bytes[..])
 			.map_err(|e| WeightsError::State(format!("not a training state: {e}")))?;
-		if blob.layers.len() != config.layer_count() {
-			return Err(WeightsError::LayerCount {
-				expected: config.layer_count(),
-				got: blob.layers.len(),
-			});
+		// The count first: a blob of many layers is refused before any is decoded.
+		let expected = match trained {
+			Trained::Full => config.layer_count(),
+			Trained::Adapters { .. } => config.num_hidden_layers,
+		};
+		if blob.layers.len() != expected {
+			return Err(WeightsError::LayerCount { expected, got: blob.layers.len() });
 		}
-		let mut layers = Vec::with_capacity(blob.layers.len());
-		for (i, bytes) in blob.layers.iter().enumerate() {
-			let layer = weights::decode_layer(i, bytes)?;
-			weights::check_layout(config, i, &layer)?;
-			layers.push(layer);
-		}
+		let layers = blob
+			.layers
+			.iter()
+			.enumerate()
+			.map(|(i, bytes)| weights::decode_layer(i, bytes))
+			.collect::<Result<Vec<_>, _>>()?;
+		trained.check(config, &layers)?;
 		Ok(Self {
 			step: blob.step,
 			layers,
@@ -217,11 +295,12 @@ fn adamw<B: AutodiffBackend>(hp: &Hyperparams) -> AdamWOf<B> {
 /// The model and optimizer of `state` on backend `B`.
 fn restore<B: AutodiffBackend>(
 	config: &ModelConfig,
+	trained: Trained<'_>,
 	state: &TrainState,
 	hp: &Hyperparams,
 	device: &B::Device,
 ) -> Result<(Transformer<B>, AdamWOf<B>), WeightsError> {
-	let model = weights::import_layers::<B>(config, &state.layers, device)?;
+	let model = trained.model::<B>(config, &state.layers, device)?;
 	let mut order = ParamOrder(Vec::new());
 	Module::<B>::visit(&model, &mut order);
 	if !state.optimizer.is_empty() && state.optimizer.len() != order.0.len() {
@@ -257,26 +336,49 @@ pub fn run_segment<B: AutodiffBackend>(
 	seed: u64,
 	to_step: u32,
 	device: &B::Device,
+	on_step: impl FnMut(u32, f32),
+) -> Result<TrainState, WeightsError> {
+	run_segment_for::<B>(
+		config,
+		Trained::Full,
+		state,
+		train_data,
+		hp,
+		seed,
+		to_step,
+		device,
+		on_step,
+	)
+}
+
+/// [`run_segment`] of a run training `trained` (adapters over a base, or every weight).
+#[allow(clippy::too_many_arguments)]
+pub fn run_segment_for<B: AutodiffBackend>(
+	config: &ModelConfig,
+	trained: Trained<'_>,
+	state: &TrainState,
+	train_data: &[i64],
+	hp: &Hyperparams,
+	seed: u64,
+	to_step: u32,
+	device: &B::Device,
 	mut on_step: impl FnMut(u32, f32),
 ) -> Result<TrainState, WeightsError> {
+	hp.schedule.validate(hp.steps).map_err(WeightsError::State)?;
 	if to_step < state.step || to_step > hp.steps {
 		return Err(WeightsError::State(format!(
 			"cannot train from step {} to step {to_step} of {}",
 			state.step, hp.steps
 		)));
 	}
-	let (mut model, mut optimizer) = restore::<B>(config, state, hp, device)?;
+	let (mut model, mut optimizer) = restore::<B>(config, trained, state, hp, device)?;
 	let mut rng = ChaCha20Rng::seed_from_u64(seed);
 	rng.set_word_pos(state.rng_word_pos);
 	let mut batch = state.batch.clone();
 	for step in state.step + 1..=to_step {
-		let offsets =
-			data::sample_offsets(train_data.len(), &mut rng, hp.batch_size, hp.seq_len + 1);
-		let windows = data::gather(train_data, &offsets, hp.seq_len + 1);
-		let loss = batch_loss(&model, windows, hp.batch_size, device);
-		let value: f32 = loss.clone().into_scalar().elem();
-		let grads = GradientsParams::from_grads(loss.backward(), &model);
-		model = optimizer.step(hp.learning_rate, model, grads);
+		let (offsets, windows) = hp.draw_step(train_data, &mut rng);
+		let (trained, value) = train_step(model, &mut optimizer, windows, hp, step, device);
+		model = trained;
 		batch = offsets.iter().map(|o| *o as u64).collect();
 		on_step(step, value);
 	}
@@ -285,7 +387,7 @@ pub fn run_segment<B: AutodiffBackend>(
 	let optimizer = if read.out.iter().all(Option::is_none) { Vec::new() } else { read.out };
 	Ok(TrainState {
 		step: to_step,
-		layers: weights::export_layers(&model),
+		layers: trained.layers(&model)?,
 		optimizer,
 		rng_word_pos: rng.get_word_pos(),
 		batch,
@@ -306,7 +408,7 @@ pub fn skip_segment(
 	rng.set_word_pos(state.rng_word_pos);
 	let mut batch = state.batch.clone();
 	for _ in state.step + 1..=to_step {
-		batch = data::sample_offsets(train_len, &mut rng, hp.batch_size, hp.seq_len + 1)
+		batch = data::sample_offsets(train_len, &mut rng, hp.sequences_per_step(), hp.seq_len + 1)
 			.into_iter()
 			.map(|o| o as u64)
 			.collect();
@@ -332,6 +434,55 @@ mod tests {
 	#[test]
 	fn a_segment_resumed_from_its_checkpoint_is_bit_exact() {
 		let (config, data, hp) = setup();
+		resumes_bit_exact(&config, &data, &hp);
+	}
+
+	/// So does one with warm-up, cosine decay, clipping and two micro-batches per step.
+	#[test]
+	fn a_scheduled_segment_resumed_from_its_checkpoint_is_bit_exact() {
+		let (config, data, hp) = setup();
+		let schedule = crate::train::StepSchedule {
+			warmup_steps: 2,
+			cosine_min_ratio: Some(0.1),
+			max_grad_norm: Some(0.5),
+			micro_batches: 2,
+		};
+		let plain = hp.clone();
+		let hp = Hyperparams { schedule, ..hp };
+		hp.validate().unwrap();
+		resumes_bit_exact(&config, &data, &hp);
+		// The schedule changed the run (the plain one draws the same first windows).
+		let start = TrainState::initial(init_layers(&config, 1));
+		let dev = Default::default();
+		let with = run_segment::<B>(&config, &start, &data, &hp, 9, 6, &dev, |_, _| {}).unwrap();
+		let without = run_segment::<B>(&config, &start, &data, &plain, 9, 6, &dev, |_, _| {});
+		assert_ne!(with.summary().weights, without.unwrap().summary().weights);
+		let clipped_only = Hyperparams {
+			schedule: crate::train::StepSchedule {
+				max_grad_norm: Some(1e-4),
+				..Default::default()
+			},
+			..plain.clone()
+		};
+		let clipped =
+			run_segment::<B>(&config, &start, &data, &clipped_only, 9, 6, &dev, |_, _| {});
+		let plain_run = run_segment::<B>(&config, &start, &data, &plain, 9, 6, &dev, |_, _| {});
+		assert_ne!(clipped.unwrap().summary().weights, plain_run.unwrap().summary().weights);
+		// A schedule no worker could run is an error, not a run.
+		let bad = Hyperparams {
+			schedule: crate::train::StepSchedule { micro_batches: 0, ..Default::default() },
+			..plain
+		};
+		assert!(run_segment::<B>(&config, &start, &data, &bad, 9, 1, &dev, |_, _| {}).is_err());
+		// Each step drew both micro-batches' windows.
+		let start = TrainState::initial(init_layers(&config, 1));
+		let one =
+			run_segment::<B>(&config, &start, &data, &hp, 9, 1, &Default::default(), |_, _| {});
+		assert_eq!(one.unwrap().batch.len(), 4);
+	}
+
+	fn resumes_bit_exact(config: &ModelConfig, data: &[i64], hp: &Hyperparams) {
+		let (config, data, hp) = (config.clone(), data.to_vec(), hp.clone());
 		let dev = Default::default();
 		let start = TrainState::initial(init_layers(&config, 1));
 		assert_eq!(start.summary(), TrainingState::initial(start.summary().weights));
@@ -341,7 +492,7 @@ mod tests {
 		let resumed = run_segment::<B>(&config, &half, &data, &hp, 9, 6, &dev, |_, _| {}).unwrap();
 		assert_eq!(whole.summary(), resumed.summary());
 		assert_eq!(whole, resumed);
-		assert_eq!(whole.batch.len(), 2);
+		assert_eq!(whole.batch.len(), hp.sequences_per_step());
 		assert!(whole.optimizer.iter().all(|m| m.as_ref().is_some_and(|m| m.time == 6)));
 
 		// Another seed, other data, or a skipped segment all end elsewhere.
@@ -354,6 +505,44 @@ mod tests {
 		assert_eq!(skipped.rng_word_pos, whole.rng_word_pos);
 		assert_eq!(skipped.batch, whole.batch);
 		assert_ne!(skipped.summary(), whole.summary());
+	}
+
+	/// A LoRA run's states are its adapters and their moments: resumed, bit-exact as a full
+	/// run; a small fraction of a full state; and neither kind decodes as the other.
+	#[test]
+	fn an_adapter_segment_resumes_bit_exact_and_its_state_is_the_adapters_alone() {
+		let (config, data, hp) = setup();
+		let base = init_layers(&config, 1);
+		let lora = LoraConfig::all_linear(4);
+		let trained = Trained::Adapters { lora: &lora, base: &base };
+		let start = TrainState::initial(lora.init(&config, 2).unwrap());
+		let dev = Default::default();
+		let run = |from: &TrainState, to| {
+			run_segment_for::<B>(&config, trained, from, &data, &hp, 9, to, &dev, |_, _| {})
+				.unwrap()
+		};
+		let whole = run(&start, 6);
+		let half = TrainState::decode_for(&config, trained, &run(&start, 3).encode()).unwrap();
+		assert_eq!(run(&half, 6), whole);
+		assert_ne!(whole.layers, start.layers, "the adapters trained");
+		let moments = whole.optimizer.iter().filter(|m| m.is_some()).count();
+		assert_eq!(moments, 2 * 7 * config.num_hidden_layers, "moments of the adapters only");
+
+		let full = run_segment::<B>(
+			&config,
+			&TrainState::initial(base.clone()),
+			&data,
+			&hp,
+			9,
+			1,
+			&dev,
+			|_, _| {},
+		)
+		.unwrap();
+		let (small, large) = (whole.encode().len(), full.encode().len());
+		assert!(small * 10 < large, "adapter state {small} bytes, full state {large}");
+		assert!(TrainState::decode(&config, &whole.encode()).is_err());
+		assert!(TrainState::decode_for(&config, trained, &full.encode()).is_err());
 	}
 
 	#[test]

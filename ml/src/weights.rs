@@ -239,7 +239,7 @@ fn values<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
 }
 
 /// `[rows, cols]` row-major → `[cols, rows]` row-major (burn's linear `[in, out]` ↔ HF `[out, in]`).
-fn transpose<T: Copy + Default>(values: &[T], rows: usize, cols: usize) -> Vec<T> {
+pub(crate) fn transpose<T: Copy + Default>(values: &[T], rows: usize, cols: usize) -> Vec<T> {
 	// In square tiles, so reads and writes both stay within a few cache lines: the plain double
 	// loop writes one value per cache line, which made it most of a 0.6 B model's load time.
 	const TILE: usize = 32;
@@ -414,6 +414,10 @@ pub fn import_block<B: Backend>(
 			o_proj: lin(get("self_attn.o_proj.weight"), device),
 			q_norm: norm(config, get("self_attn.q_norm.weight"), device),
 			k_norm: norm(config, get("self_attn.k_norm.weight"), device),
+			q_lora: None,
+			k_lora: None,
+			v_lora: None,
+			o_lora: None,
 			num_heads: config.num_attention_heads,
 			num_kv_heads: config.num_key_value_heads,
 			head_dim: config.head_dim,
@@ -423,6 +427,9 @@ pub fn import_block<B: Backend>(
 			gate_proj: lin(get("mlp.gate_proj.weight"), device),
 			up_proj: lin(get("mlp.up_proj.weight"), device),
 			down_proj: lin(get("mlp.down_proj.weight"), device),
+			gate_lora: None,
+			up_lora: None,
+			down_lora: None,
 		},
 	}
 }

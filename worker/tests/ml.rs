@@ -17,6 +17,7 @@ fn hp() -> Hyperparams {
 		learning_rate: 3e-3,
 		weight_decay: 0.0,
 		eval_batches: 8,
+		schedule: Default::default(),
 	}
 }
 
