@@ -494,16 +494,15 @@ mod tests {
 		assert_eq!(old.schedule, StepSchedule::default());
 	}
 
-	#[test]
-	fn two_micro_batches_step_as_one_batch_of_both() {
+	/// The largest weight difference between one step on a batch of 4 and one on two
+	/// micro-batches of 2 (the same windows: the sampler draws 4 either way).
+	fn whole_against_micro_batches(data: &[i64]) -> f32 {
 		let config = crate::model::ModelConfig::tiny();
 		let layers = init_layers(&config, 2);
-		let data: Vec<i64> =
-			b"a stitch in time saves nine; ".repeat(30).into_iter().map(i64::from).collect();
 		let device = Default::default();
 		let run = |hp: &Hyperparams| {
 			let model = weights::import_layers::<Ad>(&config, &layers, &device).unwrap();
-			weights::export_layers(&train(model, &data, hp, 4, &device, |_, _| {}))
+			weights::export_layers(&train(model, data, hp, 4, &device, |_, _| {}))
 		};
 		let whole = Hyperparams {
 			steps: 1,
@@ -518,14 +517,41 @@ mod tests {
 			..whole.clone()
 		};
 		let (a, b) = (run(&whole), run(&split));
-		let worst = a
-			.iter()
+		assert_ne!(a, layers, "the step moved the weights");
+		a.iter()
 			.flatten()
 			.zip(b.iter().flatten())
 			.flat_map(|(x, y)| x.values.iter().zip(&y.values).map(|(p, q)| (p - q).abs()))
-			.fold(0f32, f32::max);
+			.fold(0f32, f32::max)
+	}
+
+	#[test]
+	fn two_micro_batches_step_as_one_batch_of_both() {
+		let data: Vec<i64> =
+			b"a stitch in time saves nine; ".repeat(30).into_iter().map(i64::from).collect();
+		let worst = whole_against_micro_batches(&data);
 		assert!(worst < 1e-5, "{worst}");
-		assert_ne!(a, layers, "the step moved the weights");
+	}
+
+	/// Chat data: micro-batches with different numbers of trained targets weigh by them, so
+	/// the step is the one batch's mean over all its trained targets.
+	#[test]
+	fn micro_batches_of_chat_data_weigh_by_their_trained_targets() {
+		// Prompts (marked context-only) of uneven lengths between replies.
+		let data: Vec<i64> = b"q: what? a: this. q: and the other one?? a: that. "
+			.repeat(20)
+			.into_iter()
+			.enumerate()
+			.map(|(i, b)| {
+				if i % 51 < 9 || (i % 51 > 17 && i % 51 < 41) {
+					i64::from(b) | data::CONTEXT_ONLY
+				} else {
+					i64::from(b)
+				}
+			})
+			.collect();
+		let worst = whole_against_micro_batches(&data);
+		assert!(worst < 1e-5, "{worst}");
 	}
 
 	/// The gradients' global L2 norm, summed here in `f64` from their values.
