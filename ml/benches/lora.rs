@@ -37,7 +37,8 @@ fn main() {
 		"tiny" => ModelConfig::tiny(),
 		_ => ModelConfig::qwen3_0_6b(),
 	};
-	let (batch, seq, steps) = (env("BENCH_BATCH", 2), env("BENCH_SEQ", 128), env("BENCH_STEPS", 3));
+	let (batch, seq, steps) =
+		(env("BENCH_BATCH", 2), env("BENCH_SEQ", 128), env("BENCH_STEPS", 3).max(1));
 	let lora = LoraConfig::all_linear(16);
 	let device = Default::default();
 	let base = Transformer::<Ad>::random(&config, &device);

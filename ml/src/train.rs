@@ -189,7 +189,7 @@ impl Hyperparams {
 	/// portable cosine, so every machine steps at the same rate.
 	pub fn learning_rate_at(&self, step: u32) -> f64 {
 		let StepSchedule { warmup_steps: warmup, cosine_min_ratio, .. } = self.schedule;
-		if step <= warmup {
+		if warmup > 0 && step <= warmup {
 			return self.learning_rate * f64::from(step) / f64::from(warmup);
 		}
 		let Some(ratio) = cosine_min_ratio else { return self.learning_rate };
