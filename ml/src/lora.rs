@@ -334,7 +334,7 @@ pub fn attach<B: Backend>(
 		for target in lora.ordered_targets() {
 			let (d_in, d_out) = target.dims(config);
 			let base = format!("model.layers.{block}.{}.weight", target.path());
-			if base_linear(layer, target).weight.val().dims() != [d_in, d_out] {
+			if projection(layer, target).0.weight.val().dims() != [d_in, d_out] {
 				return Err(LoraError::MissingBase(base));
 			}
 			let p = format!("model.layers.{block}.{}", target.path());
@@ -368,30 +368,20 @@ fn adapter_slot<B: Backend>(
 	}
 }
 
-/// Block `layer`'s projection `target` adapts.
-fn base_linear<B: Backend>(layer: &DecoderBlock<B>, target: LoraTarget) -> &Linear<B> {
+/// Block `layer`'s projection `target` and the adapter it carries, if any.
+fn projection<B: Backend>(
+	layer: &DecoderBlock<B>,
+	target: LoraTarget,
+) -> (&Linear<B>, &Option<LoraAdapter<B>>) {
 	let (attn, mlp) = (&layer.self_attn, &layer.mlp);
 	match target {
-		LoraTarget::Q => &attn.q_proj,
-		LoraTarget::K => &attn.k_proj,
-		LoraTarget::V => &attn.v_proj,
-		LoraTarget::O => &attn.o_proj,
-		LoraTarget::Gate => &mlp.gate_proj,
-		LoraTarget::Up => &mlp.up_proj,
-		LoraTarget::Down => &mlp.down_proj,
-	}
-}
-
-fn adapter_of<B: Backend>(block: &DecoderBlock<B>, target: LoraTarget) -> Option<&LoraAdapter<B>> {
-	let (attn, mlp) = (&block.self_attn, &block.mlp);
-	match target {
-		LoraTarget::Q => attn.q_lora.as_ref(),
-		LoraTarget::K => attn.k_lora.as_ref(),
-		LoraTarget::V => attn.v_lora.as_ref(),
-		LoraTarget::O => attn.o_lora.as_ref(),
-		LoraTarget::Gate => mlp.gate_lora.as_ref(),
-		LoraTarget::Up => mlp.up_lora.as_ref(),
-		LoraTarget::Down => mlp.down_lora.as_ref(),
+		LoraTarget::Q => (&attn.q_proj, &attn.q_lora),
+		LoraTarget::K => (&attn.k_proj, &attn.k_lora),
+		LoraTarget::V => (&attn.v_proj, &attn.v_lora),
+		LoraTarget::O => (&attn.o_proj, &attn.o_lora),
+		LoraTarget::Gate => (&mlp.gate_proj, &mlp.gate_lora),
+		LoraTarget::Up => (&mlp.up_proj, &mlp.up_lora),
+		LoraTarget::Down => (&mlp.down_proj, &mlp.down_lora),
 	}
 }
 
@@ -415,7 +405,7 @@ pub fn export_adapters<B: Backend>(
 		.map(|(block, layer)| {
 			let mut tensors = Vec::new();
 			for target in lora.ordered_targets() {
-				let adapter = adapter_of(layer, target)?;
+				let adapter = projection(layer, target).1.as_ref()?;
 				let p = format!("model.layers.{block}.{}", target.path());
 				tensors.push(tensor(format!("{p}.lora_A.weight"), adapter.a.val()));
 				tensors.push(tensor(format!("{p}.lora_B.weight"), adapter.b.val()));
