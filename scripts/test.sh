@@ -16,11 +16,12 @@ cargo fmt --all --check
 stage "cargo clippy (warnings are errors)"
 # Lints native code; the wasm runtime is built (and tested) by the test step. Under clippy the
 # wasm builder's inner cargo would inherit clippy-driver, which has no wasm sysroot.
-SKIP_WASM_BUILD=1 cargo clippy --workspace --all-targets --locked -- -D warnings
-# The GPU code (`cuda`, `cuda-fusion` features) builds here though no GPU runs it: lint it so it
-# cannot rot between GPU runs (scripts/gpu-check). No nvcc here to ask the CUDA version.
-CUDARC_CUDA_VERSION=13000 SKIP_WASM_BUILD=1 cargo clippy --locked -p blyan-worker \
-	--features cuda-fusion --all-targets -- -D warnings
+# One pass with every feature CI builds: the GPU code (`cuda-fusion`: builds here though no GPU
+# runs it, so it cannot rot between GPU runs; no nvcc here to ask the CUDA version), the pallets'
+# benchmarks and the try-runtime checks. Each further pass with other features would check most
+# dependencies again (a cold run's minutes).
+CUDARC_CUDA_VERSION=13000 SKIP_WASM_BUILD=1 cargo clippy --workspace --all-targets --locked \
+	--features blyan-worker/cuda-fusion,blyan-node/runtime-benchmarks,blyan-node/try-runtime -- -D warnings
 
 stage "cargo test"
 log="$(mktemp)"
@@ -30,15 +31,13 @@ cargo test --workspace --locked "$@" 2>&1 | tee "$log"
 stage "the miner self-test across CPUs: threads, qemu x86-64 (no AVX; AVX without FMA), qemu aarch64"
 "$BLYAN_ROOT/scripts/test-cpus" 2>&1 | tee -a "$log"
 
-stage "benchmarks of the protocol pallets, each run once as a test"
-SKIP_WASM_BUILD=1 cargo test --locked -p pallet-model-registry -p pallet-jobs -p pallet-pol-rewards -p pallet-governance -p pallet-free-tier -p pallet-inference -p pallet-federated -p pallet-training-audit \
-	--features runtime-benchmarks benchmarking 2>&1 | tee -a "$log"
-stage "try-runtime: its code linted, and its checks run on the native runtime"
-try_runtime_crates=(-p blyan-runtime -p pallet-model-registry -p pallet-jobs -p pallet-pol-rewards -p pallet-training-audit
+stage "benchmarks of the protocol pallets and the try-runtime checks, on the native runtime"
+# One build with both features (each alone would build the runtime and pallets once more): every
+# benchmark runs once as a test, and the runtime's try-runtime checks (`try_runtime` tests).
+chain_crates=(-p blyan-runtime -p pallet-model-registry -p pallet-jobs -p pallet-pol-rewards -p pallet-training-audit
 	-p pallet-governance -p pallet-free-tier -p pallet-inference -p pallet-federated)
-SKIP_WASM_BUILD=1 cargo clippy --locked "${try_runtime_crates[@]}" --features try-runtime -- -D warnings
-SKIP_WASM_BUILD=1 cargo test --locked -p blyan-runtime --features try-runtime --lib try_runtime \
-	2>&1 | tee -a "$log"
+SKIP_WASM_BUILD=1 cargo test --locked "${chain_crates[@]}" --lib --features runtime-benchmarks,try-runtime \
+	-- benchmarking try_runtime 2>&1 | tee -a "$log"
 stage "docker files: hadolint and the compose file (no Docker engine here to build them)"
 "$BLYAN_ROOT/scripts/lint-docker"
 

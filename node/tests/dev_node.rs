@@ -17,7 +17,7 @@ fn dev_node(dir: &std::path::Path) -> Node {
 
 #[test]
 fn dev_node_produces_and_finalizes_blocks_and_reports_bly() {
-	let _serial = serial();
+	let _slot = network_slot();
 	let dir = test_dir("dev-finality");
 	let mut node = dev_node(dir.path());
 	let rpc = node.rpc();
@@ -42,7 +42,7 @@ fn dev_node_produces_and_finalizes_blocks_and_reports_bly() {
 
 #[test]
 fn signed_transfer_lands_and_malformed_extrinsic_is_refused() {
-	let _serial = serial();
+	let _slot = network_slot();
 	let dir = test_dir("dev-transfer");
 	let mut node = dev_node(dir.path());
 	let rpc = node.rpc();
@@ -102,7 +102,7 @@ fn invalid_chain_spec_path_is_a_clear_error() {
 
 #[test]
 fn busy_rpc_port_is_a_clear_error() {
-	let _serial = serial();
+	let _slot = network_slot();
 	let dir = test_dir("busy-port");
 	let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
 	let port = taken.local_addr().unwrap().port();
@@ -137,7 +137,7 @@ fn busy_rpc_port_is_a_clear_error() {
 
 #[test]
 fn build_spec_reports_bly_and_purge_chain_removes_the_database() {
-	let _serial = serial();
+	let _slot = network_slot();
 	let out = Command::new(node_binary())
 		.args(["build-spec", "--chain", "local", "--raw", "--disable-default-bootnode"])
 		.output()

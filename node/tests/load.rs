@@ -15,7 +15,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{run_script, serial, test_dir, Node};
+use common::{network_slot, run_script, test_dir, Node};
 use serde_json::Value;
 
 const POOL_LIMIT: u64 = 64;
@@ -25,7 +25,7 @@ const RECEIPTS_PER_SETTLEMENT: u64 = 16;
 
 #[test]
 fn a_flood_of_job_and_receipt_transactions_is_bounded_by_the_pool_and_nothing_accepted_is_lost() {
-	let _serial = serial();
+	let _slot = network_slot();
 	let dir = test_dir("load");
 	let limit = POOL_LIMIT.to_string();
 	let mut node = Node::start("dev", dir.path(), &["--dev", "--pool-limit", &limit]);

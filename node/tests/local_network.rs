@@ -30,7 +30,7 @@ fn all_finalize(nodes: &mut [Node], at_least: u32, timeout: Duration) {
 
 #[test]
 fn three_validators_finalize_survive_a_kill_and_the_killed_one_catches_up() {
-	let _serial = serial();
+	let _slot = whole_machine();
 	let dir = test_dir("local3");
 	let mut nodes = start_network(dir.path(), "local", 3, &[]);
 	all_finalize(&mut nodes, 3, STARTUP);
@@ -64,7 +64,7 @@ fn three_validators_finalize_survive_a_kill_and_the_killed_one_catches_up() {
 
 #[test]
 fn four_validators_keep_finalizing_with_one_killed() {
-	let _serial = serial();
+	let _slot = whole_machine();
 	let dir = test_dir("local4");
 	let mut nodes = start_network(dir.path(), "local4", 4, &[]);
 	all_finalize(&mut nodes, 3, STARTUP);
@@ -83,7 +83,7 @@ fn four_validators_keep_finalizing_with_one_killed() {
 
 #[test]
 fn four_validators_stop_finalizing_with_two_killed_and_resume_on_one_chain_when_they_return() {
-	let _serial = serial();
+	let _slot = whole_machine();
 	let dir = test_dir("local4-two-down");
 	let mut nodes = start_network(dir.path(), "local4", 4, &[]);
 	all_finalize(&mut nodes, 3, STARTUP);

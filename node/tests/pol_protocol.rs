@@ -12,7 +12,7 @@ use common::{pol, test_dir, Node};
 
 #[test]
 fn a_training_job_is_verified_accepted_and_paid_on_a_dev_chain() {
-	let _guard = common::serial();
+	let _slot = common::network_slot();
 	let dir = test_dir("pol");
 	let mut node = Node::start("alice", dir.path(), &["--dev"]);
 	node.wait_for("block 1", Duration::from_secs(90), |h| h.best >= 1).unwrap();

@@ -11,7 +11,7 @@ use common::{run_script, test_dir, Node};
 
 #[test]
 fn polkadot_js_reads_all_storage_and_submits_all_calls_from_metadata() {
-	let _guard = common::serial();
+	let _slot = common::network_slot();
 	let dir = test_dir("pjs");
 	let mut node = Node::start("alice", dir.path(), &["--dev"]);
 	node.wait_for("block 1", Duration::from_secs(60), |h| h.best >= 1).unwrap();
@@ -39,7 +39,7 @@ fn polkadot_js_reads_all_storage_and_submits_all_calls_from_metadata() {
 
 #[test]
 fn polkadot_js_changes_a_parameter_by_referendum_and_upgrades_the_runtime() {
-	let _guard = common::serial();
+	let _slot = common::network_slot();
 	let dir = test_dir("pjs-gov");
 	let wasm = blyan_runtime_next::WASM_BINARY.expect("runtime/next was built with its wasm");
 	// Compressed, as a release build's wasm is (a release build's already is: decompressed first,
@@ -130,7 +130,7 @@ fn the_upgrade_wasm_is_the_genesis_runtime_one_spec_version_higher() {
 
 #[test]
 fn polkadot_js_sends_free_requests_feeless_within_quota_and_with_proof_of_work() {
-	let _guard = common::serial();
+	let _slot = common::network_slot();
 	let dir = test_dir("pjs-free");
 	let mut node = Node::start("alice", dir.path(), &["--dev"]);
 	node.wait_for("block 2", Duration::from_secs(60), |h| h.best >= 2).unwrap();

@@ -41,7 +41,7 @@ fn wait_for_rpc(node: &mut Node) {
 
 #[test]
 fn outside_development_unsafe_rpc_is_off_unless_asked_and_cors_is_a_list() {
-	let _serial = serial();
+	let _slot = network_slot();
 	let dir = test_dir("security-local");
 	// A `local` chain (not development): Alice alone is enough to serve RPC.
 	let mut alice = Node::start(
@@ -118,7 +118,7 @@ fn outside_development_unsafe_rpc_is_off_unless_asked_and_cors_is_a_list() {
 
 #[test]
 fn a_development_chain_keeps_substrates_defaults() {
-	let _serial = serial();
+	let _slot = network_slot();
 	let dir = test_dir("security-dev");
 	let mut dev = Node::start("dev", dir.path(), &["--dev"]);
 	wait_for_rpc(&mut dev);

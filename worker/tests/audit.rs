@@ -27,7 +27,7 @@ fn outputs(procs: &[Proc]) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_honest_trace_passes_and_a_false_challenge_costs_the_challenger_its_bond() {
-	let _serial = serial().await;
+	let _slot = network_slot().await;
 	let net = Net::start();
 	let f = fixture(&net, &["//Eve"], "//Alice");
 	// Ferdie: a fourth verifier, who challenges whatever it is given to check.
@@ -154,25 +154,25 @@ async fn caught(cheat: &[&str], steps: &str, copy_from_first_job: bool) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_miner_that_skips_steps_is_caught_by_a_spot_check_and_slashed() {
-	let _serial = serial().await;
+	let _slot = network_slot().await;
 	caught(&["--misbehave", "skip-steps"], "20", false).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_miner_that_trains_on_other_data_is_caught_and_slashed() {
-	let _serial = serial().await;
+	let _slot = network_slot().await;
 	caught(&["--misbehave", "other-data"], "20", false).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_miner_that_submits_weights_copied_from_another_job_is_caught_and_slashed() {
-	let _serial = serial().await;
+	let _slot = network_slot().await;
 	caught(&["--misbehave", "copy-weights"], "20", true).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_miner_that_withholds_its_trace_is_reported_by_the_checkers_and_slashed() {
-	let _serial = serial().await;
+	let _slot = network_slot().await;
 	let net = Net::start();
 	let f = fixture(&net, &["//Eve"], "//Alice");
 	let chain = net.chain().await;

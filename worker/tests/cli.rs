@@ -76,7 +76,7 @@ fn an_unreachable_node_is_exit_code_3() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_ipfs_daemon_is_exit_code_4() {
-	let _serial = serial().await;
+	let _slot = network_slot().await;
 	let net = Net::start();
 	net.run("//Eve", &["register"]);
 	let ipfs = format!("http://127.0.0.1:{}", free_port());

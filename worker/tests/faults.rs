@@ -30,7 +30,7 @@ async fn scrape(addr: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_ipfs_daemon_killed_while_the_miner_uploads_its_layers_the_miner_retries_and_the_job_completes(
 ) {
-	let _serial = serial().await;
+	let _slot = network_slot().await;
 	let mut net = Net::start();
 	let f = fixture(&net, &["//Eve"], "//Ferdie");
 	let _verifiers = verifiers(&net);
@@ -114,7 +114,7 @@ async fn serving_workers_given_two_nodes_fail_over_to_the_second_when_the_first_
 /// Two servers and a gateway serve through a SIGKILL and restart of the (validating) node;
 /// with `failover` they were given a second node too (`--node a,b`) and move to it at once.
 async fn serve_through_a_node_outage(failover: bool) {
-	let _serial = serial().await;
+	let _slot = network_slot().await;
 	let mut net = Net::start();
 	let out =
 		net.run("//Alice", &["model-init", "--name", "tiny", "--arch", "tiny", "--seed", "1"]);

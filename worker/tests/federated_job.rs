@@ -15,7 +15,7 @@ const JOB_LIMIT: Duration = Duration::from_secs(420);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_federated_job_is_trained_from_local_data_and_accepted_through_verification() {
-	let _serial = serial().await;
+	let _slot = network_slot().await;
 	let net = Net::start();
 	let f = fixture(&net, &["//Eve"], "//Ferdie");
 	let chain = net.chain().await;

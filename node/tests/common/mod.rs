@@ -403,12 +403,46 @@ pub fn write_node_key(dir: &Path, name: &str, byte: u8) -> PathBuf {
 	path
 }
 
-/// Node tests share two cores: they take this lock so only one network runs at a time.
-pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// How many networks of one test binary run at once (`BLYAN_TEST_NETWORKS`, default 2): once its
+/// nodes run, a test mostly waits for blocks, so two share the two cores. A binary whose test
+/// measures the node alone (load.rs) holds one test. Counted under a mutex, not a semaphore crate.
+static NETWORKS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+static NETWORK_FREED: std::sync::Condvar = std::sync::Condvar::new();
 
-/// Takes [`SERIAL`], also after another test panicked while holding it.
-pub fn serial() -> std::sync::MutexGuard<'static, ()> {
-	SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// Places for networks, held for the whole test (returned on drop, also when it panics).
+pub struct NetworkSlot(usize);
+
+impl Drop for NetworkSlot {
+	fn drop(&mut self) {
+		*NETWORKS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) -= self.0;
+		NETWORK_FREED.notify_all();
+	}
+}
+
+fn network_limit() -> usize {
+	std::env::var("BLYAN_TEST_NETWORKS").ok().and_then(|n| n.parse().ok()).unwrap_or(2usize).max(1)
+}
+
+fn take_slots(wanted: usize) -> NetworkSlot {
+	let limit = network_limit();
+	let wanted = wanted.min(limit);
+	let mut running = NETWORKS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+	while *running + wanted > limit {
+		running = NETWORK_FREED.wait(running).unwrap_or_else(|poisoned| poisoned.into_inner());
+	}
+	*running += wanted;
+	NetworkSlot(wanted)
+}
+
+/// Waits for a place for one network.
+pub fn network_slot() -> NetworkSlot {
+	take_slots(1)
+}
+
+/// Waits until no other network of this binary runs, and keeps it so: for tests whose several
+/// validators keep both cores busy (local_network.rs).
+pub fn whole_machine() -> NetworkSlot {
+	take_slots(usize::MAX)
 }
 
 /// Runs `node <script> <args>` in scripts/polkadot-js, killed after `limit`; returns stdout.

@@ -15,11 +15,18 @@ use std::{
 use blyan_worker::chain::{self, Chain};
 use subxt::utils::AccountId32;
 
-/// The network tests share two cores: one at a time.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// How many networks run at once (`BLYAN_TEST_NETWORKS`, default 2). Once its node runs, a test
+/// spends most of its time waiting for blocks (~10-30 % of two cores), so two at a time nearly
+/// halve a test binary's time; more would let two miners train at once on two cores.
+static NETWORKS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
 
-pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
-	SERIAL.lock().await
+/// A place for one network; held for the whole test.
+pub async fn network_slot() -> tokio::sync::SemaphorePermit<'static> {
+	let networks = NETWORKS.get_or_init(|| {
+		let n = std::env::var("BLYAN_TEST_NETWORKS").ok().and_then(|n| n.parse().ok()).unwrap_or(2);
+		tokio::sync::Semaphore::new(usize::max(n, 1))
+	});
+	networks.acquire().await.expect("the semaphore is never closed")
 }
 
 fn repo_root() -> PathBuf {
@@ -78,6 +85,16 @@ impl Proc {
 		std::fs::read_to_string(&self.log).unwrap_or_default()
 	}
 
+	/// Whether the process has exited (a zombie not yet reaped, or gone): `wait_for_output`
+	/// holds `&self`, so this asks /proc rather than `Child::try_wait`.
+	fn has_exited(&self) -> bool {
+		match std::fs::read_to_string(format!("/proc/{}/stat", self.pid())) {
+			// The state follows the parenthesised command name, which may itself hold spaces.
+			Ok(stat) => stat.rsplit_once(") ").is_none_or(|(_, rest)| rest.starts_with('Z')),
+			Err(_) => true,
+		}
+	}
+
 	pub fn pid(&self) -> u32 {
 		self.child.as_ref().map(|c| c.id()).unwrap_or(0)
 	}
@@ -105,12 +122,16 @@ impl Proc {
 	pub fn wait_for_output(&self, text: &str, limit: Duration) {
 		let start = Instant::now();
 		while !self.output().contains(text) {
-			if start.elapsed() > limit {
-				panic!(
-					"{} did not print {text:?} in {limit:?}; its output:\n{}",
-					self.name,
-					self.output()
-				);
+			// A process that exited will not print it: say so now, not after the whole limit
+			// (its output is read again after the exit was seen: it may have printed and left).
+			let exited = self.has_exited() && !self.output().contains(text);
+			if exited || start.elapsed() > limit {
+				let why = if exited {
+					"exited without printing".to_string()
+				} else {
+					format!("did not print in {limit:?}")
+				};
+				panic!("{} {why} {text:?}; its output:\n{}", self.name, self.output());
 			}
 			std::thread::sleep(Duration::from_millis(200));
 		}
