@@ -130,6 +130,8 @@ pub enum LoraError {
 	Tensor { name: String, reason: String },
 	#[error("the base has no tensor {0} to adapt")]
 	MissingBase(String),
+	#[error("base tensor {name} is {found:?}, the model's config says {expected:?}")]
+	BaseShape { name: String, expected: [usize; 2], found: [usize; 2] },
 	#[error("{path}: {reason}")]
 	Io { path: String, reason: String },
 	#[error("adapter_config.json: {0}")]
@@ -334,8 +336,9 @@ pub fn attach<B: Backend>(
 		for target in lora.ordered_targets() {
 			let (d_in, d_out) = target.dims(config);
 			let base = format!("model.layers.{block}.{}.weight", target.path());
-			if projection(layer, target).0.weight.val().dims() != [d_in, d_out] {
-				return Err(LoraError::MissingBase(base));
+			let found = projection(layer, target).0.weight.val().dims();
+			if found != [d_in, d_out] {
+				return Err(LoraError::BaseShape { name: base, expected: [d_in, d_out], found });
 			}
 			let p = format!("model.layers.{block}.{}", target.path());
 			let (a, b) = (
@@ -588,20 +591,29 @@ impl PeftConfig {
 		// These initialisations rewrite the base weights (PiSSA, OLoRA and CorDA leave a
 		// residual, LoftQ a quantised base): saved without peft's conversion, such an adapter
 		// is only right on that modified base, not on the registered one.
-		let init = self.rest.get("init_lora_weights").and_then(|v| v.as_str()).unwrap_or("");
-		if init.starts_with("pissa") || ["olora", "corda", "loftq"].contains(&init) {
-			return refuse(&format!("init_lora_weights {init:?} (it modifies the base)"));
+		// Only initialisations known to leave the base alone pass (an allowlist: a name peft
+		// adds later is refused until someone checks it).
+		match self.rest.get("init_lora_weights") {
+			None | Some(serde_json::Value::Null | serde_json::Value::Bool(_)) => {}
+			Some(serde_json::Value::String(init))
+				if ["gaussian", "eva", "orthogonal"].contains(&init.as_str()) => {}
+			Some(init) => {
+				return refuse(&format!("init_lora_weights {init} (it may modify the base)"))
+			}
 		}
 		if self.rest.get("loftq_config").is_some_and(|v| !unset(v)) {
 			return refuse("loftq_config");
 		}
-		let alpha =
-			self.lora_alpha.as_u64().and_then(|a| u32::try_from(a).ok()).ok_or_else(|| {
-				LoraError::PeftConfig(format!(
-					"lora_alpha {}: a whole number is expected",
-					self.lora_alpha
-				))
-			})?;
+		// peft writes alpha as the user typed it: `16` and `16.0` are the same whole number.
+		let whole = |a: f64| {
+			(a.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&a)).then_some(a as u32)
+		};
+		let alpha = self.lora_alpha.as_f64().and_then(whole).ok_or_else(|| {
+			LoraError::PeftConfig(format!(
+				"lora_alpha {}: a whole number is expected",
+				self.lora_alpha
+			))
+		})?;
 		let targets = match &self.target_modules {
 			// peft's shorthand for every linear layer but the head: all seven projections.
 			serde_json::Value::String(s) if s == "all-linear" => LoraTarget::ALL.to_vec(),
@@ -754,7 +766,11 @@ mod tests {
 		let for_wider = lora.init(&wider, 1).unwrap();
 		assert_eq!(
 			attach(model, &wider, &lora, &for_wider).err(),
-			Some(LoraError::MissingBase("model.layers.0.mlp.down_proj.weight".into()))
+			Some(LoraError::BaseShape {
+				name: "model.layers.0.mlp.down_proj.weight".into(),
+				expected: [200, config.hidden_size],
+				found: [config.intermediate_size, config.hidden_size],
+			})
 		);
 	}
 
@@ -864,7 +880,13 @@ mod tests {
 			(
 				"init_lora_weights",
 				serde_json::json!("pissa_niter_4"),
-				"init_lora_weights \"pissa_niter_4\" (it modifies the base) is not supported",
+				"init_lora_weights \"pissa_niter_4\" (it may modify the base) is not supported",
+			),
+			// peft spells it so; a blocklist of lower-case names let it through.
+			(
+				"init_lora_weights",
+				serde_json::json!("OLoRA"),
+				"init_lora_weights \"OLoRA\" (it may modify the base) is not supported",
 			),
 			("loftq_config", serde_json::json!({"loftq_bits": 4}), "loftq_config is not supported"),
 		] {
@@ -877,6 +899,14 @@ mod tests {
 				"{field}"
 			);
 		}
+		// What leaves the base alone loads: alpha written as a float, a plain initialisation.
+		let fine = tempfile::tempdir().unwrap();
+		save_peft(fine.path(), &lora, &config, &adapters, None).unwrap();
+		write_config(fine.path(), |v| {
+			v["lora_alpha"] = serde_json::json!(5.0);
+			v["init_lora_weights"] = serde_json::json!("gaussian");
+		});
+		assert_eq!(load_peft(fine.path(), &config).unwrap(), (lora.clone(), adapters.clone()));
 		let bad = tempfile::tempdir().unwrap();
 		save_peft(bad.path(), &lora, &config, &adapters, None).unwrap();
 		write_config(bad.path(), |v| {

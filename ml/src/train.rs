@@ -232,7 +232,9 @@ pub fn batch_loss<B: Backend>(
 }
 
 /// Trains `model` for `hp.steps` AdamW steps on batches drawn from `train_data` with `seed`.
-/// `on_step(step, loss)` sees each step's training loss.
+/// `on_step(step, loss)` sees each step's training loss. `hp` must have passed
+/// [`Hyperparams::check_against`] (the worker checks every job's before it trains); a
+/// schedule it would refuse is a caller's bug, caught by a debug assertion.
 pub fn train<B: AutodiffBackend>(
 	mut model: Transformer<B>,
 	train_data: &[i64],
@@ -241,6 +243,7 @@ pub fn train<B: AutodiffBackend>(
 	device: &B::Device,
 	mut on_step: impl FnMut(u32, f32),
 ) -> Transformer<B> {
+	debug_assert_eq!(hp.validate(), Ok(()), "unchecked hyper-parameters");
 	let mut optimizer =
 		AdamWConfig::new().with_weight_decay(hp.weight_decay).init::<B, Transformer<B>>();
 	let mut rng = ChaCha20Rng::seed_from_u64(seed);
