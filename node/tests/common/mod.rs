@@ -31,8 +31,22 @@ pub fn node_binary() -> PathBuf {
 }
 
 /// A free TCP port on 127.0.0.1 (the listener is closed before the port is handed out).
+/// A port free now and never handed out before in this process: two networks run at once
+/// ([`network_slot`]), and one must not be given a port the other's node is about to bind or
+/// has let go of while it restarts.
 pub fn free_port() -> u16 {
-	TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
+	static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+	let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+	loop {
+		let port = TcpListener::bind("127.0.0.1:0")
+			.and_then(|l| l.local_addr())
+			.map(|a| a.port())
+			.expect("port");
+		if !given.contains(&port) {
+			given.push(port);
+			return port;
+		}
+	}
 }
 
 /// Total BLY issuance in the state of block `at`.
@@ -420,7 +434,8 @@ impl Drop for NetworkSlot {
 }
 
 fn network_limit() -> usize {
-	std::env::var("BLYAN_TEST_NETWORKS").ok().and_then(|n| n.parse().ok()).unwrap_or(2usize).max(1)
+	let n = std::env::var("BLYAN_TEST_NETWORKS").ok().and_then(|n| n.parse().ok());
+	n.unwrap_or(2usize).clamp(1, 16)
 }
 
 fn take_slots(wanted: usize) -> NetworkSlot {

@@ -17,16 +17,28 @@ use subxt::utils::AccountId32;
 
 /// How many networks run at once (`BLYAN_TEST_NETWORKS`, default 2). Once its node runs, a test
 /// spends most of its time waiting for blocks (~10-30 % of two cores), so two at a time nearly
-/// halve a test binary's time; more would let two miners train at once on two cores.
-static NETWORKS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+/// halve a test binary's time. The tiny models' steps take milliseconds against windows of
+/// tens of blocks; a test with heavier work inside a window takes the [`whole_machine`].
+fn networks() -> (&'static tokio::sync::Semaphore, u32) {
+	static NETWORKS: std::sync::OnceLock<(tokio::sync::Semaphore, u32)> =
+		std::sync::OnceLock::new();
+	let (semaphore, limit) = NETWORKS.get_or_init(|| {
+		let n = std::env::var("BLYAN_TEST_NETWORKS").ok().and_then(|n| n.parse().ok());
+		let limit: u32 = n.unwrap_or(2).clamp(1, 16);
+		(tokio::sync::Semaphore::new(limit as usize), limit)
+	});
+	(semaphore, *limit)
+}
 
 /// A place for one network; held for the whole test.
 pub async fn network_slot() -> tokio::sync::SemaphorePermit<'static> {
-	let networks = NETWORKS.get_or_init(|| {
-		let n = std::env::var("BLYAN_TEST_NETWORKS").ok().and_then(|n| n.parse().ok()).unwrap_or(2);
-		tokio::sync::Semaphore::new(usize::max(n, 1))
-	});
-	networks.acquire().await.expect("the semaphore is never closed")
+	networks().0.acquire().await.expect("the semaphore is never closed")
+}
+
+/// Every place: no other network of this binary runs beside this test's.
+pub async fn whole_machine() -> tokio::sync::SemaphorePermit<'static> {
+	let (semaphore, limit) = networks();
+	semaphore.acquire_many(limit).await.expect("the semaphore is never closed")
 }
 
 fn repo_root() -> PathBuf {
@@ -49,18 +61,35 @@ pub fn node_binary() -> PathBuf {
 	path
 }
 
+/// Ports handed out in this process: two networks run at once ([`network_slot`]), and one must
+/// not be given a port the other's node or IPFS daemon is about to bind, or has let go of while
+/// a test restarts it.
+static GIVEN_PORTS: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// A port free now and never handed out before in this process.
 pub fn free_port() -> u16 {
-	TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+	free_ports(1)
+}
+
+/// A base port with the `count - 1` after it free too, none handed out before in this process.
+fn free_ports(count: u16) -> u16 {
+	let mut given = GIVEN_PORTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+	loop {
+		let base = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+		let ports = base..base.saturating_add(count);
+		if base < 65000
+			&& ports.clone().all(|p| !given.contains(&p))
+			&& (1..count).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+		{
+			given.extend(ports);
+			return base;
+		}
+	}
 }
 
 /// A base port with the three after it free too (the IPFS daemon takes four).
 fn free_port_block() -> u16 {
-	loop {
-		let base = free_port();
-		if base < 65000 && (1..4).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-			return base;
-		}
-	}
+	free_ports(4)
 }
 
 /// A child process killed (SIGKILL) and reaped on drop.
@@ -88,10 +117,12 @@ impl Proc {
 	/// Whether the process has exited (a zombie not yet reaped, or gone): `wait_for_output`
 	/// holds `&self`, so this asks /proc rather than `Child::try_wait`.
 	fn has_exited(&self) -> bool {
-		match std::fs::read_to_string(format!("/proc/{}/stat", self.pid())) {
+		let Some(child) = &self.child else { return true };
+		match std::fs::read_to_string(format!("/proc/{}/stat", child.id())) {
 			// The state follows the parenthesised command name, which may itself hold spaces.
 			Ok(stat) => stat.rsplit_once(") ").is_none_or(|(_, rest)| rest.starts_with('Z')),
-			Err(_) => true,
+			// No /proc to ask (not Linux): the caller's time limit decides, as before.
+			Err(_) => false,
 		}
 	}
 
