@@ -263,21 +263,11 @@ impl<B: Backend> StageBlock<B> {
 /// A plain block: adapters are merged into their base before serving ([`crate::lora::merge`]).
 impl<B: Backend> From<DecoderBlock<B>> for StageBlock<B> {
 	fn from(block: DecoderBlock<B>) -> Self {
-		let (a, mlp) = (block.self_attn, block.mlp);
 		assert!(
-			[
-				&a.q_lora,
-				&a.k_lora,
-				&a.v_lora,
-				&a.o_lora,
-				&mlp.gate_lora,
-				&mlp.up_lora,
-				&mlp.down_lora
-			]
-			.iter()
-			.all(|adapter| adapter.is_none()),
+			block.adapters().iter().all(|(_, adapter)| adapter.is_none()),
 			"a stage serves merged weights, not adapters"
 		);
+		let (a, mlp) = (block.self_attn, block.mlp);
 		Self {
 			input_layernorm: block.input_layernorm,
 			post_attention_layernorm: block.post_attention_layernorm,

@@ -371,6 +371,13 @@ fn adapter_slot<B: Backend>(
 	}
 }
 
+impl<B: Backend> DecoderBlock<B> {
+	/// Each projection's adapter, if it carries one, in [`LoraTarget::ALL`]'s order.
+	pub fn adapters(&self) -> [(LoraTarget, &Option<LoraAdapter<B>>); 7] {
+		LoraTarget::ALL.map(|target| (target, projection(self, target).1))
+	}
+}
+
 /// Block `layer`'s projection `target` and the adapter it carries, if any.
 fn projection<B: Backend>(
 	layer: &DecoderBlock<B>,

@@ -456,18 +456,22 @@ mod tests {
 		let dev = Default::default();
 		let with = run_segment::<B>(&config, &start, &data, &hp, 9, 6, &dev, |_, _| {}).unwrap();
 		let without = run_segment::<B>(&config, &start, &data, &plain, 9, 6, &dev, |_, _| {});
-		assert_ne!(with.summary().weights, without.unwrap().summary().weights);
-		let clipped_only = Hyperparams {
-			schedule: crate::train::StepSchedule {
-				max_grad_norm: Some(1e-4),
-				..Default::default()
-			},
-			..plain.clone()
+		let plain_weights = without.unwrap().summary().weights;
+		assert_ne!(with.summary().weights, plain_weights);
+		// Each part alone changes it too: none of them is silently ignored.
+		let one_part = |schedule| {
+			let hp = Hyperparams { schedule, ..plain.clone() };
+			hp.validate().unwrap();
+			run_segment::<B>(&config, &start, &data, &hp, 9, 6, &dev, |_, _| {}).unwrap()
 		};
-		let clipped =
-			run_segment::<B>(&config, &start, &data, &clipped_only, 9, 6, &dev, |_, _| {});
-		let plain_run = run_segment::<B>(&config, &start, &data, &plain, 9, 6, &dev, |_, _| {});
-		assert_ne!(clipped.unwrap().summary().weights, plain_run.unwrap().summary().weights);
+		let none = crate::train::StepSchedule::default();
+		for (part, schedule) in [
+			("warm-up", crate::train::StepSchedule { warmup_steps: 2, ..none }),
+			("cosine", crate::train::StepSchedule { cosine_min_ratio: Some(0.1), ..none }),
+			("clipping", crate::train::StepSchedule { max_grad_norm: Some(1e-4), ..none }),
+		] {
+			assert_ne!(one_part(schedule).summary().weights, plain_weights, "{part}");
+		}
 		// A schedule no worker could run is an error, not a run.
 		let bad = Hyperparams {
 			schedule: crate::train::StepSchedule { micro_batches: 0, ..Default::default() },

@@ -41,7 +41,7 @@ pub struct Hyperparams {
 /// clip of the gradients' global norm and gradient accumulation, as Hugging Face's `Trainer`
 /// does them. The default is none of them: a constant rate, the gradients as computed, one
 /// batch per step (what every job ran before these existed, bit for bit).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepSchedule {
 	/// Steps over which the rate rises linearly to `learning_rate`: step `s ≤ warmup_steps`
@@ -486,7 +486,7 @@ mod tests {
 				"micro_batches",
 			),
 		] {
-			let e = hp(schedule.clone()).validate().unwrap_err();
+			let e = hp(schedule).validate().unwrap_err();
 			assert!(e.contains(error), "{schedule:?}: {e}");
 		}
 		// Old documents (no schedule) read as the default.
@@ -540,13 +540,16 @@ mod tests {
 	/// the step is the one batch's mean over all its trained targets.
 	#[test]
 	fn micro_batches_of_chat_data_weigh_by_their_trained_targets() {
-		// Prompts (marked context-only) of uneven lengths between replies.
-		let data: Vec<i64> = b"q: what? a: this. q: and the other one?? a: that. "
+		// Prompts (marked context-only: bytes 0..9 and 18..41 of each record) of uneven
+		// lengths between replies.
+		let record = b"q: what? a: this. q: and the other one?? a: that. ";
+		let data: Vec<i64> = record
 			.repeat(20)
 			.into_iter()
 			.enumerate()
 			.map(|(i, b)| {
-				if i % 51 < 9 || (i % 51 > 17 && i % 51 < 41) {
+				let at = i % record.len();
+				if at < 9 || (18..41).contains(&at) {
 					i64::from(b) | data::CONTEXT_ONLY
 				} else {
 					i64::from(b)

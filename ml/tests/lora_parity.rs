@@ -113,16 +113,7 @@ fn forward_backward_and_merge_agree_with_peft() {
 	assert_eq!(recorded.len(), 2 * lora.targets.len() * config.num_hidden_layers);
 	let mut worst_grad = 0f32;
 	for (block, layer) in model.layers.iter().enumerate() {
-		let (a, m) = (&layer.self_attn, &layer.mlp);
-		for (target, adapter) in [
-			(LoraTarget::Q, &a.q_lora),
-			(LoraTarget::K, &a.k_lora),
-			(LoraTarget::V, &a.v_lora),
-			(LoraTarget::O, &a.o_lora),
-			(LoraTarget::Gate, &m.gate_lora),
-			(LoraTarget::Up, &m.up_lora),
-			(LoraTarget::Down, &m.down_lora),
-		] {
+		for (target, adapter) in layer.adapters() {
 			let adapter = adapter.as_ref().expect("every target adapted");
 			for (matrix, param) in [("lora_A", &adapter.a), ("lora_B", &adapter.b)] {
 				let name = format!("model.layers.{block}.{}.{matrix}.weight", target.path());
@@ -138,7 +129,7 @@ fn forward_backward_and_merge_agree_with_peft() {
 			}
 		}
 		// The frozen base gets no gradient.
-		assert!(a.q_proj.weight.val().grad(&grads).is_none());
+		assert!(layer.self_attn.q_proj.weight.val().grad(&grads).is_none());
 	}
 	assert!(worst_grad <= 1e-3, "max relative gradient difference {worst_grad}");
 	println!("against peft: max |logit difference| {worst:.2e}, loss {value} vs {want}, max relative gradient difference {worst_grad:.2e}");
