@@ -889,7 +889,7 @@ mod tests {
 				serde_json::json!("pissa_niter_4"),
 				"init_lora_weights \"pissa_niter_4\" (it may modify the base) is not supported",
 			),
-			// peft spells it so; a blocklist of lower-case names let it through.
+			// Another spelling of peft's "olora": the old blocklist of exact names let it through.
 			(
 				"init_lora_weights",
 				serde_json::json!("OLoRA"),

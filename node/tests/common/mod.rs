@@ -30,8 +30,8 @@ pub fn node_binary() -> PathBuf {
 	}
 }
 
-/// A free TCP port on 127.0.0.1 (the listener is closed before the port is handed out).
-/// A port free now and never handed out before in this process: two networks run at once
+/// A free TCP port on 127.0.0.1 (the listener is closed before the port is handed out), never
+/// handed out before in this process: two networks run at once
 /// ([`network_slot`]), and one must not be given a port the other's node is about to bind or
 /// has let go of while it restarts.
 pub fn free_port() -> u16 {
