@@ -63,9 +63,10 @@ step "Ferdie publishes real text as training data: this repository's README ($(w
 dataset=$(w //Ferdie ferdie dataset-publish --file README.md | awk '{print $2}')
 echo "dataset $dataset"
 
-step "Alice posts a training job (reward 100 BLY, 20 AdamW steps of 2×16 tokens: a 151 669-way softmax is most of a step); her validation set, held-out text (docs/protocol.md), stays secret until Eve commits; Eve's training trace is audited before scoring"
+step "Alice posts a LoRA fine-tuning job (reward 100 BLY): rank-8 adapters on every projection of the frozen base, 30 AdamW steps of 2×16 tokens (a 151 669-way softmax is most of a step), asking a 0.5 % lower validation loss (adapters over a random base with a frozen random head gain slowly); her validation set, held-out text (docs/protocol.md), stays secret until Eve commits; Eve's training trace (the adapters and their moments only) is audited before scoring; job-post prints the cost first"
 w_bg creator-alice //Alice job-post --base-version "$root_version" --dataset "$dataset" --reward 100 \
-	--steps 20 --batch-size 2 --seq-len 16 --validation-file docs/protocol.md --watch
+	--lora-rank 8 --learning-rate 0.05 --steps 30 --batch-size 2 --seq-len 16 --min-improvement 0.5 \
+	--validation-file docs/protocol.md --watch
 creator=$!
 
 wait "$creator"
@@ -94,7 +95,7 @@ w //Eve eve earnings --from 1
 grep -q "ACCEPTED" "$run_dir/creator-alice.log"
 version=$(grep "ACCEPTED" "$run_dir/creator-alice.log" | head -1 | awk '{print $NF}')
 
-step "inference: Charlie serves layers 0..2 and Dave layers 2..4 of version $version (each layer checked against its Merkle root), announced on chain"
+step "inference: version $version is an adapter version over version $root_version; Charlie serves layers 0..2 and Dave layers 2..4 (each layer and adapter checked against its Merkle root, each stage merging the adapters of its own block), announced on chain"
 w_bg serve-charlie //Charlie serve --version "$version" --layers 0..2 --listen "127.0.0.1:$(free_port)" --settle-secs 2
 w_bg serve-dave //Dave serve --version "$version" --layers 2..4 --listen "127.0.0.1:$(free_port)" --settle-secs 2
 gateway_port=$(free_port)
@@ -108,7 +109,7 @@ step "Bob runs a gateway: routes from the chain's announcements, pays each serve
 w_bg gateway-bob //Bob gateway --version "$version" --listen "127.0.0.1:$gateway_port"
 for _ in $(seq 1 60); do grep -q "gateway for version" "$run_dir/gateway-bob.log" 2>/dev/null && break; sleep 0.5; done
 
-step "an OpenAI-style chat completion through the two-stage pipeline (ChatML prompt, real tokens; a 2-block model trained for 20 steps samples from its 20 likeliest tokens: frequent README tokens, not sense)"
+step "an OpenAI-style chat completion through the two-stage pipeline (ChatML prompt, real tokens; a random 2-block model with 30 steps of adapters samples from its 20 likeliest tokens: frequent README tokens, not sense)"
 request='{"model":"blyan-'"$version"'","messages":[{"role":"user","content":"What does a miner run?"}],"max_tokens":16,"temperature":1,"top_k":20,"seed":7}'
 echo "POST /v1/chat/completions $request"
 curl -sf "http://127.0.0.1:$gateway_port/v1/chat/completions" -H 'content-type: application/json' -d "$request" \
@@ -144,4 +145,4 @@ wait "$aggregator"
 for pid in "${fl[@]}" "${fl_verifiers[@]}"; do wait "$pid"; done
 grep -q "ACCEPTED" "$run_dir/alice.log"
 
-step "done: the trained version was accepted, everyone paid, the new version served and paid per token, and a federated job accepted from data that stayed home"
+step "done: the trained adapter version was accepted, everyone paid, the new version served and paid per token, and a federated job accepted from data that stayed home"

@@ -32,7 +32,7 @@ pub use blyan::runtime_types::{
 		audit::{SegmentCheckpoints, TraceCommitment, TrainingState as ChainTrainingState},
 		inference::{InferenceReceipt, LayerSpan},
 		pol::{Backend, LayerDelta, SemVer, VersionStatus},
-		training::TrainingParams as ChainTrainingParams,
+		training::{LoraParams as ChainLoraParams, TrainingParams as ChainTrainingParams},
 	},
 	bounded_collections::bounded_vec::BoundedVec,
 	pallet_federated::{Admission, AggregationRule, FederatedJob, FederatedSpec, Member},
@@ -212,8 +212,9 @@ pub fn chain_state(s: &::blyan_primitives::audit::TrainingState) -> ChainTrainin
 pub fn training_params(
 	spec: &JobSpec<BlockNumber>,
 ) -> ::blyan_primitives::training::TrainingParams {
-	use ::blyan_primitives::training::{Perbill, TrainingParams};
+	use ::blyan_primitives::training::{Perbill, StepScheduleParams, TrainingParams};
 	let t = &spec.training;
+	let s = &t.schedule;
 	TrainingParams {
 		steps: t.steps,
 		batch_size: t.batch_size,
@@ -221,14 +222,39 @@ pub fn training_params(
 		learning_rate: Perbill::from_parts(t.learning_rate.0),
 		weight_decay: Perbill::from_parts(t.weight_decay.0),
 		eval_batches: t.eval_batches,
+		schedule: StepScheduleParams {
+			warmup_steps: s.warmup_steps,
+			cosine_min_ratio: s.cosine_min_ratio.as_ref().map(|r| Perbill::from_parts(r.0)),
+			max_grad_norm_millis: s.max_grad_norm_millis,
+			micro_batches: s.micro_batches,
+		},
+		lora: t.lora.as_ref().map(lora_params),
 	}
+}
+
+/// Adapters as `blyan_primitives` types them.
+pub fn lora_params(l: &ChainLoraParams) -> ::blyan_primitives::training::LoraParams {
+	::blyan_primitives::training::LoraParams {
+		rank: l.rank,
+		alpha: l.alpha,
+		targets: l.targets,
+		rslora: l.rslora,
+	}
+}
+
+/// Adapters as the chain's generated type.
+pub fn chain_lora_params(l: &::blyan_primitives::training::LoraParams) -> ChainLoraParams {
+	ChainLoraParams { rank: l.rank, alpha: l.alpha, targets: l.targets, rslora: l.rslora }
 }
 
 /// Typed hyper-parameters as the chain's generated type, for posting a job.
 pub fn chain_training_params(
 	p: &::blyan_primitives::training::TrainingParams,
 ) -> ChainTrainingParams {
-	use blyan::runtime_types::sp_arithmetic::per_things::Perbill;
+	use blyan::runtime_types::{
+		blyan_primitives::training::StepScheduleParams, sp_arithmetic::per_things::Perbill,
+	};
+	let s = &p.schedule;
 	ChainTrainingParams {
 		steps: p.steps,
 		batch_size: p.batch_size,
@@ -236,6 +262,13 @@ pub fn chain_training_params(
 		learning_rate: Perbill(p.learning_rate.deconstruct()),
 		weight_decay: Perbill(p.weight_decay.deconstruct()),
 		eval_batches: p.eval_batches,
+		schedule: StepScheduleParams {
+			warmup_steps: s.warmup_steps,
+			cosine_min_ratio: s.cosine_min_ratio.map(|r| Perbill(r.deconstruct())),
+			max_grad_norm_millis: s.max_grad_norm_millis,
+			micro_batches: s.micro_batches,
+		},
+		lora: p.lora.as_ref().map(chain_lora_params),
 	}
 }
 
@@ -430,6 +463,29 @@ impl Chain {
 		self.submit("register_model", &call).await
 	}
 
+	/// Proposes an adapter version of a model this account owns: `adapters` (block `b` as
+	/// layer `b + 1`) over `base`; the `VersionProposed` event names it.
+	pub async fn propose_adapter_version(
+		&self,
+		model: u64,
+		base: VersionId,
+		semver: SemVer,
+		adapters: Vec<LayerDelta>,
+		weight_root: H256,
+		lora: &::blyan_primitives::training::LoraParams,
+	) -> Result<Events, ChainError> {
+		use blyan::runtime_types::blyan_primitives::pol::CandidateVersion;
+		let call = blyan::tx().registry().propose_version(CandidateVersion {
+			model,
+			parents: BoundedVec(vec![base]),
+			semver,
+			layers: BoundedVec(adapters),
+			weight_root,
+			adapter: Some(chain_lora_params(lora)),
+		});
+		self.submit("propose_version", &call).await
+	}
+
 	/// Registers a dataset pinned at `cid`; the `DatasetRegistered` event names it.
 	pub async fn register_dataset(
 		&self,
@@ -456,6 +512,23 @@ impl Chain {
 		reward: Balance,
 	) -> Result<Events, ChainError> {
 		self.submit("post_job", &blyan::tx().jobs().post_job(spec, reward)).await
+	}
+
+	/// What posting `spec` with `reward` would cost in fees, as the runtime's
+	/// `TransactionPaymentApi_query_info` (`payment_queryInfo`) estimates it now, tip excluded.
+	pub async fn post_job_fee(
+		&self,
+		spec: JobSpec<BlockNumber>,
+		reward: Balance,
+	) -> Result<Balance, ChainError> {
+		use subxt::transactions::DefaultParams;
+		let call = blyan::tx().jobs().post_job(spec, reward);
+		let mut txs = self.at().await?.transactions();
+		let tx = txs
+			.create_signed(&call, &self.signer, DefaultParams::default_params())
+			.await
+			.map_err(rpc)?;
+		tx.partial_fee_estimate().await.map_err(rpc)
 	}
 
 	/// Posts a training job and makes it federated, all or nothing: if another job takes the id
@@ -649,7 +722,24 @@ impl Chain {
 		self.call(blyan::runtime_apis().model_registry_api().version(version)).await
 	}
 
-	/// The full layer set of `version`, each layer from the version that last changed it.
+	/// The adapters `version` is over its parent, if it is an adapter version.
+	pub async fn version_adapter(
+		&self,
+		version: VersionId,
+	) -> Result<Option<::blyan_primitives::training::LoraParams>, ChainError> {
+		let adapter = self.get(blyan::storage().registry().version_adapters(), (version,)).await?;
+		Ok(adapter.as_ref().map(lora_params))
+	}
+
+	/// The delta blocks `version` itself stored (for an adapter version: its adapters).
+	pub async fn version_layers(&self, version: VersionId) -> Result<Vec<LayerDelta>, ChainError> {
+		let layers =
+			self.get_or_default(blyan::storage().registry().version_layers(), (version,)).await?;
+		Ok(layers.0)
+	}
+
+	/// The full layer set of `version`, each layer from the version that last changed it; for
+	/// an adapter version, its base's layers.
 	pub async fn resolve_layers(
 		&self,
 		version: VersionId,
@@ -783,6 +873,11 @@ impl Chain {
 	}
 
 	/// Steps between the checkpoints of a training trace (the audit's `checkpoint_interval`).
+	/// The share of a job's reward its creator holds as a bond, in billionths (`Perbill`).
+	pub async fn creator_bond_share(&self) -> Result<u128, ChainError> {
+		Ok(u128::from(self.constant(blyan::constants().jobs().creator_bond_share()).await?.0))
+	}
+
 	pub async fn checkpoint_interval(&self) -> Result<u32, ChainError> {
 		let params = self.get_or_default(blyan::storage().training_audit().params(), ()).await?;
 		Ok(params.checkpoint_interval.max(1))

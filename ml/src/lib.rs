@@ -89,10 +89,12 @@ pub fn train_layers(
 	}
 }
 
-/// Traced training from `state` to step `to_step` on `device` (see [`trace`]).
+/// Traced training of `trained` (every weight, or adapters over a base) from `state` to step
+/// `to_step` on `device` (see [`trace`]).
 #[allow(clippy::too_many_arguments)]
 pub fn train_segment(
 	config: &ModelConfig,
+	trained: trace::Trained<'_>,
 	state: &trace::TrainState,
 	train_data: &[i64],
 	hp: &Hyperparams,
@@ -102,8 +104,9 @@ pub fn train_segment(
 	on_step: impl FnMut(u32, f32),
 ) -> Result<trace::TrainState, WeightsError> {
 	match device {
-		TrainDevice::Cpu => trace::run_segment::<Autodiff<CpuBackend>>(
+		TrainDevice::Cpu => trace::run_segment_for::<Autodiff<CpuBackend>>(
 			config,
+			trained,
 			state,
 			train_data,
 			hp,
@@ -113,8 +116,9 @@ pub fn train_segment(
 			on_step,
 		),
 		#[cfg(feature = "cuda")]
-		TrainDevice::Cuda => trace::run_segment::<Autodiff<CudaBackend>>(
+		TrainDevice::Cuda => trace::run_segment_for::<Autodiff<CudaBackend>>(
 			config,
+			trained,
 			state,
 			train_data,
 			hp,

@@ -11,6 +11,7 @@
 
 use std::{collections::BTreeMap, path::Path};
 
+use blyan_primitives::training::LoraParams;
 use burn::{
 	module::{Module, Param},
 	nn::Linear,
@@ -28,7 +29,7 @@ use super::{
 
 /// The largest rank a job may ask for: far above what fine-tuning uses (8–64), low enough that
 /// an adapter stays a fraction of its base.
-pub const MAX_RANK: u32 = 1024;
+pub const MAX_RANK: u32 = LoraParams::MAX_RANK;
 
 /// A projection of a decoder block an adapter can target, named as `peft` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -142,6 +143,26 @@ impl LoraConfig {
 	/// `rank` on every projection, `alpha` = 2 × rank: the usual starting point.
 	pub fn all_linear(rank: u32) -> Self {
 		Self { rank, alpha: 2 * rank, targets: LoraTarget::ALL.to_vec(), rslora: false }
+	}
+
+	/// The adapters a job's [`LoraParams`] describe (its target bits in [`LoraTarget`]'s order).
+	pub fn from_params(p: &LoraParams) -> Self {
+		let targets =
+			LoraTarget::ALL.into_iter().enumerate().filter(|(i, _)| p.targets & (1 << i) != 0);
+		Self {
+			rank: p.rank,
+			alpha: p.alpha,
+			targets: targets.map(|(_, t)| t).collect(),
+			rslora: p.rslora,
+		}
+	}
+
+	/// The chain's description of these adapters.
+	pub fn to_params(&self) -> Result<LoraParams, LoraError> {
+		self.validate()?;
+		// `LoraTarget`'s discriminants are its places in `ALL`, the chain's bit order.
+		let targets = self.targets.iter().fold(0u8, |bits, t| bits | 1 << *t as u8);
+		Ok(LoraParams { rank: self.rank, alpha: self.alpha, targets, rslora: self.rslora })
 	}
 
 	/// Refuses what no consumer could apply the same way: a rank of 0 or past [`MAX_RANK`], an
@@ -436,39 +457,63 @@ pub fn merge(
 	adapters: &[LayerTensors],
 ) -> Result<Vec<LayerTensors>, LoraError> {
 	lora.check(config, adapters)?;
-	let scale = lora.scale();
-	let rank = lora.rank as usize;
 	let mut merged = base.to_vec();
 	for (block, adapter_layer) in adapters.iter().enumerate() {
 		let Some(layer) = merged.get_mut(block + 1) else {
 			return Err(LoraError::MissingBase(format!("model.layers.{block}")));
 		};
-		for target in lora.ordered_targets() {
-			let p = format!("model.layers.{block}.{}", target.path());
-			let a = find(adapter_layer, &format!("{p}.lora_A.weight"));
-			let b = find(adapter_layer, &format!("{p}.lora_B.weight"));
-			let (d_in, d_out) = target.dims(config);
-			let name = format!("{p}.weight");
-			let weight = layer
-				.iter_mut()
-				.find(|t| t.name == name && t.shape == [d_out, d_in])
-				.ok_or_else(|| LoraError::MissingBase(name.clone()))?;
-			let mut delta = vec![0f32; d_in];
-			for (o, row) in weight.values.chunks_exact_mut(d_in).enumerate() {
-				delta.fill(0.0);
-				for r in 0..rank {
-					let coefficient = b.values[o * rank + r];
-					for (d, a) in delta.iter_mut().zip(&a.values[r * d_in..(r + 1) * d_in]) {
-						*d += coefficient * a;
-					}
+		merge_block(config, lora, block, layer, adapter_layer)?;
+	}
+	Ok(merged)
+}
+
+/// [`merge`] of one decoder block: `adapter` added into `layer`, the base's layer `block + 1`.
+/// A pipeline stage merges only its blocks.
+pub fn merge_block(
+	config: &ModelConfig,
+	lora: &LoraConfig,
+	block: usize,
+	layer: &mut LayerTensors,
+	adapter: &LayerTensors,
+) -> Result<(), LoraError> {
+	let scale = lora.scale();
+	let rank = lora.rank as usize;
+	for target in lora.ordered_targets() {
+		let p = format!("model.layers.{block}.{}", target.path());
+		let (d_in, d_out) = target.dims(config);
+		let matrix = |name: String, shape: [usize; 2]| {
+			adapter
+				.iter()
+				.find(|t| {
+					t.name == name && t.shape == shape && t.values.len() == shape[0] * shape[1]
+				})
+				.ok_or_else(|| LoraError::Tensor {
+					name,
+					reason: format!("missing or not {shape:?}"),
+				})
+		};
+		let a = matrix(format!("{p}.lora_A.weight"), [rank, d_in])?;
+		let b = matrix(format!("{p}.lora_B.weight"), [d_out, rank])?;
+		let name = format!("{p}.weight");
+		let weight = layer
+			.iter_mut()
+			.find(|t| t.name == name && t.shape == [d_out, d_in])
+			.ok_or_else(|| LoraError::MissingBase(name.clone()))?;
+		let mut delta = vec![0f32; d_in];
+		for (o, row) in weight.values.chunks_exact_mut(d_in).enumerate() {
+			delta.fill(0.0);
+			for r in 0..rank {
+				let coefficient = b.values[o * rank + r];
+				for (d, a) in delta.iter_mut().zip(&a.values[r * d_in..(r + 1) * d_in]) {
+					*d += coefficient * a;
 				}
-				for (w, d) in row.iter_mut().zip(&delta) {
-					*w += d * scale;
-				}
+			}
+			for (w, d) in row.iter_mut().zip(&delta) {
+				*w += d * scale;
 			}
 		}
 	}
-	Ok(merged)
+	Ok(())
 }
 
 /// `peft`'s prefix of tensor names in `adapter_model.safetensors` (a causal-LM `PeftModel`).
@@ -687,6 +732,32 @@ mod tests {
 	use burn::{backend::Autodiff, tensor::Int};
 
 	use super::*;
+
+	#[test]
+	fn the_chains_description_of_adapters_reads_back_as_given() {
+		let some = LoraConfig {
+			rank: 16,
+			alpha: 32,
+			targets: vec![LoraTarget::Q, LoraTarget::V, LoraTarget::Down],
+			rslora: true,
+		};
+		for config in [LoraConfig::all_linear(4), some] {
+			let params = config.to_params().unwrap();
+			assert_eq!(params.check(), Ok(()));
+			assert_eq!(LoraConfig::from_params(&params), config);
+		}
+		assert_eq!(LoraConfig::all_linear(8).to_params().unwrap().targets, LoraParams::ALL_TARGETS);
+		let q_and_down = LoraParams { rank: 2, alpha: 2, targets: 0b100_0001, rslora: false };
+		assert_eq!(
+			LoraConfig::from_params(&q_and_down).targets,
+			vec![LoraTarget::Q, LoraTarget::Down]
+		);
+		assert_eq!(
+			LoraConfig { rank: 0, ..LoraConfig::all_linear(1) }.to_params(),
+			Err(LoraError::Rank(0))
+		);
+	}
+
 	use crate::{
 		train::{self, Hyperparams},
 		weights, CpuBackend,

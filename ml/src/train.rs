@@ -1,6 +1,6 @@
 //! The training loop (AdamW on next-token loss) and the evaluation that Proof-of-Learning scores.
 
-use blyan_primitives::training::{Perbill, TrainingParams};
+use blyan_primitives::training::{Perbill, StepScheduleParams, TrainingParams};
 use burn::{
 	module::{AutodiffModule, Module, ModuleVisitor, Param},
 	optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer},
@@ -68,7 +68,7 @@ fn one() -> u32 {
 }
 
 /// The most micro-batches a step may take (a step is still one checkpointed unit of work).
-pub const MAX_MICRO_BATCHES: u32 = 256;
+pub const MAX_MICRO_BATCHES: u32 = StepScheduleParams::MAX_MICRO_BATCHES;
 
 impl Default for StepSchedule {
 	fn default() -> Self {
@@ -101,6 +101,43 @@ impl StepSchedule {
 	}
 }
 
+impl From<&StepScheduleParams> for StepSchedule {
+	/// The chain's integers as the loop takes them: the ratio's billionths and the clip's
+	/// thousandths divided in `f64`, so every worker reads the same bits.
+	fn from(p: &StepScheduleParams) -> Self {
+		Self {
+			warmup_steps: p.warmup_steps,
+			cosine_min_ratio: p.cosine_min_ratio.map(|r| f64::from(r.deconstruct()) / 1e9),
+			max_grad_norm: p.max_grad_norm_millis.map(|m| (f64::from(m) / 1e3) as f32),
+			micro_batches: p.micro_batches,
+		}
+	}
+}
+
+impl StepSchedule {
+	/// The chain's fields, rounded to their units (the caller checks they read back the same).
+	fn to_params(self) -> Result<StepScheduleParams, String> {
+		let ratio = match self.cosine_min_ratio {
+			Some(r) if !(0.0..=1.0).contains(&r) => {
+				return Err("hyper-parameters: cosine_min_ratio must be in [0, 1]".into())
+			}
+			r => r.map(|r| Perbill::from_parts((r * 1e9).round() as u32)),
+		};
+		let norm = match self.max_grad_norm {
+			Some(n) if !(n.is_finite() && n > 0.0 && f64::from(n) * 1e3 < f64::from(u32::MAX)) => {
+				return Err("hyper-parameters: max_grad_norm must be a positive number".into())
+			}
+			n => n.map(|n| (f64::from(n) * 1e3).round() as u32),
+		};
+		Ok(StepScheduleParams {
+			warmup_steps: self.warmup_steps,
+			cosine_min_ratio: ratio,
+			max_grad_norm_millis: norm,
+			micro_batches: self.micro_batches,
+		})
+	}
+}
+
 fn default_eval_batches() -> usize {
 	TrainingParams::DEFAULT.eval_batches as usize
 }
@@ -120,14 +157,15 @@ impl From<&TrainingParams> for Hyperparams {
 			learning_rate: p.learning_rate_f64(),
 			weight_decay: p.weight_decay_f32(),
 			eval_batches: p.eval_batches as usize,
-			schedule: StepSchedule::default(),
+			schedule: StepSchedule::from(&p.schedule),
 		}
 	}
 }
 
 impl Hyperparams {
 	/// The typed parameters a job posts: rates in whole 10⁻⁹ (the chain's unit; a finer one is
-	/// refused rather than silently rounded), everything within the chain's bounds.
+	/// refused rather than silently rounded), everything within the chain's bounds. No LoRA:
+	/// a LoRA job sets `lora` ([`crate::lora::LoraConfig::to_params`]).
 	pub fn to_params(&self) -> Result<TrainingParams, String> {
 		let count = |v: usize, what: &str| {
 			u32::try_from(v).map_err(|_| format!("hyper-parameters: {what} is too large"))
@@ -145,6 +183,8 @@ impl Hyperparams {
 			learning_rate: rate(self.learning_rate, "learning_rate")?,
 			weight_decay: rate(f64::from(self.weight_decay), "weight_decay")?,
 			eval_batches: count(self.eval_batches, "eval_batches")?,
+			schedule: self.schedule.to_params()?,
+			lora: None,
 		};
 		params.check().map_err(|e| e.to_string())?;
 		// Every worker reads the rates back from the chain's billionths: they must come back as
@@ -155,6 +195,12 @@ impl Hyperparams {
 		}
 		if read_back.weight_decay != self.weight_decay {
 			return Err("hyper-parameters: weight_decay must be a multiple of 1e-9".into());
+		}
+		if read_back.schedule.cosine_min_ratio != self.schedule.cosine_min_ratio {
+			return Err("hyper-parameters: cosine_min_ratio must be a multiple of 1e-9".into());
+		}
+		if read_back.schedule.max_grad_norm != self.schedule.max_grad_norm {
+			return Err("hyper-parameters: max_grad_norm must be a multiple of 0.001".into());
 		}
 		Ok(params)
 	}
@@ -181,8 +227,9 @@ impl Hyperparams {
 
 	/// Checks the bounds every job must meet (those the chain checks at posting).
 	pub fn validate(&self) -> Result<(), String> {
-		self.to_params()?;
-		self.schedule.validate(self.steps)
+		// The schedule's own messages first: they say more than the chain's bounds.
+		self.schedule.validate(self.steps)?;
+		self.to_params().map(drop)
 	}
 
 	/// The learning rate of step `step` (1-based) of [`Hyperparams::steps`], in `f64` with the
@@ -443,6 +490,25 @@ mod tests {
 	use burn::backend::Autodiff;
 
 	use super::*;
+
+	#[test]
+	fn a_schedule_reaches_the_chain_and_comes_back_bit_for_bit() {
+		let hp = Hyperparams {
+			steps: 40,
+			schedule: StepSchedule {
+				warmup_steps: 4,
+				cosine_min_ratio: Some(0.1),
+				max_grad_norm: Some(1.0),
+				micro_batches: 2,
+			},
+			..Hyperparams::default()
+		};
+		let params = hp.to_params().unwrap();
+		assert_eq!(params.schedule.cosine_min_ratio, Some(Perbill::from_parts(100_000_000)));
+		assert_eq!(params.schedule.max_grad_norm_millis, Some(1000));
+		assert_eq!(params.lora, None);
+		assert_eq!(Hyperparams::from(&params), hp);
+	}
 	use crate::{init_layers, weights, CpuBackend};
 
 	type Ad = Autodiff<CpuBackend>;
@@ -489,6 +555,9 @@ mod tests {
 			let e = hp(schedule).validate().unwrap_err();
 			assert!(e.contains(error), "{schedule:?}: {e}");
 		}
+		// A schedule finer than the chain's units is refused, not rounded.
+		let fine = StepSchedule { max_grad_norm: Some(0.0005), ..Default::default() };
+		assert!(hp(fine).validate().unwrap_err().contains("multiple of 0.001"));
 		// Old documents (no schedule) read as the default.
 		let old: Hyperparams = serde_json::from_str(
 			r#"{"steps": 3, "batch_size": 2, "seq_len": 8, "learning_rate": 0.001}"#,

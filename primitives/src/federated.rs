@@ -15,6 +15,8 @@ pub trait JobInfo<AccountId> {
 	fn worker(job: JobId) -> Option<AccountId>;
 	/// Whether `job` still exists (not yet settled, refunded or expired).
 	fn exists(job: JobId) -> bool;
+	/// Whether `job` trains LoRA adapters rather than whole layers.
+	fn trains_adapters(job: JobId) -> bool;
 
 	/// Benchmarks: an open job posted by `creator` and one claimed by `worker`.
 	#[cfg(feature = "runtime-benchmarks")]

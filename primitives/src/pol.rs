@@ -125,6 +125,10 @@ pub struct CandidateVersion {
 	pub layers: LayerDeltas,
 	/// Merkle root over the whole weight set (leaves: the layers' roots in layer order).
 	pub weight_root: H256,
+	/// `Some`: `layers` are low-rank adapters, one per adapted decoder block, over the single
+	/// parent's full weights (which must not be adapters themselves); `weight_root` is then over
+	/// the adapters. `None`: `layers` replace whole layers.
+	pub adapter: Option<crate::training::LoraParams>,
 }
 
 /// Compute backends a worker may offer and a job may require.
@@ -157,6 +161,8 @@ pub struct VersionSummary {
 	pub status: VersionStatus,
 	/// Merkle root over the version's whole weight set.
 	pub weight_root: H256,
+	/// The adapters it is, over its parent, if it is an adapter version.
+	pub adapter: Option<crate::training::LoraParams>,
 }
 
 /// The model registry as the jobs pallet sees it.

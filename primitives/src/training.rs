@@ -37,6 +37,98 @@ pub struct TrainingParams {
 	pub weight_decay: Perbill,
 	/// Evaluation reads at most this many batches of the validation set.
 	pub eval_batches: u32,
+	/// Warm-up, decay, clipping and accumulation of each step.
+	pub schedule: StepScheduleParams,
+	/// Train low-rank adapters over the frozen base instead of every weight; the result is an
+	/// adapter version ([`crate::pol::CandidateVersion::adapter`]).
+	pub lora: Option<LoraParams>,
+}
+
+/// What shapes each step beyond AdamW at the job's rate, as Hugging Face's `Trainer` does it.
+/// [`Self::NONE`] is a constant rate, the gradients as computed and one batch per step.
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+)]
+pub struct StepScheduleParams {
+	/// Steps over which the rate rises linearly to the job's rate (at most `steps`).
+	pub warmup_steps: u32,
+	/// After the warm-up the rate falls along a half cosine to `rate × ratio` at the last
+	/// step; `None`: it stays constant.
+	pub cosine_min_ratio: Option<Perbill>,
+	/// Clip the gradients' global L2 norm to this many thousandths; `None`: no clip.
+	pub max_grad_norm_millis: Option<u32>,
+	/// Batches of `batch_size` whose gradients each step averages, in `1..=MAX_MICRO_BATCHES`.
+	pub micro_batches: u32,
+}
+
+impl StepScheduleParams {
+	/// None of them: what every job ran before schedules existed.
+	pub const NONE: Self = Self {
+		warmup_steps: 0,
+		cosine_min_ratio: None,
+		max_grad_norm_millis: None,
+		micro_batches: 1,
+	};
+	pub const MAX_MICRO_BATCHES: u32 = 256;
+}
+
+/// Low-rank adapters (LoRA) a job trains on a frozen base, as `peft` defines them with dropout
+/// 0: for each targeted projection `W`, `W·x + scale·B·A·x` with `A` `[rank, in]`, `B`
+/// `[out, rank]` and `scale = alpha / rank` (`alpha / √rank` with `rslora`).
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+)]
+pub struct LoraParams {
+	/// In `1..=MAX_RANK`.
+	pub rank: u32,
+	/// Positive.
+	pub alpha: u32,
+	/// The adapted projections: bit `i` is the `i`-th of q, k, v, o, gate, up, down
+	/// ([`Self::TARGET_NAMES`]); at least one, no other bit.
+	pub targets: u8,
+	/// rsLoRA's scale `alpha / √rank`.
+	pub rslora: bool,
+}
+
+impl LoraParams {
+	pub const MAX_RANK: u32 = 1024;
+	/// The projections bits `0..7` of [`Self::targets`] name, as `peft`'s `target_modules`.
+	pub const TARGET_NAMES: [&'static str; 7] =
+		["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+	/// Every projection.
+	pub const ALL_TARGETS: u8 = 0x7f;
+
+	/// A rank in bounds, a positive alpha, one or more of the seven projections.
+	pub fn check(&self) -> Result<(), TrainingParamsError> {
+		if !(1..=Self::MAX_RANK).contains(&self.rank) {
+			return Err(TrainingParamsError::LoraRank);
+		}
+		if self.alpha == 0 {
+			return Err(TrainingParamsError::LoraAlpha);
+		}
+		if self.targets == 0 || self.targets & !Self::ALL_TARGETS != 0 {
+			return Err(TrainingParamsError::LoraTargets);
+		}
+		Ok(())
+	}
 }
 
 /// Why [`TrainingParams`] cannot describe a job any worker could run.
@@ -52,6 +144,18 @@ pub enum TrainingParamsError {
 	LearningRate,
 	/// `eval_batches` outside `1..=MAX_EVAL_BATCHES`.
 	EvalBatches,
+	/// `schedule.warmup_steps` above `steps`.
+	WarmupSteps,
+	/// `schedule.max_grad_norm_millis` zero.
+	MaxGradNorm,
+	/// `schedule.micro_batches` outside `1..=MAX_MICRO_BATCHES`.
+	MicroBatches,
+	/// `lora.rank` outside `1..=MAX_RANK`.
+	LoraRank,
+	/// `lora.alpha` zero.
+	LoraAlpha,
+	/// `lora.targets` empty or with a bit above the seven projections.
+	LoraTargets,
 }
 
 impl TrainingParamsError {
@@ -63,6 +167,13 @@ impl TrainingParamsError {
 			Self::SeqLen => "seq_len must be in 2..=8192",
 			Self::LearningRate => "learning_rate must be in (0, 1)",
 			Self::EvalBatches => "eval_batches must be in 1..=65536",
+			Self::WarmupSteps => "warmup_steps must not exceed steps",
+			Self::MaxGradNorm => "max_grad_norm must be positive",
+			Self::MicroBatches => "micro_batches must be in 1..=256",
+			Self::LoraRank => "the LoRA rank must be in 1..=1024",
+			Self::LoraAlpha => "the LoRA alpha must be positive",
+			Self::LoraTargets =>
+				"LoRA targets must be one or more of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj",
 		}
 	}
 }
@@ -82,6 +193,8 @@ impl TrainingParams {
 		learning_rate: Perbill::from_parts(3_000_000),
 		weight_decay: Perbill::from_parts(0),
 		eval_batches: 16,
+		schedule: StepScheduleParams::NONE,
+		lora: None,
 	};
 	pub const MAX_STEPS: u32 = 1_000_000;
 	pub const MAX_BATCH_SIZE: u32 = 4096;
@@ -106,7 +219,17 @@ impl TrainingParams {
 		if self.eval_batches == 0 || self.eval_batches > Self::MAX_EVAL_BATCHES {
 			return Err(TrainingParamsError::EvalBatches);
 		}
-		Ok(())
+		let schedule = &self.schedule;
+		if schedule.warmup_steps > self.steps {
+			return Err(TrainingParamsError::WarmupSteps);
+		}
+		if schedule.max_grad_norm_millis == Some(0) {
+			return Err(TrainingParamsError::MaxGradNorm);
+		}
+		if !(1..=StepScheduleParams::MAX_MICRO_BATCHES).contains(&schedule.micro_batches) {
+			return Err(TrainingParamsError::MicroBatches);
+		}
+		self.lora.as_ref().map_or(Ok(()), LoraParams::check)
 	}
 
 	/// The learning rate as the optimiser takes it.
@@ -181,6 +304,8 @@ impl TrainingParams {
 				None => 16,
 				Some(v) => u32::try_from(v).ok()?,
 			},
+			schedule: StepScheduleParams::NONE,
+			lora: None,
 		};
 		params.check().ok()?;
 		Some(params)
@@ -269,6 +394,34 @@ mod tests {
 		refused(|p| p.learning_rate = Perbill::zero(), TrainingParamsError::LearningRate);
 		refused(|p| p.learning_rate = Perbill::one(), TrainingParamsError::LearningRate);
 		refused(|p| p.eval_batches = 0, TrainingParamsError::EvalBatches);
+		refused(|p| p.schedule.warmup_steps = p.steps + 1, TrainingParamsError::WarmupSteps);
+		refused(|p| p.schedule.max_grad_norm_millis = Some(0), TrainingParamsError::MaxGradNorm);
+		refused(|p| p.schedule.micro_batches = 0, TrainingParamsError::MicroBatches);
+		refused(|p| p.schedule.micro_batches = 257, TrainingParamsError::MicroBatches);
+		let lora =
+			LoraParams { rank: 8, alpha: 16, targets: LoraParams::ALL_TARGETS, rslora: false };
+		let p = TrainingParams { lora: Some(lora), ..params() };
+		assert_eq!(p.check(), Ok(()));
+		refused(
+			|p| p.lora = Some(LoraParams { rank: 0, alpha: 1, targets: 1, rslora: false }),
+			TrainingParamsError::LoraRank,
+		);
+		refused(
+			|p| p.lora = Some(LoraParams { rank: 1025, alpha: 1, targets: 1, rslora: false }),
+			TrainingParamsError::LoraRank,
+		);
+		refused(
+			|p| p.lora = Some(LoraParams { rank: 4, alpha: 0, targets: 1, rslora: false }),
+			TrainingParamsError::LoraAlpha,
+		);
+		refused(
+			|p| p.lora = Some(LoraParams { rank: 4, alpha: 8, targets: 0, rslora: false }),
+			TrainingParamsError::LoraTargets,
+		);
+		refused(
+			|p| p.lora = Some(LoraParams { rank: 4, alpha: 8, targets: 0x80, rslora: false }),
+			TrainingParamsError::LoraTargets,
+		);
 	}
 
 	#[test]

@@ -65,10 +65,10 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: alloc::borrow::Cow::Borrowed("blyan"),
 	impl_name: alloc::borrow::Cow::Borrowed("blyan-node"),
 	authoring_version: 1,
-	spec_version: 112,
+	spec_version: 113,
 	impl_version: 1,
 	apis: apis::RUNTIME_API_VERSIONS,
-	transaction_version: 3,
+	transaction_version: 4,
 	system_version: 1,
 };
 
@@ -78,10 +78,10 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: alloc::borrow::Cow::Borrowed("blyan"),
 	impl_name: alloc::borrow::Cow::Borrowed("blyan-node"),
 	authoring_version: 1,
-	spec_version: 113,
+	spec_version: 114,
 	impl_version: 1,
 	apis: apis::RUNTIME_API_VERSIONS,
-	transaction_version: 3,
+	transaction_version: 4,
 	system_version: 1,
 };
 
@@ -138,7 +138,8 @@ pub type SignedPayload = generic::SignedPayload<RuntimeCall, TxExtension>;
 type Migrations = (
 	pallet_free_tier::migrations::MigrateV0ToV1<Runtime>,
 	configs::election::InitStakingLimits,
-	pallet_jobs::migrations::MigrateV0ToV1<Runtime>,
+	pallet_jobs::migrations::MigrateV0ToV2<Runtime>,
+	pallet_jobs::migrations::MigrateV1ToV2<Runtime>,
 );
 
 /// Executive: dispatches blocks and extrinsics to the pallets.

@@ -63,7 +63,11 @@ const jobsBefore = (await api.query.jobs.nextJobId()).toNumber();
 
 const postJob = (i) => api.tx.jobs.postJob({
   baseVersion: 0, dataset: 0, validationCommitment: '0x' + (i % 256).toString(16).padStart(2, '0').repeat(32),
-  training: { steps: 60, batchSize: 8, seqLen: 64, learningRate: 3_000_000, weightDecay: 0, evalBatches: 16 },
+  training: {
+    steps: 60, batchSize: 8, seqLen: 64, learningRate: 3_000_000, weightDecay: 0, evalBatches: 16,
+    schedule: { warmupSteps: 0, cosineMinRatio: null, maxGradNormMillis: null, microBatches: 1 },
+    lora: null,
+  },
   seed: i, backend: 'Cpu', minMemoryMb: 1024, deadline: best + 10_000, lease: 300,
   minImprovement: null,
 }, 1_000_000_000_000n);

@@ -19,9 +19,11 @@ use crate::{
 	chain::{self, BoundedVec, Chain, ChainAudit, ChainJob, JobId, H256},
 	content,
 	ml::{
+		lora::LoraConfig,
 		model::ModelConfig,
-		trace::{run_segment, TrainState},
+		trace::{run_segment_for, TrainState, Trained},
 		train::Hyperparams,
+		weights::{LayerTensors, WeightsError},
 		CpuBackend,
 	},
 	storage::{Ipfs, StorageError},
@@ -115,12 +117,14 @@ pub fn trace_missing(e: &anyhow::Error) -> bool {
 	)
 }
 
-/// What re-running a job's training needs: the model, hyper-parameters, seed and data.
+/// What re-running a job's training needs: the model, hyper-parameters, seed and data; for a
+/// LoRA job, its adapters' description and the frozen base they train over.
 pub struct TrainingRun {
 	pub config: ModelConfig,
 	pub hp: Hyperparams,
 	pub seed: u64,
 	pub data: Vec<i64>,
+	pub adapters: Option<(LoraConfig, Vec<LayerTensors>)>,
 }
 
 impl TrainingRun {
@@ -139,9 +143,40 @@ impl TrainingRun {
 		job: &ChainJob,
 		data: Vec<i64>,
 	) -> Result<Self> {
-		let hp = Hyperparams::from(&chain::training_params(&job.spec));
+		let params = chain::training_params(&job.spec);
+		let hp = Hyperparams::from(&params);
 		let config = content::model_config(chain, ipfs, job.model).await?;
-		Ok(Self { config, hp, seed: job.spec.seed, data })
+		let adapters = match &params.lora {
+			Some(lora) => {
+				let base =
+					content::version_layers(chain, ipfs, &config, job.spec.base_version).await?;
+				Some((LoraConfig::from_params(lora), base))
+			}
+			None => None,
+		};
+		Ok(Self { config, hp, seed: job.spec.seed, data, adapters })
+	}
+
+	/// What the job trains: every weight, or adapters over its base.
+	pub fn trained(&self) -> Trained<'_> {
+		match &self.adapters {
+			Some((lora, base)) => Trained::Adapters { lora, base },
+			None => Trained::Full,
+		}
+	}
+
+	/// A state blob of this run's trace.
+	pub fn decode_state(&self, bytes: &[u8]) -> Result<TrainState, WeightsError> {
+		TrainState::decode_for(&self.config, self.trained(), bytes)
+	}
+
+	/// Where a LoRA run starts: `peft`'s initialisation of its adapters drawn from the job's
+	/// seed (A random, B zero), no moments, the sampler at 0. The chain cannot compute it, so
+	/// checkers and arbiters hold a trace's first checkpoint to it. `None` for a full run
+	/// (the chain itself pins its start to the base's weights).
+	pub fn lora_start(&self) -> Result<Option<TrainState>> {
+		let Some((lora, _)) = &self.adapters else { return Ok(None) };
+		Ok(Some(TrainState::initial(lora.init(&self.config, self.seed)?)))
 	}
 
 	/// The state blob under `cid`, if it decodes for this model and passes `committed` (hashes
@@ -154,7 +189,7 @@ impl TrainingRun {
 		committed: impl FnOnce(&TrainState) -> bool,
 	) -> Result<Option<TrainState>> {
 		let bytes = ipfs.cat(cid, MAX_STATE_BYTES).await?;
-		Ok(TrainState::decode(&self.config, &bytes).ok().filter(committed))
+		Ok(self.decode_state(&bytes).ok().filter(committed))
 	}
 
 	/// Trains from `start` to `to_step` on the deterministic CPU path.
@@ -162,8 +197,9 @@ impl TrainingRun {
 		let run = self.clone();
 		let dev = Default::default();
 		let state = tokio::task::spawn_blocking(move || {
-			run_segment::<burn::backend::Autodiff<CpuBackend>>(
+			run_segment_for::<burn::backend::Autodiff<CpuBackend>>(
 				&run.config,
+				run.trained(),
 				&start,
 				&run.data,
 				&run.hp,
@@ -187,6 +223,12 @@ impl TrainingRun {
 		segment: u32,
 		step: u32,
 	) -> Result<Option<TrainState>> {
+		// A LoRA trace's first segment is re-run from where it must start, whatever its first
+		// checkpoint says: a miner starting from other adapters (copied, pre-trained) reaches
+		// another end and is challenged.
+		if let (0, Some(start)) = (segment, self.lora_start()?) {
+			return Ok(Some(self.rerun(start, step).await?));
+		}
 		let (leaf, cid) = doc.checkpoint(segment)?;
 		let Some(start) = self.committed_state(ipfs, &cid, |s| s.summary() == leaf).await? else {
 			return Ok(None);
@@ -263,11 +305,21 @@ pub async fn arbitrate(
 	segment: u32,
 	dispute: &chain::ChainDispute,
 ) -> Result<Option<H256>> {
+	let agreed = |s: &TrainState| s.step == dispute.lo && s.summary().hash().0 == dispute.lo_hash.0;
+	// A LoRA trace must start at its seed's adapters, which every arbiter computes: a miner
+	// whose step-0 state is another loses here, however faithfully it trained from it, and
+	// whether or not it published that state.
+	if let (0, Some(start)) = (dispute.lo, run.lora_start()?) {
+		if !agreed(&start) {
+			return Ok(None);
+		}
+		let after = run.rerun(start, 1).await?;
+		return Ok(Some(H256(after.summary().hash().0)));
+	}
 	let cid = match &dispute.lo_cid {
 		Some(cid) => String::from_utf8_lossy(&cid.0).into_owned(),
 		None => doc.checkpoint(segment)?.1,
 	};
-	let agreed = |s: &TrainState| s.step == dispute.lo && s.summary().hash().0 == dispute.lo_hash.0;
 	let Some(state) = run.committed_state(ipfs, &cid, agreed).await? else { return Ok(None) };
 	let after = run.rerun(state, dispute.lo + 1).await?;
 	Ok(Some(H256(after.summary().hash().0)))

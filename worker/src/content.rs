@@ -6,6 +6,7 @@ use crate::{
 	chain::{bytes, Chain, ChainError, LayerDelta, VersionId, H256},
 	ml::{
 		dataset::{self, DatasetError},
+		lora::{self, LoraConfig, LoraError},
 		model::ModelConfig,
 		tokenizer::{HfTokenizer, TextTokenizer, TokenizerError, TokenizerFiles},
 		weights::{self, LayerTensors, WeightsError},
@@ -27,6 +28,8 @@ pub enum ContentError {
 	HashMismatch { what: String, cid: String },
 	#[error(transparent)]
 	Weights(#[from] WeightsError),
+	#[error("adapters: {0}")]
+	Adapters(#[from] LoraError),
 	#[error("model config: {0}")]
 	Config(String),
 	#[error("model tokenizer: {0}")]
@@ -45,6 +48,7 @@ impl ContentError {
 			ContentError::LayerMismatch { .. }
 				| ContentError::HashMismatch { .. }
 				| ContentError::Weights(_)
+				| ContentError::Adapters(_)
 				| ContentError::Config(_)
 				| ContentError::Tokenizer(_)
 				| ContentError::Dataset(_)
@@ -128,8 +132,92 @@ pub async fn tokenizer_files(
 	Ok((json, cfg))
 }
 
-/// Every layer of `version`, each fetched and checked against its Merkle root and layout.
+/// Every layer of `version`, each fetched and checked against its Merkle root and layout; an
+/// adapter version's adapters merged into its base's layers (what serving and scoring it use).
 pub async fn version_layers(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	config: &ModelConfig,
+	version: VersionId,
+) -> Result<Vec<LayerTensors>, ContentError> {
+	let Some(adapters) = version_adapters(chain, ipfs, config, version).await? else {
+		return full_layers(chain, ipfs, config, version).await;
+	};
+	let base = full_layers(chain, ipfs, config, adapters.base).await?;
+	Ok(lora::merge(config, &adapters.lora, &base, &adapters.layers)?)
+}
+
+/// An adapter version's adapters, fetched and checked.
+pub struct VersionAdapters {
+	/// The full-weight version they go over (the adapter version's parent).
+	pub base: VersionId,
+	pub lora: LoraConfig,
+	/// One per decoder block: block `i`'s adapters are the version's layer `i + 1`.
+	pub layers: Vec<LayerTensors>,
+}
+
+/// `version`'s adapters if it is an adapter version (`None` if its layers are whole layers):
+/// each fetched and checked against its Merkle root, the set against the version's weight root
+/// and the layout its [`LoraConfig`] gives.
+pub async fn version_adapters(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	config: &ModelConfig,
+	version: VersionId,
+) -> Result<Option<VersionAdapters>, ContentError> {
+	let Some(params) = chain.version_adapter(version).await? else { return Ok(None) };
+	let lora = LoraConfig::from_params(&params);
+	let info = chain
+		.version(version)
+		.await?
+		.ok_or_else(|| ContentError::Unknown(format!("version {version}")))?;
+	let base = *info.parents.0.first().ok_or_else(|| {
+		ContentError::Config(format!("adapter version {version} has no base version"))
+	})?;
+	let deltas = chain.version_layers(version).await?;
+	if deltas.len() != config.num_hidden_layers {
+		return Err(ContentError::Config(format!(
+			"adapter version {version} has {} adapter layers, the model has {} blocks",
+			deltas.len(),
+			config.num_hidden_layers
+		)));
+	}
+	let mut layers = Vec::with_capacity(deltas.len());
+	for (block, delta) in deltas.iter().enumerate() {
+		let cid = cid_str(&delta.cid.0);
+		let mismatch = || ContentError::LayerMismatch { layer: delta.layer, cid: cid.clone() };
+		if usize::from(delta.layer) != block + 1 {
+			return Err(mismatch());
+		}
+		let values: usize = lora
+			.layout(config, block)
+			.iter()
+			.map(|(_, shape)| shape.iter().product::<usize>())
+			.sum();
+		let limit = values.saturating_mul(4).saturating_add(1 << 16);
+		let blob = match ipfs.cat(&cid, limit).await {
+			Err(StorageError::TooLarge { .. }) => return Err(mismatch()),
+			other => other?,
+		};
+		let tensors = weights::decode_layer(block + 1, &blob).map_err(|_| mismatch())?;
+		if weights::layer_root(&tensors) != delta.merkle_root.0 {
+			return Err(mismatch());
+		}
+		layers.push(tensors);
+	}
+	lora.check(config, &layers)?;
+	let roots: Vec<[u8; 32]> = deltas.iter().map(|d| d.merkle_root.0).collect();
+	if weights::weight_root(&roots) != info.weight_root.0 {
+		return Err(ContentError::HashMismatch {
+			what: format!("adapter version {version}'s weight root"),
+			cid: "-".into(),
+		});
+	}
+	Ok(Some(VersionAdapters { base, lora, layers }))
+}
+
+/// Every layer of the full-weight `version`, each fetched and checked.
+async fn full_layers(
 	chain: &Chain,
 	ipfs: &Ipfs,
 	config: &ModelConfig,

@@ -342,6 +342,8 @@ pub mod pallet {
 		JobStillLive,
 		/// The job's result cannot be committed before its last round.
 		RoundsUnfinished,
+		/// The job trains LoRA adapters: rounds aggregate whole layers.
+		AdapterJob,
 	}
 
 	#[pallet::call]
@@ -354,6 +356,7 @@ pub mod pallet {
 			let who = ensure_signed(origin)?;
 			ensure!(T::Jobs::creator(job).as_ref() == Some(&who), Error::<T>::NotJobCreator);
 			ensure!(T::Jobs::is_open(job), Error::<T>::JobNotOpen);
+			ensure!(!T::Jobs::trains_adapters(job), Error::<T>::AdapterJob);
 			ensure!(!Jobs::<T>::contains_key(job), Error::<T>::AlreadyFederated);
 			ensure!((1..=T::MaxRounds::get()).contains(&spec.rounds), Error::<T>::BadRounds);
 			let min = spec.min_participants as u32;

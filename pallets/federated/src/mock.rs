@@ -39,6 +39,12 @@ impl pallet_balances::Config for Test {
 thread_local! {
 	/// job → (creator, worker)
 	static JOBS: RefCell<BTreeMap<JobId, (AccountId, Option<AccountId>)>> = const { RefCell::new(BTreeMap::new()) };
+	/// Jobs that train LoRA adapters.
+	static ADAPTER_JOBS: RefCell<Vec<JobId>> = const { RefCell::new(Vec::new()) };
+}
+
+pub fn make_adapter_job(job: JobId) {
+	ADAPTER_JOBS.with(|j| j.borrow_mut().push(job));
 }
 
 pub fn post_job(job: JobId, creator: AccountId) {
@@ -64,6 +70,9 @@ impl JobInfo<AccountId> for JobsStub {
 	}
 	fn exists(job: JobId) -> bool {
 		JOBS.with(|j| j.borrow().contains_key(&job))
+	}
+	fn trains_adapters(job: JobId) -> bool {
+		ADAPTER_JOBS.with(|j| j.borrow().contains(&job))
 	}
 	#[cfg(feature = "runtime-benchmarks")]
 	fn benchmark_job(creator: &AccountId, worker: Option<&AccountId>) -> JobId {

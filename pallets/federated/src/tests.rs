@@ -108,6 +108,12 @@ fn create_checks_everything_first() {
 			Federated::create(RuntimeOrigin::signed(P), JOB, spec(named(4))),
 			Error::<Test>::NotJobCreator
 		);
+		// Rounds average whole layers: a LoRA job cannot be federated.
+		make_adapter_job(JOB);
+		assert_noop!(
+			Federated::create(RuntimeOrigin::signed(CREATOR), JOB, spec(named(4))),
+			Error::<Test>::AdapterJob
+		);
 		claim_job(JOB, AGGREGATOR);
 		assert_noop!(
 			Federated::create(RuntimeOrigin::signed(CREATOR), JOB, spec(named(4))),

@@ -83,6 +83,7 @@ impl ModelRegistry<AccountId> for Registry {
 			semver: SemVer::new(1, 0, 0),
 			status,
 			weight_root: Default::default(),
+			adapter: None,
 		})
 	}
 	fn dataset_owner(_: DatasetId) -> Option<AccountId> {

@@ -52,7 +52,7 @@ use blyan_primitives::pol::{
 	ModelRegistry, Parents, SemVer, VerificationProvider, VerificationRequest, VersionId,
 	VersionStatus,
 };
-pub use blyan_primitives::training::TrainingParams;
+pub use blyan_primitives::training::{LoraParams, StepScheduleParams, TrainingParams};
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use frame_support::{
 	pallet_prelude::*,
@@ -212,7 +212,8 @@ pub mod pallet {
 	/// The storage layout's version (0: the layout at launch): bumped, with a migration, on
 	/// every change of layout.
 	/// v1: typed [`TrainingParams`] and a creator bond in each job ([`crate::migrations`]).
-	const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+	/// v2: [`TrainingParams`] gain the step schedule and LoRA.
+	const STORAGE_VERSION: StorageVersion = StorageVersion::new(2);
 
 	#[pallet::pallet]
 	#[pallet::storage_version(STORAGE_VERSION)]
@@ -489,6 +490,8 @@ pub mod pallet {
 		/// The hyper-parameters are out of the bounds every job must meet
 		/// ([`TrainingParams::check`]).
 		BadTrainingParams,
+		/// The base version is an adapter version: jobs train on full weights.
+		AdapterBase,
 	}
 
 	#[pallet::hooks]
@@ -595,7 +598,9 @@ pub mod pallet {
 
 		/// Posts a training job, holding `reward` in escrow until it settles.
 		#[pallet::call_index(4)]
-		#[pallet::weight(T::WeightInfo::post_job())]
+		// Beyond the benchmark (weights.rs predates adapter versions; re-run bench-weights): the
+		// registry's adapter entry of the base.
+		#[pallet::weight(T::WeightInfo::post_job().saturating_add(T::DbWeight::get().reads(1)))]
 		pub fn post_job(
 			origin: OriginFor<T>,
 			spec: JobSpec<BlockNumberFor<T>>,
@@ -606,6 +611,8 @@ pub mod pallet {
 			let now = frame_system::Pallet::<T>::block_number();
 			let base = T::Registry::version(spec.base_version).ok_or(Error::<T>::UnknownVersion)?;
 			ensure!(base.status == VersionStatus::Accepted, Error::<T>::BaseNotAccepted);
+			// Its result would have an adapter version as its parent, which the registry refuses.
+			ensure!(base.adapter.is_none(), Error::<T>::AdapterBase);
 			ensure!(T::Registry::dataset_owner(spec.dataset).is_some(), Error::<T>::UnknownDataset);
 			ensure!(reward >= params.min_reward, Error::<T>::RewardTooLow);
 			ensure!(spec.deadline > now, Error::<T>::DeadlineInPast);
@@ -783,7 +790,11 @@ pub mod pallet {
 		/// verification, whose committee must reproduce that score exactly. The score itself is
 		/// revealed to the PoL pallet once the committee has committed, so no member can copy it.
 		#[pallet::call_index(9)]
-		#[pallet::weight(T::WeightInfo::reveal_result(result.layers.len() as u32))]
+		// Beyond the benchmark (weights.rs predates adapter versions): the registry's adapter
+		// entries of the parent and, through the audit's start, of base and result; a LoRA
+		// job's adapter entry.
+		#[pallet::weight(T::WeightInfo::reveal_result(result.layers.len() as u32)
+			.saturating_add(T::DbWeight::get().reads_writes(3, 1)))]
 		pub fn reveal_result(
 			origin: OriginFor<T>,
 			job: JobId,
@@ -823,6 +834,8 @@ pub mod pallet {
 				semver: result.semver,
 				layers: result.layers,
 				weight_root: result.weight_root,
+				// A LoRA job's layers are adapters over its base.
+				adapter: info.spec.training.lora,
 			};
 			// The first write: the registry checks the candidate before storing it.
 			let version = T::Registry::propose_candidate(&who, candidate)?;
@@ -1168,6 +1181,10 @@ impl<T: Config> JobInfo<T::AccountId> for Pallet<T> {
 
 	fn exists(job: JobId) -> bool {
 		Jobs::<T>::contains_key(job)
+	}
+
+	fn trains_adapters(job: JobId) -> bool {
+		Jobs::<T>::get(job).is_some_and(|j| j.spec.training.lora.is_some())
 	}
 
 	#[cfg(feature = "runtime-benchmarks")]

@@ -274,6 +274,7 @@ fn post_job_errors() {
 			semver: SemVer::new(1, 0, 1),
 			layers: result().layers,
 			weight_root: H256::zero(),
+			adapter: None,
 		};
 		assert_ok!(Registry::propose_version(RuntimeOrigin::signed(MODEL_OWNER), candidate));
 		assert_noop!(post(with(&|s| s.base_version = 1), REWARD), Error::<Test>::BaseNotAccepted);
@@ -535,6 +536,7 @@ fn the_result_semver_is_checked_and_reserved_at_commit() {
 			semver: result().semver,
 			layers: result().layers,
 			weight_root: H256::zero(),
+			adapter: None,
 		};
 		assert_noop!(
 			Registry::propose_version(RuntimeOrigin::signed(MODEL_OWNER), candidate),
@@ -597,6 +599,50 @@ fn reveal_result_proposes_a_candidate_and_requests_verification() {
 		// No timeout applies while verifying.
 		run_to(200);
 		assert!(JobsStore::<Test>::get(job).is_some());
+	});
+}
+
+#[test]
+fn a_lora_jobs_result_is_an_adapter_version_and_nothing_trains_on_it() {
+	new_test_ext().execute_with(|| {
+		registry_fixture();
+		register(WORKER);
+		let lora = LoraParams { rank: 8, alpha: 16, targets: 0b101, rslora: false };
+		let lora_spec = |base| {
+			let mut s = JobSpec { base_version: base, ..spec(100) };
+			s.training.lora = Some(lora);
+			s
+		};
+		assert_ok!(Jobs::post_job(RuntimeOrigin::signed(CREATOR), lora_spec(0), REWARD));
+		let job = 0;
+		assert_ok!(Jobs::claim_job(RuntimeOrigin::signed(WORKER), job));
+		let hash = result_commitment(job, &WORKER, &result(), &SALT);
+		assert_ok!(Jobs::commit_result(RuntimeOrigin::signed(WORKER), job, hash, result().semver));
+		assert_ok!(Jobs::reveal_validation(
+			RuntimeOrigin::signed(CREATOR),
+			job,
+			validation_cid(),
+			SALT
+		));
+		assert_ok!(Jobs::reveal_result(RuntimeOrigin::signed(WORKER), job, result(), CLAIM, SALT));
+		// The registry holds the job's adapters as what the candidate is over its base.
+		assert_eq!(pallet_model_registry::VersionAdapters::<Test>::get(1), Some(lora));
+		let summary = <Registry as blyan_primitives::pol::ModelRegistry<AccountId>>::version(1);
+		assert_eq!(summary.unwrap().adapter, Some(lora));
+		// Even once accepted, no job takes an adapter version as its base.
+		pallet_model_registry::Versions::<Test>::mutate(1, |v| {
+			v.as_mut().unwrap().status = VersionStatus::Accepted
+		});
+		for training in [spec(100).training, lora_spec(1).training] {
+			assert_noop!(
+				Jobs::post_job(
+					RuntimeOrigin::signed(OTHER),
+					JobSpec { base_version: 1, training, ..spec(100) },
+					REWARD
+				),
+				Error::<Test>::AdapterBase
+			);
+		}
 	});
 }
 
@@ -961,9 +1007,9 @@ fn the_v1_migration_types_readable_hyper_parameters_and_ends_the_jobs_it_cannot_
 		StorageVersion::new(0).put::<Pallet<Test>>();
 		let worker_free = free(WORKER);
 
-		crate::migrations::MigrateV0ToV1::<Test>::on_runtime_upgrade();
+		crate::migrations::MigrateV0ToV2::<Test>::on_runtime_upgrade();
 
-		assert_eq!(Jobs::on_chain_storage_version(), StorageVersion::new(1));
+		assert_eq!(Jobs::on_chain_storage_version(), StorageVersion::new(2));
 		let kept = JobsStore::<Test>::get(readable).expect("a readable job is kept");
 		assert_eq!(kept.spec.training, TrainingParams::DEFAULT);
 		assert_eq!((kept.status, kept.creator_bond), (JobStatus::Open, 0));
@@ -983,7 +1029,66 @@ fn the_v1_migration_types_readable_hyper_parameters_and_ends_the_jobs_it_cannot_
 		assert!(Expiries::<Test>::iter().all(|(_, job, ())| job == readable));
 		assert_ok!(Jobs::do_try_state());
 		// A second run leaves the migrated state alone.
-		crate::migrations::MigrateV0ToV1::<Test>::on_runtime_upgrade();
+		crate::migrations::MigrateV0ToV2::<Test>::on_runtime_upgrade();
 		assert_eq!(JobsStore::<Test>::get(readable).unwrap().spec.training, TrainingParams::DEFAULT);
+	});
+}
+
+#[test]
+fn v1_jobs_gain_no_schedule_and_no_lora_and_train_as_before() {
+	new_test_ext().execute_with(|| {
+		use crate::migrations::v2::{OldJob, OldJobSpec, OldTrainingParams};
+		use frame_support::traits::{GetStorageVersion, OnRuntimeUpgrade, StorageVersion};
+		let job = committed();
+		let posted = JobsStore::<Test>::take(job).unwrap();
+		let t = posted.spec.training;
+		let old_training = OldTrainingParams {
+			steps: t.steps,
+			batch_size: t.batch_size,
+			seq_len: t.seq_len,
+			learning_rate: t.learning_rate,
+			weight_decay: t.weight_decay,
+			eval_batches: t.eval_batches,
+		};
+		let s = posted.spec.clone();
+		crate::migrations::v2::Jobs::<Test>::insert(
+			job,
+			OldJob {
+				creator: posted.creator,
+				model: posted.model,
+				spec: OldJobSpec {
+					base_version: s.base_version,
+					dataset: s.dataset,
+					validation_commitment: s.validation_commitment,
+					training: old_training,
+					seed: s.seed,
+					backend: s.backend,
+					min_memory_mb: s.min_memory_mb,
+					deadline: s.deadline,
+					lease: s.lease,
+					min_improvement: s.min_improvement,
+				},
+				reward: posted.reward,
+				creator_bond: posted.creator_bond,
+				min_improvement: posted.min_improvement,
+				status: posted.status.clone(),
+				stage_deadline: posted.stage_deadline,
+				validation: posted.validation.clone(),
+			},
+		);
+		StorageVersion::new(1).put::<Pallet<Test>>();
+		// A v1 chain: the v0 step leaves it alone, the v1 step translates it.
+		crate::migrations::MigrateV0ToV2::<Test>::on_runtime_upgrade();
+		assert_eq!(Jobs::on_chain_storage_version(), StorageVersion::new(1));
+		crate::migrations::MigrateV1ToV2::<Test>::on_runtime_upgrade();
+		assert_eq!(Jobs::on_chain_storage_version(), StorageVersion::new(2));
+		let migrated = JobsStore::<Test>::get(job).expect("the job is kept");
+		assert_eq!(migrated, posted, "the same job, with no schedule and no LoRA");
+		assert_eq!(migrated.spec.training.schedule, StepScheduleParams::NONE);
+		assert_eq!(migrated.spec.training.lora, None);
+		assert_ok!(Jobs::do_try_state());
+		// Run again: nothing changes.
+		crate::migrations::MigrateV1ToV2::<Test>::on_runtime_upgrade();
+		assert_eq!(JobsStore::<Test>::get(job), Some(posted));
 	});
 }

@@ -70,6 +70,7 @@ mod benchmarks {
 				semver: SemVer::new(1, 1, 0),
 				layers: layers(1, MAX_LAYERS),
 				weight_root: H256::zero(),
+				adapter: None,
 			},
 		)
 		.expect("fixture model accepts a candidate");
@@ -79,6 +80,7 @@ mod benchmarks {
 			semver: SemVer::new(2, 0, 0),
 			layers: layers(l as LayerIndex, MAX_LAYERS),
 			weight_root: H256::zero(),
+			adapter: None,
 		};
 		#[extrinsic_call]
 		_(RawOrigin::Signed(owner), candidate);

@@ -7,7 +7,7 @@ use sp_runtime::TryRuntimeError;
 
 impl<T: Config> Pallet<T> {
 	/// Ids below their counters, owners' counts matching what they own, every version indexed
-	/// under its SemVer, reservations apart from taken SemVers, and each model's version slots
+	/// under its SemVer, adapter versions over one full-weight parent, reservations apart from taken SemVers, and each model's version slots
 	/// (`version_count`) its versions plus its reservations.
 	pub fn do_try_state() -> Result<(), TryRuntimeError> {
 		let mut models_owned: BTreeMap<T::AccountId, u32> = BTreeMap::new();
@@ -39,6 +39,15 @@ impl<T: Config> Pallet<T> {
 				ensure!(parent.model == version.model, "a parent of another model");
 				ensure!(parent.semver < version.semver, "a parent's SemVer not below its child's");
 			}
+		}
+		for (id, adapter) in VersionAdapters::<T>::iter() {
+			let version = Versions::<T>::get(id).ok_or("adapters of no version")?;
+			ensure!(adapter.check().is_ok(), "adapters out of bounds");
+			ensure!(version.parents.len() == 1, "an adapter version without exactly one parent");
+			ensure!(
+				!VersionAdapters::<T>::contains_key(version.parents[0]),
+				"an adapter version over another adapter version"
+			);
 		}
 		for (model, semver, id) in VersionBySemVer::<T>::iter() {
 			let version = Versions::<T>::get(id).ok_or("VersionBySemVer names no version")?;

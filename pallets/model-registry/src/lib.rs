@@ -41,6 +41,7 @@ use blyan_primitives::pol::{
 	CandidateVersion, Cid, DatasetId, LayerDelta, LayerDeltas, LayerIndex, ModelId, ModelRegistry,
 	Parents, SemVer, VersionAcceptance, VersionId, VersionStatus, VersionSummary, MAX_LAYERS,
 };
+use blyan_primitives::training::LoraParams;
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use frame_support::{
 	pallet_prelude::*,
@@ -206,6 +207,12 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type VersionLayers<T> = StorageMap<_, Blake2_128Concat, VersionId, LayerDeltas, ValueQuery>;
 
+	/// Versions whose layers are low-rank adapters over their single parent, and what adapters
+	/// they are. A version absent here replaces whole layers.
+	#[pallet::storage]
+	pub type VersionAdapters<T> =
+		StorageMap<_, Blake2_128Concat, VersionId, LoraParams, OptionQuery>;
+
 	/// A model's versions by SemVer; a SemVer is used once per model.
 	#[pallet::storage]
 	pub type VersionBySemVer<T> =
@@ -292,6 +299,12 @@ pub mod pallet {
 		IdsExhausted,
 		/// The caller cannot hold the storage deposit (not enough free balance).
 		InsufficientDeposit,
+		/// An adapter version needs exactly one parent.
+		AdapterParents,
+		/// A parent is an adapter version: versions build on full weights only.
+		AdapterParent,
+		/// The adapters' rank, alpha or targets are out of bounds.
+		BadAdapter,
 	}
 
 	#[pallet::hooks]
@@ -377,8 +390,16 @@ pub mod pallet {
 
 		/// Proposes a candidate version of a model the caller owns (for example a merge of two
 		/// versions). It stays a candidate until Proof-of-Learning decides.
+		/// With `candidate.adapter` set, its layers are adapters over its one parent (for
+		/// example an adapter imported from `peft`).
 		#[pallet::call_index(1)]
-		#[pallet::weight(T::WeightInfo::propose_version(candidate.layers.len() as u32))]
+		#[pallet::weight(T::WeightInfo::propose_version(candidate.layers.len() as u32)
+			// Beyond the benchmark (weights.rs predates adapter versions): each parent's adapter
+			// entry, and the candidate's own.
+			.saturating_add(T::DbWeight::get().reads_writes(
+				candidate.parents.len() as u64,
+				u64::from(candidate.adapter.is_some()),
+			)))]
 		pub fn propose_version(
 			origin: OriginFor<T>,
 			candidate: CandidateVersion,
@@ -448,9 +469,12 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// The deposit for a candidate version: its entries in Versions, VersionLayers and
-	/// VersionBySemVer (whose value is the version's id).
+	/// VersionBySemVer (whose value is the version's id), and VersionAdapters for adapters.
 	pub fn version_deposit(candidate: &CandidateVersion) -> BalanceOf<T> {
-		Self::deposit_for(3, candidate.encoded_size().saturating_add(Self::version_overhead()))
+		let items = 3 + u32::from(candidate.adapter.is_some());
+		// The adapter's `Option` tag is not stored: VersionAdapters holds it or nothing.
+		let bytes = candidate.encoded_size().saturating_sub(1);
+		Self::deposit_for(items, bytes.saturating_add(Self::version_overhead()))
 	}
 
 	/// What a version stores beyond its candidate's fields: proposer, block, status, and its
@@ -463,13 +487,13 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// The deposit of the largest version a model of `layer_count` layers can have: every
-	/// layer changed, CIDs at their longest, two parents.
+	/// layer changed, CIDs at their longest, two parents, adapters.
 	pub fn largest_version_deposit(layer_count: LayerIndex) -> BalanceOf<T> {
 		let fields = CandidateVersion::max_encoded_len()
 			.saturating_sub(LayerDeltas::max_encoded_len())
 			.saturating_add(codec::Compact::<u32>::max_encoded_len());
 		let layers = LayerDelta::max_encoded_len().saturating_mul(usize::from(layer_count));
-		Self::deposit_for(3, fields.saturating_add(layers).saturating_add(Self::version_overhead()))
+		Self::deposit_for(4, fields.saturating_add(layers).saturating_add(Self::version_overhead()))
 	}
 
 	/// The first model or dataset of an account also writes its owner counter.
@@ -524,11 +548,17 @@ impl<T: Config> Pallet<T> {
 		let parents = &candidate.parents;
 		ensure!(!parents.is_empty(), Error::<T>::BadParents);
 		ensure!(parents.len() < 2 || parents[0] != parents[1], Error::<T>::BadParents);
+		if let Some(adapter) = &candidate.adapter {
+			ensure!(parents.len() == 1, Error::<T>::AdapterParents);
+			adapter.check().map_err(|_| Error::<T>::BadAdapter)?;
+		}
 		for parent in parents.iter() {
 			let info = Versions::<T>::get(parent).ok_or(Error::<T>::UnknownVersion)?;
 			ensure!(info.model == candidate.model, Error::<T>::ParentOfOtherModel);
 			ensure!(info.status != VersionStatus::Rejected, Error::<T>::RejectedParent);
 			ensure!(info.semver < candidate.semver, Error::<T>::SemVerNotIncreasing);
+			// One adapter over full weights: what every consumer knows how to apply.
+			ensure!(!VersionAdapters::<T>::contains_key(parent), Error::<T>::AdapterParent);
 		}
 		ensure!(
 			!VersionBySemVer::<T>::contains_key(candidate.model, candidate.semver),
@@ -565,6 +595,9 @@ impl<T: Config> Pallet<T> {
 			},
 		);
 		VersionLayers::<T>::insert(version, candidate.layers);
+		if let Some(adapter) = candidate.adapter {
+			VersionAdapters::<T>::insert(version, adapter);
+		}
 		Self::deposit_event(Event::VersionProposed {
 			model: candidate.model,
 			version,
@@ -591,12 +624,19 @@ impl<T: Config> Pallet<T> {
 
 	/// The full layer set of `version`: for each layer, the delta block of the nearest version
 	/// on its ancestry (the version itself first, then breadth-first, first parent before
-	/// second) that changed it. Visits at most `max_visits` versions.
+	/// second) that changed it. Visits at most `max_visits` versions. For an adapter version
+	/// these are its base's (its parent's) layers: the adapters are its own `VersionLayers`,
+	/// applied over them as its `VersionAdapters` entry says.
 	pub fn resolve_layers(
 		version: VersionId,
 		max_visits: u32,
 	) -> Result<Vec<ResolvedLayer>, ResolveError> {
-		let info = Versions::<T>::get(version).ok_or(ResolveError::UnknownVersion)?;
+		let mut info = Versions::<T>::get(version).ok_or(ResolveError::UnknownVersion)?;
+		let mut version = version;
+		if VersionAdapters::<T>::contains_key(version) {
+			version = *info.parents.first().ok_or(ResolveError::UnknownVersion)?;
+			info = Versions::<T>::get(version).ok_or(ResolveError::UnknownVersion)?;
+		}
 		let model = Models::<T>::get(info.model).ok_or(ResolveError::UnknownVersion)?;
 		let count = usize::from(model.architecture.layer_count);
 		let mut resolved: Vec<Option<ResolvedLayer>> = alloc::vec![None; count];
@@ -661,6 +701,7 @@ impl<T: Config> ModelRegistry<T::AccountId> for Pallet<T> {
 			semver: v.semver,
 			status: v.status,
 			weight_root: v.weight_root,
+			adapter: VersionAdapters::<T>::get(version),
 		})
 	}
 

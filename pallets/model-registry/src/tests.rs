@@ -56,7 +56,12 @@ fn candidate(
 		semver,
 		layers: deltas(layers),
 		weight_root: H256::repeat_byte(8),
+		adapter: None,
 	}
+}
+
+fn lora(rank: u32) -> LoraParams {
+	LoraParams { rank, alpha: 2 * rank, targets: LoraParams::ALL_TARGETS, rslora: false }
 }
 
 #[test]
@@ -257,6 +262,85 @@ fn only_candidates_are_accepted_or_rejected_once() {
 }
 
 #[test]
+fn an_adapter_version_resolves_to_its_base_and_keeps_its_adapters_apart() {
+	new_test_ext().execute_with(|| {
+		let root = model(OWNER);
+		let propose = |c| Registry::propose_version(RuntimeOrigin::signed(OWNER), c);
+		assert_ok!(propose(candidate(&[root], SemVer::new(1, 1, 0), &[(1, "full1")])));
+		let adapters = CandidateVersion {
+			adapter: Some(lora(8)),
+			..candidate(&[1], SemVer::new(1, 2, 0), &[(0, "lora0"), (1, "lora1"), (2, "lora2")])
+		};
+		let before = held(OWNER);
+		assert_ok!(propose(adapters.clone()));
+		// Four entries now: the adapters' description holds its deposit too.
+		assert_eq!(held(OWNER) - before, Registry::version_deposit(&adapters));
+		assert_eq!(
+			Registry::version_deposit(&adapters),
+			Registry::version_deposit(&CandidateVersion { adapter: None, ..adapters.clone() })
+				+ <Test as Config>::DepositPerItem::get()
+				// The 10 bytes of rank, alpha, targets and rslora.
+				+ 10 * <Test as Config>::DepositPerByte::get()
+		);
+		assert_eq!(VersionAdapters::<Test>::get(2), Some(lora(8)));
+		assert_eq!(VersionAdapters::<Test>::get(1), None);
+		// The base's layers (the parent's and the root's), never the adapter blobs.
+		let got: Vec<_> = Registry::resolve_layers(2, 16)
+			.unwrap()
+			.into_iter()
+			.map(|l| (l.source_version, l.delta.cid.to_vec()))
+			.collect();
+		assert_eq!(got, vec![(0, b"r0".to_vec()), (1, b"full1".to_vec()), (0, b"r2".to_vec())]);
+		assert_eq!(VersionLayers::<Test>::get(2)[2].cid.to_vec(), b"lora2".to_vec());
+		let summary = <Registry as ModelRegistry<u64>>::version(2).unwrap();
+		assert_eq!(summary.adapter, Some(lora(8)));
+	});
+}
+
+#[test]
+fn adapters_go_over_one_full_weight_parent_and_in_bounds() {
+	new_test_ext().execute_with(|| {
+		let root = model(OWNER);
+		let propose = |c| Registry::propose_version(RuntimeOrigin::signed(OWNER), c);
+		assert_ok!(propose(candidate(&[root], SemVer::new(1, 1, 0), &[(1, "full1")])));
+		let adapters = |parents: &[VersionId], semver, adapter| CandidateVersion {
+			adapter: Some(adapter),
+			..candidate(parents, semver, &[(0, "lora0")])
+		};
+		assert_noop!(
+			propose(adapters(&[root, 1], SemVer::new(2, 0, 0), lora(4))),
+			Error::<Test>::AdapterParents
+		);
+		for bad in [
+			lora(0),
+			lora(LoraParams::MAX_RANK + 1),
+			LoraParams { alpha: 0, ..lora(4) },
+			LoraParams { targets: 0, ..lora(4) },
+			LoraParams { targets: 0x80, ..lora(4) },
+		] {
+			assert_noop!(
+				propose(adapters(&[1], SemVer::new(2, 0, 0), bad)),
+				Error::<Test>::BadAdapter
+			);
+		}
+		assert_ok!(propose(adapters(&[1], SemVer::new(1, 2, 0), lora(4))));
+		// Nothing builds on adapters: neither more adapters nor whole layers nor a merge.
+		assert_noop!(
+			propose(adapters(&[2], SemVer::new(1, 3, 0), lora(4))),
+			Error::<Test>::AdapterParent
+		);
+		assert_noop!(
+			propose(candidate(&[2], SemVer::new(1, 3, 0), &[(0, "x")])),
+			Error::<Test>::AdapterParent
+		);
+		assert_noop!(
+			propose(candidate(&[1, 2], SemVer::new(2, 0, 0), &[(0, "x")])),
+			Error::<Test>::AdapterParent
+		);
+	});
+}
+
+#[test]
 fn resolve_layers_takes_the_nearest_ancestor_per_layer_across_a_merge() {
 	new_test_ext().execute_with(|| {
 		let root = model(OWNER);
@@ -387,13 +471,15 @@ fn deposit_of_state() -> Balance {
 		.sum();
 	let semver_index: Balance =
 		VersionBySemVer::<Test>::iter_values().map(|id| 10 + bytes(id.encoded_size())).sum();
+	let adapters: Balance =
+		VersionAdapters::<Test>::iter_values().map(|a| 10 + bytes(a.encoded_size())).sum();
 	let datasets: Balance =
 		Datasets::<Test>::iter_values().map(|d| 10 + bytes(d.encoded_size())).sum();
 	let owner_counters: Balance = ModelsOwned::<Test>::iter_values()
 		.chain(DatasetsOwned::<Test>::iter_values())
 		.map(|n| 10 + bytes(n.encoded_size()))
 		.sum();
-	models + versions + semver_index + datasets + owner_counters
+	models + versions + semver_index + adapters + datasets + owner_counters
 }
 
 #[test]
@@ -412,6 +498,14 @@ fn every_entry_written_holds_its_deposit_per_entry_and_byte() {
 		assert_ok!(<Registry as ModelRegistry<u64>>::propose_candidate(
 			&OTHER,
 			candidate(&[root], SemVer::new(1, 2, 0), &[(0, "w0")])
+		));
+		// Adapters hold a deposit for their description too.
+		assert_ok!(<Registry as ModelRegistry<u64>>::propose_candidate(
+			&OTHER,
+			CandidateVersion {
+				adapter: Some(lora(4)),
+				..candidate(&[root], SemVer::new(1, 3, 0), &[(1, "a1"), (2, "a2")])
+			}
 		));
 		assert_ok!(Registry::register_dataset(
 			RuntimeOrigin::signed(OTHER),

@@ -13,7 +13,9 @@
 //! 2. **Challenges.** Until `challenge_window` blocks after the draw, anyone may `challenge` a
 //!    segment, holding `challenge_bond`: it shows the segment's two checkpoints (with Merkle proofs)
 //!    and the end state it computed instead. A trace that does not start at the base version's
-//!    weights or end at the result's is refuted on the spot.
+//!    weights or end at the result's is refuted on the spot (a LoRA trace starts at adapters
+//!    drawn from the job's seed, which the runtime cannot compute: there only the start's
+//!    moments, sampler and batch are fixed, and checkers and arbiters hold the adapters to it).
 //! 3. **Bisection.** Otherwise the miner and the challenger narrow the disagreement: the miner
 //!    names the state hash half way (`bisect`, publishing that state), the challenger agrees or
 //!    not (`respond`), until one step separates a state both agree on from one they do not. Each
@@ -535,7 +537,9 @@ pub mod pallet {
 		/// start and end checkpoints as committed (with their Merkle proofs), `claimed_end` the
 		/// hash of the state the challenger got by re-running the segment from the start.
 		#[pallet::call_index(1)]
-		#[pallet::weight(T::WeightInfo::challenge())]
+		// Beyond the benchmark (weights.rs predates adapter versions): the result's version and
+		// adapter entry, read to tell a LoRA trace.
+		#[pallet::weight(T::WeightInfo::challenge().saturating_add(T::DbWeight::get().reads(2)))]
 		pub fn challenge(
 			origin: OriginFor<T>,
 			job: JobId,
@@ -593,7 +597,19 @@ pub mod pallet {
 			// A trace that does not start at the base or end at the result refutes itself; the
 			// settlement (slash, refunds) runs in the next block's `on_initialize`, keeping this
 			// call light.
-			let bad_start = segment == 0 && start != TrainingState::initial(audit.base_weights);
+			// A LoRA trace starts at adapters drawn from the job's seed (`peft`'s initialisation),
+			// which the runtime cannot compute: there only the rest of the state is fixed here,
+			// and the drawn checkers and arbiters hold its adapters to that draw (a start
+			// elsewhere loses the bisection at step 0).
+			let adapters = T::Registry::version(audit.request.candidate_version)
+				.is_some_and(|v| v.adapter.is_some());
+			let initial = TrainingState::initial(audit.base_weights);
+			let initial = if adapters {
+				TrainingState { weights: start.weights, ..initial }
+			} else {
+				initial
+			};
+			let bad_start = segment == 0 && start != initial;
 			let bad_end = segment + 1 == trace.segments() && end.weights != audit.result_weights;
 			// A checkpoint the trace puts at the wrong step is no honest checkpoint either.
 			let bad_step = start.step != audit.trace.checkpoint_step(segment)

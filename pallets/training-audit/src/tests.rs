@@ -476,6 +476,56 @@ fn a_trace_that_does_not_start_at_the_base_or_end_at_the_result_is_refuted_at_on
 	}
 }
 
+/// As [`audited_job`], for a LoRA job (its result an adapter version).
+fn lora_audited_job(states: &[TrainingState]) -> JobId {
+	let result = job_result(Some(trace_of(states)));
+	let job = pallet_jobs::NextJobId::<Test>::get();
+	let mut training = TrainingParams { batch_size: 2, ..blyan_primitives::testing::training(8) };
+	training.lora = Some(blyan_primitives::training::LoraParams {
+		rank: 4,
+		alpha: 8,
+		targets: 0x7f,
+		rslora: false,
+	});
+	let spec = testing::job_spec(0, 0, training, System::block_number() + 100);
+	assert_eq!(testing::job_to_reveal::<Test>(CREATOR, MINER, spec, REWARD, &result), Ok(job));
+	assert_ok!(Jobs::reveal_result(RuntimeOrigin::signed(MINER), job, result, CLAIM, SALT));
+	run_to(System::block_number() + DRAW_DELAY);
+	job
+}
+
+#[test]
+fn a_lora_trace_starts_at_its_adapters_and_only_their_moments_and_sampler_are_fixed() {
+	new_test_ext().execute_with(|| {
+		setup();
+		let mut states = states();
+		// Adapters drawn from the job's seed: not the base's weights.
+		states[0].weights = H256::repeat_byte(0xad);
+		let job = lora_audited_job(&states);
+		// A challenge of the first segment goes to bisection: the chain cannot tell the
+		// adapters' draw, the checkers and arbiters can.
+		assert_ok!(challenge(job, CHALLENGER, 0, &states));
+		run_to(System::block_number() + 1);
+		assert!(!System::events()
+			.iter()
+			.any(|e| matches!(e.event, RuntimeEvent::TrainingAudit(Event::FraudProven { .. }))));
+		assert_eq!(Disputes::<Test>::iter().count(), 1);
+		assert_eq!(candidate_status(), VersionStatus::Candidate);
+	});
+	// Moments or a sampler not at their start still refute a LoRA trace at once.
+	new_test_ext().execute_with(|| {
+		setup();
+		let mut states = states();
+		states[0].weights = H256::repeat_byte(0xad);
+		states[0].rng_word_pos = 7;
+		let job = lora_audited_job(&states);
+		assert_ok!(challenge(job, CHALLENGER, 0, &states));
+		run_to(System::block_number() + 1);
+		assert_eq!(candidate_status(), VersionStatus::Rejected);
+		assert_books_balance();
+	});
+}
+
 fn penalised(job: JobId) -> Vec<AccountId> {
 	System::events()
 		.iter()

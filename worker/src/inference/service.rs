@@ -82,6 +82,23 @@ pub async fn serve(
 		let delta = &resolved.get(i).context("the registry resolved fewer layers")?.delta;
 		layers.push(content::checked_layer(&ipfs, &config, i, delta).await?);
 	}
+	// An adapter version: its base's layers above, its adapters merged into this stage's
+	// blocks (block `b` is layer `b + 1`), so it serves at the base's speed.
+	if let Some(adapters) = content::version_adapters(&chain, &ipfs, &config, opts.version).await? {
+		for (i, layer) in (start..end).zip(&mut layers) {
+			let Some(block) = i.checked_sub(1).filter(|b| *b < config.num_hidden_layers) else {
+				continue;
+			};
+			crate::ml::lora::merge_block(
+				&config,
+				&adapters.lora,
+				block,
+				layer,
+				&adapters.layers[block],
+			)?;
+		}
+		info!(version = opts.version, base = adapters.base, "adapters merged into the base");
+	}
 	info!(
 		version = opts.version,
 		"layers {start}..{end} of {total} loaded and checked against their Merkle roots"

@@ -16,8 +16,13 @@ use crate::{
 	},
 	content,
 	ml::{
-		self, device::BackendKind, model::ModelConfig, tokenizer::TokenizerFiles,
-		train::Hyperparams, weights,
+		self,
+		device::BackendKind,
+		lora::{LoraConfig, LoraError, LoraTarget},
+		model::ModelConfig,
+		tokenizer::TokenizerFiles,
+		train::Hyperparams,
+		weights,
 	},
 	state::{self, StateDir},
 	storage::Ipfs,
@@ -60,6 +65,24 @@ pub enum Command {
 		/// Store the tensors as bf16, rounding f32 values (default: f32, exact).
 		#[arg(long)]
 		bf16: bool,
+		/// For an adapter version: write its adapters in `peft`'s format
+		/// (`adapter_config.json`, `adapter_model.safetensors`) instead of merged weights.
+		#[arg(long, conflicts_with_all = ["bf16", "shards"])]
+		peft: bool,
+	},
+	/// Model owner: propose a `peft` LoRA adapter (`adapter_config.json` and
+	/// `adapter_model.safetensors`) as an adapter version over an accepted version; it is a
+	/// candidate until Proof-of-Learning decides.
+	AdapterImport {
+		/// The directory `peft`'s `save_pretrained` wrote.
+		#[arg(long)]
+		peft_dir: PathBuf,
+		/// The full-weight version the adapter was trained on.
+		#[arg(long)]
+		base_version: u64,
+		/// The new version's SemVer (MAJOR.MINOR.PATCH), above the base's.
+		#[arg(long)]
+		semver: String,
 	},
 	/// Creator or data owner: publish and register a dataset (a file, or the generated exercises).
 	DatasetPublish {
@@ -103,6 +126,38 @@ pub struct JobPostArgs {
 	seq_len: usize,
 	#[arg(long, default_value_t = 3e-3)]
 	learning_rate: f64,
+	/// AdamW's decoupled weight decay.
+	#[arg(long, default_value_t = 0.0)]
+	weight_decay: f32,
+	/// Steps of linear learning-rate warm-up.
+	#[arg(long, default_value_t = 0)]
+	warmup_steps: u32,
+	/// Decay the rate along a half cosine to this share of it by the last step.
+	#[arg(long)]
+	cosine_min_ratio: Option<f64>,
+	/// Clip the gradients' global L2 norm to this (a multiple of 0.001).
+	#[arg(long)]
+	max_grad_norm: Option<f32>,
+	/// Batches of --batch-size whose gradients each step averages.
+	#[arg(long, default_value_t = 1)]
+	micro_batches: u32,
+	/// Train LoRA adapters of this rank over the frozen base instead of every weight; the
+	/// result is an adapter version.
+	#[arg(long)]
+	lora_rank: Option<u32>,
+	/// LoRA's alpha (scale alpha / rank); default 2 × rank.
+	#[arg(long, requires = "lora_rank")]
+	lora_alpha: Option<u32>,
+	/// Projections the adapters target, comma-separated among q_proj, k_proj, v_proj, o_proj,
+	/// gate_proj, up_proj, down_proj; default all of them.
+	#[arg(long, requires = "lora_rank", value_delimiter = ',')]
+	lora_targets: Vec<String>,
+	/// rsLoRA's scale alpha / √rank.
+	#[arg(long, requires = "lora_rank")]
+	rslora: bool,
+	/// Print what the job would cost (fees and the measured time of a step) and post nothing.
+	#[arg(long)]
+	dry_run: bool,
 	#[arg(long, default_value_t = 7)]
 	seed: u64,
 	/// Blocks until claims close.
@@ -111,9 +166,9 @@ pub struct JobPostArgs {
 	/// Blocks a claim lasts.
 	#[arg(long, default_value_t = 600)]
 	lease: u32,
-	/// Required improvement in percent (chain default: 1).
+	/// Required improvement in percent, in (0, 100] to 10⁻⁷ % (chain default: 1).
 	#[arg(long)]
-	min_improvement: Option<u32>,
+	min_improvement: Option<f64>,
 	#[arg(long)]
 	watch: bool,
 	/// Where the job trains: `cpu` (deterministic, audited step by step) or `cuda` (trained on
@@ -272,7 +327,14 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
 			);
 			println!("model {model} root-version {version}");
 		}
-		Command::ModelExport { version, out, shards, bf16 } => {
+		Command::AdapterImport { peft_dir, base_version, semver } => {
+			let semver = parse_semver(&semver)?;
+			let chain = ctx.connect().await?;
+			let ipfs = ctx.ipfs().await?;
+			let version = import_adapter(&chain, &ipfs, &peft_dir, base_version, semver).await?;
+			println!("version {version}");
+		}
+		Command::ModelExport { version, out, shards, bf16, peft } => {
 			if shards == 0 {
 				return Err(usage("--shards must be at least 1"));
 			}
@@ -294,6 +356,38 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
 			// Everything fetched and checked (each layer against its Merkle root, the
 			// tokenizer files against their hashes) before anything is written.
 			let config = content::model_config(&chain, &ipfs, info.model).await?;
+			if peft {
+				let adapters =
+					content::version_adapters(&chain, &ipfs, &config, version).await?.ok_or_else(
+						|| usage(format!("version {version} is not an adapter version: no --peft")),
+					)?;
+				let name =
+					out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+				let partial = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+				let written = std::fs::create_dir_all(&partial)
+					.map_err(anyhow::Error::from)
+					.and_then(|()| {
+						ml::lora::save_peft(
+							&partial,
+							&adapters.lora,
+							&config,
+							&adapters.layers,
+							None,
+						)
+						.map_err(anyhow::Error::from)
+					})
+					.and_then(|()| {
+						std::fs::rename(&partial, &out)
+							.with_context(|| format!("moving the export to {}", out.display()))
+					});
+				if let Err(e) = written {
+					let _ = std::fs::remove_dir_all(&partial);
+					return Err(e);
+				}
+				info!(version, base = adapters.base, dir = %out.display(), "adapters exported");
+				println!("version {version} exported to {} (peft adapters)", out.display());
+				return Ok(());
+			}
 			let layers = content::version_layers(&chain, &ipfs, &config, version).await?;
 			let tokenizer = match &config.tokenizer {
 				Some(files) => Some(content::tokenizer_files(&ipfs, files).await?),
@@ -352,9 +446,47 @@ async fn job_post(args: JobPostArgs, ctx: &Context) -> Result<()> {
 		batch_size: args.batch_size,
 		seq_len: args.seq_len,
 		learning_rate: args.learning_rate,
+		weight_decay: args.weight_decay,
+		schedule: ml::train::StepSchedule {
+			warmup_steps: args.warmup_steps,
+			cosine_min_ratio: args.cosine_min_ratio,
+			max_grad_norm: args.max_grad_norm,
+			micro_batches: args.micro_batches,
+		},
 		..Default::default()
 	};
 	hyperparams.validate().map_err(usage)?;
+	let lora = match args.lora_rank {
+		None => None,
+		Some(rank) => {
+			let targets = if args.lora_targets.is_empty() {
+				LoraTarget::ALL.to_vec()
+			} else {
+				let mut targets = args
+					.lora_targets
+					.iter()
+					.map(|name| {
+						LoraTarget::from_module_name(name.trim()).ok_or_else(|| {
+							usage(LoraError::UnknownTarget(name.clone()).to_string())
+						})
+					})
+					.collect::<Result<Vec<_>>>()?;
+				targets.sort();
+				targets
+			};
+			let lora = LoraConfig {
+				rank,
+				alpha: args.lora_alpha.unwrap_or(rank.saturating_mul(2)),
+				targets,
+				rslora: args.rslora,
+			};
+			lora.validate().map_err(|e| usage(e.to_string()))?;
+			Some(lora)
+		}
+	};
+	if lora.is_some() && federated.is_some() {
+		return Err(usage("a federated job aggregates whole layers: it cannot train LoRA"));
+	}
 	let chain = ctx.connect().await?;
 	let ipfs = ctx.ipfs().await?;
 	let state = ctx.state_dir(&chain)?;
@@ -394,8 +526,13 @@ async fn job_post(args: JobPostArgs, ctx: &Context) -> Result<()> {
 		min_improvement_percent: args.min_improvement,
 		backend: super::chain_backend(args.backend),
 		federated,
+		lora,
+		dry_run: args.dry_run,
 	};
-	let job = post_job(&chain, &ipfs, &state, request).await?;
+	let Some(job) = post_job(&chain, &ipfs, &state, request).await? else {
+		println!("dry run: nothing posted");
+		return Ok(());
+	};
 	info!(job, reward = %chain::bly(reward), "job posted; reward escrowed; validation set kept local until a miner commits");
 	println!("job {job}");
 	if args.watch {
@@ -515,6 +652,63 @@ pub async fn register_model_layers(
 	Ok((registered.model, registered.root_version))
 }
 
+/// `MAJOR.MINOR.PATCH`.
+fn parse_semver(text: &str) -> Result<chain::SemVer> {
+	let parts: Vec<Option<u16>> = text.split('.').map(|p| p.parse().ok()).collect();
+	match parts[..] {
+		[Some(major), Some(minor), Some(patch)] => Ok(chain::SemVer { major, minor, patch }),
+		_ => Err(usage(format!("{text:?} is not a SemVer MAJOR.MINOR.PATCH"))),
+	}
+}
+
+/// Proposes the `peft` adapter in `dir` as an adapter version over `base`: checked against
+/// the base's model (targets, shapes) before anything is published; returns its id.
+pub async fn import_adapter(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	dir: &std::path::Path,
+	base: u64,
+	semver: chain::SemVer,
+) -> Result<u64> {
+	let info =
+		chain.version(base).await?.ok_or_else(|| usage(format!("unknown version {base}")))?;
+	if chain.version_adapter(base).await?.is_some() {
+		return Err(usage(format!(
+			"version {base} is an adapter version: adapters go over full weights"
+		)));
+	}
+	let config = content::model_config(chain, ipfs, info.model).await?;
+	let (lora, adapters) = ml::lora::load_peft(dir, &config).map_err(|e| usage(e.to_string()))?;
+	let params = lora.to_params().map_err(|e| usage(e.to_string()))?;
+	let roots: Vec<[u8; 32]> = adapters.iter().map(weights::layer_root).collect();
+	let blobs: Vec<(u16, Vec<u8>, [u8; 32])> = (1u16..)
+		.zip(&adapters)
+		.zip(&roots)
+		.map(|((layer, a), root)| (layer, weights::encode_layer(a), *root))
+		.collect();
+	let deltas = content::publish_layers(ipfs, &blobs, false).await?;
+	let events = chain
+		.propose_adapter_version(
+			info.model,
+			base,
+			semver,
+			deltas,
+			H256(weights::weight_root(&roots)),
+			&params,
+		)
+		.await?;
+	let proposed = events
+		.find_first::<blyan::registry::events::VersionProposed>()
+		.context("no VersionProposed event")??;
+	info!(
+		version = proposed.version,
+		base,
+		rank = lora.rank,
+		"peft adapter proposed as an adapter version"
+	);
+	Ok(proposed.version)
+}
+
 /// Publishes a dataset (pinned) and registers it; returns its id.
 pub async fn register_dataset(
 	chain: &Chain,
@@ -553,26 +747,57 @@ pub struct JobRequest {
 	pub deadline_in: u32,
 	/// Blocks a claim lasts.
 	pub lease: u32,
-	pub min_improvement_percent: Option<u32>,
+	/// In (0, 100], a whole number of 10⁻⁷ % (the chain's `Perbill`).
+	pub min_improvement_percent: Option<f64>,
 	/// Where the job trains (a CUDA job is verified by re-evaluation only).
 	pub backend: chain::Backend,
 	/// Make the job federated (posted and configured in one `utility.batch_all`).
 	pub federated: Option<chain::ChainFederatedSpec>,
+	/// Train adapters over the frozen base instead of every weight.
+	pub lora: Option<LoraConfig>,
+	/// Check and estimate only: post nothing.
+	pub dry_run: bool,
 }
 
 /// Posts a job. The validation set stays on this machine (only its CID, salted and hashed, goes on
-/// chain) until a miner has committed; returns the job id.
+/// chain) until a miner has committed; returns the job id (`None` for a dry run).
 pub async fn post_job(
 	chain: &Chain,
 	ipfs: &Ipfs,
 	state: &StateDir,
 	request: JobRequest,
-) -> Result<JobId> {
-	let training = request.hyperparams.to_params().map_err(|e| anyhow!(e))?;
+) -> Result<Option<JobId>> {
+	let mut training = request.hyperparams.to_params().map_err(|e| anyhow!(e))?;
+	// A percentage as the chain's billionths: refused rather than rounded when finer.
+	let min_improvement = match request.min_improvement_percent {
+		None => None,
+		Some(p) if p > 0.0 && p <= 100.0 && (p * 1e7).round() == p * 1e7 => {
+			Some((p * 1e7).round() as u32)
+		}
+		Some(p) => {
+			return Err(usage(format!(
+				"--min-improvement {p}: a percentage in (0, 100], a multiple of 0.0000001"
+			)))
+		}
+	};
+	training.lora = request
+		.lora
+		.as_ref()
+		.map(LoraConfig::to_params)
+		.transpose()
+		.map_err(|e| usage(e.to_string()))?;
 	let base = chain
 		.version(request.base_version)
 		.await?
 		.ok_or_else(|| usage(format!("unknown version {}", request.base_version)))?;
+	if chain.version_adapter(request.base_version).await?.is_some() {
+		return Err(usage(format!(
+			"version {} is an adapter version: jobs train on full weights (post it on its base, \
+			 version {})",
+			request.base_version,
+			base.parents.0.first().copied().unwrap_or_default()
+		)));
+	}
 	let config = content::model_config(chain, ipfs, base.model).await?;
 	request.hyperparams.check_against(&config, None).map_err(|e| anyhow!(e))?;
 	// Miners and the committee read both sets with the model's tokenizer: a set they cannot
@@ -614,8 +839,17 @@ pub async fn post_job(
 	// committee uses, before anything is held.
 	let layers = content::version_layers(chain, ipfs, &config, request.base_version).await?;
 	let hp = request.hyperparams.clone();
-	let base_loss = tokio::task::spawn_blocking(move || {
-		ml::evaluate_layers(&config, &layers, &validation, &hp)
+	let lora = request.lora.clone();
+	let dry_run = request.dry_run;
+	let (base_loss, step_time) = tokio::task::spawn_blocking(move || -> Result<_> {
+		let loss = ml::evaluate_layers(&config, &layers, &validation, &hp)?;
+		// A dry run times one step of this job here, on the CPU path an audited job trains on
+		// (two steps of training: not paid on every post).
+		let step_time = match dry_run {
+			true => Some(step_seconds(&config, &layers, lora.as_ref(), &validation, &hp)?),
+			false => None,
+		};
+		Ok((loss, step_time))
 	})
 	.await??;
 	match base_loss.map(|loss| (loss, ml::train::score(loss))) {
@@ -653,10 +887,26 @@ pub async fn post_job(
 		min_memory_mb: 256,
 		deadline: now.saturating_add(request.deadline_in),
 		lease: request.lease,
-		min_improvement: request.min_improvement_percent.map(|p| {
-			blyan::runtime_types::sp_arithmetic::per_things::Perbill(p.min(100) * 10_000_000)
-		}),
+		min_improvement: min_improvement
+			.map(blyan::runtime_types::sp_arithmetic::per_things::Perbill),
 	};
+	let fee = chain.post_job_fee(spec.clone(), request.reward).await?;
+	let bond = chain.creator_bond_share().await? * request.reward / 1_000_000_000;
+	println!(
+		"cost: reward {} escrowed, creator bond {} held until the job ends, fee ~{} (payment_queryInfo)",
+		chain::bly(request.reward),
+		chain::bly(bond),
+		chain::bly(fee),
+	);
+	if let Some(step_time) = step_time {
+		let steps = request.hyperparams.steps;
+		println!(
+			"training: {steps} steps x {step_time:.3} s (one step measured on this machine's CPU) \
+			 = ~{:.0} s",
+			step_time * f64::from(steps),
+		);
+		return Ok(None);
+	}
 	// The secret half is on disk before the job exists: losing it would forfeit the reward.
 	let pending = format!("pending-{}", hex::encode(&salt[..8]));
 	std::fs::create_dir_all(state.path(&["posted"]))?;
@@ -676,7 +926,39 @@ pub async fn post_job(
 	posted.job = job;
 	state.save("posted", &job.to_string(), &posted)?;
 	state.remove("posted", &pending).ok();
-	Ok(job)
+	Ok(Some(job))
+}
+
+/// Seconds one training step of the job takes on this machine's CPU, trained as the job trains
+/// (every weight, or adapters over `base`): the second of two steps, timed between the steps'
+/// ends, so building the model and exporting the state are not counted.
+fn step_seconds(
+	config: &ModelConfig,
+	base: &[weights::LayerTensors],
+	lora: Option<&LoraConfig>,
+	data: &[i64],
+	hp: &Hyperparams,
+) -> Result<f64> {
+	use ml::trace::{run_segment_for, TrainState, Trained};
+	let schedule = ml::train::StepSchedule { warmup_steps: 0, ..hp.schedule };
+	let hp = Hyperparams { steps: 2, schedule, ..hp.clone() };
+	let (trained, initial) = match lora {
+		Some(lora) => (Trained::Adapters { lora, base }, lora.init(config, 0)?),
+		None => (Trained::Full, base.to_vec()),
+	};
+	let mut ends = Vec::new();
+	run_segment_for::<burn::backend::Autodiff<ml::CpuBackend>>(
+		config,
+		trained,
+		&TrainState::initial(initial),
+		data,
+		&hp,
+		0,
+		2,
+		&Default::default(),
+		|_, _| ends.push(std::time::Instant::now()),
+	)?;
+	Ok(ends[1].duration_since(ends[0]).as_secs_f64())
 }
 
 /// How a job ended, for the creator.

@@ -24,7 +24,8 @@ use crate::{
 	content, federated,
 	ml::{
 		self, data,
-		trace::{self, TrainState},
+		lora::LoraConfig,
+		trace::{self, TrainState, Trained},
 		train::Hyperparams,
 		weights, TrainDevice,
 	},
@@ -123,6 +124,9 @@ pub enum Misbehaviour {
 	CopyWeights,
 	/// Record and commit a trace but never publish it, so that nobody can check it.
 	WithholdTrace,
+	/// A LoRA job: train honestly, but from adapters drawn from another seed than the job's
+	/// (standing in for adapters copied or trained elsewhere).
+	OtherStart,
 }
 
 #[derive(Clone, Debug)]
@@ -549,6 +553,11 @@ impl Miner {
 			Err(e) => return Err(e.into()),
 		};
 		if let Some(fed) = self.chain.federated_job(job_id).await? {
+			if job.spec.training.lora.is_some() {
+				return Ok(Err(Unfit::Never(
+					"federated job with LoRA: rounds aggregate whole layers".into(),
+				)));
+			}
 			// The data are the participants': only the shape of a round's batch is checked.
 			if self.options.federated.is_none() {
 				return Ok(Err(Unfit::Never(
@@ -744,9 +753,11 @@ impl Miner {
 				phase,
 			)
 			.await?;
-			return self.store_result(job_id, base_semver, trained, None).await;
+			return self.store_result(job_id, base_semver, trained, 0, None).await;
 		}
-		let hp = Hyperparams::from(&chain::training_params(&job.spec));
+		let params = chain::training_params(&job.spec);
+		let hp = Hyperparams::from(&params);
+		let lora = params.lora.as_ref().map(LoraConfig::from_params);
 		let config = content::model_config(&self.chain, &self.ipfs, job.model).await?;
 		info!(
 			job = job_id,
@@ -768,6 +779,29 @@ impl Miner {
 			}
 			(Some(Misbehaviour::CopyWeights), None) => bail!("copy-weights needs --copy-from"),
 			_ => None,
+		};
+		if copied.is_some() && lora.is_some() {
+			bail!("copy-weights copies whole layers: it applies to full jobs only");
+		}
+		// A LoRA job trains adapters from peft's initialisation (A random, B zero) drawn from the
+		// job's seed; its trace checkpoints only the adapters and their moments.
+		let initial = match &lora {
+			Some(lora) => {
+				info!(
+					job = job_id,
+					rank = lora.rank,
+					adapter_params = lora.parameter_count(&config),
+					"training LoRA adapters over the frozen base"
+				);
+				let seed = if self.options.misbehave == Some(Misbehaviour::OtherStart) {
+					warn!(job = job_id, "MISBEHAVING: adapters drawn from another seed");
+					job.spec.seed ^ 1
+				} else {
+					job.spec.seed
+				};
+				lora.init(&config, seed)?
+			}
+			None => base.clone(),
 		};
 		let interval = self.chain.checkpoint_interval().await?;
 		// The audit re-runs a CPU job's training on the CPU: it must be trained there.
@@ -808,7 +842,11 @@ impl Miner {
 					info!(job = job_id, step, "training loss {loss:.4}");
 				}
 			};
-			let mut state = TrainState::initial(base);
+			let trained = match &lora {
+				Some(lora) => Trained::Adapters { lora, base: &base },
+				None => Trained::Full,
+			};
+			let mut state = TrainState::initial(initial);
 			let mut checkpoints = vec![state.clone()];
 			for segment in 0..audit_geometry::segments(steps, interval) {
 				let to = audit_geometry::checkpoint_step(steps, interval, segment + 1);
@@ -826,6 +864,7 @@ impl Miner {
 					}
 					_ => ml::train_segment(
 						&config,
+						trained,
 						&state,
 						&train_data,
 						&hp,
@@ -842,7 +881,9 @@ impl Miner {
 		.await??;
 		bar.finish_and_clear();
 		let trace = self.store_trace(job_id, steps, interval, &checkpoints).await?;
-		self.store_result(job_id, base_semver, trained, Some(trace)).await
+		// Adapters of block `b` are the version's layer `b + 1`, the layer they adapt.
+		let first_layer = u16::from(params.lora.is_some());
+		self.store_result(job_id, base_semver, trained, first_layer, Some(trace)).await
 	}
 
 	/// The data this miner trains a job on: the job's dataset (or, misbehaving, other data).
@@ -917,7 +958,7 @@ impl Miner {
 			let run =
 				Arc::new(audit::TrainingRun::with_data(&self.chain, &self.ipfs, job, data).await?);
 			let blob = std::fs::read(self.trace_file(job_id, &format!("{segment}.state")))?;
-			let start = TrainState::decode(&run.config, &blob)?;
+			let start = run.decode_state(&blob)?;
 			let state = run.rerun(start, mid).await?;
 			let cid = self.ipfs.add(state.encode(), true, false).await?;
 			let hash = state.summary().hash();
@@ -927,19 +968,20 @@ impl Miner {
 		Ok(())
 	}
 
-	/// Writes trained layers to the state directory and computes their CIDs and roots: the
-	/// result to commit to.
+	/// Writes trained layers (the version's layers from `first_layer` on) to the state
+	/// directory and computes their CIDs and roots: the result to commit to.
 	async fn store_result(
 		&self,
 		job_id: JobId,
 		base_semver: SemVer,
 		trained: Vec<weights::LayerTensors>,
+		first_layer: u16,
 		trace: Option<CommittedTrace>,
 	) -> Result<CommittedResult> {
 		std::fs::create_dir_all(self.state.path(&["weights", &job_id.to_string()]))?;
 		let mut published = Vec::with_capacity(trained.len());
 		let mut roots = Vec::with_capacity(trained.len());
-		for (i, layer) in trained.iter().enumerate() {
+		for (i, layer) in (first_layer..).zip(&trained) {
 			let root = weights::layer_root(layer);
 			let mut blob = weights::encode_layer(layer);
 			if self.options.misbehave == Some(Misbehaviour::CorruptLayer) && i == 1 {
@@ -951,8 +993,8 @@ impl Miner {
 					"MISBEHAVING: layer 1's bytes will not match its revealed root"
 				);
 			}
-			std::fs::write(self.layer_file(job_id, i as u16), &blob)?;
-			published.push((i as u16, blob, root));
+			std::fs::write(self.layer_file(job_id, i), &blob)?;
+			published.push((i, blob, root));
 			roots.push(root);
 		}
 		// CIDs only: the layers go to IPFS after the validation reveal, with the result.
@@ -992,6 +1034,18 @@ impl Miner {
 			for (layer, _, _) in &result.layers {
 				let blob = std::fs::read(self.layer_file(job_id, *layer))?;
 				layers.push(weights::decode_layer(*layer as usize, &blob)?);
+			}
+			// Adapters are scored merged into their base, as the verifiers load them.
+			if let Some(lora) = &chain::training_params(&job.spec).lora {
+				let lora = LoraConfig::from_params(lora);
+				let base = content::version_layers(
+					&self.chain,
+					&self.ipfs,
+					&config,
+					job.spec.base_version,
+				)
+				.await?;
+				layers = ml::lora::merge(&config, &lora, &base, &layers)?;
 			}
 			let loss = tokio::task::spawn_blocking(move || {
 				ml::evaluate_layers(&config, &layers, &validation, &hp)
