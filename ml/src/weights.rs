@@ -199,10 +199,13 @@ pub fn expected_layout(config: &ModelConfig, layer: usize) -> Vec<(String, Vec<u
 
 /// The most bytes a layer's safetensors file can take: its `f32` values plus a generous header.
 pub fn max_layer_bytes(config: &ModelConfig, layer: usize) -> usize {
-	let values: usize = expected_layout(config, layer)
-		.iter()
-		.map(|(_, shape)| shape.iter().product::<usize>())
-		.sum();
+	max_layout_bytes(&expected_layout(config, layer))
+}
+
+/// The most bytes a safetensors file of tensors named and shaped as `layout` can take (a
+/// layer's, or a block's adapters'): their `f32` values plus a generous header.
+pub fn max_layout_bytes(layout: &[(String, Vec<usize>)]) -> usize {
+	let values: usize = layout.iter().map(|(_, shape)| shape.iter().product::<usize>()).sum();
 	values.saturating_mul(4).saturating_add(1 << 16)
 }
 

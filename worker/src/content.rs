@@ -184,26 +184,8 @@ pub async fn version_adapters(
 	}
 	let mut layers = Vec::with_capacity(deltas.len());
 	for (block, delta) in deltas.iter().enumerate() {
-		let cid = cid_str(&delta.cid.0);
-		let mismatch = || ContentError::LayerMismatch { layer: delta.layer, cid: cid.clone() };
-		if usize::from(delta.layer) != block + 1 {
-			return Err(mismatch());
-		}
-		let values: usize = lora
-			.layout(config, block)
-			.iter()
-			.map(|(_, shape)| shape.iter().product::<usize>())
-			.sum();
-		let limit = values.saturating_mul(4).saturating_add(1 << 16);
-		let blob = match ipfs.cat(&cid, limit).await {
-			Err(StorageError::TooLarge { .. }) => return Err(mismatch()),
-			other => other?,
-		};
-		let tensors = weights::decode_layer(block + 1, &blob).map_err(|_| mismatch())?;
-		if weights::layer_root(&tensors) != delta.merkle_root.0 {
-			return Err(mismatch());
-		}
-		layers.push(tensors);
+		let limit = weights::max_layout_bytes(&lora.layout(config, block));
+		layers.push(fetched_layer(ipfs, block + 1, delta, limit).await?);
 	}
 	lora.check(config, &layers)?;
 	let roots: Vec<[u8; 32]> = deltas.iter().map(|d| d.merkle_root.0).collect();
@@ -257,13 +239,27 @@ pub async fn checked_layer(
 	index: usize,
 	delta: &LayerDelta,
 ) -> Result<LayerTensors, ContentError> {
+	let tensors =
+		fetched_layer(ipfs, index, delta, weights::max_layer_bytes(config, index)).await?;
+	weights::check_layout(config, index, &tensors)?;
+	Ok(tensors)
+}
+
+/// The tensors of `delta`, a version's layer `index`: at most `limit` bytes fetched, decoded
+/// and checked against its Merkle root (their names and shapes are the caller's to check).
+async fn fetched_layer(
+	ipfs: &Ipfs,
+	index: usize,
+	delta: &LayerDelta,
+	limit: usize,
+) -> Result<LayerTensors, ContentError> {
 	let cid = cid_str(&delta.cid.0);
 	let mismatch = || ContentError::LayerMismatch { layer: delta.layer, cid: cid.clone() };
 	if delta.layer as usize != index {
 		return Err(mismatch());
 	}
-	let blob = match ipfs.cat(&cid, weights::max_layer_bytes(config, index)).await {
-		// Bigger than any layer of this model can be: not this layer.
+	let blob = match ipfs.cat(&cid, limit).await {
+		// Bigger than this layer can be: not this layer.
 		Err(StorageError::TooLarge { .. }) => return Err(mismatch()),
 		other => other?,
 	};
@@ -271,7 +267,6 @@ pub async fn checked_layer(
 	if weights::layer_root(&tensors) != delta.merkle_root.0 {
 		return Err(mismatch());
 	}
-	weights::check_layout(config, index, &tensors)?;
 	Ok(tensors)
 }
 

@@ -21,14 +21,6 @@ fn port_arg(port: u16) -> String {
 	format!("127.0.0.1:{port}")
 }
 
-async fn complete(http: &reqwest::Client, base: &str, body: Value) -> Value {
-	let response = http.post(format!("{base}/v1/completions")).json(&body).send().await.unwrap();
-	let status = response.status();
-	let value: Value = response.json().await.unwrap();
-	assert!(status.is_success(), "{base}: HTTP {status}: {value}");
-	value
-}
-
 fn tokens(completion: &Value) -> Vec<u64> {
 	completion["blyan"]["tokens"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap()).collect()
 }

@@ -111,7 +111,7 @@ async fn a_miner_claiming_a_better_loss_than_it_reached_is_rejected_and_slashed(
 }
 
 /// A completion from a server's OpenAI API (greedy, with the top log-probabilities).
-async fn complete(
+async fn greedy(
 	http: &reqwest::Client,
 	port: u16,
 	version: u64,
@@ -124,12 +124,7 @@ async fn complete(
 		"temperature": 0,
 		"logprobs": 2,
 	});
-	let url = format!("http://127.0.0.1:{port}/v1/completions");
-	let response = http.post(url).json(&body).send().await.unwrap();
-	let status = response.status();
-	let value: serde_json::Value = response.json().await.unwrap();
-	assert!(status.is_success(), "port {port}: HTTP {status}: {value}");
-	value
+	complete(http, &format!("http://127.0.0.1:{port}"), body).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -270,9 +265,9 @@ async fn a_lora_job_with_qwen3s_real_tokenizer_is_accepted_served_and_exported_a
 	gateway.wait_for_output("gateway for version", limit);
 	let http = reqwest::Client::new();
 	let prompt = "Blyan is a network where";
-	let adapted = complete(&http, ports[0], version, prompt).await;
-	let plain = complete(&http, ports[1], f.root_version, prompt).await;
-	let piped = complete(&http, gateway_port, version, prompt).await;
+	let adapted = greedy(&http, ports[0], version, prompt).await;
+	let plain = greedy(&http, ports[1], f.root_version, prompt).await;
+	let piped = greedy(&http, gateway_port, version, prompt).await;
 	let tokens = |c: &serde_json::Value| c["blyan"]["tokens"].clone();
 	assert_eq!(tokens(&adapted), tokens(&piped), "whole: {adapted}\npipeline: {piped}");
 	assert_eq!(adapted["choices"][0]["logprobs"], piped["choices"][0]["logprobs"]);

@@ -361,29 +361,10 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
 					content::version_adapters(&chain, &ipfs, &config, version).await?.ok_or_else(
 						|| usage(format!("version {version} is not an adapter version: no --peft")),
 					)?;
-				let name =
-					out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-				let partial = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-				let written = std::fs::create_dir_all(&partial)
-					.map_err(anyhow::Error::from)
-					.and_then(|()| {
-						ml::lora::save_peft(
-							&partial,
-							&adapters.lora,
-							&config,
-							&adapters.layers,
-							None,
-						)
+				write_into_place(&out, |dir| {
+					ml::lora::save_peft(dir, &adapters.lora, &config, &adapters.layers, None)
 						.map_err(anyhow::Error::from)
-					})
-					.and_then(|()| {
-						std::fs::rename(&partial, &out)
-							.with_context(|| format!("moving the export to {}", out.display()))
-					});
-				if let Err(e) = written {
-					let _ = std::fs::remove_dir_all(&partial);
-					return Err(e);
-				}
+				})?;
 				info!(version, base = adapters.base, dir = %out.display(), "adapters exported");
 				println!("version {version} exported to {} (peft adapters)", out.display());
 				return Ok(());
@@ -399,19 +380,9 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
 			}
 			let tie = values(&layers[0], "model.embed_tokens.weight")
 				== values(&layers[layers.len() - 1], "lm_head.weight");
-			// Written beside `out`, then renamed into place: a failure leaves nothing behind.
-			let name =
-				out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-			let partial = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-			let written = write_export(&partial, &config, &layers, shards, bf16, tie, tokenizer)
-				.and_then(|()| {
-					std::fs::rename(&partial, &out)
-						.with_context(|| format!("moving the export to {}", out.display()))
-				});
-			if let Err(e) = written {
-				let _ = std::fs::remove_dir_all(&partial);
-				return Err(e);
-			}
+			write_into_place(&out, |dir| {
+				write_export(dir, &config, &layers, shards, bf16, tie, tokenizer)
+			})?;
 			info!(version, dir = %out.display(), tie, bf16, "version exported");
 			println!("version {version} exported to {}", out.display());
 		}
@@ -650,6 +621,24 @@ pub async fn register_model_layers(
 		.find_first::<blyan::registry::events::ModelRegistered>()
 		.context("no ModelRegistered event")??;
 	Ok((registered.model, registered.root_version))
+}
+
+/// Runs `write` on a directory beside `out`, then renames it into place: a failure leaves
+/// nothing behind.
+fn write_into_place(
+	out: &std::path::Path,
+	write: impl FnOnce(&std::path::Path) -> Result<()>,
+) -> Result<()> {
+	let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+	let partial = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+	let written = write(&partial).and_then(|()| {
+		std::fs::rename(&partial, out)
+			.with_context(|| format!("moving the export to {}", out.display()))
+	});
+	if written.is_err() {
+		let _ = std::fs::remove_dir_all(&partial);
+	}
+	written
 }
 
 /// `MAJOR.MINOR.PATCH`.

@@ -1019,7 +1019,8 @@ impl Miner {
 	async fn reveal(&self, job: &ChainJob, record: &mut MinedJob) -> Result<()> {
 		let job_id = record.job;
 		let result = record.stage.result().cloned().context("a committed job has a result")?;
-		let hp = Hyperparams::from(&chain::training_params(&job.spec));
+		let params = chain::training_params(&job.spec);
+		let hp = Hyperparams::from(&params);
 		if record.stage.claimed_score().is_none() {
 			let validation =
 				job.validation.as_ref().context("revealed job has a validation set")?;
@@ -1036,7 +1037,7 @@ impl Miner {
 				layers.push(weights::decode_layer(*layer as usize, &blob)?);
 			}
 			// Adapters are scored merged into their base, as the verifiers load them.
-			if let Some(lora) = &chain::training_params(&job.spec).lora {
+			if let Some(lora) = &params.lora {
 				let lora = LoraConfig::from_params(lora);
 				let base = content::version_layers(
 					&self.chain,

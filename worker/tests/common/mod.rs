@@ -394,6 +394,19 @@ pub fn fixture_with(
 	Fixture { root_version, dataset }
 }
 
+/// A completion from the OpenAI API at `base` (`http://host:port`), which must succeed.
+pub async fn complete(
+	http: &reqwest::Client,
+	base: &str,
+	body: serde_json::Value,
+) -> serde_json::Value {
+	let response = http.post(format!("{base}/v1/completions")).json(&body).send().await.unwrap();
+	let status = response.status();
+	let value: serde_json::Value = response.json().await.unwrap();
+	assert!(status.is_success(), "{base}: HTTP {status}: {value}");
+	value
+}
+
 /// Alice posts a job (100 BLY); returns its id.
 pub fn post_job(net: &Net, f: &Fixture, extra: &[&str]) -> u64 {
 	let (base, data) = (f.root_version.to_string(), f.dataset.to_string());
