@@ -105,14 +105,18 @@ for _ in $(seq 1 120); do
 	sleep 0.5
 done
 
-step "Bob runs a gateway: routes from the chain's announcements, pays each server per token with signed receipts"
-w_bg gateway-bob //Bob gateway --version "$version" --listen "127.0.0.1:$gateway_port"
+step "Bob runs a gateway: lets in bearers of the API keys he issues, routes from the chain's announcements, opens each stage session with a grant signed by his account, pays each server per token with signed receipts"
+key_out=$(w //Bob bob api-key --file "$run_dir/api-keys.json" create --name demo --daily-tokens 10000)
+echo "$key_out"
+api_key=$(echo "$key_out" | grep '^key: ' | cut -d' ' -f2)
+w_bg gateway-bob //Bob gateway --version "$version" --listen "127.0.0.1:$gateway_port" --api-keys "$run_dir/api-keys.json"
 for _ in $(seq 1 60); do grep -q "gateway for version" "$run_dir/gateway-bob.log" 2>/dev/null && break; sleep 0.5; done
 
 step "an OpenAI-style chat completion through the two-stage pipeline (ChatML prompt, real tokens; a random 2-block model with 30 steps of adapters still answers near-random tokens: what this shows is the route, each stage merging its adapters, and the payment)"
 request='{"model":"blyan-'"$version"'","messages":[{"role":"user","content":"What does a miner run?"}],"max_tokens":16,"temperature":1,"top_k":20,"seed":7}'
 echo "POST /v1/chat/completions $request"
-curl -sf "http://127.0.0.1:$gateway_port/v1/chat/completions" -H 'content-type: application/json' -d "$request" \
+echo "without a key: $(curl -s "http://127.0.0.1:$gateway_port/v1/chat/completions" -H 'content-type: application/json' -d "$request")"
+curl -sf "http://127.0.0.1:$gateway_port/v1/chat/completions" -H 'content-type: application/json' -H "authorization: Bearer $api_key" -d "$request" \
 	| python3 -c 'import json,sys; r=json.load(sys.stdin); print("answer:", repr(r["choices"][0]["message"]["content"]), "| finish:", r["choices"][0]["finish_reason"], "| usage (tokens):", r["usage"])'
 
 step "the servers settle Bob's receipts on chain"

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use codec::Encode;
+use codec::{Decode, Encode};
 use subxt::{
 	config::PolkadotConfig, transactions::TransactionStatus, tx::Payload, utils::AccountId32,
 	OnlineClient,
@@ -1095,6 +1095,11 @@ impl Chain {
 		SignedReceipt { receipt, signature: MultiSignature::Sr25519(signature.0) }
 	}
 
+	/// This account's key, for what it signs off chain (session grants, chunk commitments).
+	pub fn keypair(&self) -> &Keypair {
+		&self.signer
+	}
+
 	/// The highest receipt nonce settled for `client` at `server`.
 	pub async fn settled_nonce(
 		&self,
@@ -1134,6 +1139,77 @@ pub fn place_in_full_list(
 /// The bytes a client signs for a receipt (as `blyan_primitives::inference::receipt_payload`).
 pub fn receipt_payload(genesis: &H256, receipt: &Receipt) -> Vec<u8> {
 	(b"blyan/receipt", genesis, receipt).encode()
+}
+
+/// What a client signs to open one session at one pipeline stage: a stage computes only for
+/// sessions so opened, by a client it can bill (checked by the worker's
+/// `inference::sessions::SessionGate`). One grant opens one session once, until it expires.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SessionGrant {
+	pub client: AccountId32,
+	pub server: AccountId32,
+	pub version: VersionId,
+	pub session: [u8; 16],
+	/// The client pays with free-tier receipts.
+	pub free: bool,
+	/// Milliseconds since the Unix epoch from which the grant opens nothing.
+	pub expires_at_ms: u64,
+}
+
+/// A [`SessionGrant`] with its client's sr25519 signature over [`session_grant_payload`].
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SignedSessionGrant {
+	pub grant: SessionGrant,
+	pub signature: [u8; 64],
+}
+
+/// The bytes a client signs for `grant` on the chain whose genesis hash is `genesis` (so a grant
+/// for one Blyan chain opens nothing at a server of another).
+pub fn session_grant_payload(genesis: &H256, grant: &SessionGrant) -> Vec<u8> {
+	(b"blyan/session", genesis, grant).encode()
+}
+
+/// Whether `signed` carries its client's signature for the chain of `genesis`.
+pub fn verify_session_grant(genesis: &H256, signed: &SignedSessionGrant) -> bool {
+	let payload = session_grant_payload(genesis, &signed.grant);
+	let public = subxt_signer::sr25519::PublicKey(signed.grant.client.0);
+	subxt_signer::sr25519::verify(
+		&subxt_signer::sr25519::Signature(signed.signature),
+		payload,
+		&public,
+	)
+}
+
+/// What a stage signs after each chunk it answers of a session: the running hash of the
+/// session's chunks at this stage (`transcript`: each chunk's request and answer bytes folded
+/// in), so the latest signature commits to every answer so far. `bit_exact`: the stage computes
+/// on the CPU, whose answers are the same bits on every machine (a GPU's are not).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct ChunkCommitment {
+	pub server: AccountId32,
+	pub version: VersionId,
+	pub layers: (u16, u16),
+	pub session: [u8; 16],
+	/// Positions the session holds after the chunk.
+	pub positions: u32,
+	pub transcript: [u8; 32],
+	pub bit_exact: bool,
+}
+
+/// The bytes a stage signs for `commitment` on the chain whose genesis hash is `genesis`.
+pub fn chunk_commitment_payload(genesis: &H256, commitment: &ChunkCommitment) -> Vec<u8> {
+	(b"blyan/chunk", genesis, commitment).encode()
+}
+
+/// Whether `signature` is `commitment.server`'s over `commitment` for the chain of `genesis`.
+pub fn verify_chunk_commitment(
+	genesis: &H256,
+	commitment: &ChunkCommitment,
+	signature: &[u8; 64],
+) -> bool {
+	let payload = chunk_commitment_payload(genesis, commitment);
+	let public = subxt_signer::sr25519::PublicKey(commitment.server.0);
+	subxt_signer::sr25519::verify(&subxt_signer::sr25519::Signature(*signature), payload, &public)
 }
 
 /// Connects to `urls` (one node's RPC, or several separated by commas: each is tried in turn),

@@ -15,7 +15,7 @@ use std::{sync::Arc, time::Instant};
 use blyan_worker::{
 	inference::{
 		route::{self, FixedRoute, GenerateRequest, Hop, Route, RouteSource, StageClient},
-		server::{self, AppState, Metrics},
+		server::{self, ApiAccess, AppState, Metrics},
 		stage::LocalStage,
 	},
 	ml::{infer::StageModel, init_layers, model::ModelConfig, CpuBackend},
@@ -44,6 +44,11 @@ async fn start_stages(config: &ModelConfig, stages: usize) -> Route {
 			routes: None,
 			book: None,
 			payer: None,
+			api: ApiAccess::Open,
+			gate: None,
+			signer: None,
+			check_rate: 0.0,
+			corrupt_every: 0,
 			max_positions: config.max_position_embeddings,
 			tokenizer: Arc::new(blyan_worker::ml::tokenizer::TextTokenizer::Bytes),
 			metrics: Metrics::default(),
@@ -52,7 +57,7 @@ async fn start_stages(config: &ModelConfig, stages: usize) -> Route {
 		let endpoint = format!("http://{}", listener.local_addr().unwrap());
 		tokio::spawn(async move { axum::serve(listener, server::router(state)).await });
 		hops.push(Hop {
-			client: StageClient::Remote { endpoint, http: http.clone() },
+			client: StageClient::Remote { endpoint, http: http.clone(), access: None },
 			span: (a, b),
 			server: None,
 			price_per_token: 0,
@@ -99,6 +104,7 @@ async fn measure(
 						top_p: 1.0,
 						seed: 0,
 						logprobs: None,
+						check: false,
 					};
 					let t = Instant::now();
 					let g =

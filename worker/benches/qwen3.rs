@@ -53,6 +53,7 @@ async fn run_clients(
 				top_p: 1.0,
 				seed: 0,
 				logprobs: None,
+				check: false,
 			};
 			tokio::spawn(async move {
 				let t = Instant::now();

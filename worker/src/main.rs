@@ -48,6 +48,8 @@ enum Command {
 	/// Answer the OpenAI API for a version by routing over the stages announced on chain,
 	/// paying each server with receipts signed by this account.
 	Gateway(roles::gateway::Args),
+	/// Issue, list and revoke the API keys a gateway lets in (`gateway --api-keys FILE`).
+	ApiKey(roles::api_key::Args),
 	#[command(flatten)]
 	Status(roles::status::Command),
 	/// Check and benchmark this `cuda` build on a GPU (no chain needed): CPU-vs-GPU logits,
@@ -91,6 +93,7 @@ async fn run(cli: Cli) -> Result<()> {
 		Command::Federated(command) => roles::federated::run(command, &ctx).await,
 		Command::Serve(args) => roles::server::run(args, &ctx).await,
 		Command::Gateway(args) => roles::gateway::run(args, &ctx).await,
+		Command::ApiKey(args) => roles::api_key::run(args).await,
 		Command::Status(command) => roles::status::run(command, &ctx).await,
 		Command::GpuCheck(args) => roles::gpu_check::run(args).await,
 		Command::SelfTest(args) => roles::self_test::run(args).await,

@@ -10,7 +10,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use blyan_worker::{
 	inference::{
 		route::FixedRoute,
-		server::{self, AppState, Metrics},
+		server::{self, ApiAccess, AppState, Metrics},
 		stage::LocalStage,
 	},
 	ml::{
@@ -80,6 +80,11 @@ async fn start_with(
 		routes: Some(Arc::new(FixedRoute::local_stages(stages))),
 		book: None,
 		payer: None,
+		api: ApiAccess::Open,
+		gate: None,
+		signer: None,
+		check_rate: 0.0,
+		corrupt_every: 0,
 		max_positions: config.max_position_embeddings,
 		tokenizer,
 		metrics: Metrics::default(),

@@ -200,3 +200,38 @@ fn register_refuses_to_bond_a_machine_that_fails_the_self_test_unless_forced() {
 	assert_eq!(code, 3, "{text}");
 	assert!(text.contains("self-test passed") && text.contains("cannot reach the node"), "{text}");
 }
+
+#[test]
+fn a_gateway_says_who_may_use_it_and_api_keys_are_issued_listed_and_revoked() {
+	// A gateway spends its account's BLY on each request: it does not start open by default.
+	let (code, text) = worker(&["gateway", "--version", "1", "--key", "//Bob"], &[]);
+	assert_eq!(code, 2, "{text}");
+	assert!(text.contains("--api-keys"), "{text}");
+	let dir = tempfile::tempdir().unwrap();
+	let file = dir.path().join("keys.json");
+	let file = file.to_str().unwrap();
+	// No chain is needed to issue keys.
+	let (code, text) = worker(
+		&["api-key", "--file", file, "create", "--name", "ops", "--daily-tokens", "500"],
+		&[],
+	);
+	assert_eq!(code, 0, "{text}");
+	let key = text.lines().find_map(|l| l.strip_prefix("key: ")).expect("the key is shown");
+	assert!(key.starts_with("bly-"), "{text}");
+	assert!(!std::fs::read_to_string(file).unwrap().contains(&key[4..]), "only its hash is kept");
+	let id = text.split_whitespace().nth(1).unwrap().to_string();
+	let (code, text) = worker(&["api-key", "--file", file, "list"], &[]);
+	assert_eq!(code, 0, "{text}");
+	assert!(text.contains(&id) && text.contains("ops") && text.contains("500"), "{text}");
+	assert!(text.contains("active"), "{text}");
+	let (code, text) = worker(&["api-key", "--file", file, "revoke", &id], &[]);
+	assert_eq!(code, 0, "{text}");
+	let (_, text) = worker(&["api-key", "--file", file, "list"], &[]);
+	assert!(text.contains("revoked"), "{text}");
+	let (code, text) = worker(&["api-key", "--file", file, "revoke", "key-none"], &[]);
+	assert_eq!(code, 2, "{text}");
+	assert!(text.contains("no key key-none"), "{text}");
+	let (code, text) =
+		worker(&["api-key", "--file", file, "create", "--name", "x", "--daily-tokens", "0"], &[]);
+	assert_eq!(code, 2, "{text}");
+}

@@ -138,7 +138,8 @@ async fn serve_through_a_node_outage(failover: bool) {
 	for s in &servers {
 		s.wait_for_output("announced version", Duration::from_secs(120));
 	}
-	let gateway_args = ["gateway", "--version", &version, "--listen", &lg];
+	let gateway_args =
+		["gateway", "--version", &version, "--listen", &lg, "--no-auth", "--check-rate", "0"];
 	let gateway = net.spawn_with_nodes("gateway", "//Bob", &nodes, &gateway_args);
 	gateway.wait_for_output("gateway for version", Duration::from_secs(60));
 	let gateway_url = format!("http://{lg}");

@@ -1,6 +1,7 @@
 //! Inference across real processes on 127.0.0.1: `blyan-node`, a js-ipfs daemon, `blyan-worker
 //! serve` holding the whole tiny model or one of two pipeline stages (announced on chain), and
-//! `blyan-worker gateway` routing over the announcements and paying with receipts.
+//! `blyan-worker gateway` letting in bearers of its API keys, routing over the announcements,
+//! opening each stage session with a signed grant and paying with receipts.
 
 mod common;
 
@@ -8,8 +9,13 @@ use std::time::{Duration, Instant};
 
 use blyan_worker::{
 	chain::{self, Chain, Receipt},
+	inference::{
+		protocol::{encode_request, ForwardRequest},
+		sessions::{SessionOpener, GRANT_HEADER},
+	},
 	ml::{
 		hf::{load_checkpoint, save_checkpoint},
+		infer::Activations,
 		init_layers,
 		model::ModelConfig,
 	},
@@ -28,6 +34,11 @@ fn tokens(completion: &Value) -> Vec<u64> {
 async fn health(http: &reqwest::Client, base: &str) -> Option<Value> {
 	let r = http.get(format!("{base}/health")).send().await.ok()?;
 	r.json().await.ok()
+}
+
+async fn stage_metrics(http: &reqwest::Client, port: u16) -> String {
+	let url = format!("http://127.0.0.1:{port}/metrics");
+	http.get(url).send().await.unwrap().text().await.unwrap()
 }
 
 async fn signer(net: &Net, uri: &str) -> Chain {
@@ -85,7 +96,7 @@ async fn a_pipeline_serves_what_one_server_does_survives_a_dead_stage_and_is_pai
 		args.extend_from_slice(extra);
 		net.spawn(name, key, &args)
 	};
-	let whole = serve("whole", "//Ferdie", ports[0], &["--no-announce"]);
+	let whole = serve("whole", "//Ferdie", ports[0], &["--no-announce", "--no-auth"]);
 	// Each chunk at the first stage takes 20 ms more: a generation lasts long enough to kill a
 	// stage in the middle of it.
 	let first = serve(
@@ -101,15 +112,45 @@ async fn a_pipeline_serves_what_one_server_does_survives_a_dead_stage_and_is_pai
 	for stage in [&first, &second, &standby] {
 		stage.wait_for_output("announced version", limit);
 	}
+	// Bob's gateway lets in bearers of the keys he issued: one without a quota (every request
+	// below), one of 20 tokens a day.
+	let keys_file = net.path("api-keys.json").display().to_string();
+	let issue = |name: &str, extra: &[&str]| {
+		let mut args = vec!["api-key", "--file", &keys_file, "create", "--name", name];
+		args.extend_from_slice(extra);
+		let out = net.run("//Bob", &args);
+		let key = out.lines().find_map(|l| l.strip_prefix("key: ")).expect("key line");
+		let id = out.lines().find_map(|l| l.strip_prefix("created ")).expect("created line");
+		(key.trim().to_string(), id.split_whitespace().next().unwrap().to_string())
+	};
+	let (key, _) = issue("tests", &[]);
+	let (small_key, small_id) = issue("small", &["--daily-tokens", "20"]);
 	let gateway_listen = port_arg(ports[4]);
+	// No spot checks (worker/src/inference/checks.rs has them): their replays would open sessions
+	// at the second stages, which the kill below tells apart by the sessions they hold.
 	let gateway = net.spawn(
 		"gateway",
 		"//Bob",
-		&["gateway", "--version", &version, "--listen", &gateway_listen],
+		&[
+			"gateway",
+			"--version",
+			&version,
+			"--listen",
+			&gateway_listen,
+			"--api-keys",
+			&keys_file,
+			"--check-rate",
+			"0",
+		],
 	);
 	gateway.wait_for_output("gateway for version", limit);
 
-	let http = reqwest::Client::new();
+	let bearer = |key: &str| {
+		let mut headers = reqwest::header::HeaderMap::new();
+		headers.insert("authorization", format!("Bearer {key}").parse().unwrap());
+		reqwest::Client::builder().default_headers(headers).build().unwrap()
+	};
+	let http = bearer(&key);
 	let model = format!("blyan-{version}");
 	let models: Value =
 		http.get(format!("{gateway_url}/v1/models")).send().await.unwrap().json().await.unwrap();
@@ -174,6 +215,86 @@ async fn a_pipeline_serves_what_one_server_does_survives_a_dead_stage_and_is_pai
 		.unwrap();
 	assert_eq!(chat["object"], "chat.completion");
 	assert_eq!(chat["choices"][0]["message"]["role"], "assistant");
+
+	// Access. The gateway spends Bob's BLY on each request: without one of his keys, or with a
+	// wrong or revoked one, a request gets 401 and an OpenAI error object.
+	let short =
+		json!({ "model": model, "prompt": "add 12 30 = ", "max_tokens": 24, "temperature": 0 });
+	let anonymous = reqwest::Client::new();
+	let wrong = bearer(&format!("bly-{}", "0".repeat(64)));
+	for (who, client) in [("no key", &anonymous), ("a wrong key", &wrong)] {
+		let r =
+			client.post(format!("{gateway_url}/v1/completions")).json(&short).send().await.unwrap();
+		assert_eq!(r.status(), 401, "{who}");
+		let body: Value = r.json().await.unwrap();
+		assert_eq!(body["error"]["code"], "invalid_api_key", "{who}: {body}");
+	}
+	// A key of 20 tokens a day: the 12-token prompt leaves 8 to generate, then nothing.
+	let small = bearer(&small_key);
+	let capped = complete(&small, &gateway_url, short.clone()).await;
+	assert_eq!(capped["usage"]["completion_tokens"], 8, "{capped}");
+	assert_eq!(tokens(&capped), tokens(&alone)[..8], "cut short, not changed");
+	let r = small.post(format!("{gateway_url}/v1/completions")).json(&short).send().await.unwrap();
+	assert_eq!(r.status(), 429);
+	let body: Value = r.json().await.unwrap();
+	assert_eq!(body["error"]["code"], "insufficient_quota", "{body}");
+	let usage: Value =
+		small.get(format!("{gateway_url}/v1/usage")).send().await.unwrap().json().await.unwrap();
+	assert_eq!((usage["tokens_today"].as_u64(), usage["requests"].as_u64()), (Some(20), Some(1)));
+	net.run("//Bob", &["api-key", "--file", &keys_file, "revoke", &small_id]);
+	let r = small.get(format!("{gateway_url}/v1/usage")).send().await.unwrap();
+	assert_eq!(r.status(), 401, "revoked: refused at its next request");
+
+	// A stage computes only for sessions opened by a client that can pay: a chunk without a
+	// grant is refused (401), one of a session it never opened too (409), and so is a session
+	// opened by an account holding nothing (402); Bob's grant opens one.
+	let stage_url = format!("http://127.0.0.1:{}/v1/stage/forward", ports[1]);
+	let chunk = |session: [u8; 16], position: u32| {
+		encode_request(&ForwardRequest {
+			session,
+			position,
+			input: Activations::Tokens(vec![1, 2, 3]),
+		})
+	};
+	let post = |body: Vec<u8>, grant: Option<String>| {
+		let mut request = anonymous.post(&stage_url).body(body);
+		if let Some(grant) = grant {
+			request = request.header(GRANT_HEADER, grant);
+		}
+		async move { request.send().await.unwrap().status().as_u16() }
+	};
+	assert_eq!(post(chunk([3; 16], 0), None).await, 401);
+	assert_eq!(post(chunk([3; 16], 5), None).await, 409);
+	let version_id: u64 = version.parse().unwrap();
+	let genesis = net.chain().await.genesis_hash();
+	let opener = |uri: &str| {
+		let key = blyan_worker::config::load_key(Some(uri), None).unwrap();
+		SessionOpener::new(key, genesis, false)
+	};
+	let (nobody, bob_opener) = (opener("//Nobody"), opener("//Bob"));
+	let grant =
+		|opener: &SessionOpener, session| opener.grant(&account("//Charlie"), version_id, &session);
+	assert_eq!(post(chunk([3; 16], 0), Some(grant(&nobody, [3; 16]))).await, 402);
+	// Signed for the first stage's server: no other server takes it.
+	let elsewhere = format!("http://127.0.0.1:{}/v1/stage/forward", ports[2]);
+	let misdirected = anonymous
+		.post(&elsewhere)
+		.header(GRANT_HEADER, grant(&bob_opener, [4; 16]))
+		.body(chunk([4; 16], 0))
+		.send()
+		.await
+		.unwrap();
+	assert_eq!(misdirected.status(), 401);
+	assert_eq!(post(chunk([3; 16], 0), Some(grant(&bob_opener, [3; 16]))).await, 200);
+	assert_eq!(post(chunk([3; 16], 3), None).await, 200, "an open session needs no grant");
+	anonymous
+		.post(format!("http://127.0.0.1:{}/v1/stage/end", ports[1]))
+		.body(vec![3u8; 16])
+		.send()
+		.await
+		.unwrap();
+	let refused = stage_metrics(&anonymous, ports[1]).await;
+	assert!(refused.contains("blyan_stage_chunks_refused_total 3\n"), "{refused}");
 
 	// 2. A stage killed in the middle of a streamed completion: the gateway reroutes to the
 	// standby, replays the prefix, and the completion is still the single server's.

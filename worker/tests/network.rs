@@ -245,8 +245,8 @@ async fn a_lora_job_with_qwen3s_real_tokenizer_is_accepted_served_and_exported_a
 		net.spawn(name, key, &args)
 	};
 	let mut servers = [
-		serve("whole-adapters", "//Ferdie", version, ports[0], &["--no-announce"]),
-		serve("whole-base", "//Eve", f.root_version, ports[1], &["--no-announce"]),
+		serve("whole-adapters", "//Ferdie", version, ports[0], &["--no-announce", "--no-auth"]),
+		serve("whole-base", "//Eve", f.root_version, ports[1], &["--no-announce", "--no-auth"]),
 		serve("stage-0-2", "//Charlie", version, ports[2], &["--layers", "0..2"]),
 		serve("stage-2-4", "//Dave", version, ports[3], &["--layers", "2..4"]),
 	];
@@ -260,8 +260,11 @@ async fn a_lora_job_with_qwen3s_real_tokenizer_is_accepted_served_and_exported_a
 	}
 	let gateway_port = free_port();
 	let (v, listen) = (version.to_string(), format!("127.0.0.1:{gateway_port}"));
-	let mut gateway =
-		net.spawn("gateway", "//Bob", &["gateway", "--version", &v, "--listen", &listen]);
+	let mut gateway = net.spawn(
+		"gateway",
+		"//Bob",
+		&["gateway", "--version", &v, "--listen", &listen, "--no-auth", "--check-rate", "0"],
+	);
 	gateway.wait_for_output("gateway for version", limit);
 	let http = reqwest::Client::new();
 	let prompt = "Blyan is a network where";

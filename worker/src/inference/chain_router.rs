@@ -4,10 +4,10 @@
 //! equally good stages take turns (round robin), and a stage that failed is avoided for a while.
 
 use std::{
-	collections::{HashMap, HashSet},
+	collections::{BTreeSet, HashMap, HashSet},
 	sync::{
 		atomic::{AtomicUsize, Ordering},
-		Mutex,
+		Arc, Mutex,
 	},
 	time::{Duration, Instant},
 };
@@ -17,7 +17,10 @@ use subxt::utils::AccountId32;
 
 use crate::chain::{Chain, ChainAnnouncement};
 
-use super::route::{Hop, Route, RouteError, RouteSource, StageClient};
+use super::{
+	route::{Hop, Route, RouteError, RouteSource, StageAccess, StageClient},
+	sessions::SessionOpener,
+};
 
 /// What the router has measured of an endpoint.
 #[derive(Clone, Copy, Debug, Default)]
@@ -57,10 +60,20 @@ pub struct ChainRouter {
 	pub cooldown: Duration,
 	/// Stages asking more per token are never used (the gateway signs receipts at their price).
 	pub max_price_per_token: u128,
+	/// Opens this coordinator's sessions at the stages (`None`: stages that ask for a grant
+	/// refuse it).
+	opener: Option<Arc<SessionOpener>>,
+	/// Servers a spot check caught answering other bits than their layers give: never routed to.
+	banned: Mutex<BTreeSet<AccountId32>>,
 }
 
 impl ChainRouter {
-	pub fn new(chain: Chain, http: reqwest::Client, max_price_per_token: u128) -> Self {
+	pub fn new(
+		chain: Chain,
+		http: reqwest::Client,
+		max_price_per_token: u128,
+		opener: Option<Arc<SessionOpener>>,
+	) -> Self {
 		Self {
 			chain: tokio::sync::RwLock::new(chain),
 			http,
@@ -71,6 +84,41 @@ impl ChainRouter {
 			turn: AtomicUsize::new(0),
 			cooldown: Duration::from_secs(30),
 			max_price_per_token,
+			opener,
+			banned: Mutex::new(BTreeSet::new()),
+		}
+	}
+
+	/// Live stages of `version` this gateway may use: priced within its limit, not caught.
+	async fn usable_candidates(&self, version: u64) -> Result<Vec<Candidate>, RouteError> {
+		let banned = self.banned.lock().expect("banned lock").clone();
+		Ok(self
+			.candidates()
+			.await?
+			.into_iter()
+			.filter(|(v, c)| {
+				*v == version
+					&& c.price_per_token <= self.max_price_per_token
+					&& !banned.contains(&c.server)
+			})
+			.map(|(_, c)| c)
+			.collect())
+	}
+
+	fn hop(&self, c: Candidate, version: u64) -> Hop {
+		Hop {
+			client: StageClient::Remote {
+				endpoint: c.endpoint,
+				http: self.http.clone(),
+				access: self.opener.clone().map(|opener| StageAccess {
+					opener,
+					server: c.server,
+					version,
+				}),
+			},
+			span: c.span,
+			server: Some(c.server),
+			price_per_token: c.price_per_token,
 		}
 	}
 
@@ -241,13 +289,7 @@ impl RouteSource for ChainRouter {
 	) -> BoxFuture<'a, Result<Route, RouteError>> {
 		Box::pin(async move {
 			let end = self.layer_count(version).await?;
-			let candidates: Vec<Candidate> = self
-				.candidates()
-				.await?
-				.into_iter()
-				.filter(|(v, c)| *v == version && c.price_per_token <= self.max_price_per_token)
-				.map(|(_, c)| c)
-				.collect();
+			let candidates = self.usable_candidates(version).await?;
 			// Measure endpoints never measured (latency, load) before choosing.
 			let unmeasured: Vec<String> = {
 				let measured = self.measured.lock().expect("measured lock");
@@ -275,21 +317,31 @@ impl RouteSource for ChainRouter {
 					),
 					}
 				})?;
-			Ok(Route {
-				hops: chosen
-					.into_iter()
-					.map(|c| Hop {
-						client: StageClient::Remote {
-							endpoint: c.endpoint,
-							http: self.http.clone(),
-						},
-						span: c.span,
-						server: Some(c.server),
-						price_per_token: c.price_per_token,
-					})
-					.collect(),
-			})
+			Ok(Route { hops: chosen.into_iter().map(|c| self.hop(c, version)).collect() })
 		})
+	}
+
+	fn peers<'a>(
+		&'a self,
+		version: u64,
+		span: (usize, usize),
+		avoid: &'a HashSet<String>,
+	) -> BoxFuture<'a, Vec<Hop>> {
+		Box::pin(async move {
+			let Ok(candidates) = self.usable_candidates(version).await else { return Vec::new() };
+			let mut peers: Vec<Candidate> = candidates
+				.into_iter()
+				.filter(|c| c.span == span && self.usable(&c.endpoint, avoid))
+				.collect();
+			peers.sort_by_key(|c| self.rank(c));
+			peers.into_iter().map(|c| self.hop(c, version)).collect()
+		})
+	}
+
+	fn caught(&self, hop: &Hop) {
+		if let Some(server) = hop.server {
+			self.banned.lock().expect("banned lock").insert(server);
+		}
 	}
 
 	fn report(&self, endpoint: &str, outcome: Result<Duration, ()>) {

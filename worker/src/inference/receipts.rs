@@ -157,6 +157,11 @@ impl ReceiptBook {
 		Ok(receipt)
 	}
 
+	/// Whether the chain refused a receipt of `client` before (its sessions are refused too).
+	pub fn is_refused(&self, client: &AccountId32) -> bool {
+		self.state.lock().expect("book lock").refused_clients.contains(&client.0)
+	}
+
 	pub fn stats(&self) -> BookStats {
 		let state = self.state.lock().expect("book lock");
 		BookStats { pending: state.pending.len(), settled: state.settled, refused: state.refused }

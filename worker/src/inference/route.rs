@@ -18,15 +18,28 @@ use rand::RngCore;
 use crate::ml::infer::{Activations, Sampler, TokenLogprobs};
 
 use super::{
+	commitments::{self, SignedCommitment, COMMITMENT_HEADER},
 	protocol::{self, ForwardRequest, SessionId},
+	sessions::{SessionOpener, GRANT_HEADER},
 	stage::LocalStage,
 };
+use crate::chain::ChunkCommitment;
 
 /// How a coordinator reaches one stage.
 #[derive(Clone)]
 pub enum StageClient {
 	Local(Arc<LocalStage>),
-	Remote { endpoint: String, http: reqwest::Client },
+	Remote { endpoint: String, http: reqwest::Client, access: Option<StageAccess> },
+}
+
+/// What opens sessions at a remote stage: a grant signed by the coordinator's account, naming
+/// the stage's server and the version, sent with each session's first chunk (see
+/// [`super::sessions`]).
+#[derive(Clone)]
+pub struct StageAccess {
+	pub opener: Arc<SessionOpener>,
+	pub server: subxt::utils::AccountId32,
+	pub version: u64,
 }
 
 /// One stage of a route, and what routing and payment need to know of it.
@@ -46,6 +59,51 @@ impl Hop {
 			StageClient::Remote { endpoint, .. } => endpoint.clone(),
 		}
 	}
+
+	/// The stage's signed commitment to a session's transcript after a chunk (`positions` held
+	/// then), checked against its announced account; `None` for a stage that need not sign (in
+	/// this process, or of no known server). A stage that must sign and did not is broken.
+	pub fn verify(
+		&self,
+		session: &SessionId,
+		positions: u32,
+		transcript: [u8; 32],
+		answer: &Answer,
+	) -> Result<Option<SignedCommitment>, HopError> {
+		let StageClient::Remote { endpoint, access: Some(access), .. } = &self.client else {
+			return Ok(None);
+		};
+		let unsigned = |reason: &str| HopError::Failed {
+			endpoint: endpoint.clone(),
+			reason: format!("answer {reason}"),
+		};
+		let (bit_exact, signature) = answer.commitment.ok_or_else(|| unsigned("not signed"))?;
+		let commitment = ChunkCommitment {
+			server: access.server,
+			version: access.version,
+			layers: (self.span.0 as u16, self.span.1 as u16),
+			session: *session,
+			positions,
+			transcript,
+			bit_exact,
+		};
+		SignedCommitment::verified(&access.opener.genesis, commitment, signature)
+			.map(Some)
+			.ok_or_else(|| unsigned("not signed by its server, or for other bits"))
+	}
+}
+
+/// A stage's answer to one chunk.
+pub struct Answer {
+	pub out: Activations,
+	/// [`commitments::chunk_digest`] of the request and the answer as they crossed the wire
+	/// (zeros for a stage in this process): what the stage's transcript folds.
+	pub digest: [u8; 32],
+	/// BLAKE2-256 of the answer's bytes alone (zeros for a stage in this process): what a spot
+	/// check compares (a replay's requests name another session).
+	pub answer_digest: [u8; 32],
+	/// The stage's commitment header, decoded: `(bit_exact, signature)`.
+	pub commitment: Option<(bool, [u8; 64])>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,12 +123,12 @@ pub enum HopError {
 }
 
 impl StageClient {
-	pub async fn forward(&self, request: ForwardRequest) -> Result<Activations, HopError> {
+	pub async fn forward(&self, request: ForwardRequest) -> Result<Answer, HopError> {
 		match self {
 			StageClient::Local(stage) => {
 				let stage = stage.clone();
 				let position = request.position as usize;
-				tokio::task::spawn_blocking(move || {
+				let out = tokio::task::spawn_blocking(move || {
 					stage.forward(request.session, position, request.input)
 				})
 				.await
@@ -86,19 +144,31 @@ impl StageClient {
 					other => {
 						HopError::Refused { endpoint: "local".into(), reason: other.to_string() }
 					}
-				})
+				})?;
+				Ok(Answer { out, digest: [0; 32], answer_digest: [0; 32], commitment: None })
 			}
-			StageClient::Remote { endpoint, http } => {
+			StageClient::Remote { endpoint, http, access } => {
 				let failed =
 					|reason: String| HopError::Failed { endpoint: endpoint.clone(), reason };
-				let response = http
+				let mut post = http
 					.post(format!("{endpoint}/v1/stage/forward"))
-					.header("content-type", "application/octet-stream")
-					.body(protocol::encode_request(&request))
-					.send()
-					.await
-					.map_err(|e| failed(e.to_string()))?;
+					.header("content-type", "application/octet-stream");
+				// A session's first chunk opens it.
+				if let (Some(access), 0) = (access, request.position) {
+					let grant =
+						access.opener.grant(&access.server, access.version, &request.session);
+					post = post.header(GRANT_HEADER, grant);
+				}
+				// Kept to fold into the transcript: what the stage signs is over these bytes.
+				let bytes = bytes::Bytes::from(protocol::encode_request(&request));
+				let response =
+					post.body(bytes.clone()).send().await.map_err(|e| failed(e.to_string()))?;
 				let status = response.status();
+				let commitment = response
+					.headers()
+					.get(COMMITMENT_HEADER)
+					.and_then(|v| v.to_str().ok())
+					.and_then(commitments::decode_header);
 				// Read at most MAX_RESPONSE_BYTES: a stage cannot make us buffer without bound.
 				let mut response = response;
 				let mut body = Vec::new();
@@ -109,7 +179,13 @@ impl StageClient {
 					body.extend_from_slice(&chunk);
 				}
 				match status.as_u16() {
-					200 => protocol::decode_activations(&body).map_err(|e| failed(e.to_string())),
+					200 => {
+						let out = protocol::decode_activations(&body)
+							.map_err(|e| failed(e.to_string()))?;
+						let digest = commitments::chunk_digest(&bytes, &body);
+						let answer_digest = sp_crypto_hashing::blake2_256(&body);
+						Ok(Answer { out, digest, answer_digest, commitment })
+					}
 					409 => Err(HopError::SessionLost(endpoint.clone())),
 					429 => Err(HopError::Busy(endpoint.clone())),
 					// The coordinator checked the input already (prompt length, token range): a
@@ -124,7 +200,7 @@ impl StageClient {
 	pub async fn end(&self, session: SessionId) {
 		match self {
 			StageClient::Local(stage) => stage.end(&session),
-			StageClient::Remote { endpoint, http } => {
+			StageClient::Remote { endpoint, http, .. } => {
 				let _ = http
 					.post(format!("{endpoint}/v1/stage/end"))
 					.body(session.to_vec())
@@ -171,6 +247,19 @@ pub trait RouteSource: Send + Sync {
 	) -> BoxFuture<'a, Result<Route, RouteError>>;
 	/// How a hop went (latency of a successful chunk, or a failure), for later choices.
 	fn report(&self, _endpoint: &str, _outcome: Result<Duration, ()>) {}
+	/// Other stages serving exactly `span` of `version`, best first, for a spot check (none
+	/// where routes are fixed).
+	fn peers<'a>(
+		&'a self,
+		_version: u64,
+		_span: (usize, usize),
+		_avoid: &'a HashSet<String>,
+	) -> BoxFuture<'a, Vec<Hop>> {
+		Box::pin(async { Vec::new() })
+	}
+	/// A spot check caught this stage answering bits other than the layers give: never route
+	/// to its server again.
+	fn caught(&self, _hop: &Hop) {}
 }
 
 /// Always the same route: one local stage holding the whole model, or fixed stages (benchmarks,
@@ -222,6 +311,8 @@ pub struct GenerateRequest {
 	pub seed: u64,
 	/// Report each token's log-probability and this many alternatives (`None`: no logprobs).
 	pub logprobs: Option<usize>,
+	/// Keep every hop's inputs for a spot check ([`super::checks`]): the request was drawn.
+	pub check: bool,
 }
 
 /// What came out, and the stages that served it.
@@ -237,6 +328,92 @@ pub struct Generation {
 	/// The stages that served it at the end: `(server, price per token)`, and their endpoints.
 	pub served_by: Vec<(Option<subxt::utils::AccountId32>, u128)>,
 	pub endpoints: Vec<String>,
+	/// What each stage of the final route signed last (`None` for a stage that need not sign):
+	/// its commitment to every answer of the session.
+	pub commitments: Vec<Option<SignedCommitment>>,
+	/// Each hop's inputs and answers' digests, for a spot check (empty unless asked).
+	pub records: Vec<HopRecord>,
+}
+
+/// What a session's chunks left at one hop of its route.
+#[derive(Clone)]
+pub struct HopRecord {
+	pub hop: Hop,
+	/// The chunks sent to it, `(position, input)`, kept for a spot check.
+	pub inputs: Vec<(u32, Activations)>,
+	/// Each answer's [`Answer::answer_digest`], kept with `inputs`.
+	pub digests: Vec<[u8; 32]>,
+	/// The session's transcript at this hop so far.
+	pub transcript: [u8; 32],
+	/// The hop's latest signed commitment.
+	pub signed: Option<SignedCommitment>,
+}
+
+impl std::fmt::Debug for HopRecord {
+	fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+		f.debug_struct("HopRecord")
+			.field("endpoint", &self.hop.endpoint())
+			.field("span", &self.hop.span)
+			.field("chunks", &self.inputs.len())
+			.field("signed", &self.signed.is_some())
+			.finish()
+	}
+}
+
+/// The records of one session on one route.
+struct SessionLog {
+	hops: Vec<HopRecord>,
+	keep_inputs: bool,
+	/// The width of the hidden states the stages answered (the model's hidden size).
+	hidden_width: Option<usize>,
+}
+
+/// The session id a route's session has at its `hop`th stage: each stage knows only its own
+/// (so a stage cannot use its neighbours' open sessions), the coordinator derives them all.
+pub fn hop_session(session: &SessionId, hop: usize) -> SessionId {
+	let hash = sp_crypto_hashing::blake2_256(&[&session[..], &(hop as u32).to_le_bytes()].concat());
+	hash[..16].try_into().expect("16 of 32 bytes")
+}
+
+/// Ends `session` at every stage of `route`.
+async fn end_session(route: &Route, session: SessionId) {
+	for (i, hop) in route.hops.iter().enumerate() {
+		hop.client.end(hop_session(&session, i)).await;
+	}
+}
+
+impl SessionLog {
+	fn new(route: &Route, keep_inputs: bool) -> Self {
+		let hops = route
+			.hops
+			.iter()
+			.map(|hop| HopRecord {
+				hop: hop.clone(),
+				inputs: Vec::new(),
+				digests: Vec::new(),
+				transcript: [0; 32],
+				signed: None,
+			})
+			.collect();
+		Self { hops, keep_inputs, hidden_width: None }
+	}
+}
+
+/// Whether an answer to a chunk of `rows` positions has the shape the next hop (or the sampler)
+/// takes: hidden states of those rows at the route's width, or the last stage's logits. A stage
+/// answering another shape is broken, not the one after it.
+fn well_shaped(out: &Activations, rows: usize, last: bool, width: &mut Option<usize>) -> bool {
+	match (out, last) {
+		(Activations::Logits(l), true) => !l.is_empty(),
+		(Activations::Hidden { rows: r, values }, false) => {
+			if *r != rows || values.is_empty() || values.len() % rows != 0 {
+				return false;
+			}
+			let w = values.len() / rows;
+			*width.get_or_insert(w) == w
+		}
+		_ => false,
+	}
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -260,28 +437,54 @@ const MAX_REROUTES: u32 = 5;
 /// (50 ms doubling to 400 ms: ~11 s in all).
 const MAX_BUSY_WAITS: u32 = 30;
 
-fn new_session() -> SessionId {
+pub fn new_session() -> SessionId {
 	let mut id = [0u8; 16];
 	rand::rng().fill_bytes(&mut id);
 	id
 }
 
-/// Sends one chunk through every hop; the logits of its last position.
+/// Sends one chunk through every hop, checking and keeping what each signed; the logits of its
+/// last position.
 async fn run_chunk(
 	source: &dyn RouteSource,
 	route: &Route,
 	session: SessionId,
 	position: usize,
 	chunk: &[u32],
+	log: &mut SessionLog,
 ) -> Result<Vec<f32>, HopError> {
 	let mut x = Activations::Tokens(chunk.to_vec());
-	for hop in &route.hops {
+	let positions = (position + chunk.len()) as u32;
+	let last = route.hops.len().saturating_sub(1);
+	for (i, (hop, record)) in route.hops.iter().zip(log.hops.iter_mut()).enumerate() {
 		let started = Instant::now();
+		let kept = log.keep_inputs.then(|| x.clone());
+		let session = hop_session(&session, i);
 		let request = ForwardRequest { session, position: position as u32, input: x };
-		match hop.client.forward(request).await {
-			Ok(out) => {
+		let width = &mut log.hidden_width;
+		let answered = hop.client.forward(request).await.and_then(|answer| {
+			if !well_shaped(&answer.out, chunk.len(), i == last, width) {
+				return Err(HopError::Failed {
+					endpoint: hop.endpoint(),
+					reason: "answered a tensor of another shape".into(),
+				});
+			}
+			let transcript = commitments::fold(&record.transcript, &answer.digest);
+			let signed = hop.verify(&session, positions, transcript, &answer)?;
+			Ok((answer, transcript, signed))
+		});
+		match answered {
+			Ok((answer, transcript, signed)) => {
 				source.report(&hop.endpoint(), Ok(started.elapsed()));
-				x = out;
+				record.transcript = transcript;
+				if signed.is_some() {
+					record.signed = signed;
+				}
+				if let Some(input) = kept {
+					record.inputs.push((position as u32, input));
+					record.digests.push(answer.answer_digest);
+				}
+				x = answer.out;
 			}
 			Err(e) => {
 				if matches!(e, HopError::Failed { .. }) {
@@ -317,6 +520,7 @@ pub async fn generate(
 	let mut avoid = HashSet::new();
 	let mut route = source.route(version, &avoid).await?;
 	let mut session = new_session();
+	let mut log = SessionLog::new(&route, request.check);
 	let mut sampler =
 		Sampler::new(request.temperature, request.seed).top_k(request.top_k).top_p(request.top_p);
 	// Chunks sent so far: the prompt, then each generated token but the last.
@@ -332,11 +536,13 @@ pub async fn generate(
 	while tokens.len() < request.max_tokens {
 		let outcome = if replay {
 			session = new_session();
+			log = SessionLog::new(&route, request.check);
 			tracing::info!("replaying {} chunks on {}", schedule.len(), route.describe());
 			let mut position = 0usize;
 			let mut outcome = Ok(());
 			for chunk in &schedule {
-				if let Err(e) = run_chunk(source, &route, session, position, chunk).await {
+				if let Err(e) = run_chunk(source, &route, session, position, chunk, &mut log).await
+				{
 					outcome = Err(e);
 					break;
 				}
@@ -345,7 +551,7 @@ pub async fn generate(
 			outcome.map(|()| None)
 		} else {
 			let position: usize = schedule.iter().map(Vec::len).sum();
-			run_chunk(source, &route, session, position, &next_chunk).await.map(Some)
+			run_chunk(source, &route, session, position, &next_chunk, &mut log).await.map(Some)
 		};
 		let logits = match outcome {
 			Ok(Some(logits)) => logits,
@@ -359,9 +565,7 @@ pub async fn generate(
 			// A full stage is not a broken one: another route if there is one, else wait for a
 			// slot (back-pressure instead of an error).
 			Err(HopError::Busy(endpoint)) => {
-				for hop in &route.hops {
-					hop.client.end(session).await;
-				}
+				end_session(&route, session).await;
 				busy.insert(endpoint);
 				let mut around = avoid.clone();
 				around.extend(busy.iter().cloned());
@@ -397,9 +601,7 @@ pub async fn generate(
 					tracing::warn!("stage {endpoint} failed ({reason}); rerouting");
 					avoid.insert(endpoint.clone());
 				}
-				for hop in &route.hops {
-					hop.client.end(session).await;
-				}
+				end_session(&route, session).await;
 				route = source.route(version, &avoid).await?;
 				replay = true;
 				continue;
@@ -416,9 +618,7 @@ pub async fn generate(
 			break;
 		}
 	}
-	for hop in &route.hops {
-		hop.client.end(session).await;
-	}
+	end_session(&route, session).await;
 	Ok(Generation {
 		tokens,
 		finish_reason,
@@ -426,6 +626,8 @@ pub async fn generate(
 		first_token: first_token.unwrap_or_default(),
 		served_by: route.hops.iter().map(|h| (h.server, h.price_per_token)).collect(),
 		endpoints: route.hops.iter().map(Hop::endpoint).collect(),
+		commitments: log.hops.iter().map(|r| r.signed.clone()).collect(),
+		records: if request.check { log.hops } else { Vec::new() },
 	})
 }
 
@@ -455,6 +657,7 @@ mod tests {
 			top_k: 0,
 			top_p: 1.0,
 			logprobs: None,
+			check: false,
 		};
 		let runs = (0..3).map(|_| {
 			let (source, request) = (source.clone(), request.clone());

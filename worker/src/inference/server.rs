@@ -1,7 +1,9 @@
 //! The HTTP face of a server or gateway: the OpenAI-compatible API (`/v1/models`,
-//! `/v1/completions`, `/v1/chat/completions`, both with `stream`), the stage protocol
-//! (`/v1/stage/forward`, `/v1/stage/end`) when this process holds layers, `/v1/receipts` when it
-//! is paid, and `/health` and `/metrics` (Prometheus text).
+//! `/v1/completions`, `/v1/chat/completions`, both with `stream`, and `/v1/usage` of the
+//! caller's key) for bearers of an API key ([`ApiAccess`]), the stage protocol
+//! (`/v1/stage/forward`, `/v1/stage/end`) for sessions opened by a paying client when this
+//! process holds layers ([`super::sessions`]), `/v1/receipts` when it is paid, and `/health`
+//! and `/metrics` (Prometheus text).
 
 use std::{
 	convert::Infallible,
@@ -15,7 +17,7 @@ use std::{
 use axum::{
 	body::Bytes,
 	extract::{rejection::JsonRejection, DefaultBodyLimit, State},
-	http::StatusCode,
+	http::{header::AUTHORIZATION, HeaderMap, StatusCode},
 	response::{
 		sse::{Event, Sse},
 		IntoResponse, Response,
@@ -31,17 +33,31 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use crate::{
 	chain::{Chain, Receipt},
 	ml::{
-		infer::{StageError, TokenLogprobs},
+		infer::{Activations, StageError, TokenLogprobs},
 		tokenizer::{ChatMessage, ChatOptions, TextTokenizer},
 	},
 };
 
 use super::{
+	api_keys::{ApiKeys, HeldTokens, KeyEntry},
+	checks::{self, Verdict},
+	commitments::{ChunkSigner, SignedCommitment, COMMITMENT_HEADER},
 	protocol,
 	receipts::{NonceClock, ReceiptBook},
 	route::{self, GenerateRequest, Generation, RouteSource},
+	sessions::{SessionGate, GRANT_HEADER},
 	stage::LocalStage,
 };
+
+/// Who may use this process's OpenAI API.
+pub enum ApiAccess {
+	/// Anyone who reaches it (`--no-auth`: a private gateway or server, or a test).
+	Open,
+	/// Bearers of the keys in a key file, within their quotas.
+	Keys(Arc<ApiKeys>),
+	/// Nobody: a server answers the OpenAI API only when told who may.
+	Off,
+}
 
 /// Who pays for completions a gateway coordinates: its account signs a receipt per server.
 pub struct Payer {
@@ -61,6 +77,16 @@ pub struct Metrics {
 	first_token_micros: AtomicU64,
 	reroutes: AtomicU64,
 	receipts_sent: AtomicU64,
+	/// Stage chunks answered (the count a lying stage of the tests corrupts by).
+	chunks_answered: AtomicU64,
+	/// OpenAI requests refused for their key (401) or its quota (429).
+	unauthorized: AtomicU64,
+	/// Stage chunks refused before compute: no session, a bad grant, a client that cannot pay.
+	chunks_refused: AtomicU64,
+	/// Hops spot-checked on a peer, those whose check found a difference, and stages caught.
+	checks: AtomicU64,
+	checks_failed: AtomicU64,
+	caught: AtomicU64,
 }
 
 pub struct AppState {
@@ -72,11 +98,54 @@ pub struct AppState {
 	pub routes: Option<Arc<dyn RouteSource>>,
 	pub book: Option<Arc<ReceiptBook>>,
 	pub payer: Option<Arc<Payer>>,
+	/// Who may use the OpenAI API.
+	pub api: ApiAccess,
+	/// Which stage sessions are open, and for whom (`None`: the stage computes for anyone, as
+	/// in-process stages of tests and benchmarks).
+	pub gate: Option<Arc<SessionGate>>,
+	/// Signs this stage's answers (`None`: it signs nothing, as in-process stages).
+	pub signer: Option<Arc<ChunkSigner>>,
+	/// Share of completions whose hops are spot-checked on a peer afterwards (a coordinator).
+	pub check_rate: f64,
+	/// Tests and benchmarks only: every `n`th chunk's answer has one bit flipped (a lying stage,
+	/// which signs its lie); 0: never.
+	pub corrupt_every: u64,
 	/// Longest context (prompt + completion).
 	pub max_positions: usize,
 	/// The model's tokenizer (from its registered configuration).
 	pub tokenizer: Arc<TextTokenizer>,
 	pub metrics: Metrics,
+}
+
+impl AppState {
+	/// A process holding `stage` of `version` and nothing else: no OpenAI API, no gate, no
+	/// signer, no book (benchmarks and tests set what they need on top).
+	pub fn for_stage(version: u64, stage: Arc<LocalStage>) -> Self {
+		Self {
+			version,
+			max_positions: stage.config().max_position_embeddings,
+			stage: Some(stage),
+			routes: None,
+			book: None,
+			payer: None,
+			api: ApiAccess::Off,
+			gate: None,
+			signer: None,
+			check_rate: 0.0,
+			corrupt_every: 0,
+			tokenizer: Arc::new(TextTokenizer::Bytes),
+			metrics: Metrics::default(),
+		}
+	}
+}
+
+/// Serves `state` on an ephemeral port of 127.0.0.1 in this process; its base URL.
+pub async fn serve_locally(state: AppState) -> std::io::Result<String> {
+	let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+	let url = format!("http://{}", listener.local_addr()?);
+	let app = router(Arc::new(state));
+	tokio::spawn(async move { axum::serve(listener, app).await });
+	Ok(url)
 }
 
 pub fn model_name(version: u64) -> String {
@@ -100,12 +169,47 @@ pub fn router(state: Arc<AppState>) -> Router {
 		.route("/health", get(health))
 		.route("/metrics", get(metrics))
 		.route("/v1/models", get(models))
+		.route("/v1/usage", get(key_usage))
 		.route("/v1/completions", post(completions).layer(small))
 		.route("/v1/chat/completions", post(chat_completions).layer(small))
 		.route("/v1/stage/forward", post(stage_forward).layer(DefaultBodyLimit::max(chunk)))
 		.route("/v1/stage/end", post(stage_end).layer(DefaultBodyLimit::max(64)))
 		.route("/v1/receipts", post(receipt).layer(small))
 		.with_state(state)
+}
+
+/// An OpenAI error object of `type` `kind` and `code`.
+fn error_object(status: StatusCode, kind: &str, code: &str, message: impl ToString) -> Response {
+	let body = json!({ "error": {
+		"message": message.to_string(), "type": kind, "param": Value::Null, "code": code,
+	} });
+	(status, Json(body)).into_response()
+}
+
+/// The caller's key (`None` where the API is open), or the answer refusing the request: 401
+/// without a valid key (as OpenAI's API), 503 where this process answers no OpenAI API.
+fn authorize(s: &AppState, headers: &HeaderMap) -> Result<Option<KeyEntry>, Response> {
+	if s.routes.is_none() {
+		return Err(error(
+			StatusCode::SERVICE_UNAVAILABLE,
+			"this server holds only part of the model; ask a gateway (blyan-worker gateway)",
+		));
+	}
+	match &s.api {
+		ApiAccess::Open => Ok(None),
+		ApiAccess::Off => Err(error(
+			StatusCode::SERVICE_UNAVAILABLE,
+			"this server answers the OpenAI API only when started with --api-keys FILE (or \
+			 --no-auth); ask a gateway",
+		)),
+		ApiAccess::Keys(keys) => {
+			let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+			keys.authorize(header).map(Some).map_err(|e| {
+				s.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
+				error(StatusCode::UNAUTHORIZED, e)
+			})
+		}
+	}
 }
 
 /// An OpenAI error object: `type` and `code` say what the status says, as OpenAI's own API and
@@ -120,10 +224,7 @@ fn error(status: StatusCode, message: impl ToString) -> Response {
 		_ if status.is_client_error() => ("invalid_request_error", "invalid_request"),
 		_ => ("server_error", "server_error"),
 	};
-	let body = json!({ "error": {
-		"message": message.to_string(), "type": kind, "param": Value::Null, "code": code,
-	} });
-	(status, Json(body)).into_response()
+	error_object(status, kind, code, message)
 }
 
 async fn health(State(s): State<Arc<AppState>>) -> Json<Value> {
@@ -169,6 +270,25 @@ async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
 	);
 	metric("blyan_reroutes_total", "counter", "Routes rebuilt mid-generation.", load(&m.reroutes));
 	metric("blyan_receipts_sent_total", "counter", "Receipts signed.", load(&m.receipts_sent));
+	metric("blyan_checks_total", "counter", "Hops spot-checked on a peer.", load(&m.checks));
+	metric(
+		"blyan_checks_failed_total",
+		"counter",
+		"Spot checks that found a difference.",
+		load(&m.checks_failed),
+	);
+	metric(
+		"blyan_servers_caught_total",
+		"counter",
+		"Stages caught answering other bits than their layers give.",
+		load(&m.caught),
+	);
+	metric(
+		"blyan_requests_unauthorized_total",
+		"counter",
+		"Requests refused for their API key or its quota.",
+		load(&m.unauthorized),
+	);
 	if let Some(stage) = &s.stage {
 		let st = stage.stats();
 		metric("blyan_stage_chunks_total", "counter", "Chunks run.", st.chunks as f64);
@@ -188,6 +308,12 @@ async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
 			st.busy_micros as f64 / 1e6,
 		);
 		metric("blyan_stage_sessions", "gauge", "Sessions held.", stage.sessions() as f64);
+		metric(
+			"blyan_stage_chunks_refused_total",
+			"counter",
+			"Chunks refused before compute (no open session, bad grant, client cannot pay).",
+			load(&m.chunks_refused),
+		);
 	}
 	if let Some(book) = &s.book {
 		let b = book.stats();
@@ -198,14 +324,43 @@ async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
 	([("content-type", "text/plain; version=0.0.4")], out)
 }
 
-async fn models(State(s): State<Arc<AppState>>) -> Json<Value> {
+async fn models(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+	if let ApiAccess::Keys(_) = s.api {
+		if let Err(refused) = authorize(&s, &headers) {
+			return refused;
+		}
+	}
 	Json(json!({
 		"object": "list",
 		"data": [{ "id": model_name(s.version), "object": "model", "created": 0, "owned_by": "blyan" }],
 	}))
+	.into_response()
 }
 
-async fn stage_forward(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+/// What the caller's key used today and in all, and its daily quota.
+async fn key_usage(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+	let ApiAccess::Keys(keys) = &s.api else {
+		return error(StatusCode::NOT_FOUND, "this process issues no API keys");
+	};
+	let key = match authorize(&s, &headers) {
+		Ok(Some(key)) => key,
+		Ok(None) => return error(StatusCode::NOT_FOUND, "this process issues no API keys"),
+		Err(refused) => return refused,
+	};
+	let u = keys.usage(&key);
+	Json(json!({
+		"object": "usage", "key": key.id, "name": key.name, "day": u.day,
+		"daily_tokens": key.daily_tokens, "tokens_today": u.tokens_today,
+		"requests": u.requests, "tokens_total": u.tokens_total,
+	}))
+	.into_response()
+}
+
+async fn stage_forward(
+	State(s): State<Arc<AppState>>,
+	headers: HeaderMap,
+	body: Bytes,
+) -> Response {
 	let Some(stage) = s.stage.clone() else {
 		return error(StatusCode::NOT_FOUND, "this process holds no layers");
 	};
@@ -213,15 +368,40 @@ async fn stage_forward(State(s): State<Arc<AppState>>, body: Bytes) -> Response 
 		Ok(r) => r,
 		Err(e) => return error(StatusCode::BAD_REQUEST, e),
 	};
-	let position = request.position as usize;
+	// Nothing is computed for a session no paying client opened.
+	if let Some(gate) = &s.gate {
+		let grant = headers.get(GRANT_HEADER).and_then(|v| v.to_str().ok());
+		if let Err(e) = gate.admit(&request.session, request.position, grant).await {
+			s.metrics.chunks_refused.fetch_add(1, Ordering::Relaxed);
+			let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+			return error(status, e);
+		}
+	}
+	let (session, position) = (request.session, request.position);
+	let rows = request.input.rows() as u32;
 	let result = tokio::task::spawn_blocking(move || {
-		stage.forward(request.session, position, request.input)
+		stage.forward(request.session, position as usize, request.input)
 	})
 	.await;
 	match result {
-		Ok(Ok(out)) => {
-			([("content-type", "application/octet-stream")], protocol::encode_activations(&out))
-				.into_response()
+		Ok(Ok(mut out)) => {
+			let chunk = s.metrics.chunks_answered.fetch_add(1, Ordering::Relaxed) + 1;
+			if s.corrupt_every > 0 && chunk % s.corrupt_every == 0 {
+				corrupt(&mut out);
+			}
+			let answer = protocol::encode_activations(&out);
+			let mut response =
+				([("content-type", "application/octet-stream")], answer.clone()).into_response();
+			if let Some(signer) = &s.signer {
+				let header = signer.commit(&session, position, rows, &body, &answer);
+				if let Ok(value) = header.parse() {
+					response.headers_mut().insert(COMMITMENT_HEADER, value);
+				}
+			}
+			if let Some(gate) = &s.gate {
+				gate.charge(&session, rows);
+			}
+			response
 		}
 		Ok(Err(e @ StageError::Position { .. })) => error(StatusCode::CONFLICT, e),
 		// 429: at capacity, try later or elsewhere; 503: this stage is broken, route around it.
@@ -236,6 +416,12 @@ async fn stage_end(State(s): State<Arc<AppState>>, body: Bytes) -> StatusCode {
 	match (&s.stage, <[u8; 16]>::try_from(&body[..])) {
 		(Some(stage), Ok(session)) => {
 			stage.end(&session);
+			if let Some(gate) = &s.gate {
+				gate.end(&session);
+			}
+			if let Some(signer) = &s.signer {
+				signer.end(&session);
+			}
 			StatusCode::NO_CONTENT
 		}
 		_ => StatusCode::BAD_REQUEST,
@@ -247,7 +433,14 @@ async fn receipt(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
 		return error(StatusCode::NOT_FOUND, "this process takes no receipts");
 	};
 	match book.accept(&body) {
-		Ok(r) => Json(json!({ "accepted": true, "nonce": r.nonce })).into_response(),
+		Ok(r) => {
+			// What the client's sessions here computed is covered as far as this receipt goes.
+			if let Some(gate) = &s.gate {
+				let tokens = u64::from(r.tokens_in) + u64::from(r.tokens_out);
+				gate.credit(&r.client, tokens, r.free);
+			}
+			Json(json!({ "accepted": true, "nonce": r.nonce })).into_response()
+		}
 		Err(e) => error(StatusCode::BAD_REQUEST, e),
 	}
 }
@@ -531,8 +724,13 @@ fn request_id(prefix: &str) -> String {
 
 async fn completions(
 	State(s): State<Arc<AppState>>,
+	headers: HeaderMap,
 	body: Result<Json<CompletionBody>, JsonRejection>,
 ) -> Response {
+	let key = match authorize(&s, &headers) {
+		Ok(key) => key,
+		Err(refused) => return refused,
+	};
 	let body = match body {
 		Ok(Json(body)) => body,
 		Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
@@ -547,7 +745,7 @@ async fn completions(
 	// Tokenizing a long prompt is CPU work: off the async threads.
 	let tokenizer = s.tokenizer.clone();
 	match tokio::task::spawn_blocking(move || tokenizer.encode(&prompt, true)).await {
-		Ok(Ok(tokens)) => complete(s, body, tokens, false).await,
+		Ok(Ok(tokens)) => complete(s, key, body, tokens, false).await,
 		Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e),
 		Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
 	}
@@ -555,8 +753,13 @@ async fn completions(
 
 async fn chat_completions(
 	State(s): State<Arc<AppState>>,
+	headers: HeaderMap,
 	body: Result<Json<CompletionBody>, JsonRejection>,
 ) -> Response {
+	let key = match authorize(&s, &headers) {
+		Ok(key) => key,
+		Err(refused) => return refused,
+	};
 	let body = match body {
 		Ok(Json(body)) => body,
 		Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
@@ -584,7 +787,7 @@ async fn chat_completions(
 	// Rendering (a registered template, bounded by fuel) and tokenizing: off the async threads.
 	let tokenizer = s.tokenizer.clone();
 	match tokio::task::spawn_blocking(move || tokenizer.encode_chat(&turns, &options)).await {
-		Ok(Ok(tokens)) => complete(s, body, tokens, true).await,
+		Ok(Ok(tokens)) => complete(s, key, body, tokens, true).await,
 		// The conversation is what the template refused (e.g. roles out of order).
 		Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e),
 		Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
@@ -607,6 +810,7 @@ fn stops(value: &Option<Value>) -> Result<Vec<Vec<u8>>, String> {
 
 async fn complete(
 	s: Arc<AppState>,
+	key: Option<KeyEntry>,
 	body: CompletionBody,
 	tokens: Vec<u32>,
 	chat: bool,
@@ -663,18 +867,36 @@ async fn complete(
 	let room = s.max_positions - tokens.len();
 	let default_tokens = if chat { room } else { 16 };
 	let prompt_tokens = tokens.len();
+	let mut max_tokens =
+		body.max_completion_tokens.or(body.max_tokens).unwrap_or(default_tokens).min(room);
+	// The key's quota holds the prompt and what may be generated until the answer is counted.
+	let hold = match (&s.api, &key) {
+		(ApiAccess::Keys(keys), Some(key)) => match keys.hold(key, prompt_tokens, max_tokens) {
+			Ok(hold) => {
+				max_tokens = hold.completion_tokens;
+				Some(HeldTokens::new(keys.clone(), hold))
+			}
+			Err(e) => {
+				s.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
+				return error_object(
+					StatusCode::TOO_MANY_REQUESTS,
+					"insufficient_quota",
+					"insufficient_quota",
+					e,
+				);
+			}
+		},
+		_ => None,
+	};
 	let request = GenerateRequest {
-		max_tokens: body
-			.max_completion_tokens
-			.or(body.max_tokens)
-			.unwrap_or(default_tokens)
-			.min(room),
+		max_tokens,
 		prompt: tokens,
 		temperature,
 		top_k: body.top_k.map_or(0, |k| usize::try_from(k).unwrap_or(0)),
 		top_p,
 		seed: body.seed.unwrap_or(0),
 		logprobs,
+		check: s.check_rate > 0.0 && rand::random::<f64>() < s.check_rate,
 	};
 	s.metrics.requests.fetch_add(1, Ordering::Relaxed);
 	let id = request_id(if chat { "chatcmpl" } else { "cmpl" });
@@ -688,7 +910,12 @@ async fn complete(
 		// vLLM counts), whatever a stop sequence later held back.
 		let mut offset = 0;
 		tokio::spawn(async move {
-			let result = route::generate(routes.as_ref(), s.version, &request, |t, lp| {
+			// Released however the task ends; counts the prompt and every token generated (the
+			// client had them, whether or not the completion then failed).
+			let mut hold = hold;
+			let mut generated = 0u64;
+			let mut result = route::generate(routes.as_ref(), s.version, &request, |t, lp| {
+				generated += 1;
 				let (text, stop) = texts.lock().expect("text lock").push(t);
 				// End tokens and other special ones are not text: not listed (as OpenAI).
 				let shown = !s.tokenizer.is_special(t) && !s.tokenizer.end_tokens().contains(&t);
@@ -705,6 +932,13 @@ async fn complete(
 				tx.send((t, text, lp)).is_err() || stop
 			})
 			.await;
+			if let Ok(g) = &mut result {
+				let records = std::mem::take(&mut g.records);
+				if !records.is_empty() {
+					let (s, routes) = (s.clone(), routes.clone());
+					tokio::spawn(async move { spot_check(&s, routes.as_ref(), records).await });
+				}
+			}
 			match &result {
 				Ok(g) => account(&s, &request, g).await,
 				Err(e) => {
@@ -712,6 +946,10 @@ async fn complete(
 					s.metrics.failed.fetch_add(1, Ordering::Relaxed);
 				}
 			}
+			if let Some(hold) = &mut hold {
+				hold.used = request.prompt.len() as u64 + generated;
+			}
+			drop(hold);
 			result
 		})
 	};
@@ -813,7 +1051,8 @@ async fn complete(
 				"model": name,
 				"choices": [choice],
 				"usage": usage_of(&g),
-				"blyan": { "tokens": g.tokens, "reroutes": g.reroutes },
+				"blyan": { "tokens": g.tokens, "reroutes": g.reroutes,
+					"commitments": commitments_json(&g.commitments) },
 			}))
 			.into_response()
 		}
@@ -827,6 +1066,116 @@ async fn complete(
 	}
 }
 
+/// What each stage signed of a completion's session, as the answer shows it: anyone holding it
+/// can check a stage's signature over the transcript of what it answered.
+fn commitments_json(all: &[Option<SignedCommitment>]) -> Value {
+	all.iter()
+		.flatten()
+		.map(|s| {
+			let c = &s.commitment;
+			json!({
+				"server": c.server.to_string(), "layers": [c.layers.0, c.layers.1],
+				"positions": c.positions, "transcript": hex::encode(c.transcript),
+				"bit_exact": c.bit_exact, "signature": hex::encode(s.signature),
+			})
+		})
+		.collect()
+}
+
+/// Flips the lowest bit of the first value: a lying stage of the tests.
+fn corrupt(out: &mut Activations) {
+	match out {
+		Activations::Tokens(t) => {
+			if let Some(v) = t.first_mut() {
+				*v ^= 1;
+			}
+		}
+		Activations::Hidden { values, .. } | Activations::Logits(values) => {
+			if let Some(v) = values.first_mut() {
+				*v = f32::from_bits(v.to_bits() ^ 1);
+			}
+		}
+	}
+}
+
+/// Spot-checks the recorded hops of a served completion on peers (after the answer was sent),
+/// pays the peers for what they replayed, and routes around a stage caught.
+async fn spot_check(s: &Arc<AppState>, routes: &dyn RouteSource, records: Vec<route::HopRecord>) {
+	let m = &s.metrics;
+	for record in records {
+		let outcome = checks::spot_check(routes, s.version, &record).await;
+		for (peer, positions) in &outcome.replays {
+			if let Some(server) = peer.server {
+				pay(s, server, peer.price_per_token, &peer.endpoint(), *positions, 0);
+			}
+		}
+		match &outcome.verdict {
+			Verdict::Unchecked(why) => {
+				tracing::debug!("layers {:?} not checked: {why}", record.hop.span);
+				continue;
+			}
+			Verdict::Agreed => {}
+			verdict => {
+				m.checks_failed.fetch_add(1, Ordering::Relaxed);
+				tracing::warn!(
+					"spot check of {} (layers {:?}): {verdict:?}",
+					record.hop.endpoint(),
+					record.hop.span
+				);
+			}
+		}
+		if let Some((hop, evidence)) = &outcome.caught {
+			m.caught.fetch_add(1, Ordering::Relaxed);
+			routes.caught(hop);
+			let evidence = commitments_json(std::slice::from_ref(evidence));
+			tracing::warn!(
+				"caught {} ({}) answering other bits than layers {:?} give; never routed to again; what it signed: {evidence}",
+				hop.endpoint(),
+				hop.server.map(|a| a.to_string()).unwrap_or_default(),
+				hop.span
+			);
+		}
+		// Counted last: whoever reads it sees the check's consequences too.
+		m.checks.fetch_add(1, Ordering::Relaxed);
+	}
+}
+
+/// Signs a receipt for `tokens_in + tokens_out` at `price` and posts it to the stage at
+/// `endpoint`, if this process is a paying gateway.
+fn pay(
+	s: &Arc<AppState>,
+	server: subxt::utils::AccountId32,
+	price: u128,
+	endpoint: &str,
+	tokens_in: u32,
+	tokens_out: u32,
+) {
+	let Some(payer) = s.payer.clone() else { return };
+	let receipt = Receipt {
+		client: *payer.chain.account(),
+		server,
+		version: s.version,
+		nonce: payer.nonces.next(),
+		tokens_in,
+		tokens_out,
+		price_per_token: if payer.free { 0 } else { price },
+		free: payer.free,
+	};
+	let signed = payer.chain.sign_receipt(receipt);
+	let (http, url) = (payer.http.clone(), format!("{endpoint}/v1/receipts"));
+	s.metrics.receipts_sent.fetch_add(1, Ordering::Relaxed);
+	tokio::spawn(async move {
+		let body = codec::Encode::encode(&signed);
+		match http.post(&url).body(body).send().await {
+			Ok(r) if r.status().is_success() => {}
+			Ok(r) => {
+				tracing::warn!("{url} refused a receipt: {}", r.text().await.unwrap_or_default())
+			}
+			Err(e) => tracing::warn!("{url}: {e}"),
+		}
+	});
+}
+
 /// Counts a finished completion, and pays for it if this process is a paying gateway.
 async fn account(s: &Arc<AppState>, request: &GenerateRequest, g: &Generation) {
 	let m = &s.metrics;
@@ -834,33 +1183,10 @@ async fn account(s: &Arc<AppState>, request: &GenerateRequest, g: &Generation) {
 	m.completion_tokens.fetch_add(g.tokens.len() as u64, Ordering::Relaxed);
 	m.first_token_micros.fetch_add(g.first_token.as_micros() as u64, Ordering::Relaxed);
 	m.reroutes.fetch_add(g.reroutes as u64, Ordering::Relaxed);
-	let Some(payer) = s.payer.clone() else { return };
 	for ((server, price), endpoint) in g.served_by.iter().zip(&g.endpoints) {
 		let Some(server) = server else { continue };
-		let receipt = Receipt {
-			client: *payer.chain.account(),
-			server: *server,
-			version: s.version,
-			nonce: payer.nonces.next(),
-			tokens_in: request.prompt.len() as u32,
-			tokens_out: g.tokens.len() as u32,
-			price_per_token: if payer.free { 0 } else { *price },
-			free: payer.free,
-		};
-		let signed = payer.chain.sign_receipt(receipt);
-		let (http, url) = (payer.http.clone(), format!("{endpoint}/v1/receipts"));
-		m.receipts_sent.fetch_add(1, Ordering::Relaxed);
-		tokio::spawn(async move {
-			let body = codec::Encode::encode(&signed);
-			match http.post(&url).body(body).send().await {
-				Ok(r) if r.status().is_success() => {}
-				Ok(r) => tracing::warn!(
-					"{url} refused a receipt: {}",
-					r.text().await.unwrap_or_default()
-				),
-				Err(e) => tracing::warn!("{url}: {e}"),
-			}
-		});
+		let (tokens_in, tokens_out) = (request.prompt.len() as u32, g.tokens.len() as u32);
+		pay(s, *server, *price, endpoint, tokens_in, tokens_out);
 	}
 }
 

@@ -2,7 +2,7 @@
 //! announce it, take receipts and settle them) and `gateway` (answer the OpenAI API by routing
 //! over announced stages, paying each with signed receipts).
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context, Result};
 use tracing::{info, warn};
@@ -15,12 +15,61 @@ use crate::{
 };
 
 use super::{
+	api_keys::ApiKeys,
 	chain_router::ChainRouter,
+	commitments::ChunkSigner,
 	receipts::{NonceClock, ReceiptBook},
 	route::{FixedRoute, RouteSource},
-	server::{self, AppState, Metrics, Payer},
+	server::{self, ApiAccess, AppState, Metrics, Payer},
+	sessions::{ChainFunds, SessionGate, SessionOpener, Terms},
 	stage,
 };
+
+/// Who may use the OpenAI API of a gateway or of a server holding the whole model.
+#[derive(Clone, Debug)]
+pub enum ApiAuth {
+	/// Bearers of the keys in this key file (`--api-keys`).
+	Keys(PathBuf),
+	/// Anyone who reaches it (`--no-auth`).
+	Open,
+	/// Nobody: the server answers only the stage protocol.
+	Off,
+}
+
+impl ApiAuth {
+	fn access(&self) -> Result<ApiAccess> {
+		Ok(match self {
+			ApiAuth::Keys(path) => ApiAccess::Keys(Arc::new(ApiKeys::open(path)?)),
+			ApiAuth::Open => ApiAccess::Open,
+			ApiAuth::Off => ApiAccess::Off,
+		})
+	}
+}
+
+/// Writes the keys' usage every few seconds, until [`flush_usage`] writes it a last time.
+fn keep_usage(access: &ApiAccess) -> Option<tokio::task::JoinHandle<()>> {
+	let ApiAccess::Keys(keys) = access else { return None };
+	let keys = keys.clone();
+	Some(tokio::spawn(async move {
+		loop {
+			tokio::time::sleep(Duration::from_secs(2)).await;
+			if let Err(e) = keys.flush() {
+				warn!("writing the API keys' usage: {e:#}");
+			}
+		}
+	}))
+}
+
+fn flush_usage(access: &ApiAccess, task: Option<tokio::task::JoinHandle<()>>) {
+	if let Some(task) = task {
+		task.abort();
+	}
+	if let ApiAccess::Keys(keys) = access {
+		if let Err(e) = keys.flush() {
+			warn!("writing the API keys' usage: {e:#}");
+		}
+	}
+}
 
 pub struct ServeOptions {
 	pub version: u64,
@@ -39,6 +88,10 @@ pub struct ServeOptions {
 	pub simulate_latency: Duration,
 	/// Where the layers compute.
 	pub device: ComputeDevice,
+	/// Who may use the OpenAI API (only a server of the whole model answers it).
+	pub api: ApiAuth,
+	/// Tests only: every `n`th answer has a bit flipped (0: never).
+	pub corrupt_every: u64,
 }
 
 /// Parses `START..END`.
@@ -76,6 +129,13 @@ pub async fn serve(
 	if end > total {
 		bail!("layers {start}..{end}: the model has {total}");
 	}
+	if (start, end) != (0, total) && !matches!(opts.api, ApiAuth::Off) {
+		bail!(
+			"--api-keys/--no-auth: layers {start}..{end} are not the whole model (0..{total}), and \
+			 only a server of the whole model answers the OpenAI API"
+		);
+	}
+	let api = opts.api.access()?;
 	let resolved = chain.resolve_layers(opts.version).await?;
 	let mut layers = Vec::with_capacity(end - start);
 	for i in start..end {
@@ -114,6 +174,22 @@ pub async fn serve(
 		opts.accept_free,
 	));
 	let whole = start == 0 && end == total;
+	// The node connection, replaced by upkeep after a node restart; shutdown and the session
+	// gate (which reads clients' balances) use the latest.
+	let current = Arc::new(tokio::sync::RwLock::new(chain.clone()));
+	let gate = Arc::new(SessionGate::new(
+		Terms {
+			server: *chain.account(),
+			genesis: chain.genesis_hash(),
+			version: opts.version,
+			price_per_token: opts.price_per_token,
+			accept_free: opts.accept_free,
+			max_tokens: config.max_position_embeddings as u128,
+		},
+		Some(book.clone()),
+		Box::new(ChainFunds(current.clone())),
+		capacity,
+	));
 	// Only a server answering the OpenAI API reads text.
 	let tokenizer = if whole {
 		content::model_tokenizer(&ipfs, &config).await?
@@ -126,6 +202,18 @@ pub async fn serve(
 		routes: whole.then(|| Arc::new(FixedRoute::local(stage.clone())) as Arc<dyn RouteSource>),
 		book: Some(book.clone()),
 		payer: None,
+		api,
+		gate: Some(gate),
+		// The CPU's answers are the same bits on every machine: spot checks compare them.
+		signer: Some(Arc::new(ChunkSigner::new(
+			chain.keypair().clone(),
+			chain.genesis_hash(),
+			opts.version,
+			(start as u16, end as u16),
+			stage.device() == "cpu",
+		))),
+		check_rate: 0.0,
+		corrupt_every: opts.corrupt_every,
 		max_positions: config.max_position_embeddings,
 		tokenizer: Arc::new(tokenizer),
 		metrics: Metrics::default(),
@@ -138,8 +226,7 @@ pub async fn serve(
 	});
 	println!("serving version {} layers {start}..{end} at {url}", opts.version);
 
-	// The node connection, replaced by upkeep after a node restart; shutdown uses the latest.
-	let current = Arc::new(tokio::sync::RwLock::new(chain.clone()));
+	let usage = keep_usage(&state.api);
 	let background = {
 		let (current, book, url) = (current.clone(), book.clone(), url.clone());
 		let span = (start as u16, end as u16);
@@ -153,11 +240,12 @@ pub async fn serve(
 		);
 		tokio::spawn(async move { upkeep(current, book, url, span, opts).await })
 	};
-	axum::serve(listener, server::router(state))
+	axum::serve(listener, server::router(state.clone()))
 		.with_graceful_shutdown(shutdown)
 		.await
 		.context("HTTP server")?;
 	background.abort();
+	flush_usage(&state.api, usage);
 	let chain = current.read().await.clone();
 	// Leave cleanly: settle what is held, withdraw the announcement.
 	if let Err(e) = book.settle(&chain, 256).await {
@@ -258,6 +346,10 @@ pub struct GatewayOptions {
 	pub unpaid: bool,
 	/// Most plancks per token this gateway pays a stage; dearer stages are not routed to.
 	pub max_price_per_token: u128,
+	/// Who may use it (it spends this account's BLY on every request).
+	pub api: ApiAuth,
+	/// Share of completions whose stages are spot-checked on a peer afterwards.
+	pub check_rate: f64,
 }
 
 /// Answers the OpenAI API for `version` over routes built from the chain until `shutdown`.
@@ -274,7 +366,15 @@ pub async fn gateway(
 		.timeout(Duration::from_secs(30))
 		.connect_timeout(Duration::from_secs(2))
 		.build()?;
-	let router = Arc::new(ChainRouter::new(chain.clone(), http.clone(), opts.max_price_per_token));
+	let api = opts.api.access()?;
+	// Every session this gateway opens at a stage carries a grant signed by its account.
+	let opener = Arc::new(SessionOpener::for_chain(&chain, opts.free));
+	let router = Arc::new(ChainRouter::new(
+		chain.clone(),
+		http.clone(),
+		opts.max_price_per_token,
+		Some(opener),
+	));
 	let payer = (!opts.unpaid).then(|| {
 		Arc::new(Payer {
 			chain: chain.clone(),
@@ -292,6 +392,11 @@ pub async fn gateway(
 		routes: Some(router.clone()),
 		book: None,
 		payer,
+		api,
+		gate: None,
+		signer: None,
+		check_rate: opts.check_rate,
+		corrupt_every: 0,
 		max_positions,
 		tokenizer,
 		metrics: Metrics::default(),
@@ -319,10 +424,12 @@ pub async fn gateway(
 		"gateway for version {} ({} layers) at http://{}",
 		opts.version, model.architecture.layer_count, address
 	);
-	let served = axum::serve(listener, server::router(state))
+	let usage = keep_usage(&state.api);
+	let served = axum::serve(listener, server::router(state.clone()))
 		.with_graceful_shutdown(shutdown)
 		.await
 		.context("HTTP server");
 	watchdog.abort();
+	flush_usage(&state.api, usage);
 	served
 }

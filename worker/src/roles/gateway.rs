@@ -1,11 +1,14 @@
-//! Gateway role: the OpenAI API for a version, routed over the stages announced on chain and
-//! paid with receipts signed by this account (the routing and serving live in
+//! Gateway role: the OpenAI API for a version, for bearers of its API keys, routed over the
+//! stages announced on chain, opening a session at each with a grant signed by this account and
+//! paying each with receipts signed by it (the routing and serving live in
 //! [`crate::inference`]).
+
+use std::path::PathBuf;
 
 use anyhow::Result;
 
 use super::{shutdown_signal, Context};
-use crate::inference::service::{self, GatewayOptions};
+use crate::inference::service::{self, ApiAuth, GatewayOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -16,12 +19,31 @@ pub struct Args {
 	/// Pay with free-tier receipts (counted against this account's daily quota).
 	#[arg(long)]
 	free: bool,
-	/// Sign no receipts.
+	/// Sign no receipts (for one's own stages at price 0: a priced stage stops opening this
+	/// account's sessions after four contexts it was not paid for).
 	#[arg(long, conflicts_with = "free")]
 	unpaid: bool,
 	/// Most plancks per token paid to a stage; stages asking more are never used.
 	#[arg(long, default_value_t = 100_000_000)]
 	max_price: u128,
+	/// Let in only bearers of the keys in this file (`blyan-worker api-key create`), within
+	/// their daily quotas: the gateway pays the servers for every request it answers.
+	#[arg(long, required_unless_present = "no_auth")]
+	api_keys: Option<PathBuf>,
+	/// Let in anyone who reaches the gateway (a private one, on a trusted network).
+	#[arg(long, conflicts_with = "api_keys")]
+	no_auth: bool,
+	/// Share of completions whose stages are spot-checked afterwards: each hop's chunks replayed
+	/// on another server of its span and the bits compared (paid like any request).
+	#[arg(long, default_value_t = 0.05, value_parser = parse_rate)]
+	check_rate: f64,
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+	match text.parse::<f64>() {
+		Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+		_ => Err(format!("{text:?} is not a share between 0 and 1")),
+	}
 }
 
 pub async fn run(args: Args, ctx: &Context) -> Result<()> {
@@ -34,6 +56,8 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
 		free: args.free,
 		unpaid: args.unpaid,
 		max_price_per_token: args.max_price,
+		api: args.api_keys.map_or(ApiAuth::Open, ApiAuth::Keys),
+		check_rate: args.check_rate,
 	};
 	service::gateway(chain, ipfs, opts, shutdown_signal()).await
 }

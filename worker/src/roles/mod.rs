@@ -2,11 +2,12 @@
 //! `run(args, ctx)`: [`account`] (bonds and keys), [`miner`], [`verifier`] (committee seats and
 //! audit duties), [`creator`] (models, datasets, jobs), [`federated`] (a participant's side of
 //! federated jobs), [`server`] (pipeline stages), [`gateway`] (the OpenAI API over them),
-//! [`status`] (bonds, jobs, earnings) and [`gpu_check`]. `main.rs` only parses and dispatches;
+//! [`api_key`] (who may use a gateway), [`status`] (bonds, jobs, earnings) and [`gpu_check`]. `main.rs` only parses and dispatches;
 //! what they share — the node connection, IPFS, the state directory, reconnecting after a lost
 //! node — is [`Context`]. A role reaches the chain only through [`crate::chain`]'s typed calls.
 
 pub mod account;
+pub mod api_key;
 pub mod creator;
 pub mod federated;
 pub mod gateway;

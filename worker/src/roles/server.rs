@@ -1,14 +1,15 @@
-//! Server role: hold layers of an accepted version and serve them — the stage protocol, and the
-//! OpenAI API when the span is the whole model — announcing on chain and settling the receipts
+//! Server role: hold layers of an accepted version and serve them — the stage protocol, for
+//! sessions opened by a client that can pay, and the OpenAI API when the span is the whole model
+//! and `--api-keys` or `--no-auth` says for whom — announcing on chain and settling the receipts
 //! it takes (the serving itself lives in [`crate::inference`]).
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::Result;
 
 use super::{shutdown_signal, usage, Context};
 use crate::{
-	inference::service::{self, ServeOptions},
+	inference::service::{self, ApiAuth, ServeOptions},
 	ml::device::{self, ComputeDevice},
 };
 
@@ -49,6 +50,16 @@ pub struct Args {
 	/// Where the layers compute: cpu, cuda or cuda:N (bf16 on GPUs that have it).
 	#[arg(long, default_value = "cpu")]
 	device: ComputeDevice,
+	/// A server of the whole model answers the OpenAI API for bearers of the keys in this file
+	/// (`blyan-worker api-key create`); without it or --no-auth, only the stage protocol.
+	#[arg(long)]
+	api_keys: Option<PathBuf>,
+	/// A server of the whole model answers the OpenAI API for anyone who reaches it.
+	#[arg(long, conflicts_with = "api_keys")]
+	no_auth: bool,
+	/// Flips a bit of every Nth answer (and signs it): a lying stage, for tests.
+	#[arg(long, default_value_t = 0, hide = true)]
+	corrupt_every: u64,
 }
 
 pub async fn run(args: Args, ctx: &Context) -> Result<()> {
@@ -72,6 +83,12 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
 		settle_every: Duration::from_secs(args.settle_secs.max(1)),
 		simulate_latency: Duration::from_millis(args.simulate_latency_ms),
 		device: args.device,
+		api: match (args.api_keys, args.no_auth) {
+			(Some(path), _) => ApiAuth::Keys(path),
+			(None, true) => ApiAuth::Open,
+			(None, false) => ApiAuth::Off,
+		},
+		corrupt_every: args.corrupt_every,
 	};
 	service::serve(chain, ipfs, opts, shutdown_signal()).await
 }

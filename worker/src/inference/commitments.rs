@@ -1,0 +1,207 @@
+//! What a stage commits to. After each chunk it answers, a stage signs a [`ChunkCommitment`]:
+//! the running hash of the session's chunks at this stage (each chunk's request and answer
+//! bytes folded in, [`fold`]), the positions the session then holds, and whether it computes
+//! bit-exactly (on the CPU). The coordinator folds the same bytes, checks the signature against
+//! the server's announced account (an answer not so signed is a broken stage: routed around),
+//! and keeps the latest one: 96 bytes per stage and session commit to every answer in it. A
+//! spot check ([`super::checks`]) replays a stage's chunks elsewhere and compares the bits; what
+//! the stage signed is the evidence against it.
+
+use std::{
+	collections::HashMap,
+	sync::Mutex,
+	time::{Duration, Instant},
+};
+
+use subxt::utils::AccountId32;
+use subxt_signer::sr25519::Keypair;
+
+use crate::chain::{
+	chunk_commitment_payload, verify_chunk_commitment, ChunkCommitment, VersionId, H256,
+};
+
+use super::protocol::SessionId;
+
+/// The HTTP header of a stage's answer carrying its commitment: hex of one byte (1: bit-exact)
+/// and the 64-byte signature.
+pub const COMMITMENT_HEADER: &str = "x-blyan-commitment";
+/// A session's transcript unused this long is forgotten.
+const IDLE_TRANSCRIPT: Duration = Duration::from_secs(600);
+/// Most transcripts kept before idle ones are pruned.
+const MAX_TRANSCRIPTS: usize = 4_096;
+
+/// The digest of one chunk: its request and answer as they crossed the wire.
+pub fn chunk_digest(request: &[u8], answer: &[u8]) -> [u8; 32] {
+	let (request, answer) =
+		(sp_crypto_hashing::blake2_256(request), sp_crypto_hashing::blake2_256(answer));
+	sp_crypto_hashing::blake2_256(&[request, answer].concat())
+}
+
+/// The transcript after a chunk of digest `digest` (a session's starts at zeros).
+pub fn fold(transcript: &[u8; 32], digest: &[u8; 32]) -> [u8; 32] {
+	sp_crypto_hashing::blake2_256(&[*transcript, *digest].concat())
+}
+
+/// Encodes a commitment header's value.
+pub fn encode_header(bit_exact: bool, signature: &[u8; 64]) -> String {
+	let mut bytes = Vec::with_capacity(65);
+	bytes.push(u8::from(bit_exact));
+	bytes.extend_from_slice(signature);
+	hex::encode(bytes)
+}
+
+/// Decodes a commitment header's value: `(bit_exact, signature)`.
+pub fn decode_header(value: &str) -> Option<(bool, [u8; 64])> {
+	let bytes = hex::decode(value.trim()).ok()?;
+	let (flag, signature) = bytes.split_first()?;
+	let bit_exact = match flag {
+		0 => false,
+		1 => true,
+		_ => return None,
+	};
+	Some((bit_exact, signature.try_into().ok()?))
+}
+
+/// A signed commitment, as the coordinator keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SignedCommitment {
+	pub commitment: ChunkCommitment,
+	pub signature: [u8; 64],
+}
+
+impl SignedCommitment {
+	/// Checks `signature` over the commitment the coordinator computed itself.
+	pub fn verified(
+		genesis: &H256,
+		commitment: ChunkCommitment,
+		signature: [u8; 64],
+	) -> Option<Self> {
+		verify_chunk_commitment(genesis, &commitment, &signature)
+			.then_some(Self { commitment, signature })
+	}
+}
+
+/// The stage side: folds each session's chunks and signs.
+pub struct ChunkSigner {
+	keypair: Keypair,
+	genesis: H256,
+	version: VersionId,
+	layers: (u16, u16),
+	bit_exact: bool,
+	/// Per session: positions held and the transcript, and when last used.
+	transcripts: Mutex<HashMap<SessionId, (u32, [u8; 32], Instant)>>,
+}
+
+impl ChunkSigner {
+	pub fn new(
+		keypair: Keypair,
+		genesis: H256,
+		version: VersionId,
+		layers: (u16, u16),
+		bit_exact: bool,
+	) -> Self {
+		Self {
+			keypair,
+			genesis,
+			version,
+			layers,
+			bit_exact,
+			transcripts: Mutex::new(HashMap::new()),
+		}
+	}
+
+	pub fn server(&self) -> AccountId32 {
+		self.keypair.public_key().to_account_id()
+	}
+
+	/// Folds a chunk the stage answered (`position`: positions held before it, `rows`: its
+	/// positions) and signs the transcript: the header's value.
+	pub fn commit(
+		&self,
+		session: &SessionId,
+		position: u32,
+		rows: u32,
+		request: &[u8],
+		answer: &[u8],
+	) -> String {
+		let digest = chunk_digest(request, answer);
+		let transcript = {
+			let mut all = self.transcripts.lock().expect("transcripts lock");
+			if all.len() >= MAX_TRANSCRIPTS {
+				all.retain(|_, (_, _, used)| used.elapsed() < IDLE_TRANSCRIPT);
+			}
+			// A session's first chunk starts it; the stage refused any chunk out of order.
+			let previous = match all.get(session) {
+				Some((held, transcript, _)) if position > 0 && *held == position => *transcript,
+				_ => [0; 32],
+			};
+			let transcript = fold(&previous, &digest);
+			all.insert(*session, (position + rows, transcript, Instant::now()));
+			transcript
+		};
+		let commitment = ChunkCommitment {
+			server: self.server(),
+			version: self.version,
+			layers: self.layers,
+			session: *session,
+			positions: position + rows,
+			transcript,
+			bit_exact: self.bit_exact,
+		};
+		let signature = self.keypair.sign(&chunk_commitment_payload(&self.genesis, &commitment)).0;
+		encode_header(self.bit_exact, &signature)
+	}
+
+	/// The session is over.
+	pub fn end(&self, session: &SessionId) {
+		self.transcripts.lock().expect("transcripts lock").remove(session);
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use subxt_signer::sr25519::dev;
+
+	#[test]
+	fn a_stages_signature_commits_to_every_answer_of_the_session() {
+		let genesis = H256([5; 32]);
+		let signer = ChunkSigner::new(dev::charlie(), genesis, 2, (0, 2), true);
+		let session = [1; 16];
+		let (first, second) = ((b"req-0".as_slice(), b"ans-0"), (b"req-1".as_slice(), b"ans-1"));
+		signer.commit(&session, 0, 3, first.0, first.1);
+		let header = signer.commit(&session, 3, 1, second.0, second.1);
+		let (bit_exact, signature) = decode_header(&header).unwrap();
+		assert!(bit_exact);
+		// The coordinator folds what it sent and received.
+		let transcript = fold(
+			&fold(&[0; 32], &chunk_digest(first.0, first.1)),
+			&chunk_digest(second.0, second.1),
+		);
+		let commitment = |transcript, positions| ChunkCommitment {
+			server: dev::charlie().public_key().to_account_id(),
+			version: 2,
+			layers: (0, 2),
+			session,
+			positions,
+			transcript,
+			bit_exact: true,
+		};
+		assert!(
+			SignedCommitment::verified(&genesis, commitment(transcript, 4), signature).is_some()
+		);
+		// Another first answer, the same second one: the signature does not cover it.
+		let other = fold(
+			&fold(&[0; 32], &chunk_digest(first.0, b"ans-X")),
+			&chunk_digest(second.0, second.1),
+		);
+		assert!(SignedCommitment::verified(&genesis, commitment(other, 4), signature).is_none());
+		assert!(
+			SignedCommitment::verified(&genesis, commitment(transcript, 5), signature).is_none()
+		);
+		assert!(SignedCommitment::verified(&H256([6; 32]), commitment(transcript, 4), signature)
+			.is_none());
+		assert_eq!(decode_header("02"), None);
+		assert_eq!(decode_header(&hex::encode([1u8; 10])), None);
+	}
+}
