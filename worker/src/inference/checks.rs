@@ -476,7 +476,22 @@ mod tests {
 			let commitments = answer["blyan"]["commitments"].as_array().unwrap();
 			assert_eq!(commitments.len(), 2, "{answer}");
 			assert_eq!(commitments[0]["layers"], serde_json::json!([0, 2]));
-			assert_eq!(commitments[0]["signature"].as_str().unwrap().len(), 128);
+			// Everything signed is in the answer: the signatures check out from it alone.
+			for c in commitments {
+				let bytes = |k: &str| hex::decode(c[k].as_str().unwrap()).unwrap();
+				let number = |v: &serde_json::Value| v.as_u64().unwrap();
+				let commitment = crate::chain::ChunkCommitment {
+					server: c["server"].as_str().unwrap().parse().unwrap(),
+					version: number(&c["version"]),
+					layers: (number(&c["layers"][0]) as u16, number(&c["layers"][1]) as u16),
+					session: bytes("session").try_into().unwrap(),
+					positions: number(&c["positions"]) as u32,
+					transcript: bytes("transcript").try_into().unwrap(),
+					bit_exact: c["bit_exact"].as_bool().unwrap(),
+				};
+				let signature: [u8; 64] = bytes("signature").try_into().unwrap();
+				assert!(verify_chunk_commitment(&GENESIS, &commitment, &signature), "{c}");
+			}
 			// Checks run after the answer: wait for this one's.
 			let started = std::time::Instant::now();
 			let metrics = loop {

@@ -3,7 +3,7 @@
 //! bytes folded in, [`fold`]), the positions the session then holds, and whether it computes
 //! bit-exactly (on the CPU). The coordinator folds the same bytes, checks the signature against
 //! the server's announced account (an answer not so signed is a broken stage: routed around),
-//! and keeps the latest one: 96 bytes per stage and session commit to every answer in it. A
+//! and keeps the latest one: 161 bytes per stage and session commit to every answer in it. A
 //! spot check ([`super::checks`]) replays a stage's chunks elsewhere and compares the bits; what
 //! the stage signed is the evidence against it.
 
@@ -88,8 +88,15 @@ pub struct ChunkSigner {
 	version: VersionId,
 	layers: (u16, u16),
 	bit_exact: bool,
-	/// Per session: positions held and the transcript, and when last used.
-	transcripts: Mutex<HashMap<SessionId, (u32, [u8; 32], Instant)>>,
+	transcripts: Mutex<HashMap<SessionId, Transcript>>,
+}
+
+/// A session's transcript at a stage.
+struct Transcript {
+	/// Positions the session holds.
+	positions: u32,
+	hash: [u8; 32],
+	used: Instant,
 }
 
 impl ChunkSigner {
@@ -128,16 +135,19 @@ impl ChunkSigner {
 		let transcript = {
 			let mut all = self.transcripts.lock().expect("transcripts lock");
 			if all.len() >= MAX_TRANSCRIPTS {
-				all.retain(|_, (_, _, used)| used.elapsed() < IDLE_TRANSCRIPT);
+				all.retain(|_, t| t.used.elapsed() < IDLE_TRANSCRIPT);
 			}
 			// A session's first chunk starts it; the stage refused any chunk out of order.
 			let previous = match all.get(session) {
-				Some((held, transcript, _)) if position > 0 && *held == position => *transcript,
+				Some(t) if position > 0 && t.positions == position => t.hash,
 				_ => [0; 32],
 			};
-			let transcript = fold(&previous, &digest);
-			all.insert(*session, (position + rows, transcript, Instant::now()));
-			transcript
+			let hash = fold(&previous, &digest);
+			all.insert(
+				*session,
+				Transcript { positions: position + rows, hash, used: Instant::now() },
+			);
+			hash
 		};
 		let commitment = ChunkCommitment {
 			server: self.server(),

@@ -188,25 +188,25 @@ fn error_object(status: StatusCode, kind: &str, code: &str, message: impl ToStri
 
 /// The caller's key (`None` where the API is open), or the answer refusing the request: 401
 /// without a valid key (as OpenAI's API), 503 where this process answers no OpenAI API.
-fn authorize(s: &AppState, headers: &HeaderMap) -> Result<Option<KeyEntry>, Response> {
+fn authorize(s: &AppState, headers: &HeaderMap) -> Result<Option<KeyEntry>, Box<Response>> {
 	if s.routes.is_none() {
-		return Err(error(
+		return Err(Box::new(error(
 			StatusCode::SERVICE_UNAVAILABLE,
 			"this server holds only part of the model; ask a gateway (blyan-worker gateway)",
-		));
+		)));
 	}
 	match &s.api {
 		ApiAccess::Open => Ok(None),
-		ApiAccess::Off => Err(error(
+		ApiAccess::Off => Err(Box::new(error(
 			StatusCode::SERVICE_UNAVAILABLE,
 			"this server answers the OpenAI API only when started with --api-keys FILE (or \
 			 --no-auth); ask a gateway",
-		)),
+		))),
 		ApiAccess::Keys(keys) => {
 			let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
 			keys.authorize(header).map(Some).map_err(|e| {
 				s.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
-				error(StatusCode::UNAUTHORIZED, e)
+				Box::new(error(StatusCode::UNAUTHORIZED, e))
 			})
 		}
 	}
@@ -327,7 +327,7 @@ async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
 async fn models(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
 	if let ApiAccess::Keys(_) = s.api {
 		if let Err(refused) = authorize(&s, &headers) {
-			return refused;
+			return *refused;
 		}
 	}
 	Json(json!({
@@ -345,7 +345,7 @@ async fn key_usage(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Respon
 	let key = match authorize(&s, &headers) {
 		Ok(Some(key)) => key,
 		Ok(None) => return error(StatusCode::NOT_FOUND, "this process issues no API keys"),
-		Err(refused) => return refused,
+		Err(refused) => return *refused,
 	};
 	let u = keys.usage(&key);
 	Json(json!({
@@ -369,14 +369,21 @@ async fn stage_forward(
 		Err(e) => return error(StatusCode::BAD_REQUEST, e),
 	};
 	// Nothing is computed for a session no paying client opened.
-	if let Some(gate) = &s.gate {
-		let grant = headers.get(GRANT_HEADER).and_then(|v| v.to_str().ok());
-		if let Err(e) = gate.admit(&request.session, request.position, grant).await {
-			s.metrics.chunks_refused.fetch_add(1, Ordering::Relaxed);
-			let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-			return error(status, e);
+	let admitted = match &s.gate {
+		Some(gate) => {
+			let grant = headers.get(GRANT_HEADER).and_then(|v| v.to_str().ok());
+			match gate.admit(&request.session, request.position, grant).await {
+				Ok(admitted) => Some(admitted),
+				Err(e) => {
+					s.metrics.chunks_refused.fetch_add(1, Ordering::Relaxed);
+					let status =
+						StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+					return error(status, e);
+				}
+			}
 		}
-	}
+		None => None,
+	};
 	let (session, position) = (request.session, request.position);
 	let rows = request.input.rows() as u32;
 	let result = tokio::task::spawn_blocking(move || {
@@ -398,16 +405,26 @@ async fn stage_forward(
 					response.headers_mut().insert(COMMITMENT_HEADER, value);
 				}
 			}
-			if let Some(gate) = &s.gate {
-				gate.charge(&session, rows);
+			if let (Some(gate), Some(admitted)) = (&s.gate, &admitted) {
+				gate.charge(admitted, rows);
 			}
 			response
 		}
-		Ok(Err(e @ StageError::Position { .. })) => error(StatusCode::CONFLICT, e),
-		// 429: at capacity, try later or elsewhere; 503: this stage is broken, route around it.
-		Ok(Err(e @ StageError::Busy)) => error(StatusCode::TOO_MANY_REQUESTS, e),
-		Ok(Err(e @ StageError::Stopped)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
-		Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e),
+		Ok(Err(e)) => {
+			// A session whose first chunk was not computed holds nothing: it is not left open
+			// (its grant stays used).
+			if let (Some(gate), 0) = (&s.gate, position) {
+				gate.end(&session);
+			}
+			match e {
+				e @ StageError::Position { .. } => error(StatusCode::CONFLICT, e),
+				// 429: at capacity, try later or elsewhere; 503: this stage is broken, route
+				// around it.
+				e @ StageError::Busy => error(StatusCode::TOO_MANY_REQUESTS, e),
+				e @ StageError::Stopped => error(StatusCode::SERVICE_UNAVAILABLE, e),
+				e => error(StatusCode::BAD_REQUEST, e),
+			}
+		}
 		Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
 	}
 }
@@ -729,7 +746,7 @@ async fn completions(
 ) -> Response {
 	let key = match authorize(&s, &headers) {
 		Ok(key) => key,
-		Err(refused) => return refused,
+		Err(refused) => return *refused,
 	};
 	let body = match body {
 		Ok(Json(body)) => body,
@@ -758,7 +775,7 @@ async fn chat_completions(
 ) -> Response {
 	let key = match authorize(&s, &headers) {
 		Ok(key) => key,
-		Err(refused) => return refused,
+		Err(refused) => return *refused,
 	};
 	let body = match body {
 		Ok(Json(body)) => body,
@@ -1066,15 +1083,17 @@ async fn complete(
 	}
 }
 
-/// What each stage signed of a completion's session, as the answer shows it: anyone holding it
-/// can check a stage's signature over the transcript of what it answered.
+/// What each stage signed of a completion's session, as a non-streamed answer shows it: every
+/// field of the signed commitment, so anyone holding it and the chain's genesis hash can check
+/// the stage's signature over the transcript of what it answered.
 fn commitments_json(all: &[Option<SignedCommitment>]) -> Value {
 	all.iter()
 		.flatten()
 		.map(|s| {
 			let c = &s.commitment;
 			json!({
-				"server": c.server.to_string(), "layers": [c.layers.0, c.layers.1],
+				"server": c.server.to_string(), "version": c.version,
+				"layers": [c.layers.0, c.layers.1], "session": hex::encode(c.session),
 				"positions": c.positions, "transcript": hex::encode(c.transcript),
 				"bit_exact": c.bit_exact, "signature": hex::encode(s.signature),
 			})

@@ -187,8 +187,17 @@ struct GateState {
 	funds: BTreeMap<AccountId32, (Instant, u128)>,
 	/// Positions computed per paying client and not yet covered by its receipts.
 	owed: BTreeMap<AccountId32, u64>,
-	/// The same for all free clients together.
-	owed_free: u64,
+	/// The same per free client, and for all of them together (the shared credit).
+	owed_free: BTreeMap<AccountId32, u64>,
+	owed_free_total: u64,
+}
+
+/// Whom an admitted chunk is computed for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Admitted {
+	pub client: AccountId32,
+	/// The client's grant said it pays with free-tier receipts.
+	pub free: bool,
 }
 
 /// The stage side: which sessions are open, and for whom.
@@ -218,19 +227,20 @@ impl SessionGate {
 	}
 
 	/// Admits a chunk of `session` at `position`: an open session passes; otherwise `grant` (the
-	/// header's value) must open it. Returns the session's client.
+	/// header's value) must open it. Returns whom the chunk is computed for (to
+	/// [`charge`](Self::charge) once computed).
 	pub async fn admit(
 		&self,
 		session: &SessionId,
 		position: u32,
 		grant: Option<&str>,
-	) -> Result<AccountId32, AccessError> {
+	) -> Result<Admitted, AccessError> {
 		{
 			let mut state = self.state.lock().expect("gate lock");
 			if let Some(open) = state.open.get_mut(session) {
 				if open.last_used.elapsed() < IDLE_SESSION {
 					open.last_used = Instant::now();
-					return Ok(open.client);
+					return Ok(Admitted { client: open.client, free: open.free });
 				}
 				state.open.remove(session);
 			}
@@ -289,7 +299,7 @@ impl SessionGate {
 		state.used.insert(*session, g.expires_at_ms);
 		let open = OpenSession { client: g.client, free: g.free, last_used: Instant::now() };
 		state.open.insert(*session, open);
-		Ok(g.client)
+		Ok(Admitted { client: g.client, free: g.free })
 	}
 
 	/// Whether `client`'s receipts cover what was computed for it, within the credit.
@@ -301,7 +311,7 @@ impl SessionGate {
 	) -> Result<(), AccessError> {
 		let credit = CREDIT_CONTEXTS.saturating_mul(self.terms.max_tokens as u64);
 		if free {
-			if state.owed_free >= credit {
+			if state.owed_free_total >= credit {
 				return Err(AccessError::FreeCreditUsed);
 			}
 		} else if self.terms.price_per_token > 0 {
@@ -313,29 +323,32 @@ impl SessionGate {
 		Ok(())
 	}
 
-	/// Counts `positions` computed in `session` against its client's credit.
-	pub fn charge(&self, session: &SessionId, positions: u32) {
+	/// Counts `positions` computed for `admitted` against its credit (whether or not its
+	/// session is still open: a session ended while its chunk ran is charged all the same).
+	pub fn charge(&self, admitted: &Admitted, positions: u32) {
 		let mut state = self.state.lock().expect("gate lock");
-		let Some((client, free)) = state.open.get(session).map(|o| (o.client, o.free)) else {
-			return;
-		};
-		if free {
-			state.owed_free = state.owed_free.saturating_add(positions.into());
+		let positions = u64::from(positions);
+		if admitted.free {
+			*state.owed_free.entry(admitted.client).or_default() += positions;
+			state.owed_free_total = state.owed_free_total.saturating_add(positions);
 		} else if self.terms.price_per_token > 0 {
-			*state.owed.entry(client).or_default() += u64::from(positions);
+			*state.owed.entry(admitted.client).or_default() += positions;
 		}
 	}
 
-	/// A receipt of `client` for `tokens` (free or not) came: it covers as many positions.
+	/// A receipt of `client` for `tokens` (free or not) came: it covers as many of the positions
+	/// computed for that client (and no other: a receipt of a client owing nothing covers nothing).
 	pub fn credit(&self, client: &AccountId32, tokens: u64, free: bool) {
 		let mut state = self.state.lock().expect("gate lock");
+		let owed = if free { &mut state.owed_free } else { &mut state.owed };
+		let Some(left) = owed.get_mut(client) else { return };
+		let covered = tokens.min(*left);
+		*left -= covered;
+		if *left == 0 {
+			owed.remove(client);
+		}
 		if free {
-			state.owed_free = state.owed_free.saturating_sub(tokens);
-		} else if let Some(owed) = state.owed.get_mut(client) {
-			*owed = owed.saturating_sub(tokens);
-			if *owed == 0 {
-				state.owed.remove(client);
-			}
+			state.owed_free_total -= covered;
 		}
 	}
 
@@ -447,8 +460,9 @@ mod tests {
 		let gate = gate(1, false);
 		let bob = dev::bob();
 		let g = grant(&bob, [1; 16], |_| {});
-		assert_eq!(gate.admit(&[1; 16], 0, Some(&g)).await, Ok(account(&bob)));
-		assert_eq!(gate.admit(&[1; 16], 5, None).await, Ok(account(&bob)), "open: no grant");
+		let bob_paying = Admitted { client: account(&bob), free: false };
+		assert_eq!(gate.admit(&[1; 16], 0, Some(&g)).await, Ok(bob_paying));
+		assert_eq!(gate.admit(&[1; 16], 5, None).await, Ok(bob_paying), "open: no grant");
 		gate.end(&[1; 16]);
 		assert_eq!(gate.admit(&[1; 16], 5, None).await, Err(AccessError::UnknownSession));
 		assert_eq!(
@@ -543,20 +557,31 @@ mod tests {
 		// A session holds at most 100 positions here: four contexts of credit are 400.
 		let gate = gate(1, true);
 		let (bob, dave, eve) = (dev::bob(), dev::dave(), dev::eve());
-		assert!(gate.admit(&[1; 16], 0, Some(&grant(&bob, [1; 16], |_| {}))).await.is_ok());
-		gate.charge(&[1; 16], 400);
+		let bob_paying =
+			gate.admit(&[1; 16], 0, Some(&grant(&bob, [1; 16], |_| {}))).await.unwrap();
+		// Ended while its chunk ran: charged all the same.
+		gate.end(&[1; 16]);
+		gate.charge(&bob_paying, 400);
 		assert_eq!(
 			gate.admit(&[2; 16], 0, Some(&grant(&bob, [2; 16], |_| {}))).await,
 			Err(AccessError::Unpaid { owed: 400 })
 		);
-		// His open session goes on; his receipts for 350 tokens bring him back under the credit.
-		assert!(gate.admit(&[1; 16], 400, None).await.is_ok());
+		// Another client's receipt covers nothing of his; his own for 350 tokens bring him back
+		// under the credit.
+		gate.credit(&account(&dave), 10_000, false);
+		assert!(gate.admit(&[2; 16], 0, Some(&grant(&bob, [2; 16], |_| {}))).await.is_err());
 		gate.credit(&account(&bob), 350, false);
 		assert!(gate.admit(&[3; 16], 0, Some(&grant(&bob, [3; 16], |_| {}))).await.is_ok());
 		// Free clients share one credit: fresh keys do not each get their own.
 		let free = |k: &Keypair, s: SessionId| grant(k, s, |g| g.free = true);
-		assert!(gate.admit(&[4; 16], 0, Some(&free(&dave, [4; 16]))).await.is_ok());
-		gate.charge(&[4; 16], 400);
+		let dave_free = gate.admit(&[4; 16], 0, Some(&free(&dave, [4; 16]))).await.unwrap();
+		gate.charge(&dave_free, 400);
+		assert_eq!(
+			gate.admit(&[5; 16], 0, Some(&free(&eve, [5; 16]))).await,
+			Err(AccessError::FreeCreditUsed)
+		);
+		// A fresh key's free receipt (for any number of tokens) does not wipe Dave's debt.
+		gate.credit(&account(&eve), u64::from(u32::MAX), true);
 		assert_eq!(
 			gate.admit(&[5; 16], 0, Some(&free(&eve, [5; 16]))).await,
 			Err(AccessError::FreeCreditUsed)
