@@ -23,7 +23,10 @@ use subxt_signer::sr25519::Keypair;
 	attributes_for_type(path = "pallet_jobs::JobResult", attributes = "#[codec(crate = ::subxt::ext::codec)]", recursive),
 	// Receipts are signed over their SCALE bytes and travel to servers as SCALE.
 	derive_for_type(path = "pallet_inference::SignedReceipt", derive = "::subxt::ext::codec::Encode, ::subxt::ext::codec::Decode", recursive),
-	attributes_for_type(path = "pallet_inference::SignedReceipt", attributes = "#[codec(crate = ::subxt::ext::codec)]", recursive)
+	attributes_for_type(path = "pallet_inference::SignedReceipt", attributes = "#[codec(crate = ::subxt::ext::codec)]", recursive),
+	// Stages sign their chunk commitments over the SCALE bytes.
+	derive_for_type(path = "blyan_primitives::inference::ChunkCommitment", derive = "::subxt::ext::codec::Encode, ::subxt::ext::codec::Decode", recursive),
+	attributes_for_type(path = "blyan_primitives::inference::ChunkCommitment", attributes = "#[codec(crate = ::subxt::ext::codec)]", recursive)
 )]
 pub mod blyan {}
 
@@ -36,7 +39,7 @@ pub use blyan::runtime_types::{
 	},
 	bounded_collections::bounded_vec::BoundedVec,
 	pallet_federated::{Admission, AggregationRule, FederatedJob, FederatedSpec, Member},
-	pallet_inference::{Announcement, SignedReceipt},
+	pallet_inference::{Announcement, ChallengeOutcome, InferenceChallenge, SignedReceipt},
 	pallet_jobs::{Capabilities, Job, JobResult, JobSpec, JobStatus, WorkerInfo},
 	pallet_model_registry::{Architecture, DatasetInfo, ModelInfo, ResolvedLayer, VersionInfo},
 	pallet_pol_rewards::{Phase, Round, VerifierInfo},
@@ -66,6 +69,9 @@ pub type Receipt = InferenceReceipt<AccountId32, Balance>;
 pub type ChainFederatedJob = FederatedJob<AccountId32, Balance>;
 pub type ChainFederatedSpec = FederatedSpec<AccountId32, Balance>;
 pub type ChainSignedReceipt = SignedReceipt<AccountId32, Balance, MultiSignature>;
+pub type ChainInferenceChallenge = InferenceChallenge<AccountId32, Balance, BlockNumber>;
+pub type ChainInferenceParams =
+	blyan::runtime_types::blyan_primitives::params::InferenceParams<Balance, BlockNumber>;
 pub use blyan::runtime_types::sp_runtime::MultiSignature;
 /// The events of one submitted transaction.
 pub type Events = subxt::extrinsics::ExtrinsicEvents<PolkadotConfig>;
@@ -1100,6 +1106,95 @@ impl Chain {
 		&self.signer
 	}
 
+	/// Challenges what `commitment.server` answered in a session: `signature` is the server's
+	/// over `commitment`, `evidence_cid` the session's record on IPFS. Holds the challenge bond.
+	pub async fn challenge_inference(
+		&self,
+		commitment: &ChunkCommitment,
+		signature: &[u8; 64],
+		evidence_cid: &str,
+	) -> Result<Events, ChainError> {
+		let call = blyan::tx().inference().challenge(
+			commitment.clone(),
+			MultiSignature::Sr25519(*signature),
+			bytes(evidence_cid),
+		);
+		self.submit("inference.challenge", &call).await
+	}
+
+	/// Draws the arbiters of inference challenge `challenge` (anyone may, from the block after it).
+	pub async fn draw_inference_arbiters(&self, challenge: u32) -> Result<Events, ChainError> {
+		self.submit("inference.draw_arbiters", &blyan::tx().inference().draw_arbiters(challenge))
+			.await
+	}
+
+	/// An arbiter's report on inference challenge `challenge`: whether the server answered wrong.
+	pub async fn arbitrate_inference(
+		&self,
+		challenge: u32,
+		wrong: bool,
+	) -> Result<Events, ChainError> {
+		self.submit("inference.arbitrate", &blyan::tx().inference().arbitrate(challenge, wrong))
+			.await
+	}
+
+	/// Closes inference challenge `challenge` once decided or past its deadline (anyone may).
+	pub async fn close_inference_challenge(&self, challenge: u32) -> Result<Events, ChainError> {
+		self.submit(
+			"inference.close_challenge",
+			&blyan::tx().inference().close_challenge(challenge),
+		)
+		.await
+	}
+
+	/// Open inference challenge `challenge`, at the latest finalized block.
+	pub async fn inference_challenge(
+		&self,
+		challenge: u32,
+	) -> Result<Option<ChainInferenceChallenge>, ChainError> {
+		self.get(blyan::storage().inference().challenges(), (challenge,)).await
+	}
+
+	/// Every open inference challenge, at the latest finalized block.
+	pub async fn inference_challenges(
+		&self,
+	) -> Result<Vec<(u32, ChainInferenceChallenge)>, ChainError> {
+		let at = self.at().await?;
+		let mut entries =
+			at.storage().iter(blyan::storage().inference().challenges(), ()).await.map_err(rpc)?;
+		let mut challenges = Vec::new();
+		while let Some(entry) = entries.next().await {
+			let entry = entry.map_err(rpc)?;
+			let (id,): (u32,) = entry.key().map_err(rpc)?.decode().map_err(rpc)?;
+			challenges.push((id, entry.value().decode().map_err(rpc)?));
+		}
+		Ok(challenges)
+	}
+
+	/// `who`'s server bond unbonding, `(amount, released from block)`, if any.
+	pub async fn server_unbonding(
+		&self,
+		who: &AccountId32,
+	) -> Result<Option<(Balance, BlockNumber)>, ChainError> {
+		let entry = self.get(blyan::storage().inference().unbonding(), (*who,)).await?;
+		Ok(entry.map(|u| (u.amount, u.release_at)))
+	}
+
+	/// How many open inference challenges name `server`.
+	pub async fn open_challenges_of(&self, server: &AccountId32) -> Result<u32, ChainError> {
+		Ok(self.get(blyan::storage().inference().open_challenges(), (*server,)).await?.unwrap_or(0))
+	}
+
+	/// Releases `server`'s unbonded server bond to it (anyone may, once its unbonding is over).
+	pub async fn release_server_bond(&self, server: &AccountId32) -> Result<Events, ChainError> {
+		self.submit("inference.release_bond", &blyan::tx().inference().release_bond(*server)).await
+	}
+
+	/// The inference checks' parameters in force (check rate, challenge bond, shares).
+	pub async fn inference_params(&self) -> Result<ChainInferenceParams, ChainError> {
+		self.get_or_default(blyan::storage().inference().params(), ()).await
+	}
+
 	/// The highest receipt nonce settled for `client` at `server`.
 	pub async fn settled_nonce(
 		&self,
@@ -1180,21 +1275,13 @@ pub fn verify_session_grant(genesis: &H256, signed: &SignedSessionGrant) -> bool
 	)
 }
 
-/// What a stage signs after each chunk it answers of a session: the running hash of the
-/// session's chunks at this stage (`transcript`: each chunk's request and answer bytes folded
-/// in), so the latest signature commits to every answer so far. `bit_exact`: the stage computes
-/// on the CPU, whose answers are the same bits on every machine (a GPU's are not).
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-pub struct ChunkCommitment {
-	pub server: AccountId32,
-	pub version: VersionId,
-	pub layers: (u16, u16),
-	pub session: [u8; 16],
-	/// Positions the session holds after the chunk.
-	pub positions: u32,
-	pub transcript: [u8; 32],
-	pub bit_exact: bool,
-}
+/// What a stage signs after each chunk it answers of a session (as
+/// `blyan_primitives::inference::ChunkCommitment`, which `inference.challenge` takes): the running
+/// hash of the session's chunks at the stage (`transcript`: each chunk's request and answer bytes
+/// folded in), so the latest signature commits to every answer so far. `bit_exact`: the stage
+/// computes on the CPU, whose answers are the same bits on every machine (a GPU's are not).
+pub type ChunkCommitment =
+	blyan::runtime_types::blyan_primitives::inference::ChunkCommitment<AccountId32>;
 
 /// The bytes a stage signs for `commitment` on the chain whose genesis hash is `genesis`.
 pub fn chunk_commitment_payload(genesis: &H256, commitment: &ChunkCommitment) -> Vec<u8> {

@@ -60,6 +60,35 @@ pub fn receipt_payload<AccountId: Encode, Balance: Encode>(
 	(b"blyan/receipt", genesis, receipt).encode()
 }
 
+/// What a stage signs after each chunk it answers of an inference session: the running hash
+/// (`transcript`) of every chunk's request and answer bytes at this stage, so its latest
+/// signature commits to every answer it gave in the session. `bit_exact`: the stage computes on
+/// the CPU, whose answers are the same bits on every machine; only such answers can be proven
+/// wrong by re-executing them.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct ChunkCommitment<AccountId> {
+	pub server: AccountId,
+	pub version: VersionId,
+	/// The registry layers `[start, end)` the stage computed.
+	pub layers: (u16, u16),
+	/// The session's id at this stage.
+	pub session: [u8; 16],
+	/// Positions the session holds after the chunk.
+	pub positions: u32,
+	pub transcript: [u8; 32],
+	pub bit_exact: bool,
+}
+
+/// The bytes a stage signs for `commitment` on the chain whose genesis hash is `genesis`.
+pub fn chunk_commitment_payload<AccountId: Encode>(
+	genesis: &sp_core::H256,
+	commitment: &ChunkCommitment<AccountId>,
+) -> alloc::vec::Vec<u8> {
+	(b"blyan/chunk", genesis, commitment).encode()
+}
+
 /// The free tier as the inference pallet sees it.
 pub trait FreeQuota<AccountId> {
 	/// Counts `count` free requests of `who` against today's quota, or refuses them all (no trust,

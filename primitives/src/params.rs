@@ -104,6 +104,29 @@ pub struct AuditParams<Balance, BlockNumber> {
 	pub fraud_slash: Perbill,
 }
 
+/// Parameters of `pallet-inference`'s checks of served answers.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct InferenceParams<Balance, BlockNumber> {
+	/// Share of requests whose hops a gateway re-executes on another server (spot checks).
+	pub check_rate: Perbill,
+	/// What a challenger of a served answer holds: half paid to the server and half burned if
+	/// the arbiters refute it, returned if they uphold it or reach no decision.
+	pub challenge_bond: Balance,
+	/// Verifiers drawn to re-execute a challenged session (1..=MAX_INFERENCE_ARBITERS).
+	pub arbiters: u32,
+	/// Blocks from a challenge to its deadline: the arbiters' draw and their reports.
+	pub arbitration_window: BlockNumber,
+	/// Share of a server's bond slashed for a proven wrong answer.
+	pub fraud_slash: Perbill,
+	/// Share of the slashed amount paid to the challenger; the rest is burned.
+	pub challenger_share: Perbill,
+}
+
+/// Most arbiters of one inference challenge.
+pub const MAX_INFERENCE_ARBITERS: u32 = 16;
+
 /// Parameters of `pallet-free-tier`.
 #[derive(
 	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,

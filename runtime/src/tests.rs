@@ -270,8 +270,8 @@ mod governance {
 	use crate::configs::{
 		governance::{TEAM_VESTING_CLIFF, TEAM_VESTING_LENGTH},
 		parameters::{
-			dev_audit_params, AuditDefaults, FreeTierDefaults, JobDefaults, PolDefaults,
-			DEV_TIMINGS,
+			dev_audit_params, AuditDefaults, FreeTierDefaults, InferenceDefaults, JobDefaults,
+			PolDefaults, DEV_TIMINGS,
 		},
 	};
 	use crate::{Governance, RuntimeOrigin};
@@ -284,8 +284,15 @@ mod governance {
 		let p = PolDefaults::get();
 		let f = FreeTierDefaults::get();
 		let a = AuditDefaults::get();
+		let i = InferenceDefaults::get();
 		let dev = dev_audit_params();
 		vec![
+			P::InferenceCheckRate(i.check_rate),
+			P::InferenceChallengeBond(i.challenge_bond),
+			P::InferenceArbiters(i.arbiters),
+			P::InferenceArbitrationWindow(i.arbitration_window),
+			P::ServerFraudSlash(i.fraud_slash),
+			P::InferenceChallengerShare(i.challenger_share),
 			P::CheckpointInterval(a.checkpoint_interval),
 			P::SpotChecks(a.spot_checks),
 			P::AuditDrawDelay(a.draw_delay),
@@ -357,6 +364,14 @@ mod governance {
 			assert_eq!(pallet_training_audit::Params::<Runtime>::get(), dev_audit_params());
 			assert_ok!(Governance::set_parameter(admin(), P::CheckpointInterval(5)));
 			assert_eq!(pallet_training_audit::Params::<Runtime>::get().checkpoint_interval, 5);
+			// The inference checks' rate, and the pallet's own range check behind the bounds.
+			let rate = sp_runtime::Perbill::from_percent(10);
+			assert_ok!(Governance::set_parameter(admin(), P::InferenceCheckRate(rate)));
+			assert_eq!(pallet_inference::Params::<Runtime>::get().check_rate, rate);
+			assert_noop!(
+				Governance::set_parameter(admin(), P::InferenceArbiters(0)),
+				pallet_governance::Error::<Runtime>::BelowMinimum
+			);
 			assert_noop!(
 				Governance::set_parameter(admin(), P::CommitteeSize(17)),
 				pallet_governance::Error::<Runtime>::AboveMaximum

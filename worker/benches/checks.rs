@@ -147,10 +147,9 @@ async fn main() {
 				route::generate(&pool, 1, &request(requests, check), |_, _| false).await.unwrap();
 			for record in &g.records {
 				let outcome = spot_check(&pool, 1, record).await;
-				if let (Verdict::Caught { .. }, Some((hop, _))) =
-					(&outcome.verdict, &outcome.caught)
+				if let (Verdict::Caught { .. }, Some(caught)) = (&outcome.verdict, &outcome.caught)
 				{
-					pool.caught(hop);
+					pool.caught(&caught.hop);
 					break 'serve;
 				}
 			}

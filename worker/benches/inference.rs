@@ -48,6 +48,7 @@ async fn start_stages(config: &ModelConfig, stages: usize) -> Route {
 			gate: None,
 			signer: None,
 			check_rate: 0.0,
+			challenger: None,
 			corrupt_every: 0,
 			max_positions: config.max_position_embeddings,
 			tokenizer: Arc::new(blyan_worker::ml::tokenizer::TextTokenizer::Bytes),

@@ -422,3 +422,125 @@ async fn a_pipeline_serves_what_one_server_does_survives_a_dead_stage_and_is_pai
 	assert_eq!(reader.settled_nonce(&poor, &account("//Alice")).await.unwrap(), Some(1));
 	drop((whole, first, gateway, stages));
 }
+
+/// A counter of a Prometheus text page, 0 when absent.
+fn counter(metrics: &str, name: &str) -> f64 {
+	metrics
+		.lines()
+		.find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+		.unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stage_lying_on_one_chunk_in_a_hundred_is_caught_challenged_and_slashed() {
+	let _slot = network_slot().await;
+	let net = Net::start();
+	let out =
+		net.run("//Alice", &["model-init", "--name", "tiny", "--arch", "tiny", "--seed", "1"]);
+	let line = out.lines().find(|l| l.starts_with("model ")).expect("model line");
+	let version: String = line.split_whitespace().nth(3).unwrap().to_string();
+	// Two bonded verifiers: the arbiters a challenge draws.
+	for verifier in ["//Ferdie", "//Alice"] {
+		net.run(verifier, &["register", "--verifier", "--bond", "100"]);
+	}
+	let arbiters: Vec<Proc> = ["//Ferdie", "//Alice"]
+		.iter()
+		.map(|key| net.spawn(&format!("verifier{}", key.replace('/', "-")), key, &["verify"]))
+		.collect();
+
+	// Three servers of the whole model, each bonding 100 BLY: Eve flips a bit in every 100th
+	// answer she gives (and signs it), whether routed to or replaying another's session.
+	let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+	let serve = |name: &str, key: &str, port: u16, extra: &[&str]| {
+		let listen = port_arg(port);
+		let mut args = vec!["serve", "--version", &version, "--listen", &listen];
+		args.extend_from_slice(extra);
+		net.spawn(name, key, &args)
+	};
+	// The honest servers answer 20 ms slower: the gateway prefers the fastest, so it routes to
+	// Eve and checks her on the other two.
+	let eve = serve("serve-eve", "//Eve", ports[0], &["--corrupt-every", "100"]);
+	let slower = ["--simulate-latency-ms", "20"];
+	let honest = [
+		serve("serve-charlie", "//Charlie", ports[1], &slower),
+		serve("serve-dave", "//Dave", ports[2], &slower),
+	];
+	let limit = Duration::from_secs(120);
+	for server in honest.iter().chain([&eve]) {
+		server.wait_for_output("announced version", limit);
+	}
+	let watcher = signer(&net, "//Bob").await;
+	let liar = blyan_worker::config::load_key(Some("//Eve"), None).unwrap().public_key();
+	let liar = liar.to_account_id();
+	let (_, announced) = watcher.announcements().await.unwrap();
+	assert_eq!(announced.len(), 3);
+	let (_, eve_held_before) = watcher.balance(&liar).await.unwrap();
+	assert_eq!(eve_held_before, 100 * chain::BLY, "Eve's bond");
+
+	// Bob's gateway checks every request (rate 1) and challenges what it catches.
+	let gateway_listen = port_arg(ports[3]);
+	let gateway = net.spawn(
+		"gateway",
+		"//Bob",
+		&[
+			"gateway",
+			"--version",
+			&version,
+			"--listen",
+			&gateway_listen,
+			"--no-auth",
+			"--check-rate",
+			"1",
+		],
+	);
+	gateway.wait_for_output("caught stages challenged on chain", limit);
+	let gateway_url = format!("http://{gateway_listen}");
+	let http = reqwest::Client::new();
+	let model = format!("blyan-{version}");
+	// Requests until Eve's 100th answer was caught and its challenge closed (17 chunks a
+	// request: her 100th is in the 6th).
+	let started = Instant::now();
+	let mut requests = 0;
+	let metrics = loop {
+		let metrics = stage_metrics(&http, ports[3]).await;
+		if counter(&metrics, "blyan_challenges_closed_total ") >= 1.0 {
+			break metrics;
+		}
+		assert!(
+			started.elapsed() < Duration::from_secs(240) && requests < 60,
+			"no challenge closed after {requests} requests:\n{metrics}\ngateway:\n{}",
+			gateway.output()
+		);
+		if counter(&metrics, "blyan_servers_caught_total ") < 1.0 {
+			let prompt = format!("add {requests} 3 = ");
+			let body =
+				json!({ "model": model, "prompt": prompt, "max_tokens": 16, "temperature": 0 });
+			complete(&http, &gateway_url, body).await;
+			requests += 1;
+		} else {
+			tokio::time::sleep(Duration::from_millis(500)).await;
+		}
+	};
+	// Caught once, the fraud proven by the arbiters' re-execution, and nobody else caught.
+	assert_eq!(counter(&metrics, "blyan_servers_caught_total "), 1.0, "{metrics}");
+	assert_eq!(counter(&metrics, "blyan_frauds_proven_total "), 1.0, "{}", gateway.output());
+	let out = gateway.output();
+	let closed = out.lines().find(|l| l.contains("closed: FraudProven")).expect("closed line");
+	assert!(closed.contains(&liar.to_string()), "{closed}");
+	assert!(closed.contains("slashed 100.0000 BLY, 50.0000 BLY of it"), "{closed}");
+	let reported: usize =
+		arbiters.iter().map(|a| a.output().matches("arbitration: Wrong").count()).sum();
+	assert!(reported >= 1, "no arbiter found the wrong answer");
+
+	// On chain: Eve's bond is gone and she is no longer announced; the honest servers are.
+	let (_, announced) = watcher.announcements().await.unwrap();
+	let servers: Vec<_> = announced.iter().map(|(who, _)| *who).collect();
+	assert_eq!(servers.len(), 2, "{servers:?}");
+	assert!(!servers.contains(&liar));
+	let (_, eve_held) = watcher.balance(&liar).await.unwrap();
+	assert_eq!(eve_held, 0, "Eve's whole bond was slashed");
+	assert!(watcher.inference_challenges().await.unwrap().is_empty());
+	// The honest servers still answer, routed around Eve.
+	let body = json!({ "model": model, "prompt": "add 1 1 = ", "max_tokens": 4, "temperature": 0 });
+	complete(&http, &gateway_url, body).await;
+}

@@ -46,7 +46,7 @@ pub use weights::WeightInfo;
 
 use alloc::vec::Vec;
 pub use blyan_primitives::params::{
-	AuditParams, FreeTierParams, GovernedParams, JobParams, PolParams,
+	AuditParams, FreeTierParams, GovernedParams, InferenceParams, JobParams, PolParams,
 };
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use frame_support::{pallet_prelude::*, traits::EnsureOrigin};
@@ -261,6 +261,19 @@ parameters! {
 	ConfirmPeriod(BlockNumber) as Blocks,
 	/// Least delay between a referendum passing and its enactment.
 	MinEnactmentPeriod(BlockNumber) as Blocks,
+	// pallet-inference (appended: the variants' indices are part of the call's encoding)
+	/// Share of requests whose hops a gateway re-executes on another server.
+	InferenceCheckRate(Perbill) as Share,
+	/// What a challenger of a served answer holds.
+	InferenceChallengeBond(Balance) as Amount,
+	/// Verifiers re-executing a challenged inference session.
+	InferenceArbiters(u32) as Count,
+	/// Blocks from an inference challenge to its deadline.
+	InferenceArbitrationWindow(BlockNumber) as Blocks,
+	/// Share of a server's bond slashed for a proven wrong answer.
+	ServerFraudSlash(Perbill) as Share,
+	/// Share of a slashed server bond paid to its challenger (the rest is burned).
+	InferenceChallengerShare(Perbill) as Share,
 }
 
 impl ParameterKind {
@@ -349,6 +362,8 @@ pub mod pallet {
 	pub type AuditParamsOf<T> = AuditParams<BalanceOf<T>, BlockNumberFor<T>>;
 	/// `pallet-free-tier`'s parameters in this runtime.
 	pub type FreeTierParamsOf<T> = FreeTierParams<BlockNumberFor<T>>;
+	/// `pallet-inference`'s parameters in this runtime.
+	pub type InferenceParamsOf<T> = InferenceParams<BalanceOf<T>, BlockNumberFor<T>>;
 
 	/// The storage layout's version (0: the layout at launch): bumped, with a migration, on
 	/// every change of layout.
@@ -375,6 +390,8 @@ pub mod pallet {
 		type Audit: GovernedParams<AuditParams<Self::Balance, BlockNumberFor<Self>>>;
 		/// `pallet-free-tier`'s parameters.
 		type FreeTier: GovernedParams<FreeTierParams<BlockNumberFor<Self>>>;
+		/// `pallet-inference`'s parameters.
+		type Inference: GovernedParams<InferenceParams<Self::Balance, BlockNumberFor<Self>>>;
 		/// The range of every parameter.
 		type Bounds: ParameterBounds<Self::Balance, BlockNumberFor<Self>>;
 		/// Who may change a parameter: root, or [`Origin::ParameterAdmin`].
@@ -654,6 +671,7 @@ impl<T: Config> Pallet<T> {
 		let pol = |f: &dyn Fn(&mut PolParamsOf<T>)| update::<_, T::Pol>(f);
 		let audit = |f: &dyn Fn(&mut AuditParamsOf<T>)| update::<_, T::Audit>(f);
 		let free_tier = |f: &dyn Fn(&mut FreeTierParamsOf<T>)| update::<_, T::FreeTier>(f);
+		let inference = |f: &dyn Fn(&mut InferenceParamsOf<T>)| update::<_, T::Inference>(f);
 		let economics = |f: &dyn Fn(&mut EconomicsParams)| {
 			Economics::<T>::mutate(|e| f(e));
 			Ok(())
@@ -707,6 +725,12 @@ impl<T: Config> Pallet<T> {
 			DecisionPeriod(v) => timings(&|t| t.decision_period = v),
 			ConfirmPeriod(v) => timings(&|t| t.confirm_period = v),
 			MinEnactmentPeriod(v) => timings(&|t| t.min_enactment_period = v),
+			InferenceCheckRate(v) => inference(&|p| p.check_rate = v),
+			InferenceChallengeBond(v) => inference(&|p| p.challenge_bond = v),
+			InferenceArbiters(v) => inference(&|p| p.arbiters = v),
+			InferenceArbitrationWindow(v) => inference(&|p| p.arbitration_window = v),
+			ServerFraudSlash(v) => inference(&|p| p.fraud_slash = v),
+			InferenceChallengerShare(v) => inference(&|p| p.challenger_share = v),
 		}
 	}
 }

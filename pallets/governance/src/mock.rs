@@ -80,6 +80,14 @@ thread_local! {
 		challenge_bond: 10,
 		fraud_slash: Perbill::from_percent(50),
 	}) };
+	static INFERENCE: RefCell<InferenceParams<Balance, BlockNumber>> = const { RefCell::new(InferenceParams {
+		check_rate: Perbill::from_percent(5),
+		challenge_bond: 10,
+		arbiters: 3,
+		arbitration_window: 20,
+		fraud_slash: Perbill::from_percent(100),
+		challenger_share: Perbill::from_percent(50),
+	}) };
 }
 
 /// Stand-in for `pallet-jobs`.
@@ -136,6 +144,18 @@ impl GovernedParams<AuditParams<Balance, BlockNumber>> for MockAudit {
 	}
 }
 
+/// Stand-in for `pallet-inference`.
+pub struct MockInference;
+impl GovernedParams<InferenceParams<Balance, BlockNumber>> for MockInference {
+	fn params() -> InferenceParams<Balance, BlockNumber> {
+		INFERENCE.with(|p| p.borrow().clone())
+	}
+	fn set_params(params: InferenceParams<Balance, BlockNumber>) -> DispatchResult {
+		INFERENCE.with(|p| *p.borrow_mut() = params);
+		Ok(())
+	}
+}
+
 /// The table of bounds the tests check against.
 pub struct MockBounds;
 impl ParameterBounds<Balance, BlockNumber> for MockBounds {
@@ -160,6 +180,9 @@ impl ParameterBounds<Balance, BlockNumber> for MockBounds {
 			VerifierFee | DatasetShare => pct(0, 60),
 			AnnualInflation => pct(0, 20),
 			ValidatorRewardShare => pct(0, 100),
+			InferenceCheckRate | ServerFraudSlash | InferenceChallengerShare => pct(0, 100),
+			InferenceChallengeBond => Some((Amount(1), Amount(1_000_000))),
+			InferenceArbiters => Some((Count(1), Count(16))),
 			// Left out on purpose: a parameter this chain does not govern.
 			CommitteeDrawDelay => None,
 			// A broken row: bounds in the wrong unit.
@@ -191,6 +214,7 @@ impl pallet_governance::Config for Test {
 	type Pol = MockPol;
 	type Audit = MockAudit;
 	type FreeTier = MockFreeTier;
+	type Inference = MockInference;
 	type Bounds = MockBounds;
 	type AdminOrigin = EitherOfDiverse<EnsureRoot<u64>, EnsureParameterAdmin>;
 	type RootOrigin = EnsureRoot<u64>;

@@ -2,7 +2,10 @@
 //! a hold), one taking the place of another in a full list (a release too), a withdrawal and a
 //! reap (a release), and a settlement of `n` paid receipts from `n`
 //! new clients (one signature check, one transfer, one new nonce entry and the hold of its
-//! deposit each).
+//! deposit each); a challenge (a signature check and its holds), the draw of the most arbiters
+//! from a full verifier set, the last arbiter's report, and the close of a proven fraud (the
+//! dearest outcome: the server's bond slashed, paid, burned and released), and the release of
+//! an unbonded bond.
 #![cfg(feature = "runtime-benchmarks")]
 
 use super::*;
@@ -16,8 +19,15 @@ fn funded<T: Config>(who: &T::AccountId) {
 
 fn announced<T: Config>() -> T::AccountId {
 	let server: T::AccountId = whitelisted_caller();
-	funded::<T>(&server);
-	let (version, _) = T::Registry::benchmark_fixture(&server);
+	announce_as::<T>(&server);
+	server
+}
+
+/// Funds `server` and announces layers 0..4 of the fixture's version at the least bond; the
+/// version.
+fn announce_as<T: Config>(server: &T::AccountId) -> VersionId {
+	funded::<T>(server);
+	let (version, _) = T::Registry::benchmark_fixture(server);
 	Pallet::<T>::announce(
 		RawOrigin::Signed(server.clone()).into(),
 		version,
@@ -28,13 +38,98 @@ fn announced<T: Config>() -> T::AccountId {
 		T::MinServerBond::get(),
 	)
 	.expect("a funded server announces an accepted version");
-	server
+	version
 }
 
 fn endpoint<T: Config>() -> BoundedVec<u8, T::MaxEndpointLen> {
 	let mut url = b"http://".to_vec();
 	url.resize(T::MaxEndpointLen::get() as usize, b'a');
 	url.try_into().expect("sized to the bound")
+}
+
+/// An announced server with a key in the keystore, a funded challenger (the caller) and the
+/// server's signed commitment; the parameters ask for the most arbiters.
+fn challenge_fixture<T: Config>() -> (T::AccountId, ChunkCommitment<T::AccountId>, T::Signature)
+where
+	T::Signature: From<sp_core::sr25519::Signature>,
+	T::Signer: From<sp_core::sr25519::Public>,
+{
+	Params::<T>::mutate(|p| p.arbiters = MAX_INFERENCE_ARBITERS);
+	let key_type = sp_core::crypto::KeyTypeId(*b"infr");
+	let public = sp_io::crypto::sr25519_generate(key_type, None);
+	let server: T::AccountId = T::Signer::from(public).into_account();
+	let version = announce_as::<T>(&server);
+	let challenger: T::AccountId = whitelisted_caller();
+	funded::<T>(&challenger);
+	T::Currency::set_balance(
+		&challenger,
+		Params::<T>::get()
+			.challenge_bond
+			.saturating_mul(10u32.into())
+			.saturating_add(T::Currency::balance(&challenger)),
+	);
+	let commitment = ChunkCommitment {
+		server,
+		version,
+		layers: (0, 4),
+		session: [1; 16],
+		positions: 4096,
+		transcript: [2; 32],
+		bit_exact: true,
+	};
+	let payload = chunk_commitment_payload(&Pallet::<T>::genesis(), &commitment);
+	let signature: T::Signature = sp_io::crypto::sr25519_sign(key_type, &public, &payload)
+		.expect("the key was just generated")
+		.into();
+	(challenger, commitment, signature)
+}
+
+fn evidence<T: Config>() -> BoundedVec<u8, T::MaxEvidenceLen> {
+	let mut cid = b"bafkrei".to_vec();
+	cid.resize(T::MaxEvidenceLen::get() as usize, b'a');
+	cid.try_into().expect("sized to the bound")
+}
+
+/// A challenge (id 0) in the block its arbiters may be drawn in, from a full verifier set; the
+/// challenger.
+fn challenged<T: Config>() -> T::AccountId
+where
+	T::Signature: From<sp_core::sr25519::Signature>,
+	T::Signer: From<sp_core::sr25519::Public>,
+{
+	let (challenger, commitment, signature) = challenge_fixture::<T>();
+	Pallet::<T>::challenge(
+		RawOrigin::Signed(challenger.clone()).into(),
+		commitment,
+		signature,
+		evidence::<T>(),
+	)
+	.expect("a funded challenger challenges a signed commitment");
+	T::Verifiers::benchmark_full_set();
+	let draw_from = Challenges::<T>::get(0).expect("challenged").draw_from;
+	// The draw's seed: the hash of the block after the challenge.
+	let seed_block = draw_from.saturating_sub(1u32.into());
+	frame_system::BlockHash::<T>::insert(seed_block, T::Hashing::hash(b"the block after"));
+	frame_system::Pallet::<T>::set_block_number(draw_from);
+	challenger
+}
+
+/// A challenge (id 0) with its arbiters drawn from a full verifier set.
+fn drawn<T: Config>() -> (T::AccountId, Vec<T::AccountId>)
+where
+	T::Signature: From<sp_core::sr25519::Signature>,
+	T::Signer: From<sp_core::sr25519::Public>,
+{
+	let challenger = challenged::<T>();
+	Pallet::<T>::draw_arbiters(RawOrigin::Signed(challenger.clone()).into(), 0)
+		.expect("drawn from the block after the challenge");
+	let arbiters = Challenges::<T>::get(0)
+		.and_then(|c| c.arbiters)
+		.expect("drawn")
+		.into_iter()
+		.map(|(a, _)| a)
+		.collect();
+	(challenger, arbiters)
 }
 
 #[benchmarks(
@@ -157,6 +252,56 @@ mod benchmarks {
 		#[extrinsic_call]
 		_(RawOrigin::Signed(server.clone()), receipts);
 		assert_eq!(T::Currency::balance(&server), before.saturating_add((200 * n).into()));
+	}
+
+	#[benchmark]
+	fn challenge() {
+		let (challenger, commitment, signature) = challenge_fixture::<T>();
+		#[extrinsic_call]
+		_(RawOrigin::Signed(challenger.clone()), commitment, signature, evidence::<T>());
+		assert!(Challenges::<T>::contains_key(0));
+	}
+
+	#[benchmark]
+	fn draw_arbiters() {
+		let challenger = challenged::<T>();
+		#[extrinsic_call]
+		_(RawOrigin::Signed(challenger), 0);
+		let seats = Challenges::<T>::get(0).and_then(|c| c.arbiters).expect("drawn");
+		assert!(!seats.is_empty());
+	}
+
+	#[benchmark]
+	fn arbitrate() {
+		let (_, arbiters) = drawn::<T>();
+		let last = arbiters.last().expect("a verifier set to draw from").clone();
+		#[extrinsic_call]
+		_(RawOrigin::Signed(last), 0, true);
+		assert!(Challenges::<T>::contains_key(0));
+	}
+
+	#[benchmark]
+	fn close_challenge() {
+		let (challenger, arbiters) = drawn::<T>();
+		for arbiter in arbiters {
+			Pallet::<T>::arbitrate(RawOrigin::Signed(arbiter).into(), 0, true)
+				.expect("each drawn arbiter reports once");
+		}
+		#[extrinsic_call]
+		_(RawOrigin::Signed(challenger), 0);
+		assert!(!Challenges::<T>::contains_key(0));
+	}
+
+	#[benchmark]
+	fn release_bond() {
+		let server = announced::<T>();
+		Pallet::<T>::withdraw(RawOrigin::Signed(server.clone()).into())
+			.expect("an announced server withdraws");
+		let release_at = Unbonding::<T>::get(&server).expect("unbonding").release_at;
+		frame_system::Pallet::<T>::set_block_number(release_at);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(server.clone()), server.clone());
+		assert!(!Unbonding::<T>::contains_key(&server));
 	}
 
 	// Benchmark fixtures write worst-case storage directly: no invariant checks.

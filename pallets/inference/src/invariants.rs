@@ -7,17 +7,47 @@ use sp_runtime::TryRuntimeError;
 impl<T: Config> Pallet<T> {
 	/// The server count matching the announcements (not checked against `MaxServers`, which an
 	/// upgrade may lower below the announcements standing), and each server's bond hold its
-	/// announced bond.
+	/// announced bond and the bond it has unbonding; each open challenge counted at its server and indexed by its session,
+	/// its bond held from its challenger; the parameters in range.
 	pub fn do_try_state() -> Result<(), TryRuntimeError> {
 		let servers = Servers::<T>::iter().count() as u32;
 		ensure!(Servers::<T>::count() == servers, "the server counter is out of step");
+		let mut bonded: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
 		for (server, announcement) in Servers::<T>::iter() {
+			bonded.insert(server, announcement.bond);
+		}
+		for (server, unbonding) in Unbonding::<T>::iter() {
+			let bond = bonded.entry(server).or_insert_with(Zero::zero);
+			*bond = bond.saturating_add(unbonding.amount);
+		}
+		for (server, bond) in bonded {
 			ensure!(
-				T::Currency::balance_on_hold(&HoldReason::ServerBond.into(), &server)
-					== announcement.bond,
-				"a server's bond hold differs from its announcement"
+				T::Currency::balance_on_hold(&HoldReason::ServerBond.into(), &server) == bond,
+				"a server's bond hold differs from its announced and unbonding bonds"
 			);
 		}
+		// Challenges: each open one counted at its server, its bond held.
+		let mut per_server: BTreeMap<T::AccountId, u32> = BTreeMap::new();
+		let mut bonds: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
+		for (id, challenge) in Challenges::<T>::iter() {
+			let server = &challenge.commitment.server;
+			ensure!(id < NextChallengeId::<T>::get(), "a challenge id is not below the next one");
+			*per_server.entry(server.clone()).or_default() += 1;
+			let bond = bonds.entry(challenge.challenger.clone()).or_insert_with(Zero::zero);
+			*bond = bond.saturating_add(challenge.bond);
+		}
+		ensure!(
+			OpenChallenges::<T>::iter().collect::<BTreeMap<_, _>>() == per_server,
+			"the open-challenge counts are out of step"
+		);
+		for (challenger, bond) in bonds {
+			ensure!(
+				T::Currency::balance_on_hold(&HoldReason::ChallengeBond.into(), &challenger)
+					== bond,
+				"a challenger's hold differs from its challenges' bonds"
+			);
+		}
+		Self::check_params(&Params::<T>::get()).map_err(|_| "the parameters are out of range")?;
 		Ok(())
 	}
 }

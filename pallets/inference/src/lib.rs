@@ -7,8 +7,10 @@
 //!   HTTP endpoint, its price per token, how many sessions it takes at once, and a bond (at least
 //!   [`Config::MinServerBond`], held; routing prefers higher bonds). An announcement lives for
 //!   [`Config::AnnouncementTtl`] blocks; announcing again renews it. A server withdraws with
-//!   [`Call::withdraw`]; once an announcement has expired anyone may [`Call::reap`] it, which
-//!   releases the bond to its server.
+//!   [`Call::withdraw`]; once an announcement has expired anyone may [`Call::reap`] it. Either
+//!   way (and when a higher bond displaces it) its bond stays held, *unbonding*, for
+//!   [`InferenceParams::arbitration_window`] blocks, so that what it signed last can still be
+//!   challenged; then anyone may [`Call::release_bond`] it to the server.
 //! - **Receipts**: for each request it answered, a server holds an [`InferenceReceipt`] signed by
 //!   the client (tokens in and out, price, the client's nonce for this server). It settles them
 //!   in batches with one [`Call::settle`]: each is checked (its server is the caller, its
@@ -24,6 +26,23 @@
 //!   write an entry for free; charged to the server, fresh keys paying a planck each would
 //!   make the server lock a deposit per key. A client that cannot pay its receipts and the
 //!   deposit voids the batch ([`Error::ClientCannotPay`]).
+//! - **Challenges**: after each chunk a stage signs a [`ChunkCommitment`] to every request and
+//!   answer of the session so far (a running hash); the gateway re-executes a share
+//!   ([`InferenceParams::check_rate`]) of sessions on other servers. When the bits differ, anyone
+//!   holding the stage's signed commitment may [`Call::challenge`] it, holding
+//!   [`InferenceParams::challenge_bond`] and naming the session's record (requests and answers,
+//!   on IPFS) as evidence. From the second block after it anyone may [`Call::draw_arbiters`]:
+//!   bonded verifiers drawn stake-weighted (neither party; seeded by the hash of the block after
+//!   the challenge) fetch the record, check that it hashes to the
+//!   signed transcript, re-execute it on the committed version's layers (the CPU path is
+//!   bit-exact) and [`Call::arbitrate`]. Once two thirds of them agree, or at the deadline, anyone
+//!   may [`Call::close_challenge`]: a proven wrong answer slashes
+//!   [`InferenceParams::fraud_slash`] of the server's bond (the challenger is paid
+//!   [`InferenceParams::challenger_share`] of it, the rest is burned) and ends its announcement;
+//!   a refuted challenge pays half the challenger's bond to the server and burns the other half
+//!   (as does a challenge nobody had arbiters drawn for); no decision returns it. A server's
+//!   bond is not released while a challenge names it, and a session proven a lie is not
+//!   challenged again. Only bit-exact (CPU) answers can be challenged.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -40,7 +59,10 @@ mod mock;
 mod tests;
 pub mod weights;
 
-pub use blyan_primitives::inference::{receipt_payload, InferenceReceipt, LayerSpan};
+pub use blyan_primitives::inference::{
+	chunk_commitment_payload, receipt_payload, ChunkCommitment, InferenceReceipt, LayerSpan,
+};
+pub use blyan_primitives::params::{InferenceParams, MAX_INFERENCE_ARBITERS};
 pub use weights::WeightInfo;
 
 use alloc::{
@@ -48,7 +70,9 @@ use alloc::{
 	vec::Vec,
 };
 use blyan_primitives::{
+	audit::VerifierSet,
 	inference::FreeQuota,
+	params::GovernedParams,
 	pol::{ModelRegistry, VersionId, VersionStatus, MAX_LAYERS},
 };
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
@@ -56,14 +80,16 @@ use frame_support::{
 	pallet_prelude::*,
 	traits::{
 		fungible::{Inspect, InspectHold, Mutate, MutateHold},
-		tokens::{Fortitude, Precision, Preservation},
+		tokens::{Fortitude, Precision, Preservation, Restriction},
 	},
 };
 use frame_system::pallet_prelude::*;
 use scale_info::TypeInfo;
 use sp_core::H256;
 use sp_runtime::{
-	traits::{CheckedAdd, CheckedMul, IdentifyAccount, Saturating, Verify, Zero},
+	traits::{
+		BlakeTwo256, CheckedAdd, CheckedMul, Hash as _, IdentifyAccount, Saturating, Verify, Zero,
+	},
 	DispatchResult,
 };
 
@@ -98,6 +124,65 @@ pub struct SignedReceipt<AccountId, Balance, Signature> {
 	pub signature: Signature,
 }
 
+/// Identifies an inference challenge.
+pub type ChallengeId = u32;
+
+/// A challenge of what a server answered in one session.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+#[scale_info(skip_type_params(MaxEvidenceLen))]
+pub struct InferenceChallenge<AccountId, Balance, BlockNumber, MaxEvidenceLen: Get<u32>> {
+	pub challenger: AccountId,
+	/// What the server signed last of the session (its server is the one challenged).
+	pub commitment: ChunkCommitment<AccountId>,
+	/// Where the session's record is (an IPFS CID): every chunk's request and answer, in order.
+	pub evidence: BoundedVec<u8, MaxEvidenceLen>,
+	/// The challenger's bond, held.
+	pub bond: Balance,
+	/// Arbiters may be drawn from this block on, seeded by the hash of the block before it:
+	/// made after the challenge, and the same whenever the draw is made.
+	pub draw_from: BlockNumber,
+	/// Arbiters report before this block; then the challenge may be closed whatever they said.
+	pub deadline: BlockNumber,
+	/// The drawn arbiters and their reports (`Some(true)`: the server answered wrong); `None`
+	/// until drawn.
+	pub arbiters: Option<BoundedVec<(AccountId, Option<bool>), ConstU32<MAX_INFERENCE_ARBITERS>>>,
+}
+
+/// A server's bond after its announcement ended, held until `release_at`.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct UnbondingBond<Balance, BlockNumber> {
+	pub amount: Balance,
+	pub release_at: BlockNumber,
+}
+
+/// How a challenge ended.
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+)]
+pub enum ChallengeOutcome {
+	/// Two thirds of the arbiters found a wrong answer: the server was slashed.
+	FraudProven,
+	/// Two thirds of the arbiters found the answers right: the challenger's bond was taken.
+	Refuted,
+	/// Nobody had arbiters drawn before the deadline: the challenger's bond was taken.
+	NotArbitrated,
+	/// The arbiters reached no decision by the deadline: the challenger's bond was returned.
+	Undecided,
+}
+
 #[frame_support::pallet]
 pub mod pallet {
 	use super::*;
@@ -108,6 +193,15 @@ pub mod pallet {
 	/// An announcement as stored.
 	pub type AnnouncementOf<T> =
 		Announcement<BalanceOf<T>, BlockNumberFor<T>, <T as Config>::MaxEndpointLen>;
+	/// A challenge as stored.
+	pub type InferenceChallengeOf<T> = InferenceChallenge<
+		<T as frame_system::Config>::AccountId,
+		BalanceOf<T>,
+		BlockNumberFor<T>,
+		<T as Config>::MaxEvidenceLen,
+	>;
+	/// The pallet's governed parameters.
+	pub type ParamsOf<T> = InferenceParams<BalanceOf<T>, BlockNumberFor<T>>;
 	/// A signed receipt as [`Call::settle`] takes it.
 	pub type SignedReceiptOf<T> = SignedReceipt<
 		<T as frame_system::Config>::AccountId,
@@ -130,6 +224,8 @@ pub mod pallet {
 		ServerBond,
 		/// The deposit for a client's settled-nonce entry at a server.
 		ReceiptNonce,
+		/// A challenger's bond on a served answer.
+		ChallengeBond,
 	}
 
 	#[pallet::config]
@@ -164,6 +260,13 @@ pub mod pallet {
 		/// Held from the client for its `(client, server)` nonce entry, when the entry is made.
 		#[pallet::constant]
 		type NonceDeposit: Get<BalanceOf<Self>>;
+		/// The bonded verifiers, from which challenges' arbiters are drawn.
+		type Verifiers: VerifierSet<Self::AccountId>;
+		/// [`InferenceParams`] until governance changes them (through [`GovernedParams`]).
+		type DefaultParams: Get<ParamsOf<Self>>;
+		/// Longest evidence reference (an IPFS CID) of a challenge.
+		#[pallet::constant]
+		type MaxEvidenceLen: Get<u32>;
 		/// Weights of this pallet's calls.
 		type WeightInfo: WeightInfo;
 	}
@@ -184,6 +287,47 @@ pub mod pallet {
 		u64,
 		OptionQuery,
 	>;
+
+	/// The parameters in force.
+	#[pallet::storage]
+	pub type Params<T: Config> = StorageValue<_, ParamsOf<T>, ValueQuery, T::DefaultParams>;
+
+	/// Open challenges.
+	#[pallet::storage]
+	pub type Challenges<T: Config> =
+		StorageMap<_, Blake2_128Concat, ChallengeId, InferenceChallengeOf<T>, OptionQuery>;
+
+	/// The id the next challenge gets.
+	#[pallet::storage]
+	pub type NextChallengeId<T: Config> = StorageValue<_, ChallengeId, ValueQuery>;
+
+	/// Sessions a server was proven to have lied in: never challenged again (the lie was
+	/// paid for once).
+	#[pallet::storage]
+	pub type ProvenSessions<T: Config> = StorageDoubleMap<
+		_,
+		Blake2_128Concat,
+		T::AccountId,
+		Blake2_128Concat,
+		[u8; 16],
+		(),
+		OptionQuery,
+	>;
+
+	/// Bonds of ended announcements, held until they can no longer be challenged.
+	#[pallet::storage]
+	pub type Unbonding<T: Config> = StorageMap<
+		_,
+		Blake2_128Concat,
+		T::AccountId,
+		UnbondingBond<BalanceOf<T>, BlockNumberFor<T>>,
+		OptionQuery,
+	>;
+
+	/// How many open challenges name each server (its bond stays held while any does).
+	#[pallet::storage]
+	pub type OpenChallenges<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, u32, OptionQuery>;
 
 	#[pallet::event]
 	#[pallet::generate_deposit(pub(super) fn deposit_event)]
@@ -206,6 +350,40 @@ pub mod pallet {
 		Displaced { server: T::AccountId, by: T::AccountId, bond: BalanceOf<T> },
 		/// A batch of receipts was settled.
 		Settled { server: T::AccountId, receipts: u32, paid: BalanceOf<T>, free_requests: u32 },
+		/// `challenger` challenged what `server` answered in `session`; arbiters may be drawn
+		/// from `draw_from`, and report before `deadline`.
+		Challenged {
+			challenge: ChallengeId,
+			challenger: T::AccountId,
+			server: T::AccountId,
+			session: [u8; 16],
+			draw_from: BlockNumberFor<T>,
+			deadline: BlockNumberFor<T>,
+		},
+		/// The arbiters of a challenge were drawn: each re-executes the session and reports.
+		ArbitersDrawn { challenge: ChallengeId, arbiters: Vec<T::AccountId> },
+		/// An arbiter reported.
+		Arbitrated { challenge: ChallengeId, arbiter: T::AccountId },
+		/// A challenge was closed: `slashed` of the server's bond (`to_challenger` of it paid,
+		/// the rest burned), or `forfeited` of the challenger's bond (`to_server` of it paid, the
+		/// rest burned).
+		ChallengeClosed {
+			challenge: ChallengeId,
+			server: T::AccountId,
+			challenger: T::AccountId,
+			outcome: ChallengeOutcome,
+			slashed: BalanceOf<T>,
+			to_challenger: BalanceOf<T>,
+			forfeited: BalanceOf<T>,
+			to_server: BalanceOf<T>,
+		},
+		/// Governance set new parameters.
+		ParamsSet { params: ParamsOf<T> },
+		/// An announcement ended: its bond stays held until `release_at` (added to any bond
+		/// still unbonding).
+		Unbonding { server: T::AccountId, amount: BalanceOf<T>, release_at: BlockNumberFor<T> },
+		/// An unbonded bond was released to its server.
+		BondReleased { server: T::AccountId, amount: BalanceOf<T> },
 	}
 
 	#[pallet::error]
@@ -252,6 +430,41 @@ pub mod pallet {
 		FreeQuotaExhausted,
 		/// Amounts overflow.
 		Overflow,
+		/// A challenge of this server is open: its bond stays held, at least as it is.
+		UnderChallenge,
+		/// Only bit-exact (CPU) answers can be re-executed to the bit, and so challenged.
+		NotBitExact,
+		/// The commitment's signature is not its server's.
+		BadCommitmentSignature,
+		/// The commitment names a version that does not exist, or an invalid layer span.
+		BadCommitment,
+		/// A challenge names no evidence.
+		NoEvidence,
+		/// A server cannot challenge itself.
+		SelfChallenge,
+		/// This session of this server was proven a lie already.
+		AlreadyProven,
+		/// The challenger cannot hold the challenge bond.
+		InsufficientChallengeBond,
+		/// No such open challenge.
+		UnknownChallenge,
+		/// The challenge's arbiters are drawn already.
+		AlreadyDrawn,
+		/// Arbiters are drawn from the second block after the challenge on.
+		TooEarly,
+		/// The challenge's deadline has passed.
+		TooLate,
+		/// The caller is not an arbiter of the challenge still to report.
+		NotArbiter,
+		/// Neither side has two thirds of the arbiters yet, and the deadline has not passed.
+		NotDecided,
+		/// The server has no bond unbonding.
+		NotUnbonding,
+		/// The bond is still unbonding.
+		StillUnbonding,
+		/// Parameters out of range: `arbiters` must be 1..=MAX_INFERENCE_ARBITERS and
+		/// `arbitration_window` at least 2 blocks.
+		BadParams,
 	}
 
 	#[pallet::hooks]
@@ -286,7 +499,7 @@ pub mod pallet {
 
 		/// Announces like `announce` when the server list is full, in the place of `displaced`,
 		/// whose bond must be lower than `bond`; `displaced`'s announcement is removed and its
-		/// bond released. Squatting the list thus costs more than any honest server bonds, per
+		/// bond unbonds. Squatting the list thus costs more than any honest server bonds, per
 		/// slot (as a collator candidate takes a slot in `pallet-collator-selection`).
 		#[pallet::call_index(4)]
 		#[pallet::weight(T::WeightInfo::take_slot())]
@@ -314,8 +527,9 @@ pub mod pallet {
 			Self::put_announcement(server, offer, None)
 		}
 
-		/// Withdraws the caller's announcement and releases its bond. Receipts it holds can
-		/// still be settled.
+		/// Withdraws the caller's announcement; its bond unbonds (held for
+		/// [`InferenceParams::arbitration_window`] blocks, then [`Call::release_bond`]).
+		/// Receipts it holds can still be settled.
 		#[pallet::call_index(1)]
 		#[pallet::weight(T::WeightInfo::withdraw())]
 		pub fn withdraw(origin: OriginFor<T>) -> DispatchResult {
@@ -326,7 +540,7 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Removes `server`'s expired announcement (anyone may) and releases its bond to it.
+		/// Removes `server`'s expired announcement (anyone may); its bond unbonds.
 		#[pallet::call_index(2)]
 		#[pallet::weight(T::WeightInfo::reap())]
 		pub fn reap(origin: OriginFor<T>, server: T::AccountId) -> DispatchResult {
@@ -431,6 +645,183 @@ pub mod pallet {
 			});
 			Ok(())
 		}
+
+		/// Challenges what `commitment.server` answered in one session: `signature` is the
+		/// server's over `commitment` (the last it signed of the session, naming the running
+		/// hash of every request and answer), `evidence` where the session's record is (an IPFS
+		/// CID). Holds [`InferenceParams::challenge_bond`] from the caller until the challenge
+		/// is closed. The server must be announced or its bond unbonding (that bond is what a
+		/// proven fraud slashes), and the answers bit-exact.
+		#[pallet::call_index(5)]
+		#[pallet::weight(T::WeightInfo::challenge())]
+		pub fn challenge(
+			origin: OriginFor<T>,
+			commitment: ChunkCommitment<T::AccountId>,
+			signature: T::Signature,
+			evidence: BoundedVec<u8, T::MaxEvidenceLen>,
+		) -> DispatchResult {
+			let challenger = ensure_signed(origin)?;
+			let server = commitment.server.clone();
+			ensure!(challenger != server, Error::<T>::SelfChallenge);
+			ensure!(commitment.bit_exact, Error::<T>::NotBitExact);
+			ensure!(!evidence.is_empty(), Error::<T>::NoEvidence);
+			let layers = LayerSpan { start: commitment.layers.0, end: commitment.layers.1 };
+			ensure!(
+				layers.is_valid(MAX_LAYERS) && T::Registry::version(commitment.version).is_some(),
+				Error::<T>::BadCommitment
+			);
+			let payload = chunk_commitment_payload(&Self::genesis(), &commitment);
+			ensure!(signature.verify(&payload[..], &server), Error::<T>::BadCommitmentSignature);
+			ensure!(
+				Servers::<T>::contains_key(&server) || Unbonding::<T>::contains_key(&server),
+				Error::<T>::NotAnnounced
+			);
+			ensure!(
+				!ProvenSessions::<T>::contains_key(&server, commitment.session),
+				Error::<T>::AlreadyProven
+			);
+			let params = Params::<T>::get();
+			ensure!(
+				T::Currency::can_hold(
+					&HoldReason::ChallengeBond.into(),
+					&challenger,
+					params.challenge_bond
+				),
+				Error::<T>::InsufficientChallengeBond
+			);
+			let challenge = NextChallengeId::<T>::get();
+			let next = challenge.checked_add(1).ok_or(Error::<T>::Overflow)?;
+			let open = OpenChallenges::<T>::get(&server).unwrap_or(0).saturating_add(1);
+
+			T::Currency::hold(
+				&HoldReason::ChallengeBond.into(),
+				&challenger,
+				params.challenge_bond,
+			)?;
+			let now = frame_system::Pallet::<T>::block_number();
+			let draw_from = now.saturating_add(2u32.into());
+			let deadline = now.saturating_add(params.arbitration_window);
+			let session = commitment.session;
+			NextChallengeId::<T>::put(next);
+			OpenChallenges::<T>::insert(&server, open);
+			Challenges::<T>::insert(
+				challenge,
+				InferenceChallenge {
+					challenger: challenger.clone(),
+					commitment,
+					evidence,
+					bond: params.challenge_bond,
+					draw_from,
+					deadline,
+					arbiters: None,
+				},
+			);
+			Self::deposit_event(Event::Challenged {
+				challenge,
+				challenger,
+				server,
+				session,
+				draw_from,
+				deadline,
+			});
+			Ok(())
+		}
+
+		/// Draws a challenge's arbiters (anyone may, from the second block after the challenge
+		/// and before its deadline): [`InferenceParams::arbiters`] bonded verifiers,
+		/// stake-weighted, neither the server nor the challenger, seeded by the hash of the block
+		/// after the challenge (so the draw is the same whoever calls it, whenever).
+		#[pallet::call_index(6)]
+		#[pallet::weight(T::WeightInfo::draw_arbiters())]
+		pub fn draw_arbiters(origin: OriginFor<T>, challenge: ChallengeId) -> DispatchResult {
+			ensure_signed(origin)?;
+			let mut open = Challenges::<T>::get(challenge).ok_or(Error::<T>::UnknownChallenge)?;
+			ensure!(open.arbiters.is_none(), Error::<T>::AlreadyDrawn);
+			let now = frame_system::Pallet::<T>::block_number();
+			ensure!(now >= open.draw_from, Error::<T>::TooEarly);
+			ensure!(now < open.deadline, Error::<T>::TooLate);
+			let count = Params::<T>::get().arbiters.min(MAX_INFERENCE_ARBITERS);
+			// The hash of the block after the challenge: unknown when it was made, and fixed
+			// from then on (nobody picks the draw by picking when to call this). Kept for
+			// `BlockHashCount` blocks only.
+			let seed_block = open.draw_from.saturating_sub(1u32.into());
+			let hash = frame_system::Pallet::<T>::block_hash(seed_block);
+			ensure!(hash != T::Hash::default(), Error::<T>::TooLate);
+			let seed = BlakeTwo256::hash(&(b"bly/inference-arbiters", challenge, hash).encode());
+			let exclude = [open.challenger.clone(), open.commitment.server.clone()];
+			let drawn = T::Verifiers::draw(seed.as_ref(), count, &exclude);
+			let seats =
+				BoundedVec::truncate_from(drawn.iter().cloned().map(|a| (a, None)).collect());
+			open.arbiters = Some(seats);
+			Challenges::<T>::insert(challenge, open);
+			Self::deposit_event(Event::ArbitersDrawn { challenge, arbiters: drawn });
+			Ok(())
+		}
+
+		/// An arbiter reports, once, whether the session's record shows the server answering
+		/// other bits than the committed version's layers give (`wrong`). A record that cannot
+		/// be fetched, or does not hash to the signed transcript, is the challenger's failure:
+		/// `wrong = false`.
+		#[pallet::call_index(7)]
+		#[pallet::weight(T::WeightInfo::arbitrate())]
+		pub fn arbitrate(
+			origin: OriginFor<T>,
+			challenge: ChallengeId,
+			wrong: bool,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let mut open = Challenges::<T>::get(challenge).ok_or(Error::<T>::UnknownChallenge)?;
+			ensure!(frame_system::Pallet::<T>::block_number() < open.deadline, Error::<T>::TooLate);
+			let seat = open
+				.arbiters
+				.as_mut()
+				.and_then(|seats| {
+					seats.iter_mut().find(|(a, report)| *a == who && report.is_none())
+				})
+				.ok_or(Error::<T>::NotArbiter)?;
+			seat.1 = Some(wrong);
+			Challenges::<T>::insert(challenge, open);
+			Self::deposit_event(Event::Arbitrated { challenge, arbiter: who });
+			Ok(())
+		}
+
+		/// Closes a challenge (anyone may) once two thirds of its arbiters agree, or after its
+		/// deadline, and pays out as [`ChallengeOutcome`] says.
+		#[pallet::call_index(8)]
+		#[pallet::weight(T::WeightInfo::close_challenge())]
+		pub fn close_challenge(origin: OriginFor<T>, challenge: ChallengeId) -> DispatchResult {
+			ensure_signed(origin)?;
+			let open = Challenges::<T>::get(challenge).ok_or(Error::<T>::UnknownChallenge)?;
+			let past_deadline = frame_system::Pallet::<T>::block_number() >= open.deadline;
+			let outcome = match Self::decision(&open) {
+				Some(outcome) => outcome,
+				None if !past_deadline => return Err(Error::<T>::NotDecided.into()),
+				None if open.arbiters.is_none() => ChallengeOutcome::NotArbitrated,
+				None => ChallengeOutcome::Undecided,
+			};
+			Self::close(challenge, open, outcome);
+			Ok(())
+		}
+
+		/// Releases `server`'s unbonded bond to it (anyone may), once its unbonding has ended
+		/// and no challenge names it.
+		#[pallet::call_index(9)]
+		#[pallet::weight(T::WeightInfo::release_bond())]
+		pub fn release_bond(origin: OriginFor<T>, server: T::AccountId) -> DispatchResult {
+			ensure_signed(origin)?;
+			let unbonding = Unbonding::<T>::get(&server).ok_or(Error::<T>::NotUnbonding)?;
+			ensure!(
+				frame_system::Pallet::<T>::block_number() >= unbonding.release_at,
+				Error::<T>::StillUnbonding
+			);
+			Self::ensure_unchallenged(&server)?;
+			let reason = HoldReason::ServerBond.into();
+			let amount = T::Currency::balance_on_hold(&reason, &server).min(unbonding.amount);
+			T::Currency::release(&reason, &server, amount, Precision::BestEffort)?;
+			Unbonding::<T>::remove(&server);
+			Self::deposit_event(Event::BondReleased { server, amount });
+			Ok(())
+		}
 	}
 }
 
@@ -491,7 +882,8 @@ impl<T: Config> Pallet<T> {
 		if bond > held {
 			T::Currency::hold(&reason, &server, bond.saturating_sub(held))?;
 		} else if held > bond {
-			T::Currency::release(&reason, &server, held.saturating_sub(bond), Precision::Exact)?;
+			// What the server takes off its bond answers for its answers so far: it unbonds.
+			Self::unbond(&server, held.saturating_sub(bond));
 		}
 		let expires_at =
 			frame_system::Pallet::<T>::block_number().saturating_add(T::AnnouncementTtl::get());
@@ -510,11 +902,162 @@ impl<T: Config> Pallet<T> {
 		Ok(())
 	}
 
+	/// Ends `server`'s announcement; its bond stays held, unbonding, until it can no longer be
+	/// challenged.
 	fn remove(server: &T::AccountId, announcement: &AnnouncementOf<T>) -> DispatchResult {
-		let reason = HoldReason::ServerBond.into();
-		let held = T::Currency::balance_on_hold(&reason, server).min(announcement.bond);
-		T::Currency::release(&reason, server, held, Precision::BestEffort)?;
 		Servers::<T>::remove(server);
+		Self::unbond(server, announcement.bond);
+		Ok(())
+	}
+
+	/// Adds `amount` of `server`'s held bond to its unbonding bond, released
+	/// [`InferenceParams::arbitration_window`] blocks from now at the earliest.
+	fn unbond(server: &T::AccountId, amount: BalanceOf<T>) {
+		let release_at = frame_system::Pallet::<T>::block_number()
+			.saturating_add(Params::<T>::get().arbitration_window);
+		let unbonding = Unbonding::<T>::mutate(server, |entry| {
+			let entry = entry
+				.get_or_insert(UnbondingBond { amount: Zero::zero(), release_at: Zero::zero() });
+			entry.amount = entry.amount.saturating_add(amount);
+			entry.release_at = entry.release_at.max(release_at);
+			entry.clone()
+		});
+		Self::deposit_event(Event::Unbonding {
+			server: server.clone(),
+			amount: unbonding.amount,
+			release_at: unbonding.release_at,
+		});
+	}
+
+	fn genesis() -> H256 {
+		H256::from_slice(
+			frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero()).as_ref(),
+		)
+	}
+
+	fn ensure_unchallenged(server: &T::AccountId) -> DispatchResult {
+		ensure!(!OpenChallenges::<T>::contains_key(server), Error::<T>::UnderChallenge);
+		Ok(())
+	}
+
+	/// Two thirds of the drawn seats reporting the same way, if they have.
+	fn decision(open: &InferenceChallengeOf<T>) -> Option<ChallengeOutcome> {
+		let seats = open.arbiters.as_ref()?;
+		let count = |wrong: bool| seats.iter().filter(|(_, r)| *r == Some(wrong)).count();
+		let two_thirds = |n: usize| !seats.is_empty() && 3 * n >= 2 * seats.len();
+		if two_thirds(count(true)) {
+			Some(ChallengeOutcome::FraudProven)
+		} else if two_thirds(count(false)) {
+			Some(ChallengeOutcome::Refuted)
+		} else {
+			None
+		}
+	}
+
+	/// Pays out a challenge's `outcome` and removes it.
+	fn close(challenge: ChallengeId, open: InferenceChallengeOf<T>, outcome: ChallengeOutcome) {
+		let params = Params::<T>::get();
+		let server = open.commitment.server.clone();
+		let bond_reason = HoldReason::ChallengeBond.into();
+		let (mut slashed, mut to_challenger, mut forfeited, mut to_server) =
+			(Zero::zero(), Zero::zero(), Zero::zero(), Zero::zero());
+		match outcome {
+			ChallengeOutcome::FraudProven => {
+				let _ = T::Currency::release(
+					&bond_reason,
+					&open.challenger,
+					open.bond,
+					Precision::BestEffort,
+				);
+				// The bond announced and any still unbonding: all of it answers for the lie.
+				let bonded = Servers::<T>::get(&server).map(|a| a.bond).unwrap_or_else(Zero::zero);
+				let unbonding =
+					Unbonding::<T>::get(&server).map(|u| u.amount).unwrap_or_else(Zero::zero);
+				if !bonded.saturating_add(unbonding).is_zero() {
+					let reason = HoldReason::ServerBond.into();
+					let held = T::Currency::balance_on_hold(&reason, &server)
+						.min(bonded.saturating_add(unbonding));
+					slashed = params.fraud_slash.mul_floor(held);
+					to_challenger = T::Currency::transfer_on_hold(
+						&reason,
+						&server,
+						&open.challenger,
+						params.challenger_share.mul_floor(slashed),
+						Precision::BestEffort,
+						Restriction::Free,
+						Fortitude::Force,
+					)
+					.unwrap_or_else(|_| Zero::zero());
+					let _ = T::Currency::burn_held(
+						&reason,
+						&server,
+						slashed.saturating_sub(to_challenger),
+						Precision::BestEffort,
+						Fortitude::Force,
+					);
+					// A server proven to lie is routed to no more; what is left of its bond
+					// unbonds (other challenges of it may still be open).
+					let rest = T::Currency::balance_on_hold(&reason, &server);
+					Servers::<T>::remove(&server);
+					Unbonding::<T>::remove(&server);
+					if !rest.is_zero() {
+						Self::unbond(&server, rest);
+					}
+				}
+				ProvenSessions::<T>::insert(&server, open.commitment.session, ());
+			}
+			ChallengeOutcome::Refuted | ChallengeOutcome::NotArbitrated => {
+				forfeited = open.bond;
+				to_server = T::Currency::transfer_on_hold(
+					&bond_reason,
+					&open.challenger,
+					&server,
+					open.bond / 2u32.into(),
+					Precision::BestEffort,
+					Restriction::Free,
+					Fortitude::Force,
+				)
+				.unwrap_or_else(|_| Zero::zero());
+				let _ = T::Currency::burn_held(
+					&bond_reason,
+					&open.challenger,
+					open.bond.saturating_sub(to_server),
+					Precision::BestEffort,
+					Fortitude::Force,
+				);
+			}
+			ChallengeOutcome::Undecided => {
+				let _ = T::Currency::release(
+					&bond_reason,
+					&open.challenger,
+					open.bond,
+					Precision::BestEffort,
+				);
+			}
+		}
+		Challenges::<T>::remove(challenge);
+		match OpenChallenges::<T>::get(&server).unwrap_or(0).saturating_sub(1) {
+			0 => OpenChallenges::<T>::remove(&server),
+			left => OpenChallenges::<T>::insert(&server, left),
+		}
+		Self::deposit_event(Event::ChallengeClosed {
+			challenge,
+			server,
+			challenger: open.challenger,
+			outcome,
+			slashed,
+			to_challenger,
+			forfeited,
+			to_server,
+		});
+	}
+
+	fn check_params(params: &ParamsOf<T>) -> DispatchResult {
+		ensure!(
+			(1..=MAX_INFERENCE_ARBITERS).contains(&params.arbiters)
+				&& params.arbitration_window >= 2u32.into(),
+			Error::<T>::BadParams
+		);
 		Ok(())
 	}
 
@@ -522,5 +1065,18 @@ impl<T: Config> Pallet<T> {
 	pub fn live_servers() -> Vec<(T::AccountId, AnnouncementOf<T>)> {
 		let now = frame_system::Pallet::<T>::block_number();
 		Servers::<T>::iter().filter(|(_, a)| a.expires_at > now).collect()
+	}
+}
+
+impl<T: Config> GovernedParams<ParamsOf<T>> for Pallet<T> {
+	fn params() -> ParamsOf<T> {
+		Params::<T>::get()
+	}
+
+	fn set_params(params: ParamsOf<T>) -> DispatchResult {
+		Self::check_params(&params)?;
+		Params::<T>::put(params.clone());
+		Self::deposit_event(Event::ParamsSet { params });
+		Ok(())
 	}
 }

@@ -123,6 +123,50 @@ parameter_types! {
 /// Held from a server per `(client, server)` nonce entry.
 pub const NONCE_DEPOSIT: Balance = 3;
 
+pub const CHALLENGE_BOND: Balance = 40;
+pub const WINDOW: BlockNumber = 10;
+
+parameter_types! {
+	pub Defaults: ParamsOf<Test> = InferenceParams {
+		check_rate: sp_runtime::Perbill::from_percent(5),
+		challenge_bond: CHALLENGE_BOND,
+		arbiters: 3,
+		arbitration_window: WINDOW,
+		fraud_slash: sp_runtime::Perbill::from_percent(50),
+		challenger_share: sp_runtime::Perbill::from_percent(40),
+	};
+}
+
+std::thread_local! {
+	/// The bonded verifiers of the test, in the order [`Verifiers::draw`] takes them.
+	pub static VERIFIERS: std::cell::RefCell<Vec<AccountId>> = const { std::cell::RefCell::new(Vec::new()) };
+	/// The seeds draws were made with.
+	pub static SEEDS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A verifier set that draws its verifiers in order, skipping those excluded.
+pub struct Verifiers;
+impl VerifierSet<AccountId> for Verifiers {
+	fn draw(seed: &[u8], count: u32, exclude: &[AccountId]) -> Vec<AccountId> {
+		SEEDS.with(|s| s.borrow_mut().push(seed.to_vec()));
+		VERIFIERS.with(|v| {
+			v.borrow()
+				.iter()
+				.filter(|a| !exclude.contains(a))
+				.take(count as usize)
+				.cloned()
+				.collect()
+		})
+	}
+	fn penalise(_: blyan_primitives::pol::JobId, _: &AccountId) {}
+	#[cfg(feature = "runtime-benchmarks")]
+	fn benchmark_full_set() -> Vec<AccountId> {
+		let set: Vec<AccountId> = (1..=20u8).map(|i| AccountId::new([i; 32])).collect();
+		VERIFIERS.with(|v| *v.borrow_mut() = set.clone());
+		set
+	}
+}
+
 impl pallet_inference::Config for Test {
 	type Currency = Balances;
 	type RuntimeHoldReason = RuntimeHoldReason;
@@ -136,6 +180,9 @@ impl pallet_inference::Config for Test {
 	type MaxEndpointLen = MaxEndpointLen;
 	type MaxReceiptsPerBatch = MaxReceiptsPerBatch;
 	type NonceDeposit = NonceDeposit;
+	type Verifiers = Verifiers;
+	type DefaultParams = Defaults;
+	type MaxEvidenceLen = frame_support::traits::ConstU32<64>;
 	type WeightInfo = ();
 }
 
@@ -149,6 +196,23 @@ pub fn new_account(balance: Balance) -> (sr25519::Public, AccountId) {
 		Balances::set_balance(&account, balance);
 	}
 	(public, account)
+}
+
+/// Moves to block `n`, giving every block before it a hash (the arbiters' draw is seeded by one).
+pub fn go_to(n: BlockNumber) {
+	for b in System::block_number().max(1)..n {
+		frame_system::BlockHash::<Test>::insert(b, H256::repeat_byte(b as u8));
+	}
+	System::set_block_number(n);
+}
+
+/// `public` signs `commitment` (as a stage does after each chunk).
+pub fn sign_commitment(
+	public: &sr25519::Public,
+	commitment: &ChunkCommitment<AccountId>,
+) -> MultiSignature {
+	let payload = chunk_commitment_payload(&genesis(), commitment);
+	MultiSignature::from(sp_io::crypto::sr25519_sign(KEY_TYPE, public, &payload).unwrap())
 }
 
 /// `public` signs `receipt` (as a client's wallet would).

@@ -64,9 +64,17 @@ fn announce_holds_the_bond_and_renewing_adjusts_it() {
 
 		System::set_block_number(20);
 		assert_ok!(announce(&server, 150));
-		assert_eq!(held(&server), 150);
+		// The 150 taken off the bond unbonds: held until it can no longer be challenged.
+		assert_eq!(held(&server), 300);
+		assert_eq!(
+			Unbonding::<Test>::get(&server),
+			Some(UnbondingBond { amount: 150, release_at: 20 + WINDOW })
+		);
 		assert_eq!(Servers::<Test>::get(&server).unwrap().expires_at, 20 + TTL);
 		assert_eq!(Servers::<Test>::count(), 1);
+		System::set_block_number(20 + WINDOW);
+		assert_ok!(Inference::release_bond(RuntimeOrigin::signed(server.clone()), server.clone()));
+		assert_eq!(held(&server), 150);
 	});
 }
 
@@ -138,8 +146,9 @@ fn squatters_filling_the_server_list_are_displaced_by_a_higher_bond() {
 		assert_eq!(Servers::<Test>::count(), 3);
 		assert!(Servers::<Test>::contains_key(&honest));
 		assert!(!Servers::<Test>::contains_key(&squatters[0]));
-		assert_eq!((held(&honest), held(&squatters[0])), (150, 0));
-		assert_eq!(Balances::free_balance(&squatters[0]), 1_000, "the displaced bond is released");
+		// The displaced bond unbonds.
+		assert_eq!((held(&honest), held(&squatters[0])), (150, 100));
+		assert_eq!(Unbonding::<Test>::get(&squatters[0]).unwrap().amount, 100);
 		System::assert_has_event(
 			Event::Displaced { server: squatters[0].clone(), by: honest.clone(), bond: 150 }.into(),
 		);
@@ -148,7 +157,8 @@ fn squatters_filling_the_server_list_are_displaced_by_a_higher_bond() {
 		// Pushing the honest server out again needs a bond above its own.
 		assert_noop!(take_slot(&squatters[0], &honest, 150), Error::<Test>::BondNotHigher);
 		assert_ok!(take_slot(&squatters[0], &honest, 151));
-		assert_eq!(held(&honest), 0);
+		assert_eq!(held(&honest), 150, "unbonding");
+		assert_eq!(held(&squatters[0]), 100 + 151);
 	});
 }
 
@@ -187,7 +197,7 @@ fn take_slot_is_only_for_a_newcomer_to_a_full_list() {
 }
 
 #[test]
-fn withdraw_and_reap_release_the_bond() {
+fn withdraw_and_reap_unbond_the_bond_then_release_it() {
 	new_test_ext().execute_with(|| {
 		let (_, server) = new_account(1_000);
 		let (_, other) = new_account(1_000);
@@ -195,7 +205,19 @@ fn withdraw_and_reap_release_the_bond() {
 		assert_ok!(announce(&server, 200));
 		assert_ok!(announce(&other, 200));
 		assert_ok!(Inference::withdraw(RuntimeOrigin::signed(server.clone())));
+		// Held for the arbitration window: what it signed last can still be challenged.
+		assert_eq!(held(&server), 200);
+		assert_noop!(
+			Inference::release_bond(RuntimeOrigin::signed(reaper.clone()), server.clone()),
+			Error::<Test>::StillUnbonding
+		);
+		System::set_block_number(1 + WINDOW);
+		assert_ok!(Inference::release_bond(RuntimeOrigin::signed(reaper.clone()), server.clone()));
 		assert_eq!(held(&server), 0);
+		assert_noop!(
+			Inference::release_bond(RuntimeOrigin::signed(reaper.clone()), server.clone()),
+			Error::<Test>::NotUnbonding
+		);
 		assert_noop!(
 			Inference::withdraw(RuntimeOrigin::signed(server.clone())),
 			Error::<Test>::NotAnnounced
@@ -208,9 +230,11 @@ fn withdraw_and_reap_release_the_bond() {
 		assert_eq!(Inference::live_servers().len(), 1);
 		System::set_block_number(1 + TTL);
 		assert!(Inference::live_servers().is_empty(), "expired announcements are not routed to");
-		assert_ok!(Inference::reap(RuntimeOrigin::signed(reaper), other.clone()));
-		assert_eq!((held(&other), Balances::free_balance(&other)), (0, 1_000));
+		assert_ok!(Inference::reap(RuntimeOrigin::signed(reaper.clone()), other.clone()));
 		assert_eq!(Servers::<Test>::count(), 0);
+		System::set_block_number(1 + TTL + WINDOW);
+		assert_ok!(Inference::release_bond(RuntimeOrigin::signed(reaper), other.clone()));
+		assert_eq!((held(&other), Balances::free_balance(&other)), (0, 1_000));
 	});
 }
 
@@ -457,5 +481,378 @@ fn a_nonce_entry_holds_its_clients_deposit_and_fresh_keys_write_none() {
 			SettledNonce::<Test>::iter().count() as Balance * NONCE_DEPOSIT,
 			nonce_deposit(&client)
 		);
+	});
+}
+
+// Challenges of served answers.
+
+fn commitment(server: &AccountId, session: u8) -> ChunkCommitment<AccountId> {
+	ChunkCommitment {
+		server: server.clone(),
+		version: 1,
+		layers: (0, 2),
+		session: [session; 16],
+		positions: 12,
+		transcript: [7; 32],
+		bit_exact: true,
+	}
+}
+
+fn evidence() -> BoundedVec<u8, frame_support::traits::ConstU32<64>> {
+	b"bafkreievidence".to_vec().try_into().unwrap()
+}
+
+fn challenge_bond(who: &AccountId) -> Balance {
+	Balances::balance_on_hold(&RuntimeHoldReason::Inference(HoldReason::ChallengeBond), who)
+}
+
+/// A server announced with a bond of 1 000 whose signing key is `public`, a challenger, and
+/// three bonded verifiers.
+struct Challenge {
+	public: sp_core::sr25519::Public,
+	server: AccountId,
+	challenger: AccountId,
+	arbiters: Vec<AccountId>,
+}
+
+fn challenge_setup() -> Challenge {
+	let (public, server) = new_account(2_000);
+	assert_ok!(announce(&server, 1_000));
+	let (_, challenger) = new_account(500);
+	let arbiters: Vec<AccountId> = (0..3).map(|_| new_account(10).1).collect();
+	VERIFIERS.with(|v| *v.borrow_mut() = arbiters.clone());
+	Challenge { public, server, challenger, arbiters }
+}
+
+fn challenge(c: &Challenge, session: u8) -> DispatchResult {
+	let commitment = commitment(&c.server, session);
+	let signature = sign_commitment(&c.public, &commitment);
+	Inference::challenge(
+		RuntimeOrigin::signed(c.challenger.clone()),
+		commitment,
+		signature,
+		evidence(),
+	)
+}
+
+fn report(c: &Challenge, arbiter: usize, wrong: bool) -> DispatchResult {
+	Inference::arbitrate(RuntimeOrigin::signed(c.arbiters[arbiter].clone()), 0, wrong)
+}
+
+fn close(c: &Challenge) -> DispatchResult {
+	Inference::close_challenge(RuntimeOrigin::signed(c.challenger.clone()), 0)
+}
+
+fn closed_as() -> ChallengeOutcome {
+	System::events()
+		.into_iter()
+		.find_map(|r| match r.event {
+			RuntimeEvent::Inference(Event::ChallengeClosed { outcome, .. }) => Some(outcome),
+			_ => None,
+		})
+		.expect("the challenge was closed")
+}
+
+#[test]
+fn a_proven_wrong_answer_slashes_the_server_pays_the_challenger_and_burns_the_rest() {
+	new_test_ext().execute_with(|| {
+		let c = challenge_setup();
+		let issuance = Balances::total_issuance();
+		assert_ok!(challenge(&c, 1));
+		assert_eq!(challenge_bond(&c.challenger), CHALLENGE_BOND);
+		assert_eq!(OpenChallenges::<Test>::get(&c.server), Some(1));
+
+		// Drawn from the second block on, seeded by the hash of the block after the challenge.
+		go_to(2);
+		assert_noop!(
+			Inference::draw_arbiters(RuntimeOrigin::signed(c.challenger.clone()), 0),
+			Error::<Test>::TooEarly
+		);
+		go_to(3);
+		assert_ok!(Inference::draw_arbiters(RuntimeOrigin::signed(c.arbiters[0].clone()), 0));
+		assert_noop!(
+			Inference::draw_arbiters(RuntimeOrigin::signed(c.challenger.clone()), 0),
+			Error::<Test>::AlreadyDrawn
+		);
+		let seats = Challenges::<Test>::get(0).unwrap().arbiters.unwrap();
+		assert_eq!(seats.iter().map(|(a, _)| a.clone()).collect::<Vec<_>>(), c.arbiters);
+
+		// Not an arbiter, or an arbiter reporting twice: refused.
+		assert_noop!(
+			Inference::arbitrate(RuntimeOrigin::signed(c.challenger.clone()), 0, true),
+			Error::<Test>::NotArbiter
+		);
+		assert_ok!(report(&c, 0, true));
+		assert_noop!(report(&c, 0, false), Error::<Test>::NotArbiter);
+		assert_noop!(close(&c), Error::<Test>::NotDecided);
+		assert_ok!(report(&c, 1, true));
+		// Two of three: decided before the deadline.
+		assert_ok!(close(&c));
+		assert_eq!(closed_as(), ChallengeOutcome::FraudProven);
+
+		// Half of the 1 000 bond slashed: 40 % of it (200) to the challenger, 300 burned; the
+		// server is no longer announced and the rest of its bond unbonds.
+		assert_eq!(held(&c.server), 500);
+		assert_eq!(Balances::free_balance(&c.server), 1_000);
+		assert!(!Servers::<Test>::contains_key(&c.server));
+		assert_eq!(challenge_bond(&c.challenger), 0);
+		assert_eq!(Balances::free_balance(&c.challenger), 500 + 200);
+		assert_eq!(Balances::total_issuance(), issuance - 300);
+		assert!(Challenges::<Test>::get(0).is_none());
+		assert!(OpenChallenges::<Test>::get(&c.server).is_none());
+		// The lie was paid for: the session is not challenged again, even once the server
+		// bonds anew.
+		assert_ok!(announce(&c.server, 500));
+		assert_noop!(challenge(&c, 1), Error::<Test>::AlreadyProven);
+	});
+}
+
+#[test]
+fn a_refuted_challenge_costs_the_challenger_half_to_the_server_half_burned() {
+	new_test_ext().execute_with(|| {
+		let c = challenge_setup();
+		let issuance = Balances::total_issuance();
+		assert_ok!(challenge(&c, 1));
+		go_to(3);
+		assert_ok!(Inference::draw_arbiters(RuntimeOrigin::signed(c.challenger.clone()), 0));
+		assert_ok!(report(&c, 0, false));
+		assert_ok!(report(&c, 1, true));
+		assert_ok!(report(&c, 2, false));
+		assert_ok!(close(&c));
+		assert_eq!(closed_as(), ChallengeOutcome::Refuted);
+		assert_eq!(Balances::free_balance(&c.challenger), 500 - CHALLENGE_BOND);
+		assert_eq!(Balances::free_balance(&c.server), 1_000 + CHALLENGE_BOND / 2);
+		assert_eq!(held(&c.server), 1_000);
+		assert_eq!(Balances::total_issuance(), issuance - CHALLENGE_BOND / 2);
+		// The server serves on, and may withdraw again (its bond unbonding).
+		assert_ok!(Inference::withdraw(RuntimeOrigin::signed(c.server.clone())));
+		assert!(Unbonding::<Test>::contains_key(&c.server));
+	});
+}
+
+#[test]
+fn a_challenge_without_a_decision_returns_the_bond_and_one_never_drawn_forfeits_it() {
+	new_test_ext().execute_with(|| {
+		let c = challenge_setup();
+		assert_ok!(challenge(&c, 1));
+		go_to(3);
+		assert_ok!(Inference::draw_arbiters(RuntimeOrigin::signed(c.challenger.clone()), 0));
+		assert_ok!(report(&c, 0, true));
+		assert_ok!(report(&c, 1, false));
+		assert_noop!(close(&c), Error::<Test>::NotDecided);
+		System::set_block_number(1 + WINDOW);
+		assert_noop!(report(&c, 2, true), Error::<Test>::TooLate);
+		assert_ok!(close(&c));
+		assert_eq!(closed_as(), ChallengeOutcome::Undecided);
+		assert_eq!(Balances::free_balance(&c.challenger), 500);
+		assert_eq!(held(&c.server), 1_000);
+
+		// A second challenge nobody had arbiters drawn for: forfeited like a refuted one.
+		System::reset_events();
+		assert_ok!(challenge(&c, 2));
+		assert_noop!(
+			Inference::close_challenge(RuntimeOrigin::signed(c.challenger.clone()), 1),
+			Error::<Test>::NotDecided
+		);
+		System::set_block_number(1 + 2 * WINDOW);
+		assert_noop!(
+			Inference::draw_arbiters(RuntimeOrigin::signed(c.challenger.clone()), 1),
+			Error::<Test>::TooLate
+		);
+		assert_ok!(Inference::close_challenge(RuntimeOrigin::signed(c.arbiters[0].clone()), 1));
+		assert_eq!(closed_as(), ChallengeOutcome::NotArbitrated);
+		assert_eq!(Balances::free_balance(&c.challenger), 500 - CHALLENGE_BOND);
+	});
+}
+
+#[test]
+fn a_challenged_servers_bond_is_not_released_until_the_challenge_is_closed() {
+	new_test_ext().execute_with(|| {
+		let c = challenge_setup();
+		assert_ok!(challenge(&c, 1));
+		// It may lower its bond and withdraw (nobody is locked in), but what it takes off
+		// unbonds and stays held while the challenge is open.
+		assert_ok!(announce(&c.server, 500));
+		assert_ok!(Inference::withdraw(RuntimeOrigin::signed(c.server.clone())));
+		assert_eq!(held(&c.server), 1_000);
+		go_to(1 + WINDOW);
+		assert_noop!(
+			Inference::release_bond(RuntimeOrigin::signed(c.server.clone()), c.server.clone()),
+			Error::<Test>::UnderChallenge
+		);
+		// Nobody drew arbiters: closed at the deadline, the challenger's bond forfeited.
+		assert_ok!(close(&c));
+		assert_eq!(closed_as(), ChallengeOutcome::NotArbitrated);
+		assert_ok!(Inference::release_bond(
+			RuntimeOrigin::signed(c.server.clone()),
+			c.server.clone()
+		));
+		assert_eq!(held(&c.server), 0);
+		assert_eq!(Balances::free_balance(&c.server), 2_000 + CHALLENGE_BOND / 2);
+	});
+}
+
+#[test]
+fn the_draw_is_the_same_whoever_calls_it_whenever() {
+	new_test_ext().execute_with(|| {
+		let c = challenge_setup();
+		assert_ok!(challenge(&c, 1));
+		go_to(3);
+		let seeds = |at: BlockNumber| {
+			// Drawn in a throw-away transaction at block `at`: the seed the draw used.
+			System::set_block_number(at);
+			SEEDS.with(|s| s.borrow_mut().clear());
+			frame_support::storage::with_transaction(|| {
+				let _ = Inference::draw_arbiters(RuntimeOrigin::signed(c.challenger.clone()), 0);
+				sp_runtime::TransactionOutcome::Rollback(Ok::<(), sp_runtime::DispatchError>(()))
+			})
+			.unwrap();
+			SEEDS.with(|s| s.borrow().clone())
+		};
+		let early = seeds(3);
+		assert_eq!(early.len(), 1);
+		go_to(8);
+		assert_eq!(seeds(8), early, "a later block gives the same draw");
+		// Another challenge (another block after it) draws with another seed.
+		assert_ok!(challenge(&c, 2));
+		go_to(11);
+		SEEDS.with(|s| s.borrow_mut().clear());
+		assert_ok!(Inference::draw_arbiters(RuntimeOrigin::signed(c.challenger.clone()), 1));
+		assert_ne!(SEEDS.with(|s| s.borrow().clone()), early);
+	});
+}
+
+#[test]
+fn a_challenge_is_refused_unless_it_holds_the_servers_signature_and_a_bond() {
+	new_test_ext().execute_with(|| {
+		let c = challenge_setup();
+		let origin = RuntimeOrigin::signed(c.challenger.clone());
+		let signed =
+			|commitment: &ChunkCommitment<AccountId>| sign_commitment(&c.public, commitment);
+
+		// Signed by someone else.
+		let (other, _) = new_account(0);
+		let forged = sign_commitment(&other, &commitment(&c.server, 1));
+		assert_noop!(
+			Inference::challenge(origin.clone(), commitment(&c.server, 1), forged, evidence()),
+			Error::<Test>::BadCommitmentSignature
+		);
+		// Signed, then changed.
+		let mut changed = commitment(&c.server, 1);
+		let signature = signed(&changed);
+		changed.transcript = [8; 32];
+		assert_noop!(
+			Inference::challenge(origin.clone(), changed, signature, evidence()),
+			Error::<Test>::BadCommitmentSignature
+		);
+		let mut gpu = commitment(&c.server, 1);
+		gpu.bit_exact = false;
+		assert_noop!(
+			Inference::challenge(origin.clone(), gpu.clone(), signed(&gpu), evidence()),
+			Error::<Test>::NotBitExact
+		);
+		let mut unknown = commitment(&c.server, 1);
+		unknown.version = 9;
+		assert_noop!(
+			Inference::challenge(origin.clone(), unknown.clone(), signed(&unknown), evidence()),
+			Error::<Test>::BadCommitment
+		);
+		let good = commitment(&c.server, 1);
+		assert_noop!(
+			Inference::challenge(origin.clone(), good.clone(), signed(&good), Default::default()),
+			Error::<Test>::NoEvidence
+		);
+		assert_noop!(
+			Inference::challenge(
+				RuntimeOrigin::signed(c.server.clone()),
+				good.clone(),
+				signed(&good),
+				evidence()
+			),
+			Error::<Test>::SelfChallenge
+		);
+		let (_, poor) = new_account(CHALLENGE_BOND / 2);
+		assert_noop!(
+			Inference::challenge(
+				RuntimeOrigin::signed(poor),
+				good.clone(),
+				signed(&good),
+				evidence()
+			),
+			Error::<Test>::InsufficientChallengeBond
+		);
+		// An unannounced server has no bond to answer with.
+		let (stranger_key, stranger) = new_account(10);
+		let theirs = commitment(&stranger, 1);
+		let theirs_signed = sign_commitment(&stranger_key, &theirs);
+		assert_noop!(
+			Inference::challenge(origin.clone(), theirs, theirs_signed, evidence()),
+			Error::<Test>::NotAnnounced
+		);
+		assert_ok!(Inference::challenge(origin.clone(), good.clone(), signed(&good), evidence()));
+		// Another challenge of the same session is taken: a decoy (say, the server's own sybil
+		// challenging first) cannot shut out an honest challenger.
+		assert_ok!(Inference::challenge(origin, good.clone(), signed(&good), evidence()));
+		assert_eq!(OpenChallenges::<Test>::get(&c.server), Some(2));
+		assert_noop!(
+			Inference::close_challenge(RuntimeOrigin::signed(c.challenger.clone()), 7),
+			Error::<Test>::UnknownChallenge
+		);
+	});
+}
+
+#[test]
+fn governance_sets_the_challenge_parameters_within_range() {
+	new_test_ext().execute_with(|| {
+		let mut params = <Inference as GovernedParams<_>>::params();
+		params.arbiters = 0;
+		assert_noop!(
+			<Inference as GovernedParams<_>>::set_params(params.clone()),
+			Error::<Test>::BadParams
+		);
+		params.arbiters = MAX_INFERENCE_ARBITERS + 1;
+		assert_noop!(
+			<Inference as GovernedParams<_>>::set_params(params.clone()),
+			Error::<Test>::BadParams
+		);
+		params.arbiters = 5;
+		params.check_rate = sp_runtime::Perbill::from_percent(10);
+		assert_ok!(<Inference as GovernedParams<_>>::set_params(params.clone()));
+		assert_eq!(Params::<Test>::get(), params);
+	});
+}
+
+#[test]
+fn a_server_that_withdraws_after_lying_is_still_slashed_from_its_unbonding_bond() {
+	new_test_ext().execute_with(|| {
+		let c = challenge_setup();
+		// The liar withdraws at once; its bond unbonds for the arbitration window.
+		assert_ok!(Inference::withdraw(RuntimeOrigin::signed(c.server.clone())));
+		assert_eq!(held(&c.server), 1_000);
+		assert_ok!(challenge(&c, 1));
+		go_to(3);
+		assert_ok!(Inference::draw_arbiters(RuntimeOrigin::signed(c.challenger.clone()), 0));
+		// Not released while challenged, even once the unbonding is over.
+		System::set_block_number(1 + WINDOW);
+		assert_noop!(
+			Inference::release_bond(RuntimeOrigin::signed(c.server.clone()), c.server.clone()),
+			Error::<Test>::UnderChallenge
+		);
+		System::set_block_number(3);
+		assert_ok!(report(&c, 0, true));
+		assert_ok!(report(&c, 2, true));
+		assert_ok!(close(&c));
+		assert_eq!(closed_as(), ChallengeOutcome::FraudProven);
+		// Half its bond slashed; the other half unbonds anew (another challenge might be open).
+		assert_eq!(Balances::free_balance(&c.server), 1_000);
+		assert_eq!(held(&c.server), 500);
+		assert_eq!(Unbonding::<Test>::get(&c.server).unwrap().amount, 500);
+		assert_eq!(Balances::free_balance(&c.challenger), 500 + 200);
+		go_to(3 + WINDOW);
+		assert_ok!(Inference::release_bond(
+			RuntimeOrigin::signed(c.server.clone()),
+			c.server.clone()
+		));
+		assert_eq!(Balances::free_balance(&c.server), 2_000 - 500);
 	});
 }

@@ -13,9 +13,9 @@
 use super::parameters::{BlyanBounds, EconomicsDefaults, TimingDefaults};
 use super::RuntimeBlockWeights;
 use crate::{
-	currency::*, time::*, AccountId, Balance, Balances, BlockNumber, FreeTier, Jobs, OriginCaller,
-	PolRewards, Preimage, Referenda, Runtime, RuntimeCall, RuntimeEvent, RuntimeHoldReason,
-	RuntimeOrigin, System, TrainingAudit,
+	currency::*, time::*, AccountId, Balance, Balances, BlockNumber, FreeTier, Inference, Jobs,
+	OriginCaller, PolRewards, Preimage, Referenda, Runtime, RuntimeCall, RuntimeEvent,
+	RuntimeHoldReason, RuntimeOrigin, System, TrainingAudit,
 };
 use alloc::borrow::Cow;
 use frame_support::{
@@ -210,6 +210,7 @@ impl pallet_governance::Config for Runtime {
 	type Pol = PolRewards;
 	type Audit = TrainingAudit;
 	type FreeTier = FreeTier;
+	type Inference = Inference;
 	type Bounds = BlyanBounds;
 	type AdminOrigin = EitherOfDiverse<EnsureRoot<AccountId>, EnsureParameterAdmin>;
 	// The root track's periods, inflation and the epoch budget: root referenda only, each at

@@ -1,11 +1,13 @@
 //! Inference: servers announce the layer spans of accepted versions they serve (with a bond);
 //! clients pay per token through signed receipts the servers settle in batches; free receipts
-//! count against the free tier's quota.
+//! count against the free tier's quota; a server's signed answers can be challenged, and its
+//! bond slashed once verifiers drawn as arbiters re-execute them and find them wrong.
 
 use crate::{
+	configs::parameters::InferenceDefaults,
 	currency::{self, BLY},
 	time::HOURS,
-	Balances, FreeTier, Registry, Runtime, RuntimeHoldReason, Signature,
+	Balances, FreeTier, PolRewards, Registry, Runtime, RuntimeHoldReason, Signature,
 };
 use frame_support::traits::{ConstU128, ConstU32};
 
@@ -27,5 +29,10 @@ impl pallet_inference::Config for Runtime {
 	/// One `SettledNonce` entry (its keys count in the entry's part, its `u64` value per
 	/// byte): 0.108 BLY, held from a client for each server it is first settled at.
 	type NonceDeposit = ConstU128<{ currency::deposit(1, 8) }>;
+	/// Challenges' arbiters are the PoL verifiers, drawn by stake.
+	type Verifiers = PolRewards;
+	type DefaultParams = InferenceDefaults;
+	/// A CID in text form (CIDv1 base32 of a sha2-256 is 59 bytes).
+	type MaxEvidenceLen = ConstU32<128>;
 	type WeightInfo = pallet_inference::weights::SubstrateWeight<Runtime>;
 }

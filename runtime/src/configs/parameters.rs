@@ -26,6 +26,12 @@
 //! | proof-of-work difficulty | 20 bits (~1 M hashes) | 8 | 32 |
 //! | proof-of-work window | 20 blocks | 1 block | 1 h |
 //! | free requests per block | 100 | 1 | 1 000 |
+//! | inference check rate | 5 % | 0 | 100 % |
+//! | inference challenge bond | 10 BLY | 0.001 BLY | 1 M BLY |
+//! | inference arbiters | 3 | 1 | 16 (`MAX_INFERENCE_ARBITERS`) |
+//! | inference arbitration window | 10 min | 10 blocks | 7 days |
+//! | server fraud slash | 100 % | 1 % | 100 % |
+//! | challenger share of a server slash | 50 % | 0 | 100 % |
 //! | referendum prepare / decision / confirm / enactment | 1 h / 7 d / 1 d / 1 d | 1 / 10 / 1 / 1 blocks | 30 / 90 / 30 / 30 days |
 //!
 //! The `dev` preset shortens the referendum periods (see `genesis_config_presets`).
@@ -36,6 +42,7 @@ use pallet_free_tier::FreeTierParams;
 use pallet_governance::{
 	EconomicsParams, ParameterBounds, ParameterKind, ParameterValue, ReferendumTimings,
 };
+use pallet_inference::{InferenceParams, MAX_INFERENCE_ARBITERS};
 use pallet_jobs::JobParams;
 use pallet_pol_rewards::{PolParams, MAX_COMMITTEE};
 use pallet_training_audit::{AuditParams, MAX_ARBITERS, MAX_SPOT_CHECKS};
@@ -80,6 +87,20 @@ parameter_types! {
 		arbiters: 3,
 		challenge_bond: 10 * BLY,
 		fraud_slash: Perbill::from_percent(50),
+	};
+
+	pub InferenceDefaults: InferenceParams<Balance, BlockNumber> = InferenceParams {
+		// 5 % of requests re-executed: ≤ 10 % extra compute, and a server lying on 1 hop in 100
+		// is caught within ~60 sampled hops on average (docs/benchmarks.md).
+		check_rate: Perbill::from_percent(5),
+		challenge_bond: 10 * BLY,
+		arbiters: 3,
+		// Arbiters fetch the session's record and the span's layers, and re-execute it.
+		arbitration_window: 10 * MINUTES,
+		// A server proven to lie loses its whole bond (at least half of it net, should its own
+		// second account challenge first and take the challenger's share).
+		fraud_slash: Perbill::from_percent(100),
+		challenger_share: Perbill::from_percent(50),
 	};
 
 	pub FreeTierDefaults: FreeTierParams<BlockNumber> = FreeTierParams {
@@ -166,6 +187,11 @@ impl ParameterBounds<Balance, BlockNumber> for BlyanBounds {
 			ValidatorRewardShare => percent(0, 100),
 			PreparePeriod | ConfirmPeriod | MinEnactmentPeriod => blocks(1, 30 * DAYS),
 			DecisionPeriod => blocks(10, 90 * DAYS),
+			InferenceCheckRate | InferenceChallengerShare => percent(0, 100),
+			InferenceChallengeBond => amount(MILLI_BLY, 1_000_000 * BLY),
+			InferenceArbiters => (Count(1), Count(MAX_INFERENCE_ARBITERS)),
+			InferenceArbitrationWindow => blocks(10, 7 * DAYS),
+			ServerFraudSlash => percent(1, 100),
 		})
 	}
 }

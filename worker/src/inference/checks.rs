@@ -105,17 +105,37 @@ pub struct CheckOutcome {
 	pub verdict: Verdict,
 	/// `(peer, positions computed)`.
 	pub replays: Vec<(Hop, u32)>,
-	/// The stage caught, with what it signed of the session (the evidence).
-	pub caught: Option<(Hop, Option<SignedCommitment>)>,
+	/// The stage caught (the routed one, or a lying peer) with every chunk it answered of its
+	/// session and what it signed last of them: the evidence of a challenge on chain.
+	pub caught: Option<HopRecord>,
 }
 
 /// A replay's digests, up to and including the first that differs from the record's.
 struct Replay {
 	digests: Vec<[u8; 32]>,
+	/// The answers' bytes, with `digests`.
+	answers: Vec<bytes::Bytes>,
 	first_difference: Option<usize>,
 	positions: u32,
 	/// What the peer signed last.
 	signed: Option<SignedCommitment>,
+	/// The replay's transcript at the peer.
+	transcript: [u8; 32],
+}
+
+impl Replay {
+	/// What `peer` answered of `record`'s chunks in this replay, as a record of its own.
+	fn record_at(self, peer: Hop, record: &HopRecord) -> HopRecord {
+		let inputs = record.inputs[..self.digests.len()].to_vec();
+		HopRecord {
+			hop: peer,
+			inputs,
+			digests: self.digests,
+			answers: self.answers,
+			transcript: self.transcript,
+			signed: self.signed,
+		}
+	}
 }
 
 /// Replays `record`'s chunks on `peer` in a new session: each answer checked against the peer's
@@ -123,6 +143,7 @@ struct Replay {
 async fn replay(peer: &Hop, record: &HopRecord) -> Result<Replay, HopError> {
 	let session = new_session();
 	let (mut transcript, mut digests, mut signed) = ([0; 32], Vec::new(), None);
+	let mut answers = Vec::new();
 	let mut positions = 0u32;
 	let mut first_difference = None;
 	for (i, ((position, input), expected)) in record.inputs.iter().zip(&record.digests).enumerate()
@@ -154,13 +175,14 @@ async fn replay(peer: &Hop, record: &HopRecord) -> Result<Replay, HopError> {
 			}
 		}
 		digests.push(answer.answer_digest);
+		answers.push(answer.body.clone());
 		if answer.answer_digest != *expected {
 			first_difference = Some(i);
 			break;
 		}
 	}
 	peer.client.end(session).await;
-	Ok(Replay { digests, first_difference, positions, signed })
+	Ok(Replay { digests, answers, first_difference, positions, signed, transcript })
 }
 
 /// Spot-checks one hop of a served request on the peers `source` offers.
@@ -191,36 +213,34 @@ pub async fn spot_check(
 		avoid.insert(peer.endpoint());
 		let Ok(result) = replay(&peer, record).await else { continue };
 		replays.push((peer.clone(), result.positions));
-		match (&first, result.first_difference) {
-			(None, None) => {
+		let Some((first_peer, first_replay)) = first.take() else {
+			if result.first_difference.is_none() {
 				return CheckOutcome { verdict: Verdict::Agreed, replays, caught: None };
 			}
-			(None, Some(_)) => first = Some((peer, result)),
-			(Some((first_peer, first_replay)), second_difference) => {
-				let at = first_replay.first_difference.expect("the first peer differed");
-				// The second peer agrees with the stage: the first peer answered other bits.
-				if second_difference.is_none() {
-					let caught = (first_peer.clone(), first_replay.signed.clone());
-					return CheckOutcome {
-						verdict: Verdict::CheckerCaught { at },
-						replays,
-						caught: Some(caught),
-					};
-				}
-				// Both peers differ from the stage at the same chunk, with the same bits.
-				if second_difference == Some(at)
-					&& result.digests.get(at) == first_replay.digests.get(at)
-				{
-					let caught = (record.hop.clone(), record.signed.clone());
-					return CheckOutcome {
-						verdict: Verdict::Caught { at },
-						replays,
-						caught: Some(caught),
-					};
-				}
-				return CheckOutcome { verdict: Verdict::Disputed { at }, replays, caught: None };
-			}
+			first = Some((peer, result));
+			continue;
+		};
+		let at = first_replay.first_difference.expect("the first peer differed");
+		// The second peer agrees with the stage: the first peer answered other bits.
+		if result.first_difference.is_none() {
+			let caught = first_replay.record_at(first_peer, record);
+			return CheckOutcome {
+				verdict: Verdict::CheckerCaught { at },
+				replays,
+				caught: Some(caught),
+			};
 		}
+		// Both peers differ from the stage at the same chunk, with the same bits.
+		if result.first_difference == Some(at)
+			&& result.digests.get(at) == first_replay.digests.get(at)
+		{
+			return CheckOutcome {
+				verdict: Verdict::Caught { at },
+				replays,
+				caught: Some(record.clone()),
+			};
+		}
+		return CheckOutcome { verdict: Verdict::Disputed { at }, replays, caught: None };
 	}
 	match first {
 		Some((_, replay)) => CheckOutcome {
@@ -247,6 +267,7 @@ mod tests {
 		chain::{verify_chunk_commitment, H256},
 		inference::{
 			commitments::ChunkSigner,
+			fraud::SessionRecord,
 			route::{generate, GenerateRequest, StageAccess, StageClient},
 			server::{self, ApiAccess, AppState, Metrics},
 			sessions::SessionOpener,
@@ -348,7 +369,8 @@ mod tests {
 					// Layers 0..2 have no second server.
 					Verdict::Agreed | Verdict::Unchecked("no peer serves this span") => {}
 					Verdict::Caught { at } => {
-						let (hop, evidence) = outcome.caught.clone().unwrap();
+						let record = outcome.caught.clone().unwrap();
+						let (hop, evidence) = (record.hop, record.signed);
 						assert_eq!(hop.server, Some(liar));
 						// Two peers replayed up to the lie.
 						assert_eq!(outcome.replays.len(), 2);
@@ -418,7 +440,11 @@ mod tests {
 		let g = generate(&pool, VERSION, &request(1, 3), |_, _| false).await.unwrap();
 		let outcome = spot_check(&pool, VERSION, &g.records[1]).await;
 		assert_eq!(outcome.verdict, Verdict::CheckerCaught { at: 0 });
-		assert_eq!(outcome.caught.unwrap().0.server, Some(liar));
+		let caught = outcome.caught.unwrap();
+		assert_eq!(caught.hop.server, Some(liar));
+		// The liar's own answers of the replay, up to its lie, are the evidence.
+		let record = SessionRecord::of(&caught).expect("every answer kept");
+		record.matches(&caught.signed.unwrap().commitment).expect("what the liar signed");
 		// Only the liar as a peer: a difference nobody can decide.
 		let pool = pool_with_one_liar_peer().await;
 		let g = generate(&pool, VERSION, &request(1, 3), |_, _| false).await.unwrap();
@@ -448,6 +474,7 @@ mod tests {
 			gate: None,
 			signer: None,
 			check_rate: 1.0,
+			challenger: None,
 			corrupt_every: 0,
 			max_positions: ModelConfig::tiny().max_position_embeddings,
 			tokenizer: Arc::new(TextTokenizer::Bytes),

@@ -104,6 +104,9 @@ pub struct Answer {
 	pub answer_digest: [u8; 32],
 	/// The stage's commitment header, decoded: `(bit_exact, signature)`.
 	pub commitment: Option<(bool, [u8; 64])>,
+	/// The answer's bytes as they crossed the wire (empty for a stage in this process): kept
+	/// for a spot-checked session, the evidence of a challenge.
+	pub body: bytes::Bytes,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +148,14 @@ impl StageClient {
 						HopError::Refused { endpoint: "local".into(), reason: other.to_string() }
 					}
 				})?;
-				Ok(Answer { out, digest: [0; 32], answer_digest: [0; 32], commitment: None })
+				let none = [0; 32];
+				Ok(Answer {
+					out,
+					digest: none,
+					answer_digest: none,
+					commitment: None,
+					body: bytes::Bytes::new(),
+				})
 			}
 			StageClient::Remote { endpoint, http, access } => {
 				let failed =
@@ -171,7 +181,7 @@ impl StageClient {
 					.and_then(commitments::decode_header);
 				// Read at most MAX_RESPONSE_BYTES: a stage cannot make us buffer without bound.
 				let mut response = response;
-				let mut body = Vec::new();
+				let mut body = bytes::BytesMut::new();
 				while let Some(chunk) = response.chunk().await.map_err(|e| failed(e.to_string()))? {
 					if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
 						return Err(failed("answer larger than any stage answer can be".into()));
@@ -184,7 +194,7 @@ impl StageClient {
 							.map_err(|e| failed(e.to_string()))?;
 						let digest = commitments::chunk_digest(&bytes, &body);
 						let answer_digest = sp_crypto_hashing::blake2_256(&body);
-						Ok(Answer { out, digest, answer_digest, commitment })
+						Ok(Answer { out, digest, answer_digest, commitment, body: body.freeze() })
 					}
 					409 => Err(HopError::SessionLost(endpoint.clone())),
 					429 => Err(HopError::Busy(endpoint.clone())),
@@ -343,6 +353,8 @@ pub struct HopRecord {
 	pub inputs: Vec<(u32, Activations)>,
 	/// Each answer's [`Answer::answer_digest`], kept with `inputs`.
 	pub digests: Vec<[u8; 32]>,
+	/// Each answer's bytes, kept with `inputs`: with the inputs, what the stage signed.
+	pub answers: Vec<bytes::Bytes>,
 	/// The session's transcript at this hop so far.
 	pub transcript: [u8; 32],
 	/// The hop's latest signed commitment.
@@ -391,6 +403,7 @@ impl SessionLog {
 				hop: hop.clone(),
 				inputs: Vec::new(),
 				digests: Vec::new(),
+				answers: Vec::new(),
 				transcript: [0; 32],
 				signed: None,
 			})
@@ -483,6 +496,7 @@ async fn run_chunk(
 				if let Some(input) = kept {
 					record.inputs.push((position as u32, input));
 					record.digests.push(answer.answer_digest);
+					record.answers.push(answer.body.clone());
 				}
 				x = answer.out;
 			}

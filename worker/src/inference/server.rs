@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::{
-	chain::{Chain, Receipt},
+	chain::{Chain, ChallengeOutcome, Receipt},
 	ml::{
 		infer::{Activations, StageError, TokenLogprobs},
 		tokenizer::{ChatMessage, ChatOptions, TextTokenizer},
@@ -42,6 +42,7 @@ use super::{
 	api_keys::{ApiKeys, HeldTokens, KeyEntry},
 	checks::{self, Verdict},
 	commitments::{ChunkSigner, SignedCommitment, COMMITMENT_HEADER},
+	fraud::Challenger,
 	protocol,
 	receipts::{NonceClock, ReceiptBook},
 	route::{self, GenerateRequest, Generation, RouteSource},
@@ -87,6 +88,9 @@ pub struct Metrics {
 	checks: AtomicU64,
 	checks_failed: AtomicU64,
 	caught: AtomicU64,
+	/// Challenges of caught stages closed on chain, and those that proved the fraud.
+	challenges_closed: AtomicU64,
+	frauds_proven: AtomicU64,
 }
 
 pub struct AppState {
@@ -107,6 +111,8 @@ pub struct AppState {
 	pub signer: Option<Arc<ChunkSigner>>,
 	/// Share of completions whose hops are spot-checked on a peer afterwards (a coordinator).
 	pub check_rate: f64,
+	/// Challenges a stage caught on chain (`None`: caught stages are only routed around).
+	pub challenger: Option<Arc<Challenger>>,
 	/// Tests and benchmarks only: every `n`th chunk's answer has one bit flipped (a lying stage,
 	/// which signs its lie); 0: never.
 	pub corrupt_every: u64,
@@ -132,6 +138,7 @@ impl AppState {
 			gate: None,
 			signer: None,
 			check_rate: 0.0,
+			challenger: None,
 			corrupt_every: 0,
 			tokenizer: Arc::new(TextTokenizer::Bytes),
 			metrics: Metrics::default(),
@@ -282,6 +289,18 @@ async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
 		"counter",
 		"Stages caught answering other bits than their layers give.",
 		load(&m.caught),
+	);
+	metric(
+		"blyan_challenges_closed_total",
+		"counter",
+		"On-chain challenges of caught stages closed.",
+		load(&m.challenges_closed),
+	);
+	metric(
+		"blyan_frauds_proven_total",
+		"counter",
+		"Challenges whose arbiters proved the stage lied (its bond slashed).",
+		load(&m.frauds_proven),
 	);
 	metric(
 		"blyan_requests_unauthorized_total",
@@ -1143,19 +1162,55 @@ async fn spot_check(s: &Arc<AppState>, routes: &dyn RouteSource, records: Vec<ro
 				);
 			}
 		}
-		if let Some((hop, evidence)) = &outcome.caught {
+		if let Some(caught) = outcome.caught {
+			let hop = &caught.hop;
 			m.caught.fetch_add(1, Ordering::Relaxed);
 			routes.caught(hop);
-			let evidence = commitments_json(std::slice::from_ref(evidence));
+			let evidence = commitments_json(std::slice::from_ref(&caught.signed));
 			tracing::warn!(
 				"caught {} ({}) answering other bits than layers {:?} give; never routed to again; what it signed: {evidence}",
 				hop.endpoint(),
 				hop.server.map(|a| a.to_string()).unwrap_or_default(),
 				hop.span
 			);
+			// This coordinator kept every chunk the caught stage answered of its session (the
+			// routed stage's, or a lying peer's replay): its lie can be proven on chain.
+			if let Some(challenger) = &s.challenger {
+				let (s, challenger) = (s.clone(), challenger.clone());
+				tokio::spawn(async move {
+					let closed = challenger.challenge(&caught).await;
+					report_challenge(&s, &caught.hop.endpoint(), closed);
+				});
+			}
 		}
 		// Counted last: whoever reads it sees the check's consequences too.
 		m.checks.fetch_add(1, Ordering::Relaxed);
+	}
+}
+
+/// Logs and counts how a challenge this gateway made of the stage at `endpoint` ended.
+pub fn report_challenge(
+	s: &AppState,
+	endpoint: &str,
+	closed: anyhow::Result<crate::chain::blyan::inference::events::ChallengeClosed>,
+) {
+	match closed {
+		Ok(closed) => {
+			tracing::warn!(
+				challenge = closed.challenge,
+				"challenge of {} closed: {:?}; slashed {}, {} of it to this account",
+				closed.server,
+				closed.outcome,
+				crate::chain::bly(closed.slashed),
+				crate::chain::bly(closed.to_challenger)
+			);
+			if closed.outcome == ChallengeOutcome::FraudProven {
+				s.metrics.frauds_proven.fetch_add(1, Ordering::Relaxed);
+			}
+			// Counted last: whoever reads it finds the rest logged and counted.
+			s.metrics.challenges_closed.fetch_add(1, Ordering::Relaxed);
+		}
+		Err(e) => tracing::warn!("challenging {endpoint}: {e:#}"),
 	}
 }
 

@@ -18,6 +18,7 @@ use super::{
 	api_keys::ApiKeys,
 	chain_router::ChainRouter,
 	commitments::ChunkSigner,
+	fraud::Challenger,
 	receipts::{NonceClock, ReceiptBook},
 	route::{FixedRoute, RouteSource},
 	server::{self, ApiAccess, AppState, Metrics, Payer},
@@ -94,6 +95,41 @@ pub struct ServeOptions {
 	pub corrupt_every: u64,
 }
 
+/// Layers `[start, end)` of `version`, each checked against its Merkle root; for an adapter
+/// version its base's layers with its adapters merged into the blocks (block `b` is layer
+/// `b + 1`), so it computes at the base's speed. What a server serves and an arbiter replays.
+pub async fn span_layers(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	config: &crate::ml::model::ModelConfig,
+	version: u64,
+	start: usize,
+	end: usize,
+) -> Result<Vec<crate::ml::weights::LayerTensors>> {
+	let resolved = chain.resolve_layers(version).await?;
+	let mut layers = Vec::with_capacity(end.saturating_sub(start));
+	for i in start..end {
+		let delta = &resolved.get(i).context("the registry resolved fewer layers")?.delta;
+		layers.push(content::checked_layer(ipfs, config, i, delta).await?);
+	}
+	if let Some(adapters) = content::version_adapters(chain, ipfs, config, version).await? {
+		for (i, layer) in (start..end).zip(&mut layers) {
+			let Some(block) = i.checked_sub(1).filter(|b| *b < config.num_hidden_layers) else {
+				continue;
+			};
+			crate::ml::lora::merge_block(
+				config,
+				&adapters.lora,
+				block,
+				layer,
+				&adapters.layers[block],
+			)?;
+		}
+		info!(version, base = adapters.base, "adapters merged into the base");
+	}
+	Ok(layers)
+}
+
 /// Parses `START..END`.
 pub fn parse_span(text: &str) -> Result<(usize, usize), String> {
 	let (a, b) = text.split_once("..").ok_or("layers are START..END, e.g. 0..3")?;
@@ -136,29 +172,7 @@ pub async fn serve(
 		);
 	}
 	let api = opts.api.access()?;
-	let resolved = chain.resolve_layers(opts.version).await?;
-	let mut layers = Vec::with_capacity(end - start);
-	for i in start..end {
-		let delta = &resolved.get(i).context("the registry resolved fewer layers")?.delta;
-		layers.push(content::checked_layer(&ipfs, &config, i, delta).await?);
-	}
-	// An adapter version: its base's layers above, its adapters merged into this stage's
-	// blocks (block `b` is layer `b + 1`), so it serves at the base's speed.
-	if let Some(adapters) = content::version_adapters(&chain, &ipfs, &config, opts.version).await? {
-		for (i, layer) in (start..end).zip(&mut layers) {
-			let Some(block) = i.checked_sub(1).filter(|b| *b < config.num_hidden_layers) else {
-				continue;
-			};
-			crate::ml::lora::merge_block(
-				&config,
-				&adapters.lora,
-				block,
-				layer,
-				&adapters.layers[block],
-			)?;
-		}
-		info!(version = opts.version, base = adapters.base, "adapters merged into the base");
-	}
+	let layers = span_layers(&chain, &ipfs, &config, opts.version, start, end).await?;
 	info!(
 		version = opts.version,
 		"layers {start}..{end} of {total} loaded and checked against their Merkle roots"
@@ -205,6 +219,7 @@ pub async fn serve(
 		api,
 		gate: Some(gate),
 		// The CPU's answers are the same bits on every machine: spot checks compare them.
+		challenger: None,
 		signer: Some(Arc::new(ChunkSigner::new(
 			chain.keypair().clone(),
 			chain.genesis_hash(),
@@ -253,7 +268,10 @@ pub async fn serve(
 	}
 	if opts.announce {
 		match tokio::time::timeout(Duration::from_secs(20), chain.withdraw_announcement()).await {
-			Ok(Ok(_)) => println!("announcement withdrawn"),
+			Ok(Ok(_)) => println!(
+				"announcement withdrawn; its bond unbonds for the arbitration window (a later \
+				 `serve` releases it)"
+			),
 			Ok(Err(e)) => warn!("withdrawing the announcement: {e}"),
 			Err(_) => warn!("withdrawing the announcement timed out"),
 		}
@@ -314,7 +332,27 @@ async fn upkeep(
 			Ok(n) => println!("settled {n} receipts"),
 			Err(e) => warn!("settling receipts: {e}"),
 		}
+		release_unbonded(&chain).await;
 		tokio::time::sleep(settle_every).await;
+	}
+}
+
+/// Releases this account's server bond left unbonding (by an earlier withdrawal, or a lower
+/// bond announced) once its unbonding is over.
+async fn release_unbonded(chain: &Chain) {
+	let Ok(Some((amount, release_at))) = chain.server_unbonding(chain.account()).await else {
+		return;
+	};
+	// Not while a challenge names this server: the release would fail (and cost a fee).
+	if !matches!(chain.open_challenges_of(chain.account()).await, Ok(0)) {
+		return;
+	}
+	match chain.finalized_number().await {
+		Ok(now) if now >= release_at => match chain.release_server_bond(chain.account()).await {
+			Ok(_) => println!("released the unbonded server bond of {}", crate::chain::bly(amount)),
+			Err(e) => warn!("releasing the unbonded bond: {e}"),
+		},
+		_ => {}
 	}
 }
 
@@ -348,8 +386,13 @@ pub struct GatewayOptions {
 	pub max_price_per_token: u128,
 	/// Who may use it (it spends this account's BLY on every request).
 	pub api: ApiAuth,
-	/// Share of completions whose stages are spot-checked on a peer afterwards.
-	pub check_rate: f64,
+	/// Share of completions whose stages are spot-checked on a peer afterwards; `None`: the
+	/// chain's `check_rate`.
+	pub check_rate: Option<f64>,
+	/// Challenge a caught stage on chain.
+	pub challenge: bool,
+	/// How often the challenger looks at the chain.
+	pub poll: Duration,
 }
 
 /// Answers the OpenAI API for `version` over routes built from the chain until `shutdown`.
@@ -386,6 +429,14 @@ pub async fn gateway(
 	let config = content::model_config(&chain, &ipfs, info.model).await?;
 	let max_positions = config.max_position_embeddings;
 	let tokenizer = Arc::new(content::model_tokenizer(&ipfs, &config).await?);
+	let check_rate = match opts.check_rate {
+		Some(rate) => rate,
+		None => chain.inference_params().await?.check_rate.0 as f64 / 1e9,
+	};
+	// The node connection the challenger uses, replaced after a node restart.
+	let current = Arc::new(tokio::sync::RwLock::new(chain.clone()));
+	let challenger =
+		opts.challenge.then(|| Arc::new(Challenger::new(current.clone(), ipfs.clone(), opts.poll)));
 	let state = Arc::new(AppState {
 		version: opts.version,
 		stage: None,
@@ -395,12 +446,23 @@ pub async fn gateway(
 		api,
 		gate: None,
 		signer: None,
-		check_rate: opts.check_rate,
+		check_rate,
+		challenger,
 		corrupt_every: 0,
 		max_positions,
 		tokenizer,
 		metrics: Metrics::default(),
 	});
+	// Challenges this account made before a restart are seen through.
+	if let Some(challenger) = &state.challenger {
+		for id in challenger.open_challenges().await? {
+			let (s, challenger) = (state.clone(), challenger.clone());
+			tokio::spawn(async move {
+				let closed = challenger.see_through(id).await;
+				server::report_challenge(&s, &format!("challenge {id}"), closed);
+			});
+		}
+	}
 	let listener = tokio::net::TcpListener::bind(opts.listen)
 		.await
 		.with_context(|| format!("cannot listen on {}", opts.listen))?;
@@ -415,14 +477,19 @@ pub async fn gateway(
 				let meanwhile = "routing on the last announcements";
 				if let Ok(Some(c)) = reconnect_if_lost(&chain, meanwhile).await {
 					router.set_chain(c.clone()).await;
+					*current.write().await = c.clone();
 					chain = c;
 				}
 			}
 		})
 	};
 	println!(
-		"gateway for version {} ({} layers) at http://{}",
-		opts.version, model.architecture.layer_count, address
+		"gateway for version {} ({} layers) at http://{} (spot checks of {:.1} % of requests{})",
+		opts.version,
+		model.architecture.layer_count,
+		address,
+		check_rate * 100.0,
+		if opts.challenge { ", caught stages challenged on chain" } else { "" }
 	);
 	let usage = keep_usage(&state.api);
 	let served = axum::serve(listener, server::router(state.clone()))

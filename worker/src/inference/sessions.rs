@@ -288,7 +288,9 @@ impl SessionGate {
 		if state.used.contains_key(session) {
 			return Err(AccessError::Reused);
 		}
-		let most_used = self.max_open.saturating_mul(16);
+		// Grants are kept until they expire (10 min) so none opens a second session: room for
+		// sessions opened at ~27 a second at the least `max_open` (64), ~1 MB.
+		let most_used = self.max_open.saturating_mul(256);
 		if state.open.len() >= self.max_open || state.used.len() >= most_used {
 			prune(&mut state, now);
 			if state.open.len() >= self.max_open || state.used.len() >= most_used {

@@ -34,9 +34,14 @@ pub struct Args {
 	#[arg(long, conflicts_with = "api_keys")]
 	no_auth: bool,
 	/// Share of completions whose stages are spot-checked afterwards: each hop's chunks replayed
-	/// on another server of its span and the bits compared (paid like any request).
-	#[arg(long, default_value_t = 0.05, value_parser = parse_rate)]
-	check_rate: f64,
+	/// on another server of its span and the bits compared (paid like any request). Default:
+	/// the chain's `check_rate` (a governance parameter).
+	#[arg(long, value_parser = parse_rate)]
+	check_rate: Option<f64>,
+	/// Only route around a stage a spot check caught; do not challenge it on chain (a challenge
+	/// holds the chain's challenge bond from this account until arbiters decide).
+	#[arg(long)]
+	no_challenges: bool,
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {
@@ -58,6 +63,8 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
 		max_price_per_token: args.max_price,
 		api: args.api_keys.map_or(ApiAuth::Open, ApiAuth::Keys),
 		check_rate: args.check_rate,
+		challenge: !args.no_challenges,
+		poll: ctx.poll,
 	};
 	service::gateway(chain, ipfs, opts, shutdown_signal()).await
 }

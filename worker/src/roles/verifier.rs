@@ -2,7 +2,9 @@
 //! weights (every layer checked against its Merkle root), evaluate both on the revealed
 //! validation set on the deterministic CPU path, commit to the scores and reveal them.
 //! A candidate whose weights cannot be checked scores [`INVALID_SCORE`], so an honest quorum
-//! rejects it.
+//! rejects it. It also arbitrates the inference challenges it is drawn for: re-executes the
+//! challenged session on the committed layers and reports whether the server answered wrong
+//! ([`crate::inference::fraud`]).
 
 use std::{collections::HashMap, time::Duration};
 
@@ -17,6 +19,7 @@ use crate::{
 	audit,
 	chain::{self, AuditDuty, Chain, DisputeStage, JobId, Phase},
 	content,
+	inference::fraud,
 	ml::{self, train::Hyperparams},
 	state::{self, StateDir},
 	storage::Ipfs,
@@ -97,11 +100,21 @@ pub struct Verifier {
 	/// Jobs whose trace could not be fetched, and the finalized block of that try: the other
 	/// segments of the job are not tried again in the same block.
 	missing_traces: HashMap<JobId, chain::BlockNumber>,
+	/// Its part in inference challenges.
+	arbiter: fraud::Arbiter,
 }
 
 impl Verifier {
 	pub fn new(chain: Chain, ipfs: Ipfs, state: StateDir, options: VerifierOptions) -> Self {
-		Self { chain, ipfs, state, options, revealed_before: None, missing_traces: HashMap::new() }
+		Self {
+			chain,
+			ipfs,
+			state,
+			options,
+			revealed_before: None,
+			missing_traces: HashMap::new(),
+			arbiter: fraud::Arbiter::default(),
+		}
 	}
 
 	pub fn set_chain(&mut self, chain: Chain) {
@@ -166,6 +179,13 @@ impl Verifier {
 				}
 				warn!(job, "{e:#}; retrying on the next block");
 			}
+		}
+		// Challenged inference sessions this account arbitrates: re-executed and reported.
+		if let Err(e) = self.arbiter.pass(&self.chain, &self.ipfs).await {
+			if crate::is_connection_error(&e) {
+				return Err(e);
+			}
+			warn!("inference arbitration: {e:#}; retrying on the next block");
 		}
 		Ok(seats_pending)
 	}

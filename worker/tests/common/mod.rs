@@ -30,6 +30,20 @@ fn networks() -> (&'static tokio::sync::Semaphore, u32) {
 	(semaphore, *limit)
 }
 
+/// How long a node or IPFS daemon may take to come up. Start-up is the costly part of a
+/// network (the node compiles its runtime's wasm for genesis and again to run it; js-ipfs loads
+/// its libp2p stack): with the other network's processes busy on the same two cores, a node once
+/// took over a minute. A bound on a hang, not a speed target.
+const START_LIMIT: Duration = Duration::from_secs(180);
+
+/// Held while a node or IPFS daemon starts, so that two networks of a binary do not start at the
+/// same moment and double each other's start-up time (both were started together in CI and
+/// neither node came up within a minute).
+fn starting() -> std::sync::MutexGuard<'static, ()> {
+	static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+	STARTING.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A place for one network; held for the whole test.
 pub async fn network_slot() -> tokio::sync::SemaphorePermit<'static> {
 	networks().0.acquire().await.expect("the semaphore is never closed")
@@ -219,9 +233,10 @@ impl Net {
 			node_starts: 0,
 			ipfs_starts: 0,
 		};
+		let _starting = starting();
 		net.spawn_ipfs();
-		net.start_node();
-		net.ipfs.as_ref().unwrap().wait_for_output("Daemon is ready", Duration::from_secs(90));
+		net.spawn_node();
+		net.ipfs.as_ref().unwrap().wait_for_output("Daemon is ready", START_LIMIT);
 		net
 	}
 
@@ -245,8 +260,9 @@ impl Net {
 		// js-ipfs takes a killed daemon's lock for live until it is 20 s old; this test killed it.
 		let lock = self.path("ipfs").join("repo.lock");
 		let _ = std::fs::remove_dir_all(&lock).or_else(|_| std::fs::remove_file(&lock));
+		let _starting = starting();
 		self.spawn_ipfs();
-		self.ipfs.as_ref().unwrap().wait_for_output("Daemon is ready", Duration::from_secs(90));
+		self.ipfs.as_ref().unwrap().wait_for_output("Daemon is ready", START_LIMIT);
 	}
 
 	pub fn path(&self, name: &str) -> PathBuf {
@@ -263,6 +279,12 @@ impl Net {
 
 	/// Starts the node on its database (a restart keeps the chain).
 	pub fn start_node(&mut self) {
+		let _starting = starting();
+		self.spawn_node();
+	}
+
+	/// Starts the node and waits until it serves; the caller holds [`starting`].
+	fn spawn_node(&mut self) {
 		self.node_starts += 1;
 		let mut cmd = Command::new(node_binary());
 		cmd.args(["--dev", "--no-prometheus", "--no-telemetry", "--node-key", NODE_KEY])
@@ -271,7 +293,7 @@ impl Net {
 			.args(["--rpc-port", &self.rpc_port.to_string(), "--port", &self.p2p_port.to_string()]);
 		let node =
 			Proc::spawn("blyan-node", cmd, self.path(&format!("node-{}.log", self.node_starts)));
-		node.wait_for_output("Running JSON-RPC server", Duration::from_secs(60));
+		node.wait_for_output("Running JSON-RPC server", START_LIMIT);
 		self.node = Some(node);
 	}
 
@@ -292,8 +314,9 @@ impl Net {
 			.arg(self.path("peer"))
 			.args(["--rpc-port", &rpc.to_string(), "--port", &p2p.to_string(), "--bootnodes"])
 			.arg(format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer_id}", self.p2p_port));
+		let _starting = starting();
 		let peer = Proc::spawn("blyan-node (peer)", cmd, self.path("peer.log"));
-		peer.wait_for_output("Running JSON-RPC server", Duration::from_secs(60));
+		peer.wait_for_output("Running JSON-RPC server", START_LIMIT);
 		self.peer = Some(peer);
 		format!("ws://127.0.0.1:{rpc}")
 	}

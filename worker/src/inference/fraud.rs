@@ -1,0 +1,537 @@
+//! Fraud proofs of served answers, on chain. A spot check ([`super::checks`]) that catches a
+//! stage leaves the coordinator holding what the stage signed last of the session (its
+//! [`ChunkCommitment`]: the running hash of every request and answer) and those requests and
+//! answers. The [`Challenger`] publishes them as a [`SessionRecord`] on IPFS, challenges the
+//! commitment on chain (holding the challenge bond), has arbiters drawn from the next block and
+//! closes the challenge once they decided. An arbiter ([`arbitrate`]) fetches the record, checks
+//! that it is what the server signed ([`SessionRecord::matches`]), loads the committed layers
+//! (each checked against its Merkle root) and re-executes every chunk on the CPU, whose answers
+//! are the same bits on every machine: a single answer of other bits is a proven lie, and the
+//! server's bond is slashed.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use codec::{Decode, Encode};
+use tracing::{info, warn};
+
+use crate::{
+	chain::{
+		blyan::inference::events::{ChallengeClosed, Challenged},
+		Chain, ChainError, ChainInferenceChallenge, ChunkCommitment, InferenceError, RuntimeError,
+	},
+	content,
+	ml::device::ComputeDevice,
+	storage::{Ipfs, StorageError},
+};
+
+use super::{
+	commitments::{chunk_digest, fold},
+	protocol::{self, ForwardRequest},
+	route::HopRecord,
+	service::span_layers,
+	stage,
+};
+
+/// Largest session record an arbiter fetches: a long session's hidden states at the widest
+/// model, or its logits at the last stage, are tens of MiB.
+pub const MAX_RECORD_BYTES: usize = 256 << 20;
+
+/// How long an arbiter waits for a session record: the challenger pinned it and must serve it.
+const RECORD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One chunk as it crossed the wire: the request's bytes and the answer's.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct RecordedChunk {
+	pub request: Vec<u8>,
+	pub answer: Vec<u8>,
+}
+
+/// Every chunk a stage answered in one session, in order: with its signed commitment, the
+/// evidence of a challenge (SCALE-encoded on IPFS).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SessionRecord {
+	pub version: u64,
+	pub layers: (u16, u16),
+	pub session: [u8; 16],
+	pub chunks: Vec<RecordedChunk>,
+}
+
+/// Why a record is not what a commitment signed.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+	#[error("the record names version {record}, the commitment {committed}")]
+	Version { record: u64, committed: u64 },
+	#[error("the record names layers {record:?}, the commitment {committed:?}")]
+	Layers { record: (u16, u16), committed: (u16, u16) },
+	#[error("the record is of another session than the commitment")]
+	Session,
+	#[error("the record holds no chunk")]
+	Empty,
+	#[error("chunk {0} is not a stage request: {1}")]
+	Request(usize, String),
+	#[error("chunk {chunk} starts at position {position}, not {expected}")]
+	Position { chunk: usize, position: u32, expected: u32 },
+	#[error("the chunks end at position {record}, the commitment at {committed}")]
+	Positions { record: u32, committed: u32 },
+	#[error("the chunks do not hash to the signed transcript")]
+	Transcript,
+}
+
+impl SessionRecord {
+	/// The record of what `hop` answered in a session (kept for a spot check), if it kept every
+	/// answer and what the stage signed last.
+	pub fn of(hop: &HopRecord) -> Option<Self> {
+		let signed = hop.signed.as_ref()?;
+		if hop.answers.len() != hop.inputs.len() {
+			return None;
+		}
+		let c = &signed.commitment;
+		let chunks = hop
+			.inputs
+			.iter()
+			.zip(&hop.answers)
+			.map(|((position, input), answer)| {
+				let request = ForwardRequest {
+					session: c.session,
+					position: *position,
+					input: input.clone(),
+				};
+				RecordedChunk {
+					request: protocol::encode_request(&request),
+					answer: answer.to_vec(),
+				}
+			})
+			.collect();
+		Some(Self { version: c.version, layers: c.layers, session: c.session, chunks })
+	}
+
+	/// Checks that this is what `commitment` signed: its version, layers and session, chunks
+	/// following each other from position 0, hashing to the signed transcript and positions.
+	/// Returns the decoded requests.
+	pub fn matches(
+		&self,
+		commitment: &ChunkCommitment,
+	) -> Result<Vec<ForwardRequest>, RecordError> {
+		if self.version != commitment.version {
+			return Err(RecordError::Version {
+				record: self.version,
+				committed: commitment.version,
+			});
+		}
+		if self.layers != commitment.layers {
+			return Err(RecordError::Layers { record: self.layers, committed: commitment.layers });
+		}
+		if self.session != commitment.session {
+			return Err(RecordError::Session);
+		}
+		if self.chunks.is_empty() {
+			return Err(RecordError::Empty);
+		}
+		let (mut transcript, mut expected) = ([0u8; 32], 0u32);
+		let mut requests = Vec::with_capacity(self.chunks.len());
+		for (i, chunk) in self.chunks.iter().enumerate() {
+			let request = protocol::decode_request(&chunk.request)
+				.map_err(|e| RecordError::Request(i, e.to_string()))?;
+			if request.session != self.session {
+				return Err(RecordError::Session);
+			}
+			if request.position != expected {
+				return Err(RecordError::Position {
+					chunk: i,
+					position: request.position,
+					expected,
+				});
+			}
+			expected = expected.saturating_add(request.input.rows() as u32);
+			transcript = fold(&transcript, &chunk_digest(&chunk.request, &chunk.answer));
+			requests.push(request);
+		}
+		if expected != commitment.positions {
+			return Err(RecordError::Positions {
+				record: expected,
+				committed: commitment.positions,
+			});
+		}
+		if transcript != commitment.transcript {
+			return Err(RecordError::Transcript);
+		}
+		Ok(requests)
+	}
+}
+
+/// How an arbiter found a challenged session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finding {
+	/// Chunk `at`'s answer is not what the committed layers give: the server lied.
+	Wrong { at: usize },
+	/// Every answer is what the layers give.
+	Right,
+	/// The evidence is not what the server signed, or cannot be read: the challenger's fault.
+	BadEvidence(String),
+}
+
+impl Finding {
+	/// What the arbiter reports on chain: whether the server answered wrong.
+	pub fn wrong(&self) -> bool {
+		matches!(self, Finding::Wrong { .. })
+	}
+}
+
+/// Re-executes `requests` in order on `stage` (a CPU stage of the committed layers) and compares
+/// each answer's bytes with the recorded ones.
+pub fn replay(
+	stage: &stage::LocalStage,
+	record: &SessionRecord,
+	requests: Vec<ForwardRequest>,
+) -> Result<Finding> {
+	let session = record.session;
+	let mut finding = Finding::Right;
+	for (at, (request, chunk)) in requests.into_iter().zip(&record.chunks).enumerate() {
+		let out = stage
+			.forward(session, request.position as usize, request.input)
+			.map_err(|e| anyhow!("re-executing chunk {at}: {e}"))?;
+		if protocol::encode_activations(&out) != chunk.answer {
+			finding = Finding::Wrong { at };
+			break;
+		}
+	}
+	stage.end(&session);
+	Ok(finding)
+}
+
+/// An arbiter's examination of challenge `challenge`: the record fetched from IPFS and checked
+/// against the signed commitment, then re-executed on the committed version's layers. An error
+/// is this arbiter's own trouble (a node or IPFS unreachable, layers missing): it tries again.
+pub async fn examine(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	challenge: &ChainInferenceChallenge,
+) -> Result<Finding> {
+	let commitment = challenge.commitment.clone();
+	let cid = String::from_utf8_lossy(&challenge.evidence.0).to_string();
+	// Content nobody serves shows as a timeout, as does a slow network: the arbiter tries
+	// again, and holds it against the challenger only near the deadline ([`Arbiter::pass`]).
+	let bytes = match ipfs.with_timeout(RECORD_TIMEOUT).cat(&cid, MAX_RECORD_BYTES).await {
+		Ok(bytes) => bytes,
+		Err(e @ (StorageError::TooLarge { .. } | StorageError::NotACid(_))) => {
+			return Ok(Finding::BadEvidence(format!("{cid}: {e}")))
+		}
+		Err(e @ StorageError::Timeout { .. }) => {
+			return Err(RecordUnavailable(e.to_string()).into())
+		}
+		Err(e) => return Err(e).context("fetching the session record"),
+	};
+	let record = match SessionRecord::decode(&mut &bytes[..]) {
+		Ok(record) => record,
+		Err(e) => return Ok(Finding::BadEvidence(format!("not a session record: {e}"))),
+	};
+	let requests = match record.matches(&commitment) {
+		Ok(requests) => requests,
+		Err(e) => return Ok(Finding::BadEvidence(e.to_string())),
+	};
+	let info = chain.version(commitment.version).await?.context("the version is gone")?;
+	let config = content::model_config(chain, ipfs, info.model).await?;
+	let (start, end) = (usize::from(commitment.layers.0), usize::from(commitment.layers.1));
+	if end > config.layer_count() {
+		return Ok(Finding::BadEvidence(format!(
+			"layers {start}..{end}: the model has {}",
+			config.layer_count()
+		)));
+	}
+	let layers = span_layers(chain, ipfs, &config, commitment.version, start, end).await?;
+	let stage = stage::start_on(ComputeDevice::Cpu, &config, start, layers, 1, Duration::ZERO)?;
+	tokio::task::spawn_blocking(move || replay(&stage, &record, requests))
+		.await
+		.context("the replay panicked")?
+}
+
+/// The session record could not be fetched in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the session record is unavailable: {0}")]
+pub struct RecordUnavailable(String);
+
+/// Whether `e` is the pallet's `error`.
+fn is(e: &ChainError, error: fn(&InferenceError) -> bool) -> bool {
+	matches!(e.pallet_error(), Some(RuntimeError::Inference(inner)) if error(inner))
+}
+
+/// Challenges caught stages on chain, for a gateway.
+pub struct Challenger {
+	chain: Arc<tokio::sync::RwLock<Chain>>,
+	ipfs: Ipfs,
+	poll: Duration,
+}
+
+impl Challenger {
+	pub fn new(chain: Arc<tokio::sync::RwLock<Chain>>, ipfs: Ipfs, poll: Duration) -> Self {
+		Self { chain, ipfs, poll }
+	}
+
+	/// Challenges what `hop` signed, publishing its record, and sees the challenge through:
+	/// arbiters drawn, then closed once decided or past its deadline. Returns how it ended.
+	pub async fn challenge(&self, hop: &HopRecord) -> Result<ChallengeClosed> {
+		let id = self.open(hop).await?;
+		self.see_through(id).await
+	}
+
+	/// This account's challenges still open (a gateway restarted while following them).
+	pub async fn open_challenges(&self) -> Result<Vec<u32>> {
+		let chain = self.chain.read().await.clone();
+		let me = *chain.account();
+		let open = chain.inference_challenges().await?;
+		Ok(open.into_iter().filter(|(_, c)| c.challenger == me).map(|(id, _)| id).collect())
+	}
+
+	/// Publishes `hop`'s record and challenges what it signed; the challenge's id.
+	async fn open(&self, hop: &HopRecord) -> Result<u32> {
+		let signed = hop.signed.clone().context("the stage signed nothing")?;
+		let record = SessionRecord::of(hop).context("the session's answers were not kept")?;
+		record.matches(&signed.commitment).context("the record is not what the stage signed")?;
+		let cid = self.ipfs.add(record.encode(), true, false).await?;
+		let chain = self.chain.read().await.clone();
+		let events = chain.challenge_inference(&signed.commitment, &signed.signature, &cid).await?;
+		let challenged = events.find_first::<Challenged>().context("no Challenged event")??;
+		let id = challenged.challenge;
+		info!(
+			challenge = id,
+			server = %challenged.server,
+			"challenged what the server signed of session {}; evidence {cid}",
+			hex::encode(challenged.session)
+		);
+		Ok(id)
+	}
+
+	/// Has challenge `id`'s arbiters drawn (if nobody did) and closes it once they decided or
+	/// its deadline passed.
+	pub async fn see_through(&self, id: u32) -> Result<ChallengeClosed> {
+		loop {
+			tokio::time::sleep(self.poll).await;
+			let chain = self.chain.read().await.clone();
+			match chain.draw_inference_arbiters(id).await {
+				Ok(_) => break,
+				Err(e) if is(&e, |e| matches!(e, InferenceError::TooEarly)) => continue,
+				// Someone else drew them, or it is past the deadline: on to closing.
+				Err(e)
+					if is(&e, |e| {
+						matches!(e, InferenceError::AlreadyDrawn | InferenceError::TooLate)
+					}) =>
+				{
+					break
+				}
+				Err(e) if is(&e, |e| matches!(e, InferenceError::UnknownChallenge)) => {
+					bail!("challenge {id} was closed by someone else")
+				}
+				Err(e) if e.is_connection() => continue,
+				Err(e) => return Err(e).context("drawing the arbiters"),
+			}
+		}
+		loop {
+			tokio::time::sleep(self.poll).await;
+			let chain = self.chain.read().await.clone();
+			// Closing fails (and costs a fee) until the arbiters decided or the deadline passed.
+			let ready = match (chain.inference_challenge(id).await, chain.finalized_number().await)
+			{
+				(Ok(Some(c)), Ok(now)) => decided(&c) || now >= c.deadline,
+				(Ok(None), _) => bail!("challenge {id} was closed by someone else"),
+				_ => false,
+			};
+			if !ready {
+				continue;
+			}
+			match chain.close_inference_challenge(id).await {
+				Ok(events) => {
+					let closed = events
+						.find_first::<ChallengeClosed>()
+						.context("no ChallengeClosed event")??;
+					return Ok(closed);
+				}
+				Err(e) if is(&e, |e| matches!(e, InferenceError::NotDecided)) => continue,
+				Err(e) if e.is_connection() => continue,
+				Err(e) if is(&e, |e| matches!(e, InferenceError::UnknownChallenge)) => {
+					bail!("challenge {id} was closed by someone else")
+				}
+				Err(e) => return Err(e).context("closing the challenge"),
+			}
+		}
+	}
+}
+
+/// Whether two thirds of a challenge's seats reported the same way (the pallet's rule).
+fn decided(challenge: &ChainInferenceChallenge) -> bool {
+	let Some(seats) = &challenge.arbiters else { return false };
+	let seats = &seats.0;
+	let count = |wrong: bool| seats.iter().filter(|(_, r)| *r == Some(wrong)).count();
+	!seats.is_empty() && 3 * count(true).max(count(false)) >= 2 * seats.len()
+}
+
+/// Blocks after a challenge's arbiters may be drawn before a verifier draws them.
+const DRAW_GRACE: u32 = 5;
+
+/// Blocks before a challenge's deadline at which an arbiter that still cannot fetch the session
+/// record holds it against the challenger (who had to keep it available).
+const UNAVAILABLE_MARGIN: u32 = 20;
+
+/// A verifier's part in inference challenges: it draws the arbiters of challenges nobody drew
+/// (the challenger may have gone away), and examines and reports those it sits on. (Closing is
+/// the parties' business: the challenger is paid by it, a server refuted gets its bond back.)
+#[derive(Default)]
+pub struct Arbiter {
+	/// Challenges this verifier reported on: not examined again.
+	reported: HashSet<u32>,
+}
+
+impl Arbiter {
+	/// One pass over the open challenges. A challenge whose examination failed is tried again on
+	/// the next pass; only a lost node connection ends the pass with an error.
+	pub async fn pass(&mut self, chain: &Chain, ipfs: &Ipfs) -> Result<()> {
+		let me = *chain.account();
+		let now = chain.finalized_number().await?;
+		let open = chain.inference_challenges().await?;
+		self.reported.retain(|id| open.iter().any(|(open, _)| open == id));
+		for (id, challenge) in open {
+			if now >= challenge.deadline {
+				continue;
+			}
+			let Some(seats) = &challenge.arbiters else {
+				// The challenger draws; if it has not after a few blocks (it went away), any
+				// verifier does, so that the challenge is decided.
+				if now >= challenge.draw_from + DRAW_GRACE {
+					match chain.draw_inference_arbiters(id).await {
+						Err(e) if e.is_connection() => return Err(e.into()),
+						// Drawn by someone else meanwhile, or too late: nothing to do.
+						_ => {}
+					}
+				}
+				continue;
+			};
+			let mine = seats.0.iter().find(|(a, _)| *a == me);
+			if mine.is_none_or(|(_, report)| report.is_some()) || self.reported.contains(&id) {
+				continue;
+			}
+			let finding = match examine(chain, ipfs, &challenge).await {
+				Ok(finding) => finding,
+				Err(e) if crate::is_connection_error(&e) => return Err(e),
+				Err(e)
+					if e.is::<RecordUnavailable>()
+						&& now + UNAVAILABLE_MARGIN >= challenge.deadline =>
+				{
+					Finding::BadEvidence(e.to_string())
+				}
+				Err(e) => {
+					warn!(challenge = id, "examining the challenged session: {e:#}; trying again");
+					continue;
+				}
+			};
+			info!(challenge = id, server = %challenge.commitment.server, "arbitration: {finding:?}");
+			match chain.arbitrate_inference(id, finding.wrong()).await {
+				Ok(_) => {
+					self.reported.insert(id);
+				}
+				Err(e) if e.is_connection() => return Err(e.into()),
+				// Past the deadline, or closed meanwhile: nothing left to say.
+				Err(e) => {
+					warn!(challenge = id, "reporting: {e}");
+					self.reported.insert(id);
+				}
+			}
+		}
+		Ok(())
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use crate::ml::{infer::Activations, init_layers, model::ModelConfig};
+
+	const SESSION: [u8; 16] = [9; 16];
+
+	fn cpu_stage() -> Arc<stage::LocalStage> {
+		let config = ModelConfig::tiny();
+		let layers = init_layers(&config, 5);
+		stage::start_on(ComputeDevice::Cpu, &config, 0, layers, 1, Duration::ZERO).unwrap()
+	}
+
+	/// What an honest whole-model stage answers to a prompt chunk and two decode chunks, with the
+	/// commitment it signs; `lie_at`: that answer has a bit flipped (and is signed so).
+	fn session(lie_at: Option<usize>) -> (SessionRecord, ChunkCommitment) {
+		let stage = cpu_stage();
+		let inputs = [vec![3u32, 4, 5], vec![6], vec![7]];
+		let (mut chunks, mut position) = (Vec::new(), 0u32);
+		for (i, tokens) in inputs.iter().enumerate() {
+			let input = Activations::Tokens(tokens.clone());
+			let request = ForwardRequest { session: SESSION, position, input: input.clone() };
+			let mut answer = protocol::encode_activations(
+				&stage.forward(SESSION, position as usize, input).unwrap(),
+			);
+			if lie_at == Some(i) {
+				// The last byte of the last value: a flipped low bit of one logit.
+				*answer.last_mut().unwrap() ^= 1;
+			}
+			chunks.push(RecordedChunk { request: protocol::encode_request(&request), answer });
+			position += tokens.len() as u32;
+		}
+		let transcript =
+			chunks.iter().fold([0; 32], |t, c| fold(&t, &chunk_digest(&c.request, &c.answer)));
+		let record = SessionRecord { version: 1, layers: (0, 4), session: SESSION, chunks };
+		let commitment = ChunkCommitment {
+			server: subxt_signer::sr25519::dev::eve().public_key().to_account_id(),
+			version: 1,
+			layers: (0, 4),
+			session: SESSION,
+			positions: position,
+			transcript,
+			bit_exact: true,
+		};
+		(record, commitment)
+	}
+
+	#[test]
+	fn an_arbiter_finds_the_one_wrong_answer_and_clears_honest_ones() {
+		assert_eq!(ModelConfig::tiny().layer_count(), 4);
+		let (honest, commitment) = session(None);
+		let requests = honest.matches(&commitment).unwrap();
+		assert_eq!(replay(&cpu_stage(), &honest, requests).unwrap(), Finding::Right);
+
+		let (lying, commitment) = session(Some(1));
+		let requests = lying.matches(&commitment).unwrap();
+		let finding = replay(&cpu_stage(), &lying, requests).unwrap();
+		assert_eq!(finding, Finding::Wrong { at: 1 });
+		assert!(finding.wrong());
+		// The record survives its trip through IPFS as bytes.
+		assert_eq!(SessionRecord::decode(&mut &lying.encode()[..]).unwrap(), lying);
+	}
+
+	#[test]
+	fn a_record_that_is_not_what_the_server_signed_is_refused() {
+		let (record, commitment) = session(None);
+		// A challenger changing an answer after the fact: the transcript no longer matches.
+		let mut forged = record.clone();
+		forged.chunks[2].answer[0] ^= 1;
+		assert_eq!(forged.matches(&commitment), Err(RecordError::Transcript));
+		// A chunk left out.
+		let mut short = record.clone();
+		short.chunks.pop();
+		assert_eq!(
+			short.matches(&commitment),
+			Err(RecordError::Positions { record: 4, committed: 5 })
+		);
+		// Chunks out of order.
+		let mut swapped = record.clone();
+		swapped.chunks.swap(1, 2);
+		assert!(matches!(
+			swapped.matches(&commitment),
+			Err(RecordError::Position { chunk: 1, .. })
+		));
+		let mut other = commitment.clone();
+		other.session = [1; 16];
+		assert_eq!(record.matches(&other), Err(RecordError::Session));
+		other = commitment.clone();
+		other.layers = (0, 2);
+		assert!(matches!(record.matches(&other), Err(RecordError::Layers { .. })));
+		let empty = SessionRecord { chunks: vec![], ..record.clone() };
+		assert_eq!(empty.matches(&commitment), Err(RecordError::Empty));
+		assert!(record.matches(&commitment).is_ok());
+	}
+}
