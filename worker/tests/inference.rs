@@ -457,10 +457,11 @@ async fn a_stage_lying_on_one_chunk_in_a_hundred_is_caught_challenged_and_slashe
 		args.extend_from_slice(extra);
 		net.spawn(name, key, &args)
 	};
-	// The honest servers answer 20 ms slower: the gateway prefers the fastest, so it routes to
-	// Eve and checks her on the other two.
+	// The honest servers answer 150 ms slower a chunk: once the gateway has measured them it
+	// routes to Eve (a single slow probe of her, on a loaded machine, cannot rank her below
+	// them) and checks her on the other two.
 	let eve = serve("serve-eve", "//Eve", ports[0], &["--corrupt-every", "100"]);
-	let slower = ["--simulate-latency-ms", "20"];
+	let slower = ["--simulate-latency-ms", "150"];
 	let honest = [
 		serve("serve-charlie", "//Charlie", ports[1], &slower),
 		serve("serve-dave", "//Dave", ports[2], &slower),
@@ -501,16 +502,18 @@ async fn a_stage_lying_on_one_chunk_in_a_hundred_is_caught_challenged_and_slashe
 	// request: her 100th is in the 6th).
 	let started = Instant::now();
 	let mut requests = 0;
-	let metrics = loop {
+	loop {
 		let metrics = stage_metrics(&http, ports[3]).await;
 		if counter(&metrics, "blyan_challenges_closed_total ") >= 1.0 {
-			break metrics;
+			break;
 		}
-		assert!(
-			started.elapsed() < Duration::from_secs(240) && requests < 60,
-			"no challenge closed after {requests} requests:\n{metrics}\ngateway:\n{}",
-			gateway.output()
-		);
+		if started.elapsed() > Duration::from_secs(240) || requests >= 150 {
+			let eve_metrics = stage_metrics(&http, ports[0]).await;
+			panic!(
+				"no challenge closed after {requests} requests:\n{metrics}\nEve:\n{eve_metrics}\ngateway:\n{}",
+				gateway.output()
+			);
+		}
 		if counter(&metrics, "blyan_servers_caught_total ") < 1.0 {
 			let prompt = format!("add {requests} 3 = ");
 			let body =
@@ -520,11 +523,31 @@ async fn a_stage_lying_on_one_chunk_in_a_hundred_is_caught_challenged_and_slashe
 		} else {
 			tokio::time::sleep(Duration::from_millis(500)).await;
 		}
+	}
+	// Checks run after each answer, so Eve may have lied again (her 200th answer) before the
+	// first check caught her: every catch is of Eve, and each is seen through on chain.
+	let started = Instant::now();
+	let metrics = loop {
+		let metrics = stage_metrics(&http, ports[3]).await;
+		let caught = counter(&metrics, "blyan_servers_caught_total ");
+		if counter(&metrics, "blyan_challenges_closed_total ") >= caught {
+			break metrics;
+		}
+		assert!(started.elapsed() < Duration::from_secs(120), "{metrics}\n{}", gateway.output());
+		tokio::time::sleep(Duration::from_millis(500)).await;
 	};
-	// Caught once, the fraud proven by the arbiters' re-execution, and nobody else caught.
-	assert_eq!(counter(&metrics, "blyan_servers_caught_total "), 1.0, "{metrics}");
-	assert_eq!(counter(&metrics, "blyan_frauds_proven_total "), 1.0, "{}", gateway.output());
 	let out = gateway.output();
+	let catches: Vec<&str> = out.lines().filter(|l| l.contains("answering other bits")).collect();
+	assert!(
+		!catches.is_empty()
+			&& catches.len() as f64 == counter(&metrics, "blyan_servers_caught_total ")
+	);
+	assert!(
+		catches.iter().all(|l| l.contains(&liar.to_string())),
+		"an honest server caught:\n{out}"
+	);
+	assert!(counter(&metrics, "blyan_frauds_proven_total ") >= 1.0, "{out}");
+	// The first proof took her whole bond: 100 BLY, half of it to Bob.
 	let closed = out.lines().find(|l| l.contains("closed: FraudProven")).expect("closed line");
 	assert!(closed.contains(&liar.to_string()), "{closed}");
 	assert!(closed.contains("slashed 100.0000 BLY, 50.0000 BLY of it"), "{closed}");

@@ -1,6 +1,6 @@
 //! Benchmarks of the inference calls at their dearest: a new announcement (counted map insert and
-//! a hold), one taking the place of another in a full list (a release too), a withdrawal and a
-//! reap (a release), and a settlement of `n` paid receipts from `n`
+//! a hold), one taking the place of another in a full list (its bond unbonding), a withdrawal
+//! and a reap (the bond unbonding), and a settlement of `n` paid receipts from `n`
 //! new clients (one signature check, one transfer, one new nonce entry and the hold of its
 //! deposit each); a challenge (a signature check and its holds), the draw of the most arbiters
 //! from a full verifier set, the last arbiter's report, and the close of a proven fraud (the

@@ -26,7 +26,8 @@ impl<T: Config> Pallet<T> {
 				"a server's bond hold differs from its announced and unbonding bonds"
 			);
 		}
-		// Challenges: each open one counted at its server, its bond held.
+		// Challenges: each open one counted at its server, its bond held; no count or unbonding
+		// entry left at zero.
 		let mut per_server: BTreeMap<T::AccountId, u32> = BTreeMap::new();
 		let mut bonds: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
 		for (id, challenge) in Challenges::<T>::iter() {
@@ -36,6 +37,10 @@ impl<T: Config> Pallet<T> {
 			let bond = bonds.entry(challenge.challenger.clone()).or_insert_with(Zero::zero);
 			*bond = bond.saturating_add(challenge.bond);
 		}
+		ensure!(
+			Unbonding::<T>::iter().all(|(_, u)| !u.amount.is_zero()),
+			"an unbonding entry holds nothing"
+		);
 		ensure!(
 			OpenChallenges::<T>::iter().collect::<BTreeMap<_, _>>() == per_server,
 			"the open-challenge counts are out of step"

@@ -463,7 +463,7 @@ pub mod pallet {
 		/// The bond is still unbonding.
 		StillUnbonding,
 		/// Parameters out of range: `arbiters` must be 1..=MAX_INFERENCE_ARBITERS and
-		/// `arbitration_window` at least 2 blocks.
+		/// `arbitration_window` at least 3 blocks (the draw is from the second block on).
 		BadParams,
 	}
 
@@ -794,6 +794,16 @@ pub mod pallet {
 			let open = Challenges::<T>::get(challenge).ok_or(Error::<T>::UnknownChallenge)?;
 			let past_deadline = frame_system::Pallet::<T>::block_number() >= open.deadline;
 			let outcome = match Self::decision(&open) {
+				// Another challenge of the same session proved it first: the lie was paid
+				// for once; this challenger gets its bond back.
+				Some(ChallengeOutcome::FraudProven)
+					if ProvenSessions::<T>::contains_key(
+						&open.commitment.server,
+						open.commitment.session,
+					) =>
+				{
+					ChallengeOutcome::Undecided
+				}
 				Some(outcome) => outcome,
 				None if !past_deadline => return Err(Error::<T>::NotDecided.into()),
 				None if open.arbiters.is_none() => ChallengeOutcome::NotArbitrated,
@@ -858,12 +868,12 @@ impl<T: Config> Pallet<T> {
 			ensure!(Servers::<T>::count() < T::MaxServers::get(), Error::<T>::TooManyServers);
 		}
 		if offer.bond > held {
+			let unbonding =
+				Unbonding::<T>::get(server).map(|u| u.amount).unwrap_or_else(Zero::zero);
+			let more = offer.bond.saturating_sub(held).saturating_sub(unbonding);
 			ensure!(
-				T::Currency::can_hold(
-					&HoldReason::ServerBond.into(),
-					server,
-					offer.bond.saturating_sub(held)
-				),
+				more.is_zero()
+					|| T::Currency::can_hold(&HoldReason::ServerBond.into(), server, more),
 				Error::<T>::InsufficientBond
 			);
 		}
@@ -880,7 +890,22 @@ impl<T: Config> Pallet<T> {
 		let held = held.unwrap_or_else(Zero::zero);
 		let reason = HoldReason::ServerBond.into();
 		if bond > held {
-			T::Currency::hold(&reason, &server, bond.saturating_sub(held))?;
+			// A bond still unbonding is taken back first (a restarted server needs no second
+			// bond): it stays held, announced again, and answers for all the same.
+			let mut more = bond.saturating_sub(held);
+			if let Some(mut unbonding) = Unbonding::<T>::get(&server) {
+				let back = unbonding.amount.min(more);
+				more = more.saturating_sub(back);
+				unbonding.amount = unbonding.amount.saturating_sub(back);
+				if unbonding.amount.is_zero() {
+					Unbonding::<T>::remove(&server);
+				} else {
+					Unbonding::<T>::insert(&server, unbonding);
+				}
+			}
+			if !more.is_zero() {
+				T::Currency::hold(&reason, &server, more)?;
+			}
 		} else if held > bond {
 			// What the server takes off its bond answers for its answers so far: it unbonds.
 			Self::unbond(&server, held.saturating_sub(bond));
@@ -1055,7 +1080,7 @@ impl<T: Config> Pallet<T> {
 	fn check_params(params: &ParamsOf<T>) -> DispatchResult {
 		ensure!(
 			(1..=MAX_INFERENCE_ARBITERS).contains(&params.arbiters)
-				&& params.arbitration_window >= 2u32.into(),
+				&& params.arbitration_window >= 3u32.into(),
 			Error::<T>::BadParams
 		);
 		Ok(())

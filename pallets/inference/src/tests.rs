@@ -158,7 +158,9 @@ fn squatters_filling_the_server_list_are_displaced_by_a_higher_bond() {
 		assert_noop!(take_slot(&squatters[0], &honest, 150), Error::<Test>::BondNotHigher);
 		assert_ok!(take_slot(&squatters[0], &honest, 151));
 		assert_eq!(held(&honest), 150, "unbonding");
-		assert_eq!(held(&squatters[0]), 100 + 151);
+		// Its own unbonding 100 taken back, 51 more held.
+		assert_eq!(held(&squatters[0]), 151);
+		assert!(Unbonding::<Test>::get(&squatters[0]).is_none());
 	});
 }
 
@@ -854,5 +856,49 @@ fn a_server_that_withdraws_after_lying_is_still_slashed_from_its_unbonding_bond(
 			c.server.clone()
 		));
 		assert_eq!(Balances::free_balance(&c.server), 2_000 - 500);
+	});
+}
+
+#[test]
+fn a_restarted_server_takes_its_unbonding_bond_back_instead_of_bonding_twice() {
+	new_test_ext().execute_with(|| {
+		let (_, server) = new_account(1_000);
+		assert_ok!(announce(&server, 800));
+		assert_ok!(Inference::withdraw(RuntimeOrigin::signed(server.clone())));
+		// 800 unbonding, 200 free: announcing 900 holds only 100 more.
+		assert_ok!(announce(&server, 900));
+		assert_eq!(held(&server), 900);
+		assert!(Unbonding::<Test>::get(&server).is_none());
+		// Part of it taken back: the rest keeps unbonding.
+		assert_ok!(announce(&server, 300));
+		assert_ok!(Inference::withdraw(RuntimeOrigin::signed(server.clone())));
+		assert_eq!(Unbonding::<Test>::get(&server).unwrap().amount, 900);
+		assert_ok!(announce(&server, 400));
+		assert_eq!(Unbonding::<Test>::get(&server).unwrap().amount, 500);
+		assert_eq!(held(&server), 900);
+	});
+}
+
+#[test]
+fn a_lie_proven_by_two_challenges_at_once_is_slashed_once() {
+	new_test_ext().execute_with(|| {
+		let c = challenge_setup();
+		assert_ok!(challenge(&c, 1));
+		assert_ok!(challenge(&c, 1));
+		go_to(3);
+		for id in [0, 1] {
+			assert_ok!(Inference::draw_arbiters(RuntimeOrigin::signed(c.challenger.clone()), id));
+			for arbiter in &c.arbiters {
+				assert_ok!(Inference::arbitrate(RuntimeOrigin::signed(arbiter.clone()), id, true));
+			}
+		}
+		assert_ok!(close(&c));
+		assert_eq!(closed_as(), ChallengeOutcome::FraudProven);
+		System::reset_events();
+		assert_ok!(Inference::close_challenge(RuntimeOrigin::signed(c.challenger.clone()), 1));
+		assert_eq!(closed_as(), ChallengeOutcome::Undecided);
+		// One slash of half the bond (200 of it paid), both bonds back.
+		assert_eq!(Balances::free_balance(&c.challenger), 500 + 200);
+		assert_eq!(held(&c.server), 500);
 	});
 }

@@ -29,7 +29,7 @@
 //! | inference check rate | 5 % | 0 | 100 % |
 //! | inference challenge bond | 10 BLY | 0.001 BLY | 1 M BLY |
 //! | inference arbiters | 3 | 1 | 16 (`MAX_INFERENCE_ARBITERS`) |
-//! | inference arbitration window | 10 min | 10 blocks | 7 days |
+//! | inference arbitration window | 10 min | 30 blocks | 2 400 blocks (`BlockHashCount`) |
 //! | server fraud slash | 100 % | 1 % | 100 % |
 //! | challenger share of a server slash | 50 % | 0 | 100 % |
 //! | referendum prepare / decision / confirm / enactment | 1 h / 7 d / 1 d / 1 d | 1 / 10 / 1 / 1 blocks | 30 / 90 / 30 / 30 days |
@@ -190,7 +190,9 @@ impl ParameterBounds<Balance, BlockNumber> for BlyanBounds {
 			InferenceCheckRate | InferenceChallengerShare => percent(0, 100),
 			InferenceChallengeBond => amount(MILLI_BLY, 1_000_000 * BLY),
 			InferenceArbiters => (Count(1), Count(MAX_INFERENCE_ARBITERS)),
-			InferenceArbitrationWindow => blocks(10, 7 * DAYS),
+			// Room for the draw and the arbiters' 20-block margin; within `BlockHashCount`
+			// (2 400), whose hash of the block after a challenge seeds its draw.
+			InferenceArbitrationWindow => blocks(30, 2_400),
 			ServerFraudSlash => percent(1, 100),
 		})
 	}

@@ -295,11 +295,14 @@ impl RouteSource for ChainRouter {
 				let measured = self.measured.lock().expect("measured lock");
 				candidates
 					.iter()
-					// Never measured, and not avoided after a failure (a dead one is not re-probed).
+					// Never measured, and not avoided now: a probe that failed (a stage busy
+					// starting, a slow machine) is tried again once its cooldown is over, or the
+					// stage would rank last (no latency) for good.
 					.filter(|c| {
-						measured
-							.get(&c.endpoint)
-							.is_none_or(|m| m.latency.is_none() && m.avoid_until.is_none())
+						measured.get(&c.endpoint).is_none_or(|m| {
+							m.latency.is_none()
+								&& m.avoid_until.is_none_or(|until| Instant::now() >= until)
+						})
 					})
 					.map(|c| c.endpoint.clone())
 					.collect()

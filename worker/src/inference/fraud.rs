@@ -217,10 +217,12 @@ pub async fn examine(
 		Err(e @ (StorageError::TooLarge { .. } | StorageError::NotACid(_))) => {
 			return Ok(Finding::BadEvidence(format!("{cid}: {e}")))
 		}
-		Err(e @ StorageError::Timeout { .. }) => {
-			return Err(RecordUnavailable(e.to_string()).into())
+		// This arbiter's own daemon being down is its own trouble; anything else the daemon
+		// answers (a timeout, an error for a CID that is no file) is the record's.
+		Err(e @ StorageError::Unreachable { .. }) => {
+			return Err(e).context("fetching the session record")
 		}
-		Err(e) => return Err(e).context("fetching the session record"),
+		Err(e) => return Err(RecordUnavailable(e.to_string()).into()),
 	};
 	let record = match SessionRecord::decode(&mut &bytes[..]) {
 		Ok(record) => record,
@@ -261,11 +263,14 @@ pub struct Challenger {
 	chain: Arc<tokio::sync::RwLock<Chain>>,
 	ipfs: Ipfs,
 	poll: Duration,
+	/// Held around each transaction: challenges followed at once would otherwise sign with the
+	/// same nonce (it is read from the chain), and all but one be refused.
+	submitting: tokio::sync::Mutex<()>,
 }
 
 impl Challenger {
 	pub fn new(chain: Arc<tokio::sync::RwLock<Chain>>, ipfs: Ipfs, poll: Duration) -> Self {
-		Self { chain, ipfs, poll }
+		Self { chain, ipfs, poll, submitting: tokio::sync::Mutex::new(()) }
 	}
 
 	/// Challenges what `hop` signed, publishing its record, and sees the challenge through:
@@ -290,7 +295,10 @@ impl Challenger {
 		record.matches(&signed.commitment).context("the record is not what the stage signed")?;
 		let cid = self.ipfs.add(record.encode(), true, false).await?;
 		let chain = self.chain.read().await.clone();
-		let events = chain.challenge_inference(&signed.commitment, &signed.signature, &cid).await?;
+		let events = {
+			let _one_at_a_time = self.submitting.lock().await;
+			chain.challenge_inference(&signed.commitment, &signed.signature, &cid).await?
+		};
 		let challenged = events.find_first::<Challenged>().context("no Challenged event")??;
 		let id = challenged.challenge;
 		info!(
@@ -305,10 +313,24 @@ impl Challenger {
 	/// Has challenge `id`'s arbiters drawn (if nobody did) and closes it once they decided or
 	/// its deadline passed.
 	pub async fn see_through(&self, id: u32) -> Result<ChallengeClosed> {
+		// Transactions the pool refused, or lost with the connection, in a row: a passing
+		// trouble (a nonce, a node restarting) is tried again, a lasting one ends the follow-up.
+		let mut refused = 0u32;
+		let mut again = |e: ChainError, what: &'static str| -> Result<()> {
+			refused += 1;
+			if refused > MAX_RETRIES {
+				return Err(e).context(what);
+			}
+			Ok(())
+		};
 		loop {
 			tokio::time::sleep(self.poll).await;
 			let chain = self.chain.read().await.clone();
-			match chain.draw_inference_arbiters(id).await {
+			let drawn = {
+				let _one_at_a_time = self.submitting.lock().await;
+				chain.draw_inference_arbiters(id).await
+			};
+			match drawn {
 				Ok(_) => break,
 				Err(e) if is(&e, |e| matches!(e, InferenceError::TooEarly)) => continue,
 				// Someone else drew them, or it is past the deadline: on to closing.
@@ -322,7 +344,8 @@ impl Challenger {
 				Err(e) if is(&e, |e| matches!(e, InferenceError::UnknownChallenge)) => {
 					bail!("challenge {id} was closed by someone else")
 				}
-				Err(e) if e.is_connection() => continue,
+				// Not the pallet's refusal (the pool's, a lost connection): try again.
+				Err(e) if e.pallet_error().is_none() => again(e, "drawing the arbiters")?,
 				Err(e) => return Err(e).context("drawing the arbiters"),
 			}
 		}
@@ -339,7 +362,11 @@ impl Challenger {
 			if !ready {
 				continue;
 			}
-			match chain.close_inference_challenge(id).await {
+			let closed = {
+				let _one_at_a_time = self.submitting.lock().await;
+				chain.close_inference_challenge(id).await
+			};
+			match closed {
 				Ok(events) => {
 					let closed = events
 						.find_first::<ChallengeClosed>()
@@ -347,10 +374,11 @@ impl Challenger {
 					return Ok(closed);
 				}
 				Err(e) if is(&e, |e| matches!(e, InferenceError::NotDecided)) => continue,
-				Err(e) if e.is_connection() => continue,
 				Err(e) if is(&e, |e| matches!(e, InferenceError::UnknownChallenge)) => {
 					bail!("challenge {id} was closed by someone else")
 				}
+				// Not the pallet's refusal (the pool's, a lost connection): try again.
+				Err(e) if e.pallet_error().is_none() => again(e, "closing the challenge")?,
 				Err(e) => return Err(e).context("closing the challenge"),
 			}
 		}
@@ -358,12 +386,16 @@ impl Challenger {
 }
 
 /// Whether two thirds of a challenge's seats reported the same way (the pallet's rule).
-fn decided(challenge: &ChainInferenceChallenge) -> bool {
+pub fn decided(challenge: &ChainInferenceChallenge) -> bool {
 	let Some(seats) = &challenge.arbiters else { return false };
 	let seats = &seats.0;
 	let count = |wrong: bool| seats.iter().filter(|(_, r)| *r == Some(wrong)).count();
 	!seats.is_empty() && 3 * count(true).max(count(false)) >= 2 * seats.len()
 }
+
+/// Transactions of a challenge's follow-up refused in a row (by the pool, or lost with the
+/// connection) before the challenger gives up on it (a restart resumes it).
+const MAX_RETRIES: u32 = 60;
 
 /// Blocks after a challenge's arbiters may be drawn before a verifier draws them.
 const DRAW_GRACE: u32 = 5;
@@ -379,6 +411,8 @@ const UNAVAILABLE_MARGIN: u32 = 20;
 pub struct Arbiter {
 	/// Challenges this verifier reported on: not examined again.
 	reported: HashSet<u32>,
+	/// Challenges this verifier tried to draw arbiters for: not tried again.
+	drawn: HashSet<u32>,
 }
 
 impl Arbiter {
@@ -389,6 +423,7 @@ impl Arbiter {
 		let now = chain.finalized_number().await?;
 		let open = chain.inference_challenges().await?;
 		self.reported.retain(|id| open.iter().any(|(open, _)| open == id));
+		self.drawn.retain(|id| open.iter().any(|(open, _)| open == id));
 		for (id, challenge) in open {
 			if now >= challenge.deadline {
 				continue;
@@ -396,7 +431,7 @@ impl Arbiter {
 			let Some(seats) = &challenge.arbiters else {
 				// The challenger draws; if it has not after a few blocks (it went away), any
 				// verifier does, so that the challenge is decided.
-				if now >= challenge.draw_from + DRAW_GRACE {
+				if now >= challenge.draw_from + DRAW_GRACE && self.drawn.insert(id) {
 					match chain.draw_inference_arbiters(id).await {
 						Err(e) if e.is_connection() => return Err(e.into()),
 						// Drawn by someone else meanwhile, or too late: nothing to do.
@@ -430,10 +465,21 @@ impl Arbiter {
 				}
 				Err(e) if e.is_connection() => return Err(e.into()),
 				// Past the deadline, or closed meanwhile: nothing left to say.
-				Err(e) => {
+				Err(e)
+					if is(&e, |e| {
+						matches!(
+							e,
+							InferenceError::NotArbiter
+								| InferenceError::TooLate
+								| InferenceError::UnknownChallenge
+						)
+					}) =>
+				{
 					warn!(challenge = id, "reporting: {e}");
 					self.reported.insert(id);
 				}
+				// Refused by the pool (a nonce, a fee): reported again on the next pass.
+				Err(e) => warn!(challenge = id, "reporting: {e}; trying again"),
 			}
 		}
 		Ok(())

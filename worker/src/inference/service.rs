@@ -343,9 +343,26 @@ async fn release_unbonded(chain: &Chain) {
 	let Ok(Some((amount, release_at))) = chain.server_unbonding(chain.account()).await else {
 		return;
 	};
-	// Not while a challenge names this server: the release would fail (and cost a fee).
-	if !matches!(chain.open_challenges_of(chain.account()).await, Ok(0)) {
-		return;
+	// Not while a challenge names this server: the release would fail (and cost a fee). A
+	// challenge decided, or past its deadline, that its challenger left open is closed here.
+	match chain.open_challenges_of(chain.account()).await {
+		Ok(0) => {}
+		Ok(_) => {
+			let (Ok(open), Ok(now)) =
+				(chain.inference_challenges().await, chain.finalized_number().await)
+			else {
+				return;
+			};
+			for (id, c) in open {
+				if c.commitment.server == *chain.account()
+					&& (super::fraud::decided(&c) || now >= c.deadline)
+				{
+					let _ = chain.close_inference_challenge(id).await;
+				}
+			}
+			return;
+		}
+		Err(_) => return,
 	}
 	match chain.finalized_number().await {
 		Ok(now) if now >= release_at => match chain.release_server_bond(chain.account()).await {
