@@ -520,6 +520,16 @@ async fn a_stage_lying_on_one_chunk_in_a_hundred_is_caught_challenged_and_slashe
 				json!({ "model": model, "prompt": prompt, "max_tokens": 16, "temperature": 0 });
 			complete(&http, &gateway_url, body).await;
 			requests += 1;
+			// One check at a time: replays running side by side at a peer are computed in one
+			// batch, whose bits are not always those of each alone (docs/protocol.md, "Known
+			// limits"), and would be disputes rather than catches.
+			let checked = Instant::now();
+			while counter(&stage_metrics(&http, ports[3]).await, "blyan_checks_total ")
+				< f64::from(requests)
+				&& checked.elapsed() < Duration::from_secs(30)
+			{
+				tokio::time::sleep(Duration::from_millis(100)).await;
+			}
 		} else {
 			tokio::time::sleep(Duration::from_millis(500)).await;
 		}
