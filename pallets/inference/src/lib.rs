@@ -71,7 +71,7 @@ use alloc::{
 };
 use blyan_primitives::{
 	audit::VerifierSet,
-	inference::FreeQuota,
+	inference::{arbitration_decision, FreeQuota},
 	params::GovernedParams,
 	pol::{ModelRegistry, VersionId, VersionStatus, MAX_LAYERS},
 };
@@ -969,14 +969,13 @@ impl<T: Config> Pallet<T> {
 	fn decision(open: &InferenceChallengeOf<T>) -> Option<ChallengeOutcome> {
 		let seats = open.arbiters.as_ref()?;
 		let count = |wrong: bool| seats.iter().filter(|(_, r)| *r == Some(wrong)).count();
-		let two_thirds = |n: usize| !seats.is_empty() && 3 * n >= 2 * seats.len();
-		if two_thirds(count(true)) {
-			Some(ChallengeOutcome::FraudProven)
-		} else if two_thirds(count(false)) {
-			Some(ChallengeOutcome::Refuted)
-		} else {
-			None
-		}
+		arbitration_decision(seats.len(), count(true), count(false)).map(|wrong| {
+			if wrong {
+				ChallengeOutcome::FraudProven
+			} else {
+				ChallengeOutcome::Refuted
+			}
+		})
 	}
 
 	/// Pays out a challenge's `outcome` and removes it.

@@ -67,7 +67,39 @@ pub struct ChainRouter {
 	banned: Mutex<BTreeSet<AccountId32>>,
 }
 
+/// What the router knows of one endpoint, as the gateway's web app shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EndpointView {
+	pub endpoint: String,
+	/// Exponentially weighted latency of a chunk or probe, once measured.
+	pub latency_ms: Option<f64>,
+	/// Sessions held and taken at its last `/health`.
+	pub sessions: Option<usize>,
+	pub capacity: Option<usize>,
+	/// Avoided for now after a failure.
+	pub avoided: bool,
+}
+
 impl ChainRouter {
+	/// Every endpoint measured so far, and the servers a spot check caught (never routed to).
+	pub fn measurements(&self) -> (Vec<EndpointView>, Vec<AccountId32>) {
+		let now = Instant::now();
+		let measured = self.measured.lock().expect("measured lock");
+		let mut views: Vec<EndpointView> = measured
+			.iter()
+			.map(|(endpoint, m)| EndpointView {
+				endpoint: endpoint.clone(),
+				latency_ms: m.latency.map(|l| l.as_secs_f64() * 1e3),
+				sessions: m.load.map(|l| l.0),
+				capacity: m.load.map(|l| l.1),
+				avoided: m.avoid_until.is_some_and(|until| now < until),
+			})
+			.collect();
+		views.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
+		let banned = self.banned.lock().expect("banned lock").iter().cloned().collect();
+		(views, banned)
+	}
+
 	pub fn new(
 		chain: Chain,
 		http: reqwest::Client,

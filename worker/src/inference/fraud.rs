@@ -390,7 +390,8 @@ pub fn decided(challenge: &ChainInferenceChallenge) -> bool {
 	let Some(seats) = &challenge.arbiters else { return false };
 	let seats = &seats.0;
 	let count = |wrong: bool| seats.iter().filter(|(_, r)| *r == Some(wrong)).count();
-	!seats.is_empty() && 3 * count(true).max(count(false)) >= 2 * seats.len()
+	blyan_primitives::inference::arbitration_decision(seats.len(), count(true), count(false))
+		.is_some()
 }
 
 /// Transactions of a challenge's follow-up refused in a row (by the pool, or lost with the

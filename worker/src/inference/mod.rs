@@ -19,3 +19,4 @@ pub mod server;
 pub mod service;
 pub mod sessions;
 pub mod stage;
+pub mod web;

@@ -975,18 +975,19 @@ async fn complete(
 					tokio::spawn(async move { spot_check(&s, routes.as_ref(), records).await });
 				}
 			}
-			match &result {
+			let receipts = match &result {
 				Ok(g) => account(&s, &request, g).await,
 				Err(e) => {
 					tracing::warn!("completion failed: {e}");
 					s.metrics.failed.fetch_add(1, Ordering::Relaxed);
+					Vec::new()
 				}
-			}
+			};
 			if let Some(hold) = &mut hold {
 				hold.used = request.prompt.len() as u64 + generated;
 			}
 			drop(hold);
-			result
+			result.map(|g| (g, receipts))
 		})
 	};
 	let usage_of = move |g: &Generation| {
@@ -1027,7 +1028,7 @@ async fn complete(
 		let end = futures::stream::once(async move {
 			let mut events = Vec::new();
 			match task.await {
-				Ok(Ok(g)) => {
+				Ok(Ok((g, receipts))) => {
 					let rest = text_stream.lock().expect("text lock").finish();
 					let choice = if chat {
 						let delta =
@@ -1036,8 +1037,9 @@ async fn complete(
 					} else {
 						json!({ "index": 0, "text": rest, "finish_reason": g.finish_reason })
 					};
+					// Blyan's own field, as in a whole answer: who served it, and what was paid.
 					events.push(json!({ "id": id, "object": object, "created": created,
-						"model": name, "choices": [choice] }));
+						"model": name, "choices": [choice], "blyan": served_json(&g, &receipts) }));
 					// OpenAI's last chunk before [DONE] when asked: no choices, the usage.
 					if include_usage {
 						events.push(json!({ "id": id, "object": object, "created": created,
@@ -1061,7 +1063,7 @@ async fn complete(
 	// and generation stops at the next token.
 	let _client = rx;
 	match task.await {
-		Ok(Ok(g)) => {
+		Ok(Ok((g, receipts))) => {
 			let text = {
 				let mut texts = text_stream.lock().expect("text lock");
 				texts.finish();
@@ -1087,8 +1089,7 @@ async fn complete(
 				"model": name,
 				"choices": [choice],
 				"usage": usage_of(&g),
-				"blyan": { "tokens": g.tokens, "reroutes": g.reroutes,
-					"commitments": commitments_json(&g.commitments) },
+				"blyan": served_json(&g, &receipts),
 			}))
 			.into_response()
 		}
@@ -1100,6 +1101,22 @@ async fn complete(
 		Ok(Err(e)) => error(StatusCode::BAD_GATEWAY, e),
 		Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
 	}
+}
+
+/// Blyan's part of an answer: the tokens, the route's stages (server, layers, price, endpoint),
+/// the receipts this gateway signed for it and each stage's signed commitment.
+fn served_json(g: &Generation, receipts: &[Value]) -> Value {
+	let route: Vec<Value> = g
+		.served_by
+		.iter()
+		.zip(&g.endpoints)
+		.map(|((server, price), endpoint)| {
+			json!({ "server": server.as_ref().map(|a| a.to_string()),
+				"price_per_token": price.to_string(), "endpoint": endpoint })
+		})
+		.collect();
+	json!({ "tokens": g.tokens, "reroutes": g.reroutes, "route": route, "receipts": receipts,
+		"commitments": commitments_json(&g.commitments) })
 }
 
 /// What each stage signed of a completion's session, as a non-streamed answer shows it: every
@@ -1215,7 +1232,7 @@ pub fn report_challenge(
 }
 
 /// Signs a receipt for `tokens_in + tokens_out` at `price` and posts it to the stage at
-/// `endpoint`, if this process is a paying gateway.
+/// `endpoint`, if this process is a paying gateway; what it signed, as the answer shows it.
 fn pay(
 	s: &Arc<AppState>,
 	server: subxt::utils::AccountId32,
@@ -1223,8 +1240,8 @@ fn pay(
 	endpoint: &str,
 	tokens_in: u32,
 	tokens_out: u32,
-) {
-	let Some(payer) = s.payer.clone() else { return };
+) -> Option<Value> {
+	let payer = s.payer.clone()?;
 	let receipt = Receipt {
 		client: *payer.chain.account(),
 		server,
@@ -1235,6 +1252,12 @@ fn pay(
 		price_per_token: if payer.free { 0 } else { price },
 		free: payer.free,
 	};
+	let shown = json!({
+		"client": receipt.client.to_string(), "server": receipt.server.to_string(),
+		"version": receipt.version, "nonce": receipt.nonce, "tokens_in": receipt.tokens_in,
+		"tokens_out": receipt.tokens_out, "price_per_token": receipt.price_per_token.to_string(),
+		"free": receipt.free,
+	});
 	let signed = payer.chain.sign_receipt(receipt);
 	let (http, url) = (payer.http.clone(), format!("{endpoint}/v1/receipts"));
 	s.metrics.receipts_sent.fetch_add(1, Ordering::Relaxed);
@@ -1248,20 +1271,25 @@ fn pay(
 			Err(e) => tracing::warn!("{url}: {e}"),
 		}
 	});
+	Some(shown)
 }
 
-/// Counts a finished completion, and pays for it if this process is a paying gateway.
-async fn account(s: &Arc<AppState>, request: &GenerateRequest, g: &Generation) {
+/// Counts a finished completion, and pays for it if this process is a paying gateway: the
+/// receipts it signed.
+async fn account(s: &Arc<AppState>, request: &GenerateRequest, g: &Generation) -> Vec<Value> {
 	let m = &s.metrics;
 	m.prompt_tokens.fetch_add(request.prompt.len() as u64, Ordering::Relaxed);
 	m.completion_tokens.fetch_add(g.tokens.len() as u64, Ordering::Relaxed);
 	m.first_token_micros.fetch_add(g.first_token.as_micros() as u64, Ordering::Relaxed);
 	m.reroutes.fetch_add(g.reroutes as u64, Ordering::Relaxed);
-	for ((server, price), endpoint) in g.served_by.iter().zip(&g.endpoints) {
-		let Some(server) = server else { continue };
-		let (tokens_in, tokens_out) = (request.prompt.len() as u32, g.tokens.len() as u32);
-		pay(s, *server, *price, endpoint, tokens_in, tokens_out);
-	}
+	let (tokens_in, tokens_out) = (request.prompt.len() as u32, g.tokens.len() as u32);
+	g.served_by
+		.iter()
+		.zip(&g.endpoints)
+		.filter_map(|((server, price), endpoint)| {
+			pay(s, (*server)?, *price, endpoint, tokens_in, tokens_out)
+		})
+		.collect()
 }
 
 #[cfg(test)]

@@ -410,6 +410,8 @@ pub struct GatewayOptions {
 	pub challenge: bool,
 	/// How often the challenger looks at the chain.
 	pub poll: Duration,
+	/// Serve the web app built in this directory at `/`, pointing browsers at this node URL.
+	pub web: Option<(PathBuf, String)>,
 }
 
 /// Answers the OpenAI API for `version` over routes built from the chain until `shutdown`.
@@ -508,11 +510,20 @@ pub async fn gateway(
 		check_rate * 100.0,
 		if opts.challenge { ", caught stages challenged on chain" } else { "" }
 	);
+	let mut app = server::router(state.clone());
+	if let Some((dir, node)) = opts.web {
+		println!("web app at http://{address}/ (from {}, node {node})", dir.display());
+		app = app.merge(super::web::router(Arc::new(super::web::WebApp {
+			dir,
+			node,
+			version: opts.version,
+			needs_key: !matches!(state.api, ApiAccess::Open),
+			router: router.clone(),
+		})));
+	}
 	let usage = keep_usage(&state.api);
-	let served = axum::serve(listener, server::router(state.clone()))
-		.with_graceful_shutdown(shutdown)
-		.await
-		.context("HTTP server");
+	let served =
+		axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("HTTP server");
 	watchdog.abort();
 	flush_usage(&state.api, usage);
 	served

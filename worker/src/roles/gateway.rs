@@ -42,6 +42,13 @@ pub struct Args {
 	/// holds the chain's challenge bond from this account until arbiters decide).
 	#[arg(long)]
 	no_challenges: bool,
+	/// Serve the web app (explorer, chat playground, miner dashboard, governance) at `/` from
+	/// this directory: `web/dist`, built by `npm run build` in `web/` (scripts/setup.sh does).
+	#[arg(long)]
+	web: Option<PathBuf>,
+	/// The node's WebSocket RPC as the web app's browsers reach it (default: the first --node).
+	#[arg(long, requires = "web")]
+	web_node: Option<String>,
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {
@@ -65,6 +72,18 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
 		check_rate: args.check_rate,
 		challenge: !args.no_challenges,
 		poll: ctx.poll,
+		web: match args.web {
+			Some(dir) => {
+				anyhow::ensure!(
+					dir.join("index.html").is_file(),
+					"--web {}: no index.html there (build the app: cd web && npm run build)",
+					dir.display()
+				);
+				let first = ctx.settings.node.split(',').next().unwrap_or_default().to_string();
+				Some((dir, args.web_node.unwrap_or(first)))
+			}
+			None => None,
+		},
 	};
 	service::gateway(chain, ipfs, opts, shutdown_signal()).await
 }

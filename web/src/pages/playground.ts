@@ -1,0 +1,136 @@
+// Playground: chat with the version this gateway serves through its OpenAI API (streamed), and
+// see who served each answer (the route's stages and what they signed) and the receipts paid.
+import type { Page } from '../context';
+import { account, bly, errorBox, h, mono, table } from '../ui';
+
+interface Message { role: 'user' | 'assistant'; content: string }
+interface Stage { server: string | null; price_per_token: string; endpoint: string }
+interface Receipt { server: string; nonce: number; tokens_in: number; tokens_out: number; price_per_token: string; free: boolean }
+interface Commitment { server: string; layers: [number, number]; transcript: string; positions: number }
+
+const KEY_STORE = 'blyan.apiKey';
+
+export const playgroundPage: Page = async ({ config }, el) => {
+  el.append(h('h1', {}, 'Playground'));
+  if (!config.gateway || !config.model) {
+    el.append(h('p', { class: 'empty' }, 'The playground talks to a gateway: open this app from `blyan-worker gateway --web`.'));
+    return;
+  }
+  const messages: Message[] = [];
+  const transcript = h('div', { class: 'chat', 'data-testid': 'transcript' });
+  const state = h('p', { class: 'muted', 'data-testid': 'chat-state', 'data-state': 'idle' }, `Model ${config.model}.`);
+  const served = h('div', { 'data-testid': 'served' });
+  const key = h('input', { type: 'password', placeholder: 'API key (Bearer)', 'aria-label': 'API key', value: localStorage.getItem(KEY_STORE) ?? '' });
+  const prompt = h('textarea', { placeholder: 'Ask something…', 'aria-label': 'Message', 'data-testid': 'prompt' });
+  const maxTokens = h('input', { type: 'number', min: 1, max: 4096, value: 32, 'aria-label': 'Max tokens', style: 'width:6rem' });
+  const temperature = h('input', { type: 'number', min: 0, max: 2, step: 0.1, value: 0, 'aria-label': 'Temperature', style: 'width:5rem' });
+  const send = h('button', { type: 'submit', 'data-testid': 'send' }, 'Send');
+  const form = h('form', { class: 'card' },
+    prompt,
+    h('div', { class: 'inline', style: 'margin-top:.5rem' },
+      config.needs_key ? key : null,
+      h('label', {}, 'max tokens ', maxTokens),
+      h('label', {}, 'temperature ', temperature),
+      send));
+  form.classList.add('inline');
+  let controller: AbortController | undefined;
+
+  const show = () => transcript.replaceChildren(...messages.map((m, i) =>
+    h('div', { class: `message ${m.role}`, 'data-role': m.role, 'data-testid': i === messages.length - 1 && m.role === 'assistant' ? 'reply' : undefined }, m.content)));
+  const setState = (s: string, text: string) => { state.dataset.state = s; state.textContent = text; };
+
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const text = prompt.value.trim();
+    if (!text || controller) return;
+    if (config.needs_key) localStorage.setItem(KEY_STORE, key.value);
+    messages.push({ role: 'user', content: text });
+    const reply: Message = { role: 'assistant', content: '' };
+    messages.push(reply);
+    prompt.value = '';
+    show();
+    send.disabled = true;
+    served.replaceChildren();
+    setState('streaming', 'Generating…');
+    controller = new AbortController();
+    try {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (config.needs_key && key.value) headers.authorization = `Bearer ${key.value}`;
+      const response = await fetch('/v1/chat/completions', {
+        method: 'POST',
+        headers,
+        signal: controller.signal,
+        body: JSON.stringify({
+          model: config.model,
+          messages: messages.slice(0, -1),
+          stream: true,
+          stream_options: { include_usage: true },
+          max_tokens: Number(maxTokens.value),
+          temperature: Number(temperature.value),
+        }),
+      });
+      if (!response.ok || !response.body) {
+        const body = await response.json().catch(() => ({}));
+        throw new Error(body?.error?.message ? `${response.status}: ${body.error.message}` : `the gateway answered ${response.status}`);
+      }
+      let blyan: { route: Stage[]; receipts: Receipt[]; commitments: Commitment[] } | undefined;
+      let usage: { prompt_tokens: number; completion_tokens: number } | undefined;
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let cut;
+        while ((cut = buffer.indexOf('\n\n')) >= 0) {
+          const event = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          const data = event.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('');
+          if (!data || data === '[DONE]') continue;
+          const chunk = JSON.parse(data);
+          if (chunk.error) throw new Error(chunk.error.message);
+          const delta = chunk.choices?.[0]?.delta?.content;
+          if (delta) { reply.content += delta; show(); }
+          if (chunk.blyan?.route) blyan = chunk.blyan;
+          if (chunk.usage) usage = chunk.usage;
+        }
+      }
+      setState('done', usage ? `${usage.prompt_tokens} prompt + ${usage.completion_tokens} completion tokens.` : 'Done.');
+      if (blyan) served.replaceChildren(...servedBy(blyan));
+    } catch (e) {
+      messages.pop();
+      show();
+      setState('error', 'Failed.');
+      served.replaceChildren(errorBox(e));
+    } finally {
+      controller = undefined;
+      send.disabled = false;
+    }
+  });
+
+  el.append(state, transcript, form, served);
+  return () => controller?.abort();
+};
+
+function servedBy(b: { route: Stage[]; receipts: Receipt[]; commitments: Commitment[] }): HTMLElement[] {
+  return [
+    h('h2', {}, 'Route'),
+    table(['Stage', 'Server', 'Layers', 'Endpoint', 'Price / token', 'Signed transcript'], b.route.map((stage, i) => {
+      const c = b.commitments.find((x) => x.server === stage.server);
+      return [
+        i + 1,
+        stage.server ? account(stage.server) : h('span', { class: 'muted' }, 'unsigned'),
+        c ? `${c.layers[0]}–${c.layers[1]}` : '—',
+        mono(stage.endpoint),
+        bly(stage.price_per_token),
+        c ? mono(c.transcript) : h('span', { class: 'muted' }, 'none'),
+      ];
+    }), 'No stages.', 'route'),
+    h('h2', {}, 'Receipts signed by the gateway'),
+    table(['Server', 'Nonce', 'Tokens in', 'Tokens out', 'Price / token', 'Amount'], b.receipts.map((r) => [
+      account(r.server), r.nonce, r.tokens_in, r.tokens_out, bly(r.price_per_token),
+      h('span', { 'data-amount': String(BigInt(r.price_per_token) * BigInt(r.tokens_in + r.tokens_out)) },
+        r.free ? 'free tier' : bly(BigInt(r.price_per_token) * BigInt(r.tokens_in + r.tokens_out))),
+    ]), 'No receipts (an unpaid gateway).', 'receipts'),
+  ];
+}

@@ -1,0 +1,98 @@
+//! The web app (`web/`) in real Chromium against a live network on 127.0.0.1: `blyan-node`, a
+//! js-ipfs daemon, a registered model with a live job, `blyan-worker serve` announcing the whole
+//! model, and `blyan-worker gateway --web web/dist` serving the app and the OpenAI API.
+//! `web/test/browser.mjs` (playwright-core driving Debian's chromium) compares every page with
+//! the node's RPC, chats in the playground, casts a vote and checks the tally, and checks a
+//! phone's width; its screenshots stay in `$CARGO_TARGET_TMPDIR/web-screenshots`.
+
+mod common;
+
+use std::{
+	os::unix::process::CommandExt,
+	path::PathBuf,
+	process::Command,
+	time::{Duration, Instant},
+};
+
+use common::*;
+
+fn web_dir() -> PathBuf {
+	PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web")
+}
+
+/// The browser script's process group, killed whole (Chromium included) however the test ends.
+struct Group(u32);
+
+impl Drop for Group {
+	fn drop(&mut self) {
+		let _ = Command::new("kill").args(["-KILL", &format!("-{}", self.0)]).status();
+	}
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_page_shows_the_chains_data_a_chat_completes_and_a_vote_shows_in_the_tally() {
+	let web = web_dir();
+	assert!(
+		web.join("dist/index.html").is_file() && web.join("node_modules/playwright-core").is_dir(),
+		"the web app is not built: run ./scripts/setup.sh (npm ci and npm run build in web/)"
+	);
+	let _slot = network_slot().await;
+	let net = Net::start();
+	// A model, its dataset and a live job (Bob, Charlie and Dave bond as verifiers).
+	let f = fixture(&net, &[], "//Dave");
+	let job = post_job(&net, &f, &[]);
+	let version = f.root_version.to_string();
+
+	let (serve_port, gateway_port) = (free_port(), free_port());
+	let serve_listen = format!("127.0.0.1:{serve_port}");
+	let server = net.spawn(
+		"serve-charlie",
+		"//Charlie",
+		&["serve", "--version", &version, "--listen", &serve_listen],
+	);
+	server.wait_for_output("announced version", Duration::from_secs(120));
+	let gateway_listen = format!("127.0.0.1:{gateway_port}");
+	let dist = web.join("dist");
+	let gateway = net.spawn(
+		"gateway",
+		"//Bob",
+		&[
+			"gateway",
+			"--version",
+			&version,
+			"--listen",
+			&gateway_listen,
+			"--no-auth",
+			"--web",
+			dist.to_str().unwrap(),
+		],
+	);
+	gateway.wait_for_output("web app at", Duration::from_secs(120));
+
+	let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots");
+	let _ = std::fs::remove_dir_all(&out);
+	let mut command = Command::new("node");
+	command
+		.args(["test/browser.mjs", &format!("http://{gateway_listen}"), &net.node_url()])
+		.arg(&out)
+		.current_dir(&web)
+		.process_group(0);
+	let mut browser = Proc::spawn("browser", command, net.path("browser.log"));
+	let _group = Group(browser.pid());
+	let started = Instant::now();
+	let status = browser.wait(Duration::from_secs(420));
+	let output = browser.output();
+	println!("{output}");
+	assert!(
+		status.success(),
+		"the browser checks failed after {:?} (screenshots in {}):\n{output}\ngateway:\n{}",
+		started.elapsed(),
+		out.display(),
+		gateway.output()
+	);
+	assert!(output.contains("ok jobs: the live jobs (1)"), "job #{job} not checked:\n{output}");
+	assert!(output.contains("all browser checks passed"));
+	for page in ["network", "models", "jobs", "playground", "servers", "miner", "governance"] {
+		assert!(out.join(format!("{page}.png")).is_file(), "no screenshot of {page}");
+	}
+}
