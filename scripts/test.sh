@@ -37,15 +37,20 @@ chain_tests() {
 }
 side_log="$(mktemp)"
 log="$(mktemp)"
-trap 'rm -f "$log" "$side_log"; [ -z "${side_pid:-}" ] || kill -- "-$side_pid" 2>/dev/null || true' EXIT
-set -m # the side builds get their own process group, killed with it if this script stops early
+# The side builds stay in this script's process group (whoever stops the run stops them too);
+# if the script itself ends early, its trap stops them and everything they started.
+kill_tree() {
+	local child
+	for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
+	kill "$1" 2>/dev/null || true
+}
+trap 'rm -f "$log" "$side_log"; [ -z "${side_pid:-}" ] || kill_tree "$side_pid"' EXIT
 (
 	renice -n 19 -p "$BASHPID" >/dev/null # these builds take only what the tests leave idle
 	"$BLYAN_ROOT/scripts/test-cpus" --build-aarch64-only && echo "aarch64 self-test built" &&
 		chain_tests --no-run -q && echo "benchmark/try-runtime tests built"
-) >"$side_log" 2>&1 &
+) </dev/null >"$side_log" 2>&1 &
 side_pid=$!
-set +m
 wait_side_builds() {
 	local rc=0
 	wait "$side_pid" || rc=$?

@@ -1,7 +1,7 @@
 // Accounts a page may name: any SS58 address, and on a dev or local chain the well-known dev
 // accounts (whose secret keys are public, so they may also sign there).
 import { Keyring } from '@polkadot/keyring';
-import { cryptoWaitReady, decodeAddress } from '@polkadot/util-crypto';
+import { cryptoWaitReady, decodeAddress, encodeAddress } from '@polkadot/util-crypto';
 
 export const DEV_NAMES = ['Alice', 'Bob', 'Charlie', 'Dave', 'Eve', 'Ferdie'];
 
@@ -25,9 +25,9 @@ export async function resolveAccount(text: string, devChain: boolean, ss58Format
     return (await devKeyring(ss58Format)).getPairs().find((p) => p.meta.name === dev)!.address;
   }
   try {
-    decodeAddress(trimmed);
+    // In this chain's SS58 format, as events name accounts (a hex public key is accepted too).
+    return encodeAddress(decodeAddress(trimmed), ss58Format);
   } catch {
     throw new Error(`"${text}" is not an SS58 address${devChain ? ' or a dev account name' : ''}.`);
   }
-  return trimmed;
 }

@@ -11,28 +11,52 @@ export interface ChainEvent {
   data: Record<string, unknown>;
 }
 
-export const HISTORY_BLOCKS = 600;
+/** Blocks of history a page reads: `?history=N` in the URL, else 200 (a node keeps the state of
+ * its last 256 blocks by default; an archive node, `--state-pruning archive`, keeps them all). */
+export const HISTORY_BLOCKS = (() => {
+  const n = Number(new URLSearchParams(location.search).get('history'));
+  return Number.isInteger(n) && n > 0 ? Math.min(n, 100_000) : 200;
+})();
 
-/** Events of the last `blocks` blocks up to the best one, oldest first. */
+/** Whether a read failed because the node no longer has that block's state. */
+export function isPruned(e: unknown): boolean {
+  return /discarded|pruned|State already|not found|Unknown block/i.test(e instanceof Error ? e.message : String(e));
+}
+
+/** Events of the last `blocks` blocks up to the best one, oldest first, going back only as far as
+ * the node still holds state; `from` is the oldest block actually read. */
 export async function recentEvents(api: ApiPromise, blocks = HISTORY_BLOCKS): Promise<{ events: ChainEvent[]; from: number; to: number }> {
   const head = await api.rpc.chain.getHeader();
   const to = head.number.toNumber();
-  const from = Math.max(0, to - blocks + 1);
-  const events: ChainEvent[] = [];
-  const numbers = Array.from({ length: to - from + 1 }, (_, i) => from + i);
-  for (let i = 0; i < numbers.length; i += 25) {
-    const batch = await Promise.all(numbers.slice(i, i + 25).map(async (n) => {
-      const hash = await api.rpc.chain.getBlockHash(n);
-      const at = await api.at(hash);
-      const records = (await at.query.system.events()) as any;
-      return records.map(({ event }: any): ChainEvent => {
-        const names: (string | undefined)[] = event.meta.fields.map((f: any) => f.name.unwrapOr(undefined)?.toString());
-        const data: Record<string, unknown> = {};
-        event.data.forEach((value: any, j: number) => { data[names[j] ?? String(j)] = value.toJSON(); });
-        return { block: n, section: event.section, method: event.method, data };
-      });
+  const oldest = Math.max(0, to - blocks + 1);
+  const batches: ChainEvent[][] = [];
+  let from = to + 1;
+  // Newest first, so that a pruned block ends the walk with everything newer read.
+  walk: for (let top = to; top >= oldest; top -= 25) {
+    const numbers = Array.from({ length: Math.min(25, top - oldest + 1) }, (_, i) => top - i);
+    const results = await Promise.all(numbers.map(async (n) => {
+      try {
+        const hash = await api.rpc.chain.getBlockHash(n);
+        const at = await api.at(hash);
+        const records = (await at.query.system.events()) as any;
+        return records.map(({ event }: any): ChainEvent => {
+          const names: (string | undefined)[] = event.meta.fields.map((f: any) => f.name.unwrapOr(undefined)?.toString());
+          const data: Record<string, unknown> = {};
+          event.data.forEach((value: any, j: number) => { data[names[j] ?? String(j)] = value.toJSON(); });
+          return { block: n, section: event.section, method: event.method, data };
+        }) as ChainEvent[];
+      } catch (e) {
+        if (isPruned(e)) return undefined;
+        throw e;
+      }
     }));
-    for (const list of batch) events.push(...list);
+    for (let i = 0; i < numbers.length; i++) {
+      const got = results[i];
+      if (!got) break walk;
+      batches.push(got);
+      from = numbers[i];
+    }
   }
-  return { events, from, to };
+  const events = batches.reverse().flat();
+  return { events, from: Math.min(from, to), to };
 }

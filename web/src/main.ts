@@ -44,7 +44,7 @@ async function loadConfig(): Promise<Context['config']> {
 /** The page and its parameters from `#/page?key=value`. */
 function route(): { name: string; params: URLSearchParams } {
   const [path, query] = location.hash.replace(/^#\/?/, '').split('?');
-  const name = pages[path] ? path : 'network';
+  const name = Object.hasOwn(pages, path) ? path : 'network';
   return { name, params: new URLSearchParams(query ?? '') };
 }
 
@@ -56,6 +56,7 @@ async function render(ctx: Context) {
   for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.getAttribute('href') === `#/${name}`);
   main.dataset.page = name;
   main.dataset.ready = '';
+  delete main.dataset.error;
   main.replaceChildren(h('p', { class: 'loading' }, 'Loading…'));
   const el = h('div');
   try {

@@ -29,8 +29,10 @@ async function fail(message) {
   if (browser) await browser.close().catch(() => {});
   process.exit(1);
 }
+// A failed check stops the run (through the catch around `run`, which screenshots the page).
+class CheckFailed extends Error {}
 function check(ok, message) {
-  if (!ok) return fail(message);
+  if (!ok) throw new CheckFailed(message);
   console.log(`ok ${message}`);
 }
 function same(a, b) {
@@ -87,198 +89,214 @@ async function shot(name) {
   await page.screenshot({ path: `${out}/${name}.png`, fullPage: true });
 }
 
-// --- network
-await open('network', 'network');
-await page.waitForSelector('[data-testid="best"] span[data-number]', { timeout: 30_000 });
-await page.waitForFunction(() => document.querySelector('[data-testid="blocks"]'), null, { timeout: 30_000 });
-const validators = (await api.query.session.validators()).map((v) => v.toString());
-check(same(await texts('[data-testid="validators"] [data-account]', 'data-account'), validators), `network: the validators are the session's (${validators.length})`);
-check((await page.textContent('[data-testid="chain"]')) === (await api.rpc.system.chain()).toString(), 'network: the chain name is the node\'s');
-const pageBest = Number(await page.getAttribute('[data-testid="best"] span', 'data-number'));
-const rpcBest = (await api.rpc.chain.getHeader()).number.toNumber();
-check(Math.abs(rpcBest - pageBest) <= 3, `network: best block #${pageBest} is the node's (#${rpcBest})`);
-await page.waitForSelector('[data-testid="finalized"] span[data-number]', { timeout: 30_000 });
-const pageFinal = Number(await page.getAttribute('[data-testid="finalized"] span', 'data-number'));
-const rpcFinal = (await api.rpc.chain.getHeader(await api.rpc.chain.getFinalizedHead())).number.toNumber();
-check(pageFinal <= pageBest && Math.abs(rpcFinal - pageFinal) <= 3, `network: finalized #${pageFinal} (node #${rpcFinal})`);
-await shot('network');
-
-// --- models: Alice, the model's owner, proposes three versions over the root (a line and a
-// merge), so that the graph has edges to draw; they stay candidates (nothing verifies them).
-{
-  const [[key, value]] = await api.query.registry.models.entries();
-  const model = key.args[0].toNumber();
-  const rootId = value.unwrap().rootVersion.toNumber();
-  const rootSemver = (await api.query.registry.versions(rootId)).unwrap().semver;
-  const major = rootSemver.major.toNumber();
-  const layer = (n) => [{ layer: 0, cid: `bafkreiwebtestlayer${n}`, merkleRoot: `0x${String(n).padStart(64, '0')}` }];
-  const propose = async (parents, semver, n) => {
-    const events = await send(api.tx.registry.proposeVersion({
-      model, parents, semver, layers: layer(n), weightRoot: `0x${String(n).padStart(64, 'f')}`, adapter: null,
-    }), alice, `propose ${semver.major}.${semver.minor}.${semver.patch}`);
-    return events.find(({ event }) => event.section === 'registry' && event.method === 'VersionProposed').event.data.version.toNumber();
-  };
-  const a = await propose([rootId], { major: major + 1, minor: 0, patch: 0 }, 1);
-  const b = await propose([a], { major: major + 1, minor: 1, patch: 0 }, 2);
-  await propose([a, b], { major: major + 2, minor: 0, patch: 0 }, 3);
+try {
+  await run();
+} catch (e) {
+  await fail(e instanceof CheckFailed ? e.message : `${e?.stack ?? e}`);
 }
-await open('models', 'models');
-const models = (await api.query.registry.models.entries()).map(([k]) => k.args[0].toString());
-check(same(await texts('[data-testid="models"] [data-model]', 'data-model'), models), `models: the registered models (${models.length})`);
-const versions = (await api.query.registry.versions.entries())
-  .map(([k, v]) => ({ id: k.args[0].toNumber(), v: v.unwrap() }))
-  .filter((x) => x.v.model.toString() === models.sort()[0]);
-const shownVersions = await texts('[data-testid="dag"] [data-version]', 'data-version');
-check(same(shownVersions, versions.map((x) => String(x.id))), `models: the DAG has one node per version (${versions.length})`);
-const statuses = await texts('[data-testid="dag"] [data-version]', 'data-status');
-check(same(statuses, versions.map((x) => x.v.status.type)), 'models: each node has its version\'s status');
-const edges = versions.reduce((n, x) => n + x.v.parents.length, 0);
-check((await texts('[data-testid="dag"] [data-edge]', 'data-edge')).length === edges, `models: one edge per parent link (${edges})`);
-const root = versions.find((x) => x.v.parents.length === 0);
-await page.click(`[data-testid="dag"] [data-version="${root.id}"]`);
-await page.waitForSelector(`[data-testid="version-detail"][data-version="${root.id}"]`, { timeout: 30_000 });
-check((await page.textContent('[data-testid="weight-root"]')) === root.v.weightRoot.toHex(), `models: v${root.id}'s weight root`);
-const layers = await api.query.registry.versionLayers(root.id);
-const shownLayers = await page.$$eval('[data-testid="layers"] tbody tr', (rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)));
-check(shownLayers.length === layers.length && layers.every((l, i) => shownLayers[i][0] === l.layer.toString() && shownLayers[i][1] === l.cid.toUtf8() && shownLayers[i][2] === l.merkleRoot.toHex()),
-  `models: v${root.id}'s ${layers.length} layers with their CIDs and Merkle roots`);
-await shot('models');
-
-// --- jobs
-await open('jobs', 'jobs');
-const jobs = (await api.query.jobs.jobs.entries()).map(([k, v]) => ({ id: k.args[0].toString(), status: v.unwrap().status.type }));
-check(same(await texts('[data-testid="jobs"] [data-job]', 'data-job'), jobs.map((j) => j.id)), `jobs: the live jobs (${jobs.length})`);
-if (jobs.length) {
-  check(same(await texts('[data-testid="jobs"] [data-status]', 'data-status'), jobs.map((j) => j.status)), 'jobs: each job\'s state');
-  await page.click(`[data-testid="jobs"] [data-job="${jobs[0].id}"]`);
-  await page.waitForSelector(`[data-testid="job-detail"][data-job="${jobs[0].id}"]`, { timeout: 30_000 });
-  const spec = JSON.parse(await page.textContent('[data-testid="spec"]'));
-  const rpcSpec = (await api.query.jobs.jobs(jobs[0].id)).unwrap().spec.toHuman();
-  check(JSON.stringify(spec) === JSON.stringify(rpcSpec), `jobs: job #${jobs[0].id}'s specification`);
-}
-await shot('jobs');
-
-// --- playground: a chat through the gateway, with its route and receipts
-await open('playground', 'playground');
-await page.fill('[data-testid="prompt"]', 'Say something about bits.');
-await page.click('[data-testid="send"]');
-await page.waitForSelector('[data-testid="chat-state"]:is([data-state="done"], [data-state="error"])', { timeout: 120_000 });
-const chatState = await page.getAttribute('[data-testid="chat-state"]', 'data-state');
-if (chatState !== 'done') await fail(`playground: the chat failed: ${await page.textContent('[data-testid="served"]')}`);
-const usage = (await page.textContent('[data-testid="chat-state"]')).match(/(\d+) prompt \+ (\d+) completion tokens/);
-check(usage && Number(usage[2]) > 0, `playground: a streamed answer with usage (${usage?.[0]})`);
-const announced = (await api.query.inference.servers.entries()).map(([k, v]) => ({ who: k.args[0].toString(), a: v.unwrap() }));
-const routed = await texts('[data-testid="route"] [data-account]', 'data-account');
-check(routed.length > 0 && routed.every((r) => announced.some((s) => s.who === r)), `playground: routed over announced servers (${routed.length} stage(s))`);
-const paid = await texts('[data-testid="receipts"] [data-account]', 'data-account');
-check(same(paid, routed), 'playground: one receipt per stage of the route, each to its server');
-await shot('playground');
-
-// --- servers (after the chat, the gateway has measured the stage it used)
-await open('servers', 'servers');
-check(same(await texts('[data-testid="servers"] [data-server]', 'data-server'), announced.map((s) => s.who)), `servers: the announcements (${announced.length})`);
-check(same(await texts('[data-testid="servers"] [data-price]', 'data-price'), announced.map((s) => s.a.pricePerToken.toString())), 'servers: their prices');
-const measured = await page.$$eval('[data-testid="servers"] tbody tr', (rows) => rows.filter((r) => r.querySelector('[data-latency]')).map((r) => r.querySelector('[data-server]').getAttribute('data-server')));
-check(routed.every((r) => measured.includes(r)), 'servers: the gateway\'s latency of every stage it routed to');
-await shot('servers');
-
-// --- miner dashboard of the server
-await open(`miner?account=${charlie.address}`, 'miner');
-const holds = await api.query.balances.holds(charlie.address);
-const held = holds.reduce((sum, h) => sum + h.amount.toBigInt(), 0n);
-check((await page.getAttribute('[data-testid="held"] span', 'data-plancks')) === held.toString(), `miner: Charlie's bonds (${held / BLY} BLY held)`);
-check(Number(await page.getAttribute('[data-testid="chart"]', 'data-points')) >= 2, 'miner: the balance chart');
-const lastPoint = await page.$$eval('[data-testid="chart"] circle', (cs) => cs.at(-1).getAttribute('data-block') + ':' + cs.at(-1).getAttribute('data-plancks'));
-const [block, plancks] = lastPoint.split(':');
-const at = await api.at(await api.rpc.chain.getBlockHash(Number(block)));
-const acct = await at.query.system.account(charlie.address);
-check(BigInt(plancks) === acct.data.free.toBigInt() + acct.data.reserved.toBigInt(), `miner: the chart's balance at #${block} is the chain's`);
-await shot('miner');
-await page.fill('input[name="account"]', 'not-an-account');
-await page.click('form.inline button[type="submit"]');
-await page.waitForSelector('main .error', { timeout: 30_000 });
-check(/not an SS58 address/.test(await page.textContent('main .error')), 'miner: a bad account is refused with a message');
-await shot('miner-refused');
-
-// --- governance: a referendum submitted now, a vote cast from the page
-await open('governance', 'governance');
-const call = api.tx.governance.setParameter({ MinImprovement: (3n * PERBILL) / 100n });
-await send(api.tx.preimage.notePreimage(call.method.toHex()), alice, 'preimage');
-const proposal = { Lookup: { hash: call.method.hash.toHex(), len: call.method.encodedLength } };
-const submittedEvents = await send(api.tx.referenda.submit({ Governance: 'ParameterAdmin' }, proposal, { After: 1 }), alice, 'submit');
-const submitted = submittedEvents.find(({ event }) => api.events.referenda.Submitted.is(event));
-const index = submitted.event.data.index.toNumber();
-const track = submitted.event.data.track.toNumber();
-await send(api.tx.referenda.placeDecisionDeposit(index), alice, 'decision deposit');
-await page.waitForSelector(`[data-testid="referendum"] option[value="${index}"]`, { state: 'attached', timeout: 30_000 });
-check(true, `governance: referendum #${index} shows up live`);
-await page.waitForSelector(`tr:has([data-referendum="${index}"]) [data-proposal^="governance.setParameter"]`, { timeout: 30_000 });
-check(/MinImprovement/.test(await page.getAttribute(`tr:has([data-referendum="${index}"]) [data-proposal]`, 'data-proposal')), `governance: #${index}'s proposal is decoded from its preimage`);
-await page.selectOption('[data-testid="signer"]', 'dev:Bob');
-await page.selectOption('[data-testid="referendum"]', String(index));
-await page.fill('[data-testid="amount"]', '5');
-await page.click('[data-testid="vote"]');
-await page.waitForSelector('[data-testid="voted"], [data-testid="vote-status"] .error', { timeout: 60_000 });
-if (!(await page.$('[data-testid="voted"]'))) await fail(`governance: the vote failed: ${await page.textContent('[data-testid="vote-status"]')}`);
-const voting = await api.query.convictionVoting.votingFor(bob.address, track);
-const votes = voting.isCasting ? voting.asCasting.votes.map(([i, v]) => [i.toNumber(), v]) : [];
-const bobVote = votes.find(([i]) => i === index)?.[1];
-check(bobVote && bobVote.isStandard && bobVote.asStandard.vote.isAye && bobVote.asStandard.balance.toBigInt() === 5n * BLY, `governance: Bob's vote (aye, 5 BLY) is on chain for #${index}`);
-// Dave votes nay through the wallet extension.
-await page.click('text=Connect wallet');
-await page.waitForSelector('[data-testid="signer"] option[value="wallet:0"]', { state: 'attached', timeout: 30_000 });
-await page.selectOption('[data-testid="signer"]', 'wallet:0');
-await page.selectOption('[data-testid="direction"]', 'nay');
-await page.fill('[data-testid="amount"]', '2');
-await page.$eval('[data-testid="vote-status"]', (e) => e.replaceChildren());
-await page.click('[data-testid="vote"]');
-await page.waitForSelector('[data-testid="voted"], [data-testid="vote-status"] .error', { timeout: 60_000 });
-if (!(await page.$('[data-testid="voted"]'))) await fail(`governance: the wallet's vote failed: ${await page.textContent('[data-testid="vote-status"]')}`);
-const daveVoting = await api.query.convictionVoting.votingFor(dave.address, track);
-const daveVote = (daveVoting.isCasting ? daveVoting.asCasting.votes.map(([i, v]) => [i.toNumber(), v]) : []).find(([i]) => i === index)?.[1];
-check(daveVote && daveVote.isStandard && !daveVote.asStandard.vote.isAye && daveVote.asStandard.balance.toBigInt() === 2n * BLY, `governance: Dave's vote (nay, 2 BLY), signed by the wallet extension, is on chain for #${index}`);
-// The tally on the page is the chain's (while the referendum is ongoing; it may pass at once).
-let tallied = false;
-for (let i = 0; i < 20 && !tallied; i++) {
-  const info = (await api.query.referenda.referendumInfoFor(index)).unwrap();
-  if (!info.isOngoing) {
-    tallied = (await page.textContent(`tr:has([data-referendum="${index}"])`)).includes(info.type);
-    if (tallied) console.log(`ok governance: #${index} is ${info.type} on chain and on the page`);
-  } else {
-    const row = `tr:has([data-referendum="${index}"])`;
-    const ayes = await page.getAttribute(`${row} [data-ayes]`, 'data-ayes').catch(() => null);
-    const nays = await page.getAttribute(`${row} [data-nays]`, 'data-nays').catch(() => null);
-    const tally = info.asOngoing.tally;
-    tallied = ayes === tally.ayes.toString() && nays === tally.nays.toString() && BigInt(ayes) > 0n && BigInt(nays) > 0n;
-    if (tallied) console.log(`ok governance: the page's tally of #${index} is the chain's (ayes ${ayes}, nays ${nays})`);
-  }
-  if (!tallied) await new Promise((r) => setTimeout(r, 1000));
-}
-check(tallied, `governance: the tally of #${index} shows the vote`);
-await shot('governance');
-
-// --- a phone's width: nothing wider than the screen
-const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
-page = await phone.newPage();
-for (const [path, name] of [['network', 'network'], ['models', 'models'], ['servers', 'servers'], ['governance', 'governance']]) {
-  await open(path, name);
-  const width = await page.evaluate(() => document.documentElement.scrollWidth);
-  check(width <= 390, `phone: ${name} fits 390 px (${width})`);
-  await shot(`phone-${name}`);
-}
-
-// --- an unreachable node is said so, not waited on silently
-page = await context.newPage();
-await page.goto(`${app}/?node=ws://127.0.0.1:9#/network`);
-await page.waitForFunction(() => /unreachable/.test(document.getElementById('connection')?.textContent ?? ''), null, { timeout: 30_000 });
-check(true, 'an unreachable node is reported');
-await shot('unreachable');
-
-check(consoleErrors.length === 0, `no uncaught errors in the pages${consoleErrors.length ? `: ${consoleErrors.join('; ')}` : ''}`);
 await browser.close();
 await api.disconnect();
 console.log('all browser checks passed');
 process.exit(0);
+
+async function run() {
+  // --- what the gateway serves beside the API: the app at `/`, its files, 404 for anything else
+  const status = async (path) => (await fetch(`${app}${path}`)).status;
+  check((await status('/')) === 200 && (await status('/app.js')) === 200, 'gateway: the app and its bundle are served');
+  check((await status('/v1/models/no-such-model')) === 404 && (await status('/models')) === 404 && (await status('/.hidden')) === 404,
+    'gateway: unknown paths (the API\'s included) stay 404s');
+  const served = await (await fetch(`${app}/web/config.json`)).json();
+  check(served.node === nodeUrl, 'gateway: /web/config.json names the node');
+
+  // --- network
+  await open('network', 'network');
+  await page.waitForSelector('[data-testid="best"] span[data-number]', { timeout: 30_000 });
+  await page.waitForFunction(() => document.querySelector('[data-testid="blocks"]'), null, { timeout: 30_000 });
+  const validators = (await api.query.session.validators()).map((v) => v.toString());
+  check(same(await texts('[data-testid="validators"] [data-account]', 'data-account'), validators), `network: the validators are the session's (${validators.length})`);
+  check((await page.textContent('[data-testid="chain"]')) === (await api.rpc.system.chain()).toString(), 'network: the chain name is the node\'s');
+  const pageBest = Number(await page.getAttribute('[data-testid="best"] span', 'data-number'));
+  const rpcBest = (await api.rpc.chain.getHeader()).number.toNumber();
+  check(Math.abs(rpcBest - pageBest) <= 3, `network: best block #${pageBest} is the node's (#${rpcBest})`);
+  await page.waitForSelector('[data-testid="finalized"] span[data-number]', { timeout: 30_000 });
+  const pageFinal = Number(await page.getAttribute('[data-testid="finalized"] span', 'data-number'));
+  const rpcFinal = (await api.rpc.chain.getHeader(await api.rpc.chain.getFinalizedHead())).number.toNumber();
+  check(pageFinal <= pageBest && Math.abs(rpcFinal - pageFinal) <= 3, `network: finalized #${pageFinal} (node #${rpcFinal})`);
+  await shot('network');
+
+  // --- models: Alice, the model's owner, proposes three versions over the root (a line and a
+  // merge), so that the graph has edges to draw; they stay candidates (nothing verifies them).
+  {
+    const [[key, value]] = await api.query.registry.models.entries();
+    const model = key.args[0].toNumber();
+    const rootId = value.unwrap().rootVersion.toNumber();
+    const rootSemver = (await api.query.registry.versions(rootId)).unwrap().semver;
+    const major = rootSemver.major.toNumber();
+    const layer = (n) => [{ layer: 0, cid: `bafkreiwebtestlayer${n}`, merkleRoot: `0x${String(n).padStart(64, '0')}` }];
+    const propose = async (parents, semver, n) => {
+      const events = await send(api.tx.registry.proposeVersion({
+        model, parents, semver, layers: layer(n), weightRoot: `0x${String(n).padStart(64, 'f')}`, adapter: null,
+      }), alice, `propose ${semver.major}.${semver.minor}.${semver.patch}`);
+      return events.find(({ event }) => event.section === 'registry' && event.method === 'VersionProposed').event.data.version.toNumber();
+    };
+    const a = await propose([rootId], { major: major + 1, minor: 0, patch: 0 }, 1);
+    const b = await propose([a], { major: major + 1, minor: 1, patch: 0 }, 2);
+    await propose([a, b], { major: major + 2, minor: 0, patch: 0 }, 3);
+  }
+  await open('models', 'models');
+  const models = (await api.query.registry.models.entries()).map(([k]) => k.args[0].toString());
+  check(same(await texts('[data-testid="models"] [data-model]', 'data-model'), models), `models: the registered models (${models.length})`);
+  const versions = (await api.query.registry.versions.entries())
+    .map(([k, v]) => ({ id: k.args[0].toNumber(), v: v.unwrap() }))
+    .filter((x) => x.v.model.toString() === models.sort()[0]);
+  const shownVersions = await texts('[data-testid="dag"] [data-version]', 'data-version');
+  check(same(shownVersions, versions.map((x) => String(x.id))), `models: the DAG has one node per version (${versions.length})`);
+  const statuses = await texts('[data-testid="dag"] [data-version]', 'data-status');
+  check(same(statuses, versions.map((x) => x.v.status.type)), 'models: each node has its version\'s status');
+  const edges = versions.reduce((n, x) => n + x.v.parents.length, 0);
+  check((await texts('[data-testid="dag"] [data-edge]', 'data-edge')).length === edges, `models: one edge per parent link (${edges})`);
+  const root = versions.find((x) => x.v.parents.length === 0);
+  await page.click(`[data-testid="dag"] [data-version="${root.id}"]`);
+  await page.waitForSelector(`[data-testid="version-detail"][data-version="${root.id}"]`, { timeout: 30_000 });
+  check((await page.textContent('[data-testid="weight-root"]')) === root.v.weightRoot.toHex(), `models: v${root.id}'s weight root`);
+  const layers = await api.query.registry.versionLayers(root.id);
+  const shownLayers = await page.$$eval('[data-testid="layers"] tbody tr', (rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)));
+  check(shownLayers.length === layers.length && layers.every((l, i) => shownLayers[i][0] === l.layer.toString() && shownLayers[i][1] === l.cid.toUtf8() && shownLayers[i][2] === l.merkleRoot.toHex()),
+    `models: v${root.id}'s ${layers.length} layers with their CIDs and Merkle roots`);
+  await shot('models');
+
+  // --- jobs
+  await open('jobs', 'jobs');
+  const jobs = (await api.query.jobs.jobs.entries()).map(([k, v]) => ({ id: k.args[0].toString(), status: v.unwrap().status.type }));
+  check(same(await texts('[data-testid="jobs"] [data-job]', 'data-job'), jobs.map((j) => j.id)), `jobs: the live jobs (${jobs.length})`);
+  if (jobs.length) {
+    check(same(await texts('[data-testid="jobs"] [data-status]', 'data-status'), jobs.map((j) => j.status)), 'jobs: each job\'s state');
+    await page.click(`[data-testid="jobs"] [data-job="${jobs[0].id}"]`);
+    await page.waitForSelector(`[data-testid="job-detail"][data-job="${jobs[0].id}"]`, { timeout: 30_000 });
+    const spec = JSON.parse(await page.textContent('[data-testid="spec"]'));
+    const rpcSpec = (await api.query.jobs.jobs(jobs[0].id)).unwrap().spec.toHuman();
+    check(JSON.stringify(spec) === JSON.stringify(rpcSpec), `jobs: job #${jobs[0].id}'s specification`);
+  }
+  await shot('jobs');
+
+  // --- playground: a chat through the gateway, with its route and receipts
+  await open('playground', 'playground');
+  await page.fill('[data-testid="prompt"]', 'Say something about bits.');
+  await page.click('[data-testid="send"]');
+  await page.waitForSelector('[data-testid="chat-state"]:is([data-state="done"], [data-state="error"])', { timeout: 120_000 });
+  const chatState = await page.getAttribute('[data-testid="chat-state"]', 'data-state');
+  if (chatState !== 'done') await fail(`playground: the chat failed: ${await page.textContent('[data-testid="served"]')}`);
+  const usage = (await page.textContent('[data-testid="chat-state"]')).match(/(\d+) prompt \+ (\d+) completion tokens/);
+  check(usage && Number(usage[2]) > 0, `playground: a streamed answer with usage (${usage?.[0]})`);
+  const announced = (await api.query.inference.servers.entries()).map(([k, v]) => ({ who: k.args[0].toString(), a: v.unwrap() }));
+  const routed = await texts('[data-testid="route"] [data-account]', 'data-account');
+  check(routed.length > 0 && routed.every((r) => announced.some((s) => s.who === r)), `playground: routed over announced servers (${routed.length} stage(s))`);
+  const paid = await texts('[data-testid="receipts"] [data-account]', 'data-account');
+  check(same(paid, routed), 'playground: one receipt per stage of the route, each to its server');
+  await shot('playground');
+
+  // --- servers (after the chat, the gateway has measured the stage it used)
+  await open('servers', 'servers');
+  check(same(await texts('[data-testid="servers"] [data-server]', 'data-server'), announced.map((s) => s.who)), `servers: the announcements (${announced.length})`);
+  check(same(await texts('[data-testid="servers"] [data-price]', 'data-price'), announced.map((s) => s.a.pricePerToken.toString())), 'servers: their prices');
+  const measured = await page.$$eval('[data-testid="servers"] tbody tr', (rows) => rows.filter((r) => r.querySelector('[data-latency]')).map((r) => r.querySelector('[data-server]').getAttribute('data-server')));
+  check(routed.every((r) => measured.includes(r)), 'servers: the gateway\'s latency of every stage it routed to');
+  await shot('servers');
+
+  // --- miner dashboard of the server
+  await open(`miner?account=${charlie.address}`, 'miner');
+  const holds = await api.query.balances.holds(charlie.address);
+  const held = holds.reduce((sum, h) => sum + h.amount.toBigInt(), 0n);
+  check((await page.getAttribute('[data-testid="held"] span', 'data-plancks')) === held.toString(), `miner: Charlie's bonds (${held / BLY} BLY held)`);
+  check(Number(await page.getAttribute('[data-testid="chart"]', 'data-points')) >= 2, 'miner: the balance chart');
+  const lastPoint = await page.$$eval('[data-testid="chart"] circle', (cs) => cs.at(-1).getAttribute('data-block') + ':' + cs.at(-1).getAttribute('data-plancks'));
+  const [block, plancks] = lastPoint.split(':');
+  const at = await api.at(await api.rpc.chain.getBlockHash(Number(block)));
+  const acct = await at.query.system.account(charlie.address);
+  check(BigInt(plancks) === acct.data.free.toBigInt() + acct.data.reserved.toBigInt(), `miner: the chart's balance at #${block} is the chain's`);
+  await shot('miner');
+  await page.fill('input[name="account"]', 'not-an-account');
+  await page.click('form.inline button[type="submit"]');
+  await page.waitForSelector('main .error', { timeout: 30_000 });
+  check(/not an SS58 address/.test(await page.textContent('main .error')), 'miner: a bad account is refused with a message');
+  await shot('miner-refused');
+
+  // --- governance: a referendum submitted now, a vote cast from the page
+  await open('governance', 'governance');
+  const call = api.tx.governance.setParameter({ MinImprovement: (3n * PERBILL) / 100n });
+  await send(api.tx.preimage.notePreimage(call.method.toHex()), alice, 'preimage');
+  const proposal = { Lookup: { hash: call.method.hash.toHex(), len: call.method.encodedLength } };
+  const submittedEvents = await send(api.tx.referenda.submit({ Governance: 'ParameterAdmin' }, proposal, { After: 1 }), alice, 'submit');
+  const submitted = submittedEvents.find(({ event }) => api.events.referenda.Submitted.is(event));
+  const index = submitted.event.data.index.toNumber();
+  const track = submitted.event.data.track.toNumber();
+  // No decision deposit: the referendum stays ongoing, undecided (for 14 days), and its tally
+  // can be compared at leisure; on the dev chain's 20-block decision period it would end mid-test.
+  await page.waitForSelector(`[data-testid="referendum"] option[value="${index}"]`, { state: 'attached', timeout: 30_000 });
+  check(true, `governance: referendum #${index} shows up live`);
+  await page.waitForSelector(`tr:has([data-referendum="${index}"]) [data-proposal^="governance.setParameter"]`, { timeout: 30_000 });
+  check(/MinImprovement/.test(await page.getAttribute(`tr:has([data-referendum="${index}"]) [data-proposal]`, 'data-proposal')), `governance: #${index}'s proposal is decoded from its preimage`);
+  await page.selectOption('[data-testid="signer"]', 'dev:Bob');
+  await page.selectOption('[data-testid="referendum"]', String(index));
+  await page.fill('[data-testid="amount"]', '5');
+  await page.click('[data-testid="vote"]');
+  await page.waitForSelector('[data-testid="voted"], [data-testid="vote-status"] .error', { timeout: 60_000 });
+  if (!(await page.$('[data-testid="voted"]'))) await fail(`governance: the vote failed: ${await page.textContent('[data-testid="vote-status"]')}`);
+  const voting = await api.query.convictionVoting.votingFor(bob.address, track);
+  const votes = voting.isCasting ? voting.asCasting.votes.map(([i, v]) => [i.toNumber(), v]) : [];
+  const bobVote = votes.find(([i]) => i === index)?.[1];
+  check(bobVote && bobVote.isStandard && bobVote.asStandard.vote.isAye && bobVote.asStandard.balance.toBigInt() === 5n * BLY, `governance: Bob's vote (aye, 5 BLY) is on chain for #${index}`);
+  // Dave votes nay through the wallet extension.
+  await page.click('text=Connect wallet');
+  await page.waitForSelector('[data-testid="signer"] option[value="wallet:0"]', { state: 'attached', timeout: 30_000 });
+  await page.selectOption('[data-testid="signer"]', 'wallet:0');
+  await page.selectOption('[data-testid="direction"]', 'nay');
+  await page.fill('[data-testid="amount"]', '2');
+  await page.$eval('[data-testid="vote-status"]', (e) => e.replaceChildren());
+  await page.click('[data-testid="vote"]');
+  await page.waitForSelector('[data-testid="voted"], [data-testid="vote-status"] .error', { timeout: 60_000 });
+  if (!(await page.$('[data-testid="voted"]'))) await fail(`governance: the wallet's vote failed: ${await page.textContent('[data-testid="vote-status"]')}`);
+  const daveVoting = await api.query.convictionVoting.votingFor(dave.address, track);
+  const daveVote = (daveVoting.isCasting ? daveVoting.asCasting.votes.map(([i, v]) => [i.toNumber(), v]) : []).find(([i]) => i === index)?.[1];
+  check(daveVote && daveVote.isStandard && !daveVote.asStandard.vote.isAye && daveVote.asStandard.balance.toBigInt() === 2n * BLY, `governance: Dave's vote (nay, 2 BLY), signed by the wallet extension, is on chain for #${index}`);
+  // The tally on the page is the chain's: the page refreshes it every block.
+  const row = `tr:has([data-referendum="${index}"])`;
+  let shown;
+  let onChain;
+  for (let i = 0; i < 20; i++) {
+    const info = (await api.query.referenda.referendumInfoFor(index)).unwrap();
+    if (!info.isOngoing) await fail(`governance: #${index} ended (${info.type}) before its tally was compared`);
+    onChain = { ayes: info.asOngoing.tally.ayes.toString(), nays: info.asOngoing.tally.nays.toString() };
+    shown = {
+      ayes: await page.getAttribute(`${row} [data-ayes]`, 'data-ayes').catch(() => null),
+      nays: await page.getAttribute(`${row} [data-nays]`, 'data-nays').catch(() => null),
+    };
+    if (shown.ayes === onChain.ayes && shown.nays === onChain.nays) break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  const tallied = shown.ayes === onChain.ayes && shown.nays === onChain.nays && BigInt(onChain.ayes) > 0n && BigInt(onChain.nays) > 0n;
+  check(tallied, `governance: the page's tally of #${index} is the chain's, both votes in it (page ${JSON.stringify(shown)}, chain ${JSON.stringify(onChain)})`);
+  await shot('governance');
+
+  // --- a phone's width: nothing wider than the screen
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
+  page = await phone.newPage();
+  for (const [path, name] of [['network', 'network'], ['models', 'models'], ['servers', 'servers'], ['governance', 'governance']]) {
+    await open(path, name);
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    check(width <= 390, `phone: ${name} fits 390 px (${width})`);
+    await shot(`phone-${name}`);
+  }
+
+  // --- an unreachable node is said so, not waited on silently
+  page = await context.newPage();
+  await page.goto(`${app}/?node=ws://127.0.0.1:9#/network`);
+  await page.waitForFunction(() => /unreachable/.test(document.getElementById('connection')?.textContent ?? ''), null, { timeout: 30_000 });
+  check(true, 'an unreachable node is reported');
+  await shot('unreachable');
+
+  check(consoleErrors.length === 0, `no uncaught errors in the pages${consoleErrors.length ? `: ${consoleErrors.join('; ')}` : ''}`);
+}
 
 function send(tx, who, label) {
   return new Promise((resolve) => {

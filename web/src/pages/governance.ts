@@ -20,30 +20,30 @@ export const governancePage: Page = async ({ api, devChain }, el) => {
   // A track's name is text, or fixed bytes padded with zeros in newer runtimes.
   for (const [id, info] of api.consts.referenda.tracks as any) tracks.set(id.toNumber(), u8aToString(info.name.toU8a(true)).replace(/\0+$/, ''));
   const list = h('div', {}, h('p', { class: 'loading' }, 'Loading referenda…'));
-  // What each proposal does, decoded from its preimage (cached: a preimage never changes).
+  // What each proposal does, decoded from its preimage (cached once decoded: a noted preimage
+  // never changes; one not noted yet is looked up again).
   const calls = new Map<string, string>();
   const describe = async (proposal: any): Promise<string> => {
     const key = proposal.toHex();
-    if (!calls.has(key)) {
-      let bytes: Uint8Array | undefined;
-      if (proposal.isInline) bytes = proposal.asInline.toU8a(true);
-      if (proposal.isLookup) {
-        const { hash_, len } = proposal.asLookup;
-        const stored: any = await api.query.preimage.preimageFor([hash_, len]);
-        if (stored.isSome) bytes = stored.unwrap().toU8a(true);
-      }
-      let text = `preimage not noted: ${JSON.stringify(proposal.toHuman())}`;
-      if (bytes) {
-        try {
-          const call = api.createType('Call', bytes);
-          text = `${call.section}.${call.method}(${JSON.stringify(call.toHuman().args)})`;
-        } catch (e) {
-          text = `undecodable call (${e instanceof Error ? e.message : e})`;
-        }
-      }
-      calls.set(key, text);
+    const known = calls.get(key);
+    if (known) return known;
+    let bytes: Uint8Array | undefined;
+    if (proposal.isInline) bytes = proposal.asInline.toU8a(true);
+    if (proposal.isLookup) {
+      const { hash_, len } = proposal.asLookup;
+      const stored: any = await api.query.preimage.preimageFor([hash_, len]);
+      if (stored.isSome) bytes = stored.unwrap().toU8a(true);
     }
-    return calls.get(key) as string;
+    if (!bytes) return `preimage not noted: ${JSON.stringify(proposal.toHuman())}`;
+    let text: string;
+    try {
+      const call = api.createType('Call', bytes);
+      text = `${call.section}.${call.method}(${JSON.stringify(call.toHuman().args)})`;
+    } catch (e) {
+      text = `undecodable call (${e instanceof Error ? e.message : e})`;
+    }
+    calls.set(key, text);
+    return text;
   };
   const refresh = async () => {
     const entries = await api.query.referenda.referendumInfoFor.entries();
@@ -79,6 +79,9 @@ export const governancePage: Page = async ({ api, devChain }, el) => {
       status.replaceChildren(errorBox('No wallet extension is installed in this browser.'));
       return;
     }
+    // Connecting again lists the wallets' accounts afresh.
+    injected.length = 0;
+    for (const option of [...signers.options]) if (option.value.startsWith('wallet:')) option.remove();
     for (const [name, wallet] of Object.entries(wallets)) {
       try {
         const enabled = await wallet.enable('Blyan');
@@ -100,6 +103,9 @@ export const governancePage: Page = async ({ api, devChain }, el) => {
   const amount = h('input', { type: 'number', min: 0, step: 'any', value: 1, 'aria-label': 'BLY', 'data-testid': 'amount', style: 'width:7rem' });
   const vote = h('button', { type: 'submit', 'data-testid': 'vote' }, 'Vote');
   const status = h('div', { 'data-testid': 'vote-status' });
+  // The vote being watched (its status subscription), stopped once it is settled or the page left.
+  let watching: (() => void) | undefined;
+  const stopWatching = () => { watching?.(); watching = undefined; };
   const form = h('form', { class: 'inline card' }, signers, walletButton, referendum, direction, conviction, h('label', {}, amount, ' BLY'), vote);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -112,53 +118,67 @@ export const governancePage: Page = async ({ api, devChain }, el) => {
     });
     vote.disabled = true;
     status.replaceChildren(h('p', { class: 'muted' }, 'Signing…'));
+    let settled = false;
+    const done = (shown: HTMLElement) => {
+      settled = true;
+      status.replaceChildren(shown);
+      vote.disabled = false;
+      stopWatching();
+    };
     try {
       const [kind, which] = signers.value.split(':');
-      let unsub: () => void = () => {};
       const onStatus = (result: any) => {
+        const block = result.status.isInBlock ? result.status.asInBlock : result.status.isFinalized ? result.status.asFinalized : undefined;
         if (result.dispatchError) {
           const err = result.dispatchError.isModule ? api.registry.findMetaError(result.dispatchError.asModule) : undefined;
-          status.replaceChildren(errorBox(`Refused: ${err ? `${err.section}.${err.name}` : result.dispatchError.toString()}`));
-          vote.disabled = false;
-          unsub();
-        } else if (result.status.isInBlock) {
-          status.replaceChildren(h('p', { 'data-testid': 'voted', 'data-block': result.status.asInBlock.toHex() }, `Vote included in block ${result.status.asInBlock.toHex().slice(0, 10)}…`));
-          vote.disabled = false;
-          unsub();
-          void refresh().then((r) => { rows = r; });
+          done(errorBox(`Refused: ${err ? `${err.section}.${err.name}` : result.dispatchError.toString()}`));
+        } else if (block) {
+          done(h('p', { 'data-testid': 'voted', 'data-block': block.toHex() }, `Vote included in block ${block.toHex().slice(0, 10)}…`));
+          void update();
         } else if (result.isError) {
-          status.replaceChildren(errorBox(`The pool dropped the vote (${result.status.type}).`));
-          vote.disabled = false;
-          unsub();
+          done(errorBox(`The pool dropped the vote (${result.status.type}).`));
         } else {
           status.replaceChildren(h('p', { class: 'muted' }, `Vote ${result.status.type}…`));
         }
       };
       if (kind === 'dev') {
         const pair = (await devKeyring(api.registry.chainSS58 ?? 42)).getPairs().find((p) => p.meta.name === which)!;
-        unsub = await tx.signAndSend(pair, onStatus);
+        watching = await tx.signAndSend(pair, onStatus);
       } else {
         const w = injected[Number(which)];
-        unsub = await tx.signAndSend(w.address, { signer: w.signer as any }, onStatus);
+        watching = await tx.signAndSend(w.address, { signer: w.signer as any }, onStatus);
       }
+      if (settled) stopWatching(); // settled before its subscription was handed back
     } catch (err) {
-      status.replaceChildren(errorBox(err));
-      vote.disabled = false;
+      done(errorBox(err));
     }
   });
 
   el.append(h('h2', {}, 'Referenda'), list, h('h2', {}, 'Vote'), form, status);
   if (!devChain) el.append(h('p', { class: 'muted' }, 'Sign with a wallet extension holding your account; BLY voted with conviction is locked, not spent.'));
-  // Tallies move with every block: refreshed as blocks come.
-  const unsubscribe = await api.rpc.chain.subscribeNewHeads(() => {
-    void refresh().then((r) => {
-      rows = r;
-      const chosen = referendum.value;
-      fillReferenda();
-      if ([...referendum.options].some((o) => o.value === chosen)) referendum.value = chosen;
-    });
-  });
-  return unsubscribe;
+  // Tallies move with every block: refreshed as blocks come, one refresh at a time (a block
+  // arriving meanwhile asks for one more), errors shown in place of the list.
+  let running = false;
+  let again = false;
+  const update = async () => {
+    if (running) { again = true; return; }
+    running = true;
+    try {
+      do {
+        again = false;
+        rows = await refresh();
+        const chosen = referendum.value;
+        fillReferenda();
+        if ([...referendum.options].some((o) => o.value === chosen)) referendum.value = chosen;
+      } while (again);
+    } catch (e) {
+      list.replaceChildren(errorBox(e));
+    } finally {
+      running = false;
+    }
+  };
+  const unsubscribe = await api.rpc.chain.subscribeNewHeads(() => void update());
+  return () => { unsubscribe(); stopWatching(); };
 };
 
 /** `text` BLY as plancks, exactly (no float rounding), or why not. */

@@ -28,13 +28,14 @@ export const minerPage: Page = async ({ api, devChain }, el, params) => {
     return;
   }
 
-  const head = (await api.rpc.chain.getHeader()).number.toNumber();
-  const from = Math.max(0, head - HISTORY_BLOCKS + 1);
-  const step = Math.max(1, Math.ceil((head - from) / (SAMPLES - 1)));
+  // The events first: they say how far back the node still holds state.
+  const history = await recentEvents(api, HISTORY_BLOCKS);
+  const head = history.to;
+  const step = Math.max(1, Math.ceil((head - history.from) / (SAMPLES - 1)));
   const points: number[] = [];
-  for (let n = from; n < head; n += step) points.push(n);
+  for (let n = history.from; n < head; n += step) points.push(n);
   points.push(head);
-  const [balances, holds, worker, verifier, server, history] = await Promise.all([
+  const [balances, holds, worker, verifier, server] = await Promise.all([
     Promise.all(points.map(async (n): Promise<bigint> => {
       const at = await api.at(await api.rpc.chain.getBlockHash(n));
       const a = (await at.query.system.account(who)) as any;
@@ -44,7 +45,6 @@ export const minerPage: Page = async ({ api, devChain }, el, params) => {
     api.query.jobs.workers(who),
     api.query.polRewards.verifiers(who),
     api.query.inference.servers(who),
-    recentEvents(api),
   ]);
   const held: bigint = (holds as any).reduce((sum: bigint, x: any) => sum + x.amount.toBigInt(), 0n);
   const change = balances[balances.length - 1] - balances[0];

@@ -4,7 +4,7 @@ import type { Page } from '../context';
 import { account, bly, errorBox, h, mono, table } from '../ui';
 
 interface Message { role: 'user' | 'assistant'; content: string }
-interface Stage { server: string | null; price_per_token: string; endpoint: string }
+interface Stage { server: string | null; price_per_token: string; endpoint: string; commitment: Commitment | null }
 interface Receipt { server: string; nonce: number; tokens_in: number; tokens_out: number; price_per_token: string; free: boolean }
 interface Commitment { server: string; layers: [number, number]; transcript: string; positions: number }
 
@@ -73,32 +73,43 @@ export const playgroundPage: Page = async ({ config }, el) => {
         const body = await response.json().catch(() => ({}));
         throw new Error(body?.error?.message ? `${response.status}: ${body.error.message}` : `the gateway answered ${response.status}`);
       }
-      let blyan: { route: Stage[]; receipts: Receipt[]; commitments: Commitment[] } | undefined;
+      let blyan: { route: Stage[]; receipts: Receipt[] } | undefined;
       let usage: { prompt_tokens: number; completion_tokens: number } | undefined;
+      let finished = false;
+      // Server-sent events: blank-line separated, `data:` lines joined by newlines; the stream
+      // is complete only with its `[DONE]`.
+      const handle = (event: string) => {
+        const data = event.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, '')).join('\n');
+        if (!data) return;
+        if (data === '[DONE]') { finished = true; return; }
+        const chunk = JSON.parse(data);
+        if (chunk.error) throw new Error(chunk.error.message);
+        const delta = chunk.choices?.[0]?.delta?.content;
+        if (delta) { reply.content += delta; show(); }
+        if (chunk.blyan?.route) blyan = chunk.blyan;
+        if (chunk.usage) usage = chunk.usage;
+      };
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = '';
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
-        buffer += value;
+        buffer = (buffer + value).replace(/\r\n?/g, '\n');
         let cut;
         while ((cut = buffer.indexOf('\n\n')) >= 0) {
-          const event = buffer.slice(0, cut);
+          handle(buffer.slice(0, cut));
           buffer = buffer.slice(cut + 2);
-          const data = event.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('');
-          if (!data || data === '[DONE]') continue;
-          const chunk = JSON.parse(data);
-          if (chunk.error) throw new Error(chunk.error.message);
-          const delta = chunk.choices?.[0]?.delta?.content;
-          if (delta) { reply.content += delta; show(); }
-          if (chunk.blyan?.route) blyan = chunk.blyan;
-          if (chunk.usage) usage = chunk.usage;
         }
       }
+      if (buffer.trim()) handle(buffer);
+      if (!finished) throw new Error('the stream ended before the answer was complete (no [DONE])');
       setState('done', usage ? `${usage.prompt_tokens} prompt + ${usage.completion_tokens} completion tokens.` : 'Done.');
       if (blyan) served.replaceChildren(...servedBy(blyan));
     } catch (e) {
-      messages.pop();
+      // The exchange is taken back whole (a next request must not carry a dangling question),
+      // and the question given back to edit or resend.
+      messages.splice(-2, 2);
+      prompt.value = text;
       show();
       setState('error', 'Failed.');
       served.replaceChildren(errorBox(e));
@@ -112,11 +123,11 @@ export const playgroundPage: Page = async ({ config }, el) => {
   return () => controller?.abort();
 };
 
-function servedBy(b: { route: Stage[]; receipts: Receipt[]; commitments: Commitment[] }): HTMLElement[] {
+function servedBy(b: { route: Stage[]; receipts: Receipt[] }): HTMLElement[] {
   return [
     h('h2', {}, 'Route'),
     table(['Stage', 'Server', 'Layers', 'Endpoint', 'Price / token', 'Signed transcript'], b.route.map((stage, i) => {
-      const c = b.commitments.find((x) => x.server === stage.server);
+      const c = stage.commitment;
       return [
         i + 1,
         stage.server ? account(stage.server) : h('span', { class: 'muted' }, 'unsigned'),

@@ -1103,16 +1103,20 @@ async fn complete(
 	}
 }
 
-/// Blyan's part of an answer: the tokens, the route's stages (server, layers, price, endpoint),
-/// the receipts this gateway signed for it and each stage's signed commitment.
+/// Blyan's part of an answer: the tokens, the route's stages (server, price, endpoint and what
+/// the stage signed), the receipts this gateway signed for it and every signed commitment.
 fn served_json(g: &Generation, receipts: &[Value]) -> Value {
 	let route: Vec<Value> = g
 		.served_by
 		.iter()
 		.zip(&g.endpoints)
-		.map(|((server, price), endpoint)| {
+		.enumerate()
+		.map(|(i, ((server, price), endpoint))| {
+			// Stage by stage (one server may hold two stages of a route).
+			let signed = g.commitments.get(i).map_or(&[][..], std::slice::from_ref);
 			json!({ "server": server.as_ref().map(|a| a.to_string()),
-				"price_per_token": price.to_string(), "endpoint": endpoint })
+				"price_per_token": price.to_string(), "endpoint": endpoint,
+				"commitment": commitments_json(signed).get(0).cloned() })
 		})
 		.collect();
 	json!({ "tokens": g.tokens, "reroutes": g.reroutes, "route": route, "receipts": receipts,

@@ -57,20 +57,25 @@ async fn stages(State(app): State<Arc<WebApp>>) -> Response {
 	Json(json!({ "endpoints": endpoints, "banned": banned })).into_response()
 }
 
-/// A file of the app; `/` and any path without an extension (the app's own pages) get
-/// `index.html`.
+/// A file of the app, `index.html` at `/` (the app routes by the URL's `#fragment`, so no other
+/// path needs it: an unknown path, the API's included, stays a 404).
 async fn file(State(app): State<Arc<WebApp>>, uri: Uri) -> Response {
 	let Some(relative) = safe_relative(uri.path()) else {
 		return (StatusCode::NOT_FOUND, "not found").into_response();
 	};
-	let path = if relative.extension().is_none() {
+	let path = if relative.as_os_str().is_empty() {
 		app.dir.join("index.html")
 	} else {
 		app.dir.join(&relative)
 	};
 	match tokio::fs::read(&path).await {
 		Ok(bytes) => ([(header::CONTENT_TYPE, content_type(&path))], bytes).into_response(),
-		Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+		Err(e)
+			if matches!(
+				e.kind(),
+				std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory
+			) =>
+		{
 			(StatusCode::NOT_FOUND, "not found").into_response()
 		}
 		Err(e) => {
