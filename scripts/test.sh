@@ -39,12 +39,15 @@ side_log="$(mktemp)"
 log="$(mktemp)"
 # The side builds stay in this script's process group (whoever stops the run stops them too);
 # if the script itself ends early, its trap stops them and everything they started.
-kill_tree() {
+kill_tree() { # stopped first, so that it starts no child while its children are stopped
 	local child
+	kill -STOP "$1" 2>/dev/null || return 0
 	for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
 	kill "$1" 2>/dev/null || true
+	kill -CONT "$1" 2>/dev/null || true
 }
-trap 'rm -f "$log" "$side_log"; [ -z "${side_pid:-}" ] || kill_tree "$side_pid"' EXIT
+# Only while the job still runs (once reaped, its PID may be another process's).
+trap 'rm -f "$log" "$side_log"; [ -n "${side_pid:-}" ] && jobs -pr | grep -qx "$side_pid" && kill_tree "$side_pid"; true' EXIT
 (
 	renice -n 19 -p "$BASHPID" >/dev/null # these builds take only what the tests leave idle
 	"$BLYAN_ROOT/scripts/test-cpus" --build-aarch64-only && echo "aarch64 self-test built" &&

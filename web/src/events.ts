@@ -20,7 +20,7 @@ export const HISTORY_BLOCKS = (() => {
 
 /** Whether a read failed because the node no longer has that block's state. */
 export function isPruned(e: unknown): boolean {
-  return /discarded|pruned|State already|not found|Unknown block/i.test(e instanceof Error ? e.message : String(e));
+  return /State already discarded|pruned|Unknown block/i.test(e instanceof Error ? e.message : String(e));
 }
 
 /** Events of the last `blocks` blocks up to the best one, oldest first, going back only as far as
@@ -46,7 +46,8 @@ export async function recentEvents(api: ApiPromise, blocks = HISTORY_BLOCKS): Pr
           return { block: n, section: event.section, method: event.method, data };
         }) as ChainEvent[];
       } catch (e) {
-        if (isPruned(e)) return undefined;
+        // The newest block must be readable: a failure there is not pruning, whatever it says.
+        if (isPruned(e) && n !== to) return undefined;
         throw e;
       }
     }));

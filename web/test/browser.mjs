@@ -71,8 +71,11 @@ await context.addInitScript(({ address }) => {
   };
 }, { address: dave.address });
 page = await context.newPage();
+// Uncaught errors of every page the test opens (the phone pages and the later ones included).
 const consoleErrors = [];
-page.on('pageerror', (e) => consoleErrors.push(e.message));
+const watchErrors = (p) => p.on('pageerror', (e) => consoleErrors.push(`${p.url()}: ${e.message}`));
+watchErrors(page);
+context.on('page', watchErrors);
 
 // Opens `#/<path>` and waits until the page says its data is shown.
 async function open(path, name) {
@@ -280,6 +283,7 @@ async function run() {
 
   // --- a phone's width: nothing wider than the screen
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
+  phone.on('page', watchErrors);
   page = await phone.newPage();
   for (const [path, name] of [['network', 'network'], ['models', 'models'], ['servers', 'servers'], ['governance', 'governance']]) {
     await open(path, name);
@@ -302,12 +306,12 @@ function send(tx, who, label) {
   return new Promise((resolve) => {
     const timer = setTimeout(() => fail(`${label}: not in a block after 60 s`), 60_000);
     tx.signAndSend(who, { nonce: -1 }, ({ status, events, dispatchError }) => {
-      if (status.isInvalid || status.isDropped || status.isUsurped) fail(`${label}: ${status.type}`);
+      if (status.isInvalid || status.isDropped || status.isUsurped) return fail(`${label}: ${status.type}`);
       if (!status.isInBlock) return;
       clearTimeout(timer);
       if (dispatchError) {
         const meta = dispatchError.isModule ? api.registry.findMetaError(dispatchError.asModule) : undefined;
-        fail(`${label}: ${meta ? `${meta.section}.${meta.name}` : dispatchError.toString()}`);
+        return fail(`${label}: ${meta ? `${meta.section}.${meta.name}` : dispatchError.toString()}`);
       }
       resolve(events);
     }).catch((e) => fail(`${label}: ${e.message ?? e}`));

@@ -20,12 +20,19 @@ fn web_dir() -> PathBuf {
 	PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web")
 }
 
-/// The browser script's process group, killed whole (Chromium included) however the test ends.
+/// The browser script's process group, killed whole however the test ends.
 struct Group(u32);
 
 impl Drop for Group {
 	fn drop(&mut self) {
-		let _ = Command::new("kill").args(["-KILL", &format!("-{}", self.0)]).status();
+		// Through bash's own `kill` (kill(2) on the group: nothing if it is gone). procps'
+		// `/usr/bin/kill -KILL -PGID` of a group that no longer exists was seen to kill every
+		// process of the machine's user.
+		if self.0 > 1 {
+			let script = r#"kill -KILL -- "-$1" 2>/dev/null"#;
+			let pgid = self.0.to_string();
+			let _ = Command::new("bash").args(["-c", script, "kill-group", &pgid]).status();
+		}
 	}
 }
 

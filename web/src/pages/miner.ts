@@ -3,7 +3,7 @@
 // rewards, slashes), with its return on bond over the same blocks.
 import type { Page } from '../context';
 import { DEV_NAMES, resolveAccount } from '../accounts';
-import { HISTORY_BLOCKS, recentEvents } from '../events';
+import { HISTORY_BLOCKS, isPruned, recentEvents } from '../events';
 import { bly, errorBox, h, s, stat, table } from '../ui';
 
 const SAMPLES = 30;
@@ -35,17 +35,26 @@ export const minerPage: Page = async ({ api, devChain }, el, params) => {
   const points: number[] = [];
   for (let n = history.from; n < head; n += step) points.push(n);
   points.push(head);
-  const [balances, holds, worker, verifier, server] = await Promise.all([
-    Promise.all(points.map(async (n): Promise<bigint> => {
-      const at = await api.at(await api.rpc.chain.getBlockHash(n));
-      const a = (await at.query.system.account(who)) as any;
-      return a.data.free.toBigInt() + a.data.reserved.toBigInt();
+  const [samples, holds, worker, verifier, server] = await Promise.all([
+    Promise.all(points.map(async (n): Promise<bigint | undefined> => {
+      try {
+        const at = await api.at(await api.rpc.chain.getBlockHash(n));
+        const a = (await at.query.system.account(who)) as any;
+        return a.data.free.toBigInt() + a.data.reserved.toBigInt();
+      } catch (e) {
+        // The oldest blocks' state may be pruned between the walk and this read.
+        if (isPruned(e) && n !== head) return undefined;
+        throw e;
+      }
     })),
     api.query.balances.holds(who),
     api.query.jobs.workers(who),
     api.query.polRewards.verifiers(who),
     api.query.inference.servers(who),
   ]);
+  const kept = points.map((n, i) => [n, samples[i]] as const).filter((p): p is readonly [number, bigint] => p[1] !== undefined);
+  points.splice(0, points.length, ...kept.map(([n]) => n));
+  const balances = kept.map(([, b]) => b);
   const held: bigint = (holds as any).reduce((sum: bigint, x: any) => sum + x.amount.toBigInt(), 0n);
   const change = balances[balances.length - 1] - balances[0];
   const roi = held > 0n ? Number((change * 1_000_000n) / held) / 10_000 : null;

@@ -94,13 +94,18 @@ export const playgroundPage: Page = async ({ config }, el) => {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
-        buffer = (buffer + value).replace(/\r\n?/g, '\n');
+        buffer += value;
+        // A `\r` ending this read may be the first half of a `\r\n`: kept back until the next.
+        const held = buffer.endsWith('\r') ? '\r' : '';
+        buffer = buffer.slice(0, buffer.length - held.length).replace(/\r\n?/g, '\n');
         let cut;
         while ((cut = buffer.indexOf('\n\n')) >= 0) {
           handle(buffer.slice(0, cut));
           buffer = buffer.slice(cut + 2);
         }
+        buffer += held;
       }
+      buffer = buffer.replace(/\r\n?/g, '\n');
       if (buffer.trim()) handle(buffer);
       if (!finished) throw new Error('the stream ended before the answer was complete (no [DONE])');
       setState('done', usage ? `${usage.prompt_tokens} prompt + ${usage.completion_tokens} completion tokens.` : 'Done.');

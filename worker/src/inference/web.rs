@@ -73,7 +73,9 @@ async fn file(State(app): State<Arc<WebApp>>, uri: Uri) -> Response {
 		Err(e)
 			if matches!(
 				e.kind(),
-				std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory
+				std::io::ErrorKind::NotFound
+					| std::io::ErrorKind::IsADirectory
+					| std::io::ErrorKind::NotADirectory
 			) =>
 		{
 			(StatusCode::NOT_FOUND, "not found").into_response()
