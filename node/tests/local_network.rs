@@ -21,6 +21,40 @@ fn blocks_go_on(node: &mut Node, what: &str, more: u32) {
 	node.wait_for(what, PROGRESS, |h| h.best >= best + more).unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// Counts the primary and secondary BABE slots of blocks `1..=upto`, and fails on a block
+/// without a VRF output: the committee draws' randomness (`VrfRandomness`) must never fall back
+/// to a block hash, which its author could grind.
+fn vrf_slots(node: &Node, upto: u32) -> (u32, u32) {
+	use codec::Decode;
+	use sp_consensus_babe::digests::PreDigest;
+	let rpc = node.rpc();
+	let (mut primary, mut secondary) = (0, 0);
+	for n in 1..=upto {
+		let hash = rpc.block_hash(n).expect("hash");
+		let header: serde_json::Value =
+			rpc.call("chain_getHeader", serde_json::json!([format!("{hash:?}")])).expect("header");
+		let pre_digest = header["digest"]["logs"]
+			.as_array()
+			.expect("digest logs")
+			.iter()
+			.filter_map(|log| hex::decode(log.as_str()?.trim_start_matches("0x")).ok())
+			.filter_map(|bytes| sp_runtime::DigestItem::decode(&mut &bytes[..]).ok())
+			.find_map(|item| {
+				let (engine, mut data) = item.as_pre_runtime()?;
+				(engine == sp_consensus_babe::BABE_ENGINE_ID)
+					.then(|| PreDigest::decode(&mut data).ok())
+					.flatten()
+			})
+			.unwrap_or_else(|| panic!("#{n} has no BABE pre-digest: {header}"));
+		match pre_digest {
+			PreDigest::Primary(_) => primary += 1,
+			PreDigest::SecondaryVRF(_) => secondary += 1,
+			PreDigest::SecondaryPlain(_) => panic!("#{n} came from a slot without a VRF output"),
+		}
+	}
+	(primary, secondary)
+}
+
 fn all_finalize(nodes: &mut [Node], at_least: u32, timeout: Duration) {
 	for n in nodes {
 		let what = format!("{} to finalize #{at_least}", n.name);
@@ -60,6 +94,11 @@ fn three_validators_finalize_survive_a_kill_and_the_killed_one_catches_up() {
 	for n in &mut nodes {
 		assert!(n.is_running(), "{} exited\n{}", n.name, n.log_tail());
 	}
+
+	// Every finalized block carries its author's VRF output, through a kill and a restart.
+	let finalized = alice.heads().expect("alice heads").finalized;
+	let (primary, secondary) = vrf_slots(&nodes[0], finalized);
+	assert_eq!(primary + secondary, finalized);
 }
 
 /// One four-validator network (starting one costs more than the rest of the test): one down,

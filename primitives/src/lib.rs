@@ -79,7 +79,7 @@ pub mod time {
 	/// Target block time. One-second slots keep submission-to-finality under two seconds on a
 	/// small validator set (see docs/benchmarks.md for what was measured).
 	pub const MILLISECS_PER_BLOCK: u64 = 1_000;
-	/// Aura slot length; equal to the block time.
+	/// BABE slot length; equal to the block time.
 	pub const SLOT_DURATION: u64 = MILLISECS_PER_BLOCK;
 
 	/// Blocks per minute.

@@ -12,13 +12,13 @@ use crate::{
 		parameters::{dev_audit_params, DEV_TIMINGS},
 	},
 	currency::*,
-	AccountId, BalancesConfig, GovernanceConfig, RuntimeGenesisConfig, SessionConfig, SessionKeys,
+	AccountId, BabeConfig, BalancesConfig, GovernanceConfig, RuntimeGenesisConfig, SessionConfig, SessionKeys,
 	StakingConfig, SudoConfig, TrainingAuditConfig, VestingConfig,
 };
 use alloc::{string::String, vec, vec::Vec};
 use frame_support::build_struct_json_patch;
 use serde_json::Value;
-use sp_consensus_aura::sr25519::AuthorityId as AuraId;
+use sp_consensus_babe::AuthorityId as BabeId;
 use sp_consensus_grandpa::AuthorityId as GrandpaId;
 use sp_genesis_builder::{self, PresetId};
 use sp_keyring::{Ed25519Keyring, Sr25519Keyring};
@@ -33,13 +33,13 @@ use crate::Balance;
 /// A validator's stash and its session keys.
 pub struct GenesisValidator {
 	pub stash: AccountId,
-	pub aura: AuraId,
+	pub babe: BabeId,
 	pub grandpa: GrandpaId,
 }
 
 impl GenesisValidator {
 	fn from_keyring(sr: Sr25519Keyring, ed: Ed25519Keyring) -> Self {
-		Self { stash: sr.to_account_id(), aura: sr.public().into(), grandpa: ed.public().into() }
+		Self { stash: sr.to_account_id(), babe: sr.public().into(), grandpa: ed.public().into() }
 	}
 }
 
@@ -75,6 +75,8 @@ fn blyan_genesis(
 	let validator_count = validators.len() as u32;
 	build_struct_json_patch!(RuntimeGenesisConfig {
 		balances: BalancesConfig { balances: genesis_balances(&endowed) },
+		// Authorities come from the session keys below; BABE only needs its epoch parameters.
+		babe: BabeConfig { epoch_config: crate::BABE_GENESIS_EPOCH_CONFIG },
 		session: SessionConfig {
 			keys: validators
 				.iter()
@@ -82,7 +84,7 @@ fn blyan_genesis(
 					(
 						v.stash.clone(),
 						v.stash.clone(),
-						SessionKeys { aura: v.aura.clone(), grandpa: v.grandpa.clone() },
+						SessionKeys { babe: v.babe.clone(), grandpa: v.grandpa.clone() },
 					)
 				})
 				.collect::<Vec<_>>(),

@@ -1,6 +1,6 @@
 //! The Blyan runtime.
 //!
-//! Proof-of-stake block production (Aura slots among the validators elected by `pallet-staking`),
+//! Proof-of-stake block production (BABE slots among the validators elected by `pallet-staking`),
 //! GRANDPA finality with equivocation reporting into offences and slashing, and the BLY token
 //! (`pallet-balances`) whose transaction fees are partly burned and partly paid to the block author.
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -48,10 +48,19 @@ pub mod opaque {
 	pub type Hash = <BlakeTwo256 as HashT>::Output;
 }
 
+/// BABE's parameters at genesis: a slot has a primary (VRF lottery) author with probability
+/// 1/4, and every slot without one has a secondary author who still signs a VRF output, so each
+/// block carries randomness its author could not choose (the committee draws rely on it).
+pub const BABE_GENESIS_EPOCH_CONFIG: sp_consensus_babe::BabeEpochConfiguration =
+	sp_consensus_babe::BabeEpochConfiguration {
+		c: (1, 4),
+		allowed_slots: sp_consensus_babe::AllowedSlots::PrimaryAndSecondaryVRFSlots,
+	};
+
 impl_opaque_keys! {
 	/// Session keys of a validator: one for block production, one for finality votes.
 	pub struct SessionKeys {
-		pub aura: Aura,
+		pub babe: Babe,
 		pub grandpa: Grandpa,
 	}
 }
@@ -65,7 +74,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: alloc::borrow::Cow::Borrowed("blyan"),
 	impl_name: alloc::borrow::Cow::Borrowed("blyan-node"),
 	authoring_version: 1,
-	spec_version: 114,
+	spec_version: 115,
 	impl_version: 1,
 	apis: apis::RUNTIME_API_VERSIONS,
 	transaction_version: 4,
@@ -78,7 +87,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: alloc::borrow::Cow::Borrowed("blyan"),
 	impl_name: alloc::borrow::Cow::Borrowed("blyan-node"),
 	authoring_version: 1,
-	spec_version: 115,
+	spec_version: 116,
 	impl_version: 1,
 	apis: apis::RUNTIME_API_VERSIONS,
 	transaction_version: 4,
@@ -181,7 +190,8 @@ mod runtime {
 	pub type Vesting = pallet_vesting;
 
 	// Consensus. `Authorship` must come before `Session` and `Staking` so that block authors are
-	// known when sessions rotate; `Aura` after `Session` so it sees the new authority set.
+	// known when sessions rotate; `Babe` after `Session` so it sees the new authority set, and
+	// before the Proof-of-Learning pallets, whose draws read this block's VRF output.
 	#[runtime::pallet_index(10)]
 	pub type Authorship = pallet_authorship;
 	#[runtime::pallet_index(11)]
@@ -193,7 +203,7 @@ mod runtime {
 	#[runtime::pallet_index(14)]
 	pub type Session = pallet_session;
 	#[runtime::pallet_index(15)]
-	pub type Aura = pallet_aura;
+	pub type Babe = pallet_babe;
 	#[runtime::pallet_index(16)]
 	pub type Grandpa = pallet_grandpa;
 	/// Staking's voters sorted by stake, for bounded elections.

@@ -7,7 +7,10 @@ use crate::{
 };
 use codec::Encode;
 use frame_support::traits::fungible::Inspect;
-use sp_consensus_aura::{Slot, AURA_ENGINE_ID};
+use sp_consensus_babe::{
+	digests::{PreDigest, SecondaryPlainPreDigest, SecondaryVRFPreDigest},
+	Slot, BABE_ENGINE_ID,
+};
 use sp_keyring::Sr25519Keyring;
 use sp_runtime::{generic::DigestItem, traits::Header as _, BuildStorage};
 
@@ -34,15 +37,53 @@ fn genesis(preset: &str) -> sp_io::TestExternalities {
 	storage.into()
 }
 
-/// Starts block `n` authored in `slot` (the Aura author is `slot % validators`).
+/// Starts block `n` authored in `slot` by authority `slot % validators` (a BABE secondary slot
+/// without a VRF output: these tests are not about randomness).
 fn start_block(n: u32, slot: u64) {
-	let parent = System::parent_hash();
-	let digest = sp_runtime::Digest {
-		logs: vec![DigestItem::PreRuntime(AURA_ENGINE_ID, Slot::from(slot).encode())],
-	};
+	let authorities = pallet_session::Validators::<Runtime>::get().len() as u64;
+	let pre_digest = PreDigest::SecondaryPlain(SecondaryPlainPreDigest {
+		authority_index: (slot % authorities) as u32,
+		slot: Slot::from(slot),
+	});
+	start_block_with(n, slot, System::parent_hash(), pre_digest);
+}
+
+fn start_block_with(n: u32, slot: u64, parent: crate::Hash, pre_digest: PreDigest) {
+	// Several tests start blocks without finalizing the one before; BABE initializes a block
+	// (reads its slot) only once, until `on_finalize` clears this.
+	pallet_babe::Initialized::<Runtime>::kill();
+	let digest =
+		sp_runtime::Digest { logs: vec![DigestItem::PreRuntime(BABE_ENGINE_ID, pre_digest.encode())] };
 	let header = crate::Header::new(n, Default::default(), Default::default(), parent, digest);
 	Executive::initialize_block(&header);
 	pallet_timestamp::Pallet::<Runtime>::set_timestamp(slot * crate::time::SLOT_DURATION);
+}
+
+/// Starts block `n` in `slot` as `author` would on the node: a secondary slot whose pre-digest
+/// carries the author's VRF output for this slot and epoch, signed with its BABE key.
+fn start_vrf_block(n: u32, slot: u64, parent: crate::Hash, author: Sr25519Keyring) {
+	use sp_core::crypto::{VrfSecret, Wraps};
+	let authorities = pallet_babe::Authorities::<Runtime>::get();
+	let authority_index = authorities
+		.iter()
+		.position(|(id, _)| *id.as_inner_ref() == author.public())
+		.expect("the author is a BABE authority") as u32;
+	let sign_data = sp_consensus_babe::make_vrf_sign_data(
+		&pallet_babe::Randomness::<Runtime>::get(),
+		Slot::from(slot),
+		pallet_babe::EpochIndex::<Runtime>::get(),
+	);
+	let vrf_signature = author.pair().vrf_sign(&sign_data);
+	start_block_with(
+		n,
+		slot,
+		parent,
+		PreDigest::SecondaryVRF(SecondaryVRFPreDigest {
+			authority_index,
+			slot: Slot::from(slot),
+			vrf_signature,
+		}),
+	);
 }
 
 fn signed(
@@ -114,7 +155,7 @@ fn staking_elects_the_genesis_validators() {
 		let mut want = expected.clone();
 		want.sort();
 		assert_eq!(session, want);
-		assert_eq!(pallet_aura::Authorities::<Runtime>::get().len(), 3);
+		assert_eq!(pallet_babe::Authorities::<Runtime>::get().len(), 3);
 		assert_eq!(pallet_grandpa::Pallet::<Runtime>::grandpa_authorities().len(), 3);
 		for v in &expected {
 			assert!(pallet_staking::Validators::<Runtime>::contains_key(v));
@@ -125,6 +166,8 @@ fn staking_elects_the_genesis_validators() {
 		}
 
 		// Roll sessions until staking plans the next era: the election must pick the same three.
+		// (BABE changes epochs with sessions, inside a block.)
+		start_block(1, 1);
 		let era_before = pallet_staking::CurrentEra::<Runtime>::get().unwrap_or(0);
 		for _ in 0..crate::time::SESSIONS_PER_ERA {
 			pallet_session::Pallet::<Runtime>::rotate_session();
@@ -624,9 +667,10 @@ mod economics {
 						rewarded += amount;
 					}
 				}
-				// Shares by points round down: at most a planck per validator stays unminted.
-				assert!(rewarded <= validator_payout);
-				assert!(validator_payout - rewarded <= validators.len() as Balance);
+				// A validator's share is a `Perbill` of its points times the payout, rounded to the
+				// nearest planck: unequal points (blocks authored) leave at most a planck per
+				// validator either way.
+				assert!(rewarded.abs_diff(validator_payout) <= validators.len() as Balance);
 				assert_eq!(issuance(), before - burned + remainder + rewarded);
 
 				// No account left between zero and the existential deposit.
@@ -636,6 +680,12 @@ mod economics {
 				}
 
 				block += 1;
+				start_block(block, now_ms / crate::time::SLOT_DURATION);
+				Staking::on_finalize(block);
+				// BABE saw hours of slots pass and ended the epoch (a session) in that block,
+				// which takes the whole block's weight: the next transfers go in the next one.
+				block += 1;
+				now_ms += crate::time::SLOT_DURATION;
 				start_block(block, now_ms / crate::time::SLOT_DURATION);
 				Staking::on_finalize(block);
 			}
@@ -957,6 +1007,7 @@ mod election {
 			}
 
 			// The era's election counts all of the honest stake behind Bob.
+			start_block(1, 1);
 			let era_before = pallet_staking::CurrentEra::<Runtime>::get().unwrap_or(0);
 			for _ in 0..crate::time::SESSIONS_PER_ERA {
 				pallet_session::Pallet::<Runtime>::rotate_session();
@@ -1060,4 +1111,57 @@ mod election {
 			assert_eq!(pallet_staking::MaxNominatorsCount::<Runtime>::get(), None);
 		});
 	}
+}
+
+/// Issue #18, item 5: how far a block author can steer a committee or spot-check draw.
+///
+/// A draw runs in the block after its commitment (`N`, here block 2). Block 2's author tries 24
+/// versions of its block (a remark with a different payload each). Under Aura the draw's seed was
+/// the parent block's hash: 24 versions, 24 seeds, and as many more as the author cares to
+/// compute. The VRF seed takes one value whatever block 2 holds. What the author of the draw
+/// block can still do is withhold it, so that the next slot's author draws instead: one other
+/// value, bought with its slot.
+#[test]
+fn a_block_author_cannot_grind_the_draw_seed() {
+	use crate::configs::VrfRandomness;
+	use frame_support::traits::Randomness;
+	use sp_runtime::traits::{BlakeTwo256, Hash as _};
+	use std::collections::BTreeSet;
+
+	let subject = b"bly/committee job 7".to_vec();
+	// (seed under Aura's parent-hash randomness, VRF seed) in block 3, after block 2 held
+	// `payload` and block 3 came from `draw_author` in `draw_slot`.
+	let draw = |payload: u32, draw_author: Sr25519Keyring, draw_slot: u64| {
+		genesis("local_testnet").execute_with(|| {
+			start_vrf_block(1, 101, System::parent_hash(), Sr25519Keyring::Alice);
+			let block1 = Executive::finalize_block();
+			assert!(pallet_babe::AuthorVrfRandomness::<Runtime>::get().is_some());
+
+			start_vrf_block(2, 102, block1.hash(), Sr25519Keyring::Bob);
+			let remark = RuntimeCall::System(frame_system::Call::remark {
+				remark: payload.to_le_bytes().to_vec(),
+			});
+			Executive::apply_extrinsic(signed(Sr25519Keyring::Dave, 0, remark, 0))
+				.expect("valid")
+				.expect("dispatched");
+			let block2 = Executive::finalize_block();
+
+			start_vrf_block(3, draw_slot, block2.hash(), draw_author);
+			let aura_seed = BlakeTwo256::hash_of(&(subject.clone(), System::parent_hash()));
+			let (vrf_seed, _) = VrfRandomness::random(&subject);
+			(aura_seed, vrf_seed)
+		})
+	};
+
+	let versions: Vec<_> = (0..24).map(|p| draw(p, Sr25519Keyring::Charlie, 103)).collect();
+	let aura: BTreeSet<_> = versions.iter().map(|(a, _)| *a).collect();
+	let vrf: BTreeSet<_> = versions.iter().map(|(_, v)| *v).collect();
+	assert_eq!(aura.len(), 24, "each version of block 2 gave Aura's draw another seed");
+	assert_eq!(vrf.len(), 1, "no version of block 2 moves the VRF seed");
+
+	// Block 3's author withholds it; the author of the next slot draws: one alternative.
+	let (_, withheld) = draw(0, Sr25519Keyring::Alice, 104);
+	assert!(!vrf.contains(&withheld));
+	// And that alternative is fixed as well: the slot, not the block's contents, decides it.
+	assert_eq!(draw(5, Sr25519Keyring::Alice, 104).1, withheld);
 }

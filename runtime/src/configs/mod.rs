@@ -11,11 +11,12 @@ mod pol;
 mod staking;
 
 pub use fees::{BlockAuthor, DealWithFees};
+pub use pol::VrfRandomness;
 pub use staking::BlyanEraPayout;
 
 use crate::{
-	currency::*, time::*, AccountId, Aura, Balance, Balances, Block, BlockNumber, Hash, Historical,
-	Nonce, Offences, PalletInfo, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason,
+	currency::*, time::*, AccountId, Babe, Balance, Balances, Block, BlockNumber, Hash, Historical,
+	Moment, Nonce, Offences, PalletInfo, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason,
 	RuntimeHoldReason, RuntimeOrigin, RuntimeTask, Session, SessionKeys, Staking, System,
 	VoterList, VERSION,
 };
@@ -32,7 +33,7 @@ use frame_support::{
 };
 use frame_system::limits::{BlockLength, BlockWeights};
 use pallet_transaction_payment::{ConstFeeMultiplier, FungibleAdapter, Multiplier};
-use sp_consensus_aura::sr25519::AuthorityId as AuraId;
+use sp_consensus_babe::AuthorityId as BabeId;
 use sp_consensus_grandpa::AuthorityId as GrandpaId;
 use sp_core::crypto::KeyTypeId;
 use sp_runtime::{traits::One, Perbill};
@@ -123,7 +124,7 @@ impl frame_system::WeightInfo for BlyanSystemWeights {
 
 impl pallet_timestamp::Config for Runtime {
 	type Moment = u64;
-	type OnTimestampSet = Aura;
+	type OnTimestampSet = Babe;
 	type MinimumPeriod = ConstU64<{ SLOT_DURATION / 2 }>;
 	type WeightInfo = pallet_timestamp::weights::SubstrateWeight<Runtime>;
 }
@@ -163,20 +164,34 @@ impl pallet_transaction_payment::Config for Runtime {
 }
 
 impl pallet_authorship::Config for Runtime {
-	type FindAuthor = pallet_session::FindAccountFromAuthorIndex<Self, Aura>;
+	type FindAuthor = pallet_session::FindAccountFromAuthorIndex<Self, Babe>;
 	// Authored blocks earn era points for staking rewards.
 	type EventHandler = (Staking,);
 }
 
-/// Upper bound on validators; also bounds the Aura and GRANDPA authority sets.
+/// Upper bound on validators; also bounds the BABE and GRANDPA authority sets.
 pub const MAX_AUTHORITIES: u32 = 100;
 
-impl pallet_aura::Config for Runtime {
-	type AuthorityId = AuraId;
+parameter_types! {
+	/// A BABE epoch is a session: validator sets change, and the epoch randomness is renewed,
+	/// at the same points.
+	pub const EpochDuration: u64 = SESSION_PERIOD as u64;
+	pub const ExpectedBlockTime: Moment = MILLISECS_PER_BLOCK;
+}
+
+impl pallet_babe::Config for Runtime {
+	type EpochDuration = EpochDuration;
+	type ExpectedBlockTime = ExpectedBlockTime;
+	// Sessions end epochs (`Session::ShouldEndSession = Babe`), so the two stay aligned.
+	type EpochChangeTrigger = pallet_babe::ExternalTrigger;
 	type DisabledValidators = Session;
+	type WeightInfo = ();
 	type MaxAuthorities = ConstU32<MAX_AUTHORITIES>;
-	type AllowMultipleBlocksPerSlot = ConstBool<false>;
-	type SlotDuration = ConstU64<SLOT_DURATION>;
+	type MaxNominators = MaxNominators;
+	type KeyOwnerProof = <Historical as KeyOwnerProofSystem<(KeyTypeId, BabeId)>>::Proof;
+	// Equivocations (two blocks in one slot) are offences, slashed by staking as GRANDPA's are.
+	type EquivocationReportSystem =
+		pallet_babe::EquivocationReportSystem<Self, Offences, Historical, ReportLongevity>;
 }
 
 parameter_types! {
@@ -198,18 +213,13 @@ impl pallet_grandpa::Config for Runtime {
 		pallet_grandpa::EquivocationReportSystem<Self, Offences, Historical, ReportLongevity>;
 }
 
-parameter_types! {
-	pub const SessionPeriod: BlockNumber = SESSION_PERIOD;
-	pub const SessionOffset: BlockNumber = 0;
-}
-
 impl pallet_session::Config for Runtime {
 	type RuntimeEvent = RuntimeEvent;
 	type ValidatorId = AccountId;
 	// A validator's stash is its identity: there are no separate controller accounts.
 	type ValidatorIdOf = sp_runtime::traits::ConvertInto;
-	type ShouldEndSession = pallet_session::PeriodicSessions<SessionPeriod, SessionOffset>;
-	type NextSessionRotation = pallet_session::PeriodicSessions<SessionPeriod, SessionOffset>;
+	type ShouldEndSession = Babe;
+	type NextSessionRotation = Babe;
 	type SessionManager = pallet_session::historical::NoteHistoricalRoot<Self, Staking>;
 	type SessionHandler = <SessionKeys as sp_runtime::traits::OpaqueKeys>::KeyTypeIdProviders;
 	type Keys = SessionKeys;

@@ -66,19 +66,51 @@ impl pallet_jobs::Config for Runtime {
 	type WeightInfo = pallet_jobs::weights::SubstrateWeight<Runtime>;
 }
 
-/// Committee randomness: the hash of the parent block with the subject.
+/// Committee and spot-check randomness: the BABE VRF outputs of this block and of its parent.
 ///
-/// A round is drawn in the block after the one holding the reveal, so the seed did not exist
-/// when the job was claimed or revealed. The author of that parent block could still withhold
-/// it to re-roll; with Aura that costs the author its slot. BABE's VRF output would remove
-/// even that, behind the same `Randomness` trait.
-pub struct ParentHashRandomness;
-impl frame_support::traits::Randomness<Hash, BlockNumber> for ParentHashRandomness {
+/// A draw runs in the block after the one holding the commitment it depends on (a reveal, a
+/// traced result). A VRF output is fixed by its author's key, the slot and the epoch's
+/// randomness: an author cannot grind it by choosing a block's contents, as it could a block
+/// hash. Two consecutive outputs, because each alone is known in advance to one author: the
+/// commitment block's author does not know the next block's output, and the next block's author
+/// (who could time a transaction into its predecessor) does not know the predecessor's. What is
+/// left is the draw block's author withholding its block, giving up its slot and reward, for the
+/// next author's output instead (one alternative, not a search), and an author holding both
+/// slots. `runtime/src/tests.rs` measures both against the block hash an Aura author ground.
+pub struct VrfRandomness;
+impl frame_support::traits::Randomness<Hash, BlockNumber> for VrfRandomness {
 	fn random(subject: &[u8]) -> (Hash, BlockNumber) {
-		let parent = System::parent_hash();
-		let known_since = System::block_number().saturating_sub(1);
-		(BlakeTwo256::hash_of(&(subject, parent)), known_since)
+		let now = System::block_number();
+		let seed = match (pallet_babe::AuthorVrfRandomness::<Runtime>::get(), this_block_vrf_output())
+		{
+			(Some(parent), Some(this)) =>
+				BlakeTwo256::hash_of(&(b"bly/vrf", subject, parent, this)),
+			// Block 1 (the genesis block has no VRF output) and blocks without a BABE VRF
+			// pre-digest, which the node never produces (secondary slots carry a VRF here).
+			(parent, this) =>
+				BlakeTwo256::hash_of(&(b"bly/hash", subject, System::parent_hash(), parent, this)),
+		};
+		(seed, now)
 	}
+}
+
+/// This block's VRF output, as BABE computes it at the end of the block (`on_finalize`) to fold
+/// into the epoch randomness; the client has verified the VRF proof before executing the block.
+pub fn this_block_vrf_output() -> Option<sp_consensus_babe::Randomness> {
+	use sp_core::crypto::Wraps;
+	let pre_digest = pallet_babe::Initialized::<Runtime>::get().flatten()?;
+	let signature = pre_digest.vrf_signature()?;
+	let authorities = pallet_babe::Authorities::<Runtime>::get();
+	let (authority, _) = authorities.get(pre_digest.authority_index() as usize)?;
+	let transcript = sp_consensus_babe::make_vrf_transcript(
+		&pallet_babe::Randomness::<Runtime>::get(),
+		pallet_babe::CurrentSlot::<Runtime>::get(),
+		pallet_babe::EpochIndex::<Runtime>::get(),
+	);
+	authority
+		.as_inner_ref()
+		.make_bytes(sp_consensus_babe::RANDOMNESS_VRF_CONTEXT, &transcript, &signature.pre_output)
+		.ok()
 }
 
 impl pallet_pol_rewards::Config for Runtime {
@@ -86,7 +118,7 @@ impl pallet_pol_rewards::Config for Runtime {
 	type RuntimeHoldReason = RuntimeHoldReason;
 	type Registry = Registry;
 	type Jobs = Jobs;
-	type Randomness = ParentHashRandomness;
+	type Randomness = VrfRandomness;
 	type MiningPool = MiningPoolAccount;
 	type DefaultParams = PolDefaults;
 	type Contributions = FreeTier;
@@ -110,7 +142,7 @@ impl pallet_training_audit::Config for Runtime {
 	type Jobs = Jobs;
 	type Next = PolRewards;
 	type Verifiers = PolRewards;
-	type Randomness = ParentHashRandomness;
+	type Randomness = VrfRandomness;
 	type DefaultParams = AuditDefaults;
 	type ChallengerShare = FraudChallengerShare;
 	type MaxDisputes = ConstU32<8>;
