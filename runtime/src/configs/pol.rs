@@ -8,6 +8,7 @@ use crate::{
 	Balances, BlockNumber, Federated, FreeTier, Hash, Jobs, PolRewards, Registry, Runtime,
 	RuntimeHoldReason, System, TrainingAudit,
 };
+use codec::Encode;
 use frame_support::{parameter_types, traits::ConstU32};
 use sp_runtime::{
 	traits::{BlakeTwo256, Hash as _},
@@ -81,8 +82,7 @@ pub struct VrfRandomness;
 impl frame_support::traits::Randomness<Hash, BlockNumber> for VrfRandomness {
 	fn random(subject: &[u8]) -> (Hash, BlockNumber) {
 		let now = System::block_number();
-		let seed = match (pallet_babe::AuthorVrfRandomness::<Runtime>::get(), this_block_vrf_output())
-		{
+		let seed = match (pallet_babe::AuthorVrfRandomness::<Runtime>::get(), this_block_vrf()) {
 			(Some(parent), Some(this)) =>
 				BlakeTwo256::hash_of(&(b"bly/vrf", subject, parent, this)),
 			// Block 1 (the genesis block has no VRF output) and blocks without a BABE VRF
@@ -94,23 +94,13 @@ impl frame_support::traits::Randomness<Hash, BlockNumber> for VrfRandomness {
 	}
 }
 
-/// This block's VRF output, as BABE computes it at the end of the block (`on_finalize`) to fold
-/// into the epoch randomness; the client has verified the VRF proof before executing the block.
-pub fn this_block_vrf_output() -> Option<sp_consensus_babe::Randomness> {
-	use sp_core::crypto::Wraps;
+/// This block's VRF pre-output, from its BABE pre-digest. A VRF has one pre-output per key and
+/// input (the slot and the epoch's randomness), and the client checked its proof before executing
+/// the block, so these bytes are as fixed as the output BABE derives from them at the end of the
+/// block (`on_finalize`), without that derivation's curve arithmetic in every draw.
+pub fn this_block_vrf() -> Option<[u8; 32]> {
 	let pre_digest = pallet_babe::Initialized::<Runtime>::get().flatten()?;
-	let signature = pre_digest.vrf_signature()?;
-	let authorities = pallet_babe::Authorities::<Runtime>::get();
-	let (authority, _) = authorities.get(pre_digest.authority_index() as usize)?;
-	let transcript = sp_consensus_babe::make_vrf_transcript(
-		&pallet_babe::Randomness::<Runtime>::get(),
-		pallet_babe::CurrentSlot::<Runtime>::get(),
-		pallet_babe::EpochIndex::<Runtime>::get(),
-	);
-	authority
-		.as_inner_ref()
-		.make_bytes(sp_consensus_babe::RANDOMNESS_VRF_CONTEXT, &transcript, &signature.pre_output)
-		.ok()
+	Some(pre_digest.vrf_signature()?.pre_output.encode().try_into().ok()?)
 }
 
 impl pallet_pol_rewards::Config for Runtime {
