@@ -51,7 +51,7 @@ RUN --mount=type=cache,id=blyan-cargo-registry,target=/usr/local/cargo/registry,
 FROM debian:bookworm-20250520-slim
 ARG VCS_REF=""
 LABEL org.opencontainers.image.title="blyan-node" \
-      org.opencontainers.image.description="Blyan validator node: Aura block production, GRANDPA finality, the Proof-of-Learning runtime" \
+      org.opencontainers.image.description="Blyan validator node: BABE block production, GRANDPA finality, the Proof-of-Learning runtime" \
       org.opencontainers.image.source="https://github.com/blyan-network/blyan" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.revision="${VCS_REF}" \

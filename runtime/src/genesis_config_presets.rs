@@ -12,8 +12,8 @@ use crate::{
 		parameters::{dev_audit_params, DEV_TIMINGS},
 	},
 	currency::*,
-	AccountId, BabeConfig, BalancesConfig, GovernanceConfig, RuntimeGenesisConfig, SessionConfig, SessionKeys,
-	StakingConfig, SudoConfig, TrainingAuditConfig, VestingConfig,
+	AccountId, BabeConfig, BalancesConfig, GovernanceConfig, RuntimeGenesisConfig, SessionConfig,
+	SessionKeys, StakingConfig, SudoConfig, TrainingAuditConfig, VestingConfig,
 };
 use alloc::{string::String, vec, vec::Vec};
 use frame_support::build_struct_json_patch;

@@ -189,11 +189,10 @@ mod runtime {
 	#[runtime::pallet_index(4)]
 	pub type Vesting = pallet_vesting;
 
-	// Consensus. `Authorship` must come before `Session` and `Staking` so that block authors are
-	// known when sessions rotate; `Babe` after `Session` so it sees the new authority set, and
-	// before the Proof-of-Learning pallets, whose draws read this block's VRF output.
-	#[runtime::pallet_index(10)]
-	pub type Authorship = pallet_authorship;
+	// Consensus. Hooks run in pallet-index order: `Session` (14) rotates, and has BABE change
+	// epochs, before `Authorship` (18) finds the author, because a BABE author signs with its
+	// index in the new epoch's set in the block that starts it; `Babe` (15) before the
+	// Proof-of-Learning pallets (40–46), whose draws read this block's VRF output.
 	#[runtime::pallet_index(11)]
 	pub type Staking = pallet_staking;
 	#[runtime::pallet_index(12)]
@@ -209,6 +208,8 @@ mod runtime {
 	/// Staking's voters sorted by stake, for bounded elections.
 	#[runtime::pallet_index(17)]
 	pub type VoterList = pallet_bags_list<Instance1>;
+	#[runtime::pallet_index(18)]
+	pub type Authorship = pallet_authorship;
 
 	#[runtime::pallet_index(20)]
 	pub type Utility = pallet_utility;

@@ -52,8 +52,9 @@ fn start_block_with(n: u32, slot: u64, parent: crate::Hash, pre_digest: PreDiges
 	// Several tests start blocks without finalizing the one before; BABE initializes a block
 	// (reads its slot) only once, until `on_finalize` clears this.
 	pallet_babe::Initialized::<Runtime>::kill();
-	let digest =
-		sp_runtime::Digest { logs: vec![DigestItem::PreRuntime(BABE_ENGINE_ID, pre_digest.encode())] };
+	let digest = sp_runtime::Digest {
+		logs: vec![DigestItem::PreRuntime(BABE_ENGINE_ID, pre_digest.encode())],
+	};
 	let header = crate::Header::new(n, Default::default(), Default::default(), parent, digest);
 	Executive::initialize_block(&header);
 	pallet_timestamp::Pallet::<Runtime>::set_timestamp(slot * crate::time::SLOT_DURATION);
@@ -668,8 +669,9 @@ mod economics {
 					}
 				}
 				// A validator's share is a `Perbill` of its points times the payout, rounded to the
-				// nearest planck: unequal points (blocks authored) leave at most a planck per
-				// validator either way.
+				// nearest planck. The points here (20 a validator, 20 a block authored) split in
+				// halves, quarters or fifths, which a `Perbill` holds exactly: at most a planck
+				// per validator either way.
 				assert!(rewarded.abs_diff(validator_payout) <= validators.len() as Balance);
 				assert_eq!(issuance(), before - burned + remainder + rewarded);
 
@@ -1129,15 +1131,20 @@ fn a_block_author_cannot_grind_the_draw_seed() {
 	use std::collections::BTreeSet;
 
 	let subject = b"bly/committee job 7".to_vec();
-	// (seed under Aura's parent-hash randomness, VRF seed) in block 3, after block 2 held
-	// `payload` and block 3 came from `draw_author` in `draw_slot`.
-	let draw = |payload: u32, draw_author: Sr25519Keyring, draw_slot: u64| {
+	// (seed under Aura's parent-hash randomness, VRF seed) in block 3, after block 2 came from
+	// `reveal_author` in `reveal_slot` holding `payload`, and block 3 from `draw_author` in
+	// `draw_slot`.
+	let draw_after = |reveal_author: Sr25519Keyring,
+	                  reveal_slot: u64,
+	                  payload: u32,
+	                  draw_author: Sr25519Keyring,
+	                  draw_slot: u64| {
 		genesis("local_testnet").execute_with(|| {
 			start_vrf_block(1, 101, System::parent_hash(), Sr25519Keyring::Alice);
 			let block1 = Executive::finalize_block();
 			assert!(pallet_babe::AuthorVrfRandomness::<Runtime>::get().is_some());
 
-			start_vrf_block(2, 102, block1.hash(), Sr25519Keyring::Bob);
+			start_vrf_block(2, reveal_slot, block1.hash(), reveal_author);
 			let remark = RuntimeCall::System(frame_system::Call::remark {
 				remark: payload.to_le_bytes().to_vec(),
 			});
@@ -1153,6 +1160,9 @@ fn a_block_author_cannot_grind_the_draw_seed() {
 		})
 	};
 
+	let draw = |payload, draw_author, draw_slot| {
+		draw_after(Sr25519Keyring::Bob, 102, payload, draw_author, draw_slot)
+	};
 	let versions: Vec<_> = (0..24).map(|p| draw(p, Sr25519Keyring::Charlie, 103)).collect();
 	let aura: BTreeSet<_> = versions.iter().map(|(a, _)| *a).collect();
 	let vrf: BTreeSet<_> = versions.iter().map(|(_, v)| *v).collect();
@@ -1164,4 +1174,53 @@ fn a_block_author_cannot_grind_the_draw_seed() {
 	assert!(!vrf.contains(&withheld));
 	// And that alternative is fixed as well: the slot, not the block's contents, decides it.
 	assert_eq!(draw(5, Sr25519Keyring::Alice, 104).1, withheld);
+
+	// The parent's output counts too: the draw block's author, who knows its own output ahead,
+	// cannot know the seed before the block holding the reveal exists. Another author or slot
+	// for that block, another seed.
+	let (_, other_reveal_block) =
+		draw_after(Sr25519Keyring::Alice, 102, 0, Sr25519Keyring::Charlie, 103);
+	assert!(!vrf.contains(&other_reveal_block));
+}
+
+/// The author of the block that starts an epoch is found in the new epoch's set: BABE signs that
+/// block with its index there, so `Session` must rotate before `Authorship` maps the index to an
+/// account (the era points and fees of that block go to whoever authored it).
+#[test]
+fn the_first_block_of_an_epoch_is_credited_to_its_author_in_the_new_set() {
+	genesis("local_testnet").execute_with(|| {
+		start_block(1, 1);
+		let old = pallet_session::Validators::<Runtime>::get();
+		// The next session's set, in another order (as a new election may give it).
+		pallet_session::QueuedKeys::<Runtime>::mutate(|queued| queued.rotate_left(1));
+		pallet_session::QueuedChanged::<Runtime>::put(true);
+		let block1 = Executive::finalize_block();
+
+		// The first slot of epoch 1: BABE changes epochs (through `Session`) in this block.
+		let first_of_epoch_1 = 1 + crate::configs::EpochDuration::get();
+		let index = (first_of_epoch_1 % old.len() as u64) as usize;
+		start_block_with(
+			2,
+			first_of_epoch_1,
+			block1.hash(),
+			PreDigest::SecondaryPlain(SecondaryPlainPreDigest {
+				authority_index: index as u32,
+				slot: Slot::from(first_of_epoch_1),
+			}),
+		);
+		let new = pallet_session::Validators::<Runtime>::get();
+		assert_eq!(pallet_babe::EpochIndex::<Runtime>::get(), 1);
+		assert_ne!(new, old, "the set changed order");
+
+		// The author signed with its index in the new epoch's BABE authorities.
+		let (babe_key, _) = pallet_babe::Authorities::<Runtime>::get()[index].clone();
+		let owner = pallet_session::KeyOwner::<Runtime>::get((
+			sp_consensus_babe::KEY_TYPE,
+			babe_key.encode(),
+		))
+		.expect("a validator owns the key");
+		assert_eq!(pallet_authorship::Pallet::<Runtime>::author(), Some(owner.clone()));
+		assert_eq!(new[index], owner);
+		assert_ne!(old[index], owner, "the old set would have credited someone else");
+	});
 }

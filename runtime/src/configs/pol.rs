@@ -74,23 +74,27 @@ impl pallet_jobs::Config for Runtime {
 /// randomness: an author cannot grind it by choosing a block's contents, as it could a block
 /// hash. Two consecutive outputs, because each alone is known in advance to one author: the
 /// commitment block's author does not know the next block's output, and the next block's author
-/// (who could time a transaction into its predecessor) does not know the predecessor's. What is
-/// left is the draw block's author withholding its block, giving up its slot and reward, for the
-/// next author's output instead (one alternative, not a search), and an author holding both
-/// slots. `runtime/src/tests.rs` measures both against the block hash an Aura author ground.
+/// (who could time a transaction into its predecessor) does not know the predecessor's.
+///
+/// What is left (docs/protocol.md, "Verification"): the draw block's author can throw a draw
+/// away — withhold its block, or build on another parent (a rival block of the same slot, or
+/// past a secondary-slot parent with its own primary block, which fork choice prefers) — and
+/// take one of a few other seeds, giving up a block; and a validator holding two consecutive
+/// slots knows their seed beforehand and can choose to put a reveal in the first of them.
+/// `runtime/src/tests.rs` measures the first against the block hash an Aura author ground.
 pub struct VrfRandomness;
 impl frame_support::traits::Randomness<Hash, BlockNumber> for VrfRandomness {
 	fn random(subject: &[u8]) -> (Hash, BlockNumber) {
-		let now = System::block_number();
-		let seed = match (pallet_babe::AuthorVrfRandomness::<Runtime>::get(), this_block_vrf()) {
-			(Some(parent), Some(this)) =>
-				BlakeTwo256::hash_of(&(b"bly/vrf", subject, parent, this)),
-			// Block 1 (the genesis block has no VRF output) and blocks without a BABE VRF
-			// pre-digest, which the node never produces (secondary slots carry a VRF here).
-			(parent, this) =>
-				BlakeTwo256::hash_of(&(b"bly/hash", subject, System::parent_hash(), parent, this)),
+		let parent = pallet_babe::AuthorVrfRandomness::<Runtime>::get();
+		let seed = match this_block_vrf() {
+			// `parent` is `None` only in block 1: the genesis block has no VRF output.
+			Some(this) => BlakeTwo256::hash_of(&(b"bly/vrf", subject, parent, this)),
+			// A block without a VRF output: never produced by this chain's BABE configuration
+			// (secondary slots carry one), but root could plan plain secondary slots
+			// (`Babe::plan_config_change`); those blocks draw from the parent hash, as before BABE.
+			None => BlakeTwo256::hash_of(&(b"bly/hash", subject, System::parent_hash(), parent)),
 		};
-		(seed, now)
+		(seed, System::block_number())
 	}
 }
 
