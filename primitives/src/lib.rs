@@ -76,8 +76,8 @@ pub mod currency {
 pub mod time {
 	use super::BlockNumber;
 
-	/// Target block time. One-second slots keep submission-to-finality under two seconds on a
-	/// small validator set (see docs/benchmarks.md for what was measured).
+	/// Target block time. One-second slots keep the median submission-to-finality under two
+	/// seconds on a small validator set (see docs/benchmarks.md for what was measured).
 	pub const MILLISECS_PER_BLOCK: u64 = 1_000;
 	/// BABE slot length; equal to the block time.
 	pub const SLOT_DURATION: u64 = MILLISECS_PER_BLOCK;

@@ -125,6 +125,19 @@ async function run() {
   const pageFinal = Number(await page.getAttribute('[data-testid="finalized"] span', 'data-number'));
   const rpcFinal = (await api.rpc.chain.getHeader(await api.rpc.chain.getFinalizedHead())).number.toNumber();
   check(pageFinal <= pageBest && Math.abs(rpcFinal - pageFinal) <= 3, `network: finalized #${pageFinal} (node #${rpcFinal})`);
+  // Each block's author, read from its BABE pre-digest by the page, is the one polkadot.js's
+  // derive names (the same set here: a dev chain's validators do not change).
+  await page.waitForSelector('[data-testid="blocks"] [data-account]', { timeout: 30_000 });
+  const rows = await page.$$eval('[data-testid="blocks"] tbody tr', (trs) => trs.map((tr) => ({
+    hash: tr.querySelector('.mono')?.getAttribute('title'),
+    author: tr.querySelector('[data-account]')?.getAttribute('data-account') ?? null,
+  })));
+  const authored = rows.filter((r) => r.author);
+  for (const r of authored) {
+    const expected = (await api.derive.chain.getHeader(r.hash))?.author?.toString();
+    check(r.author === expected, `network: block ${r.hash} by ${r.author}, derive says ${expected}`);
+  }
+  check(authored.length > 0, `network: ${authored.length} of ${rows.length} recent blocks show their BABE author`);
   await shot('network');
 
   // --- models: Alice, the model's owner, proposes three versions over the root (a line and a

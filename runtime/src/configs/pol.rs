@@ -101,10 +101,22 @@ impl frame_support::traits::Randomness<Hash, BlockNumber> for VrfRandomness {
 /// This block's VRF pre-output, from its BABE pre-digest. A VRF has one pre-output per key and
 /// input (the slot and the epoch's randomness), and the client checked its proof before executing
 /// the block, so these bytes are as fixed as the output BABE derives from them at the end of the
-/// block (`on_finalize`), without that derivation's curve arithmetic in every draw.
+/// block, without that derivation's curve arithmetic in every draw. Read from the header's digest
+/// (not `pallet_babe::Initialized`, which BABE clears in `on_finalize`), so any hook may draw.
 pub fn this_block_vrf() -> Option<[u8; 32]> {
-	let pre_digest = pallet_babe::Initialized::<Runtime>::get().flatten()?;
-	Some(pre_digest.vrf_signature()?.pre_output.encode().try_into().ok()?)
+	use codec::Decode;
+	use sp_consensus_babe::{digests::PreDigest, BABE_ENGINE_ID};
+	let digest = System::digest();
+	let pre_digest = digest.logs.iter().filter_map(|log| log.as_pre_runtime()).find_map(
+		|(engine, mut data)| {
+			if engine == BABE_ENGINE_ID {
+				PreDigest::decode(&mut data).ok()
+			} else {
+				None
+			}
+		},
+	)?;
+	pre_digest.vrf_signature()?.pre_output.encode().try_into().ok()
 }
 
 impl pallet_pol_rewards::Config for Runtime {

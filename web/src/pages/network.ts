@@ -1,8 +1,29 @@
 // Network: blocks as they come, finality lag, the validator set and their stake.
+import type { ApiPromise } from '@polkadot/api';
+import type { Header } from '@polkadot/types/interfaces';
 import type { Page } from '../context';
 import { account, bly, h, mono, stat, table } from '../ui';
 
 const KEPT = 10;
+
+/// The author of a block: its BABE pre-digest gives the author's index in the epoch's
+/// authority set, which is the session's validators *in the block's own state* (the block that
+/// starts an epoch rotates the session first). @polkadot/api's derive reads the parent's set,
+/// which names someone else in the first block of a session whose set changed.
+async function babeAuthor(api: ApiPromise, header: Header): Promise<string> {
+  for (const log of header.digest.logs) {
+    if (!log.isPreRuntime) continue;
+    const [engine, data] = log.asPreRuntime;
+    if (engine.toString() !== 'BABE') continue;
+    const pre = api.registry.createType('RawBabePreDigest', data) as any;
+    const claim = pre.isPrimary ? pre.asPrimary : pre.isSecondaryPlain ? pre.asSecondaryPlain : pre.asSecondaryVRF;
+    const index = claim.authorityIndex.toNumber();
+    const at = await api.at(header.hash);
+    const set = (await at.query.session.validators()) as any as { toString(): string }[];
+    return set[index]?.toString() ?? '';
+  }
+  return '';
+}
 
 export const networkPage: Page = async ({ api }, el) => {
   const chain = await api.rpc.system.chain();
@@ -35,20 +56,22 @@ export const networkPage: Page = async ({ api }, el) => {
     }), 'No validators.', 'validators'),
   );
 
-  const heads = await api.derive.chain.subscribeNewHeads((header) => {
+  const render = () => blocks.replaceChildren(table(['Block', 'Hash', 'Author'], recent.map((b) => [
+    `#${b.number}`, mono(b.hash), b.author ? account(b.author) : h('span', { class: 'muted' }, 'unknown'),
+  ]), 'No blocks yet.', 'blocks'));
+  const heads = await api.rpc.chain.subscribeNewHeads((header) => {
     bestNumber = header.number.toNumber();
     best.textContent = `#${bestNumber}`;
     best.dataset.number = String(bestNumber);
     showLag();
-    recent.unshift({
-      number: bestNumber,
-      hash: header.hash.toHex(),
-      author: header.author?.toString() ?? '',
-    });
+    const row = { number: bestNumber, hash: header.hash.toHex(), author: '' };
+    recent.unshift(row);
     recent.splice(KEPT);
-    blocks.replaceChildren(table(['Block', 'Hash', 'Author'], recent.map((b) => [
-      `#${b.number}`, mono(b.hash), b.author ? account(b.author) : h('span', { class: 'muted' }, 'unknown'),
-    ]), 'No blocks yet.', 'blocks'));
+    render();
+    babeAuthor(api, header).then((author) => {
+      row.author = author;
+      if (recent.includes(row)) render();
+    }).catch(() => { /* stays "unknown": the block's state may be pruned already */ });
   });
   const finals = await api.rpc.chain.subscribeFinalizedHeads((header) => {
     finalizedNumber = header.number.toNumber();
