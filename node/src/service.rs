@@ -133,17 +133,16 @@ pub fn new_partial(config: &Configuration) -> Result<Service, ServiceError> {
 	)?;
 
 	let babe_config = sc_consensus_babe::configuration(&*client)?;
-	let inherents = SlotInherents { slot_duration: babe_config.slot_duration() };
+	let slot_duration = babe_config.slot_duration();
 	let (block_import, babe_link) = sc_consensus_babe::block_import(
 		babe_config,
 		grandpa_block_import.clone(),
 		client.clone(),
-		inherents,
+		SlotInherents { slot_duration },
 		select_chain.clone(),
 		OffchainTransactionPoolFactory::new(transaction_pool.clone()),
 	)?;
 
-	let slot_duration = babe_link.config().slot_duration();
 	let (import_queue, babe_worker_handle) = sc_consensus_babe::import_queue(ImportQueueParams {
 		link: babe_link.clone(),
 		block_import: block_import.clone(),

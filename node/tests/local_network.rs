@@ -26,7 +26,7 @@ fn blocks_go_on(node: &mut Node, what: &str, more: u32) {
 /// to a block hash, which its author could grind.
 fn vrf_slots(node: &Node, upto: u32) -> (u32, u32) {
 	use codec::Decode;
-	use sp_consensus_babe::digests::PreDigest;
+	use sp_consensus_babe::digests::{CompatibleDigestItem, PreDigest};
 	let rpc = node.rpc();
 	let (mut primary, mut secondary) = (0, 0);
 	for n in 1..=upto {
@@ -39,12 +39,7 @@ fn vrf_slots(node: &Node, upto: u32) -> (u32, u32) {
 			.iter()
 			.filter_map(|log| hex::decode(log.as_str()?.trim_start_matches("0x")).ok())
 			.filter_map(|bytes| sp_runtime::DigestItem::decode(&mut &bytes[..]).ok())
-			.find_map(|item| {
-				let (engine, mut data) = item.as_pre_runtime()?;
-				(engine == sp_consensus_babe::BABE_ENGINE_ID)
-					.then(|| PreDigest::decode(&mut data).ok())
-					.flatten()
-			})
+			.find_map(|item| item.as_babe_pre_digest())
 			.unwrap_or_else(|| panic!("#{n} has no BABE pre-digest: {header}"));
 		match pre_digest {
 			PreDigest::Primary(_) => primary += 1,

@@ -8,8 +8,8 @@ use crate::{
 use codec::Encode;
 use frame_support::traits::fungible::Inspect;
 use sp_consensus_babe::{
-	digests::{PreDigest, SecondaryPlainPreDigest, SecondaryVRFPreDigest},
-	Slot, BABE_ENGINE_ID,
+	digests::{CompatibleDigestItem, PreDigest, SecondaryPlainPreDigest, SecondaryVRFPreDigest},
+	Slot,
 };
 use sp_keyring::Sr25519Keyring;
 use sp_runtime::{generic::DigestItem, traits::Header as _, BuildStorage};
@@ -52,9 +52,7 @@ fn start_block_with(n: u32, slot: u64, parent: crate::Hash, pre_digest: PreDiges
 	// Several tests start blocks without finalizing the one before; BABE initializes a block
 	// (reads its slot) only once, until `on_finalize` clears this.
 	pallet_babe::Initialized::<Runtime>::kill();
-	let digest = sp_runtime::Digest {
-		logs: vec![DigestItem::PreRuntime(BABE_ENGINE_ID, pre_digest.encode())],
-	};
+	let digest = sp_runtime::Digest { logs: vec![DigestItem::babe_pre_digest(pre_digest)] };
 	let header = crate::Header::new(n, Default::default(), Default::default(), parent, digest);
 	Executive::initialize_block(&header);
 	pallet_timestamp::Pallet::<Runtime>::set_timestamp(slot * crate::time::SLOT_DURATION);

@@ -77,10 +77,11 @@ impl pallet_jobs::Config for Runtime {
 /// (who could time a transaction into its predecessor) does not know the predecessor's.
 ///
 /// What is left (docs/protocol.md, "Verification"): the draw block's author can throw a draw
-/// away — withhold its block, or build on another parent (a rival block of the same slot, or
-/// past a secondary-slot parent with its own primary block, which fork choice prefers) — and
-/// take one of a few other seeds, giving up a block; and a validator holding two consecutive
-/// slots knows their seed beforehand and can choose to put a reveal in the first of them.
+/// away and take one of a few other seeds — withhold its block (giving it up), or build on a
+/// rival of the reveal block (every slot has a secondary author besides any primary winners; a
+/// primary draw author still wins the fork choice, so this one is sometimes free); and a
+/// validator holding two consecutive slots knows their seed beforehand and can choose to put a
+/// reveal in the first of them.
 /// `runtime/src/tests.rs` measures the first against the block hash an Aura author ground.
 pub struct VrfRandomness;
 impl frame_support::traits::Randomness<Hash, BlockNumber> for VrfRandomness {
@@ -104,18 +105,8 @@ impl frame_support::traits::Randomness<Hash, BlockNumber> for VrfRandomness {
 /// block, without that derivation's curve arithmetic in every draw. Read from the header's digest
 /// (not `pallet_babe::Initialized`, which BABE clears in `on_finalize`), so any hook may draw.
 pub fn this_block_vrf() -> Option<[u8; 32]> {
-	use codec::Decode;
-	use sp_consensus_babe::{digests::PreDigest, BABE_ENGINE_ID};
-	let digest = System::digest();
-	let pre_digest = digest.logs.iter().filter_map(|log| log.as_pre_runtime()).find_map(
-		|(engine, mut data)| {
-			if engine == BABE_ENGINE_ID {
-				PreDigest::decode(&mut data).ok()
-			} else {
-				None
-			}
-		},
-	)?;
+	use sp_consensus_babe::digests::CompatibleDigestItem;
+	let pre_digest = System::digest().logs.iter().find_map(|log| log.as_babe_pre_digest())?;
 	pre_digest.vrf_signature()?.pre_output.encode().try_into().ok()
 }
 
