@@ -1122,12 +1122,6 @@ impl Chain {
 		self.submit("inference.challenge", &call).await
 	}
 
-	/// Draws the arbiters of inference challenge `challenge` (anyone may, from the block after it).
-	pub async fn draw_inference_arbiters(&self, challenge: u32) -> Result<Events, ChainError> {
-		self.submit("inference.draw_arbiters", &blyan::tx().inference().draw_arbiters(challenge))
-			.await
-	}
-
 	/// An arbiter's report on inference challenge `challenge`: whether the server answered wrong.
 	pub async fn arbitrate_inference(
 		&self,

@@ -164,13 +164,23 @@ pub fn verify_leaf(root: &H256, leaves: u32, index: u32, leaf: H256, proof: &[H2
 	siblings.next().is_none() && node == *root
 }
 
-/// The bonded verifiers, as the audit pallet sees them (implemented by the PoL pallet).
+/// A duty a verifier was drawn for, and can be penalised for leaving undone or doing wrong.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum VerifierDuty {
+	/// A job's PoL committee seat, or an audit's spot check or arbitration.
+	Job(JobId),
+	/// An arbiter's seat on an inference challenge (`pallet-inference`'s `ChallengeId`).
+	InferenceChallenge(u32),
+}
+
+/// The bonded verifiers, as the audit and inference pallets see them (implemented by the PoL
+/// pallet).
 pub trait VerifierSet<AccountId> {
 	/// Up to `count` distinct verifiers able to take work, drawn stake-weighted with `seed`,
 	/// none of them in `exclude`.
 	fn draw(seed: &[u8], count: u32, exclude: &[AccountId]) -> Vec<AccountId>;
-	/// Takes a verifier's penalty share of its bond for an audit duty left undone or done wrong.
-	fn penalise(job: JobId, verifier: &AccountId);
+	/// Takes a verifier's penalty share of its bond for a duty left undone or done wrong.
+	fn penalise(duty: VerifierDuty, verifier: &AccountId);
 
 	/// Benchmarks: fills the verifier set (every account eligible for draws); returns it.
 	#[cfg(feature = "runtime-benchmarks")]

@@ -111,8 +111,9 @@ pub struct AuditParams<Balance, BlockNumber> {
 pub struct InferenceParams<Balance, BlockNumber> {
 	/// Share of requests whose hops a gateway re-executes on another server (spot checks).
 	pub check_rate: Perbill,
-	/// What a challenger of a served answer holds: half paid to the server and half burned if
-	/// the arbiters refute it, returned if they uphold it or reach no decision.
+	/// What a challenger of a served answer holds: half paid to the server and half burned
+	/// (less the arbiters' fees) if the arbiters refute it, returned if they uphold it or reach
+	/// no decision.
 	pub challenge_bond: Balance,
 	/// Verifiers drawn to re-execute a challenged session (1..=MAX_INFERENCE_ARBITERS).
 	pub arbiters: u32,
@@ -122,6 +123,10 @@ pub struct InferenceParams<Balance, BlockNumber> {
 	pub fraud_slash: Perbill,
 	/// Share of the slashed amount paid to the challenger; the rest is burned.
 	pub challenger_share: Perbill,
+	/// Paid to each arbiter whose report the decision agrees with, out of what the losing side
+	/// forfeits (before the burn). `arbiters · arbiter_fee` may be at most half the challenge
+	/// bond, so a refuted challenge always pays its arbiters in full.
+	pub arbiter_fee: Balance,
 }
 
 /// Most arbiters of one inference challenge.

@@ -335,6 +335,7 @@ mod governance {
 			P::InferenceArbitrationWindow(i.arbitration_window),
 			P::ServerFraudSlash(i.fraud_slash),
 			P::InferenceChallengerShare(i.challenger_share),
+			P::InferenceArbiterFee(i.arbiter_fee),
 			P::CheckpointInterval(a.checkpoint_interval),
 			P::SpotChecks(a.spot_checks),
 			P::AuditDrawDelay(a.draw_delay),

@@ -120,6 +120,12 @@ pub async fn earnings(chain: &Chain, who: &AccountId32, from: u32, to: u32) -> R
 				e.slashed += ev.amount;
 			}
 		}
+		for ev in events.find::<blyan::pol_rewards::events::ArbiterPenalised>() {
+			let ev = ev?;
+			if &ev.verifier == who {
+				e.slashed += ev.amount;
+			}
+		}
 		for ev in events.find::<blyan::pol_rewards::events::EpochRewardPaid>() {
 			let ev = ev?;
 			if &ev.miner == who {

@@ -557,10 +557,14 @@ async fn a_stage_lying_on_one_chunk_in_a_hundred_is_caught_challenged_and_slashe
 		"an honest server caught:\n{out}"
 	);
 	assert!(counter(&metrics, "blyan_frauds_proven_total ") >= 1.0, "{out}");
-	// The first proof took her whole bond: 100 BLY, half of it to Bob.
+	// The first proof took her whole bond: 100 BLY, half of it to Bob, and 1 BLY to each of
+	// the two arbiters (both had to report: two thirds of two seats).
 	let closed = out.lines().find(|l| l.contains("closed: FraudProven")).expect("closed line");
 	assert!(closed.contains(&liar.to_string()), "{closed}");
-	assert!(closed.contains("slashed 100.0000 BLY, 50.0000 BLY of it"), "{closed}");
+	assert!(
+		closed.contains("slashed 100.0000 BLY, 50.0000 BLY of it to this account, 2.0000 BLY to"),
+		"{closed}"
+	);
 	let reported: usize =
 		arbiters.iter().map(|a| a.output().matches("arbitration: Wrong").count()).sum();
 	assert!(reported >= 1, "no arbiter found the wrong answer");

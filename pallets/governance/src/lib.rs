@@ -274,6 +274,8 @@ parameters! {
 	ServerFraudSlash(Perbill) as Share,
 	/// Share of a slashed server bond paid to its challenger (the rest is burned).
 	InferenceChallengerShare(Perbill) as Share,
+	/// Paid to each arbiter of an inference challenge who reported the decision.
+	InferenceArbiterFee(Balance) as Amount,
 }
 
 impl ParameterKind {
@@ -731,6 +733,7 @@ impl<T: Config> Pallet<T> {
 			InferenceArbitrationWindow(v) => inference(&|p| p.arbitration_window = v),
 			ServerFraudSlash(v) => inference(&|p| p.fraud_slash = v),
 			InferenceChallengerShare(v) => inference(&|p| p.challenger_share = v),
+			InferenceArbiterFee(v) => inference(&|p| p.arbiter_fee = v),
 		}
 	}
 }

@@ -87,6 +87,7 @@ thread_local! {
 		arbitration_window: 20,
 		fraud_slash: Perbill::from_percent(100),
 		challenger_share: Perbill::from_percent(50),
+		arbiter_fee: 1,
 	}) };
 }
 
@@ -181,6 +182,7 @@ impl ParameterBounds<Balance, BlockNumber> for MockBounds {
 			AnnualInflation => pct(0, 20),
 			ValidatorRewardShare => pct(0, 100),
 			InferenceCheckRate | ServerFraudSlash | InferenceChallengerShare => pct(0, 100),
+			InferenceArbiterFee => Some((Amount(0), Amount(1_000))),
 			InferenceChallengeBond => Some((Amount(1), Amount(1_000_000))),
 			InferenceArbiters => Some((Count(1), Count(16))),
 			// Left out on purpose: a parameter this chain does not govern.

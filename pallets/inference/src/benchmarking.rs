@@ -3,9 +3,11 @@
 //! and a reap (the bond unbonding), and a settlement of `n` paid receipts from `n`
 //! new clients (one signature check, one transfer, one new nonce entry and the hold of its
 //! deposit each); a challenge (a signature check and its holds), the draw of the most arbiters
-//! from a full verifier set, the last arbiter's report, and the close of a proven fraud (the
-//! dearest outcome: the server's bond slashed, paid, burned and released), and the release of
-//! an unbonded bond.
+//! from a full verifier set (made in `on_initialize`), the last arbiter's report, the close of a
+//! proven fraud at its deadline (the server's bond slashed, paid to the challenger and to the
+//! two thirds of the most arbiters that reported it, burned and released; the other third
+//! silent, penalised) and of a challenge whose every arbiter stayed silent (all penalised), and
+//! the release of an unbonded bond.
 #![cfg(feature = "runtime-benchmarks")]
 
 use super::*;
@@ -54,7 +56,10 @@ where
 	T::Signature: From<sp_core::sr25519::Signature>,
 	T::Signer: From<sp_core::sr25519::Public>,
 {
-	Params::<T>::mutate(|p| p.arbiters = MAX_INFERENCE_ARBITERS);
+	Params::<T>::mutate(|p| {
+		p.arbiters = MAX_INFERENCE_ARBITERS;
+		p.arbiter_fee = 1u32.into();
+	});
 	let key_type = sp_core::crypto::KeyTypeId(*b"infr");
 	let public = sp_io::crypto::sr25519_generate(key_type, None);
 	let server: T::AccountId = T::Signer::from(public).into_account();
@@ -90,7 +95,7 @@ fn evidence<T: Config>() -> BoundedVec<u8, T::MaxEvidenceLen> {
 	cid.try_into().expect("sized to the bound")
 }
 
-/// A challenge (id 0) in the block its arbiters may be drawn in, from a full verifier set; the
+/// A challenge (id 0) in the block its arbiters are drawn at, from a full verifier set; the
 /// challenger.
 fn challenged<T: Config>() -> T::AccountId
 where
@@ -106,11 +111,8 @@ where
 	)
 	.expect("a funded challenger challenges a signed commitment");
 	T::Verifiers::benchmark_full_set();
-	let draw_from = Challenges::<T>::get(0).expect("challenged").draw_from;
-	// The draw's seed: the hash of the block after the challenge.
-	let seed_block = draw_from.saturating_sub(1u32.into());
-	frame_system::BlockHash::<T>::insert(seed_block, T::Hashing::hash(b"the block after"));
-	frame_system::Pallet::<T>::set_block_number(draw_from);
+	let draw_at = Challenges::<T>::get(0).expect("challenged").draw_at;
+	frame_system::Pallet::<T>::set_block_number(draw_at);
 	challenger
 }
 
@@ -121,8 +123,7 @@ where
 	T::Signer: From<sp_core::sr25519::Public>,
 {
 	let challenger = challenged::<T>();
-	Pallet::<T>::draw_arbiters(RawOrigin::Signed(challenger.clone()).into(), 0)
-		.expect("drawn from the block after the challenge");
+	Pallet::<T>::on_initialize(frame_system::Pallet::<T>::block_number());
 	let arbiters = Challenges::<T>::get(0)
 		.and_then(|c| c.arbiters)
 		.expect("drawn")
@@ -262,13 +263,17 @@ mod benchmarks {
 		assert!(Challenges::<T>::contains_key(0));
 	}
 
+	/// One draw, in the block it is due at.
 	#[benchmark]
 	fn draw_arbiters() {
-		let challenger = challenged::<T>();
-		#[extrinsic_call]
-		_(RawOrigin::Signed(challenger), 0);
+		challenged::<T>();
+		let now = frame_system::Pallet::<T>::block_number();
+		#[block]
+		{
+			Pallet::<T>::on_initialize(now);
+		}
 		let seats = Challenges::<T>::get(0).and_then(|c| c.arbiters).expect("drawn");
-		assert!(!seats.is_empty());
+		assert_eq!(seats.len() as u32, MAX_INFERENCE_ARBITERS);
 	}
 
 	#[benchmark]
@@ -283,12 +288,30 @@ mod benchmarks {
 	#[benchmark]
 	fn close_challenge() {
 		let (challenger, arbiters) = drawn::<T>();
-		for arbiter in arbiters {
+		let seats = arbiters.len();
+		// The fewest reports that decide: each is paid; the silent rest is penalised.
+		let deciding = (1..=seats)
+			.find(|k| arbitration_decision(seats, *k, 0).is_some())
+			.expect("all seats agreeing decide");
+		for arbiter in arbiters.into_iter().take(deciding) {
 			Pallet::<T>::arbitrate(RawOrigin::Signed(arbiter).into(), 0, true)
 				.expect("each drawn arbiter reports once");
 		}
+		let deadline = Challenges::<T>::get(0).expect("open").deadline;
+		frame_system::Pallet::<T>::set_block_number(deadline);
 		#[extrinsic_call]
-		_(RawOrigin::Signed(challenger), 0);
+		close_challenge(RawOrigin::Signed(challenger), 0);
+		assert!(!Challenges::<T>::contains_key(0));
+	}
+
+	/// Every arbiter silent at the deadline: each is penalised.
+	#[benchmark]
+	fn close_challenge_silent() {
+		let (challenger, _) = drawn::<T>();
+		let deadline = Challenges::<T>::get(0).expect("open").deadline;
+		frame_system::Pallet::<T>::set_block_number(deadline);
+		#[extrinsic_call]
+		close_challenge(RawOrigin::Signed(challenger), 0);
 		assert!(!Challenges::<T>::contains_key(0));
 	}
 

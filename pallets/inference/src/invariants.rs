@@ -8,7 +8,8 @@ impl<T: Config> Pallet<T> {
 	/// The server count matching the announcements (not checked against `MaxServers`, which an
 	/// upgrade may lower below the announcements standing), and each server's bond hold its
 	/// announced bond and the bond it has unbonding; each open challenge counted at its server and indexed by its session,
-	/// its bond held from its challenger; the parameters in range.
+	/// its bond held from its challenger; each queued draw of an open challenge not yet drawn;
+	/// the parameters in range.
 	pub fn do_try_state() -> Result<(), TryRuntimeError> {
 		let servers = Servers::<T>::iter().count() as u32;
 		ensure!(Servers::<T>::count() == servers, "the server counter is out of step");
@@ -50,6 +51,13 @@ impl<T: Config> Pallet<T> {
 				T::Currency::balance_on_hold(&HoldReason::ChallengeBond.into(), &challenger)
 					== bond,
 				"a challenger's hold differs from its challenges' bonds"
+			);
+		}
+		// Draws: each queued one is of an open challenge not drawn yet.
+		for (_, id, ()) in DrawQueue::<T>::iter() {
+			ensure!(
+				Challenges::<T>::get(id).is_some_and(|c| c.arbiters.is_none()),
+				"a queued draw is of a closed or drawn challenge"
 			);
 		}
 		Self::check_params(&Params::<T>::get()).map_err(|_| "the parameters are out of range")?;

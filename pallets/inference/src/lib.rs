@@ -31,18 +31,21 @@
 //!   ([`InferenceParams::check_rate`]) of sessions on other servers. When the bits differ, anyone
 //!   holding the stage's signed commitment may [`Call::challenge`] it, holding
 //!   [`InferenceParams::challenge_bond`] and naming the session's record (requests and answers,
-//!   on IPFS) as evidence. From the second block after it anyone may [`Call::draw_arbiters`]:
-//!   bonded verifiers drawn stake-weighted (neither party; seeded by the hash of the block after
-//!   the challenge) fetch the record, check that it hashes to the
-//!   signed transcript, re-execute it on the committed version's layers (the CPU path is
-//!   bit-exact) and [`Call::arbitrate`]. Once two thirds of them agree, or at the deadline, anyone
-//!   may [`Call::close_challenge`]: a proven wrong answer slashes
-//!   [`InferenceParams::fraud_slash`] of the server's bond (the challenger is paid
-//!   [`InferenceParams::challenger_share`] of it, the rest is burned) and ends its announcement;
-//!   a refuted challenge pays half the challenger's bond to the server and burns the other half
-//!   (as does a challenge nobody had arbiters drawn for); no decision returns it. A server's
-//!   bond is not released while a challenge names it, and a session proven a lie is not
-//!   challenged again. Only bit-exact (CPU) answers can be challenged.
+//!   on IPFS) as evidence. At the start of the next block the chain draws its arbiters: bonded
+//!   verifiers, stake-weighted, neither party, seeded by [`Config::Randomness`] of that block
+//!   (the runtime's is BABE's VRF outputs, which neither the challenger nor a block author can
+//!   grind). They fetch the record, check that it hashes to the signed transcript, re-execute
+//!   it on the committed version's layers (the CPU path is bit-exact) and [`Call::arbitrate`].
+//!   Once two thirds of them agree, or at the deadline, anyone may [`Call::close_challenge`]: a
+//!   proven wrong answer slashes [`InferenceParams::fraud_slash`] of the server's bond (the
+//!   challenger is paid [`InferenceParams::challenger_share`] of it, the rest is burned) and ends
+//!   its announcement; a refuted challenge pays half the challenger's bond to the server and
+//!   burns the other half; no decision returns it. Arbiters who reported what was decided are
+//!   paid [`InferenceParams::arbiter_fee`] each out of the part that would be burned; arbiters
+//!   who reported otherwise, or were still silent at the deadline, lose the verifier penalty
+//!   of their bond ([`VerifierSet::penalise`]). A server's bond is not released while a
+//!   challenge names it, and a session proven a lie is not challenged again. Only bit-exact
+//!   (CPU) answers can be challenged.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -70,7 +73,8 @@ use alloc::{
 	vec::Vec,
 };
 use blyan_primitives::{
-	audit::VerifierSet,
+	audit::{VerifierDuty, VerifierSet},
+	deadlines::drain_due,
 	inference::{arbitration_decision, FreeQuota},
 	params::GovernedParams,
 	pol::{ModelRegistry, VersionId, VersionStatus, MAX_LAYERS},
@@ -81,15 +85,14 @@ use frame_support::{
 	traits::{
 		fungible::{Inspect, InspectHold, Mutate, MutateHold},
 		tokens::{Fortitude, Precision, Preservation, Restriction},
+		Randomness,
 	},
 };
 use frame_system::pallet_prelude::*;
 use scale_info::TypeInfo;
 use sp_core::H256;
 use sp_runtime::{
-	traits::{
-		BlakeTwo256, CheckedAdd, CheckedMul, Hash as _, IdentifyAccount, Saturating, Verify, Zero,
-	},
+	traits::{CheckedAdd, CheckedMul, IdentifyAccount, Saturating, Verify, Zero},
 	DispatchResult,
 };
 
@@ -140,9 +143,9 @@ pub struct InferenceChallenge<AccountId, Balance, BlockNumber, MaxEvidenceLen: G
 	pub evidence: BoundedVec<u8, MaxEvidenceLen>,
 	/// The challenger's bond, held.
 	pub bond: Balance,
-	/// Arbiters may be drawn from this block on, seeded by the hash of the block before it:
-	/// made after the challenge, and the same whenever the draw is made.
-	pub draw_from: BlockNumber,
+	/// The chain draws the arbiters at the start of this block (the one after the challenge),
+	/// or of the first block after it with room for the draw.
+	pub draw_at: BlockNumber,
 	/// Arbiters report before this block; then the challenge may be closed whatever they said.
 	pub deadline: BlockNumber,
 	/// The drawn arbiters and their reports (`Some(true)`: the server answered wrong); `None`
@@ -177,9 +180,8 @@ pub enum ChallengeOutcome {
 	FraudProven,
 	/// Two thirds of the arbiters found the answers right: the challenger's bond was taken.
 	Refuted,
-	/// Nobody had arbiters drawn before the deadline: the challenger's bond was taken.
-	NotArbitrated,
-	/// The arbiters reached no decision by the deadline: the challenger's bond was returned.
+	/// The arbiters reached no decision by the deadline (or the session was proven a lie by
+	/// another challenge first): the challenger's bond was returned.
 	Undecided,
 }
 
@@ -267,6 +269,12 @@ pub mod pallet {
 		/// Longest evidence reference (an IPFS CID) of a challenge.
 		#[pallet::constant]
 		type MaxEvidenceLen: Get<u32>;
+		/// Seeds the arbiters' draws: a value of the block the draw is made in that nobody could
+		/// know when the challenge was made, nor choose (BABE's VRF outputs in the runtime).
+		type Randomness: Randomness<Self::Hash, BlockNumberFor<Self>>;
+		/// Most arbiter draws made at the start of one block; more wait for the next.
+		#[pallet::constant]
+		type MaxDrawsPerBlock: Get<u32>;
 		/// Weights of this pallet's calls.
 		type WeightInfo: WeightInfo;
 	}
@@ -329,6 +337,22 @@ pub mod pallet {
 	pub type OpenChallenges<T: Config> =
 		StorageMap<_, Blake2_128Concat, T::AccountId, u32, OptionQuery>;
 
+	/// Challenges whose arbiters are to be drawn, by the block the draw is due at.
+	#[pallet::storage]
+	pub type DrawQueue<T: Config> = StorageDoubleMap<
+		_,
+		Twox64Concat,
+		BlockNumberFor<T>,
+		Twox64Concat,
+		ChallengeId,
+		(),
+		OptionQuery,
+	>;
+
+	/// The first block of [`DrawQueue`] not yet fully drawn (zero: start at the current one).
+	#[pallet::storage]
+	pub type DrawCursor<T: Config> = StorageValue<_, BlockNumberFor<T>, ValueQuery>;
+
 	#[pallet::event]
 	#[pallet::generate_deposit(pub(super) fn deposit_event)]
 	pub enum Event<T: Config> {
@@ -350,23 +374,23 @@ pub mod pallet {
 		Displaced { server: T::AccountId, by: T::AccountId, bond: BalanceOf<T> },
 		/// A batch of receipts was settled.
 		Settled { server: T::AccountId, receipts: u32, paid: BalanceOf<T>, free_requests: u32 },
-		/// `challenger` challenged what `server` answered in `session`; arbiters may be drawn
-		/// from `draw_from`, and report before `deadline`.
+		/// `challenger` challenged what `server` answered in `session`; its arbiters are drawn
+		/// at the start of block `draw_at`, and report before `deadline`.
 		Challenged {
 			challenge: ChallengeId,
 			challenger: T::AccountId,
 			server: T::AccountId,
 			session: [u8; 16],
-			draw_from: BlockNumberFor<T>,
+			draw_at: BlockNumberFor<T>,
 			deadline: BlockNumberFor<T>,
 		},
 		/// The arbiters of a challenge were drawn: each re-executes the session and reports.
 		ArbitersDrawn { challenge: ChallengeId, arbiters: Vec<T::AccountId> },
 		/// An arbiter reported.
 		Arbitrated { challenge: ChallengeId, arbiter: T::AccountId },
-		/// A challenge was closed: `slashed` of the server's bond (`to_challenger` of it paid,
-		/// the rest burned), or `forfeited` of the challenger's bond (`to_server` of it paid, the
-		/// rest burned).
+		/// A challenge was closed: `slashed` of the server's bond (`to_challenger` of it paid),
+		/// or `forfeited` of the challenger's bond (`to_server` of it paid); `to_arbiters` of
+		/// what was taken paid to the arbiters who reported the decision, the rest burned.
 		ChallengeClosed {
 			challenge: ChallengeId,
 			server: T::AccountId,
@@ -376,6 +400,7 @@ pub mod pallet {
 			to_challenger: BalanceOf<T>,
 			forfeited: BalanceOf<T>,
 			to_server: BalanceOf<T>,
+			to_arbiters: BalanceOf<T>,
 		},
 		/// Governance set new parameters.
 		ParamsSet { params: ParamsOf<T> },
@@ -448,10 +473,6 @@ pub mod pallet {
 		InsufficientChallengeBond,
 		/// No such open challenge.
 		UnknownChallenge,
-		/// The challenge's arbiters are drawn already.
-		AlreadyDrawn,
-		/// Arbiters are drawn from the second block after the challenge on.
-		TooEarly,
 		/// The challenge's deadline has passed.
 		TooLate,
 		/// The caller is not an arbiter of the challenge still to report.
@@ -462,13 +483,27 @@ pub mod pallet {
 		NotUnbonding,
 		/// The bond is still unbonding.
 		StillUnbonding,
-		/// Parameters out of range: `arbiters` must be 1..=MAX_INFERENCE_ARBITERS and
-		/// `arbitration_window` at least 3 blocks (the draw is from the second block on).
+		/// Parameters out of range: `arbiters` must be 1..=MAX_INFERENCE_ARBITERS,
+		/// `arbitration_window` at least 3 blocks (the draw is in the block after the
+		/// challenge), and `arbiters · arbiter_fee` at most half the challenge bond.
 		BadParams,
 	}
 
 	#[pallet::hooks]
 	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
+		fn on_initialize(now: BlockNumberFor<T>) -> Weight {
+			let (draws, scanned) = Self::draw_due(now);
+			// Every draw is charged as the dearest (a full set, `MAX_INFERENCE_ARBITERS`
+			// seats); the cursor is read and written once.
+			T::WeightInfo::draw_arbiters().saturating_mul(draws.into()).saturating_add(
+				T::DbWeight::get().reads_writes(scanned.saturating_add(1).into(), 1),
+			)
+		}
+
+		fn integrity_test() {
+			assert!(T::MaxDrawsPerBlock::get() > 0, "arbiters must be drawn");
+		}
+
 		#[cfg(feature = "try-runtime")]
 		fn try_state(_: BlockNumberFor<T>) -> Result<(), sp_runtime::TryRuntimeError> {
 			Self::do_try_state()
@@ -651,7 +686,8 @@ pub mod pallet {
 		/// hash of every request and answer), `evidence` where the session's record is (an IPFS
 		/// CID). Holds [`InferenceParams::challenge_bond`] from the caller until the challenge
 		/// is closed. The server must be announced or its bond unbonding (that bond is what a
-		/// proven fraud slashes), and the answers bit-exact.
+		/// proven fraud slashes), and the answers bit-exact. The arbiters are drawn at the start
+		/// of the next block.
 		#[pallet::call_index(5)]
 		#[pallet::weight(T::WeightInfo::challenge())]
 		pub fn challenge(
@@ -699,11 +735,14 @@ pub mod pallet {
 				params.challenge_bond,
 			)?;
 			let now = frame_system::Pallet::<T>::block_number();
-			let draw_from = now.saturating_add(2u32.into());
+			// Drawn from a later block's randomness: the challenger cannot know it, and nobody
+			// chooses when the draw is made.
+			let draw_at = now.saturating_add(1u32.into());
 			let deadline = now.saturating_add(params.arbitration_window);
 			let session = commitment.session;
 			NextChallengeId::<T>::put(next);
 			OpenChallenges::<T>::insert(&server, open);
+			DrawQueue::<T>::insert(draw_at, challenge, ());
 			Challenges::<T>::insert(
 				challenge,
 				InferenceChallenge {
@@ -711,7 +750,7 @@ pub mod pallet {
 					commitment,
 					evidence,
 					bond: params.challenge_bond,
-					draw_from,
+					draw_at,
 					deadline,
 					arbiters: None,
 				},
@@ -721,40 +760,9 @@ pub mod pallet {
 				challenger,
 				server,
 				session,
-				draw_from,
+				draw_at,
 				deadline,
 			});
-			Ok(())
-		}
-
-		/// Draws a challenge's arbiters (anyone may, from the second block after the challenge
-		/// and before its deadline): [`InferenceParams::arbiters`] bonded verifiers,
-		/// stake-weighted, neither the server nor the challenger, seeded by the hash of the block
-		/// after the challenge (so the draw is the same whoever calls it, whenever).
-		#[pallet::call_index(6)]
-		#[pallet::weight(T::WeightInfo::draw_arbiters())]
-		pub fn draw_arbiters(origin: OriginFor<T>, challenge: ChallengeId) -> DispatchResult {
-			ensure_signed(origin)?;
-			let mut open = Challenges::<T>::get(challenge).ok_or(Error::<T>::UnknownChallenge)?;
-			ensure!(open.arbiters.is_none(), Error::<T>::AlreadyDrawn);
-			let now = frame_system::Pallet::<T>::block_number();
-			ensure!(now >= open.draw_from, Error::<T>::TooEarly);
-			ensure!(now < open.deadline, Error::<T>::TooLate);
-			let count = Params::<T>::get().arbiters.min(MAX_INFERENCE_ARBITERS);
-			// The hash of the block after the challenge: unknown when it was made, and fixed
-			// from then on (nobody picks the draw by picking when to call this). Kept for
-			// `BlockHashCount` blocks only.
-			let seed_block = open.draw_from.saturating_sub(1u32.into());
-			let hash = frame_system::Pallet::<T>::block_hash(seed_block);
-			ensure!(hash != T::Hash::default(), Error::<T>::TooLate);
-			let seed = BlakeTwo256::hash(&(b"bly/inference-arbiters", challenge, hash).encode());
-			let exclude = [open.challenger.clone(), open.commitment.server.clone()];
-			let drawn = T::Verifiers::draw(seed.as_ref(), count, &exclude);
-			let seats =
-				BoundedVec::truncate_from(drawn.iter().cloned().map(|a| (a, None)).collect());
-			open.arbiters = Some(seats);
-			Challenges::<T>::insert(challenge, open);
-			Self::deposit_event(Event::ArbitersDrawn { challenge, arbiters: drawn });
 			Ok(())
 		}
 
@@ -786,14 +794,17 @@ pub mod pallet {
 		}
 
 		/// Closes a challenge (anyone may) once two thirds of its arbiters agree, or after its
-		/// deadline, and pays out as [`ChallengeOutcome`] says.
+		/// deadline, and pays out as [`ChallengeOutcome`] says: arbiters who reported the
+		/// decision are paid their fee, those who reported otherwise (or, at the deadline, are
+		/// still silent) penalised.
 		#[pallet::call_index(8)]
-		#[pallet::weight(T::WeightInfo::close_challenge())]
+		#[pallet::weight(T::WeightInfo::close_challenge().max(T::WeightInfo::close_challenge_silent()))]
 		pub fn close_challenge(origin: OriginFor<T>, challenge: ChallengeId) -> DispatchResult {
 			ensure_signed(origin)?;
 			let open = Challenges::<T>::get(challenge).ok_or(Error::<T>::UnknownChallenge)?;
 			let past_deadline = frame_system::Pallet::<T>::block_number() >= open.deadline;
-			let outcome = match Self::decision(&open) {
+			let decision = Self::decision(&open);
+			let outcome = match decision {
 				// Another challenge of the same session proved it first: the lie was paid
 				// for once; this challenger gets its bond back.
 				Some(ChallengeOutcome::FraudProven)
@@ -806,10 +817,9 @@ pub mod pallet {
 				}
 				Some(outcome) => outcome,
 				None if !past_deadline => return Err(Error::<T>::NotDecided.into()),
-				None if open.arbiters.is_none() => ChallengeOutcome::NotArbitrated,
 				None => ChallengeOutcome::Undecided,
 			};
-			Self::close(challenge, open, outcome);
+			Self::close(challenge, open, outcome, decision, past_deadline);
 			Ok(())
 		}
 
@@ -978,13 +988,69 @@ impl<T: Config> Pallet<T> {
 		})
 	}
 
-	/// Pays out a challenge's `outcome` and removes it.
-	fn close(challenge: ChallengeId, open: InferenceChallengeOf<T>, outcome: ChallengeOutcome) {
+	/// Draws the arbiters of the challenges due by `now`, at most [`Config::MaxDrawsPerBlock`]
+	/// of them (the rest wait for the next block). Returns the draws made and the blocks of
+	/// [`DrawQueue`] read.
+	fn draw_due(now: BlockNumberFor<T>) -> (u32, u32) {
+		let drained = drain_due(
+			DrawCursor::<T>::get(),
+			now,
+			T::MaxDrawsPerBlock::get(),
+			|block, n| DrawQueue::<T>::iter_key_prefix(block).take(n).collect(),
+			|block, challenge| {
+				DrawQueue::<T>::remove(block, challenge);
+				Self::draw(challenge, now);
+			},
+		);
+		DrawCursor::<T>::put(drained.cursor);
+		(drained.handled, drained.scanned)
+	}
+
+	/// Draws a challenge's arbiters: [`InferenceParams::arbiters`] bonded verifiers,
+	/// stake-weighted, neither the server nor the challenger, seeded by this block's
+	/// [`Config::Randomness`].
+	fn draw(challenge: ChallengeId, now: BlockNumberFor<T>) {
+		let Some(mut open) = Challenges::<T>::get(challenge) else { return };
+		// Drawn already, or so late that nobody could report: closed at its deadline.
+		if open.arbiters.is_some() || now >= open.deadline {
+			return;
+		}
+		let count = Params::<T>::get().arbiters.min(MAX_INFERENCE_ARBITERS);
+		let (seed, _) = T::Randomness::random(&(b"bly/inference-arbiters", challenge).encode());
+		let exclude = [open.challenger.clone(), open.commitment.server.clone()];
+		let drawn = T::Verifiers::draw(seed.as_ref(), count, &exclude);
+		let seats = BoundedVec::truncate_from(drawn.iter().cloned().map(|a| (a, None)).collect());
+		open.arbiters = Some(seats);
+		Challenges::<T>::insert(challenge, open);
+		Self::deposit_event(Event::ArbitersDrawn { challenge, arbiters: drawn });
+	}
+
+	/// Pays out a challenge's `outcome` and removes it. `decision` is what two thirds of the
+	/// arbiters reported, if they did; `past_deadline` whether silent arbiters ran out of time.
+	fn close(
+		challenge: ChallengeId,
+		open: InferenceChallengeOf<T>,
+		outcome: ChallengeOutcome,
+		decision: Option<ChallengeOutcome>,
+		past_deadline: bool,
+	) {
 		let params = Params::<T>::get();
 		let server = open.commitment.server.clone();
 		let bond_reason = HoldReason::ChallengeBond.into();
-		let (mut slashed, mut to_challenger, mut forfeited, mut to_server) =
-			(Zero::zero(), Zero::zero(), Zero::zero(), Zero::zero());
+		let server_reason = HoldReason::ServerBond.into();
+		let seats = open.arbiters.clone().unwrap_or_default();
+		let decided_wrong = decision.map(|d| d == ChallengeOutcome::FraudProven);
+		// Paid their fee: the seats that reported what was decided, when a loser pays.
+		let paid: Vec<T::AccountId> = match (outcome, decided_wrong) {
+			(ChallengeOutcome::FraudProven | ChallengeOutcome::Refuted, Some(wrong)) => seats
+				.iter()
+				.filter(|(_, report)| *report == Some(wrong))
+				.map(|(arbiter, _)| arbiter.clone())
+				.collect(),
+			_ => Vec::new(),
+		};
+		let (mut slashed, mut to_challenger, mut forfeited, mut to_server, mut to_arbiters) =
+			(Zero::zero(), Zero::zero(), Zero::zero(), Zero::zero(), Zero::zero());
 		match outcome {
 			ChallengeOutcome::FraudProven => {
 				let _ = T::Currency::release(
@@ -998,30 +1064,32 @@ impl<T: Config> Pallet<T> {
 				let unbonding =
 					Unbonding::<T>::get(&server).map(|u| u.amount).unwrap_or_else(Zero::zero);
 				if !bonded.saturating_add(unbonding).is_zero() {
-					let reason = HoldReason::ServerBond.into();
-					let held = T::Currency::balance_on_hold(&reason, &server)
+					let held = T::Currency::balance_on_hold(&server_reason, &server)
 						.min(bonded.saturating_add(unbonding));
 					slashed = params.fraud_slash.mul_floor(held);
-					to_challenger = T::Currency::transfer_on_hold(
-						&reason,
+					to_challenger = Self::pay_held(
+						&server_reason,
 						&server,
 						&open.challenger,
 						params.challenger_share.mul_floor(slashed),
-						Precision::BestEffort,
-						Restriction::Free,
-						Fortitude::Force,
-					)
-					.unwrap_or_else(|_| Zero::zero());
-					let _ = T::Currency::burn_held(
-						&reason,
+					);
+					to_arbiters = Self::pay_arbiters(
+						&server_reason,
 						&server,
+						&paid,
+						params.arbiter_fee,
 						slashed.saturating_sub(to_challenger),
+					);
+					let _ = T::Currency::burn_held(
+						&server_reason,
+						&server,
+						slashed.saturating_sub(to_challenger).saturating_sub(to_arbiters),
 						Precision::BestEffort,
 						Fortitude::Force,
 					);
 					// A server proven to lie is routed to no more; what is left of its bond
 					// unbonds (other challenges of it may still be open).
-					let rest = T::Currency::balance_on_hold(&reason, &server);
+					let rest = T::Currency::balance_on_hold(&server_reason, &server);
 					Servers::<T>::remove(&server);
 					Unbonding::<T>::remove(&server);
 					if !rest.is_zero() {
@@ -1030,22 +1098,25 @@ impl<T: Config> Pallet<T> {
 				}
 				ProvenSessions::<T>::insert(&server, open.commitment.session, ());
 			}
-			ChallengeOutcome::Refuted | ChallengeOutcome::NotArbitrated => {
+			ChallengeOutcome::Refuted => {
 				forfeited = open.bond;
-				to_server = T::Currency::transfer_on_hold(
+				to_server = Self::pay_held(
 					&bond_reason,
 					&open.challenger,
 					&server,
 					open.bond / 2u32.into(),
-					Precision::BestEffort,
-					Restriction::Free,
-					Fortitude::Force,
-				)
-				.unwrap_or_else(|_| Zero::zero());
+				);
+				to_arbiters = Self::pay_arbiters(
+					&bond_reason,
+					&open.challenger,
+					&paid,
+					params.arbiter_fee,
+					open.bond.saturating_sub(to_server),
+				);
 				let _ = T::Currency::burn_held(
 					&bond_reason,
 					&open.challenger,
-					open.bond.saturating_sub(to_server),
+					open.bond.saturating_sub(to_server).saturating_sub(to_arbiters),
 					Precision::BestEffort,
 					Fortitude::Force,
 				);
@@ -1059,7 +1130,18 @@ impl<T: Config> Pallet<T> {
 				);
 			}
 		}
+		// Reported against two thirds of the seats (bit-exact re-execution has one answer), or
+		// let the deadline pass in silence: the verifier penalty. A seat still silent when two
+		// thirds decided early is not (it may have been re-executing).
+		for (arbiter, report) in seats.iter() {
+			let dissented = matches!((report, decided_wrong), (Some(r), Some(d)) if *r != d);
+			if dissented || (report.is_none() && past_deadline) {
+				T::Verifiers::penalise(VerifierDuty::InferenceChallenge(challenge), arbiter);
+			}
+		}
 		Challenges::<T>::remove(challenge);
+		// A draw still queued (the chain was that far behind with draws) is not made.
+		DrawQueue::<T>::remove(open.draw_at, challenge);
 		match OpenChallenges::<T>::get(&server).unwrap_or(0).saturating_sub(1) {
 			0 => OpenChallenges::<T>::remove(&server),
 			left => OpenChallenges::<T>::insert(&server, left),
@@ -1073,13 +1155,57 @@ impl<T: Config> Pallet<T> {
 			to_challenger,
 			forfeited,
 			to_server,
+			to_arbiters,
 		});
 	}
 
+	/// Pays `amount` of `from`'s funds held for `reason` to `to` (as much of it as is held).
+	fn pay_held(
+		reason: &T::RuntimeHoldReason,
+		from: &T::AccountId,
+		to: &T::AccountId,
+		amount: BalanceOf<T>,
+	) -> BalanceOf<T> {
+		T::Currency::transfer_on_hold(
+			reason,
+			from,
+			to,
+			amount,
+			Precision::BestEffort,
+			Restriction::Free,
+			Fortitude::Force,
+		)
+		.unwrap_or_else(|_| Zero::zero())
+	}
+
+	/// Pays each of `arbiters` `fee` out of `from`'s funds held for `reason`, `budget` in all at
+	/// most (in seat order, the last ones short when it runs out). Returns what was paid.
+	fn pay_arbiters(
+		reason: &T::RuntimeHoldReason,
+		from: &T::AccountId,
+		arbiters: &[T::AccountId],
+		fee: BalanceOf<T>,
+		budget: BalanceOf<T>,
+	) -> BalanceOf<T> {
+		let mut paid: BalanceOf<T> = Zero::zero();
+		for arbiter in arbiters {
+			let amount = fee.min(budget.saturating_sub(paid));
+			if amount.is_zero() {
+				break;
+			}
+			paid = paid.saturating_add(Self::pay_held(reason, from, arbiter, amount));
+		}
+		paid
+	}
+
 	fn check_params(params: &ParamsOf<T>) -> DispatchResult {
+		let fees = params.arbiter_fee.checked_mul(&params.arbiters.into());
+		let forfeit_burned =
+			params.challenge_bond.saturating_sub(params.challenge_bond / 2u32.into());
 		ensure!(
 			(1..=MAX_INFERENCE_ARBITERS).contains(&params.arbiters)
-				&& params.arbitration_window >= 3u32.into(),
+				&& params.arbitration_window >= 3u32.into()
+				&& fees.is_some_and(|fees| fees <= forfeit_burned),
 			Error::<T>::BadParams
 		);
 		Ok(())

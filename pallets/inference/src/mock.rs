@@ -11,6 +11,7 @@ use blyan_primitives::{
 use frame_support::{derive_impl, parameter_types, traits::ConstU128};
 use sp_core::{crypto::KeyTypeId, sr25519};
 use sp_keystore::{testing::MemoryKeystore, KeystoreExt};
+use sp_runtime::traits::{BlakeTwo256, Hash as _};
 use sp_runtime::{
 	traits::{IdentifyAccount, IdentityLookup},
 	AccountId32, BuildStorage, MultiSignature, MultiSigner,
@@ -134,14 +135,34 @@ parameter_types! {
 		arbitration_window: WINDOW,
 		fraud_slash: sp_runtime::Perbill::from_percent(50),
 		challenger_share: sp_runtime::Perbill::from_percent(40),
+		arbiter_fee: ARBITER_FEE,
 	};
 }
+
+/// Paid to each arbiter reporting the decision (three of them: 15, at most half of the bond).
+pub const ARBITER_FEE: Balance = 5;
 
 std::thread_local! {
 	/// The bonded verifiers of the test, in the order [`Verifiers::draw`] takes them.
 	pub static VERIFIERS: std::cell::RefCell<Vec<AccountId>> = const { std::cell::RefCell::new(Vec::new()) };
 	/// The seeds draws were made with.
 	pub static SEEDS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+	/// The verifiers penalised, and for which duty.
+	pub static PENALISED: std::cell::RefCell<Vec<(VerifierDuty, AccountId)>> = const { std::cell::RefCell::new(Vec::new()) };
+	/// What the block author contributes to [`BlockRandomness`] (a test's grinding author
+	/// varies it).
+	pub static AUTHOR_SALT: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
+
+/// Randomness of the current block: a hash of its number and [`AUTHOR_SALT`], as a VRF output
+/// is one value per block, not something the block's transactions move.
+pub struct BlockRandomness;
+impl frame_support::traits::Randomness<H256, BlockNumber> for BlockRandomness {
+	fn random(subject: &[u8]) -> (H256, BlockNumber) {
+		let now = System::block_number();
+		let salt = AUTHOR_SALT.with(|s| s.get());
+		(BlakeTwo256::hash_of(&(subject, now, salt)), now)
+	}
 }
 
 /// A verifier set that draws its verifiers in order, skipping those excluded.
@@ -158,7 +179,9 @@ impl VerifierSet<AccountId> for Verifiers {
 				.collect()
 		})
 	}
-	fn penalise(_: blyan_primitives::pol::JobId, _: &AccountId) {}
+	fn penalise(duty: VerifierDuty, verifier: &AccountId) {
+		PENALISED.with(|p| p.borrow_mut().push((duty, verifier.clone())));
+	}
 	#[cfg(feature = "runtime-benchmarks")]
 	fn benchmark_full_set() -> Vec<AccountId> {
 		let set: Vec<AccountId> = (1..=20u8).map(|i| AccountId::new([i; 32])).collect();
@@ -183,6 +206,8 @@ impl pallet_inference::Config for Test {
 	type Verifiers = Verifiers;
 	type DefaultParams = Defaults;
 	type MaxEvidenceLen = frame_support::traits::ConstU32<64>;
+	type Randomness = BlockRandomness;
+	type MaxDrawsPerBlock = frame_support::traits::ConstU32<2>;
 	type WeightInfo = ();
 }
 
@@ -198,12 +223,13 @@ pub fn new_account(balance: Balance) -> (sr25519::Public, AccountId) {
 	(public, account)
 }
 
-/// Moves to block `n`, giving every block before it a hash (the arbiters' draw is seeded by one).
+/// Moves to block `n`, starting each block after the current one (arbiters are drawn then).
 pub fn go_to(n: BlockNumber) {
-	for b in System::block_number().max(1)..n {
-		frame_system::BlockHash::<Test>::insert(b, H256::repeat_byte(b as u8));
+	use frame_support::traits::Hooks;
+	for b in System::block_number() + 1..=n {
+		System::set_block_number(b);
+		Inference::on_initialize(b);
 	}
-	System::set_block_number(n);
 }
 
 /// `public` signs `commitment` (as a stage does after each chunk).

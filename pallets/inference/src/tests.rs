@@ -1,5 +1,6 @@
 use crate::{mock::*, *};
 use frame_support::{assert_noop, assert_ok, traits::fungible::InspectHold};
+use sp_runtime::traits::{BlakeTwo256, Hash as _};
 
 fn endpoint(url: &str) -> BoundedVec<u8, MaxEndpointLen> {
 	url.as_bytes().to_vec().try_into().unwrap()
@@ -564,18 +565,9 @@ fn a_proven_wrong_answer_slashes_the_server_pays_the_challenger_and_burns_the_re
 		assert_eq!(challenge_bond(&c.challenger), CHALLENGE_BOND);
 		assert_eq!(OpenChallenges::<Test>::get(&c.server), Some(1));
 
-		// Drawn from the second block on, seeded by the hash of the block after the challenge.
+		// Drawn by the chain at the start of the next block.
+		assert!(Challenges::<Test>::get(0).unwrap().arbiters.is_none());
 		go_to(2);
-		assert_noop!(
-			Inference::draw_arbiters(RuntimeOrigin::signed(c.challenger.clone()), 0),
-			Error::<Test>::TooEarly
-		);
-		go_to(3);
-		assert_ok!(Inference::draw_arbiters(RuntimeOrigin::signed(c.arbiters[0].clone()), 0));
-		assert_noop!(
-			Inference::draw_arbiters(RuntimeOrigin::signed(c.challenger.clone()), 0),
-			Error::<Test>::AlreadyDrawn
-		);
 		let seats = Challenges::<Test>::get(0).unwrap().arbiters.unwrap();
 		assert_eq!(seats.iter().map(|(a, _)| a.clone()).collect::<Vec<_>>(), c.arbiters);
 
@@ -592,14 +584,20 @@ fn a_proven_wrong_answer_slashes_the_server_pays_the_challenger_and_burns_the_re
 		assert_ok!(close(&c));
 		assert_eq!(closed_as(), ChallengeOutcome::FraudProven);
 
-		// Half of the 1 000 bond slashed: 40 % of it (200) to the challenger, 300 burned; the
-		// server is no longer announced and the rest of its bond unbonds.
+		// Half of the 1 000 bond slashed: 40 % of it (200) to the challenger, the two arbiters
+		// who reported it paid their fee out of the rest, 290 burned; the server is no longer
+		// announced and the rest of its bond unbonds.
 		assert_eq!(held(&c.server), 500);
 		assert_eq!(Balances::free_balance(&c.server), 1_000);
 		assert!(!Servers::<Test>::contains_key(&c.server));
 		assert_eq!(challenge_bond(&c.challenger), 0);
 		assert_eq!(Balances::free_balance(&c.challenger), 500 + 200);
-		assert_eq!(Balances::total_issuance(), issuance - 300);
+		assert_eq!(Balances::free_balance(&c.arbiters[0]), 10 + ARBITER_FEE);
+		assert_eq!(Balances::free_balance(&c.arbiters[1]), 10 + ARBITER_FEE);
+		assert_eq!(Balances::total_issuance(), issuance - 300 + 2 * ARBITER_FEE);
+		// The third had not reported when two thirds decided: neither paid nor penalised.
+		assert_eq!(Balances::free_balance(&c.arbiters[2]), 10);
+		assert!(PENALISED.with(|p| p.borrow().is_empty()));
 		assert!(Challenges::<Test>::get(0).is_none());
 		assert!(OpenChallenges::<Test>::get(&c.server).is_none());
 		// The lie was paid for: the session is not challenged again, even once the server
@@ -616,7 +614,6 @@ fn a_refuted_challenge_costs_the_challenger_half_to_the_server_half_burned() {
 		let issuance = Balances::total_issuance();
 		assert_ok!(challenge(&c, 1));
 		go_to(3);
-		assert_ok!(Inference::draw_arbiters(RuntimeOrigin::signed(c.challenger.clone()), 0));
 		assert_ok!(report(&c, 0, false));
 		assert_ok!(report(&c, 1, true));
 		assert_ok!(report(&c, 2, false));
@@ -625,7 +622,16 @@ fn a_refuted_challenge_costs_the_challenger_half_to_the_server_half_burned() {
 		assert_eq!(Balances::free_balance(&c.challenger), 500 - CHALLENGE_BOND);
 		assert_eq!(Balances::free_balance(&c.server), 1_000 + CHALLENGE_BOND / 2);
 		assert_eq!(held(&c.server), 1_000);
-		assert_eq!(Balances::total_issuance(), issuance - CHALLENGE_BOND / 2);
+		// The two arbiters who re-executed it right are paid out of the burned half; the one
+		// who reported a lie that two thirds did not see loses its penalty.
+		assert_eq!(Balances::free_balance(&c.arbiters[0]), 10 + ARBITER_FEE);
+		assert_eq!(Balances::free_balance(&c.arbiters[2]), 10 + ARBITER_FEE);
+		assert_eq!(Balances::free_balance(&c.arbiters[1]), 10);
+		assert_eq!(
+			PENALISED.with(|p| p.borrow().clone()),
+			vec![(VerifierDuty::InferenceChallenge(0), c.arbiters[1].clone())]
+		);
+		assert_eq!(Balances::total_issuance(), issuance - CHALLENGE_BOND / 2 + 2 * ARBITER_FEE);
 		// The server serves on, and may withdraw again (its bond unbonding).
 		assert_ok!(Inference::withdraw(RuntimeOrigin::signed(c.server.clone())));
 		assert!(Unbonding::<Test>::contains_key(&c.server));
@@ -633,37 +639,41 @@ fn a_refuted_challenge_costs_the_challenger_half_to_the_server_half_burned() {
 }
 
 #[test]
-fn a_challenge_without_a_decision_returns_the_bond_and_one_never_drawn_forfeits_it() {
+fn a_challenge_without_a_decision_returns_the_bond_and_penalises_the_silent_arbiter() {
 	new_test_ext().execute_with(|| {
 		let c = challenge_setup();
 		assert_ok!(challenge(&c, 1));
 		go_to(3);
-		assert_ok!(Inference::draw_arbiters(RuntimeOrigin::signed(c.challenger.clone()), 0));
 		assert_ok!(report(&c, 0, true));
 		assert_ok!(report(&c, 1, false));
 		assert_noop!(close(&c), Error::<Test>::NotDecided);
-		System::set_block_number(1 + WINDOW);
+		go_to(1 + WINDOW);
 		assert_noop!(report(&c, 2, true), Error::<Test>::TooLate);
 		assert_ok!(close(&c));
 		assert_eq!(closed_as(), ChallengeOutcome::Undecided);
 		assert_eq!(Balances::free_balance(&c.challenger), 500);
 		assert_eq!(held(&c.server), 1_000);
+		// Nobody lost, so nobody is paid; the arbiter who let the deadline pass is penalised.
+		assert!(c.arbiters.iter().all(|a| Balances::free_balance(a) == 10));
+		assert_eq!(
+			PENALISED.with(|p| p.borrow().clone()),
+			vec![(VerifierDuty::InferenceChallenge(0), c.arbiters[2].clone())]
+		);
 
-		// A second challenge nobody had arbiters drawn for: forfeited like a refuted one.
+		// With no verifier to draw, a challenge is returned at its deadline too.
 		System::reset_events();
+		VERIFIERS.with(|v| v.borrow_mut().clear());
 		assert_ok!(challenge(&c, 2));
+		go_to(2 + WINDOW);
+		assert_eq!(Challenges::<Test>::get(1).unwrap().arbiters.map(|a| a.len()), Some(0));
 		assert_noop!(
-			Inference::close_challenge(RuntimeOrigin::signed(c.challenger.clone()), 1),
+			Inference::close_challenge(RuntimeOrigin::signed(c.arbiters[0].clone()), 1),
 			Error::<Test>::NotDecided
 		);
-		System::set_block_number(1 + 2 * WINDOW);
-		assert_noop!(
-			Inference::draw_arbiters(RuntimeOrigin::signed(c.challenger.clone()), 1),
-			Error::<Test>::TooLate
-		);
+		go_to(1 + 2 * WINDOW);
 		assert_ok!(Inference::close_challenge(RuntimeOrigin::signed(c.arbiters[0].clone()), 1));
-		assert_eq!(closed_as(), ChallengeOutcome::NotArbitrated);
-		assert_eq!(Balances::free_balance(&c.challenger), 500 - CHALLENGE_BOND);
+		assert_eq!(closed_as(), ChallengeOutcome::Undecided);
+		assert_eq!(Balances::free_balance(&c.challenger), 500);
 	});
 }
 
@@ -682,45 +692,54 @@ fn a_challenged_servers_bond_is_not_released_until_the_challenge_is_closed() {
 			Inference::release_bond(RuntimeOrigin::signed(c.server.clone()), c.server.clone()),
 			Error::<Test>::UnderChallenge
 		);
-		// Nobody drew arbiters: closed at the deadline, the challenger's bond forfeited.
+		// Its arbiters stayed silent: closed at the deadline, the challenger's bond returned,
+		// each arbiter penalised.
 		assert_ok!(close(&c));
-		assert_eq!(closed_as(), ChallengeOutcome::NotArbitrated);
+		assert_eq!(closed_as(), ChallengeOutcome::Undecided);
+		assert_eq!(PENALISED.with(|p| p.borrow().len()), 3);
 		assert_ok!(Inference::release_bond(
 			RuntimeOrigin::signed(c.server.clone()),
 			c.server.clone()
 		));
 		assert_eq!(held(&c.server), 0);
-		assert_eq!(Balances::free_balance(&c.server), 2_000 + CHALLENGE_BOND / 2);
+		assert_eq!(Balances::free_balance(&c.server), 2_000);
 	});
 }
 
 #[test]
-fn the_draw_is_the_same_whoever_calls_it_whenever() {
+fn arbiters_are_drawn_by_the_chain_from_the_randomness_of_the_block_after_the_challenge() {
 	new_test_ext().execute_with(|| {
 		let c = challenge_setup();
 		assert_ok!(challenge(&c, 1));
-		go_to(3);
-		let seeds = |at: BlockNumber| {
-			// Drawn in a throw-away transaction at block `at`: the seed the draw used.
-			System::set_block_number(at);
-			SEEDS.with(|s| s.borrow_mut().clear());
-			frame_support::storage::with_transaction(|| {
-				let _ = Inference::draw_arbiters(RuntimeOrigin::signed(c.challenger.clone()), 0);
-				sp_runtime::TransactionOutcome::Rollback(Ok::<(), sp_runtime::DispatchError>(()))
-			})
-			.unwrap();
-			SEEDS.with(|s| s.borrow().clone())
-		};
-		let early = seeds(3);
-		assert_eq!(early.len(), 1);
-		go_to(8);
-		assert_eq!(seeds(8), early, "a later block gives the same draw");
-		// Another challenge (another block after it) draws with another seed.
-		assert_ok!(challenge(&c, 2));
-		go_to(11);
+		// Nobody draws: no call exists for it, so neither party picks when (or whether) the
+		// draw is made; the challenge's own block draws nothing.
+		assert!(SEEDS.with(|s| s.borrow().is_empty()));
+		go_to(2);
+		let subject = (b"bly/inference-arbiters", 0u32).encode();
+		let expected = BlakeTwo256::hash_of(&(&subject[..], 2u64, 0u8));
+		assert_eq!(SEEDS.with(|s| s.borrow().clone()), vec![expected.as_bytes().to_vec()]);
+		assert!(Challenges::<Test>::get(0).unwrap().arbiters.is_some());
+		System::assert_has_event(
+			Event::ArbitersDrawn { challenge: 0, arbiters: c.arbiters.clone() }.into(),
+		);
+
+		// More challenges in one block than draws a block takes (two): the rest are drawn in
+		// the next block, from its randomness.
 		SEEDS.with(|s| s.borrow_mut().clear());
-		assert_ok!(Inference::draw_arbiters(RuntimeOrigin::signed(c.challenger.clone()), 1));
-		assert_ne!(SEEDS.with(|s| s.borrow().clone()), early);
+		for session in 2..5 {
+			assert_ok!(challenge(&c, session));
+		}
+		go_to(3);
+		assert_eq!(SEEDS.with(|s| s.borrow().len()), 2);
+		assert!(Challenges::<Test>::get(3).unwrap().arbiters.is_none());
+		go_to(4);
+		assert!(Challenges::<Test>::get(3).unwrap().arbiters.is_some());
+		let subject = (b"bly/inference-arbiters", 3u32).encode();
+		assert_eq!(
+			SEEDS.with(|s| s.borrow()[2].clone()),
+			BlakeTwo256::hash_of(&(&subject[..], 4u64, 0u8)).as_bytes().to_vec()
+		);
+		assert_eq!(DrawQueue::<Test>::iter().count(), 0);
 	});
 }
 
@@ -819,6 +838,13 @@ fn governance_sets_the_challenge_parameters_within_range() {
 		);
 		params.arbiters = 5;
 		params.check_rate = sp_runtime::Perbill::from_percent(10);
+		// Five arbiters' fees must fit in the half of the bond a refuted challenge burns.
+		params.arbiter_fee = CHALLENGE_BOND / 2 / 5 + 1;
+		assert_noop!(
+			<Inference as GovernedParams<_>>::set_params(params.clone()),
+			Error::<Test>::BadParams
+		);
+		params.arbiter_fee = CHALLENGE_BOND / 2 / 5;
 		assert_ok!(<Inference as GovernedParams<_>>::set_params(params.clone()));
 		assert_eq!(Params::<Test>::get(), params);
 	});
@@ -833,7 +859,6 @@ fn a_server_that_withdraws_after_lying_is_still_slashed_from_its_unbonding_bond(
 		assert_eq!(held(&c.server), 1_000);
 		assert_ok!(challenge(&c, 1));
 		go_to(3);
-		assert_ok!(Inference::draw_arbiters(RuntimeOrigin::signed(c.challenger.clone()), 0));
 		// Not released while challenged, even once the unbonding is over.
 		System::set_block_number(1 + WINDOW);
 		assert_noop!(
@@ -887,7 +912,6 @@ fn a_lie_proven_by_two_challenges_at_once_is_slashed_once() {
 		assert_ok!(challenge(&c, 1));
 		go_to(3);
 		for id in [0, 1] {
-			assert_ok!(Inference::draw_arbiters(RuntimeOrigin::signed(c.challenger.clone()), id));
 			for arbiter in &c.arbiters {
 				assert_ok!(Inference::arbitrate(RuntimeOrigin::signed(arbiter.clone()), id, true));
 			}
@@ -900,5 +924,29 @@ fn a_lie_proven_by_two_challenges_at_once_is_slashed_once() {
 		// One slash of half the bond (200 of it paid), both bonds back.
 		assert_eq!(Balances::free_balance(&c.challenger), 500 + 200);
 		assert_eq!(held(&c.server), 500);
+	});
+}
+
+#[test]
+fn a_flood_of_challenges_is_drawn_a_few_a_block_and_its_late_draws_are_dropped_at_close() {
+	new_test_ext().execute_with(|| {
+		let c = challenge_setup();
+		Balances::set_balance(&c.challenger, 24 * CHALLENGE_BOND + 100);
+		for session in 0..24 {
+			assert_ok!(challenge(&c, session));
+		}
+		// Two draws a block: by the deadline (block 11) 20 of them were due, and those drawn in
+		// the deadline's own block are skipped (nobody could report).
+		go_to(1 + WINDOW);
+		let drawn = (0..24).filter(|id| Challenges::<Test>::get(id).unwrap().arbiters.is_some());
+		assert_eq!(drawn.count(), 18);
+		assert_eq!(DrawQueue::<Test>::iter().count(), 4);
+		// Closed at the deadline as undecided; the queued draws go with their challenges (the
+		// invariants check no queued draw outlives its challenge).
+		for id in 0..24 {
+			assert_ok!(Inference::close_challenge(RuntimeOrigin::signed(c.challenger.clone()), id));
+		}
+		assert_eq!(DrawQueue::<Test>::iter().count(), 0);
+		assert_eq!(Balances::free_balance(&c.challenger), 24 * CHALLENGE_BOND + 100);
 	});
 }

@@ -55,7 +55,7 @@ pub mod weights;
 pub use weights::WeightInfo;
 
 use alloc::vec::Vec;
-use blyan_primitives::audit::VerifierSet;
+use blyan_primitives::audit::{VerifierDuty, VerifierSet};
 use blyan_primitives::deadlines::drain_due;
 use blyan_primitives::params::GovernedParams;
 /// The commitments a miner and a verifier post, defined once for the pallets and the worker.
@@ -424,6 +424,13 @@ pub mod pallet {
 		},
 		ParamsSet {
 			params: PolParams<BalanceOf<T>, BlockNumberFor<T>>,
+		},
+		/// A verifier lost part of its bond for a missing or dissenting report as an arbiter of
+		/// an inference challenge.
+		ArbiterPenalised {
+			challenge: u32,
+			verifier: T::AccountId,
+			amount: BalanceOf<T>,
 		},
 	}
 
@@ -973,7 +980,7 @@ impl<T: Config> Pallet<T> {
 
 	/// Burns `verifier_penalty` of a verifier's bond; one left below the minimum leaves the draw.
 	fn penalise(
-		job: JobId,
+		duty: VerifierDuty,
 		verifier: &T::AccountId,
 		params: &PolParams<BalanceOf<T>, BlockNumberFor<T>>,
 	) {
@@ -989,7 +996,13 @@ impl<T: Config> Pallet<T> {
 		info.bond = info.bond.saturating_sub(amount);
 		let below_minimum = info.bond < params.min_verifier_bond && info.unbonding_until.is_none();
 		Verifiers::<T>::insert(verifier, info);
-		Self::deposit_event(Event::VerifierPenalised { job, verifier: verifier.clone(), amount });
+		let who = verifier.clone();
+		Self::deposit_event(match duty {
+			VerifierDuty::Job(job) => Event::VerifierPenalised { job, verifier: who, amount },
+			VerifierDuty::InferenceChallenge(challenge) => {
+				Event::ArbiterPenalised { challenge, verifier: who, amount }
+			}
+		});
 		if below_minimum {
 			// Too little at stake to be drawn again: it leaves the set and may withdraw.
 			Self::leave_draw(verifier, params.unbonding_period);
@@ -1044,7 +1057,7 @@ impl<T: Config> Pallet<T> {
 						T::Contributions::honest_verification(&member.verifier);
 						quorum_members.push(member.verifier.clone());
 					} else {
-						Self::penalise(job, &member.verifier, &params);
+						Self::penalise(VerifierDuty::Job(job), &member.verifier, &params);
 					}
 				}
 				let request = &round.request;
@@ -1085,7 +1098,7 @@ impl<T: Config> Pallet<T> {
 			}
 			None => {
 				for member in round.committee.iter().filter(|m| m.scores.is_none()) {
-					Self::penalise(job, &member.verifier, &params);
+					Self::penalise(VerifierDuty::Job(job), &member.verifier, &params);
 				}
 				if round.attempt == 0 {
 					let mut next = round.clone();
@@ -1219,8 +1232,8 @@ impl<T: Config> VerifierSet<T::AccountId> for Pallet<T> {
 		Self::weighted_draw(seed, count, exclude)
 	}
 
-	fn penalise(job: JobId, verifier: &T::AccountId) {
-		Self::penalise(job, verifier, &Params::<T>::get());
+	fn penalise(duty: VerifierDuty, verifier: &T::AccountId) {
+		Self::penalise(duty, verifier, &Params::<T>::get());
 	}
 
 	#[cfg(feature = "runtime-benchmarks")]

@@ -55,7 +55,7 @@ pub use weights::WeightInfo;
 
 use alloc::{boxed::Box, vec::Vec};
 use blyan_primitives::audit::{
-	verify_leaf, SegmentCheckpoints, TraceCommitment, TrainingState, VerifierSet,
+	verify_leaf, SegmentCheckpoints, TraceCommitment, TrainingState, VerifierDuty, VerifierSet,
 };
 use blyan_primitives::deadlines::drain_due;
 use blyan_primitives::params::GovernedParams;
@@ -961,7 +961,7 @@ impl<T: Config> Pallet<T> {
 			}
 		}
 		for checker in silent {
-			T::Verifiers::penalise(job, checker);
+			T::Verifiers::penalise(VerifierDuty::Job(job), checker);
 		}
 		let checks = audit.spot_checks.len() as u32;
 		let confirmed = audit.spot_checks.iter().filter(|c| c.attested).count() as u32;
@@ -1104,7 +1104,7 @@ impl<T: Config> Pallet<T> {
 				Some(_) => false,
 			};
 			if wrong_side {
-				T::Verifiers::penalise(job, arbiter);
+				T::Verifiers::penalise(VerifierDuty::Job(job), arbiter);
 			}
 		}
 		if miner_wrong {
@@ -1209,7 +1209,7 @@ impl<T: Config> Pallet<T> {
 			.iter()
 			.filter(|c| c.attested && (c.segment == winner.segment || c.segment == dispute.segment))
 		{
-			T::Verifiers::penalise(job, &check.checker);
+			T::Verifiers::penalise(VerifierDuty::Job(job), &check.checker);
 		}
 		let segment = winner.segment;
 		let slashed_bond = T::Jobs::slashable(job, params.fraud_slash);

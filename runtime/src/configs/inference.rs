@@ -34,5 +34,11 @@ impl pallet_inference::Config for Runtime {
 	type DefaultParams = InferenceDefaults;
 	/// A CID in text form (CIDv1 base32 of a sha2-256 is 59 bytes).
 	type MaxEvidenceLen = ConstU32<128>;
+	/// Arbiters are drawn as PoL committees and audit checkers are: from BABE's VRF outputs
+	/// of the draw block and its parent, which no block author can grind.
+	type Randomness = crate::configs::pol::VrfRandomness;
+	/// Each draw reads the verifier set (a full one: 16 seats over 256 verifiers); a flood of
+	/// challenges (10 BLY bonded each) waits its turn rather than filling blocks.
+	type MaxDrawsPerBlock = ConstU32<4>;
 	type WeightInfo = pallet_inference::weights::SubstrateWeight<Runtime>;
 }

@@ -29,9 +29,10 @@
 //! | inference check rate | 5 % | 0 | 100 % |
 //! | inference challenge bond | 10 BLY | 0.001 BLY | 1 M BLY |
 //! | inference arbiters | 3 | 1 | 16 (`MAX_INFERENCE_ARBITERS`) |
-//! | inference arbitration window | 10 min | 30 blocks | 2 400 blocks (`BlockHashCount`) |
+//! | inference arbitration window | 10 min | 30 blocks | 2 400 blocks (40 min) |
 //! | server fraud slash | 100 % | 1 % | 100 % |
 //! | challenger share of a server slash | 50 % | 0 | 100 % |
+//! | inference arbiter fee | 1 BLY | 0 | 1 000 BLY (and arbiters × fee ≤ half the challenge bond) |
 //! | referendum prepare / decision / confirm / enactment | 1 h / 7 d / 1 d / 1 d | 1 / 10 / 1 / 1 blocks | 30 / 90 / 30 / 30 days |
 //!
 //! The `dev` preset shortens the referendum periods (see `genesis_config_presets`).
@@ -101,6 +102,8 @@ parameter_types! {
 		// second account challenge first and take the challenger's share).
 		fraud_slash: Perbill::from_percent(100),
 		challenger_share: Perbill::from_percent(50),
+		// Three arbiters' fees (3 BLY) fit in the 5 BLY a refuted challenge would burn.
+		arbiter_fee: BLY,
 	};
 
 	pub FreeTierDefaults: FreeTierParams<BlockNumber> = FreeTierParams {
@@ -190,10 +193,12 @@ impl ParameterBounds<Balance, BlockNumber> for BlyanBounds {
 			InferenceCheckRate | InferenceChallengerShare => percent(0, 100),
 			InferenceChallengeBond => amount(MILLI_BLY, 1_000_000 * BLY),
 			InferenceArbiters => (Count(1), Count(MAX_INFERENCE_ARBITERS)),
-			// Room for the draw and the arbiters' 20-block margin; within `BlockHashCount`
-			// (2 400), whose hash of the block after a challenge seeds its draw.
+			// Room for the draw and the arbiters' 20-block margin; at most 40 minutes, so a
+			// challenge does not hold a server's unbonding bond for long.
 			InferenceArbitrationWindow => blocks(30, 2_400),
 			ServerFraudSlash => percent(1, 100),
+			// Also checked by the pallet: the arbiters' fees fit in half the challenge bond.
+			InferenceArbiterFee => amount(0, 1_000 * BLY),
 		})
 	}
 }

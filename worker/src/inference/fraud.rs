@@ -273,8 +273,9 @@ impl Challenger {
 		Self { chain, ipfs, poll, submitting: tokio::sync::Mutex::new(()) }
 	}
 
-	/// Challenges what `hop` signed, publishing its record, and sees the challenge through:
-	/// arbiters drawn, then closed once decided or past its deadline. Returns how it ended.
+	/// Challenges what `hop` signed, publishing its record, and sees the challenge through
+	/// (the chain draws its arbiters): closed once decided or past its deadline. Returns how it
+	/// ended.
 	pub async fn challenge(&self, hop: &HopRecord) -> Result<ChallengeClosed> {
 		let id = self.open(hop).await?;
 		self.see_through(id).await
@@ -310,8 +311,8 @@ impl Challenger {
 		Ok(id)
 	}
 
-	/// Has challenge `id`'s arbiters drawn (if nobody did) and closes it once they decided or
-	/// its deadline passed.
+	/// Closes challenge `id` once its arbiters (drawn by the chain in the block after it)
+	/// decided, or its deadline passed.
 	pub async fn see_through(&self, id: u32) -> Result<ChallengeClosed> {
 		// Transactions the pool refused, or lost with the connection, in a row: a passing
 		// trouble (a nonce, a node restarting) is tried again, a lasting one ends the follow-up.
@@ -323,32 +324,6 @@ impl Challenger {
 			}
 			Ok(())
 		};
-		loop {
-			tokio::time::sleep(self.poll).await;
-			let chain = self.chain.read().await.clone();
-			let drawn = {
-				let _one_at_a_time = self.submitting.lock().await;
-				chain.draw_inference_arbiters(id).await
-			};
-			match drawn {
-				Ok(_) => break,
-				Err(e) if is(&e, |e| matches!(e, InferenceError::TooEarly)) => continue,
-				// Someone else drew them, or it is past the deadline: on to closing.
-				Err(e)
-					if is(&e, |e| {
-						matches!(e, InferenceError::AlreadyDrawn | InferenceError::TooLate)
-					}) =>
-				{
-					break
-				}
-				Err(e) if is(&e, |e| matches!(e, InferenceError::UnknownChallenge)) => {
-					bail!("challenge {id} was closed by someone else")
-				}
-				// Not the pallet's refusal (the pool's, a lost connection): try again.
-				Err(e) if e.pallet_error().is_none() => again(e, "drawing the arbiters")?,
-				Err(e) => return Err(e).context("drawing the arbiters"),
-			}
-		}
 		loop {
 			tokio::time::sleep(self.poll).await;
 			let chain = self.chain.read().await.clone();
@@ -398,22 +373,18 @@ pub fn decided(challenge: &ChainInferenceChallenge) -> bool {
 /// connection) before the challenger gives up on it (a restart resumes it).
 const MAX_RETRIES: u32 = 60;
 
-/// Blocks after a challenge's arbiters may be drawn before a verifier draws them.
-const DRAW_GRACE: u32 = 5;
-
 /// Blocks before a challenge's deadline at which an arbiter that still cannot fetch the session
 /// record holds it against the challenger (who had to keep it available).
 const UNAVAILABLE_MARGIN: u32 = 20;
 
-/// A verifier's part in inference challenges: it draws the arbiters of challenges nobody drew
-/// (the challenger may have gone away), and examines and reports those it sits on. (Closing is
-/// the parties' business: the challenger is paid by it, a server refuted gets its bond back.)
+/// A verifier's part in inference challenges: it examines and reports those it was drawn for
+/// (a report that agrees with the decision is paid, silence at the deadline penalised).
+/// (Closing is the parties' business: the challenger is paid by it, a server refuted gets its
+/// bond back.)
 #[derive(Default)]
 pub struct Arbiter {
 	/// Challenges this verifier reported on: not examined again.
 	reported: HashSet<u32>,
-	/// Challenges this verifier tried to draw arbiters for: not tried again.
-	drawn: HashSet<u32>,
 }
 
 impl Arbiter {
@@ -424,23 +395,12 @@ impl Arbiter {
 		let now = chain.finalized_number().await?;
 		let open = chain.inference_challenges().await?;
 		self.reported.retain(|id| open.iter().any(|(open, _)| open == id));
-		self.drawn.retain(|id| open.iter().any(|(open, _)| open == id));
 		for (id, challenge) in open {
 			if now >= challenge.deadline {
 				continue;
 			}
-			let Some(seats) = &challenge.arbiters else {
-				// The challenger draws; if it has not after a few blocks (it went away), any
-				// verifier does, so that the challenge is decided.
-				if now >= challenge.draw_from + DRAW_GRACE && self.drawn.insert(id) {
-					match chain.draw_inference_arbiters(id).await {
-						Err(e) if e.is_connection() => return Err(e.into()),
-						// Drawn by someone else meanwhile, or too late: nothing to do.
-						_ => {}
-					}
-				}
-				continue;
-			};
+			// Not drawn yet (the chain draws in the block after the challenge).
+			let Some(seats) = &challenge.arbiters else { continue };
 			let mine = seats.0.iter().find(|(a, _)| *a == me);
 			if mine.is_none_or(|(_, report)| report.is_some()) || self.reported.contains(&id) {
 				continue;

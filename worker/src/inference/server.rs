@@ -1219,11 +1219,13 @@ pub fn report_challenge(
 		Ok(closed) => {
 			tracing::warn!(
 				challenge = closed.challenge,
-				"challenge of {} closed: {:?}; slashed {}, {} of it to this account",
+				"challenge of {} closed: {:?}; slashed {}, {} of it to this account, {} to the \
+				 arbiters",
 				closed.server,
 				closed.outcome,
 				crate::chain::bly(closed.slashed),
-				crate::chain::bly(closed.to_challenger)
+				crate::chain::bly(closed.to_challenger),
+				crate::chain::bly(closed.to_arbiters)
 			);
 			if closed.outcome == ChallengeOutcome::FraudProven {
 				s.metrics.frauds_proven.fetch_add(1, Ordering::Relaxed);
