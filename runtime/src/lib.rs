@@ -149,6 +149,7 @@ type Migrations = (
 	configs::election::InitStakingLimits,
 	pallet_jobs::migrations::MigrateV0ToV2<Runtime>,
 	pallet_jobs::migrations::MigrateV1ToV2<Runtime>,
+	pallet_inference::migrations::MigrateV0ToV1<Runtime>,
 );
 
 /// Executive: dispatches blocks and extrinsics to the pallets.

@@ -31,11 +31,13 @@
 //!   ([`InferenceParams::check_rate`]) of sessions on other servers. When the bits differ, anyone
 //!   holding the stage's signed commitment may [`Call::challenge`] it, holding
 //!   [`InferenceParams::challenge_bond`] and naming the session's record (requests and answers,
-//!   on IPFS) as evidence. At the start of the next block the chain draws its arbiters: bonded
-//!   verifiers, stake-weighted, neither party, seeded by [`Config::Randomness`] of that block
-//!   (the runtime's is BABE's VRF outputs, which neither the challenger nor a block author can
-//!   grind). They fetch the record, check that it hashes to the signed transcript, re-execute
-//!   it on the committed version's layers (the CPU path is bit-exact) and [`Call::arbitrate`].
+//!   on IPFS) as evidence. At the start of the next block (later if more draws are due than a
+//!   block takes; the arbiters' window then starts at the draw) the chain draws its arbiters:
+//!   bonded verifiers, stake-weighted, neither party, seeded by [`Config::Randomness`] of that
+//!   block (the runtime's: BABE's VRF outputs, which the challenger cannot know and the
+//!   transactions of a block cannot move). They fetch the record, check that it hashes to the
+//!   signed transcript, re-execute it on the committed version's layers (the CPU path is
+//!   bit-exact) and [`Call::arbitrate`].
 //!   Once two thirds of them agree, or at the deadline, anyone may [`Call::close_challenge`]: a
 //!   proven wrong answer slashes [`InferenceParams::fraud_slash`] of the server's bond (the
 //!   challenger is paid [`InferenceParams::challenger_share`] of it, the rest is burned) and ends
@@ -56,6 +58,7 @@ pub use pallet::*;
 mod benchmarking;
 #[cfg(any(feature = "try-runtime", feature = "test-fixtures", test))]
 mod invariants;
+pub mod migrations;
 #[cfg(test)]
 mod mock;
 #[cfg(test)]
@@ -147,6 +150,8 @@ pub struct InferenceChallenge<AccountId, Balance, BlockNumber, MaxEvidenceLen: G
 	/// or of the first block after it with room for the draw.
 	pub draw_at: BlockNumber,
 	/// Arbiters report before this block; then the challenge may be closed whatever they said.
+	/// Set at the challenge to a window after it; a draw later than the next block moves it as
+	/// far.
 	pub deadline: BlockNumber,
 	/// The drawn arbiters and their reports (`Some(true)`: the server answered wrong); `None`
 	/// until drawn.
@@ -213,7 +218,8 @@ pub mod pallet {
 
 	/// The storage layout's version (0: the layout at launch): bumped, with a migration, on
 	/// every change of layout.
-	const STORAGE_VERSION: StorageVersion = StorageVersion::new(0);
+	/// v1: [`InferenceParams::arbiter_fee`], and arbiters drawn by the chain ([`DrawQueue`]).
+	const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
 
 	#[pallet::pallet]
 	#[pallet::storage_version(STORAGE_VERSION)]
@@ -384,8 +390,13 @@ pub mod pallet {
 			draw_at: BlockNumberFor<T>,
 			deadline: BlockNumberFor<T>,
 		},
-		/// The arbiters of a challenge were drawn: each re-executes the session and reports.
-		ArbitersDrawn { challenge: ChallengeId, arbiters: Vec<T::AccountId> },
+		/// The arbiters of a challenge were drawn: each re-executes the session and reports
+		/// before `deadline`.
+		ArbitersDrawn {
+			challenge: ChallengeId,
+			arbiters: Vec<T::AccountId>,
+			deadline: BlockNumberFor<T>,
+		},
 		/// An arbiter reported.
 		Arbitrated { challenge: ChallengeId, arbiter: T::AccountId },
 		/// A challenge was closed: `slashed` of the server's bond (`to_challenger` of it paid),
@@ -477,7 +488,8 @@ pub mod pallet {
 		TooLate,
 		/// The caller is not an arbiter of the challenge still to report.
 		NotArbiter,
-		/// Neither side has two thirds of the arbiters yet, and the deadline has not passed.
+		/// Neither side has two thirds of the arbiters yet, and the deadline has not passed (or
+		/// the arbiters are not drawn yet).
 		NotDecided,
 		/// The server has no bond unbonding.
 		NotUnbonding,
@@ -816,7 +828,10 @@ pub mod pallet {
 					ChallengeOutcome::Undecided
 				}
 				Some(outcome) => outcome,
-				None if !past_deadline => return Err(Error::<T>::NotDecided.into()),
+				// Not drawn yet (a backlog of draws): its arbiters get their window first.
+				None if !past_deadline || open.arbiters.is_none() => {
+					return Err(Error::<T>::NotDecided.into())
+				}
 				None => ChallengeOutcome::Undecided,
 			};
 			Self::close(challenge, open, outcome, decision, past_deadline);
@@ -1011,18 +1026,24 @@ impl<T: Config> Pallet<T> {
 	/// [`Config::Randomness`].
 	fn draw(challenge: ChallengeId, now: BlockNumberFor<T>) {
 		let Some(mut open) = Challenges::<T>::get(challenge) else { return };
-		// Drawn already, or so late that nobody could report: closed at its deadline.
-		if open.arbiters.is_some() || now >= open.deadline {
+		if open.arbiters.is_some() {
 			return;
 		}
-		let count = Params::<T>::get().arbiters.min(MAX_INFERENCE_ARBITERS);
+		let params = Params::<T>::get();
+		// The arbiters have as long from their draw as from a draw in the block after the
+		// challenge, however late the draw came (a backlog of draws must not leave them too
+		// little time, then penalise their silence).
+		let from_draw = now.saturating_add(params.arbitration_window).saturating_sub(1u32.into());
+		open.deadline = open.deadline.max(from_draw);
+		let count = params.arbiters.min(MAX_INFERENCE_ARBITERS);
 		let (seed, _) = T::Randomness::random(&(b"bly/inference-arbiters", challenge).encode());
 		let exclude = [open.challenger.clone(), open.commitment.server.clone()];
 		let drawn = T::Verifiers::draw(seed.as_ref(), count, &exclude);
 		let seats = BoundedVec::truncate_from(drawn.iter().cloned().map(|a| (a, None)).collect());
 		open.arbiters = Some(seats);
+		let deadline = open.deadline;
 		Challenges::<T>::insert(challenge, open);
-		Self::deposit_event(Event::ArbitersDrawn { challenge, arbiters: drawn });
+		Self::deposit_event(Event::ArbitersDrawn { challenge, arbiters: drawn, deadline });
 	}
 
 	/// Pays out a challenge's `outcome` and removes it. `decision` is what two thirds of the
@@ -1140,8 +1161,6 @@ impl<T: Config> Pallet<T> {
 			}
 		}
 		Challenges::<T>::remove(challenge);
-		// A draw still queued (the chain was that far behind with draws) is not made.
-		DrawQueue::<T>::remove(open.draw_at, challenge);
 		match OpenChallenges::<T>::get(&server).unwrap_or(0).saturating_sub(1) {
 			0 => OpenChallenges::<T>::remove(&server),
 			left => OpenChallenges::<T>::insert(&server, left),

@@ -149,19 +149,15 @@ std::thread_local! {
 	pub static SEEDS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
 	/// The verifiers penalised, and for which duty.
 	pub static PENALISED: std::cell::RefCell<Vec<(VerifierDuty, AccountId)>> = const { std::cell::RefCell::new(Vec::new()) };
-	/// What the block author contributes to [`BlockRandomness`] (a test's grinding author
-	/// varies it).
-	pub static AUTHOR_SALT: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
 }
 
-/// Randomness of the current block: a hash of its number and [`AUTHOR_SALT`], as a VRF output
-/// is one value per block, not something the block's transactions move.
+/// Randomness of the current block: a hash of its number, as a VRF output is one value per
+/// block, not something the block's transactions move.
 pub struct BlockRandomness;
 impl frame_support::traits::Randomness<H256, BlockNumber> for BlockRandomness {
 	fn random(subject: &[u8]) -> (H256, BlockNumber) {
 		let now = System::block_number();
-		let salt = AUTHOR_SALT.with(|s| s.get());
-		(BlakeTwo256::hash_of(&(subject, now, salt)), now)
+		(BlakeTwo256::hash_of(&(subject, now)), now)
 	}
 }
 

@@ -716,11 +716,16 @@ fn arbiters_are_drawn_by_the_chain_from_the_randomness_of_the_block_after_the_ch
 		assert!(SEEDS.with(|s| s.borrow().is_empty()));
 		go_to(2);
 		let subject = (b"bly/inference-arbiters", 0u32).encode();
-		let expected = BlakeTwo256::hash_of(&(&subject[..], 2u64, 0u8));
+		let expected = BlakeTwo256::hash_of(&(&subject[..], 2u64));
 		assert_eq!(SEEDS.with(|s| s.borrow().clone()), vec![expected.as_bytes().to_vec()]);
 		assert!(Challenges::<Test>::get(0).unwrap().arbiters.is_some());
 		System::assert_has_event(
-			Event::ArbitersDrawn { challenge: 0, arbiters: c.arbiters.clone() }.into(),
+			Event::ArbitersDrawn {
+				challenge: 0,
+				arbiters: c.arbiters.clone(),
+				deadline: 1 + WINDOW,
+			}
+			.into(),
 		);
 
 		// More challenges in one block than draws a block takes (two): the rest are drawn in
@@ -737,7 +742,7 @@ fn arbiters_are_drawn_by_the_chain_from_the_randomness_of_the_block_after_the_ch
 		let subject = (b"bly/inference-arbiters", 3u32).encode();
 		assert_eq!(
 			SEEDS.with(|s| s.borrow()[2].clone()),
-			BlakeTwo256::hash_of(&(&subject[..], 4u64, 0u8)).as_bytes().to_vec()
+			BlakeTwo256::hash_of(&(&subject[..], 4u64)).as_bytes().to_vec()
 		);
 		assert_eq!(DrawQueue::<Test>::iter().count(), 0);
 	});
@@ -928,25 +933,81 @@ fn a_lie_proven_by_two_challenges_at_once_is_slashed_once() {
 }
 
 #[test]
-fn a_flood_of_challenges_is_drawn_a_few_a_block_and_its_late_draws_are_dropped_at_close() {
+fn a_flood_of_challenges_is_drawn_a_few_a_block_each_with_a_whole_window_from_its_draw() {
 	new_test_ext().execute_with(|| {
 		let c = challenge_setup();
 		Balances::set_balance(&c.challenger, 24 * CHALLENGE_BOND + 100);
 		for session in 0..24 {
 			assert_ok!(challenge(&c, session));
 		}
-		// Two draws a block: by the deadline (block 11) 20 of them were due, and those drawn in
-		// the deadline's own block are skipped (nobody could report).
+		// Two draws a block: by the first deadline (block 11) 20 are drawn, 4 still queued.
 		go_to(1 + WINDOW);
-		let drawn = (0..24).filter(|id| Challenges::<Test>::get(id).unwrap().arbiters.is_some());
-		assert_eq!(drawn.count(), 18);
+		let drawn = || (0..24).filter(|id| Challenges::<Test>::get(id).unwrap().arbiters.is_some());
+		assert_eq!(drawn().count(), 20);
 		assert_eq!(DrawQueue::<Test>::iter().count(), 4);
-		// Closed at the deadline as undecided; the queued draws go with their challenges (the
-		// invariants check no queued draw outlives its challenge).
+		go_to(12);
+		// Drawn last (at block 13, eleven blocks late; the queue's order is its keys' hashes').
+		let last = (0..24)
+			.find(|id| Challenges::<Test>::get(id).unwrap().arbiters.is_none())
+			.expect("two left for block 13");
+		// Not closed before its arbiters had their window.
+		assert_noop!(
+			Inference::close_challenge(RuntimeOrigin::signed(c.challenger.clone()), last),
+			Error::<Test>::NotDecided
+		);
+		go_to(13);
+		assert_eq!(drawn().count(), 24);
+		// Its arbiters report until eleven blocks after the first deadline.
+		assert_eq!(Challenges::<Test>::get(last).unwrap().deadline, 12 + WINDOW);
+		go_to(11 + WINDOW);
+		let arbiter = RuntimeOrigin::signed(c.arbiters[0].clone());
+		assert_ok!(Inference::arbitrate(arbiter, last, false));
+		assert_noop!(
+			Inference::close_challenge(RuntimeOrigin::signed(c.challenger.clone()), last),
+			Error::<Test>::NotDecided
+		);
+		go_to(12 + WINDOW);
 		for id in 0..24 {
 			assert_ok!(Inference::close_challenge(RuntimeOrigin::signed(c.challenger.clone()), id));
 		}
 		assert_eq!(DrawQueue::<Test>::iter().count(), 0);
 		assert_eq!(Balances::free_balance(&c.challenger), 24 * CHALLENGE_BOND + 100);
+		// Every seat that let its whole window pass in silence was penalised (all but one).
+		assert_eq!(PENALISED.with(|p| p.borrow().len()), 24 * 3 - 1);
+	});
+}
+
+#[test]
+fn the_v1_migration_adds_the_arbiters_fee_within_the_bond_and_queues_undrawn_challenges() {
+	use crate::migrations::{v1::OldInferenceParams, MigrateV0ToV1};
+	use frame_support::traits::{GetStorageVersion, OnRuntimeUpgrade, StorageVersion};
+	new_test_ext().execute_with(|| {
+		let c = challenge_setup();
+		// v0: governance had set five arbiters; a challenge nobody drew arbiters for.
+		let old = OldInferenceParams {
+			check_rate: sp_runtime::Perbill::from_percent(5),
+			challenge_bond: CHALLENGE_BOND,
+			arbiters: 5,
+			arbitration_window: WINDOW,
+			fraud_slash: sp_runtime::Perbill::from_percent(50),
+			challenger_share: sp_runtime::Perbill::from_percent(40),
+		};
+		frame_support::storage::unhashed::put(&Params::<Test>::hashed_key(), &old);
+		assert_ok!(challenge(&c, 1));
+		DrawQueue::<Test>::remove(2, 0);
+		StorageVersion::new(0).put::<Inference>();
+
+		MigrateV0ToV1::<Test>::on_runtime_upgrade();
+		assert_eq!(Inference::on_chain_storage_version(), 1);
+		let params = Params::<Test>::get();
+		assert_eq!(params.arbiters, 5);
+		// The default fee (5) would not fit: five fees in half the bond (20) are 4 each.
+		assert_eq!(params.arbiter_fee, CHALLENGE_BOND / 2 / 5);
+		assert_ok!(Inference::check_params(&params));
+		go_to(2);
+		assert!(Challenges::<Test>::get(0).unwrap().arbiters.is_some());
+		// Once only.
+		MigrateV0ToV1::<Test>::on_runtime_upgrade();
+		assert_eq!(DrawQueue::<Test>::iter().count(), 0);
 	});
 }

@@ -28,7 +28,7 @@
 //! | free requests per block | 100 | 1 | 1 000 |
 //! | inference check rate | 5 % | 0 | 100 % |
 //! | inference challenge bond | 10 BLY | 0.001 BLY | 1 M BLY |
-//! | inference arbiters | 3 | 1 | 16 (`MAX_INFERENCE_ARBITERS`) |
+//! | inference arbiters | 3 | 1 | 16 (`MAX_INFERENCE_ARBITERS`; and arbiters × fee ≤ half the challenge bond: 5 at the default fee and bond) |
 //! | inference arbitration window | 10 min | 30 blocks | 2 400 blocks (40 min) |
 //! | server fraud slash | 100 % | 1 % | 100 % |
 //! | challenger share of a server slash | 50 % | 0 | 100 % |

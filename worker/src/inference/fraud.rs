@@ -408,6 +408,13 @@ impl Arbiter {
 			let finding = match examine(chain, ipfs, &challenge).await {
 				Ok(finding) => finding,
 				Err(e) if crate::is_connection_error(&e) => return Err(e),
+				// Two thirds decided already: a report that could not re-execute anything would
+				// change nothing but risk the penalty for dissent.
+				Err(e) if e.is::<RecordUnavailable>() && decided(&challenge) => {
+					warn!(challenge = id, "the record is unavailable; decided without this seat");
+					self.reported.insert(id);
+					continue;
+				}
 				Err(e)
 					if e.is::<RecordUnavailable>()
 						&& now + UNAVAILABLE_MARGIN >= challenge.deadline =>
