@@ -8,8 +8,9 @@ impl<T: Config> Pallet<T> {
 	/// The server count matching the announcements (not checked against `MaxServers`, which an
 	/// upgrade may lower below the announcements standing), and each server's bond hold its
 	/// announced bond and the bond it has unbonding; each open challenge counted at its server and indexed by its session,
-	/// its bond held from its challenger; each queued draw of an open challenge not yet drawn;
-	/// the parameters in range.
+	/// its bond held from its challenger; each queued draw of an open challenge not yet drawn,
+	/// and each challenge not yet drawn queued at or after the draw cursor; the parameters in
+	/// range.
 	pub fn do_try_state() -> Result<(), TryRuntimeError> {
 		let servers = Servers::<T>::iter().count() as u32;
 		ensure!(Servers::<T>::count() == servers, "the server counter is out of step");
@@ -53,12 +54,26 @@ impl<T: Config> Pallet<T> {
 				"a challenger's hold differs from its challenges' bonds"
 			);
 		}
-		// Draws: each queued one is of an open challenge not drawn yet.
+		// Draws: each queued one is of an open challenge not drawn yet, and each challenge not
+		// drawn yet is queued where the cursor will still reach it.
 		for (_, id, ()) in DrawQueue::<T>::iter() {
 			ensure!(
 				Challenges::<T>::get(id).is_some_and(|c| c.arbiters.is_none()),
 				"a queued draw is of a closed or drawn challenge"
 			);
+		}
+		let cursor = DrawCursor::<T>::get();
+		for (id, challenge) in Challenges::<T>::iter() {
+			if challenge.arbiters.is_none() {
+				ensure!(
+					DrawQueue::<T>::contains_key(challenge.draw_at, id),
+					"a challenge not drawn yet is not queued"
+				);
+				ensure!(
+					cursor.is_zero() || challenge.draw_at >= cursor,
+					"a challenge's draw is queued behind the cursor"
+				);
+			}
 		}
 		Self::check_params(&Params::<T>::get()).map_err(|_| "the parameters are out of range")?;
 		Ok(())

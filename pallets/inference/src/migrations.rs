@@ -39,23 +39,29 @@ pub mod v1 {
 		fn on_runtime_upgrade() -> Weight {
 			let (mut reads, mut writes) = (1u64, 0u64);
 			// Nothing stored: the defaults (with their fee) apply already.
-			let _ = Params::<T>::translate::<OldInferenceParams<BalanceOf<T>, BlockNumberFor<T>>, _>(
-				|old| {
-					let old = old?;
-					writes.saturating_inc();
-					let most = old.challenge_bond.saturating_sub(old.challenge_bond / 2u32.into())
-						/ old.arbiters.max(1).into();
-					Some(InferenceParams {
-						check_rate: old.check_rate,
-						challenge_bond: old.challenge_bond,
-						arbiters: old.arbiters,
-						arbitration_window: old.arbitration_window,
-						fraud_slash: old.fraud_slash,
-						challenger_share: old.challenger_share,
-						arbiter_fee: T::DefaultParams::get().arbiter_fee.min(most),
-					})
-				},
-			);
+			let translated = Params::<T>::translate::<
+				OldInferenceParams<BalanceOf<T>, BlockNumberFor<T>>,
+				_,
+			>(|old| {
+				let old = old?;
+				writes.saturating_inc();
+				let most = old.challenge_bond.saturating_sub(old.challenge_bond / 2u32.into())
+					/ old.arbiters.max(1).into();
+				Some(InferenceParams {
+					check_rate: old.check_rate,
+					challenge_bond: old.challenge_bond,
+					arbiters: old.arbiters,
+					arbitration_window: old.arbitration_window,
+					fraud_slash: old.fraud_slash,
+					challenger_share: old.challenger_share,
+					arbiter_fee: T::DefaultParams::get().arbiter_fee.min(most),
+				})
+			});
+			if translated.is_err() {
+				frame_support::defensive!(
+					"v0 inference parameters undecodable: the defaults apply"
+				);
+			}
 			let draw_at = frame_system::Pallet::<T>::block_number().saturating_add(1u32.into());
 			// Pre-launch, open challenges are few; a chain with many would need a multi-block
 			// migration instead.

@@ -1006,8 +1006,11 @@ fn the_v1_migration_adds_the_arbiters_fee_within_the_bond_and_queues_undrawn_cha
 		assert_ok!(Inference::check_params(&params));
 		go_to(2);
 		assert!(Challenges::<Test>::get(0).unwrap().arbiters.is_some());
-		// Once only.
+		// Once only: a second run changes nothing (v1 values are not read as v0 ones).
+		Params::<Test>::mutate(|p| p.arbiter_fee = 1);
+		let before = Params::<Test>::get();
 		MigrateV0ToV1::<Test>::on_runtime_upgrade();
+		assert_eq!(Params::<Test>::get(), before);
 		assert_eq!(DrawQueue::<Test>::iter().count(), 0);
 	});
 }

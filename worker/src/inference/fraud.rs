@@ -330,7 +330,7 @@ impl Challenger {
 			// Closing fails (and costs a fee) until the arbiters decided or the deadline passed.
 			let ready = match (chain.inference_challenge(id).await, chain.finalized_number().await)
 			{
-				(Ok(Some(c)), Ok(now)) => decided(&c) || now >= c.deadline,
+				(Ok(Some(c)), Ok(now)) => closable(&c, now),
 				(Ok(None), _) => bail!("challenge {id} was closed by someone else"),
 				_ => false,
 			};
@@ -362,11 +362,21 @@ impl Challenger {
 
 /// Whether two thirds of a challenge's seats reported the same way (the pallet's rule).
 pub fn decided(challenge: &ChainInferenceChallenge) -> bool {
-	let Some(seats) = &challenge.arbiters else { return false };
-	let seats = &seats.0;
+	decision(challenge).is_some()
+}
+
+/// What two thirds of a challenge's seats reported (`true`: the server answered wrong), if they
+/// did (the pallet's rule).
+pub fn decision(challenge: &ChainInferenceChallenge) -> Option<bool> {
+	let seats = &challenge.arbiters.as_ref()?.0;
 	let count = |wrong: bool| seats.iter().filter(|(_, r)| *r == Some(wrong)).count();
 	blyan_primitives::inference::arbitration_decision(seats.len(), count(true), count(false))
-		.is_some()
+}
+
+/// Whether the pallet would close a challenge at block `now`: its arbiters drawn, and decided
+/// or past its deadline (an attempt before that fails, and costs a fee).
+pub fn closable(challenge: &ChainInferenceChallenge, now: u32) -> bool {
+	challenge.arbiters.is_some() && (decided(challenge) || now >= challenge.deadline)
 }
 
 /// Transactions of a challenge's follow-up refused in a row (by the pool, or lost with the
@@ -408,17 +418,20 @@ impl Arbiter {
 			let finding = match examine(chain, ipfs, &challenge).await {
 				Ok(finding) => finding,
 				Err(e) if crate::is_connection_error(&e) => return Err(e),
-				// Two thirds decided already: a report that could not re-execute anything would
-				// change nothing but risk the penalty for dissent.
-				Err(e) if e.is::<RecordUnavailable>() && decided(&challenge) => {
-					warn!(challenge = id, "the record is unavailable; decided without this seat");
-					self.reported.insert(id);
-					continue;
-				}
 				Err(e)
 					if e.is::<RecordUnavailable>()
 						&& now + UNAVAILABLE_MARGIN >= challenge.deadline =>
 				{
+					// Two thirds found a wrong answer in the record (so it was available to
+					// them): holding it against the challenger now would only be a dissent.
+					if decision(&challenge) == Some(true) {
+						warn!(
+							challenge = id,
+							"the record is unavailable; decided without this seat"
+						);
+						self.reported.insert(id);
+						continue;
+					}
 					Finding::BadEvidence(e.to_string())
 				}
 				Err(e) => {

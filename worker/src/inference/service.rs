@@ -354,9 +354,7 @@ async fn release_unbonded(chain: &Chain) {
 				return;
 			};
 			for (id, c) in open {
-				if c.commitment.server == *chain.account()
-					&& (super::fraud::decided(&c) || now >= c.deadline)
-				{
+				if c.commitment.server == *chain.account() && super::fraud::closable(&c, now) {
 					let _ = chain.close_inference_challenge(id).await;
 				}
 			}
