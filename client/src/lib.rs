@@ -1282,6 +1282,58 @@ pub fn chunk_commitment_payload(genesis: &H256, commitment: &ChunkCommitment) ->
 	(b"blyan/chunk", genesis, commitment).encode()
 }
 
+/// [`blyan_primitives::inference::commitment_leaf`] of a generated commitment (the same SCALE
+/// bytes): its leaf in a receipt's `commitments` root.
+pub fn commitment_leaf(commitment: &ChunkCommitment) -> H256 {
+	let c = &::blyan_primitives::inference::ChunkCommitment {
+		server: commitment.server.0,
+		version: commitment.version,
+		layers: commitment.layers,
+		session: commitment.session,
+		positions: commitment.positions,
+		transcript: commitment.transcript,
+		bit_exact: commitment.bit_exact,
+	};
+	H256(::blyan_primitives::inference::commitment_leaf(c).0)
+}
+
+/// [`blyan_primitives::inference::commitments_root`]: the root of a route's commitment leaves,
+/// in route order.
+pub fn commitments_root(leaves: &[H256]) -> H256 {
+	H256(::blyan_primitives::inference::commitments_root(&primitive_hashes(leaves)).0)
+}
+
+/// The Merkle proof of leaf `index` among `leaves` ([`blyan_primitives::merkle::proof`]).
+pub fn commitment_proof(leaves: &[H256], index: u32) -> Vec<H256> {
+	::blyan_primitives::merkle::proof(&primitive_hashes(leaves), index)
+		.into_iter()
+		.map(|h| H256(h.0))
+		.collect()
+}
+
+/// Whether `leaf` is leaf `index` of the `leaves`-leaf tree under `root`
+/// ([`blyan_primitives::merkle::verify_leaf`]).
+pub fn commitment_in_root(
+	root: &H256,
+	leaves: u32,
+	index: u32,
+	leaf: H256,
+	proof: &[H256],
+) -> bool {
+	let proof = primitive_hashes(proof);
+	::blyan_primitives::merkle::verify_leaf(
+		&::blyan_primitives::Hash::from(root.0),
+		leaves,
+		index,
+		::blyan_primitives::Hash::from(leaf.0),
+		&proof,
+	)
+}
+
+fn primitive_hashes(hashes: &[H256]) -> Vec<::blyan_primitives::Hash> {
+	hashes.iter().map(|h| ::blyan_primitives::Hash::from(h.0)).collect()
+}
+
 /// Whether `signature` is `commitment.server`'s over `commitment` for the chain of `genesis`.
 pub fn verify_chunk_commitment(
 	genesis: &H256,

@@ -1,9 +1,14 @@
 //! What the inference pallet shares with the worker and asks of the free tier: layer spans,
-//! receipts and the payload a client signs.
+//! receipts and the payload a client signs, stage commitments and the Merkle root of a route's
+//! commitments a receipt pays for.
 
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use scale_info::TypeInfo;
-use sp_runtime::DispatchResult;
+use sp_core::H256;
+use sp_runtime::{
+	traits::{BlakeTwo256, Hash as _},
+	DispatchResult,
+};
 
 use crate::pol::VersionId;
 
@@ -36,7 +41,11 @@ impl LayerSpan {
 /// What a client signs for one request a server answered: the server is paid
 /// `(tokens_in + tokens_out) · price_per_token` from the client's balance, or, if `free`, the
 /// request counts against the client's free-tier quota. `nonce` orders a client's receipts to
-/// one server: each must be above the last one settled.
+/// one server: each must be above the last one settled. `commitments` is the Merkle root
+/// ([`commitments_root`]) of what every stage of the request's route signed last of its session
+/// (a [`ChunkCommitment`] each, in route order): the receipt, in the block that settles it, says
+/// which answers were paid for, and the server checks that its own commitment is among them
+/// before it takes the receipt.
 #[derive(
 	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
 )]
@@ -49,6 +58,7 @@ pub struct InferenceReceipt<AccountId, Balance> {
 	pub tokens_out: u32,
 	pub price_per_token: Balance,
 	pub free: bool,
+	pub commitments: H256,
 }
 
 /// The bytes a client signs for `receipt` on the chain whose genesis hash is `genesis`
@@ -87,6 +97,19 @@ pub fn chunk_commitment_payload<AccountId: Encode>(
 	commitment: &ChunkCommitment<AccountId>,
 ) -> alloc::vec::Vec<u8> {
 	(b"blyan/chunk", genesis, commitment).encode()
+}
+
+/// A stage commitment's leaf in a receipt's [`commitments_root`]: the blake2-256 hash of its
+/// SCALE bytes, domain-separated.
+pub fn commitment_leaf<AccountId: Encode>(commitment: &ChunkCommitment<AccountId>) -> H256 {
+	BlakeTwo256::hash(&(b"blyan/commitment", commitment).encode())
+}
+
+/// The root of a route's commitments, one leaf per stage in route order ([`commitment_leaf`],
+/// or zero for a stage that signed nothing): what a receipt carries in `commitments`. A stage
+/// proves its own is in it with [`crate::merkle::verify_leaf`].
+pub fn commitments_root(leaves: &[H256]) -> H256 {
+	crate::merkle::root(leaves)
 }
 
 /// The free tier as the inference pallet sees it.
@@ -128,7 +151,40 @@ pub fn arbitration_decision(seats: usize, wrong: usize, right: usize) -> Option<
 
 #[cfg(test)]
 mod tests {
-	use super::arbitration_decision;
+	use super::*;
+
+	fn commitment(server: u64, transcript: u8) -> ChunkCommitment<u64> {
+		ChunkCommitment {
+			server,
+			version: 1,
+			layers: (0, 2),
+			session: [7; 16],
+			positions: 5,
+			transcript: [transcript; 32],
+			bit_exact: true,
+		}
+	}
+
+	#[test]
+	fn a_receipts_root_holds_each_stages_commitment_at_its_place_and_nothing_else() {
+		let route = [commitment(1, 1), commitment(2, 2), commitment(3, 3)];
+		let leaves: alloc::vec::Vec<H256> = route.iter().map(commitment_leaf).collect();
+		let root = commitments_root(&leaves);
+		for (i, leaf) in leaves.iter().enumerate() {
+			let proof = crate::merkle::proof(&leaves, i as u32);
+			assert!(crate::merkle::verify_leaf(&root, 3, i as u32, *leaf, &proof));
+			// Not at another stage's place, nor in a root of another length.
+			assert!(!crate::merkle::verify_leaf(&root, 3, (i as u32 + 1) % 3, *leaf, &proof));
+			assert!(!crate::merkle::verify_leaf(&root, 2, i as u32, *leaf, &proof));
+		}
+		// Another answer (transcript) of the same stage is not in the root.
+		let proof = crate::merkle::proof(&leaves, 1);
+		let other = commitment_leaf(&commitment(2, 9));
+		assert!(!crate::merkle::verify_leaf(&root, 3, 1, other, &proof));
+		assert_ne!(commitment_leaf(&route[0]), commitment_leaf(&commitment(1, 2)));
+		// A one-stage route's root is its leaf.
+		assert_eq!(commitments_root(&leaves[..1]), leaves[0]);
+	}
 
 	#[test]
 	fn two_thirds_of_the_seats_decide_and_nothing_less() {

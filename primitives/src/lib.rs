@@ -99,6 +99,7 @@ pub mod audit;
 pub mod deadlines;
 pub mod federated;
 pub mod inference;
+pub mod merkle;
 pub mod params;
 pub mod pol;
 #[cfg(feature = "test-fixtures")]

@@ -209,6 +209,12 @@ async function run() {
   check(routed.length > 0 && routed.every((r) => announced.some((s) => s.who === r)), `playground: routed over announced servers (${routed.length} stage(s))`);
   const paid = await texts('[data-testid="receipts"] [data-account]', 'data-account');
   check(same(paid, routed), 'playground: one receipt per stage of the route, each to its server');
+  // The page checked every stage's signature and the receipts' root of the route's commitments
+  // itself (its own encoding of them, against what the gateway and the stages computed).
+  const signatures = await texts('[data-testid="route"] [data-signed]', 'data-signed');
+  check(signatures.length === routed.length && signatures.every((v) => v === 'true'), `playground: every stage's signature checked in the browser (${signatures})`);
+  const verified = await page.getAttribute('[data-testid="verified"]', 'data-verified');
+  check(verified === 'true', `playground: the receipts pay for exactly the route's signed answers: ${await page.textContent('[data-testid="verified"]')}`);
   await shot('playground');
 
   // --- servers (after the chat, the gateway has measured the stage it used)

@@ -8,8 +8,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use blyan_worker::{
-	chain::{self, Chain, Receipt},
+	chain::{self, Chain, Receipt, H256},
 	inference::{
+		commitments::{self, SignedCommitment},
 		protocol::{encode_request, ForwardRequest},
 		sessions::{SessionOpener, GRANT_HEADER},
 	},
@@ -165,6 +166,21 @@ async fn a_pipeline_serves_what_one_server_does_survives_a_dead_stage_and_is_pai
 	assert_eq!(tokens(&alone), tokens(&piped), "single server: {alone}\npipeline: {piped}");
 	assert_eq!(piped["usage"]["prompt_tokens"], 12);
 	assert_eq!(piped["usage"]["completion_tokens"], 24);
+	// Each receipt the gateway signed names every stage's last signed commitment of the request
+	// (their Merkle root, in route order); each stage took its receipt only with a proof that its
+	// own commitment is in it (settled below).
+	let route: Vec<_> = piped["blyan"]["route"]
+		.as_array()
+		.unwrap()
+		.iter()
+		.map(|stage| SignedCommitment::from_json(&stage["commitment"]))
+		.collect();
+	assert!(route.len() >= 2 && route.iter().all(Option::is_some), "{piped}");
+	let root = hex::encode(commitments::route_root(&route));
+	assert_eq!(piped["blyan"]["commitments_root"], root.as_str());
+	let receipts = piped["blyan"]["receipts"].as_array().unwrap();
+	assert_eq!(receipts.len(), route.len(), "{piped}");
+	assert!(receipts.iter().all(|r| r["commitments"] == root.as_str()), "{piped}");
 	// Seeded sampling is as reproducible as greedy decoding.
 	let sampled = json!({ "model": model, "prompt": "rev abc = ", "max_tokens": 16, "temperature": 0.8, "seed": 42 });
 	assert_eq!(
@@ -385,6 +401,7 @@ async fn a_pipeline_serves_what_one_server_does_survives_a_dead_stage_and_is_pai
 		tokens_out: 10,
 		price_per_token: 1_000,
 		free: false,
+		commitments: H256::repeat_byte(nonce as u8),
 	};
 	let signed = client.sign_receipt(receipt(settled + 1, "//Alice"));
 	server.settle(vec![signed.clone()]).await.unwrap();

@@ -240,6 +240,7 @@ mod benchmarks {
 				tokens_out: 100,
 				price_per_token: 1u32.into(),
 				free: false,
+				commitments: H256::repeat_byte(7),
 			};
 			let payload = receipt_payload(&genesis, &receipt);
 			let signature: T::Signature = sp_io::crypto::sr25519_sign(key_type, &public, &payload)

@@ -37,6 +37,7 @@ fn receipt(
 		tokens_out: tokens.1,
 		price_per_token: 10,
 		free: false,
+		commitments: H256::repeat_byte(nonce as u8),
 	}
 }
 
@@ -333,7 +334,15 @@ fn a_forged_receipt_is_refused_and_the_batch_with_it() {
 		let mut inflated = sign(&key, receipt(&client, &server, 3, (1, 1)));
 		inflated.receipt.tokens_out = 900;
 		assert_noop!(
-			Inference::settle(RuntimeOrigin::signed(server), batch(vec![inflated])),
+			Inference::settle(RuntimeOrigin::signed(server.clone()), batch(vec![inflated])),
+			Error::<Test>::BadReceiptSignature
+		);
+		// So does swapping the answers it paid for (the root of the route's commitments): the
+		// server cannot settle a receipt naming answers other than those the client signed for.
+		let mut swapped = sign(&key, receipt(&client, &server, 4, (1, 1)));
+		swapped.receipt.commitments = H256::repeat_byte(0xee);
+		assert_noop!(
+			Inference::settle(RuntimeOrigin::signed(server), batch(vec![swapped])),
 			Error::<Test>::BadReceiptSignature
 		);
 	});

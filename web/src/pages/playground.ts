@@ -1,16 +1,19 @@
 // Playground: chat with the version this gateway serves through its OpenAI API (streamed), and
-// see who served each answer (the route's stages and what they signed) and the receipts paid.
+// see who served each answer (the route's stages and what they signed) and the receipts paid,
+// checked in the browser: every stage's signature, and that the receipts pay for those answers.
+import type { ApiPromise } from '@polkadot/api';
 import type { Page } from '../context';
-import { account, bly, errorBox, h, mono, table } from '../ui';
+import { account, badge, bly, errorBox, h, mono, table } from '../ui';
+import { type Commitment, commitmentsRoot, sameHex, signedByStage } from '../verify';
 
 interface Message { role: 'user' | 'assistant'; content: string }
 interface Stage { server: string | null; price_per_token: string; endpoint: string; commitment: Commitment | null }
-interface Receipt { server: string; nonce: number; tokens_in: number; tokens_out: number; price_per_token: string; free: boolean }
-interface Commitment { server: string; layers: [number, number]; transcript: string; positions: number }
+interface Receipt { server: string; nonce: number; tokens_in: number; tokens_out: number; price_per_token: string; free: boolean; commitments: string }
+interface Served { route: Stage[]; receipts: Receipt[]; commitments_root: string }
 
 const KEY_STORE = 'blyan.apiKey';
 
-export const playgroundPage: Page = async ({ config }, el) => {
+export const playgroundPage: Page = async ({ api, config }, el) => {
   el.append(h('h1', {}, 'Playground'));
   if (!config.gateway || !config.model) {
     el.append(h('p', { class: 'empty' }, 'The playground talks to a gateway: open this app from `blyan-worker gateway --web`.'));
@@ -73,7 +76,7 @@ export const playgroundPage: Page = async ({ config }, el) => {
         const body = await response.json().catch(() => ({}));
         throw new Error(body?.error?.message ? `${response.status}: ${body.error.message}` : `the gateway answered ${response.status}`);
       }
-      let blyan: { route: Stage[]; receipts: Receipt[] } | undefined;
+      let blyan: Served | undefined;
       let usage: { prompt_tokens: number; completion_tokens: number } | undefined;
       let finished = false;
       // Server-sent events: blank-line separated, `data:` lines joined by newlines; the stream
@@ -109,7 +112,7 @@ export const playgroundPage: Page = async ({ config }, el) => {
       if (buffer.trim()) handle(buffer);
       if (!finished) throw new Error('the stream ended before the answer was complete (no [DONE])');
       setState('done', usage ? `${usage.prompt_tokens} prompt + ${usage.completion_tokens} completion tokens.` : 'Done.');
-      if (blyan) served.replaceChildren(...servedBy(blyan));
+      if (blyan) served.replaceChildren(...servedBy(blyan, api));
     } catch (e) {
       // The exchange is taken back whole (a next request must not carry a dangling question),
       // and the question given back to edit or resend.
@@ -128,11 +131,13 @@ export const playgroundPage: Page = async ({ config }, el) => {
   return () => controller?.abort();
 };
 
-function servedBy(b: { route: Stage[]; receipts: Receipt[] }): HTMLElement[] {
+function servedBy(b: Served, api: ApiPromise): HTMLElement[] {
+  const genesis = api.genesisHash.toU8a();
   return [
     h('h2', {}, 'Route'),
-    table(['Stage', 'Server', 'Layers', 'Endpoint', 'Price / token', 'Signed transcript'], b.route.map((stage, i) => {
+    table(['Stage', 'Server', 'Layers', 'Endpoint', 'Price / token', 'Signed transcript', 'Signature'], b.route.map((stage, i) => {
       const c = stage.commitment;
+      const signed = c !== null && c.server === stage.server && signedByStage(c, genesis);
       return [
         i + 1,
         stage.server ? account(stage.server) : h('span', { class: 'muted' }, 'unsigned'),
@@ -140,13 +145,36 @@ function servedBy(b: { route: Stage[]; receipts: Receipt[] }): HTMLElement[] {
         mono(stage.endpoint),
         bly(stage.price_per_token),
         c ? mono(c.transcript) : h('span', { class: 'muted' }, 'none'),
+        c ? h('span', { 'data-signed': String(signed) }, badge(signed ? 'valid' : 'INVALID', signed ? 'ok' : 'bad')) : '—',
       ];
     }), 'No stages.', 'route'),
+    verdict(b, genesis),
     h('h2', {}, 'Receipts signed by the gateway'),
-    table(['Server', 'Nonce', 'Tokens in', 'Tokens out', 'Price / token', 'Amount'], b.receipts.map((r) => [
+    table(['Server', 'Nonce', 'Tokens in', 'Tokens out', 'Price / token', 'Amount', 'Pays for (root)'], b.receipts.map((r) => [
       account(r.server), r.nonce, r.tokens_in, r.tokens_out, bly(r.price_per_token),
       h('span', { 'data-amount': String(BigInt(r.price_per_token) * BigInt(r.tokens_in + r.tokens_out)) },
         r.free ? 'free tier' : bly(BigInt(r.price_per_token) * BigInt(r.tokens_in + r.tokens_out))),
+      mono(r.commitments),
     ]), 'No receipts (an unpaid gateway).', 'receipts'),
   ];
+}
+
+/** This browser's own check of the answer: every stage signed what it answered, and every
+ * receipt pays for exactly those answers (the root of the route's commitments). */
+function verdict(b: Served, genesis: Uint8Array): HTMLElement {
+  const route = b.route.map((s) => s.commitment);
+  let root = '';
+  let problem: string | null = null;
+  try {
+    root = commitmentsRoot(route);
+    if (route.some((c, i) => c === null || c.server !== b.route[i].server || !signedByStage(c, genesis))) problem = 'a stage did not sign what it answered';
+    else if (!sameHex(root, b.commitments_root)) problem = 'the gateway names another root than the route\'s commitments give';
+    else if (b.receipts.some((r) => !sameHex(r.commitments, root))) problem = 'a receipt pays for other answers than the route\'s';
+  } catch (e) {
+    problem = `unreadable commitment: ${e instanceof Error ? e.message : String(e)}`;
+  }
+  return h('p', { 'data-testid': 'verified', 'data-verified': String(problem === null), 'data-root': root },
+    problem === null
+      ? `Checked in this browser: every stage signed its answers, and every receipt pays for exactly them (root ${root}).`
+      : `Not verified: ${problem}.`);
 }

@@ -103,8 +103,9 @@ pub enum Verdict {
 /// what was caught.
 pub struct CheckOutcome {
 	pub verdict: Verdict,
-	/// `(peer, positions computed)`.
-	pub replays: Vec<(Hop, u32)>,
+	/// `(peer, positions computed, what it signed last of the replay)`: a replay is paid as a
+	/// one-stage route.
+	pub replays: Vec<(Hop, u32, Option<SignedCommitment>)>,
 	/// The stage caught (the routed one, or a lying peer) with every chunk it answered of its
 	/// session and what it signed last of them: the evidence of a challenge on chain.
 	pub caught: Option<HopRecord>,
@@ -212,7 +213,7 @@ pub async fn spot_check(
 		};
 		avoid.insert(peer.endpoint());
 		let Ok(result) = replay(&peer, record).await else { continue };
-		replays.push((peer.clone(), result.positions));
+		replays.push((peer.clone(), result.positions, result.signed.clone()));
 		let Some((first_peer, first_replay)) = first.take() else {
 			if result.first_difference.is_none() {
 				return CheckOutcome { verdict: Verdict::Agreed, replays, caught: None };
@@ -505,20 +506,19 @@ mod tests {
 			assert_eq!(commitments[0]["layers"], serde_json::json!([0, 2]));
 			// Everything signed is in the answer: the signatures check out from it alone.
 			for c in commitments {
-				let bytes = |k: &str| hex::decode(c[k].as_str().unwrap()).unwrap();
-				let number = |v: &serde_json::Value| v.as_u64().unwrap();
-				let commitment = crate::chain::ChunkCommitment {
-					server: c["server"].as_str().unwrap().parse().unwrap(),
-					version: number(&c["version"]),
-					layers: (number(&c["layers"][0]) as u16, number(&c["layers"][1]) as u16),
-					session: bytes("session").try_into().unwrap(),
-					positions: number(&c["positions"]) as u32,
-					transcript: bytes("transcript").try_into().unwrap(),
-					bit_exact: c["bit_exact"].as_bool().unwrap(),
-				};
-				let signature: [u8; 64] = bytes("signature").try_into().unwrap();
-				assert!(verify_chunk_commitment(&GENESIS, &commitment, &signature), "{c}");
+				let signed = SignedCommitment::from_json(c).unwrap();
+				assert!(
+					SignedCommitment::verified(&GENESIS, signed.commitment, signed.signature)
+						.is_some(),
+					"{c}"
+				);
 			}
+			// With no payer, no receipts; the root they would carry is still shown.
+			let route: Vec<_> = commitments.iter().map(SignedCommitment::from_json).collect();
+			assert_eq!(
+				answer["blyan"]["commitments_root"],
+				hex::encode(commitments::route_root(&route)).as_str()
+			);
 			// Checks run after the answer: wait for this one's.
 			let started = std::time::Instant::now();
 			let metrics = loop {

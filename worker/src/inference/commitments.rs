@@ -5,7 +5,9 @@
 //! the server's announced account (an answer not so signed is a broken stage: routed around),
 //! and keeps the latest one: 161 bytes per stage and session commit to every answer in it. A
 //! spot check ([`super::checks`]) replays a stage's chunks elsewhere and compares the bits; what
-//! the stage signed is the evidence against it.
+//! the stage signed is the evidence against it. The receipts paying for a request carry the
+//! Merkle root of its route's commitments ([`route_root`]): each stage takes a receipt only with
+//! a proof that its own commitment is in it ([`super::receipts`]).
 
 use std::{
 	collections::HashMap,
@@ -17,7 +19,8 @@ use subxt::utils::AccountId32;
 use subxt_signer::sr25519::Keypair;
 
 use crate::chain::{
-	chunk_commitment_payload, verify_chunk_commitment, ChunkCommitment, VersionId, H256,
+	chunk_commitment_payload, commitment_leaf, commitments_root, verify_chunk_commitment,
+	ChunkCommitment, VersionId, H256,
 };
 
 use super::protocol::SessionId;
@@ -79,6 +82,51 @@ impl SignedCommitment {
 		verify_chunk_commitment(genesis, &commitment, &signature)
 			.then_some(Self { commitment, signature })
 	}
+
+	/// As an answer shows it: every field of the commitment and the signature, so anyone
+	/// holding it and the chain's genesis hash can check the stage's signature.
+	pub fn to_json(&self) -> serde_json::Value {
+		let c = &self.commitment;
+		serde_json::json!({
+			"server": c.server.to_string(), "version": c.version,
+			"layers": [c.layers.0, c.layers.1], "session": hex::encode(c.session),
+			"positions": c.positions, "transcript": hex::encode(c.transcript),
+			"bit_exact": c.bit_exact, "signature": hex::encode(self.signature),
+		})
+	}
+
+	/// Reads what [`Self::to_json`] wrote (the signature is not checked: see [`Self::verified`]).
+	pub fn from_json(value: &serde_json::Value) -> Option<Self> {
+		let bytes = |k: &str| hex::decode(value[k].as_str()?).ok();
+		let number = |v: &serde_json::Value| v.as_u64();
+		let commitment = ChunkCommitment {
+			server: value["server"].as_str()?.parse().ok()?,
+			version: number(&value["version"])?,
+			layers: (
+				number(&value["layers"][0])?.try_into().ok()?,
+				number(&value["layers"][1])?.try_into().ok()?,
+			),
+			session: bytes("session")?.try_into().ok()?,
+			positions: number(&value["positions"])?.try_into().ok()?,
+			transcript: bytes("transcript")?.try_into().ok()?,
+			bit_exact: value["bit_exact"].as_bool()?,
+		};
+		Some(Self { commitment, signature: bytes("signature")?.try_into().ok()? })
+	}
+}
+
+/// The leaves of a route's commitments, one per stage in route order: what each stage signed
+/// last of the request's session ([`commitment_leaf`]), zero for a stage that signed nothing.
+pub fn route_leaves(route: &[Option<SignedCommitment>]) -> Vec<H256> {
+	route
+		.iter()
+		.map(|s| s.as_ref().map_or(H256::zero(), |s| commitment_leaf(&s.commitment)))
+		.collect()
+}
+
+/// The root a receipt for the request carries: every stage's answers, in route order.
+pub fn route_root(route: &[Option<SignedCommitment>]) -> H256 {
+	commitments_root(&route_leaves(route))
 }
 
 /// The stage side: folds each session's chunks and signs.

@@ -1,7 +1,11 @@
-//! Pay-per-token receipts. A client (the gateway, with its key) signs one receipt per server of
-//! the route after each completion and posts it to that server's `/v1/receipts` as SCALE bytes;
-//! the server checks it (its own account, the client's signature, a nonce above the client's
-//! last, at least its price) and settles what it holds in batches with one `inference.settle`.
+//! Pay-per-token receipts. A client (the gateway, with its key) signs one receipt per stage of
+//! the route after each completion, naming the Merkle root of every stage's last signed
+//! commitment of the request ([`super::commitments::route_root`]), and posts it to that stage's
+//! `/v1/receipts` as SCALE bytes ([`PostedReceipt`]) with the stage's own commitment and its
+//! proof; the server checks it (its own account, the client's signature, a nonce above the
+//! client's last, at least its price, and a commitment it signed itself in the receipt's root)
+//! and settles what it holds in batches with one `inference.settle`. The settled receipt, in
+//! its block, says which answers were paid for.
 
 use std::{
 	collections::{HashMap, HashSet},
@@ -9,13 +13,30 @@ use std::{
 	time::{SystemTime, UNIX_EPOCH},
 };
 
-use codec::Decode;
+use codec::{Decode, Encode};
 use subxt::utils::AccountId32;
 
 use crate::chain::{
-	Chain, ChainError, ChainSignedReceipt, InferenceError, MultiSignature, Receipt, RuntimeError,
+	commitment_in_root, commitment_leaf, verify_chunk_commitment, Chain, ChainError,
+	ChainSignedReceipt, ChunkCommitment, InferenceError, MultiSignature, Receipt, RuntimeError,
 	H256,
 };
+
+/// Longest proof a receipt's commitment may come with: routes of up to 2³² stages.
+const MAX_PROOF_LEN: usize = 32;
+
+/// What a client posts to a stage's `/v1/receipts` (SCALE): the signed receipt, and the stage's
+/// own last signed commitment of the request with the proof that it is leaf `stage` of the
+/// `stages`-leaf tree under the receipt's `commitments` root.
+#[derive(Clone, Debug, Encode, Decode)]
+pub struct PostedReceipt {
+	pub signed: ChainSignedReceipt,
+	pub commitment: ChunkCommitment,
+	pub signature: [u8; 64],
+	pub stage: u32,
+	pub stages: u32,
+	pub proof: Vec<H256>,
+}
 
 /// Receipt nonces: microseconds since the Unix epoch, strictly increasing per process, so several
 /// gateways sharing a key (or a restarted one) never reuse a nonce the chain already settled.
@@ -35,8 +56,12 @@ impl NonceClock {
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ReceiptError {
-	#[error("not a SCALE-encoded signed receipt")]
+	#[error("not a SCALE-encoded posted receipt")]
 	Malformed,
+	#[error("the commitment is not one this server signed, of the receipt's version")]
+	CommitmentNotSigned,
+	#[error("the receipt's commitments root does not hold this server's commitment at stage {0}")]
+	CommitmentNotInRoot(u32),
 	#[error("receipt is for another server")]
 	WrongServer,
 	#[error("signature is not the client's")]
@@ -116,16 +141,36 @@ impl ReceiptBook {
 		}
 	}
 
-	/// Checks and keeps a receipt posted by a client.
+	/// Checks and keeps a receipt posted by a client ([`PostedReceipt`]'s SCALE bytes).
 	pub fn accept(&self, bytes: &[u8]) -> Result<Receipt, ReceiptError> {
-		let signed =
-			ChainSignedReceipt::decode(&mut &bytes[..]).map_err(|_| ReceiptError::Malformed)?;
+		let posted = PostedReceipt::decode(&mut &bytes[..]).map_err(|_| ReceiptError::Malformed)?;
+		if posted.proof.len() > MAX_PROOF_LEN {
+			return Err(ReceiptError::Malformed);
+		}
+		let signed = posted.signed;
 		let r = &signed.receipt;
 		if r.server != self.server {
 			return Err(ReceiptError::WrongServer);
 		}
 		if !verify(&self.genesis, &signed) {
 			return Err(ReceiptError::BadSignature);
+		}
+		// The receipt pays for answers this server signed: its own commitment, in the root.
+		let c = &posted.commitment;
+		if c.server != self.server
+			|| c.version != r.version
+			|| !verify_chunk_commitment(&self.genesis, c, &posted.signature)
+		{
+			return Err(ReceiptError::CommitmentNotSigned);
+		}
+		if !commitment_in_root(
+			&r.commitments,
+			posted.stages,
+			posted.stage,
+			commitment_leaf(c),
+			&posted.proof,
+		) {
+			return Err(ReceiptError::CommitmentNotInRoot(posted.stage));
 		}
 		if r.free {
 			if !self.accept_free || r.price_per_token != 0 {
@@ -268,11 +313,47 @@ impl ReceiptBook {
 #[cfg(test)]
 mod tests {
 	use super::*;
-	use crate::chain::receipt_payload;
-	use subxt_signer::sr25519::dev;
+	use crate::chain::{
+		chunk_commitment_payload, commitment_proof, commitments_root, receipt_payload,
+	};
+	use subxt_signer::sr25519::{dev, Keypair};
 
-	fn signed(nonce: u64, server: &AccountId32, price: u128, tamper: bool) -> Vec<u8> {
+	const GENESIS: H256 = H256([1; 32]);
+
+	/// What `stage` signed last of a session, answering `transcript`.
+	fn commitment(stage: &Keypair, transcript: u8) -> (ChunkCommitment, [u8; 64]) {
+		let commitment = ChunkCommitment {
+			server: stage.public_key().to_account_id(),
+			version: 1,
+			layers: (0, 2),
+			session: [9; 16],
+			positions: 7,
+			transcript: [transcript; 32],
+			bit_exact: true,
+		};
+		let signature = stage.sign(&chunk_commitment_payload(&GENESIS, &commitment)).0;
+		(commitment, signature)
+	}
+
+	/// A two-stage route: Charlie's stage, then Dave's.
+	fn route() -> Vec<H256> {
+		[commitment(&dev::charlie(), 1), commitment(&dev::dave(), 2)]
+			.iter()
+			.map(|(c, _)| commitment_leaf(c))
+			.collect()
+	}
+
+	/// Bob's receipt for the route's first stage (`server`) as Bob posts it; `change` edits the
+	/// post before it is encoded (`tamper`: the tokens after Bob signed).
+	fn posted(
+		nonce: u64,
+		server: &AccountId32,
+		price: u128,
+		tamper: bool,
+		change: impl FnOnce(&mut PostedReceipt),
+	) -> Vec<u8> {
 		let client = dev::bob();
+		let leaves = route();
 		let mut receipt = Receipt {
 			client: client.public_key().to_account_id(),
 			server: *server,
@@ -282,22 +363,34 @@ mod tests {
 			tokens_out: 4,
 			price_per_token: price,
 			free: false,
+			commitments: commitments_root(&leaves),
 		};
-		let signature = client.sign(&receipt_payload(&H256([1; 32]), &receipt));
+		let signature = client.sign(&receipt_payload(&GENESIS, &receipt));
 		if tamper {
 			receipt.tokens_out = 400;
 		}
-		codec::Encode::encode(&ChainSignedReceipt {
-			receipt,
-			signature: MultiSignature::Sr25519(signature.0),
-		})
+		let (commitment, stage_signature) = commitment(&dev::charlie(), 1);
+		let mut post = PostedReceipt {
+			signed: ChainSignedReceipt { receipt, signature: MultiSignature::Sr25519(signature.0) },
+			commitment,
+			signature: stage_signature,
+			stage: 0,
+			stages: 2,
+			proof: commitment_proof(&leaves, 0),
+		};
+		change(&mut post);
+		post.encode()
+	}
+
+	fn signed(nonce: u64, server: &AccountId32, price: u128, tamper: bool) -> Vec<u8> {
+		posted(nonce, server, price, tamper, |_| {})
 	}
 
 	#[test]
 	fn a_server_takes_its_own_signed_receipts_once_in_any_order() {
 		let server = dev::charlie().public_key().to_account_id();
 		let other = dev::dave().public_key().to_account_id();
-		let book = ReceiptBook::new(server, H256([1; 32]), 10, true);
+		let book = ReceiptBook::new(server, GENESIS, 10, true);
 		assert!(book.accept(&signed(5, &server, 10, false)).is_ok());
 		assert!(book.accept(&signed(3, &server, 10, false)).is_ok(), "out of order is fine");
 		assert!(matches!(
@@ -318,5 +411,39 @@ mod tests {
 		));
 		assert_eq!(book.accept(b"junk").unwrap_err(), ReceiptError::Malformed);
 		assert_eq!(book.stats().pending, 2);
+	}
+
+	#[test]
+	fn a_receipt_not_naming_the_answers_this_server_signed_is_refused() {
+		let server = dev::charlie().public_key().to_account_id();
+		let book = ReceiptBook::new(server, GENESIS, 10, true);
+		// Another answer of this server than the one in the root (say, from another request).
+		let other_answer = posted(1, &server, 10, false, |p| {
+			(p.commitment, p.signature) = commitment(&dev::charlie(), 3);
+		});
+		assert_eq!(book.accept(&other_answer).unwrap_err(), ReceiptError::CommitmentNotInRoot(0));
+		// The other stage's commitment, in the root but not this server's.
+		let theirs = posted(2, &server, 10, false, |p| {
+			(p.commitment, p.signature) = commitment(&dev::dave(), 2);
+			p.stage = 1;
+			p.proof = commitment_proof(&route(), 1);
+		});
+		assert_eq!(book.accept(&theirs).unwrap_err(), ReceiptError::CommitmentNotSigned);
+		// This server's commitment with a signature that is not its own (a forged answer).
+		let forged = posted(3, &server, 10, false, |p| p.signature = [7; 64]);
+		assert_eq!(book.accept(&forged).unwrap_err(), ReceiptError::CommitmentNotSigned);
+		// Of another version than the receipt pays for.
+		let elsewhere = posted(4, &server, 10, false, |p| p.commitment.version = 2);
+		assert_eq!(book.accept(&elsewhere).unwrap_err(), ReceiptError::CommitmentNotSigned);
+		// The right commitment at another stage's place, or in a tree of another size.
+		let moved = posted(5, &server, 10, false, |p| p.stage = 1);
+		assert_eq!(book.accept(&moved).unwrap_err(), ReceiptError::CommitmentNotInRoot(1));
+		let resized = posted(6, &server, 10, false, |p| p.stages = 3);
+		assert_eq!(book.accept(&resized).unwrap_err(), ReceiptError::CommitmentNotInRoot(0));
+		// A proof longer than any route's.
+		let padded = posted(7, &server, 10, false, |p| p.proof = vec![H256::zero(); 33]);
+		assert_eq!(book.accept(&padded).unwrap_err(), ReceiptError::Malformed);
+		assert_eq!(book.stats().pending, 0, "nothing refused is kept");
+		assert!(book.accept(&signed(8, &server, 10, false)).is_ok());
 	}
 }

@@ -41,10 +41,10 @@ use crate::{
 use super::{
 	api_keys::{ApiKeys, HeldTokens, KeyEntry},
 	checks::{self, Verdict},
-	commitments::{ChunkSigner, SignedCommitment, COMMITMENT_HEADER},
+	commitments::{self, ChunkSigner, SignedCommitment, COMMITMENT_HEADER},
 	fraud::Challenger,
 	protocol,
-	receipts::{NonceClock, ReceiptBook},
+	receipts::{NonceClock, PostedReceipt, ReceiptBook},
 	route::{self, GenerateRequest, Generation, RouteSource},
 	sessions::{SessionGate, GRANT_HEADER},
 	stage::LocalStage,
@@ -1104,7 +1104,9 @@ async fn complete(
 }
 
 /// Blyan's part of an answer: the tokens, the route's stages (server, price, endpoint and what
-/// the stage signed), the receipts this gateway signed for it and every signed commitment.
+/// the stage signed: every field, so anyone holding it and the chain's genesis hash can check the
+/// stage's signature over the transcript of what it answered), the root of those commitments
+/// the receipts carry, the receipts this gateway signed for it and every signed commitment.
 fn served_json(g: &Generation, receipts: &[Value]) -> Value {
 	let route: Vec<Value> = g
 		.served_by
@@ -1113,32 +1115,16 @@ fn served_json(g: &Generation, receipts: &[Value]) -> Value {
 		.enumerate()
 		.map(|(i, ((server, price), endpoint))| {
 			// Stage by stage (one server may hold two stages of a route).
-			let signed = g.commitments.get(i).map_or(&[][..], std::slice::from_ref);
+			let signed = g.commitments.get(i).and_then(Option::as_ref);
 			json!({ "server": server.as_ref().map(|a| a.to_string()),
 				"price_per_token": price.to_string(), "endpoint": endpoint,
-				"commitment": commitments_json(signed).get(0).cloned() })
+				"commitment": signed.map(SignedCommitment::to_json) })
 		})
 		.collect();
-	json!({ "tokens": g.tokens, "reroutes": g.reroutes, "route": route, "receipts": receipts,
-		"commitments": commitments_json(&g.commitments) })
-}
-
-/// What each stage signed of a completion's session, as a non-streamed answer shows it: every
-/// field of the signed commitment, so anyone holding it and the chain's genesis hash can check
-/// the stage's signature over the transcript of what it answered.
-fn commitments_json(all: &[Option<SignedCommitment>]) -> Value {
-	all.iter()
-		.flatten()
-		.map(|s| {
-			let c = &s.commitment;
-			json!({
-				"server": c.server.to_string(), "version": c.version,
-				"layers": [c.layers.0, c.layers.1], "session": hex::encode(c.session),
-				"positions": c.positions, "transcript": hex::encode(c.transcript),
-				"bit_exact": c.bit_exact, "signature": hex::encode(s.signature),
-			})
-		})
-		.collect()
+	let all: Vec<Value> = g.commitments.iter().flatten().map(SignedCommitment::to_json).collect();
+	json!({ "tokens": g.tokens, "reroutes": g.reroutes, "route": route,
+		"commitments_root": hex::encode(commitments::route_root(&g.commitments)),
+		"receipts": receipts, "commitments": all })
 }
 
 /// Flips the lowest bit of the first value: a lying stage of the tests.
@@ -1163,9 +1149,21 @@ async fn spot_check(s: &Arc<AppState>, routes: &dyn RouteSource, records: Vec<ro
 	let m = &s.metrics;
 	for record in records {
 		let outcome = checks::spot_check(routes, s.version, &record).await;
-		for (peer, positions) in &outcome.replays {
-			if let Some(server) = peer.server {
-				pay(s, server, peer.price_per_token, &peer.endpoint(), *positions, 0);
+		for (peer, positions, signed) in &outcome.replays {
+			// A replay is a session of its own at the peer: a one-stage route.
+			if let (Some(server), Some(signed)) = (peer.server, signed) {
+				let leaves = commitments::route_leaves(std::slice::from_ref(&Some(signed.clone())));
+				let payment = Payment {
+					server,
+					price: peer.price_per_token,
+					endpoint: &peer.endpoint(),
+					tokens_in: *positions,
+					tokens_out: 0,
+					signed,
+					stage: 0,
+					leaves: &leaves,
+				};
+				pay(s, payment);
 			}
 		}
 		match &outcome.verdict {
@@ -1187,7 +1185,9 @@ async fn spot_check(s: &Arc<AppState>, routes: &dyn RouteSource, records: Vec<ro
 			let hop = &caught.hop;
 			m.caught.fetch_add(1, Ordering::Relaxed);
 			routes.caught(hop);
-			let evidence = commitments_json(std::slice::from_ref(&caught.signed));
+			let evidence: Vec<Value> =
+				caught.signed.iter().map(SignedCommitment::to_json).collect();
+			let evidence = Value::from(evidence);
 			tracing::warn!(
 				"caught {} ({}) answering other bits than layers {:?} give; never routed to again; what it signed: {evidence}",
 				hop.endpoint(),
@@ -1237,38 +1237,53 @@ pub fn report_challenge(
 	}
 }
 
-/// Signs a receipt for `tokens_in + tokens_out` at `price` and posts it to the stage at
-/// `endpoint`, if this process is a paying gateway; what it signed, as the answer shows it.
-fn pay(
-	s: &Arc<AppState>,
+/// What one receipt pays for: the request's tokens, at one stage of its route, whose last signed
+/// commitment is `signed`, leaf `stage` of the route's `leaves`.
+struct Payment<'a> {
 	server: subxt::utils::AccountId32,
 	price: u128,
-	endpoint: &str,
+	endpoint: &'a str,
 	tokens_in: u32,
 	tokens_out: u32,
-) -> Option<Value> {
+	signed: &'a SignedCommitment,
+	stage: u32,
+	leaves: &'a [crate::chain::H256],
+}
+
+/// Signs a receipt for a [`Payment`] (the root of the route's commitments in it) and posts it,
+/// with the proof that the stage's own commitment is in that root, to the stage's
+/// `/v1/receipts`, if this process is a paying gateway; what it signed, as the answer shows it.
+fn pay(s: &Arc<AppState>, p: Payment<'_>) -> Option<Value> {
 	let payer = s.payer.clone()?;
 	let receipt = Receipt {
 		client: *payer.chain.account(),
-		server,
+		server: p.server,
 		version: s.version,
 		nonce: payer.nonces.next(),
-		tokens_in,
-		tokens_out,
-		price_per_token: if payer.free { 0 } else { price },
+		tokens_in: p.tokens_in,
+		tokens_out: p.tokens_out,
+		price_per_token: if payer.free { 0 } else { p.price },
 		free: payer.free,
+		commitments: crate::chain::commitments_root(p.leaves),
 	};
 	let shown = json!({
 		"client": receipt.client.to_string(), "server": receipt.server.to_string(),
 		"version": receipt.version, "nonce": receipt.nonce, "tokens_in": receipt.tokens_in,
 		"tokens_out": receipt.tokens_out, "price_per_token": receipt.price_per_token.to_string(),
-		"free": receipt.free,
+		"free": receipt.free, "commitments": hex::encode(receipt.commitments),
 	});
-	let signed = payer.chain.sign_receipt(receipt);
-	let (http, url) = (payer.http.clone(), format!("{endpoint}/v1/receipts"));
+	let posted = PostedReceipt {
+		signed: payer.chain.sign_receipt(receipt),
+		commitment: p.signed.commitment.clone(),
+		signature: p.signed.signature,
+		stage: p.stage,
+		stages: p.leaves.len() as u32,
+		proof: crate::chain::commitment_proof(p.leaves, p.stage),
+	};
+	let (http, url) = (payer.http.clone(), format!("{}/v1/receipts", p.endpoint));
 	s.metrics.receipts_sent.fetch_add(1, Ordering::Relaxed);
 	tokio::spawn(async move {
-		let body = codec::Encode::encode(&signed);
+		let body = codec::Encode::encode(&posted);
 		match http.post(&url).body(body).send().await {
 			Ok(r) if r.status().is_success() => {}
 			Ok(r) => {
@@ -1289,11 +1304,25 @@ async fn account(s: &Arc<AppState>, request: &GenerateRequest, g: &Generation) -
 	m.first_token_micros.fetch_add(g.first_token.as_micros() as u64, Ordering::Relaxed);
 	m.reroutes.fetch_add(g.reroutes as u64, Ordering::Relaxed);
 	let (tokens_in, tokens_out) = (request.prompt.len() as u32, g.tokens.len() as u32);
+	let leaves = commitments::route_leaves(&g.commitments);
 	g.served_by
 		.iter()
 		.zip(&g.endpoints)
-		.filter_map(|((server, price), endpoint)| {
-			pay(s, (*server)?, *price, endpoint, tokens_in, tokens_out)
+		.enumerate()
+		.filter_map(|(stage, ((server, price), endpoint))| {
+			// A stage of a known server signed its answers (else it was routed around).
+			let signed = g.commitments.get(stage)?.as_ref()?;
+			let payment = Payment {
+				server: (*server)?,
+				price: *price,
+				endpoint,
+				tokens_in,
+				tokens_out,
+				signed,
+				stage: stage as u32,
+				leaves: &leaves,
+			};
+			pay(s, payment)
 		})
 		.collect()
 }
