@@ -1303,7 +1303,8 @@ pub fn commitments_root(leaves: &[H256]) -> H256 {
 	H256(::blyan_primitives::inference::commitments_root(&primitive_hashes(leaves)).0)
 }
 
-/// The Merkle proof of leaf `index` among `leaves` ([`blyan_primitives::merkle::proof`]).
+/// The Merkle proof of leaf `index` among `leaves` ([`blyan_primitives::merkle::proof`]; panics
+/// if `index` is not below `leaves.len()`).
 pub fn commitment_proof(leaves: &[H256], index: u32) -> Vec<H256> {
 	::blyan_primitives::merkle::proof(&primitive_hashes(leaves), index)
 		.into_iter()

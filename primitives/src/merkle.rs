@@ -10,7 +10,8 @@ pub fn root(leaves: &[H256]) -> H256 {
 	binary_merkle_tree::merkle_root_raw::<BlakeTwo256, _>(leaves.iter().copied())
 }
 
-/// Merkle proof of leaf `index` among `leaves` (sibling hashes, leaf to root).
+/// Merkle proof of leaf `index` among `leaves` (sibling hashes, leaf to root). Panics if
+/// `index` is not below `leaves.len()` (as `binary_merkle_tree::merkle_proof_raw`).
 pub fn proof(leaves: &[H256], index: u32) -> Vec<H256> {
 	binary_merkle_tree::merkle_proof_raw::<BlakeTwo256, _>(leaves.iter().copied(), index).proof
 }

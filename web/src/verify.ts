@@ -33,10 +33,15 @@ function scale(c: Commitment): Uint8Array {
   );
 }
 
-/** Whether the stage named in `c` signed it, on the chain of `genesis`. */
+/** Whether the stage named in `c` signed it, on the chain of `genesis` (false for a malformed
+ * commitment). */
 export function signedByStage(c: Commitment, genesis: Uint8Array): boolean {
-  const payload = u8aConcat(stringToU8a('blyan/chunk'), genesis, scale(c));
-  return sr25519Verify(payload, bytes(c.signature, 64), decodeAddress(c.server));
+  try {
+    const payload = u8aConcat(stringToU8a('blyan/chunk'), genesis, scale(c));
+    return sr25519Verify(payload, bytes(c.signature, 64), decodeAddress(c.server));
+  } catch {
+    return false;
+  }
 }
 
 /** The Merkle root of a route's commitments (zero leaf for a stage that signed nothing). */

@@ -207,7 +207,7 @@ async fn main() {
 	let started = Instant::now();
 	let mut header = String::new();
 	for i in 0..rounds {
-		header = signer.commit(&[1; 16], i, 1, &request, &answer);
+		header = signer.commit(&[1; 16], None, i, 1, &request, &answer);
 	}
 	let sign = started.elapsed() / rounds;
 	let (_, signature) = commitments::decode_header(&header).unwrap();

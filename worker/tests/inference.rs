@@ -384,6 +384,22 @@ async fn a_pipeline_serves_what_one_server_does_survives_a_dead_stage_and_is_pai
 		tokio::time::sleep(Duration::from_millis(500)).await;
 	};
 	assert!(first.output().contains("settled "), "{}", first.output());
+	// The second stage (Dave, or Eve after the kill), whose leaf is the right one of the root,
+	// settled Bob's receipts too; no stage refused one (each came with its commitment's proof).
+	let seconds = [account("//Dave"), account("//Eve")];
+	let started = Instant::now();
+	loop {
+		let mut settled_second = false;
+		for server in &seconds {
+			settled_second |= reader.settled_nonce(&bob, server).await.unwrap().is_some();
+		}
+		if settled_second {
+			break;
+		}
+		assert!(started.elapsed() < Duration::from_secs(60), "no second-stage receipt settled");
+		tokio::time::sleep(Duration::from_millis(500)).await;
+	}
+	assert!(!gateway.output().contains("refused a receipt"), "{}", gateway.output());
 
 	// A receipt replayed, forged, or settled by another server is refused on chain. Alice plays
 	// the server here (the serving processes sign their own transactions).

@@ -36,6 +36,60 @@ impl Drop for Group {
 	}
 }
 
+/// What the playground checks of an answer in the browser (`web/src/verify.ts`: each stage's
+/// signature over its commitment, the root of the route's commitments a receipt carries) agrees
+/// with the worker's encoding, signatures and Merkle tree on a three-stage route (an odd row),
+/// and refuses tampered ones (`web/test/verify.mjs`).
+#[test]
+fn the_browsers_commitment_checks_agree_with_the_workers() {
+	use blyan_worker::{
+		chain::{chunk_commitment_payload, ChunkCommitment, H256},
+		inference::commitments::{route_root, SignedCommitment},
+	};
+	use subxt_signer::sr25519::dev;
+	let web = web_dir();
+	assert!(
+		web.join("node_modules/esbuild").is_dir(),
+		"the web app's packages are not installed: run ./scripts/setup.sh (npm ci in web/)"
+	);
+	let genesis = H256([7; 32]);
+	let route: Vec<Option<SignedCommitment>> = [dev::alice(), dev::bob(), dev::charlie()]
+		.iter()
+		.zip(0u8..)
+		.map(|(key, i)| {
+			let commitment = ChunkCommitment {
+				server: key.public_key().to_account_id(),
+				version: 3 + u64::from(i) * 5_000_000_000,
+				layers: (u16::from(i) * 2, u16::from(i) * 2 + 300),
+				session: [i + 1; 16],
+				positions: 40 + u32::from(i) * 70_000,
+				transcript: [0x10 + i; 32],
+				bit_exact: i != 1,
+			};
+			let signature = key.sign(&chunk_commitment_payload(&genesis, &commitment)).0;
+			Some(SignedCommitment { commitment, signature })
+		})
+		.collect();
+	let roots: Vec<_> = (1..=route.len())
+		.map(|n| serde_json::json!({ "stages": n, "root": hex::encode(route_root(&route[..n])) }))
+		.collect();
+	let fixture = serde_json::json!({
+		"genesis": hex::encode(genesis),
+		"route": route.iter().flatten().map(SignedCommitment::to_json).collect::<Vec<_>>(),
+		"roots": roots,
+	});
+	let dir = tempfile::tempdir().unwrap();
+	let path = dir.path().join("route.json");
+	std::fs::write(&path, fixture.to_string()).unwrap();
+	let mut command = Command::new("node");
+	command.arg("test/verify.mjs").arg(&path).current_dir(&web).process_group(0);
+	let mut node = Proc::spawn("verify", command, dir.path().join("verify.log"));
+	let status = node.wait(Duration::from_secs(120));
+	let output = node.output();
+	assert!(status.success(), "verify.ts disagrees with the worker:\n{output}");
+	assert!(output.contains("ok verify.ts agrees with the worker on 3 stages"), "{output}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_page_shows_the_chains_data_a_chat_completes_and_a_vote_shows_in_the_tally() {
 	let web = web_dir();

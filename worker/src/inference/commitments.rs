@@ -145,6 +145,27 @@ struct Transcript {
 	positions: u32,
 	hash: [u8; 32],
 	used: Instant,
+	/// Whom the session was opened for (`None` at a stage that admits anyone).
+	client: Option<AccountId32>,
+	/// The leaf ([`commitment_leaf`]) of the last commitment signed: what a receipt pays for.
+	last: H256,
+	/// A receipt paid for the session.
+	paid: bool,
+	/// The client ended the session: kept until it is paid (or idle).
+	ended: bool,
+}
+
+/// Why a receipt cannot pay for the session its commitment names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SessionRefusal {
+	#[error("no session here ends with that commitment's id (never opened, idle past 10 minutes, or before a restart)")]
+	Unknown,
+	#[error("the session was opened by another client")]
+	OtherClient,
+	#[error("not the last commitment this stage signed of the session")]
+	NotLast,
+	#[error("a receipt paid for the session already")]
+	Paid,
 }
 
 impl ChunkSigner {
@@ -169,34 +190,28 @@ impl ChunkSigner {
 		self.keypair.public_key().to_account_id()
 	}
 
-	/// Folds a chunk the stage answered (`position`: positions held before it, `rows`: its
-	/// positions) and signs the transcript: the header's value.
+	/// Folds a chunk the stage answered for `client` (`position`: positions held before it,
+	/// `rows`: its positions) and signs the transcript: the header's value.
 	pub fn commit(
 		&self,
 		session: &SessionId,
+		client: Option<&AccountId32>,
 		position: u32,
 		rows: u32,
 		request: &[u8],
 		answer: &[u8],
 	) -> String {
 		let digest = chunk_digest(request, answer);
-		let transcript = {
-			let mut all = self.transcripts.lock().expect("transcripts lock");
-			if all.len() >= MAX_TRANSCRIPTS {
-				all.retain(|_, t| t.used.elapsed() < IDLE_TRANSCRIPT);
-			}
-			// A session's first chunk starts it; the stage refused any chunk out of order.
-			let previous = match all.get(session) {
-				Some(t) if position > 0 && t.positions == position => t.hash,
-				_ => [0; 32],
-			};
-			let hash = fold(&previous, &digest);
-			all.insert(
-				*session,
-				Transcript { positions: position + rows, hash, used: Instant::now() },
-			);
-			hash
+		let mut all = self.transcripts.lock().expect("transcripts lock");
+		if all.len() >= MAX_TRANSCRIPTS {
+			all.retain(|_, t| t.used.elapsed() < IDLE_TRANSCRIPT);
+		}
+		// A session's first chunk starts it; the stage refused any chunk out of order.
+		let previous = match all.get(session) {
+			Some(t) if position > 0 && t.positions == position => t.hash,
+			_ => [0; 32],
 		};
+		let transcript = fold(&previous, &digest);
 		let commitment = ChunkCommitment {
 			server: self.server(),
 			version: self.version,
@@ -206,13 +221,60 @@ impl ChunkSigner {
 			transcript,
 			bit_exact: self.bit_exact,
 		};
+		all.insert(
+			*session,
+			Transcript {
+				positions: position + rows,
+				hash: transcript,
+				used: Instant::now(),
+				client: client.copied(),
+				last: commitment_leaf(&commitment),
+				paid: false,
+				ended: false,
+			},
+		);
+		drop(all);
 		let signature = self.keypair.sign(&chunk_commitment_payload(&self.genesis, &commitment)).0;
 		encode_header(self.bit_exact, &signature)
 	}
 
-	/// The session is over.
+	/// A receipt of `client` pays for the session `commitment` names, once: the session must be
+	/// this client's (where the stage knows its clients), and `commitment` the last this stage
+	/// signed of it. So a receipt names answers its client was given, and pays for a session
+	/// only once.
+	pub fn pay(
+		&self,
+		commitment: &ChunkCommitment,
+		client: &AccountId32,
+	) -> Result<(), SessionRefusal> {
+		let mut all = self.transcripts.lock().expect("transcripts lock");
+		let t = all.get_mut(&commitment.session).ok_or(SessionRefusal::Unknown)?;
+		if t.client.as_ref().is_some_and(|c| c != client) {
+			return Err(SessionRefusal::OtherClient);
+		}
+		if t.last != commitment_leaf(commitment) {
+			return Err(SessionRefusal::NotLast);
+		}
+		if t.paid {
+			return Err(SessionRefusal::Paid);
+		}
+		t.paid = true;
+		if t.ended {
+			all.remove(&commitment.session);
+		}
+		Ok(())
+	}
+
+	/// The session is over: forgotten once paid (a receipt may come after its end).
 	pub fn end(&self, session: &SessionId) {
-		self.transcripts.lock().expect("transcripts lock").remove(session);
+		let mut all = self.transcripts.lock().expect("transcripts lock");
+		match all.get_mut(session) {
+			Some(t) if !t.paid => t.ended = true,
+			Some(_) => {
+				all.remove(session);
+			}
+			None => {}
+		}
 	}
 }
 
@@ -227,8 +289,8 @@ mod tests {
 		let signer = ChunkSigner::new(dev::charlie(), genesis, 2, (0, 2), true);
 		let session = [1; 16];
 		let (first, second) = ((b"req-0".as_slice(), b"ans-0"), (b"req-1".as_slice(), b"ans-1"));
-		signer.commit(&session, 0, 3, first.0, first.1);
-		let header = signer.commit(&session, 3, 1, second.0, second.1);
+		signer.commit(&session, None, 0, 3, first.0, first.1);
+		let header = signer.commit(&session, None, 3, 1, second.0, second.1);
 		let (bit_exact, signature) = decode_header(&header).unwrap();
 		assert!(bit_exact);
 		// The coordinator folds what it sent and received.

@@ -16,6 +16,7 @@ use std::{
 use codec::{Decode, Encode};
 use subxt::utils::AccountId32;
 
+use super::commitments::{ChunkSigner, SessionRefusal};
 use crate::chain::{
 	commitment_in_root, commitment_leaf, verify_chunk_commitment, Chain, ChainError,
 	ChainSignedReceipt, ChunkCommitment, InferenceError, MultiSignature, Receipt, RuntimeError,
@@ -62,6 +63,8 @@ pub enum ReceiptError {
 	CommitmentNotSigned,
 	#[error("the receipt's commitments root does not hold this server's commitment at stage {0}")]
 	CommitmentNotInRoot(u32),
+	#[error("the receipt cannot pay for that session: {0}")]
+	Session(SessionRefusal),
 	#[error("receipt is for another server")]
 	WrongServer,
 	#[error("signature is not the client's")]
@@ -116,6 +119,16 @@ pub struct BookStats {
 	pub refused: u64,
 }
 
+/// Refuses a nonce at or below its client's last settled one, or pending already.
+fn check_fresh(state: &BookState, r: &Receipt) -> Result<(), ReceiptError> {
+	let client = r.client.0;
+	let last = state.settled_nonce.get(&client).copied().unwrap_or(0);
+	if r.nonce <= last || state.pending_nonces.contains(&(client, r.nonce)) {
+		return Err(ReceiptError::Replayed { nonce: r.nonce, last });
+	}
+	Ok(())
+}
+
 /// Whether `signed` carries its client's sr25519 signature for the chain of `genesis`.
 pub fn verify(genesis: &H256, signed: &ChainSignedReceipt) -> bool {
 	let MultiSignature::Sr25519(signature) = &signed.signature else { return false };
@@ -141,8 +154,14 @@ impl ReceiptBook {
 		}
 	}
 
-	/// Checks and keeps a receipt posted by a client ([`PostedReceipt`]'s SCALE bytes).
-	pub fn accept(&self, bytes: &[u8]) -> Result<Receipt, ReceiptError> {
+	/// Checks and keeps a receipt posted by a client ([`PostedReceipt`]'s SCALE bytes). With
+	/// `sessions` (the stage's signer), the receipt must pay for a session of its client whose
+	/// last commitment it names, and pays for it once.
+	pub fn accept(
+		&self,
+		bytes: &[u8],
+		sessions: Option<&ChunkSigner>,
+	) -> Result<Receipt, ReceiptError> {
 		let posted = PostedReceipt::decode(&mut &bytes[..]).map_err(|_| ReceiptError::Malformed)?;
 		if posted.proof.len() > MAX_PROOF_LEN {
 			return Err(ReceiptError::Malformed);
@@ -152,6 +171,8 @@ impl ReceiptBook {
 		if r.server != self.server {
 			return Err(ReceiptError::WrongServer);
 		}
+		// A replayed receipt is refused before any signature is checked.
+		check_fresh(&self.state.lock().expect("book lock"), r)?;
 		if !verify(&self.genesis, &signed) {
 			return Err(ReceiptError::BadSignature);
 		}
@@ -187,13 +208,14 @@ impl ReceiptBook {
 		if state.refused_clients.contains(&client) {
 			return Err(ReceiptError::ClientRefused);
 		}
-		let last = state.settled_nonce.get(&client).copied().unwrap_or(0);
-		if r.nonce <= last || state.pending_nonces.contains(&(client, r.nonce)) {
-			return Err(ReceiptError::Replayed { nonce: r.nonce, last });
-		}
+		check_fresh(&state, r)?;
 		let mine = state.per_client.get(&client).copied().unwrap_or(0);
 		if state.pending.len() >= self.max_pending || mine >= MAX_PENDING_PER_CLIENT {
 			return Err(ReceiptError::Full);
+		}
+		// Last: once its session is marked paid, the receipt is kept.
+		if let Some(sessions) = sessions {
+			sessions.pay(c, &r.client).map_err(ReceiptError::Session)?;
 		}
 		state.pending_nonces.insert((client, r.nonce));
 		state.per_client.insert(client, mine + 1);
@@ -313,8 +335,9 @@ impl ReceiptBook {
 #[cfg(test)]
 mod tests {
 	use super::*;
-	use crate::chain::{
-		chunk_commitment_payload, commitment_proof, commitments_root, receipt_payload,
+	use crate::{
+		chain::{chunk_commitment_payload, commitment_proof, commitments_root, receipt_payload},
+		inference::commitments::{chunk_digest, decode_header, fold},
 	};
 	use subxt_signer::sr25519::{dev, Keypair};
 
@@ -391,25 +414,25 @@ mod tests {
 		let server = dev::charlie().public_key().to_account_id();
 		let other = dev::dave().public_key().to_account_id();
 		let book = ReceiptBook::new(server, GENESIS, 10, true);
-		assert!(book.accept(&signed(5, &server, 10, false)).is_ok());
-		assert!(book.accept(&signed(3, &server, 10, false)).is_ok(), "out of order is fine");
+		assert!(book.accept(&signed(5, &server, 10, false), None).is_ok());
+		assert!(book.accept(&signed(3, &server, 10, false), None).is_ok(), "out of order is fine");
 		assert!(matches!(
-			book.accept(&signed(5, &server, 10, false)),
+			book.accept(&signed(5, &server, 10, false), None),
 			Err(ReceiptError::Replayed { .. })
 		));
 		assert_eq!(
-			book.accept(&signed(6, &other, 10, false)).unwrap_err(),
+			book.accept(&signed(6, &other, 10, false), None).unwrap_err(),
 			ReceiptError::WrongServer
 		);
 		assert_eq!(
-			book.accept(&signed(7, &server, 10, true)).unwrap_err(),
+			book.accept(&signed(7, &server, 10, true), None).unwrap_err(),
 			ReceiptError::BadSignature
 		);
 		assert!(matches!(
-			book.accept(&signed(8, &server, 9, false)),
+			book.accept(&signed(8, &server, 9, false), None),
 			Err(ReceiptError::Underpriced { .. })
 		));
-		assert_eq!(book.accept(b"junk").unwrap_err(), ReceiptError::Malformed);
+		assert_eq!(book.accept(b"junk", None).unwrap_err(), ReceiptError::Malformed);
 		assert_eq!(book.stats().pending, 2);
 	}
 
@@ -421,29 +444,125 @@ mod tests {
 		let other_answer = posted(1, &server, 10, false, |p| {
 			(p.commitment, p.signature) = commitment(&dev::charlie(), 3);
 		});
-		assert_eq!(book.accept(&other_answer).unwrap_err(), ReceiptError::CommitmentNotInRoot(0));
+		assert_eq!(
+			book.accept(&other_answer, None).unwrap_err(),
+			ReceiptError::CommitmentNotInRoot(0)
+		);
 		// The other stage's commitment, in the root but not this server's.
 		let theirs = posted(2, &server, 10, false, |p| {
 			(p.commitment, p.signature) = commitment(&dev::dave(), 2);
 			p.stage = 1;
 			p.proof = commitment_proof(&route(), 1);
 		});
-		assert_eq!(book.accept(&theirs).unwrap_err(), ReceiptError::CommitmentNotSigned);
+		assert_eq!(book.accept(&theirs, None).unwrap_err(), ReceiptError::CommitmentNotSigned);
 		// This server's commitment with a signature that is not its own (a forged answer).
 		let forged = posted(3, &server, 10, false, |p| p.signature = [7; 64]);
-		assert_eq!(book.accept(&forged).unwrap_err(), ReceiptError::CommitmentNotSigned);
+		assert_eq!(book.accept(&forged, None).unwrap_err(), ReceiptError::CommitmentNotSigned);
 		// Of another version than the receipt pays for.
-		let elsewhere = posted(4, &server, 10, false, |p| p.commitment.version = 2);
-		assert_eq!(book.accept(&elsewhere).unwrap_err(), ReceiptError::CommitmentNotSigned);
+		let elsewhere = posted(4, &server, 10, false, |p| {
+			p.commitment.version = 2;
+			p.signature = dev::charlie().sign(&chunk_commitment_payload(&GENESIS, &p.commitment)).0;
+		});
+		assert_eq!(book.accept(&elsewhere, None).unwrap_err(), ReceiptError::CommitmentNotSigned);
 		// The right commitment at another stage's place, or in a tree of another size.
 		let moved = posted(5, &server, 10, false, |p| p.stage = 1);
-		assert_eq!(book.accept(&moved).unwrap_err(), ReceiptError::CommitmentNotInRoot(1));
+		assert_eq!(book.accept(&moved, None).unwrap_err(), ReceiptError::CommitmentNotInRoot(1));
 		let resized = posted(6, &server, 10, false, |p| p.stages = 3);
-		assert_eq!(book.accept(&resized).unwrap_err(), ReceiptError::CommitmentNotInRoot(0));
+		assert_eq!(book.accept(&resized, None).unwrap_err(), ReceiptError::CommitmentNotInRoot(0));
 		// A proof longer than any route's.
 		let padded = posted(7, &server, 10, false, |p| p.proof = vec![H256::zero(); 33]);
-		assert_eq!(book.accept(&padded).unwrap_err(), ReceiptError::Malformed);
+		assert_eq!(book.accept(&padded, None).unwrap_err(), ReceiptError::Malformed);
 		assert_eq!(book.stats().pending, 0, "nothing refused is kept");
-		assert!(book.accept(&signed(8, &server, 10, false)).is_ok());
+		assert!(book.accept(&signed(8, &server, 10, false), None).is_ok());
+	}
+
+	#[test]
+	fn a_one_stage_route_is_its_own_root() {
+		// A spot check's replay is paid so: the peer's commitment is the root, the proof empty.
+		let server = dev::charlie().public_key().to_account_id();
+		let book = ReceiptBook::new(server, GENESIS, 10, true);
+		let (commitment, _) = commitment(&dev::charlie(), 1);
+		let leaf = commitment_leaf(&commitment);
+		let replay = posted(1, &server, 10, false, |p| {
+			p.signed.receipt.commitments = leaf;
+			p.signed.signature = MultiSignature::Sr25519(
+				dev::bob().sign(&receipt_payload(&GENESIS, &p.signed.receipt)).0,
+			);
+			(p.stage, p.stages, p.proof) = (0, 1, commitment_proof(&[leaf], 0));
+		});
+		assert!(book.accept(&replay, None).is_ok());
+	}
+
+	#[test]
+	fn a_receipt_pays_once_for_a_session_its_client_was_given_the_last_answer_of() {
+		let server = dev::charlie().public_key().to_account_id();
+		let book = ReceiptBook::new(server, GENESIS, 10, true);
+		let signer = ChunkSigner::new(dev::charlie(), GENESIS, 1, (0, 2), true);
+		let bob = dev::bob().public_key().to_account_id();
+		let dave = dev::dave().public_key().to_account_id();
+		// Charlie answers two chunks of Bob's session [9; 16] and one of Dave's [8; 16].
+		let chunk = |session: [u8; 16], client: &AccountId32, position: u32, answer: &[u8]| {
+			let header = signer.commit(&session, Some(client), position, 1, b"req", answer);
+			let (_, signature) = decode_header(&header).unwrap();
+			signature
+		};
+		let first = chunk([9; 16], &bob, 0, b"a0");
+		let last = chunk([9; 16], &bob, 1, b"a1");
+		let daves = chunk([8; 16], &dave, 0, b"d0");
+		let answered = |session: [u8; 16], positions: u32, digests: &[&[u8]]| ChunkCommitment {
+			server,
+			version: 1,
+			layers: (0, 2),
+			session,
+			positions,
+			transcript: digests.iter().fold([0; 32], |t, a| fold(&t, &chunk_digest(b"req", a))),
+			bit_exact: true,
+		};
+		// Bob's receipt naming `commitment` (signed by Charlie with `signature`) as stage 0 of a
+		// one-stage route.
+		let pay_for = |nonce: u64, commitment: ChunkCommitment, signature: [u8; 64]| {
+			let leaf = commitment_leaf(&commitment);
+			posted(nonce, &server, 10, false, |p| {
+				p.signed.receipt.commitments = leaf;
+				p.signed.signature = MultiSignature::Sr25519(
+					dev::bob().sign(&receipt_payload(&GENESIS, &p.signed.receipt)).0,
+				);
+				(p.commitment, p.signature) = (commitment, signature);
+				(p.stage, p.stages, p.proof) = (0, 1, vec![]);
+			})
+		};
+		let refusal = |bytes: Vec<u8>| book.accept(&bytes, Some(&signer)).unwrap_err();
+		// An earlier answer of the session: not what the session ended with.
+		let earlier = pay_for(1, answered([9; 16], 1, &[b"a0"]), first);
+		assert_eq!(refusal(earlier), ReceiptError::Session(SessionRefusal::NotLast));
+		// Dave's session, in Bob's receipt.
+		let not_bobs = pay_for(2, answered([8; 16], 1, &[b"d0"]), daves);
+		assert_eq!(refusal(not_bobs), ReceiptError::Session(SessionRefusal::OtherClient));
+		// The session's last answer, once.
+		let whole = answered([9; 16], 2, &[b"a0", b"a1"]);
+		assert!(book.accept(&pay_for(3, whole.clone(), last), Some(&signer)).is_ok());
+		let again = pay_for(4, whole.clone(), last);
+		assert_eq!(refusal(again), ReceiptError::Session(SessionRefusal::Paid));
+		// Paid and ended: forgotten.
+		signer.end(&[9; 16]);
+		let after = pay_for(5, whole, last);
+		assert_eq!(refusal(after), ReceiptError::Session(SessionRefusal::Unknown));
+		// A receipt may come after its session ended.
+		let daves_receipt = |nonce| {
+			let commitment = answered([8; 16], 1, &[b"d0"]);
+			let leaf = commitment_leaf(&commitment);
+			posted(nonce, &server, 10, false, |p| {
+				p.signed.receipt.client = dave;
+				p.signed.receipt.commitments = leaf;
+				p.signed.signature = MultiSignature::Sr25519(
+					dev::dave().sign(&receipt_payload(&GENESIS, &p.signed.receipt)).0,
+				);
+				(p.commitment, p.signature) = (commitment, daves);
+				(p.stage, p.stages, p.proof) = (0, 1, vec![]);
+			})
+		};
+		signer.end(&[8; 16]);
+		assert!(book.accept(&daves_receipt(6), Some(&signer)).is_ok());
+		assert_eq!(book.stats().pending, 2);
 	}
 }

@@ -419,7 +419,8 @@ async fn stage_forward(
 			let mut response =
 				([("content-type", "application/octet-stream")], answer.clone()).into_response();
 			if let Some(signer) = &s.signer {
-				let header = signer.commit(&session, position, rows, &body, &answer);
+				let client = admitted.as_ref().map(|a| &a.client);
+				let header = signer.commit(&session, client, position, rows, &body, &answer);
 				if let Ok(value) = header.parse() {
 					response.headers_mut().insert(COMMITMENT_HEADER, value);
 				}
@@ -468,7 +469,7 @@ async fn receipt(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
 	let Some(book) = &s.book else {
 		return error(StatusCode::NOT_FOUND, "this process takes no receipts");
 	};
-	match book.accept(&body) {
+	match book.accept(&body, s.signer.as_deref()) {
 		Ok(r) => {
 			// What the client's sessions here computed is covered as far as this receipt goes.
 			if let Some(gate) = &s.gate {
