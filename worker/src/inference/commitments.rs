@@ -32,6 +32,10 @@ pub const COMMITMENT_HEADER: &str = "x-blyan-commitment";
 const IDLE_TRANSCRIPT: Duration = Duration::from_secs(600);
 /// Most transcripts kept before idle ones are pruned.
 const MAX_TRANSCRIPTS: usize = 4_096;
+/// An ended session's transcript is kept this long for its receipt when pruning.
+const ENDED_GRACE: Duration = Duration::from_secs(60);
+/// Pruning scans the transcripts at most this often (a full map of live sessions prunes nothing).
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
 
 /// The digest of one chunk: its request and answer as they crossed the wire.
 pub fn chunk_digest(request: &[u8], answer: &[u8]) -> [u8; 32] {
@@ -136,7 +140,28 @@ pub struct ChunkSigner {
 	version: VersionId,
 	layers: (u16, u16),
 	bit_exact: bool,
-	transcripts: Mutex<HashMap<SessionId, Transcript>>,
+	transcripts: Mutex<Transcripts>,
+}
+
+/// The sessions a stage signed for, and when they were last pruned.
+struct Transcripts {
+	sessions: HashMap<SessionId, Transcript>,
+	pruned: Instant,
+}
+
+impl Transcripts {
+	/// When full, forgets sessions idle for [`IDLE_TRANSCRIPT`], and ended ones whose receipt
+	/// did not come within [`ENDED_GRACE`].
+	fn prune(&mut self) {
+		if self.sessions.len() < MAX_TRANSCRIPTS || self.pruned.elapsed() < PRUNE_EVERY {
+			return;
+		}
+		self.pruned = Instant::now();
+		self.sessions.retain(|_, t| {
+			let idle = t.used.elapsed();
+			idle < IDLE_TRANSCRIPT && !(t.ended && idle >= ENDED_GRACE)
+		});
+	}
 }
 
 /// A session's transcript at a stage.
@@ -151,19 +176,21 @@ struct Transcript {
 	last: H256,
 	/// A receipt paid for the session.
 	paid: bool,
-	/// The client ended the session: kept until it is paid (or idle).
+	/// The client ended the session (`used`: then): kept for its receipt until paid, or pruned
+	/// ([`Transcripts::prune`]).
 	ended: bool,
 }
 
 /// Why a receipt cannot pay for the session its commitment names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SessionRefusal {
-	#[error("no session here ends with that commitment's id (never opened, idle past 10 minutes, or before a restart)")]
+	#[error("no session here has that commitment's id (never opened, paid and ended, pruned, or before a restart)")]
 	Unknown,
 	#[error("the session was opened by another client")]
 	OtherClient,
 	#[error("not the last commitment this stage signed of the session")]
 	NotLast,
+	/// (Once the session ended too, it is forgotten: [`Self::Unknown`].)
 	#[error("a receipt paid for the session already")]
 	Paid,
 }
@@ -182,7 +209,10 @@ impl ChunkSigner {
 			version,
 			layers,
 			bit_exact,
-			transcripts: Mutex::new(HashMap::new()),
+			transcripts: Mutex::new(Transcripts {
+				sessions: HashMap::new(),
+				pruned: Instant::now(),
+			}),
 		}
 	}
 
@@ -202,10 +232,9 @@ impl ChunkSigner {
 		answer: &[u8],
 	) -> String {
 		let digest = chunk_digest(request, answer);
-		let mut all = self.transcripts.lock().expect("transcripts lock");
-		if all.len() >= MAX_TRANSCRIPTS {
-			all.retain(|_, t| t.used.elapsed() < IDLE_TRANSCRIPT);
-		}
+		let mut transcripts = self.transcripts.lock().expect("transcripts lock");
+		transcripts.prune();
+		let all = &mut transcripts.sessions;
 		// A session's first chunk starts it; the stage refused any chunk out of order.
 		let previous = match all.get(session) {
 			Some(t) if position > 0 && t.positions == position => t.hash,
@@ -233,7 +262,7 @@ impl ChunkSigner {
 				ended: false,
 			},
 		);
-		drop(all);
+		drop(transcripts);
 		let signature = self.keypair.sign(&chunk_commitment_payload(&self.genesis, &commitment)).0;
 		encode_header(self.bit_exact, &signature)
 	}
@@ -247,7 +276,7 @@ impl ChunkSigner {
 		commitment: &ChunkCommitment,
 		client: &AccountId32,
 	) -> Result<(), SessionRefusal> {
-		let mut all = self.transcripts.lock().expect("transcripts lock");
+		let all = &mut self.transcripts.lock().expect("transcripts lock").sessions;
 		let t = all.get_mut(&commitment.session).ok_or(SessionRefusal::Unknown)?;
 		if t.client.as_ref().is_some_and(|c| c != client) {
 			return Err(SessionRefusal::OtherClient);
@@ -267,9 +296,12 @@ impl ChunkSigner {
 
 	/// The session is over: forgotten once paid (a receipt may come after its end).
 	pub fn end(&self, session: &SessionId) {
-		let mut all = self.transcripts.lock().expect("transcripts lock");
+		let all = &mut self.transcripts.lock().expect("transcripts lock").sessions;
 		match all.get_mut(session) {
-			Some(t) if !t.paid => t.ended = true,
+			Some(t) if !t.paid => {
+				t.ended = true;
+				t.used = Instant::now();
+			}
 			Some(_) => {
 				all.remove(session);
 			}

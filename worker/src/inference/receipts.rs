@@ -478,19 +478,48 @@ mod tests {
 
 	#[test]
 	fn a_one_stage_route_is_its_own_root() {
-		// A spot check's replay is paid so: the peer's commitment is the root, the proof empty.
+		// A spot check's replay is paid so: the peer's last commitment of the replay session
+		// (ended before the receipt comes) is the root, the proof empty.
 		let server = dev::charlie().public_key().to_account_id();
 		let book = ReceiptBook::new(server, GENESIS, 10, true);
-		let (commitment, _) = commitment(&dev::charlie(), 1);
+		let signer = ChunkSigner::new(dev::charlie(), GENESIS, 1, (0, 2), true);
+		let bob = dev::bob().public_key().to_account_id();
+		let header = signer.commit(&[5; 16], Some(&bob), 0, 3, b"replayed", b"answer");
+		let (_, signature) = decode_header(&header).unwrap();
+		signer.end(&[5; 16]);
+		let commitment = ChunkCommitment {
+			server,
+			version: 1,
+			layers: (0, 2),
+			session: [5; 16],
+			positions: 3,
+			transcript: fold(&[0; 32], &chunk_digest(b"replayed", b"answer")),
+			bit_exact: true,
+		};
 		let leaf = commitment_leaf(&commitment);
 		let replay = posted(1, &server, 10, false, |p| {
 			p.signed.receipt.commitments = leaf;
 			p.signed.signature = MultiSignature::Sr25519(
 				dev::bob().sign(&receipt_payload(&GENESIS, &p.signed.receipt)).0,
 			);
+			(p.commitment, p.signature) = (commitment, signature);
 			(p.stage, p.stages, p.proof) = (0, 1, commitment_proof(&[leaf], 0));
 		});
-		assert!(book.accept(&replay, None).is_ok());
+		assert!(book.accept(&replay, Some(&signer)).is_ok());
+	}
+
+	#[test]
+	fn a_replayed_receipt_is_refused_before_its_signatures_are_checked() {
+		let server = dev::charlie().public_key().to_account_id();
+		let book = ReceiptBook::new(server, GENESIS, 10, true);
+		assert!(book.accept(&signed(5, &server, 10, false), None).is_ok());
+		// The same nonce again, its signature broken: refused as a replay (no signature was
+		// checked), not as a bad signature.
+		let replayed = signed(5, &server, 10, true);
+		assert!(matches!(
+			book.accept(&replayed, None).unwrap_err(),
+			ReceiptError::Replayed { nonce: 5, .. }
+		));
 	}
 
 	#[test]
