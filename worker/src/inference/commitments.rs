@@ -267,21 +267,22 @@ impl ChunkSigner {
 		encode_header(self.bit_exact, &signature)
 	}
 
-	/// A receipt of `client` pays for the session `commitment` names, once: the session must be
-	/// this client's (where the stage knows its clients), and `commitment` the last this stage
-	/// signed of it. So a receipt names answers its client was given, and pays for a session
-	/// only once.
+	/// A receipt of `client` pays for `session`, once: the session must be this client's (where
+	/// the stage knows its clients), and `leaf` ([`commitment_leaf`]) that of the last commitment
+	/// this stage signed of it. So a receipt names answers its client was given, and pays for a
+	/// session only once.
 	pub fn pay(
 		&self,
-		commitment: &ChunkCommitment,
+		session: &SessionId,
+		leaf: H256,
 		client: &AccountId32,
 	) -> Result<(), SessionRefusal> {
 		let all = &mut self.transcripts.lock().expect("transcripts lock").sessions;
-		let t = all.get_mut(&commitment.session).ok_or(SessionRefusal::Unknown)?;
+		let t = all.get_mut(session).ok_or(SessionRefusal::Unknown)?;
 		if t.client.as_ref().is_some_and(|c| c != client) {
 			return Err(SessionRefusal::OtherClient);
 		}
-		if t.last != commitment_leaf(commitment) {
+		if t.last != leaf {
 			return Err(SessionRefusal::NotLast);
 		}
 		if t.paid {
@@ -289,7 +290,7 @@ impl ChunkSigner {
 		}
 		t.paid = true;
 		if t.ended {
-			all.remove(&commitment.session);
+			all.remove(session);
 		}
 		Ok(())
 	}

@@ -184,13 +184,8 @@ impl ReceiptBook {
 		{
 			return Err(ReceiptError::CommitmentNotSigned);
 		}
-		if !commitment_in_root(
-			&r.commitments,
-			posted.stages,
-			posted.stage,
-			commitment_leaf(c),
-			&posted.proof,
-		) {
+		let leaf = commitment_leaf(c);
+		if !commitment_in_root(&r.commitments, posted.stages, posted.stage, leaf, &posted.proof) {
 			return Err(ReceiptError::CommitmentNotInRoot(posted.stage));
 		}
 		if r.free {
@@ -215,7 +210,7 @@ impl ReceiptBook {
 		}
 		// Last: once its session is marked paid, the receipt is kept.
 		if let Some(sessions) = sessions {
-			sessions.pay(c, &r.client).map_err(ReceiptError::Session)?;
+			sessions.pay(&c.session, leaf, &r.client).map_err(ReceiptError::Session)?;
 		}
 		state.pending_nonces.insert((client, r.nonce));
 		state.per_client.insert(client, mine + 1);
@@ -409,6 +404,26 @@ mod tests {
 		posted(nonce, server, price, tamper, |_| {})
 	}
 
+	/// `client`'s receipt for a one-stage route (a spot check's replay, say): the stage's
+	/// `commitment` (with its `signature`) is the root, the proof empty.
+	fn one_stage(
+		nonce: u64,
+		server: &AccountId32,
+		client: &Keypair,
+		commitment: ChunkCommitment,
+		signature: [u8; 64],
+	) -> Vec<u8> {
+		posted(nonce, server, 10, false, |p| {
+			let receipt = &mut p.signed.receipt;
+			(receipt.client, receipt.commitments) =
+				(client.public_key().to_account_id(), commitment_leaf(&commitment));
+			p.signed.signature =
+				MultiSignature::Sr25519(client.sign(&receipt_payload(&GENESIS, receipt)).0);
+			(p.commitment, p.signature) = (commitment, signature);
+			(p.stage, p.stages, p.proof) = (0, 1, vec![]);
+		})
+	}
+
 	#[test]
 	fn a_server_takes_its_own_signed_receipts_once_in_any_order() {
 		let server = dev::charlie().public_key().to_account_id();
@@ -496,15 +511,8 @@ mod tests {
 			transcript: fold(&[0; 32], &chunk_digest(b"replayed", b"answer")),
 			bit_exact: true,
 		};
-		let leaf = commitment_leaf(&commitment);
-		let replay = posted(1, &server, 10, false, |p| {
-			p.signed.receipt.commitments = leaf;
-			p.signed.signature = MultiSignature::Sr25519(
-				dev::bob().sign(&receipt_payload(&GENESIS, &p.signed.receipt)).0,
-			);
-			(p.commitment, p.signature) = (commitment, signature);
-			(p.stage, p.stages, p.proof) = (0, 1, commitment_proof(&[leaf], 0));
-		});
+		assert!(commitment_proof(&[commitment_leaf(&commitment)], 0).is_empty());
+		let replay = one_stage(1, &server, &dev::bob(), commitment, signature);
 		assert!(book.accept(&replay, Some(&signer)).is_ok());
 	}
 
@@ -547,18 +555,9 @@ mod tests {
 			transcript: digests.iter().fold([0; 32], |t, a| fold(&t, &chunk_digest(b"req", a))),
 			bit_exact: true,
 		};
-		// Bob's receipt naming `commitment` (signed by Charlie with `signature`) as stage 0 of a
-		// one-stage route.
+		// Bob's receipt naming `commitment` (signed by Charlie with `signature`).
 		let pay_for = |nonce: u64, commitment: ChunkCommitment, signature: [u8; 64]| {
-			let leaf = commitment_leaf(&commitment);
-			posted(nonce, &server, 10, false, |p| {
-				p.signed.receipt.commitments = leaf;
-				p.signed.signature = MultiSignature::Sr25519(
-					dev::bob().sign(&receipt_payload(&GENESIS, &p.signed.receipt)).0,
-				);
-				(p.commitment, p.signature) = (commitment, signature);
-				(p.stage, p.stages, p.proof) = (0, 1, vec![]);
-			})
+			one_stage(nonce, &server, &dev::bob(), commitment, signature)
 		};
 		let refusal = |bytes: Vec<u8>| book.accept(&bytes, Some(&signer)).unwrap_err();
 		// An earlier answer of the session: not what the session ended with.
@@ -577,19 +576,8 @@ mod tests {
 		let after = pay_for(5, whole, last);
 		assert_eq!(refusal(after), ReceiptError::Session(SessionRefusal::Unknown));
 		// A receipt may come after its session ended.
-		let daves_receipt = |nonce| {
-			let commitment = answered([8; 16], 1, &[b"d0"]);
-			let leaf = commitment_leaf(&commitment);
-			posted(nonce, &server, 10, false, |p| {
-				p.signed.receipt.client = dave;
-				p.signed.receipt.commitments = leaf;
-				p.signed.signature = MultiSignature::Sr25519(
-					dev::dave().sign(&receipt_payload(&GENESIS, &p.signed.receipt)).0,
-				);
-				(p.commitment, p.signature) = (commitment, daves);
-				(p.stage, p.stages, p.proof) = (0, 1, vec![]);
-			})
-		};
+		let daves_receipt =
+			|nonce| one_stage(nonce, &server, &dev::dave(), answered([8; 16], 1, &[b"d0"]), daves);
 		signer.end(&[8; 16]);
 		assert!(book.accept(&daves_receipt(6), Some(&signer)).is_ok());
 		assert_eq!(book.stats().pending, 2);

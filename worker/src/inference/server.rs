@@ -1153,7 +1153,7 @@ async fn spot_check(s: &Arc<AppState>, routes: &dyn RouteSource, records: Vec<ro
 		for (peer, positions, signed) in &outcome.replays {
 			// A replay is a session of its own at the peer: a one-stage route.
 			if let (Some(server), Some(signed)) = (peer.server, signed) {
-				let leaves = commitments::route_leaves(std::slice::from_ref(&Some(signed.clone())));
+				let leaves = [crate::chain::commitment_leaf(&signed.commitment)];
 				let payment = Payment {
 					server,
 					price: peer.price_per_token,
