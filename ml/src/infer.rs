@@ -1064,6 +1064,83 @@ mod tests {
 	}
 
 	#[test]
+	fn a_session_computes_the_same_bits_in_any_company() {
+		// Batches as a busy stage forms them: sessions at different positions, prompts and
+		// single tokens mixed, a different company every step, a replay of a session next to
+		// its own original. Each session's answers must be the bits it computes alone.
+		let config = ModelConfig::tiny();
+		let layers = init_layers(&config, 4);
+		let dev = Default::default();
+		let span = config.layer_count();
+		let stage = StageModel::<CpuBackend>::new(&config, 0, &layers[..span], &dev).unwrap();
+		let mut rng = ChaCha20Rng::seed_from_u64(7);
+		// Eight sessions (the last four replay the first four): a prompt, then one token a chunk.
+		let scripts: Vec<Vec<Vec<u32>>> = (0..4)
+			.map(|_| {
+				let prompt_len = rng.random_range(6..20);
+				let mut chunks =
+					vec![(0..prompt_len).map(|_| rng.random_range(0..256u32)).collect::<Vec<_>>()];
+				chunks.extend((0..24).map(|_| vec![rng.random_range(0..256u32)]));
+				chunks
+			})
+			.collect();
+		let scripts: Vec<_> = scripts.iter().chain(scripts.iter()).cloned().collect();
+		let bits = |a: Activations| match a {
+			Activations::Logits(values) => values.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+			_ => unreachable!("the whole model answers logits"),
+		};
+		let alone: Vec<Vec<Vec<u32>>> = scripts
+			.iter()
+			.map(|chunks| {
+				let mut cache = stage.new_cache();
+				let mut position = 0;
+				chunks
+					.iter()
+					.map(|c| {
+						let out = stage
+							.forward(&mut cache, position, Activations::Tokens(c.clone()))
+							.unwrap();
+						position += c.len();
+						bits(out)
+					})
+					.collect()
+			})
+			.collect();
+		let mut caches: Vec<_> = scripts.iter().map(|_| stage.new_cache()).collect();
+		let mut next = vec![0usize; scripts.len()];
+		let mut positions = vec![0usize; scripts.len()];
+		let mut batches = 0;
+		while next.iter().zip(&scripts).any(|(n, s)| *n < s.len()) {
+			let company: Vec<usize> = (0..scripts.len())
+				.filter(|s| next[*s] < scripts[*s].len() && rng.random_bool(0.6))
+				.collect();
+			if company.is_empty() {
+				continue;
+			}
+			let mut chunks = Vec::new();
+			for (s, cache) in caches.iter_mut().enumerate() {
+				if company.contains(&s) {
+					let input = Activations::Tokens(scripts[s][next[s]].clone());
+					chunks.push(Chunk { cache, position: positions[s], input });
+				}
+			}
+			let results = stage.forward_batch(chunks);
+			for (s, result) in company.iter().zip(results) {
+				assert_eq!(
+					bits(result.unwrap()),
+					alone[*s][next[*s]],
+					"session {s} chunk {} in a batch of {company:?}",
+					next[*s]
+				);
+				positions[*s] += scripts[*s][next[*s]].len();
+				next[*s] += 1;
+			}
+			batches += 1;
+		}
+		assert!(batches > 30);
+	}
+
+	#[test]
 	fn bad_chunks_are_errors() {
 		let config = ModelConfig::tiny();
 		let layers = init_layers(&config, 5);

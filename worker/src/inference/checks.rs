@@ -9,7 +9,11 @@
 //! single peer the difference is a dispute, logged with both signed commitments. GPU stages
 //! (not bit-exact) are not checked this way.
 
-use std::{collections::HashSet, sync::Mutex};
+use std::{
+	collections::HashSet,
+	sync::Mutex,
+	time::{Duration, Instant},
+};
 
 use futures::future::BoxFuture;
 
@@ -186,6 +190,27 @@ async fn replay(peer: &Hop, record: &HopRecord) -> Result<Replay, HopError> {
 	Ok(Replay { digests, answers, first_difference, positions, signed, transcript })
 }
 
+/// How long a check waits, in all, for a peer at capacity before it asks the next one. A busy
+/// peer is a loaded one, not a missing one: a check that skipped it would lack the second peer
+/// that decides a difference, and end as a dispute instead of a catch.
+const PEER_BUSY_WAIT: Duration = Duration::from_secs(20);
+
+/// [`replay`], waiting (backing off up to a second between tries, [`PEER_BUSY_WAIT`] in all)
+/// while the peer refuses a new session because it holds as many as it can.
+async fn replay_when_free(peer: &Hop, record: &HopRecord) -> Result<Replay, HopError> {
+	let started = Instant::now();
+	let mut pause = Duration::from_millis(50);
+	loop {
+		match replay(peer, record).await {
+			Err(HopError::Busy(_)) if started.elapsed() + pause <= PEER_BUSY_WAIT => {
+				tokio::time::sleep(pause).await;
+				pause = (pause * 2).min(Duration::from_secs(1));
+			}
+			done => return done,
+		}
+	}
+}
+
 /// Spot-checks one hop of a served request on the peers `source` offers.
 pub async fn spot_check(
 	source: &dyn RouteSource,
@@ -212,7 +237,13 @@ pub async fn spot_check(
 			break;
 		};
 		avoid.insert(peer.endpoint());
-		let Ok(result) = replay(&peer, record).await else { continue };
+		let result = match replay_when_free(&peer, record).await {
+			Ok(result) => result,
+			Err(e) => {
+				tracing::warn!("spot check of {}: no replay on {e}", record.hop.endpoint());
+				continue;
+			}
+		};
 		replays.push((peer.clone(), result.positions, result.signed.clone()));
 		let Some((first_peer, first_replay)) = first.take() else {
 			if result.first_difference.is_none() {
@@ -292,6 +323,7 @@ mod tests {
 		key: Keypair,
 		corrupt_every: u64,
 		opener: &Arc<SessionOpener>,
+		capacity: usize,
 	) -> Hop {
 		let model = StageModel::<CpuBackend>::new(
 			config,
@@ -302,7 +334,7 @@ mod tests {
 		.unwrap();
 		let server = key.public_key().to_account_id();
 		let signer = ChunkSigner::new(key, GENESIS, VERSION, (span.0 as u16, span.1 as u16), true);
-		let stage = LocalStage::start(model, 8, Duration::ZERO, "cpu");
+		let stage = LocalStage::start(model, capacity, Duration::ZERO, "cpu");
 		let state = AppState {
 			signer: Some(Arc::new(signer)),
 			corrupt_every,
@@ -325,6 +357,15 @@ mod tests {
 	/// The tiny model's layers 0..2 on the `first` stages and the rest on the `second` ones
 	/// (key, corrupt_every), each routed in that order.
 	async fn pool(first: &[(Keypair, u64)], second: &[(Keypair, u64)]) -> StagePool {
+		pool_of_capacity(first, second, 8).await
+	}
+
+	/// As [`pool`], each stage holding at most `capacity` sessions.
+	async fn pool_of_capacity(
+		first: &[(Keypair, u64)],
+		second: &[(Keypair, u64)],
+		capacity: usize,
+	) -> StagePool {
 		let config = ModelConfig::tiny();
 		let layers = init_layers(&config, 11);
 		let n = config.layer_count();
@@ -333,7 +374,8 @@ mod tests {
 		for (span, keys) in [((0, 2), first), ((2, n), second)] {
 			for (key, corrupt_every) in keys {
 				hops.push(
-					stage(&config, &layers, span, key.clone(), *corrupt_every, &opener).await,
+					stage(&config, &layers, span, key.clone(), *corrupt_every, &opener, capacity)
+						.await,
 				);
 			}
 		}
@@ -455,6 +497,44 @@ mod tests {
 		// The first span has no peer at all.
 		let outcome = spot_check(&pool, VERSION, &g.records[0]).await;
 		assert_eq!(outcome.verdict, Verdict::Unchecked("no peer serves this span"));
+	}
+
+	#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+	async fn a_peer_at_capacity_is_waited_for_rather_than_skipped() {
+		// Eve lies on every answer; her peers Bob and Charlie hold one session each, and
+		// Charlie's is taken by another client for the first second of the check. Skipping him
+		// would leave Bob's difference undecided (a dispute); waiting for him catches Eve.
+		let (eve, bob, charlie) = (dev::eve(), dev::bob(), dev::charlie());
+		let liar = eve.public_key().to_account_id();
+		let pool =
+			pool_of_capacity(&[(dev::alice(), 0)], &[(eve, 1), (bob, 0), (charlie, 0)], 1).await;
+		let g = generate(&pool, VERSION, &request(1, 3), |_, _| false).await.unwrap();
+		let record = &g.records[1];
+		assert_eq!(record.hop.server, Some(liar));
+		let avoid = HashSet::from([record.hop.endpoint()]);
+		let peers = pool.peers(VERSION, record.hop.span, &avoid).await;
+		let charlie = peers.into_iter().nth(1).expect("two peers");
+		let other_client = new_session();
+		let held = ForwardRequest {
+			session: other_client,
+			position: 0,
+			input: record.inputs[0].1.clone(),
+		};
+		charlie.client.forward(held.clone()).await.expect("Charlie's one session");
+		let mut refused = held;
+		refused.session = new_session();
+		assert!(matches!(charlie.client.forward(refused).await, Err(HopError::Busy(_))));
+		let release = tokio::spawn(async move {
+			tokio::time::sleep(Duration::from_secs(1)).await;
+			charlie.client.end(other_client).await;
+		});
+		let started = std::time::Instant::now();
+		let outcome = spot_check(&pool, VERSION, record).await;
+		assert_eq!(outcome.verdict, Verdict::Caught { at: 0 });
+		assert_eq!(outcome.caught.unwrap().hop.server, Some(liar));
+		assert_eq!(outcome.replays.len(), 2, "both peers replayed");
+		assert!(started.elapsed() >= Duration::from_millis(900), "Charlie was waited for");
+		release.await.unwrap();
 	}
 
 	#[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,10 +9,15 @@
 //! are the same bits on every machine: a single answer of other bits is a proven lie, and the
 //! server's bond is slashed.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+	collections::{BTreeSet, HashSet},
+	sync::Arc,
+	time::Duration,
+};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use codec::{Decode, Encode};
+use subxt::utils::AccountId32;
 use tracing::{info, warn};
 
 use crate::{
@@ -266,11 +271,27 @@ pub struct Challenger {
 	/// Held around each transaction: challenges followed at once would otherwise sign with the
 	/// same nonce (it is read from the chain), and all but one be refused.
 	submitting: tokio::sync::Mutex<()>,
+	/// Servers this gateway has a challenge open against, or proved a lie of. Checks running
+	/// side by side can catch one stage several times; one challenge is enough (its proof
+	/// takes the whole bond and ends the announcement, so the chain would refuse or slash
+	/// nothing for the others, each at a fee).
+	pursued: std::sync::Mutex<BTreeSet<AccountId32>>,
 }
 
 impl Challenger {
 	pub fn new(chain: Arc<tokio::sync::RwLock<Chain>>, ipfs: Ipfs, poll: Duration) -> Self {
-		Self { chain, ipfs, poll, submitting: tokio::sync::Mutex::new(()) }
+		let submitting = tokio::sync::Mutex::new(());
+		Self { chain, ipfs, poll, submitting, pursued: Default::default() }
+	}
+
+	/// Takes up `server`'s case: false if a challenge of it is open already or proved a lie.
+	pub fn pursue(&self, server: AccountId32) -> bool {
+		self.pursued.lock().expect("pursued lock").insert(server)
+	}
+
+	/// Drops `server`'s case (its challenge was not proven): a later catch challenges it again.
+	pub fn drop_case(&self, server: &AccountId32) {
+		self.pursued.lock().expect("pursued lock").remove(server);
 	}
 
 	/// Challenges what `hop` signed, publishing its record, and sees the challenge through

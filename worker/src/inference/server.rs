@@ -88,9 +88,13 @@ pub struct Metrics {
 	checks: AtomicU64,
 	checks_failed: AtomicU64,
 	caught: AtomicU64,
-	/// Challenges of caught stages closed on chain, and those that proved the fraud.
+	/// Challenges of caught stages closed on chain, those that proved the fraud, and those that
+	/// could not be made or followed (e.g. a stage already slashed and no longer announced).
 	challenges_closed: AtomicU64,
 	frauds_proven: AtomicU64,
+	challenges_failed: AtomicU64,
+	/// Catches of a stage this gateway challenges already (not challenged twice).
+	challenges_skipped: AtomicU64,
 }
 
 pub struct AppState {
@@ -301,6 +305,18 @@ async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
 		"counter",
 		"Challenges whose arbiters proved the stage lied (its bond slashed).",
 		load(&m.frauds_proven),
+	);
+	metric(
+		"blyan_challenges_failed_total",
+		"counter",
+		"Challenges of caught stages that could not be made or seen through.",
+		load(&m.challenges_failed),
+	);
+	metric(
+		"blyan_challenges_skipped_total",
+		"counter",
+		"Catches of a stage this gateway challenges already or proved a lie of.",
+		load(&m.challenges_skipped),
 	);
 	metric(
 		"blyan_requests_unauthorized_total",
@@ -1197,12 +1213,23 @@ async fn spot_check(s: &Arc<AppState>, routes: &dyn RouteSource, records: Vec<ro
 			);
 			// This coordinator kept every chunk the caught stage answered of its session (the
 			// routed stage's, or a lying peer's replay): its lie can be proven on chain.
-			if let Some(challenger) = &s.challenger {
-				let (s, challenger) = (s.clone(), challenger.clone());
-				tokio::spawn(async move {
-					let closed = challenger.challenge(&caught).await;
-					report_challenge(&s, &caught.hop.endpoint(), closed);
-				});
+			match (&s.challenger, caught.hop.server) {
+				(Some(challenger), Some(server)) if challenger.pursue(server) => {
+					let (s, challenger) = (s.clone(), challenger.clone());
+					tokio::spawn(async move {
+						let closed = challenger.challenge(&caught).await;
+						if !matches!(&closed, Ok(c) if c.outcome == ChallengeOutcome::FraudProven) {
+							challenger.drop_case(&server);
+						}
+						report_challenge(&s, &caught.hop.endpoint(), closed);
+					});
+				}
+				(Some(_), Some(server)) => {
+					tracing::info!("{server} is challenged by this gateway already: not again");
+					m.challenges_skipped.fetch_add(1, Ordering::Relaxed);
+				}
+				(Some(_), None) => tracing::warn!("a stage of no account cannot be challenged"),
+				(None, _) => {}
 			}
 		}
 		// Counted last: whoever reads it sees the check's consequences too.
@@ -1234,7 +1261,10 @@ pub fn report_challenge(
 			// Counted last: whoever reads it finds the rest logged and counted.
 			s.metrics.challenges_closed.fetch_add(1, Ordering::Relaxed);
 		}
-		Err(e) => tracing::warn!("challenging {endpoint}: {e:#}"),
+		Err(e) => {
+			tracing::warn!("challenging {endpoint}: {e:#}");
+			s.metrics.challenges_failed.fetch_add(1, Ordering::Relaxed);
+		}
 	}
 }
 
