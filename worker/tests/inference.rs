@@ -560,16 +560,18 @@ async fn a_stage_lying_on_one_chunk_in_a_hundred_is_caught_challenged_and_slashe
 		}
 	}
 	// Checks run after each answer and side by side, so Eve may have lied again (her 200th
-	// answer) before the first check caught her: every catch is of Eve, the first is seen
-	// through on chain, and the gateway does not challenge her twice.
+	// answer) before the first check caught her: once every request's hop was checked, every
+	// catch is of Eve, the first is seen through on chain, and the gateway does not challenge
+	// her twice.
 	let started = Instant::now();
 	let metrics = loop {
 		let metrics = stage_metrics(&http, ports[3]).await;
 		let caught = counter(&metrics, "blyan_servers_caught_total ");
-		if counter(&metrics, "blyan_challenges_closed_total ")
-			+ counter(&metrics, "blyan_challenges_skipped_total ")
-			>= caught
-		{
+		let ended = ["closed", "skipped", "failed"]
+			.iter()
+			.map(|c| counter(&metrics, &format!("blyan_challenges_{c}_total ")))
+			.sum::<f64>();
+		if counter(&metrics, "blyan_checks_total ") >= f64::from(requests) && ended >= caught {
 			break metrics;
 		}
 		assert!(started.elapsed() < Duration::from_secs(120), "{metrics}\n{}", gateway.output());

@@ -190,20 +190,20 @@ async fn replay(peer: &Hop, record: &HopRecord) -> Result<Replay, HopError> {
 	Ok(Replay { digests, answers, first_difference, positions, signed, transcript })
 }
 
-/// How long a check waits, in all, for a peer at capacity before it asks the next one. A busy
-/// peer is a loaded one, not a missing one: a check that skipped it would lack the second peer
-/// that decides a difference, and end as a dispute instead of a catch.
+/// How long a check waits, in all, for a peer at capacity once every other peer was asked. A
+/// busy peer is a loaded one, not a missing one: a check that skipped it would lack the second
+/// peer that decides a difference, and end as a dispute instead of a catch.
 const PEER_BUSY_WAIT: Duration = Duration::from_secs(20);
 
-/// [`replay`], waiting (backing off up to a second between tries, [`PEER_BUSY_WAIT`] in all)
-/// while the peer refuses a new session because it holds as many as it can.
+/// [`replay`], waiting (backing off from 50 ms to a second between tries, [`PEER_BUSY_WAIT`]
+/// in all) while the peer refuses a new session because it holds as many as it can.
 async fn replay_when_free(peer: &Hop, record: &HopRecord) -> Result<Replay, HopError> {
 	let started = Instant::now();
 	let mut pause = Duration::from_millis(50);
 	loop {
+		tokio::time::sleep(pause).await;
 		match replay(peer, record).await {
 			Err(HopError::Busy(_)) if started.elapsed() + pause <= PEER_BUSY_WAIT => {
-				tokio::time::sleep(pause).await;
 				pause = (pause * 2).min(Duration::from_secs(1));
 			}
 			done => return done,
@@ -229,15 +229,31 @@ pub async fn spot_check(
 	}
 	let mut avoid: HashSet<String> = HashSet::from([record.hop.endpoint()]);
 	let mut replays = Vec::new();
-	// The first peer that answers bit-exactly, then (on a difference) a second.
+	// The first peer that answers bit-exactly, then (on a difference) a second. Each peer is
+	// asked once; those at capacity are waited for after every other one was asked.
 	let mut first: Option<(Hop, Replay)> = None;
+	let mut busy: Vec<Hop> = Vec::new();
 	loop {
 		let peers = source.peers(version, record.hop.span, &avoid).await;
-		let Some(peer) = peers.into_iter().find(|p| p.server != record.hop.server) else {
-			break;
+		let fresh = peers.into_iter().find(|p| p.server != record.hop.server);
+		let (peer, result) = match fresh {
+			Some(peer) => {
+				avoid.insert(peer.endpoint());
+				let result = replay(&peer, record).await;
+				if matches!(result, Err(HopError::Busy(_))) {
+					busy.push(peer);
+					continue;
+				}
+				(peer, result)
+			}
+			None if !busy.is_empty() => {
+				let peer = busy.remove(0);
+				let result = replay_when_free(&peer, record).await;
+				(peer, result)
+			}
+			None => break,
 		};
-		avoid.insert(peer.endpoint());
-		let result = match replay_when_free(&peer, record).await {
+		let result = match result {
 			Ok(result) => result,
 			Err(e) => {
 				tracing::warn!("spot check of {}: no replay on {e}", record.hop.endpoint());

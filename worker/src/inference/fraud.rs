@@ -10,7 +10,7 @@
 //! server's bond is slashed.
 
 use std::{
-	collections::{BTreeSet, HashSet},
+	collections::{BTreeMap, HashSet},
 	sync::Arc,
 	time::Duration,
 };
@@ -23,7 +23,8 @@ use tracing::{info, warn};
 use crate::{
 	chain::{
 		blyan::inference::events::{ChallengeClosed, Challenged},
-		Chain, ChainError, ChainInferenceChallenge, ChunkCommitment, InferenceError, RuntimeError,
+		Chain, ChainError, ChainInferenceChallenge, ChallengeOutcome, ChunkCommitment,
+		InferenceError, RuntimeError,
 	},
 	content,
 	ml::device::ComputeDevice,
@@ -271,11 +272,12 @@ pub struct Challenger {
 	/// Held around each transaction: challenges followed at once would otherwise sign with the
 	/// same nonce (it is read from the chain), and all but one be refused.
 	submitting: tokio::sync::Mutex<()>,
-	/// Servers this gateway has a challenge open against, or proved a lie of. Checks running
-	/// side by side can catch one stage several times; one challenge is enough (its proof
-	/// takes the whole bond and ends the announcement, so the chain would refuse or slash
-	/// nothing for the others, each at a fee).
-	pursued: std::sync::Mutex<BTreeSet<AccountId32>>,
+	/// Servers this gateway has a challenge open against, or proved a lie of, each with the
+	/// latest catch made meanwhile. Checks running side by side can catch one stage several
+	/// times; one proven challenge is enough (at the default `fraud_slash` it takes the whole
+	/// bond and ends the announcement, so the chain would refuse or slash nothing for the
+	/// others, each at a fee); a kept catch is challenged if the open one is not proven.
+	pursued: std::sync::Mutex<BTreeMap<AccountId32, Option<HopRecord>>>,
 }
 
 impl Challenger {
@@ -284,14 +286,40 @@ impl Challenger {
 		Self { chain, ipfs, poll, submitting, pursued: Default::default() }
 	}
 
-	/// Takes up `server`'s case: false if a challenge of it is open already or proved a lie.
-	pub fn pursue(&self, server: AccountId32) -> bool {
-		self.pursued.lock().expect("pursued lock").insert(server)
+	/// Takes up `server`'s case with `caught`, handed back to be challenged now; if a challenge
+	/// of it is open or proved a lie, keeps `caught` as the case's latest catch instead.
+	pub fn pursue(&self, server: AccountId32, caught: HopRecord) -> Option<HopRecord> {
+		let mut pursued = self.pursued.lock().expect("pursued lock");
+		match pursued.entry(server) {
+			std::collections::btree_map::Entry::Vacant(case) => {
+				case.insert(None);
+				Some(caught)
+			}
+			std::collections::btree_map::Entry::Occupied(mut case) => {
+				*case.get_mut() = Some(caught);
+				None
+			}
+		}
 	}
 
-	/// Drops `server`'s case (its challenge was not proven): a later catch challenges it again.
-	pub fn drop_case(&self, server: &AccountId32) {
-		self.pursued.lock().expect("pursued lock").remove(server);
+	/// Ends a challenge of `server`: a proven lie keeps the case (nothing more to challenge);
+	/// otherwise the latest catch kept meanwhile is handed back to be challenged, or, with
+	/// none, the case is dropped and a later catch challenges the server again.
+	pub fn case_closed(
+		&self,
+		server: &AccountId32,
+		closed: &Result<ChallengeClosed>,
+	) -> Option<HopRecord> {
+		let mut pursued = self.pursued.lock().expect("pursued lock");
+		if matches!(closed, Ok(c) if c.outcome == ChallengeOutcome::FraudProven) {
+			pursued.insert(*server, None);
+			return None;
+		}
+		let kept = pursued.get_mut(server).and_then(Option::take);
+		if kept.is_none() {
+			pursued.remove(server);
+		}
+		kept
 	}
 
 	/// Challenges what `hop` signed, publishing its record, and sees the challenge through
@@ -302,12 +330,22 @@ impl Challenger {
 		self.see_through(id).await
 	}
 
-	/// This account's challenges still open (a gateway restarted while following them).
-	pub async fn open_challenges(&self) -> Result<Vec<u32>> {
+	/// This account's challenges still open (a gateway restarted while following them), each
+	/// server's case taken up again so that a new catch of it is not challenged twice.
+	pub async fn open_challenges(&self) -> Result<Vec<(u32, AccountId32)>> {
 		let chain = self.chain.read().await.clone();
 		let me = *chain.account();
 		let open = chain.inference_challenges().await?;
-		Ok(open.into_iter().filter(|(_, c)| c.challenger == me).map(|(id, _)| id).collect())
+		let mine: Vec<_> = open
+			.into_iter()
+			.filter(|(_, c)| c.challenger == me)
+			.map(|(id, c)| (id, c.commitment.server))
+			.collect();
+		let mut pursued = self.pursued.lock().expect("pursued lock");
+		for (_, server) in &mine {
+			pursued.entry(*server).or_insert(None);
+		}
+		Ok(mine)
 	}
 
 	/// Publishes `hop`'s record and challenges what it signed; the challenge's id.

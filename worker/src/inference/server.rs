@@ -403,6 +403,12 @@ async fn stage_forward(
 		Ok(r) => r,
 		Err(e) => return error(StatusCode::BAD_REQUEST, e),
 	};
+	// A full stage refuses a new session before taking its grant: a spot check waiting for room
+	// asks again and again, and each try would otherwise use up a grant.
+	if request.position == 0 && !stage.has_room_for(&request.session) {
+		s.metrics.chunks_refused.fetch_add(1, Ordering::Relaxed);
+		return error(StatusCode::TOO_MANY_REQUESTS, StageError::Busy);
+	}
 	// Nothing is computed for a session no paying client opened.
 	let admitted = match &s.gate {
 		Some(gate) => {
@@ -1214,26 +1220,44 @@ async fn spot_check(s: &Arc<AppState>, routes: &dyn RouteSource, records: Vec<ro
 			// This coordinator kept every chunk the caught stage answered of its session (the
 			// routed stage's, or a lying peer's replay): its lie can be proven on chain.
 			match (&s.challenger, caught.hop.server) {
-				(Some(challenger), Some(server)) if challenger.pursue(server) => {
-					let (s, challenger) = (s.clone(), challenger.clone());
-					tokio::spawn(async move {
-						let closed = challenger.challenge(&caught).await;
-						if !matches!(&closed, Ok(c) if c.outcome == ChallengeOutcome::FraudProven) {
-							challenger.drop_case(&server);
-						}
-						report_challenge(&s, &caught.hop.endpoint(), closed);
-					});
-				}
-				(Some(_), Some(server)) => {
-					tracing::info!("{server} is challenged by this gateway already: not again");
-					m.challenges_skipped.fetch_add(1, Ordering::Relaxed);
-				}
+				(Some(challenger), Some(server)) => match challenger.pursue(server, caught) {
+					Some(caught) => {
+						let (s, challenger) = (s.clone(), challenger.clone());
+						tokio::spawn(pursue_case(s, challenger, server, caught));
+					}
+					None => {
+						tracing::info!(
+							"{server} is challenged by this gateway already: this catch is kept in \
+							 case that challenge is not proven"
+						);
+						m.challenges_skipped.fetch_add(1, Ordering::Relaxed);
+					}
+				},
 				(Some(_), None) => tracing::warn!("a stage of no account cannot be challenged"),
 				(None, _) => {}
 			}
 		}
 		// Counted last: whoever reads it sees the check's consequences too.
 		m.checks.fetch_add(1, Ordering::Relaxed);
+	}
+}
+
+/// Challenges what `caught` signed and sees it through; while the case is not proven, does the
+/// same with the latest catch of the same server kept meanwhile ([`Challenger::pursue`]).
+pub async fn pursue_case(
+	s: Arc<AppState>,
+	challenger: Arc<Challenger>,
+	server: subxt::utils::AccountId32,
+	mut caught: route::HopRecord,
+) {
+	loop {
+		let closed = challenger.challenge(&caught).await;
+		let next = challenger.case_closed(&server, &closed);
+		report_challenge(&s, &caught.hop.endpoint(), closed);
+		match next {
+			Some(kept) => caught = kept,
+			None => return,
+		}
 	}
 }
 

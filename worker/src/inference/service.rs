@@ -472,11 +472,15 @@ pub async fn gateway(
 	});
 	// Challenges this account made before a restart are seen through.
 	if let Some(challenger) = &state.challenger {
-		for id in challenger.open_challenges().await? {
+		for (id, server) in challenger.open_challenges().await? {
 			let (s, challenger) = (state.clone(), challenger.clone());
 			tokio::spawn(async move {
 				let closed = challenger.see_through(id).await;
+				let kept = challenger.case_closed(&server, &closed);
 				server::report_challenge(&s, &format!("challenge {id}"), closed);
+				if let Some(caught) = kept {
+					server::pursue_case(s, challenger, server, caught).await;
+				}
 			});
 		}
 	}

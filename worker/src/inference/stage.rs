@@ -76,6 +76,9 @@ pub trait StageRunner: Send + Sync {
 	/// Forgets a finished session.
 	fn end(&self, session: &SessionId);
 	fn sessions(&self) -> usize;
+	/// Whether a chunk of `session` would find its session: held already, or room to open it
+	/// (fewer than the capacity held, or one idle long enough to make room).
+	fn has_room_for(&self, session: &SessionId) -> bool;
 	fn stats(&self) -> StageStats;
 	/// Ends the model thread once the queue is empty (the stage's model and caches are then
 	/// freed: GPU memory too).
@@ -157,6 +160,12 @@ impl LocalStage {
 
 	pub fn sessions(&self) -> usize {
 		self.runner.sessions()
+	}
+
+	/// Whether a chunk of `session` would find its session or room to open it (a full stage
+	/// answers 429).
+	pub fn has_room_for(&self, session: &SessionId) -> bool {
+		self.runner.has_room_for(session)
 	}
 
 	pub fn stats(&self) -> StageStats {
@@ -281,6 +290,15 @@ where
 
 	fn sessions(&self) -> usize {
 		self.sessions.lock().expect("sessions lock").len()
+	}
+
+	fn has_room_for(&self, session: &SessionId) -> bool {
+		let sessions = self.sessions.lock().expect("sessions lock");
+		sessions.contains_key(session)
+			|| sessions.len() < self.capacity
+			|| sessions
+				.values()
+				.any(|(cache, used)| cache.is_some() && used.elapsed() >= IDLE_EVICTION)
 	}
 
 	fn stats(&self) -> StageStats {
@@ -586,11 +604,16 @@ mod tests {
 		let model = tiny_model();
 		let stage = LocalStage::start(model, 1, Duration::ZERO, "cpu");
 		let tokens = || Activations::Tokens(vec![1, 2, 3]);
+		assert!(stage.has_room_for(&[1; 16]));
 		assert!(stage.forward([1; 16], 0, tokens()).is_ok());
+		// What the server asks before it takes a grant: no room for another, its own goes on.
+		assert!(!stage.has_room_for(&[2; 16]));
+		assert!(stage.has_room_for(&[1; 16]));
 		assert_eq!(stage.forward([2; 16], 0, tokens()), Err(StageError::Busy));
 		// The active session goes on; once it ends there is room.
 		assert!(stage.forward([1; 16], 3, Activations::Tokens(vec![4])).is_ok());
 		stage.end(&[1; 16]);
+		assert!(stage.has_room_for(&[2; 16]));
 		assert!(stage.forward([2; 16], 0, tokens()).is_ok());
 		assert_eq!(stage.stats().chunks, 3);
 	}
