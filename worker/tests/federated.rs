@@ -4,6 +4,7 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use blyan_worker::federated::{
+	job::{contribute, RoundPart},
 	robust::Aggregation,
 	round::{Aggregator, Mode, RoundClient, RoundInfo, RoundOutcome},
 	secagg::{
@@ -315,5 +316,112 @@ async fn the_aggregator_takes_only_well_formed_reveals() {
 	);
 	for h in honest {
 		h.await.unwrap().unwrap();
+	}
+}
+
+/// A participant's round: its contributors and aggregate, or why it ended without them.
+type Contribution = tokio::task::JoinHandle<Result<(Vec<ParticipantId>, Vec<f32>), String>>;
+
+/// Participants taking part in `round` through [`contribute`] (each its own task), waiting for
+/// the aggregator to open it; each participant's update is [`update`].
+fn contributors(
+	url: &str,
+	round: u32,
+	mode: Mode,
+	ids: impl IntoIterator<Item = usize>,
+) -> Vec<Contribution> {
+	ids.into_iter()
+		.map(|i| {
+			let client = RoundClient::new(reqwest::Client::new(), url);
+			tokio::spawn(async move {
+				let update = update(i);
+				let part = RoundPart {
+					round,
+					session: [round as u8; 32],
+					id: i as ParticipantId,
+					mode,
+					min_contributors: THRESHOLD,
+					update: &update,
+				};
+				contribute(&client, part, || async { Ok(()) }).await.map_err(|e| e.to_string())
+			})
+		})
+		.collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn participants_join_a_failed_round_again_when_the_aggregator_reopens_it() {
+	let (aggregator, url) = start(Duration::from_secs(1)).await;
+	for (round, mode) in
+		[(30, Mode::Plain(Aggregation::Mean)), (31, Mode::Secure { threshold: THRESHOLD })]
+	{
+		// Two participants are on time, three come after the first attempt failed (two of the
+		// three needed arrived): the aggregator runs the round again, as a miner does.
+		let on_time = contributors(&url, round, mode, 0..2);
+		let first = aggregator.run_round(info(round, mode), Duration::from_secs(1)).await;
+		let err = first.expect_err("two of three").to_string();
+		assert!(err.contains("2 of 3"), "{err}");
+		let late = contributors(&url, round, mode, 2..N);
+		let outcome =
+			aggregator.run_round(info(round, mode), Duration::from_secs(5)).await.expect("retried");
+		assert_eq!(outcome.contributors, (0..N as ParticipantId).collect::<Vec<_>>());
+		for t in on_time.into_iter().chain(late) {
+			let (contributors, aggregate) = t.await.unwrap().expect("every participant's result");
+			assert_eq!(contributors, outcome.contributors);
+			assert_eq!(aggregate, outcome.aggregate);
+		}
+		// The on-time participants sent the same update again: the plain mean is the five
+		// updates' (a second draw of noise would be another release of their data).
+		if let Mode::Plain(_) = mode {
+			let mean: Vec<f32> =
+				(0..LEN).map(|k| (0..N).map(|i| update(i)[k]).sum::<f32>() / N as f32).collect();
+			let close = outcome.aggregate.iter().zip(&mean).all(|(a, m)| (a - m).abs() < 1e-6);
+			assert!(close, "the retried round's mean is not the five updates'");
+		}
+	}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_secure_round_that_failed_after_taking_a_masked_update_is_not_joined_again() {
+	// Three participants share keys and vanish before masking: the two that sent masked
+	// updates see the round fail in its masked phase and stop rather than mask the same update
+	// again for a next attempt (whose sum, over other survivors, could be subtracted from it).
+	let (aggregator, url) = start(Duration::from_millis(700)).await;
+	let mode = Mode::Secure { threshold: THRESHOLD };
+	let round = 32;
+	let running = {
+		let aggregator = aggregator.clone();
+		tokio::spawn(async move {
+			aggregator.run_round(info(round, mode), Duration::from_millis(700)).await
+		})
+	};
+	let staying = contributors(&url, round, mode, 0..2);
+	let mut vanishing = Vec::new();
+	for i in 2..N {
+		let client = RoundClient::new(reqwest::Client::new(), &url);
+		vanishing.push(tokio::spawn(async move {
+			let mut rng = ChaCha20Rng::seed_from_u64(i as u64);
+			let p = Participant::new(
+				i as ParticipantId,
+				[round as u8; 32],
+				THRESHOLD as usize,
+				&mut rng,
+			);
+			let adverts = client.advertise(round, &p).await.unwrap();
+			client.share(round, &p, &adverts).await.unwrap();
+		}));
+	}
+	for v in vanishing {
+		v.await.unwrap();
+	}
+	let err = running.await.unwrap().expect_err("two masked inputs of three").to_string();
+	assert!(err.contains("2 of 3 masked inputs"), "{err}");
+	for t in staying {
+		let err = tokio::time::timeout(Duration::from_secs(10), t)
+			.await
+			.expect("the participant stops instead of waiting for another attempt")
+			.unwrap()
+			.expect_err("no result");
+		assert!(err.contains("not sent again"), "{err}");
 	}
 }

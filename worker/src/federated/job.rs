@@ -25,7 +25,7 @@ use crate::{
 use super::{
 	accountant, dp,
 	robust::Aggregation,
-	round::{Aggregator, Mode, RoundClient, RoundInfo},
+	round::{Aggregator, AttemptFailed, Mode, RoundClient, RoundInfo},
 	secagg::{encode_fixed, Participant, ParticipantId, SessionId},
 };
 
@@ -190,25 +190,8 @@ pub async fn participate(
 	let mut rng = ChaCha20Rng::from_os_rng();
 	replay_rounds(chain, ipfs, job_id, &mut global, first).await?;
 	for round in first..fed.spec.rounds {
-		// The aggregator may be running another job's round: only this job's round counts.
-		let expected = session(chain, job_id, round);
-		let mut polls = 0u32;
-		let info = loop {
-			match client.info().await {
-				Ok(info) if info.session == expected => break info,
-				_ => tokio::time::sleep(Duration::from_millis(200)).await,
-			}
-			polls += 1;
-			if polls.is_multiple_of(25) {
-				let now = chain.federated_job(job_id).await?.context("the job was closed")?;
-				if now.rounds_done > round {
-					bail!("round {round} ran without this participant");
-				}
-			}
-		};
-		if info.mode != mode(&fed.spec.rule) || info.min_contributors != min_contributors(&fed) {
-			bail!("the aggregator's round {round} does not follow the job's rule and minimum on chain");
-		}
+		// Trained before the round opens (the aggregator's phases do not wait for training),
+		// once: an attempt of the round that fails is joined again with the same update.
 		let base = global.clone();
 		let seed = job.spec.seed ^ ((round as u64) << 32) ^ index as u64;
 		let (cfg, hp2, device) = (config.clone(), hp.clone(), options.device);
@@ -228,22 +211,106 @@ pub async fn participate(
 			job = job_id,
 			round, "local update: norm {norm:.4} clipped to {clip}, noise std {noise_std:.5}"
 		);
-		let (contributors, aggregate) = if secure {
-			let threshold = match info.mode {
-				Mode::Secure { threshold } => threshold as usize,
-				Mode::Plain(_) => bail!("the aggregator runs a plain round for a secure job"),
-			};
-			let p = Participant::new(index as ParticipantId, info.session, threshold, &mut rng)
-				.with_min_survivors(min_contributors(&fed) as usize);
-			client.secure_round(round, &p, &encode_fixed(&update)).await?
-		} else {
-			client.plain_round(round, index as ParticipantId, update).await?
+		let part = RoundPart {
+			round,
+			// The aggregator may be running another job's round: only this job's round counts.
+			session: session(chain, job_id, round),
+			id: index as ParticipantId,
+			mode: mode(&fed.spec.rule),
+			min_contributors: min_contributors(&fed),
+			update: &update,
 		};
+		let still_open = || async move {
+			let now = chain.federated_job(job_id).await?.context("the job was closed")?;
+			if now.rounds_done > round {
+				bail!("round {round} ran without this participant");
+			}
+			Ok(())
+		};
+		let (contributors, aggregate) = contribute(&client, part, still_open).await?;
 		add_delta(&mut global, &aggregate)?;
 		info!(job = job_id, round, contributors = contributors.len(), "round aggregated");
 	}
 	info!(job = job_id, "all {} rounds done", fed.spec.rounds);
 	Ok(())
+}
+
+/// What a participant sends in one round, computed once.
+pub struct RoundPart<'a> {
+	pub round: u32,
+	/// The round's session: the aggregator's round of this job, not another job's.
+	pub session: SessionId,
+	pub id: ParticipantId,
+	/// The job's rule and minimum on chain, which the aggregator's round must follow.
+	pub mode: Mode,
+	pub min_contributors: u16,
+	/// Clipped and noised.
+	pub update: &'a [f32],
+}
+
+/// Sends `part.update` to its round once the aggregator opens it and returns the round's
+/// contributors and aggregate. An attempt the aggregator ends without a result (a phase timed
+/// out, it restarted) is joined again, with the same update, when the aggregator reopens the
+/// round: the same noised bits spend no more privacy. Not so a secure attempt that ended after
+/// the aggregator may have taken the masked update (its survivors, and so its sum, may differ
+/// from the next attempt's). While waiting, `still_open` is asked every five seconds whether the
+/// round can still be had.
+pub async fn contribute<F, Fut>(
+	client: &RoundClient,
+	part: RoundPart<'_>,
+	mut still_open: F,
+) -> Result<(Vec<ParticipantId>, Vec<f32>)>
+where
+	F: FnMut() -> Fut,
+	Fut: std::future::Future<Output = Result<()>>,
+{
+	let round = part.round;
+	let mut rng = ChaCha20Rng::from_os_rng();
+	let mut attempt = 0u32;
+	loop {
+		attempt += 1;
+		let mut polls = 0u32;
+		let info = loop {
+			match client.info().await {
+				Ok(info) if info.session == part.session => break info,
+				_ => tokio::time::sleep(Duration::from_millis(200)).await,
+			}
+			polls += 1;
+			if polls.is_multiple_of(25) {
+				still_open().await?;
+			}
+		};
+		if info.mode != part.mode || info.min_contributors != part.min_contributors {
+			bail!("the aggregator's round {round} does not follow the job's rule and minimum on chain");
+		}
+		let sent = match info.mode {
+			Mode::Secure { threshold } => {
+				let p = Participant::new(part.id, info.session, threshold as usize, &mut rng)
+					.with_min_survivors(part.min_contributors as usize);
+				client.secure_attempt(round, &p, &encode_fixed(part.update)).await
+			}
+			Mode::Plain(_) => client
+				.plain_round(round, part.id, part.update.to_vec())
+				.await
+				.map_err(|error| AttemptFailed { error, masked_sent: false }),
+		};
+		match sent {
+			Ok(result) => return Ok(result),
+			Err(f) if f.error.attempt_over() && f.masked_sent => bail!(
+				"secure round {round} ended without a result after the aggregator may have taken \
+				 this participant's masked update ({}): not sent again",
+				f.error
+			),
+			Err(f) if f.error.attempt_over() => warn!(
+				round,
+				attempt,
+				"the aggregator's attempt ended without a result ({}): the same update goes to \
+				 its next one",
+				f.error
+			),
+			Err(f) => return Err(f.error.into()),
+		}
+	}
 }
 
 /// Runs federated job `job_id`'s remaining rounds as its aggregator and returns the final

@@ -108,6 +108,8 @@ pub enum RoundError {
 
 struct RoundState {
 	info: RoundInfo,
+	/// Which of the aggregator's attempts this is.
+	attempt: u64,
 	phase: Phase,
 	adverts: BTreeMap<ParticipantId, KeyAdvert>,
 	shared: BTreeSet<ParticipantId>,
@@ -137,7 +139,9 @@ impl RoundState {
 
 struct Shared {
 	state: Mutex<Option<RoundState>>,
-	phase: watch::Sender<(u32, Phase)>,
+	/// The running attempt's round, its number among every attempt this aggregator ran (a
+	/// failed round is run again), and its phase.
+	phase: watch::Sender<(u32, u64, Phase)>,
 	posted: Notify,
 	bytes_in: AtomicU64,
 	bytes_out: AtomicU64,
@@ -156,7 +160,7 @@ pub const MAX_BODY: usize = 520 * 1024 * 1024;
 
 impl Aggregator {
 	pub fn new(phase_timeout: Duration) -> Self {
-		let (phase, _) = watch::channel((0, Phase::Done));
+		let (phase, _) = watch::channel((0, 0, Phase::Done));
 		Self {
 			shared: Arc::new(Shared {
 				state: Mutex::new(None),
@@ -198,6 +202,7 @@ impl Aggregator {
 			Mode::Secure { .. } => Phase::Adverts,
 			Mode::Plain(_) => Phase::Updates,
 		};
+		let attempt = self.shared.phase.borrow().1 + 1;
 		{
 			let mut guard = self.shared.state.lock().expect("not poisoned");
 			if let Some(s) =
@@ -207,6 +212,7 @@ impl Aggregator {
 			}
 			*guard = Some(RoundState {
 				info,
+				attempt,
 				phase: first,
 				adverts: BTreeMap::new(),
 				shared: BTreeSet::new(),
@@ -222,7 +228,7 @@ impl Aggregator {
 		}
 		self.shared.bytes_in.store(0, Ordering::Relaxed);
 		self.shared.bytes_out.store(0, Ordering::Relaxed);
-		self.shared.phase.send_replace((round, first));
+		self.shared.phase.send_replace((round, attempt, first));
 
 		loop {
 			let deadline = tokio::time::Instant::now() + phase_timeout;
@@ -237,7 +243,7 @@ impl Aggregator {
 				}
 			}
 			let (phase, outcome) = self.with_state(advance);
-			self.shared.phase.send_replace((round, phase));
+			self.shared.phase.send_replace((round, attempt, phase));
 			match phase {
 				Phase::Done => {
 					let (transcript, (contributors, aggregate), sum) =
@@ -422,8 +428,14 @@ async fn wait_then(
 	read: impl FnOnce(&RoundState) -> Result<Vec<u8>, String>,
 ) -> Response {
 	let mut rx = shared.phase.subscribe();
-	let reached =
-		tokio::time::timeout(shared.wait, rx.wait_for(|(r, p)| *r != round || *p >= phase)).await;
+	// The attempt running when asked: a participant asks right after posting to it, and what it
+	// posted is not in another attempt's result.
+	let attempt = rx.borrow().1;
+	let reached = tokio::time::timeout(
+		shared.wait,
+		rx.wait_for(|(r, a, p)| *r != round || *a != attempt || *p >= phase),
+	)
+	.await;
 	match reached {
 		Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, "the round has not got there yet"),
 		Ok(Err(_)) => return refuse(StatusCode::SERVICE_UNAVAILABLE, "aggregator stopped"),
@@ -435,6 +447,12 @@ async fn wait_then(
 	};
 	if s.phase == Phase::Failed {
 		return refuse(StatusCode::GONE, s.failure.clone().unwrap_or_default());
+	}
+	if s.attempt != attempt {
+		return refuse(
+			StatusCode::GONE,
+			format!("the attempt at round {round} ended; it runs again"),
+		);
 	}
 	match read(s) {
 		Ok(body) => {
@@ -637,6 +655,32 @@ pub enum ClientError {
 	SecAgg(#[from] super::secagg::SecAggError),
 }
 
+impl ClientError {
+	/// Whether this means the aggregator's attempt at the round is over without a result for
+	/// this participant (it failed, ended, or the aggregator restarted), rather than that this
+	/// participant's message was refused: a participant may join the round again when the
+	/// aggregator reopens it.
+	pub fn attempt_over(&self) -> bool {
+		match self {
+			ClientError::Http(_) => true,
+			// Not running, in another phase than the message's, failed, or stopping.
+			ClientError::Refused { status, .. } => matches!(status, 404 | 409 | 410 | 503),
+			ClientError::Malformed | ClientError::SecAgg(_) => false,
+		}
+	}
+}
+
+/// An attempt at a round that ended without its result.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct AttemptFailed {
+	pub error: ClientError,
+	/// The aggregator may hold this participant's masked input of the attempt (a secure round):
+	/// sending it again in another attempt, whose survivors may differ, could let an aggregator
+	/// subtract two sums and learn more than one round's sum.
+	pub masked_sent: bool,
+}
+
 /// A participant's side of a round.
 pub struct RoundClient {
 	http: reqwest::Client,
@@ -742,11 +786,29 @@ impl RoundClient {
 		p: &Participant,
 		input: &[u64],
 	) -> Result<(Vec<ParticipantId>, Vec<f32>), ClientError> {
-		let adverts = self.advertise(round, p).await?;
-		let (sharers, held) = self.share(round, p, &adverts).await?;
-		self.send_masked(round, p.id(), p.mask(input, &sharers)?).await?;
-		self.reveal(round, p, &sharers, &held).await?;
-		self.result(round).await
+		self.secure_attempt(round, p, input).await.map_err(|f| f.error)
+	}
+
+	/// [`secure_round`](Self::secure_round), saying on failure whether the aggregator may hold
+	/// the masked input.
+	pub async fn secure_attempt(
+		&self,
+		round: u32,
+		p: &Participant,
+		input: &[u64],
+	) -> Result<(Vec<ParticipantId>, Vec<f32>), AttemptFailed> {
+		let before = |error| AttemptFailed { error, masked_sent: false };
+		let after = |error| AttemptFailed { error, masked_sent: true };
+		let adverts = self.advertise(round, p).await.map_err(before)?;
+		let (sharers, held) = self.share(round, p, &adverts).await.map_err(before)?;
+		let masked = p.mask(input, &sharers).map_err(|e| before(e.into()))?;
+		// A connection lost while sending may have delivered it.
+		self.send_masked(round, p.id(), masked).await.map_err(|error| AttemptFailed {
+			masked_sent: matches!(error, ClientError::Http(_)),
+			error,
+		})?;
+		self.reveal(round, p, &sharers, &held).await.map_err(after)?;
+		self.result(round).await.map_err(after)
 	}
 
 	/// A whole plain round.

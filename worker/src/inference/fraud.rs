@@ -264,6 +264,85 @@ fn is(e: &ChainError, error: fn(&InferenceError) -> bool) -> bool {
 	matches!(e.pallet_error(), Some(RuntimeError::Inference(inner)) if error(inner))
 }
 
+/// Where a gateway stands with a server it caught.
+enum Case<R> {
+	/// `challenges` of it open on chain (none yet: one is being made), and the latest catch
+	/// made meanwhile.
+	Open { challenges: u32, kept: Option<R> },
+	/// A challenge proved a lie of it: later catches are not challenged.
+	Proven,
+}
+
+/// A gateway's cases, by server (`R`: what a catch holds). Checks running side by side can
+/// catch one stage several times; one proven challenge is enough (at the default `fraud_slash`
+/// it takes the whole bond and ends the announcement, so the chain would refuse or slash nothing
+/// for the others, each at a fee).
+pub struct Cases<R> {
+	cases: std::sync::Mutex<BTreeMap<AccountId32, Case<R>>>,
+}
+
+impl<R> Default for Cases<R> {
+	fn default() -> Self {
+		Self { cases: Default::default() }
+	}
+}
+
+impl<R> Cases<R> {
+	/// Takes up `server`'s case with `caught`, handed back to be challenged now. While a
+	/// challenge of it is open, `caught` is kept instead (the latest catch, challenged if the
+	/// open ones are not proven); once a lie of it is proven, it is dropped.
+	pub fn pursue(&self, server: AccountId32, caught: R) -> Option<R> {
+		let mut cases = self.cases.lock().expect("cases lock");
+		match cases.entry(server).or_insert(Case::Open { challenges: 0, kept: None }) {
+			Case::Open { challenges: open @ 0, .. } => {
+				*open = 1;
+				Some(caught)
+			}
+			Case::Open { kept, .. } => {
+				*kept = Some(caught);
+				None
+			}
+			Case::Proven => None,
+		}
+	}
+
+	/// Ends one challenge of `server`: a proven lie closes the case. Otherwise, once none of
+	/// its challenges is open, the catch kept meanwhile is handed back to be challenged, or,
+	/// with none, the case is dropped (a later catch challenges the server again).
+	pub fn closed(&self, server: &AccountId32, proven: bool) -> Option<R> {
+		let mut cases = self.cases.lock().expect("cases lock");
+		if proven {
+			cases.insert(*server, Case::Proven);
+			return None;
+		}
+		let Some(Case::Open { challenges, kept }) = cases.get_mut(server) else { return None };
+		*challenges = challenges.saturating_sub(1);
+		if *challenges > 0 {
+			return None;
+		}
+		match kept.take() {
+			Some(next) => {
+				*challenges = 1;
+				Some(next)
+			}
+			None => {
+				cases.remove(server);
+				None
+			}
+		}
+	}
+
+	/// A challenge of `server` made before this process started is open (and followed).
+	pub fn following(&self, server: AccountId32) {
+		let mut cases = self.cases.lock().expect("cases lock");
+		if let Case::Open { challenges, .. } =
+			cases.entry(server).or_insert(Case::Open { challenges: 0, kept: None })
+		{
+			*challenges += 1;
+		}
+	}
+}
+
 /// Challenges caught stages on chain, for a gateway.
 pub struct Challenger {
 	chain: Arc<tokio::sync::RwLock<Chain>>,
@@ -272,54 +351,28 @@ pub struct Challenger {
 	/// Held around each transaction: challenges followed at once would otherwise sign with the
 	/// same nonce (it is read from the chain), and all but one be refused.
 	submitting: tokio::sync::Mutex<()>,
-	/// Servers this gateway has a challenge open against, or proved a lie of, each with the
-	/// latest catch made meanwhile. Checks running side by side can catch one stage several
-	/// times; one proven challenge is enough (at the default `fraud_slash` it takes the whole
-	/// bond and ends the announcement, so the chain would refuse or slash nothing for the
-	/// others, each at a fee); a kept catch is challenged if the open one is not proven.
-	pursued: std::sync::Mutex<BTreeMap<AccountId32, Option<HopRecord>>>,
+	cases: Cases<HopRecord>,
 }
 
 impl Challenger {
 	pub fn new(chain: Arc<tokio::sync::RwLock<Chain>>, ipfs: Ipfs, poll: Duration) -> Self {
 		let submitting = tokio::sync::Mutex::new(());
-		Self { chain, ipfs, poll, submitting, pursued: Default::default() }
+		Self { chain, ipfs, poll, submitting, cases: Default::default() }
 	}
 
-	/// Takes up `server`'s case with `caught`, handed back to be challenged now; if a challenge
-	/// of it is open or proved a lie, keeps `caught` as the case's latest catch instead.
+	/// Takes up `server`'s case with `caught` ([`Cases::pursue`]).
 	pub fn pursue(&self, server: AccountId32, caught: HopRecord) -> Option<HopRecord> {
-		let mut pursued = self.pursued.lock().expect("pursued lock");
-		match pursued.entry(server) {
-			std::collections::btree_map::Entry::Vacant(case) => {
-				case.insert(None);
-				Some(caught)
-			}
-			std::collections::btree_map::Entry::Occupied(mut case) => {
-				*case.get_mut() = Some(caught);
-				None
-			}
-		}
+		self.cases.pursue(server, caught)
 	}
 
-	/// Ends a challenge of `server`: a proven lie keeps the case (nothing more to challenge);
-	/// otherwise the latest catch kept meanwhile is handed back to be challenged, or, with
-	/// none, the case is dropped and a later catch challenges the server again.
+	/// Ends one challenge of `server` ([`Cases::closed`]): the catch to challenge next, if any.
 	pub fn case_closed(
 		&self,
 		server: &AccountId32,
 		closed: &Result<ChallengeClosed>,
 	) -> Option<HopRecord> {
-		let mut pursued = self.pursued.lock().expect("pursued lock");
-		if matches!(closed, Ok(c) if c.outcome == ChallengeOutcome::FraudProven) {
-			pursued.insert(*server, None);
-			return None;
-		}
-		let kept = pursued.get_mut(server).and_then(Option::take);
-		if kept.is_none() {
-			pursued.remove(server);
-		}
-		kept
+		let proven = matches!(closed, Ok(c) if c.outcome == ChallengeOutcome::FraudProven);
+		self.cases.closed(server, proven)
 	}
 
 	/// Challenges what `hop` signed, publishing its record, and sees the challenge through
@@ -341,9 +394,8 @@ impl Challenger {
 			.filter(|(_, c)| c.challenger == me)
 			.map(|(id, c)| (id, c.commitment.server))
 			.collect();
-		let mut pursued = self.pursued.lock().expect("pursued lock");
 		for (_, server) in &mine {
-			pursued.entry(*server).or_insert(None);
+			self.cases.following(*server);
 		}
 		Ok(mine)
 	}
@@ -532,6 +584,35 @@ mod tests {
 	use crate::ml::{infer::Activations, init_layers, model::ModelConfig};
 
 	const SESSION: [u8; 16] = [9; 16];
+
+	#[test]
+	fn a_gateway_challenges_a_server_once_until_a_challenge_of_it_fails() {
+		let (eve, dave) = (AccountId32([5; 32]), AccountId32([4; 32]));
+		let cases = Cases::<u32>::default();
+		// Three catches of Eve while her first challenge is open: one challenge, the latest
+		// catch kept; Dave's case is his own.
+		assert_eq!(cases.pursue(eve, 1), Some(1));
+		assert_eq!(cases.pursue(eve, 2), None);
+		assert_eq!(cases.pursue(eve, 3), None);
+		assert_eq!(cases.pursue(dave, 7), Some(7));
+		// Not proven (refuted, or the record unavailable): the kept catch is challenged next.
+		assert_eq!(cases.closed(&eve, false), Some(3));
+		assert_eq!(cases.pursue(eve, 4), None);
+		// Proven: nothing more is challenged, nor kept.
+		assert_eq!(cases.closed(&eve, true), None);
+		assert_eq!(cases.pursue(eve, 5), None);
+		assert_eq!(cases.closed(&eve, false), None);
+		// Dave's challenge failed with no catch kept: his next catch is challenged again.
+		assert_eq!(cases.closed(&dave, false), None);
+		assert_eq!(cases.pursue(dave, 8), Some(8));
+		// After a restart two challenges of one server are followed: a catch waits for both.
+		let cases = Cases::<u32>::default();
+		cases.following(eve);
+		cases.following(eve);
+		assert_eq!(cases.pursue(eve, 1), None);
+		assert_eq!(cases.closed(&eve, false), None);
+		assert_eq!(cases.closed(&eve, false), Some(1));
+	}
 
 	fn cpu_stage() -> Arc<stage::LocalStage> {
 		let config = ModelConfig::tiny();

@@ -87,6 +87,8 @@ pub struct Metrics {
 	/// Hops spot-checked on a peer, those whose check found a difference, and stages caught.
 	checks: AtomicU64,
 	checks_failed: AtomicU64,
+	/// Hops drawn for a check but not checked (no peer replayed them, or nothing to check).
+	checks_unchecked: AtomicU64,
 	caught: AtomicU64,
 	/// Challenges of caught stages closed on chain, those that proved the fraud, and those that
 	/// could not be made or followed (e.g. a stage already slashed and no longer announced).
@@ -287,6 +289,12 @@ async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
 		"counter",
 		"Spot checks that found a difference.",
 		load(&m.checks_failed),
+	);
+	metric(
+		"blyan_checks_unchecked_total",
+		"counter",
+		"Hops drawn for a check but not checked (no peer replayed them, or nothing to check).",
+		load(&m.checks_unchecked),
 	);
 	metric(
 		"blyan_servers_caught_total",
@@ -1192,6 +1200,7 @@ async fn spot_check(s: &Arc<AppState>, routes: &dyn RouteSource, records: Vec<ro
 		match &outcome.verdict {
 			Verdict::Unchecked(why) => {
 				tracing::debug!("layers {:?} not checked: {why}", record.hop.span);
+				m.checks_unchecked.fetch_add(1, Ordering::Relaxed);
 				continue;
 			}
 			Verdict::Agreed => {}
