@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use blyan_worker::federated::{
-	job::{contribute, RoundPart},
+	job::{contribute, Contribution, RoundPart},
 	robust::Aggregation,
 	round::{Aggregator, Mode, RoundClient, RoundInfo, RoundOutcome},
 	secagg::{
@@ -320,7 +320,7 @@ async fn the_aggregator_takes_only_well_formed_reveals() {
 }
 
 /// A participant's round: its contributors and aggregate, or why it ended without them.
-type Contribution = tokio::task::JoinHandle<Result<(Vec<ParticipantId>, Vec<f32>), String>>;
+type Participation = tokio::task::JoinHandle<Result<(Vec<ParticipantId>, Vec<f32>), String>>;
 
 /// Participants taking part in `round` through [`contribute`] (each its own task), waiting for
 /// the aggregator to open it; each participant's update is [`update`].
@@ -329,7 +329,7 @@ fn contributors(
 	round: u32,
 	mode: Mode,
 	ids: impl IntoIterator<Item = usize>,
-) -> Vec<Contribution> {
+) -> Vec<Participation> {
 	ids.into_iter()
 		.map(|i| {
 			let client = RoundClient::new(reqwest::Client::new(), url);
@@ -343,7 +343,13 @@ fn contributors(
 					min_contributors: THRESHOLD,
 					update: &update,
 				};
-				contribute(&client, part, || async { Ok(()) }).await.map_err(|e| e.to_string())
+				match contribute(&client, part, || async { Ok(true) }).await {
+					Ok(Contribution::Done(contributors, aggregate)) => {
+						Ok((contributors, aggregate))
+					}
+					Ok(Contribution::SatOut(why)) => Err(why),
+					Err(e) => Err(e.to_string()),
+				}
 			})
 		})
 		.collect()
@@ -351,14 +357,14 @@ fn contributors(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn participants_join_a_failed_round_again_when_the_aggregator_reopens_it() {
-	let (aggregator, url) = start(Duration::from_secs(1)).await;
+	let (aggregator, url) = start(Duration::from_secs(3)).await;
 	for (round, mode) in
 		[(30, Mode::Plain(Aggregation::Mean)), (31, Mode::Secure { threshold: THRESHOLD })]
 	{
 		// Two participants are on time, three come after the first attempt failed (two of the
 		// three needed arrived): the aggregator runs the round again, as a miner does.
 		let on_time = contributors(&url, round, mode, 0..2);
-		let first = aggregator.run_round(info(round, mode), Duration::from_secs(1)).await;
+		let first = aggregator.run_round(info(round, mode), Duration::from_secs(3)).await;
 		let err = first.expect_err("two of three").to_string();
 		assert!(err.contains("2 of 3"), "{err}");
 		let late = contributors(&url, round, mode, 2..N);
@@ -386,13 +392,13 @@ async fn a_secure_round_that_failed_after_taking_a_masked_update_is_not_joined_a
 	// Three participants share keys and vanish before masking: the two that sent masked
 	// updates see the round fail in its masked phase and stop rather than mask the same update
 	// again for a next attempt (whose sum, over other survivors, could be subtracted from it).
-	let (aggregator, url) = start(Duration::from_millis(700)).await;
+	let (aggregator, url) = start(Duration::from_secs(3)).await;
 	let mode = Mode::Secure { threshold: THRESHOLD };
 	let round = 32;
 	let running = {
 		let aggregator = aggregator.clone();
 		tokio::spawn(async move {
-			aggregator.run_round(info(round, mode), Duration::from_millis(700)).await
+			aggregator.run_round(info(round, mode), Duration::from_secs(3)).await
 		})
 	};
 	let staying = contributors(&url, round, mode, 0..2);
@@ -407,6 +413,9 @@ async fn a_secure_round_that_failed_after_taking_a_masked_update_is_not_joined_a
 				THRESHOLD as usize,
 				&mut rng,
 			);
+			while client.info().await.ok().map(|i| i.round) != Some(round) {
+				tokio::time::sleep(Duration::from_millis(20)).await;
+			}
 			let adverts = client.advertise(round, &p).await.unwrap();
 			client.share(round, &p, &adverts).await.unwrap();
 		}));

@@ -25,7 +25,7 @@ use crate::{
 use super::{
 	accountant, dp,
 	robust::Aggregation,
-	round::{Aggregator, AttemptFailed, Mode, RoundClient, RoundInfo},
+	round::{Aggregator, AttemptFailed, ClientError, Mode, RoundClient, RoundInfo},
 	secagg::{encode_fixed, Participant, ParticipantId, SessionId},
 };
 
@@ -118,6 +118,8 @@ pub struct ParticipantOptions {
 	/// Refuse a job whose ε (as the chain charges it) is above this.
 	pub max_epsilon: Option<f64>,
 	pub poll: Duration,
+	/// Where the seed of each round's noise is kept until the round is done.
+	pub state: crate::state::StateDir,
 }
 
 /// Takes part in federated job `job` to its last round.
@@ -187,49 +189,83 @@ pub async fn participate(
 		secure,
 		fed.spec.min_participants as usize,
 	);
-	let mut rng = ChaCha20Rng::from_os_rng();
 	replay_rounds(chain, ipfs, job_id, &mut global, first).await?;
+	let len = flatten(&global).len();
 	for round in first..fed.spec.rounds {
-		// Trained before the round opens (the aggregator's phases do not wait for training),
-		// once: an attempt of the round that fails is joined again with the same update.
-		let base = global.clone();
-		let seed = job.spec.seed ^ ((round as u64) << 32) ^ index as u64;
-		let (cfg, hp2, device) = (config.clone(), hp.clone(), options.device);
-		let data2 = data.clone();
-		let trained = tokio::task::spawn_blocking(move || {
-			ml::train_layers(&cfg, &base, &data2, &hp2, seed, device, |_, _| {})
-		})
-		.await??;
-		let mut update: Vec<f32> =
-			flatten(&trained).iter().zip(flatten(&global)).map(|(t, g)| t - g).collect();
-		let norm = dp::clip(&mut update, clip);
-		if !norm.is_finite() {
-			bail!("local training diverged (update norm {norm}): nothing sent");
-		}
-		dp::add_gaussian_noise(&mut update, noise_std, &mut rng);
-		info!(
-			job = job_id,
-			round, "local update: norm {norm:.4} clipped to {clip}, noise std {noise_std:.5}"
-		);
-		let part = RoundPart {
-			round,
-			// The aggregator may be running another job's round: only this job's round counts.
-			session: session(chain, job_id, round),
-			id: index as ParticipantId,
-			mode: mode(&fed.spec.rule),
-			min_contributors: min_contributors(&fed),
-			update: &update,
-		};
-		let still_open = || async move {
-			let now = chain.federated_job(job_id).await?.context("the job was closed")?;
-			if now.rounds_done > round {
-				bail!("round {round} ran without this participant");
+		let record_id = format!("{job_id}-{round}-{index}");
+		let kept: Option<RoundRecord> = options.state.load("fl-rounds", &record_id)?;
+		let contribution = match &kept {
+			// Restarted inside a secure round: whatever it masked may be held.
+			Some(k) if k.secure => Contribution::SatOut(format!(
+				"restarted during secure round {round}: its masked update may be held already"
+			)),
+			_ => {
+				// Trained once; the noise drawn from a seed kept for this round, so that an
+				// attempt joined again (or a restart) sends the same bits.
+				let base = global.clone();
+				let seed = job.spec.seed ^ ((round as u64) << 32) ^ index as u64;
+				let (cfg, hp2, device) = (config.clone(), hp.clone(), options.device);
+				let data2 = data.clone();
+				let trained = tokio::task::spawn_blocking(move || {
+					ml::train_layers(&cfg, &base, &data2, &hp2, seed, device, |_, _| {})
+				})
+				.await??;
+				let mut update: Vec<f32> =
+					flatten(&trained).iter().zip(flatten(&global)).map(|(t, g)| t - g).collect();
+				let norm = dp::clip(&mut update, clip);
+				if !norm.is_finite() {
+					bail!("local training diverged (update norm {norm}): nothing sent");
+				}
+				let noise_seed = kept.as_ref().map_or_else(crate::state::salt, |k| k.noise_seed);
+				dp::add_gaussian_noise(
+					&mut update,
+					noise_std,
+					&mut ChaCha20Rng::from_seed(noise_seed),
+				);
+				let update_digest = update_digest(&update);
+				match &kept {
+					Some(k) if k.update_digest != update_digest => Contribution::SatOut(format!(
+						"round {round}'s update is not the bits sent before a restart (training \
+						 not bit-exact here): sending others would release the data again"
+					)),
+					_ => {
+						let record = RoundRecord { noise_seed, update_digest, secure };
+						options.state.save("fl-rounds", &record_id, &record)?;
+						info!(
+							job = job_id,
+							round,
+							"local update: norm {norm:.4} clipped to {clip}, noise std {noise_std:.5}"
+						);
+						let part = RoundPart {
+							round,
+							// The aggregator may be running another job's round: only this
+							// job's round counts.
+							session: session(chain, job_id, round),
+							id: index as ParticipantId,
+							mode: mode(&fed.spec.rule),
+							min_contributors: min_contributors(&fed),
+							update: &update,
+						};
+						contribute(&client, part, || unrecorded(chain, job_id, round)).await?
+					}
+				}
 			}
-			Ok(())
 		};
-		let (contributors, aggregate) = contribute(&client, part, still_open).await?;
+		let aggregate = match contribution {
+			Contribution::Done(contributors, aggregate) => {
+				info!(job = job_id, round, contributors = contributors.len(), "round aggregated");
+				aggregate
+			}
+			Contribution::SatOut(why) => {
+				warn!(job = job_id, round, "sitting this round out: {why}");
+				while unrecorded(chain, job_id, round).await? {
+					tokio::time::sleep(options.poll).await;
+				}
+				recorded_aggregate(chain, ipfs, job_id, round, len).await?
+			}
+		};
 		add_delta(&mut global, &aggregate)?;
-		info!(job = job_id, round, contributors = contributors.len(), "round aggregated");
+		options.state.remove("fl-rounds", &record_id)?;
 	}
 	info!(job = job_id, "all {} rounds done", fed.spec.rounds);
 	Ok(())
@@ -248,40 +284,55 @@ pub struct RoundPart<'a> {
 	pub update: &'a [f32],
 }
 
-/// Sends `part.update` to its round once the aggregator opens it and returns the round's
-/// contributors and aggregate. An attempt the aggregator ends without a result (a phase timed
-/// out, it restarted) is joined again, with the same update, when the aggregator reopens the
-/// round: the same noised bits spend no more privacy. Not so a secure attempt that ended after
-/// the aggregator may have taken the masked update (its survivors, and so its sum, may differ
-/// from the next attempt's). While waiting, `still_open` is asked every five seconds whether the
-/// round can still be had.
+/// How a participant's part in a round ended.
+pub enum Contribution {
+	/// The round's contributors and aggregate.
+	Done(Vec<ParticipantId>, Vec<f32>),
+	/// The round went on, or will, without this participant (why): its aggregate is read from
+	/// the chain once recorded.
+	SatOut(String),
+}
+
+/// Sends `part.update` to its round once the aggregator opens it. An attempt the aggregator
+/// ends without a result (a phase timed out, it restarted) is joined again, with the same
+/// update, when the aggregator runs the round again: the same noised bits spend no more
+/// privacy. Not so a secure attempt that ended after the aggregator may have taken the masked
+/// update (its survivors, and so its sum, may differ from the next attempt's): the participant
+/// sits that round out, as it does when refused for any other reason. While waiting,
+/// `still_open` is asked every five seconds whether the round is still unrecorded.
 pub async fn contribute<F, Fut>(
 	client: &RoundClient,
 	part: RoundPart<'_>,
 	mut still_open: F,
-) -> Result<(Vec<ParticipantId>, Vec<f32>)>
+) -> Result<Contribution>
 where
 	F: FnMut() -> Fut,
-	Fut: std::future::Future<Output = Result<()>>,
+	Fut: std::future::Future<Output = Result<bool>>,
 {
 	let round = part.round;
 	let mut rng = ChaCha20Rng::from_os_rng();
-	let mut attempt = 0u32;
+	// The attempt this participant's last try ended with: it waits for another one.
+	let mut ended: Option<u64> = None;
+	let mut polls = 0u32;
 	loop {
-		attempt += 1;
-		let mut polls = 0u32;
-		let info = loop {
-			match client.info().await {
-				Ok(info) if info.session == part.session => break info,
+		let (info, attempt) = loop {
+			match client.current().await {
+				Ok((info, attempt)) if info.session == part.session && Some(attempt) != ended => {
+					break (info, attempt)
+				}
 				_ => tokio::time::sleep(Duration::from_millis(200)).await,
 			}
 			polls += 1;
-			if polls.is_multiple_of(25) {
-				still_open().await?;
+			if polls.is_multiple_of(25) && !still_open().await? {
+				let why = format!("round {round} was recorded without this participant");
+				return Ok(Contribution::SatOut(why));
 			}
 		};
 		if info.mode != part.mode || info.min_contributors != part.min_contributors {
-			bail!("the aggregator's round {round} does not follow the job's rule and minimum on chain");
+			let why = format!(
+				"the aggregator's round {round} does not follow the job's rule and minimum on chain"
+			);
+			return Ok(Contribution::SatOut(why));
 		}
 		let sent = match info.mode {
 			Mode::Secure { threshold } => {
@@ -295,22 +346,45 @@ where
 				.map_err(|error| AttemptFailed { error, masked_sent: false }),
 		};
 		match sent {
-			Ok(result) => return Ok(result),
-			Err(f) if f.error.attempt_over() && f.masked_sent => bail!(
-				"secure round {round} ended without a result after the aggregator may have taken \
-				 this participant's masked update ({}): not sent again",
-				f.error
-			),
-			Err(f) if f.error.attempt_over() => warn!(
-				round,
-				attempt,
-				"the aggregator's attempt ended without a result ({}): the same update goes to \
-				 its next one",
-				f.error
-			),
-			Err(f) => return Err(f.error.into()),
+			Ok((contributors, aggregate)) => {
+				return Ok(Contribution::Done(contributors, aggregate))
+			}
+			Err(f) if f.error.attempt_over() && !f.masked_sent => {
+				warn!(
+					round,
+					attempt,
+					"the aggregator's attempt ended without a result ({}): the same update goes \
+					 to its next one",
+					f.error
+				);
+				// A lost connection may be a restarted aggregator counting from 1 again.
+				ended = (!matches!(f.error, ClientError::Http(_))).then_some(attempt);
+			}
+			Err(f) if f.masked_sent => {
+				let why = format!(
+					"secure round {round} ended without a result after the aggregator may have \
+					 taken this participant's masked update ({}): not sent again",
+					f.error
+				);
+				return Ok(Contribution::SatOut(why));
+			}
+			Err(f) => return Ok(Contribution::SatOut(format!("round {round}: {}", f.error))),
 		}
 	}
+}
+
+/// What a participant keeps of the round it is taking part in, so that after a restart it sends
+/// the same bits or nothing: the seed of its noise and the digest of the noised update.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RoundRecord {
+	noise_seed: [u8; 32],
+	update_digest: [u8; 32],
+	secure: bool,
+}
+
+/// The digest of an update's bits.
+fn update_digest(update: &[f32]) -> [u8; 32] {
+	sp_crypto_hashing::blake2_256(&encode_update(update))
 }
 
 /// Runs federated job `job_id`'s remaining rounds as its aggregator and returns the final
@@ -378,6 +452,25 @@ pub async fn aggregate_rounds(
 	Ok(global)
 }
 
+/// Whether round `round` of `job_id` is still to be recorded (an error once the job is gone).
+async fn unrecorded(chain: &Chain, job_id: JobId, round: u32) -> Result<bool> {
+	let now = chain.federated_job(job_id).await?.context("the job was closed")?;
+	Ok(now.rounds_done <= round)
+}
+
+/// Round `round`'s aggregate as recorded on chain and pinned on IPFS.
+async fn recorded_aggregate(
+	chain: &Chain,
+	ipfs: &Ipfs,
+	job_id: JobId,
+	round: u32,
+	len: usize,
+) -> Result<Vec<f32>> {
+	let cid = chain.federated_round(job_id, round).await?.context("recorded round missing")?;
+	let bytes = ipfs.cat(&cid, len * 4).await?;
+	decode_update(&bytes, len)
+}
+
 /// Adds the pinned aggregates of rounds `0..upto` to the base model: the global model a restarted
 /// aggregator or participant resumes from.
 async fn replay_rounds(
@@ -389,9 +482,7 @@ async fn replay_rounds(
 ) -> Result<()> {
 	let len = flatten(global).len();
 	for round in 0..upto {
-		let cid = chain.federated_round(job_id, round).await?.context("recorded round missing")?;
-		let bytes = ipfs.cat(&cid, len * 4).await?;
-		add_delta(global, &decode_update(&bytes, len)?)?;
+		add_delta(global, &recorded_aggregate(chain, ipfs, job_id, round, len).await?)?;
 	}
 	Ok(())
 }

@@ -147,6 +147,8 @@ struct Shared {
 	bytes_out: AtomicU64,
 	/// How long a client's GET waits for the next phase.
 	wait: Duration,
+	/// Attempts run so far (a failed round is run again: each run is an attempt).
+	attempts: AtomicU64,
 }
 
 /// The aggregator's HTTP side: serves [`router`](Aggregator::router) and runs rounds.
@@ -169,6 +171,7 @@ impl Aggregator {
 				bytes_in: AtomicU64::new(0),
 				bytes_out: AtomicU64::new(0),
 				wait: phase_timeout * 6,
+				attempts: AtomicU64::new(0),
 			}),
 		}
 	}
@@ -202,7 +205,7 @@ impl Aggregator {
 			Mode::Secure { .. } => Phase::Adverts,
 			Mode::Plain(_) => Phase::Updates,
 		};
-		let attempt = self.shared.phase.borrow().1 + 1;
+		let attempt = self.shared.attempts.fetch_add(1, Ordering::Relaxed) + 1;
 		{
 			let mut guard = self.shared.state.lock().expect("not poisoned");
 			if let Some(s) =
@@ -467,7 +470,11 @@ async fn info(State(shared): State<Arc<Shared>>) -> Response {
 	let body = {
 		let guard = shared.state.lock().expect("not poisoned");
 		match guard.as_ref() {
-			Some(s) if !matches!(s.phase, Phase::Done | Phase::Failed) => s.info.encode(),
+			// The attempt after the round's info: a participant whose attempt ended waits for
+			// the next one (a client reading only the info ignores it).
+			Some(s) if !matches!(s.phase, Phase::Done | Phase::Failed) => {
+				(&s.info, s.attempt).encode()
+			}
 			_ => return refuse(StatusCode::NOT_FOUND, "no round is running"),
 		}
 	};
@@ -653,6 +660,8 @@ pub enum ClientError {
 	Malformed,
 	#[error(transparent)]
 	SecAgg(#[from] super::secagg::SecAggError),
+	#[error("the aggregator's survivors do not include this participant")]
+	NotASurvivor,
 }
 
 impl ClientError {
@@ -665,6 +674,7 @@ impl ClientError {
 			ClientError::Http(_) => true,
 			// Not running, in another phase than the message's, failed, or stopping.
 			ClientError::Refused { status, .. } => matches!(status, 404 | 409 | 410 | 503),
+			ClientError::NotASurvivor => true,
 			ClientError::Malformed | ClientError::SecAgg(_) => false,
 		}
 	}
@@ -729,6 +739,11 @@ impl RoundClient {
 		self.get("/fl/round").await
 	}
 
+	/// The round now running and which of the aggregator's attempts it is.
+	pub async fn current(&self) -> Result<(RoundInfo, u64), ClientError> {
+		self.get("/fl/round").await
+	}
+
 	pub async fn advertise(
 		&self,
 		round: u32,
@@ -768,6 +783,11 @@ impl RoundClient {
 		held: &[EncryptedShare],
 	) -> Result<(), ClientError> {
 		let survivors: Vec<ParticipantId> = self.get(&format!("/fl/{round}/survivors")).await?;
+		// Shares are revealed for the attempt this participant masked in, whose survivors
+		// include it; another list (another attempt's) could call for the wrong kind of share.
+		if !survivors.contains(&p.id()) {
+			return Err(ClientError::NotASurvivor);
+		}
 		let revealed = p.unmask(held, sharers, &survivors)?;
 		self.post(&format!("/fl/{round}/reveal"), (p.id(), revealed).encode()).await
 	}

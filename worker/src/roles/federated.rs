@@ -57,6 +57,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
 				data,
 				max_epsilon,
 				poll: ctx.poll,
+				state: ctx.state_dir(&chain)?,
 			};
 			participate(&chain, &ipfs, job, options).await?;
 			println!("federated job {job}: all rounds done");
