@@ -342,9 +342,10 @@ fn contributors(
 					mode,
 					min_contributors: THRESHOLD,
 					update: &update,
+					after_attempt: None,
 				};
-				match contribute(&client, part, || async { Ok(true) }).await {
-					Ok(Contribution::Done(contributors, aggregate)) => {
+				match contribute(&client, &part, || async { Ok(true) }).await {
+					Ok(Contribution::Done { contributors, aggregate, .. }) => {
 						Ok((contributors, aggregate))
 					}
 					Ok(Contribution::SatOut(why)) => Err(why),
@@ -372,7 +373,11 @@ async fn participants_join_a_failed_round_again_when_the_aggregator_reopens_it()
 			aggregator.run_round(info(round, mode), Duration::from_secs(5)).await.expect("retried");
 		assert_eq!(outcome.contributors, (0..N as ParticipantId).collect::<Vec<_>>());
 		for t in on_time.into_iter().chain(late) {
-			let (contributors, aggregate) = t.await.unwrap().expect("every participant's result");
+			let (contributors, aggregate) = tokio::time::timeout(Duration::from_secs(30), t)
+				.await
+				.expect("every participant ends")
+				.unwrap()
+				.expect("every participant's result");
 			assert_eq!(contributors, outcome.contributors);
 			assert_eq!(aggregate, outcome.aggregate);
 		}
@@ -390,7 +395,7 @@ async fn participants_join_a_failed_round_again_when_the_aggregator_reopens_it()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_secure_round_that_failed_after_taking_a_masked_update_is_not_joined_again() {
 	// Three participants share keys and vanish before masking: the two that sent masked
-	// updates see the round fail in its masked phase and stop rather than mask the same update
+	// updates see the round fail in its masked phase and sit it out rather than mask the same update
 	// again for a next attempt (whose sum, over other survivors, could be subtracted from it).
 	let (aggregator, url) = start(Duration::from_secs(3)).await;
 	let mode = Mode::Secure { threshold: THRESHOLD };

@@ -191,14 +191,31 @@ pub async fn participate(
 	);
 	replay_rounds(chain, ipfs, job_id, &mut global, first).await?;
 	let len = flatten(&global).len();
+	// Noise seeds of rounds recorded meanwhile (a crash after the record, before their removal)
+	// are of no more use, and with the bits sent they would give the update back.
+	for id in options.state.list("fl-rounds")? {
+		let done = id
+			.strip_prefix(&format!("{job_id}-"))
+			.and_then(|rest| rest.split('-').next())
+			.and_then(|r| r.parse::<u32>().ok())
+			.is_some_and(|r| r < first);
+		if done {
+			options.state.remove("fl-rounds", &id)?;
+		}
+	}
 	for round in first..fed.spec.rounds {
 		let record_id = format!("{job_id}-{round}-{index}");
 		let kept: Option<RoundRecord> = options.state.load("fl-rounds", &record_id)?;
-		let contribution = match &kept {
+		// The aggregate this participant received, if any: the chain's record is what counts
+		// (the aggregator hands a result out before it records it, and runs the round again
+		// if recording fails).
+		let mut received = None;
+		match &kept {
 			// Restarted inside a secure round: whatever it masked may be held.
-			Some(k) if k.secure => Contribution::SatOut(format!(
-				"restarted during secure round {round}: its masked update may be held already"
-			)),
+			Some(k) if k.secure => warn!(
+				job = job_id,
+				round, "sitting this round out: restarted inside it, its masked update may be held"
+			),
 			_ => {
 				// Trained once; the noise drawn from a seed kept for this round, so that an
 				// attempt joined again (or a restart) sends the same bits.
@@ -223,47 +240,70 @@ pub async fn participate(
 					&mut ChaCha20Rng::from_seed(noise_seed),
 				);
 				let update_digest = update_digest(&update);
-				match &kept {
-					Some(k) if k.update_digest != update_digest => Contribution::SatOut(format!(
-						"round {round}'s update is not the bits sent before a restart (training \
-						 not bit-exact here): sending others would release the data again"
-					)),
-					_ => {
-						let record = RoundRecord { noise_seed, update_digest, secure };
-						options.state.save("fl-rounds", &record_id, &record)?;
-						info!(
-							job = job_id,
-							round,
-							"local update: norm {norm:.4} clipped to {clip}, noise std {noise_std:.5}"
-						);
-						let part = RoundPart {
-							round,
-							// The aggregator may be running another job's round: only this
-							// job's round counts.
-							session: session(chain, job_id, round),
-							id: index as ParticipantId,
-							mode: mode(&fed.spec.rule),
-							min_contributors: min_contributors(&fed),
-							update: &update,
-						};
-						contribute(&client, part, || unrecorded(chain, job_id, round)).await?
+				if kept.as_ref().is_some_and(|k| k.update_digest != update_digest) {
+					warn!(
+						job = job_id,
+						round,
+						"sitting this round out: its update is not the bits sent before a restart \
+						 (training not bit-exact here), and sending others would release the data \
+						 again"
+					);
+				} else {
+					let record = RoundRecord { noise_seed, update_digest, secure };
+					options.state.save("fl-rounds", &record_id, &record)?;
+					info!(
+						job = job_id,
+						round,
+						"local update: norm {norm:.4} clipped to {clip}, noise std {noise_std:.5}"
+					);
+					let mut part = RoundPart {
+						round,
+						// The aggregator may be running another job's round: only this job's
+						// round counts.
+						session: session(chain, job_id, round),
+						id: index as ParticipantId,
+						mode: mode(&fed.spec.rule),
+						min_contributors: min_contributors(&fed),
+						update: &update,
+						after_attempt: None,
+					};
+					loop {
+						match contribute(&client, &part, || unrecorded(chain, job_id, round))
+							.await?
+						{
+							Contribution::Done { contributors, aggregate, attempt } => {
+								info!(
+									job = job_id,
+									round,
+									contributors = contributors.len(),
+									"round aggregated"
+								);
+								received = Some(aggregate);
+								// Until it is recorded, a plain participant joins a rerun of the
+								// round with the same bits; a secure one does not mask again.
+								if secure {
+									break;
+								}
+								part.after_attempt = Some(attempt);
+							}
+							Contribution::SatOut(why) => {
+								if received.is_none() {
+									warn!(job = job_id, round, "sitting this round out: {why}");
+								}
+								break;
+							}
+						}
 					}
 				}
 			}
-		};
-		let aggregate = match contribution {
-			Contribution::Done(contributors, aggregate) => {
-				info!(job = job_id, round, contributors = contributors.len(), "round aggregated");
-				aggregate
-			}
-			Contribution::SatOut(why) => {
-				warn!(job = job_id, round, "sitting this round out: {why}");
-				while unrecorded(chain, job_id, round).await? {
-					tokio::time::sleep(options.poll).await;
-				}
-				recorded_aggregate(chain, ipfs, job_id, round, len).await?
-			}
-		};
+		}
+		while unrecorded(chain, job_id, round).await? {
+			tokio::time::sleep(options.poll).await;
+		}
+		let aggregate = recorded_aggregate(chain, ipfs, job_id, round, len).await?;
+		if received.is_some_and(|r| r != aggregate) {
+			warn!(job = job_id, round, "the aggregate recorded is not the one received: using it");
+		}
 		add_delta(&mut global, &aggregate)?;
 		options.state.remove("fl-rounds", &record_id)?;
 	}
@@ -282,12 +322,14 @@ pub struct RoundPart<'a> {
 	pub min_contributors: u16,
 	/// Clipped and noised.
 	pub update: &'a [f32],
+	/// An attempt whose result this participant has: only a later one is joined.
+	pub after_attempt: Option<u64>,
 }
 
 /// How a participant's part in a round ended.
 pub enum Contribution {
-	/// The round's contributors and aggregate.
-	Done(Vec<ParticipantId>, Vec<f32>),
+	/// The round's contributors and aggregate, and the aggregator's attempt that made them.
+	Done { contributors: Vec<ParticipantId>, aggregate: Vec<f32>, attempt: u64 },
 	/// The round went on, or will, without this participant (why): its aggregate is read from
 	/// the chain once recorded.
 	SatOut(String),
@@ -299,10 +341,11 @@ pub enum Contribution {
 /// privacy. Not so a secure attempt that ended after the aggregator may have taken the masked
 /// update (its survivors, and so its sum, may differ from the next attempt's): the participant
 /// sits that round out, as it does when refused for any other reason. While waiting,
-/// `still_open` is asked every five seconds whether the round is still unrecorded.
+/// `still_open` is asked at once and then every five seconds or so whether the round is still
+/// unrecorded.
 pub async fn contribute<F, Fut>(
 	client: &RoundClient,
-	part: RoundPart<'_>,
+	part: &RoundPart<'_>,
 	mut still_open: F,
 ) -> Result<Contribution>
 where
@@ -311,8 +354,9 @@ where
 {
 	let round = part.round;
 	let mut rng = ChaCha20Rng::from_os_rng();
-	// The attempt this participant's last try ended with: it waits for another one.
-	let mut ended: Option<u64> = None;
+	// The attempt this participant's last try ended with (or whose result it has): it waits
+	// for another one.
+	let mut ended = part.after_attempt;
 	let mut polls = 0u32;
 	loop {
 		let (info, attempt) = loop {
@@ -323,7 +367,7 @@ where
 				_ => tokio::time::sleep(Duration::from_millis(200)).await,
 			}
 			polls += 1;
-			if polls.is_multiple_of(25) && !still_open().await? {
+			if (polls == 1 || polls.is_multiple_of(25)) && !still_open().await? {
 				let why = format!("round {round} was recorded without this participant");
 				return Ok(Contribution::SatOut(why));
 			}
@@ -347,7 +391,7 @@ where
 		};
 		match sent {
 			Ok((contributors, aggregate)) => {
-				return Ok(Contribution::Done(contributors, aggregate))
+				return Ok(Contribution::Done { contributors, aggregate, attempt })
 			}
 			Err(f) if f.error.attempt_over() && !f.masked_sent => {
 				warn!(

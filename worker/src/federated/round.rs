@@ -44,7 +44,8 @@ pub enum Mode {
 	Plain(Aggregation),
 }
 
-/// What a participant needs to know of the round (`GET /fl/round`).
+/// What a participant needs to know of the round (`GET /fl/round` answers it, followed by the
+/// number of the aggregator's attempt at it).
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct RoundInfo {
 	pub round: u32,
@@ -171,7 +172,9 @@ impl Aggregator {
 				bytes_in: AtomicU64::new(0),
 				bytes_out: AtomicU64::new(0),
 				wait: phase_timeout * 6,
-				attempts: AtomicU64::new(0),
+				// From a random number: a restarted aggregator's attempts are not taken for
+				// those a participant saw end before.
+				attempts: AtomicU64::new(rand::random::<u64>() >> 1),
 			}),
 		}
 	}
