@@ -401,8 +401,10 @@ where
 					 to its next one",
 					f.error
 				);
-				// A lost connection may be a restarted aggregator counting from 1 again.
+				// A lost connection may be a restarted aggregator (its attempt numbers new):
+				// any attempt of the round is joined, after a pause.
 				ended = (!matches!(f.error, ClientError::Http(_))).then_some(attempt);
+				tokio::time::sleep(Duration::from_secs(1)).await;
 			}
 			Err(f) if f.masked_sent => {
 				let why = format!(
@@ -465,19 +467,20 @@ pub async fn aggregate_rounds(
 			}
 		};
 		let cid = ipfs.add(encode_update(&outcome.aggregate), true, false).await?;
-		// The participants have moved on with this aggregate: record it, retrying a failed
-		// submission, rather than run the round (and spend their privacy) again.
-		let mut tries = 0;
+		// The participants have this aggregate and wait for its record: record it, retrying a
+		// failed submission for minutes (a secure round handed out cannot be run again: its
+		// survivors do not mask twice), rather than run the round again.
+		let mut tries = 0u32;
 		loop {
 			match chain
 				.federated_record_round(job_id, round, &cid, outcome.contributors.clone())
 				.await
 			{
 				Ok(_) => break,
-				Err(e) if tries < 5 => {
+				Err(e) if tries < 40 => {
 					tries += 1;
 					warn!(job = job_id, round, "recording the round: {e}; retrying");
-					tokio::time::sleep(Duration::from_secs(2)).await;
+					tokio::time::sleep(Duration::from_secs(2 + u64::from(tries.min(8)))).await;
 				}
 				Err(e) => return Err(e.into()),
 			}
@@ -499,7 +502,12 @@ pub async fn aggregate_rounds(
 /// Whether round `round` of `job_id` is still to be recorded (an error once the job is gone).
 async fn unrecorded(chain: &Chain, job_id: JobId, round: u32) -> Result<bool> {
 	let now = chain.federated_job(job_id).await?.context("the job was closed")?;
-	Ok(now.rounds_done <= round)
+	if now.rounds_done > round {
+		return Ok(false);
+	}
+	// A job ended (expired, refunded) records no more rounds, closed or not.
+	chain.job(job_id).await?.context("the job ended before the round was recorded")?;
+	Ok(true)
 }
 
 /// Round `round`'s aggregate as recorded on chain and pinned on IPFS.
