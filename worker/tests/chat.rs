@@ -84,6 +84,7 @@ async fn start_with(
 		gate: None,
 		signer: None,
 		check_rate: 0.0,
+		check_queue: Default::default(),
 		challenger: None,
 		corrupt_every: 0,
 		max_positions: config.max_position_embeddings,

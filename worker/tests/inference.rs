@@ -314,6 +314,11 @@ async fn a_pipeline_serves_what_one_server_does_survives_a_dead_stage_and_is_pai
 
 	// 2. A stage killed in the middle of a streamed completion: the gateway reroutes to the
 	// standby, replays the prefix, and the completion is still the single server's.
+	let unpaid = |metrics: &str| {
+		let line = metrics.lines().find_map(|l| l.strip_prefix("blyan_stage_positions_unpaid "));
+		line.and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or_else(|| panic!("{metrics}"))
+	};
+	let unpaid_at_first_stage = unpaid(&stage_metrics(&anonymous, ports[1]).await);
 	let long =
 		json!({ "model": model, "prompt": "sort 3 1 2 = ", "max_tokens": 60, "temperature": 0 });
 	let expected = tokens(&complete(&http, &whole_url, long.clone()).await);
@@ -367,6 +372,22 @@ async fn a_pipeline_serves_what_one_server_does_survives_a_dead_stage_and_is_pai
 		metrics.lines().any(|l| l.starts_with("blyan_reroutes_total ") && !l.ends_with(" 0")),
 		"{metrics}"
 	);
+	// The first stage answered the given-up session's prompt and tokens as well as the replay's:
+	// the gateway paid for both, so the reroute left no debt of Bob's there (unpaid, it would
+	// count against Bob's credit until the stage refused him, 402).
+	assert!(crate::counter(&metrics, "blyan_abandoned_receipts_total ") >= 1.0, "{metrics}");
+	let started = Instant::now();
+	loop {
+		let now = unpaid(&stage_metrics(&anonymous, ports[1]).await);
+		if now <= unpaid_at_first_stage {
+			break;
+		}
+		assert!(
+			started.elapsed() < Duration::from_secs(30),
+			"the first stage is owed {now} positions, {unpaid_at_first_stage} before the reroute"
+		);
+		tokio::time::sleep(Duration::from_millis(200)).await;
+	}
 
 	// 3. Receipts: the gateway (Bob) paid the first stage (Charlie), which settled them on chain.
 	let reader = net.chain().await;
@@ -571,8 +592,10 @@ async fn a_stage_lying_on_one_chunk_in_a_hundred_is_caught_challenged_and_slashe
 			.iter()
 			.map(|c| counter(&metrics, &format!("blyan_challenges_{c}_total ")))
 			.sum::<f64>();
+		// (A completion whose check found the gateway's check queue full is counted once.)
 		let checked = counter(&metrics, "blyan_checks_total ")
-			+ counter(&metrics, "blyan_checks_unchecked_total ");
+			+ counter(&metrics, "blyan_checks_unchecked_total ")
+			+ counter(&metrics, "blyan_checks_dropped_total ");
 		if checked >= f64::from(requests) && ended >= caught {
 			break metrics;
 		}

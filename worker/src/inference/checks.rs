@@ -11,7 +11,10 @@
 
 use std::{
 	collections::HashSet,
-	sync::Mutex,
+	sync::{
+		atomic::{AtomicUsize, Ordering},
+		Arc, Mutex,
+	},
 	time::{Duration, Instant},
 };
 
@@ -211,6 +214,85 @@ async fn replay_when_free(peer: &Hop, record: &HopRecord) -> Result<Replay, HopE
 	}
 }
 
+/// Spot checks a coordinator runs at once, by default: a check mostly waits on peers (a replay,
+/// a busy peer for up to 20 s), so a few run side by side.
+pub const CHECKS_RUNNING: usize = 8;
+/// Checks that may wait for a turn, by default, beyond those running.
+pub const CHECKS_WAITING: usize = 64;
+
+/// Bounds a coordinator's spot checks: each holds a completion's hidden states in memory until
+/// it ends and takes peers' compute, so under load unbounded checks would grow without limit.
+/// At most `running` run at once and `waiting` more wait for a turn; a completion drawn when
+/// the queue is full is not checked (the coordinator counts it).
+pub struct CheckQueue {
+	running: Arc<tokio::sync::Semaphore>,
+	/// Checks running or waiting.
+	entered: AtomicUsize,
+	most: usize,
+}
+
+/// A check's place in a [`CheckQueue`], held until the check ends.
+pub struct QueuedCheck {
+	queue: Arc<CheckQueue>,
+}
+
+/// A check's turn to run: the place and the running slot, held until it ends.
+pub struct CheckTurn {
+	_place: QueuedCheck,
+	_slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Default for CheckQueue {
+	fn default() -> Self {
+		Self::new(CHECKS_RUNNING, CHECKS_WAITING)
+	}
+}
+
+impl CheckQueue {
+	pub fn new(running: usize, waiting: usize) -> Self {
+		let running = running.max(1);
+		Self {
+			running: Arc::new(tokio::sync::Semaphore::new(running)),
+			entered: AtomicUsize::new(0),
+			most: running.saturating_add(waiting),
+		}
+	}
+
+	/// A place for one more check, or `None` while as many run and wait as may.
+	pub fn enter(self: &Arc<Self>) -> Option<QueuedCheck> {
+		let most = self.most;
+		self.entered
+			.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < most).then_some(n + 1))
+			.ok()
+			.map(|_| QueuedCheck { queue: self.clone() })
+	}
+
+	/// Whether as many checks run and wait as may (a check drawn now would not enter).
+	pub fn is_full(&self) -> bool {
+		self.entered() >= self.most
+	}
+
+	/// Checks running or waiting now.
+	pub fn entered(&self) -> usize {
+		self.entered.load(Ordering::Acquire)
+	}
+}
+
+impl QueuedCheck {
+	/// Waits for a running slot.
+	pub async fn turn(self) -> CheckTurn {
+		let running = self.queue.running.clone();
+		let slot = running.acquire_owned().await.expect("the queue's semaphore is never closed");
+		CheckTurn { _place: self, _slot: slot }
+	}
+}
+
+impl Drop for QueuedCheck {
+	fn drop(&mut self) {
+		self.queue.entered.fetch_sub(1, Ordering::AcqRel);
+	}
+}
+
 /// Spot-checks one hop of a served request on the peers `source` offers.
 pub async fn spot_check(
 	source: &dyn RouteSource,
@@ -312,11 +394,18 @@ mod tests {
 
 	use super::*;
 	use crate::{
-		chain::{verify_chunk_commitment, H256},
+		chain::{
+			commitments_root, receipt_payload, verify_chunk_commitment, ChainSignedReceipt,
+			MultiSignature, Receipt, H256,
+		},
 		inference::{
 			commitments::ChunkSigner,
 			fraud::SessionRecord,
-			route::{generate, GenerateRequest, StageAccess, StageClient},
+			receipts::{PostedReceipt, ReceiptBook},
+			route::{
+				generate, generate_reporting, AbandonedSession, GenerateRequest, StageAccess,
+				StageClient,
+			},
 			server::{self, ApiAccess, AppState, Metrics},
 			sessions::SessionOpener,
 			stage::LocalStage,
@@ -353,6 +442,7 @@ mod tests {
 		let stage = LocalStage::start(model, capacity, Duration::ZERO, "cpu");
 		let state = AppState {
 			signer: Some(Arc::new(signer)),
+			book: Some(Arc::new(ReceiptBook::new(server, GENESIS, 0, true))),
 			corrupt_every,
 			..AppState::for_stage(VERSION, stage)
 		};
@@ -571,6 +661,7 @@ mod tests {
 			gate: None,
 			signer: None,
 			check_rate: 1.0,
+			check_queue: Default::default(),
 			challenger: None,
 			corrupt_every: 0,
 			max_positions: ModelConfig::tiny().max_position_embeddings,
@@ -634,6 +725,115 @@ mod tests {
 		}
 		// Prompts of 10 bytes and 8 tokens: 8 answers a request, Eve's 20th is in the 3rd.
 		assert_eq!(caught_after, Some(2));
+	}
+
+	#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+	async fn a_session_given_up_at_a_busy_stage_pays_the_stage_that_answered_it() {
+		// Stages of one session each; Bob's is taken by another client. The route Alice → Bob
+		// fails at Bob after Alice answered the prompt: that session is given up (and goes on
+		// Alice → Charlie), and Alice is owed what she answered of it, Bob nothing.
+		let (alice, bob, charlie) = (dev::alice(), dev::bob(), dev::charlie());
+		let pool =
+			pool_of_capacity(&[(alice.clone(), 0)], &[(bob.clone(), 0), (charlie.clone(), 0)], 1)
+				.await;
+		let alone = generate(&pool, VERSION, &request(1, 4), |_, _| false).await.unwrap();
+		assert_eq!(alone.served_by[1].0, Some(bob.public_key().to_account_id()));
+		let (span, nobody) = ((2, ModelConfig::tiny().layer_count()), HashSet::new());
+		let peers = pool.peers(VERSION, span, &nobody).await;
+		let bob_stage = peers.into_iter().next().expect("Bob serves layers 2..");
+		let other_client = new_session();
+		let held = ForwardRequest {
+			session: other_client,
+			position: 0,
+			input: alone.records[1].inputs[0].1.clone(),
+		};
+		bob_stage.client.forward(held).await.expect("Bob's one session");
+
+		let mut abandoned = Vec::new();
+		let g =
+			generate_reporting(&pool, VERSION, &request(1, 4), |_, _| false, |a| abandoned.push(a))
+				.await
+				.unwrap();
+		assert_eq!(g.tokens, alone.tokens, "the generation went on, unchanged, around Bob");
+		assert_eq!(g.served_by[1].0, Some(charlie.public_key().to_account_id()));
+		assert_eq!(abandoned.len(), 1);
+		let given_up = &abandoned[0];
+		assert_eq!(given_up.broken, None, "Bob was busy, not broken");
+		let signed = given_up.commitments();
+		assert!(signed[0].is_some() && signed[1].is_none(), "Alice answered, Bob did not");
+		let payable = given_up.payable();
+		assert_eq!(payable.len(), 1);
+		let alice_paid = &payable[0];
+		assert_eq!((alice_paid.stage, alice_paid.server), (0, alice.public_key().to_account_id()));
+		// The prompt's 3 positions, as signed (the stage takes a receipt only for its last
+		// signed commitment of the session: see receipts.rs).
+		assert_eq!((alice_paid.tokens_in, alice_paid.tokens_out), (3, 0));
+		assert_eq!(alice_paid.signed.commitment.positions, 3);
+		assert_eq!(Some(alice_paid.signed), signed[0].as_ref());
+		bob_stage.client.end(other_client).await;
+		// Alice takes the receipt a paying gateway posts for it (server.rs `pay_abandoned`), once.
+		let leaves = commitments::route_leaves(&signed);
+		let receipt = |nonce| {
+			let receipt = Receipt {
+				client: dev::ferdie().public_key().to_account_id(),
+				server: alice_paid.server,
+				version: VERSION,
+				nonce,
+				tokens_in: alice_paid.tokens_in,
+				tokens_out: alice_paid.tokens_out,
+				price_per_token: 0,
+				free: false,
+				commitments: commitments_root(&leaves),
+			};
+			let payload = receipt_payload(&GENESIS, &receipt);
+			let signature = MultiSignature::Sr25519(dev::ferdie().sign(&payload).0);
+			let receipt = ChainSignedReceipt { receipt, signature };
+			codec::Encode::encode(&PostedReceipt::new(receipt, alice_paid.signed, 0, &leaves))
+		};
+		let (http, url) =
+			(reqwest::Client::new(), format!("{}/v1/receipts", alice_paid.hop.endpoint()));
+		let post = |body: Vec<u8>| {
+			let sent = http.post(&url).body(body).send();
+			async move { sent.await.unwrap().status().as_u16() }
+		};
+		assert_eq!(post(receipt(1)).await, 200, "the given-up session's receipt");
+		assert_eq!(post(receipt(2)).await, 400, "a session is paid for once");
+
+		// A session given up after tokens were generated: its prompt and generated positions,
+		// for every stage that signed but the one at fault (a stage of no known server is
+		// never paid: nobody to pay).
+		let mut hops = given_up.hops.clone();
+		let positions = 7;
+		for (_, signed) in &mut hops {
+			let mut s = signed.clone().unwrap_or_else(|| alice_paid.signed.clone());
+			s.commitment.positions = positions;
+			*signed = Some(s);
+		}
+		let mut later = AbandonedSession { hops, broken: None, prompt_tokens: 3 };
+		let split: Vec<_> =
+			later.payable().iter().map(|p| (p.stage, p.tokens_in, p.tokens_out)).collect();
+		assert_eq!(split, [(0, 3, 4), (1, 3, 4)]);
+		later.broken = Some(later.hops[0].0.endpoint());
+		later.hops[1].0.server = None;
+		assert!(later.payable().is_empty());
+	}
+
+	#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+	async fn checks_beyond_the_queue_are_refused_and_no_more_than_allowed_run_at_once() {
+		let queue = Arc::new(CheckQueue::new(1, 1));
+		let (first, second) = (queue.enter().unwrap(), queue.enter().unwrap());
+		assert!(queue.enter().is_none(), "one running and one waiting: full");
+		let running = first.turn().await;
+		let waiting = tokio::spawn(async move { second.turn().await });
+		tokio::time::sleep(Duration::from_millis(100)).await;
+		assert!(!waiting.is_finished(), "the second runs only once the first ended");
+		assert!(queue.enter().is_none());
+		drop(running);
+		let turn = tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
+		assert_eq!(queue.entered(), 1);
+		let third = queue.enter().expect("a place freed");
+		drop((turn, third));
+		assert_eq!(queue.entered(), 0);
 	}
 
 	async fn pool_with_one_liar_peer() -> StagePool {

@@ -153,12 +153,17 @@ impl Transcripts {
 	/// When full, forgets sessions idle for [`IDLE_TRANSCRIPT`], and ended ones whose receipt
 	/// did not come within [`ENDED_GRACE`].
 	fn prune(&mut self) {
-		if self.sessions.len() < MAX_TRANSCRIPTS || self.pruned.elapsed() < PRUNE_EVERY {
+		self.prune_at(Instant::now());
+	}
+
+	fn prune_at(&mut self, now: Instant) {
+		let since = |then: Instant| now.saturating_duration_since(then);
+		if self.sessions.len() < MAX_TRANSCRIPTS || since(self.pruned) < PRUNE_EVERY {
 			return;
 		}
-		self.pruned = Instant::now();
+		self.pruned = now;
 		self.sessions.retain(|_, t| {
-			let idle = t.used.elapsed();
+			let idle = since(t.used);
 			idle < IDLE_TRANSCRIPT && !(t.ended && idle >= ENDED_GRACE)
 		});
 	}
@@ -356,5 +361,67 @@ mod tests {
 			.is_none());
 		assert_eq!(decode_header("02"), None);
 		assert_eq!(decode_header(&hex::encode([1u8; 10])), None);
+	}
+
+	#[test]
+	fn a_full_stage_forgets_ended_unpaid_sessions_after_a_minute_and_idle_ones_after_ten() {
+		let signer = ChunkSigner::new(dev::charlie(), H256([5; 32]), 2, (0, 2), true);
+		let client = dev::bob().public_key().to_account_id();
+		let (open, ended) = ([1; 16], [2; 16]);
+		for session in [open, ended] {
+			signer.commit(&session, Some(&client), 0, 3, b"request", b"answer");
+		}
+		signer.end(&ended);
+		let last =
+			|session| signer.transcripts.lock().unwrap().sessions.get(&session).map(|t| t.last);
+		let ended_leaf = last(ended).expect("an ended session is kept for its receipt");
+		let started = Instant::now();
+		let mut transcripts = signer.transcripts.lock().unwrap();
+		// Sessions in use since `started`, filling the map up to `len`.
+		let fill = |transcripts: &mut Transcripts, len: usize| {
+			let mut i = 0u64;
+			while transcripts.sessions.len() < len {
+				let mut id = [0xff; 16];
+				id[..8].copy_from_slice(&i.to_le_bytes());
+				i += 1;
+				let t = Transcript {
+					positions: 3,
+					hash: [0; 32],
+					used: started,
+					client: Some(client),
+					last: H256::zero(),
+					paid: false,
+					ended: false,
+				};
+				transcripts.sessions.entry(id).or_insert(t);
+			}
+		};
+		// Short of full, nothing is forgotten, however old.
+		fill(&mut transcripts, MAX_TRANSCRIPTS - 1);
+		transcripts.prune_at(started + IDLE_TRANSCRIPT * 2);
+		assert_eq!(transcripts.sessions.len(), MAX_TRANSCRIPTS - 1);
+		// Full: within its grace an ended session stays; a scan within a second of the last
+		// one does nothing.
+		fill(&mut transcripts, MAX_TRANSCRIPTS);
+		let ended_at = transcripts.sessions[&ended].used;
+		let almost = ended_at + ENDED_GRACE - Duration::from_millis(200);
+		transcripts.prune_at(almost);
+		assert!(transcripts.sessions.contains_key(&ended));
+		transcripts.prune_at(almost + PRUNE_EVERY / 2);
+		assert!(transcripts.sessions.contains_key(&ended), "scanned a moment ago");
+		transcripts.prune_at(almost + PRUNE_EVERY * 2);
+		assert!(!transcripts.sessions.contains_key(&ended), "ended and unpaid for a minute");
+		assert_eq!(transcripts.sessions.len(), MAX_TRANSCRIPTS - 1, "the others are in use");
+		drop(transcripts);
+		assert_eq!(signer.pay(&ended, ended_leaf, &client), Err(SessionRefusal::Unknown));
+		// The open session is paid for, and kept while in use; idle ten minutes, all go.
+		let open_leaf = last(open).unwrap();
+		assert_eq!(signer.pay(&open, open_leaf, &client), Ok(()));
+		let mut transcripts = signer.transcripts.lock().unwrap();
+		fill(&mut transcripts, MAX_TRANSCRIPTS);
+		transcripts.prune_at(started + IDLE_TRANSCRIPT / 2);
+		assert!(transcripts.sessions.contains_key(&open));
+		transcripts.prune_at(started + IDLE_TRANSCRIPT + PRUNE_EVERY);
+		assert!(transcripts.sessions.is_empty());
 	}
 }

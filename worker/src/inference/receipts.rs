@@ -16,11 +16,11 @@ use std::{
 use codec::{Decode, Encode};
 use subxt::utils::AccountId32;
 
-use super::commitments::{ChunkSigner, SessionRefusal};
+use super::commitments::{ChunkSigner, SessionRefusal, SignedCommitment};
 use crate::chain::{
-	commitment_in_root, commitment_leaf, verify_chunk_commitment, Chain, ChainError,
-	ChainSignedReceipt, ChunkCommitment, InferenceError, MultiSignature, Receipt, RuntimeError,
-	H256,
+	commitment_in_root, commitment_leaf, commitment_proof, verify_chunk_commitment, Chain,
+	ChainError, ChainSignedReceipt, ChunkCommitment, InferenceError, MultiSignature, Receipt,
+	RuntimeError, H256,
 };
 
 /// Longest proof a receipt's commitment may come with: routes of up to 2³² stages.
@@ -37,6 +37,27 @@ pub struct PostedReceipt {
 	pub stage: u32,
 	pub stages: u32,
 	pub proof: Vec<H256>,
+}
+
+impl PostedReceipt {
+	/// What a client posts to the stage whose last signed commitment of the request is
+	/// `signed`, leaf `stage` of the route's `leaves`: `receipt` (whose `commitments` must be
+	/// the leaves' root), signed by the client, with the proof of that leaf.
+	pub fn new(
+		receipt: ChainSignedReceipt,
+		signed: &SignedCommitment,
+		stage: u32,
+		leaves: &[H256],
+	) -> Self {
+		Self {
+			signed: receipt,
+			commitment: signed.commitment.clone(),
+			signature: signed.signature,
+			stage,
+			stages: leaves.len() as u32,
+			proof: commitment_proof(leaves, stage),
+		}
+	}
 }
 
 /// Receipt nonces: microseconds since the Unix epoch, strictly increasing per process, so several

@@ -125,6 +125,16 @@ pub enum HopError {
 	Busy(String),
 }
 
+impl HopError {
+	/// The stage it is about.
+	pub fn endpoint(&self) -> &str {
+		match self {
+			HopError::SessionLost(endpoint) | HopError::Busy(endpoint) => endpoint,
+			HopError::Refused { endpoint, .. } | HopError::Failed { endpoint, .. } => endpoint,
+		}
+	}
+}
+
 impl StageClient {
 	pub async fn forward(&self, request: ForwardRequest) -> Result<Answer, HopError> {
 		match self {
@@ -412,6 +422,77 @@ impl SessionLog {
 	}
 }
 
+/// A session given up before its generation ended (a stage of its route failed, lost it, refused
+/// a chunk or was at capacity): the schedule goes on in a new session, on another route or the
+/// same one later, or the generation fails. Its stages computed what they answered of it, and
+/// are paid for it ([`Self::payable`]); unpaid, it would count against the coordinator's credit
+/// at each of them until an honest stage refused the coordinator altogether.
+pub struct AbandonedSession {
+	/// The route's stages, and what each signed last of the session (`None`: nothing).
+	pub hops: Vec<(Hop, Option<SignedCommitment>)>,
+	/// A stage found broken (down, timed out, or answering what it may not): its last answer
+	/// was not taken, so it is not paid for the session. A stage that lost the session, refused
+	/// a chunk or was busy is paid for what it answered before.
+	pub broken: Option<String>,
+	/// The prompt's tokens, the first positions of the session.
+	pub prompt_tokens: u32,
+}
+
+/// What one stage of an [`AbandonedSession`] is paid for.
+pub struct AbandonedPayment<'a> {
+	/// Its place in the route (its leaf under the receipt's root).
+	pub stage: usize,
+	pub hop: &'a Hop,
+	pub server: subxt::utils::AccountId32,
+	/// What it signed last of the session: what the receipt pays for.
+	pub signed: &'a SignedCommitment,
+	/// The positions it signed, as prompt and generated tokens.
+	pub tokens_in: u32,
+	pub tokens_out: u32,
+}
+
+impl AbandonedSession {
+	/// What every stage signed last, in route order (a receipt's root is over their leaves).
+	pub fn commitments(&self) -> Vec<Option<SignedCommitment>> {
+		self.hops.iter().map(|(_, signed)| signed.clone()).collect()
+	}
+
+	/// Every stage of a known server that signed answers of the session, but one found broken,
+	/// with the positions it signed.
+	pub fn payable(&self) -> Vec<AbandonedPayment<'_>> {
+		self.hops
+			.iter()
+			.enumerate()
+			.filter(|(_, (hop, _))| self.broken.as_deref() != Some(hop.endpoint().as_str()))
+			.filter_map(|(stage, (hop, signed))| {
+				let (server, signed) = (hop.server?, signed.as_ref()?);
+				let positions = signed.commitment.positions;
+				let tokens_in = positions.min(self.prompt_tokens);
+				let tokens_out = positions - tokens_in;
+				Some(AbandonedPayment { stage, hop, server, signed, tokens_in, tokens_out })
+			})
+			.collect()
+	}
+}
+
+/// Ends `session` at every stage of `route` and hands what its stages signed of it, with the
+/// stage found broken if `why` says one was, to `on_abandoned`.
+async fn abandon(
+	route: &Route,
+	session: SessionId,
+	log: &SessionLog,
+	why: &HopError,
+	prompt_tokens: usize,
+	on_abandoned: &mut impl FnMut(AbandonedSession),
+) {
+	end_session(route, session).await;
+	on_abandoned(AbandonedSession {
+		hops: log.hops.iter().map(|r| (r.hop.clone(), r.signed.clone())).collect(),
+		broken: matches!(why, HopError::Failed { .. }).then(|| why.endpoint().to_string()),
+		prompt_tokens: u32::try_from(prompt_tokens).unwrap_or(u32::MAX),
+	});
+}
+
 /// Whether an answer to a chunk of `rows` positions has the shape the next hop (or the sampler)
 /// takes: hidden states of those rows at the route's width, or the last stage's logits. A stage
 /// answering another shape is broken, not the one after it.
@@ -528,8 +609,21 @@ pub async fn generate(
 	source: &dyn RouteSource,
 	version: u64,
 	request: &GenerateRequest,
-	mut on_token: impl FnMut(u32, Option<TokenLogprobs>) -> bool,
+	on_token: impl FnMut(u32, Option<TokenLogprobs>) -> bool,
 ) -> Result<Generation, GenerateError> {
+	generate_reporting(source, version, request, on_token, |_| {}).await
+}
+
+/// [`generate`], handing each session it gives up on the way to `on_abandoned` as soon as it
+/// ends (a paying coordinator pays its stages for what they answered of it).
+pub async fn generate_reporting(
+	source: &dyn RouteSource,
+	version: u64,
+	request: &GenerateRequest,
+	mut on_token: impl FnMut(u32, Option<TokenLogprobs>) -> bool,
+	mut on_abandoned: impl FnMut(AbandonedSession),
+) -> Result<Generation, GenerateError> {
+	let prompt_tokens = request.prompt.len();
 	let started = Instant::now();
 	let mut avoid = HashSet::new();
 	let mut route = source.route(version, &avoid).await?;
@@ -573,14 +667,15 @@ pub async fn generate(
 				replay = false;
 				continue;
 			}
-			Err(HopError::Refused { endpoint, reason }) => {
-				return Err(GenerateError::Hop(HopError::Refused { endpoint, reason }))
+			Err(e @ HopError::Refused { .. }) => {
+				abandon(&route, session, &log, &e, prompt_tokens, &mut on_abandoned).await;
+				return Err(GenerateError::Hop(e));
 			}
 			// A full stage is not a broken one: another route if there is one, else wait for a
 			// slot (back-pressure instead of an error).
-			Err(HopError::Busy(endpoint)) => {
-				end_session(&route, session).await;
-				busy.insert(endpoint);
+			Err(e @ HopError::Busy(_)) => {
+				abandon(&route, session, &log, &e, prompt_tokens, &mut on_abandoned).await;
+				busy.insert(e.endpoint().to_string());
 				let mut around = avoid.clone();
 				around.extend(busy.iter().cloned());
 				// A route clear of every stage found busy since the last wait (a fixed route
@@ -607,6 +702,7 @@ pub async fn generate(
 				continue;
 			}
 			Err(e) => {
+				abandon(&route, session, &log, &e, prompt_tokens, &mut on_abandoned).await;
 				reroutes += 1;
 				if reroutes > MAX_REROUTES {
 					return Err(GenerateError::TooManyReroutes(reroutes - 1));
@@ -615,7 +711,6 @@ pub async fn generate(
 					tracing::warn!("stage {endpoint} failed ({reason}); rerouting");
 					avoid.insert(endpoint.clone());
 				}
-				end_session(&route, session).await;
 				route = source.route(version, &avoid).await?;
 				replay = true;
 				continue;

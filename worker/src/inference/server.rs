@@ -40,7 +40,7 @@ use crate::{
 
 use super::{
 	api_keys::{ApiKeys, HeldTokens, KeyEntry},
-	checks::{self, Verdict},
+	checks::{self, CheckQueue, Verdict},
 	commitments::{self, ChunkSigner, SignedCommitment, COMMITMENT_HEADER},
 	fraud::Challenger,
 	protocol,
@@ -78,6 +78,8 @@ pub struct Metrics {
 	first_token_micros: AtomicU64,
 	reroutes: AtomicU64,
 	receipts_sent: AtomicU64,
+	/// Receipts for sessions given up mid-generation (what their stages answered of them).
+	abandoned_receipts: AtomicU64,
 	/// Stage chunks answered (the count a lying stage of the tests corrupts by).
 	chunks_answered: AtomicU64,
 	/// OpenAI requests refused for their key (401) or its quota (429).
@@ -89,6 +91,8 @@ pub struct Metrics {
 	checks_failed: AtomicU64,
 	/// Hops drawn for a check but not checked (no peer replayed them, or nothing to check).
 	checks_unchecked: AtomicU64,
+	/// Completions drawn for a check that found the check queue full (not checked).
+	checks_dropped: AtomicU64,
 	caught: AtomicU64,
 	/// Challenges of caught stages closed on chain, those that proved the fraud, and those that
 	/// could not be made or followed (e.g. a stage already slashed and no longer announced).
@@ -117,6 +121,8 @@ pub struct AppState {
 	pub signer: Option<Arc<ChunkSigner>>,
 	/// Share of completions whose hops are spot-checked on a peer afterwards (a coordinator).
 	pub check_rate: f64,
+	/// How many checks run and wait at once (a completion drawn beyond is not checked).
+	pub check_queue: Arc<CheckQueue>,
 	/// Challenges a stage caught on chain (`None`: caught stages are only routed around).
 	pub challenger: Option<Arc<Challenger>>,
 	/// Tests and benchmarks only: every `n`th chunk's answer has one bit flipped (a lying stage,
@@ -144,6 +150,7 @@ impl AppState {
 			gate: None,
 			signer: None,
 			check_rate: 0.0,
+			check_queue: Default::default(),
 			challenger: None,
 			corrupt_every: 0,
 			tokenizer: Arc::new(TextTokenizer::Bytes),
@@ -283,6 +290,12 @@ async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
 	);
 	metric("blyan_reroutes_total", "counter", "Routes rebuilt mid-generation.", load(&m.reroutes));
 	metric("blyan_receipts_sent_total", "counter", "Receipts signed.", load(&m.receipts_sent));
+	metric(
+		"blyan_abandoned_receipts_total",
+		"counter",
+		"Receipts signed for sessions given up mid-generation (rerouted, or a stage busy).",
+		load(&m.abandoned_receipts),
+	);
 	metric("blyan_checks_total", "counter", "Hops spot-checked on a peer.", load(&m.checks));
 	metric(
 		"blyan_checks_failed_total",
@@ -295,6 +308,18 @@ async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
 		"counter",
 		"Hops drawn for a check but not checked (no peer replayed them, or nothing to check).",
 		load(&m.checks_unchecked),
+	);
+	metric(
+		"blyan_checks_dropped_total",
+		"counter",
+		"Completions drawn for a check while as many checks ran and waited as may (not checked).",
+		load(&m.checks_dropped),
+	);
+	metric(
+		"blyan_checks_queued",
+		"gauge",
+		"Checks running or waiting.",
+		s.check_queue.entered() as f64,
 	);
 	metric(
 		"blyan_servers_caught_total",
@@ -357,6 +382,14 @@ async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
 			"Chunks refused before compute (no open session, bad grant, client cannot pay).",
 			load(&m.chunks_refused),
 		);
+		if let Some(gate) = &s.gate {
+			metric(
+				"blyan_stage_positions_unpaid",
+				"gauge",
+				"Positions computed for clients and not yet covered by their receipts.",
+				gate.unpaid_positions() as f64,
+			);
+		}
 	}
 	if let Some(book) = &s.book {
 		let b = book.stats();
@@ -963,7 +996,8 @@ async fn complete(
 		top_p,
 		seed: body.seed.unwrap_or(0),
 		logprobs,
-		check: s.check_rate > 0.0 && rand::random::<f64>() < s.check_rate,
+		// Not drawn while the check queue is full: its inputs would be kept for nothing.
+		check: s.check_rate > 0.0 && rand::random::<f64>() < s.check_rate && !check_queue_full(&s),
 	};
 	s.metrics.requests.fetch_add(1, Ordering::Relaxed);
 	let id = request_id(if chat { "chatcmpl" } else { "cmpl" });
@@ -981,7 +1015,7 @@ async fn complete(
 			// client had them, whether or not the completion then failed).
 			let mut hold = hold;
 			let mut generated = 0u64;
-			let mut result = route::generate(routes.as_ref(), s.version, &request, |t, lp| {
+			let on_token = |t: u32, lp: Option<TokenLogprobs>| {
 				generated += 1;
 				let (text, stop) = texts.lock().expect("text lock").push(t);
 				// End tokens and other special ones are not text: not listed (as OpenAI).
@@ -997,13 +1031,30 @@ async fn complete(
 				// The client left (its stream or request dropped): nothing more is generated
 				// or paid for.
 				tx.send((t, text, lp)).is_err() || stop
-			})
-			.await;
+			};
+			// A session given up on the way is paid for as it ends (its stages keep an ended
+			// session for its receipt only a while).
+			let on_abandoned = |abandoned: route::AbandonedSession| pay_abandoned(&s, &abandoned);
+			let routes_ref = routes.as_ref();
+			let mut result =
+				route::generate_reporting(routes_ref, s.version, &request, on_token, on_abandoned)
+					.await;
 			if let Ok(g) = &mut result {
 				let records = std::mem::take(&mut g.records);
 				if !records.is_empty() {
-					let (s, routes) = (s.clone(), routes.clone());
-					tokio::spawn(async move { spot_check(&s, routes.as_ref(), records).await });
+					match s.check_queue.enter() {
+						Some(place) => {
+							let (s, routes) = (s.clone(), routes.clone());
+							tokio::spawn(async move {
+								let _turn = place.turn().await;
+								spot_check(&s, routes.as_ref(), records).await
+							});
+						}
+						None => {
+							tracing::warn!("too many spot checks running and waiting: one skipped");
+							s.metrics.checks_dropped.fetch_add(1, Ordering::Relaxed);
+						}
+					}
 				}
 			}
 			let receipts = match &result {
@@ -1336,14 +1387,7 @@ fn pay(s: &Arc<AppState>, p: Payment<'_>) -> Option<Value> {
 		"tokens_out": receipt.tokens_out, "price_per_token": receipt.price_per_token.to_string(),
 		"free": receipt.free, "commitments": hex::encode(receipt.commitments),
 	});
-	let posted = PostedReceipt {
-		signed: payer.chain.sign_receipt(receipt),
-		commitment: p.signed.commitment.clone(),
-		signature: p.signed.signature,
-		stage: p.stage,
-		stages: p.leaves.len() as u32,
-		proof: crate::chain::commitment_proof(p.leaves, p.stage),
-	};
+	let posted = PostedReceipt::new(payer.chain.sign_receipt(receipt), p.signed, p.stage, p.leaves);
 	let (http, url) = (payer.http.clone(), format!("{}/v1/receipts", p.endpoint));
 	s.metrics.receipts_sent.fetch_add(1, Ordering::Relaxed);
 	tokio::spawn(async move {
@@ -1357,6 +1401,39 @@ fn pay(s: &Arc<AppState>, p: Payment<'_>) -> Option<Value> {
 		}
 	});
 	Some(shown)
+}
+
+/// Whether a completion drawn for a check now would find the check queue full (it is then
+/// counted as dropped, and not recorded).
+fn check_queue_full(s: &AppState) -> bool {
+	let full = s.check_queue.is_full();
+	if full {
+		tracing::warn!("too many spot checks running and waiting: a completion goes unchecked");
+		s.metrics.checks_dropped.fetch_add(1, Ordering::Relaxed);
+	}
+	full
+}
+
+/// Pays the stages of a session given up mid-generation (rerouted, or a stage at capacity) for
+/// what each answered of it, if this process is a paying gateway: the request goes on elsewhere,
+/// but they computed it.
+fn pay_abandoned(s: &Arc<AppState>, abandoned: &route::AbandonedSession) {
+	let leaves = commitments::route_leaves(&abandoned.commitments());
+	for p in abandoned.payable() {
+		let payment = Payment {
+			server: p.server,
+			price: p.hop.price_per_token,
+			endpoint: &p.hop.endpoint(),
+			tokens_in: p.tokens_in,
+			tokens_out: p.tokens_out,
+			signed: p.signed,
+			stage: p.stage as u32,
+			leaves: &leaves,
+		};
+		if pay(s, payment).is_some() {
+			s.metrics.abandoned_receipts.fetch_add(1, Ordering::Relaxed);
+		}
+	}
 }
 
 /// Counts a finished completion, and pays for it if this process is a paying gateway: the

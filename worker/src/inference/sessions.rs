@@ -397,6 +397,12 @@ impl SessionGate {
 		self.state.lock().expect("gate lock").open.remove(session);
 	}
 
+	/// Positions computed for clients (paying and free) not yet covered by their receipts.
+	pub fn unpaid_positions(&self) -> u64 {
+		let state = self.state.lock().expect("gate lock");
+		state.owed.values().fold(state.owed_free_total, |sum, owed| sum.saturating_add(*owed))
+	}
+
 	/// Sessions open now.
 	pub fn open_sessions(&self) -> usize {
 		self.state.lock().expect("gate lock").open.len()
