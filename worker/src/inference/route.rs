@@ -181,6 +181,7 @@ impl StageClient {
 				}
 				// Kept to fold into the transcript: what the stage signs is over these bytes.
 				let bytes = bytes::Bytes::from(protocol::encode_request(&request));
+				let position = request.position;
 				let response =
 					post.body(bytes.clone()).send().await.map_err(|e| failed(e.to_string()))?;
 				let status = response.status();
@@ -207,7 +208,10 @@ impl StageClient {
 						Ok(Answer { out, digest, answer_digest, commitment, body: body.freeze() })
 					}
 					409 => Err(HopError::SessionLost(endpoint.clone())),
-					429 => Err(HopError::Busy(endpoint.clone())),
+					// An honest stage is full only for a session's first chunk: a 429 later in a
+					// session it holds is a broken (or gaming) stage, not a busy one.
+					429 if position == 0 => Err(HopError::Busy(endpoint.clone())),
+					429 => Err(failed("answered 429 to a session it holds".into())),
 					// The coordinator checked the input already (prompt length, token range): a
 					// remote stage refusing it is a bad or overloaded stage, routed around.
 					_ => Err(failed(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)))),
@@ -430,9 +434,10 @@ impl SessionLog {
 pub struct AbandonedSession {
 	/// The route's stages, and what each signed last of the session (`None`: nothing).
 	pub hops: Vec<(Hop, Option<SignedCommitment>)>,
-	/// A stage found broken (down, timed out, or answering what it may not): its last answer
-	/// was not taken, so it is not paid for the session. A stage that lost the session, refused
-	/// a chunk or was busy is paid for what it answered before.
+	/// A stage found broken (down, timed out, answering what it may not, or claiming to have
+	/// lost the session or to be full in its middle): not paid for the session. A stage that
+	/// refused a chunk or was busy for the session's first chunk is paid for what it answered
+	/// before (a busy one answered nothing of it).
 	pub broken: Option<String>,
 	/// The prompt's tokens, the first positions of the session.
 	pub prompt_tokens: u32,
@@ -488,7 +493,10 @@ async fn abandon(
 	end_session(route, session).await;
 	on_abandoned(AbandonedSession {
 		hops: log.hops.iter().map(|r| (r.hop.clone(), r.signed.clone())).collect(),
-		broken: matches!(why, HopError::Failed { .. }).then(|| why.endpoint().to_string()),
+		// A stage loses a session it holds only by restarting (which forgets what it signed:
+		// its receipt would be refused) or by faking it: not paid either way.
+		broken: matches!(why, HopError::Failed { .. } | HopError::SessionLost(_))
+			.then(|| why.endpoint().to_string()),
 		prompt_tokens: u32::try_from(prompt_tokens).unwrap_or(u32::MAX),
 	});
 }
@@ -743,6 +751,28 @@ pub async fn generate_reporting(
 #[cfg(test)]
 mod tests {
 	use super::*;
+
+	#[tokio::test]
+	async fn a_stage_full_in_the_middle_of_a_session_is_broken_not_busy() {
+		// A stage answering 429 to everything: for a session's first chunk that is a full
+		// stage; later in a session it holds, no honest stage says so (it would be paid again
+		// for every prefix replayed around it).
+		let app = axum::Router::new().route(
+			"/v1/stage/forward",
+			axum::routing::post(|| async { axum::http::StatusCode::TOO_MANY_REQUESTS }),
+		);
+		let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+		let endpoint = format!("http://{}", listener.local_addr().unwrap());
+		tokio::spawn(async move { axum::serve(listener, app).await });
+		let client = StageClient::Remote { endpoint, http: reqwest::Client::new(), access: None };
+		let chunk = |position| ForwardRequest {
+			session: [1; 16],
+			position,
+			input: Activations::Tokens(vec![1, 2]),
+		};
+		assert!(matches!(client.forward(chunk(0)).await, Err(HopError::Busy(_))));
+		assert!(matches!(client.forward(chunk(2)).await, Err(HopError::Failed { .. })));
+	}
 	use crate::{
 		inference::stage::LocalStage,
 		ml::{infer::StageModel, init_layers, model::ModelConfig},
