@@ -14,25 +14,36 @@ stage "cargo fmt --check"
 cargo fmt --all --check
 
 # Lints: every crate of the workspace is compiled by clippy-driver with warnings as errors
-# (scripts/clippy-wrapper), in the builds the tests need anyway: the test build below (default
-# features), the benchmark/try-runtime build (those features' code) and the GPU code's build. A
-# separate `cargo clippy` would check every dependency once more (a cold run's 16 minutes). Every
-# cargo command of this run, the scripts' included, keeps the same wrapper: the wrapper is part of
-# the workspace crates' fingerprints, and a command without it would compile them again.
+# (scripts/clippy-wrapper) in the builds the tests need anyway: the test build below (default
+# features, every target) and the benchmark/try-runtime build (those features' code). A
+# separate `cargo clippy` would check every dependency once more (a cold run's 16 minutes); only
+# the GPU code is checked apart (below). Every cargo command of this run, the scripts' included,
+# keeps the same wrapper: it is part of the workspace crates' fingerprints, and a command
+# without it would compile them again.
 BLYAN_CLIPPY_DRIVER="$(rustup which --toolchain stable clippy-driver)"
 export BLYAN_CLIPPY_DRIVER RUSTC_WORKSPACE_WRAPPER="$BLYAN_ROOT/scripts/clippy-wrapper"
 
-# Two builds no test needs until later, niced, in the background while the workspace's tests
-# build and run (the process tests leave about one core idle, waiting on blocks): the pallets'
-# benchmark/try-runtime tests (other features than the workspace build, so their own target
-# directory: two cargo commands on one directory would wait on each other's lock) and the
-# self-test's aarch64 build (scripts/test-cpus). On a cold machine this saves their ~15 minutes.
+# Three builds no test needs until later, niced, in the background while the workspace's tests
+# build and run (the process tests leave about one core idle, waiting on blocks), each in its own
+# target directory (two cargo commands on one directory would wait on each other's lock): the
+# pallets' benchmark/try-runtime tests (other features than the workspace build), the
+# self-test's aarch64 build (scripts/test-cpus), and clippy's check of the GPU code.
 chain_crates=(-p blyan-runtime -p pallet-model-registry -p pallet-jobs -p pallet-pol-rewards -p pallet-training-audit
 	-p pallet-governance -p pallet-free-tier -p pallet-inference -p pallet-federated)
 chain_target="${BLYAN_CHAIN_FEATURES_TARGET_DIR:-$HOME/.cache/blyan/target-chain-features}"
 chain_tests() {
 	SKIP_WASM_BUILD=1 CARGO_TARGET_DIR="$chain_target" cargo test --locked "${chain_crates[@]}" --lib \
 		--features runtime-benchmarks,try-runtime "$@"
+}
+# The GPU code (blyan-worker/cuda-fusion): checked though no GPU runs it here, so it cannot rot
+# between GPU runs (no nvcc here to ask the CUDA version). A check of blyan-ml and blyan-worker
+# alone: in the workspace's build the feature would change features of dependencies the whole
+# workspace shares (serde's `rc`, among others) and so compile nearly all of it again.
+cuda_check() {
+	env -u RUSTC_WORKSPACE_WRAPPER CUDARC_CUDA_VERSION=13000 SKIP_WASM_BUILD=1 \
+		CARGO_TARGET_DIR="${BLYAN_CUDA_CHECK_TARGET_DIR:-$HOME/.cache/blyan/target-cuda-check}" \
+		cargo clippy --locked -q -p blyan-ml -p blyan-worker --all-targets \
+		--features blyan-worker/cuda-fusion -- -D warnings
 }
 side_log="$(mktemp)"
 log="$(mktemp)"
@@ -50,7 +61,8 @@ trap 'rm -f "$log" "$side_log"; [ -n "${side_pid:-}" ] && jobs -pr | grep -qx "$
 (
 	renice -n 19 -p "$BASHPID" >/dev/null # these builds take only what the tests leave idle
 	"$BLYAN_ROOT/scripts/test-cpus" --build-aarch64-only && echo "aarch64 self-test built" &&
-		chain_tests --no-run -q && echo "benchmark/try-runtime tests built"
+		chain_tests --no-run -q && echo "benchmark/try-runtime tests built (and linted)" &&
+		cuda_check && echo "the GPU code (blyan-worker/cuda-fusion) checked by clippy"
 ) </dev/null >"$side_log" 2>&1 &
 side_pid=$!
 wait_side_builds() {
@@ -64,23 +76,22 @@ wait_side_builds() {
 stage "cargo test: the build, linted (every target: the benches are compiled, not run)"
 cargo test --workspace --locked --no-run --all-targets 2>&1 | tee "$log"
 
-stage "the GPU code, linted: the workspace's libraries with blyan-worker/cuda-fusion"
-# Compiled though no GPU runs it here, so it cannot rot between GPU runs (no nvcc here to ask the
-# CUDA version). Libraries only: their test binaries are not uplifted, so the binaries the tests
-# run (target/debug/blyan-worker) stay the default build. Only the crates the feature reaches
-# (burn's, cubecl's, blyan-ml, blyan-worker) are compiled again.
-CUDARC_CUDA_VERSION=13000 cargo test --workspace --locked --no-run --lib \
-	--features blyan-worker/cuda-fusion 2>&1 | tee -a "$log"
-
 stage "cargo test: the tests"
 # Each test binary's start, timed (where a run's minutes go).
 cargo test --workspace --locked "$@" 2>&1 | tee -a "$log" |
 	while IFS= read -r line; do
 		case "$line" in *" Running "* | *" Doc-tests "*) echo "[$((SECONDS / 60)) min] $line" ;; *) printf '%s\n' "$line" ;; esac
 	done
+# A backstop for the wrapper: a workspace crate compiled without it would warn instead of
+# failing (cargo replays the warnings of cached crates).
+if grep -E '^warning: `[^`]+` \([^)]*\) generated [0-9]+ warnings?' "$log"; then
+	echo "the build has warnings (above): it was not linted" >&2
+	exit 1
+fi
 
-stage "the miner self-test across CPUs: threads, qemu x86-64 (no AVX; AVX without FMA), qemu aarch64"
+stage "the side builds' end (aarch64 self-test, benchmark/try-runtime tests, GPU code check)"
 wait_side_builds
+stage "the miner self-test across CPUs: threads, qemu x86-64 (no AVX; AVX without FMA), qemu aarch64"
 "$BLYAN_ROOT/scripts/test-cpus" 2>&1 | tee -a "$log"
 
 stage "benchmarks of the protocol pallets and the try-runtime checks, on the native runtime"

@@ -1,7 +1,14 @@
 //! Federated rounds over HTTP on 127.0.0.1: an aggregator server and five participant clients,
 //! each its own task with its own connection.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+	collections::BTreeMap,
+	sync::{
+		atomic::{AtomicBool, AtomicU32, Ordering},
+		Arc,
+	},
+	time::Duration,
+};
 
 use blyan_worker::federated::{
 	job::{contribute, Contribution, RoundPart},
@@ -12,6 +19,7 @@ use blyan_worker::federated::{
 		SecretKind,
 	},
 };
+use codec::Encode;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -438,4 +446,66 @@ async fn a_secure_round_that_failed_after_taking_a_masked_update_is_not_joined_a
 			.expect_err("no result");
 		assert!(err.contains("not sent again"), "{err}");
 	}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_held_by_a_silent_aggregator_stops_once_the_chain_closes_the_round() {
+	// An aggregator that opens a round, takes the update and never answers: the connection stays
+	// up, so neither TCP keep-alive nor the client notices anything. The participant asks the
+	// chain every five seconds whether the round is still open (here: open at the first asking,
+	// recorded at the second) and stops waiting once it is not.
+	let round = 40;
+	let mode = Mode::Plain(Aggregation::Mean);
+	let held = Arc::new(AtomicBool::new(false));
+	let app = axum::Router::new()
+		.route(
+			"/fl/round",
+			axum::routing::get(move || async move { (info(round, mode), 7u64).encode() }),
+		)
+		.route(
+			"/fl/{round}/update",
+			axum::routing::post({
+				let held = held.clone();
+				move |_update: axum::body::Bytes| async move {
+					held.store(true, Ordering::SeqCst);
+					std::future::pending::<()>().await
+				}
+			}),
+		);
+	let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+	let url = format!("http://{}", listener.local_addr().unwrap());
+	tokio::spawn(async move { axum::serve(listener, app).await });
+
+	let client = RoundClient::connect(&url).expect("a client");
+	let update = update(0);
+	let part = RoundPart {
+		round,
+		session: [round as u8; 32],
+		id: 0,
+		mode,
+		min_contributors: THRESHOLD,
+		update: &update,
+		after_attempt: None,
+	};
+	let asked = Arc::new(AtomicU32::new(0));
+	let still_open = {
+		let asked = asked.clone();
+		move || {
+			let n = asked.fetch_add(1, Ordering::SeqCst) + 1;
+			async move { Ok(n < 2) }
+		}
+	};
+	let ended =
+		tokio::time::timeout(Duration::from_secs(30), contribute(&client, &part, still_open))
+			.await
+			.expect("the participant stops waiting on the aggregator")
+			.expect("no error");
+	match ended {
+		Contribution::SatOut(why) => {
+			assert!(why.contains("held this participant's request"), "{why}")
+		}
+		Contribution::Done { .. } => panic!("the aggregator never answered"),
+	}
+	assert!(held.load(Ordering::SeqCst), "the update reached the aggregator, which held it");
+	assert_eq!(asked.load(Ordering::SeqCst), 2, "asked five and ten seconds into the attempt");
 }

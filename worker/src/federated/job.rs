@@ -127,7 +127,7 @@ pub async fn participate(
 	chain: &Chain,
 	ipfs: &Ipfs,
 	job_id: JobId,
-	options: ParticipantOptions,
+	options: &ParticipantOptions,
 ) -> Result<()> {
 	let me: AccountId32 = *chain.account();
 	let fed = chain.federated_job(job_id).await?.context("not a federated job")?;
@@ -180,7 +180,7 @@ pub async fn participate(
 		}
 	};
 	info!(job = job_id, "aggregator at {endpoint}");
-	let client = RoundClient::new(reqwest::Client::new(), &endpoint);
+	let client = RoundClient::connect(&endpoint).context("the aggregator's HTTP client")?;
 	let secure = matches!(fed.spec.rule, AggregationRule::Secure { .. });
 	let clip = fed.spec.clip_norm_milli as f64 / 1000.0;
 	let noise_std = dp::participant_noise_std(
@@ -335,14 +335,19 @@ pub enum Contribution {
 	SatOut(String),
 }
 
+/// How often a participant asks the chain whether the round it waits on is still open.
+const STILL_OPEN_EVERY: Duration = Duration::from_secs(5);
+
 /// Sends `part.update` to its round once the aggregator opens it. An attempt the aggregator
 /// ends without a result (a phase timed out, it restarted) is joined again, with the same
 /// update, when the aggregator runs the round again: the same noised bits spend no more
 /// privacy. Not so a secure attempt that ended after the aggregator may have taken the masked
 /// update (its survivors, and so its sum, may differ from the next attempt's): the participant
-/// sits that round out, as it does when refused for any other reason. While waiting,
-/// `still_open` is asked at once and then every five seconds or so whether the round is still
-/// unrecorded.
+/// sits that round out, as it does when refused for any other reason. While waiting for a round
+/// to open, `still_open` is asked at once and then every five seconds or so whether the round is
+/// still unrecorded; while an attempt's requests are in flight, every five seconds from its
+/// start (an error of the node's then skips one asking): a participant does not wait on an
+/// aggregator for a round the chain has recorded.
 pub async fn contribute<F, Fut>(
 	client: &RoundClient,
 	part: &RoundPart<'_>,
@@ -378,16 +383,51 @@ where
 			);
 			return Ok(Contribution::SatOut(why));
 		}
-		let sent = match info.mode {
-			Mode::Secure { threshold } => {
-				let p = Participant::new(part.id, info.session, threshold as usize, &mut rng)
-					.with_min_survivors(part.min_contributors as usize);
-				client.secure_attempt(round, &p, &encode_fixed(part.update)).await
+		let attempt_sent = async {
+			match info.mode {
+				Mode::Secure { threshold } => {
+					let p = Participant::new(part.id, info.session, threshold as usize, &mut rng)
+						.with_min_survivors(part.min_contributors as usize);
+					client.secure_attempt(round, &p, &encode_fixed(part.update)).await
+				}
+				Mode::Plain(_) => client
+					.plain_round(round, part.id, part.update.to_vec())
+					.await
+					.map_err(|error| AttemptFailed { error, masked_sent: false }),
 			}
-			Mode::Plain(_) => client
-				.plain_round(round, part.id, part.update.to_vec())
-				.await
-				.map_err(|error| AttemptFailed { error, masked_sent: false }),
+		};
+		// The attempt races the chain: an aggregator that is up but holds a request without
+		// ever answering (nothing for TCP to notice) would keep this participant forever. Once
+		// the round is recorded there is nothing to wait for. The asking runs beside the
+		// attempt, never pausing it, and a node error only skips one asking: the attempt itself
+		// needs no node.
+		let closed = async {
+			loop {
+				tokio::time::sleep(STILL_OPEN_EVERY).await;
+				match still_open().await {
+					Ok(true) => {}
+					Ok(false) => return Ok(()),
+					Err(e) if crate::is_transient_error(&e) => warn!(
+						round,
+						"could not ask the node whether round {round} is still open ({e:#}); \
+						 the attempt goes on"
+					),
+					// The job is gone: nothing will be recorded.
+					Err(e) => return Err(e),
+				}
+			}
+		};
+		tokio::pin!(attempt_sent, closed);
+		let sent = tokio::select! {
+			sent = &mut attempt_sent => sent,
+			closed = &mut closed => {
+				closed?;
+				let why = format!(
+					"round {round} was recorded while the aggregator held this participant's \
+					 request"
+				);
+				return Ok(Contribution::SatOut(why));
+			}
 		};
 		match sent {
 			Ok((contributors, aggregate)) => {

@@ -712,6 +712,25 @@ impl RoundClient {
 		}
 	}
 
+	/// A participant's client of the aggregator at `endpoint`. A round's GETs are long polls
+	/// (the aggregator answers when its round gets there, minutes later at worst), so a request
+	/// has no total timeout. A host that is gone is noticed by TCP instead: keep-alive probes
+	/// after 15 idle seconds, inside a long poll too, and on Linux a 30 s limit on anything sent
+	/// going unacknowledged (probes, or an upload to a host that vanished): within about 45 s.
+	/// (These are reqwest's defaults, set here so that an upgrade cannot drop them.) A host that
+	/// never accepts is given up after 10 s. An aggregator that is up but never answers is left
+	/// to [`contribute`](super::job::contribute), which stops once the chain records the round.
+	pub fn connect(endpoint: &str) -> Result<Self, reqwest::Error> {
+		let http = reqwest::Client::builder()
+			.connect_timeout(Duration::from_secs(10))
+			.tcp_keepalive(Duration::from_secs(15))
+			.tcp_keepalive_interval(Duration::from_secs(15))
+			.tcp_keepalive_retries(3);
+		#[cfg(target_os = "linux")]
+		let http = http.tcp_user_timeout(Duration::from_secs(30));
+		Ok(Self::new(http.build()?, endpoint))
+	}
+
 	async fn get<T: Decode>(&self, path: &str) -> Result<T, ClientError> {
 		let resp = self.http.get(format!("{}{path}", self.base)).send().await?;
 		let status = resp.status();

@@ -752,6 +752,11 @@ pub async fn generate_reporting(
 mod tests {
 	use super::*;
 
+	use crate::{
+		inference::stage::LocalStage,
+		ml::{infer::StageModel, init_layers, model::ModelConfig},
+	};
+
 	#[tokio::test]
 	async fn a_stage_full_in_the_middle_of_a_session_is_broken_not_busy() {
 		// A stage answering 429 to everything: for a session's first chunk that is a full
@@ -773,10 +778,6 @@ mod tests {
 		assert!(matches!(client.forward(chunk(0)).await, Err(HopError::Busy(_))));
 		assert!(matches!(client.forward(chunk(2)).await, Err(HopError::Failed { .. })));
 	}
-	use crate::{
-		inference::stage::LocalStage,
-		ml::{infer::StageModel, init_layers, model::ModelConfig},
-	};
 
 	#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 	async fn generations_beyond_a_stages_capacity_wait_for_a_slot_instead_of_failing() {

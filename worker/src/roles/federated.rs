@@ -40,6 +40,14 @@ pub enum Command {
 	FlClose { job: u64 },
 }
 
+/// A participant's connections and options, kept across reconnections.
+struct Participant {
+	chain: chain::Chain,
+	ipfs: crate::storage::Ipfs,
+	job: u64,
+	options: ParticipantOptions,
+}
+
 pub async fn run(command: Command, ctx: &Context) -> Result<()> {
 	match command {
 		Command::FlParticipate { job, data_file, data_generate, data_seed, max_epsilon } => {
@@ -59,7 +67,16 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
 				poll: ctx.poll,
 				state: ctx.state_dir(&chain)?,
 			};
-			participate(&chain, &ipfs, job, options).await?;
+			// A lost node connection reconnects and resumes, as a restart does: at the first
+			// round not yet recorded, with the noise kept for it (or sitting out a secure round
+			// it may have masked in), and with the aggregator endpoint the chain names then.
+			let mut participant = Participant { chain, ipfs, job, options };
+			ctx.with_reconnect(
+				&mut participant,
+				|p, chain| p.chain = chain,
+				|p| Box::pin(participate(&p.chain, &p.ipfs, p.job, &p.options)),
+			)
+			.await?;
 			println!("federated job {job}: all rounds done");
 		}
 		Command::FlBudget { epsilon } => {
