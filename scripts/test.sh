@@ -73,8 +73,20 @@ wait_side_builds() {
 	[ "$rc" = 0 ] || { echo "a background build failed (above)" >&2; exit 1; }
 }
 
-stage "cargo test: the build, linted (every target: the benches are compiled, not run)"
-cargo test --workspace --locked --no-run --all-targets 2>&1 | tee "$log"
+stage "cargo test: the build, linted (the benches too: compiled, not run)"
+# The targets `cargo test` builds, then the benches (`--all-targets` would build the examples
+# as tests, and `cargo test` then once more as programs). A workspace crate compiled with
+# none of them linted means the wrapper did not run clippy-driver: fail rather than pass
+# unlinted (a compiler it does not know, such as a RUSTC override, passes through it).
+BLYAN_CLIPPY_LINTED="$(mktemp -u)"
+export BLYAN_CLIPPY_LINTED
+{ cargo test --workspace --locked --no-run && cargo test --workspace --locked --no-run --benches; } 2>&1 | tee "$log"
+if grep -qE '^ *Compiling (blyan-|pallet-)' "$log" && [ ! -e "$BLYAN_CLIPPY_LINTED" ]; then
+	echo "workspace crates were compiled, none by clippy-driver (scripts/clippy-wrapper)" >&2
+	exit 1
+fi
+rm -f "$BLYAN_CLIPPY_LINTED"
+unset BLYAN_CLIPPY_LINTED
 
 stage "cargo test: the tests"
 # Each test binary's start, timed (where a run's minutes go).

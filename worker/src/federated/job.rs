@@ -400,19 +400,24 @@ where
 		// ever answering (nothing for TCP to notice) would keep this participant forever. Once
 		// the round is recorded there is nothing to wait for. The asking runs beside the
 		// attempt, never pausing it, and a node error only skips one asking: the attempt itself
-		// needs no node.
+		// needs no node; a minute of them ends the attempt (the connection may be gone for good,
+		// and the participant reconnects and resumes).
 		let closed = async {
+			let mut failed = 0;
 			loop {
 				tokio::time::sleep(STILL_OPEN_EVERY).await;
 				match still_open().await {
-					Ok(true) => {}
+					Ok(true) => failed = 0,
 					Ok(false) => return Ok(()),
-					Err(e) if crate::is_transient_error(&e) => warn!(
-						round,
-						"could not ask the node whether round {round} is still open ({e:#}); \
-						 the attempt goes on"
-					),
-					// The job is gone: nothing will be recorded.
+					Err(e) if crate::is_transient_error(&e) && failed < 12 => {
+						failed += 1;
+						warn!(
+							round,
+							"could not ask the node whether round {round} is still open ({e:#}); \
+							 the attempt goes on"
+						)
+					}
+					// The job is gone (nothing will be recorded), or the node for a minute.
 					Err(e) => return Err(e),
 				}
 			}

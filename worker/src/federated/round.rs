@@ -732,7 +732,20 @@ impl RoundClient {
 	}
 
 	async fn get<T: Decode>(&self, path: &str) -> Result<T, ClientError> {
-		let resp = self.http.get(format!("{}{path}", self.base)).send().await?;
+		self.get_within(path, None).await
+	}
+
+	/// A GET bounded by `timeout` (for requests a live aggregator answers at once).
+	async fn get_within<T: Decode>(
+		&self,
+		path: &str,
+		timeout: Option<Duration>,
+	) -> Result<T, ClientError> {
+		let mut request = self.http.get(format!("{}{path}", self.base));
+		if let Some(timeout) = timeout {
+			request = request.timeout(timeout);
+		}
+		let resp = request.send().await?;
 		let status = resp.status();
 		let body = resp.bytes().await?;
 		self.bytes_received.fetch_add(body.len() as u64, Ordering::Relaxed);
@@ -761,9 +774,11 @@ impl RoundClient {
 		self.get("/fl/round").await
 	}
 
-	/// The round now running and which of the aggregator's attempts it is.
+	/// The round now running and which of the aggregator's attempts it is. Not a long poll: a
+	/// live aggregator answers at once, so the wait is bounded (30 s), and a wedged one does not
+	/// hold a participant waiting for a round to open.
 	pub async fn current(&self) -> Result<(RoundInfo, u64), ClientError> {
-		self.get("/fl/round").await
+		self.get_within("/fl/round", Some(Duration::from_secs(30))).await
 	}
 
 	pub async fn advertise(
