@@ -769,9 +769,9 @@ impl RoundClient {
 		Ok(())
 	}
 
-	/// The round now running.
+	/// The round now running ([`current`](Self::current) without the attempt).
 	pub async fn info(&self) -> Result<RoundInfo, ClientError> {
-		self.get("/fl/round").await
+		Ok(self.current().await?.0)
 	}
 
 	/// The round now running and which of the aggregator's attempts it is. Not a long poll: a
